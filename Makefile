@@ -1,0 +1,45 @@
+# Thin wrapper over CMake. Every target first installs the Debian packages it needs.
+#   make demo         build, start shmringd + nginx, send traffic through every plugin, stop
+#   make test         every test: unit, daemon, Lua, end-to-end, fuzz (ASan/UBSan build)
+#   make bench        every benchmark; figures printed and written under bench/results/
+JOBS ?= $(shell nproc)
+BUILD ?= build/release
+TEST_BUILD ?= build/test
+FUZZ_SECONDS ?= 60
+
+.PHONY: all build test demo serve bench bench-ring clean format
+
+all: build
+
+build:
+	@scripts/deps.sh build
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+# The test build uses clang for libFuzzer, with ASan/UBSan and warnings as errors.
+test:
+	@scripts/deps.sh test
+	CC=clang cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSHMRING_SANITIZE=ON \
+	  -DSHMRING_WERROR=ON -DSHMRING_FUZZ=ON -DSHMRING_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	cmake --build $(TEST_BUILD) -j$(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -j$(JOBS)
+
+demo: build
+	@scripts/deps.sh demo
+	scripts/demo.sh $(BUILD)
+
+serve: build
+	@scripts/deps.sh demo
+	scripts/demo.sh $(BUILD) --serve $(PORT)
+
+bench-ring: build
+	@mkdir -p bench/results
+	$(BUILD)/bench/bench_ring --json bench/results/ring.json
+
+bench: bench-ring
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')

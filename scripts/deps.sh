@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a make target needs, only those that are missing.
+# Usage: scripts/deps.sh build|test|demo|bench
+set -euo pipefail
+
+build=(cmake make gcc clang pkg-config liburing-dev libmsgpack-dev libcmocka-dev
+       libluajit2-5.1-dev libinih-dev libjansson-dev libssl-dev libhiredis-dev libxxhash-dev
+       systemtap-sdt-dev)
+runtime=(nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-2 curl python3)
+extra_test=(redis-server)
+extra_bench=(wrk linux-perf)
+
+case "${1:-build}" in
+  build) want=("${build[@]}") ;;
+  test) want=("${build[@]}" "${runtime[@]}" "${extra_test[@]}") ;;
+  demo) want=("${build[@]}" "${runtime[@]}") ;;
+  bench) want=("${build[@]}" "${runtime[@]}" "${extra_test[@]}" "${extra_bench[@]}") ;;
+  *) echo "usage: $0 build|test|demo|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# The Debian nginx package starts a system nginx on port 80; the project never uses it.
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to libshmring: the shared-memory structs behind the layout that
+ * shmring.h documents, and the process-private views over them. */
+#ifndef SHMRING_INTERNAL_H
+#define SHMRING_INTERNAL_H
+
+#include "shmring/shmring.h"
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <limits.h>
+
+#define CACHELINE 64
+#define HDR_BYTES 4096u /* channel/ctl header area, before the ring data */
+
+struct shmring__line {
+	alignas(CACHELINE) uint8_t bytes[CACHELINE];
+};
+
+/* One ring's two positions, each on its own line (tail: producer, head:
+ * consumer). */
+struct shmring__ring_pos {
+	alignas(CACHELINE) _Atomic uint64_t tail; /* producer: bytes ever published */
+	uint8_t pad0_[CACHELINE - 8];
+	alignas(CACHELINE) _Atomic uint64_t head; /* consumer: bytes ever released */
+	uint8_t pad1_[CACHELINE - 8];
+};
+
+/* The channel header, lines 0..9 of the layout in shmring.h. */
+struct shmring__chan_hdr {
+	/* line 0: written once by the server before the file is renamed into
+	 * place, read-only afterwards */
+	alignas(CACHELINE) uint64_t magic;
+	uint32_t abi;
+	uint32_t index;
+	uint32_t sq_size;
+	uint32_t cq_size;
+	uint32_t sq_off;
+	uint32_t cq_off;
+	uint64_t epoch;
+	uint64_t seg_size;
+	/* line 1: master */
+	alignas(CACHELINE) _Atomic uint64_t heartbeat;
+	_Atomic uint32_t closed;
+	_Atomic uint32_t server_slot; /* < SHMRING_MAX_WORKERS once checked */
+	/* line 2: client, by CAS */
+	alignas(CACHELINE) _Atomic uint64_t owner;
+	/* lines 3-6 */
+	struct shmring__ring_pos sq;
+	struct shmring__ring_pos cq;
+	/* line 7: doorbell armed flag (client stores 1, server exchanges 0) */
+	alignas(CACHELINE) _Atomic uint32_t cq_armed;
+	/* lines 8-9 */
+	alignas(CACHELINE) struct shmring_chan_counters client;
+	alignas(CACHELINE) struct shmring_chan_counters server;
+};
+
+struct shmring__worker_block {
+	struct shmring_event event; /* line: producers notify, the worker waits */
+	alignas(CACHELINE) struct shmring_worker_counters counters;
+};
+
+struct shmring__ctl_hdr {
+	alignas(CACHELINE) uint64_t magic; /* written once at create */
+	uint32_t abi;
+	uint32_t nchannels;
+	uint64_t epoch;
+	uint64_t master_pid;
+	uint32_t sq_size;
+	uint32_t cq_size;
+	alignas(CACHELINE) _Atomic uint64_t heartbeat; /* master */
+	_Atomic uint32_t closed;                       /* master */
+	_Atomic uint32_t nworkers;                     /* master; <= SHMRING_MAX_WORKERS */
+	alignas(CACHELINE) struct shmring__worker_block workers[SHMRING_MAX_WORKERS];
+};
+
+_Static_assert(sizeof(struct shmring__chan_hdr) <= HDR_BYTES, "channel header fits");
+_Static_assert(sizeof(struct shmring_event) == CACHELINE, "event is one line");
+_Static_assert(sizeof(struct shmring_chan_counters) == CACHELINE, "counters are one line");
+
+/* One direction of a channel as one process sees it. All geometry is a
+ * private copy made at open and never re-read from shared memory. */
+struct shmring__ring {
+	uint8_t *data;
+	_Atomic uint64_t *tail_p; /* shared */
+	_Atomic uint64_t *head_p; /* shared */
+	uint32_t size;
+	uint32_t mask;
+	uint32_t max_payload;
+	/* producer side */
+	uint64_t tail;       /* committed, maybe unpublished */
+	uint64_t head_cache; /* last head read from the consumer */
+	uint64_t claim_pos;  /* position of the open claim's header, if any */
+	uint32_t claim_cap;
+	bool claim_open;
+	/* consumer side */
+	uint64_t head;       /* read past, maybe unreleased */
+	uint64_t tail_cache; /* last tail read from the producer */
+};
+
+struct shmring_instance {
+	char dir[PATH_MAX - 32];
+	struct shmring__ctl_hdr *ctl;
+	size_t ctl_size;
+	uint64_t epoch;     /* private copy */
+	uint32_t nchannels; /* private copy */
+	bool server;
+};
+
+struct shmring_chan {
+	struct shmring_instance *inst;
+	struct shmring__chan_hdr *hdr;
+	size_t map_size;
+	uint32_t index;
+	uint64_t epoch;
+	enum shmring_role role;
+	struct shmring__ring out; /* client: SQ, server: CQ */
+	struct shmring__ring in;  /* client: CQ, server: SQ */
+	struct shmring_chan_counters *mine;
+	bool broken; /* the consumer ring was found corrupt */
+	uint64_t owner; /* client: the owner word we hold, 0 if none */
+};
+
+int shmring__read_starttime(pid_t pid, uint64_t *out);
+int shmring__chan_path(const char *dir, uint32_t index, char *buf, size_t len);
+
+#endif
