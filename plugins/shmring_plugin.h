@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmring_plugin.h: the C plugin ABI of shmringd.
+ *
+ * A plugin is a shared object (`<name>.so` in the daemon's plugin directory)
+ * that exports ONE symbol, `shmring_plugin` (SHMRING_PLUGIN_SYMBOL), a
+ * `const struct shmring_plugin` descriptor. Everything else a plugin needs
+ * from the daemon is a function declared below (resolved against shmringd at
+ * dlopen time; do not link libshmring into a plugin for these).
+ *
+ * Minimal plugin (see plugins/hello/hello.c for the full example):
+ *
+ *     #include "shmring_plugin.h"
+ *
+ *     static int hello_access(void *conf, const struct shmring_request *req,
+ *                             struct shmring_reply *rep)
+ *     {
+ *             shmring_reply_set_req_header(rep, SHMRING_LIT("X-Hello"),
+ *                                          SHMRING_LIT("World"));
+ *             return 0;
+ *     }
+ *
+ *     SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
+ *             .abi_version = SHMRING_PLUGIN_ABI_VERSION,
+ *             .struct_size = sizeof(struct shmring_plugin),
+ *             .name = "hello",
+ *             .phases = SHMRING_PHASE_ACCESS,
+ *             .access = hello_access,
+ *     };
+ *
+ * Build: `cc -shared -fPIC -o hello.so hello.c $(pkg-config --cflags msgpack)`
+ * (inside this repo: one `shmring_add_plugin(name SOURCES ...)` call).
+ *
+ * ---------------------------------------------------------------------------
+ * Life cycle, per shmringd worker process (each worker loads every plugin on
+ * its own; nothing is shared between workers):
+ *
+ *   dlopen -> check abi_version/struct_size/name -> init(&wstate)
+ *   for each CONF record:  conf_new(wstate, config, &conf, err)  (a config is
+ *                          registered per channel and conf id; re-registering
+ *                          an id calls conf_free on the old one first)
+ *   for each ACCESS / REWRITE / HEADER_FILTER record: the hook, with the conf
+ *   for each LOG record:   log(conf, entry)
+ *   conf_free(conf)        when replaced, when the channel gets a new nginx
+ *                          worker as owner, and at worker exit
+ *   fini(wstate)           at worker exit (graceful stop, SIGHUP reload)
+ *
+ * Threading: every hook of a worker runs on that worker's single thread. A
+ * hook must not block: no sleeping, no synchronous network or disk I/O (use
+ * the log sinks below for output). A hook that takes long delays every
+ * request on the channels that worker serves.
+ *
+ * Memory: every view (struct shmring_str, msgpack_object) handed to a hook
+ * points into the shared ring or into the daemon's per-record zone and is
+ * valid ONLY until the hook returns. Copy what you keep (e.g. in conf_new,
+ * copy the strings of the config you need). The reply builder copies its
+ * arguments, so passing views of the request to it is fine.
+ *
+ * Errors: hooks return 0 on success or a negative value on failure. On
+ * failure, the reply to nginx is `{s = 1, e = <message>}` where the message
+ * is what the hook passed to shmring_reply_error() (or "plugin error"), and
+ * the worker's error counter is bumped. The actions added before the
+ * failure are discarded.
+ *
+ * Wire protocol behind all of this: docs/protocol.md.
+ * ---------------------------------------------------------------------------
+ */
+#ifndef SHMRING_PLUGIN_H
+#define SHMRING_PLUGIN_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on every incompatible change of this header. shmringd refuses (with
+ * a message naming both versions) a plugin whose abi_version differs. */
+#define SHMRING_PLUGIN_ABI_VERSION 1u
+/* The one symbol each plugin exports. */
+#define SHMRING_PLUGIN_SYMBOL "shmring_plugin"
+/* Mark the descriptor exported even under -fvisibility=hidden. */
+#define SHMRING_PLUGIN_EXPORT __attribute__((visibility("default")))
+
+/* Functions implemented by shmringd for plugins. */
+#ifndef SHMRING_HOST_API
+#define SHMRING_HOST_API __attribute__((visibility("default")))
+#endif
+
+/* ---- strings ------------------------------------------------------------ */
+
+/* A byte string that is NOT NUL-terminated (it usually points into the ring).
+ * ptr may be NULL when len is 0. */
+struct shmring_str {
+	const char *ptr;
+	size_t len;
+};
+
+/* A shmring_str from a string literal, without strlen. */
+#define SHMRING_LIT(s) ((struct shmring_str){(s), sizeof(s) - 1})
+
+/* A shmring_str from a NUL-terminated C string (NULL gives the empty one). */
+static inline struct shmring_str shmring_cstr(const char *s)
+{
+	struct shmring_str r = {s, 0};
+	if (s)
+		while (s[r.len])
+			r.len++;
+	return r;
+}
+
+/* 1 if a equals b byte for byte. */
+static inline int shmring_str_eq(struct shmring_str a, struct shmring_str b)
+{
+	if (a.len != b.len)
+		return 0;
+	for (size_t i = 0; i < a.len; i++)
+		if (a.ptr[i] != b.ptr[i])
+			return 0;
+	return 1;
+}
+
+/* ---- the descriptor ----------------------------------------------------- */
+
+/* Phases, as bits of shmring_plugin.phases. A record for a phase the plugin
+ * did not declare is answered `{s = 1, e = "plugin X has no Y phase"}`. */
+enum shmring_phase {
+	SHMRING_PHASE_ACCESS = 1u << 0,
+	SHMRING_PHASE_REWRITE = 1u << 1,
+	SHMRING_PHASE_HEADER_FILTER = 1u << 2,
+	SHMRING_PHASE_LOG = 1u << 3,
+};
+
+/* In a `needs_*` list: "every one of them" (the Lua stub then sends all
+ * headers / all query args). Use as the only entry: {SHMRING_NEED_ALL, NULL}. */
+#define SHMRING_NEED_ALL "*"
+
+struct shmring_request;
+struct shmring_reply;
+struct shmring_log_record;
+
+struct shmring_plugin {
+	/* SHMRING_PLUGIN_ABI_VERSION at the time the plugin was built. */
+	uint32_t abi_version;
+	/* sizeof(struct shmring_plugin) at build time; lets later ABI
+	 * versions append fields. */
+	uint32_t struct_size;
+	/* Unique plugin name: [a-z0-9_-]{1,63}, the name CONF records use
+	 * ("plugin" key). Conventionally the .so is named <name>.so. */
+	const char *name;
+	/* Free-form plugin version, shown in logs; may be NULL. */
+	const char *version;
+	/* SHMRING_PHASE_* bits this plugin implements; each needs its hook. */
+	uint32_t phases;
+	uint32_t reserved0_; /* 0 */
+
+	/* What the snapshot must carry, beyond the fixed fields (method,
+	 * scheme, host, path, client_ip, consumer, credential, route_id,
+	 * service_id, ctx, status). NULL-terminated lists of lower-case names,
+	 * NULL for none, {SHMRING_NEED_ALL, NULL} for all. The Lua stub of the
+	 * plugin sends exactly these; the daemon does not filter. */
+	const char *const *needs_headers;      /* request headers */
+	const char *const *needs_query;        /* query args */
+	const char *const *needs_resp_headers; /* HEADER_FILTER: response headers */
+
+	/* Per worker process, once, before any other hook; optional. Store
+	 * per-worker state in *wstate (passed to conf_new). Return < 0 to
+	 * refuse: the worker then answers every CONF for this plugin with the
+	 * message written to err (NUL-terminated, at most errlen bytes). */
+	int (*init)(void **wstate, char *err, size_t errlen);
+	/* Per worker process, once, at exit; optional. */
+	void (*fini)(void *wstate);
+
+	/* Validate and prepare a config (the "config" map of a CONF record;
+	 * msgpack type MAP, possibly empty). On success return 0 and store the
+	 * plugin's own parsed config in *conf (may stay NULL). On failure
+	 * return < 0 and write why into err (NUL-terminated, <= errlen bytes):
+	 * nginx receives it as the CONF reply's "e". Required if the plugin
+	 * has any phase. */
+	int (*conf_new)(void *wstate, const msgpack_object *config, void **conf, char *err,
+			size_t errlen);
+	/* Free what conf_new made; optional (called with conf == NULL too). */
+	void (*conf_free)(void *conf);
+
+	/* Request phases: read the request through `req`, answer through
+	 * `rep`. Return 0, or < 0 on failure (see "Errors" above). */
+	int (*access)(void *conf, const struct shmring_request *req, struct shmring_reply *rep);
+	int (*rewrite)(void *conf, const struct shmring_request *req, struct shmring_reply *rep);
+	int (*header_filter)(void *conf, const struct shmring_request *req,
+			     struct shmring_reply *rep);
+	/* LOG records: fire and forget, there is no reply. Hand output to a
+	 * log sink (below). The return value is only counted (< 0 = error). */
+	int (*log)(void *conf, const struct shmring_log_record *rec);
+};
+
+/* ---- request views (ACCESS, REWRITE, HEADER_FILTER) --------------------- */
+
+/* The snapshot of one request, decoded in place from the record. Missing
+ * string fields have len 0; missing maps are NULL. The maps are msgpack
+ * views (type MSGPACK_OBJECT_MAP); prefer the lookup functions below. */
+struct shmring_request {
+	uint32_t phase;   /* SHMRING_PHASE_* of this record */
+	uint32_t channel; /* channel index (one nginx worker) */
+	uint64_t req_id;  /* the client's request id */
+	uint64_t conf_id; /* the "conf" id this record named */
+	struct shmring_str method, scheme, host, path;
+	struct shmring_str client_ip;
+	struct shmring_str route_id, service_id;
+	struct shmring_str consumer_id, consumer_username, consumer_custom_id;
+	struct shmring_str credential;
+	uint32_t status;     /* HEADER_FILTER: response status, else 0 */
+	uint32_t reserved_;
+	const msgpack_object *headers;      /* declared request headers */
+	const msgpack_object *query;        /* declared query args */
+	const msgpack_object *ctx;          /* values set by SET_CTX earlier */
+	const msgpack_object *resp_headers; /* HEADER_FILTER: response headers */
+	const msgpack_object *root;         /* the whole snapshot map */
+};
+
+/* Look up a request header by lower-case name. Returns 1 and the first
+ * value in *val if present (a header sent several times arrives as an
+ * array; use shmring_req_header_nth for the others), 0 if absent (val is
+ * then empty). Headers the plugin did not declare are never present. */
+SHMRING_HOST_API int shmring_req_header(const struct shmring_request *req, struct shmring_str name,
+					struct shmring_str *val);
+/* The i-th value (0-based) of a possibly repeated request header; 1 or 0. */
+SHMRING_HOST_API int shmring_req_header_nth(const struct shmring_request *req,
+					    struct shmring_str name, size_t i,
+					    struct shmring_str *val);
+/* Query argument by name. Returns 1 with the (first) value, 2 if the arg is
+ * present without a value (`?flag`, val empty), 0 if absent. */
+SHMRING_HOST_API int shmring_req_query(const struct shmring_request *req, struct shmring_str name,
+				       struct shmring_str *val);
+/* A ctx value set by an earlier phase (SET_CTX); 1 or 0. */
+SHMRING_HOST_API int shmring_req_ctx(const struct shmring_request *req, struct shmring_str key,
+				     struct shmring_str *val);
+/* HEADER_FILTER: a response header by lower-case name; 1 or 0. */
+SHMRING_HOST_API int shmring_req_resp_header(const struct shmring_request *req,
+					     struct shmring_str name, struct shmring_str *val);
+/* Generic: a string (or first string of an array) in a msgpack map by key;
+ * 1 or 0. Works on any map view above and on configs in conf_new. */
+SHMRING_HOST_API int shmring_map_str(const msgpack_object *map, struct shmring_str key,
+				     struct shmring_str *val);
+/* Generic: the value under key in a msgpack map, or NULL. */
+SHMRING_HOST_API const msgpack_object *shmring_map_get(const msgpack_object *map,
+						       struct shmring_str key);
+
+/* ---- the reply builder ---------------------------------------------------- */
+
+/* Actions, in the order they are added, become the REPLY's "a" array; the
+ * codes are the `op` numbers of docs/protocol.md. Every builder call copies
+ * its arguments, returns 0, or -ENOMEM / -EMSGSIZE if the reply grew past
+ * the channel's record size (the reply then becomes an error reply). */
+enum shmring_action {
+	SHMRING_ACT_SET_REQ_HEADER = 1,
+	SHMRING_ACT_ADD_REQ_HEADER = 2,
+	SHMRING_ACT_CLEAR_REQ_HEADER = 3,
+	SHMRING_ACT_SET_PATH = 4,
+	SHMRING_ACT_SET_QUERY = 5,
+	SHMRING_ACT_SET_METHOD = 6,
+	SHMRING_ACT_SET_RESP_HEADER = 7,
+	SHMRING_ACT_ADD_RESP_HEADER = 8,
+	SHMRING_ACT_EXIT = 9,
+	SHMRING_ACT_SET_CTX = 10,
+	SHMRING_ACT_AUTHENTICATE = 11,
+	SHMRING_ACT_LOG = 12,
+};
+
+/* Upstream request (what the gateway sends to the service). */
+SHMRING_HOST_API int shmring_reply_set_req_header(struct shmring_reply *rep,
+						  struct shmring_str name, struct shmring_str value);
+SHMRING_HOST_API int shmring_reply_add_req_header(struct shmring_reply *rep,
+						  struct shmring_str name, struct shmring_str value);
+SHMRING_HOST_API int shmring_reply_clear_req_header(struct shmring_reply *rep,
+						    struct shmring_str name);
+/* Path without the query string. */
+SHMRING_HOST_API int shmring_reply_set_path(struct shmring_reply *rep, struct shmring_str path);
+/* Raw query string, without the '?'. */
+SHMRING_HOST_API int shmring_reply_set_query(struct shmring_reply *rep, struct shmring_str query);
+SHMRING_HOST_API int shmring_reply_set_method(struct shmring_reply *rep,
+					      struct shmring_str method);
+
+/* Downstream response (what the client receives). From ACCESS these are
+ * saved by the Lua side and applied in its header_filter. */
+SHMRING_HOST_API int shmring_reply_set_resp_header(struct shmring_reply *rep,
+						   struct shmring_str name,
+						   struct shmring_str value);
+SHMRING_HOST_API int shmring_reply_add_resp_header(struct shmring_reply *rep,
+						   struct shmring_str name,
+						   struct shmring_str value);
+
+/* A response header for shmring_reply_exit(). */
+struct shmring_header {
+	struct shmring_str name;
+	struct shmring_str value;
+};
+/* Short-circuit the request: the gateway answers `status` with `body`
+ * (may be empty) and the given headers (nheaders may be 0, headers NULL).
+ * Actions added after an exit are still sent but the Lua side stops
+ * applying at the exit. */
+SHMRING_HOST_API int shmring_reply_exit(struct shmring_reply *rep, uint32_t status,
+					struct shmring_str body,
+					const struct shmring_header *headers, size_t nheaders);
+
+/* A value for later phases of the same request (arrives in req->ctx). */
+SHMRING_HOST_API int shmring_reply_set_ctx(struct shmring_reply *rep, struct shmring_str key,
+					   struct shmring_str value);
+/* Mark the request authenticated (kong.client.authenticate). Empty strings
+ * are sent as nil; credential may be empty. */
+SHMRING_HOST_API int shmring_reply_authenticate(struct shmring_reply *rep,
+						struct shmring_str consumer_id,
+						struct shmring_str username,
+						struct shmring_str custom_id,
+						struct shmring_str credential);
+
+enum shmring_log_level {
+	SHMRING_LOG_ERR = 0,
+	SHMRING_LOG_WARN = 1,
+	SHMRING_LOG_INFO = 2,
+	SHMRING_LOG_DEBUG = 3,
+};
+/* A message for the gateway's error log (kong.log / ngx.log). */
+SHMRING_HOST_API int shmring_reply_log(struct shmring_reply *rep, enum shmring_log_level level,
+				       struct shmring_str msg);
+
+/* Turn the reply into `{s = 1, e = msg}` (drops the actions added so far).
+ * Usually followed by `return -1`. */
+SHMRING_HOST_API int shmring_reply_error(struct shmring_reply *rep, struct shmring_str msg);
+
+/* ---- LOG records ---------------------------------------------------------- */
+
+/* One LOG record: `entry` is the log map that nginx sent (Kong's log
+ * serializer fields), valid until the hook returns. */
+struct shmring_log_record {
+	uint32_t channel;
+	uint32_t reserved_;
+	uint64_t req_id;
+	uint64_t conf_id;
+	const msgpack_object *entry; /* MSGPACK_OBJECT_MAP, or NIL if absent */
+};
+
+/* ---- log sinks (the daemon's io_uring writers) ---------------------------- */
+
+/*
+ * A sink is a destination for formatted log lines, owned by the worker and
+ * flushed by its io_uring: appends go to a per-worker, per-sink batch, which
+ * is written when it reaches the configured size (log_batch_bytes) or age
+ * (log_flush_ms), double-buffered so appending continues while a batch is
+ * in flight. Memory is bounded (log_sink_max_bytes per sink); when a sink
+ * is down past that bound, new entries are dropped and counted. Everything
+ * appended is written before a graceful stop completes. Entries of one
+ * worker reach one sink in the order they were appended.
+ *
+ * Specs:
+ *   "file:/path/to/file"   opened O_WRONLY|O_APPEND|O_CREAT (0640)
+ *   "tcp:HOST:PORT"        IPv4/IPv6 literal; reconnects with backoff
+ *   "udp:HOST:PORT"        one datagram per entry
+ *
+ * Open the sinks a config needs in conf_new and release them in conf_free:
+ * sinks are shared per worker by spec (reference counted), so many configs
+ * naming the same file share one batch and one descriptor.
+ */
+struct shmring_sink;
+
+/* Result of an append that could not be queued (sink down past its bound,
+ * or the entry is larger than the bound). Not an error: counted. */
+#define SHMRING_SINK_DROPPED 1
+
+/* Get (open or share) the sink for spec. On failure returns < 0 and writes
+ * why into err. The caller owns one reference: release it exactly once. */
+SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **out, char *err,
+				       size_t errlen);
+SHMRING_HOST_API void shmring_sink_release(struct shmring_sink *sink);
+/* Append one entry (for file and TCP sinks include the trailing '\n'
+ * yourself; for UDP one call = one datagram). Returns 0 or
+ * SHMRING_SINK_DROPPED. */
+SHMRING_HOST_API int shmring_sink_write(struct shmring_sink *sink, const void *data, size_t len);
+/* Zero-copy append: reserve up to max bytes in the current batch, format
+ * into *buf, then shmring_sink_commit(sink, used) with used <= max. Returns
+ * 0 or SHMRING_SINK_DROPPED (then *buf is NULL and no commit follows). No
+ * other sink call may come between reserve and commit. */
+SHMRING_HOST_API int shmring_sink_reserve(struct shmring_sink *sink, size_t max, char **buf);
+SHMRING_HOST_API void shmring_sink_commit(struct shmring_sink *sink, size_t used);
+
+struct shmring_sink_stats {
+	uint64_t entries;  /* entries appended */
+	uint64_t bytes;    /* bytes written to the destination */
+	uint64_t dropped;  /* entries dropped (down past the bound, too big) */
+	uint64_t flushes;  /* batches submitted */
+	uint64_t errors;   /* write/connect errors */
+	uint64_t reconnects;
+};
+SHMRING_HOST_API void shmring_sink_stats(const struct shmring_sink *sink,
+					 struct shmring_sink_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
