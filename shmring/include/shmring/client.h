@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Client-side helpers for the gateway (lua/shmring/client.lua calls them
+ * through LuaJIT's FFI). They exist so that Lua never walks msgpack and
+ * never needs more than one FFI call per step:
+ *
+ *   - shmring_client_begin/_end: claim a record in the SQ with a msgpack
+ *     writer over it, then finish + commit + publish in one call;
+ *   - shmring_client_decode_reply: a REPLY payload (docs/protocol.md) as a
+ *     flat array of actions whose strings point into the caller's buffer;
+ *   - shmring_client_health: "is the daemon there" without waiting.
+ *
+ * All functions are plain exported symbols (no static inline). Nothing here
+ * keeps a pointer to the caller's buffers past the call, except the decoded
+ * reply, whose strings and maps point into the buffer given to
+ * shmring_client_decode_reply() and into the decoder: both must outlive the
+ * use of the reply.
+ */
+#ifndef SHMRING_CLIENT_H
+#define SHMRING_CLIENT_H
+
+#include "shmring/shmring.h"
+#include "shmring/mp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Reply action codes (docs/protocol.md, "REPLY"). */
+enum shmring_action_op {
+	SHMRING_ACT_SET_REQ_HEADER = 1,
+	SHMRING_ACT_ADD_REQ_HEADER = 2,
+	SHMRING_ACT_CLEAR_REQ_HEADER = 3,
+	SHMRING_ACT_SET_PATH = 4,
+	SHMRING_ACT_SET_QUERY = 5,
+	SHMRING_ACT_SET_METHOD = 6,
+	SHMRING_ACT_SET_RESP_HEADER = 7,
+	SHMRING_ACT_ADD_RESP_HEADER = 8,
+	SHMRING_ACT_EXIT = 9,
+	SHMRING_ACT_SET_CTX = 10,
+	SHMRING_ACT_AUTHENTICATE = 11,
+	SHMRING_ACT_LOG = 12,
+};
+
+/* Reply status codes ("s"). */
+enum shmring_reply_status {
+	SHMRING_REPLY_OK = 0,
+	SHMRING_REPLY_ERROR = 1,
+	SHMRING_REPLY_UNKNOWN_CONF = 2,
+};
+
+#define SHMRING_CLIENT_MAX_ACTIONS 64u
+
+/* A string inside the decoded buffer (not NUL-terminated). ptr is NULL when
+ * the argument is absent. */
+struct shmring_client_str {
+	const char *ptr;
+	uint32_t len;
+};
+
+/* One action, arguments sorted by kind in the order they appear: the first
+ * integer goes to num, the first two strings (or binaries) to a and b, the
+ * first map to map. That covers every op of the protocol:
+ *   SET/ADD_*_HEADER  a = name, b = value      CLEAR_REQ_HEADER a = name
+ *   SET_PATH/QUERY/METHOD a                    EXIT num = status, a = body, map = headers
+ *   SET_CTX a = key, b = value                 AUTHENTICATE map = consumer, a = credential
+ *   LOG num = level, a = message */
+struct shmring_client_action {
+	uint32_t op;   /* enum shmring_action_op, or an unknown code to skip */
+	int32_t num;   /* first integer argument, 0 if none */
+	uint32_t nstr; /* how many of a, b are set */
+	uint32_t pad_;
+	struct shmring_client_str a;
+	struct shmring_client_str b;
+	const void *map; /* opaque msgpack map, read with shmring_client_map_*; NULL if none */
+};
+
+struct shmring_client_reply {
+	int32_t status;    /* "s"; -1 if absent */
+	uint32_t nactions; /* entries used in actions[] */
+	uint32_t truncated; /* 1 if the reply had more than SHMRING_CLIENT_MAX_ACTIONS */
+	uint32_t pad_;
+	struct shmring_client_str error; /* "e" */
+	struct shmring_client_action actions[SHMRING_CLIENT_MAX_ACTIONS];
+};
+
+/* A reusable decoder (parser zone + one reply). Caller owns *out; free with
+ * shmring_client_decoder_free(). */
+struct shmring_client_decoder;
+SHMRING_API int shmring_client_decoder_new(struct shmring_client_decoder **out);
+SHMRING_API void shmring_client_decoder_free(struct shmring_client_decoder *d);
+
+/* Decode a REPLY payload. *out points into the decoder and stays valid until
+ * the next call on this decoder; its strings point into buf. -EBADMSG if the
+ * payload is not a reply map (then *out is NULL). */
+SHMRING_API int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *buf,
+					    uint32_t len, struct shmring_client_reply **out);
+
+/* Entries of an action's map (0 if map is NULL or not a map). */
+SHMRING_API uint32_t shmring_client_map_len(const void *map);
+/* Entry i of a map: key and value as strings (numbers and booleans are not
+ * converted). 0, or -ENOENT past the end, -EBADMSG if the key or value is
+ * not a string (both outputs are then zeroed). */
+SHMRING_API int shmring_client_map_str(const void *map, uint32_t i, struct shmring_client_str *key,
+				       struct shmring_client_str *val);
+
+/* A record being written: the claim and the msgpack writer over it. */
+struct shmring_client_msg {
+	struct shmring_claim claim;
+	struct shmring_mpw w;
+};
+
+/* Claim room for a record of up to cap payload bytes in the SQ and point
+ * m->w at it. Results as shmring_claim(): 0, SHMRING_FULL, -errno. */
+SHMRING_API int shmring_client_begin(struct shmring_chan *c, uint32_t cap,
+				     struct shmring_client_msg *m);
+/* Finish the writer, commit the record and, if publish != 0, publish the
+ * SQ (which wakes the serving worker if it sleeps). Returns the payload
+ * length, or -EMSGSIZE if the writer overflowed cap (the claim is then
+ * dropped and nothing becomes visible), or -errno. */
+SHMRING_API int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m,
+				   uint16_t type, uint64_t req_id, int publish);
+
+/* Daemon health as the client sees it, without waiting: 0 if alive;
+ * -ESTALE if the daemon closed the instance or re-created it (the client
+ * must re-attach and re-claim); -ETIMEDOUT if the heartbeat is older than
+ * max_age_ns (the daemon is gone or hung). c may be NULL. */
+SHMRING_API int shmring_client_health(const struct shmring_instance *inst,
+				      const struct shmring_chan *c, int64_t max_age_ns);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/* Client-side helpers for the LuaJIT gateway code; see shmring/client.h. */
+#include "shmring/client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct shmring_client_decoder {
+	struct shmring_mpr reader;        /* zone reused reply after reply */
+	struct shmring_client_reply reply; /* what decode_reply() hands out */
+};
+
+int shmring_client_decoder_new(struct shmring_client_decoder **out)
+{
+	*out = NULL;
+	struct shmring_client_decoder *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	int rc = shmring_mpr_init(&d->reader);
+	if (rc < 0) {
+		free(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+void shmring_client_decoder_free(struct shmring_client_decoder *d)
+{
+	if (!d)
+		return;
+	shmring_mpr_destroy(&d->reader);
+	free(d);
+}
+
+static int str_of(const msgpack_object *o, struct shmring_client_str *s)
+{
+	if (o->type == MSGPACK_OBJECT_STR) {
+		s->ptr = o->via.str.ptr;
+		s->len = o->via.str.size;
+		return 1;
+	}
+	if (o->type == MSGPACK_OBJECT_BIN) {
+		s->ptr = o->via.bin.ptr;
+		s->len = o->via.bin.size;
+		return 1;
+	}
+	return 0;
+}
+
+/* Sort one action's arguments into the flat struct (see client.h). */
+static void action_of(const msgpack_object *arr, struct shmring_client_action *a)
+{
+	memset(a, 0, sizeof(*a));
+	const msgpack_object *v = arr->via.array.ptr;
+	uint32_t n = arr->via.array.size;
+	if (v[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && v[0].via.u64 < UINT32_MAX)
+		a->op = (uint32_t)v[0].via.u64;
+	else
+		a->op = UINT32_MAX; /* unknown: the Lua side skips it */
+	int have_num = 0;
+	for (uint32_t i = 1; i < n; i++) {
+		const msgpack_object *o = &v[i];
+		if (!have_num && (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+				  o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
+			int64_t x = o->via.i64;
+			if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 > INT32_MAX)
+				x = INT32_MAX;
+			if (x < INT32_MIN)
+				x = INT32_MIN;
+			a->num = (int32_t)x;
+			have_num = 1;
+		} else if (a->nstr < 2 && str_of(o, a->nstr == 0 ? &a->a : &a->b)) {
+			a->nstr++;
+		} else if (!a->map && o->type == MSGPACK_OBJECT_MAP) {
+			a->map = o;
+		}
+	}
+}
+
+int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *buf, uint32_t len,
+				struct shmring_client_reply **out)
+{
+	*out = NULL;
+	struct shmring_client_reply *r = &d->reply;
+	int rc = shmring_mpr_parse(&d->reader, buf, len);
+	if (rc < 0)
+		return rc;
+	const msgpack_object *root = &d->reader.root;
+	if (root->type != MSGPACK_OBJECT_MAP)
+		return -EBADMSG;
+	r->status = -1;
+	r->nactions = 0;
+	r->truncated = 0;
+	r->error.ptr = NULL;
+	r->error.len = 0;
+	uint64_t s;
+	if (shmring_mp_get_uint(root, "s", &s) == 0)
+		r->status = s > INT32_MAX ? INT32_MAX : (int32_t)s;
+	const msgpack_object *e = shmring_mp_get(root, "e");
+	if (e)
+		str_of(e, &r->error);
+	const msgpack_object *acts = shmring_mp_get(root, "a");
+	if (!acts || acts->type != MSGPACK_OBJECT_ARRAY) {
+		*out = r;
+		return 0;
+	}
+	for (uint32_t i = 0; i < acts->via.array.size; i++) {
+		const msgpack_object *one = &acts->via.array.ptr[i];
+		/* Defensive: a malformed action is skipped, not fatal, so one bad
+		 * entry cannot hide the ones the plugin meant (e.g. an EXIT). */
+		if (one->type != MSGPACK_OBJECT_ARRAY || one->via.array.size == 0)
+			continue;
+		if (r->nactions == SHMRING_CLIENT_MAX_ACTIONS) {
+			r->truncated = 1;
+			break;
+		}
+		action_of(one, &r->actions[r->nactions++]);
+	}
+	*out = r;
+	return 0;
+}
+
+uint32_t shmring_client_map_len(const void *map)
+{
+	const msgpack_object *m = map;
+	return m && m->type == MSGPACK_OBJECT_MAP ? m->via.map.size : 0;
+}
+
+int shmring_client_map_str(const void *map, uint32_t i, struct shmring_client_str *key,
+			   struct shmring_client_str *val)
+{
+	memset(key, 0, sizeof(*key));
+	memset(val, 0, sizeof(*val));
+	if (i >= shmring_client_map_len(map))
+		return -ENOENT;
+	const msgpack_object_kv *kv = &((const msgpack_object *)map)->via.map.ptr[i];
+	if (!str_of(&kv->key, key) || !str_of(&kv->val, val)) {
+		memset(key, 0, sizeof(*key));
+		memset(val, 0, sizeof(*val));
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int shmring_client_begin(struct shmring_chan *c, uint32_t cap, struct shmring_client_msg *m)
+{
+	int rc = shmring_claim(c, cap, &m->claim);
+	if (rc != 0) {
+		shmring_mpw_init(&m->w, NULL, 0);
+		return rc;
+	}
+	shmring_mpw_init(&m->w, m->claim.payload, m->claim.cap);
+	return 0;
+}
+
+int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uint16_t type,
+		       uint64_t req_id, int publish)
+{
+	int len = shmring_mpw_finish(&m->w);
+	if (len < 0) {
+		shmring_abort(c, &m->claim);
+		return len;
+	}
+	int rc = shmring_commit(c, &m->claim, (uint32_t)len, type, 0, req_id);
+	if (rc < 0)
+		return rc;
+	if (publish)
+		shmring_publish(c);
+	return len;
+}
+
+int shmring_client_health(const struct shmring_instance *inst, const struct shmring_chan *c,
+			  int64_t max_age_ns)
+{
+	if (c && shmring_chan_is_closed(c))
+		return -ESTALE;
+	int64_t age = shmring_instance_heartbeat_age_ns(inst);
+	if (age < 0)
+		return (int)age;
+	return age > max_age_ns ? -ETIMEDOUT : 0;
+}
