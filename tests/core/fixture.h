@@ -24,7 +24,7 @@ struct fx {
 	size_t raw_size;
 };
 
-static int fx_setup_sized(void **state, uint32_t ring)
+static inline int fx_setup_sized(void **state, uint32_t ring)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	if (!f)
@@ -40,12 +40,12 @@ static int fx_setup_sized(void **state, uint32_t ring)
 	return 0;
 }
 
-static int fx_setup(void **state)
+static inline int fx_setup(void **state)
 {
 	return fx_setup_sized(state, FX_RING);
 }
 
-static int fx_teardown(void **state)
+static inline int fx_teardown(void **state)
 {
 	struct fx *f = *state;
 	if (!f)
@@ -66,7 +66,7 @@ static inline uint8_t fx_byte(uint64_t seed, uint32_t i)
 }
 
 /* Claim, fill with the seed's pattern, commit (no publish). */
-static int fx_put(struct shmring_chan *c, uint32_t len, uint16_t type, uint64_t seed)
+static inline int fx_put(struct shmring_chan *c, uint32_t len, uint16_t type, uint64_t seed)
 {
 	struct shmring_claim cl;
 	int rc = shmring_claim(c, len, &cl);
@@ -78,7 +78,7 @@ static int fx_put(struct shmring_chan *c, uint32_t len, uint16_t type, uint64_t 
 }
 
 /* Peek one record and check that it is the one fx_put wrote. */
-static void fx_expect(struct shmring_chan *c, uint32_t len, uint16_t type, uint64_t seed)
+static inline void fx_expect(struct shmring_chan *c, uint32_t len, uint16_t type, uint64_t seed)
 {
 	struct shmring_rec rec;
 	assert_int_equal(shmring_peek(c, &rec), 0);

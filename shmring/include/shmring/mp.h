@@ -54,8 +54,10 @@ struct shmring_mpr {
 SHMRING_API int shmring_mpr_init(struct shmring_mpr *r);
 SHMRING_API void shmring_mpr_destroy(struct shmring_mpr *r);
 /* Parse exactly one msgpack value filling buf[0..len). -EBADMSG if it is not
- * one whole value (truncated, trailing bytes, or nesting deeper than
- * msgpack-c accepts), -ENOMEM. The previous root is invalidated. */
+ * one whole value (truncated, trailing bytes, a container count larger than
+ * the remaining bytes could hold, or nesting deeper than msgpack-c accepts),
+ * -ENOMEM. buf is checked before anything is allocated, so the zone never
+ * holds more objects than len. The previous root is invalidated. */
 SHMRING_API int shmring_mpr_parse(struct shmring_mpr *r, const void *buf, uint32_t len);
 
 /* Lookups in a parsed map by string key; NULL if absent or not a map. */
