@@ -1,0 +1,121 @@
+-- The demo's configuration (keys, limits, per-route plugin configs) and the
+-- glue its nginx.conf calls. Each route runs its C plugin through its Kong
+-- stub (lua/kong/plugins/shmring-<plugin>/) inside the Kong PDK test double
+-- (tests/kong_pdk_double/). A route whose plugin is not built yet (no
+-- <plugin>.so in the build, named by SHMRING_DEMO_PLUGINS) or has no stub
+-- yet runs `hello` instead; /shmring/status says which.
+local double = require("kong_pdk_double")
+
+local M = {}
+
+-- route -> the C plugin it demonstrates and that plugin's demo config.
+M.routes = {
+    hello = { plugin = "hello", conf = {} },
+    ["hello-open"] = { plugin = "hello", conf = { fail_open = true } },
+    ["key-auth"] = { plugin = "key-auth", conf = {
+        key_names = { "apikey" },
+        keys = { { key = "demo-key-alice", consumer = "alice" }, { key = "demo-key-bob", consumer = "bob" } },
+    } },
+    jwt = { plugin = "jwt", conf = {
+        key_claim_name = "iss", claims_to_verify = { "exp" },
+        secrets = { { key = "demo-issuer", algorithm = "HS256", secret = "demo-secret-change-me", consumer = "alice" } },
+    } },
+    ["rate-limit"] = { plugin = "rate-limiting", conf = { second = 5, minute = 100, policy = "local", limit_by = "ip" } },
+    ["request-transformer"] = { plugin = "request-transformer", conf = {
+        add = { headers = { "x-added-by:shmring" }, querystring = { "added:1" } },
+        remove = { headers = { "x-remove-me" } },
+        rename = { headers = { "x-old-name:x-new-name" } },
+    } },
+    ["correlation-id"] = { plugin = "correlation-id", conf = {
+        header_name = "Kong-Request-ID", generator = "uuid", echo_downstream = true,
+    } },
+    log = { plugin = "file-log", conf = { path = "/tmp/shmring-demo-file.log", reopen = false } },
+}
+
+-- The OpenResty helper's config for /ngx/hello (built once, reused).
+M.ngx_conf = { value = "OpenResty", timeout = 250, fail_open = false }
+
+local resolved = {}
+
+local function available()
+    local set = {}
+    for name in (os.getenv("SHMRING_DEMO_PLUGINS") or "hello"):gmatch("[^,%s]+") do
+        set[name] = true
+    end
+    return set
+end
+
+-- Decide, per route, which stub runs (done once, in init_by_lua).
+function M.init()
+    local built = available()
+    for route, r in pairs(M.routes) do
+        local stub = "shmring-" .. r.plugin
+        local has_stub = pcall(require, "kong.plugins." .. stub .. ".handler")
+        if built[r.plugin] and has_stub then
+            resolved[route] = { stub = stub, conf = r.conf, plugin = r.plugin, note = "" }
+        else
+            local why = not built[r.plugin] and (r.plugin .. ".so not built yet")
+                or ("no Kong stub shmring-" .. r.plugin .. " yet")
+            resolved[route] = { stub = "shmring-hello", conf = { fail_open = r.conf.fail_open },
+                                plugin = "hello", note = why, wanted = r.plugin }
+        end
+    end
+end
+
+function M.init_worker()
+    local stubs, seen = {}, {}
+    for _, r in pairs(resolved) do
+        if not seen[r.stub] then
+            seen[r.stub] = true
+            stubs[#stubs + 1] = r.stub
+        end
+    end
+    table.sort(stubs)
+    double.init_worker(stubs)
+end
+
+function M.access(route)
+    local r = resolved[route]
+    return double.run("access", r.stub, route, r.conf)
+end
+
+function M.header_filter(route)
+    local r = resolved[route]
+    return double.run("header_filter", r.stub, route, r.conf)
+end
+
+function M.log(route)
+    local r = resolved[route]
+    return double.run("log", r.stub, route, r.conf)
+end
+
+-- The echo upstream's answer.
+function M.echo()
+    local cjson = require("cjson.safe")
+    ngx.req.read_body()
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(cjson.encode({
+        method = ngx.req.get_method(),
+        path = ngx.var.uri,
+        query = ngx.req.get_uri_args(),
+        headers = ngx.req.get_headers(),
+    }))
+end
+
+-- Which plugin each route runs, and this worker's channel.
+function M.status()
+    local cjson = require("cjson.safe")
+    local client = require("shmring.client")
+    local routes = {}
+    for route, r in pairs(resolved) do
+        routes[route] = { plugin = r.plugin, wanted = r.wanted or r.plugin, note = r.note }
+    end
+    local ok, err = client.health()
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(cjson.encode({
+        routes = routes, worker_pid = ngx.worker.pid(), channel = client.channel_index(),
+        daemon = ok and "up" or err, stats = client.stats,
+    }))
+end
+
+return M

@@ -1,0 +1,138 @@
+-- shmring.core: the FFI declarations of libshmring used by the gateway, and
+-- the loaded library. Every other shmring module gets `C` from here, so the
+-- cdef runs once per LuaJIT state.
+--
+-- Which library file: shmring.core.load(path) before first use, or the
+-- SHMRING_LIB environment variable (nginx needs `env SHMRING_LIB;`), or the
+-- installed "libshmring.so.1" found by the dynamic loader.
+local ffi = require("ffi")
+
+local _M = {}
+
+ffi.cdef [[
+enum { SHMRING_OK = 0, SHMRING_FULL = 1, SHMRING_EMPTY = 2 };
+
+struct shmring_chan_counters {
+	uint64_t records, bytes, consumed, full, wakeups, corrupt, errors, spare;
+};
+struct shmring_worker_counters {
+	uint64_t pid, records, sleeps, wakeups, errors, restarts, lat_hist_lo, spare;
+};
+struct shmring_instance;
+struct shmring_chan;
+struct shmring_rec {
+	const uint8_t *payload;
+	uint32_t len;
+	uint16_t type;
+	uint16_t flags;
+	uint64_t req_id;
+};
+struct shmring_claim { uint8_t *payload; uint32_t cap; };
+struct shmring_mpw { uint8_t *buf; uint32_t cap; uint32_t len; int overflow; };
+
+int shmring_instance_attach(const char *dir, struct shmring_instance **out);
+void shmring_instance_close(struct shmring_instance *inst, int unlink_files);
+uint32_t shmring_instance_nchannels(const struct shmring_instance *inst);
+uint32_t shmring_instance_nworkers(const struct shmring_instance *inst);
+uint64_t shmring_instance_epoch(const struct shmring_instance *inst);
+int64_t shmring_instance_heartbeat_age_ns(const struct shmring_instance *inst);
+struct shmring_worker_counters *shmring_instance_worker_counters(struct shmring_instance *inst,
+                                                                 uint32_t worker);
+
+int shmring_chan_open(struct shmring_instance *inst, uint32_t index, int role,
+                      struct shmring_chan **out);
+int shmring_chan_claim(struct shmring_instance *inst, struct shmring_chan **out);
+void shmring_chan_release(struct shmring_chan *c);
+void shmring_chan_close(struct shmring_chan *c);
+uint32_t shmring_chan_index(const struct shmring_chan *c);
+uint64_t shmring_chan_epoch(const struct shmring_chan *c);
+int shmring_chan_is_closed(const struct shmring_chan *c);
+uint64_t shmring_chan_owner(const struct shmring_chan *c);
+const struct shmring_chan_counters *shmring_chan_counters(const struct shmring_chan *c, int side);
+struct shmring_chan_counters *shmring_chan_my_counters(struct shmring_chan *c);
+uint32_t shmring_chan_max_payload(const struct shmring_chan *c);
+
+int shmring_publish(struct shmring_chan *c);
+int shmring_peek(struct shmring_chan *c, struct shmring_rec *rec);
+void shmring_release(struct shmring_chan *c);
+int shmring_ready(struct shmring_chan *c);
+int shmring_doorbell_arm(struct shmring_chan *c);
+void shmring_doorbell_disarm(struct shmring_chan *c);
+int shmring_doorbell_path(const struct shmring_instance *inst, uint32_t index, char *buf, size_t len);
+uint64_t shmring_now_ns(void);
+const char *shmring_strerror(int rc);
+
+void shmring_mpw_map(struct shmring_mpw *w, uint32_t n);
+void shmring_mpw_array(struct shmring_mpw *w, uint32_t n);
+void shmring_mpw_str(struct shmring_mpw *w, const char *s, uint32_t len);
+void shmring_mpw_uint(struct shmring_mpw *w, uint64_t v);
+void shmring_mpw_int(struct shmring_mpw *w, int64_t v);
+void shmring_mpw_double(struct shmring_mpw *w, double v);
+void shmring_mpw_bool(struct shmring_mpw *w, int v);
+void shmring_mpw_nil(struct shmring_mpw *w);
+
+struct shmring_client_str { const char *ptr; uint32_t len; };
+struct shmring_client_action {
+	uint32_t op;
+	int32_t num;
+	uint32_t nstr;
+	uint32_t pad_;
+	struct shmring_client_str a;
+	struct shmring_client_str b;
+	const void *map;
+};
+struct shmring_client_reply {
+	int32_t status;
+	uint32_t nactions;
+	uint32_t truncated;
+	uint32_t pad_;
+	struct shmring_client_str error;
+	struct shmring_client_action actions[64];
+};
+struct shmring_client_decoder;
+int shmring_client_decoder_new(struct shmring_client_decoder **out);
+void shmring_client_decoder_free(struct shmring_client_decoder *d);
+int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *buf, uint32_t len,
+                                struct shmring_client_reply **out);
+uint32_t shmring_client_map_len(const void *map);
+int shmring_client_map_str(const void *map, uint32_t i, struct shmring_client_str *key,
+                           struct shmring_client_str *val);
+struct shmring_client_msg { struct shmring_claim claim; struct shmring_mpw w; };
+int shmring_client_begin(struct shmring_chan *c, uint32_t cap, struct shmring_client_msg *m);
+int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uint16_t type,
+                       uint64_t req_id, int publish);
+int shmring_client_health(const struct shmring_instance *inst, const struct shmring_chan *c,
+                          int64_t max_age_ns);
+]]
+
+-- Constants mirrored from shmring.h / docs/protocol.md.
+_M.ROLE_CLIENT, _M.ROLE_SERVER = 1, 2
+_M.REC = { CONF = 1, ACCESS = 2, REWRITE = 3, HEADER_FILTER = 4, LOG = 5, REPLY = 0x80 }
+_M.ESTALE, _M.ETIMEDOUT, _M.ENOENT, _M.EBUSY, _M.EMSGSIZE, _M.EPIPE, _M.EPROTO =
+    -116, -110, -2, -16, -90, -32, -71
+
+local C
+
+-- Load the library once; later calls return the loaded one.
+function _M.load(path)
+    if C then
+        return C
+    end
+    path = path or os.getenv("SHMRING_LIB") or "libshmring.so.1"
+    local ok, lib = pcall(ffi.load, path)
+    if not ok then
+        return nil, "shmring: cannot load " .. path .. ": " .. tostring(lib)
+    end
+    C = lib
+    _M.C = lib
+    return lib
+end
+
+function _M.strerror(rc)
+    if not C then
+        return "rc " .. tostring(rc)
+    end
+    return ffi.string(C.shmring_strerror(rc))
+end
+
+return _M

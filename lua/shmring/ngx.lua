@@ -1,0 +1,171 @@
+-- shmring.ngx: run a shmring C plugin from plain OpenResty / nginx-lua,
+-- without Kong. In nginx.conf:
+--
+--   init_worker_by_lua_block { require("shmring.ngx").init_worker({ dir = "/dev/shm/shmring/default" }) }
+--   exit_worker_by_lua_block { require("shmring.ngx").exit_worker() }
+--   location / {
+--       access_by_lua_block        { require("shmring.ngx").access("hello", HELLO_CONF) }
+--       header_filter_by_lua_block { require("shmring.ngx").header_filter("hello", HELLO_CONF) }
+--       log_by_lua_block           { require("shmring.ngx").log("file-log", LOG_CONF) }
+--       proxy_pass http://backend;
+--   }
+--
+-- conf is the plugin's config table plus `fail_open` and `timeout` (ms);
+-- build it once (init_by_lua, a module) rather than per request: it is
+-- registered with the daemon by identity (and by content as a fallback).
+local client = require("shmring.client")
+local phase = require("shmring.phase")
+local plugins = require("shmring.plugins")
+
+local ngx = ngx
+local ngx_var = ngx.var
+local req = ngx.req
+local type, tostring = type, tostring
+
+local _M = { _VERSION = "0.1.0" }
+
+local EMPTY = {}
+
+-- Header names as nginx variables ("x-api-key" -> "http_x_api_key").
+local hvar = setmetatable({}, { __index = function(t, name)
+    local v = "http_" .. name:lower():gsub("-", "_")
+    t[name] = v
+    return v
+end })
+local avar = setmetatable({}, { __index = function(t, name)
+    local v = "arg_" .. name
+    t[name] = v
+    return v
+end })
+
+local LEVEL = { [0] = ngx.ERR, [1] = ngx.WARN, [2] = ngx.NOTICE, [3] = ngx.DEBUG }
+
+local function json_escape(s)
+    return (s:gsub('[%c"\\]', function(c)
+        if c == '"' then return '\\"' end
+        if c == "\\" then return "\\\\" end
+        return string.format("\\u%04x", c:byte())
+    end))
+end
+
+-- The host interface of shmring.phase over ngx.*.
+local host = {
+    name = "ngx",
+    ctx = function() return ngx.ctx end,
+    method = function() return req.get_method() end,
+    scheme = function() return ngx_var.scheme end,
+    host = function() return ngx_var.host end,
+    path = function() return ngx_var.uri end,
+    client_ip = function() return ngx_var.remote_addr end,
+    header = function(name) return ngx_var[hvar[name]] end,
+    headers = function() return req.get_headers() end,
+    query_arg = function(name)
+        local v = ngx_var[avar[name]]
+        return v and ngx.unescape_uri(v)
+    end,
+    query = function() return req.get_uri_args() end,
+
+    set_req_header = function(n, v) req.set_header(n, v) end,
+    add_req_header = function(n, v)
+        local cur = req.get_headers()[n]
+        if cur == nil then
+            req.set_header(n, v)
+        elseif type(cur) == "table" then
+            cur[#cur + 1] = v
+            req.set_header(n, cur)
+        else
+            req.set_header(n, { cur, v })
+        end
+    end,
+    clear_req_header = function(n) req.clear_header(n) end,
+    set_path = function(p) req.set_uri(p) end,
+    set_query = function(q) req.set_uri_args(q) end,
+    set_method = function(m)
+        local id = ngx["HTTP_" .. m:upper()]
+        if id then req.set_method(id) end
+    end,
+    set_resp_header = function(n, v) ngx.header[n] = v end,
+    add_resp_header = function(n, v)
+        local cur = ngx.header[n]
+        if cur == nil then
+            ngx.header[n] = v
+        elseif type(cur) == "table" then
+            cur[#cur + 1] = v
+            ngx.header[n] = cur
+        else
+            ngx.header[n] = { cur, v }
+        end
+    end,
+    exit = function(status, body, headers)
+        ngx.status = status
+        for k, v in pairs(headers or EMPTY) do
+            ngx.header[k] = v
+        end
+        if body and #body > 0 then
+            ngx.print(body)
+            return ngx.exit(ngx.HTTP_OK)
+        end
+        return ngx.exit(status)
+    end,
+    authenticate = function(consumer, credential)
+        ngx.ctx.authenticated_consumer = consumer
+        ngx.ctx.authenticated_credential = credential
+    end,
+    log = function(level, msg) ngx.log(LEVEL[level] or ngx.NOTICE, "shmring plugin: ", msg) end,
+    -- Like kong.response.error: a JSON {"message": ...} body.
+    error_exit = function(status, message)
+        ngx.status = status
+        ngx.header["Content-Type"] = "application/json; charset=utf-8"
+        ngx.print('{"message":"', json_escape(message), '"}\n')
+        return ngx.exit(ngx.HTTP_OK)
+    end,
+    -- A small entry with Kong's log serializer field names.
+    log_entry = function()
+        local v = ngx_var
+        return {
+            request = {
+                method = req.get_method(), uri = v.request_uri,
+                url = v.scheme .. "://" .. (v.host or "") .. ":" .. (v.server_port or "") .. (v.request_uri or ""),
+                size = tonumber(v.request_length),
+            },
+            response = { status = ngx.status, size = tonumber(v.bytes_sent) },
+            latencies = { request = math.floor(((ngx.now() - ngx.req.start_time()) * 1000) + 0.5) },
+            client_ip = v.remote_addr,
+            started_at = math.floor(ngx.req.start_time() * 1000),
+            upstream_uri = v.upstream_uri or v.uri,
+        }
+    end,
+}
+_M.host = host
+
+local states = setmetatable({}, { __index = function(t, name)
+    local st = phase.state(host, name, plugins.get(name))
+    t[name] = st
+    return st
+end })
+
+function _M.init_worker(opts)
+    client.init_worker(opts)
+end
+
+function _M.exit_worker()
+    client.exit_worker()
+end
+
+function _M.access(name, conf)
+    return phase.access(states[name], conf or EMPTY)
+end
+
+function _M.rewrite(name, conf)
+    return phase.access(states[name], conf or EMPTY, require("shmring.core").REC.REWRITE)
+end
+
+function _M.header_filter(name, conf)
+    return phase.header_filter(states[name], conf or EMPTY)
+end
+
+function _M.log(name, conf)
+    return phase.log(states[name], conf or EMPTY)
+end
+
+return _M

@@ -1,0 +1,310 @@
+-- shmring.phase: what every host (shmring.ngx for plain OpenResty,
+-- shmring.kong for Kong's PDK) does in a phase, written once:
+--   snapshot of what the plugin declared -> shmring.client.call -> apply
+--   the reply's actions with the host's own calls, or apply the plugin's
+--   failure policy.
+--
+-- A host is a table of small functions (see shmring/ngx.lua for the full
+-- list): readers (method, path, header, ...), appliers (set_req_header,
+-- exit, ...), error_exit(status, message) and ctx().
+local ffi = require("ffi")
+local core = require("shmring.core")
+local client = require("shmring.client")
+local plugins = require("shmring.plugins")
+
+local ngx = ngx
+local ngx_log, ERR = ngx.log, ngx.ERR
+local ngx_now = ngx.now
+local ffi_string = ffi.string
+local type, pairs = type, pairs
+local REC = core.REC
+
+local _M = {}
+
+_M.log_interval = 10 -- seconds between two "skipped (fail_open)" lines per plugin and cause
+
+local C -- library, once loaded by the client
+
+local function str(s)
+    return ffi_string(s.ptr, s.len)
+end
+
+---------------------------------------------------------------------------
+-- Snapshot (docs/protocol.md, "Snapshot").
+
+-- Scratch for declared values found on this request (reused, never yields
+-- between fill and use).
+local names, values, nvals = {}, {}, 0
+
+local function put_value(W, v)
+    if type(v) == "table" then
+        C.shmring_mpw_array(W, #v)
+        for i = 1, #v do
+            local x = tostring(v[i])
+            C.shmring_mpw_str(W, x, #x)
+        end
+    elseif v == true then
+        C.shmring_mpw_bool(W, 1)
+    else
+        v = tostring(v)
+        C.shmring_mpw_str(W, v, #v)
+    end
+end
+
+-- Collect the declared parts (list of names or "*") with getter/all.
+local function collect(decl, one, all)
+    nvals = 0
+    if decl == "*" then
+        for k, v in pairs(all()) do
+            nvals = nvals + 1
+            names[nvals], values[nvals] = k, v
+        end
+    else
+        for i = 1, #decl do
+            local v = one(decl[i])
+            if v ~= nil then
+                nvals = nvals + 1
+                names[nvals], values[nvals] = decl[i], v
+            end
+        end
+    end
+    return nvals
+end
+
+local function put_collected(W, key)
+    C.shmring_mpw_str(W, key, #key)
+    C.shmring_mpw_map(W, nvals)
+    for i = 1, nvals do
+        local k = names[i]
+        C.shmring_mpw_str(W, k, #k)
+        put_value(W, values[i])
+        names[i], values[i] = nil, nil
+    end
+end
+
+local function put_kv(W, k, v)
+    C.shmring_mpw_str(W, k, #k)
+    v = v or ""
+    C.shmring_mpw_str(W, v, #v)
+end
+
+-- encode(W, conf_id, st): st = { spec, host } for this plugin and host.
+local function encode_request(W, conf_id, st)
+    local spec, host = st.spec, st.host
+    local ctx = host.ctx()
+    local kv = ctx.shmring_kv
+    local consumer = ctx.shmring_consumer
+    local n = 7
+    local decl_h, decl_q = spec.headers, spec.query
+    local has_h = decl_h == "*" or #decl_h > 0
+    local has_q = decl_q == "*" or #decl_q > 0
+    if has_h then n = n + 1 end
+    if has_q then n = n + 1 end
+    if kv then n = n + 1 end
+    if consumer then n = n + 1 end
+    C.shmring_mpw_map(W, n)
+    C.shmring_mpw_str(W, "conf", 4)
+    C.shmring_mpw_uint(W, conf_id)
+    put_kv(W, "method", host.method())
+    put_kv(W, "scheme", host.scheme())
+    put_kv(W, "host", host.host())
+    put_kv(W, "path", host.path())
+    put_kv(W, "client_ip", host.client_ip())
+    C.shmring_mpw_str(W, "route_id", 8)
+    local rid = host.route_id and host.route_id() or ""
+    C.shmring_mpw_str(W, rid, #rid)
+    if has_h then
+        collect(decl_h, host.header, host.headers)
+        put_collected(W, "headers")
+    end
+    if has_q then
+        collect(decl_q, host.query_arg, host.query)
+        put_collected(W, "query")
+    end
+    if kv then
+        C.shmring_mpw_str(W, "ctx", 3)
+        client.enc_value(kv, 1)
+    end
+    if consumer then
+        C.shmring_mpw_str(W, "consumer", 8)
+        client.enc_value(consumer, 1)
+    end
+end
+
+local function encode_log(W, conf_id, st)
+    C.shmring_mpw_map(W, 2)
+    C.shmring_mpw_str(W, "conf", 4)
+    C.shmring_mpw_uint(W, conf_id)
+    C.shmring_mpw_str(W, "entry", 5)
+    client.enc_value(st.entry, 1)
+end
+
+---------------------------------------------------------------------------
+-- Actions (docs/protocol.md, "REPLY").
+
+local key_box = ffi.new("struct shmring_client_str[1]")
+local val_box = ffi.new("struct shmring_client_str[1]")
+
+local function map_table(map)
+    local t = {}
+    if map == nil then
+        return t
+    end
+    for i = 0, C.shmring_client_map_len(map) - 1 do
+        if C.shmring_client_map_str(map, i, key_box, val_box) == 0 then
+            t[str(key_box[0])] = str(val_box[0])
+        end
+    end
+    return t
+end
+
+-- Apply every action of reply r in order. In access, response headers are
+-- kept in ctx and set by header_filter (after the upstream answered).
+local function apply(r, host, phase)
+    local ctx
+    for i = 0, r.nactions - 1 do
+        local a = r.actions[i]
+        local op = a.op
+        if op == 1 then
+            host.set_req_header(str(a.a), a.nstr > 1 and str(a.b) or "")
+        elseif op == 2 then
+            host.add_req_header(str(a.a), a.nstr > 1 and str(a.b) or "")
+        elseif op == 3 then
+            host.clear_req_header(str(a.a))
+        elseif op == 4 then
+            host.set_path(str(a.a))
+        elseif op == 5 then
+            host.set_query(str(a.a))
+        elseif op == 6 then
+            host.set_method(str(a.a))
+        elseif op == 7 or op == 8 then
+            local name, value = str(a.a), a.nstr > 1 and str(a.b) or ""
+            if phase == "header_filter" then
+                if op == 7 then
+                    host.set_resp_header(name, value)
+                else
+                    host.add_resp_header(name, value)
+                end
+            else
+                ctx = ctx or host.ctx()
+                local saved = ctx.shmring_resp
+                if not saved then
+                    saved = {}
+                    ctx.shmring_resp = saved
+                end
+                saved[#saved + 1] = op
+                saved[#saved + 1] = name
+                saved[#saved + 1] = value
+            end
+        elseif op == 9 then
+            local body = a.nstr > 0 and str(a.a) or nil
+            return host.exit(a.num, body, map_table(a.map))
+        elseif op == 10 then
+            ctx = ctx or host.ctx()
+            local kv = ctx.shmring_kv
+            if not kv then
+                kv = {}
+                ctx.shmring_kv = kv
+            end
+            kv[str(a.a)] = a.nstr > 1 and str(a.b) or nil
+        elseif op == 11 then
+            ctx = ctx or host.ctx()
+            local consumer = map_table(a.map)
+            ctx.shmring_consumer = consumer
+            host.authenticate(consumer, a.nstr > 0 and str(a.a) or nil)
+        elseif op == 12 then
+            host.log(a.num, a.nstr > 0 and str(a.a) or "")
+        end
+    end
+end
+_M.apply = apply
+
+---------------------------------------------------------------------------
+-- Failure policy.
+
+local last_logged = {}
+
+local STATUS = { unavailable = 503, deadline = 504, error = 500 }
+local MESSAGE = {
+    unavailable = "plugin %s unavailable",
+    deadline = "plugin %s timed out",
+    error = "An unexpected error occurred",
+}
+
+local function fail(st, conf, err, kind)
+    local fail_open = conf.fail_open
+    if fail_open == nil then
+        fail_open = st.spec.fail_open
+    end
+    local key = st.spec.name .. "/" .. kind
+    local now = ngx_now()
+    if now - (last_logged[key] or -1e9) >= _M.log_interval then
+        last_logged[key] = now
+        ngx_log(ERR, "shmring: plugin ", st.spec.name, fail_open and " skipped (fail_open): "
+            or " failed closed: ", err)
+    end
+    if fail_open then
+        return
+    end
+    local status = STATUS[kind] or 500
+    return st.host.error_exit(status, MESSAGE[kind]:format(st.spec.name))
+end
+_M.fail = fail
+
+---------------------------------------------------------------------------
+-- Phases. st = _M.state(host, name): the per (host, plugin) constants.
+
+function _M.state(host, name, spec)
+    return { host = host, spec = spec or plugins.get(name), entry = false }
+end
+
+function _M.access(st, conf, rtype)
+    C = C or core.C or core.load(client.config.lib)
+    local timeout = conf.timeout or st.spec.timeout
+    local r, payload_or_err, kind = client.call(rtype or REC.ACCESS, st.spec.name, conf,
+        encode_request, st, timeout)
+    if not r then
+        return fail(st, conf, payload_or_err, kind)
+    end
+    local payload = payload_or_err -- the reply points into it: keep it alive
+    local ret = apply(r, st.host, "access")
+    payload = nil
+    return ret
+end
+
+-- header_filter cannot yield in nginx, so it never waits for the daemon:
+-- it sets the response headers the access reply asked for.
+function _M.header_filter(st, conf)
+    local ctx = st.host.ctx()
+    local saved = ctx.shmring_resp
+    if not saved then
+        return
+    end
+    ctx.shmring_resp = nil
+    local host = st.host
+    for i = 1, #saved, 3 do
+        if saved[i] == 7 then
+            host.set_resp_header(saved[i + 1], saved[i + 2])
+        else
+            host.add_resp_header(saved[i + 1], saved[i + 2])
+        end
+    end
+end
+
+-- log: fire and forget; a failure is only logged (once per interval).
+function _M.log(st, conf)
+    C = C or core.C or core.load(client.config.lib)
+    st.entry = st.host.log_entry()
+    local ok, err = client.send(REC.LOG, st.spec.name, conf, encode_log, st)
+    st.entry = false
+    if not ok then
+        local key = st.spec.name .. "/log"
+        local now = ngx_now()
+        if now - (last_logged[key] or -1e9) >= _M.log_interval then
+            last_logged[key] = now
+            ngx_log(ERR, "shmring: plugin ", st.spec.name, " log entry dropped: ", err)
+        end
+    end
+end
+
+return _M

@@ -1,0 +1,72 @@
+-- shmring.plugins: what the gateway side knows of each C plugin: the
+-- request parts its descriptor declares (`needs_headers` / `needs_query` in
+-- plugins/<name>/), the phases it implements, and its failure-policy
+-- defaults (auth plugins fail closed, logging fails open; docs/gateway.md).
+-- Only these parts go into the snapshot. "*" means every one.
+--
+-- A third-party plugin registers itself with shmring.plugins.define().
+local _M = {}
+
+local catalog = {
+    hello = {
+        headers = {}, query = {},
+        phases = { access = true },
+        fail_open = false, timeout = 250,
+    },
+    ["key-auth"] = {
+        headers = { "apikey" }, query = { "apikey" },
+        phases = { access = true },
+        fail_open = false, timeout = 250,
+    },
+    jwt = {
+        headers = { "authorization" }, query = { "jwt" },
+        phases = { access = true },
+        fail_open = false, timeout = 250,
+    },
+    ["rate-limiting"] = {
+        headers = {}, query = {},
+        phases = { access = true },
+        fail_open = true, timeout = 250,
+    },
+    ["request-transformer"] = {
+        headers = "*", query = "*",
+        phases = { access = true },
+        fail_open = false, timeout = 250,
+    },
+    ["correlation-id"] = {
+        headers = { "kong-request-id" }, query = {},
+        phases = { access = true },
+        fail_open = true, timeout = 250,
+    },
+    ["file-log"] = {
+        headers = {}, query = {},
+        phases = { log = true },
+        fail_open = true, timeout = 250,
+    },
+}
+
+-- The spec of a plugin; unknown names get the hello-like default (access
+-- only, nothing declared, fail closed).
+function _M.get(name)
+    local s = catalog[name]
+    if not s then
+        s = { headers = {}, query = {}, phases = { access = true }, fail_open = false,
+              timeout = 250 }
+        catalog[name] = s
+    end
+    s.name = name
+    return s
+end
+
+-- Declare (or override) a plugin: define("my-auth", { headers = {"x-token"},
+-- query = {}, phases = { access = true }, fail_open = false, timeout = 100 }).
+function _M.define(name, spec)
+    if type(name) ~= "string" or type(spec) ~= "table" then
+        error("shmring.plugins.define(name, spec)", 2)
+    end
+    catalog[name] = spec
+    spec.name = name
+    return spec
+end
+
+return _M
