@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/* CONF then ACCESS/REWRITE/HEADER_FILTER to hello; unknown conf id; bad
+ * configs; malformed records and unknown types (answered and counted); the
+ * CQ doorbell; a second instance on the same directory refused. */
+#include "client.h"
+
+static int str_is(const msgpack_object *o, const char *s)
+{
+	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
+	       memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+}
+
+/* Check action i of reply r is [op, a, b]. */
+static void check_action(const struct tc_reply *r, uint32_t i, uint64_t op, const char *a,
+			 const char *b)
+{
+	const msgpack_object *acts = shmring_mp_get(r->root, "a");
+	CHECK(acts && acts->type == MSGPACK_OBJECT_ARRAY, "reply has no action array");
+	CHECK(i < acts->via.array.size, "missing action %u", i);
+	const msgpack_object *x = &acts->via.array.ptr[i];
+	CHECK(x->type == MSGPACK_OBJECT_ARRAY && x->via.array.size == 3, "action shape");
+	CHECK(x->via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		      x->via.array.ptr[0].via.u64 == op,
+	      "action %u op", i);
+	CHECK(str_is(&x->via.array.ptr[1], a) && str_is(&x->via.array.ptr[2], b),
+	      "action %u args", i);
+}
+
+static void fill_hf(struct shmring_mpw *w, void *arg)
+{
+	shmring_mpw_map(w, 3);
+	shmring_mpw_cstr(w, "conf");
+	shmring_mpw_uint(w, *(uint64_t *)arg);
+	shmring_mpw_cstr(w, "status");
+	shmring_mpw_uint(w, 200);
+	shmring_mpw_cstr(w, "resp_headers");
+	shmring_mpw_map(w, 0);
+}
+
+static void fill_no_conf(struct shmring_mpw *w, void *arg)
+{
+	shmring_mpw_map(w, 1);
+	shmring_mpw_cstr(w, "path");
+	shmring_mpw_cstr(w, "/x");
+}
+
+static void fill_log(struct shmring_mpw *w, void *arg)
+{
+	shmring_mpw_map(w, 2);
+	shmring_mpw_cstr(w, "conf");
+	shmring_mpw_uint(w, *(uint64_t *)arg);
+	shmring_mpw_cstr(w, "entry");
+	shmring_mpw_map(w, 0);
+}
+
+int main(void)
+{
+	tc_init("basic");
+	const char *args[] = {"--workers", "2", "--channels", "4", NULL};
+	tc_pid = tc_spawn(args);
+	struct shmring_instance *inst = tc_wait_ready(2, 10 * SEC);
+	struct shmring_chan *c;
+	CHECK(shmring_chan_claim(inst, &c) == 0, "claim a channel");
+	static struct tc_reply r;
+	char e[512];
+	uint64_t req = 1;
+
+	/* CONF then ACCESS: the two hello actions. */
+	struct tc_conf hello = {.id = 7, .plugin = "hello"};
+	tc_register(c, &r, req++, &hello);
+	uint64_t conf = 7;
+	tc_send(c, SHMRING_REC_ACCESS, req, tc_fill_access, &conf);
+	tc_expect(c, &r, req++, 5 * SEC);
+	CHECK(r.s == 0, "ACCESS failed: %s", tc_err(&r, e, sizeof(e)));
+	check_action(&r, 0, 1, "X-Hello", "World");
+	check_action(&r, 1, 7, "X-Hello", "World");
+
+	/* REWRITE behaves like ACCESS for hello; HEADER_FILTER sets the
+	 * response header. */
+	tc_send(c, SHMRING_REC_REWRITE, req, tc_fill_access, &conf);
+	tc_expect(c, &r, req++, 5 * SEC);
+	check_action(&r, 0, 1, "X-Hello", "World");
+	tc_send(c, SHMRING_REC_HEADER_FILTER, req, fill_hf, &conf);
+	tc_expect(c, &r, req++, 5 * SEC);
+	CHECK(r.s == 0, "HEADER_FILTER failed: %s", tc_err(&r, e, sizeof(e)));
+	check_action(&r, 0, 7, "X-Hello", "World");
+
+	/* A config value, and re-registering the same id replaces it. */
+	struct tc_conf custom = {.id = 7, .plugin = "hello", .k1 = "value", .v1 = "Moon"};
+	tc_register(c, &r, req++, &custom);
+	tc_send(c, SHMRING_REC_ACCESS, req, tc_fill_access, &conf);
+	tc_expect(c, &r, req++, 5 * SEC);
+	check_action(&r, 0, 1, "X-Hello", "Moon");
+
+	/* Unknown conf id: s = 2, for ACCESS and for a LOG with a req_id. */
+	uint64_t unknown = 999;
+	tc_send(c, SHMRING_REC_ACCESS, req, tc_fill_access, &unknown);
+	tc_expect(c, &r, req++, 5 * SEC);
+	CHECK(r.s == 2, "unknown conf answered s=%llu", (unsigned long long)r.s);
+	tc_send(c, SHMRING_REC_LOG, req, fill_log, &unknown);
+	tc_expect(c, &r, req++, 5 * SEC);
+	CHECK(r.s == 2, "unknown conf LOG answered s=%llu", (unsigned long long)r.s);
+
+	/* Refused configs: unknown plugin, bad value. */
+	struct tc_conf nope = {.id = 8, .plugin = "no-such-plugin"};
+	tc_send(c, SHMRING_REC_CONF, req, tc_fill_conf, &nope);
+	tc_expect(c, &r, req++, 5 * SEC);
+	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "unknown plugin"), "unknown plugin: %s",
+	      e);
+	struct tc_conf bad = {.id = 9, .plugin = "hello", .k1 = "value", .v1 = ""};
+	tc_send(c, SHMRING_REC_CONF, req, tc_fill_conf, &bad);
+	tc_expect(c, &r, req++, 5 * SEC);
+	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "config.value"), "bad config: %s", e);
+
+	/* Malformed records: bad msgpack, truncated msgpack, a snapshot
+	 * without conf, an unknown type. Each answered with s = 1. */
+	struct shmringd_stats *st = tc_stats();
+	uint32_t w = shmring_chan_index(c) % 2;
+	uint64_t malformed0 = st->w[w].malformed;
+	const uint8_t junk[] = {0xc1, 0xc1, 0xc1};
+	const uint8_t truncated[] = {0x82, 0xa4, 'c', 'o', 'n', 'f'};
+	tc_send_raw(c, SHMRING_REC_ACCESS, req, junk, sizeof(junk));
+	tc_expect(c, &r, req++, 5 * SEC);
+	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "malformed"), "junk: %s", e);
+	tc_send_raw(c, SHMRING_REC_CONF, req, truncated, sizeof(truncated));
+	tc_expect(c, &r, req++, 5 * SEC);
+	CHECK(r.s == 1, "truncated answered s=%llu", (unsigned long long)r.s);
+	tc_send(c, SHMRING_REC_ACCESS, req, fill_no_conf, NULL);
+	tc_expect(c, &r, req++, 5 * SEC);
+	CHECK(r.s == 1, "no conf answered s=%llu", (unsigned long long)r.s);
+	tc_send_raw(c, 77, req, junk, sizeof(junk));
+	tc_expect(c, &r, req++, 5 * SEC);
+	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "unknown record type"), "type: %s", e);
+	tc_send_raw(c, SHMRING_REC_ACCESS, 0, junk, sizeof(junk)); /* req_id 0: no reply */
+	tc_send(c, SHMRING_REC_ACCESS, req, tc_fill_access, &conf);
+	tc_expect(c, &r, req++, 5 * SEC);
+	CHECK(r.s == 0, "the worker still serves after junk");
+	CHECK(st->w[w].malformed - malformed0 == 5, "malformed counted %llu",
+	      (unsigned long long)(st->w[w].malformed - malformed0));
+
+	/* The doorbell: connect, arm, submit; one byte arrives. */
+	char path[400];
+	CHECK(shmring_doorbell_path(inst, shmring_chan_index(c), path, sizeof(path)) > 0, "path");
+	int bell = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	CHECK(connect(bell, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect doorbell: %s",
+	      strerror(errno));
+	for (int round = 0; round < 3; round++) {
+		CHECK(shmring_doorbell_arm(c) == 0, "nothing should be waiting");
+		tc_send(c, SHMRING_REC_ACCESS, req, tc_fill_access, &conf);
+		struct pollfd pfd = {.fd = bell, .events = POLLIN};
+		CHECK(poll(&pfd, 1, 5000) == 1, "doorbell did not ring");
+		char b[16];
+		CHECK(read(bell, b, sizeof(b)) >= 1, "doorbell read");
+		tc_expect(c, &r, req++, 5 * SEC);
+		CHECK(r.s == 0, "reply after doorbell");
+	}
+	close(bell);
+
+	/* A second daemon on the same directory refuses with a message. */
+	pid_t second = tc_spawn(NULL);
+	int rc = tc_wait_exit(second, 10 * SEC);
+	CHECK(rc != 0, "second instance started");
+	CHECK(tc_log_contains("already running on"), "no clear refusal message");
+
+	shmring_chan_release(c);
+	shmring_instance_close(inst, 0);
+	kill(tc_pid, SIGTERM);
+	CHECK(tc_wait_exit(tc_pid, 10 * SEC) == 0, "graceful stop exit code");
+	struct stat sb;
+	CHECK(stat(tc_shm, &sb) == 0, "dir kept");
+	char ctl[400];
+	snprintf(ctl, sizeof(ctl), "%s/ctl", tc_shm);
+	CHECK(stat(ctl, &sb) < 0, "segments unlinked on stop");
+	printf("ok\n");
+	return 0;
+}

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* shmringd internals shared by the master, the workers and the host API.
+ * `shmringd__` names cross files; everything else is static. */
+#ifndef SHMRINGD_DAEMON_H
+#define SHMRINGD_DAEMON_H
+
+#include "shmring/mp.h"
+#include "shmring/shmring.h"
+#include "shmring_plugin.h"
+#include "stats.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SHMRINGD_MAX_PLUGINS 64
+#define SHMRINGD_LOCK_NAME "shmringd.lock"
+
+/* Every key of the config file; each also exists as --key on the command
+ * line (with '-' or '_'). Defaults are set by shmringd__config_defaults(). */
+struct shmringd_config {
+	char config_file[PATH_MAX]; /* "" = none */
+	char shm_dir[PATH_MAX];
+	uint32_t channels;
+	uint32_t workers;
+	uint32_t ring_size; /* bytes of SQ and of CQ, power of two */
+	mode_t mode;
+	char group[64]; /* "" = keep */
+	char user[64];  /* "" = keep */
+	char plugin_dir[PATH_MAX]; /* ':'-separated directories */
+	char plugins[1024];        /* ','-separated names; "" = every .so found */
+	bool foreground;
+	uint32_t spin_us;            /* busy-poll this long before sleeping */
+	uint32_t idle_timeout_ms;    /* longest futex sleep when nothing is due */
+	uint32_t log_batch_bytes;    /* flush a sink batch at this size */
+	uint32_t log_flush_ms;       /* ... or when its oldest entry is this old */
+	uint32_t log_sink_max_bytes; /* memory bound per sink per worker */
+	uint32_t restart_backoff_max_ms;
+	uint32_t drain_timeout_ms; /* SIGTERM: longest wait for rings and sinks */
+	int verbose;
+};
+
+void shmringd__config_defaults(struct shmringd_config *c);
+/* Apply the config file (if any) then argv overrides. 0, or -1 after
+ * printing why to stderr. *exit_now is set for --help / --version. */
+int shmringd__config_load(struct shmringd_config *c, int argc, char **argv, bool *exit_now);
+void shmringd__usage(FILE *f);
+
+/* Logging to stderr (journal under systemd), prefixed by the process role. */
+extern char shmringd__role[32];
+void shmringd__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- plugins (host.c) ---------------------------------------------------- */
+
+struct shmringd_plugin {
+	const struct shmring_plugin *desc; /* NULL if refused */
+	void *handle;
+	void *wstate;
+	bool init_ok;
+	char name[64];
+	char error[256]; /* why it was refused or init failed */
+};
+
+struct shmringd_plugins {
+	struct shmringd_plugin v[SHMRINGD_MAX_PLUGINS];
+	uint32_t n;
+};
+
+/* dlopen the configured plugins and check their descriptors. With strict,
+ * any refusal is an error (returned -1, message in err). Without it,
+ * refused plugins stay in the table with their error. */
+int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plugins *p,
+			   bool strict, char *err, size_t errlen);
+/* Run init of every loaded plugin (worker side). */
+void shmringd__plugins_init(struct shmringd_plugins *p);
+void shmringd__plugins_unload(struct shmringd_plugins *p);
+struct shmringd_plugin *shmringd__plugin_find(struct shmringd_plugins *p, const char *name,
+					      size_t len);
+
+/* The reply under construction: msgpack in a private buffer, copied into
+ * the CQ in one claim when finished. */
+struct shmring_reply {
+	uint8_t *buf;
+	uint32_t cap;
+	uint32_t len;
+	uint32_t max;       /* the channel's max payload */
+	uint32_t nact;      /* actions so far */
+	uint32_t arr_off;   /* offset of the array32 header of "a" */
+	int failed;         /* an append did not fit */
+	int error_set;      /* shmring_reply_error() was called */
+	char error[512];
+};
+
+void shmringd__reply_begin(struct shmring_reply *r, uint32_t max_payload);
+/* Finish: writes {s=0,a=[...]} or {s=1,e=...}; returns the payload length. */
+uint32_t shmringd__reply_finish(struct shmring_reply *r, const char *fallback_error);
+/* A complete reply with only a status and an optional error message. */
+uint32_t shmringd__reply_status(struct shmring_reply *r, uint32_t status, const char *error);
+
+/* Decode a snapshot map into the request view. 0, or -EBADMSG. */
+int shmringd__request_decode(struct shmring_request *req, const msgpack_object *root);
+
+/* ---- log sinks (sink.c) ---------------------------------------------------- */
+
+struct shmringd_sink_opts {
+	uint32_t batch_bytes;
+	uint32_t flush_ms;
+	uint32_t max_bytes;
+};
+/* Per worker: set up the io_uring. 0 or -errno. */
+int shmringd__sinks_init(const struct shmringd_sink_opts *o, struct shmringd_worker_stats *st);
+/* Reap completions, submit due batches, reconnect. now in ns. */
+void shmringd__sinks_poll(uint64_t now);
+/* ns until the next due flush or retry (INT64_MAX if none). */
+int64_t shmringd__sinks_next_due(uint64_t now);
+/* Flush everything and wait for it (bounded by deadline_ns). */
+void shmringd__sinks_drain(uint64_t deadline_ns);
+void shmringd__sinks_fini(void);
+
+/* ---- worker (worker.c) ------------------------------------------------------ */
+
+struct shmringd_worker_args {
+	const struct shmringd_config *cfg;
+	struct shmring_instance *inst;
+	uint32_t slot;
+	uint32_t nworkers;
+	const int *bell_fds; /* listening doorbell socket per channel */
+	struct shmringd_stats *stats;
+};
+/* The worker process body; never returns. */
+void shmringd__worker_main(const struct shmringd_worker_args *a) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,568 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Log sinks: per-worker batches written by the worker's io_uring.
+ *
+ * Each sink has two buffers of log_sink_max_bytes / 2: `fill`, which plugins
+ * append to, and `flight`, which is being written. A flush swaps them when
+ * nothing is in flight, so appending never waits for I/O (double
+ * buffering). fill is flushed when it holds log_batch_bytes or its oldest
+ * entry is log_flush_ms old. When a sink is down (TCP not connected, or a
+ * write is slow), fill grows up to its cap and further entries are dropped
+ * and counted: memory stays bounded and the worker never blocks.
+ *
+ * File and TCP batches are one byte stream (one SQE, resubmitted on a short
+ * write); UDP batches hold [u32 len][bytes] entries, sent as one SENDMSG
+ * SQE per datagram.
+ */
+#include "daemon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/sdt.h>
+#include <unistd.h>
+
+#define RING_ENTRIES 256u
+#define UDP_CHUNK 64u /* datagrams in flight per UDP sink */
+#define RECONNECT_MIN_MS 50u
+#define RECONNECT_MAX_MS 2000u
+
+enum sink_kind { SINK_FILE, SINK_TCP, SINK_UDP };
+enum op { OP_WRITE = 1, OP_CONNECT = 2, OP_UDP = 3 };
+
+struct batch {
+	char *data;
+	uint32_t len;
+	uint32_t entries;
+	uint64_t first_ns; /* when the first entry of this batch was appended */
+};
+
+struct shmring_sink {
+	struct shmring_sink *next;
+	char spec[256];
+	enum sink_kind kind;
+	int refs;         /* plugin references; 0 = closing once drained */
+	int fd;           /* -1 while down */
+	bool connecting;  /* a CONNECT SQE is outstanding */
+	bool in_flight;   /* a WRITE (or UDP SENDMSGs) outstanding */
+	bool reserved;    /* between reserve and commit */
+	uint32_t cap;     /* bytes per buffer */
+	struct batch fill;
+	struct batch flight;
+	uint32_t flight_off; /* bytes of flight written (stream) or sent (UDP) */
+	uint32_t udp_pending; /* SENDMSG SQEs outstanding */
+	uint32_t udp_next;    /* offset in flight of the next datagram to send */
+	uint64_t retry_at;    /* down: next connect attempt (ns) */
+	uint32_t backoff_ms;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct msghdr msg[UDP_CHUNK];
+	struct iovec iov[UDP_CHUNK];
+	struct shmring_sink_stats st;
+};
+
+static struct {
+	struct io_uring ring;
+	bool ready;
+	struct shmringd_sink_opts o;
+	struct shmringd_worker_stats *ws;
+	struct shmring_sink *list;
+	uint64_t now; /* last time seen by sinks_poll */
+} S;
+
+static uint64_t tag(struct shmring_sink *s, enum op op)
+{
+	return (uint64_t)(uintptr_t)s | (uint64_t)op;
+}
+
+int shmringd__sinks_init(const struct shmringd_sink_opts *o, struct shmringd_worker_stats *st)
+{
+	S.o = *o;
+	S.ws = st;
+	S.now = shmring_now_ns();
+	int rc = io_uring_queue_init(RING_ENTRIES, &S.ring, 0);
+	if (rc < 0)
+		return rc;
+	S.ready = true;
+	return 0;
+}
+
+static struct io_uring_sqe *get_sqe(void)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&S.ring);
+	if (!sqe) {
+		io_uring_submit(&S.ring);
+		sqe = io_uring_get_sqe(&S.ring);
+	}
+	return sqe;
+}
+
+static void count_drop(struct shmring_sink *s, uint64_t n)
+{
+	s->st.dropped += n;
+	S.ws->sink_dropped += n;
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+static void mark_down(struct shmring_sink *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : RECONNECT_MIN_MS;
+	if (s->backoff_ms > RECONNECT_MAX_MS)
+		s->backoff_ms = RECONNECT_MAX_MS;
+	s->retry_at = S.now + (uint64_t)s->backoff_ms * 1000000u;
+}
+
+/* Start a TCP connect through the ring (non-blocking socket). */
+static void start_connect(struct shmring_sink *s)
+{
+	s->fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->fd < 0) {
+		s->st.errors++;
+		mark_down(s);
+		return;
+	}
+	int one = 1;
+	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct io_uring_sqe *sqe = get_sqe();
+	if (!sqe) {
+		mark_down(s);
+		return;
+	}
+	io_uring_prep_connect(sqe, s->fd, (struct sockaddr *)&s->addr, s->addrlen);
+	io_uring_sqe_set_data64(sqe, tag(s, OP_CONNECT));
+	s->connecting = true;
+	io_uring_submit(&S.ring);
+}
+
+/* ---- flushing ------------------------------------------------------------ */
+
+static void submit_udp_chunk(struct shmring_sink *s)
+{
+	while (s->udp_pending < UDP_CHUNK && s->udp_next + 4 <= s->flight.len) {
+		uint32_t len;
+		memcpy(&len, s->flight.data + s->udp_next, 4);
+		struct io_uring_sqe *sqe = get_sqe();
+		if (!sqe)
+			break;
+		uint32_t i = s->udp_pending;
+		s->iov[i] = (struct iovec){s->flight.data + s->udp_next + 4, len};
+		s->msg[i] = (struct msghdr){.msg_iov = &s->iov[i], .msg_iovlen = 1};
+		io_uring_prep_sendmsg(sqe, s->fd, &s->msg[i], MSG_NOSIGNAL);
+		io_uring_sqe_set_data64(sqe, tag(s, OP_UDP));
+		s->udp_pending++;
+		s->udp_next += 4 + len;
+	}
+}
+
+/* Write what remains of flight. */
+static void submit_flight(struct shmring_sink *s)
+{
+	s->in_flight = true;
+	if (s->kind == SINK_UDP) {
+		submit_udp_chunk(s);
+	} else {
+		struct io_uring_sqe *sqe = get_sqe();
+		if (!sqe) {
+			s->in_flight = false;
+			return;
+		}
+		const char *p = s->flight.data + s->flight_off;
+		uint32_t n = s->flight.len - s->flight_off;
+		if (s->kind == SINK_FILE)
+			io_uring_prep_write(sqe, s->fd, p, n, (uint64_t)-1); /* O_APPEND */
+		else
+			io_uring_prep_send(sqe, s->fd, p, n, MSG_NOSIGNAL);
+		io_uring_sqe_set_data64(sqe, tag(s, OP_WRITE));
+	}
+	s->st.flushes++;
+	S.ws->sink_flushes++;
+	DTRACE_PROBE3(shmring, flush, s->spec, s->flight.len, s->flight.entries);
+	io_uring_submit(&S.ring);
+}
+
+/* Swap fill into flight and submit it, if the sink can take it now. */
+static void flush(struct shmring_sink *s)
+{
+	if (s->in_flight || s->fd < 0 || s->connecting || s->reserved)
+		return;
+	if (s->flight.len == 0) {
+		if (s->fill.len == 0)
+			return;
+		struct batch t = s->flight;
+		s->flight = s->fill;
+		s->fill = t;
+		s->fill.len = 0;
+		s->fill.entries = 0;
+		s->flight_off = 0;
+		s->udp_next = 0;
+	}
+	/* else: a batch left over from a disconnect is resent first */
+	submit_flight(s);
+}
+
+static bool due(const struct shmring_sink *s, uint64_t now)
+{
+	return s->fill.len >= S.o.batch_bytes ||
+	       (s->fill.len && now - s->fill.first_ns >= (uint64_t)S.o.flush_ms * 1000000u) ||
+	       (s->flight.len && !s->in_flight); /* left over after a reconnect */
+}
+
+static void flight_done(struct shmring_sink *s)
+{
+	s->st.bytes += s->flight.len;
+	S.ws->sink_bytes += s->flight.len;
+	s->flight.len = 0;
+	s->flight.entries = 0;
+	s->flight_off = 0;
+	s->udp_next = 0;
+	s->in_flight = false;
+}
+
+static void on_cqe(struct io_uring_cqe *cqe)
+{
+	uint64_t d = io_uring_cqe_get_data64(cqe);
+	struct shmring_sink *s = (struct shmring_sink *)(uintptr_t)(d & ~(uint64_t)7);
+	enum op op = (enum op)(d & 7);
+	int res = cqe->res;
+	switch (op) {
+	case OP_CONNECT:
+		s->connecting = false;
+		if (res < 0) {
+			s->st.errors++;
+			S.ws->sink_errors++;
+			mark_down(s);
+		} else {
+			s->backoff_ms = 0;
+			s->st.reconnects++;
+			S.ws->sink_reconnects++;
+		}
+		break;
+	case OP_WRITE:
+		if (res < 0 && res != -EAGAIN && res != -EINTR) {
+			s->st.errors++;
+			S.ws->sink_errors++;
+			s->in_flight = false;
+			if (s->kind == SINK_TCP) {
+				/* Keep the batch: resent whole after the reconnect. */
+				s->flight_off = 0;
+				mark_down(s);
+			} else {
+				count_drop(s, s->flight.entries);
+				s->flight.len = 0;
+				s->flight.entries = 0;
+				s->flight_off = 0;
+			}
+			break;
+		}
+		if (res > 0)
+			s->flight_off += (uint32_t)res;
+		if (s->flight_off < s->flight.len)
+			submit_flight(s); /* short write: the rest */
+		else
+			flight_done(s);
+		break;
+	case OP_UDP:
+		s->udp_pending--;
+		if (res < 0) {
+			s->st.errors++;
+			S.ws->sink_errors++;
+			count_drop(s, 1);
+		}
+		if (s->udp_pending == 0) {
+			if (s->udp_next < s->flight.len)
+				submit_udp_chunk(s), io_uring_submit(&S.ring);
+			else
+				flight_done(s);
+		}
+		break;
+	}
+}
+
+static void reap(void)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+	io_uring_for_each_cqe(&S.ring, head, cqe)
+	{
+		on_cqe(cqe);
+		n++;
+	}
+	if (n)
+		io_uring_cq_advance(&S.ring, n);
+}
+
+static void sink_free(struct shmring_sink *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->fill.data);
+	free(s->flight.data);
+	free(s);
+}
+
+void shmringd__sinks_poll(uint64_t now)
+{
+	if (!S.ready)
+		return;
+	S.now = now;
+	if (*S.ring.cq.khead != io_uring_smp_load_acquire(S.ring.cq.ktail))
+		reap();
+	for (struct shmring_sink **pp = &S.list, *s; (s = *pp);) {
+		if (s->fd < 0 && s->kind == SINK_TCP && !s->connecting && now >= s->retry_at)
+			start_connect(s);
+		if (due(s, now))
+			flush(s);
+		if (s->refs == 0 && !s->in_flight && !s->connecting && s->fill.len == 0 &&
+		    s->flight.len == 0) {
+			*pp = s->next;
+			sink_free(s);
+			continue;
+		}
+		pp = &s->next;
+	}
+}
+
+int64_t shmringd__sinks_next_due(uint64_t now)
+{
+	int64_t best = INT64_MAX;
+	for (struct shmring_sink *s = S.list; s; s = s->next) {
+		int64_t t = INT64_MAX;
+		if (s->in_flight || s->connecting)
+			t = 1000000; /* completions do not wake the futex: look again in 1 ms */
+		else if (s->fd < 0 && s->kind == SINK_TCP)
+			t = s->retry_at > now ? (int64_t)(s->retry_at - now) : 0;
+		else if (s->fill.len) {
+			uint64_t at = s->fill.first_ns + (uint64_t)S.o.flush_ms * 1000000u;
+			t = at > now ? (int64_t)(at - now) : 0;
+		}
+		if (t < best)
+			best = t;
+	}
+	return best;
+}
+
+void shmringd__sinks_drain(uint64_t deadline_ns)
+{
+	if (!S.ready)
+		return;
+	for (;;) {
+		uint64_t now = shmring_now_ns();
+		S.now = now;
+		bool busy = false;
+		for (struct shmring_sink *s = S.list; s; s = s->next) {
+			if (s->fd < 0 && s->kind == SINK_TCP && !s->connecting && now >= s->retry_at)
+				start_connect(s);
+			flush(s);
+			if (s->fill.len || s->flight.len || s->in_flight || s->connecting)
+				busy = true;
+		}
+		if (!busy || now >= deadline_ns)
+			break;
+		struct __kernel_timespec ts = {0, 1000000};
+		struct io_uring_cqe *cqe;
+		if (io_uring_wait_cqe_timeout(&S.ring, &cqe, &ts) == 0)
+			reap();
+	}
+	/* Whatever is still buffered could not be written in time. */
+	for (struct shmring_sink *s = S.list; s; s = s->next) {
+		uint64_t lost = s->fill.entries + s->flight.entries;
+		if (lost) {
+			shmringd__log("sink %s: %llu entries not written before the drain deadline",
+				      s->spec, (unsigned long long)lost);
+			count_drop(s, lost);
+		}
+	}
+}
+
+void shmringd__sinks_fini(void)
+{
+	if (!S.ready)
+		return;
+	io_uring_queue_exit(&S.ring);
+	while (S.list) {
+		struct shmring_sink *s = S.list;
+		S.list = s->next;
+		sink_free(s);
+	}
+	S.ready = false;
+}
+
+/* ---- the plugin API ------------------------------------------------------ */
+
+static int parse_addr(const char *hostport, int socktype, struct sockaddr_storage *ss,
+		      socklen_t *len)
+{
+	char host[256];
+	const char *port;
+	if (hostport[0] == '[') {
+		const char *e = strchr(hostport, ']');
+		if (!e || e[1] != ':')
+			return -EINVAL;
+		snprintf(host, sizeof(host), "%.*s", (int)(e - hostport - 1), hostport + 1);
+		port = e + 2;
+	} else {
+		const char *e = strrchr(hostport, ':');
+		if (!e)
+			return -EINVAL;
+		snprintf(host, sizeof(host), "%.*s", (int)(e - hostport), hostport);
+		port = e + 1;
+	}
+	struct addrinfo hints = {.ai_socktype = socktype,
+				 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
+		return -EINVAL;
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*len = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **out, char *err,
+				       size_t errlen)
+{
+	*out = NULL;
+	if (!S.ready) {
+		snprintf(err, errlen, "log sinks are only available inside a shmringd worker");
+		return -ENODEV;
+	}
+	for (struct shmring_sink *s = S.list; s; s = s->next) {
+		if (!strcmp(s->spec, spec)) {
+			s->refs++;
+			*out = s;
+			return 0;
+		}
+	}
+	if (strlen(spec) >= sizeof(((struct shmring_sink *)0)->spec)) {
+		snprintf(err, errlen, "sink spec too long");
+		return -ENAMETOOLONG;
+	}
+	struct shmring_sink *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(s->spec, sizeof(s->spec), "%s", spec);
+	s->fd = -1;
+	s->refs = 1;
+	s->cap = S.o.max_bytes / 2;
+	int rc = 0;
+	if (!strncmp(spec, "file:", 5) && spec[5]) {
+		s->kind = SINK_FILE;
+		s->fd = open(spec + 5, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (s->fd < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "cannot open %s: %s", spec + 5, strerror(errno));
+		}
+	} else if (!strncmp(spec, "tcp:", 4)) {
+		s->kind = SINK_TCP;
+		if ((rc = parse_addr(spec + 4, SOCK_STREAM, &s->addr, &s->addrlen)) < 0)
+			snprintf(err, errlen, "bad sink address '%s' (want tcp:IP:PORT)", spec);
+	} else if (!strncmp(spec, "udp:", 4)) {
+		s->kind = SINK_UDP;
+		if ((rc = parse_addr(spec + 4, SOCK_DGRAM, &s->addr, &s->addrlen)) < 0) {
+			snprintf(err, errlen, "bad sink address '%s' (want udp:IP:PORT)", spec);
+		} else {
+			s->fd = socket(s->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				       0);
+			if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&s->addr, s->addrlen) < 0) {
+				rc = -errno;
+				snprintf(err, errlen, "udp sink %s: %s", spec, strerror(errno));
+			}
+		}
+	} else {
+		snprintf(err, errlen, "unknown sink '%s' (want file:PATH, tcp:IP:PORT or "
+				      "udp:IP:PORT)", spec);
+		rc = -EINVAL;
+	}
+	if (rc == 0) {
+		s->fill.data = malloc(s->cap);
+		s->flight.data = malloc(s->cap);
+		if (!s->fill.data || !s->flight.data) {
+			snprintf(err, errlen, "out of memory");
+			rc = -ENOMEM;
+		}
+	}
+	if (rc < 0) {
+		sink_free(s);
+		return rc;
+	}
+	if (s->kind == SINK_TCP)
+		start_connect(s);
+	s->next = S.list;
+	S.list = s;
+	*out = s;
+	return 0;
+}
+
+SHMRING_HOST_API void shmring_sink_release(struct shmring_sink *s)
+{
+	if (s && s->refs > 0)
+		s->refs--; /* freed by sinks_poll once written */
+}
+
+SHMRING_HOST_API int shmring_sink_reserve(struct shmring_sink *s, size_t max, char **buf)
+{
+	*buf = NULL;
+	size_t need = max + (s->kind == SINK_UDP ? 4 : 0);
+	if (s->fill.len + need > s->cap) {
+		/* Full: try to make room by flushing now, else drop. */
+		flush(s);
+		if (s->fill.len + need > s->cap) {
+			count_drop(s, 1);
+			return SHMRING_SINK_DROPPED;
+		}
+	}
+	s->reserved = true;
+	*buf = s->fill.data + s->fill.len + (s->kind == SINK_UDP ? 4 : 0);
+	return 0;
+}
+
+SHMRING_HOST_API void shmring_sink_commit(struct shmring_sink *s, size_t used)
+{
+	if (!s->reserved)
+		return;
+	s->reserved = false;
+	if (s->kind == SINK_UDP) {
+		uint32_t l = (uint32_t)used;
+		memcpy(s->fill.data + s->fill.len, &l, 4);
+		used += 4;
+	}
+	if (s->fill.len == 0)
+		s->fill.first_ns = S.now;
+	s->fill.len += (uint32_t)used;
+	s->fill.entries++;
+	s->st.entries++;
+	S.ws->sink_entries++;
+	if (s->fill.len >= S.o.batch_bytes)
+		flush(s);
+}
+
+SHMRING_HOST_API int shmring_sink_write(struct shmring_sink *s, const void *data, size_t len)
+{
+	char *p;
+	int rc = shmring_sink_reserve(s, len, &p);
+	if (rc != 0)
+		return rc;
+	memcpy(p, data, len);
+	shmring_sink_commit(s, len);
+	return 0;
+}
+
+SHMRING_HOST_API void shmring_sink_stats(const struct shmring_sink *s,
+					 struct shmring_sink_stats *out)
+{
+	*out = s->st;
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's own statistics file, "<shm_dir>/stats", next to the ring
+ * segments (the ring library's counters stay in ctl and the channels).
+ *
+ * Layout (little-endian, created by the master with the segments' mode):
+ *   struct shmringd_stats: magic, version, nworkers, master pid, then
+ *   SHMRING_MAX_WORKERS blocks of struct shmringd_worker_stats, each block
+ *   written only by the worker in that slot (plain 64-bit stores; readers
+ *   such as shmringctl take each field as a snapshot, never a consistent
+ *   set). Counters survive worker restarts: a new worker continues them.
+ */
+#ifndef SHMRINGD_STATS_H
+#define SHMRINGD_STATS_H
+
+#include "shmring/shmring.h"
+
+#include <stdalign.h>
+#include <stdint.h>
+
+#define SHMRINGD_STATS_MAGIC 0x3154415453445253ull /* "SRDSTAT1" */
+#define SHMRINGD_STATS_VERSION 1u
+#define SHMRINGD_STATS_NAME "stats"
+/* Service-time histogram: bucket i counts records whose dispatch (peek to
+ * reply committed) took [2^i, 2^(i+1)) ns; bucket 0 also takes < 1 ns and
+ * the last bucket everything longer. */
+#define SHMRINGD_HIST_BUCKETS 32
+
+struct shmringd_worker_stats {
+	alignas(64) uint64_t lat_hist[SHMRINGD_HIST_BUCKETS];
+	uint64_t replies;       /* REPLY records committed */
+	uint64_t conf_ok;       /* CONF accepted */
+	uint64_t conf_refused;  /* CONF refused by the plugin or unknown plugin */
+	uint64_t unknown_conf;  /* records naming a conf id not registered */
+	uint64_t malformed;     /* bad msgpack, missing fields, unknown type */
+	uint64_t plugin_errors; /* hooks that returned < 0 */
+	uint64_t log_records;   /* LOG records handed to a plugin */
+	uint64_t cq_full;       /* replies that waited for CQ space */
+	uint64_t owner_changes; /* conf tables dropped for a new channel owner */
+	uint64_t doorbells;     /* doorbell bytes written */
+	uint64_t sink_entries;
+	uint64_t sink_bytes;
+	uint64_t sink_dropped;
+	uint64_t sink_flushes;
+	uint64_t sink_errors;
+	uint64_t sink_reconnects;
+	uint64_t generation; /* worker starts in this slot */
+	uint64_t started_ns; /* CLOCK_MONOTONIC at the last start */
+};
+
+struct shmringd_stats {
+	alignas(64) uint64_t magic;
+	uint32_t version;
+	uint32_t nworkers;
+	uint64_t master_pid;
+	struct shmringd_worker_stats w[SHMRING_MAX_WORKERS];
+};
+
+#endif

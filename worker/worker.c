@@ -1,0 +1,643 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A shmringd worker: serves every channel k with k mod nworkers == slot.
+ *
+ * One iteration of the loop (worker_main):
+ *   1. sinks_poll      reap io_uring completions, submit due log batches
+ *   2. drain_channel   for each channel: peek a batch of SQ records,
+ *                      dispatch each to its plugin, commit the replies,
+ *                      publish the CQ (ring the doorbell if armed), release
+ *   3. stop checks     handoff (SIGUSR1) or drain (SIGTERM) finished?
+ *   4. idle            spin up to spin_us, then sleep on the worker's futex
+ *                      event, never past the next due log flush
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/sdt.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define BATCH 64          /* records per channel per iteration */
+#define QUIET_NS 20000000 /* SIGTERM: rings idle this long = drained */
+
+/* ---- per-channel conf table (open addressing, conf id -> conf) ----------- */
+
+struct conf_ent {
+	uint64_t id;
+	struct shmringd_plugin *plugin; /* NULL = empty slot */
+	void *conf;
+};
+
+struct conf_table {
+	struct conf_ent *v;
+	uint32_t cap; /* power of two or 0 */
+	uint32_t n;
+};
+
+static struct conf_ent *conf_slot(struct conf_table *t, uint64_t id)
+{
+	if (!t->cap)
+		return NULL;
+	uint32_t mask = t->cap - 1;
+	uint32_t i = (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & mask;
+	for (;; i = (i + 1) & mask) {
+		struct conf_ent *e = &t->v[i];
+		if (!e->plugin || e->id == id)
+			return e;
+	}
+}
+
+static struct conf_ent *conf_find(struct conf_table *t, uint64_t id)
+{
+	struct conf_ent *e = conf_slot(t, id);
+	return e && e->plugin ? e : NULL;
+}
+
+static int conf_grow(struct conf_table *t)
+{
+	struct conf_table nt = {.cap = t->cap ? t->cap * 2 : 16};
+	nt.v = calloc(nt.cap, sizeof(*nt.v));
+	if (!nt.v)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < t->cap; i++) {
+		if (t->v[i].plugin) {
+			*conf_slot(&nt, t->v[i].id) = t->v[i];
+			nt.n++;
+		}
+	}
+	free(t->v);
+	*t = nt;
+	return 0;
+}
+
+static void conf_release(struct conf_ent *e)
+{
+	if (e->plugin->desc && e->plugin->desc->conf_free)
+		e->plugin->desc->conf_free(e->conf);
+}
+
+/* Insert or replace; the old conf of the id is freed. */
+static int conf_put(struct conf_table *t, uint64_t id, struct shmringd_plugin *p, void *conf)
+{
+	if ((t->n + 1) * 4 > t->cap * 3 && conf_grow(t) < 0)
+		return -ENOMEM;
+	struct conf_ent *e = conf_slot(t, id);
+	if (e->plugin)
+		conf_release(e);
+	else
+		t->n++;
+	*e = (struct conf_ent){id, p, conf};
+	return 0;
+}
+
+static void conf_clear(struct conf_table *t)
+{
+	for (uint32_t i = 0; i < t->cap; i++)
+		if (t->v[i].plugin)
+			conf_release(&t->v[i]);
+	free(t->v);
+	*t = (struct conf_table){0};
+}
+
+/* ---- worker state -------------------------------------------------------- */
+
+struct chan_state {
+	struct shmring_chan *ch;
+	uint32_t index;
+	uint64_t owner;   /* owner word the conf table belongs to */
+	struct conf_table confs;
+	int bell_listen;  /* inherited listening socket */
+	int bell_conn;    /* accepted client connection, -1 if none */
+	uint8_t *pending; /* a reply that did not fit in the CQ yet */
+	uint32_t pending_len;
+	uint64_t pending_req;
+	bool broken_logged;
+};
+
+enum stop_mode { RUN = 0, HANDOFF = 1, DRAIN = 2 };
+
+static volatile sig_atomic_t g_stop;
+static struct shmring_event *g_event;
+
+static struct {
+	const struct shmringd_config *cfg;
+	struct shmring_instance *inst;
+	uint32_t slot;
+	struct chan_state *chans;
+	uint32_t nchans;
+	struct shmringd_plugins plugins;
+	struct shmring_reply reply;
+	struct shmring_mpr mpr;
+	struct shmring_worker_counters *ctr;
+	struct shmringd_worker_stats *st;
+	uint64_t now;
+	uint64_t last_record_ns;
+	pid_t master;
+} W;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGTERM)
+		g_stop = DRAIN;
+	else if (sig == SIGUSR1 && g_stop != DRAIN)
+		g_stop = HANDOFF;
+	/* Move the futex word so a sleep that races the flag check returns at
+	 * once (futex_wait sees a changed value) instead of at its timeout. */
+	if (g_event)
+		__atomic_fetch_add(&g_event->seq, 1, __ATOMIC_RELEASE);
+}
+
+static void hist_add(uint64_t ns)
+{
+	unsigned b = ns ? 63u - (unsigned)__builtin_clzll(ns) : 0;
+	if (b >= SHMRINGD_HIST_BUCKETS)
+		b = SHMRINGD_HIST_BUCKETS - 1;
+	W.st->lat_hist[b]++;
+}
+
+/* ---- the doorbell --------------------------------------------------------- */
+
+/* Take the newest pending connection on the channel's doorbell socket (a
+ * client that reconnects replaces its old connection). */
+static void bell_accept(struct chan_state *cs)
+{
+	for (;;) {
+		int fd = accept4(cs->bell_listen, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		if (cs->bell_conn >= 0)
+			close(cs->bell_conn);
+		cs->bell_conn = fd;
+	}
+}
+
+/* The client armed the doorbell and we published: one byte wakes its
+ * cosocket. A full socket buffer means it has bytes to read already. */
+static void bell_ring(struct chan_state *cs)
+{
+	if (cs->bell_listen < 0)
+		return;
+	bell_accept(cs);
+	for (int tries = 0; cs->bell_conn >= 0 && tries < 2; tries++) {
+		static const char one = 1;
+		ssize_t n = send(cs->bell_conn, &one, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == 1 || errno == EAGAIN || errno == EWOULDBLOCK) {
+			W.st->doorbells++;
+			return;
+		}
+		/* EPIPE / ECONNRESET: that client is gone; try a newer one. */
+		close(cs->bell_conn);
+		cs->bell_conn = -1;
+		bell_accept(cs);
+	}
+}
+
+/* ---- replies ------------------------------------------------------------- */
+
+/* Copy the finished reply into the CQ. SHMRING_FULL keeps it as pending. */
+static int reply_send(struct chan_state *cs, uint64_t req_id, const uint8_t *buf, uint32_t len)
+{
+	struct shmring_claim cl;
+	int rc = shmring_claim(cs->ch, len, &cl);
+	if (rc == SHMRING_FULL) {
+		if (buf != cs->pending) {
+			uint8_t *p = realloc(cs->pending, len ? len : 1);
+			if (!p)
+				return -ENOMEM;
+			memcpy(p, buf, len);
+			cs->pending = p;
+			cs->pending_len = len;
+			cs->pending_req = req_id;
+			W.st->cq_full++;
+		}
+		return SHMRING_FULL;
+	}
+	if (rc < 0)
+		return rc;
+	memcpy(cl.payload, buf, len);
+	rc = shmring_commit(cs->ch, &cl, len, SHMRING_REC_REPLY, 0, req_id);
+	if (rc == 0) {
+		W.st->replies++;
+		DTRACE_PROBE3(shmring, reply, cs->index, req_id, len);
+	}
+	if (buf == cs->pending)
+		cs->pending_len = 0;
+	return rc;
+}
+
+static int reply_status(struct chan_state *cs, uint64_t req_id, uint32_t status, const char *e)
+{
+	uint32_t len = shmringd__reply_status(&W.reply, status, e);
+	return reply_send(cs, req_id, W.reply.buf, len);
+}
+
+/* ---- dispatch -------------------------------------------------------------- */
+
+static const char *phase_name(uint16_t type)
+{
+	switch (type) {
+	case SHMRING_REC_ACCESS:
+		return "access";
+	case SHMRING_REC_REWRITE:
+		return "rewrite";
+	case SHMRING_REC_HEADER_FILTER:
+		return "header_filter";
+	case SHMRING_REC_LOG:
+		return "log";
+	default:
+		return "?";
+	}
+}
+
+/* A malformed or unknown record: counted, answered when it has a req_id. */
+static int bad_record(struct chan_state *cs, const struct shmring_rec *rec, const char *why)
+{
+	W.st->malformed++;
+	W.ctr->errors++;
+	if (W.cfg->verbose)
+		shmringd__log("channel %u: bad record (type %u, req %llu): %s", cs->index,
+			      rec->type, (unsigned long long)rec->req_id, why);
+	return rec->req_id ? reply_status(cs, rec->req_id, 1, why) : 0;
+}
+
+static const msgpack_object empty_map = {.type = MSGPACK_OBJECT_MAP};
+
+static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
+{
+	const msgpack_object *root = &W.mpr.root;
+	uint64_t id;
+	const char *pname;
+	uint32_t plen;
+	if (root->type != MSGPACK_OBJECT_MAP || shmring_mp_get_uint(root, "conf", &id) < 0 ||
+	    shmring_mp_get_str(root, "plugin", &pname, &plen) < 0)
+		return bad_record(cs, rec, "CONF needs {conf = uint, plugin = str, config = map}");
+	const msgpack_object *config = shmring_mp_get(root, "config");
+	if (!config || config->type == MSGPACK_OBJECT_NIL ||
+	    (config->type == MSGPACK_OBJECT_ARRAY && config->via.array.size == 0))
+		config = &empty_map;
+	if (config->type != MSGPACK_OBJECT_MAP)
+		return bad_record(cs, rec, "CONF config must be a map");
+
+	char err[512] = "";
+	struct shmringd_plugin *p = shmringd__plugin_find(&W.plugins, pname, plen);
+	if (!p)
+		snprintf(err, sizeof(err), "unknown plugin '%.*s' (not in plugin_dir)", (int)plen,
+			 pname);
+	else if (!p->desc || !p->init_ok)
+		snprintf(err, sizeof(err), "%s", p->error);
+	void *conf = NULL;
+	if (!err[0] && p->desc->conf_new(p->wstate, config, &conf, err, sizeof(err)) < 0 &&
+	    !err[0])
+		snprintf(err, sizeof(err), "%s: config refused", p->name);
+	if (!err[0] && conf_put(&cs->confs, id, p, conf) < 0) {
+		if (p->desc->conf_free)
+			p->desc->conf_free(conf);
+		snprintf(err, sizeof(err), "out of memory");
+	}
+	if (err[0]) {
+		W.st->conf_refused++;
+		return reply_status(cs, rec->req_id, 1, err);
+	}
+	W.st->conf_ok++;
+	return reply_status(cs, rec->req_id, 0, NULL);
+}
+
+static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
+{
+	struct shmring_request req = {.channel = cs->index, .req_id = rec->req_id};
+	if (shmringd__request_decode(&req, &W.mpr.root) < 0)
+		return bad_record(cs, rec, "snapshot must be a map with a uint 'conf' and typed "
+					   "fields (docs/protocol.md)");
+	struct conf_ent *e = conf_find(&cs->confs, req.conf_id);
+	if (!e) {
+		W.st->unknown_conf++;
+		return reply_status(cs, rec->req_id, 2, NULL);
+	}
+	const struct shmring_plugin *d = e->plugin->desc;
+	int (*hook)(void *, const struct shmring_request *, struct shmring_reply *) = NULL;
+	switch (rec->type) {
+	case SHMRING_REC_ACCESS:
+		req.phase = SHMRING_PHASE_ACCESS;
+		hook = d->access;
+		break;
+	case SHMRING_REC_REWRITE:
+		req.phase = SHMRING_PHASE_REWRITE;
+		hook = d->rewrite;
+		break;
+	default:
+		req.phase = SHMRING_PHASE_HEADER_FILTER;
+		hook = d->header_filter;
+		break;
+	}
+	if (!(d->phases & req.phase) || !hook) {
+		char why[128];
+		snprintf(why, sizeof(why), "plugin %s has no %s phase", e->plugin->name,
+			 phase_name(rec->type));
+		W.st->plugin_errors++;
+		return reply_status(cs, rec->req_id, 1, why);
+	}
+	shmringd__reply_begin(&W.reply, shmring_chan_max_payload(cs->ch));
+	int rc = hook(e->conf, &req, &W.reply);
+	if (rc < 0 || W.reply.error_set) {
+		W.st->plugin_errors++;
+		W.ctr->errors++;
+	}
+	uint32_t len = shmringd__reply_finish(&W.reply, rc < 0 ? "plugin error" : NULL);
+	return reply_send(cs, rec->req_id, W.reply.buf, len);
+}
+
+static int handle_log(struct chan_state *cs, const struct shmring_rec *rec)
+{
+	const msgpack_object *root = &W.mpr.root;
+	uint64_t id;
+	if (root->type != MSGPACK_OBJECT_MAP || shmring_mp_get_uint(root, "conf", &id) < 0)
+		return bad_record(cs, rec, "LOG needs {conf = uint, entry = map}");
+	struct conf_ent *e = conf_find(&cs->confs, id);
+	if (!e) {
+		W.st->unknown_conf++;
+		return rec->req_id ? reply_status(cs, rec->req_id, 2, NULL) : 0;
+	}
+	const struct shmring_plugin *d = e->plugin->desc;
+	if (!(d->phases & SHMRING_PHASE_LOG) || !d->log) {
+		W.st->plugin_errors++;
+		return 0;
+	}
+	static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+	const msgpack_object *entry = shmring_mp_get(root, "entry");
+	struct shmring_log_record lr = {
+		.channel = cs->index, .req_id = rec->req_id, .conf_id = id,
+		.entry = entry ? entry : &nil};
+	W.st->log_records++;
+	if (d->log(e->conf, &lr) < 0) {
+		W.st->plugin_errors++;
+		W.ctr->errors++;
+	}
+	return 0;
+}
+
+/* Dispatch one SQ record. SHMRING_FULL: its reply is pending. */
+static int dispatch(struct chan_state *cs, const struct shmring_rec *rec)
+{
+	DTRACE_PROBE4(shmring, dispatch, cs->index, rec->type, rec->req_id, rec->len);
+	W.ctr->records++;
+	if (rec->type < SHMRING_REC_CONF || rec->type > SHMRING_REC_LOG) {
+		char why[64];
+		snprintf(why, sizeof(why), "unknown record type %u", rec->type);
+		return bad_record(cs, rec, why);
+	}
+	int rc = shmring_mpr_parse(&W.mpr, rec->payload, rec->len);
+	if (rc < 0)
+		return bad_record(cs, rec, rc == -ENOMEM ? "record too complex (out of memory)"
+							 : "malformed msgpack payload");
+	switch (rec->type) {
+	case SHMRING_REC_CONF:
+		return handle_conf(cs, rec);
+	case SHMRING_REC_LOG:
+		return handle_log(cs, rec);
+	default:
+		return handle_phase(cs, rec);
+	}
+}
+
+/* A new nginx worker owns the channel: its conf ids mean nothing to us. */
+static void check_owner(struct chan_state *cs)
+{
+	uint64_t owner = shmring_chan_owner(cs->ch);
+	if (owner == cs->owner)
+		return;
+	cs->owner = owner;
+	if (cs->confs.n)
+		W.st->owner_changes++;
+	conf_clear(&cs->confs);
+	if (cs->bell_conn >= 0) {
+		close(cs->bell_conn);
+		cs->bell_conn = -1;
+	}
+}
+
+static void finish_batch(struct chan_state *cs)
+{
+	if (shmring_publish(cs->ch) == 1)
+		bell_ring(cs);
+	/* Replies are published before the records are released: a worker
+	 * killed in between answers them again (the client drops the
+	 * duplicate by req_id) rather than never. */
+	shmring_release(cs->ch);
+}
+
+/* Serve one channel: up to BATCH records. Returns how many were handled. */
+static int drain_channel(struct chan_state *cs)
+{
+	if (cs->pending_len) {
+		if (reply_send(cs, cs->pending_req, cs->pending, cs->pending_len) == SHMRING_FULL)
+			return 0;
+		finish_batch(cs);
+	}
+	check_owner(cs);
+	int n = 0;
+	uint64_t t = 0;
+	while (n < BATCH) {
+		struct shmring_rec rec;
+		int rc = shmring_peek(cs->ch, &rec);
+		if (rc == SHMRING_EMPTY)
+			break;
+		if (rc < 0) {
+			if (!cs->broken_logged)
+				shmringd__log("channel %u: corrupt SQ (%s); ignored until a new "
+					      "client claims it",
+					      cs->index, shmring_strerror(rc));
+			cs->broken_logged = true;
+			break;
+		}
+		if (!t)
+			t = shmring_now_ns();
+		rc = dispatch(cs, &rec);
+		uint64_t t2 = shmring_now_ns();
+		hist_add(t2 - t);
+		t = t2;
+		n++;
+		if (rc == SHMRING_FULL)
+			break;
+	}
+	if (n) {
+		W.last_record_ns = t;
+		finish_batch(cs);
+	}
+	return n;
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+static bool all_idle(void)
+{
+	for (uint32_t i = 0; i < W.nchans; i++) {
+		struct chan_state *cs = &W.chans[i];
+		if (cs->pending_len || (!cs->broken_logged && shmring_ready(cs->ch) == 1))
+			return false;
+	}
+	return true;
+}
+
+static void sleep_on_event(void)
+{
+	int64_t timeout = (int64_t)W.cfg->idle_timeout_ms * 1000000;
+	int64_t due = shmringd__sinks_next_due(W.now);
+	if (due < timeout)
+		timeout = due;
+	for (uint32_t i = 0; i < W.nchans; i++)
+		if (W.chans[i].pending_len && timeout > 1000000)
+			timeout = 1000000; /* the client frees CQ space without a wake */
+	if (g_stop && timeout > 1000000)
+		timeout = 1000000;
+	if (timeout <= 0)
+		return;
+	uint32_t key = shmring_event_prepare(g_event);
+	/* Re-check after announcing the sleep: a producer that published
+	 * before it saw our waiters flag is caught here. */
+	if (!all_idle() || g_stop == HANDOFF) {
+		shmring_event_cancel(g_event);
+		return;
+	}
+	W.ctr->sleeps++;
+	int rc = shmring_event_wait(g_event, key, timeout);
+	shmring_event_cancel(g_event);
+	if (rc == 0)
+		W.ctr->wakeups++;
+}
+
+static void worker_exit(int code)
+{
+	shmringd__sinks_drain(shmring_now_ns() + (uint64_t)W.cfg->drain_timeout_ms * 1000000);
+	for (uint32_t i = 0; i < W.nchans; i++) {
+		conf_clear(&W.chans[i].confs);
+		if (W.chans[i].bell_conn >= 0)
+			close(W.chans[i].bell_conn);
+		shmring_chan_close(W.chans[i].ch);
+		free(W.chans[i].pending);
+	}
+	/* Sinks released by conf_free are written by the drain above only if
+	 * they were flushed already; drain again after the confs are gone. */
+	shmringd__sinks_drain(shmring_now_ns() + (uint64_t)W.cfg->drain_timeout_ms * 1000000);
+	shmringd__plugins_unload(&W.plugins);
+	shmringd__sinks_fini();
+	shmring_mpr_destroy(&W.mpr);
+	free(W.reply.buf);
+	free(W.chans);
+	W.ctr->pid = 0;
+	exit(code);
+}
+
+void shmringd__worker_main(const struct shmringd_worker_args *a)
+{
+	W.cfg = a->cfg;
+	W.inst = a->inst;
+	W.slot = a->slot;
+	W.master = getppid();
+	snprintf(shmringd__role, sizeof(shmringd__role), "worker %u", a->slot);
+	char pname[16];
+	snprintf(pname, sizeof(pname), "shmringd-w%u", a->slot);
+	prctl(PR_SET_NAME, pname);
+	/* If the master dies, drain and go rather than serve without a
+	 * heartbeat. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+	g_event = shmring_instance_worker_event(a->inst, a->slot);
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGINT, SIG_IGN); /* the master decides; Ctrl-C reaches the group */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	if (getppid() != W.master)
+		g_stop = DRAIN;
+
+	W.ctr = shmring_instance_worker_counters(a->inst, a->slot);
+	W.st = &a->stats->w[a->slot];
+	W.st->generation++;
+	W.st->started_ns = shmring_now_ns();
+	W.ctr->pid = (uint64_t)getpid();
+
+	if (shmring_mpr_init(&W.mpr) < 0) {
+		shmringd__log("out of memory");
+		exit(3);
+	}
+	struct shmringd_sink_opts so = {a->cfg->log_batch_bytes, a->cfg->log_flush_ms,
+					a->cfg->log_sink_max_bytes};
+	int rc = shmringd__sinks_init(&so, W.st);
+	if (rc < 0)
+		shmringd__log("io_uring unavailable (%s): log sinks disabled", strerror(-rc));
+
+	char err[512];
+	if (shmringd__plugins_load(a->cfg, &W.plugins, false, err, sizeof(err)) < 0)
+		shmringd__log("%s", err);
+	shmringd__plugins_init(&W.plugins);
+
+	uint32_t nch = shmring_instance_nchannels(a->inst);
+	W.chans = calloc(nch, sizeof(*W.chans));
+	for (uint32_t k = a->slot; k < nch; k += a->nworkers) {
+		struct chan_state *cs = &W.chans[W.nchans];
+		if ((rc = shmring_chan_open(a->inst, k, SHMRING_SERVER, &cs->ch)) < 0) {
+			shmringd__log("cannot open channel %u: %s", k, shmring_strerror(rc));
+			exit(3);
+		}
+		cs->index = k;
+		cs->owner = shmring_chan_owner(cs->ch);
+		cs->bell_listen = a->bell_fds ? a->bell_fds[k] : -1;
+		cs->bell_conn = -1;
+		W.nchans++;
+	}
+	W.reply.max = W.nchans ? shmring_chan_max_payload(W.chans[0].ch) : 4096;
+	if (a->cfg->verbose)
+		shmringd__log("serving %u channel(s), %u plugin(s)", W.nchans, W.plugins.n);
+
+	uint64_t spin_ns = (uint64_t)a->cfg->spin_us * 1000;
+	uint64_t idle_since = 0;
+	uint64_t drain_deadline = 0;
+	W.last_record_ns = shmring_now_ns();
+	for (;;) {
+		W.now = shmring_now_ns();
+		shmringd__sinks_poll(W.now);
+
+		int n = 0;
+		for (uint32_t i = 0; i < W.nchans; i++)
+			n += drain_channel(&W.chans[i]);
+
+		if (g_stop == HANDOFF)
+			worker_exit(0); /* records left in the rings go to the next worker */
+		if (g_stop == DRAIN) {
+			if (!drain_deadline)
+				drain_deadline =
+					W.now + (uint64_t)a->cfg->drain_timeout_ms * 1000000;
+			if ((!n && all_idle() && W.now - W.last_record_ns >= QUIET_NS) ||
+			    W.now >= drain_deadline)
+				worker_exit(0);
+		}
+		if (n) {
+			idle_since = 0;
+			continue;
+		}
+		if (!idle_since)
+			idle_since = W.now;
+		if (W.now - idle_since < spin_ns) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+			continue;
+		}
+		sleep_on_event();
+		idle_since = 0;
+		if (getppid() != W.master && !g_stop)
+			g_stop = DRAIN;
+	}
+}
