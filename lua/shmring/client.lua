@@ -442,6 +442,15 @@ end
 
 local reaper
 
+local function sleep0_quiet()
+    local ok, errlog = pcall(require, "ngx.errlog")
+    if not ok or not errlog.get_sys_filter_level then
+        return false
+    end
+    return errlog.get_sys_filter_level() < ngx.WARN
+end
+_M.sleep0_quiet = sleep0_quiet
+
 local function start_reaper()
     if reaper_running or cfg.wait == "poll" then
         return reaper_running
@@ -463,7 +472,13 @@ reaper = function(premature)
         return
     end
     local last_progress = ngx_now()
-    local spin = cfg.wait == "hybrid" and cfg.spin_us / 1e6 or -1
+    -- Debian's nginx lacks OpenResty's delayed-events patch: there every
+    -- ngx.sleep(0) logs a warning if the error_log level lets warnings
+    -- through. Spin only where that costs no log line; else doorbell only.
+    local spin = -1
+    if cfg.wait == "hybrid" and sleep0_quiet() then
+        spin = cfg.spin_us / 1e6
+    end
     local next_health = 0
     while true do
         if npending == 0 then

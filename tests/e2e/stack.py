@@ -43,6 +43,14 @@ def ffi_lib(build):
     return p if os.path.exists(p) else find_lib(build)
 
 
+def daemon_bin(build):
+    for sub in ("bin", "worker"):
+        p = os.path.join(build, sub, "shmringd")
+        if os.path.exists(p):
+            return p
+    return os.path.join(build, "bin", "shmringd")
+
+
 def built_plugins(build):
     d = os.path.join(build, "plugins")
     names = []
@@ -67,7 +75,7 @@ class Stack:
         self.shm_dir = "/dev/shm/shmring/e2e-%d-%d" % (os.getpid(), self.port)
         self.daemon = None
         self.nginx = None
-        self.daemon_bin = os.path.join(self.build, "worker", "shmringd")
+        self.daemon_bin = daemon_bin(self.build)
         self.plugin_dir = os.path.join(self.build, "plugins")
 
     # ---- shmringd ---------------------------------------------------------
