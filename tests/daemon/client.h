@@ -47,7 +47,7 @@ static char tc_shm[300];      /* the daemon's --shm-dir */
 static char tc_errlog[300];   /* the daemon's stderr */
 static pid_t tc_pid;          /* the daemon */
 
-static void tc_dump_log(void)
+static inline void tc_dump_log(void)
 {
 	if (!tc_errlog[0])
 		return;
@@ -61,7 +61,7 @@ static void tc_dump_log(void)
 	fclose(f);
 }
 
-static void tc_cleanup(void)
+static inline void tc_cleanup(void)
 {
 	if (tc_pid > 0) {
 		kill(tc_pid, SIGKILL);
@@ -76,7 +76,7 @@ static void tc_cleanup(void)
 	}
 }
 
-static void tc_init(const char *name)
+static inline void tc_init(const char *name)
 {
 	snprintf(tc_dir, sizeof(tc_dir), "/tmp/shmring-%s-XXXXXX", name);
 	CHECK(mkdtemp(tc_dir), "mkdtemp: %s", strerror(errno));
@@ -88,7 +88,7 @@ static void tc_init(const char *name)
 
 /* Start shmringd in the foreground with the given extra "--key value"
  * arguments (NULL-terminated). Its stderr goes to tc_errlog. */
-static pid_t tc_spawn(const char *const *extra)
+static inline pid_t tc_spawn(const char *const *extra)
 {
 	const char *argv[64];
 	int n = 0;
@@ -115,13 +115,13 @@ static pid_t tc_spawn(const char *const *extra)
 	return pid;
 }
 
-static uint64_t tc_now(void)
+static inline uint64_t tc_now(void)
 {
 	return shmring_now_ns();
 }
 
 /* Wait until the daemon's instance exists and every worker is up. */
-static struct shmring_instance *tc_wait_ready(uint32_t nworkers, uint64_t timeout_ns)
+static inline struct shmring_instance *tc_wait_ready(uint32_t nworkers, uint64_t timeout_ns)
 {
 	uint64_t deadline = tc_now() + timeout_ns;
 	for (;;) {
@@ -141,7 +141,7 @@ static struct shmring_instance *tc_wait_ready(uint32_t nworkers, uint64_t timeou
 	}
 }
 
-static struct shmringd_stats *tc_stats(void)
+static inline struct shmringd_stats *tc_stats(void)
 {
 	char path[400];
 	snprintf(path, sizeof(path), "%s/" SHMRINGD_STATS_NAME, tc_shm);
@@ -154,7 +154,7 @@ static struct shmringd_stats *tc_stats(void)
 }
 
 /* Wait for the daemon to exit; returns its exit status (or -signal). */
-static int tc_wait_exit(pid_t pid, uint64_t timeout_ns)
+static inline int tc_wait_exit(pid_t pid, uint64_t timeout_ns)
 {
 	uint64_t deadline = tc_now() + timeout_ns;
 	int st;
@@ -170,7 +170,7 @@ static int tc_wait_exit(pid_t pid, uint64_t timeout_ns)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
 }
 
-static int tc_log_contains(const char *needle)
+static inline int tc_log_contains(const char *needle)
 {
 	FILE *f = fopen(tc_errlog, "r");
 	if (!f)
@@ -196,7 +196,7 @@ struct tc_reply {
 };
 
 /* Send one record whose payload is written by fill(); spins while FULL. */
-static void tc_send(struct shmring_chan *c, uint16_t type, uint64_t req_id,
+static inline void tc_send(struct shmring_chan *c, uint16_t type, uint64_t req_id,
 		    void (*fill)(struct shmring_mpw *, void *), void *arg)
 {
 	struct shmring_claim cl;
@@ -215,7 +215,7 @@ static void tc_send(struct shmring_chan *c, uint16_t type, uint64_t req_id,
 }
 
 /* Send raw payload bytes (for malformed records). */
-static void tc_send_raw(struct shmring_chan *c, uint16_t type, uint64_t req_id, const void *p,
+static inline void tc_send_raw(struct shmring_chan *c, uint16_t type, uint64_t req_id, const void *p,
 			uint32_t len)
 {
 	CHECK(shmring_send(c, type, req_id, p, len) == 0, "send raw");
@@ -224,7 +224,7 @@ static void tc_send_raw(struct shmring_chan *c, uint16_t type, uint64_t req_id, 
 
 /* Poll the CQ for the next reply (any req_id) until the deadline. 0 or
  * -ETIMEDOUT. The reply is copied out and parsed. */
-static int tc_recv(struct shmring_chan *c, struct tc_reply *r, uint64_t timeout_ns)
+static inline int tc_recv(struct shmring_chan *c, struct tc_reply *r, uint64_t timeout_ns)
 {
 	uint64_t deadline = tc_now() + timeout_ns;
 	struct shmring_rec rec;
@@ -253,7 +253,7 @@ static int tc_recv(struct shmring_chan *c, struct tc_reply *r, uint64_t timeout_
 }
 
 /* Wait for the reply to req_id, skipping others (counted in *skipped). */
-static void tc_expect(struct shmring_chan *c, struct tc_reply *r, uint64_t req_id,
+static inline void tc_expect(struct shmring_chan *c, struct tc_reply *r, uint64_t req_id,
 		      uint64_t timeout_ns)
 {
 	uint64_t deadline = tc_now() + timeout_ns;
@@ -266,7 +266,7 @@ static void tc_expect(struct shmring_chan *c, struct tc_reply *r, uint64_t req_i
 }
 
 /* The error string of a reply ("" if none). */
-static const char *tc_err(const struct tc_reply *r, char *buf, size_t len)
+static inline const char *tc_err(const struct tc_reply *r, char *buf, size_t len)
 {
 	const char *s;
 	uint32_t n;
@@ -282,7 +282,7 @@ struct tc_conf {
 	const char *k1, *v1; /* one optional config string */
 };
 
-static void tc_fill_conf(struct shmring_mpw *w, void *arg)
+static inline void tc_fill_conf(struct shmring_mpw *w, void *arg)
 {
 	struct tc_conf *c = arg;
 	shmring_mpw_map(w, 3);
@@ -299,7 +299,7 @@ static void tc_fill_conf(struct shmring_mpw *w, void *arg)
 }
 
 /* A 64-byte-ish ACCESS snapshot for conf id *arg. */
-static void tc_fill_access(struct shmring_mpw *w, void *arg)
+static inline void tc_fill_access(struct shmring_mpw *w, void *arg)
 {
 	shmring_mpw_map(w, 4);
 	shmring_mpw_cstr(w, "conf");
@@ -315,7 +315,7 @@ static void tc_fill_access(struct shmring_mpw *w, void *arg)
 }
 
 /* Register conf id for plugin and expect s == 0. */
-static void tc_register(struct shmring_chan *c, struct tc_reply *r, uint64_t req_id,
+static inline void tc_register(struct shmring_chan *c, struct tc_reply *r, uint64_t req_id,
 			struct tc_conf *conf)
 {
 	char e[512];

@@ -1,1 +1,41 @@
-int main(void){return 77;}
+/* SPDX-License-Identifier: MIT */
+/* A plugin built for another ABI version is refused with a clear message:
+ * fatal when named in `plugins`, skipped (and CONF for it answered with the
+ * reason) when found by scanning plugin_dir. */
+#include "client.h"
+
+int main(void)
+{
+	tc_init("abi");
+	static struct tc_reply r;
+	char e[512];
+
+	/* Named explicitly: shmringd refuses to start. */
+	const char *strict[] = {"--plugins", "hello,badabi", NULL};
+	tc_pid = tc_spawn(strict);
+	int rc = tc_wait_exit(tc_pid, 10 * SEC);
+	CHECK(rc == 2, "shmringd with a bad plugin exited %d", rc);
+	CHECK(tc_log_contains("badabi.so: plugin ABI version 99, this shmringd speaks version 1"),
+	      "no clear ABI message");
+
+	/* Found by scanning: the others load; CONF for it says why not. */
+	const char *scan[] = {"--workers", "1", "--channels", "2", NULL};
+	tc_pid = tc_spawn(scan);
+	struct shmring_instance *inst = tc_wait_ready(1, 10 * SEC);
+	CHECK(tc_log_contains("refusing plugin"), "refusal not logged");
+	struct shmring_chan *c;
+	CHECK(shmring_chan_claim(inst, &c) == 0, "claim");
+	struct tc_conf bad = {.id = 1, .plugin = "badabi"};
+	tc_send(c, SHMRING_REC_CONF, 1, tc_fill_conf, &bad);
+	tc_expect(c, &r, 1, 5 * SEC);
+	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "ABI version 99"), "CONF badabi: %s",
+	      e);
+	struct tc_conf hello = {.id = 2, .plugin = "hello"};
+	tc_register(c, &r, 2, &hello);
+	shmring_chan_release(c);
+	shmring_instance_close(inst, 0);
+	kill(tc_pid, SIGTERM);
+	CHECK(tc_wait_exit(tc_pid, 10 * SEC) == 0, "stop");
+	printf("ok\n");
+	return 0;
+}

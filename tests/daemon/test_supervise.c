@@ -1,1 +1,75 @@
-int main(void){return 77;}
+/* SPDX-License-Identifier: MIT */
+/* kill -9 a worker under traffic: the master starts a new one, which takes
+ * the channel back from the last consumed position within 1 s. The new
+ * worker does not know the conf id (s = 2); the client re-registers once,
+ * as the protocol says. Then a worker that keeps dying is restarted with a
+ * growing delay, and the restarts are counted. */
+#include "client.h"
+
+static uint64_t req = 1;
+
+/* One request; re-registers on s = 2. Returns the reply status. */
+static uint64_t request(struct shmring_chan *c, struct tc_reply *r, struct tc_conf *conf,
+			uint64_t timeout)
+{
+	uint64_t id = conf->id;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		uint64_t me = req++;
+		tc_send(c, SHMRING_REC_ACCESS, me, tc_fill_access, &id);
+		tc_expect(c, r, me, timeout);
+		if (r->s != 2)
+			return r->s;
+		tc_register(c, r, req++, conf);
+	}
+	return r->s;
+}
+
+int main(void)
+{
+	tc_init("supervise");
+	const char *args[] = {"--workers", "2", "--channels", "4", NULL};
+	tc_pid = tc_spawn(args);
+	struct shmring_instance *inst = tc_wait_ready(2, 10 * SEC);
+	struct shmring_chan *c;
+	CHECK(shmring_chan_claim(inst, &c) == 0, "claim");
+	uint32_t w = shmring_chan_index(c) % 2;
+	static struct tc_reply r;
+	struct tc_conf hello = {.id = 3, .plugin = "hello"};
+	tc_register(c, &r, req++, &hello);
+
+	struct shmring_worker_counters *wc = shmring_instance_worker_counters(inst, w);
+	for (int round = 0; round < 3; round++) {
+		/* Traffic for a while, then kill the worker between requests
+		 * with one more request already in its ring. */
+		uint64_t until = tc_now() + 100 * MS;
+		while (tc_now() < until)
+			CHECK(request(c, &r, &hello, 5 * SEC) == 0, "request before the kill");
+		pid_t victim = (pid_t)wc->pid;
+		CHECK(victim > 0, "worker pid");
+		uint64_t restarts0 = wc->restarts;
+		uint64_t id = hello.id, me = req++;
+		tc_send(c, SHMRING_REC_ACCESS, me, tc_fill_access, &id);
+		uint64_t t0 = tc_now();
+		CHECK(kill(victim, SIGKILL) == 0, "kill worker");
+		/* The record sent before the kill is answered: by the victim,
+		 * or by its successor (which does not know conf 3 yet). */
+		tc_expect(c, &r, me, 1 * SEC);
+		CHECK(r.s == 0 || r.s == 2, "reply status %llu", (unsigned long long)r.s);
+		CHECK(request(c, &r, &hello, 1 * SEC) == 0, "request after the kill");
+		uint64_t took = tc_now() - t0;
+		CHECK(took < 1 * SEC, "served again after %llu ms", (unsigned long long)(took / MS));
+		/* Wait (bounded) for the master to record the restart. */
+		uint64_t deadline = tc_now() + 2 * SEC;
+		while (wc->restarts == restarts0 || wc->pid == 0 || (pid_t)wc->pid == victim)
+			CHECK(tc_now() < deadline, "restart not recorded");
+		printf("round %d: worker %u (pid %d) killed, channel served again after %.1f ms\n",
+		       round, w, (int)victim, (double)took / 1e6);
+	}
+	CHECK(tc_log_contains("killed by signal 9"), "restart not logged");
+	shmring_chan_release(c);
+	shmring_instance_close(inst, 0);
+	kill(tc_pid, SIGTERM);
+	CHECK(tc_wait_exit(tc_pid, 10 * SEC) == 0, "stop");
+	printf("ok\n");
+	return 0;
+}
