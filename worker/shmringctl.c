@@ -1,1 +1,217 @@
-int main(void){return 0;}
+/* SPDX-License-Identifier: MIT */
+/* shmringctl: inspect a running shmringd instance.
+ *
+ *   shmringctl [--shm-dir DIR] stats [--json]
+ *
+ * Reads the control segment, every channel's counters and the daemon's
+ * stats file (worker/stats.h); never writes to any of them. */
+#include "shmring/shmring.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PID_MASK ((uint64_t)((1u << 22) - 1))
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: shmringctl [--shm-dir DIR] stats [--json]\n"
+		   "\n"
+		   "  --shm-dir DIR   instance directory (default /dev/shm/shmring/default)\n"
+		   "  stats           per-worker and per-channel counters and the dispatch\n"
+		   "                  latency histogram of each worker\n"
+		   "  --json          print them as one JSON object instead of tables\n");
+}
+
+static const struct shmringd_stats *map_stats(const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/" SHMRINGD_STATS_NAME, dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	void *m = mmap(NULL, sizeof(struct shmringd_stats), PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return NULL;
+	const struct shmringd_stats *s = m;
+	if (s->magic != SHMRINGD_STATS_MAGIC || s->version != SHMRINGD_STATS_VERSION) {
+		munmap(m, sizeof(struct shmringd_stats));
+		return NULL;
+	}
+	return s;
+}
+
+/* Upper bound (ns) of the bucket holding quantile q, 0 if empty. */
+static uint64_t hist_quantile(const uint64_t *h, double q)
+{
+	uint64_t total = 0;
+	for (int i = 0; i < SHMRINGD_HIST_BUCKETS; i++)
+		total += h[i];
+	if (!total)
+		return 0;
+	uint64_t want = (uint64_t)(q * (double)total), seen = 0;
+	for (int i = 0; i < SHMRINGD_HIST_BUCKETS; i++) {
+		seen += h[i];
+		if (seen > want)
+			return (uint64_t)2 << i;
+	}
+	return (uint64_t)2 << (SHMRINGD_HIST_BUCKETS - 1);
+}
+
+struct chan_view {
+	struct shmring_chan_counters cl, sv;
+	uint64_t owner;
+	int ok;
+};
+
+#define WS_FIELDS(X)                                                                       \
+	X(replies) X(conf_ok) X(conf_refused) X(unknown_conf) X(malformed) X(plugin_errors)   \
+	X(log_records) X(cq_full) X(owner_changes) X(doorbells) X(sink_entries) X(sink_bytes) \
+	X(sink_dropped) X(sink_flushes) X(sink_errors) X(sink_reconnects) X(generation)
+#define CC_FIELDS(X) X(records) X(bytes) X(consumed) X(full) X(wakeups) X(corrupt) X(errors)
+
+int main(int argc, char **argv)
+{
+	const char *dir = "/dev/shm/shmring/default";
+	int json = 0, stats = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--shm-dir") && i + 1 < argc)
+			dir = argv[++i];
+		else if (!strncmp(argv[i], "--shm-dir=", 10))
+			dir = argv[i] + 10;
+		else if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (!strcmp(argv[i], "stats"))
+			stats = 1;
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!stats) {
+		usage(stderr);
+		return 2;
+	}
+	struct shmring_instance *inst;
+	int rc = shmring_instance_attach(dir, &inst);
+	if (rc < 0) {
+		fprintf(stderr, "shmringctl: no shmringd instance in %s: %s\n", dir,
+			shmring_strerror(rc));
+		return 1;
+	}
+	const struct shmringd_stats *st = map_stats(dir);
+	uint32_t nw = shmring_instance_nworkers(inst), nc = shmring_instance_nchannels(inst);
+	int64_t age = shmring_instance_heartbeat_age_ns(inst);
+	struct chan_view *cv = calloc(nc, sizeof(*cv));
+	for (uint32_t k = 0; cv && k < nc; k++) {
+		struct shmring_chan *c;
+		if (shmring_chan_open(inst, k, SHMRING_CLIENT, &c) == 0) {
+			cv[k].cl = *shmring_chan_counters(c, SHMRING_CLIENT);
+			cv[k].sv = *shmring_chan_counters(c, SHMRING_SERVER);
+			cv[k].owner = shmring_chan_owner(c);
+			cv[k].ok = 1;
+			shmring_chan_close(c);
+		}
+	}
+
+	if (json) {
+		printf("{\"shm_dir\":\"%s\",\"epoch\":%" PRIu64 ",\"heartbeat_age_ns\":%" PRId64
+		       ",\"closed\":%s,\"nworkers\":%u,\"nchannels\":%u,\"workers\":[",
+		       dir, shmring_instance_epoch(inst), age < 0 ? -1 : age,
+		       age == -ESTALE ? "true" : "false", nw, nc);
+		for (uint32_t w = 0; w < nw; w++) {
+			const struct shmring_worker_counters *c =
+				shmring_instance_worker_counters(inst, w);
+			printf("%s{\"slot\":%u,\"pid\":%" PRIu64 ",\"records\":%" PRIu64
+			       ",\"sleeps\":%" PRIu64 ",\"wakeups\":%" PRIu64 ",\"errors\":%" PRIu64
+			       ",\"restarts\":%" PRIu64,
+			       w ? "," : "", w, c->pid, c->records, c->sleeps, c->wakeups, c->errors,
+			       c->restarts);
+			if (st) {
+				const struct shmringd_worker_stats *s = &st->w[w];
+#define J(f) printf(",\"" #f "\":%" PRIu64, s->f);
+				WS_FIELDS(J)
+#undef J
+				printf(",\"lat_p50_ns\":%" PRIu64 ",\"lat_p99_ns\":%" PRIu64
+				       ",\"lat_hist_log2_ns\":[",
+				       hist_quantile(s->lat_hist, 0.5), hist_quantile(s->lat_hist, 0.99));
+				for (int i = 0; i < SHMRINGD_HIST_BUCKETS; i++)
+					printf("%s%" PRIu64, i ? "," : "", s->lat_hist[i]);
+				printf("]");
+			}
+			printf("}");
+		}
+		printf("],\"channels\":[");
+		for (uint32_t k = 0; k < nc; k++) {
+			printf("%s{\"index\":%u,\"worker\":%u,\"owner_pid\":%" PRIu64, k ? "," : "", k,
+			       nw ? k % nw : 0, cv[k].owner & PID_MASK);
+#define J(f) printf(",\"client_" #f "\":%" PRIu64 ",\"server_" #f "\":%" PRIu64, cv[k].cl.f, cv[k].sv.f);
+			CC_FIELDS(J)
+#undef J
+			printf("}");
+		}
+		printf("]}\n");
+	} else {
+		printf("instance %s  epoch %016" PRIx64 "  heartbeat %s", dir,
+		       shmring_instance_epoch(inst), age == -ESTALE ? "CLOSED" : "");
+		if (age >= 0)
+			printf("%.1f ms ago", (double)age / 1e6);
+		printf("  workers %u  channels %u\n\n", nw, nc);
+		printf("%-6s %8s %12s %10s %10s %8s %8s %10s %8s %8s %10s %10s %10s %10s\n", "worker",
+		       "pid", "records", "sleeps", "wakeups", "errors", "restarts", "malformed",
+		       "unk_conf", "cq_full", "sink_ent", "sink_drop", "p50_ns", "p99_ns");
+		for (uint32_t w = 0; w < nw; w++) {
+			const struct shmring_worker_counters *c =
+				shmring_instance_worker_counters(inst, w);
+			const struct shmringd_worker_stats *s = st ? &st->w[w] : NULL;
+			printf("%-6u %8" PRIu64 " %12" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64
+			       " %8" PRIu64 " %10" PRIu64 " %8" PRIu64 " %8" PRIu64 " %10" PRIu64
+			       " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n",
+			       w, c->pid, c->records, c->sleeps, c->wakeups, c->errors, c->restarts,
+			       s ? s->malformed : 0, s ? s->unknown_conf : 0, s ? s->cq_full : 0,
+			       s ? s->sink_entries : 0, s ? s->sink_dropped : 0,
+			       s ? hist_quantile(s->lat_hist, 0.5) : 0,
+			       s ? hist_quantile(s->lat_hist, 0.99) : 0);
+		}
+		printf("\n%-4s %6s %8s %12s %12s %12s %8s %8s %10s %8s %8s\n", "chan", "worker",
+		       "owner", "sq_records", "sq_bytes", "cq_records", "sq_full", "cq_full",
+		       "doorbells", "corrupt", "errors");
+		for (uint32_t k = 0; k < nc; k++) {
+			printf("%-4u %6u %8" PRIu64 " %12" PRIu64 " %12" PRIu64 " %12" PRIu64
+			       " %8" PRIu64 " %8" PRIu64 " %10" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
+			       k, nw ? k % nw : 0, cv[k].owner & PID_MASK, cv[k].cl.records,
+			       cv[k].cl.bytes, cv[k].sv.records, cv[k].cl.full, cv[k].sv.full,
+			       cv[k].sv.wakeups, cv[k].cl.corrupt + cv[k].sv.corrupt,
+			       cv[k].cl.errors + cv[k].sv.errors);
+		}
+		if (st) {
+			printf("\ndispatch latency per worker (records per bucket, bucket = "
+			       "[2^i, 2^(i+1)) ns):\n");
+			for (uint32_t w = 0; w < nw; w++) {
+				printf("  worker %u:", w);
+				for (int i = 0; i < SHMRINGD_HIST_BUCKETS; i++)
+					if (st->w[w].lat_hist[i])
+						printf(" <%" PRIu64 "ns:%" PRIu64, (uint64_t)2 << i,
+						       st->w[w].lat_hist[i]);
+				printf("\n");
+			}
+		} else {
+			printf("\n(no daemon stats file in %s)\n", dir);
+		}
+	}
+	free(cv);
+	if (st)
+		munmap((void *)st, sizeof(struct shmringd_stats));
+	shmring_instance_close(inst, 0);
+	return 0;
+}

@@ -164,6 +164,20 @@ int main(void)
 	CHECK(rc != 0, "second instance started");
 	CHECK(tc_log_contains("already running on"), "no clear refusal message");
 
+	/* shmringctl sees the same counters. */
+	char cmd[600], out[65536];
+	snprintf(cmd, sizeof(cmd), "%s --shm-dir %s stats --json", SHMRINGCTL_PATH, tc_shm);
+	FILE *p = popen(cmd, "r");
+	CHECK(p, "popen shmringctl");
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	CHECK(pclose(p) == 0, "shmringctl failed");
+	CHECK(strstr(out, "\"malformed\":5,") && strstr(out, "\"unknown_conf\":2,") &&
+		      strstr(out, "\"lat_hist_log2_ns\":["),
+	      "shmringctl stats --json: %s", out);
+	snprintf(cmd, sizeof(cmd), "%s --shm-dir %s stats >/dev/null", SHMRINGCTL_PATH, tc_shm);
+	CHECK(system(cmd) == 0, "shmringctl table");
+
 	shmring_chan_release(c);
 	shmring_instance_close(inst, 0);
 	kill(tc_pid, SIGTERM);
