@@ -60,7 +60,7 @@ struct shmringd_plugin {
 	void *wstate;
 	bool init_ok;
 	char name[64];
-	char error[256]; /* why it was refused or init failed */
+	char error[PATH_MAX + 600]; /* why it was refused or init failed */
 };
 
 struct shmringd_plugins {

@@ -63,7 +63,7 @@ static const char *desc_problem(const struct shmring_plugin *d, char *buf, size_
 /* dlopen one file into slot p; 0 or -1 (p->error says why). */
 static int load_one(struct shmringd_plugin *p, const char *path)
 {
-	char why[256];
+	char why[512];
 	p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!p->handle) {
 		snprintf(p->error, sizeof(p->error), "cannot load plugin %s: %s", path, dlerror());
@@ -128,9 +128,11 @@ static int slot_add(struct shmringd_plugins *p, const char *path, const char *fi
 	}
 	for (uint32_t i = 0; i < p->n; i++) {
 		if (p->v[i].desc && !strcmp(p->v[i].name, s->name)) {
+			char name[sizeof(s->name)];
+			memcpy(name, s->name, sizeof(name));
 			snprintf(s->error, sizeof(s->error),
 				 "refusing plugin %s: a plugin named '%s' is already loaded", path,
-				 s->name);
+				 name);
 			dlclose(s->handle);
 			s->handle = NULL;
 			s->desc = NULL;
@@ -185,9 +187,13 @@ int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plug
 			const char *fn = names[i]->d_name;
 			size_t fl = strlen(fn);
 			if (fl > 3 && !strcmp(fn + fl - 3, ".so")) {
-				char base[64];
+				char base[300];
 				snprintf(base, sizeof(base), "%.*s", (int)(fl - 3), fn);
-				snprintf(path, sizeof(path), "%s/%s", dir, fn);
+				if ((size_t)snprintf(path, sizeof(path), "%.3800s/%.255s", dir, fn) >=
+				    sizeof(path)) {
+					free(names[i]);
+					continue;
+				}
 				if (slot_add(p, path, base, strict, err, errlen) < 0) {
 					for (int j = i; j < nn; j++)
 						free(names[j]);

@@ -130,7 +130,7 @@ static int mkdir_p(const char *dir, mode_t mode)
 /* One shmringd per directory: an flock held for the master's life. */
 static int take_lock(const char *dir)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/" SHMRINGD_LOCK_NAME, dir);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
@@ -162,7 +162,7 @@ static void write_lock_pid(void)
 
 static int create_stats(const char *dir, mode_t mode)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/" SHMRINGD_STATS_NAME, dir);
 	unlink(path);
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0666);
@@ -610,7 +610,7 @@ int main(int argc, char **argv)
 	master_loop();
 
 	remove_bells();
-	char path[PATH_MAX];
+	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/" SHMRINGD_STATS_NAME, M.cfg.shm_dir);
 	unlink(path);
 	shmring_instance_close(M.inst, 1);

@@ -139,7 +139,7 @@ int main(void)
 	      (unsigned long long)(st->w[w].malformed - malformed0));
 
 	/* The doorbell: connect, arm, submit; one byte arrives. */
-	char path[400];
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	CHECK(shmring_doorbell_path(inst, shmring_chan_index(c), path, sizeof(path)) > 0, "path");
 	int bell = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};

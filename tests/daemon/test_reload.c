@@ -48,7 +48,6 @@ int main(void)
 			}
 		}
 		/* Every one is answered, in order. */
-		uint64_t retry[BURST];
 		int nretry = 0;
 		for (uint64_t want = first; want < first + BURST; want++) {
 			CHECK(tc_recv(c, &r, 5 * SEC) == 0, "reply %llu lost", (unsigned long long)want);
@@ -56,7 +55,7 @@ int main(void)
 			      (unsigned long long)r.req_id, (unsigned long long)want);
 			CHECK(r.s == 0 || r.s == 2, "status %llu", (unsigned long long)r.s);
 			if (r.s == 2)
-				retry[nretry++] = want;
+				nretry++;
 			answered++;
 		}
 		if (nretry) {
