@@ -34,6 +34,7 @@ local cfg = {
     lib = nil,                  -- library path; nil = SHMRING_LIB or libshmring.so.1
     wait = "hybrid",            -- "hybrid" | "doorbell" | "poll"
     spin_us = 200,              -- hybrid: poll this long after the last reply before the doorbell
+    batch_publish = true,       -- publish the SQ once per event-loop turn (flusher thread)
     heartbeat_timeout_ms = 500, -- daemon considered down past this heartbeat age
     attach_retry_ms = 100,      -- at most one attach attempt per this interval
     claim_bytes = 16384,        -- first claim size for a snapshot (grown on overflow)
@@ -72,6 +73,9 @@ local sema_pool, sema_pool_n = {}, 0
 
 local reaper_running, reaper_idle = false, false
 local reaper_wake
+local flusher_running, flusher_idle = false, false
+local flush_wake
+local flush_due = false
 local doorbell_sock
 local exiting_release = false
 
@@ -527,6 +531,43 @@ reaper = function(premature)
     reaper_running = false
 end
 
+-- The flusher: publishes the SQ once per event-loop turn (batch_publish).
+local function flusher(premature)
+    if premature then
+        flusher_running = false
+        return
+    end
+    while true do
+        flusher_idle = true
+        flush_wake:wait(1)
+        flusher_idle = false
+        if flush_due then
+            flush_due = false
+            if chan ~= nil then
+                C.shmring_publish(chan)
+            end
+        end
+        if ngx.worker.exiting() and npending == 0 then
+            break
+        end
+    end
+    flusher_running = false
+end
+
+local function start_flusher()
+    if flusher_running or not cfg.batch_publish then
+        return
+    end
+    local ok, err = ngx.timer.at(0, flusher)
+    if not ok then
+        if err ~= "process exiting" then
+            ngx_log(ERR, "shmring: cannot start the flusher: ", err)
+        end
+        return
+    end
+    flusher_running = true
+end
+
 ---------------------------------------------------------------------------
 -- Submitting and waiting.
 
@@ -622,9 +663,16 @@ local function submit(rtype, plugin, conf, conf_id, encode, arg)
         end
         encode(W, conf_id, arg)
         local req_id = next_req_id()
-        rc = C.shmring_client_end(chan, msg, rtype, req_id, 1)
+        rc = C.shmring_client_end(chan, msg, rtype, req_id, flusher_idle and 0 or 1)
         if rc >= 0 then
             last_submit = ngx_now()
+            if flusher_idle and not flush_due then
+                -- The flusher runs after this event-loop turn's other
+                -- events (semaphore posts are posted events): one publish
+                -- and at most one futex wake for all of the turn's records.
+                flush_due = true
+                flush_wake:post(1)
+            end
             return req_id
         end
         if rc ~= core.EMSGSIZE or cap >= C.shmring_chan_max_payload(chan) then
@@ -750,11 +798,13 @@ function _M.init_worker(opts)
     local pid = ngx.worker.pid()
     req_base = (pid % 1048576) * 4294967296
     reaper_wake = semaphore.new(0)
+    flush_wake = semaphore.new(0)
     local ok, err = ensure()
     if not ok then
         ngx_log(WARN, "shmring: ", err, " (will retry on traffic)")
     end
     start_reaper()
+    start_flusher()
     ngx.timer.at(365 * 86400, on_exit)
 end
 

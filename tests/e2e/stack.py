@@ -63,7 +63,7 @@ def built_plugins(build):
 
 class Stack:
     def __init__(self, build, prefix=None, nginx_workers=2, daemon_workers=2, wait="hybrid",
-                 log_level="error", port=None):
+                 log_level="error", port=None, daemon_args=None):
         self.build = os.path.abspath(build)
         self.prefix = prefix or tempfile.mkdtemp(prefix="shmring-e2e-")
         self.nginx_workers = nginx_workers
@@ -75,6 +75,7 @@ class Stack:
         self.shm_dir = "/dev/shm/shmring/e2e-%d-%d" % (os.getpid(), self.port)
         self.daemon = None
         self.nginx = None
+        self.daemon_args = list(daemon_args or [])
         self.daemon_bin = daemon_bin(self.build)
         self.plugin_dir = os.path.join(self.build, "plugins")
 
@@ -86,7 +87,7 @@ class Stack:
         self.daemon = subprocess.Popen(
             [self.daemon_bin, "--foreground", "--shm-dir", self.shm_dir,
              "--channels", str(self.nginx_workers * 4), "--workers", str(self.daemon_workers),
-             "--plugin-dir", self.plugin_dir],
+             "--plugin-dir", self.plugin_dir] + self.daemon_args,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         ctl = os.path.join(self.shm_dir, "ctl")
         end = time.time() + timeout

@@ -1,0 +1,118 @@
+"""bench-hello: wrk against /echo (no plugin) and /hello (hello C plugin via
+its Kong stub) alternately, several rounds with the same connections and
+duration; writes bench/results/hello.json.
+
+    python3 bench/hello/bench_hello.py <build-dir> [--rounds 3] [--duration 5]
+        [--connections 50] [--threads 1] [--wait hybrid] [--out bench/results/hello.json]
+
+Figures are medians over the rounds. Not a test: it always exits 0 unless
+the stack cannot start or wrk fails.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+import stack  # noqa: E402
+
+
+def wrk(port, path, duration, connections, threads):
+    out = subprocess.run(
+        ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration, "--latency",
+         "-s", os.path.join(HERE, "report.lua"), "http://127.0.0.1:%d%s" % (port, path)],
+        check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("WRKJSON "):
+            return json.loads(line[8:])
+    raise RuntimeError("no WRKJSON line in wrk output:\n" + out)
+
+
+def cpu(pids):
+    total = 0
+    for p in pids:
+        try:
+            total += stack.proc_cpu_ticks(p)
+        except OSError:
+            pass
+    return total
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--wait", default="hybrid")
+    ap.add_argument("--nginx-workers", type=int, default=2)
+    ap.add_argument("--daemon-workers", type=int, default=2)
+    ap.add_argument("--paths", default="/echo,/hello")
+    ap.add_argument("--daemon-arg", action="append", default=[],
+                    help="extra shmringd option, e.g. --daemon-arg=--spin_us=0")
+    ap.add_argument("--out", default=os.path.join(REPO, "bench", "results", "hello.json"))
+    a = ap.parse_args()
+
+    paths = a.paths.split(",")
+    runs = {p: [] for p in paths}
+    st = stack.Stack(a.build, nginx_workers=a.nginx_workers, daemon_workers=a.daemon_workers,
+                     wait=a.wait, daemon_args=a.daemon_arg)
+    with st:
+        for p in paths:  # warm-up: conf registration, JIT, keepalive pools
+            wrk(st.port, p, 1, a.connections, a.threads)
+        for r in range(a.rounds):
+            for p in paths:
+                pids = {"nginx": st.nginx_worker_pids(), "shmringd": st.daemon_pids()}
+                t0 = {k: cpu(v) for k, v in pids.items()}
+                res = wrk(st.port, p, a.duration, a.connections, a.threads)
+                t1 = {k: cpu(v) for k, v in pids.items()}
+                for k in pids:
+                    # CPU microseconds per request (ticks are 1/100 s)
+                    res["cpu_us_per_req_" + k] = round((t1[k] - t0[k]) * 1e4 / max(res["requests"], 1), 2)
+                runs[p].append(res)
+                print("round %d %-10s rps %7.0f  p50 %6d us  p99 %6d us  cpu/req nginx %5.1f us "
+                      "shmringd %5.1f us  non2xx %d errors %d"
+                      % (r + 1, p, res["rps"], res["p50_us"], res["p99_us"],
+                         res["cpu_us_per_req_nginx"], res["cpu_us_per_req_shmringd"],
+                         res["non2xx"], res["socket_errors"]), flush=True)
+        _, _, status = st.get_json("/shmring/status")
+
+    def med(p, k):
+        return statistics.median(x[k] for x in runs[p])
+
+    result = {
+        "bench": "hello",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "nginx_workers": a.nginx_workers, "shmringd_workers": a.daemon_workers,
+        "wait": a.wait, "daemon_args": a.daemon_arg, "connections": a.connections, "wrk_threads": a.threads,
+        "duration_s": a.duration, "rounds": a.rounds, "cpus": os.cpu_count(),
+    }
+    for p in paths:
+        key = p.strip("/").replace("/", "_")
+        result["rps_" + key] = round(med(p, "rps"), 1)
+        result["p50_us_" + key] = med(p, "p50_us")
+        result["p99_us_" + key] = med(p, "p99_us")
+        result["non2xx_" + key] = sum(x["non2xx"] for x in runs[p])
+        result["cpu_us_per_req_nginx_" + key] = med(p, "cpu_us_per_req_nginx")
+        result["cpu_us_per_req_shmringd_" + key] = med(p, "cpu_us_per_req_shmringd")
+        result["rounds_" + key] = runs[p]
+    if "rps_echo" in result and "rps_hello" in result:
+        result["ratio_hello_echo"] = round(result["rps_hello"] / result["rps_echo"], 3)
+    result["gateway_stats_one_worker"] = status.get("stats")
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(result, f, indent=2, sort_keys=True)
+        f.write("\n")
+    print(json.dumps({k: v for k, v in result.items() if not k.startswith("rounds_")
+                      and k != "gateway_stats_one_worker"}, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
