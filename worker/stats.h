@@ -46,6 +46,17 @@ struct shmringd_worker_stats {
 	uint64_t sink_reconnects;
 	uint64_t generation; /* worker starts in this slot */
 	uint64_t started_ns; /* CLOCK_MONOTONIC at the last start */
+	uint64_t poisoned;   /* records skipped: they crashed the worker twice */
+	/* Crash-loop guard, written by the worker of this slot and read by its
+	 * successor: while a record is dispatched, inflight is
+	 * ((channel + 1) << 32) | (its index since the channel's last release)
+	 * and inflight_req its req_id; 0 between records. A successor that
+	 * finds inflight != 0 knows its predecessor died on that record. */
+	uint64_t inflight;
+	uint64_t inflight_req;
+	uint64_t suspect;     /* inflight value of the record a worker died on */
+	uint64_t suspect_req;
+	uint64_t strikes;     /* consecutive worker deaths on the suspect */
 };
 
 struct shmringd_stats {

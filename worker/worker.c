@@ -118,6 +118,8 @@ struct chan_state {
 	uint8_t *pending; /* a reply that did not fit in the CQ yet */
 	uint32_t pending_len;
 	uint64_t pending_req;
+	uint32_t unreleased; /* records peeked since the last release */
+	uint64_t seen;       /* records peeked since this worker started */
 	bool broken_logged;
 };
 
@@ -382,11 +384,36 @@ static int handle_log(struct chan_state *cs, const struct shmring_rec *rec)
 	return 0;
 }
 
+/* A record that already killed two workers (the plugin crashes on it) is
+ * answered with an error instead of killing a third: without this, one bad
+ * record would take its channel down for good (each new worker starts at
+ * the same unreleased position). A single death (kill -9, OOM) only makes
+ * it a suspect and it is retried. */
+static bool is_poison(struct chan_state *cs, const struct shmring_rec *rec)
+{
+	if (W.st->strikes < 2 || (W.st->suspect >> 32) != (uint64_t)cs->index + 1 ||
+	    (W.st->suspect & 0xffffffffu) != cs->seen || W.st->suspect_req != rec->req_id)
+		return false;
+	W.st->suspect = 0;
+	W.st->strikes = 0;
+	return true;
+}
+
 /* Dispatch one SQ record. SHMRING_FULL: its reply is pending. */
 static int dispatch(struct chan_state *cs, const struct shmring_rec *rec)
 {
 	DTRACE_PROBE4(shmring, dispatch, cs->index, rec->type, rec->req_id, rec->len);
 	W.ctr->records++;
+	if (W.st->strikes && is_poison(cs, rec)) {
+		W.st->poisoned++;
+		W.ctr->errors++;
+		shmringd__log("channel %u: skipping record %llu (type %u): it crashed two workers",
+			      cs->index, (unsigned long long)rec->req_id, rec->type);
+		return rec->req_id ? reply_status(cs, rec->req_id, 1,
+						  "record skipped: the plugin crashed the worker "
+						  "twice on it")
+				   : 0;
+	}
 	if (rec->type < SHMRING_REC_CONF || rec->type > SHMRING_REC_LOG) {
 		char why[64];
 		snprintf(why, sizeof(why), "unknown record type %u", rec->type);
@@ -430,6 +457,7 @@ static void finish_batch(struct chan_state *cs)
 	 * killed in between answers them again (the client drops the
 	 * duplicate by req_id) rather than never. */
 	shmring_release(cs->ch);
+	cs->unreleased = 0;
 }
 
 /* Serve one channel: up to BATCH records. Returns how many were handled. */
@@ -440,6 +468,8 @@ static int drain_channel(struct chan_state *cs)
 			return 0;
 		finish_batch(cs);
 	}
+	if (g_stop == HANDOFF)
+		return 0; /* the next worker reads the rest */
 	check_owner(cs);
 	int n = 0;
 	uint64_t t0 = 0;
@@ -458,7 +488,12 @@ static int drain_channel(struct chan_state *cs)
 		}
 		if (!t0)
 			t0 = shmring_now_ns();
+		W.st->inflight_req = rec.req_id;
+		W.st->inflight = ((uint64_t)cs->index + 1) << 32 | cs->unreleased;
 		rc = dispatch(cs, &rec);
+		W.st->inflight = 0;
+		cs->unreleased++;
+		cs->seen++;
 		n++;
 		if (rc == SHMRING_FULL)
 			break;
@@ -476,6 +511,14 @@ static int drain_channel(struct chan_state *cs)
 }
 
 /* ---- the loop ------------------------------------------------------------- */
+
+static bool any_pending(void)
+{
+	for (uint32_t i = 0; i < W.nchans; i++)
+		if (W.chans[i].pending_len)
+			return true;
+	return false;
+}
 
 static bool all_idle(void)
 {
@@ -566,6 +609,17 @@ void shmringd__worker_main(const struct shmringd_worker_args *a)
 
 	W.ctr = shmring_instance_worker_counters(a->inst, a->slot);
 	W.st = &a->stats->w[a->slot];
+	if (W.st->inflight) {
+		/* The previous worker of this slot died dispatching a record. */
+		if (W.st->inflight == W.st->suspect && W.st->inflight_req == W.st->suspect_req) {
+			W.st->strikes++;
+		} else {
+			W.st->suspect = W.st->inflight;
+			W.st->suspect_req = W.st->inflight_req;
+			W.st->strikes = 1;
+		}
+		W.st->inflight = 0;
+	}
 	W.st->generation++;
 	W.st->started_ns = shmring_now_ns();
 	W.ctr->pid = (uint64_t)getpid();
@@ -615,12 +669,13 @@ void shmringd__worker_main(const struct shmringd_worker_args *a)
 		for (uint32_t i = 0; i < W.nchans; i++)
 			n += drain_channel(&W.chans[i]);
 
-		if (g_stop == HANDOFF)
-			worker_exit(0); /* records left in the rings go to the next worker */
+		if (g_stop && !drain_deadline)
+			drain_deadline = W.now + (uint64_t)a->cfg->drain_timeout_ms * 1000000;
+		/* Hand-over: records left in the rings go to the next worker, but a
+		 * reply waiting for CQ space exists only here. */
+		if (g_stop == HANDOFF && (!any_pending() || W.now >= drain_deadline))
+			worker_exit(0);
 		if (g_stop == DRAIN) {
-			if (!drain_deadline)
-				drain_deadline =
-					W.now + (uint64_t)a->cfg->drain_timeout_ms * 1000000;
 			if ((!n && all_idle() && W.now - W.last_record_ns >= QUIET_NS) ||
 			    W.now >= drain_deadline)
 				worker_exit(0);

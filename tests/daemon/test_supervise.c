@@ -24,6 +24,15 @@ static uint64_t request(struct shmring_chan *c, struct tc_reply *r, struct tc_co
 	return r->s;
 }
 
+static void fill_crash(struct shmring_mpw *w, void *arg)
+{
+	shmring_mpw_map(w, 2);
+	shmring_mpw_cstr(w, "conf");
+	shmring_mpw_uint(w, *(uint64_t *)arg);
+	shmring_mpw_cstr(w, "path");
+	shmring_mpw_cstr(w, "/crash");
+}
+
 int main(void)
 {
 	tc_init("supervise");
@@ -66,6 +75,27 @@ int main(void)
 		       round, w, (int)victim, (double)took / 1e6);
 	}
 	CHECK(tc_log_contains("killed by signal 9"), "restart not logged");
+
+	/* A record that crashes the plugin. ACCESS: the new worker does not
+	 * know the conf any more (s = 2), so the record cannot crash it again.
+	 * CONF: it would, on every restart; the first two workers die on it,
+	 * the third answers it with an error, and the channel lives on. */
+	struct tc_conf crasher = {.id = 4, .plugin = "crasher"};
+	char e[512];
+	tc_register(c, &r, req++, &crasher);
+	uint64_t crash_req = req++, cid = crasher.id;
+	tc_send(c, SHMRING_REC_ACCESS, crash_req, fill_crash, &cid);
+	tc_expect(c, &r, crash_req, 15 * SEC);
+	CHECK(r.s == 2, "crashing ACCESS answered s=%llu", (unsigned long long)r.s);
+	struct tc_conf bomb = {.id = 5, .plugin = "crasher", .k1 = "crash", .v1 = "yes"};
+	crash_req = req++;
+	tc_send(c, SHMRING_REC_CONF, crash_req, tc_fill_conf, &bomb);
+	tc_expect(c, &r, crash_req, 15 * SEC);
+	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "crashed the worker twice"),
+	      "poison record answered s=%llu e=%s", (unsigned long long)r.s, e);
+	CHECK(request(c, &r, &hello, 5 * SEC) == 0, "served after the poison record");
+	CHECK(tc_stats()->w[w].poisoned == 1, "poisoned not counted");
+	printf("poison record skipped after two crashes\n");
 	shmring_chan_release(c);
 	shmring_instance_close(inst, 0);
 	kill(tc_pid, SIGTERM);
