@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* CONF then ACCESS/REWRITE/HEADER_FILTER to hello; unknown conf id; bad
  * configs; malformed records and unknown types (answered and counted); the
- * CQ doorbell; a second instance on the same directory refused. */
+ * CQ doorbell; conf tables dropped for a new channel owner; shmringctl; a
+ * second instance on the same directory refused. */
 #include "client.h"
 
 static int str_is(const msgpack_object *o, const char *s)
@@ -164,6 +165,32 @@ int main(void)
 	CHECK(rc != 0, "second instance started");
 	CHECK(tc_log_contains("already running on"), "no clear refusal message");
 
+	/* A new owner (another process claims the channel) starts with no
+	 * confs: conf 7 is unknown to it, and the old table was dropped. */
+	uint32_t idx = shmring_chan_index(c);
+	uint64_t changes0 = st->w[w].owner_changes;
+	shmring_chan_release(c);
+	pid_t child = fork();
+	CHECK(child >= 0, "fork");
+	if (child == 0) {
+		struct shmring_instance *ci;
+		struct shmring_chan *cc;
+		static struct tc_reply cr;
+		if (shmring_instance_attach(tc_shm, &ci) < 0 || shmring_chan_claim(ci, &cc) < 0)
+			_exit(10);
+		if (shmring_chan_index(cc) != idx)
+			_exit(11);
+		tc_send(cc, SHMRING_REC_ACCESS, 1, tc_fill_access, &conf);
+		tc_expect(cc, &cr, 1, 5 * SEC);
+		_exit(cr.s == 2 ? 0 : 12);
+	}
+	int cst;
+	CHECK(waitpid(child, &cst, 0) == child && WIFEXITED(cst), "child");
+	CHECK(WEXITSTATUS(cst) == 0, "new owner saw the old confs (child exit %d)",
+	      WEXITSTATUS(cst));
+	CHECK(st->w[w].owner_changes == changes0 + 1, "owner change not counted");
+	CHECK(shmring_chan_claim(inst, &c) == 0 && shmring_chan_index(c) == idx, "claim again");
+
 	/* shmringctl sees the same counters. */
 	char cmd[600], out[65536];
 	snprintf(cmd, sizeof(cmd), "%s --shm-dir %s stats --json", SHMRINGCTL_PATH, tc_shm);
@@ -172,7 +199,7 @@ int main(void)
 	size_t n = fread(out, 1, sizeof(out) - 1, p);
 	out[n] = '\0';
 	CHECK(pclose(p) == 0, "shmringctl failed");
-	CHECK(strstr(out, "\"malformed\":5,") && strstr(out, "\"unknown_conf\":2,") &&
+	CHECK(strstr(out, "\"malformed\":5,") && strstr(out, "\"unknown_conf\":3,") &&
 		      strstr(out, "\"lat_hist_log2_ns\":["),
 	      "shmringctl stats --json: %s", out);
 	snprintf(cmd, sizeof(cmd), "%s --shm-dir %s stats >/dev/null", SHMRINGCTL_PATH, tc_shm);
