@@ -68,6 +68,9 @@ static const struct opt opts[] = {
 	      "longest delay before restarting a worker that keeps dying (default 5000)"),
 	O_NUM("drain_timeout_ms", drain_timeout_ms, "SIGTERM: longest wait for rings and "
 						    "sinks to drain (default 5000)"),
+	O_NUM("watchdog_ms", watchdog_ms, "kill and restart a worker stuck this long in a "
+					  "plugin hook; 0 = off; must exceed idle_timeout_ms "
+					  "(default 10000)"),
 	{"verbose", OPT_U32, offsetof(struct shmringd_config, verbose), 0,
 	 "1 = log reloads, restarts and refusals in detail (default 0)"},
 };
@@ -91,6 +94,7 @@ void shmringd__config_defaults(struct shmringd_config *c)
 	c->log_sink_max_bytes = 4u << 20;
 	c->restart_backoff_max_ms = 5000;
 	c->drain_timeout_ms = 5000;
+	c->watchdog_ms = 10000;
 }
 
 static const struct opt *opt_find(const char *key)
@@ -202,6 +206,10 @@ static int validate(const struct shmringd_config *c)
 		why = "log_batch_bytes must be >= 512 and log_sink_max_bytes >= 2 x log_batch_bytes";
 	else if (c->log_flush_ms < 1)
 		why = "log_flush_ms must be >= 1";
+	else if (c->idle_timeout_ms < 1)
+		why = "idle_timeout_ms must be >= 1";
+	else if (c->watchdog_ms && c->watchdog_ms <= c->idle_timeout_ms + 100)
+		why = "watchdog_ms must be 0 or more than idle_timeout_ms + 100";
 	if (why) {
 		fprintf(stderr, "shmringd: bad configuration: %s\n", why);
 		return -1;

@@ -39,6 +39,7 @@ struct shmringd_config {
 	uint32_t log_sink_max_bytes; /* memory bound per sink per worker */
 	uint32_t restart_backoff_max_ms;
 	uint32_t drain_timeout_ms; /* SIGTERM: longest wait for rings and sinks */
+	uint32_t watchdog_ms;      /* kill a worker whose loop stalls this long; 0 = off */
 	int verbose;
 };
 

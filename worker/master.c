@@ -53,6 +53,7 @@ struct wslot {
 	uint64_t started_ns;
 	uint64_t restart_at;
 	uint32_t backoff_ms;
+	bool watchdog_killed; /* SIGKILL sent for a stall; not again */
 };
 
 static struct {
@@ -266,6 +267,7 @@ static void start_worker(uint32_t slot)
 	}
 	s->pid = pid;
 	s->state = W_RUNNING;
+	s->watchdog_killed = false;
 	s->started_ns = shmring_now_ns();
 }
 
@@ -332,6 +334,29 @@ static void signal_workers(int sig)
 		} else if (M.w[i].state == W_WAIT_RESTART) {
 			M.w[i].state = W_NONE;
 		}
+	}
+}
+
+/* A worker whose loop has not turned for watchdog_ms is stuck in a plugin
+ * hook (or the kernel): kill it; supervision restarts it, and the
+ * crash-loop guard skips the record if it hangs a second worker too. */
+static void watchdog(void)
+{
+	if (!M.cfg.watchdog_ms)
+		return;
+	uint64_t now = shmring_now_ns(), limit = (uint64_t)M.cfg.watchdog_ms * 1000000u;
+	for (uint32_t i = 0; i < M.nworkers; i++) {
+		struct wslot *s = &M.w[i];
+		uint64_t seen = M.stats->w[i].loop_ns;
+		if (s->state != W_RUNNING || s->watchdog_killed || now - s->started_ns < limit ||
+		    seen > now || now - seen < limit)
+			continue;
+		shmringd__log("worker %u (pid %d) stuck for %llu ms (a plugin hook that does not "
+			      "return?); killing it",
+			      i, (int)s->pid, (unsigned long long)((now - seen) / 1000000u));
+		M.stats->w[i].watchdog_kills++;
+		kill(s->pid, SIGKILL);
+		s->watchdog_killed = true;
 	}
 }
 
@@ -465,6 +490,7 @@ static int master_loop(void)
 			continue;
 		}
 		restart_due();
+		watchdog();
 	}
 }
 

@@ -47,6 +47,9 @@ struct shmringd_worker_stats {
 	uint64_t generation; /* worker starts in this slot */
 	uint64_t started_ns; /* CLOCK_MONOTONIC at the last start */
 	uint64_t poisoned;   /* records skipped: they crashed the worker twice */
+	uint64_t loop_ns;    /* CLOCK_MONOTONIC of the worker's last loop turn
+			      * (the master's watchdog reads it) */
+	uint64_t watchdog_kills; /* written by the master */
 	/* Crash-loop guard, written by the worker of this slot and read by its
 	 * successor: while a record is dispatched, inflight is
 	 * ((channel + 1) << 32) | (its index since the channel's last release)

@@ -622,6 +622,7 @@ void shmringd__worker_main(const struct shmringd_worker_args *a)
 	}
 	W.st->generation++;
 	W.st->started_ns = shmring_now_ns();
+	W.st->loop_ns = W.st->started_ns;
 	W.ctr->pid = (uint64_t)getpid();
 
 	if (shmring_mpr_init(&W.mpr) < 0) {
@@ -663,6 +664,7 @@ void shmringd__worker_main(const struct shmringd_worker_args *a)
 	W.last_record_ns = shmring_now_ns();
 	for (;;) {
 		W.now = shmring_now_ns();
+		W.st->loop_ns = W.now;
 		shmringd__sinks_poll(W.now);
 
 		int n = 0;

@@ -3,7 +3,9 @@
  * the channel back from the last consumed position within 1 s. The new
  * worker does not know the conf id (s = 2); the client re-registers once,
  * as the protocol says. Then a worker that keeps dying is restarted with a
- * growing delay, and the restarts are counted. */
+ * growing delay, and the restarts are counted; a record that crashes two
+ * workers is answered with an error; a hook that hangs is killed by the
+ * watchdog. */
 #include "client.h"
 
 static uint64_t req = 1;
@@ -24,6 +26,15 @@ static uint64_t request(struct shmring_chan *c, struct tc_reply *r, struct tc_co
 	return r->s;
 }
 
+static void fill_hang(struct shmring_mpw *w, void *arg)
+{
+	shmring_mpw_map(w, 2);
+	shmring_mpw_cstr(w, "conf");
+	shmring_mpw_uint(w, *(uint64_t *)arg);
+	shmring_mpw_cstr(w, "path");
+	shmring_mpw_cstr(w, "/hang");
+}
+
 static void fill_crash(struct shmring_mpw *w, void *arg)
 {
 	shmring_mpw_map(w, 2);
@@ -36,7 +47,8 @@ static void fill_crash(struct shmring_mpw *w, void *arg)
 int main(void)
 {
 	tc_init("supervise");
-	const char *args[] = {"--workers", "2", "--channels", "4", NULL};
+	const char *args[] = {"--workers", "2", "--channels", "4", "--idle-timeout-ms", "200",
+			      "--watchdog-ms", "1000", NULL};
 	tc_pid = tc_spawn(args);
 	struct shmring_instance *inst = tc_wait_ready(2, 10 * SEC);
 	struct shmring_chan *c;
@@ -95,6 +107,19 @@ int main(void)
 	      "poison record answered s=%llu e=%s", (unsigned long long)r.s, e);
 	CHECK(request(c, &r, &hello, 5 * SEC) == 0, "served after the poison record");
 	CHECK(tc_stats()->w[w].poisoned == 1, "poisoned not counted");
+
+	/* A hook that never returns: the watchdog kills the worker after
+	 * 1 s; its successor answers the record (s = 2: conf unknown). */
+	tc_register(c, &r, req++, &crasher);
+	uint64_t hang_req = req++;
+	tc_send(c, SHMRING_REC_ACCESS, hang_req, fill_hang, &cid);
+	uint64_t t0 = tc_now();
+	tc_expect(c, &r, hang_req, 10 * SEC);
+	CHECK(r.s == 2, "hung ACCESS answered s=%llu", (unsigned long long)r.s);
+	CHECK(tc_log_contains("stuck for"), "watchdog not logged");
+	CHECK(tc_stats()->w[w].watchdog_kills == 1, "watchdog kill not counted");
+	printf("hung worker killed by the watchdog, record answered after %.0f ms\n",
+	       (double)(tc_now() - t0) / 1e6);
 	printf("poison record skipped after two crashes\n");
 	shmring_chan_release(c);
 	shmring_instance_close(inst, 0);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* A plugin with crash bugs: a config with a "crash" key aborts conf_new,
- * ACCESS with path "/crash" aborts the hook. shmringd must restart the
+ * ACCESS with path "/crash" aborts the hook, "/hang" never returns. shmringd must restart the
  * worker and, when the same record kills a second one, answer it with an
  * error instead of dying forever. */
 #include "shmring_plugin.h"
@@ -21,6 +21,9 @@ static int crasher_access(void *conf, const struct shmring_request *req,
 {
 	if (shmring_str_eq(req->path, SHMRING_LIT("/crash")))
 		abort();
+	if (shmring_str_eq(req->path, SHMRING_LIT("/hang")))
+		for (;;)
+			__asm__ volatile("" ::: "memory");
 	return shmring_reply_set_req_header(rep, SHMRING_LIT("X-Crasher"), SHMRING_LIT("alive"));
 }
 
