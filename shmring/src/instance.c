@@ -659,9 +659,7 @@ uint64_t shmring_chan_epoch(const struct shmring_chan *c)
 
 int shmring_chan_is_closed(const struct shmring_chan *c)
 {
-	if (atomic_load_explicit(&c->hdr->closed, memory_order_acquire))
-		return 1;
-	return atomic_load_explicit(&c->inst->ctl->closed, memory_order_acquire) ? 1 : 0;
+	return shmring__chan_closed(c) ? 1 : 0;
 }
 
 uint64_t shmring_chan_owner(const struct shmring_chan *c)

@@ -94,9 +94,12 @@ struct shmring__ring {
 	uint64_t claim_pos;  /* position of the open claim's header, if any */
 	uint32_t claim_cap;
 	bool claim_open;
+	uint64_t pend_records; /* committed since the last publish, not yet counted */
+	uint64_t pend_bytes;
 	/* consumer side */
 	uint64_t head;       /* read past, maybe unreleased */
 	uint64_t tail_cache; /* last tail read from the producer */
+	uint64_t pend_consumed; /* peeked since the last release, not yet counted */
 };
 
 struct shmring_instance {
@@ -121,6 +124,13 @@ struct shmring_chan {
 	bool broken; /* the consumer ring was found corrupt */
 	uint64_t owner; /* client: the owner word we hold, 0 if none */
 };
+
+/* shmring_chan_is_closed() without the call: claim checks it every time. */
+static inline bool shmring__chan_closed(const struct shmring_chan *c)
+{
+	return atomic_load_explicit(&c->hdr->closed, memory_order_acquire) ||
+	       atomic_load_explicit(&c->inst->ctl->closed, memory_order_acquire);
+}
 
 int shmring__read_starttime(pid_t pid, uint64_t *out);
 int shmring__chan_path(const char *dir, uint32_t index, char *buf, size_t len);

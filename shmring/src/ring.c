@@ -48,7 +48,7 @@ int shmring_claim(struct shmring_chan *c, uint32_t len, struct shmring_claim *cl
 		return -EMSGSIZE;
 	if (r->claim_open)
 		return -EBUSY;
-	if (c->role == SHMRING_CLIENT && shmring_chan_is_closed(c))
+	if (c->role == SHMRING_CLIENT && shmring__chan_closed(c))
 		return -EPIPE;
 
 	uint32_t total = rec_total(len);
@@ -98,8 +98,10 @@ int shmring_commit(struct shmring_chan *c, struct shmring_claim *claim, uint32_t
 	r->claim_open = false;
 	claim->payload = NULL;
 	claim->cap = 0;
-	c->mine->records++;
-	c->mine->bytes += len;
+	/* Counted at publish: a per-record store to the shared counter line
+	 * costs a line transfer whenever the peer's prefetcher touched it. */
+	r->pend_records++;
+	r->pend_bytes += len;
 	return 0;
 }
 
@@ -117,6 +119,11 @@ int shmring_publish(struct shmring_chan *c)
 	 * shmring_peek(): the records' bytes are visible before the tail. */
 	if (atomic_load_explicit(r->tail_p, memory_order_relaxed) != r->tail)
 		atomic_store_explicit(r->tail_p, r->tail, memory_order_release);
+	if (r->pend_records) {
+		c->mine->records += r->pend_records;
+		c->mine->bytes += r->pend_bytes;
+		r->pend_records = r->pend_bytes = 0;
+	}
 
 	if (c->role == SHMRING_CLIENT) {
 		uint32_t slot = atomic_load_explicit(&c->hdr->server_slot, memory_order_relaxed);
@@ -209,7 +216,7 @@ int shmring_peek(struct shmring_chan *c, struct shmring_rec *rec)
 		rec->type = type;
 		rec->flags = (uint16_t)(w0 >> 48);
 		r->head = pos + total;
-		c->mine->consumed++;
+		r->pend_consumed++; /* counted at release, like records at publish */
 		return 0;
 	}
 	return ring_corrupt(c);
@@ -222,6 +229,10 @@ void shmring_release(struct shmring_chan *c)
 	 * shmring_claim(): we are done reading the bytes before head. */
 	if (atomic_load_explicit(r->head_p, memory_order_relaxed) != r->head)
 		atomic_store_explicit(r->head_p, r->head, memory_order_release);
+	if (r->pend_consumed) {
+		c->mine->consumed += r->pend_consumed;
+		r->pend_consumed = 0;
+	}
 }
 
 int shmring_ready(struct shmring_chan *c)

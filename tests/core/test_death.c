@@ -141,7 +141,7 @@ static void test_consumer_killed_mid_stream(void **state)
 	assert_true(sh != MAP_FAILED);
 	const uint64_t seed = 0xdead;
 	struct producer p = {0};
-	size_t raw_size;
+	size_t raw_size = 0;
 	p.raw = raw_map(&t, 0, &raw_size);
 	assert_non_null(p.raw);
 	p.end_pos = calloc(MAX_RECORDS, sizeof(*p.end_pos));

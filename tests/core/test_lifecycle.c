@@ -85,7 +85,7 @@ static void test_attach_sees_what_create_made(void **state)
 	assert_int_equal(shmring_instance_set_workers(t.inst, 2), 0);
 	assert_int_equal(shmring_instance_nworkers(cl), 2);
 	assert_int_equal(shmring_instance_set_workers(t.inst, 0), -EINVAL);
-	size_t sz;
+	size_t sz = 0;
 	uint8_t *raw = raw_map(&t, 1, &sz);
 	assert_non_null(raw);
 	assert_int_equal(raw_load32(raw, RAW_SERVER_SLOT), 1);

@@ -112,7 +112,9 @@ enum shmring_rec_type {
 
 /* Per-channel counters; the client and the server each own one copy on its
  * own cache line, so neither side writes a line the other writes. Fields a
- * side does not use stay 0. */
+ * side does not use stay 0. records/bytes are added at shmring_publish()
+ * and consumed at shmring_release(), once per batch, so they count what was
+ * made visible and given back. */
 struct shmring_chan_counters {
 	uint64_t records;   /* records produced (client: SQ, server: CQ) */
 	uint64_t bytes;     /* payload bytes produced */
