@@ -1,0 +1,648 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_ring: what one request costs through a shmring channel, against the
+ * same exchange over a Unix-domain socket pair, measured in one run on one
+ * pair of processes pinned to two cores.
+ *
+ *   ring round trip      client -> SQ -> server -> CQ -> client, 64 B and
+ *                        1 KiB requests, 64 B replies; both sides busy-poll;
+ *                        one rdtsc sample per round trip (p50/p99/p99.9)
+ *   pipelined throughput client publishes in batches, server releases in
+ *                        batches; records/s at 64 B and 1 KiB, as the median
+ *                        of 15 windows and as the whole run's average
+ *   socket round trip    the same 64 B exchange over socketpair(AF_UNIX,
+ *                        SOCK_STREAM): busy-polling (MSG_DONTWAIT loops) and
+ *                        blocking
+ *
+ * The server reads every request byte (ring: in place; socket: after recv),
+ * the client copies every reply byte out, so neither side skips work the
+ * other transport has to do. In the throughput runs the server reads each
+ * record's first 8 bytes (a sequence number it checks).
+ *
+ *   bench_ring [--json PATH] [--samples N] [--quick] [--only rtt|thr|sock] [--ring BYTES]
+ *
+ * --only runs one group (for profiling: perf record -e cpu-clock -g -- ...);
+ * the JSON then holds zeros for the others.
+ * Prints a table; with --json writes the figures and the machine to PATH.
+ * Exit status 0 even if a target is missed (a benchmark, not a test); the
+ * table says which targets were met.
+ */
+#define _GNU_SOURCE
+#include "shmring/shmring.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+/* Control records (SQ) and replies (CQ) of the benchmark protocol. */
+enum {
+	T_PING = 0x40,   /* request; server answers T_PONG with 64 B */
+	T_THRU = 0x41,   /* payload: u64 n, u32 len; n T_DATA records follow */
+	T_DATA = 0x42,   /* throughput record; first 8 bytes: sequence */
+	T_SOCK = 0x43,   /* payload: u64 n, u32 len, u32 blocking; then n socket RTTs */
+	T_EXIT = 0x44,
+	T_PONG = 0x81,
+	T_DONE = 0x82,   /* payload: u64 server CLOCK_MONOTONIC ns after the last record */
+};
+
+#define REPLY_LEN 64u
+static uint32_t g_ring_size = 1u << 20; /* --ring BYTES */
+#define BATCH 64u
+
+static void die(const char *what, int rc)
+{
+	fprintf(stderr, "bench_ring: %s: %s\n", what, rc ? shmring_strerror(rc) : strerror(errno));
+	exit(1);
+}
+
+static void pin_to(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) < 0)
+		fprintf(stderr, "bench_ring: cannot pin to cpu %d: %s (numbers will be noisier)\n",
+			cpu, strerror(errno));
+}
+
+static inline void cpu_relax(void)
+{
+	_mm_pause();
+}
+
+static inline uint64_t ticks(void)
+{
+	return __rdtsc();
+}
+
+/* ---- ring helpers (busy-polling) --------------------------------------- */
+
+static inline void ring_send(struct shmring_chan *c, uint16_t type, uint64_t id, const void *p,
+			     uint32_t len)
+{
+	struct shmring_claim cl;
+	int rc;
+	while ((rc = shmring_claim(c, len, &cl)) == SHMRING_FULL)
+		cpu_relax();
+	if (rc)
+		die("claim", rc);
+	if (len)
+		memcpy(cl.payload, p, len);
+	shmring_commit(c, &cl, len, type, 0, id);
+	shmring_publish(c);
+}
+
+static inline void ring_recv(struct shmring_chan *c, struct shmring_rec *rec)
+{
+	int rc;
+	while ((rc = shmring_peek(c, rec)) == SHMRING_EMPTY)
+		cpu_relax();
+	if (rc)
+		die("peek", rc);
+}
+
+/* Read every byte of a request (what a plugin parsing it would do). */
+static inline uint64_t touch(const uint8_t *p, uint32_t len)
+{
+	uint64_t acc = 0, w;
+	uint32_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		acc ^= w;
+	}
+	for (; i < len; i++)
+		acc += p[i];
+	return acc;
+}
+
+/* ---- socket helpers ------------------------------------------------------ */
+
+static void sock_send_all(int fd, const uint8_t *p, size_t len, int flags)
+{
+	while (len) {
+		ssize_t n = send(fd, p, len, flags);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			die("send", 0);
+		}
+	}
+}
+
+static void sock_recv_all(int fd, uint8_t *p, size_t len, int flags)
+{
+	while (len) {
+		ssize_t n = recv(fd, p, len, flags);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		} else if (n == 0) {
+			fprintf(stderr, "bench_ring: socket closed\n");
+			exit(1);
+		} else if (errno != EAGAIN && errno != EINTR) {
+			die("recv", 0);
+		}
+	}
+}
+
+/* ---- server (pinned to the second core) ---------------------------------- */
+
+static volatile uint64_t g_sink;
+
+static void serve_throughput(struct shmring_chan *c, uint64_t n)
+{
+	struct shmring_rec rec;
+	uint64_t seq = 0;
+	uint32_t unreleased = 0;
+	while (seq < n) {
+		int rc = shmring_peek(c, &rec);
+		if (rc == SHMRING_EMPTY) {
+			shmring_release(c);
+			unreleased = 0;
+			cpu_relax();
+			continue;
+		}
+		if (rc)
+			die("server peek", rc);
+		uint64_t got;
+		memcpy(&got, rec.payload, 8);
+		if (rec.type != T_DATA || got != seq) {
+			fprintf(stderr, "bench_ring: throughput record %llu out of order\n",
+				(unsigned long long)seq);
+			exit(1);
+		}
+		seq++;
+		if (++unreleased == 256) {
+			shmring_release(c);
+			unreleased = 0;
+		}
+	}
+	shmring_release(c);
+	uint64_t end = shmring_now_ns();
+	ring_send(c, T_DONE, 0, &end, sizeof(end));
+}
+
+static void serve_socket(int fd, uint64_t n, uint32_t len, int blocking)
+{
+	uint8_t req[2048], reply[REPLY_LEN] = {0};
+	int flags = blocking ? 0 : MSG_DONTWAIT;
+	memset(reply, 'r', sizeof(reply));
+	for (uint64_t i = 0; i < n; i++) {
+		sock_recv_all(fd, req, len, flags);
+		g_sink += touch(req, len);
+		sock_send_all(fd, reply, sizeof(reply), flags);
+	}
+}
+
+static void serve(struct shmring_chan *c, int fd)
+{
+	uint8_t reply[REPLY_LEN];
+	memset(reply, 'r', sizeof(reply));
+	struct shmring_rec rec;
+	for (;;) {
+		ring_recv(c, &rec);
+		switch (rec.type) {
+		case T_PING:
+			g_sink += touch(rec.payload, rec.len);
+			ring_send(c, T_PONG, rec.req_id, reply, sizeof(reply));
+			shmring_release(c);
+			break;
+		case T_THRU: {
+			uint64_t n;
+			memcpy(&n, rec.payload, 8);
+			shmring_release(c);
+			serve_throughput(c, n);
+			break;
+		}
+		case T_SOCK: {
+			uint64_t n;
+			uint32_t len, blocking;
+			memcpy(&n, rec.payload, 8);
+			memcpy(&len, rec.payload + 8, 4);
+			memcpy(&blocking, rec.payload + 12, 4);
+			shmring_release(c);
+			serve_socket(fd, n, len, (int)blocking);
+			break;
+		}
+		case T_EXIT:
+			shmring_release(c);
+			return;
+		default:
+			fprintf(stderr, "bench_ring: unexpected record type %u\n", rec.type);
+			exit(1);
+		}
+	}
+}
+
+/* ---- client (pinned to the first core): the measurements ----------------- */
+
+struct lat {
+	double p50, p99, p999, mean;
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double g_ns_per_tick;
+
+static struct lat summarize(uint64_t *s, size_t n)
+{
+	qsort(s, n, sizeof(*s), cmp_u64);
+	double sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += (double)s[i];
+	struct lat l = {
+	    .p50 = (double)s[(n - 1) / 2] * g_ns_per_tick,
+	    .p99 = (double)s[(size_t)((double)(n - 1) * 0.99)] * g_ns_per_tick,
+	    .p999 = (double)s[(size_t)((double)(n - 1) * 0.999)] * g_ns_per_tick,
+	    .mean = sum / (double)n * g_ns_per_tick,
+	};
+	return l;
+}
+
+static struct lat ring_rtt(struct shmring_chan *c, uint32_t len, size_t warm, size_t n,
+			   uint64_t *s)
+{
+	uint8_t req[2048], reply[REPLY_LEN] = {0};
+	memset(req, 'q', sizeof(req));
+	struct shmring_rec rec;
+	for (size_t i = 0; i < warm + n; i++) {
+		uint64_t t0 = ticks();
+		ring_send(c, T_PING, i, req, len);
+		ring_recv(c, &rec);
+		if (rec.type != T_PONG || rec.req_id != i || rec.len != REPLY_LEN) {
+			fprintf(stderr, "bench_ring: bad reply\n");
+			exit(1);
+		}
+		memcpy(reply, rec.payload, REPLY_LEN);
+		shmring_release(c);
+		uint64_t t1 = ticks();
+		if (i >= warm)
+			s[i - warm] = t1 - t0;
+	}
+	g_sink += reply[0];
+	return summarize(s, n);
+}
+
+static double ring_throughput(struct shmring_chan *c, uint32_t len, uint64_t n)
+{
+	uint8_t ctl[12];
+	memcpy(ctl, &n, 8);
+	memcpy(ctl + 8, &len, 4);
+	ring_send(c, T_THRU, 0, ctl, sizeof(ctl));
+	uint8_t payload[2048];
+	memset(payload, 'd', sizeof(payload));
+	uint64_t t0 = shmring_now_ns();
+	struct shmring_claim cl;
+	for (uint64_t seq = 0; seq < n;) {
+		for (uint32_t k = 0; k < BATCH && seq < n; k++, seq++) {
+			int rc = shmring_claim(c, len, &cl);
+			if (rc == SHMRING_FULL) {
+				shmring_publish(c);
+				while ((rc = shmring_claim(c, len, &cl)) == SHMRING_FULL)
+					cpu_relax();
+			}
+			if (rc)
+				die("claim", rc);
+			memcpy(cl.payload, payload, len);
+			memcpy(cl.payload, &seq, 8);
+			shmring_commit(c, &cl, len, T_DATA, 0, seq);
+		}
+		shmring_publish(c);
+	}
+	struct shmring_rec rec;
+	ring_recv(c, &rec);
+	if (rec.type != T_DONE)
+		die("throughput: no DONE", -EPROTO);
+	uint64_t t1;
+	memcpy(&t1, rec.payload, 8);
+	shmring_release(c);
+	return (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+#define WINDOWS 15
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* n records in WINDOWS back-to-back windows. A window in which the other
+ * builds on this 2-core VM preempted one of the two processes shows up as a
+ * slow window; the median window is the figure, the whole run's average
+ * (*overall) is reported next to it. */
+static double ring_throughput_windows(struct shmring_chan *c, uint32_t len, uint64_t n,
+				      double *overall)
+{
+	double rate[WINDOWS];
+	uint64_t per = n / WINDOWS;
+	uint64_t t0 = shmring_now_ns();
+	for (int w = 0; w < WINDOWS; w++)
+		rate[w] = ring_throughput(c, len, per);
+	*overall = (double)(per * WINDOWS) / ((double)(shmring_now_ns() - t0) / 1e9);
+	qsort(rate, WINDOWS, sizeof(rate[0]), cmp_double);
+	return rate[WINDOWS / 2];
+}
+
+static struct lat socket_rtt(struct shmring_chan *c, int fd, uint32_t len, int blocking,
+			     size_t warm, size_t n, uint64_t *s)
+{
+	uint8_t ctl[16];
+	uint64_t total = warm + n;
+	uint32_t b = (uint32_t)blocking;
+	memcpy(ctl, &total, 8);
+	memcpy(ctl + 8, &len, 4);
+	memcpy(ctl + 12, &b, 4);
+	ring_send(c, T_SOCK, 0, ctl, sizeof(ctl));
+	uint8_t req[2048], reply[REPLY_LEN] = {0};
+	memset(req, 'q', sizeof(req));
+	int flags = blocking ? 0 : MSG_DONTWAIT;
+	for (size_t i = 0; i < total; i++) {
+		uint64_t t0 = ticks();
+		sock_send_all(fd, req, len, flags);
+		sock_recv_all(fd, reply, sizeof(reply), flags);
+		uint64_t t1 = ticks();
+		if (i >= warm)
+			s[i - warm] = t1 - t0;
+	}
+	g_sink += reply[0];
+	return summarize(s, n);
+}
+
+/* ---- machine, calibration, output ------------------------------------------ */
+
+static double calibrate_ns_per_tick(void)
+{
+	uint64_t n0 = shmring_now_ns(), t0 = ticks();
+	struct timespec ts = {0, 200 * 1000 * 1000};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	uint64_t n1 = shmring_now_ns(), t1 = ticks();
+	return (double)(n1 - n0) / (double)(t1 - t0);
+}
+
+static void read_line_of(const char *path, const char *key, char *out, size_t len)
+{
+	snprintf(out, len, "unknown");
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	char line[512];
+	while (fgets(line, sizeof(line), f)) {
+		if (key && strncmp(line, key, strlen(key)) != 0)
+			continue;
+		char *v = key ? strchr(line, ':') : line - 1;
+		if (!v)
+			continue;
+		v++;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		v[strcspn(v, "\n")] = 0;
+		snprintf(out, len, "%s", v);
+		break;
+	}
+	fclose(f);
+}
+
+static void git_commit(char *out, size_t len)
+{
+	snprintf(out, len, "unknown");
+	FILE *p = popen("git rev-parse --short HEAD 2>/dev/null", "r");
+	if (!p)
+		return;
+	if (fgets(out, (int)len, p))
+		out[strcspn(out, "\n")] = 0;
+	if (pclose(p) != 0 || !out[0])
+		snprintf(out, len, "unknown");
+}
+
+struct results {
+	struct lat r64, r1k, sb64, sk64;
+	double thr64, thr1k;         /* median window */
+	double thr64_all, thr1k_all; /* whole run */
+	size_t samples, sock_busy_samples, sock_block_samples;
+};
+
+static void json_lat(FILE *f, const char *prefix, const char *suffix, const struct lat *l,
+		     int last)
+{
+	fprintf(f,
+		"  \"%s_p50_ns_%s\": %.1f,\n  \"%s_p99_ns_%s\": %.1f,\n  \"%s_p999_ns_%s\": %.1f,\n"
+		"  \"%s_mean_ns_%s\": %.1f%s\n",
+		prefix, suffix, l->p50, prefix, suffix, l->p99, prefix, suffix, l->p999, prefix,
+		suffix, l->mean, last ? "" : ",");
+}
+
+static int write_json(const char *path, const struct results *r)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	struct utsname u;
+	uname(&u);
+	char cpu[256], clocksrc[64], commit[64], when[64];
+	read_line_of("/proc/cpuinfo", "model name", cpu, sizeof(cpu));
+	read_line_of("/sys/devices/system/clocksource/clocksource0/current_clocksource", NULL,
+		     clocksrc, sizeof(clocksrc));
+	git_commit(commit, sizeof(commit));
+	time_t now = time(NULL);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+	fprintf(f, "{\n");
+	fprintf(f, "  \"bench\": \"ring\",\n  \"date\": \"%s\",\n  \"commit\": \"%s\",\n", when,
+		commit);
+	fprintf(f,
+		"  \"machine\": {\"cpu\": \"%s\", \"ncpu\": %ld, \"kernel\": \"%s %s\", "
+		"\"clocksource\": \"%s\", \"tsc_ghz\": %.3f},\n",
+		cpu, sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, clocksrc,
+		1.0 / g_ns_per_tick);
+	fprintf(f, "  \"samples\": %zu,\n  \"socket_busy_samples\": %zu,\n"
+		   "  \"socket_block_samples\": %zu,\n  \"ring_size\": %u,\n",
+		r->samples, r->sock_busy_samples, r->sock_block_samples, g_ring_size);
+	json_lat(f, "rtt", "64", &r->r64, 0);
+	json_lat(f, "rtt", "1k", &r->r1k, 0);
+	json_lat(f, "socket_busy_rtt", "64", &r->sb64, 0);
+	json_lat(f, "socket_block_rtt", "64", &r->sk64, 0);
+	fprintf(f, "  \"throughput_64_per_s\": %.0f,\n  \"throughput_1k_per_s\": %.0f,\n",
+		r->thr64, r->thr1k);
+	fprintf(f,
+		"  \"throughput_64_overall_per_s\": %.0f,\n  \"throughput_1k_overall_per_s\": %.0f,\n"
+		"  \"throughput_windows\": %d,\n",
+		r->thr64_all, r->thr1k_all, WINDOWS);
+	fprintf(f, "  \"socket_busy_over_ring_p50\": %.1f,\n  \"socket_block_over_ring_p50\": %.1f\n",
+		r->sb64.p50 / r->r64.p50, r->sk64.p50 / r->r64.p50);
+	fprintf(f, "}\n");
+	return fclose(f) == 0 ? 0 : -errno;
+}
+
+static const char *verdict(int ok)
+{
+	return ok ? "met" : "MISSED";
+}
+
+static void print_table(const struct results *r)
+{
+	printf("\n%-28s %10s %10s %10s %10s\n", "round trip (ns)", "p50", "p99", "p99.9", "mean");
+	const struct {
+		const char *name;
+		const struct lat *l;
+	} rows[] = {
+	    {"ring 64 B -> 64 B", &r->r64},
+	    {"ring 1 KiB -> 64 B", &r->r1k},
+	    {"socket busy-poll 64 B", &r->sb64},
+	    {"socket blocking 64 B", &r->sk64},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		printf("%-28s %10.0f %10.0f %10.0f %10.0f\n", rows[i].name, rows[i].l->p50,
+		       rows[i].l->p99, rows[i].l->p999, rows[i].l->mean);
+	printf("\n%-28s %10s %10s   (M records/s; median of %d windows, whole run)\n",
+	       "pipelined", "median", "overall", WINDOWS);
+	printf("%-28s %10.2f %10.2f\n", "64 B records", r->thr64 / 1e6, r->thr64_all / 1e6);
+	printf("%-28s %10.2f %10.2f\n", "1 KiB records", r->thr1k / 1e6, r->thr1k_all / 1e6);
+	double busy_x = r->sb64.p50 / r->r64.p50, block_x = r->sk64.p50 / r->r64.p50;
+	printf("\ntargets (issue 2):\n");
+	printf("  ring p50 64 B <= 350 ns          %8.0f ns   %s\n", r->r64.p50,
+	       verdict(r->r64.p50 <= 350));
+	printf("  ring p99 64 B <= 2000 ns         %8.0f ns   %s\n", r->r64.p99,
+	       verdict(r->r64.p99 <= 2000));
+	printf("  >= 10x busy-poll socket (p50)    %8.1f x    %s\n", busy_x, verdict(busy_x >= 10));
+	printf("  >= 50x blocking socket (p50)     %8.1f x    %s\n", block_x,
+	       verdict(block_x >= 50));
+	printf("  >= 15 M records/s at 64 B        %8.2f M    %s\n", r->thr64 / 1e6,
+	       verdict(r->thr64 >= 15e6));
+	printf("  >= 4 M records/s at 1 KiB        %8.2f M    %s\n", r->thr1k / 1e6,
+	       verdict(r->thr1k >= 4e6));
+}
+
+int main(int argc, char **argv)
+{
+	const char *json = NULL;
+	size_t samples = 1000000;
+	int quick = 0;
+	const char *only = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json") && i + 1 < argc)
+			json = argv[++i];
+		else if (!strcmp(argv[i], "--samples") && i + 1 < argc)
+			samples = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--quick"))
+			quick = 1;
+		else if (!strcmp(argv[i], "--ring") && i + 1 < argc)
+			g_ring_size = (uint32_t)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+			only = argv[++i];
+		else {
+			fprintf(stderr, "usage: %s [--json PATH] [--samples N] [--quick] [--only rtt|thr|sock] [--ring BYTES]\n", argv[0]);
+			return 2;
+		}
+	}
+	if (quick)
+		samples = 100000;
+	if (samples < 1000)
+		samples = 1000;
+	struct results r = {
+	    .samples = samples,
+	    .sock_busy_samples = samples / 5,
+	    .sock_block_samples = samples / 20,
+	};
+	uint64_t thr64_n = quick ? 3000000 : 30000000, thr1k_n = quick ? 1000000 : 8000000;
+
+	char dir[] = "/dev/shm/shmring-bench-XXXXXX";
+	if (!mkdtemp(dir))
+		die("mkdtemp", 0);
+	struct shmring_create_opts o = {.dir = dir,
+					.nchannels = 1,
+					.nworkers = 1,
+					.sq_size = g_ring_size,
+					.cq_size = g_ring_size,
+					.mode = 0600,
+					.uid = (uid_t)-1,
+					.gid = (gid_t)-1};
+	struct shmring_instance *srv;
+	int rc = shmring_instance_create(&o, &srv);
+	if (rc < 0)
+		die("instance_create", rc);
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		die("socketpair", 0);
+	g_ns_per_tick = calibrate_ns_per_tick();
+
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork", 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(sv[0]);
+		pin_to(1);
+		struct shmring_chan *c;
+		if ((rc = shmring_chan_open(srv, 0, SHMRING_SERVER, &c)) < 0)
+			die("server open", rc);
+		serve(c, sv[1]);
+		_exit(0);
+	}
+	close(sv[1]);
+	pin_to(0);
+	struct shmring_instance *inst;
+	struct shmring_chan *c;
+	if ((rc = shmring_instance_attach(dir, &inst)) < 0 || (rc = shmring_chan_claim(inst, &c)) < 0)
+		die("client attach/claim", rc);
+	uint64_t *s = malloc(samples * sizeof(*s));
+	if (!s)
+		die("malloc", 0);
+	size_t warm = samples / 10;
+
+	struct lat zero = {1, 1, 1, 1};
+	r.r64 = r.r1k = r.sb64 = r.sk64 = zero;
+	if (!only || !strcmp(only, "rtt")) {
+		fprintf(stderr, "bench_ring: ring round trips (%zu samples each)...\n", samples);
+		r.r64 = ring_rtt(c, 64, warm, samples, s);
+		r.r1k = ring_rtt(c, 1024, warm, samples, s);
+	}
+	if (!only || !strcmp(only, "thr")) {
+		fprintf(stderr, "bench_ring: pipelined throughput...\n");
+		ring_throughput(c, 64, thr64_n / 10); /* warm-up */
+		r.thr64 = ring_throughput_windows(c, 64, thr64_n, &r.thr64_all);
+		r.thr1k = ring_throughput_windows(c, 1024, thr1k_n, &r.thr1k_all);
+	}
+	if (!only || !strcmp(only, "sock")) {
+		fprintf(stderr, "bench_ring: socket round trips...\n");
+		r.sb64 = socket_rtt(c, sv[0], 64, 0, r.sock_busy_samples / 10,
+				    r.sock_busy_samples, s);
+		r.sk64 = socket_rtt(c, sv[0], 64, 1, r.sock_block_samples / 10,
+				    r.sock_block_samples, s);
+	}
+	ring_send(c, T_EXIT, 0, NULL, 0);
+
+	int st;
+	waitpid(pid, &st, 0);
+	shmring_chan_release(c);
+	shmring_instance_close(inst, 0);
+	shmring_instance_close(srv, 1);
+	rmdir(dir);
+	free(s);
+
+	print_table(&r);
+	if (json) {
+		if ((rc = write_json(json, &r)) < 0)
+			die("writing json", rc);
+		printf("\nwrote %s\n", json);
+	}
+	return 0;
+}
