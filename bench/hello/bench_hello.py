@@ -3,7 +3,7 @@ its Kong stub) alternately, several rounds with the same connections and
 duration; writes bench/results/hello.json.
 
     python3 bench/hello/bench_hello.py <build-dir> [--rounds 3] [--duration 5]
-        [--connections 50] [--threads 1] [--wait hybrid] [--out bench/results/hello.json]
+        [--connections 50] [--threads 1] [--wait doorbell] [--out bench/results/hello.json]
 
 Figures are medians over the rounds. Not a test: it always exits 0 unless
 the stack cannot start or wrk fails.
@@ -50,7 +50,7 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--wait", default="hybrid")
+    ap.add_argument("--wait", default="doorbell")
     ap.add_argument("--nginx-workers", type=int, default=2)
     ap.add_argument("--daemon-workers", type=int, default=2)
     ap.add_argument("--paths", default="/echo,/hello")

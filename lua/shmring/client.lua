@@ -32,8 +32,8 @@ local _M = { _VERSION = "0.1.0" }
 local cfg = {
     dir = os.getenv("SHMRING_DIR") or "/dev/shm/shmring/default",
     lib = nil,                  -- library path; nil = SHMRING_LIB or libshmring.so.1
-    wait = "hybrid",            -- "hybrid" | "doorbell" | "poll"
-    spin_us = 200,              -- hybrid: poll this long after the last reply before the doorbell
+    wait = "doorbell",          -- "doorbell" | "poll" (docs/gateway.md has the measurements)
+    poll_ms = 1,                -- poll: the request re-checks the CQ every poll_ms
     batch_publish = true,       -- publish the SQ once per event-loop turn (flusher thread)
     heartbeat_timeout_ms = 500, -- daemon considered down past this heartbeat age
     attach_retry_ms = 100,      -- at most one attach attempt per this interval
@@ -346,7 +346,7 @@ local function conf_write(plugin, conf, id)
     end
     -- Its reply is checked by the reaper (or whoever drains): a refusal
     -- is logged and the id forgotten, so the next request retries.
-    pending[req_id] = { conf_id = id, plugin = plugin }
+    pending[req_id] = { conf_id = id, plugin = plugin, expires = ngx_now() + 5 }
     npending = npending + 1
     conf_registered[id] = gen
     stats.conf_registrations = stats.conf_registrations + 1
@@ -418,13 +418,13 @@ end
 _M.drain = drain
 
 ---------------------------------------------------------------------------
--- The reaper: one light thread per worker (hybrid and doorbell strategies).
+-- The reaper: one light thread per worker (the doorbell strategy).
 --
 --   no request waiting      -> sleep on a semaphore (no CPU, no syscall)
---   requests waiting        -> drain the CQ; while replies keep coming
---                              (within spin_us) yield with ngx.sleep(0)
---   waiting, no progress    -> arm the doorbell and block on its socket,
---                              woken by the daemon's next reply
+--   requests waiting        -> drain the CQ, then arm the doorbell; if
+--                              replies arrived meanwhile drain again, else
+--                              block on the doorbell socket (cosocket),
+--                              woken by the daemon's next CQ publish
 
 local function doorbell_connect()
     if doorbell_sock then
@@ -446,15 +446,6 @@ end
 
 local reaper
 
-local function sleep0_quiet()
-    local ok, errlog = pcall(require, "ngx.errlog")
-    if not ok or not errlog.get_sys_filter_level then
-        return false
-    end
-    return errlog.get_sys_filter_level() < ngx.WARN
-end
-_M.sleep0_quiet = sleep0_quiet
-
 local function start_reaper()
     if reaper_running or cfg.wait == "poll" then
         return reaper_running
@@ -475,14 +466,6 @@ reaper = function(premature)
         reaper_running = false
         return
     end
-    local last_progress = ngx_now()
-    -- Debian's nginx lacks OpenResty's delayed-events patch: there every
-    -- ngx.sleep(0) logs a warning if the error_log level lets warnings
-    -- through. Spin only where that costs no log line; else doorbell only.
-    local spin = -1
-    if cfg.wait == "hybrid" and sleep0_quiet() then
-        spin = cfg.spin_us / 1e6
-    end
     local next_health = 0
     while true do
         if npending == 0 then
@@ -492,38 +475,42 @@ reaper = function(premature)
             reaper_idle = true
             reaper_wake:wait(1) -- idle: a post from the first submit, or a 1 s tick
             reaper_idle = false
-            last_progress = ngx_now()
         else
             local n = drain()
             local now = ngx_now()
-            if n > 0 then
-                last_progress = now
-            elseif now >= next_health then
+            if n == 0 and now >= next_health then
                 -- A daemon dying under us: fail waiters now, not at deadline.
                 next_health = now + 0.01
                 local ok, why = ensure()
                 if not ok then
                     fail_pending(why)
                 end
+                -- A CONF the daemon never answered must not keep us awake.
+                for id, p in pairs(pending) do
+                    if p.expires and now > p.expires then
+                        pending[id] = nil
+                        npending = npending - 1
+                        conf_registered[p.conf_id] = nil
+                    end
+                end
             end
             if npending > 0 and chan ~= nil then
-                if now - last_progress <= spin then
-                    stats.poll_yields = stats.poll_yields + 1
-                    ngx_sleep(0)
-                else
-                    local sock = doorbell_connect()
-                    if not sock then
-                        ngx_sleep(0.001) -- no doorbell: poll at 1 ms
-                    elseif C.shmring_doorbell_arm(chan) == 0 then
-                        stats.doorbell_waits = stats.doorbell_waits + 1
-                        sock:settimeout(20)
-                        local _, err = sock:receive(1)
-                        if err and err ~= "timeout" then
-                            doorbell_sock = nil
-                            sock:close()
-                        end
-                        C.shmring_doorbell_disarm(chan)
+                -- Never ngx.sleep(0) here: without OpenResty's delayed-events
+                -- patch (Debian's nginx) it re-arms a timer that expires in
+                -- the same timer pass, so it spins without letting any I/O or
+                -- posted event run (docs/gateway.md).
+                local sock = doorbell_connect()
+                if not sock then
+                    ngx_sleep(0.001) -- no doorbell: poll at 1 ms
+                elseif C.shmring_doorbell_arm(chan) == 0 then
+                    stats.doorbell_waits = stats.doorbell_waits + 1
+                    sock:settimeout(20)
+                    local _, err = sock:receive(1)
+                    if err and err ~= "timeout" then
+                        doorbell_sock = nil
+                        sock:close()
                     end
+                    C.shmring_doorbell_disarm(chan)
                 end
             end
         end
@@ -633,7 +620,7 @@ local function wait_reply(id, p, deadline)
             return nil, why
         end
         stats.poll_yields = stats.poll_yields + 1
-        ngx_sleep(0)
+        ngx_sleep(cfg.poll_ms / 1000)
     end
 end
 

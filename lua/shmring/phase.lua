@@ -6,7 +6,10 @@
 --
 -- A host is a table of small functions (see shmring/ngx.lua for the full
 -- list): readers (method, path, header, ...), appliers (set_req_header,
--- exit, ...), error_exit(status, message) and ctx().
+-- exit, ...) and error_exit(status, message). Per-request state of the
+-- gateway side (response headers to set later, SET_CTX values, consumer)
+-- lives in ngx.ctx under shmring_* keys, shared by every shmring plugin of
+-- the request: the header_filter of whichever runs first sets them all.
 local ffi = require("ffi")
 local core = require("shmring.core")
 local client = require("shmring.client")
@@ -89,30 +92,31 @@ local function put_kv(W, k, v)
 end
 
 -- encode(W, conf_id, st): st = { spec, host } for this plugin and host.
+-- Only the fields and parts the plugin declared (plugins.lua).
 local function encode_request(W, conf_id, st)
     local spec, host = st.spec, st.host
-    local ctx = host.ctx()
-    local kv = ctx.shmring_kv
-    local consumer = ctx.shmring_consumer
-    local n = 7
+    local want = spec.want
+    local kv, consumer
+    if want.ctx or want.consumer then
+        local ctx = ngx.ctx
+        kv = want.ctx and ctx.shmring_kv
+        consumer = want.consumer and ctx.shmring_consumer
+    end
     local decl_h, decl_q = spec.headers, spec.query
     local has_h = decl_h == "*" or #decl_h > 0
     local has_q = decl_q == "*" or #decl_q > 0
-    if has_h then n = n + 1 end
-    if has_q then n = n + 1 end
-    if kv then n = n + 1 end
-    if consumer then n = n + 1 end
+    local n = 1 + (want.method and 1 or 0) + (want.scheme and 1 or 0) + (want.host and 1 or 0)
+        + (want.path and 1 or 0) + (want.client_ip and 1 or 0) + (want.route_id and 1 or 0)
+        + (has_h and 1 or 0) + (has_q and 1 or 0) + (kv and 1 or 0) + (consumer and 1 or 0)
     C.shmring_mpw_map(W, n)
     C.shmring_mpw_str(W, "conf", 4)
     C.shmring_mpw_uint(W, conf_id)
-    put_kv(W, "method", host.method())
-    put_kv(W, "scheme", host.scheme())
-    put_kv(W, "host", host.host())
-    put_kv(W, "path", host.path())
-    put_kv(W, "client_ip", host.client_ip())
-    C.shmring_mpw_str(W, "route_id", 8)
-    local rid = host.route_id and host.route_id() or ""
-    C.shmring_mpw_str(W, rid, #rid)
+    if want.method then put_kv(W, "method", host.method()) end
+    if want.scheme then put_kv(W, "scheme", host.scheme()) end
+    if want.host then put_kv(W, "host", host.host()) end
+    if want.path then put_kv(W, "path", host.path()) end
+    if want.client_ip then put_kv(W, "client_ip", host.client_ip()) end
+    if want.route_id then put_kv(W, "route_id", host.route_id and host.route_id() or "") end
     if has_h then
         collect(decl_h, host.header, host.headers)
         put_collected(W, "headers")
@@ -186,7 +190,7 @@ local function apply(r, host, phase)
                     host.add_resp_header(name, value)
                 end
             else
-                ctx = ctx or host.ctx()
+                ctx = ctx or ngx.ctx
                 local saved = ctx.shmring_resp
                 if not saved then
                     saved = {}
@@ -200,7 +204,7 @@ local function apply(r, host, phase)
             local body = a.nstr > 0 and str(a.a) or nil
             return host.exit(a.num, body, map_table(a.map))
         elseif op == 10 then
-            ctx = ctx or host.ctx()
+            ctx = ctx or ngx.ctx
             local kv = ctx.shmring_kv
             if not kv then
                 kv = {}
@@ -208,7 +212,7 @@ local function apply(r, host, phase)
             end
             kv[str(a.a)] = a.nstr > 1 and str(a.b) or nil
         elseif op == 11 then
-            ctx = ctx or host.ctx()
+            ctx = ctx or ngx.ctx
             local consumer = map_table(a.map)
             ctx.shmring_consumer = consumer
             host.authenticate(consumer, a.nstr > 0 and str(a.a) or nil)
@@ -275,7 +279,7 @@ end
 -- header_filter cannot yield in nginx, so it never waits for the daemon:
 -- it sets the response headers the access reply asked for.
 function _M.header_filter(st, conf)
-    local ctx = st.host.ctx()
+    local ctx = ngx.ctx
     local saved = ctx.shmring_resp
     if not saved then
         return

@@ -2,14 +2,18 @@
 -- request parts its descriptor declares (`needs_headers` / `needs_query` in
 -- plugins/<name>/), the phases it implements, and its failure-policy
 -- defaults (auth plugins fail closed, logging fails open; docs/gateway.md).
--- Only these parts go into the snapshot. "*" means every one.
+-- Only these parts go into the snapshot. "*" means every one. `fields`
+-- lists the fixed snapshot fields it reads (docs/protocol.md: method,
+-- scheme, host, path, client_ip, route_id, ctx, consumer); nil = all.
 --
 -- A third-party plugin registers itself with shmring.plugins.define().
 local _M = {}
 
+_M.ALL_FIELDS = { "method", "scheme", "host", "path", "client_ip", "route_id", "ctx", "consumer" }
+
 local catalog = {
     hello = {
-        headers = {}, query = {},
+        headers = {}, query = {}, fields = {},
         phases = { access = true },
         fail_open = false, timeout = 250,
     },
@@ -55,6 +59,13 @@ function _M.get(name)
         catalog[name] = s
     end
     s.name = name
+    if not s.want then
+        local want = {}
+        for _, f in ipairs(s.fields or _M.ALL_FIELDS) do
+            want[f] = true
+        end
+        s.want = want
+    end
     return s
 end
 
@@ -65,8 +76,8 @@ function _M.define(name, spec)
         error("shmring.plugins.define(name, spec)", 2)
     end
     catalog[name] = spec
-    spec.name = name
-    return spec
+    spec.want = nil
+    return _M.get(name)
 end
 
 return _M

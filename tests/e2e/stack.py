@@ -62,7 +62,7 @@ def built_plugins(build):
 
 
 class Stack:
-    def __init__(self, build, prefix=None, nginx_workers=2, daemon_workers=2, wait="hybrid",
+    def __init__(self, build, prefix=None, nginx_workers=2, daemon_workers=2, wait="doorbell",
                  log_level="error", port=None, daemon_args=None):
         self.build = os.path.abspath(build)
         self.prefix = prefix or tempfile.mkdtemp(prefix="shmring-e2e-")
