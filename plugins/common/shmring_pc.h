@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmring_pc.h: "plugin common", the code the built-in C plugins share
+ * (static library shmring_plugin_common, linked into each plugin .so).
+ * It uses only the public plugin ABI (shmring_plugin.h) plus jansson and
+ * OpenSSL, so a third-party plugin can link it too.
+ *
+ *  - config readers over the CONF map, each writing a message of the form
+ *    "<plugin>: config.<field> must be ..." into err on failure;
+ *  - msgpack -> jansson conversion (configs that share the credentials
+ *    file's JSON shape are parsed by the same code);
+ *  - query-string building (the snapshot carries parsed args; plugins that
+ *    change the query send a rebuilt one, sorted like Kong's encode_args);
+ *  - the credentials (consumers) loader and its file watcher: see
+ *    shmring_creds.h.
+ *
+ * Every function returns 0 (or a count) on success and -errno on failure;
+ * results go through out-pointers that are written even on failure.
+ */
+#ifndef SHMRING_PC_H
+#define SHMRING_PC_H
+
+#include "shmring_plugin.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- config readers ----------------------------------------------------- */
+
+/* Longest string any config field may hold (keys, names, templates). */
+#define SHMRING_PC_MAX_STR 4096
+/* Most entries any config array may hold. */
+#define SHMRING_PC_MAX_ARRAY 1024
+
+/* 0 if every key of the config map is in `known` (NULL-terminated), else
+ * -EINVAL and "<plugin>: unknown config field '<key>'". A nil or empty
+ * config is fine. Catches typos that would otherwise be silently ignored. */
+int shmring_pc_check_fields(const msgpack_object *cfg, const char *plugin,
+			    const char *const *known, char *err, size_t errlen);
+
+/* The value of field `key`, or NULL if absent or nil (Kong sends unset
+ * optional fields as null). */
+const msgpack_object *shmring_pc_field(const msgpack_object *cfg, const char *key);
+
+/* Boolean field; absent/nil gives def. */
+int shmring_pc_bool(const msgpack_object *cfg, const char *plugin, const char *key, bool def,
+		    bool *out, char *err, size_t errlen);
+
+/* Integer field in [min, max]; absent/nil gives def. */
+int shmring_pc_int(const msgpack_object *cfg, const char *plugin, const char *key, int64_t def,
+		   int64_t min, int64_t max, int64_t *out, char *err, size_t errlen);
+
+/* String field copied into a malloc'd NUL-terminated string (the caller
+ * frees it). Absent/nil gives a copy of def, or NULL if def is NULL. With
+ * nonempty, "" is refused. Strings holding a NUL byte are refused. */
+int shmring_pc_strdup(const msgpack_object *cfg, const char *plugin, const char *key,
+		      const char *def, bool nonempty, char **out, char *err, size_t errlen);
+
+/* An array of strings, copied: v[i] are NUL-terminated and live in one
+ * allocation owned by the strv. An empty Lua table arrives as an empty map
+ * and is accepted as an empty array. */
+struct shmring_pc_strv {
+	size_t n;
+	struct shmring_str *v; /* n entries, ptr NUL-terminated */
+};
+/* `val` may be NULL (absent): then the default list `def` (NULL-terminated,
+ * may be NULL for none) is used. `what` names the field in messages. */
+int shmring_pc_strv(const msgpack_object *val, const char *plugin, const char *what,
+		    const char *const *def, struct shmring_pc_strv *out, char *err, size_t errlen);
+void shmring_pc_strv_free(struct shmring_pc_strv *sv);
+
+/* ---- msgpack -> JSON -------------------------------------------------------- */
+
+/* A new jansson value with the content of o (maps with string keys only,
+ * depth <= 32), or NULL with err set. The caller owns the reference. An
+ * empty map becomes an empty object; use shmring_pc_json_array_or_empty()
+ * where an array is expected. */
+json_t *shmring_pc_to_json(const msgpack_object *o, const char *plugin, const char *what,
+			   char *err, size_t errlen);
+
+/* ---- query strings ------------------------------------------------------------ */
+
+/* One query argument of a rebuilt query string. A flag (`?debug`) has
+ * flag = 1 and no value. Views: they must outlive the build call. */
+struct shmring_pc_arg {
+	struct shmring_str name;
+	struct shmring_str value;
+	int flag;
+};
+
+/* Append the args of a snapshot `query` map (str | true | [str...]) to
+ * out[*n..cap); false values are dropped, like Kong. 0, or -E2BIG. */
+int shmring_pc_args_from_map(const msgpack_object *query, struct shmring_pc_arg *out, size_t *n,
+			     size_t cap);
+
+/* Sort args by name (stable: repeated names keep their order) and
+ * percent-encode them into a raw query string (no '?'), the way Kong's
+ * encode_args does (RFC 3986 unreserved characters kept). The result is in
+ * *buf (grown with realloc as needed, owned by the caller, reused across
+ * calls), its length in *len. 0 or -ENOMEM. */
+int shmring_pc_args_encode(struct shmring_pc_arg *args, size_t n, char **buf, size_t *cap,
+			   size_t *len);
+
+/* Lower-case ASCII copy helper: dst gets n bytes of src lower-cased. */
+void shmring_pc_lower(char *dst, const char *src, size_t n);
+
+/* 1 if a and b are equal ignoring ASCII case. */
+int shmring_pc_str_eq_ci(struct shmring_str a, struct shmring_str b);
+
+/* 1 if s is a valid HTTP header name (RFC 9110 token). */
+int shmring_pc_header_name_ok(struct shmring_str s);
+
+#endif

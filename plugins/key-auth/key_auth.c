@@ -1,0 +1,534 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * key-auth: Kong's key-auth plugin (3.x behaviour) as a shmring C plugin.
+ *
+ * Config (Kong's field names): key_names (["apikey"]), key_in_header (true),
+ * key_in_query (true), key_in_body (false; true is refused: bodies are not
+ * in the snapshot), hide_credentials (false), anonymous (consumer id or
+ * username), run_on_preflight (true), realm (unset), plus shmring's
+ * consumers (inline, credentials format) and credentials_file.
+ *
+ * Responses, as Kong >= 3.6: 401 {"message":"No API key found in request"},
+ * {"message":"Unauthorized"} for an unknown key, {"message":"Duplicate API
+ * key found"} for a key sent twice, each with `WWW-Authenticate: Key` or
+ * `Key realm="<realm>"`. On success: AUTHENTICATE (consumer + credential id,
+ * kept by the gateway for later phases) and the upstream headers
+ * X-Consumer-ID, X-Consumer-Custom-ID, X-Consumer-Username,
+ * X-Credential-Identifier, X-Anonymous-Consumer, each set or cleared like
+ * Kong's set_consumer (clearing stops a client from forging them).
+ *
+ * Key lookup: an open-addressing table built once per config (and per
+ * credentials-file version), keyed by XXH3-64 of the key with a random
+ * per-table seed; a slot matches only if the full 64-bit hash and the length
+ * match and CRYPTO_memcmp (constant time) says equal. The seed keeps an
+ * attacker from steering keys into one bucket or timing the probe.
+ */
+#include "shmring_creds.h"
+#include "shmring_pc.h"
+#include "shmring_plugin.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <xxhash.h>
+
+#define PLUGIN "key-auth"
+#define MAX_QUERY_ARGS 512
+
+/* ---- the key table --------------------------------------------------------- */
+
+struct key_slot {
+	uint64_t hash; /* XXH3-64 of the key with the table's seed */
+	const struct shmring_creds_keyauth *cred; /* NULL: empty slot */
+	const struct shmring_creds_consumer *consumer;
+};
+
+/* One credentials version: what the inline and file consumers give. */
+struct key_table {
+	struct shmring_creds file;                        /* consumers from the file */
+	struct key_slot *slots;                           /* mask + 1 slots */
+	size_t mask;
+	uint64_t seed;
+	const struct shmring_creds_consumer *anonymous;   /* resolved, or NULL */
+};
+
+struct key_auth_conf {
+	struct shmring_pc_strv key_names;
+	bool key_in_header, key_in_query, hide_credentials, run_on_preflight;
+	char *anonymous;   /* consumer id or username; NULL if unset */
+	char *www_auth;    /* "Key" or "Key realm=\"...\"" */
+	struct shmring_creds inline_creds;
+	struct shmring_file_watch watch; /* path NULL without credentials_file */
+	struct key_table *table;
+	char *query_buf; /* scratch for hide_credentials (reused) */
+	size_t query_cap;
+};
+
+static void table_free(struct key_table *t)
+{
+	if (!t)
+		return;
+	free(t->slots);
+	shmring_creds_free(&t->file);
+	free(t);
+}
+
+static uint64_t key_hash(const struct key_table *t, const char *key, size_t len)
+{
+	return XXH3_64bits_withSeed(key, len, t->seed);
+}
+
+static void table_insert(struct key_table *t, const struct shmring_creds_consumer *k,
+			 const struct shmring_creds_keyauth *cred)
+{
+	uint64_t h = key_hash(t, cred->key, cred->key_len);
+	size_t i = h & t->mask;
+	while (t->slots[i].cred)
+		i = (i + 1) & t->mask;
+	t->slots[i] = (struct key_slot){h, cred, k};
+}
+
+/* The slot of key, or NULL. Constant time in the key's content for the
+ * final comparison; the probe itself depends only on the seeded hash. */
+static const struct key_slot *table_find(const struct key_table *t, struct shmring_str key)
+{
+	if (!t->slots)
+		return NULL;
+	uint64_t h = key_hash(t, key.ptr, key.len);
+	for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+		const struct key_slot *s = &t->slots[i];
+		if (!s->cred)
+			return NULL;
+		if (s->hash == h && s->cred->key_len == key.len &&
+		    CRYPTO_memcmp(s->cred->key, key.ptr, key.len) == 0)
+			return s;
+	}
+}
+
+/* Build a table over the inline consumers plus `file` (taken over, even on
+ * failure). Rejects duplicates and an unknown anonymous consumer. */
+static struct key_table *table_build(const struct key_auth_conf *c, struct shmring_creds *file,
+				     char *err, size_t errlen)
+{
+	struct key_table *t = calloc(1, sizeof(*t));
+	if (!t) {
+		shmring_creds_free(file);
+		snprintf(err, errlen, PLUGIN ": out of memory");
+		return NULL;
+	}
+	t->file = *file;
+	memset(file, 0, sizeof(*file));
+
+	/* Uniqueness across inline + file: check a merged view. */
+	struct shmring_creds all = {0};
+	size_t n = c->inline_creds.n + t->file.n, nkeys = 0;
+	if (n) {
+		all.v = malloc(n * sizeof(*all.v));
+		if (!all.v)
+			goto nomem;
+		if (c->inline_creds.n)
+			memcpy(all.v, c->inline_creds.v, c->inline_creds.n * sizeof(*all.v));
+		if (t->file.n)
+			memcpy(all.v + c->inline_creds.n, t->file.v, t->file.n * sizeof(*all.v));
+		all.n = n;
+	}
+	/* Every key needs a credential id: it is X-Credential-Identifier and
+	 * what later plugins see as the request's credential. */
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < all.v[i].n_keyauth; j++)
+			if (!all.v[i].keyauth[j].id) {
+				snprintf(err, errlen,
+					 PLUGIN ": consumer '%.128s': keyauth_credentials[%zu].id is "
+						"required (it is sent as X-Credential-Identifier)",
+					 all.v[i].id, j);
+				free(all.v);
+				table_free(t);
+				return NULL;
+			}
+	int rc = shmring_creds_check_unique(&all, err, errlen);
+	if (rc < 0) {
+		/* The message starts with "credentials:": say which plugin. */
+		char tmp[512];
+		snprintf(tmp, sizeof(tmp), "%s", err);
+		snprintf(err, errlen, PLUGIN ": %s", tmp);
+		free(all.v);
+		table_free(t);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		nkeys += all.v[i].n_keyauth;
+	if (c->anonymous) {
+		t->anonymous = shmring_creds_find(&all, c->anonymous);
+		if (!t->anonymous) {
+			snprintf(err, errlen,
+				 PLUGIN ": config.anonymous names consumer '%.128s', which is neither "
+				 "an id nor a username of the configured consumers",
+				 c->anonymous);
+			free(all.v);
+			table_free(t);
+			return NULL;
+		}
+		/* all.v is a temporary copy: point into the owning arrays. */
+		size_t idx = (size_t)(t->anonymous - all.v);
+		t->anonymous = idx < c->inline_creds.n ? &c->inline_creds.v[idx]
+						       : &t->file.v[idx - c->inline_creds.n];
+	}
+	free(all.v);
+	if (getrandom(&t->seed, sizeof(t->seed), 0) != sizeof(t->seed))
+		t->seed = XXH3_64bits(&t, sizeof(t)) ^ shmring_pc_now_ns(); /* defensive */
+	if (nkeys) {
+		size_t cap = 16;
+		while (cap < 2 * nkeys)
+			cap *= 2;
+		if (!(t->slots = calloc(cap, sizeof(*t->slots))))
+			goto nomem;
+		t->mask = cap - 1;
+		const struct shmring_creds *src[2] = {&c->inline_creds, &t->file};
+		for (int s = 0; s < 2; s++)
+			for (size_t i = 0; i < src[s]->n; i++)
+				for (size_t j = 0; j < src[s]->v[i].n_keyauth; j++)
+					table_insert(t, &src[s]->v[i], &src[s]->v[i].keyauth[j]);
+	}
+	return t;
+nomem:
+	free(all.v);
+	table_free(t);
+	snprintf(err, errlen, PLUGIN ": out of memory");
+	return NULL;
+}
+
+/* Load the credentials file (if configured) and build a table. */
+static struct key_table *table_load(struct key_auth_conf *c, char *err, size_t errlen)
+{
+	struct shmring_creds file = {0};
+	if (c->watch.path) {
+		char why[512];
+		int rc = shmring_creds_load_file(&file, c->watch.path, &c->watch.stamp, why,
+						 sizeof(why));
+		if (rc < 0) {
+			shmring_creds_free(&file);
+			snprintf(err, errlen, PLUGIN ": %s", why);
+			return NULL;
+		}
+	}
+	return table_build(c, &file, err, errlen);
+}
+
+/* ---- config ------------------------------------------------------------------ */
+
+static const char *const fields[] = {
+	"key_names",        "key_in_header", "key_in_query", "key_in_body", "hide_credentials",
+	"anonymous",        "run_on_preflight", "realm",     "consumers",   "credentials_file",
+	"reload_interval_ms", NULL};
+
+static const char *const default_key_names[] = {"apikey", NULL};
+
+static void conf_free(void *p)
+{
+	struct key_auth_conf *c = p;
+	if (!c)
+		return;
+	shmring_pc_strv_free(&c->key_names);
+	free(c->anonymous);
+	free(c->www_auth);
+	shmring_creds_free(&c->inline_creds);
+	free(c->watch.path);
+	table_free(c->table);
+	free(c->query_buf);
+	free(c);
+}
+
+static int conf_new(void *wstate, const msgpack_object *cfg, void **out, char *err,
+		    size_t errlen)
+{
+	*out = NULL;
+	struct key_auth_conf *c = calloc(1, sizeof(*c));
+	char *realm = NULL;
+	bool key_in_body = false;
+	int64_t reload_ms = 1000;
+	int rc;
+	if (!c) {
+		snprintf(err, errlen, PLUGIN ": out of memory");
+		return -ENOMEM;
+	}
+	if ((rc = shmring_pc_check_fields(cfg, PLUGIN, fields, err, errlen)) < 0 ||
+	    (rc = shmring_pc_strv(shmring_pc_field(cfg, "key_names"), PLUGIN, "config.key_names",
+				  default_key_names, &c->key_names, err, errlen)) < 0 ||
+	    (rc = shmring_pc_bool(cfg, PLUGIN, "key_in_header", true, &c->key_in_header, err,
+				  errlen)) < 0 ||
+	    (rc = shmring_pc_bool(cfg, PLUGIN, "key_in_query", true, &c->key_in_query, err,
+				  errlen)) < 0 ||
+	    (rc = shmring_pc_bool(cfg, PLUGIN, "key_in_body", false, &key_in_body, err, errlen)) <
+		    0 ||
+	    (rc = shmring_pc_bool(cfg, PLUGIN, "hide_credentials", false, &c->hide_credentials,
+				  err, errlen)) < 0 ||
+	    (rc = shmring_pc_bool(cfg, PLUGIN, "run_on_preflight", true, &c->run_on_preflight,
+				  err, errlen)) < 0 ||
+	    (rc = shmring_pc_strdup(cfg, PLUGIN, "anonymous", NULL, true, &c->anonymous, err,
+				    errlen)) < 0 ||
+	    (rc = shmring_pc_strdup(cfg, PLUGIN, "realm", NULL, false, &realm, err, errlen)) < 0 ||
+	    (rc = shmring_pc_strdup(cfg, PLUGIN, "credentials_file", NULL, true, &c->watch.path,
+				    err, errlen)) < 0 ||
+	    (rc = shmring_pc_int(cfg, PLUGIN, "reload_interval_ms", 1000, 0, 3600000, &reload_ms,
+				 err, errlen)) < 0)
+		goto fail;
+	rc = -EINVAL;
+	if (c->key_names.n == 0) {
+		snprintf(err, errlen, PLUGIN ": config.key_names must name at least one key");
+		goto fail;
+	}
+	for (size_t i = 0; i < c->key_names.n; i++) {
+		if (!shmring_pc_header_name_ok(c->key_names.v[i])) {
+			snprintf(err, errlen,
+				 PLUGIN ": config.key_names[%zu] '%.64s' is not a valid header name",
+				 i, c->key_names.v[i].ptr);
+			goto fail;
+		}
+		/* Headers arrive lower-case; keep the configured name for the
+		 * query (exact match, like Kong) and compare headers
+		 * case-insensitively through shmring_req_header. */
+	}
+	if (key_in_body) {
+		snprintf(err, errlen,
+			 PLUGIN ": config.key_in_body is not supported (the request body is not "
+				"sent to shmringd); use a header or the query string");
+		goto fail;
+	}
+	if (!c->key_in_header && !c->key_in_query) {
+		snprintf(err, errlen,
+			 PLUGIN ": config.key_in_header and config.key_in_query are both false: no "
+				"key could ever be found");
+		goto fail;
+	}
+	if (realm && (strchr(realm, '"') || strchr(realm, '\\') || strchr(realm, '\r') ||
+		      strchr(realm, '\n'))) {
+		snprintf(err, errlen, PLUGIN ": config.realm must not contain '\"', '\\' or newlines");
+		goto fail;
+	}
+	if (realm) {
+		size_t n = strlen(realm) + sizeof("Key realm=\"\"");
+		if (!(c->www_auth = malloc(n)))
+			goto nomem;
+		snprintf(c->www_auth, n, "Key realm=\"%s\"", realm);
+	} else if (!(c->www_auth = strdup("Key"))) {
+		goto nomem;
+	}
+	const msgpack_object *consumers = shmring_pc_field(cfg, "consumers");
+	if (consumers && !(consumers->type == MSGPACK_OBJECT_MAP && consumers->via.map.size == 0)) {
+		json_t *j = shmring_pc_to_json(consumers, PLUGIN, "config.consumers", err, errlen);
+		if (!j)
+			goto fail;
+		rc = shmring_creds_add_json(&c->inline_creds, j, PLUGIN ": config", err, errlen);
+		json_decref(j);
+		if (rc < 0)
+			goto fail;
+		rc = -EINVAL;
+	}
+	if (!c->watch.path && c->inline_creds.n == 0) {
+		snprintf(err, errlen,
+			 PLUGIN ": no consumers: set config.consumers or config.credentials_file");
+		goto fail;
+	}
+	c->watch.interval_ns = (uint64_t)reload_ms * 1000000u;
+	if (!(c->table = table_load(c, err, errlen)))
+		goto fail;
+	c->watch.next_check_ns = shmring_pc_now_ns() + c->watch.interval_ns;
+	free(realm);
+	*out = c;
+	return 0;
+nomem:
+	snprintf(err, errlen, PLUGIN ": out of memory");
+	rc = -ENOMEM;
+fail:
+	free(realm);
+	conf_free(c);
+	return rc < 0 ? rc : -EINVAL;
+}
+
+/* A changed credentials file: swap in the new table, or keep the old one
+ * and say why in the gateway's log (once per file version). */
+static void maybe_reload(struct key_auth_conf *c, struct shmring_reply *rep)
+{
+	if (!c->watch.path || !shmring_file_watch_due(&c->watch, shmring_pc_now_ns()))
+		return;
+	char err[600];
+	struct key_table *t = table_load(c, err, sizeof(err));
+	if (!t) {
+		char msg[700];
+		int n = snprintf(msg, sizeof(msg), "%s; keeping the previous credentials", err);
+		shmring_reply_log(rep, SHMRING_LOG_ERR,
+				  (struct shmring_str){msg, n < (int)sizeof(msg) ? (size_t)n
+										 : sizeof(msg) - 1});
+		return;
+	}
+	table_free(c->table);
+	c->table = t;
+}
+
+/* ---- access ------------------------------------------------------------------ */
+
+#define H_CONSUMER_ID SHMRING_LIT("X-Consumer-ID")
+#define H_CONSUMER_CUSTOM_ID SHMRING_LIT("X-Consumer-Custom-ID")
+#define H_CONSUMER_USERNAME SHMRING_LIT("X-Consumer-Username")
+#define H_CREDENTIAL_IDENTIFIER SHMRING_LIT("X-Credential-Identifier")
+#define H_ANONYMOUS SHMRING_LIT("X-Anonymous-Consumer")
+
+static int set_or_clear(struct shmring_reply *rep, struct shmring_str name, const char *v)
+{
+	return v ? shmring_reply_set_req_header(rep, name, shmring_cstr(v))
+		 : shmring_reply_clear_req_header(rep, name);
+}
+
+/* Kong's set_consumer(): authenticate, then the upstream headers. */
+static int set_consumer(struct shmring_reply *rep, const struct shmring_creds_consumer *k,
+			const struct shmring_creds_keyauth *cred)
+{
+	int rc = shmring_reply_authenticate(rep, shmring_cstr(k->id), shmring_cstr(k->username),
+					    shmring_cstr(k->custom_id),
+					    shmring_cstr(cred ? cred->id : NULL));
+	rc |= set_or_clear(rep, H_CONSUMER_ID, k->id);
+	rc |= set_or_clear(rep, H_CONSUMER_CUSTOM_ID, k->custom_id);
+	rc |= set_or_clear(rep, H_CONSUMER_USERNAME, k->username);
+	rc |= set_or_clear(rep, H_CREDENTIAL_IDENTIFIER, cred ? cred->id : NULL);
+	if (cred)
+		rc |= shmring_reply_clear_req_header(rep, H_ANONYMOUS);
+	else
+		rc |= shmring_reply_set_req_header(rep, H_ANONYMOUS, SHMRING_LIT("true"));
+	return rc ? -EMSGSIZE : 0;
+}
+
+static int unauthorized(const struct key_auth_conf *c, struct shmring_reply *rep,
+			struct shmring_str body)
+{
+	struct shmring_header h[2] = {
+		{SHMRING_LIT("WWW-Authenticate"), shmring_cstr(c->www_auth)},
+		{SHMRING_LIT("Content-Type"), SHMRING_LIT("application/json; charset=utf-8")},
+	};
+	return shmring_reply_exit(rep, 401, body, h, 2);
+}
+
+#define BODY_NO_KEY SHMRING_LIT("{\"message\":\"No API key found in request\"}")
+#define BODY_UNAUTHORIZED SHMRING_LIT("{\"message\":\"Unauthorized\"}")
+#define BODY_DUPLICATE SHMRING_LIT("{\"message\":\"Duplicate API key found\"}")
+
+/* A failed authentication: 0, with the 401 in the reply unless quiet
+ * (anonymous fallback); < 0 if the reply could not take it. */
+static int fail(const struct key_auth_conf *c, struct shmring_reply *rep, bool quiet,
+		struct shmring_str body)
+{
+	if (quiet)
+		return 0;
+	int rc = unauthorized(c, rep, body);
+	return rc < 0 ? rc : 0;
+}
+
+/* Drop arg `name` from the query (hide_credentials): rebuilt from the
+ * snapshot's args, which carries all of them (the plugin declares "*"). */
+static int clear_query_arg(struct key_auth_conf *c, const struct shmring_request *req,
+			   struct shmring_reply *rep, struct shmring_str name)
+{
+	struct shmring_pc_arg args[MAX_QUERY_ARGS];
+	size_t n = 0, m = 0, len;
+	if (shmring_pc_args_from_map(req->query, args, &n, MAX_QUERY_ARGS) < 0) {
+		shmring_reply_error(rep, SHMRING_LIT(PLUGIN ": more than 512 query args"));
+		return -E2BIG;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!shmring_str_eq(args[i].name, name))
+			args[m++] = args[i];
+	if (shmring_pc_args_encode(args, m, &c->query_buf, &c->query_cap, &len) < 0)
+		return -ENOMEM;
+	return shmring_reply_set_query(rep, (struct shmring_str){c->query_buf, len});
+}
+
+/* Kong's do_authentication(): 1 authenticated, 0 failed (exit added to the
+ * reply unless `quiet`, for the anonymous fallback), < 0 error. */
+static int authenticate(struct key_auth_conf *c, const struct shmring_request *req,
+			struct shmring_reply *rep, bool quiet)
+{
+	struct shmring_str key = {NULL, 0};
+	bool found = false;
+	for (size_t i = 0; i < c->key_names.n && !found; i++) {
+		struct shmring_str name = c->key_names.v[i], v;
+		bool have = false, dup = false;
+		if (c->key_in_header && shmring_req_header(req, name, &v)) {
+			struct shmring_str second;
+			have = true;
+			dup = shmring_req_header_nth(req, name, 1, &second);
+		}
+		if (!have && c->key_in_query) {
+			const msgpack_object *q = shmring_map_get(req->query, name);
+			if (q && q->type == MSGPACK_OBJECT_ARRAY) {
+				have = dup = q->via.array.size > 1;
+				if (q->via.array.size == 1)
+					q = &q->via.array.ptr[0];
+			}
+			if (q && !dup && q->type == MSGPACK_OBJECT_STR) {
+				have = true;
+				v = (struct shmring_str){q->via.str.ptr, q->via.str.size};
+			}
+			/* `?apikey` (a flag) is not a string: Kong goes on. */
+		}
+		if (dup)
+			return fail(c, rep, quiet, BODY_DUPLICATE);
+		if (have) {
+			key = v;
+			found = true;
+			if (c->hide_credentials) {
+				int rc = 0;
+				if (c->key_in_query && shmring_map_get(req->query, name))
+					rc = clear_query_arg(c, req, rep, name);
+				if (rc == 0)
+					rc = shmring_reply_clear_req_header(rep, name);
+				if (rc < 0)
+					return rc;
+			}
+		}
+	}
+	if (key.len == 0)
+		return fail(c, rep, quiet, BODY_NO_KEY);
+	const struct key_slot *s = table_find(c->table, key);
+	if (!s)
+		return fail(c, rep, quiet, BODY_UNAUTHORIZED);
+	int rc = set_consumer(rep, s->consumer, s->cred);
+	return rc < 0 ? rc : 1;
+}
+
+static int key_auth_access(void *conf, const struct shmring_request *req,
+			   struct shmring_reply *rep)
+{
+	struct key_auth_conf *c = conf;
+	if (!c->run_on_preflight && shmring_str_eq(req->method, SHMRING_LIT("OPTIONS")))
+		return 0;
+	if (c->anonymous && req->credential.len)
+		return 0; /* logical OR with another auth plugin: already done */
+	maybe_reload(c, rep);
+	if (!c->anonymous)
+		return authenticate(c, req, rep, false) < 0 ? -1 : 0;
+	int rc = authenticate(c, req, rep, true);
+	if (rc < 0)
+		return -1;
+	if (rc == 0 && set_consumer(rep, c->table->anonymous, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+static const char *const needs_all[] = {SHMRING_NEED_ALL, NULL};
+
+SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
+	.abi_version = SHMRING_PLUGIN_ABI_VERSION,
+	.struct_size = sizeof(struct shmring_plugin),
+	.name = "key-auth",
+	.version = "1.0.0",
+	.phases = SHMRING_PHASE_ACCESS,
+	/* key_names are configurable and hide_credentials rebuilds the whole
+	 * query: the snapshot must carry every header and query arg. */
+	.needs_headers = needs_all,
+	.needs_query = needs_all,
+	.conf_new = conf_new,
+	.conf_free = conf_free,
+	.access = key_auth_access,
+};

@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: MIT */
+#include "harness.h"
+
+#include "daemon.h"
+
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* host.c logs through the daemon's logger, which lives in master.c. */
+char shmringd__role[32] = "harness";
+void shmringd__log(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "[%s] ", shmringd__role);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static void die(const char *what, const char *why)
+{
+	fprintf(stderr, "harness: %s: %s\n", what, why);
+	abort();
+}
+
+static void pack_json(msgpack_packer *pk, const json_t *j)
+{
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *v;
+		msgpack_pack_map(pk, (uint32_t)json_object_size(j));
+		json_object_foreach((json_t *)j, k, v) {
+			msgpack_pack_str_with_body(pk, k, strlen(k));
+			pack_json(pk, v);
+		}
+		break;
+	}
+	case JSON_ARRAY:
+		msgpack_pack_array(pk, (uint32_t)json_array_size(j));
+		for (size_t i = 0; i < json_array_size(j); i++)
+			pack_json(pk, json_array_get(j, i));
+		break;
+	case JSON_STRING:
+		msgpack_pack_str_with_body(pk, json_string_value(j), json_string_length(j));
+		break;
+	case JSON_INTEGER:
+		msgpack_pack_int64(pk, json_integer_value(j));
+		break;
+	case JSON_REAL:
+		msgpack_pack_double(pk, json_real_value(j));
+		break;
+	case JSON_TRUE:
+		msgpack_pack_true(pk);
+		break;
+	case JSON_FALSE:
+		msgpack_pack_false(pk);
+		break;
+	case JSON_NULL:
+		msgpack_pack_nil(pk);
+		break;
+	}
+}
+
+static json_t *parse(const char *text)
+{
+	json_error_t je;
+	json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+	if (!j)
+		die(text, je.text);
+	return j;
+}
+
+/* msgpack -> JSON for replies (ints, strings, arrays, maps, nil, bool). */
+static json_t *to_json(const msgpack_object *o)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		return json_null();
+	case MSGPACK_OBJECT_BOOLEAN:
+		return json_boolean(o->via.boolean);
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return json_integer((json_int_t)o->via.u64);
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return json_integer((json_int_t)o->via.i64);
+	case MSGPACK_OBJECT_STR:
+		return json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
+	case MSGPACK_OBJECT_ARRAY: {
+		json_t *a = json_array();
+		for (uint32_t i = 0; i < o->via.array.size; i++)
+			json_array_append_new(a, to_json(&o->via.array.ptr[i]));
+		return a;
+	}
+	case MSGPACK_OBJECT_MAP: {
+		json_t *m = json_object();
+		for (uint32_t i = 0; i < o->via.map.size; i++) {
+			const msgpack_object *k = &o->via.map.ptr[i].key;
+			if (k->type != MSGPACK_OBJECT_STR)
+				die("reply", "non-string map key");
+			json_object_setn_new_nocheck(m, k->via.str.ptr, k->via.str.size,
+						     to_json(&o->via.map.ptr[i].val));
+		}
+		return m;
+	}
+	default:
+		die("reply", "unexpected msgpack type");
+		return NULL;
+	}
+}
+
+void harness_open(struct harness *h, const char *so_path)
+{
+	memset(h, 0, sizeof(*h));
+	h->dl = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
+	if (!h->dl)
+		die(so_path, dlerror());
+	h->p = dlsym(h->dl, SHMRING_PLUGIN_SYMBOL);
+	if (!h->p)
+		die(so_path, "no descriptor");
+	if (h->p->abi_version != SHMRING_PLUGIN_ABI_VERSION)
+		die(so_path, "ABI version");
+	if (h->p->init && h->p->init(&h->wstate, h->err, sizeof(h->err)) < 0)
+		die("init", h->err);
+	h->rep = calloc(1, sizeof(*h->rep));
+	msgpack_sbuffer_init(&h->snap_buf);
+	msgpack_unpacked_init(&h->snap);
+}
+
+void harness_close(struct harness *h)
+{
+	if (h->have_conf && h->p->conf_free)
+		h->p->conf_free(h->conf);
+	if (h->p->fini)
+		h->p->fini(h->wstate);
+	json_decref(h->reply);
+	free(h->rep->buf);
+	free(h->rep);
+	msgpack_sbuffer_destroy(&h->snap_buf);
+	msgpack_unpacked_destroy(&h->snap);
+	dlclose(h->dl);
+	memset(h, 0, sizeof(*h));
+}
+
+int harness_conf(struct harness *h, const char *json_config)
+{
+	if (h->have_conf && h->p->conf_free)
+		h->p->conf_free(h->conf);
+	h->have_conf = 0;
+	h->conf = NULL;
+	h->err[0] = '\0';
+	json_t *j = parse(json_config);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	pack_json(&pk, j);
+	json_decref(j);
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS)
+		die("conf", "unpack");
+	void *conf = NULL;
+	int rc = h->p->conf_new(h->wstate, &u.data, &conf, h->err, sizeof(h->err));
+	/* The config views die with the record, as in the daemon: scribble
+	 * over them so a plugin that kept a view fails loudly. */
+	memset(sb.data, 0xa5, sb.size);
+	msgpack_unpacked_destroy(&u);
+	msgpack_sbuffer_destroy(&sb);
+	if (rc == 0) {
+		h->conf = conf;
+		h->have_conf = 1;
+		h->conf_id++;
+	}
+	return rc;
+}
+
+void harness_snapshot(struct harness *h, uint32_t phase, const char *json_snapshot)
+{
+	json_t *j = parse(json_snapshot);
+	json_object_set_new(j, "conf", json_integer((json_int_t)h->conf_id + 1));
+	msgpack_sbuffer_clear(&h->snap_buf);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &h->snap_buf, msgpack_sbuffer_write);
+	pack_json(&pk, j);
+	json_decref(j);
+	if (msgpack_unpack_next(&h->snap, h->snap_buf.data, h->snap_buf.size, NULL) !=
+	    MSGPACK_UNPACK_SUCCESS)
+		die("snapshot", "unpack");
+	memset(&h->req, 0, sizeof(h->req));
+	if (shmringd__request_decode(&h->req, &h->snap.data) < 0)
+		die(json_snapshot, "shmringd__request_decode refused the snapshot");
+	h->req.phase = phase;
+}
+
+static int hook(struct harness *h)
+{
+	switch (h->req.phase) {
+	case SHMRING_PHASE_ACCESS:
+		return h->p->access(h->conf, &h->req, h->rep);
+	case SHMRING_PHASE_REWRITE:
+		return h->p->rewrite(h->conf, &h->req, h->rep);
+	case SHMRING_PHASE_HEADER_FILTER:
+		return h->p->header_filter(h->conf, &h->req, h->rep);
+	default:
+		die("phase", "unknown");
+		return -1;
+	}
+}
+
+uint32_t harness_run_raw(struct harness *h)
+{
+	shmringd__reply_begin(h->rep, 1u << 20);
+	int rc = hook(h);
+	return shmringd__reply_finish(h->rep, rc < 0 ? "plugin error" : NULL);
+}
+
+int harness_run(struct harness *h)
+{
+	shmringd__reply_begin(h->rep, 1u << 20);
+	int rc = hook(h);
+	uint32_t len = shmringd__reply_finish(h->rep, rc < 0 ? "plugin error" : NULL);
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, (const char *)h->rep->buf, len, NULL) !=
+	    MSGPACK_UNPACK_SUCCESS)
+		die("reply", "unpack");
+	json_decref(h->reply);
+	h->reply = to_json(&u.data);
+	msgpack_unpacked_destroy(&u);
+	return rc;
+}
+
+int harness_call(struct harness *h, uint32_t phase, const char *json_snapshot)
+{
+	harness_snapshot(h, phase, json_snapshot);
+	return harness_run(h);
+}
+
+json_t *harness_actions(const struct harness *h)
+{
+	return h->reply ? json_object_get(h->reply, "a") : NULL;
+}
+
+json_t *harness_action(const struct harness *h, int op, int n)
+{
+	json_t *a = harness_actions(h);
+	for (size_t i = 0; a && i < json_array_size(a); i++) {
+		json_t *x = json_array_get(a, i);
+		if (json_integer_value(json_array_get(x, 0)) == op && n-- == 0)
+			return x;
+	}
+	return NULL;
+}
+
+int harness_count(const struct harness *h, int op)
+{
+	int n = 0;
+	while (harness_action(h, op, n))
+		n++;
+	return n;
+}
+
+const char *harness_set_header(const struct harness *h, const char *name)
+{
+	const char *v = NULL;
+	json_t *x;
+	for (int i = 0; (x = harness_action(h, SHMRING_ACT_SET_REQ_HEADER, i)); i++)
+		if (!strcasecmp(json_string_value(json_array_get(x, 1)), name))
+			v = json_string_value(json_array_get(x, 2));
+	return v;
+}
+
+int harness_cleared(const struct harness *h, const char *name)
+{
+	json_t *x;
+	for (int i = 0; (x = harness_action(h, SHMRING_ACT_CLEAR_REQ_HEADER, i)); i++)
+		if (!strcasecmp(json_string_value(json_array_get(x, 1)), name))
+			return 1;
+	return 0;
+}
+
+const char *harness_reply_text(const struct harness *h)
+{
+	static char buf[8192];
+	char *s = h->reply ? json_dumps(h->reply, JSON_COMPACT) : NULL;
+	snprintf(buf, sizeof(buf), "%s", s ? s : "(no reply)");
+	free(s);
+	return buf;
+}

@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: MIT */
+/* key-auth: every response of Kong's key-auth, every config error, the
+ * credentials file and its reload. */
+#include "harness.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CONSUMERS                                                                                  \
+	"\"consumers\":[{\"id\":\"c-1\",\"username\":\"demo\",\"keyauth_credentials\":"          \
+	"[{\"id\":\"cred-1\",\"key\":\"demo-key\"}]},"                                             \
+	"{\"id\":\"c-2\",\"custom_id\":\"cust-2\",\"keyauth_credentials\":"                       \
+	"[{\"id\":\"cred-2\",\"key\":\"other-key\"},{\"id\":\"cred-3\",\"key\":\"k3\"}]},"        \
+	"{\"id\":\"anon\",\"username\":\"anonymous\"}]"
+
+static struct harness H;
+
+static int setup(void **state)
+{
+	harness_open(&H, PLUGIN_SO);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	harness_close(&H);
+	return 0;
+}
+
+static void conf_ok(const char *json)
+{
+	int rc = harness_conf(&H, json);
+	if (rc != 0)
+		fail_msg("conf_new refused %s: %s", json, H.err);
+}
+
+/* conf_new must refuse json with a message containing want. */
+static void conf_refused(const char *json, const char *want)
+{
+	int rc = harness_conf(&H, json);
+	if (rc >= 0)
+		fail_msg("conf_new accepted %s", json);
+	if (!strstr(H.err, want))
+		fail_msg("conf_new error for %s is \"%s\", expected it to contain \"%s\"", json,
+			 H.err, want);
+	if (strstr(H.err, "demo-key"))
+		fail_msg("error message leaks a key: %s", H.err);
+}
+
+/* The reply must be one EXIT with status, body and WWW-Authenticate. */
+static void expect_401(const char *body, const char *www)
+{
+	json_t *x = harness_action(&H, SHMRING_ACT_EXIT, 0);
+	if (!x)
+		fail_msg("no exit in %s", harness_reply_text(&H));
+	assert_int_equal(json_integer_value(json_array_get(x, 1)), 401);
+	assert_string_equal(json_string_value(json_array_get(x, 2)), body);
+	json_t *hdrs = json_array_get(x, 3);
+	assert_string_equal(json_string_value(json_object_get(hdrs, "WWW-Authenticate")), www);
+	assert_string_equal(json_string_value(json_object_get(hdrs, "Content-Type")),
+			    "application/json; charset=utf-8");
+	assert_int_equal(harness_count(&H, SHMRING_ACT_AUTHENTICATE), 0);
+	assert_null(harness_set_header(&H, "X-Consumer-ID"));
+}
+
+static void expect_consumer(const char *id, const char *username, const char *custom_id,
+			    const char *cred)
+{
+	json_t *a = harness_action(&H, SHMRING_ACT_AUTHENTICATE, 0);
+	if (!a)
+		fail_msg("no authenticate in %s", harness_reply_text(&H));
+	assert_int_equal(harness_count(&H, SHMRING_ACT_EXIT), 0);
+	json_t *consumer = json_array_get(a, 1);
+	assert_string_equal(json_string_value(json_object_get(consumer, "id")), id);
+	assert_string_equal(harness_set_header(&H, "X-Consumer-ID"), id);
+	if (username) {
+		assert_string_equal(json_string_value(json_object_get(consumer, "username")),
+				    username);
+		assert_string_equal(harness_set_header(&H, "X-Consumer-Username"), username);
+	} else {
+		assert_null(json_object_get(consumer, "username"));
+		assert_true(harness_cleared(&H, "X-Consumer-Username"));
+	}
+	if (custom_id) {
+		assert_string_equal(harness_set_header(&H, "X-Consumer-Custom-ID"), custom_id);
+	} else {
+		assert_true(harness_cleared(&H, "X-Consumer-Custom-ID"));
+	}
+	if (cred) {
+		assert_string_equal(json_string_value(json_array_get(a, 2)), cred);
+		assert_string_equal(harness_set_header(&H, "X-Credential-Identifier"), cred);
+		assert_true(harness_cleared(&H, "X-Anonymous-Consumer"));
+		assert_null(harness_set_header(&H, "X-Anonymous-Consumer"));
+	} else {
+		assert_true(json_is_null(json_array_get(a, 2)));
+		assert_true(harness_cleared(&H, "X-Credential-Identifier"));
+		assert_string_equal(harness_set_header(&H, "X-Anonymous-Consumer"), "true");
+	}
+}
+
+static void key_in_header_authenticates(void **state)
+{
+	conf_ok("{" CONSUMERS "}");
+	assert_int_equal(harness_call(&H, SHMRING_PHASE_ACCESS,
+				      "{\"method\":\"GET\",\"headers\":{\"apikey\":\"demo-key\"}}"),
+			 0);
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+	/* The key stays visible upstream without hide_credentials. */
+	assert_false(harness_cleared(&H, "apikey"));
+	assert_int_equal(harness_count(&H, SHMRING_ACT_SET_QUERY), 0);
+}
+
+static void key_in_query_authenticates(void **state)
+{
+	conf_ok("{" CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":\"other-key\"}}");
+	expect_consumer("c-2", NULL, "cust-2", "cred-2");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":\"k3\"}}");
+	expect_consumer("c-2", NULL, "cust-2", "cred-3");
+}
+
+static void header_wins_over_query(void **state)
+{
+	conf_ok("{" CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS,
+		     "{\"headers\":{\"apikey\":\"demo-key\"},\"query\":{\"apikey\":\"nope\"}}");
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+}
+
+static void no_key_is_401(void **state)
+{
+	conf_ok("{" CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-other\":\"demo-key\"}}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+	/* An empty key counts as none. */
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"\"}}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+	/* A flag (?apikey) is not a key. */
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":true}}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+}
+
+static void wrong_key_is_401_unauthorized(void **state)
+{
+	conf_ok("{" CONSUMERS "}");
+	const char *wrong[] = {
+		"{\"headers\":{\"apikey\":\"demo-kez\"}}",
+		"{\"headers\":{\"apikey\":\"demo-key \"}}",
+		"{\"headers\":{\"apikey\":\"demo-ke\"}}",
+		"{\"headers\":{\"apikey\":\"DEMO-KEY\"}}",
+		"{\"query\":{\"apikey\":\"x\"}}",
+	};
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+		harness_call(&H, SHMRING_PHASE_ACCESS, wrong[i]);
+		expect_401("{\"message\":\"Unauthorized\"}", "Key");
+	}
+}
+
+static void realm_in_www_authenticate(void **state)
+{
+	conf_ok("{\"realm\":\"shmring\"," CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key realm=\"shmring\"");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"bad\"}}");
+	expect_401("{\"message\":\"Unauthorized\"}", "Key realm=\"shmring\"");
+}
+
+static void duplicate_key_in_request_is_401(void **state)
+{
+	conf_ok("{" CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS,
+		     "{\"headers\":{\"apikey\":[\"demo-key\",\"demo-key\"]}}");
+	expect_401("{\"message\":\"Duplicate API key found\"}", "Key");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":[\"a\",\"demo-key\"]}}");
+	expect_401("{\"message\":\"Duplicate API key found\"}", "Key");
+}
+
+static void key_names_in_order_and_case_insensitive_headers(void **state)
+{
+	conf_ok("{\"key_names\":[\"X-API-Key\",\"token\"]," CONSUMERS "}");
+	/* Headers arrive lower-case in the snapshot. */
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-api-key\":\"demo-key\"}}");
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"token\":\"other-key\"}}");
+	expect_consumer("c-2", NULL, "cust-2", "cred-2");
+	/* apikey is no longer a key name. */
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+}
+
+static void key_in_header_false_ignores_headers(void **state)
+{
+	conf_ok("{\"key_in_header\":false," CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+	conf_ok("{\"key_in_query\":false," CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":\"demo-key\"}}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+}
+
+static void hide_credentials(void **state)
+{
+	conf_ok("{\"hide_credentials\":true," CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+	assert_true(harness_cleared(&H, "apikey"));
+	assert_int_equal(harness_count(&H, SHMRING_ACT_SET_QUERY), 0);
+
+	harness_call(&H, SHMRING_PHASE_ACCESS,
+		     "{\"query\":{\"apikey\":\"demo-key\",\"b\":\"x y\",\"a\":[\"1\",\"2\"],"
+		     "\"flag\":true}}");
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+	json_t *q = harness_action(&H, SHMRING_ACT_SET_QUERY, 0);
+	assert_non_null(q);
+	assert_string_equal(json_string_value(json_array_get(q, 1)), "a=1&a=2&b=x%20y&flag");
+}
+
+static void preflight(void **state)
+{
+	conf_ok("{\"run_on_preflight\":false," CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"method\":\"OPTIONS\"}");
+	assert_int_equal(json_array_size(harness_actions(&H)), 0);
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"method\":\"GET\"}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+	/* Default: preflight requests are authenticated too. */
+	conf_ok("{" CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"method\":\"OPTIONS\"}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+}
+
+static void anonymous(void **state)
+{
+	conf_ok("{\"anonymous\":\"anonymous\"," CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	expect_consumer("anon", "anonymous", NULL, NULL);
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"wrong\"}}");
+	expect_consumer("anon", "anonymous", NULL, NULL);
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+	/* Logical OR: an earlier auth plugin already set a credential. */
+	harness_call(&H, SHMRING_PHASE_ACCESS,
+		     "{\"credential\":\"jwt-cred\",\"consumer\":{\"id\":\"x\"}}");
+	assert_int_equal(json_array_size(harness_actions(&H)), 0);
+	/* By id works too. */
+	conf_ok("{\"anonymous\":\"anon\"," CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	expect_consumer("anon", "anonymous", NULL, NULL);
+}
+
+static void config_errors(void **state)
+{
+	conf_refused("{\"key_names\":[]," CONSUMERS "}", "key_names must name at least one key");
+	conf_refused("{\"key_names\":{}," CONSUMERS "}", "key_names must name at least one key");
+	conf_refused("{\"key_names\":\"apikey\"," CONSUMERS "}",
+		     "config.key_names must be an array of strings");
+	conf_refused("{\"key_names\":[\"bad name\"]," CONSUMERS "}",
+		     "key_names[0] 'bad name' is not a valid header name");
+	conf_refused("{\"key_in_body\":true," CONSUMERS "}", "key_in_body is not supported");
+	conf_refused("{\"key_in_header\":false,\"key_in_query\":false," CONSUMERS "}",
+		     "both false");
+	conf_refused("{\"hide_credentials\":\"yes\"," CONSUMERS "}",
+		     "config.hide_credentials must be a boolean");
+	conf_refused("{\"key_name\":[\"apikey\"]," CONSUMERS "}",
+		     "unknown config field 'key_name'");
+	conf_refused("{}", "no consumers");
+	conf_refused("{\"consumers\":{\"id\":\"x\"}}", "consumers must be an array");
+	conf_refused("{\"anonymous\":\"nobody\"," CONSUMERS "}",
+		     "config.anonymous names consumer 'nobody'");
+	conf_refused("{\"realm\":\"a\\\"b\"," CONSUMERS "}", "config.realm must not contain");
+	conf_refused("{\"consumers\":[{\"id\":\"x\"}]}", "consumers[0] needs a username or a "
+							 "custom_id");
+	conf_refused("{\"consumers\":[{\"username\":\"x\"}]}", "consumers[0].id must be a "
+							       "non-empty string");
+	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
+		     "[{\"id\":\"c\",\"key\":\"\"}]}]}",
+		     "consumers[0].keyauth_credentials[0].key must be a non-empty string");
+	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
+		     "[{\"id\":\"c\",\"kye\":\"k\"}]}]}",
+		     "unknown field 'kye'");
+	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
+		     "[{\"key\":\"k\"}]}]}",
+		     "keyauth_credentials[0].id is required");
+	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
+		     "[{\"id\":\"c\",\"key\":42}]}]}",
+		     "key must be a non-empty string");
+	/* Duplicate keys: within a consumer and across consumers. */
+	conf_refused("{\"consumers\":[{\"id\":\"a\",\"username\":\"a\",\"keyauth_credentials\":"
+		     "[{\"id\":\"1\",\"key\":\"demo-key\"},{\"id\":\"2\",\"key\":\"demo-key\"}]}]}",
+		     "duplicate key-auth key");
+	conf_refused("{\"consumers\":[{\"id\":\"a\",\"username\":\"a\",\"keyauth_credentials\":"
+		     "[{\"id\":\"1\",\"key\":\"demo-key\"}]},{\"id\":\"b\",\"username\":\"b\","
+		     "\"keyauth_credentials\":[{\"id\":\"2\",\"key\":\"demo-key\"}]}]}",
+		     "duplicate key-auth key (consumer 'b'");
+	conf_refused("{\"consumers\":[{\"id\":\"a\",\"username\":\"a\"},{\"id\":\"a\","
+		     "\"username\":\"b\"}]}",
+		     "duplicate consumer id 'a'");
+	conf_refused("{\"consumers\":[{\"id\":\"a\",\"username\":\"u\"},{\"id\":\"b\","
+		     "\"username\":\"u\"}]}",
+		     "duplicate consumer username 'u'");
+	conf_refused("{\"credentials_file\":\"/nonexistent/creds.json\"}",
+		     "cannot open credentials file /nonexistent/creds.json");
+	conf_refused("[1,2]", "config must be a map");
+}
+
+/* ---- credentials file -------------------------------------------------------- */
+
+static char dir[] = "/tmp/shmring-keyauth-XXXXXX";
+
+static void write_file(const char *name, const char *content)
+{
+	char path[256], tmp[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	FILE *f = fopen(tmp, "w");
+	assert_non_null(f);
+	fputs(content, f);
+	fclose(f);
+	/* rename: a new inode, like a config manager replacing the file. */
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+static void credentials_file_and_reload(void **state)
+{
+	assert_non_null(mkdtemp(dir));
+	write_file("creds.json",
+		   "{\"consumers\":[{\"id\":\"f-1\",\"username\":\"filed\","
+		   "\"keyauth_credentials\":[{\"id\":\"fc-1\",\"key\":\"file-key\"}],"
+		   "\"jwt_secrets\":[{\"key\":\"iss-1\",\"secret\":\"s\"}]}]}");
+	char conf[512];
+	snprintf(conf, sizeof(conf),
+		 "{\"credentials_file\":\"%s/creds.json\",\"reload_interval_ms\":0," CONSUMERS
+		 "}",
+		 dir);
+	conf_ok(conf);
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"file-key\"}}");
+	expect_consumer("f-1", "filed", NULL, "fc-1");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
+	expect_consumer("c-1", "demo", NULL, "cred-1"); /* inline ones still there */
+
+	/* A new version: the old key goes, a new one comes. */
+	write_file("creds.json", "{\"consumers\":[{\"id\":\"f-2\",\"username\":\"filed2\","
+				 "\"keyauth_credentials\":[{\"id\":\"fc-2\",\"key\":\"new-key\"}]}]}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
+	expect_consumer("f-2", "filed2", NULL, "fc-2");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"file-key\"}}");
+	expect_401("{\"message\":\"Unauthorized\"}", "Key");
+
+	/* A broken version is refused, logged once, and the last good one stays. */
+	write_file("creds.json", "{\"consumers\":[{\"id\":\"f-3\"");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
+	expect_consumer("f-2", "filed2", NULL, "fc-2");
+	json_t *log = harness_action(&H, SHMRING_ACT_LOG, 0);
+	assert_non_null(log);
+	assert_non_null(strstr(json_string_value(json_array_get(log, 2)),
+			       "keeping the previous credentials"));
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
+	assert_int_equal(harness_count(&H, SHMRING_ACT_LOG), 0);
+
+	/* A version that duplicates an inline key is refused too. */
+	write_file("creds.json", "{\"consumers\":[{\"id\":\"f-4\",\"username\":\"f4\","
+				 "\"keyauth_credentials\":[{\"id\":\"x\",\"key\":\"demo-key\"}]}]}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
+	expect_consumer("f-2", "filed2", NULL, "fc-2");
+	log = harness_action(&H, SHMRING_ACT_LOG, 0);
+	assert_non_null(log);
+	assert_non_null(strstr(json_string_value(json_array_get(log, 2)), "duplicate key-auth key"));
+
+	/* Without the inline consumers, that file alone is fine. */
+	snprintf(conf, sizeof(conf), "{\"credentials_file\":\"%s/creds.json\"}", dir);
+	conf_ok(conf);
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
+	expect_consumer("f-4", "f4", NULL, "x");
+}
+
+static void bad_files_refused_at_conf(void **state)
+{
+	char conf[512];
+	snprintf(conf, sizeof(conf), "{\"credentials_file\":\"%s/bad.json\"}", dir);
+	write_file("bad.json", "{\"consumers\":[{\"id\":\"f\",\"username\":\"u\",\"id\":\"g\"}]}");
+	conf_refused(conf, "duplicate object key");
+	write_file("bad.json", "{\"consumer\":[]}");
+	conf_refused(conf, "unknown top-level field 'consumer'");
+	write_file("bad.json", "[]");
+	conf_refused(conf, "expected {\"consumers\": [...]}");
+	write_file("bad.json", "{\"consumers\":[{\"id\":\"f\",\"username\":\"u\","
+			       "\"keyauth_credentials\":[{\"id\":\"a\",\"key\":\"demo-key\"},"
+			       "{\"id\":\"b\",\"key\":\"demo-key\"}]}]}");
+	conf_refused(conf, "duplicate key-auth key");
+	write_file("bad.json", "not json");
+	conf_refused(conf, "line 1");
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(key_in_header_authenticates),
+		cmocka_unit_test(key_in_query_authenticates),
+		cmocka_unit_test(header_wins_over_query),
+		cmocka_unit_test(no_key_is_401),
+		cmocka_unit_test(wrong_key_is_401_unauthorized),
+		cmocka_unit_test(realm_in_www_authenticate),
+		cmocka_unit_test(duplicate_key_in_request_is_401),
+		cmocka_unit_test(key_names_in_order_and_case_insensitive_headers),
+		cmocka_unit_test(key_in_header_false_ignores_headers),
+		cmocka_unit_test(hide_credentials),
+		cmocka_unit_test(preflight),
+		cmocka_unit_test(anonymous),
+		cmocka_unit_test(config_errors),
+		cmocka_unit_test(credentials_file_and_reload),
+		cmocka_unit_test(bad_files_refused_at_conf),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
