@@ -10,7 +10,8 @@
  *
  * Minimal plugin (see plugins/hello/hello.c for the full example):
  *
- *     #include "shmring_plugin.h"
+ *     #include <shmring/shmring_plugin.h>    // installed path; in-tree:
+ *                                            // "shmring_plugin.h"
  *
  *     static int hello_access(void *conf, const struct shmring_request *req,
  *                             struct shmring_reply *rep)
@@ -28,8 +29,12 @@
  *             .access = hello_access,
  *     };
  *
- * Build: `cc -shared -fPIC -o hello.so hello.c $(pkg-config --cflags msgpack)`
- * (inside this repo: one `shmring_add_plugin(name SOURCES ...)` call).
+ * Build: `cc -shared -fPIC -o hello.so hello.c $(pkg-config --cflags shmring)`
+ * (or `-I<prefix>/include $(pkg-config --cflags msgpack)`; inside this repo:
+ * one `shmring_add_plugin(name SOURCES ...)` call), and copy hello.so into
+ * the daemon's plugin_dir (`pkg-config --variable=plugindir shmring`).
+ * Leave the shmring_* functions below undefined: shmringd exports them.
+ * Check that it loads with `shmringd --check --plugins hello`.
  *
  * ---------------------------------------------------------------------------
  * Life cycle, per shmringd worker process (each worker loads every plugin on

@@ -65,6 +65,32 @@ static uint64_t hist_quantile(const uint64_t *h, double q)
 	return (uint64_t)2 << (SHMRINGD_HIST_BUCKETS - 1);
 }
 
+/* One line per plugin name, summed over the workers. */
+static void print_plugin_totals(const struct shmringd_stats *st, uint32_t nw)
+{
+	for (uint32_t w = 0; w < nw; w++) {
+		for (int i = 0; i < SHMRINGD_STATS_PLUGINS; i++) {
+			const char *name = st->w[w].plugins[i].name;
+			if (!name[0])
+				continue;
+			int seen = 0; /* printed already for an earlier worker or slot? */
+			for (uint32_t w2 = 0; w2 <= w && !seen; w2++)
+				for (int j = 0; j < (w2 == w ? i : SHMRINGD_STATS_PLUGINS) && !seen; j++)
+					seen = !strncmp(st->w[w2].plugins[j].name, name, 48);
+			if (seen)
+				continue;
+			uint64_t calls = 0, errors = 0;
+			for (uint32_t w2 = 0; w2 < nw; w2++)
+				for (int j = 0; j < SHMRINGD_STATS_PLUGINS; j++)
+					if (!strncmp(st->w[w2].plugins[j].name, name, 48)) {
+						calls += st->w[w2].plugins[j].calls;
+						errors += st->w[w2].plugins[j].errors;
+					}
+			printf("%-24.48s %14" PRIu64 " %10" PRIu64 "\n", name, calls, errors);
+		}
+	}
+}
+
 struct chan_view {
 	struct shmring_chan_counters cl, sv;
 	uint64_t owner;
@@ -148,6 +174,17 @@ int main(int argc, char **argv)
 				       hist_quantile(s->lat_hist, 0.5), hist_quantile(s->lat_hist, 0.99));
 				for (int i = 0; i < SHMRINGD_HIST_BUCKETS; i++)
 					printf("%s%" PRIu64, i ? "," : "", s->lat_hist[i]);
+				printf("],\"plugins\":[");
+				int first = 1;
+				for (int i = 0; i < SHMRINGD_STATS_PLUGINS; i++) {
+					const struct shmringd_plugin_stats *ps = &s->plugins[i];
+					if (!ps->name[0])
+						continue;
+					printf("%s{\"name\":\"%.48s\",\"calls\":%" PRIu64
+					       ",\"errors\":%" PRIu64 "}",
+					       first ? "" : ",", ps->name, ps->calls, ps->errors);
+					first = 0;
+				}
 				printf("]");
 			}
 			printf("}");
@@ -206,6 +243,8 @@ int main(int argc, char **argv)
 						       st->w[w].lat_hist[i]);
 				printf("\n");
 			}
+			printf("\n%-24s %14s %10s   (all workers)\n", "plugin", "calls", "errors");
+			print_plugin_totals(st, nw);
 		} else {
 			printf("\n(no daemon stats file in %s)\n", dir);
 		}

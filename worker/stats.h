@@ -26,6 +26,15 @@
  * the last bucket everything longer. */
 #define SHMRINGD_HIST_BUCKETS 32
 
+#define SHMRINGD_STATS_PLUGINS 16
+
+/* Per plugin, per worker: in the order the worker loaded them. */
+struct shmringd_plugin_stats {
+	char name[48];   /* NUL-terminated; "" = unused slot */
+	uint64_t calls;  /* hooks called (conf_new, access, ..., log) */
+	uint64_t errors; /* hooks that failed (< 0, config refused) */
+};
+
 struct shmringd_worker_stats {
 	alignas(64) uint64_t lat_hist[SHMRINGD_HIST_BUCKETS];
 	uint64_t replies;       /* REPLY records committed */
@@ -60,6 +69,7 @@ struct shmringd_worker_stats {
 	uint64_t suspect;     /* inflight value of the record a worker died on */
 	uint64_t suspect_req;
 	uint64_t strikes;     /* consecutive worker deaths on the suspect */
+	struct shmringd_plugin_stats plugins[SHMRINGD_STATS_PLUGINS];
 };
 
 struct shmringd_stats {

@@ -156,6 +156,22 @@ static void on_signal(int sig)
 		__atomic_fetch_add(&g_event->seq, 1, __ATOMIC_RELEASE);
 }
 
+/* The stats slot of a plugin (NULL past SHMRINGD_STATS_PLUGINS). */
+static struct shmringd_plugin_stats *pstat(const struct shmringd_plugin *p)
+{
+	size_t i = (size_t)(p - W.plugins.v);
+	return i < SHMRINGD_STATS_PLUGINS ? &W.st->plugins[i] : NULL;
+}
+
+static void pcount(const struct shmringd_plugin *p, bool failed)
+{
+	struct shmringd_plugin_stats *ps = pstat(p);
+	if (ps) {
+		ps->calls++;
+		ps->errors += failed;
+	}
+}
+
 static void hist_add(uint64_t ns, uint64_t count)
 {
 	unsigned b = ns ? 63u - (unsigned)__builtin_clzll(ns) : 0;
@@ -295,9 +311,14 @@ static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 	else if (!p->desc || !p->init_ok)
 		snprintf(err, sizeof(err), "%.500s", p->error);
 	void *conf = NULL;
-	if (!err[0] && p->desc->conf_new(p->wstate, config, &conf, err, sizeof(err)) < 0 &&
-	    !err[0])
-		snprintf(err, sizeof(err), "%s: config refused", p->name);
+	if (!err[0]) {
+		int rc = p->desc->conf_new(p->wstate, config, &conf, err, sizeof(err));
+		if (rc < 0 && !err[0])
+			snprintf(err, sizeof(err), "%s: config refused", p->name);
+		if (rc >= 0)
+			err[0] = '\0'; /* a message with success is not a refusal */
+		pcount(p, rc < 0);
+	}
 	if (!err[0] && conf_put(&cs->confs, id, p, conf) < 0) {
 		if (p->desc->conf_free)
 			p->desc->conf_free(conf);
@@ -347,6 +368,7 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 	}
 	shmringd__reply_begin(&W.reply, shmring_chan_max_payload(cs->ch));
 	int rc = hook(e->conf, &req, &W.reply);
+	pcount(e->plugin, rc < 0 || W.reply.error_set);
 	if (rc < 0 || W.reply.error_set) {
 		W.st->plugin_errors++;
 		W.ctr->errors++;
@@ -377,7 +399,9 @@ static int handle_log(struct chan_state *cs, const struct shmring_rec *rec)
 		.channel = cs->index, .req_id = rec->req_id, .conf_id = id,
 		.entry = entry ? entry : &nil};
 	W.st->log_records++;
-	if (d->log(e->conf, &lr) < 0) {
+	int rc = d->log(e->conf, &lr);
+	pcount(e->plugin, rc < 0);
+	if (rc < 0) {
 		W.st->plugin_errors++;
 		W.ctr->errors++;
 	}
@@ -639,6 +663,15 @@ void shmringd__worker_main(const struct shmringd_worker_args *a)
 	if (shmringd__plugins_load(a->cfg, &W.plugins, false, err, sizeof(err)) < 0)
 		shmringd__log("%s", err);
 	shmringd__plugins_init(&W.plugins);
+	for (uint32_t i = 0; i < SHMRINGD_STATS_PLUGINS; i++) {
+		struct shmringd_plugin_stats *ps = &W.st->plugins[i];
+		const char *name = i < W.plugins.n ? W.plugins.v[i].name : "";
+		if (strncmp(ps->name, name, sizeof(ps->name)) != 0) {
+			/* another plugin in this slot than before a reload */
+			ps->calls = ps->errors = 0;
+			snprintf(ps->name, sizeof(ps->name), "%s", name);
+		}
+	}
 
 	uint32_t nch = shmring_instance_nchannels(a->inst);
 	W.chans = calloc(nch, sizeof(*W.chans));

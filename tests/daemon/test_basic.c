@@ -260,7 +260,8 @@ int main(void)
 	out[n] = '\0';
 	CHECK(pclose(p) == 0, "shmringctl failed");
 	CHECK(strstr(out, "\"malformed\":") && strstr(out, "\"unknown_conf\":3,") &&
-		      strstr(out, "\"lat_hist_log2_ns\":["),
+		      strstr(out, "\"lat_hist_log2_ns\":[") &&
+		      strstr(out, "{\"name\":\"hello\",\"calls\":"),
 	      "shmringctl stats --json: %s", out);
 	snprintf(cmd, sizeof(cmd), "%s --shm-dir %s stats >/dev/null", SHMRINGCTL_PATH, tc_shm);
 	CHECK(system(cmd) == 0, "shmringctl table");
