@@ -16,12 +16,15 @@
  *
  * The server reads every request byte (ring: in place; socket: after recv),
  * the client copies every reply byte out, so neither side skips work the
- * other transport has to do. In the throughput runs the server reads each
- * record's first 8 bytes (a sequence number it checks).
+ * other transport has to do. In the throughput runs the client copies every
+ * payload byte in and the server reads every byte in place (and checks the
+ * sequence number in the first 8).
  *
- *   bench_ring [--json PATH] [--samples N] [--quick] [--only rtt|thr|sock] [--ring BYTES]
+ *   bench_ring [--json PATH] [--samples N] [--quick] [--repeat N] [--only rtt|thr|sock] [--ring BYTES]
  *
- * --only runs one group (for profiling: perf record -e cpu-clock -g -- ...);
+ * Everything runs --repeat times (default 3) on the same pair of processes;
+ * each figure reported is the median over the repetitions, and the JSON also
+ * lists every repetition. --only runs one group (for profiling: perf record -e cpu-clock -g -- ...);
  * the JSON then holds zeros for the others.
  * Prints a table; with --json writes the figures and the machine to PATH.
  * Exit status 0 even if a target is missed (a benchmark, not a test); the
@@ -180,6 +183,7 @@ static void serve_throughput(struct shmring_chan *c, uint64_t n)
 			die("server peek", rc);
 		uint64_t got;
 		memcpy(&got, rec.payload, 8);
+		g_sink += touch(rec.payload, rec.len);
 		if (rec.type != T_DATA || got != seq) {
 			fprintf(stderr, "bench_ring: throughput record %llu out of order\n",
 				(unsigned long long)seq);
@@ -439,7 +443,48 @@ struct results {
 	double thr64, thr1k;         /* median window */
 	double thr64_all, thr1k_all; /* whole run */
 	size_t samples, sock_busy_samples, sock_block_samples;
+	const struct results *runs; /* the repetitions this one is the median of */
+	int nruns;
 };
+
+#define MAX_REPEAT 15
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Every figure of *out is the median of that figure over the runs. */
+static void median_of_runs(struct results *out, const struct results *runs, int n)
+{
+	double v[MAX_REPEAT];
+#define MEDIAN_OF(field)                                                                          \
+	do {                                                                                      \
+		for (int k = 0; k < n; k++)                                                       \
+			v[k] = runs[k].field;                                                     \
+		out->field = median(v, n);                                                        \
+	} while (0)
+#define MEDIAN_LAT(l)                                                                             \
+	do {                                                                                      \
+		MEDIAN_OF(l.p50);                                                                 \
+		MEDIAN_OF(l.p99);                                                                 \
+		MEDIAN_OF(l.p999);                                                                \
+		MEDIAN_OF(l.mean);                                                                \
+	} while (0)
+	MEDIAN_LAT(r64);
+	MEDIAN_LAT(r1k);
+	MEDIAN_LAT(sb64);
+	MEDIAN_LAT(sk64);
+	MEDIAN_OF(thr64);
+	MEDIAN_OF(thr1k);
+	MEDIAN_OF(thr64_all);
+	MEDIAN_OF(thr1k_all);
+#undef MEDIAN_LAT
+#undef MEDIAN_OF
+	out->runs = runs;
+	out->nruns = n;
+}
 
 static void json_lat(FILE *f, const char *prefix, const char *suffix, const struct lat *l,
 		     int last)
@@ -486,8 +531,20 @@ static int write_json(const char *path, const struct results *r)
 		"  \"throughput_64_overall_per_s\": %.0f,\n  \"throughput_1k_overall_per_s\": %.0f,\n"
 		"  \"throughput_windows\": %d,\n",
 		r->thr64_all, r->thr1k_all, WINDOWS);
-	fprintf(f, "  \"socket_busy_over_ring_p50\": %.1f,\n  \"socket_block_over_ring_p50\": %.1f\n",
+	fprintf(f, "  \"socket_busy_over_ring_p50\": %.1f,\n  \"socket_block_over_ring_p50\": %.1f,\n",
 		r->sb64.p50 / r->r64.p50, r->sk64.p50 / r->r64.p50);
+	fprintf(f, "  \"repeats\": %d,\n  \"runs\": [\n", r->nruns);
+	for (int k = 0; k < r->nruns; k++) {
+		const struct results *x = &r->runs[k];
+		fprintf(f,
+			"    {\"rtt_p50_ns_64\": %.1f, \"rtt_p99_ns_64\": %.1f, "
+			"\"rtt_p999_ns_64\": %.1f, \"rtt_p50_ns_1k\": %.1f, \"rtt_p99_ns_1k\": %.1f, "
+			"\"socket_busy_rtt_p50_ns_64\": %.1f, \"socket_block_rtt_p50_ns_64\": %.1f, "
+			"\"throughput_64_per_s\": %.0f, \"throughput_1k_per_s\": %.0f}%s\n",
+			x->r64.p50, x->r64.p99, x->r64.p999, x->r1k.p50, x->r1k.p99, x->sb64.p50,
+			x->sk64.p50, x->thr64, x->thr1k, k + 1 < r->nruns ? "," : "");
+	}
+	fprintf(f, "  ]\n");
 	fprintf(f, "}\n");
 	return fclose(f) == 0 ? 0 : -errno;
 }
@@ -499,7 +556,16 @@ static const char *verdict(int ok)
 
 static void print_table(const struct results *r)
 {
-	printf("\n%-28s %10s %10s %10s %10s\n", "round trip (ns)", "p50", "p99", "p99.9", "mean");
+	printf("\n%d run(s):  ring p50/p99 64 B   ring p50 1 KiB   socket busy/block p50   M rec/s 64 B/1 KiB\n",
+	       r->nruns);
+	for (int k = 0; k < r->nruns; k++) {
+		const struct results *x = &r->runs[k];
+		printf("  run %-2d   %6.0f / %-8.0f  %8.0f        %7.0f / %-9.0f   %6.2f / %.2f\n",
+		       k + 1, x->r64.p50, x->r64.p99, x->r1k.p50, x->sb64.p50, x->sk64.p50,
+		       x->thr64 / 1e6, x->thr1k / 1e6);
+	}
+	printf("\nmedian of the runs\n%-28s %10s %10s %10s %10s\n", "round trip (ns)", "p50", "p99",
+	       "p99.9", "mean");
 	const struct {
 		const char *name;
 		const struct lat *l;
@@ -535,7 +601,7 @@ int main(int argc, char **argv)
 {
 	const char *json = NULL;
 	size_t samples = 1000000;
-	int quick = 0;
+	int quick = 0, repeat = 3;
 	const char *only = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json") && i + 1 < argc)
@@ -544,12 +610,14 @@ int main(int argc, char **argv)
 			samples = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--quick"))
 			quick = 1;
+		else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
+			repeat = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--ring") && i + 1 < argc)
 			g_ring_size = (uint32_t)strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
 			only = argv[++i];
 		else {
-			fprintf(stderr, "usage: %s [--json PATH] [--samples N] [--quick] [--only rtt|thr|sock] [--ring BYTES]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--json PATH] [--samples N] [--quick] [--repeat N] [--only rtt|thr|sock] [--ring BYTES]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -557,6 +625,8 @@ int main(int argc, char **argv)
 		samples = 100000;
 	if (samples < 1000)
 		samples = 1000;
+	if (repeat < 1 || repeat > MAX_REPEAT)
+		repeat = repeat < 1 ? 1 : MAX_REPEAT;
 	struct results r = {
 	    .samples = samples,
 	    .sock_busy_samples = samples / 5,
@@ -608,26 +678,30 @@ int main(int argc, char **argv)
 		die("malloc", 0);
 	size_t warm = samples / 10;
 
-	struct lat zero = {1, 1, 1, 1};
-	r.r64 = r.r1k = r.sb64 = r.sk64 = zero;
-	if (!only || !strcmp(only, "rtt")) {
-		fprintf(stderr, "bench_ring: ring round trips (%zu samples each)...\n", samples);
-		r.r64 = ring_rtt(c, 64, warm, samples, s);
-		r.r1k = ring_rtt(c, 1024, warm, samples, s);
+	struct results runs[MAX_REPEAT];
+	for (int rep = 0; rep < repeat; rep++) {
+		struct results *x = &runs[rep];
+		*x = r;
+		struct lat zero = {1, 1, 1, 1};
+		x->r64 = x->r1k = x->sb64 = x->sk64 = zero;
+		fprintf(stderr, "bench_ring: run %d of %d\n", rep + 1, repeat);
+		if (!only || !strcmp(only, "rtt")) {
+			x->r64 = ring_rtt(c, 64, warm, samples, s);
+			x->r1k = ring_rtt(c, 1024, warm, samples, s);
+		}
+		if (!only || !strcmp(only, "thr")) {
+			ring_throughput(c, 64, thr64_n / 10); /* warm-up */
+			x->thr64 = ring_throughput_windows(c, 64, thr64_n, &x->thr64_all);
+			x->thr1k = ring_throughput_windows(c, 1024, thr1k_n, &x->thr1k_all);
+		}
+		if (!only || !strcmp(only, "sock")) {
+			x->sb64 = socket_rtt(c, sv[0], 64, 0, x->sock_busy_samples / 10,
+					     x->sock_busy_samples, s);
+			x->sk64 = socket_rtt(c, sv[0], 64, 1, x->sock_block_samples / 10,
+					     x->sock_block_samples, s);
+		}
 	}
-	if (!only || !strcmp(only, "thr")) {
-		fprintf(stderr, "bench_ring: pipelined throughput...\n");
-		ring_throughput(c, 64, thr64_n / 10); /* warm-up */
-		r.thr64 = ring_throughput_windows(c, 64, thr64_n, &r.thr64_all);
-		r.thr1k = ring_throughput_windows(c, 1024, thr1k_n, &r.thr1k_all);
-	}
-	if (!only || !strcmp(only, "sock")) {
-		fprintf(stderr, "bench_ring: socket round trips...\n");
-		r.sb64 = socket_rtt(c, sv[0], 64, 0, r.sock_busy_samples / 10,
-				    r.sock_busy_samples, s);
-		r.sk64 = socket_rtt(c, sv[0], 64, 1, r.sock_block_samples / 10,
-				    r.sock_block_samples, s);
-	}
+	median_of_runs(&r, runs, repeat);
 	ring_send(c, T_EXIT, 0, NULL, 0);
 
 	int st;
