@@ -12,6 +12,8 @@ local M = {}
 M.routes = {
     hello = { plugin = "hello", conf = {} },
     ["hello-open"] = { plugin = "hello", conf = { fail_open = true } },
+    -- for the client tests: a deadline shorter than a slow daemon's answer
+    ["hello-20ms"] = { plugin = "hello", conf = { timeout = 20 } },
     ["key-auth"] = { plugin = "key-auth", conf = {
         key_names = { "apikey" },
         keys = { { key = "demo-key-alice", consumer = "alice" }, { key = "demo-key-bob", consumer = "bob" } },

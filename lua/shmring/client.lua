@@ -130,10 +130,8 @@ end
 
 local function detach(why)
     fail_pending(why or "unavailable")
-    if doorbell_sock then
-        doorbell_sock:close()
-        doorbell_sock = nil
-    end
+    -- The doorbell cosocket belongs to the reaper's light thread: only it
+    -- may close it (doorbell_connect() sees the claim changed).
     if chan ~= nil then
         C.shmring_chan_release(chan)
         chan = nil
@@ -426,9 +424,15 @@ _M.drain = drain
 --                              block on the doorbell socket (cosocket),
 --                              woken by the daemon's next CQ publish
 
+local doorbell_gen = 0
+
 local function doorbell_connect()
     if doorbell_sock then
-        return doorbell_sock
+        if doorbell_gen == gen then
+            return doorbell_sock
+        end
+        doorbell_sock:close() -- the channel's old doorbell
+        doorbell_sock = nil
     end
     local buf = ffi.new("char[256]")
     local n = C.shmring_doorbell_path(inst, C.shmring_chan_index(chan), buf, 256)
@@ -440,7 +444,7 @@ local function doorbell_connect()
     if not ok then
         return nil, err
     end
-    doorbell_sock = sock
+    doorbell_sock, doorbell_gen = sock, gen
     return sock
 end
 

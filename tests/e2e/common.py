@@ -1,0 +1,39 @@
+"""Small helpers shared by the e2e test programs: checks that count, skips
+(exit 77) when the stack cannot run here, one closing line."""
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stack  # noqa: E402
+
+_passed = 0
+
+
+def check(cond, what):
+    global _passed
+    if not cond:
+        print("FAIL: " + what, flush=True)
+        sys.exit(1)
+    _passed += 1
+
+
+def done():
+    print("%d passed, 0 failed" % _passed, flush=True)
+    sys.exit(0)
+
+
+def skip(why):
+    print("SKIP: " + why, flush=True)
+    sys.exit(77)
+
+
+def skip_unless_ready(build):
+    if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
+        skip("nginx is not installed (scripts/deps.sh demo)")
+    if not os.path.exists("/usr/lib/nginx/modules/ngx_http_lua_module.so"):
+        skip("libnginx-mod-http-lua is not installed")
+    if not os.path.exists(stack.daemon_bin(build)):
+        skip("shmringd is not built in " + build)
+    if "hello" not in stack.built_plugins(build):
+        skip("plugins/hello.so is not built in " + build)

@@ -1,0 +1,94 @@
+-- Unit test of the C helpers the Lua client uses (shmring/client.h), from
+-- plain LuaJIT through the same FFI declarations (lua/shmring/core.lua):
+-- a REPLY written with the msgpack writers decodes into the flat action
+-- array; hostile payloads are refused, not crashed on.
+--   luajit tests/lua/test_decode.lua <libshmring.so>
+package.path = arg[0]:gsub("tests/lua/test_decode.lua$", "lua/?.lua;") .. package.path
+local ffi = require("ffi")
+local core = require("shmring.core")
+local C = assert(core.load(arg[1]))
+ffi.cdef [[
+void shmring_mpw_init(struct shmring_mpw *w, void *buf, uint32_t cap);
+int shmring_mpw_finish(const struct shmring_mpw *w);
+]]
+
+local passed = 0
+local function check(cond, what)
+    if not cond then
+        io.write("FAIL: ", what, "\n")
+        os.exit(1)
+    end
+    passed = passed + 1
+end
+
+local buf = ffi.new("uint8_t[4096]")
+local w = ffi.new("struct shmring_mpw")
+local function s(x) C.shmring_mpw_str(w, x, #x) end
+local function u(x) C.shmring_mpw_uint(w, x) end
+
+local dbox = ffi.new("struct shmring_client_decoder *[1]")
+check(C.shmring_client_decoder_new(dbox) == 0, "decoder")
+local dec = ffi.gc(dbox[0], C.shmring_client_decoder_free)
+local rbox = ffi.new("struct shmring_client_reply *[1]")
+local function str(x) return x.ptr ~= nil and ffi.string(x.ptr, x.len) or nil end
+
+-- {s=0, a=[[1,"X-A","1"], [9, 403, "no", {"X-Why":"test"}], [12, 2, "msg"], [99]]}
+C.shmring_mpw_init(w, buf, 4096)
+C.shmring_mpw_map(w, 2); s("s"); u(0); s("a")
+C.shmring_mpw_array(w, 5)
+C.shmring_mpw_array(w, 3); u(1); s("X-A"); s("1")
+C.shmring_mpw_array(w, 4); u(9); u(403); s("no"); C.shmring_mpw_map(w, 1); s("X-Why"); s("test")
+C.shmring_mpw_array(w, 3); u(12); u(2); s("msg")
+C.shmring_mpw_array(w, 1); u(99)
+C.shmring_mpw_uint(w, 5) -- not an array: skipped
+local n = C.shmring_mpw_finish(w)
+check(n > 0, "encoded")
+check(C.shmring_client_decode_reply(dec, buf, n, rbox) == 0, "decodes")
+local r = rbox[0]
+check(r.status == 0 and r.nactions == 4 and r.truncated == 0, "status 0, four actions")
+local a = r.actions[0]
+check(a.op == 1 and str(a.a) == "X-A" and str(a.b) == "1" and a.nstr == 2, "SET_REQ_HEADER name, value")
+a = r.actions[1]
+check(a.op == 9 and a.num == 403 and str(a.a) == "no", "EXIT status, body")
+check(C.shmring_client_map_len(a.map) == 1, "EXIT headers map")
+local k, v = ffi.new("struct shmring_client_str[1]"), ffi.new("struct shmring_client_str[1]")
+check(C.shmring_client_map_str(a.map, 0, k, v) == 0 and str(k[0]) == "X-Why" and str(v[0]) == "test",
+    "EXIT header entry")
+check(C.shmring_client_map_str(a.map, 1, k, v) == core.ENOENT, "past the end: -ENOENT")
+a = r.actions[2]
+check(a.op == 12 and a.num == 2 and str(a.a) == "msg", "LOG level, message")
+check(r.actions[3].op == 99, "unknown op kept for the caller to skip")
+
+-- {s=1, e="bad"} and {s=2}
+C.shmring_mpw_init(w, buf, 4096)
+C.shmring_mpw_map(w, 2); s("s"); u(1); s("e"); s("bad")
+n = C.shmring_mpw_finish(w)
+check(C.shmring_client_decode_reply(dec, buf, n, rbox) == 0 and rbox[0].status == 1
+    and str(rbox[0].error) == "bad", "error reply")
+C.shmring_mpw_init(w, buf, 4096)
+C.shmring_mpw_map(w, 1); s("s"); u(2)
+n = C.shmring_mpw_finish(w)
+check(C.shmring_client_decode_reply(dec, buf, n, rbox) == 0 and rbox[0].status == 2
+    and rbox[0].nactions == 0, "unknown-conf reply")
+
+-- More actions than fit: truncated, not overflowed.
+C.shmring_mpw_init(w, buf, 4096)
+C.shmring_mpw_map(w, 2); s("s"); u(0); s("a"); C.shmring_mpw_array(w, 100)
+for _ = 1, 100 do C.shmring_mpw_array(w, 2); u(3); s("x") end
+n = C.shmring_mpw_finish(w)
+check(C.shmring_client_decode_reply(dec, buf, n, rbox) == 0 and rbox[0].nactions == 64
+    and rbox[0].truncated == 1, "100 actions: 64 kept, truncated flagged")
+
+-- Hostile input: truncated, not a map, garbage.
+check(C.shmring_client_decode_reply(dec, buf, n - 1, rbox) < 0 and rbox[0] == nil, "truncated: refused")
+check(C.shmring_client_decode_reply(dec, "\x93\x01\x02\x03", 4, rbox) < 0, "array root: refused")
+check(C.shmring_client_decode_reply(dec, "\xdd\xff\xff\xff\xff", 5, rbox) < 0, "huge array count: refused")
+math.randomseed(7)
+for _ = 1, 2000 do
+    local len = math.random(1, 64)
+    for i = 0, len - 1 do buf[i] = math.random(0, 255) end
+    C.shmring_client_decode_reply(dec, buf, len, rbox) -- must not crash
+end
+check(true, "2000 random payloads survived")
+
+io.write(passed, " passed, 0 failed\n")
