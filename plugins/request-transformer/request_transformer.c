@@ -1,0 +1,881 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * request-transformer: Kong's request-transformer (3.x) for headers, the
+ * query string, replace.uri and http_method, as a shmring C plugin.
+ *
+ * Kong's order: uri, method, headers (remove, rename, replace, add,
+ * append), querystring (same order). Kong's rules: replace only if present,
+ * add only if absent, append always; header names compare
+ * case-insensitively, query names exactly; the Host header can be replaced
+ * but not added; a query rename of an absent arg removes the target (as
+ * Kong's `qs[new] = qs[old]; qs[old] = nil` does).
+ *
+ * Values are templates: `$(headers.x_foo)`, `$(headers["x-foo"])`,
+ * `$(query_params.bar)`, `$(query_params["bar"])`, each optionally followed
+ * by `or "default"`, and `$("literal")`. They read the original request and
+ * are parsed once, in conf_new; anything else (uri_captures, shared, Lua
+ * expressions) is refused there. A missing value renders as "" (use
+ * `or "..."`). Body transformations (the `body` and `json_types` fields)
+ * are not supported: non-empty ones are refused at CONF time rather than
+ * silently ignored.
+ *
+ * Reply: CLEAR_REQ_HEADER for every header Kong would clear, then
+ * SET_REQ_HEADER (+ ADD_REQ_HEADER for further values) for every header
+ * whose value changed, SET_QUERY with the whole rebuilt query (names
+ * sorted, like Kong's encode_args) when any querystring rule exists,
+ * SET_PATH for replace.uri, SET_METHOD for http_method.
+ */
+#define _GNU_SOURCE /* memmem */
+#include "shmring_pc.h"
+#include "shmring_plugin.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PLUGIN "request-transformer"
+#define MAX_ITEMS 512 /* headers or query args per request */
+
+/* ---- conf-lifetime strings ------------------------------------------------ */
+
+/* Every string of a parsed config lives in one arena freed with it. */
+struct arena_block {
+	struct arena_block *next;
+	size_t used, cap;
+	_Alignas(16) char data[];
+};
+
+static char *arena_alloc(struct arena_block **head, size_t n)
+{
+	n = (n + 15) & ~(size_t)15; /* every allocation aligned for any struct */
+	struct arena_block *b = *head;
+	if (!b || b->cap - b->used < n) {
+		size_t cap = n > 4096 ? n : 4096;
+		b = malloc(sizeof(*b) + cap);
+		if (!b)
+			return NULL;
+		b->next = *head;
+		b->used = 0;
+		b->cap = cap;
+		*head = b;
+	}
+	char *p = b->data + b->used;
+	b->used += n;
+	return p;
+}
+
+static void arena_free(struct arena_block *b)
+{
+	while (b) {
+		struct arena_block *n = b->next;
+		free(b);
+		b = n;
+	}
+}
+
+/* ---- templates ----------------------------------------------------------------- */
+
+enum part_kind { PART_LITERAL, PART_HEADER, PART_QUERY };
+
+struct part {
+	enum part_kind kind;
+	struct shmring_str text; /* literal text, or the name to look up (headers: lower-case, '-') */
+	struct shmring_str dflt; /* used when the value is missing */
+};
+
+struct tpl {
+	struct part *parts;
+	size_t n;
+};
+
+struct op {
+	struct shmring_str name;     /* as configured (emitted with this case) */
+	struct shmring_str new_name; /* rename only */
+	struct tpl value;            /* add/append/replace; n == 0: no value (Kong: no-op) */
+	int has_value;
+};
+
+struct op_list {
+	struct op *v;
+	size_t n;
+};
+
+enum { OP_REMOVE, OP_RENAME, OP_REPLACE, OP_ADD, OP_APPEND, OP_KINDS };
+static const char *const op_names[OP_KINDS] = {"remove", "rename", "replace", "add", "append"};
+
+struct rt_conf {
+	struct op_list headers[OP_KINDS];
+	struct op_list query[OP_KINDS];
+	int any_query;
+	struct tpl uri;
+	int has_uri;
+	struct shmring_str method; /* upper-case; len 0 if unset */
+	struct arena_block *arena;
+	/* Per-request scratch (single-threaded worker; reused, never shrunk). */
+	char *render;    /* rendered values */
+	size_t render_cap, render_len;
+	char *query_buf;
+	size_t query_cap;
+};
+
+struct parse_ctx {
+	struct rt_conf *c;
+	char *err;
+	size_t errlen;
+	const char *where; /* "config.add.headers[2]" */
+};
+
+static int perr(struct parse_ctx *p, const char *fmt, const char *detail)
+{
+	char msg[400];
+	snprintf(msg, sizeof(msg), fmt, detail);
+	snprintf(p->err, p->errlen, PLUGIN ": %s: %s", p->where, msg);
+	return -EINVAL;
+}
+
+static struct shmring_str keep(struct parse_ctx *p, const char *s, size_t n)
+{
+	char *d = arena_alloc(&p->c->arena, n + 1);
+	if (!d)
+		return (struct shmring_str){NULL, 0};
+	if (n)
+		memcpy(d, s, n);
+	d[n] = '\0';
+	return (struct shmring_str){d, n};
+}
+
+static const char *skip_ws(const char *s, const char *e)
+{
+	while (s < e && (*s == ' ' || *s == '\t'))
+		s++;
+	return s;
+}
+
+/* A quoted string at s ("..." or '...', no escapes); advances *s past it. */
+static int quoted(const char **s, const char *e, struct shmring_str *out)
+{
+	const char *q = *s;
+	if (q >= e || (*q != '"' && *q != '\''))
+		return -1;
+	const char *end = memchr(q + 1, *q, (size_t)(e - q - 1));
+	if (!end)
+		return -1;
+	*out = (struct shmring_str){q + 1, (size_t)(end - q - 1)};
+	*s = end + 1;
+	return 0;
+}
+
+static int ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_';
+}
+
+/* One expression between $( and ): ref [or "dflt"] | "literal". */
+static int parse_expr(struct parse_ctx *p, const char *s, const char *e, struct part *out)
+{
+	static const char usage[] =
+		"unsupported template expression '$(%s)': use $(headers.NAME), "
+		"$(headers[\"NAME\"]), $(query_params.NAME) or $(query_params[\"NAME\"]), "
+		"optionally followed by or \"default\", or $(\"literal\")";
+	char shown[200];
+	snprintf(shown, sizeof(shown), "%.*s", (int)(e - s > 150 ? 150 : e - s), s);
+	s = skip_ws(s, e);
+	struct shmring_str lit;
+	const char *t = s;
+	if (quoted(&t, e, &lit) == 0) {
+		if (skip_ws(t, e) != e)
+			return perr(p, usage, shown);
+		out->kind = PART_LITERAL;
+		out->text = keep(p, lit.ptr, lit.len);
+		return out->text.ptr ? 0 : -ENOMEM;
+	}
+	enum part_kind kind;
+	if ((size_t)(e - s) > 7 && !memcmp(s, "headers", 7) && !ident_char(s[7])) {
+		kind = PART_HEADER;
+		s += 7;
+	} else if ((size_t)(e - s) > 12 && !memcmp(s, "query_params", 12) && !ident_char(s[12])) {
+		kind = PART_QUERY;
+		s += 12;
+	} else {
+		return perr(p, usage, shown);
+	}
+	struct shmring_str name;
+	if (*s == '.') {
+		const char *n = ++s;
+		while (s < e && ident_char(*s))
+			s++;
+		if (s == n)
+			return perr(p, usage, shown);
+		name = (struct shmring_str){n, (size_t)(s - n)};
+	} else if (*s == '[') {
+		s = skip_ws(s + 1, e);
+		if (quoted(&s, e, &name) < 0 || name.len == 0)
+			return perr(p, usage, shown);
+		s = skip_ws(s, e);
+		if (s >= e || *s != ']')
+			return perr(p, usage, shown);
+		s++;
+	} else {
+		return perr(p, usage, shown);
+	}
+	struct shmring_str dflt = {"", 0};
+	s = skip_ws(s, e);
+	if (s < e) {
+		if ((size_t)(e - s) < 3 || memcmp(s, "or", 2) || (s[2] != ' ' && s[2] != '\t'))
+			return perr(p, usage, shown);
+		s = skip_ws(s + 2, e);
+		if (quoted(&s, e, &dflt) < 0 || skip_ws(s, e) != e)
+			return perr(p, usage, shown);
+	}
+	out->kind = kind;
+	out->text = keep(p, name.ptr, name.len);
+	out->dflt = keep(p, dflt.ptr, dflt.len);
+	if (!out->text.ptr || !out->dflt.ptr)
+		return -ENOMEM;
+	if (kind == PART_HEADER) {
+		/* Like ngx.req.get_headers(): lower-case, '_' means '-'. */
+		char *d = (char *)out->text.ptr;
+		shmring_pc_lower(d, d, out->text.len);
+		for (size_t i = 0; i < out->text.len; i++)
+			if (d[i] == '_')
+				d[i] = '-';
+	}
+	return 0;
+}
+
+/* Parse a value into parts (literal runs and $(...) expressions). */
+static int parse_tpl(struct parse_ctx *p, const char *s, size_t len, struct tpl *out)
+{
+	struct part parts[64];
+	size_t n = 0;
+	const char *e = s + len, *lit = s;
+	while (s < e) {
+		const char *d = NULL;
+		for (const char *x = s; x + 1 < e; x++)
+			if (x[0] == '$' && x[1] == '(') {
+				d = x;
+				break;
+			}
+		if (!d)
+			break;
+		/* The matching ')' outside quotes. */
+		const char *x = d + 2, *close = NULL;
+		int depth = 1;
+		char q = 0;
+		for (; x < e && !close; x++) {
+			if (q) {
+				if (*x == q)
+					q = 0;
+			} else if (*x == '"' || *x == '\'') {
+				q = *x;
+			} else if (*x == '(') {
+				depth++;
+			} else if (*x == ')' && --depth == 0) {
+				close = x;
+			}
+		}
+		if (!close)
+			return perr(p, "unterminated template '%s' (a '$(' without its ')')", d);
+		if (n + 2 > sizeof(parts) / sizeof(parts[0]))
+			return perr(p, "%s", "more than 31 templates in one value");
+		if (d > lit)
+			parts[n++] = (struct part){PART_LITERAL, keep(p, lit, (size_t)(d - lit)),
+						   {NULL, 0}};
+		int rc = parse_expr(p, d + 2, close, &parts[n]);
+		if (rc < 0)
+			return rc;
+		n++;
+		s = lit = close + 1;
+	}
+	if (e > lit || n == 0)
+		parts[n++] = (struct part){PART_LITERAL, keep(p, lit, (size_t)(e - lit)), {NULL, 0}};
+	out->parts = (struct part *)arena_alloc(&p->c->arena, n * sizeof(struct part));
+	if (!out->parts)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!parts[i].text.ptr)
+			return -ENOMEM;
+	memcpy(out->parts, parts, n * sizeof(struct part));
+	out->n = n;
+	return 0;
+}
+
+/* One "name[:value]" entry of a rule list, split like Kong's
+ * `^([^:]+):*(.-)$`. */
+static int parse_op(struct parse_ctx *p, int kind, int is_header, struct shmring_str entry,
+		    struct op *op)
+{
+	const char *colon = entry.len ? memchr(entry.ptr, ':', entry.len) : NULL;
+	size_t nlen = colon ? (size_t)(colon - entry.ptr) : entry.len;
+	if (nlen == 0)
+		return perr(p, "%s", "the name before ':' is empty");
+	struct shmring_str name = {entry.ptr, nlen};
+	if (is_header && !shmring_pc_header_name_ok(name))
+		return perr(p, "'%s' is not a valid header name",
+			    keep(p, name.ptr, name.len).ptr ?: "");
+	const char *v = colon ? colon : entry.ptr + entry.len;
+	while (v < entry.ptr + entry.len && *v == ':')
+		v++;
+	struct shmring_str value = {v, (size_t)(entry.ptr + entry.len - v)};
+	op->name = keep(p, name.ptr, name.len);
+	if (!op->name.ptr)
+		return -ENOMEM;
+	switch (kind) {
+	case OP_REMOVE:
+		return 0;
+	case OP_RENAME:
+		if (!colon || value.len == 0)
+			return perr(p, "%s", "a rename must be 'old:new'");
+		if (memmem(value.ptr, value.len, "$(", 2))
+			return perr(p, "%s", "a rename target is a name, not a template");
+		if (is_header && !shmring_pc_header_name_ok(value))
+			return perr(p, "'%s' is not a valid header name",
+				    keep(p, value.ptr, value.len).ptr ?: "");
+		op->new_name = keep(p, value.ptr, value.len);
+		return op->new_name.ptr ? 0 : -ENOMEM;
+	default:
+		if (!colon)
+			return perr(p, "%s", "must be 'name:value'");
+		if (value.len == 0)
+			return 0; /* Kong: a nil value, the rule does nothing */
+		op->has_value = 1;
+		return parse_tpl(p, value.ptr, value.len, &op->value);
+	}
+}
+
+static int parse_list(struct parse_ctx *p, const msgpack_object *section, const char *sname,
+		      int kind, const char *field, int is_header, struct op_list *out)
+{
+	char where[96];
+	snprintf(where, sizeof(where), "config.%s.%s", sname, field);
+	struct shmring_pc_strv sv;
+	int rc = shmring_pc_strv(shmring_pc_field(section, field), PLUGIN, where, NULL, &sv, p->err,
+				 p->errlen);
+	if (rc < 0)
+		return rc;
+	if (sv.n) {
+		out->v = (struct op *)arena_alloc(&p->c->arena, sv.n * sizeof(struct op));
+		if (!out->v) {
+			shmring_pc_strv_free(&sv);
+			return -ENOMEM;
+		}
+		memset(out->v, 0, sv.n * sizeof(struct op));
+	}
+	for (size_t i = 0; i < sv.n && rc == 0; i++) {
+		char w[112];
+		snprintf(w, sizeof(w), "%s[%zu]", where, i);
+		p->where = w;
+		rc = parse_op(p, kind, is_header, sv.v[i], &out->v[i]);
+		out->n = i + 1;
+	}
+	shmring_pc_strv_free(&sv);
+	return rc;
+}
+
+static const char *const top_fields[] = {"http_method", "remove", "rename", "replace",
+					 "add",         "append", NULL};
+static const char *const section_fields[] = {"headers", "querystring", "body", "json_types",
+					     "uri",     NULL};
+
+static void rt_conf_free(void *conf)
+{
+	struct rt_conf *c = conf;
+	if (!c)
+		return;
+	arena_free(c->arena);
+	free(c->render);
+	free(c->query_buf);
+	free(c);
+}
+
+static int rt_conf_new(void *wstate, const msgpack_object *cfg, void **out, char *err,
+		       size_t errlen)
+{
+	*out = NULL;
+	struct rt_conf *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, PLUGIN ": out of memory");
+		return -ENOMEM;
+	}
+	struct parse_ctx p = {c, err, errlen, "config"};
+	char *method = NULL;
+	int rc = shmring_pc_check_fields(cfg, PLUGIN, top_fields, err, errlen);
+	if (rc == 0)
+		rc = shmring_pc_strdup(cfg, PLUGIN, "http_method", NULL, true, &method, err, errlen);
+	if (rc == 0 && method) {
+		size_t n = strlen(method);
+		for (size_t i = 0; i < n && rc == 0; i++)
+			if (!((method[i] >= 'A' && method[i] <= 'Z') ||
+			      (method[i] >= 'a' && method[i] <= 'z')))
+				rc = -EINVAL;
+		if (rc < 0 || n > 32) {
+			rc = -EINVAL;
+			snprintf(err, errlen,
+				 PLUGIN ": config.http_method must be a method name (letters only, "
+					"e.g. POST)");
+		}
+		if (rc == 0) {
+			for (size_t i = 0; i < n; i++)
+				if (method[i] >= 'a' && method[i] <= 'z')
+					method[i] = (char)(method[i] - 32);
+			c->method = keep(&p, method, n);
+		}
+	}
+	for (int k = 0; k < OP_KINDS && rc == 0; k++) {
+		const msgpack_object *sec = shmring_pc_field(cfg, op_names[k]);
+		char label[64];
+		snprintf(label, sizeof(label), PLUGIN " (config.%s)", op_names[k]);
+		if (sec && !(sec->type == MSGPACK_OBJECT_MAP ||
+			     (sec->type == MSGPACK_OBJECT_ARRAY && sec->via.array.size == 0))) {
+			snprintf(err, errlen, PLUGIN ": config.%s must be a map", op_names[k]);
+			rc = -EINVAL;
+			break;
+		}
+		if ((rc = shmring_pc_check_fields(sec, label, section_fields, err, errlen)) < 0)
+			break;
+		/* Body rules would need the request body: refuse them. */
+		static const char *const body_fields[] = {"body", "json_types"};
+		for (int b = 0; b < 2 && rc == 0; b++) {
+			const msgpack_object *bv = shmring_pc_field(sec, body_fields[b]);
+			if (bv && !((bv->type == MSGPACK_OBJECT_ARRAY && bv->via.array.size == 0) ||
+				    (bv->type == MSGPACK_OBJECT_MAP && bv->via.map.size == 0))) {
+				snprintf(err, errlen,
+					 PLUGIN ": config.%s.%s is not supported (shmring does not "
+						"send the request body to plugins); remove it",
+					 op_names[k], body_fields[b]);
+				rc = -EINVAL;
+			}
+		}
+		if (rc == 0 && k != OP_REPLACE && shmring_pc_field(sec, "uri")) {
+			snprintf(err, errlen, PLUGIN ": config.%s.uri does not exist (only replace.uri)",
+				 op_names[k]);
+			rc = -EINVAL;
+		}
+		if (rc == 0)
+			rc = parse_list(&p, sec, op_names[k], k, "headers", 1, &c->headers[k]);
+		if (rc == 0)
+			rc = parse_list(&p, sec, op_names[k], k, "querystring", 0, &c->query[k]);
+		if (rc == 0 && c->query[k].n)
+			c->any_query = 1;
+		if (rc == 0 && k == OP_REPLACE) {
+			char *uri = NULL;
+			rc = shmring_pc_strdup(sec, PLUGIN " (config.replace)", "uri", NULL, false,
+					       &uri, err, errlen);
+			if (rc == 0 && uri) {
+				if (uri[0] != '/' && uri[0] != '$') {
+					snprintf(err, errlen,
+						 PLUGIN ": config.replace.uri must start with '/'");
+					rc = -EINVAL;
+				} else {
+					p.where = "config.replace.uri";
+					rc = parse_tpl(&p, uri, strlen(uri), &c->uri);
+					c->has_uri = rc == 0;
+				}
+			}
+			free(uri);
+		}
+	}
+	free(method);
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, PLUGIN ": out of memory");
+	if (rc < 0) {
+		rt_conf_free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+/* ---- per request ---------------------------------------------------------------- */
+
+/* A header or query arg being transformed. vals point into the snapshot,
+ * the config, or c->render. */
+struct item {
+	struct shmring_str name;
+	struct shmring_str *vals; /* in the vals pool */
+	uint32_t nvals;
+	uint8_t present, changed, cleared, flag;
+};
+
+struct work {
+	struct rt_conf *c;
+	const struct shmring_request *req;
+	struct item items[MAX_ITEMS];
+	size_t n;
+	struct shmring_str pool[MAX_ITEMS * 2];
+	size_t npool;
+};
+
+/* Values rendered into c->render are stored as offsets first (the buffer
+ * may move while rendering), then fixed up. Simpler: render into a buffer
+ * sized once per request to the worst case (see render_reserve). */
+static int render_reserve(struct rt_conf *c, size_t need)
+{
+	if (need <= c->render_cap)
+		return 0;
+	size_t cap = c->render_cap ? c->render_cap : 4096;
+	while (cap < need)
+		cap *= 2;
+	char *b = malloc(cap);
+	if (!b)
+		return -ENOMEM;
+	free(c->render);
+	c->render = b;
+	c->render_cap = cap;
+	return 0;
+}
+
+static struct shmring_str lookup(const struct shmring_request *req, const struct part *pt)
+{
+	struct shmring_str v = {NULL, 0};
+	if (pt->kind == PART_HEADER) {
+		if (shmring_req_header(req, pt->text, &v))
+			return v;
+	} else {
+		int r = shmring_req_query(req, pt->text, &v);
+		if (r == 1)
+			return v;
+		if (r == 2)
+			return SHMRING_LIT("true");
+	}
+	return pt->dflt;
+}
+
+static size_t tpl_max_len(const struct shmring_request *req, const struct tpl *t)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < t->n; i++)
+		n += t->parts[i].kind == PART_LITERAL ? t->parts[i].text.len
+						      : lookup(req, &t->parts[i]).len;
+	return n;
+}
+
+/* Render t at c->render + c->render_len (room reserved beforehand). */
+static struct shmring_str render(struct rt_conf *c, const struct shmring_request *req,
+				 const struct tpl *t)
+{
+	if (t->n == 1 && t->parts[0].kind == PART_LITERAL)
+		return t->parts[0].text; /* no copy for plain values */
+	char *d = c->render + c->render_len;
+	size_t o = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		struct shmring_str s = t->parts[i].kind == PART_LITERAL ? t->parts[i].text
+									: lookup(req, &t->parts[i]);
+		if (s.len)
+			memcpy(d + o, s.ptr, s.len);
+		o += s.len;
+	}
+	c->render_len += o;
+	return (struct shmring_str){d, o};
+}
+
+static int reserve_all(struct rt_conf *c, const struct shmring_request *req)
+{
+	size_t need = 1;
+	for (int k = 0; k < OP_KINDS; k++) {
+		for (size_t i = 0; i < c->headers[k].n; i++)
+			need += tpl_max_len(req, &c->headers[k].v[i].value);
+		for (size_t i = 0; i < c->query[k].n; i++)
+			need += tpl_max_len(req, &c->query[k].v[i].value);
+	}
+	if (c->has_uri)
+		need += tpl_max_len(req, &c->uri);
+	c->render_len = 0;
+	return render_reserve(c, need);
+}
+
+static struct item *find(struct work *w, struct shmring_str name, int ci)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (w->items[i].present && (ci ? shmring_pc_str_eq_ci(w->items[i].name, name)
+					       : shmring_str_eq(w->items[i].name, name)))
+			return &w->items[i];
+	return NULL;
+}
+
+/* The item for name (present or not), added if new; NULL if full. */
+static struct item *slot(struct work *w, struct shmring_str name, int ci)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (ci ? shmring_pc_str_eq_ci(w->items[i].name, name)
+		       : shmring_str_eq(w->items[i].name, name))
+			return &w->items[i];
+	if (w->n >= MAX_ITEMS)
+		return NULL;
+	struct item *it = &w->items[w->n++];
+	memset(it, 0, sizeof(*it));
+	it->name = name;
+	return it;
+}
+
+static int set_one(struct work *w, struct item *it, struct shmring_str v)
+{
+	if (w->npool >= sizeof(w->pool) / sizeof(w->pool[0]))
+		return -E2BIG;
+	w->pool[w->npool] = v;
+	it->vals = &w->pool[w->npool++];
+	it->nvals = 1;
+	it->present = 1;
+	it->changed = 1;
+	it->flag = 0;
+	return 0;
+}
+
+static int append_one(struct work *w, struct item *it, struct shmring_str v)
+{
+	if (!it->present || it->nvals == 0)
+		return set_one(w, it, v);
+	size_t n = it->nvals + 1;
+	if (w->npool + n > sizeof(w->pool) / sizeof(w->pool[0]))
+		return -E2BIG;
+	struct shmring_str *nv = &w->pool[w->npool];
+	memcpy(nv, it->vals, it->nvals * sizeof(*nv));
+	nv[it->nvals] = v;
+	w->npool += n;
+	it->vals = nv;
+	it->nvals = (uint32_t)n;
+	it->changed = 1;
+	it->flag = 0;
+	return 0;
+}
+
+/* Load a snapshot map (headers or query) into items. */
+static int load(struct work *w, const msgpack_object *map, int skip_host)
+{
+	w->n = 0;
+	w->npool = 0;
+	if (!map || map->type != MSGPACK_OBJECT_MAP)
+		return 0;
+	for (uint32_t i = 0; i < map->via.map.size; i++) {
+		const msgpack_object *k = &map->via.map.ptr[i].key, *v = &map->via.map.ptr[i].val;
+		if (k->type != MSGPACK_OBJECT_STR)
+			continue;
+		struct shmring_str name = {k->via.str.ptr, k->via.str.size};
+		if (skip_host && shmring_pc_str_eq_ci(name, SHMRING_LIT("host")))
+			continue; /* Kong: headers.host = nil */
+		if (w->n >= MAX_ITEMS)
+			return -E2BIG;
+		struct item *it = &w->items[w->n++];
+		memset(it, 0, sizeof(*it));
+		it->name = name;
+		const msgpack_object *vs = v;
+		uint32_t nv = 1;
+		if (v->type == MSGPACK_OBJECT_ARRAY) {
+			vs = v->via.array.ptr;
+			nv = v->via.array.size;
+		}
+		it->vals = &w->pool[w->npool];
+		for (uint32_t j = 0; j < nv; j++) {
+			if (vs[j].type == MSGPACK_OBJECT_BOOLEAN && vs[j].via.boolean) {
+				it->flag = 1; /* `?flag` */
+				continue;
+			}
+			if (vs[j].type != MSGPACK_OBJECT_STR)
+				continue;
+			if (w->npool >= sizeof(w->pool) / sizeof(w->pool[0]))
+				return -E2BIG;
+			w->pool[w->npool++] = (struct shmring_str){vs[j].via.str.ptr,
+								    vs[j].via.str.size};
+			it->nvals++;
+		}
+		it->present = it->nvals > 0 || it->flag;
+	}
+	return 0;
+}
+
+static int transform_headers(struct work *w)
+{
+	struct rt_conf *c = w->c;
+	const struct shmring_request *req = w->req;
+	int rc = load(w, req->headers, 1);
+	struct item *it;
+	for (size_t i = 0; i < c->headers[OP_REMOVE].n && rc == 0; i++)
+		if ((it = find(w, c->headers[OP_REMOVE].v[i].name, 1))) {
+			it->present = 0;
+			it->cleared = 1;
+		}
+	for (size_t i = 0; i < c->headers[OP_RENAME].n && rc == 0; i++) {
+		const struct op *op = &c->headers[OP_RENAME].v[i];
+		if (!(it = find(w, op->name, 1)))
+			continue;
+		struct shmring_str *vals = it->vals;
+		uint32_t nvals = it->nvals;
+		/* A case-only rename still clears the old spelling (Kong). */
+		int same = shmring_str_eq(op->name, op->new_name);
+		if (!same) {
+			it->present = 0;
+			it->cleared = 1;
+		}
+		struct item *dst = slot(w, op->new_name, 1);
+		if (!dst)
+			return -E2BIG;
+		dst->name = op->new_name;
+		dst->vals = vals;
+		dst->nvals = nvals;
+		dst->present = 1;
+		dst->changed = !same;
+	}
+	for (size_t i = 0; i < c->headers[OP_REPLACE].n && rc == 0; i++) {
+		const struct op *op = &c->headers[OP_REPLACE].v[i];
+		if (!op->has_value)
+			continue;
+		it = find(w, op->name, 1);
+		if (!it && shmring_pc_str_eq_ci(op->name, SHMRING_LIT("host")))
+			it = slot(w, op->name, 1);
+		if (it)
+			rc = set_one(w, it, render(c, req, &op->value));
+	}
+	for (size_t i = 0; i < c->headers[OP_ADD].n && rc == 0; i++) {
+		const struct op *op = &c->headers[OP_ADD].v[i];
+		if (!op->has_value || find(w, op->name, 1) ||
+		    shmring_pc_str_eq_ci(op->name, SHMRING_LIT("host")))
+			continue;
+		if (!(it = slot(w, op->name, 1)))
+			return -E2BIG;
+		it->name = op->name;
+		rc = set_one(w, it, render(c, req, &op->value));
+	}
+	for (size_t i = 0; i < c->headers[OP_APPEND].n && rc == 0; i++) {
+		const struct op *op = &c->headers[OP_APPEND].v[i];
+		if (!op->has_value)
+			continue;
+		if (!(it = slot(w, op->name, 1)))
+			return -E2BIG;
+		if (!it->present)
+			it->name = op->name;
+		rc = append_one(w, it, render(c, req, &op->value));
+	}
+	return rc;
+}
+
+static int emit_headers(struct work *w, struct shmring_reply *rep)
+{
+	int rc = 0;
+	for (size_t i = 0; i < w->n && rc == 0; i++)
+		if (w->items[i].cleared)
+			rc = shmring_reply_clear_req_header(rep, w->items[i].name);
+	for (size_t i = 0; i < w->n && rc == 0; i++) {
+		const struct item *it = &w->items[i];
+		if (!it->present || !it->changed)
+			continue;
+		for (uint32_t j = 0; j < it->nvals && rc == 0; j++)
+			rc = j == 0 ? shmring_reply_set_req_header(rep, it->name, it->vals[0])
+				    : shmring_reply_add_req_header(rep, it->name, it->vals[j]);
+	}
+	return rc;
+}
+
+static int transform_query(struct work *w, struct shmring_reply *rep)
+{
+	struct rt_conf *c = w->c;
+	const struct shmring_request *req = w->req;
+	int rc = load(w, req->query, 0);
+	struct item *it;
+	for (size_t i = 0; i < c->query[OP_REMOVE].n && rc == 0; i++)
+		if ((it = find(w, c->query[OP_REMOVE].v[i].name, 0)))
+			it->present = 0;
+	for (size_t i = 0; i < c->query[OP_RENAME].n && rc == 0; i++) {
+		const struct op *op = &c->query[OP_RENAME].v[i];
+		struct item *src = find(w, op->name, 0);
+		struct item *dst = slot(w, op->new_name, 0);
+		if (!dst)
+			return -E2BIG;
+		if (dst == src)
+			continue;
+		dst->name = op->new_name;
+		if (src) {
+			dst->vals = src->vals;
+			dst->nvals = src->nvals;
+			dst->flag = src->flag;
+			dst->present = 1;
+			src->present = 0;
+		} else {
+			dst->present = 0; /* qs[new] = qs[old] (nil) */
+		}
+	}
+	for (size_t i = 0; i < c->query[OP_REPLACE].n && rc == 0; i++) {
+		const struct op *op = &c->query[OP_REPLACE].v[i];
+		if (op->has_value && (it = find(w, op->name, 0)))
+			rc = set_one(w, it, render(c, req, &op->value));
+	}
+	for (size_t i = 0; i < c->query[OP_ADD].n && rc == 0; i++) {
+		const struct op *op = &c->query[OP_ADD].v[i];
+		if (!op->has_value || find(w, op->name, 0))
+			continue;
+		if (!(it = slot(w, op->name, 0)))
+			return -E2BIG;
+		rc = set_one(w, it, render(c, req, &op->value));
+	}
+	for (size_t i = 0; i < c->query[OP_APPEND].n && rc == 0; i++) {
+		const struct op *op = &c->query[OP_APPEND].v[i];
+		if (!op->has_value)
+			continue;
+		if (!(it = slot(w, op->name, 0)))
+			return -E2BIG;
+		rc = append_one(w, it, render(c, req, &op->value));
+	}
+	if (rc < 0)
+		return rc;
+	/* Rebuild: one arg per value (a flag that got values loses it). */
+	struct shmring_pc_arg args[MAX_ITEMS * 2];
+	size_t n = 0, len;
+	for (size_t i = 0; i < w->n; i++) {
+		const struct item *x = &w->items[i];
+		if (!x->present)
+			continue;
+		if (x->nvals == 0 && x->flag && n < MAX_ITEMS * 2)
+			args[n++] = (struct shmring_pc_arg){x->name, {NULL, 0}, 1};
+		for (uint32_t j = 0; j < x->nvals && n < MAX_ITEMS * 2; j++)
+			args[n++] = (struct shmring_pc_arg){x->name, x->vals[j], 0};
+	}
+	if (shmring_pc_args_encode(args, n, &c->query_buf, &c->query_cap, &len) < 0)
+		return -ENOMEM;
+	return shmring_reply_set_query(rep, (struct shmring_str){c->query_buf, len});
+}
+
+static int rt_access(void *conf, const struct shmring_request *req, struct shmring_reply *rep)
+{
+	struct rt_conf *c = conf;
+	int rc = reserve_all(c, req);
+	if (rc < 0)
+		return rc;
+	if (c->has_uri)
+		rc = shmring_reply_set_path(rep, render(c, req, &c->uri));
+	if (rc == 0 && c->method.len)
+		rc = shmring_reply_set_method(rep, c->method);
+	/* Both transforms share the work area: headers are emitted before
+	 * the query reuses it. The area is large (items + pools): static,
+	 * since a worker runs one hook at a time. */
+	static struct work w;
+	w.c = c;
+	w.req = req;
+	if (rc == 0)
+		rc = transform_headers(&w);
+	if (rc == 0)
+		rc = emit_headers(&w, rep);
+	if (rc == 0 && c->any_query)
+		rc = transform_query(&w, rep);
+	if (rc == -E2BIG)
+		shmring_reply_error(rep, SHMRING_LIT(PLUGIN ": more than 512 headers or query args"));
+	return rc;
+}
+
+static const char *const needs_all[] = {SHMRING_NEED_ALL, NULL};
+
+SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
+	.abi_version = SHMRING_PLUGIN_ABI_VERSION,
+	.struct_size = sizeof(struct shmring_plugin),
+	.name = "request-transformer",
+	.version = "1.0.0",
+	.phases = SHMRING_PHASE_ACCESS | SHMRING_PHASE_REWRITE,
+	/* Rules and templates may name any header or arg, and a query rule
+	 * rebuilds the whole query: every header and arg is needed. */
+	.needs_headers = needs_all,
+	.needs_query = needs_all,
+	.conf_new = rt_conf_new,
+	.conf_free = rt_conf_free,
+	.access = rt_access,
+	.rewrite = rt_access,
+};
