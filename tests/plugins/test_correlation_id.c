@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/* correlation-id: generators, an incoming id kept, echo_downstream, the id
+ * in ctx for later phases, and config errors. */
+#include "harness.h"
+
+#include <regex.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+static struct harness H;
+
+static int setup(void **state)
+{
+	harness_open(&H, PLUGIN_SO);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	harness_close(&H);
+	return 0;
+}
+
+static void conf_ok(const char *json)
+{
+	if (harness_conf(&H, json) != 0)
+		fail_msg("conf_new refused %s: %s", json, H.err);
+}
+
+static void conf_refused(const char *json, const char *want)
+{
+	if (harness_conf(&H, json) >= 0)
+		fail_msg("conf_new accepted %s", json);
+	if (!strstr(H.err, want))
+		fail_msg("conf_new error for %s is \"%s\", expected \"%s\" in it", json, H.err,
+			 want);
+}
+
+static void assert_matches(const char *s, const char *re)
+{
+	regex_t r;
+	assert_int_equal(regcomp(&r, re, REG_EXTENDED | REG_NOSUB), 0);
+	int rc = regexec(&r, s, 0, NULL, 0);
+	regfree(&r);
+	if (rc)
+		fail_msg("'%s' does not match /%s/", s, re);
+}
+
+/* The id the access reply set upstream (and checks ctx agrees). */
+static const char *generated(const char *header)
+{
+	const char *v = harness_set_header(&H, header);
+	if (!v)
+		fail_msg("no %s set in %s", header, harness_reply_text(&H));
+	json_t *ctx = harness_action(&H, SHMRING_ACT_SET_CTX, 0);
+	assert_non_null(ctx);
+	assert_string_equal(json_string_value(json_array_get(ctx, 1)), "correlation_id");
+	assert_string_equal(json_string_value(json_array_get(ctx, 2)), v);
+	return v;
+}
+
+#define UUID_RE "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+
+static void uuid_generator(void **state)
+{
+	conf_ok("{\"generator\":\"uuid\"}");
+	char first[64];
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	snprintf(first, sizeof(first), "%s", generated("Kong-Request-ID"));
+	assert_matches(first, "^" UUID_RE "$");
+	/* No echo by default (Kong's default). */
+	assert_int_equal(harness_count(&H, SHMRING_ACT_SET_RESP_HEADER), 0);
+	/* Many in a row are distinct (crosses a random-buffer refill). */
+	for (int i = 0; i < 600; i++) {
+		harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+		const char *v = generated("Kong-Request-ID");
+		assert_matches(v, "^" UUID_RE "$");
+		assert_string_not_equal(v, first);
+	}
+}
+
+static void uuid_counter_generator_is_default(void **state)
+{
+	conf_ok("{}");
+	char a[80], b[80];
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	snprintf(a, sizeof(a), "%s", generated("Kong-Request-ID"));
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	snprintf(b, sizeof(b), "%s", generated("Kong-Request-ID"));
+	assert_matches(a, "^" UUID_RE "#[0-9]+$");
+	/* Same worker UUID, next counter. */
+	assert_memory_equal(a, b, 37);
+	unsigned long na = strtoul(a + 37, NULL, 10), nb = strtoul(b + 37, NULL, 10);
+	assert_int_equal(nb, na + 1);
+}
+
+static void tracker_generator(void **state)
+{
+	conf_ok("{\"generator\":\"tracker\"}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	assert_matches(generated("Kong-Request-ID"), "^[0-9]+-[0-9]+-[0-9]+-[0-9]+-[0-9]+\\.[0-9]{3}$");
+}
+
+static void incoming_id_kept(void **state)
+{
+	conf_ok("{\"header_name\":\"X-Request-Id\",\"echo_downstream\":true}");
+	/* Headers arrive lower-case; the name compares case-insensitively. */
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-request-id\":\"abc-123\"}}");
+	assert_int_equal(harness_count(&H, SHMRING_ACT_SET_REQ_HEADER), 0);
+	json_t *ctx = harness_action(&H, SHMRING_ACT_SET_CTX, 0);
+	assert_string_equal(json_string_value(json_array_get(ctx, 2)), "abc-123");
+	json_t *echo = harness_action(&H, SHMRING_ACT_SET_RESP_HEADER, 0);
+	assert_non_null(echo);
+	assert_string_equal(json_string_value(json_array_get(echo, 1)), "X-Request-Id");
+	assert_string_equal(json_string_value(json_array_get(echo, 2)), "abc-123");
+	/* An empty one is replaced, like Kong. */
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-request-id\":\"\"}}");
+	assert_matches(generated("X-Request-Id"), "^" UUID_RE "#[0-9]+$");
+	/* Another header of the same name prefix does not count. */
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-request-id-2\":\"zzz\"}}");
+	generated("X-Request-Id");
+}
+
+static void echo_downstream(void **state)
+{
+	conf_ok("{\"echo_downstream\":true,\"generator\":\"uuid\"}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	const char *id = generated("Kong-Request-ID");
+	json_t *echo = harness_action(&H, SHMRING_ACT_SET_RESP_HEADER, 0);
+	assert_non_null(echo);
+	assert_string_equal(json_string_value(json_array_get(echo, 1)), "Kong-Request-ID");
+	assert_string_equal(json_string_value(json_array_get(echo, 2)), id);
+
+	/* HEADER_FILTER echoes the id kept in ctx. */
+	assert_int_equal(harness_call(&H, SHMRING_PHASE_HEADER_FILTER,
+				      "{\"status\":200,\"ctx\":{\"correlation_id\":\"from-access\"}}"),
+			 0);
+	echo = harness_action(&H, SHMRING_ACT_SET_RESP_HEADER, 0);
+	assert_non_null(echo);
+	assert_string_equal(json_string_value(json_array_get(echo, 2)), "from-access");
+	/* Without a kept id, nothing. */
+	harness_call(&H, SHMRING_PHASE_HEADER_FILTER, "{\"status\":200}");
+	assert_int_equal(json_array_size(harness_actions(&H)), 0);
+	/* Without echo_downstream, header_filter adds nothing. */
+	conf_ok("{}");
+	harness_call(&H, SHMRING_PHASE_HEADER_FILTER,
+		     "{\"status\":200,\"ctx\":{\"correlation_id\":\"x\"}}");
+	assert_int_equal(json_array_size(harness_actions(&H)), 0);
+}
+
+static void config_errors(void **state)
+{
+	conf_refused("{\"generator\":\"uuid4\"}",
+		     "config.generator must be one of \"uuid\", \"uuid#counter\", \"tracker\" "
+		     "(got \"uuid4\")");
+	conf_refused("{\"generator\":\"\"}", "config.generator must be a non-empty string");
+	conf_refused("{\"generator\":1}", "config.generator must be a non-empty string");
+	conf_refused("{\"header_name\":\"bad header\"}",
+		     "config.header_name 'bad header' is not a valid header name");
+	conf_refused("{\"header_name\":\"\"}", "config.header_name must be a non-empty string");
+	conf_refused("{\"echo_downstream\":\"yes\"}", "config.echo_downstream must be a boolean");
+	conf_refused("{\"echo\":true}", "unknown config field 'echo'");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(uuid_generator),
+		cmocka_unit_test(uuid_counter_generator_is_default),
+		cmocka_unit_test(tracker_generator),
+		cmocka_unit_test(incoming_id_kept),
+		cmocka_unit_test(echo_downstream),
+		cmocka_unit_test(config_errors),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
