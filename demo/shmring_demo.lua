@@ -14,9 +14,14 @@ M.routes = {
     ["hello-open"] = { plugin = "hello", conf = { fail_open = true } },
     -- for the client tests: a deadline shorter than a slow daemon's answer
     ["hello-20ms"] = { plugin = "hello", conf = { timeout = 20 } },
+    -- Consumers inline, in the credentials format of docs/plugins.md (a
+    -- `credentials_file` holding {"consumers": [...]} works the same way).
     ["key-auth"] = { plugin = "key-auth", conf = {
         key_names = { "apikey" },
-        keys = { { key = "demo-key-alice", consumer = "alice" }, { key = "demo-key-bob", consumer = "bob" } },
+        consumers = {
+            { id = "7f3c1d2e-0000-4000-8000-000000000001", username = "demo",
+              keyauth_credentials = { { id = "7f3c1d2e-0000-4000-8000-00000000a001", key = "demo-key" } } },
+        },
     } },
     jwt = { plugin = "jwt", conf = {
         key_claim_name = "iss", claims_to_verify = { "exp" },
@@ -24,9 +29,10 @@ M.routes = {
     } },
     ["rate-limit"] = { plugin = "rate-limiting", conf = { second = 5, minute = 100, policy = "local", limit_by = "ip" } },
     ["request-transformer"] = { plugin = "request-transformer", conf = {
-        add = { headers = { "x-added-by:shmring" }, querystring = { "added:1" } },
+        add = { headers = { "x-added-by:shmring", 'x-client:$(headers.user_agent or "unknown")' },
+                querystring = { "added:1" } },
         remove = { headers = { "x-remove-me" } },
-        rename = { headers = { "x-old-name:x-new-name" } },
+        rename = { headers = { "x-old-name:x-new-name" }, querystring = { "q:search" } },
     } },
     ["correlation-id"] = { plugin = "correlation-id", conf = {
         header_name = "Kong-Request-ID", generator = "uuid", echo_downstream = true,

@@ -17,8 +17,10 @@ local catalog = {
         phases = { access = true },
         fail_open = false, timeout = 250,
     },
+    -- key_names are configurable and hide_credentials rebuilds the query:
+    -- plugins/key-auth declares every header and arg.
     ["key-auth"] = {
-        headers = { "apikey" }, query = { "apikey" },
+        headers = "*", query = "*", fields = { "method", "consumer" },
         phases = { access = true },
         fail_open = false, timeout = 250,
     },
@@ -33,12 +35,15 @@ local catalog = {
         fail_open = true, timeout = 250,
     },
     ["request-transformer"] = {
-        headers = "*", query = "*",
+        headers = "*", query = "*", fields = {},
         phases = { access = true },
         fail_open = false, timeout = 250,
     },
+    -- header_name is configurable: plugins/correlation-id declares every
+    -- header. Its HEADER_FILTER hook is not called: the echo is set from
+    -- the access reply (header_filter never waits for the daemon).
     ["correlation-id"] = {
-        headers = { "kong-request-id" }, query = {},
+        headers = "*", query = {}, fields = {},
         phases = { access = true },
         fail_open = true, timeout = 250,
     },
