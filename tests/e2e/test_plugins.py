@@ -1,0 +1,110 @@
+"""e2e: key-auth, request-transformer and correlation-id through their Kong
+stubs (PDK double) on the real shmringd, via the demo routes and configs
+(demo/shmring_demo.lua): what the client gets and what the echo upstream
+received."""
+import json
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stack  # noqa: E402
+from common import check, done, skip, skip_unless_ready  # noqa: E402
+
+PLUGINS = ("key-auth", "request-transformer", "correlation-id")
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def key_auth(st):
+    for i in range(10):  # both nginx workers, both channels
+        status, hdrs, echo = st.get_json("/key-auth?i=%d" % i, {"apikey": "demo-key"})
+        check(status == 200, "key-auth with demo-key answers 200 (got %d)" % status)
+        h = echo["headers"]
+        check(h.get("x-consumer-username") == "demo", "upstream sees X-Consumer-Username: demo (%s)" % h)
+        check(h.get("x-consumer-id") == "7f3c1d2e-0000-4000-8000-000000000001",
+              "upstream sees X-Consumer-ID")
+        check(h.get("x-credential-identifier") == "7f3c1d2e-0000-4000-8000-00000000a001",
+              "upstream sees X-Credential-Identifier")
+        check("x-anonymous-consumer" not in h, "no X-Anonymous-Consumer for a real credential")
+        check(h.get("apikey") == "demo-key", "the key stays upstream (hide_credentials is off)")
+
+    status, _, echo = st.get_json("/key-auth?apikey=demo-key")
+    check(status == 200 and echo["headers"].get("x-consumer-username") == "demo",
+          "the key in the query string works too")
+
+    status, _, echo = st.get_json("/key-auth", {"apikey": "demo-key", "X-Consumer-Username": "admin",
+                                                "X-Anonymous-Consumer": "true"})
+    check(status == 200 and echo["headers"].get("x-consumer-username") == "demo"
+          and "x-anonymous-consumer" not in echo["headers"],
+          "client-forged consumer headers are replaced/cleared")
+
+    status, hdrs, body = st.get("/key-auth")
+    check(status == 401, "no key: 401 (got %d)" % status)
+    check(json.loads(body) == {"message": "No API key found in request"},
+          "no key: Kong's body (got %r)" % body)
+    check(hdrs.get("www-authenticate") == "Key", "no key: WWW-Authenticate: Key (got %r)"
+          % hdrs.get("www-authenticate"))
+    check(hdrs.get("content-type", "").startswith("application/json"), "no key: JSON content type")
+
+    for bad in ("wrong-key", "demo-key2", "DEMO-KEY", "demo-ke"):  # (HTTP trims OWS)
+        status, hdrs, body = st.get("/key-auth", {"apikey": bad})
+        check(status == 401, "wrong key %r: 401 (got %d)" % (bad, status))
+        check(json.loads(body) == {"message": "Unauthorized"},
+              "wrong key: Kong's current body (got %r)" % body)
+        check(hdrs.get("www-authenticate") == "Key", "wrong key: WWW-Authenticate: Key")
+
+
+def request_transformer(st):
+    for i in range(6):
+        status, _, echo = st.get_json("/request-transformer?q=hello&keep=%d" % i, {
+            "X-Remove-Me": "bye", "X-Old-Name": "renamed", "User-Agent": "e2e-agent"})
+        check(status == 200, "request-transformer answers 200 (got %d)" % status)
+        h, q = echo["headers"], echo["query"]
+        check(h.get("x-added-by") == "shmring", "add.headers reached the upstream (%s)" % h)
+        check(h.get("x-client") == "e2e-agent", "template $(headers.user_agent) rendered")
+        check("x-remove-me" not in h, "remove.headers removed X-Remove-Me")
+        check(h.get("x-new-name") == "renamed" and "x-old-name" not in h,
+              "rename.headers renamed X-Old-Name")
+        check(q == {"search": "hello", "keep": str(i), "added": "1"},
+              "query renamed q->search, added added=1, kept the rest (got %s)" % q)
+    status, _, echo = st.get_json("/request-transformer")
+    check(echo["query"] == {"added": "1"}, "add.querystring alone (got %s)" % echo["query"])
+
+
+def correlation_id(st):
+    seen = set()
+    for _ in range(10):
+        status, hdrs, echo = st.get_json("/correlation-id")
+        check(status == 200, "correlation-id answers 200 (got %d)" % status)
+        rid = hdrs.get("kong-request-id")
+        check(rid is not None and UUID.match(rid), "echoed downstream: a UUID (got %r)" % rid)
+        check(echo["headers"].get("kong-request-id") == rid,
+              "the upstream got the same id (%r vs %r)" % (echo["headers"].get("kong-request-id"), rid))
+        check(rid not in seen, "ids are unique")
+        seen.add(rid)
+    status, hdrs, echo = st.get_json("/correlation-id", {"Kong-Request-ID": "client-chosen-1"})
+    check(echo["headers"].get("kong-request-id") == "client-chosen-1"
+          and hdrs.get("kong-request-id") == "client-chosen-1",
+          "an incoming id is kept and echoed")
+
+
+def main(build):
+    skip_unless_ready(build)
+    missing = [p for p in PLUGINS if p not in stack.built_plugins(build)]
+    if missing:
+        skip("not built: " + ", ".join(missing))
+    with stack.Stack(build) as st:
+        status, _, info = st.get_json("/shmring/status")
+        for p in PLUGINS:
+            r = info["routes"][p]
+            check(r["plugin"] == p, "/%s runs its own plugin, not the hello fallback (%s)" % (p, r))
+        key_auth(st)
+        request_transformer(st)
+        correlation_id(st)
+        errors = [l for l in st.tail_log(300).splitlines() if "[error]" in l or "[alert]" in l]
+        check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+    done()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
