@@ -51,6 +51,16 @@ static inline void tc_dump_log(void)
 {
 	if (!tc_errlog[0])
 		return;
+#ifdef SHMRINGCTL_PATH
+	if (tc_pid > 0) {
+		char cmd[600];
+		snprintf(cmd, sizeof(cmd), "%s --shm-dir %s stats --json >&2", SHMRINGCTL_PATH,
+			 tc_shm);
+		fprintf(stderr, "---- shmringctl stats ----\n");
+		if (system(cmd) != 0)
+			fprintf(stderr, "(shmringctl failed)\n");
+	}
+#endif
 	FILE *f = fopen(tc_errlog, "r");
 	if (!f)
 		return;

@@ -103,7 +103,7 @@ int main(void)
 {
 	tc_init("sinks");
 	const char *args[] = {"--workers", "2", "--channels", "2", "--log-flush-ms", "20",
-			      "--log-batch-bytes", "4096", "--log-sink-max-bytes", "65536", NULL};
+			      "--log-batch-bytes", "4096", "--log-sink-max-bytes", "1048576", NULL};
 	tc_pid = tc_spawn(args);
 	struct shmring_instance *inst = tc_wait_ready(2, 10 * SEC);
 	static struct tc_reply r;
@@ -196,14 +196,16 @@ int main(void)
 	printf("udp sink: 200 datagrams in order\n");
 
 	/* 2. A sink that is down: ACCESS keeps its latency, entries past the
-	 * 64 KiB bound are dropped and counted. */
+	 * 1 MiB bound (2 MiB sent) are dropped and counted. */
 	struct shmringd_stats *st = tc_stats();
 	uint64_t dropped0 = st->w[0].sink_dropped + st->w[1].sink_dropped;
+	CHECK(dropped0 == 0, "%llu entries dropped by sinks that were up",
+	      (unsigned long long)dropped0);
 	uint64_t worst = 0;
-	char big[160];
+	char big[200];
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	for (int i = 0; i < 5000; i++) {
+	for (int i = 0; i < 10000; i++) {
 		struct log_arg d = {down.id, big};
 		tc_send(ch[0], SHMRING_REC_LOG, 0, fill_log, &d);
 		if (i % 50 == 0) {
