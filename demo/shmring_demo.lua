@@ -8,6 +8,18 @@ local double = require("kong_pdk_double")
 
 local M = {}
 
+-- The demo's RS256 public key (demo/keys/, next to this file).
+local DEMO_RS256_PUB = (function()
+    local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+    local f = io.open(dir .. "keys/demo-rs256.pub.pem", "r")
+    if not f then
+        return nil
+    end
+    local pem = f:read("*a")
+    f:close()
+    return pem
+end)()
+
 -- route -> the C plugin it demonstrates and that plugin's demo config.
 M.routes = {
     hello = { plugin = "hello", conf = {} },
@@ -23,9 +35,19 @@ M.routes = {
               keyauth_credentials = { { id = "7f3c1d2e-0000-4000-8000-00000000a001", key = "demo-key" } } },
         },
     } },
+    -- HS256 secret `demo-secret` for iss `demo-issuer`, and RS256 for iss
+    -- `demo-rs256` (key pair in demo/keys/, private key for signing tokens).
     jwt = { plugin = "jwt", conf = {
         key_claim_name = "iss", claims_to_verify = { "exp" },
-        secrets = { { key = "demo-issuer", algorithm = "HS256", secret = "demo-secret-change-me", consumer = "alice" } },
+        consumers = {
+            { id = "7f3c1d2e-0000-4000-8000-000000000001", username = "demo",
+              jwt_secrets = {
+                  { id = "7f3c1d2e-0000-4000-8000-00000000b001", key = "demo-issuer",
+                    algorithm = "HS256", secret = "demo-secret" },
+                  { id = "7f3c1d2e-0000-4000-8000-00000000b002", key = "demo-rs256",
+                    algorithm = "RS256", rsa_public_key = DEMO_RS256_PUB },
+              } },
+        },
     } },
     ["rate-limit"] = { plugin = "rate-limiting", conf = { second = 5, minute = 100, policy = "local", limit_by = "ip" } },
     ["request-transformer"] = { plugin = "request-transformer", conf = {

@@ -24,8 +24,11 @@ local catalog = {
         phases = { access = true },
         fail_open = false, timeout = 250,
     },
+    -- The defaults of header_names / cookie_names / uri_param_names (as
+    -- plugins/jwt declares); the Kong stub shmring-jwt sends each config's
+    -- own names instead.
     jwt = {
-        headers = { "authorization" }, query = { "jwt" },
+        headers = { "authorization", "cookie" }, query = { "jwt" }, fields = { "method", "consumer" },
         phases = { access = true },
         fail_open = false, timeout = 250,
     },

@@ -879,6 +879,8 @@ static void test_anonymous_and_preflight(void **state)
 	/* Already authenticated by another plugin: nothing to do. */
 	call(conf, "{\"method\":\"GET\",\"credential\":\"other\"}");
 	assert_int_equal(n_actions(), 0);
+	call(conf, "{\"method\":\"GET\",\"consumer\":{\"id\":\"someone\"}}");
+	assert_int_equal(n_actions(), 0);
 	/* Preflight skipped. */
 	call(conf, "{\"method\":\"OPTIONS\"}");
 	assert_int_equal(n_actions(), 0);
