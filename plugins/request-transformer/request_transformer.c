@@ -364,7 +364,7 @@ static int parse_list(struct parse_ctx *p, const msgpack_object *section, const 
 		memset(out->v, 0, sv.n * sizeof(struct op));
 	}
 	for (size_t i = 0; i < sv.n && rc == 0; i++) {
-		char w[112];
+		char w[136];
 		snprintf(w, sizeof(w), "%s[%zu]", where, i);
 		p->where = w;
 		rc = parse_op(p, kind, is_header, sv.v[i], &out->v[i]);

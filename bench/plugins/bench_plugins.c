@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_plugins: the cost of each plugin hook in-process, in ns per call on
+ * one pinned core: the hook plus the daemon's reply builder (begin and
+ * finish), on a snapshot decoded once (shmringd decodes each record once for
+ * every plugin; that cost is in bench_daemon's round trip).
+ *
+ *   bench_plugins [--json PATH] [--only SUBSTRING] [--quick] [--cpu N]
+ *
+ * Cases are the table `cases` below: one row each, with the plugin (its .so
+ * in PLUGIN_DIR), a config and a snapshot as JSON (or functions making
+ * them). Add a plugin's rows there (jwt: see the comment at the table).
+ * Each case: a warm-up, then 7 timed runs of about 50 ms; the median run
+ * is reported, the min and max beside it.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+struct bench_case {
+	const char *name;   /* row name in the table and the JSON */
+	const char *plugin; /* PLUGIN_DIR/<plugin>.so */
+	uint32_t phase;
+	const char *config;   /* JSON, or NULL with make_config */
+	const char *snapshot; /* JSON, or NULL with make_snapshot */
+	char *(*make_config)(void);   /* malloc'd JSON */
+	char *(*make_snapshot)(void); /* malloc'd JSON */
+};
+
+/* A browser-like request: the headers every "*"-declaring plugin gets. */
+#define TYPICAL_HEADERS                                                                            \
+	"\"host\":\"api.example.com\",\"user-agent\":\"Mozilla/5.0 (X11; Linux x86_64) "          \
+	"AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\","                    \
+	"\"accept\":\"application/json\",\"accept-encoding\":\"gzip, deflate, br\","              \
+	"\"accept-language\":\"en-US,en;q=0.9\",\"connection\":\"keep-alive\","                   \
+	"\"x-forwarded-for\":\"203.0.113.7\",\"x-request-start\":\"1700000000.123\""
+
+#define KEYAUTH_CONSUMERS 1000
+
+/* key-auth with 1000 consumers, one key each (key-%04d). */
+static char *keyauth_config(void)
+{
+	size_t cap = KEYAUTH_CONSUMERS * 160 + 64, o = 0;
+	char *s = malloc(cap);
+	o += (size_t)snprintf(s + o, cap - o, "{\"consumers\":[");
+	for (int i = 0; i < KEYAUTH_CONSUMERS; i++)
+		o += (size_t)snprintf(s + o, cap - o,
+				      "%s{\"id\":\"consumer-%04d\",\"username\":\"user%04d\","
+				      "\"keyauth_credentials\":[{\"id\":\"cred-%04d\",\"key\":"
+				      "\"key-%04d-0123456789abcdef0123456789abcdef\"}]}",
+				      i ? "," : "", i, i, i, i);
+	snprintf(s + o, cap - o, "]}");
+	return s;
+}
+
+static const struct bench_case cases[] = {
+	/* The floor: the smallest plugin (two actions) through the same path. */
+	{"hello (floor)", "hello", SHMRING_PHASE_ACCESS, "{}",
+	 "{\"method\":\"GET\",\"path\":\"/x\"}", NULL, NULL},
+	{"key-auth hit (1000 consumers)", "key-auth", SHMRING_PHASE_ACCESS, NULL,
+	 "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS
+	 ",\"apikey\":\"key-0500-0123456789abcdef0123456789abcdef\"},\"query\":{\"page\":\"2\"}}",
+	 keyauth_config, NULL},
+	{"key-auth miss (1000 consumers)", "key-auth", SHMRING_PHASE_ACCESS, NULL,
+	 "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS
+	 ",\"apikey\":\"key-9999-0123456789abcdef0123456789abcdef\"},\"query\":{\"page\":\"2\"}}",
+	 keyauth_config, NULL},
+	{"key-auth no key", "key-auth", SHMRING_PHASE_ACCESS, NULL,
+	 "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS "},\"query\":{\"page\":\"2\"}}",
+	 keyauth_config, NULL},
+	/* The demo's config: add 2 headers (one templated) and a query arg,
+	 * remove one, rename a header and a query arg. */
+	{"request-transformer typical", "request-transformer", SHMRING_PHASE_ACCESS,
+	 "{\"add\":{\"headers\":[\"x-added-by:shmring\",\"x-client:$(headers.user_agent or "
+	 "\\\"unknown\\\")\"],\"querystring\":[\"added:1\"]},\"remove\":{\"headers\":[\"x-remove-"
+	 "me\"]},\"rename\":{\"headers\":[\"x-old-name:x-new-name\"],\"querystring\":[\"q:search\"]}}",
+	 "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS
+	 ",\"x-remove-me\":\"1\",\"x-old-name\":\"v\"},\"query\":{\"q\":\"shoes\",\"page\":\"2\"}}",
+	 NULL, NULL},
+	{"request-transformer headers only", "request-transformer", SHMRING_PHASE_ACCESS,
+	 "{\"add\":{\"headers\":[\"x-added-by:shmring\"]},\"remove\":{\"headers\":[\"x-remove-me\"]}}",
+	 "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS ",\"x-remove-me\":\"1\"}}", NULL,
+	 NULL},
+	{"correlation-id uuid#counter", "correlation-id", SHMRING_PHASE_ACCESS, "{}",
+	 "{\"headers\":{" TYPICAL_HEADERS "}}", NULL, NULL},
+	{"correlation-id uuid + echo", "correlation-id", SHMRING_PHASE_ACCESS,
+	 "{\"generator\":\"uuid\",\"echo_downstream\":true}", "{\"headers\":{" TYPICAL_HEADERS "}}",
+	 NULL, NULL},
+	{"correlation-id incoming id", "correlation-id", SHMRING_PHASE_ACCESS,
+	 "{\"echo_downstream\":true}",
+	 "{\"headers\":{" TYPICAL_HEADERS ",\"kong-request-id\":\"abc-123\"}}", NULL, NULL},
+	/* jwt: add rows here, e.g. {"jwt HS256 cache off", "jwt", ..., make_config,
+	 * make_snapshot} (functions can sign tokens at start-up). */
+};
+
+struct result {
+	double median_ns, min_ns, max_ns;
+	uint64_t calls;
+	uint32_t reply_bytes;
+};
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int run_case(const struct bench_case *c, int quick, struct result *r)
+{
+	char so[512];
+	snprintf(so, sizeof(so), "%s/%s.so", PLUGIN_DIR, c->plugin);
+	if (access(so, R_OK) != 0) {
+		fprintf(stderr, "skip %s: %s not built\n", c->name, so);
+		return -ENOENT;
+	}
+	struct harness h;
+	harness_open(&h, so);
+	char *cfg = c->make_config ? c->make_config() : NULL;
+	char *snap = c->make_snapshot ? c->make_snapshot() : NULL;
+	if (harness_conf(&h, cfg ? cfg : c->config) != 0) {
+		fprintf(stderr, "%s: conf refused: %s\n", c->name, h.err);
+		exit(1);
+	}
+	harness_snapshot(&h, c->phase, snap ? snap : c->snapshot);
+	/* Sanity: the case does what it says (no error reply). */
+	if (harness_run(&h) != 0) {
+		fprintf(stderr, "%s: hook failed: %s\n", c->name, harness_reply_text(&h));
+		exit(1);
+	}
+	/* Warm up and size a run to ~50 ms (5 ms with --quick). */
+	uint64_t n = 1000;
+	double target = quick ? 5e6 : 5e7;
+	for (;;) {
+		double t0 = now_ns();
+		for (uint64_t i = 0; i < n; i++)
+			r->reply_bytes = harness_run_raw(&h);
+		double dt = now_ns() - t0;
+		if (dt > target / 4 || n > (1u << 30))
+			break;
+		n *= 2;
+	}
+	n = (uint64_t)((double)n * target / 2 / (target / 4)); /* ~target per run */
+	double per[7];
+	for (int k = 0; k < 7; k++) {
+		double t0 = now_ns();
+		for (uint64_t i = 0; i < n; i++)
+			harness_run_raw(&h);
+		per[k] = (now_ns() - t0) / (double)n;
+	}
+	qsort(per, 7, sizeof(double), cmp_double);
+	r->median_ns = per[3];
+	r->min_ns = per[0];
+	r->max_ns = per[6];
+	r->calls = n * 7;
+	harness_close(&h);
+	free(cfg);
+	free(snap);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *json = NULL, *only = NULL;
+	int quick = 0, cpu = -1;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json") && i + 1 < argc) {
+			json = argv[++i];
+		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+			only = argv[++i];
+		} else if (!strcmp(argv[i], "--cpu") && i + 1 < argc) {
+			cpu = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--quick")) {
+			quick = 1;
+		} else {
+			fprintf(stderr,
+				"usage: %s [--json PATH] [--only SUBSTRING] [--quick] [--cpu N]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	if (cpu < 0)
+		cpu = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) != 0)
+		fprintf(stderr, "warning: cannot pin to CPU %d: %s\n", cpu, strerror(errno));
+
+	json_t *rows = json_array();
+	printf("%-38s %10s %10s %10s %8s\n", "case", "ns/call", "min", "max", "reply B");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct bench_case *c = &cases[i];
+		if (only && !strstr(c->name, only))
+			continue;
+		struct result r;
+		if (run_case(c, quick, &r) < 0)
+			continue;
+		printf("%-38s %10.1f %10.1f %10.1f %8u\n", c->name, r.median_ns, r.min_ns, r.max_ns,
+		       r.reply_bytes);
+		fflush(stdout);
+		json_array_append_new(rows, json_pack("{s:s, s:s, s:f, s:f, s:f, s:I, s:i}", "name",
+						      c->name, "plugin", c->plugin, "ns_per_call",
+						      r.median_ns, "min_ns", r.min_ns, "max_ns",
+						      r.max_ns, "calls", (json_int_t)r.calls,
+						      "reply_bytes", (int)r.reply_bytes));
+	}
+	if (json) {
+		struct utsname u;
+		uname(&u);
+		char when[64];
+		time_t t = time(NULL);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+		json_t *doc = json_pack("{s:s, s:s, s:{s:s, s:i, s:i}, s:s, s:o}", "bench", "plugins",
+					"date", when, "machine", "kernel", u.release, "ncpu",
+					(int)sysconf(_SC_NPROCESSORS_ONLN), "cpu", cpu, "what",
+					"hook + reply begin/finish in-process, snapshot decoded once; "
+					"median of 7 runs",
+					"rows", rows);
+		if (json_dump_file(doc, json, JSON_INDENT(2)) != 0) {
+			fprintf(stderr, "cannot write %s\n", json);
+			return 1;
+		}
+		json_decref(doc);
+		printf("\nwrote %s\n", json);
+	} else {
+		json_decref(rows);
+	}
+	return 0;
+}
