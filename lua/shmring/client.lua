@@ -83,7 +83,7 @@ local exiting_release = false
 local stats = {
     requests = 0, replies = 0, late_replies = 0, deadline = 0, unavailable = 0,
     ring_full = 0, conf_registrations = 0, unknown_conf = 0, reattach = 0,
-    doorbell_waits = 0, poll_yields = 0, errors = 0,
+    doorbell_waits = 0, doorbell_timeouts = 0, poll_yields = 0, errors = 0,
 }
 _M.stats = stats
 
@@ -508,9 +508,15 @@ reaper = function(premature)
                     ngx_sleep(0.001) -- no doorbell: poll at 1 ms
                 elseif C.shmring_doorbell_arm(chan) == 0 then
                     stats.doorbell_waits = stats.doorbell_waits + 1
-                    sock:settimeout(20)
+                    -- Long: requests keep their own deadlines, and a daemon
+                    -- that dies closes this connection (EOF wakes us at
+                    -- once). A timeout here means a hung daemon (and nginx
+                    -- logs it, lua_socket_log_errors).
+                    sock:settimeout(10000)
                     local _, err = sock:receive(1)
-                    if err and err ~= "timeout" then
+                    if err == "timeout" then
+                        stats.doorbell_timeouts = stats.doorbell_timeouts + 1
+                    elseif err then
                         doorbell_sock = nil
                         sock:close()
                     end
@@ -770,7 +776,8 @@ local function on_exit(premature)
     if not premature then
         return
     end
-    while npending > 0 or ngx_now() - last_submit < 1 do
+    local give_up = ngx_now() + 30
+    while (npending > 0 or ngx_now() - last_submit < 1) and ngx_now() < give_up do
         ngx_sleep(0.1)
     end
     exiting_release = true
