@@ -479,7 +479,9 @@ static int authenticate(struct key_auth_conf *c, const struct shmring_request *r
 			found = true;
 			if (c->hide_credentials) {
 				int rc = 0;
-				if (c->key_in_query && shmring_map_get(req->query, name))
+				/* Kong clears the arg whether or not the key came
+				 * from the query; only rebuild if it is there. */
+				if (shmring_map_get(req->query, name))
 					rc = clear_query_arg(c, req, rep, name);
 				if (rc == 0)
 					rc = shmring_reply_clear_req_header(rep, name);

@@ -219,6 +219,15 @@ static void hide_credentials(void **state)
 	json_t *q = harness_action(&H, SHMRING_ACT_SET_QUERY, 0);
 	assert_non_null(q);
 	assert_string_equal(json_string_value(json_array_get(q, 1)), "a=1&a=2&b=x%20y&flag");
+
+	/* Key in the header, same name in the query: both go (Kong). */
+	harness_call(&H, SHMRING_PHASE_ACCESS,
+		     "{\"headers\":{\"apikey\":\"demo-key\"},\"query\":{\"apikey\":\"x\",\"z\":\"1\"}}");
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+	assert_true(harness_cleared(&H, "apikey"));
+	q = harness_action(&H, SHMRING_ACT_SET_QUERY, 0);
+	assert_non_null(q);
+	assert_string_equal(json_string_value(json_array_get(q, 1)), "z=1");
 }
 
 static void preflight(void **state)
