@@ -96,11 +96,14 @@ end
 local function encode_request(W, conf_id, st)
     local spec, host = st.spec, st.host
     local want = spec.want
-    local kv, consumer
+    local kv, consumer, credential
     if want.ctx or want.consumer then
         local ctx = ngx.ctx
         kv = want.ctx and ctx.shmring_kv
         consumer = want.consumer and ctx.shmring_consumer
+        -- docs/protocol.md: `credential`, so an auth plugin with
+        -- `anonymous` can tell an earlier real login (Kong's logical OR).
+        credential = want.consumer and ctx.shmring_credential
     end
     local decl_h, decl_q = spec.headers, spec.query
     local has_h = decl_h == "*" or #decl_h > 0
@@ -108,6 +111,7 @@ local function encode_request(W, conf_id, st)
     local n = 1 + (want.method and 1 or 0) + (want.scheme and 1 or 0) + (want.host and 1 or 0)
         + (want.path and 1 or 0) + (want.client_ip and 1 or 0) + (want.route_id and 1 or 0)
         + (has_h and 1 or 0) + (has_q and 1 or 0) + (kv and 1 or 0) + (consumer and 1 or 0)
+        + (credential and 1 or 0)
     C.shmring_mpw_map(W, n)
     C.shmring_mpw_str(W, "conf", 4)
     C.shmring_mpw_uint(W, conf_id)
@@ -132,6 +136,9 @@ local function encode_request(W, conf_id, st)
     if consumer then
         C.shmring_mpw_str(W, "consumer", 8)
         client.enc_value(consumer, 1)
+    end
+    if credential then
+        put_kv(W, "credential", credential)
     end
 end
 
@@ -214,8 +221,10 @@ local function apply(r, host, phase)
         elseif op == 11 then
             ctx = ctx or ngx.ctx
             local consumer = map_table(a.map)
+            local credential = a.nstr > 0 and str(a.a) or nil
             ctx.shmring_consumer = consumer
-            host.authenticate(consumer, a.nstr > 0 and str(a.a) or nil)
+            ctx.shmring_credential = credential
+            host.authenticate(consumer, credential)
         elseif op == 12 then
             host.log(a.num, a.nstr > 0 and str(a.a) or "")
         end
