@@ -26,6 +26,7 @@
 
 #define BATCH 64          /* records per channel per iteration */
 #define QUIET_NS 20000000 /* SIGTERM: rings idle this long = drained */
+#define MAX_CONFS 65536   /* per channel: bounds what one client can make us keep */
 
 /* ---- per-channel conf table (open addressing, conf id -> conf) ----------- */
 
@@ -310,6 +311,8 @@ static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 			 pname);
 	else if (!p->desc || !p->init_ok)
 		snprintf(err, sizeof(err), "%.500s", p->error);
+	if (!err[0] && cs->confs.n >= MAX_CONFS && !conf_find(&cs->confs, id))
+		snprintf(err, sizeof(err), "too many configs on this channel (%u)", MAX_CONFS);
 	void *conf = NULL;
 	if (!err[0]) {
 		int rc = p->desc->conf_new(p->wstate, config, &conf, err, sizeof(err));
