@@ -185,7 +185,7 @@ struct shmring_plugin {
 	 * nginx receives it as the CONF reply's "e". Required if the plugin
 	 * has any phase. */
 	int (*conf_new)(void *wstate, const msgpack_object *config, void **conf, char *err,
-			size_t errlen);
+	                size_t errlen);
 	/* Free what conf_new made; optional (called with conf == NULL too). */
 	void (*conf_free)(void *conf);
 
@@ -194,7 +194,7 @@ struct shmring_plugin {
 	int (*access)(void *conf, const struct shmring_request *req, struct shmring_reply *rep);
 	int (*rewrite)(void *conf, const struct shmring_request *req, struct shmring_reply *rep);
 	int (*header_filter)(void *conf, const struct shmring_request *req,
-			     struct shmring_reply *rep);
+	                     struct shmring_reply *rep);
 	/* LOG records: fire and forget, there is no reply. Hand output to a
 	 * log sink (below). The return value is only counted (< 0 = error). */
 	int (*log)(void *conf, const struct shmring_log_record *rec);
@@ -215,7 +215,7 @@ struct shmring_request {
 	struct shmring_str route_id, service_id;
 	struct shmring_str consumer_id, consumer_username, consumer_custom_id;
 	struct shmring_str credential;
-	uint32_t status;     /* HEADER_FILTER: response status, else 0 */
+	uint32_t status; /* HEADER_FILTER: response status, else 0 */
 	uint32_t reserved_;
 	const msgpack_object *headers;      /* declared request headers */
 	const msgpack_object *query;        /* declared query args */
@@ -229,28 +229,28 @@ struct shmring_request {
  * array; use shmring_req_header_nth for the others), 0 if absent (val is
  * then empty). Headers the plugin did not declare are never present. */
 SHMRING_HOST_API int shmring_req_header(const struct shmring_request *req, struct shmring_str name,
-					struct shmring_str *val);
+                                        struct shmring_str *val);
 /* The i-th value (0-based) of a possibly repeated request header; 1 or 0. */
 SHMRING_HOST_API int shmring_req_header_nth(const struct shmring_request *req,
-					    struct shmring_str name, size_t i,
-					    struct shmring_str *val);
+                                            struct shmring_str name, size_t i,
+                                            struct shmring_str *val);
 /* Query argument by name. Returns 1 with the (first) value, 2 if the arg is
  * present without a value (`?flag`, val empty), 0 if absent. */
 SHMRING_HOST_API int shmring_req_query(const struct shmring_request *req, struct shmring_str name,
-				       struct shmring_str *val);
+                                       struct shmring_str *val);
 /* A ctx value set by an earlier phase (SET_CTX); 1 or 0. */
 SHMRING_HOST_API int shmring_req_ctx(const struct shmring_request *req, struct shmring_str key,
-				     struct shmring_str *val);
+                                     struct shmring_str *val);
 /* HEADER_FILTER: a response header by lower-case name; 1 or 0. */
 SHMRING_HOST_API int shmring_req_resp_header(const struct shmring_request *req,
-					     struct shmring_str name, struct shmring_str *val);
+                                             struct shmring_str name, struct shmring_str *val);
 /* Generic: a string (or first string of an array) in a msgpack map by key;
  * 1 or 0. Works on any map view above and on configs in conf_new. */
 SHMRING_HOST_API int shmring_map_str(const msgpack_object *map, struct shmring_str key,
-				     struct shmring_str *val);
+                                     struct shmring_str *val);
 /* Generic: the value under key in a msgpack map, or NULL. */
 SHMRING_HOST_API const msgpack_object *shmring_map_get(const msgpack_object *map,
-						       struct shmring_str key);
+                                                       struct shmring_str key);
 
 /* ---- the reply builder ---------------------------------------------------- */
 
@@ -275,26 +275,27 @@ enum shmring_action {
 
 /* Upstream request (what the gateway sends to the service). */
 SHMRING_HOST_API int shmring_reply_set_req_header(struct shmring_reply *rep,
-						  struct shmring_str name, struct shmring_str value);
+                                                  struct shmring_str name,
+                                                  struct shmring_str value);
 SHMRING_HOST_API int shmring_reply_add_req_header(struct shmring_reply *rep,
-						  struct shmring_str name, struct shmring_str value);
+                                                  struct shmring_str name,
+                                                  struct shmring_str value);
 SHMRING_HOST_API int shmring_reply_clear_req_header(struct shmring_reply *rep,
-						    struct shmring_str name);
+                                                    struct shmring_str name);
 /* Path without the query string. */
 SHMRING_HOST_API int shmring_reply_set_path(struct shmring_reply *rep, struct shmring_str path);
 /* Raw query string, without the '?'. */
 SHMRING_HOST_API int shmring_reply_set_query(struct shmring_reply *rep, struct shmring_str query);
-SHMRING_HOST_API int shmring_reply_set_method(struct shmring_reply *rep,
-					      struct shmring_str method);
+SHMRING_HOST_API int shmring_reply_set_method(struct shmring_reply *rep, struct shmring_str method);
 
 /* Downstream response (what the client receives). From ACCESS these are
  * saved by the Lua side and applied in its header_filter. */
 SHMRING_HOST_API int shmring_reply_set_resp_header(struct shmring_reply *rep,
-						   struct shmring_str name,
-						   struct shmring_str value);
+                                                   struct shmring_str name,
+                                                   struct shmring_str value);
 SHMRING_HOST_API int shmring_reply_add_resp_header(struct shmring_reply *rep,
-						   struct shmring_str name,
-						   struct shmring_str value);
+                                                   struct shmring_str name,
+                                                   struct shmring_str value);
 
 /* A response header for shmring_reply_exit(). */
 struct shmring_header {
@@ -306,19 +307,19 @@ struct shmring_header {
  * Actions added after an exit are still sent but the Lua side stops
  * applying at the exit. */
 SHMRING_HOST_API int shmring_reply_exit(struct shmring_reply *rep, uint32_t status,
-					struct shmring_str body,
-					const struct shmring_header *headers, size_t nheaders);
+                                        struct shmring_str body,
+                                        const struct shmring_header *headers, size_t nheaders);
 
 /* A value for later phases of the same request (arrives in req->ctx). */
 SHMRING_HOST_API int shmring_reply_set_ctx(struct shmring_reply *rep, struct shmring_str key,
-					   struct shmring_str value);
+                                           struct shmring_str value);
 /* Mark the request authenticated (kong.client.authenticate). Empty strings
  * are sent as nil; credential may be empty. */
 SHMRING_HOST_API int shmring_reply_authenticate(struct shmring_reply *rep,
-						struct shmring_str consumer_id,
-						struct shmring_str username,
-						struct shmring_str custom_id,
-						struct shmring_str credential);
+                                                struct shmring_str consumer_id,
+                                                struct shmring_str username,
+                                                struct shmring_str custom_id,
+                                                struct shmring_str credential);
 
 enum shmring_log_level {
 	SHMRING_LOG_ERR = 0,
@@ -328,7 +329,7 @@ enum shmring_log_level {
 };
 /* A message for the gateway's error log (kong.log / ngx.log). */
 SHMRING_HOST_API int shmring_reply_log(struct shmring_reply *rep, enum shmring_log_level level,
-				       struct shmring_str msg);
+                                       struct shmring_str msg);
 
 /* Turn the reply into `{s = 1, e = msg}` (drops the actions added so far).
  * Usually followed by `return -1`. */
@@ -376,7 +377,7 @@ struct shmring_sink;
 /* Get (open or share) the sink for spec. On failure returns < 0 and writes
  * why into err. The caller owns one reference: release it exactly once. */
 SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **out, char *err,
-				       size_t errlen);
+                                       size_t errlen);
 SHMRING_HOST_API void shmring_sink_release(struct shmring_sink *sink);
 /* Append one entry (for file and TCP sinks include the trailing '\n'
  * yourself; for UDP one call = one datagram). Returns 0 or
@@ -390,15 +391,15 @@ SHMRING_HOST_API int shmring_sink_reserve(struct shmring_sink *sink, size_t max,
 SHMRING_HOST_API void shmring_sink_commit(struct shmring_sink *sink, size_t used);
 
 struct shmring_sink_stats {
-	uint64_t entries;  /* entries appended */
-	uint64_t bytes;    /* bytes written to the destination */
-	uint64_t dropped;  /* entries dropped (down past the bound, too big) */
-	uint64_t flushes;  /* batches submitted */
-	uint64_t errors;   /* write/connect errors */
+	uint64_t entries; /* entries appended */
+	uint64_t bytes;   /* bytes written to the destination */
+	uint64_t dropped; /* entries dropped (down past the bound, too big) */
+	uint64_t flushes; /* batches submitted */
+	uint64_t errors;  /* write/connect errors */
 	uint64_t reconnects;
 };
 SHMRING_HOST_API void shmring_sink_stats(const struct shmring_sink *sink,
-					 struct shmring_sink_stats *out);
+                                         struct shmring_sink_stats *out);
 
 #ifdef __cplusplus
 }

@@ -29,50 +29,71 @@ struct opt {
 	const char *help;
 };
 
-#define O_STR(k, f, h) {k, OPT_STR, offsetof(struct shmringd_config, f), \
-	sizeof(((struct shmringd_config *)0)->f), h}
-#define O_NUM(k, f, h) {k, OPT_U32, offsetof(struct shmringd_config, f), 0, h}
+#define O_STR(k, f, h)                                                                             \
+	{                                                                                          \
+		k, OPT_STR, offsetof(struct shmringd_config, f),                                   \
+		    sizeof(((struct shmringd_config *)0)->f), h                                    \
+	}
+#define O_NUM(k, f, h)                                                                             \
+	{                                                                                          \
+		k, OPT_U32, offsetof(struct shmringd_config, f), 0, h                              \
+	}
 
 static const struct opt opts[] = {
-	O_STR("shm_dir", shm_dir, "instance directory of the segments and doorbell sockets "
-				  "(default /dev/shm/shmring/default)"),
-	O_NUM("channels", channels, "channel segments, one per nginx worker and spare for "
-				    "reloads (default 2 x CPUs, max 1024)"),
-	O_NUM("workers", workers, "worker processes; channel k is served by worker k mod "
-				  "workers (default CPUs, max 64)"),
-	O_NUM("ring_size", ring_size, "bytes of each SQ and CQ ring, power of two "
-				      "(default 1048576)"),
-	{"mode", OPT_MODE, offsetof(struct shmringd_config, mode), 0,
-	 "octal file mode of segments and sockets (default 0660)"},
-	O_STR("group", group, "group (name or gid) owning segments and sockets (default: "
-			      "the daemon's)"),
-	O_STR("user", user, "when started as root, run as this user (name or uid) after "
-			    "creating the segments"),
-	O_STR("plugin_dir", plugin_dir, "':'-separated directories of plugin .so files "
-					"(default " SHMRING_PLUGIN_DIR ")"),
-	O_STR("plugins", plugins, "','-separated plugin names to load (each must load); "
-				  "empty = every .so in plugin_dir"),
-	{"foreground", OPT_BOOL, offsetof(struct shmringd_config, foreground), 0,
-	 "stay in the foreground (systemd, tests); else daemonize"},
-	O_NUM("spin_us", spin_us, "a worker busy-polls this long after its last record "
-				  "before sleeping on its futex (default 50)"),
-	O_NUM("idle_timeout_ms", idle_timeout_ms, "longest worker sleep when no flush is due "
-						  "(default 1000)"),
-	O_NUM("log_batch_bytes", log_batch_bytes, "log sink batch flushed at this size "
-						  "(default 65536)"),
-	O_NUM("log_flush_ms", log_flush_ms, "... or when its oldest entry is this old "
-					    "(default 100)"),
-	O_NUM("log_sink_max_bytes", log_sink_max_bytes, "memory per sink per worker; past it "
-							"entries are dropped and counted (default 4194304)"),
-	O_NUM("restart_backoff_max_ms", restart_backoff_max_ms,
-	      "longest delay before restarting a worker that keeps dying (default 5000)"),
-	O_NUM("drain_timeout_ms", drain_timeout_ms, "SIGTERM: longest wait for rings and "
-						    "sinks to drain (default 5000)"),
-	O_NUM("watchdog_ms", watchdog_ms, "kill and restart a worker stuck this long in a "
-					  "plugin hook; 0 = off; must exceed idle_timeout_ms "
-					  "(default 10000)"),
-	{"verbose", OPT_U32, offsetof(struct shmringd_config, verbose), 0,
-	 "1 = log reloads, restarts and refusals in detail (default 0)"},
+    O_STR("shm_dir", shm_dir,
+          "instance directory of the segments and doorbell sockets "
+          "(default /dev/shm/shmring/default)"),
+    O_NUM("channels", channels,
+          "channel segments, one per nginx worker and spare for "
+          "reloads (default 2 x CPUs, max 1024)"),
+    O_NUM("workers", workers,
+          "worker processes; channel k is served by worker k mod "
+          "workers (default CPUs, max 64)"),
+    O_NUM("ring_size", ring_size,
+          "bytes of each SQ and CQ ring, power of two "
+          "(default 1048576)"),
+    {"mode", OPT_MODE, offsetof(struct shmringd_config, mode), 0,
+     "octal file mode of segments and sockets (default 0660)"},
+    O_STR("group", group,
+          "group (name or gid) owning segments and sockets (default: "
+          "the daemon's)"),
+    O_STR("user", user,
+          "when started as root, run as this user (name or uid) after "
+          "creating the segments"),
+    O_STR("plugin_dir", plugin_dir,
+          "':'-separated directories of plugin .so files "
+          "(default " SHMRING_PLUGIN_DIR ")"),
+    O_STR("plugins", plugins,
+          "','-separated plugin names to load (each must load); "
+          "empty = every .so in plugin_dir"),
+    {"foreground", OPT_BOOL, offsetof(struct shmringd_config, foreground), 0,
+     "stay in the foreground (systemd, tests); else daemonize"},
+    O_NUM("spin_us", spin_us,
+          "a worker busy-polls this long after its last record "
+          "before sleeping on its futex (default 50)"),
+    O_NUM("idle_timeout_ms", idle_timeout_ms,
+          "longest worker sleep when no flush is due "
+          "(default 1000)"),
+    O_NUM("log_batch_bytes", log_batch_bytes,
+          "log sink batch flushed at this size "
+          "(default 65536)"),
+    O_NUM("log_flush_ms", log_flush_ms,
+          "... or when its oldest entry is this old "
+          "(default 100)"),
+    O_NUM("log_sink_max_bytes", log_sink_max_bytes,
+          "memory per sink per worker; past it "
+          "entries are dropped and counted (default 4194304)"),
+    O_NUM("restart_backoff_max_ms", restart_backoff_max_ms,
+          "longest delay before restarting a worker that keeps dying (default 5000)"),
+    O_NUM("drain_timeout_ms", drain_timeout_ms,
+          "SIGTERM: longest wait for rings and "
+          "sinks to drain (default 5000)"),
+    O_NUM("watchdog_ms", watchdog_ms,
+          "kill and restart a worker stuck this long in a "
+          "plugin hook; 0 = off; must exceed idle_timeout_ms "
+          "(default 10000)"),
+    {"verbose", OPT_U32, offsetof(struct shmringd_config, verbose), 0,
+     "1 = log reloads, restarts and refusals in detail (default 0)"},
 };
 
 void shmringd__config_defaults(struct shmringd_config *c)
@@ -116,7 +137,7 @@ static int parse_bool(const char *v, bool *out)
 	    !strcasecmp(v, "true") || !*v)
 		*out = true;
 	else if (!strcmp(v, "0") || !strcasecmp(v, "off") || !strcasecmp(v, "no") ||
-		 !strcasecmp(v, "false"))
+	         !strcasecmp(v, "false"))
 		*out = false;
 	else
 		return -1;
@@ -125,7 +146,7 @@ static int parse_bool(const char *v, bool *out)
 
 /* Set one key; 0 or -1 with the reason in err. */
 static int opt_set(struct shmringd_config *c, const char *key, const char *val, char *err,
-		   size_t errlen)
+                   size_t errlen)
 {
 	const struct opt *o = opt_find(key);
 	if (!o) {
@@ -198,12 +219,13 @@ static int validate(const struct shmringd_config *c)
 	else if (c->workers < 1 || c->workers > SHMRING_MAX_WORKERS)
 		why = "workers must be 1..64";
 	else if (c->ring_size < SHMRING_MIN_RING || c->ring_size > SHMRING_MAX_RING ||
-		 (c->ring_size & (c->ring_size - 1)))
+	         (c->ring_size & (c->ring_size - 1)))
 		why = "ring_size must be a power of two, 4096..1073741824";
 	else if (!c->shm_dir[0] || c->shm_dir[0] != '/')
 		why = "shm_dir must be an absolute path";
 	else if (c->log_batch_bytes < 512 || c->log_sink_max_bytes < 2 * c->log_batch_bytes)
-		why = "log_batch_bytes must be >= 512 and log_sink_max_bytes >= 2 x log_batch_bytes";
+		why =
+		    "log_batch_bytes must be >= 512 and log_sink_max_bytes >= 2 x log_batch_bytes";
 	else if (c->log_flush_ms < 1)
 		why = "log_flush_ms must be >= 1";
 	else if (c->idle_timeout_ms < 1)
@@ -220,24 +242,24 @@ static int validate(const struct shmringd_config *c)
 void shmringd__usage(FILE *f)
 {
 	fprintf(f, "Usage: shmringd [--config FILE] [--foreground] [--KEY VALUE]...\n"
-		   "\n"
-		   "Runs C plugins for nginx/Kong workers that talk to it through shared-memory\n"
-		   "rings (see docs/daemon.md). Every KEY of the config file (key = value lines)\n"
-		   "can be given on the command line as --KEY VALUE or --KEY=VALUE ('-' and '_'\n"
-		   "are the same); the command line wins over the file.\n"
-		   "\n"
-		   "  -c, --config FILE        read this config file (re-read on SIGHUP)\n"
-		   "  -f, --foreground         same as --foreground on\n"
-		   "      --check              load config and plugins, report, exit (0 = ok)\n"
-		   "  -h, --help               this text\n"
-		   "  -V, --version            print the version\n"
-		   "\nKeys:\n");
+	           "\n"
+	           "Runs C plugins for nginx/Kong workers that talk to it through shared-memory\n"
+	           "rings (see docs/daemon.md). Every KEY of the config file (key = value lines)\n"
+	           "can be given on the command line as --KEY VALUE or --KEY=VALUE ('-' and '_'\n"
+	           "are the same); the command line wins over the file.\n"
+	           "\n"
+	           "  -c, --config FILE        read this config file (re-read on SIGHUP)\n"
+	           "  -f, --foreground         same as --foreground on\n"
+	           "      --check              load config and plugins, report, exit (0 = ok)\n"
+	           "  -h, --help               this text\n"
+	           "  -V, --version            print the version\n"
+	           "\nKeys:\n");
 	for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
 		fprintf(f, "      --%-22s %s\n", opts[k].key, opts[k].help);
 	}
 	fprintf(f, "\nSignals: SIGTERM/SIGINT graceful stop (drain rings, flush logs, exit 0);\n"
-		   "SIGHUP reload the config file and plugins (workers restarted one set at a\n"
-		   "time; records wait in the rings, nothing is dropped).\n");
+	           "SIGHUP reload the config file and plugins (workers restarted one set at a\n"
+	           "time; records wait in the rings, nothing is dropped).\n");
 }
 
 extern bool shmringd__check_only;
@@ -272,12 +294,12 @@ int shmringd__config_load(struct shmringd_config *c, int argc, char **argv, bool
 		int rc = ini_parse(c->config_file, on_ini_line, &x);
 		if (rc < 0) {
 			fprintf(stderr, "shmringd: cannot read config file %s: %s\n",
-				c->config_file, strerror(errno));
+			        c->config_file, strerror(errno));
 			return -1;
 		}
 		if (rc > 0) {
 			fprintf(stderr, "shmringd: %s:%d: %s\n", c->config_file, rc,
-				x.err[0] ? x.err : "syntax error");
+			        x.err[0] ? x.err : "syntax error");
 			return -1;
 		}
 	}
@@ -320,7 +342,7 @@ int shmringd__config_load(struct shmringd_config *c, int argc, char **argv, bool
 		if (eq) {
 			val = eq + 1;
 		} else if (o->type == OPT_BOOL &&
-			   (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))) {
+		           (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))) {
 			val = "on";
 		} else if (i + 1 < argc) {
 			val = argv[++i];

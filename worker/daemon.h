@@ -27,8 +27,8 @@ struct shmringd_config {
 	uint32_t workers;
 	uint32_t ring_size; /* bytes of SQ and of CQ, power of two */
 	mode_t mode;
-	char group[64]; /* "" = keep */
-	char user[64];  /* "" = keep */
+	char group[64];            /* "" = keep */
+	char user[64];             /* "" = keep */
 	char plugin_dir[PATH_MAX]; /* ':'-separated directories */
 	char plugins[1024];        /* ','-separated names; "" = every .so found */
 	bool foreground;
@@ -72,13 +72,13 @@ struct shmringd_plugins {
 /* dlopen the configured plugins and check their descriptors. With strict,
  * any refusal is an error (returned -1, message in err). Without it,
  * refused plugins stay in the table with their error. */
-int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plugins *p,
-			   bool strict, char *err, size_t errlen);
+int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plugins *p, bool strict,
+                           char *err, size_t errlen);
 /* Run init of every loaded plugin (worker side). */
 void shmringd__plugins_init(struct shmringd_plugins *p);
 void shmringd__plugins_unload(struct shmringd_plugins *p);
 struct shmringd_plugin *shmringd__plugin_find(struct shmringd_plugins *p, const char *name,
-					      size_t len);
+                                              size_t len);
 
 /* The reply under construction: msgpack in a private buffer, copied into
  * the CQ in one claim when finished. */
@@ -86,11 +86,11 @@ struct shmring_reply {
 	uint8_t *buf;
 	uint32_t cap;
 	uint32_t len;
-	uint32_t max;       /* the channel's max payload */
-	uint32_t nact;      /* actions so far */
-	uint32_t arr_off;   /* offset of the array32 header of "a" */
-	int failed;         /* an append did not fit */
-	int error_set;      /* shmring_reply_error() was called */
+	uint32_t max;     /* the channel's max payload */
+	uint32_t nact;    /* actions so far */
+	uint32_t arr_off; /* offset of the array32 header of "a" */
+	int failed;       /* an append did not fit */
+	int error_set;    /* shmring_reply_error() was called */
 	char error[512];
 };
 

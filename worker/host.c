@@ -35,20 +35,20 @@ static const char *desc_problem(const struct shmring_plugin *d, char *buf, size_
 {
 	if (d->abi_version != SHMRING_PLUGIN_ABI_VERSION) {
 		snprintf(buf, len,
-			 "plugin ABI version %u, this shmringd speaks version %u: rebuild the "
-			 "plugin against this shmring_plugin.h",
-			 d->abi_version, SHMRING_PLUGIN_ABI_VERSION);
+		         "plugin ABI version %u, this shmringd speaks version %u: rebuild the "
+		         "plugin against this shmring_plugin.h",
+		         d->abi_version, SHMRING_PLUGIN_ABI_VERSION);
 		return buf;
 	}
 	if (d->struct_size < sizeof(struct shmring_plugin)) {
 		snprintf(buf, len, "descriptor is %u bytes, ABI %u needs %zu: rebuild the plugin",
-			 d->struct_size, SHMRING_PLUGIN_ABI_VERSION, sizeof(struct shmring_plugin));
+		         d->struct_size, SHMRING_PLUGIN_ABI_VERSION, sizeof(struct shmring_plugin));
 		return buf;
 	}
 	if (!d->name || !name_ok(d->name))
 		return "descriptor name must match [a-z0-9_-]{1,63}";
 	if (d->phases & ~(uint32_t)(SHMRING_PHASE_ACCESS | SHMRING_PHASE_REWRITE |
-				    SHMRING_PHASE_HEADER_FILTER | SHMRING_PHASE_LOG))
+	                            SHMRING_PHASE_HEADER_FILTER | SHMRING_PHASE_LOG))
 		return "descriptor declares unknown phases";
 	if (d->phases && !d->conf_new)
 		return "descriptor has phases but no conf_new hook";
@@ -72,8 +72,8 @@ static int load_one(struct shmringd_plugin *p, const char *path)
 	const struct shmring_plugin *d = dlsym(p->handle, SHMRING_PLUGIN_SYMBOL);
 	if (!d) {
 		snprintf(p->error, sizeof(p->error),
-			 "plugin %s does not export the '" SHMRING_PLUGIN_SYMBOL "' descriptor",
-			 path);
+		         "plugin %s does not export the '" SHMRING_PLUGIN_SYMBOL "' descriptor",
+		         path);
 		goto refuse;
 	}
 	const char *problem = desc_problem(d, why, sizeof(why));
@@ -108,7 +108,7 @@ static int find_in_dirs(const char *dirs, const char *name, char *path, size_t l
 }
 
 static int slot_add(struct shmringd_plugins *p, const char *path, const char *file_name,
-		    bool strict, char *err, size_t errlen)
+                    bool strict, char *err, size_t errlen)
 {
 	if (p->n >= SHMRINGD_MAX_PLUGINS) {
 		snprintf(err, errlen, "more than %d plugins", SHMRINGD_MAX_PLUGINS);
@@ -131,8 +131,8 @@ static int slot_add(struct shmringd_plugins *p, const char *path, const char *fi
 			char name[sizeof(s->name)];
 			memcpy(name, s->name, sizeof(name));
 			snprintf(s->error, sizeof(s->error),
-				 "refusing plugin %s: a plugin named '%s' is already loaded", path,
-				 name);
+			         "refusing plugin %s: a plugin named '%s' is already loaded", path,
+			         name);
 			dlclose(s->handle);
 			s->handle = NULL;
 			s->desc = NULL;
@@ -148,8 +148,8 @@ static int slot_add(struct shmringd_plugins *p, const char *path, const char *fi
 	return 0;
 }
 
-int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plugins *p,
-			   bool strict, char *err, size_t errlen)
+int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plugins *p, bool strict,
+                           char *err, size_t errlen)
 {
 	memset(p, 0, sizeof(*p));
 	char path[PATH_MAX];
@@ -161,7 +161,7 @@ int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plug
 		     n = strtok_r(NULL, ", ", &save)) {
 			if (find_in_dirs(c->plugin_dir, n, path, sizeof(path)) < 0) {
 				snprintf(err, errlen, "plugin '%s' not found in %s", n,
-					 c->plugin_dir);
+				         c->plugin_dir);
 				goto fail;
 			}
 			if (slot_add(p, path, n, true, err, errlen) < 0)
@@ -189,8 +189,8 @@ int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plug
 			if (fl > 3 && !strcmp(fn + fl - 3, ".so")) {
 				char base[300];
 				snprintf(base, sizeof(base), "%.*s", (int)(fl - 3), fn);
-				if ((size_t)snprintf(path, sizeof(path), "%.3800s/%.255s", dir, fn) >=
-				    sizeof(path)) {
+				if ((size_t)snprintf(path, sizeof(path), "%.3800s/%.255s", dir,
+				                     fn) >= sizeof(path)) {
 					free(names[i]);
 					continue;
 				}
@@ -223,7 +223,7 @@ void shmringd__plugins_init(struct shmringd_plugins *p)
 			if (s->desc->init(&s->wstate, err, sizeof(err)) < 0) {
 				s->init_ok = false;
 				snprintf(s->error, sizeof(s->error), "plugin %s: init failed: %s",
-					 s->name, err[0] ? err : "(no message)");
+				         s->name, err[0] ? err : "(no message)");
 				shmringd__log("%s", s->error);
 			}
 		}
@@ -246,7 +246,7 @@ void shmringd__plugins_unload(struct shmringd_plugins *p)
 }
 
 struct shmringd_plugin *shmringd__plugin_find(struct shmringd_plugins *p, const char *name,
-					      size_t len)
+                                              size_t len)
 {
 	for (uint32_t i = 0; i < p->n; i++)
 		if (strlen(p->v[i].name) == len && !memcmp(p->v[i].name, name, len))
@@ -404,23 +404,23 @@ static int nth_str(const msgpack_object *v, size_t i, struct shmring_str *val)
 	return 1;
 }
 
-SHMRING_HOST_API int shmring_req_header(const struct shmring_request *req,
-					struct shmring_str name, struct shmring_str *val)
+SHMRING_HOST_API int shmring_req_header(const struct shmring_request *req, struct shmring_str name,
+                                        struct shmring_str *val)
 {
 	*val = (struct shmring_str){NULL, 0};
 	return nth_str(map_get_ci(req->headers, name), 0, val);
 }
 
 SHMRING_HOST_API int shmring_req_header_nth(const struct shmring_request *req,
-					    struct shmring_str name, size_t i,
-					    struct shmring_str *val)
+                                            struct shmring_str name, size_t i,
+                                            struct shmring_str *val)
 {
 	*val = (struct shmring_str){NULL, 0};
 	return nth_str(map_get_ci(req->headers, name), i, val);
 }
 
 SHMRING_HOST_API int shmring_req_query(const struct shmring_request *req, struct shmring_str name,
-				       struct shmring_str *val)
+                                       struct shmring_str *val)
 {
 	*val = (struct shmring_str){NULL, 0};
 	const msgpack_object *v = shmring_map_get(req->query, name);
@@ -435,21 +435,21 @@ SHMRING_HOST_API int shmring_req_query(const struct shmring_request *req, struct
 }
 
 SHMRING_HOST_API int shmring_req_ctx(const struct shmring_request *req, struct shmring_str key,
-				     struct shmring_str *val)
+                                     struct shmring_str *val)
 {
 	*val = (struct shmring_str){NULL, 0};
 	return nth_str(shmring_map_get(req->ctx, key), 0, val);
 }
 
 SHMRING_HOST_API int shmring_req_resp_header(const struct shmring_request *req,
-					     struct shmring_str name, struct shmring_str *val)
+                                             struct shmring_str name, struct shmring_str *val)
 {
 	*val = (struct shmring_str){NULL, 0};
 	return nth_str(map_get_ci(req->resp_headers, name), 0, val);
 }
 
 SHMRING_HOST_API const msgpack_object *shmring_map_get(const msgpack_object *map,
-						       struct shmring_str key)
+                                                       struct shmring_str key)
 {
 	if (!map || map->type != MSGPACK_OBJECT_MAP)
 		return NULL;
@@ -463,7 +463,7 @@ SHMRING_HOST_API const msgpack_object *shmring_map_get(const msgpack_object *map
 }
 
 SHMRING_HOST_API int shmring_map_str(const msgpack_object *map, struct shmring_str key,
-				     struct shmring_str *val)
+                                     struct shmring_str *val)
 {
 	*val = (struct shmring_str){NULL, 0};
 	return nth_str(shmring_map_get(map, key), 0, val);
@@ -610,8 +610,8 @@ uint32_t shmringd__reply_finish(struct shmring_reply *r, const char *fallback_er
 {
 	if (r->error_set || fallback_error || r->failed) {
 		const char *msg = r->error_set ? r->error
-				  : r->failed  ? "reply larger than the channel's record size"
-					       : fallback_error;
+		                  : r->failed  ? "reply larger than the channel's record size"
+		                               : fallback_error;
 		char copy[sizeof(r->error)];
 		snprintf(copy, sizeof(copy), "%s", msg);
 		return shmringd__reply_status(r, 1, copy);
@@ -633,7 +633,7 @@ static int act_done(struct shmring_reply *r)
 }
 
 static int act2(struct shmring_reply *r, enum shmring_action op, struct shmring_str a,
-		struct shmring_str b)
+                struct shmring_str b)
 {
 	put_array(r, 3);
 	put_uint(r, op);
@@ -650,20 +650,20 @@ static int act1(struct shmring_reply *r, enum shmring_action op, struct shmring_
 	return act_done(r);
 }
 
-SHMRING_HOST_API int shmring_reply_set_req_header(struct shmring_reply *r,
-						  struct shmring_str name, struct shmring_str value)
+SHMRING_HOST_API int shmring_reply_set_req_header(struct shmring_reply *r, struct shmring_str name,
+                                                  struct shmring_str value)
 {
 	return act2(r, SHMRING_ACT_SET_REQ_HEADER, name, value);
 }
 
-SHMRING_HOST_API int shmring_reply_add_req_header(struct shmring_reply *r,
-						  struct shmring_str name, struct shmring_str value)
+SHMRING_HOST_API int shmring_reply_add_req_header(struct shmring_reply *r, struct shmring_str name,
+                                                  struct shmring_str value)
 {
 	return act2(r, SHMRING_ACT_ADD_REQ_HEADER, name, value);
 }
 
 SHMRING_HOST_API int shmring_reply_clear_req_header(struct shmring_reply *r,
-						    struct shmring_str name)
+                                                    struct shmring_str name)
 {
 	return act1(r, SHMRING_ACT_CLEAR_REQ_HEADER, name);
 }
@@ -683,23 +683,21 @@ SHMRING_HOST_API int shmring_reply_set_method(struct shmring_reply *r, struct sh
 	return act1(r, SHMRING_ACT_SET_METHOD, method);
 }
 
-SHMRING_HOST_API int shmring_reply_set_resp_header(struct shmring_reply *r,
-						   struct shmring_str name,
-						   struct shmring_str value)
+SHMRING_HOST_API int shmring_reply_set_resp_header(struct shmring_reply *r, struct shmring_str name,
+                                                   struct shmring_str value)
 {
 	return act2(r, SHMRING_ACT_SET_RESP_HEADER, name, value);
 }
 
-SHMRING_HOST_API int shmring_reply_add_resp_header(struct shmring_reply *r,
-						   struct shmring_str name,
-						   struct shmring_str value)
+SHMRING_HOST_API int shmring_reply_add_resp_header(struct shmring_reply *r, struct shmring_str name,
+                                                   struct shmring_str value)
 {
 	return act2(r, SHMRING_ACT_ADD_RESP_HEADER, name, value);
 }
 
 SHMRING_HOST_API int shmring_reply_exit(struct shmring_reply *r, uint32_t status,
-					struct shmring_str body,
-					const struct shmring_header *headers, size_t nheaders)
+                                        struct shmring_str body,
+                                        const struct shmring_header *headers, size_t nheaders)
 {
 	if (nheaders > UINT32_MAX / 2)
 		return -EINVAL;
@@ -716,16 +714,16 @@ SHMRING_HOST_API int shmring_reply_exit(struct shmring_reply *r, uint32_t status
 }
 
 SHMRING_HOST_API int shmring_reply_set_ctx(struct shmring_reply *r, struct shmring_str key,
-					   struct shmring_str value)
+                                           struct shmring_str value)
 {
 	return act2(r, SHMRING_ACT_SET_CTX, key, value);
 }
 
 SHMRING_HOST_API int shmring_reply_authenticate(struct shmring_reply *r,
-						struct shmring_str consumer_id,
-						struct shmring_str username,
-						struct shmring_str custom_id,
-						struct shmring_str credential)
+                                                struct shmring_str consumer_id,
+                                                struct shmring_str username,
+                                                struct shmring_str custom_id,
+                                                struct shmring_str credential)
 {
 	uint32_t n = (consumer_id.len > 0) + (username.len > 0) + (custom_id.len > 0);
 	put_array(r, 3);
@@ -751,7 +749,7 @@ SHMRING_HOST_API int shmring_reply_authenticate(struct shmring_reply *r,
 }
 
 SHMRING_HOST_API int shmring_reply_log(struct shmring_reply *r, enum shmring_log_level level,
-				       struct shmring_str msg)
+                                       struct shmring_str msg)
 {
 	if ((unsigned)level > SHMRING_LOG_DEBUG)
 		return -EINVAL;

@@ -144,9 +144,9 @@ static int take_lock(const char *dir)
 		if (n > 0)
 			pid[strcspn(pid, "\n")] = '\0';
 		fprintf(stderr,
-			"shmringd: another shmringd (pid %s) is already running on %s; stop it "
-			"first or choose another --shm-dir\n",
-			n > 0 ? pid : "?", dir);
+		        "shmringd: another shmringd (pid %s) is already running on %s; stop it "
+		        "first or choose another --shm-dir\n",
+		        n > 0 ? pid : "?", dir);
 		close(fd);
 		return -1;
 	}
@@ -177,8 +177,8 @@ static int create_stats(const char *dir, mode_t mode)
 		close(fd);
 		return -e;
 	}
-	void *m = mmap(NULL, sizeof(struct shmringd_stats), PROT_READ | PROT_WRITE, MAP_SHARED,
-		       fd, 0);
+	void *m =
+	    mmap(NULL, sizeof(struct shmringd_stats), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (m == MAP_FAILED)
 		return -errno;
@@ -239,7 +239,7 @@ static int drop_privileges(void)
 		return 0;
 	if (setgroups(0, NULL) < 0 || setgid(M.gid) < 0 || setuid(M.uid) < 0) {
 		fprintf(stderr, "shmringd: cannot switch to user %s: %s\n", M.cfg.user,
-			strerror(errno));
+		        strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -260,9 +260,12 @@ static void start_worker(uint32_t slot)
 	if (pid == 0) {
 		close(M.sfd);
 		close(M.lock_fd);
-		struct shmringd_worker_args a = {
-			.cfg = &M.cfg, .inst = M.inst, .slot = slot, .nworkers = M.nworkers,
-			.bell_fds = M.bell_fds, .stats = M.stats};
+		struct shmringd_worker_args a = {.cfg = &M.cfg,
+		                                 .inst = M.inst,
+		                                 .slot = slot,
+		                                 .nworkers = M.nworkers,
+		                                 .bell_fds = M.bell_fds,
+		                                 .stats = M.stats};
 		shmringd__worker_main(&a);
 	}
 	s->pid = pid;
@@ -310,10 +313,10 @@ static void reap_workers(void)
 		shmring_instance_worker_counters(M.inst, i)->pid = 0;
 		if (WIFSIGNALED(status))
 			shmringd__log("worker %u (pid %d) killed by signal %d; restarting in %u ms",
-				      i, (int)pid, WTERMSIG(status), s->backoff_ms);
+			              i, (int)pid, WTERMSIG(status), s->backoff_ms);
 		else
 			shmringd__log("worker %u (pid %d) exited with %d; restarting in %u ms", i,
-				      (int)pid, WEXITSTATUS(status), s->backoff_ms);
+			              (int)pid, WEXITSTATUS(status), s->backoff_ms);
 	}
 }
 
@@ -352,8 +355,8 @@ static void watchdog(void)
 		    seen > now || now - seen < limit)
 			continue;
 		shmringd__log("worker %u (pid %d) stuck for %llu ms (a plugin hook that does not "
-			      "return?); killing it",
-			      i, (int)s->pid, (unsigned long long)((now - seen) / 1000000u));
+		              "return?); killing it",
+		              i, (int)s->pid, (unsigned long long)((now - seen) / 1000000u));
 		M.stats->w[i].watchdog_kills++;
 		kill(s->pid, SIGKILL);
 		s->watchdog_killed = true;
@@ -386,7 +389,7 @@ static void reload_begin(void)
 	    nc.ring_size != M.cfg.ring_size || nc.mode != M.cfg.mode ||
 	    strcmp(nc.user, M.cfg.user) || strcmp(nc.group, M.cfg.group))
 		shmringd__log("reload: shm_dir, channels, ring_size, mode, user and group need a "
-			      "restart; keeping their old values");
+		              "restart; keeping their old values");
 	snprintf(nc.shm_dir, sizeof(nc.shm_dir), "%s", M.cfg.shm_dir);
 	nc.channels = M.cfg.channels;
 	nc.ring_size = M.cfg.ring_size;
@@ -608,20 +611,24 @@ int main(int argc, char **argv)
 		shmringd__log("chown %s: %s", M.cfg.shm_dir, strerror(errno));
 	write_lock_pid();
 
-	struct shmring_create_opts o = {
-		.dir = M.cfg.shm_dir, .nchannels = M.cfg.channels, .nworkers = M.cfg.workers,
-		.sq_size = M.cfg.ring_size, .cq_size = M.cfg.ring_size, .mode = M.cfg.mode,
-		.uid = M.uid, .gid = M.gid};
+	struct shmring_create_opts o = {.dir = M.cfg.shm_dir,
+	                                .nchannels = M.cfg.channels,
+	                                .nworkers = M.cfg.workers,
+	                                .sq_size = M.cfg.ring_size,
+	                                .cq_size = M.cfg.ring_size,
+	                                .mode = M.cfg.mode,
+	                                .uid = M.uid,
+	                                .gid = M.gid};
 	if ((rc = shmring_instance_create(&o, &M.inst)) < 0) {
-		fprintf(stderr, "shmringd: cannot create the segments in %s: %s\n",
-			M.cfg.shm_dir, shmring_strerror(rc));
+		fprintf(stderr, "shmringd: cannot create the segments in %s: %s\n", M.cfg.shm_dir,
+		        shmring_strerror(rc));
 		goto fail;
 	}
 	M.nchannels = shmring_instance_nchannels(M.inst);
 	M.nworkers = M.cfg.workers;
 	if ((rc = create_stats(M.cfg.shm_dir, M.cfg.mode)) < 0 || (rc = create_bells()) < 0) {
 		fprintf(stderr, "shmringd: cannot create files in %s: %s\n", M.cfg.shm_dir,
-			strerror(-rc));
+		        strerror(-rc));
 		goto fail_inst;
 	}
 	if (drop_privileges() < 0)
@@ -630,7 +637,7 @@ int main(int argc, char **argv)
 	for (uint32_t i = 0; i < M.nworkers; i++)
 		start_worker(i);
 	shmringd__log("ready: %s, %u channel(s), %u worker(s)", M.cfg.shm_dir, M.nchannels,
-		      M.nworkers);
+	              M.nworkers);
 	report_start(report_fd, 0);
 
 	master_loop();

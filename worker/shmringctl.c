@@ -22,11 +22,11 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: shmringctl [--shm-dir DIR] stats [--json]\n"
-		   "\n"
-		   "  --shm-dir DIR   instance directory (default /dev/shm/shmring/default)\n"
-		   "  stats           per-worker and per-channel counters and the dispatch\n"
-		   "                  latency histogram of each worker\n"
-		   "  --json          print them as one JSON object instead of tables\n");
+	           "\n"
+	           "  --shm-dir DIR   instance directory (default /dev/shm/shmring/default)\n"
+	           "  stats           per-worker and per-channel counters and the dispatch\n"
+	           "                  latency histogram of each worker\n"
+	           "  --json          print them as one JSON object instead of tables\n");
 }
 
 static const struct shmringd_stats *map_stats(const char *dir)
@@ -75,7 +75,8 @@ static void print_plugin_totals(const struct shmringd_stats *st, uint32_t nw)
 				continue;
 			int seen = 0; /* printed already for an earlier worker or slot? */
 			for (uint32_t w2 = 0; w2 <= w && !seen; w2++)
-				for (int j = 0; j < (w2 == w ? i : SHMRINGD_STATS_PLUGINS) && !seen; j++)
+				for (int j = 0; j < (w2 == w ? i : SHMRINGD_STATS_PLUGINS) && !seen;
+				     j++)
 					seen = !strncmp(st->w[w2].plugins[j].name, name, 48);
 			if (seen)
 				continue;
@@ -97,11 +98,12 @@ struct chan_view {
 	int ok;
 };
 
-#define WS_FIELDS(X)                                                                       \
-	X(replies) X(conf_ok) X(conf_refused) X(unknown_conf) X(malformed) X(plugin_errors)   \
-	X(log_records) X(cq_full) X(owner_changes) X(doorbells) X(sink_entries) X(sink_bytes) \
-	X(sink_dropped) X(sink_flushes) X(sink_errors) X(sink_reconnects) X(generation)          \
-	X(poisoned) X(watchdog_kills)
+#define WS_FIELDS(X)                                                                               \
+	X(replies)                                                                                 \
+	X(conf_ok) X(conf_refused) X(unknown_conf) X(malformed) X(plugin_errors) X(log_records)    \
+	    X(cq_full) X(owner_changes) X(doorbells) X(sink_entries) X(sink_bytes) X(sink_dropped) \
+	        X(sink_flushes) X(sink_errors) X(sink_reconnects) X(generation) X(poisoned)        \
+	            X(watchdog_kills)
 #define CC_FIELDS(X) X(records) X(bytes) X(consumed) X(full) X(wakeups) X(corrupt) X(errors)
 
 int main(int argc, char **argv)
@@ -133,7 +135,7 @@ int main(int argc, char **argv)
 	int rc = shmring_instance_attach(dir, &inst);
 	if (rc < 0) {
 		fprintf(stderr, "shmringctl: no shmringd instance in %s: %s\n", dir,
-			shmring_strerror(rc));
+		        shmring_strerror(rc));
 		return 1;
 	}
 	const struct shmringd_stats *st = map_stats(dir);
@@ -158,12 +160,12 @@ int main(int argc, char **argv)
 		       age == -ESTALE ? "true" : "false", nw, nc);
 		for (uint32_t w = 0; w < nw; w++) {
 			const struct shmring_worker_counters *c =
-				shmring_instance_worker_counters(inst, w);
+			    shmring_instance_worker_counters(inst, w);
 			printf("%s{\"slot\":%u,\"pid\":%" PRIu64 ",\"records\":%" PRIu64
 			       ",\"sleeps\":%" PRIu64 ",\"wakeups\":%" PRIu64 ",\"errors\":%" PRIu64
 			       ",\"restarts\":%" PRIu64,
-			       w ? "," : "", w, c->pid, c->records, c->sleeps, c->wakeups, c->errors,
-			       c->restarts);
+			       w ? "," : "", w, c->pid, c->records, c->sleeps, c->wakeups,
+			       c->errors, c->restarts);
 			if (st) {
 				const struct shmringd_worker_stats *s = &st->w[w];
 #define J(f) printf(",\"" #f "\":%" PRIu64, s->f);
@@ -171,7 +173,8 @@ int main(int argc, char **argv)
 #undef J
 				printf(",\"lat_p50_ns\":%" PRIu64 ",\"lat_p99_ns\":%" PRIu64
 				       ",\"lat_hist_log2_ns\":[",
-				       hist_quantile(s->lat_hist, 0.5), hist_quantile(s->lat_hist, 0.99));
+				       hist_quantile(s->lat_hist, 0.5),
+				       hist_quantile(s->lat_hist, 0.99));
 				for (int i = 0; i < SHMRINGD_HIST_BUCKETS; i++)
 					printf("%s%" PRIu64, i ? "," : "", s->lat_hist[i]);
 				printf("],\"plugins\":[");
@@ -191,9 +194,10 @@ int main(int argc, char **argv)
 		}
 		printf("],\"channels\":[");
 		for (uint32_t k = 0; k < nc; k++) {
-			printf("%s{\"index\":%u,\"worker\":%u,\"owner_pid\":%" PRIu64, k ? "," : "", k,
-			       nw ? k % nw : 0, cv[k].owner & PID_MASK);
-#define J(f) printf(",\"client_" #f "\":%" PRIu64 ",\"server_" #f "\":%" PRIu64, cv[k].cl.f, cv[k].sv.f);
+			printf("%s{\"index\":%u,\"worker\":%u,\"owner_pid\":%" PRIu64, k ? "," : "",
+			       k, nw ? k % nw : 0, cv[k].owner & PID_MASK);
+#define J(f)                                                                                       \
+	printf(",\"client_" #f "\":%" PRIu64 ",\"server_" #f "\":%" PRIu64, cv[k].cl.f, cv[k].sv.f);
 			CC_FIELDS(J)
 #undef J
 			printf("}");
@@ -205,16 +209,17 @@ int main(int argc, char **argv)
 		if (age >= 0)
 			printf("%.1f ms ago", (double)age / 1e6);
 		printf("  workers %u  channels %u\n\n", nw, nc);
-		printf("%-6s %8s %12s %10s %10s %8s %8s %10s %8s %8s %10s %10s %10s %10s\n", "worker",
-		       "pid", "records", "sleeps", "wakeups", "errors", "restarts", "malformed",
-		       "unk_conf", "cq_full", "sink_ent", "sink_drop", "p50_ns", "p99_ns");
+		printf("%-6s %8s %12s %10s %10s %8s %8s %10s %8s %8s %10s %10s %10s %10s\n",
+		       "worker", "pid", "records", "sleeps", "wakeups", "errors", "restarts",
+		       "malformed", "unk_conf", "cq_full", "sink_ent", "sink_drop", "p50_ns",
+		       "p99_ns");
 		for (uint32_t w = 0; w < nw; w++) {
 			const struct shmring_worker_counters *c =
-				shmring_instance_worker_counters(inst, w);
+			    shmring_instance_worker_counters(inst, w);
 			const struct shmringd_worker_stats *s = st ? &st->w[w] : NULL;
-			printf("%-6u %8" PRIu64 " %12" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64
-			       " %8" PRIu64 " %10" PRIu64 " %8" PRIu64 " %8" PRIu64 " %10" PRIu64
-			       " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n",
+			printf("%-6u %8" PRIu64 " %12" PRIu64 " %10" PRIu64 " %10" PRIu64
+			       " %8" PRIu64 " %8" PRIu64 " %10" PRIu64 " %8" PRIu64 " %8" PRIu64
+			       " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n",
 			       w, c->pid, c->records, c->sleeps, c->wakeups, c->errors, c->restarts,
 			       s ? s->malformed : 0, s ? s->unknown_conf : 0, s ? s->cq_full : 0,
 			       s ? s->sink_entries : 0, s ? s->sink_dropped : 0,
@@ -226,7 +231,8 @@ int main(int argc, char **argv)
 		       "doorbells", "corrupt", "errors");
 		for (uint32_t k = 0; k < nc; k++) {
 			printf("%-4u %6u %8" PRIu64 " %12" PRIu64 " %12" PRIu64 " %12" PRIu64
-			       " %8" PRIu64 " %8" PRIu64 " %10" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
+			       " %8" PRIu64 " %8" PRIu64 " %10" PRIu64 " %8" PRIu64 " %8" PRIu64
+			       "\n",
 			       k, nw ? k % nw : 0, cv[k].owner & PID_MASK, cv[k].cl.records,
 			       cv[k].cl.bytes, cv[k].sv.records, cv[k].cl.full, cv[k].sv.full,
 			       cv[k].sv.wakeups, cv[k].cl.corrupt + cv[k].sv.corrupt,

@@ -49,15 +49,15 @@ struct shmring_sink {
 	struct shmring_sink *next;
 	char spec[256];
 	enum sink_kind kind;
-	int refs;         /* plugin references; 0 = closing once drained */
-	int fd;           /* -1 while down */
-	bool connecting;  /* a CONNECT SQE is outstanding */
-	bool in_flight;   /* a WRITE (or UDP SENDMSGs) outstanding */
-	bool reserved;    /* between reserve and commit */
-	uint32_t cap;     /* bytes per buffer */
+	int refs;        /* plugin references; 0 = closing once drained */
+	int fd;          /* -1 while down */
+	bool connecting; /* a CONNECT SQE is outstanding */
+	bool in_flight;  /* a WRITE (or UDP SENDMSGs) outstanding */
+	bool reserved;   /* between reserve and commit */
+	uint32_t cap;    /* bytes per buffer */
 	struct batch fill;
 	struct batch flight;
-	uint32_t flight_off; /* bytes of flight written (stream) or sent (UDP) */
+	uint32_t flight_off;  /* bytes of flight written (stream) or sent (UDP) */
 	uint32_t udp_pending; /* SENDMSG SQEs outstanding */
 	uint32_t udp_next;    /* offset in flight of the next datagram to send */
 	uint64_t retry_at;    /* down: next connect attempt (ns) */
@@ -362,7 +362,8 @@ void shmringd__sinks_drain(uint64_t deadline_ns)
 		S.now = now;
 		bool busy = false;
 		for (struct shmring_sink *s = S.list; s; s = s->next) {
-			if (s->fd < 0 && s->kind == SINK_TCP && !s->connecting && now >= s->retry_at)
+			if (s->fd < 0 && s->kind == SINK_TCP && !s->connecting &&
+			    now >= s->retry_at)
 				start_connect(s);
 			flush(s);
 			if (s->fill.len || s->flight.len || s->in_flight || s->connecting)
@@ -380,7 +381,7 @@ void shmringd__sinks_drain(uint64_t deadline_ns)
 		uint64_t lost = s->fill.entries + s->flight.entries;
 		if (lost) {
 			shmringd__log("sink %s: %llu entries not written before the drain deadline",
-				      s->spec, (unsigned long long)lost);
+			              s->spec, (unsigned long long)lost);
 			count_drop(s, lost);
 		}
 	}
@@ -402,7 +403,7 @@ void shmringd__sinks_fini(void)
 /* ---- the plugin API ------------------------------------------------------ */
 
 static int parse_addr(const char *hostport, int socktype, struct sockaddr_storage *ss,
-		      socklen_t *len)
+                      socklen_t *len)
 {
 	char host[256];
 	const char *port;
@@ -420,7 +421,7 @@ static int parse_addr(const char *hostport, int socktype, struct sockaddr_storag
 		port = e + 1;
 	}
 	struct addrinfo hints = {.ai_socktype = socktype,
-				 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+	                         .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
 	struct addrinfo *ai = NULL;
 	if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
 		return -EINVAL;
@@ -431,7 +432,7 @@ static int parse_addr(const char *hostport, int socktype, struct sockaddr_storag
 }
 
 SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **out, char *err,
-				       size_t errlen)
+                                       size_t errlen)
 {
 	*out = NULL;
 	if (!S.ready) {
@@ -475,16 +476,19 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 		if ((rc = parse_addr(spec + 4, SOCK_DGRAM, &s->addr, &s->addrlen)) < 0) {
 			snprintf(err, errlen, "bad sink address '%s' (want udp:IP:PORT)", spec);
 		} else {
-			s->fd = socket(s->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-				       0);
-			if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&s->addr, s->addrlen) < 0) {
+			s->fd =
+			    socket(s->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+			if (s->fd < 0 ||
+			    connect(s->fd, (struct sockaddr *)&s->addr, s->addrlen) < 0) {
 				rc = -errno;
 				snprintf(err, errlen, "udp sink %s: %s", spec, strerror(errno));
 			}
 		}
 	} else {
-		snprintf(err, errlen, "unknown sink '%s' (want file:PATH, tcp:IP:PORT or "
-				      "udp:IP:PORT)", spec);
+		snprintf(err, errlen,
+		         "unknown sink '%s' (want file:PATH, tcp:IP:PORT or "
+		         "udp:IP:PORT)",
+		         spec);
 		rc = -EINVAL;
 	}
 	if (rc == 0) {
@@ -562,7 +566,7 @@ SHMRING_HOST_API int shmring_sink_write(struct shmring_sink *s, const void *data
 }
 
 SHMRING_HOST_API void shmring_sink_stats(const struct shmring_sink *s,
-					 struct shmring_sink_stats *out)
+                                         struct shmring_sink_stats *out)
 {
 	*out = s->st;
 }

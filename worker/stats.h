@@ -53,11 +53,11 @@ struct shmringd_worker_stats {
 	uint64_t sink_flushes;
 	uint64_t sink_errors;
 	uint64_t sink_reconnects;
-	uint64_t generation; /* worker starts in this slot */
-	uint64_t started_ns; /* CLOCK_MONOTONIC at the last start */
-	uint64_t poisoned;   /* records skipped: they crashed the worker twice */
-	uint64_t loop_ns;    /* CLOCK_MONOTONIC of the worker's last loop turn
-			      * (the master's watchdog reads it) */
+	uint64_t generation;     /* worker starts in this slot */
+	uint64_t started_ns;     /* CLOCK_MONOTONIC at the last start */
+	uint64_t poisoned;       /* records skipped: they crashed the worker twice */
+	uint64_t loop_ns;        /* CLOCK_MONOTONIC of the worker's last loop turn
+	                          * (the master's watchdog reads it) */
 	uint64_t watchdog_kills; /* written by the master */
 	/* Crash-loop guard, written by the worker of this slot and read by its
 	 * successor: while a record is dispatched, inflight is
@@ -66,9 +66,9 @@ struct shmringd_worker_stats {
 	 * finds inflight != 0 knows its predecessor died on that record. */
 	uint64_t inflight;
 	uint64_t inflight_req;
-	uint64_t suspect;     /* inflight value of the record a worker died on */
+	uint64_t suspect; /* inflight value of the record a worker died on */
 	uint64_t suspect_req;
-	uint64_t strikes;     /* consecutive worker deaths on the suspect */
+	uint64_t strikes; /* consecutive worker deaths on the suspect */
 	struct shmringd_plugin_stats plugins[SHMRINGD_STATS_PLUGINS];
 };
 

@@ -112,7 +112,7 @@ static void conf_clear(struct conf_table *t)
 struct chan_state {
 	struct shmring_chan *ch;
 	uint32_t index;
-	uint64_t owner;   /* owner word the conf table belongs to */
+	uint64_t owner; /* owner word the conf table belongs to */
 	struct conf_table confs;
 	int bell_listen;  /* inherited listening socket */
 	int bell_conn;    /* accepted client connection, -1 if none */
@@ -282,7 +282,7 @@ static int bad_record(struct chan_state *cs, const struct shmring_rec *rec, cons
 	W.ctr->errors++;
 	if (W.cfg->verbose)
 		shmringd__log("channel %u: bad record (type %u, req %llu): %s", cs->index,
-			      rec->type, (unsigned long long)rec->req_id, why);
+		              rec->type, (unsigned long long)rec->req_id, why);
 	return rec->req_id ? reply_status(cs, rec->req_id, 1, why) : 0;
 }
 
@@ -308,7 +308,7 @@ static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 	struct shmringd_plugin *p = shmringd__plugin_find(&W.plugins, pname, plen);
 	if (!p)
 		snprintf(err, sizeof(err), "unknown plugin '%.*s' (not in plugin_dir)", (int)plen,
-			 pname);
+		         pname);
 	else if (!p->desc || !p->init_ok)
 		snprintf(err, sizeof(err), "%.500s", p->error);
 	if (!err[0] && cs->confs.n >= MAX_CONFS && !conf_find(&cs->confs, id))
@@ -339,8 +339,9 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 {
 	struct shmring_request req = {.channel = cs->index, .req_id = rec->req_id};
 	if (shmringd__request_decode(&req, &W.mpr.root) < 0)
-		return bad_record(cs, rec, "snapshot must be a map with a uint 'conf' and typed "
-					   "fields (docs/protocol.md)");
+		return bad_record(cs, rec,
+		                  "snapshot must be a map with a uint 'conf' and typed "
+		                  "fields (docs/protocol.md)");
 	struct conf_ent *e = conf_find(&cs->confs, req.conf_id);
 	if (!e) {
 		W.st->unknown_conf++;
@@ -365,7 +366,7 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 	if (!(d->phases & req.phase) || !hook) {
 		char why[128];
 		snprintf(why, sizeof(why), "plugin %s has no %s phase", e->plugin->name,
-			 phase_name(rec->type));
+		         phase_name(rec->type));
 		W.st->plugin_errors++;
 		return reply_status(cs, rec->req_id, 1, why);
 	}
@@ -398,9 +399,10 @@ static int handle_log(struct chan_state *cs, const struct shmring_rec *rec)
 	}
 	static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
 	const msgpack_object *entry = shmring_mp_get(root, "entry");
-	struct shmring_log_record lr = {
-		.channel = cs->index, .req_id = rec->req_id, .conf_id = id,
-		.entry = entry ? entry : &nil};
+	struct shmring_log_record lr = {.channel = cs->index,
+	                                .req_id = rec->req_id,
+	                                .conf_id = id,
+	                                .entry = entry ? entry : &nil};
 	W.st->log_records++;
 	int rc = d->log(e->conf, &lr);
 	pcount(e->plugin, rc < 0);
@@ -435,11 +437,11 @@ static int dispatch(struct chan_state *cs, const struct shmring_rec *rec)
 		W.st->poisoned++;
 		W.ctr->errors++;
 		shmringd__log("channel %u: skipping record %llu (type %u): it crashed two workers",
-			      cs->index, (unsigned long long)rec->req_id, rec->type);
+		              cs->index, (unsigned long long)rec->req_id, rec->type);
 		return rec->req_id ? reply_status(cs, rec->req_id, 1,
-						  "record skipped: the plugin crashed the worker "
-						  "twice on it")
-				   : 0;
+		                                  "record skipped: the plugin crashed the worker "
+		                                  "twice on it")
+		                   : 0;
 	}
 	if (rec->type < SHMRING_REC_CONF || rec->type > SHMRING_REC_LOG) {
 		char why[64];
@@ -448,8 +450,9 @@ static int dispatch(struct chan_state *cs, const struct shmring_rec *rec)
 	}
 	int rc = shmring_mpr_parse(&W.mpr, rec->payload, rec->len);
 	if (rc < 0)
-		return bad_record(cs, rec, rc == -ENOMEM ? "record too complex (out of memory)"
-							 : "malformed msgpack payload");
+		return bad_record(cs, rec,
+		                  rc == -ENOMEM ? "record too complex (out of memory)"
+		                                : "malformed msgpack payload");
 	switch (rec->type) {
 	case SHMRING_REC_CONF:
 		return handle_conf(cs, rec);
@@ -508,8 +511,8 @@ static int drain_channel(struct chan_state *cs)
 		if (rc < 0) {
 			if (!cs->broken_logged)
 				shmringd__log("channel %u: corrupt SQ (%s); ignored until a new "
-					      "client claims it",
-					      cs->index, shmring_strerror(rc));
+				              "client claims it",
+				              cs->index, shmring_strerror(rc));
 			cs->broken_logged = true;
 			break;
 		}
@@ -657,7 +660,7 @@ void shmringd__worker_main(const struct shmringd_worker_args *a)
 		exit(3);
 	}
 	struct shmringd_sink_opts so = {a->cfg->log_batch_bytes, a->cfg->log_flush_ms,
-					a->cfg->log_sink_max_bytes};
+	                                a->cfg->log_sink_max_bytes};
 	int rc = shmringd__sinks_init(&so, W.st);
 	if (rc < 0)
 		shmringd__log("io_uring unavailable (%s): log sinks disabled", strerror(-rc));

@@ -73,7 +73,7 @@ static void rtt(uint32_t n, uint64_t *p50, uint64_t *p99, uint64_t *p999)
 		shmring_mpw_init(&w, cl.payload, cl.cap);
 		tc_fill_access(&w, &id);
 		shmring_commit(c, &cl, (uint32_t)shmring_mpw_finish(&w), SHMRING_REC_ACCESS, 0,
-			       i + 2);
+		               i + 2);
 		shmring_publish(c);
 		struct shmring_rec rec;
 		while (shmring_peek(c, &rec) != 0)
@@ -122,8 +122,15 @@ static void fill_log(struct shmring_mpw *w, void *arg)
 static double log_rate(uint32_t n, uint64_t *dropped)
 {
 	fresh_instance("log");
-	const char *args[] = {"--workers", "1", "--channels", "1", "--log-batch-bytes", "262144",
-			      "--log-sink-max-bytes", "67108864", NULL};
+	const char *args[] = {"--workers",
+	                      "1",
+	                      "--channels",
+	                      "1",
+	                      "--log-batch-bytes",
+	                      "262144",
+	                      "--log-sink-max-bytes",
+	                      "67108864",
+	                      NULL};
 	tc_pid = tc_spawn(args);
 	struct shmring_instance *inst = tc_wait_ready(1, 10 * SEC);
 	struct shmringd_stats *st = tc_stats();
@@ -211,7 +218,7 @@ static double idle_cpu(uint32_t seconds)
 	tc_pid = tc_spawn(args);
 	struct shmring_instance *inst = tc_wait_ready(2, 10 * SEC);
 	pid_t pids[3] = {tc_pid, (pid_t)shmring_instance_worker_counters(inst, 0)->pid,
-			 (pid_t)shmring_instance_worker_counters(inst, 1)->pid};
+	                 (pid_t)shmring_instance_worker_counters(inst, 1)->pid};
 	uint64_t before = 0, after = 0;
 	for (int i = 0; i < 3; i++)
 		before += cpu_ticks(pids[i]);
@@ -242,7 +249,7 @@ int main(int argc, char **argv)
 			idle_s = (uint32_t)atoi(argv[++i]);
 		else {
 			fprintf(stderr, "usage: bench_daemon [--json PATH] [--rtt-n N] "
-					"[--log-n N] [--idle-s S]\n");
+			                "[--log-n N] [--idle-s S]\n");
 			return 2;
 		}
 	}
@@ -284,12 +291,12 @@ int main(int argc, char **argv)
 		FILE *f = fopen(json, "w");
 		CHECK(f, "open %s", json);
 		fprintf(f,
-			"{\n  \"rtt_p50_ns\": %llu,\n  \"rtt_p99_ns\": %llu,\n  \"rtt_p999_ns\": "
-			"%llu,\n  \"rtt_samples\": %u,\n  \"log_entries_per_s\": %.0f,\n"
-			"  \"log_entries_per_run\": %u,\n  \"log_dropped\": %llu,\n"
-			"  \"idle_cpu_percent\": %.3f,\n  \"idle_seconds\": %u\n}\n",
-			(unsigned long long)p50, (unsigned long long)p99, (unsigned long long)p999,
-			rtt_n, rate, log_n, (unsigned long long)dropped, idle, idle_s);
+		        "{\n  \"rtt_p50_ns\": %llu,\n  \"rtt_p99_ns\": %llu,\n  \"rtt_p999_ns\": "
+		        "%llu,\n  \"rtt_samples\": %u,\n  \"log_entries_per_s\": %.0f,\n"
+		        "  \"log_entries_per_run\": %u,\n  \"log_dropped\": %llu,\n"
+		        "  \"idle_cpu_percent\": %.3f,\n  \"idle_seconds\": %u\n}\n",
+		        (unsigned long long)p50, (unsigned long long)p99, (unsigned long long)p999,
+		        rtt_n, rate, log_n, (unsigned long long)dropped, idle, idle_s);
 		fclose(f);
 	}
 	return 0;

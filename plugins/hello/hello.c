@@ -19,7 +19,7 @@ struct hello_conf {
 
 /* Copy an optional string field of the config, defaulting to def. */
 static int config_str(const msgpack_object *config, const char *key, const char *def,
-		      struct shmring_str *out, char *err, size_t errlen)
+                      struct shmring_str *out, char *err, size_t errlen)
 {
 	const msgpack_object *o = shmring_map_get(config, shmring_cstr(key));
 	if (!o || o->type == MSGPACK_OBJECT_NIL) {
@@ -36,7 +36,7 @@ static int config_str(const msgpack_object *config, const char *key, const char 
 }
 
 static int hello_conf_new(void *wstate, const msgpack_object *config, void **out, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	struct shmring_str name, value;
 	*out = NULL;
@@ -72,21 +72,21 @@ static int hello_access(void *conf, const struct shmring_request *req, struct sh
 }
 
 static int hello_header_filter(void *conf, const struct shmring_request *req,
-			       struct shmring_reply *rep)
+                               struct shmring_reply *rep)
 {
 	const struct hello_conf *c = conf;
 	return shmring_reply_set_resp_header(rep, c->name, c->value);
 }
 
 SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
-	.abi_version = SHMRING_PLUGIN_ABI_VERSION,
-	.struct_size = sizeof(struct shmring_plugin),
-	.name = "hello",
-	.version = "1.0.0",
-	.phases = SHMRING_PHASE_ACCESS | SHMRING_PHASE_REWRITE | SHMRING_PHASE_HEADER_FILTER,
-	.conf_new = hello_conf_new,
-	.conf_free = hello_conf_free,
-	.access = hello_access,
-	.rewrite = hello_access,
-	.header_filter = hello_header_filter,
+    .abi_version = SHMRING_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(struct shmring_plugin),
+    .name = "hello",
+    .version = "1.0.0",
+    .phases = SHMRING_PHASE_ACCESS | SHMRING_PHASE_REWRITE | SHMRING_PHASE_HEADER_FILTER,
+    .conf_new = hello_conf_new,
+    .conf_free = hello_conf_free,
+    .access = hello_access,
+    .rewrite = hello_access,
+    .header_filter = hello_header_filter,
 };

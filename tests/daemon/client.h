@@ -27,25 +27,24 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__,   \
-				#cond);                                                    \
-			fprintf(stderr, __VA_ARGS__);                                      \
-			fprintf(stderr, "\n");                                             \
-			tc_dump_log();                                                     \
-			exit(1);                                                           \
-		}                                                                          \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);   \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fprintf(stderr, "\n");                                                     \
+			tc_dump_log();                                                             \
+			exit(1);                                                                   \
+		}                                                                                  \
 	} while (0)
 
 #define SEC 1000000000ull
 #define MS 1000000ull
 
-static char tc_dir[256];      /* temp dir of this test */
-static char tc_shm[300];      /* the daemon's --shm-dir */
-static char tc_errlog[300];   /* the daemon's stderr */
-static pid_t tc_pid;          /* the daemon */
+static char tc_dir[256];    /* temp dir of this test */
+static char tc_shm[300];    /* the daemon's --shm-dir */
+static char tc_errlog[300]; /* the daemon's stderr */
+static pid_t tc_pid;        /* the daemon */
 
 static inline void tc_dump_log(void)
 {
@@ -55,7 +54,7 @@ static inline void tc_dump_log(void)
 	if (tc_pid > 0) {
 		char cmd[600];
 		snprintf(cmd, sizeof(cmd), "%s --shm-dir %s stats --json >&2", SHMRINGCTL_PATH,
-			 tc_shm);
+		         tc_shm);
 		fprintf(stderr, "---- shmringctl stats ----\n");
 		if (system(cmd) != 0)
 			fprintf(stderr, "(shmringctl failed)\n");
@@ -207,7 +206,7 @@ struct tc_reply {
 
 /* Send one record whose payload is written by fill(); spins while FULL. */
 static inline void tc_send(struct shmring_chan *c, uint16_t type, uint64_t req_id,
-		    void (*fill)(struct shmring_mpw *, void *), void *arg)
+                           void (*fill)(struct shmring_mpw *, void *), void *arg)
 {
 	struct shmring_claim cl;
 	uint64_t deadline = tc_now() + 5 * SEC;
@@ -225,8 +224,8 @@ static inline void tc_send(struct shmring_chan *c, uint16_t type, uint64_t req_i
 }
 
 /* Send raw payload bytes (for malformed records). */
-static inline void tc_send_raw(struct shmring_chan *c, uint16_t type, uint64_t req_id, const void *p,
-			uint32_t len)
+static inline void tc_send_raw(struct shmring_chan *c, uint16_t type, uint64_t req_id,
+                               const void *p, uint32_t len)
 {
 	CHECK(shmring_send(c, type, req_id, p, len) == 0, "send raw");
 	shmring_publish(c);
@@ -264,7 +263,7 @@ static inline int tc_recv(struct shmring_chan *c, struct tc_reply *r, uint64_t t
 
 /* Wait for the reply to req_id, skipping others (counted in *skipped). */
 static inline void tc_expect(struct shmring_chan *c, struct tc_reply *r, uint64_t req_id,
-		      uint64_t timeout_ns)
+                             uint64_t timeout_ns)
 {
 	uint64_t deadline = tc_now() + timeout_ns;
 	for (;;) {
@@ -326,7 +325,7 @@ static inline void tc_fill_access(struct shmring_mpw *w, void *arg)
 
 /* Register conf id for plugin and expect s == 0. */
 static inline void tc_register(struct shmring_chan *c, struct tc_reply *r, uint64_t req_id,
-			struct tc_conf *conf)
+                               struct tc_conf *conf)
 {
 	char e[512];
 	tc_send(c, SHMRING_REC_CONF, req_id, tc_fill_conf, conf);

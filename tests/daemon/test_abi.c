@@ -28,8 +28,7 @@ int main(void)
 	struct tc_conf bad = {.id = 1, .plugin = "badabi"};
 	tc_send(c, SHMRING_REC_CONF, 1, tc_fill_conf, &bad);
 	tc_expect(c, &r, 1, 5 * SEC);
-	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "ABI version 99"), "CONF badabi: %s",
-	      e);
+	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "ABI version 99"), "CONF badabi: %s", e);
 	struct tc_conf hello = {.id = 2, .plugin = "hello"};
 	tc_register(c, &r, 2, &hello);
 	shmring_chan_release(c);

@@ -13,7 +13,7 @@ static int str_is(const msgpack_object *o, const char *s)
 
 /* Check action i of reply r is [op, a, b]. */
 static void check_action(const struct tc_reply *r, uint32_t i, uint64_t op, const char *a,
-			 const char *b)
+                         const char *b)
 {
 	const msgpack_object *acts = shmring_mp_get(r->root, "a");
 	CHECK(acts && acts->type == MSGPACK_OBJECT_ARRAY, "reply has no action array");
@@ -21,10 +21,10 @@ static void check_action(const struct tc_reply *r, uint32_t i, uint64_t op, cons
 	const msgpack_object *x = &acts->via.array.ptr[i];
 	CHECK(x->type == MSGPACK_OBJECT_ARRAY && x->via.array.size == 3, "action shape");
 	CHECK(x->via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-		      x->via.array.ptr[0].via.u64 == op,
+	          x->via.array.ptr[0].via.u64 == op,
 	      "action %u op", i);
-	CHECK(str_is(&x->via.array.ptr[1], a) && str_is(&x->via.array.ptr[2], b),
-	      "action %u args", i);
+	CHECK(str_is(&x->via.array.ptr[1], a) && str_is(&x->via.array.ptr[2], b), "action %u args",
+	      i);
 }
 
 static void fill_hf(struct shmring_mpw *w, void *arg)
@@ -145,15 +145,15 @@ int main(void)
 	uint64_t restarts0 = shmring_instance_worker_counters(inst, w)->restarts;
 	uint64_t pid0 = shmring_instance_worker_counters(inst, w)->pid;
 	static const uint8_t shapes[][32] = {
-		{0x81, 0xa4, 'c', 'o', 'n', 'f', 0xa1, 'x'},             /* conf: str */
-		{0x82, 0xa4, 'c', 'o', 'n', 'f', 0x07, 0xa7, 'h', 'e', 'a', 'd', 'e', 'r', 's',
-		 0x92, 0x01, 0x02},                                       /* headers: array */
-		{0x82, 0xa4, 'c', 'o', 'n', 'f', 0x07, 0xa4, 'p', 'a', 't', 'h', 0xc0}, /* path nil */
-		{0x93, 0x01, 0x02, 0x03},                                 /* an array */
-		{0xc0},                                                   /* nil */
-		{0x82, 0xa4, 'c', 'o', 'n', 'f', 0x07, 0xa6, 's', 't', 'a', 't', 'u', 's', 0xff},
-		{0x83, 0xa4, 'c', 'o', 'n', 'f', 0x07, 0xa6, 'p', 'l', 'u', 'g', 'i', 'n', 0xa5,
-		 'h', 'e', 'l', 'l', 'o', 0xa6, 'c', 'o', 'n', 'f', 'i'}, /* truncated CONF */
+	    {0x81, 0xa4, 'c', 'o', 'n', 'f', 0xa1, 'x'}, /* conf: str */
+	    {0x82, 0xa4, 'c', 'o', 'n', 'f', 0x07, 0xa7, 'h', 'e', 'a', 'd', 'e', 'r', 's', 0x92,
+	     0x01, 0x02}, /* headers: array */
+	    {0x82, 0xa4, 'c', 'o', 'n', 'f', 0x07, 0xa4, 'p', 'a', 't', 'h', 0xc0}, /* path nil */
+	    {0x93, 0x01, 0x02, 0x03},                                               /* an array */
+	    {0xc0},                                                                 /* nil */
+	    {0x82, 0xa4, 'c', 'o', 'n', 'f', 0x07, 0xa6, 's', 't', 'a', 't', 'u', 's', 0xff},
+	    {0x83, 0xa4, 'c', 'o', 'n', 'f', 0x07, 0xa6, 'p', 'l', 'u', 'g', 'i', 'n',
+	     0xa5, 'h',  'e', 'l', 'l', 'o', 0xa6, 'c',  'o', 'n', 'f', 'i'}, /* truncated CONF */
 	};
 	uint32_t seed = 12345;
 	uint64_t first_garbage = req;
@@ -195,7 +195,7 @@ int main(void)
 	tc_expect(c, &r, req++, 5 * SEC);
 	CHECK(r.s == 0, "the worker still serves after garbage");
 	CHECK(shmring_instance_worker_counters(inst, w)->restarts == restarts0 &&
-		      shmring_instance_worker_counters(inst, w)->pid == pid0,
+	          shmring_instance_worker_counters(inst, w)->pid == pid0,
 	      "the worker died on garbage");
 	malformed0 = st->w[w].malformed;
 
@@ -260,8 +260,8 @@ int main(void)
 	out[n] = '\0';
 	CHECK(pclose(p) == 0, "shmringctl failed");
 	CHECK(strstr(out, "\"malformed\":") && strstr(out, "\"unknown_conf\":3,") &&
-		      strstr(out, "\"lat_hist_log2_ns\":[") &&
-		      strstr(out, "{\"name\":\"hello\",\"calls\":"),
+	          strstr(out, "\"lat_hist_log2_ns\":[") &&
+	          strstr(out, "{\"name\":\"hello\",\"calls\":"),
 	      "shmringctl stats --json: %s", out);
 	snprintf(cmd, sizeof(cmd), "%s --shm-dir %s stats >/dev/null", SHMRINGCTL_PATH, tc_shm);
 	CHECK(system(cmd) == 0, "shmringctl table");

@@ -34,8 +34,8 @@ int main(void)
 	tc_init("privileges");
 	/* nobody must reach the instance dir to remove files at stop. */
 	CHECK(chmod(tc_dir, 0711) == 0, "chmod");
-	const char *args[] = {"--workers", "1", "--channels", "2", "--user", "nobody", "--group",
-			      "nogroup", "--mode", "0640", NULL};
+	const char *args[] = {"--workers", "1",       "--channels", "2",    "--user", "nobody",
+	                      "--group",   "nogroup", "--mode",     "0640", NULL};
 	tc_pid = tc_spawn(args);
 	struct shmring_instance *inst = tc_wait_ready(1, 10 * SEC);
 	const char *files[] = {"ctl", "ch-0", "ch-1", "ch-0.bell", "stats"};

@@ -50,7 +50,8 @@ int main(void)
 		/* Every one is answered, in order. */
 		int nretry = 0;
 		for (uint64_t want = first; want < first + BURST; want++) {
-			CHECK(tc_recv(c, &r, 5 * SEC) == 0, "reply %llu lost", (unsigned long long)want);
+			CHECK(tc_recv(c, &r, 5 * SEC) == 0, "reply %llu lost",
+			      (unsigned long long)want);
 			CHECK(r.req_id == want, "reply %llu instead of %llu",
 			      (unsigned long long)r.req_id, (unsigned long long)want);
 			CHECK(r.s == 0 || r.s == 2, "status %llu", (unsigned long long)r.s);

@@ -58,7 +58,8 @@ int main(void)
 	uint64_t deadline = tc_now() + 5 * SEC;
 	while (!shmring_chan_is_closed(c))
 		CHECK(tc_now() < deadline, "closed flag not set");
-	CHECK(shmring_send(c, SHMRING_REC_ACCESS, 1, "x", 1) == -EPIPE, "closed channel took a record");
+	CHECK(shmring_send(c, SHMRING_REC_ACCESS, 1, "x", 1) == -EPIPE,
+	      "closed channel took a record");
 	CHECK(kill(worker, SIGCONT) == 0, "SIGCONT worker");
 	CHECK(tc_wait_exit(tc_pid, 20 * SEC) == 0, "graceful stop exit code");
 

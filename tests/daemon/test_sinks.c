@@ -52,8 +52,9 @@ static int listen_tcp(uint16_t *port)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(*port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons(*port),
+	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind: %s", strerror(errno));
 	CHECK(listen(fd, 16) == 0, "listen");
 	socklen_t sl = sizeof(sa);
@@ -64,7 +65,7 @@ static int listen_tcp(uint16_t *port)
 
 /* Read the TCP collector until `want` lines arrived or the deadline. */
 static void collect_tcp(int lfd, int *conns, int *nconn, struct seqcheck *s, int want,
-			uint64_t deadline)
+                        uint64_t deadline)
 {
 	while (s->total < want) {
 		CHECK(tc_now() < deadline, "TCP collector got %d of %d lines", s->total, want);
@@ -102,14 +103,24 @@ static void collect_tcp(int lfd, int *conns, int *nconn, struct seqcheck *s, int
 int main(void)
 {
 	tc_init("sinks");
-	const char *args[] = {"--workers", "2", "--channels", "2", "--log-flush-ms", "20",
-			      "--log-batch-bytes", "4096", "--log-sink-max-bytes", "1048576", NULL};
+	const char *args[] = {"--workers",
+	                      "2",
+	                      "--channels",
+	                      "2",
+	                      "--log-flush-ms",
+	                      "20",
+	                      "--log-batch-bytes",
+	                      "4096",
+	                      "--log-sink-max-bytes",
+	                      "1048576",
+	                      NULL};
 	tc_pid = tc_spawn(args);
 	struct shmring_instance *inst = tc_wait_ready(2, 10 * SEC);
 	static struct tc_reply r;
 	struct shmring_chan *ch[2];
 	for (uint32_t k = 0; k < 2; k++)
-		CHECK(shmring_chan_open(inst, k, SHMRING_CLIENT, &ch[k]) == 0, "open channel %u", k);
+		CHECK(shmring_chan_open(inst, k, SHMRING_CLIENT, &ch[k]) == 0, "open channel %u",
+		      k);
 
 	char log_path[400], fspec[420], tspec[64], dspec[64];
 	snprintf(log_path, sizeof(log_path), "%s/sink.log", tc_dir);

@@ -12,7 +12,7 @@ static uint64_t req = 1;
 
 /* One request; re-registers on s = 2. Returns the reply status. */
 static uint64_t request(struct shmring_chan *c, struct tc_reply *r, struct tc_conf *conf,
-			uint64_t timeout)
+                        uint64_t timeout)
 {
 	uint64_t id = conf->id;
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -47,8 +47,9 @@ static void fill_crash(struct shmring_mpw *w, void *arg)
 int main(void)
 {
 	tc_init("supervise");
-	const char *args[] = {"--workers", "2", "--channels", "4", "--idle-timeout-ms", "200",
-			      "--watchdog-ms", "1000", NULL};
+	const char *args[] = {
+	    "--workers",     "2",    "--channels", "4", "--idle-timeout-ms", "200",
+	    "--watchdog-ms", "1000", NULL};
 	tc_pid = tc_spawn(args);
 	struct shmring_instance *inst = tc_wait_ready(2, 10 * SEC);
 	struct shmring_chan *c;
@@ -78,7 +79,8 @@ int main(void)
 		CHECK(r.s == 0 || r.s == 2, "reply status %llu", (unsigned long long)r.s);
 		CHECK(request(c, &r, &hello, 1 * SEC) == 0, "request after the kill");
 		uint64_t took = tc_now() - t0;
-		CHECK(took < 1 * SEC, "served again after %llu ms", (unsigned long long)(took / MS));
+		CHECK(took < 1 * SEC, "served again after %llu ms",
+		      (unsigned long long)(took / MS));
 		/* Wait (bounded) for the master to record the restart. */
 		uint64_t deadline = tc_now() + 2 * SEC;
 		while (wc->restarts == restarts0 || wc->pid == 0 || (pid_t)wc->pid == victim)

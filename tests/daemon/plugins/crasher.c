@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 static int crasher_conf_new(void *ws, const msgpack_object *config, void **out, char *err,
-			    size_t errlen)
+                            size_t errlen)
 {
 	*out = NULL;
 	if (shmring_map_get(config, SHMRING_LIT("crash")))
@@ -16,8 +16,7 @@ static int crasher_conf_new(void *ws, const msgpack_object *config, void **out, 
 	return 0;
 }
 
-static int crasher_access(void *conf, const struct shmring_request *req,
-			  struct shmring_reply *rep)
+static int crasher_access(void *conf, const struct shmring_request *req, struct shmring_reply *rep)
 {
 	if (shmring_str_eq(req->path, SHMRING_LIT("/crash")))
 		abort();
@@ -28,10 +27,10 @@ static int crasher_access(void *conf, const struct shmring_request *req,
 }
 
 SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
-	.abi_version = SHMRING_PLUGIN_ABI_VERSION,
-	.struct_size = sizeof(struct shmring_plugin),
-	.name = "crasher",
-	.phases = SHMRING_PHASE_ACCESS,
-	.conf_new = crasher_conf_new,
-	.access = crasher_access,
+    .abi_version = SHMRING_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(struct shmring_plugin),
+    .name = "crasher",
+    .phases = SHMRING_PHASE_ACCESS,
+    .conf_new = crasher_conf_new,
+    .access = crasher_access,
 };

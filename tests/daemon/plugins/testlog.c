@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int tl_conf_new(void *ws, const msgpack_object *config, void **out, char *err,
-		       size_t errlen)
+static int tl_conf_new(void *ws, const msgpack_object *config, void **out, char *err, size_t errlen)
 {
 	struct shmring_str spec;
 	if (!shmring_map_str(config, SHMRING_LIT("sink"), &spec) || spec.len > 200) {
@@ -47,11 +46,11 @@ static int tl_log(void *conf, const struct shmring_log_record *rec)
 }
 
 SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
-	.abi_version = SHMRING_PLUGIN_ABI_VERSION,
-	.struct_size = sizeof(struct shmring_plugin),
-	.name = "testlog",
-	.phases = SHMRING_PHASE_LOG,
-	.conf_new = tl_conf_new,
-	.conf_free = tl_conf_free,
-	.log = tl_log,
+    .abi_version = SHMRING_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(struct shmring_plugin),
+    .name = "testlog",
+    .phases = SHMRING_PHASE_LOG,
+    .conf_new = tl_conf_new,
+    .conf_free = tl_conf_free,
+    .log = tl_log,
 };
