@@ -29,18 +29,18 @@ struct bench_case {
 	const char *name;   /* row name in the table and the JSON */
 	const char *plugin; /* PLUGIN_DIR/<plugin>.so */
 	uint32_t phase;
-	const char *config;   /* JSON, or NULL with make_config */
-	const char *snapshot; /* JSON, or NULL with make_snapshot */
+	const char *config;           /* JSON, or NULL with make_config */
+	const char *snapshot;         /* JSON, or NULL with make_snapshot */
 	char *(*make_config)(void);   /* malloc'd JSON */
 	char *(*make_snapshot)(void); /* malloc'd JSON */
 };
 
 /* A browser-like request: the headers every "*"-declaring plugin gets. */
 #define TYPICAL_HEADERS                                                                            \
-	"\"host\":\"api.example.com\",\"user-agent\":\"Mozilla/5.0 (X11; Linux x86_64) "          \
-	"AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\","                    \
-	"\"accept\":\"application/json\",\"accept-encoding\":\"gzip, deflate, br\","              \
-	"\"accept-language\":\"en-US,en;q=0.9\",\"connection\":\"keep-alive\","                   \
+	"\"host\":\"api.example.com\",\"user-agent\":\"Mozilla/5.0 (X11; Linux x86_64) "           \
+	"AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\","                     \
+	"\"accept\":\"application/json\",\"accept-encoding\":\"gzip, deflate, br\","               \
+	"\"accept-language\":\"en-US,en;q=0.9\",\"connection\":\"keep-alive\","                    \
 	"\"x-forwarded-for\":\"203.0.113.7\",\"x-request-start\":\"1700000000.123\""
 
 #define KEYAUTH_CONSUMERS 1000
@@ -53,52 +53,51 @@ static char *keyauth_config(void)
 	o += (size_t)snprintf(s + o, cap - o, "{\"consumers\":[");
 	for (int i = 0; i < KEYAUTH_CONSUMERS; i++)
 		o += (size_t)snprintf(s + o, cap - o,
-				      "%s{\"id\":\"consumer-%04d\",\"username\":\"user%04d\","
-				      "\"keyauth_credentials\":[{\"id\":\"cred-%04d\",\"key\":"
-				      "\"key-%04d-0123456789abcdef0123456789abcdef\"}]}",
-				      i ? "," : "", i, i, i, i);
+		                      "%s{\"id\":\"consumer-%04d\",\"username\":\"user%04d\","
+		                      "\"keyauth_credentials\":[{\"id\":\"cred-%04d\",\"key\":"
+		                      "\"key-%04d-0123456789abcdef0123456789abcdef\"}]}",
+		                      i ? "," : "", i, i, i, i);
 	snprintf(s + o, cap - o, "]}");
 	return s;
 }
 
 static const struct bench_case cases[] = {
-	/* The floor: the smallest plugin (two actions) through the same path. */
-	{"hello (floor)", "hello", SHMRING_PHASE_ACCESS, "{}",
-	 "{\"method\":\"GET\",\"path\":\"/x\"}", NULL, NULL},
-	{"key-auth hit (1000 consumers)", "key-auth", SHMRING_PHASE_ACCESS, NULL,
-	 "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS
-	 ",\"apikey\":\"key-0500-0123456789abcdef0123456789abcdef\"},\"query\":{\"page\":\"2\"}}",
-	 keyauth_config, NULL},
-	{"key-auth miss (1000 consumers)", "key-auth", SHMRING_PHASE_ACCESS, NULL,
-	 "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS
-	 ",\"apikey\":\"key-9999-0123456789abcdef0123456789abcdef\"},\"query\":{\"page\":\"2\"}}",
-	 keyauth_config, NULL},
-	{"key-auth no key", "key-auth", SHMRING_PHASE_ACCESS, NULL,
-	 "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS "},\"query\":{\"page\":\"2\"}}",
-	 keyauth_config, NULL},
-	/* The demo's config: add 2 headers (one templated) and a query arg,
-	 * remove one, rename a header and a query arg. */
-	{"request-transformer typical", "request-transformer", SHMRING_PHASE_ACCESS,
-	 "{\"add\":{\"headers\":[\"x-added-by:shmring\",\"x-client:$(headers.user_agent or "
-	 "\\\"unknown\\\")\"],\"querystring\":[\"added:1\"]},\"remove\":{\"headers\":[\"x-remove-"
-	 "me\"]},\"rename\":{\"headers\":[\"x-old-name:x-new-name\"],\"querystring\":[\"q:search\"]}}",
-	 "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS
-	 ",\"x-remove-me\":\"1\",\"x-old-name\":\"v\"},\"query\":{\"q\":\"shoes\",\"page\":\"2\"}}",
-	 NULL, NULL},
-	{"request-transformer headers only", "request-transformer", SHMRING_PHASE_ACCESS,
-	 "{\"add\":{\"headers\":[\"x-added-by:shmring\"]},\"remove\":{\"headers\":[\"x-remove-me\"]}}",
-	 "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS ",\"x-remove-me\":\"1\"}}", NULL,
-	 NULL},
-	{"correlation-id uuid#counter", "correlation-id", SHMRING_PHASE_ACCESS, "{}",
-	 "{\"headers\":{" TYPICAL_HEADERS "}}", NULL, NULL},
-	{"correlation-id uuid + echo", "correlation-id", SHMRING_PHASE_ACCESS,
-	 "{\"generator\":\"uuid\",\"echo_downstream\":true}", "{\"headers\":{" TYPICAL_HEADERS "}}",
-	 NULL, NULL},
-	{"correlation-id incoming id", "correlation-id", SHMRING_PHASE_ACCESS,
-	 "{\"echo_downstream\":true}",
-	 "{\"headers\":{" TYPICAL_HEADERS ",\"kong-request-id\":\"abc-123\"}}", NULL, NULL},
-	/* jwt: add rows here, e.g. {"jwt HS256 cache off", "jwt", ..., make_config,
-	 * make_snapshot} (functions can sign tokens at start-up). */
+    /* The floor: the smallest plugin (two actions) through the same path. */
+    {"hello (floor)", "hello", SHMRING_PHASE_ACCESS, "{}", "{\"method\":\"GET\",\"path\":\"/x\"}",
+     NULL, NULL},
+    {"key-auth hit (1000 consumers)", "key-auth", SHMRING_PHASE_ACCESS, NULL,
+     "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS
+     ",\"apikey\":\"key-0500-0123456789abcdef0123456789abcdef\"},\"query\":{\"page\":\"2\"}}",
+     keyauth_config, NULL},
+    {"key-auth miss (1000 consumers)", "key-auth", SHMRING_PHASE_ACCESS, NULL,
+     "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS
+     ",\"apikey\":\"key-9999-0123456789abcdef0123456789abcdef\"},\"query\":{\"page\":\"2\"}}",
+     keyauth_config, NULL},
+    {"key-auth no key", "key-auth", SHMRING_PHASE_ACCESS, NULL,
+     "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS "},\"query\":{\"page\":\"2\"}}",
+     keyauth_config, NULL},
+    /* The demo's config: add 2 headers (one templated) and a query arg,
+     * remove one, rename a header and a query arg. */
+    {"request-transformer typical", "request-transformer", SHMRING_PHASE_ACCESS,
+     "{\"add\":{\"headers\":[\"x-added-by:shmring\",\"x-client:$(headers.user_agent or "
+     "\\\"unknown\\\")\"],\"querystring\":[\"added:1\"]},\"remove\":{\"headers\":[\"x-remove-"
+     "me\"]},\"rename\":{\"headers\":[\"x-old-name:x-new-name\"],\"querystring\":[\"q:search\"]}}",
+     "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS
+     ",\"x-remove-me\":\"1\",\"x-old-name\":\"v\"},\"query\":{\"q\":\"shoes\",\"page\":\"2\"}}",
+     NULL, NULL},
+    {"request-transformer headers only", "request-transformer", SHMRING_PHASE_ACCESS,
+     "{\"add\":{\"headers\":[\"x-added-by:shmring\"]},\"remove\":{\"headers\":[\"x-remove-me\"]}}",
+     "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS ",\"x-remove-me\":\"1\"}}", NULL, NULL},
+    {"correlation-id uuid#counter", "correlation-id", SHMRING_PHASE_ACCESS, "{}",
+     "{\"headers\":{" TYPICAL_HEADERS "}}", NULL, NULL},
+    {"correlation-id uuid + echo", "correlation-id", SHMRING_PHASE_ACCESS,
+     "{\"generator\":\"uuid\",\"echo_downstream\":true}", "{\"headers\":{" TYPICAL_HEADERS "}}",
+     NULL, NULL},
+    {"correlation-id incoming id", "correlation-id", SHMRING_PHASE_ACCESS,
+     "{\"echo_downstream\":true}",
+     "{\"headers\":{" TYPICAL_HEADERS ",\"kong-request-id\":\"abc-123\"}}", NULL, NULL},
+    /* jwt: add rows here, e.g. {"jwt HS256 cache off", "jwt", ..., make_config,
+     * make_snapshot} (functions can sign tokens at start-up). */
 };
 
 struct result {
@@ -188,8 +187,8 @@ int main(int argc, char **argv)
 			quick = 1;
 		} else {
 			fprintf(stderr,
-				"usage: %s [--json PATH] [--only SUBSTRING] [--quick] [--cpu N]\n",
-				argv[0]);
+			        "usage: %s [--json PATH] [--only SUBSTRING] [--quick] [--cpu N]\n",
+			        argv[0]);
 			return 2;
 		}
 	}
@@ -214,10 +213,10 @@ int main(int argc, char **argv)
 		       r.reply_bytes);
 		fflush(stdout);
 		json_array_append_new(rows, json_pack("{s:s, s:s, s:f, s:f, s:f, s:I, s:i}", "name",
-						      c->name, "plugin", c->plugin, "ns_per_call",
-						      r.median_ns, "min_ns", r.min_ns, "max_ns",
-						      r.max_ns, "calls", (json_int_t)r.calls,
-						      "reply_bytes", (int)r.reply_bytes));
+		                                      c->name, "plugin", c->plugin, "ns_per_call",
+		                                      r.median_ns, "min_ns", r.min_ns, "max_ns",
+		                                      r.max_ns, "calls", (json_int_t)r.calls,
+		                                      "reply_bytes", (int)r.reply_bytes));
 	}
 	if (json) {
 		struct utsname u;
@@ -225,12 +224,13 @@ int main(int argc, char **argv)
 		char when[64];
 		time_t t = time(NULL);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-		json_t *doc = json_pack("{s:s, s:s, s:{s:s, s:i, s:i}, s:s, s:o}", "bench", "plugins",
-					"date", when, "machine", "kernel", u.release, "ncpu",
-					(int)sysconf(_SC_NPROCESSORS_ONLN), "cpu", cpu, "what",
-					"hook + reply begin/finish in-process, snapshot decoded once; "
-					"median of 7 runs",
-					"rows", rows);
+		json_t *doc =
+		    json_pack("{s:s, s:s, s:{s:s, s:i, s:i}, s:s, s:o}", "bench", "plugins", "date",
+		              when, "machine", "kernel", u.release, "ncpu",
+		              (int)sysconf(_SC_NPROCESSORS_ONLN), "cpu", cpu, "what",
+		              "hook + reply begin/finish in-process, snapshot decoded once; "
+		              "median of 7 runs",
+		              "rows", rows);
 		if (json_dump_file(doc, json, JSON_INDENT(2)) != 0) {
 			fprintf(stderr, "cannot write %s\n", json);
 			return 1;

@@ -10,7 +10,7 @@
 #include <string.h>
 
 static int put_arg(struct shmring_pc_arg *out, size_t *n, size_t cap, struct shmring_str name,
-		   const msgpack_object *v)
+                   const msgpack_object *v)
 {
 	if (v->type == MSGPACK_OBJECT_BOOLEAN) {
 		if (!v->via.boolean)
@@ -29,7 +29,7 @@ static int put_arg(struct shmring_pc_arg *out, size_t *n, size_t cap, struct shm
 }
 
 int shmring_pc_args_from_map(const msgpack_object *query, struct shmring_pc_arg *out, size_t *n,
-			     size_t cap)
+                             size_t cap)
 {
 	if (!query || query->type != MSGPACK_OBJECT_MAP)
 		return 0;
@@ -95,7 +95,7 @@ static size_t escape(char *dst, struct shmring_str s)
 }
 
 int shmring_pc_args_encode(struct shmring_pc_arg *args, size_t n, char **buf, size_t *cap,
-			   size_t *len)
+                           size_t *len)
 {
 	*len = 0;
 	/* Insertion sort: stable, and n is small (the gateway caps args). */

@@ -22,8 +22,8 @@ static int is_empty_table(const msgpack_object *o)
 	       (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0);
 }
 
-int shmring_pc_check_fields(const msgpack_object *cfg, const char *plugin,
-			    const char *const *known, char *err, size_t errlen)
+int shmring_pc_check_fields(const msgpack_object *cfg, const char *plugin, const char *const *known,
+                            char *err, size_t errlen)
 {
 	if (!cfg || cfg->type == MSGPACK_OBJECT_NIL || is_empty_table(cfg))
 		return 0;
@@ -42,8 +42,8 @@ int shmring_pc_check_fields(const msgpack_object *cfg, const char *plugin,
 			found = key_eq(k, *p);
 		if (!found) {
 			snprintf(err, errlen, "%s: unknown config field '%.*s'", plugin,
-				 (int)(k->via.str.size > 64 ? 64 : k->via.str.size),
-				 k->via.str.ptr);
+			         (int)(k->via.str.size > 64 ? 64 : k->via.str.size),
+			         k->via.str.ptr);
 			return -EINVAL;
 		}
 	}
@@ -59,7 +59,7 @@ const msgpack_object *shmring_pc_field(const msgpack_object *cfg, const char *ke
 }
 
 int shmring_pc_bool(const msgpack_object *cfg, const char *plugin, const char *key, bool def,
-		    bool *out, char *err, size_t errlen)
+                    bool *out, char *err, size_t errlen)
 {
 	const msgpack_object *v = shmring_pc_field(cfg, key);
 	*out = def;
@@ -74,7 +74,7 @@ int shmring_pc_bool(const msgpack_object *cfg, const char *plugin, const char *k
 }
 
 int shmring_pc_int(const msgpack_object *cfg, const char *plugin, const char *key, int64_t def,
-		   int64_t min, int64_t max, int64_t *out, char *err, size_t errlen)
+                   int64_t min, int64_t max, int64_t *out, char *err, size_t errlen)
 {
 	const msgpack_object *v = shmring_pc_field(cfg, key);
 	*out = def;
@@ -92,8 +92,8 @@ int shmring_pc_int(const msgpack_object *cfg, const char *plugin, const char *ke
 	*out = x;
 	return 0;
 bad:
-	snprintf(err, errlen, "%s: config.%s must be an integer between %lld and %lld", plugin,
-		 key, (long long)min, (long long)max);
+	snprintf(err, errlen, "%s: config.%s must be an integer between %lld and %lld", plugin, key,
+	         (long long)min, (long long)max);
 	return -EINVAL;
 }
 
@@ -109,7 +109,7 @@ static char *dup_n(const char *p, size_t n)
 }
 
 int shmring_pc_strdup(const msgpack_object *cfg, const char *plugin, const char *key,
-		      const char *def, bool nonempty, char **out, char *err, size_t errlen)
+                      const char *def, bool nonempty, char **out, char *err, size_t errlen)
 {
 	const msgpack_object *v = shmring_pc_field(cfg, key);
 	*out = NULL;
@@ -122,7 +122,7 @@ int shmring_pc_strdup(const msgpack_object *cfg, const char *plugin, const char 
 	    (nonempty && v->via.str.size == 0) ||
 	    (v->via.str.size && memchr(v->via.str.ptr, '\0', v->via.str.size))) {
 		snprintf(err, errlen, "%s: config.%s must be a %sstring of at most %d bytes",
-			 plugin, key, nonempty ? "non-empty " : "", SHMRING_PC_MAX_STR);
+		         plugin, key, nonempty ? "non-empty " : "", SHMRING_PC_MAX_STR);
 		return -EINVAL;
 	}
 	if (!(*out = dup_n(v->via.str.ptr, v->via.str.size)))
@@ -134,7 +134,7 @@ nomem:
 }
 
 int shmring_pc_strv(const msgpack_object *val, const char *plugin, const char *what,
-		    const char *const *def, struct shmring_pc_strv *out, char *err, size_t errlen)
+                    const char *const *def, struct shmring_pc_strv *out, char *err, size_t errlen)
 {
 	out->n = 0;
 	out->v = NULL;
@@ -151,7 +151,7 @@ int shmring_pc_strv(const msgpack_object *val, const char *plugin, const char *w
 		n = val->via.array.size;
 		if (n > SHMRING_PC_MAX_ARRAY) {
 			snprintf(err, errlen, "%s: %s has more than %d entries", plugin, what,
-				 SHMRING_PC_MAX_ARRAY);
+			         SHMRING_PC_MAX_ARRAY);
 			return -EINVAL;
 		}
 		for (size_t i = 0; i < n; i++) {
@@ -159,8 +159,8 @@ int shmring_pc_strv(const msgpack_object *val, const char *plugin, const char *w
 			if (e->type != MSGPACK_OBJECT_STR || e->via.str.size > SHMRING_PC_MAX_STR ||
 			    (e->via.str.size && memchr(e->via.str.ptr, '\0', e->via.str.size))) {
 				snprintf(err, errlen,
-					 "%s: %s[%zu] must be a string of at most %d bytes", plugin,
-					 what, i, SHMRING_PC_MAX_STR);
+				         "%s: %s[%zu] must be a string of at most %d bytes", plugin,
+				         what, i, SHMRING_PC_MAX_STR);
 				return -EINVAL;
 			}
 			bytes += e->via.str.size + 1;
@@ -260,15 +260,16 @@ static json_t *to_json(const msgpack_object *o, int depth)
 	}
 }
 
-json_t *shmring_pc_to_json(const msgpack_object *o, const char *plugin, const char *what,
-			   char *err, size_t errlen)
+json_t *shmring_pc_to_json(const msgpack_object *o, const char *plugin, const char *what, char *err,
+                           size_t errlen)
 {
 	json_t *j = to_json(o, 0);
 	if (!j)
-		snprintf(err, errlen,
-			 "%s: %s holds a value that is not JSON-like (binary, extension, non-string "
-			 "map key or nesting deeper than 32)",
-			 plugin, what);
+		snprintf(
+		    err, errlen,
+		    "%s: %s holds a value that is not JSON-like (binary, extension, non-string "
+		    "map key or nesting deeper than 32)",
+		    plugin, what);
 	return j;
 }
 

@@ -48,7 +48,7 @@ static void consumer_free(struct shmring_creds_consumer *k)
 /* Copy an optional string member: 0 (absent or null: *out NULL), 1 (set),
  * -EINVAL (wrong type, empty when nonempty, NUL byte, too long). */
 static int member_str(const json_t *obj, const char *name, int nonempty, size_t max, char **out,
-		      size_t *len)
+                      size_t *len)
 {
 	*out = NULL;
 	if (len)
@@ -77,7 +77,8 @@ static int only_known(const json_t *obj, const char *const *known, const char **
 {
 	const char *k;
 	const json_t *v;
-	json_object_foreach((json_t *)obj, k, v) {
+	json_object_foreach((json_t *)obj, k, v)
+	{
 		int ok = 0;
 		for (const char *const *p = known; *p && !ok; p++)
 			ok = !strcmp(*p, k);
@@ -92,11 +93,11 @@ static int only_known(const json_t *obj, const char *const *known, const char **
 #define MAX_ID 1024
 #define MAX_SECRET (64u << 10)
 
-static const char *const consumer_fields[] = {"id", "username", "custom_id",
-					      "keyauth_credentials", "jwt_secrets", NULL};
+static const char *const consumer_fields[] = {
+    "id", "username", "custom_id", "keyauth_credentials", "jwt_secrets", NULL};
 static const char *const keyauth_fields[] = {"id", "key", NULL};
 static const char *const jwt_fields[] = {"id", "key", "algorithm", "secret", "rsa_public_key",
-					 NULL};
+                                         NULL};
 
 /* Report "<where>: consumers[i]<sub> must be ..." */
 #define FAIL(...)                                                                                  \
@@ -107,7 +108,7 @@ static const char *const jwt_fields[] = {"id", "key", "algorithm", "secret", "rs
 	} while (0)
 
 static int parse_keyauth(const json_t *arr, struct shmring_creds_consumer *k, const char *where,
-			 size_t ci, char *err, size_t errlen)
+                         size_t ci, char *err, size_t errlen)
 {
 	int rc = 0;
 	if (!arr || json_is_null(arr))
@@ -151,7 +152,7 @@ out:
 }
 
 static int parse_jwt(const json_t *arr, struct shmring_creds_consumer *k, const char *where,
-		     size_t ci, char *err, size_t errlen)
+                     size_t ci, char *err, size_t errlen)
 {
 	int rc = 0;
 	if (!arr || json_is_null(arr))
@@ -182,15 +183,15 @@ static int parse_jwt(const json_t *arr, struct shmring_creds_consumer *k, const 
 			size_t *len;
 			int required;
 		} f[] = {
-			{"id", 1, MAX_ID, &j->id, NULL, 0},
-			{"key", 1, MAX_ID, &j->key, NULL, 1},
-			{"algorithm", 1, 32, &j->algorithm, NULL, 0},
-			{"secret", 0, MAX_SECRET, &j->secret, &j->secret_len, 0},
-			{"rsa_public_key", 1, MAX_SECRET, &j->rsa_public_key, NULL, 0},
+		    {"id", 1, MAX_ID, &j->id, NULL, 0},
+		    {"key", 1, MAX_ID, &j->key, NULL, 1},
+		    {"algorithm", 1, 32, &j->algorithm, NULL, 0},
+		    {"secret", 0, MAX_SECRET, &j->secret, &j->secret_len, 0},
+		    {"rsa_public_key", 1, MAX_SECRET, &j->rsa_public_key, NULL, 0},
 		};
 		for (size_t x = 0; x < sizeof(f) / sizeof(f[0]); x++) {
-			int r = member_str(o, f[x].name, f[x].nonempty, f[x].max, f[x].out,
-					   f[x].len);
+			int r =
+			    member_str(o, f[x].name, f[x].nonempty, f[x].max, f[x].out, f[x].len);
 			if (r == -ENOMEM)
 				return r;
 			if (r < 0 || (r == 0 && f[x].required))
@@ -205,7 +206,7 @@ out:
 }
 
 static int parse_consumer(const json_t *o, struct shmring_creds_consumer *k, const char *where,
-			  size_t ci, char *err, size_t errlen)
+                          size_t ci, char *err, size_t errlen)
 {
 	int rc = 0;
 	const char *bad = NULL;
@@ -231,7 +232,7 @@ static int parse_consumer(const json_t *o, struct shmring_creds_consumer *k, con
 	if (!k->username && !k->custom_id)
 		FAIL("%s: consumers[%zu] needs a username or a custom_id (like Kong)", where, ci);
 	if ((rc = parse_keyauth(json_object_get(o, "keyauth_credentials"), k, where, ci, err,
-				errlen)) < 0)
+	                        errlen)) < 0)
 		return rc;
 	rc = parse_jwt(json_object_get(o, "jwt_secrets"), k, where, ci, err, errlen);
 out:
@@ -239,7 +240,7 @@ out:
 }
 
 int shmring_creds_add_json(struct shmring_creds *c, const json_t *consumers, const char *where,
-			   char *err, size_t errlen)
+                           char *err, size_t errlen)
 {
 	int rc = 0;
 	size_t first = c->n;
@@ -286,7 +287,7 @@ static void stamp_of(const struct stat *st, struct shmring_file_stamp *s)
 }
 
 int shmring_creds_load_file(struct shmring_creds *c, const char *path,
-			    struct shmring_file_stamp *stamp, char *err, size_t errlen)
+                            struct shmring_file_stamp *stamp, char *err, size_t errlen)
 {
 	memset(stamp, 0, sizeof(*stamp));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -305,8 +306,9 @@ int shmring_creds_load_file(struct shmring_creds *c, const char *path,
 	}
 	stamp_of(&st, stamp);
 	if (!S_ISREG(st.st_mode) || st.st_size > (off_t)SHMRING_CREDS_MAX_FILE) {
-		snprintf(err, errlen, "credentials file %s must be a regular file of at most %u MiB",
-			 path, SHMRING_CREDS_MAX_FILE >> 20);
+		snprintf(err, errlen,
+		         "credentials file %s must be a regular file of at most %u MiB", path,
+		         SHMRING_CREDS_MAX_FILE >> 20);
 		rc = -EINVAL;
 		goto done;
 	}
@@ -323,7 +325,7 @@ int shmring_creds_load_file(struct shmring_creds *c, const char *path,
 		if (r < 0) {
 			rc = -errno;
 			snprintf(err, errlen, "cannot read credentials file %s: %s", path,
-				 strerror(-rc));
+			         strerror(-rc));
 			goto done;
 		}
 		if (r == 0)
@@ -334,18 +336,19 @@ int shmring_creds_load_file(struct shmring_creds *c, const char *path,
 	json_t *root = json_loadb(buf, got, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
 		snprintf(err, errlen, "credentials file %s: line %d column %d: %s", path, je.line,
-			 je.column, je.text);
+		         je.column, je.text);
 		rc = -EINVAL;
 		goto done;
 	}
 	const char *k;
 	json_t *v;
-	json_object_foreach(root, k, v) {
+	json_object_foreach(root, k, v)
+	{
 		if (strcmp(k, "consumers")) {
 			snprintf(err, errlen,
-				 "credentials file %s: unknown top-level field '%.64s' (expected "
-				 "{\"consumers\": [...]})",
-				 path, k);
+			         "credentials file %s: unknown top-level field '%.64s' (expected "
+			         "{\"consumers\": [...]})",
+			         path, k);
 			rc = -EINVAL;
 			break;
 		}
@@ -445,29 +448,30 @@ int shmring_creds_check_unique(const struct shmring_creds *c, char *err, size_t 
 			rc = -EINVAL;
 		} else if (k->username && strset_add(&sets[1], k->username, strlen(k->username))) {
 			snprintf(err, errlen, "credentials: duplicate consumer username '%.128s'",
-				 k->username);
+			         k->username);
 			rc = -EINVAL;
 		} else if (k->custom_id &&
-			   strset_add(&sets[2], k->custom_id, strlen(k->custom_id))) {
+		           strset_add(&sets[2], k->custom_id, strlen(k->custom_id))) {
 			snprintf(err, errlen, "credentials: duplicate consumer custom_id '%.128s'",
-				 k->custom_id);
+			         k->custom_id);
 			rc = -EINVAL;
 		}
 		for (size_t j = 0; j < k->n_keyauth && rc == 0; j++)
 			if (strset_add(&sets[3], k->keyauth[j].key, k->keyauth[j].key_len)) {
 				/* Never print the key itself. */
 				snprintf(err, errlen,
-					 "credentials: duplicate key-auth key (consumer '%.128s', "
-					 "keyauth_credentials[%zu]): every key must be unique",
-					 k->id, j);
+				         "credentials: duplicate key-auth key (consumer '%.128s', "
+				         "keyauth_credentials[%zu]): every key must be unique",
+				         k->id, j);
 				rc = -EINVAL;
 			}
 		for (size_t j = 0; j < k->n_jwt && rc == 0; j++)
 			if (strset_add(&sets[4], k->jwt[j].key, strlen(k->jwt[j].key))) {
-				snprintf(err, errlen,
-					 "credentials: duplicate jwt key '%.128s' (consumer '%.128s', "
-					 "jwt_secrets[%zu])",
-					 k->jwt[j].key, k->id, j);
+				snprintf(
+				    err, errlen,
+				    "credentials: duplicate jwt key '%.128s' (consumer '%.128s', "
+				    "jwt_secrets[%zu])",
+				    k->jwt[j].key, k->id, j);
 				rc = -EINVAL;
 			}
 	}
@@ -478,7 +482,7 @@ out:
 }
 
 const struct shmring_creds_consumer *shmring_creds_find(const struct shmring_creds *c,
-							const char *s)
+                                                        const char *s)
 {
 	for (size_t i = 0; i < c->n; i++)
 		if (!strcmp(c->v[i].id, s))

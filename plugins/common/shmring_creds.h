@@ -69,7 +69,7 @@ struct shmring_creds {
  * messages, e.g. "key-auth: config.consumers"). On failure nothing of this
  * array is kept and err says why. 0, -EINVAL or -ENOMEM. */
 int shmring_creds_add_json(struct shmring_creds *c, const json_t *consumers, const char *where,
-			   char *err, size_t errlen);
+                           char *err, size_t errlen);
 
 /* Identity of a file version (stat fields that change when it is
  * replaced or rewritten). exists = 0 for a missing file. */
@@ -86,7 +86,7 @@ struct shmring_file_stamp {
  * so a concurrent replace cannot pair old content with a new stamp), also
  * when parsing fails. 0, -errno (cannot read) or -EINVAL (bad content). */
 int shmring_creds_load_file(struct shmring_creds *c, const char *path,
-			    struct shmring_file_stamp *stamp, char *err, size_t errlen);
+                            struct shmring_file_stamp *stamp, char *err, size_t errlen);
 
 /* Reject duplicates across everything added: consumer id, username and
  * custom_id; key-auth keys; jwt keys. 0 or -EINVAL. */
@@ -95,7 +95,7 @@ int shmring_creds_check_unique(const struct shmring_creds *c, char *err, size_t 
 /* The consumer whose id, or else whose username, equals s; NULL if none
  * (Kong's `anonymous` accepts either). */
 const struct shmring_creds_consumer *shmring_creds_find(const struct shmring_creds *c,
-							const char *s);
+                                                        const char *s);
 
 /* Free every consumer (wiping keys and secrets); c is empty afterwards. */
 void shmring_creds_free(struct shmring_creds *c);

@@ -37,8 +37,8 @@
 /* 0 if every key of the config map is in `known` (NULL-terminated), else
  * -EINVAL and "<plugin>: unknown config field '<key>'". A nil or empty
  * config is fine. Catches typos that would otherwise be silently ignored. */
-int shmring_pc_check_fields(const msgpack_object *cfg, const char *plugin,
-			    const char *const *known, char *err, size_t errlen);
+int shmring_pc_check_fields(const msgpack_object *cfg, const char *plugin, const char *const *known,
+                            char *err, size_t errlen);
 
 /* The value of field `key`, or NULL if absent or nil (Kong sends unset
  * optional fields as null). */
@@ -46,17 +46,17 @@ const msgpack_object *shmring_pc_field(const msgpack_object *cfg, const char *ke
 
 /* Boolean field; absent/nil gives def. */
 int shmring_pc_bool(const msgpack_object *cfg, const char *plugin, const char *key, bool def,
-		    bool *out, char *err, size_t errlen);
+                    bool *out, char *err, size_t errlen);
 
 /* Integer field in [min, max]; absent/nil gives def. */
 int shmring_pc_int(const msgpack_object *cfg, const char *plugin, const char *key, int64_t def,
-		   int64_t min, int64_t max, int64_t *out, char *err, size_t errlen);
+                   int64_t min, int64_t max, int64_t *out, char *err, size_t errlen);
 
 /* String field copied into a malloc'd NUL-terminated string (the caller
  * frees it). Absent/nil gives a copy of def, or NULL if def is NULL. With
  * nonempty, "" is refused. Strings holding a NUL byte are refused. */
 int shmring_pc_strdup(const msgpack_object *cfg, const char *plugin, const char *key,
-		      const char *def, bool nonempty, char **out, char *err, size_t errlen);
+                      const char *def, bool nonempty, char **out, char *err, size_t errlen);
 
 /* An array of strings, copied: v[i] are NUL-terminated and live in one
  * allocation owned by the strv. An empty Lua table arrives as an empty map
@@ -68,7 +68,7 @@ struct shmring_pc_strv {
 /* `val` may be NULL (absent): then the default list `def` (NULL-terminated,
  * may be NULL for none) is used. `what` names the field in messages. */
 int shmring_pc_strv(const msgpack_object *val, const char *plugin, const char *what,
-		    const char *const *def, struct shmring_pc_strv *out, char *err, size_t errlen);
+                    const char *const *def, struct shmring_pc_strv *out, char *err, size_t errlen);
 void shmring_pc_strv_free(struct shmring_pc_strv *sv);
 
 /* ---- msgpack -> JSON -------------------------------------------------------- */
@@ -77,8 +77,8 @@ void shmring_pc_strv_free(struct shmring_pc_strv *sv);
  * depth <= 32), or NULL with err set. The caller owns the reference. An
  * empty map becomes an empty object; use shmring_pc_json_array_or_empty()
  * where an array is expected. */
-json_t *shmring_pc_to_json(const msgpack_object *o, const char *plugin, const char *what,
-			   char *err, size_t errlen);
+json_t *shmring_pc_to_json(const msgpack_object *o, const char *plugin, const char *what, char *err,
+                           size_t errlen);
 
 /* ---- query strings ------------------------------------------------------------ */
 
@@ -93,7 +93,7 @@ struct shmring_pc_arg {
 /* Append the args of a snapshot `query` map (str | true | [str...]) to
  * out[*n..cap); false values are dropped, like Kong. 0, or -E2BIG. */
 int shmring_pc_args_from_map(const msgpack_object *query, struct shmring_pc_arg *out, size_t *n,
-			     size_t cap);
+                             size_t cap);
 
 /* Sort args by name (stable: repeated names keep their order) and
  * percent-encode them into a raw query string (no '?'), the way Kong's
@@ -101,7 +101,7 @@ int shmring_pc_args_from_map(const msgpack_object *query, struct shmring_pc_arg 
  * *buf (grown with realloc as needed, owned by the caller, reused across
  * calls), its length in *len. 0 or -ENOMEM. */
 int shmring_pc_args_encode(struct shmring_pc_arg *args, size_t n, char **buf, size_t *cap,
-			   size_t *len);
+                           size_t *len);
 
 /* Lower-case ASCII copy helper: dst gets n bytes of src lower-cased. */
 void shmring_pc_lower(char *dst, const char *src, size_t n);

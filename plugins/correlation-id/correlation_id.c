@@ -134,7 +134,7 @@ static void cid_conf_free(void *conf)
 }
 
 static int cid_conf_new(void *wstate, const msgpack_object *cfg, void **out, char *err,
-			size_t errlen)
+                        size_t errlen)
 {
 	*out = NULL;
 	if (!wstate) {
@@ -151,17 +151,18 @@ static int cid_conf_new(void *wstate, const msgpack_object *cfg, void **out, cha
 	c->w = wstate;
 	if ((rc = shmring_pc_check_fields(cfg, PLUGIN, fields, err, errlen)) < 0 ||
 	    (rc = shmring_pc_strdup(cfg, PLUGIN, "header_name", "Kong-Request-ID", true,
-				    &c->header_mem, err, errlen)) < 0 ||
+	                            &c->header_mem, err, errlen)) < 0 ||
 	    (rc = shmring_pc_strdup(cfg, PLUGIN, "generator", "uuid#counter", true, &gen, err,
-				    errlen)) < 0 ||
+	                            errlen)) < 0 ||
 	    (rc = shmring_pc_bool(cfg, PLUGIN, "echo_downstream", false, &c->echo, err, errlen)) <
-		    0)
+	        0)
 		goto fail;
 	rc = -EINVAL;
 	c->header = shmring_cstr(c->header_mem);
 	if (!shmring_pc_header_name_ok(c->header)) {
-		snprintf(err, errlen, PLUGIN ": config.header_name '%.64s' is not a valid header name",
-			 c->header_mem);
+		snprintf(err, errlen,
+		         PLUGIN ": config.header_name '%.64s' is not a valid header name",
+		         c->header_mem);
 		goto fail;
 	}
 	if (!strcmp(gen, "uuid")) {
@@ -172,9 +173,9 @@ static int cid_conf_new(void *wstate, const msgpack_object *cfg, void **out, cha
 		c->gen = GEN_TRACKER;
 	} else {
 		snprintf(err, errlen,
-			 PLUGIN ": config.generator must be one of \"uuid\", \"uuid#counter\", "
-				"\"tracker\" (got \"%.64s\")",
-			 gen);
+		         PLUGIN ": config.generator must be one of \"uuid\", \"uuid#counter\", "
+		                "\"tracker\" (got \"%.64s\")",
+		         gen);
 		goto fail;
 	}
 	free(gen);
@@ -187,8 +188,7 @@ fail:
 }
 
 /* Make an id into buf (>= 128 bytes); its length, or < 0. */
-static int generate(struct cid_conf *c, const struct shmring_request *req, char *buf,
-		    size_t len)
+static int generate(struct cid_conf *c, const struct shmring_request *req, char *buf, size_t len)
 {
 	struct cid_worker *w = c->w;
 	switch (c->gen) {
@@ -202,8 +202,8 @@ static int generate(struct cid_conf *c, const struct shmring_request *req, char 
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		return snprintf(buf, len, "%ld-%u-%" PRIu64 "-%" PRIu64 "-%lld.%03ld", w->pid,
-				req->channel, req->req_id, ++w->counter, (long long)ts.tv_sec,
-				ts.tv_nsec / 1000000);
+		                req->channel, req->req_id, ++w->counter, (long long)ts.tv_sec,
+		                ts.tv_nsec / 1000000);
 	}
 	}
 	return -EINVAL;
@@ -232,7 +232,7 @@ static int cid_access(void *conf, const struct shmring_request *req, struct shmr
 }
 
 static int cid_header_filter(void *conf, const struct shmring_request *req,
-			     struct shmring_reply *rep)
+                             struct shmring_reply *rep)
 {
 	struct cid_conf *c = conf;
 	struct shmring_str id;
@@ -244,17 +244,17 @@ static int cid_header_filter(void *conf, const struct shmring_request *req,
 static const char *const needs_all[] = {SHMRING_NEED_ALL, NULL};
 
 SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
-	.abi_version = SHMRING_PLUGIN_ABI_VERSION,
-	.struct_size = sizeof(struct shmring_plugin),
-	.name = "correlation-id",
-	.version = "1.0.0",
-	.phases = SHMRING_PHASE_ACCESS | SHMRING_PHASE_HEADER_FILTER,
-	/* header_name is configurable: the incoming id may be in any header. */
-	.needs_headers = needs_all,
-	.init = cid_init,
-	.fini = cid_fini,
-	.conf_new = cid_conf_new,
-	.conf_free = cid_conf_free,
-	.access = cid_access,
-	.header_filter = cid_header_filter,
+    .abi_version = SHMRING_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(struct shmring_plugin),
+    .name = "correlation-id",
+    .version = "1.0.0",
+    .phases = SHMRING_PHASE_ACCESS | SHMRING_PHASE_HEADER_FILTER,
+    /* header_name is configurable: the incoming id may be in any header. */
+    .needs_headers = needs_all,
+    .init = cid_init,
+    .fini = cid_fini,
+    .conf_new = cid_conf_new,
+    .conf_free = cid_conf_free,
+    .access = cid_access,
+    .header_filter = cid_header_filter,
 };

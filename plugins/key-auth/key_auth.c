@@ -41,25 +41,25 @@
 /* ---- the key table --------------------------------------------------------- */
 
 struct key_slot {
-	uint64_t hash; /* XXH3-64 of the key with the table's seed */
+	uint64_t hash;                            /* XXH3-64 of the key with the table's seed */
 	const struct shmring_creds_keyauth *cred; /* NULL: empty slot */
 	const struct shmring_creds_consumer *consumer;
 };
 
 /* One credentials version: what the inline and file consumers give. */
 struct key_table {
-	struct shmring_creds file;                        /* consumers from the file */
-	struct key_slot *slots;                           /* mask + 1 slots */
+	struct shmring_creds file; /* consumers from the file */
+	struct key_slot *slots;    /* mask + 1 slots */
 	size_t mask;
 	uint64_t seed;
-	const struct shmring_creds_consumer *anonymous;   /* resolved, or NULL */
+	const struct shmring_creds_consumer *anonymous; /* resolved, or NULL */
 };
 
 struct key_auth_conf {
 	struct shmring_pc_strv key_names;
 	bool key_in_header, key_in_query, hide_credentials, run_on_preflight;
-	char *anonymous;   /* consumer id or username; NULL if unset */
-	char *www_auth;    /* "Key" or "Key realm=\"...\"" */
+	char *anonymous; /* consumer id or username; NULL if unset */
+	char *www_auth;  /* "Key" or "Key realm=\"...\"" */
 	struct shmring_creds inline_creds;
 	struct shmring_file_watch watch; /* path NULL without credentials_file */
 	struct key_table *table;
@@ -82,7 +82,7 @@ static uint64_t key_hash(const struct key_table *t, const char *key, size_t len)
 }
 
 static void table_insert(struct key_table *t, const struct shmring_creds_consumer *k,
-			 const struct shmring_creds_keyauth *cred)
+                         const struct shmring_creds_keyauth *cred)
 {
 	uint64_t h = key_hash(t, cred->key, cred->key_len);
 	size_t i = h & t->mask;
@@ -111,7 +111,7 @@ static const struct key_slot *table_find(const struct key_table *t, struct shmri
 /* Build a table over the inline consumers plus `file` (taken over, even on
  * failure). Rejects duplicates and an unknown anonymous consumer. */
 static struct key_table *table_build(const struct key_auth_conf *c, struct shmring_creds *file,
-				     char *err, size_t errlen)
+                                     char *err, size_t errlen)
 {
 	struct key_table *t = calloc(1, sizeof(*t));
 	if (!t) {
@@ -141,9 +141,10 @@ static struct key_table *table_build(const struct key_auth_conf *c, struct shmri
 		for (size_t j = 0; j < all.v[i].n_keyauth; j++)
 			if (!all.v[i].keyauth[j].id) {
 				snprintf(err, errlen,
-					 PLUGIN ": consumer '%.128s': keyauth_credentials[%zu].id is "
-						"required (it is sent as X-Credential-Identifier)",
-					 all.v[i].id, j);
+				         PLUGIN
+				         ": consumer '%.128s': keyauth_credentials[%zu].id is "
+				         "required (it is sent as X-Credential-Identifier)",
+				         all.v[i].id, j);
 				free(all.v);
 				table_free(t);
 				return NULL;
@@ -164,9 +165,10 @@ static struct key_table *table_build(const struct key_auth_conf *c, struct shmri
 		t->anonymous = shmring_creds_find(&all, c->anonymous);
 		if (!t->anonymous) {
 			snprintf(err, errlen,
-				 PLUGIN ": config.anonymous names consumer '%.128s', which is neither "
-				 "an id nor a username of the configured consumers",
-				 c->anonymous);
+			         PLUGIN
+			         ": config.anonymous names consumer '%.128s', which is neither "
+			         "an id nor a username of the configured consumers",
+			         c->anonymous);
 			free(all.v);
 			table_free(t);
 			return NULL;
@@ -174,7 +176,7 @@ static struct key_table *table_build(const struct key_auth_conf *c, struct shmri
 		/* all.v is a temporary copy: point into the owning arrays. */
 		size_t idx = (size_t)(t->anonymous - all.v);
 		t->anonymous = idx < c->inline_creds.n ? &c->inline_creds.v[idx]
-						       : &t->file.v[idx - c->inline_creds.n];
+		                                       : &t->file.v[idx - c->inline_creds.n];
 	}
 	free(all.v);
 	if (getrandom(&t->seed, sizeof(t->seed), 0) != sizeof(t->seed))
@@ -207,7 +209,7 @@ static struct key_table *table_load(struct key_auth_conf *c, char *err, size_t e
 	if (c->watch.path) {
 		char why[512];
 		int rc = shmring_creds_load_file(&file, c->watch.path, &c->watch.stamp, why,
-						 sizeof(why));
+		                                 sizeof(why));
 		if (rc < 0) {
 			shmring_creds_free(&file);
 			snprintf(err, errlen, PLUGIN ": %s", why);
@@ -220,9 +222,9 @@ static struct key_table *table_load(struct key_auth_conf *c, char *err, size_t e
 /* ---- config ------------------------------------------------------------------ */
 
 static const char *const fields[] = {
-	"key_names",        "key_in_header", "key_in_query", "key_in_body", "hide_credentials",
-	"anonymous",        "run_on_preflight", "realm",     "consumers",   "credentials_file",
-	"reload_interval_ms", NULL};
+    "key_names",        "key_in_header",    "key_in_query",       "key_in_body",
+    "hide_credentials", "anonymous",        "run_on_preflight",   "realm",
+    "consumers",        "credentials_file", "reload_interval_ms", NULL};
 
 static const char *const default_key_names[] = {"apikey", NULL};
 
@@ -241,8 +243,7 @@ static void conf_free(void *p)
 	free(c);
 }
 
-static int conf_new(void *wstate, const msgpack_object *cfg, void **out, char *err,
-		    size_t errlen)
+static int conf_new(void *wstate, const msgpack_object *cfg, void **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	struct key_auth_conf *c = calloc(1, sizeof(*c));
@@ -256,24 +257,24 @@ static int conf_new(void *wstate, const msgpack_object *cfg, void **out, char *e
 	}
 	if ((rc = shmring_pc_check_fields(cfg, PLUGIN, fields, err, errlen)) < 0 ||
 	    (rc = shmring_pc_strv(shmring_pc_field(cfg, "key_names"), PLUGIN, "config.key_names",
-				  default_key_names, &c->key_names, err, errlen)) < 0 ||
+	                          default_key_names, &c->key_names, err, errlen)) < 0 ||
 	    (rc = shmring_pc_bool(cfg, PLUGIN, "key_in_header", true, &c->key_in_header, err,
-				  errlen)) < 0 ||
+	                          errlen)) < 0 ||
 	    (rc = shmring_pc_bool(cfg, PLUGIN, "key_in_query", true, &c->key_in_query, err,
-				  errlen)) < 0 ||
+	                          errlen)) < 0 ||
 	    (rc = shmring_pc_bool(cfg, PLUGIN, "key_in_body", false, &key_in_body, err, errlen)) <
-		    0 ||
-	    (rc = shmring_pc_bool(cfg, PLUGIN, "hide_credentials", false, &c->hide_credentials,
-				  err, errlen)) < 0 ||
-	    (rc = shmring_pc_bool(cfg, PLUGIN, "run_on_preflight", true, &c->run_on_preflight,
-				  err, errlen)) < 0 ||
+	        0 ||
+	    (rc = shmring_pc_bool(cfg, PLUGIN, "hide_credentials", false, &c->hide_credentials, err,
+	                          errlen)) < 0 ||
+	    (rc = shmring_pc_bool(cfg, PLUGIN, "run_on_preflight", true, &c->run_on_preflight, err,
+	                          errlen)) < 0 ||
 	    (rc = shmring_pc_strdup(cfg, PLUGIN, "anonymous", NULL, true, &c->anonymous, err,
-				    errlen)) < 0 ||
+	                            errlen)) < 0 ||
 	    (rc = shmring_pc_strdup(cfg, PLUGIN, "realm", NULL, false, &realm, err, errlen)) < 0 ||
 	    (rc = shmring_pc_strdup(cfg, PLUGIN, "credentials_file", NULL, true, &c->watch.path,
-				    err, errlen)) < 0 ||
+	                            err, errlen)) < 0 ||
 	    (rc = shmring_pc_int(cfg, PLUGIN, "reload_interval_ms", 1000, 0, 3600000, &reload_ms,
-				 err, errlen)) < 0)
+	                         err, errlen)) < 0)
 		goto fail;
 	rc = -EINVAL;
 	if (c->key_names.n == 0) {
@@ -283,8 +284,9 @@ static int conf_new(void *wstate, const msgpack_object *cfg, void **out, char *e
 	for (size_t i = 0; i < c->key_names.n; i++) {
 		if (!shmring_pc_header_name_ok(c->key_names.v[i])) {
 			snprintf(err, errlen,
-				 PLUGIN ": config.key_names[%zu] '%.64s' is not a valid header name",
-				 i, c->key_names.v[i].ptr);
+			         PLUGIN
+			         ": config.key_names[%zu] '%.64s' is not a valid header name",
+			         i, c->key_names.v[i].ptr);
 			goto fail;
 		}
 		/* Headers arrive lower-case; keep the configured name for the
@@ -293,19 +295,20 @@ static int conf_new(void *wstate, const msgpack_object *cfg, void **out, char *e
 	}
 	if (key_in_body) {
 		snprintf(err, errlen,
-			 PLUGIN ": config.key_in_body is not supported (the request body is not "
-				"sent to shmringd); use a header or the query string");
+		         PLUGIN ": config.key_in_body is not supported (the request body is not "
+		                "sent to shmringd); use a header or the query string");
 		goto fail;
 	}
 	if (!c->key_in_header && !c->key_in_query) {
 		snprintf(err, errlen,
-			 PLUGIN ": config.key_in_header and config.key_in_query are both false: no "
-				"key could ever be found");
+		         PLUGIN ": config.key_in_header and config.key_in_query are both false: no "
+		                "key could ever be found");
 		goto fail;
 	}
 	if (realm && (strchr(realm, '"') || strchr(realm, '\\') || strchr(realm, '\r') ||
-		      strchr(realm, '\n'))) {
-		snprintf(err, errlen, PLUGIN ": config.realm must not contain '\"', '\\' or newlines");
+	              strchr(realm, '\n'))) {
+		snprintf(err, errlen,
+		         PLUGIN ": config.realm must not contain '\"', '\\' or newlines");
 		goto fail;
 	}
 	if (realm) {
@@ -329,7 +332,7 @@ static int conf_new(void *wstate, const msgpack_object *cfg, void **out, char *e
 	}
 	if (!c->watch.path && c->inline_creds.n == 0) {
 		snprintf(err, errlen,
-			 PLUGIN ": no consumers: set config.consumers or config.credentials_file");
+		         PLUGIN ": no consumers: set config.consumers or config.credentials_file");
 		goto fail;
 	}
 	c->watch.interval_ns = (uint64_t)reload_ms * 1000000u;
@@ -359,9 +362,9 @@ static void maybe_reload(struct key_auth_conf *c, struct shmring_reply *rep)
 	if (!t) {
 		char msg[700];
 		int n = snprintf(msg, sizeof(msg), "%s; keeping the previous credentials", err);
-		shmring_reply_log(rep, SHMRING_LOG_ERR,
-				  (struct shmring_str){msg, n < (int)sizeof(msg) ? (size_t)n
-										 : sizeof(msg) - 1});
+		shmring_reply_log(
+		    rep, SHMRING_LOG_ERR,
+		    (struct shmring_str){msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1});
 		return;
 	}
 	table_free(c->table);
@@ -379,16 +382,16 @@ static void maybe_reload(struct key_auth_conf *c, struct shmring_reply *rep)
 static int set_or_clear(struct shmring_reply *rep, struct shmring_str name, const char *v)
 {
 	return v ? shmring_reply_set_req_header(rep, name, shmring_cstr(v))
-		 : shmring_reply_clear_req_header(rep, name);
+	         : shmring_reply_clear_req_header(rep, name);
 }
 
 /* Kong's set_consumer(): authenticate, then the upstream headers. */
 static int set_consumer(struct shmring_reply *rep, const struct shmring_creds_consumer *k,
-			const struct shmring_creds_keyauth *cred)
+                        const struct shmring_creds_keyauth *cred)
 {
 	int rc = shmring_reply_authenticate(rep, shmring_cstr(k->id), shmring_cstr(k->username),
-					    shmring_cstr(k->custom_id),
-					    shmring_cstr(cred ? cred->id : NULL));
+	                                    shmring_cstr(k->custom_id),
+	                                    shmring_cstr(cred ? cred->id : NULL));
 	rc |= set_or_clear(rep, H_CONSUMER_ID, k->id);
 	rc |= set_or_clear(rep, H_CONSUMER_CUSTOM_ID, k->custom_id);
 	rc |= set_or_clear(rep, H_CONSUMER_USERNAME, k->username);
@@ -401,11 +404,11 @@ static int set_consumer(struct shmring_reply *rep, const struct shmring_creds_co
 }
 
 static int unauthorized(const struct key_auth_conf *c, struct shmring_reply *rep,
-			struct shmring_str body)
+                        struct shmring_str body)
 {
 	struct shmring_header h[2] = {
-		{SHMRING_LIT("WWW-Authenticate"), shmring_cstr(c->www_auth)},
-		{SHMRING_LIT("Content-Type"), SHMRING_LIT("application/json; charset=utf-8")},
+	    {SHMRING_LIT("WWW-Authenticate"), shmring_cstr(c->www_auth)},
+	    {SHMRING_LIT("Content-Type"), SHMRING_LIT("application/json; charset=utf-8")},
 	};
 	return shmring_reply_exit(rep, 401, body, h, 2);
 }
@@ -417,7 +420,7 @@ static int unauthorized(const struct key_auth_conf *c, struct shmring_reply *rep
 /* A failed authentication: 0, with the 401 in the reply unless quiet
  * (anonymous fallback); < 0 if the reply could not take it. */
 static int fail(const struct key_auth_conf *c, struct shmring_reply *rep, bool quiet,
-		struct shmring_str body)
+                struct shmring_str body)
 {
 	if (quiet)
 		return 0;
@@ -428,7 +431,7 @@ static int fail(const struct key_auth_conf *c, struct shmring_reply *rep, bool q
 /* Drop arg `name` from the query (hide_credentials): rebuilt from the
  * snapshot's args, which carries all of them (the plugin declares "*"). */
 static int clear_query_arg(struct key_auth_conf *c, const struct shmring_request *req,
-			   struct shmring_reply *rep, struct shmring_str name)
+                           struct shmring_reply *rep, struct shmring_str name)
 {
 	struct shmring_pc_arg args[MAX_QUERY_ARGS];
 	size_t n = 0, m = 0, len;
@@ -447,7 +450,7 @@ static int clear_query_arg(struct key_auth_conf *c, const struct shmring_request
 /* Kong's do_authentication(): 1 authenticated, 0 failed (exit added to the
  * reply unless `quiet`, for the anonymous fallback), < 0 error. */
 static int authenticate(struct key_auth_conf *c, const struct shmring_request *req,
-			struct shmring_reply *rep, bool quiet)
+                        struct shmring_reply *rep, bool quiet)
 {
 	struct shmring_str key = {NULL, 0};
 	bool found = false;
@@ -499,8 +502,7 @@ static int authenticate(struct key_auth_conf *c, const struct shmring_request *r
 	return rc < 0 ? rc : 1;
 }
 
-static int key_auth_access(void *conf, const struct shmring_request *req,
-			   struct shmring_reply *rep)
+static int key_auth_access(void *conf, const struct shmring_request *req, struct shmring_reply *rep)
 {
 	struct key_auth_conf *c = conf;
 	if (!c->run_on_preflight && shmring_str_eq(req->method, SHMRING_LIT("OPTIONS")))
@@ -521,16 +523,16 @@ static int key_auth_access(void *conf, const struct shmring_request *req,
 static const char *const needs_all[] = {SHMRING_NEED_ALL, NULL};
 
 SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
-	.abi_version = SHMRING_PLUGIN_ABI_VERSION,
-	.struct_size = sizeof(struct shmring_plugin),
-	.name = "key-auth",
-	.version = "1.0.0",
-	.phases = SHMRING_PHASE_ACCESS,
-	/* key_names are configurable and hide_credentials rebuilds the whole
-	 * query: the snapshot must carry every header and query arg. */
-	.needs_headers = needs_all,
-	.needs_query = needs_all,
-	.conf_new = conf_new,
-	.conf_free = conf_free,
-	.access = key_auth_access,
+    .abi_version = SHMRING_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(struct shmring_plugin),
+    .name = "key-auth",
+    .version = "1.0.0",
+    .phases = SHMRING_PHASE_ACCESS,
+    /* key_names are configurable and hide_credentials rebuilds the whole
+     * query: the snapshot must carry every header and query arg. */
+    .needs_headers = needs_all,
+    .needs_query = needs_all,
+    .conf_new = conf_new,
+    .conf_free = conf_free,
+    .access = key_auth_access,
 };

@@ -80,7 +80,8 @@ enum part_kind { PART_LITERAL, PART_HEADER, PART_QUERY };
 
 struct part {
 	enum part_kind kind;
-	struct shmring_str text; /* literal text, or the name to look up (headers: lower-case, '-') */
+	struct shmring_str
+	    text; /* literal text, or the name to look up (headers: lower-case, '-') */
 	struct shmring_str dflt; /* used when the value is missing */
 };
 
@@ -113,7 +114,7 @@ struct rt_conf {
 	struct shmring_str method; /* upper-case; len 0 if unset */
 	struct arena_block *arena;
 	/* Per-request scratch (single-threaded worker; reused, never shrunk). */
-	char *render;    /* rendered values */
+	char *render; /* rendered values */
 	size_t render_cap, render_len;
 	char *query_buf;
 	size_t query_cap;
@@ -176,9 +177,9 @@ static int ident_char(char c)
 static int parse_expr(struct parse_ctx *p, const char *s, const char *e, struct part *out)
 {
 	static const char usage[] =
-		"unsupported template expression '$(%s)': use $(headers.NAME), "
-		"$(headers[\"NAME\"]), $(query_params.NAME) or $(query_params[\"NAME\"]), "
-		"optionally followed by or \"default\", or $(\"literal\")";
+	    "unsupported template expression '$(%s)': use $(headers.NAME), "
+	    "$(headers[\"NAME\"]), $(query_params.NAME) or $(query_params[\"NAME\"]), "
+	    "optionally followed by or \"default\", or $(\"literal\")";
 	char shown[200];
 	snprintf(shown, sizeof(shown), "%.*s", (int)(e - s > 150 ? 150 : e - s), s);
 	s = skip_ws(s, e);
@@ -281,8 +282,8 @@ static int parse_tpl(struct parse_ctx *p, const char *s, size_t len, struct tpl 
 		if (n + 2 > sizeof(parts) / sizeof(parts[0]))
 			return perr(p, "%s", "more than 31 templates in one value");
 		if (d > lit)
-			parts[n++] = (struct part){PART_LITERAL, keep(p, lit, (size_t)(d - lit)),
-						   {NULL, 0}};
+			parts[n++] =
+			    (struct part){PART_LITERAL, keep(p, lit, (size_t)(d - lit)), {NULL, 0}};
 		int rc = parse_expr(p, d + 2, close, &parts[n]);
 		if (rc < 0)
 			return rc;
@@ -290,7 +291,8 @@ static int parse_tpl(struct parse_ctx *p, const char *s, size_t len, struct tpl 
 		s = lit = close + 1;
 	}
 	if (e > lit || n == 0)
-		parts[n++] = (struct part){PART_LITERAL, keep(p, lit, (size_t)(e - lit)), {NULL, 0}};
+		parts[n++] =
+		    (struct part){PART_LITERAL, keep(p, lit, (size_t)(e - lit)), {NULL, 0}};
 	out->parts = (struct part *)arena_alloc(&p->c->arena, n * sizeof(struct part));
 	if (!out->parts)
 		return -ENOMEM;
@@ -305,7 +307,7 @@ static int parse_tpl(struct parse_ctx *p, const char *s, size_t len, struct tpl 
 /* One "name[:value]" entry of a rule list, split like Kong's
  * `^([^:]+):*(.-)$`. */
 static int parse_op(struct parse_ctx *p, int kind, int is_header, struct shmring_str entry,
-		    struct op *op)
+                    struct op *op)
 {
 	const char *colon = entry.len ? memchr(entry.ptr, ':', entry.len) : NULL;
 	size_t nlen = colon ? (size_t)(colon - entry.ptr) : entry.len;
@@ -314,7 +316,7 @@ static int parse_op(struct parse_ctx *p, int kind, int is_header, struct shmring
 	struct shmring_str name = {entry.ptr, nlen};
 	if (is_header && !shmring_pc_header_name_ok(name))
 		return perr(p, "'%s' is not a valid header name",
-			    keep(p, name.ptr, name.len).ptr ?: "");
+		            keep(p, name.ptr, name.len).ptr ?: "");
 	const char *v = colon ? colon : entry.ptr + entry.len;
 	while (v < entry.ptr + entry.len && *v == ':')
 		v++;
@@ -332,7 +334,7 @@ static int parse_op(struct parse_ctx *p, int kind, int is_header, struct shmring
 			return perr(p, "%s", "a rename target is a name, not a template");
 		if (is_header && !shmring_pc_header_name_ok(value))
 			return perr(p, "'%s' is not a valid header name",
-				    keep(p, value.ptr, value.len).ptr ?: "");
+			            keep(p, value.ptr, value.len).ptr ?: "");
 		op->new_name = keep(p, value.ptr, value.len);
 		return op->new_name.ptr ? 0 : -ENOMEM;
 	default:
@@ -346,13 +348,13 @@ static int parse_op(struct parse_ctx *p, int kind, int is_header, struct shmring
 }
 
 static int parse_list(struct parse_ctx *p, const msgpack_object *section, const char *sname,
-		      int kind, const char *field, int is_header, struct op_list *out)
+                      int kind, const char *field, int is_header, struct op_list *out)
 {
 	char where[96];
 	snprintf(where, sizeof(where), "config.%s.%s", sname, field);
 	struct shmring_pc_strv sv;
 	int rc = shmring_pc_strv(shmring_pc_field(section, field), PLUGIN, where, NULL, &sv, p->err,
-				 p->errlen);
+	                         p->errlen);
 	if (rc < 0)
 		return rc;
 	if (sv.n) {
@@ -375,9 +377,9 @@ static int parse_list(struct parse_ctx *p, const msgpack_object *section, const 
 }
 
 static const char *const top_fields[] = {"http_method", "remove", "rename", "replace",
-					 "add",         "append", NULL};
-static const char *const section_fields[] = {"headers", "querystring", "body", "json_types",
-					     "uri",     NULL};
+                                         "add",         "append", NULL};
+static const char *const section_fields[] = {"headers",    "querystring", "body",
+                                             "json_types", "uri",         NULL};
 
 static void rt_conf_free(void *conf)
 {
@@ -391,7 +393,7 @@ static void rt_conf_free(void *conf)
 }
 
 static int rt_conf_new(void *wstate, const msgpack_object *cfg, void **out, char *err,
-		       size_t errlen)
+                       size_t errlen)
 {
 	*out = NULL;
 	struct rt_conf *c = calloc(1, sizeof(*c));
@@ -403,7 +405,8 @@ static int rt_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 	char *method = NULL;
 	int rc = shmring_pc_check_fields(cfg, PLUGIN, top_fields, err, errlen);
 	if (rc == 0)
-		rc = shmring_pc_strdup(cfg, PLUGIN, "http_method", NULL, true, &method, err, errlen);
+		rc =
+		    shmring_pc_strdup(cfg, PLUGIN, "http_method", NULL, true, &method, err, errlen);
 	if (rc == 0 && method) {
 		size_t n = strlen(method);
 		for (size_t i = 0; i < n && rc == 0; i++)
@@ -413,8 +416,8 @@ static int rt_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 		if (rc < 0 || n > 32) {
 			rc = -EINVAL;
 			snprintf(err, errlen,
-				 PLUGIN ": config.http_method must be a method name (letters only, "
-					"e.g. POST)");
+			         PLUGIN ": config.http_method must be a method name (letters only, "
+			                "e.g. POST)");
 		}
 		if (rc == 0) {
 			for (size_t i = 0; i < n; i++)
@@ -428,7 +431,7 @@ static int rt_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 		char label[64];
 		snprintf(label, sizeof(label), PLUGIN " (config.%s)", op_names[k]);
 		if (sec && !(sec->type == MSGPACK_OBJECT_MAP ||
-			     (sec->type == MSGPACK_OBJECT_ARRAY && sec->via.array.size == 0))) {
+		             (sec->type == MSGPACK_OBJECT_ARRAY && sec->via.array.size == 0))) {
 			snprintf(err, errlen, PLUGIN ": config.%s must be a map", op_names[k]);
 			rc = -EINVAL;
 			break;
@@ -440,17 +443,18 @@ static int rt_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 		for (int b = 0; b < 2 && rc == 0; b++) {
 			const msgpack_object *bv = shmring_pc_field(sec, body_fields[b]);
 			if (bv && !((bv->type == MSGPACK_OBJECT_ARRAY && bv->via.array.size == 0) ||
-				    (bv->type == MSGPACK_OBJECT_MAP && bv->via.map.size == 0))) {
+			            (bv->type == MSGPACK_OBJECT_MAP && bv->via.map.size == 0))) {
 				snprintf(err, errlen,
-					 PLUGIN ": config.%s.%s is not supported (shmring does not "
-						"send the request body to plugins); remove it",
-					 op_names[k], body_fields[b]);
+				         PLUGIN ": config.%s.%s is not supported (shmring does not "
+				                "send the request body to plugins); remove it",
+				         op_names[k], body_fields[b]);
 				rc = -EINVAL;
 			}
 		}
 		if (rc == 0 && k != OP_REPLACE && shmring_pc_field(sec, "uri")) {
-			snprintf(err, errlen, PLUGIN ": config.%s.uri does not exist (only replace.uri)",
-				 op_names[k]);
+			snprintf(err, errlen,
+			         PLUGIN ": config.%s.uri does not exist (only replace.uri)",
+			         op_names[k]);
 			rc = -EINVAL;
 		}
 		if (rc == 0)
@@ -462,11 +466,11 @@ static int rt_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 		if (rc == 0 && k == OP_REPLACE) {
 			char *uri = NULL;
 			rc = shmring_pc_strdup(sec, PLUGIN " (config.replace)", "uri", NULL, false,
-					       &uri, err, errlen);
+			                       &uri, err, errlen);
 			if (rc == 0 && uri) {
 				if (uri[0] != '/' && uri[0] != '$') {
 					snprintf(err, errlen,
-						 PLUGIN ": config.replace.uri must start with '/'");
+					         PLUGIN ": config.replace.uri must start with '/'");
 					rc = -EINVAL;
 				} else {
 					p.where = "config.replace.uri";
@@ -548,21 +552,21 @@ static size_t tpl_max_len(const struct shmring_request *req, const struct tpl *t
 	size_t n = 0;
 	for (size_t i = 0; i < t->n; i++)
 		n += t->parts[i].kind == PART_LITERAL ? t->parts[i].text.len
-						      : lookup(req, &t->parts[i]).len;
+		                                      : lookup(req, &t->parts[i]).len;
 	return n;
 }
 
 /* Render t at c->render + c->render_len (room reserved beforehand). */
 static struct shmring_str render(struct rt_conf *c, const struct shmring_request *req,
-				 const struct tpl *t)
+                                 const struct tpl *t)
 {
 	if (t->n == 1 && t->parts[0].kind == PART_LITERAL)
 		return t->parts[0].text; /* no copy for plain values */
 	char *d = c->render + c->render_len;
 	size_t o = 0;
 	for (size_t i = 0; i < t->n; i++) {
-		struct shmring_str s = t->parts[i].kind == PART_LITERAL ? t->parts[i].text
-									: lookup(req, &t->parts[i]);
+		struct shmring_str s =
+		    t->parts[i].kind == PART_LITERAL ? t->parts[i].text : lookup(req, &t->parts[i]);
 		if (s.len)
 			memcpy(d + o, s.ptr, s.len);
 		o += s.len;
@@ -590,7 +594,7 @@ static struct item *find(struct work *w, struct shmring_str name, int ci)
 {
 	for (size_t i = 0; i < w->n; i++)
 		if (w->items[i].present && (ci ? shmring_pc_str_eq_ci(w->items[i].name, name)
-					       : shmring_str_eq(w->items[i].name, name)))
+		                               : shmring_str_eq(w->items[i].name, name)))
 			return &w->items[i];
 	return NULL;
 }
@@ -676,8 +680,8 @@ static int load(struct work *w, const msgpack_object *map, int skip_host)
 				continue;
 			if (w->npool >= sizeof(w->pool) / sizeof(w->pool[0]))
 				return -E2BIG;
-			w->pool[w->npool++] = (struct shmring_str){vs[j].via.str.ptr,
-								    vs[j].via.str.size};
+			w->pool[w->npool++] =
+			    (struct shmring_str){vs[j].via.str.ptr, vs[j].via.str.size};
 			it->nvals++;
 		}
 		it->present = it->nvals > 0 || it->flag;
@@ -762,7 +766,7 @@ static int emit_headers(struct work *w, struct shmring_reply *rep)
 			continue;
 		for (uint32_t j = 0; j < it->nvals && rc == 0; j++)
 			rc = j == 0 ? shmring_reply_set_req_header(rep, it->name, it->vals[0])
-				    : shmring_reply_add_req_header(rep, it->name, it->vals[j]);
+			            : shmring_reply_add_req_header(rep, it->name, it->vals[j]);
 	}
 	return rc;
 }
@@ -858,24 +862,25 @@ static int rt_access(void *conf, const struct shmring_request *req, struct shmri
 	if (rc == 0 && c->any_query)
 		rc = transform_query(&w, rep);
 	if (rc == -E2BIG)
-		shmring_reply_error(rep, SHMRING_LIT(PLUGIN ": more than 512 headers or query args"));
+		shmring_reply_error(rep,
+		                    SHMRING_LIT(PLUGIN ": more than 512 headers or query args"));
 	return rc;
 }
 
 static const char *const needs_all[] = {SHMRING_NEED_ALL, NULL};
 
 SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
-	.abi_version = SHMRING_PLUGIN_ABI_VERSION,
-	.struct_size = sizeof(struct shmring_plugin),
-	.name = "request-transformer",
-	.version = "1.0.0",
-	.phases = SHMRING_PHASE_ACCESS | SHMRING_PHASE_REWRITE,
-	/* Rules and templates may name any header or arg, and a query rule
-	 * rebuilds the whole query: every header and arg is needed. */
-	.needs_headers = needs_all,
-	.needs_query = needs_all,
-	.conf_new = rt_conf_new,
-	.conf_free = rt_conf_free,
-	.access = rt_access,
-	.rewrite = rt_access,
+    .abi_version = SHMRING_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(struct shmring_plugin),
+    .name = "request-transformer",
+    .version = "1.0.0",
+    .phases = SHMRING_PHASE_ACCESS | SHMRING_PHASE_REWRITE,
+    /* Rules and templates may name any header or arg, and a query rule
+     * rebuilds the whole query: every header and arg is needed. */
+    .needs_headers = needs_all,
+    .needs_query = needs_all,
+    .conf_new = rt_conf_new,
+    .conf_free = rt_conf_free,
+    .access = rt_access,
+    .rewrite = rt_access,
 };

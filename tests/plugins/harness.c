@@ -35,7 +35,8 @@ static void pack_json(msgpack_packer *pk, const json_t *j)
 		const char *k;
 		json_t *v;
 		msgpack_pack_map(pk, (uint32_t)json_object_size(j));
-		json_object_foreach((json_t *)j, k, v) {
+		json_object_foreach((json_t *)j, k, v)
+		{
 			msgpack_pack_str_with_body(pk, k, strlen(k));
 			pack_json(pk, v);
 		}
@@ -103,7 +104,7 @@ static json_t *to_json(const msgpack_object *o)
 			if (k->type != MSGPACK_OBJECT_STR)
 				die("reply", "non-string map key");
 			json_object_setn_new_nocheck(m, k->via.str.ptr, k->via.str.size,
-						     to_json(&o->via.map.ptr[i].val));
+			                             to_json(&o->via.map.ptr[i].val));
 		}
 		return m;
 	}
@@ -226,8 +227,7 @@ int harness_run(struct harness *h)
 	uint32_t len = shmringd__reply_finish(h->rep, rc < 0 ? "plugin error" : NULL);
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, (const char *)h->rep->buf, len, NULL) !=
-	    MSGPACK_UNPACK_SUCCESS)
+	if (msgpack_unpack_next(&u, (const char *)h->rep->buf, len, NULL) != MSGPACK_UNPACK_SUCCESS)
 		die("reply", "unpack");
 	json_decref(h->reply);
 	h->reply = to_json(&u.data);

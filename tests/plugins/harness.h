@@ -28,8 +28,8 @@ struct harness {
 	void *conf;
 	int have_conf;
 	uint64_t conf_id;
-	char err[1024];          /* the last conf_new error */
-	json_t *reply;           /* the last reply, decoded: {"s":0,"a":[...]} or {"s":1,"e":...} */
+	char err[1024]; /* the last conf_new error */
+	json_t *reply;  /* the last reply, decoded: {"s":0,"a":[...]} or {"s":1,"e":...} */
 	struct shmring_reply *rep;
 	/* The last snapshot (kept decoded so benchmarks can replay it). */
 	msgpack_sbuffer snap_buf;

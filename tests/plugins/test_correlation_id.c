@@ -37,7 +37,7 @@ static void conf_refused(const char *json, const char *want)
 		fail_msg("conf_new accepted %s", json);
 	if (!strstr(H.err, want))
 		fail_msg("conf_new error for %s is \"%s\", expected \"%s\" in it", json, H.err,
-			 want);
+		         want);
 }
 
 static void assert_matches(const char *s, const char *re)
@@ -102,7 +102,8 @@ static void tracker_generator(void **state)
 {
 	conf_ok("{\"generator\":\"tracker\"}");
 	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
-	assert_matches(generated("Kong-Request-ID"), "^[0-9]+-[0-9]+-[0-9]+-[0-9]+-[0-9]+\\.[0-9]{3}$");
+	assert_matches(generated("Kong-Request-ID"),
+	               "^[0-9]+-[0-9]+-[0-9]+-[0-9]+-[0-9]+\\.[0-9]{3}$");
 }
 
 static void incoming_id_kept(void **state)
@@ -136,9 +137,10 @@ static void echo_downstream(void **state)
 	assert_string_equal(json_string_value(json_array_get(echo, 2)), id);
 
 	/* HEADER_FILTER echoes the id kept in ctx. */
-	assert_int_equal(harness_call(&H, SHMRING_PHASE_HEADER_FILTER,
-				      "{\"status\":200,\"ctx\":{\"correlation_id\":\"from-access\"}}"),
-			 0);
+	assert_int_equal(
+	    harness_call(&H, SHMRING_PHASE_HEADER_FILTER,
+	                 "{\"status\":200,\"ctx\":{\"correlation_id\":\"from-access\"}}"),
+	    0);
 	echo = harness_action(&H, SHMRING_ACT_SET_RESP_HEADER, 0);
 	assert_non_null(echo);
 	assert_string_equal(json_string_value(json_array_get(echo, 2)), "from-access");
@@ -148,19 +150,19 @@ static void echo_downstream(void **state)
 	/* Without echo_downstream, header_filter adds nothing. */
 	conf_ok("{}");
 	harness_call(&H, SHMRING_PHASE_HEADER_FILTER,
-		     "{\"status\":200,\"ctx\":{\"correlation_id\":\"x\"}}");
+	             "{\"status\":200,\"ctx\":{\"correlation_id\":\"x\"}}");
 	assert_int_equal(json_array_size(harness_actions(&H)), 0);
 }
 
 static void config_errors(void **state)
 {
 	conf_refused("{\"generator\":\"uuid4\"}",
-		     "config.generator must be one of \"uuid\", \"uuid#counter\", \"tracker\" "
-		     "(got \"uuid4\")");
+	             "config.generator must be one of \"uuid\", \"uuid#counter\", \"tracker\" "
+	             "(got \"uuid4\")");
 	conf_refused("{\"generator\":\"\"}", "config.generator must be a non-empty string");
 	conf_refused("{\"generator\":1}", "config.generator must be a non-empty string");
 	conf_refused("{\"header_name\":\"bad header\"}",
-		     "config.header_name 'bad header' is not a valid header name");
+	             "config.header_name 'bad header' is not a valid header name");
 	conf_refused("{\"header_name\":\"\"}", "config.header_name must be a non-empty string");
 	conf_refused("{\"echo_downstream\":\"yes\"}", "config.echo_downstream must be a boolean");
 	conf_refused("{\"echo\":true}", "unknown config field 'echo'");
@@ -169,12 +171,12 @@ static void config_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(uuid_generator),
-		cmocka_unit_test(uuid_counter_generator_is_default),
-		cmocka_unit_test(tracker_generator),
-		cmocka_unit_test(incoming_id_kept),
-		cmocka_unit_test(echo_downstream),
-		cmocka_unit_test(config_errors),
+	    cmocka_unit_test(uuid_generator),
+	    cmocka_unit_test(uuid_counter_generator_is_default),
+	    cmocka_unit_test(tracker_generator),
+	    cmocka_unit_test(incoming_id_kept),
+	    cmocka_unit_test(echo_downstream),
+	    cmocka_unit_test(config_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

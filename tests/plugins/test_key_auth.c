@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #define CONSUMERS                                                                                  \
-	"\"consumers\":[{\"id\":\"c-1\",\"username\":\"demo\",\"keyauth_credentials\":"          \
+	"\"consumers\":[{\"id\":\"c-1\",\"username\":\"demo\",\"keyauth_credentials\":"            \
 	"[{\"id\":\"cred-1\",\"key\":\"demo-key\"}]},"                                             \
-	"{\"id\":\"c-2\",\"custom_id\":\"cust-2\",\"keyauth_credentials\":"                       \
-	"[{\"id\":\"cred-2\",\"key\":\"other-key\"},{\"id\":\"cred-3\",\"key\":\"k3\"}]},"        \
+	"{\"id\":\"c-2\",\"custom_id\":\"cust-2\",\"keyauth_credentials\":"                        \
+	"[{\"id\":\"cred-2\",\"key\":\"other-key\"},{\"id\":\"cred-3\",\"key\":\"k3\"}]},"         \
 	"{\"id\":\"anon\",\"username\":\"anonymous\"}]"
 
 static struct harness H;
@@ -48,7 +48,7 @@ static void conf_refused(const char *json, const char *want)
 		fail_msg("conf_new accepted %s", json);
 	if (!strstr(H.err, want))
 		fail_msg("conf_new error for %s is \"%s\", expected it to contain \"%s\"", json,
-			 H.err, want);
+		         H.err, want);
 	if (strstr(H.err, "demo-key"))
 		fail_msg("error message leaks a key: %s", H.err);
 }
@@ -64,13 +64,13 @@ static void expect_401(const char *body, const char *www)
 	json_t *hdrs = json_array_get(x, 3);
 	assert_string_equal(json_string_value(json_object_get(hdrs, "WWW-Authenticate")), www);
 	assert_string_equal(json_string_value(json_object_get(hdrs, "Content-Type")),
-			    "application/json; charset=utf-8");
+	                    "application/json; charset=utf-8");
 	assert_int_equal(harness_count(&H, SHMRING_ACT_AUTHENTICATE), 0);
 	assert_null(harness_set_header(&H, "X-Consumer-ID"));
 }
 
 static void expect_consumer(const char *id, const char *username, const char *custom_id,
-			    const char *cred)
+                            const char *cred)
 {
 	json_t *a = harness_action(&H, SHMRING_ACT_AUTHENTICATE, 0);
 	if (!a)
@@ -81,7 +81,7 @@ static void expect_consumer(const char *id, const char *username, const char *cu
 	assert_string_equal(harness_set_header(&H, "X-Consumer-ID"), id);
 	if (username) {
 		assert_string_equal(json_string_value(json_object_get(consumer, "username")),
-				    username);
+		                    username);
 		assert_string_equal(harness_set_header(&H, "X-Consumer-Username"), username);
 	} else {
 		assert_null(json_object_get(consumer, "username"));
@@ -108,8 +108,8 @@ static void key_in_header_authenticates(void **state)
 {
 	conf_ok("{" CONSUMERS "}");
 	assert_int_equal(harness_call(&H, SHMRING_PHASE_ACCESS,
-				      "{\"method\":\"GET\",\"headers\":{\"apikey\":\"demo-key\"}}"),
-			 0);
+	                              "{\"method\":\"GET\",\"headers\":{\"apikey\":\"demo-key\"}}"),
+	                 0);
 	expect_consumer("c-1", "demo", NULL, "cred-1");
 	/* The key stays visible upstream without hide_credentials. */
 	assert_false(harness_cleared(&H, "apikey"));
@@ -129,7 +129,7 @@ static void header_wins_over_query(void **state)
 {
 	conf_ok("{" CONSUMERS "}");
 	harness_call(&H, SHMRING_PHASE_ACCESS,
-		     "{\"headers\":{\"apikey\":\"demo-key\"},\"query\":{\"apikey\":\"nope\"}}");
+	             "{\"headers\":{\"apikey\":\"demo-key\"},\"query\":{\"apikey\":\"nope\"}}");
 	expect_consumer("c-1", "demo", NULL, "cred-1");
 }
 
@@ -150,11 +150,9 @@ static void wrong_key_is_401_unauthorized(void **state)
 {
 	conf_ok("{" CONSUMERS "}");
 	const char *wrong[] = {
-		"{\"headers\":{\"apikey\":\"demo-kez\"}}",
-		"{\"headers\":{\"apikey\":\"demo-key \"}}",
-		"{\"headers\":{\"apikey\":\"demo-ke\"}}",
-		"{\"headers\":{\"apikey\":\"DEMO-KEY\"}}",
-		"{\"query\":{\"apikey\":\"x\"}}",
+	    "{\"headers\":{\"apikey\":\"demo-kez\"}}", "{\"headers\":{\"apikey\":\"demo-key \"}}",
+	    "{\"headers\":{\"apikey\":\"demo-ke\"}}",  "{\"headers\":{\"apikey\":\"DEMO-KEY\"}}",
+	    "{\"query\":{\"apikey\":\"x\"}}",
 	};
 	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
 		harness_call(&H, SHMRING_PHASE_ACCESS, wrong[i]);
@@ -175,7 +173,7 @@ static void duplicate_key_in_request_is_401(void **state)
 {
 	conf_ok("{" CONSUMERS "}");
 	harness_call(&H, SHMRING_PHASE_ACCESS,
-		     "{\"headers\":{\"apikey\":[\"demo-key\",\"demo-key\"]}}");
+	             "{\"headers\":{\"apikey\":[\"demo-key\",\"demo-key\"]}}");
 	expect_401("{\"message\":\"Duplicate API key found\"}", "Key");
 	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":[\"a\",\"demo-key\"]}}");
 	expect_401("{\"message\":\"Duplicate API key found\"}", "Key");
@@ -213,16 +211,17 @@ static void hide_credentials(void **state)
 	assert_int_equal(harness_count(&H, SHMRING_ACT_SET_QUERY), 0);
 
 	harness_call(&H, SHMRING_PHASE_ACCESS,
-		     "{\"query\":{\"apikey\":\"demo-key\",\"b\":\"x y\",\"a\":[\"1\",\"2\"],"
-		     "\"flag\":true}}");
+	             "{\"query\":{\"apikey\":\"demo-key\",\"b\":\"x y\",\"a\":[\"1\",\"2\"],"
+	             "\"flag\":true}}");
 	expect_consumer("c-1", "demo", NULL, "cred-1");
 	json_t *q = harness_action(&H, SHMRING_ACT_SET_QUERY, 0);
 	assert_non_null(q);
 	assert_string_equal(json_string_value(json_array_get(q, 1)), "a=1&a=2&b=x%20y&flag");
 
 	/* Key in the header, same name in the query: both go (Kong). */
-	harness_call(&H, SHMRING_PHASE_ACCESS,
-		     "{\"headers\":{\"apikey\":\"demo-key\"},\"query\":{\"apikey\":\"x\",\"z\":\"1\"}}");
+	harness_call(
+	    &H, SHMRING_PHASE_ACCESS,
+	    "{\"headers\":{\"apikey\":\"demo-key\"},\"query\":{\"apikey\":\"x\",\"z\":\"1\"}}");
 	expect_consumer("c-1", "demo", NULL, "cred-1");
 	assert_true(harness_cleared(&H, "apikey"));
 	q = harness_action(&H, SHMRING_ACT_SET_QUERY, 0);
@@ -254,7 +253,7 @@ static void anonymous(void **state)
 	expect_consumer("c-1", "demo", NULL, "cred-1");
 	/* Logical OR: an earlier auth plugin already set a credential. */
 	harness_call(&H, SHMRING_PHASE_ACCESS,
-		     "{\"credential\":\"jwt-cred\",\"consumer\":{\"id\":\"x\"}}");
+	             "{\"credential\":\"jwt-cred\",\"consumer\":{\"id\":\"x\"}}");
 	assert_int_equal(json_array_size(harness_actions(&H)), 0);
 	/* By id works too. */
 	conf_ok("{\"anonymous\":\"anon\"," CONSUMERS "}");
@@ -267,53 +266,53 @@ static void config_errors(void **state)
 	conf_refused("{\"key_names\":[]," CONSUMERS "}", "key_names must name at least one key");
 	conf_refused("{\"key_names\":{}," CONSUMERS "}", "key_names must name at least one key");
 	conf_refused("{\"key_names\":\"apikey\"," CONSUMERS "}",
-		     "config.key_names must be an array of strings");
+	             "config.key_names must be an array of strings");
 	conf_refused("{\"key_names\":[\"bad name\"]," CONSUMERS "}",
-		     "key_names[0] 'bad name' is not a valid header name");
+	             "key_names[0] 'bad name' is not a valid header name");
 	conf_refused("{\"key_in_body\":true," CONSUMERS "}", "key_in_body is not supported");
 	conf_refused("{\"key_in_header\":false,\"key_in_query\":false," CONSUMERS "}",
-		     "both false");
+	             "both false");
 	conf_refused("{\"hide_credentials\":\"yes\"," CONSUMERS "}",
-		     "config.hide_credentials must be a boolean");
+	             "config.hide_credentials must be a boolean");
 	conf_refused("{\"key_name\":[\"apikey\"]," CONSUMERS "}",
-		     "unknown config field 'key_name'");
+	             "unknown config field 'key_name'");
 	conf_refused("{}", "no consumers");
 	conf_refused("{\"consumers\":{\"id\":\"x\"}}", "consumers must be an array");
 	conf_refused("{\"anonymous\":\"nobody\"," CONSUMERS "}",
-		     "config.anonymous names consumer 'nobody'");
+	             "config.anonymous names consumer 'nobody'");
 	conf_refused("{\"realm\":\"a\\\"b\"," CONSUMERS "}", "config.realm must not contain");
 	conf_refused("{\"consumers\":[{\"id\":\"x\"}]}", "consumers[0] needs a username or a "
-							 "custom_id");
+	                                                 "custom_id");
 	conf_refused("{\"consumers\":[{\"username\":\"x\"}]}", "consumers[0].id must be a "
-							       "non-empty string");
+	                                                       "non-empty string");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
-		     "[{\"id\":\"c\",\"key\":\"\"}]}]}",
-		     "consumers[0].keyauth_credentials[0].key must be a non-empty string");
+	             "[{\"id\":\"c\",\"key\":\"\"}]}]}",
+	             "consumers[0].keyauth_credentials[0].key must be a non-empty string");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
-		     "[{\"id\":\"c\",\"kye\":\"k\"}]}]}",
-		     "unknown field 'kye'");
+	             "[{\"id\":\"c\",\"kye\":\"k\"}]}]}",
+	             "unknown field 'kye'");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
-		     "[{\"key\":\"k\"}]}]}",
-		     "keyauth_credentials[0].id is required");
+	             "[{\"key\":\"k\"}]}]}",
+	             "keyauth_credentials[0].id is required");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
-		     "[{\"id\":\"c\",\"key\":42}]}]}",
-		     "key must be a non-empty string");
+	             "[{\"id\":\"c\",\"key\":42}]}]}",
+	             "key must be a non-empty string");
 	/* Duplicate keys: within a consumer and across consumers. */
 	conf_refused("{\"consumers\":[{\"id\":\"a\",\"username\":\"a\",\"keyauth_credentials\":"
-		     "[{\"id\":\"1\",\"key\":\"demo-key\"},{\"id\":\"2\",\"key\":\"demo-key\"}]}]}",
-		     "duplicate key-auth key");
+	             "[{\"id\":\"1\",\"key\":\"demo-key\"},{\"id\":\"2\",\"key\":\"demo-key\"}]}]}",
+	             "duplicate key-auth key");
 	conf_refused("{\"consumers\":[{\"id\":\"a\",\"username\":\"a\",\"keyauth_credentials\":"
-		     "[{\"id\":\"1\",\"key\":\"demo-key\"}]},{\"id\":\"b\",\"username\":\"b\","
-		     "\"keyauth_credentials\":[{\"id\":\"2\",\"key\":\"demo-key\"}]}]}",
-		     "duplicate key-auth key (consumer 'b'");
+	             "[{\"id\":\"1\",\"key\":\"demo-key\"}]},{\"id\":\"b\",\"username\":\"b\","
+	             "\"keyauth_credentials\":[{\"id\":\"2\",\"key\":\"demo-key\"}]}]}",
+	             "duplicate key-auth key (consumer 'b'");
 	conf_refused("{\"consumers\":[{\"id\":\"a\",\"username\":\"a\"},{\"id\":\"a\","
-		     "\"username\":\"b\"}]}",
-		     "duplicate consumer id 'a'");
+	             "\"username\":\"b\"}]}",
+	             "duplicate consumer id 'a'");
 	conf_refused("{\"consumers\":[{\"id\":\"a\",\"username\":\"u\"},{\"id\":\"b\","
-		     "\"username\":\"u\"}]}",
-		     "duplicate consumer username 'u'");
+	             "\"username\":\"u\"}]}",
+	             "duplicate consumer username 'u'");
 	conf_refused("{\"credentials_file\":\"/nonexistent/creds.json\"}",
-		     "cannot open credentials file /nonexistent/creds.json");
+	             "cannot open credentials file /nonexistent/creds.json");
 	conf_refused("[1,2]", "config must be a map");
 }
 
@@ -337,15 +336,13 @@ static void write_file(const char *name, const char *content)
 static void credentials_file_and_reload(void **state)
 {
 	assert_non_null(mkdtemp(dir));
-	write_file("creds.json",
-		   "{\"consumers\":[{\"id\":\"f-1\",\"username\":\"filed\","
-		   "\"keyauth_credentials\":[{\"id\":\"fc-1\",\"key\":\"file-key\"}],"
-		   "\"jwt_secrets\":[{\"key\":\"iss-1\",\"secret\":\"s\"}]}]}");
+	write_file("creds.json", "{\"consumers\":[{\"id\":\"f-1\",\"username\":\"filed\","
+	                         "\"keyauth_credentials\":[{\"id\":\"fc-1\",\"key\":\"file-key\"}],"
+	                         "\"jwt_secrets\":[{\"key\":\"iss-1\",\"secret\":\"s\"}]}]}");
 	char conf[512];
 	snprintf(conf, sizeof(conf),
-		 "{\"credentials_file\":\"%s/creds.json\",\"reload_interval_ms\":0," CONSUMERS
-		 "}",
-		 dir);
+	         "{\"credentials_file\":\"%s/creds.json\",\"reload_interval_ms\":0," CONSUMERS "}",
+	         dir);
 	conf_ok(conf);
 	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"file-key\"}}");
 	expect_consumer("f-1", "filed", NULL, "fc-1");
@@ -353,8 +350,9 @@ static void credentials_file_and_reload(void **state)
 	expect_consumer("c-1", "demo", NULL, "cred-1"); /* inline ones still there */
 
 	/* A new version: the old key goes, a new one comes. */
-	write_file("creds.json", "{\"consumers\":[{\"id\":\"f-2\",\"username\":\"filed2\","
-				 "\"keyauth_credentials\":[{\"id\":\"fc-2\",\"key\":\"new-key\"}]}]}");
+	write_file("creds.json",
+	           "{\"consumers\":[{\"id\":\"f-2\",\"username\":\"filed2\","
+	           "\"keyauth_credentials\":[{\"id\":\"fc-2\",\"key\":\"new-key\"}]}]}");
 	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
 	expect_consumer("f-2", "filed2", NULL, "fc-2");
 	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"file-key\"}}");
@@ -366,19 +364,21 @@ static void credentials_file_and_reload(void **state)
 	expect_consumer("f-2", "filed2", NULL, "fc-2");
 	json_t *log = harness_action(&H, SHMRING_ACT_LOG, 0);
 	assert_non_null(log);
-	assert_non_null(strstr(json_string_value(json_array_get(log, 2)),
-			       "keeping the previous credentials"));
+	assert_non_null(
+	    strstr(json_string_value(json_array_get(log, 2)), "keeping the previous credentials"));
 	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
 	assert_int_equal(harness_count(&H, SHMRING_ACT_LOG), 0);
 
 	/* A version that duplicates an inline key is refused too. */
-	write_file("creds.json", "{\"consumers\":[{\"id\":\"f-4\",\"username\":\"f4\","
-				 "\"keyauth_credentials\":[{\"id\":\"x\",\"key\":\"demo-key\"}]}]}");
+	write_file("creds.json",
+	           "{\"consumers\":[{\"id\":\"f-4\",\"username\":\"f4\","
+	           "\"keyauth_credentials\":[{\"id\":\"x\",\"key\":\"demo-key\"}]}]}");
 	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
 	expect_consumer("f-2", "filed2", NULL, "fc-2");
 	log = harness_action(&H, SHMRING_ACT_LOG, 0);
 	assert_non_null(log);
-	assert_non_null(strstr(json_string_value(json_array_get(log, 2)), "duplicate key-auth key"));
+	assert_non_null(
+	    strstr(json_string_value(json_array_get(log, 2)), "duplicate key-auth key"));
 
 	/* Without the inline consumers, that file alone is fine. */
 	snprintf(conf, sizeof(conf), "{\"credentials_file\":\"%s/creds.json\"}", dir);
@@ -398,8 +398,8 @@ static void bad_files_refused_at_conf(void **state)
 	write_file("bad.json", "[]");
 	conf_refused(conf, "expected {\"consumers\": [...]}");
 	write_file("bad.json", "{\"consumers\":[{\"id\":\"f\",\"username\":\"u\","
-			       "\"keyauth_credentials\":[{\"id\":\"a\",\"key\":\"demo-key\"},"
-			       "{\"id\":\"b\",\"key\":\"demo-key\"}]}]}");
+	                       "\"keyauth_credentials\":[{\"id\":\"a\",\"key\":\"demo-key\"},"
+	                       "{\"id\":\"b\",\"key\":\"demo-key\"}]}]}");
 	conf_refused(conf, "duplicate key-auth key");
 	write_file("bad.json", "not json");
 	conf_refused(conf, "line 1");
@@ -411,21 +411,21 @@ static void bad_files_refused_at_conf(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(key_in_header_authenticates),
-		cmocka_unit_test(key_in_query_authenticates),
-		cmocka_unit_test(header_wins_over_query),
-		cmocka_unit_test(no_key_is_401),
-		cmocka_unit_test(wrong_key_is_401_unauthorized),
-		cmocka_unit_test(realm_in_www_authenticate),
-		cmocka_unit_test(duplicate_key_in_request_is_401),
-		cmocka_unit_test(key_names_in_order_and_case_insensitive_headers),
-		cmocka_unit_test(key_in_header_false_ignores_headers),
-		cmocka_unit_test(hide_credentials),
-		cmocka_unit_test(preflight),
-		cmocka_unit_test(anonymous),
-		cmocka_unit_test(config_errors),
-		cmocka_unit_test(credentials_file_and_reload),
-		cmocka_unit_test(bad_files_refused_at_conf),
+	    cmocka_unit_test(key_in_header_authenticates),
+	    cmocka_unit_test(key_in_query_authenticates),
+	    cmocka_unit_test(header_wins_over_query),
+	    cmocka_unit_test(no_key_is_401),
+	    cmocka_unit_test(wrong_key_is_401_unauthorized),
+	    cmocka_unit_test(realm_in_www_authenticate),
+	    cmocka_unit_test(duplicate_key_in_request_is_401),
+	    cmocka_unit_test(key_names_in_order_and_case_insensitive_headers),
+	    cmocka_unit_test(key_in_header_false_ignores_headers),
+	    cmocka_unit_test(hide_credentials),
+	    cmocka_unit_test(preflight),
+	    cmocka_unit_test(anonymous),
+	    cmocka_unit_test(config_errors),
+	    cmocka_unit_test(credentials_file_and_reload),
+	    cmocka_unit_test(bad_files_refused_at_conf),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -36,7 +36,7 @@ static void conf_refused(const char *json, const char *want)
 		fail_msg("conf_new accepted %s", json);
 	if (!strstr(H.err, want))
 		fail_msg("conf_new error for %s is \"%s\", expected \"%s\" in it", json, H.err,
-			 want);
+		         want);
 }
 
 /* The reply's actions must be exactly `want` (compact JSON). */
@@ -45,7 +45,7 @@ static void expect_actions(const char *want)
 	char *got = json_dumps(harness_actions(&H), JSON_COMPACT);
 	if (!got || strcmp(got, want))
 		fail_msg("actions\n  got  %s\n  want %s\n  (reply %s)", got ? got : "(none)", want,
-			 harness_reply_text(&H));
+		         harness_reply_text(&H));
 	free(got);
 }
 
@@ -67,25 +67,26 @@ static void empty_config_does_nothing(void **state)
 
 static void typical_demo_config(void **state)
 {
-	conf_ok("{\"add\":{\"headers\":[\"x-added-by:shmring\"],\"querystring\":[\"added:1\"]},"
-		"\"remove\":{\"headers\":[\"x-remove-me\"]},"
-		"\"rename\":{\"headers\":[\"x-old-name:x-new-name\"],\"querystring\":[\"old:new\"]}}");
+	conf_ok(
+	    "{\"add\":{\"headers\":[\"x-added-by:shmring\"],\"querystring\":[\"added:1\"]},"
+	    "\"remove\":{\"headers\":[\"x-remove-me\"]},"
+	    "\"rename\":{\"headers\":[\"x-old-name:x-new-name\"],\"querystring\":[\"old:new\"]}}");
 	run("{\"headers\":{\"x-remove-me\":\"bye\",\"x-old-name\":\"v\",\"accept\":\"*/*\"},"
 	    "\"query\":{\"old\":\"o\",\"keep\":\"k k\"}}");
 	expect_actions("[[3,\"x-remove-me\"],[3,\"x-old-name\"],[1,\"x-new-name\",\"v\"],"
-		       "[1,\"x-added-by\",\"shmring\"],[5,\"added=1&keep=k%20k&new=o\"]]");
+	               "[1,\"x-added-by\",\"shmring\"],[5,\"added=1&keep=k%20k&new=o\"]]");
 }
 
 static void headers_replace_add_append_rules(void **state)
 {
 	conf_ok("{\"replace\":{\"headers\":[\"x-r:new\",\"x-absent:no\"]},"
-		"\"add\":{\"headers\":[\"x-a:added\",\"X-Present:no\"]},"
-		"\"append\":{\"headers\":[\"x-p2:two\",\"x-new:one\"]}}");
+	        "\"add\":{\"headers\":[\"x-a:added\",\"X-Present:no\"]},"
+	        "\"append\":{\"headers\":[\"x-p2:two\",\"x-new:one\"]}}");
 	run("{\"headers\":{\"x-r\":\"old\",\"x-present\":\"yes\",\"x-p2\":\"one\"}}");
 	/* replace only if present, add only if absent (case-insensitive),
 	 * append always (to the existing value or as a new header). */
 	expect_actions("[[1,\"x-r\",\"new\"],[1,\"x-p2\",\"one\"],[2,\"x-p2\",\"two\"],"
-		       "[1,\"x-a\",\"added\"],[1,\"x-new\",\"one\"]]");
+	               "[1,\"x-a\",\"added\"],[1,\"x-new\",\"one\"]]");
 }
 
 static void headers_order_remove_then_add(void **state)
@@ -127,25 +128,29 @@ static void host_header(void **state)
 
 static void templates(void **state)
 {
-	conf_ok("{\"add\":{\"headers\":[\"x-1:$(headers.x_user)\",\"x-2:<$(headers[\\\"x-user\\\"])>\","
-		"\"x-3:$(query_params.id)\",\"x-4:$(query_params[\\\"missing\\\"] or \\\"dflt\\\")\","
-		"\"x-5:[$(headers.nope)]\",\"x-6:$(\\\"$(not a template)\\\")\","
-		"\"x-7:a$(headers.x_user)b$(query_params.id)c\",\"x-8:$(query_params.flag)\"]}}");
+	conf_ok(
+	    "{\"add\":{\"headers\":[\"x-1:$(headers.x_user)\",\"x-2:<$(headers[\\\"x-user\\\"])>\","
+	    "\"x-3:$(query_params.id)\",\"x-4:$(query_params[\\\"missing\\\"] or \\\"dflt\\\")\","
+	    "\"x-5:[$(headers.nope)]\",\"x-6:$(\\\"$(not a template)\\\")\","
+	    "\"x-7:a$(headers.x_user)b$(query_params.id)c\",\"x-8:$(query_params.flag)\"]}}");
 	run("{\"headers\":{\"x-user\":\"alice\"},\"query\":{\"id\":\"42\",\"flag\":true}}");
 	expect_actions("[[1,\"x-1\",\"alice\"],[1,\"x-2\",\"<alice>\"],[1,\"x-3\",\"42\"],"
-		       "[1,\"x-4\",\"dflt\"],[1,\"x-5\",\"[]\"],[1,\"x-6\",\"$(not a template)\"],"
-		       "[1,\"x-7\",\"aaliceb42c\"],[1,\"x-8\",\"true\"]]");
+	               "[1,\"x-4\",\"dflt\"],[1,\"x-5\",\"[]\"],[1,\"x-6\",\"$(not a template)\"],"
+	               "[1,\"x-7\",\"aaliceb42c\"],[1,\"x-8\",\"true\"]]");
 	/* Templates read the original request, not the transformed one. */
-	conf_ok("{\"remove\":{\"headers\":[\"x-user\"]},\"add\":{\"headers\":[\"x-who:$(headers.x_user)\"]}}");
+	conf_ok("{\"remove\":{\"headers\":[\"x-user\"]},\"add\":{\"headers\":[\"x-who:$(headers.x_"
+	        "user)\"]}}");
 	run("{\"headers\":{\"x-user\":\"bob\"}}");
 	expect_actions("[[3,\"x-user\"],[1,\"x-who\",\"bob\"]]");
 }
 
 static void querystring_rules(void **state)
 {
-	conf_ok("{\"remove\":{\"querystring\":[\"r\"]},\"rename\":{\"querystring\":[\"o:n\",\"gone:t\"]},"
-		"\"replace\":{\"querystring\":[\"p:new\",\"absent:x\"]},"
-		"\"add\":{\"querystring\":[\"a:1\",\"p:no\"]},\"append\":{\"querystring\":[\"p:2\",\"z:$(headers.h)\"]}}");
+	conf_ok("{\"remove\":{\"querystring\":[\"r\"]},\"rename\":{\"querystring\":[\"o:n\",\"gone:"
+	        "t\"]},"
+	        "\"replace\":{\"querystring\":[\"p:new\",\"absent:x\"]},"
+	        "\"add\":{\"querystring\":[\"a:1\",\"p:no\"]},\"append\":{\"querystring\":[\"p:2\","
+	        "\"z:$(headers.h)\"]}}");
 	run("{\"headers\":{\"h\":\"v w\"},\"query\":{\"r\":\"x\",\"o\":\"1\",\"t\":\"dropped\","
 	    "\"p\":\"old\",\"f\":true,\"m\":[\"b\",\"a\"]}}");
 	/* rename of an absent arg removes the target (Kong's qs[new]=qs[old]) */
@@ -160,7 +165,8 @@ static void querystring_rules(void **state)
 
 static void uri_and_method(void **state)
 {
-	conf_ok("{\"replace\":{\"uri\":\"/v2/$(query_params.user)/items\"},\"http_method\":\"post\"}");
+	conf_ok(
+	    "{\"replace\":{\"uri\":\"/v2/$(query_params.user)/items\"},\"http_method\":\"post\"}");
 	run("{\"method\":\"GET\",\"path\":\"/v1\",\"query\":{\"user\":\"u1\"}}");
 	expect_actions("[[4,\"/v2/u1/items\"],[6,\"POST\"]]");
 	conf_ok("{\"replace\":{\"uri\":\"/fixed\"}}");
@@ -178,49 +184,53 @@ static void rewrite_phase_too(void **state)
 static void config_errors(void **state)
 {
 	conf_refused("{\"add\":{\"headers\":[\"x:$(headers.x\"]}}",
-		     "config.add.headers[0]: unterminated template");
+	             "config.add.headers[0]: unterminated template");
 	conf_refused("{\"add\":{\"headers\":[\"x:$(uri_captures.id)\"]}}",
-		     "unsupported template expression '$(uri_captures.id)'");
+	             "unsupported template expression '$(uri_captures.id)'");
 	conf_refused("{\"add\":{\"headers\":[\"x:$(headers)\"]}}", "unsupported template");
 	conf_refused("{\"add\":{\"headers\":[\"x:$(headers.a or b)\"]}}", "unsupported template");
-	conf_refused("{\"add\":{\"headers\":[\"x:$(headers[\\\"a\\\"]\"]}}", "unterminated template");
+	conf_refused("{\"add\":{\"headers\":[\"x:$(headers[\\\"a\\\"]\"]}}",
+	             "unterminated template");
 	conf_refused("{\"add\":{\"headers\":[\"x:$(os.execute('x'))\"]}}", "unsupported template");
 	conf_refused("{\"add\":{\"headers\":[\"novalue\"]}}",
-		     "config.add.headers[0]: must be 'name:value'");
+	             "config.add.headers[0]: must be 'name:value'");
 	conf_refused("{\"add\":{\"headers\":[\":v\"]}}", "the name before ':' is empty");
-	conf_refused("{\"add\":{\"headers\":[\"bad name:v\"]}}", "'bad name' is not a valid header");
+	conf_refused("{\"add\":{\"headers\":[\"bad name:v\"]}}",
+	             "'bad name' is not a valid header");
 	conf_refused("{\"rename\":{\"headers\":[\"x-a\"]}}", "a rename must be 'old:new'");
 	conf_refused("{\"rename\":{\"headers\":[\"x-a:$(headers.b)\"]}}",
-		     "a rename target is a name, not a template");
+	             "a rename target is a name, not a template");
 	conf_refused("{\"add\":{\"body\":[\"a:b\"]}}", "config.add.body is not supported");
 	conf_refused("{\"append\":{\"json_types\":[\"string\"]}}",
-		     "config.append.json_types is not supported");
+	             "config.append.json_types is not supported");
 	conf_refused("{\"add\":{\"uri\":\"/x\"}}", "config.add.uri does not exist");
 	conf_refused("{\"add\":{\"header\":[\"a:b\"]}}",
-		     "request-transformer (config.add): unknown config field 'header'");
+	             "request-transformer (config.add): unknown config field 'header'");
 	conf_refused("{\"adds\":{}}", "unknown config field 'adds'");
 	conf_refused("{\"add\":[\"a:b\"]}", "config.add must be a map");
 	conf_refused("{\"add\":{\"headers\":\"a:b\"}}",
-		     "config.add.headers must be an array of strings");
+	             "config.add.headers must be an array of strings");
 	conf_refused("{\"http_method\":\"PO ST\"}", "config.http_method must be a method name");
 	conf_refused("{\"http_method\":\"\"}", "config.http_method must be a non-empty string");
-	conf_refused("{\"replace\":{\"uri\":\"no-slash\"}}", "config.replace.uri must start with '/'");
-	conf_refused("{\"replace\":{\"uri\":\"/$(nope)\"}}", "config.replace.uri: unsupported template");
+	conf_refused("{\"replace\":{\"uri\":\"no-slash\"}}",
+	             "config.replace.uri must start with '/'");
+	conf_refused("{\"replace\":{\"uri\":\"/$(nope)\"}}",
+	             "config.replace.uri: unsupported template");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(empty_config_does_nothing),
-		cmocka_unit_test(typical_demo_config),
-		cmocka_unit_test(headers_replace_add_append_rules),
-		cmocka_unit_test(headers_order_remove_then_add),
-		cmocka_unit_test(host_header),
-		cmocka_unit_test(templates),
-		cmocka_unit_test(querystring_rules),
-		cmocka_unit_test(uri_and_method),
-		cmocka_unit_test(rewrite_phase_too),
-		cmocka_unit_test(config_errors),
+	    cmocka_unit_test(empty_config_does_nothing),
+	    cmocka_unit_test(typical_demo_config),
+	    cmocka_unit_test(headers_replace_add_append_rules),
+	    cmocka_unit_test(headers_order_remove_then_add),
+	    cmocka_unit_test(host_header),
+	    cmocka_unit_test(templates),
+	    cmocka_unit_test(querystring_rules),
+	    cmocka_unit_test(uri_and_method),
+	    cmocka_unit_test(rewrite_phase_too),
+	    cmocka_unit_test(config_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
