@@ -11,19 +11,17 @@
  * strict decoder never sees '+', '/' or '='. */
 #define X 0x40
 static const uint8_t url_tab[256] = {
-	X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-	X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, 62, X, X,
-	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X, X, X, X, X, X,
-	X, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, X, X, X, X, 63,
-	X, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
-	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, X, X, X, X, X,
-	X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-	X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-	X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-	X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-	X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-	X, X, X, X, X, X, X, X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  62, X,  X,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X,  X,  X,  X,  X,  X,  X,  0,  1,  2,  3,  4,  5,  6,
+    7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, X,  X,  X,  X,  63,
+    X,  26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+    49, 50, 51, X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
 };
 #undef X
 
@@ -35,8 +33,8 @@ static ssize_t decode_groups(const char *in, size_t len, uint8_t *out, const uin
 	size_t o = 0, i = 0;
 	for (; i + 4 <= len; i += 4) {
 		uint32_t v = (uint32_t)tab[(uint8_t)in[i]] << 18 |
-			     (uint32_t)tab[(uint8_t)in[i + 1]] << 12 |
-			     (uint32_t)tab[(uint8_t)in[i + 2]] << 6 | tab[(uint8_t)in[i + 3]];
+		             (uint32_t)tab[(uint8_t)in[i + 1]] << 12 |
+		             (uint32_t)tab[(uint8_t)in[i + 2]] << 6 | tab[(uint8_t)in[i + 3]];
 		out[o++] = (uint8_t)(v >> 16);
 		out[o++] = (uint8_t)(v >> 8);
 		out[o++] = (uint8_t)v;
@@ -49,7 +47,7 @@ static ssize_t decode_groups(const char *in, size_t len, uint8_t *out, const uin
 		out[o++] = (uint8_t)(a << 2 | b >> 4);
 	} else if (rest == 3) {
 		uint32_t a = tab[(uint8_t)in[i]], b = tab[(uint8_t)in[i + 1]],
-			 c = tab[(uint8_t)in[i + 2]];
+		         c = tab[(uint8_t)in[i + 2]];
 		if (c & 0x03)
 			return -1;
 		out[o++] = (uint8_t)(a << 2 | b >> 4);
@@ -89,8 +87,8 @@ ssize_t jwt__b64_decode_lenient(const char *in, size_t len, uint8_t *out)
 	size_t o = 0, i = 0;
 	for (; i + 4 <= len; i += 4) {
 		uint32_t v = (uint32_t)tab[(uint8_t)in[i]] << 18 |
-			     (uint32_t)tab[(uint8_t)in[i + 1]] << 12 |
-			     (uint32_t)tab[(uint8_t)in[i + 2]] << 6 | tab[(uint8_t)in[i + 3]];
+		             (uint32_t)tab[(uint8_t)in[i + 1]] << 12 |
+		             (uint32_t)tab[(uint8_t)in[i + 2]] << 6 | tab[(uint8_t)in[i + 3]];
 		out[o++] = (uint8_t)(v >> 16);
 		out[o++] = (uint8_t)(v >> 8);
 		out[o++] = (uint8_t)v;

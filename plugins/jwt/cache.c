@@ -62,8 +62,7 @@ static struct jwt_cache_entry *set_of(struct jwt_cache *c, uint64_t h)
 	return &c->e[(size_t)(h & c->set_mask) * WAYS];
 }
 
-const struct jwt_cred *jwt__cache_get(struct jwt_cache *c, const char *tok, size_t len,
-				      int64_t now)
+const struct jwt_cred *jwt__cache_get(struct jwt_cache *c, const char *tok, size_t len, int64_t now)
 {
 	if (!c->e)
 		return NULL;
@@ -89,8 +88,8 @@ const struct jwt_cred *jwt__cache_get(struct jwt_cache *c, const char *tok, size
 	return NULL;
 }
 
-int jwt__cache_put(struct jwt_cache *c, const char *tok, size_t len,
-		   const struct jwt_cred *cred, int64_t expires, int64_t now)
+int jwt__cache_put(struct jwt_cache *c, const char *tok, size_t len, const struct jwt_cred *cred,
+                   int64_t expires, int64_t now)
 {
 	if (!c->e || expires <= now || len == 0 || len > JWT_MAX_TOKEN)
 		return 0;

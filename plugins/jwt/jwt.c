@@ -49,14 +49,14 @@ int64_t jwt__now(void)
 
 /* The 401 bodies (Kong's wording), built once per config. */
 enum body {
-	B_UNAUTHORIZED,  /* no token */
-	B_MULTIPLE,      /* several different tokens */
+	B_UNAUTHORIZED, /* no token */
+	B_MULTIPLE,     /* several different tokens */
 	B_UNRECOGNIZABLE,
 	B_TOO_LARGE,
 	B_BAD_JSON,
 	B_BAD_ALG,
 	B_BAD_SIG_B64,
-	B_NO_KEY_CLAIM,  /* "No mandatory '<key_claim_name>' in claims" */
+	B_NO_KEY_CLAIM, /* "No mandatory '<key_claim_name>' in claims" */
 	B_EMPTY_KEY_CLAIM,
 	B_NO_CREDENTIAL, /* "No credentials found for given '<key_claim_name>'" */
 	B_INVALID_ALG,
@@ -71,17 +71,17 @@ struct names {
 };
 
 struct jwt_conf {
-	struct names header_names;    /* lower-case */
+	struct names header_names; /* lower-case */
 	struct names uri_param_names;
 	struct names cookie_names;
 	char *key_claim_name;
 	bool secret_is_base64;
 	bool run_on_preflight;
 	bool verify_exp, verify_nbf;
-	int64_t maximum_expiration;   /* seconds, 0 = off */
-	char *anonymous;              /* NULL = off */
-	char *www_base;               /* `Bearer` or `Bearer realm="..."` */
-	char *www_error;              /* www_base + ` error="invalid_token"` */
+	int64_t maximum_expiration; /* seconds, 0 = off */
+	char *anonymous;            /* NULL = off */
+	char *www_base;             /* `Bearer` or `Bearer realm="..."` */
+	char *www_error;            /* www_base + ` error="invalid_token"` */
 	char *body[B_COUNT_];
 
 	/* Credentials: `credentials` (re-packed msgpack, kept for reloads),
@@ -93,9 +93,9 @@ struct jwt_conf {
 	struct jwt_keyring *kr;
 
 	bool cache_on;
-	int64_t cache_ttl;            /* seconds an entry lives at most */
+	int64_t cache_ttl; /* seconds an entry lives at most */
 	struct jwt_cache cache;
-	EVP_MD_CTX *md_ctx;           /* reused by every asymmetric verify */
+	EVP_MD_CTX *md_ctx; /* reused by every asymmetric verify */
 };
 
 /* ---- config ---------------------------------------------------------------- */
@@ -107,7 +107,7 @@ static const msgpack_object *cfg_get(const msgpack_object *cfg, const char *key)
 }
 
 static int cfg_bool(const msgpack_object *cfg, const char *key, bool def, bool *out, char *err,
-		    size_t errlen)
+                    size_t errlen)
 {
 	const msgpack_object *o = cfg_get(cfg, key);
 	*out = def;
@@ -121,8 +121,8 @@ static int cfg_bool(const msgpack_object *cfg, const char *key, bool def, bool *
 	return 0;
 }
 
-static int cfg_int(const msgpack_object *cfg, const char *key, int64_t def, int64_t lo,
-		   int64_t hi, int64_t *out, char *err, size_t errlen)
+static int cfg_int(const msgpack_object *cfg, const char *key, int64_t def, int64_t lo, int64_t hi,
+                   int64_t *out, char *err, size_t errlen)
 {
 	const msgpack_object *o = cfg_get(cfg, key);
 	*out = def;
@@ -139,7 +139,7 @@ static int cfg_int(const msgpack_object *cfg, const char *key, int64_t def, int6
 		v = NAN;
 	if (!(v >= (double)lo && v <= (double)hi)) {
 		snprintf(err, errlen, "jwt: config.%s must be a number between %lld and %lld", key,
-			 (long long)lo, (long long)hi);
+		         (long long)lo, (long long)hi);
 		return -EINVAL;
 	}
 	*out = (int64_t)v;
@@ -147,8 +147,8 @@ static int cfg_int(const msgpack_object *cfg, const char *key, int64_t def, int6
 }
 
 /* An optional string; *out stays NULL when absent. */
-static int cfg_str(const msgpack_object *cfg, const char *key, size_t maxlen, char **out,
-		   char *err, size_t errlen)
+static int cfg_str(const msgpack_object *cfg, const char *key, size_t maxlen, char **out, char *err,
+                   size_t errlen)
 {
 	const msgpack_object *o = cfg_get(cfg, key);
 	*out = NULL;
@@ -156,8 +156,9 @@ static int cfg_str(const msgpack_object *cfg, const char *key, size_t maxlen, ch
 		return 0;
 	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > maxlen ||
 	    memchr(o->via.str.ptr, '\0', o->via.str.size)) {
-		snprintf(err, errlen, "jwt: config.%s must be a non-empty string of at most %zu bytes",
-			 key, maxlen);
+		snprintf(err, errlen,
+		         "jwt: config.%s must be a non-empty string of at most %zu bytes", key,
+		         maxlen);
 		return -EINVAL;
 	}
 	*out = strndup(o->via.str.ptr, o->via.str.size);
@@ -177,7 +178,7 @@ static void names_free(struct names *n)
 
 /* A list of names (a Kong "set" of strings); absent = the default list. */
 static int cfg_names(const msgpack_object *cfg, const char *key, const char *def, bool lower,
-		     struct names *out, char *err, size_t errlen)
+                     struct names *out, char *err, size_t errlen)
 {
 	const msgpack_object *o = cfg_get(cfg, key);
 	out->n = 0;
@@ -193,15 +194,17 @@ static int cfg_names(const msgpack_object *cfg, const char *key, const char *def
 		return 0; /* an empty Lua table */
 	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > MAX_NAMES) {
 		snprintf(err, errlen, "jwt: config.%s must be a list of at most %d names", key,
-			 MAX_NAMES);
+		         MAX_NAMES);
 		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < o->via.array.size; i++) {
 		const msgpack_object *x = &o->via.array.ptr[i];
 		if (x->type != MSGPACK_OBJECT_STR || x->via.str.size == 0 ||
 		    x->via.str.size > MAX_NAME_LEN) {
-			snprintf(err, errlen, "jwt: config.%s[%u] must be a non-empty string of at most %d bytes",
-				 key, i + 1, MAX_NAME_LEN);
+			snprintf(
+			    err, errlen,
+			    "jwt: config.%s[%u] must be a non-empty string of at most %d bytes",
+			    key, i + 1, MAX_NAME_LEN);
 			names_free(out);
 			return -EINVAL;
 		}
@@ -235,27 +238,28 @@ static int build_bodies(struct jwt_conf *c)
 {
 	char buf[MAX_NAME_LEN + 64];
 	static const char *fixed[B_COUNT_] = {
-		[B_UNAUTHORIZED] = "Unauthorized",
-		[B_MULTIPLE] = "Multiple tokens provided",
-		[B_UNRECOGNIZABLE] = "Unrecognizable token",
-		[B_TOO_LARGE] = "Bad token; too large",
-		[B_BAD_JSON] = "Bad token; invalid JSON",
-		[B_BAD_ALG] = "Bad token; invalid alg",
-		[B_BAD_SIG_B64] = "Bad token; invalid signature",
-		[B_INVALID_ALG] = "Invalid algorithm",
-		[B_INVALID_SIG] = "Invalid signature",
+	    [B_UNAUTHORIZED] = "Unauthorized",
+	    [B_MULTIPLE] = "Multiple tokens provided",
+	    [B_UNRECOGNIZABLE] = "Unrecognizable token",
+	    [B_TOO_LARGE] = "Bad token; too large",
+	    [B_BAD_JSON] = "Bad token; invalid JSON",
+	    [B_BAD_ALG] = "Bad token; invalid alg",
+	    [B_BAD_SIG_B64] = "Bad token; invalid signature",
+	    [B_INVALID_ALG] = "Invalid algorithm",
+	    [B_INVALID_SIG] = "Invalid signature",
 	};
 	for (int i = 0; i < B_COUNT_; i++) {
 		const char *m = fixed[i];
 		if (i == B_NO_KEY_CLAIM) {
-			snprintf(buf, sizeof(buf), "No mandatory '%s' in claims", c->key_claim_name);
+			snprintf(buf, sizeof(buf), "No mandatory '%s' in claims",
+			         c->key_claim_name);
 			m = buf;
 		} else if (i == B_EMPTY_KEY_CLAIM) {
 			snprintf(buf, sizeof(buf), "Invalid '%s' in claims", c->key_claim_name);
 			m = buf;
 		} else if (i == B_NO_CREDENTIAL) {
 			snprintf(buf, sizeof(buf), "No credentials found for given '%s'",
-				 c->key_claim_name);
+			         c->key_claim_name);
 			m = buf;
 		}
 		if (!(c->body[i] = message_body(m)))
@@ -300,7 +304,7 @@ static struct jwt_keyring *keyring_load(struct jwt_conf *c, char *err, size_t er
 	if (c->watch.path) {
 		char why[512];
 		if (shmring_creds_load_file(&file, c->watch.path, &c->watch.stamp, why,
-					    sizeof(why)) < 0) {
+		                            sizeof(why)) < 0) {
 			snprintf(err, errlen, "jwt: %s", why);
 			goto out;
 		}
@@ -312,7 +316,8 @@ static struct jwt_keyring *keyring_load(struct jwt_conf *c, char *err, size_t er
 			goto out;
 		}
 		if (c->inline_consumers.n)
-			memcpy(all.v, c->inline_consumers.v, c->inline_consumers.n * sizeof(*all.v));
+			memcpy(all.v, c->inline_consumers.v,
+			       c->inline_consumers.n * sizeof(*all.v));
 		if (file.n)
 			memcpy(all.v + c->inline_consumers.n, file.v, file.n * sizeof(*all.v));
 		all.n = n;
@@ -336,10 +341,11 @@ static struct jwt_keyring *keyring_load(struct jwt_conf *c, char *err, size_t er
 	const char *names[2] = {"config.consumers", c->watch.path ? c->watch.path : ""};
 	kr = jwt__keyring_build(inl, srcs, names, 2, c->secret_is_base64, err, errlen);
 	if (kr && c->anonymous && !jwt__keyring_consumer(kr, c->anonymous)) {
-		snprintf(err, errlen,
-			 "jwt: config.anonymous names consumer '%.128s', which is neither an id nor a "
-			 "username of the configured consumers",
-			 c->anonymous);
+		snprintf(
+		    err, errlen,
+		    "jwt: config.anonymous names consumer '%.128s', which is neither an id nor a "
+		    "username of the configured consumers",
+		    c->anonymous);
 		jwt__keyring_free(kr);
 		kr = NULL;
 	}
@@ -350,14 +356,27 @@ out:
 	return kr;
 }
 
-static const char *const known_fields[] = {
-	"header_names", "uri_param_names", "cookie_names", "key_claim_name", "secret_is_base64",
-	"claims_to_verify", "maximum_expiration", "anonymous", "run_on_preflight", "realm",
-	"credentials", "consumers", "credentials_file", "reload_interval_ms", "cache",
-	"cache_size", "cache_ttl", NULL};
+static const char *const known_fields[] = {"header_names",
+                                           "uri_param_names",
+                                           "cookie_names",
+                                           "key_claim_name",
+                                           "secret_is_base64",
+                                           "claims_to_verify",
+                                           "maximum_expiration",
+                                           "anonymous",
+                                           "run_on_preflight",
+                                           "realm",
+                                           "credentials",
+                                           "consumers",
+                                           "credentials_file",
+                                           "reload_interval_ms",
+                                           "cache",
+                                           "cache_size",
+                                           "cache_ttl",
+                                           NULL};
 
 static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, char *err,
-			size_t errlen)
+                        size_t errlen)
 {
 	*out = NULL;
 	if (!config || config->type != MSGPACK_OBJECT_MAP) {
@@ -375,29 +394,29 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 	char *realm = NULL;
 	if ((rc = shmring_pc_check_fields(config, "jwt", known_fields, err, errlen)) < 0 ||
 	    (rc = cfg_names(config, "header_names", "authorization", true, &c->header_names, err,
-			    errlen)) < 0 ||
+	                    errlen)) < 0 ||
 	    (rc = cfg_names(config, "uri_param_names", "jwt", false, &c->uri_param_names, err,
-			    errlen)) < 0 ||
+	                    errlen)) < 0 ||
 	    (rc = cfg_names(config, "cookie_names", NULL, false, &c->cookie_names, err, errlen)) <
-		    0 ||
+	        0 ||
 	    (rc = cfg_str(config, "key_claim_name", MAX_NAME_LEN, &c->key_claim_name, err,
-			  errlen)) < 0 ||
+	                  errlen)) < 0 ||
 	    (rc = cfg_bool(config, "secret_is_base64", false, &c->secret_is_base64, err, errlen)) <
-		    0 ||
+	        0 ||
 	    (rc = cfg_bool(config, "run_on_preflight", true, &c->run_on_preflight, err, errlen)) <
-		    0 ||
+	        0 ||
 	    (rc = cfg_int(config, "maximum_expiration", 0, 0, 31536000, &max_exp, err, errlen)) <
-		    0 ||
+	        0 ||
 	    (rc = cfg_str(config, "anonymous", MAX_NAME_LEN, &c->anonymous, err, errlen)) < 0 ||
 	    (rc = cfg_str(config, "realm", MAX_NAME_LEN, &realm, err, errlen)) < 0 ||
 	    (rc = cfg_str(config, "credentials_file", 4000, &c->watch.path, err, errlen)) < 0 ||
 	    (rc = cfg_int(config, "reload_interval_ms", 1000, 0, 3600000, &reload_ms, err,
-			  errlen)) < 0 ||
+	                  errlen)) < 0 ||
 	    (rc = cfg_bool(config, "cache", true, &c->cache_on, err, errlen)) < 0 ||
 	    (rc = cfg_int(config, "cache_size", DEFAULT_CACHE_SIZE, 1, MAX_CACHE_SIZE, &cache_size,
-			  err, errlen)) < 0 ||
+	                  err, errlen)) < 0 ||
 	    (rc = cfg_int(config, "cache_ttl", DEFAULT_CACHE_TTL, 1, 86400, &cache_ttl, err,
-			  errlen)) < 0)
+	                  errlen)) < 0)
 		goto fail;
 	c->maximum_expiration = max_exp;
 	c->cache_ttl = cache_ttl;
@@ -410,7 +429,9 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 	const msgpack_object *cv = cfg_get(config, "claims_to_verify");
 	if (cv && !(cv->type == MSGPACK_OBJECT_MAP && cv->via.map.size == 0)) {
 		if (cv->type != MSGPACK_OBJECT_ARRAY) {
-			snprintf(err, errlen, "jwt: config.claims_to_verify must be a list of \"exp\" / \"nbf\"");
+			snprintf(
+			    err, errlen,
+			    "jwt: config.claims_to_verify must be a list of \"exp\" / \"nbf\"");
 			rc = -EINVAL;
 			goto fail;
 		}
@@ -420,12 +441,13 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 			    memcmp(x->via.str.ptr, "exp", 3) == 0) {
 				c->verify_exp = true;
 			} else if (x->type == MSGPACK_OBJECT_STR && x->via.str.size == 3 &&
-				   memcmp(x->via.str.ptr, "nbf", 3) == 0) {
+			           memcmp(x->via.str.ptr, "nbf", 3) == 0) {
 				c->verify_nbf = true;
 			} else {
 				snprintf(err, errlen,
-					 "jwt: config.claims_to_verify[%u]: expected one of \"exp\", \"nbf\"",
-					 i + 1);
+				         "jwt: config.claims_to_verify[%u]: expected one of "
+				         "\"exp\", \"nbf\"",
+				         i + 1);
 				rc = -EINVAL;
 				goto fail;
 			}
@@ -434,7 +456,7 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 	if (c->maximum_expiration > 0 && !c->verify_exp) {
 		/* Kong's entity check. */
 		snprintf(err, errlen,
-			 "jwt: config.maximum_expiration needs \"exp\" in config.claims_to_verify");
+		         "jwt: config.maximum_expiration needs \"exp\" in config.claims_to_verify");
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -520,9 +542,9 @@ static void maybe_reload(struct jwt_conf *c, struct shmring_reply *rep)
 	if (!kr) {
 		char msg[700];
 		int n = snprintf(msg, sizeof(msg), "%s; keeping the previous credentials", err);
-		shmring_reply_log(rep, SHMRING_LOG_ERR,
-				  (struct shmring_str){msg, n < (int)sizeof(msg) ? (size_t)n
-										 : sizeof(msg) - 1});
+		shmring_reply_log(
+		    rep, SHMRING_LOG_ERR,
+		    (struct shmring_str){msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1});
 		return;
 	}
 	/* Cache entries point at the old credentials: drop them first. */
@@ -573,8 +595,8 @@ static int cookie_get(struct shmring_str h, const char *name, size_t nl, struct 
 {
 	size_t i = 0;
 	while (i < h.len) {
-		while (i < h.len && (h.ptr[i] == ' ' || h.ptr[i] == '\t' || h.ptr[i] == ';' ||
-				     h.ptr[i] == ','))
+		while (i < h.len &&
+		       (h.ptr[i] == ' ' || h.ptr[i] == '\t' || h.ptr[i] == ';' || h.ptr[i] == ','))
 			i++;
 		size_t start = i;
 		while (i < h.len && h.ptr[i] != ';' && h.ptr[i] != ',')
@@ -592,18 +614,19 @@ static int cookie_get(struct shmring_str h, const char *name, size_t nl, struct 
 	return 0;
 }
 
-static void find_token(const struct jwt_conf *c, const struct shmring_request *req,
-		       struct found *f)
+static void find_token(const struct jwt_conf *c, const struct shmring_request *req, struct found *f)
 {
 	f->what = FIND_NONE;
 	for (size_t i = 0; i < c->uri_param_names.n; i++) {
-		const msgpack_object *v = shmring_map_get(
-			req->query, (struct shmring_str){c->uri_param_names.v[i], c->uri_param_names.len[i]});
+		const msgpack_object *v =
+		    shmring_map_get(req->query, (struct shmring_str){c->uri_param_names.v[i],
+		                                                     c->uri_param_names.len[i]});
 		if (!v)
 			continue;
 		uint32_t n = v->type == MSGPACK_OBJECT_ARRAY ? v->via.array.size : 1;
 		for (uint32_t k = 0; k < n; k++) {
-			const msgpack_object *x = v->type == MSGPACK_OBJECT_ARRAY ? &v->via.array.ptr[k] : v;
+			const msgpack_object *x =
+			    v->type == MSGPACK_OBJECT_ARRAY ? &v->via.array.ptr[k] : v;
 			if (x->type == MSGPACK_OBJECT_STR)
 				found_add(f, x->via.str.ptr, x->via.str.size);
 			else if (x->type == MSGPACK_OBJECT_BOOLEAN && x->via.boolean)
@@ -612,34 +635,38 @@ static void find_token(const struct jwt_conf *c, const struct shmring_request *r
 	}
 	if (c->cookie_names.n) {
 		struct shmring_str cookie, val;
-		for (size_t k = 0; shmring_req_header_nth(req, SHMRING_LIT("cookie"), k, &cookie); k++)
+		for (size_t k = 0; shmring_req_header_nth(req, SHMRING_LIT("cookie"), k, &cookie);
+		     k++)
 			for (size_t i = 0; i < c->cookie_names.n; i++)
-				if (cookie_get(cookie, c->cookie_names.v[i], c->cookie_names.len[i], &val))
+				if (cookie_get(cookie, c->cookie_names.v[i], c->cookie_names.len[i],
+				               &val))
 					found_add(f, val.ptr, val.len);
 	}
 	for (size_t i = 0; i < c->header_names.n; i++) {
 		struct shmring_str v;
-		if (shmring_req_header(req, (struct shmring_str){c->header_names.v[i], c->header_names.len[i]}, &v))
+		if (shmring_req_header(
+		        req, (struct shmring_str){c->header_names.v[i], c->header_names.len[i]},
+		        &v))
 			bearer(f, v);
 	}
 }
 
 /* ---- replies ----------------------------------------------------------------- */
 
-static struct shmring_str S(const char *s)
-{
+static struct shmring_str S(const char *s) {
 	return shmring_cstr(s);
 }
 
-static int set_or_clear(struct shmring_reply *rep, struct shmring_str name, const char *v)
+static int
+set_or_clear(struct shmring_reply *rep, struct shmring_str name, const char *v)
 {
 	return v ? shmring_reply_set_req_header(rep, name, S(v))
-		 : shmring_reply_clear_req_header(rep, name);
+	         : shmring_reply_clear_req_header(rep, name);
 }
 
 /* Kong's set_consumer(): consumer headers, credential header, authenticate. */
 static int set_consumer(struct shmring_reply *rep, const struct jwt_consumer *cons,
-			const struct jwt_cred *cred)
+                        const struct jwt_cred *cred)
 {
 	int rc = 0;
 	rc |= set_or_clear(rep, SHMRING_LIT("X-Consumer-ID"), cons ? cons->id : NULL);
@@ -650,11 +677,11 @@ static int set_consumer(struct shmring_reply *rep, const struct jwt_consumer *co
 		rc |= shmring_reply_clear_req_header(rep, SHMRING_LIT("X-Anonymous-Consumer"));
 	else
 		rc |= shmring_reply_set_req_header(rep, SHMRING_LIT("X-Anonymous-Consumer"),
-						   SHMRING_LIT("true"));
+		                                   SHMRING_LIT("true"));
 	rc |= shmring_reply_authenticate(rep, S(cons && cons->id ? cons->id : ""),
-					 S(cons && cons->username ? cons->username : ""),
-					 S(cons && cons->custom_id ? cons->custom_id : ""),
-					 S(cred ? cred->id : ""));
+	                                 S(cons && cons->username ? cons->username : ""),
+	                                 S(cons && cons->custom_id ? cons->custom_id : ""),
+	                                 S(cred ? cred->id : ""));
 	return rc ? -EMSGSIZE : 0;
 }
 
@@ -685,7 +712,7 @@ static int num_claim(json_t *claims, const char *name, double *v)
 
 /* Verify the token; 1 = authenticated (*cred set), 0 = refused (f set). */
 static int verify(struct jwt_conf *c, struct shmring_str tok, int64_t now,
-		  const struct jwt_cred **out, struct failure *f)
+                  const struct jwt_cred **out, struct failure *f)
 {
 	if (c->cache_on) {
 		const struct jwt_cred *hit = jwt__cache_get(&c->cache, tok.ptr, tok.len, now);
@@ -758,11 +785,11 @@ static int verify(struct jwt_conf *c, struct shmring_str tok, int64_t now,
 		exp_err = "exceeds maximum allowed expiration";
 	if (exp_err || nbf_err) {
 		if (exp_err && nbf_err)
-			snprintf(f->claims_body, sizeof(f->claims_body), "{\"exp\":\"%s\",\"nbf\":\"%s\"}",
-				 exp_err, nbf_err);
+			snprintf(f->claims_body, sizeof(f->claims_body),
+			         "{\"exp\":\"%s\",\"nbf\":\"%s\"}", exp_err, nbf_err);
 		else
 			snprintf(f->claims_body, sizeof(f->claims_body), "{\"%s\":\"%s\"}",
-				 exp_err ? "exp" : "nbf", exp_err ? exp_err : nbf_err);
+			         exp_err ? "exp" : "nbf", exp_err ? exp_err : nbf_err);
 		f->body = f->claims_body;
 		f->www = c->www_error;
 		goto out;
@@ -788,13 +815,14 @@ static int jwt_access(void *conf, const struct shmring_request *req, struct shmr
 	struct jwt_conf *c = conf;
 	if (!c)
 		return -EINVAL;
-	if (!c->run_on_preflight && req->method.len == 7 && memcmp(req->method.ptr, "OPTIONS", 7) == 0)
+	if (!c->run_on_preflight && req->method.len == 7 &&
+	    memcmp(req->method.ptr, "OPTIONS", 7) == 0)
 		return 0;
 	/* anonymous = logical OR with other auth plugins: already done when
 	 * an earlier plugin authenticated the request (the gateway sends the
 	 * consumer it set; a credential when the host knows one). */
-	if (c->anonymous && (req->credential.len > 0 || req->consumer_id.len > 0 ||
-			     req->consumer_username.len > 0))
+	if (c->anonymous &&
+	    (req->credential.len > 0 || req->consumer_id.len > 0 || req->consumer_username.len > 0))
 		return 0;
 	int64_t now = jwt__now();
 	maybe_reload(c, rep);
@@ -830,7 +858,7 @@ static int jwt_access(void *conf, const struct shmring_request *req, struct shmr
 	}
 	struct shmring_header h = {SHMRING_LIT("WWW-Authenticate"), S(f.www)};
 	struct shmring_header hs[2] = {
-		h, {SHMRING_LIT("Content-Type"), SHMRING_LIT("application/json; charset=utf-8")}};
+	    h, {SHMRING_LIT("Content-Type"), SHMRING_LIT("application/json; charset=utf-8")}};
 	return shmring_reply_exit(rep, 401, S(f.body), hs, 2);
 }
 
@@ -843,16 +871,16 @@ static const char *const needs_headers[] = {"authorization", "cookie", NULL};
 static const char *const needs_query[] = {"jwt", NULL};
 
 SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
-	.abi_version = SHMRING_PLUGIN_ABI_VERSION,
-	.struct_size = sizeof(struct shmring_plugin),
-	.name = "jwt",
-	.version = "1.0.0",
-	.phases = SHMRING_PHASE_ACCESS,
-	/* The defaults of header_names / cookie_names / uri_param_names; the
-	 * Kong stub sends the configured names instead (shmring-jwt/handler.lua). */
-	.needs_headers = needs_headers,
-	.needs_query = needs_query,
-	.conf_new = jwt_conf_new,
-	.conf_free = jwt_conf_free,
-	.access = jwt_access,
+    .abi_version = SHMRING_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(struct shmring_plugin),
+    .name = "jwt",
+    .version = "1.0.0",
+    .phases = SHMRING_PHASE_ACCESS,
+    /* The defaults of header_names / cookie_names / uri_param_names; the
+     * Kong stub sends the configured names instead (shmring-jwt/handler.lua). */
+    .needs_headers = needs_headers,
+    .needs_query = needs_query,
+    .conf_new = jwt_conf_new,
+    .conf_free = jwt_conf_free,
+    .access = jwt_access,
 };

@@ -27,7 +27,7 @@
 
 /* ---- limits (every part of a token is bounded before it is decoded) ----- */
 
-#define JWT_MAX_TOKEN 8192     /* whole compact token, bytes */
+#define JWT_MAX_TOKEN 8192      /* whole compact token, bytes */
 #define JWT_MAX_HEADER_B64 1024 /* encoded JOSE header */
 #define JWT_MAX_SIG 1024        /* decoded signature (RSA-8192 is 1024) */
 #define JWT_MAX_KEY 1024        /* credential key ("iss" value) */
@@ -56,10 +56,18 @@ ssize_t jwt__b64_decode_lenient(const char *in, size_t len, uint8_t *out);
 
 enum jwt_alg {
 	JWT_ALG_NONE_ = 0, /* not an algorithm: "none" is never accepted */
-	JWT_HS256, JWT_HS384, JWT_HS512,
-	JWT_RS256, JWT_RS384, JWT_RS512,
-	JWT_ES256, JWT_ES384, JWT_ES512,
-	JWT_PS256, JWT_PS384, JWT_PS512,
+	JWT_HS256,
+	JWT_HS384,
+	JWT_HS512,
+	JWT_RS256,
+	JWT_RS384,
+	JWT_RS512,
+	JWT_ES256,
+	JWT_ES384,
+	JWT_ES512,
+	JWT_PS256,
+	JWT_PS384,
+	JWT_PS512,
 	JWT_EDDSA,
 	JWT_ALG_COUNT_
 };
@@ -67,11 +75,11 @@ enum jwt_alg {
 enum jwt_family { JWT_FAM_HMAC, JWT_FAM_RSA, JWT_FAM_ECDSA, JWT_FAM_PSS, JWT_FAM_EDDSA };
 
 struct jwt_alg_info {
-	const char *name;    /* JOSE "alg" value */
+	const char *name; /* JOSE "alg" value */
 	enum jwt_family fam;
-	const char *digest;  /* OpenSSL digest name, NULL for EdDSA */
-	unsigned ec_size;    /* ECDSA: bytes of r and of s in the JOSE signature */
-	int ec_nid;          /* ECDSA: the curve the key must be on */
+	const char *digest; /* OpenSSL digest name, NULL for EdDSA */
+	unsigned ec_size;   /* ECDSA: bytes of r and of s in the JOSE signature */
+	int ec_nid;         /* ECDSA: the curve the key must be on */
 };
 
 /* The algorithm named name[0..len), or JWT_ALG_NONE_ (unknown, or "none"). */
@@ -89,14 +97,14 @@ struct jwt_consumer {
 /* One jwt secret, prepared once: the HMAC context holds the key, the
  * EVP_PKEY is parsed from PEM and checked against the algorithm. */
 struct jwt_cred {
-	char *key;                 /* the key claim value that selects it */
+	char *key; /* the key claim value that selects it */
 	size_t key_len;
-	char *id;                  /* credential id (authenticate); defaults to key */
+	char *id; /* credential id (authenticate); defaults to key */
 	enum jwt_alg alg;
 	const struct jwt_consumer *consumer; /* owned by the keyring */
-	EVP_MAC_CTX *hmac;         /* HS*: initialised with the secret */
-	EVP_PKEY *pkey;            /* RS/PS/ES/EdDSA */
-	const EVP_MD *md;          /* fetched once; NULL for HS and EdDSA */
+	EVP_MAC_CTX *hmac;                   /* HS*: initialised with the secret */
+	EVP_PKEY *pkey;                      /* RS/PS/ES/EdDSA */
+	const EVP_MD *md;                    /* fetched once; NULL for HS and EdDSA */
 };
 
 /* An immutable set of credentials indexed by key (open addressing). */
@@ -105,9 +113,9 @@ struct jwt_keyring {
 	size_t ncreds;
 	struct jwt_consumer *consumers;
 	size_t nconsumers;
-	uint32_t *index;   /* slot -> cred number + 1, 0 = empty */
+	uint32_t *index; /* slot -> cred number + 1, 0 = empty */
 	uint32_t index_mask;
-	uint64_t seed;     /* xxh3 seed of the index */
+	uint64_t seed; /* xxh3 seed of the index */
 };
 
 /* Build credentials from the msgpack array of `credentials` (may be NULL)
@@ -117,12 +125,11 @@ struct jwt_keyring {
  * NULL with the reason in err. secret_is_base64 applies to HS secrets. */
 struct shmring_creds;
 struct jwt_keyring *jwt__keyring_build(const msgpack_object *inline_creds,
-				       const struct shmring_creds *const *srcs,
-				       const char *const *src_names, size_t nsrc,
-				       bool secret_is_base64, char *err, size_t errlen);
+                                       const struct shmring_creds *const *srcs,
+                                       const char *const *src_names, size_t nsrc,
+                                       bool secret_is_base64, char *err, size_t errlen);
 void jwt__keyring_free(struct jwt_keyring *kr);
-const struct jwt_cred *jwt__keyring_find(const struct jwt_keyring *kr, const char *key,
-					 size_t len);
+const struct jwt_cred *jwt__keyring_find(const struct jwt_keyring *kr, const char *key, size_t len);
 /* A consumer by id, else by username; NULL if unknown. */
 const struct jwt_consumer *jwt__keyring_consumer(const struct jwt_keyring *kr, const char *name);
 
@@ -131,10 +138,10 @@ const struct jwt_consumer *jwt__keyring_consumer(const struct jwt_keyring *kr, c
 /* Why a token was refused; the messages are Kong's (jwt.c maps them). */
 enum jwt_parse_err {
 	JWT_OK = 0,
-	JWT_E_TOO_LARGE,   /* "Bad token; too large" (ours: a size limit) */
-	JWT_E_JSON,        /* "Bad token; invalid JSON" */
-	JWT_E_ALG,         /* "Bad token; invalid alg" */
-	JWT_E_SIGNATURE,   /* "Bad token; invalid signature" (not base64url) */
+	JWT_E_TOO_LARGE, /* "Bad token; too large" (ours: a size limit) */
+	JWT_E_JSON,      /* "Bad token; invalid JSON" */
+	JWT_E_ALG,       /* "Bad token; invalid alg" */
+	JWT_E_SIGNATURE, /* "Bad token; invalid signature" (not base64url) */
 };
 
 /* A parsed compact JWS. header and claims are owned (json_decref via
@@ -142,8 +149,8 @@ enum jwt_parse_err {
 struct jwt_token {
 	const char *signing_input; /* header.claims, inside the token */
 	size_t signing_len;
-	json_t *header;  /* JSON object */
-	json_t *claims;  /* JSON object */
+	json_t *header; /* JSON object */
+	json_t *claims; /* JSON object */
 	enum jwt_alg alg;
 	uint8_t sig[JWT_MAX_SIG];
 	size_t sig_len;
@@ -161,7 +168,7 @@ int jwt__token_verify(const struct jwt_token *t, const struct jwt_cred *cred, EV
 /* ECDSA: JOSE r||s (2 * n bytes) to a DER ECDSA-Sig-Value. Returns the DER
  * length or -1. out must hold 2 * n + 16 bytes. */
 int jwt__ecdsa_jose_to_der(const uint8_t *sig, size_t sig_len, unsigned n, uint8_t *out,
-			   size_t outlen);
+                           size_t outlen);
 
 /* ---- the verified-token cache (cache.c) ---------------------------------- */
 
@@ -180,7 +187,7 @@ struct jwt_cache_entry {
 	char *tok;                   /* owned copy, tok_cap bytes */
 	uint32_t tok_len;
 	uint32_t tok_cap;
-	uint32_t used;               /* LRU stamp within the set */
+	uint32_t used; /* LRU stamp within the set */
 };
 
 struct jwt_cache_stats {
@@ -202,11 +209,11 @@ void jwt__cache_destroy(struct jwt_cache *c);
 void jwt__cache_flush(struct jwt_cache *c);
 /* The credential a still-valid cached token verified with, or NULL. */
 const struct jwt_cred *jwt__cache_get(struct jwt_cache *c, const char *tok, size_t len,
-				      int64_t now);
+                                      int64_t now);
 /* Remember that tok verified with cred until `expires` (ignored if
  * expires <= now). 0 or -ENOMEM (then nothing is cached). */
-int jwt__cache_put(struct jwt_cache *c, const char *tok, size_t len,
-		   const struct jwt_cred *cred, int64_t expires, int64_t now);
+int jwt__cache_put(struct jwt_cache *c, const char *tok, size_t len, const struct jwt_cred *cred,
+                   int64_t expires, int64_t now);
 uint32_t jwt__cache_capacity(const struct jwt_cache *c);
 
 /* The cache of a config made by the plugin's conf_new (tests, benchmark). */

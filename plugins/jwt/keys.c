@@ -34,7 +34,7 @@
 /* ---- small helpers --------------------------------------------------------- */
 
 static void errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -110,23 +110,26 @@ struct builder {
 	bool secret_is_base64;
 	char *err;
 	size_t errlen;
-	const char *where; /* "config.credentials[3]" or "file:consumers[2].jwt_secrets[0]" */
+	const char *where; /* names the entry in messages: where_buf or "?" */
+	char where_buf[PATH_MAX + 128];
 };
 
 static int add_consumer(struct builder *b, struct sv id, struct sv username, struct sv custom_id)
 {
 	struct jwt_keyring *kr = b->kr;
 	if (id.bad || username.bad || custom_id.bad) {
-		errf(b->err, b->errlen, "jwt: %s: consumer id, username and custom_id must be strings",
-		     b->where);
+		errf(b->err, b->errlen,
+		     "jwt: %s: consumer id, username and custom_id must be strings", b->where);
 		return -EINVAL;
 	}
 	if ((!id.set || id.n == 0) && (!username.set || username.n == 0)) {
-		errf(b->err, b->errlen, "jwt: %s: the consumer needs an id or a username", b->where);
+		errf(b->err, b->errlen, "jwt: %s: the consumer needs an id or a username",
+		     b->where);
 		return -EINVAL;
 	}
 	if (id.n > 256 || username.n > 256 || custom_id.n > 256) {
-		errf(b->err, b->errlen, "jwt: %s: consumer fields are limited to 256 bytes", b->where);
+		errf(b->err, b->errlen, "jwt: %s: consumer fields are limited to 256 bytes",
+		     b->where);
 		return -EINVAL;
 	}
 	if (kr->nconsumers == b->cap_consumers) {
@@ -155,13 +158,15 @@ static EVP_PKEY *load_pem(struct builder *b, const char *key, enum jwt_alg alg, 
 {
 	const struct jwt_alg_info *ai = jwt__alg_info(alg);
 	if (!pem.set || pem.n == 0) {
-		errf(b->err, b->errlen, "jwt: %s (key '%s'): algorithm %s needs rsa_public_key (a PEM public key)",
+		errf(b->err, b->errlen,
+		     "jwt: %s (key '%s'): algorithm %s needs rsa_public_key (a PEM public key)",
 		     b->where, key, ai->name);
 		return NULL;
 	}
 	if (pem.n > JWT_MAX_PEM) {
-		errf(b->err, b->errlen, "jwt: %s (key '%s'): rsa_public_key is larger than %u bytes",
-		     b->where, key, JWT_MAX_PEM);
+		errf(b->err, b->errlen,
+		     "jwt: %s (key '%s'): rsa_public_key is larger than %u bytes", b->where, key,
+		     JWT_MAX_PEM);
 		return NULL;
 	}
 	BIO *bio = BIO_new_mem_buf(pem.p, (int)pem.n);
@@ -172,8 +177,9 @@ static EVP_PKEY *load_pem(struct builder *b, const char *key, enum jwt_alg alg, 
 		bool priv = memmem(pem.p, pem.n, "PRIVATE KEY", 11) != NULL;
 		errf(b->err, b->errlen,
 		     "jwt: %s (key '%s'): rsa_public_key is not a PEM public key%s", b->where, key,
-		     priv ? " (it is a private key: give the public key, -----BEGIN PUBLIC KEY-----)"
-			  : " (expected -----BEGIN PUBLIC KEY-----)");
+		     priv
+		         ? " (it is a private key: give the public key, -----BEGIN PUBLIC KEY-----)"
+		         : " (expected -----BEGIN PUBLIC KEY-----)");
 		return NULL;
 	}
 	const char *want = NULL;
@@ -192,7 +198,7 @@ static EVP_PKEY *load_pem(struct builder *b, const char *key, enum jwt_alg alg, 
 		size_t gl = 0;
 		want = ai->ec_nid == NID_X9_62_prime256v1 ? "an EC key on P-256"
 		       : ai->ec_nid == NID_secp384r1      ? "an EC key on P-384"
-							  : "an EC key on P-521";
+		                                          : "an EC key on P-521";
 		ok = EVP_PKEY_is_a(pk, "EC") &&
 		     EVP_PKEY_get_group_name(pk, group, sizeof(group), &gl) == 1 &&
 		     strcmp(group, OBJ_nid2sn(ai->ec_nid)) == 0;
@@ -207,15 +213,17 @@ static EVP_PKEY *load_pem(struct builder *b, const char *key, enum jwt_alg alg, 
 	}
 	ERR_clear_error();
 	if (!ok) {
-		errf(b->err, b->errlen, "jwt: %s (key '%s'): algorithm %s needs %s in rsa_public_key",
-		     b->where, key, ai->name, want);
+		errf(b->err, b->errlen,
+		     "jwt: %s (key '%s'): algorithm %s needs %s in rsa_public_key", b->where, key,
+		     ai->name, want);
 		EVP_PKEY_free(pk);
 		return NULL;
 	}
 	if ((ai->fam == JWT_FAM_RSA || ai->fam == JWT_FAM_PSS) &&
 	    EVP_PKEY_get_bits(pk) < JWT_MIN_RSA_BITS) {
-		errf(b->err, b->errlen, "jwt: %s (key '%s'): RSA key of %d bits; at least %d required",
-		     b->where, key, EVP_PKEY_get_bits(pk), JWT_MIN_RSA_BITS);
+		errf(b->err, b->errlen,
+		     "jwt: %s (key '%s'): RSA key of %d bits; at least %d required", b->where, key,
+		     EVP_PKEY_get_bits(pk), JWT_MIN_RSA_BITS);
 		EVP_PKEY_free(pk);
 		return NULL;
 	}
@@ -223,22 +231,24 @@ static EVP_PKEY *load_pem(struct builder *b, const char *key, enum jwt_alg alg, 
 }
 
 static int add_cred(struct builder *b, size_t consumer, struct sv id, struct sv key,
-		    struct sv algorithm, struct sv secret, struct sv pem)
+                    struct sv algorithm, struct sv secret, struct sv pem)
 {
 	struct jwt_keyring *kr = b->kr;
 	if (key.bad || !key.set || key.n == 0) {
-		errf(b->err, b->errlen,
-		     "jwt: %s: key must be a non-empty string (the key claim value that selects it)",
-		     b->where);
+		errf(
+		    b->err, b->errlen,
+		    "jwt: %s: key must be a non-empty string (the key claim value that selects it)",
+		    b->where);
 		return -EINVAL;
 	}
 	if (key.n > JWT_MAX_KEY) {
-		errf(b->err, b->errlen, "jwt: %s: key is longer than %u bytes", b->where, JWT_MAX_KEY);
+		errf(b->err, b->errlen, "jwt: %s: key is longer than %u bytes", b->where,
+		     JWT_MAX_KEY);
 		return -EINVAL;
 	}
 	char keyc[64];
 	snprintf(keyc, sizeof(keyc), "%.*s%s", (int)(key.n > 48 ? 48 : key.n), key.p,
-		 key.n > 48 ? "..." : "");
+	         key.n > 48 ? "..." : "");
 	if (id.bad || algorithm.bad || secret.bad || pem.bad) {
 		errf(b->err, b->errlen,
 		     "jwt: %s (key '%s'): id, algorithm, secret and rsa_public_key must be strings",
@@ -250,9 +260,11 @@ static int add_cred(struct builder *b, size_t consumer, struct sv id, struct sv 
 		alg = jwt__alg_by_name(algorithm.p, algorithm.n);
 		if (alg == JWT_ALG_NONE_) {
 			errf(b->err, b->errlen,
-			     "jwt: %s (key '%s'): unknown algorithm '%.*s' (HS256, HS384, HS512, RS256, "
+			     "jwt: %s (key '%s'): unknown algorithm '%.*s' (HS256, HS384, HS512, "
+			     "RS256, "
 			     "RS384, RS512, ES256, ES384, ES512, PS256, PS384, PS512, EdDSA)",
-			     b->where, keyc, (int)(algorithm.n > 32 ? 32 : algorithm.n), algorithm.p);
+			     b->where, keyc, (int)(algorithm.n > 32 ? 32 : algorithm.n),
+			     algorithm.p);
 			return -EINVAL;
 		}
 	}
@@ -289,13 +301,15 @@ static int add_cred(struct builder *b, size_t consumer, struct sv id, struct sv 
 	const struct jwt_alg_info *ai = jwt__alg_info(alg);
 	if (ai->fam == JWT_FAM_HMAC) {
 		if (!secret.set || secret.n == 0) {
-			errf(b->err, b->errlen, "jwt: %s (key '%s'): algorithm %s needs a non-empty secret",
-			     b->where, keyc, ai->name);
+			errf(b->err, b->errlen,
+			     "jwt: %s (key '%s'): algorithm %s needs a non-empty secret", b->where,
+			     keyc, ai->name);
 			return -EINVAL;
 		}
 		if (secret.n > JWT_MAX_SECRET * 2) {
-			errf(b->err, b->errlen, "jwt: %s (key '%s'): secret is longer than %u bytes",
-			     b->where, keyc, JWT_MAX_SECRET);
+			errf(b->err, b->errlen,
+			     "jwt: %s (key '%s'): secret is longer than %u bytes", b->where, keyc,
+			     JWT_MAX_SECRET);
 			return -EINVAL;
 		}
 		uint8_t raw[JWT_MAX_SECRET * 2];
@@ -305,7 +319,8 @@ static int add_cred(struct builder *b, size_t consumer, struct sv id, struct sv 
 			ssize_t m = jwt__b64_decode_lenient(secret.p, secret.n, raw);
 			if (m <= 0) {
 				errf(b->err, b->errlen,
-				     "jwt: %s (key '%s'): secret is not valid base64 (secret_is_base64 is on)",
+				     "jwt: %s (key '%s'): secret is not valid base64 "
+				     "(secret_is_base64 is on)",
 				     b->where, keyc);
 				return -EINVAL;
 			}
@@ -313,13 +328,14 @@ static int add_cred(struct builder *b, size_t consumer, struct sv id, struct sv 
 			kl = (size_t)m;
 		}
 		if (kl > JWT_MAX_SECRET) {
-			errf(b->err, b->errlen, "jwt: %s (key '%s'): secret is longer than %u bytes",
-			     b->where, keyc, JWT_MAX_SECRET);
+			errf(b->err, b->errlen,
+			     "jwt: %s (key '%s'): secret is longer than %u bytes", b->where, keyc,
+			     JWT_MAX_SECRET);
 			return -EINVAL;
 		}
 		OSSL_PARAM params[2] = {
-			OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)ai->digest, 0),
-			OSSL_PARAM_construct_end(),
+		    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)ai->digest, 0),
+		    OSSL_PARAM_construct_end(),
 		};
 		c->hmac = EVP_MAC_CTX_new(b->hmac);
 		int ok = c->hmac && EVP_MAC_init(c->hmac, k, kl, params) == 1;
@@ -354,11 +370,12 @@ static int from_msgpack(struct builder *b, const msgpack_object *arr)
 		errf(b->err, b->errlen, "jwt: config.credentials must be a list of credentials");
 		return -EINVAL;
 	}
-	char where[64];
+	char *where = b->where_buf;
+	size_t wl = sizeof(b->where_buf);
 	b->where = where;
 	for (uint32_t i = 0; i < arr->via.array.size; i++) {
 		const msgpack_object *o = &arr->via.array.ptr[i];
-		snprintf(where, sizeof(where), "config.credentials[%u]", i + 1);
+		snprintf(where, wl, "config.credentials[%u]", i + 1);
 		if (o->type != MSGPACK_OBJECT_MAP) {
 			errf(b->err, b->errlen, "jwt: %s must be a map", where);
 			return -EINVAL;
@@ -371,16 +388,17 @@ static int from_msgpack(struct builder *b, const msgpack_object *arr)
 			rc = add_consumer(b, s, s, (struct sv){0});
 		} else if (cons && cons->type == MSGPACK_OBJECT_MAP) {
 			rc = add_consumer(b, mp_str(cons, "id"), mp_str(cons, "username"),
-					  mp_str(cons, "custom_id"));
+			                  mp_str(cons, "custom_id"));
 		} else {
-			errf(b->err, b->errlen, "jwt: %s: consumer must be a map {id, username, custom_id}",
-			     where);
+			errf(b->err, b->errlen,
+			     "jwt: %s: consumer must be a map {id, username, custom_id}", where);
 			rc = -EINVAL;
 		}
 		if (rc < 0)
 			return rc;
 		rc = add_cred(b, b->kr->nconsumers - 1, mp_str(o, "id"), mp_str(o, "key"),
-			      mp_str(o, "algorithm"), mp_str(o, "secret"), mp_str(o, "rsa_public_key"));
+		              mp_str(o, "algorithm"), mp_str(o, "secret"),
+		              mp_str(o, "rsa_public_key"));
 		if (rc < 0)
 			return rc;
 	}
@@ -391,16 +409,17 @@ static int from_msgpack(struct builder *b, const msgpack_object *arr)
  * consumer is kept (for `anonymous`), and each jwt secret becomes a cred. */
 static int from_creds(struct builder *b, const struct shmring_creds *cs, const char *src)
 {
-	char where[PATH_MAX + 128];
+	char *where = b->where_buf;
+	size_t wl = sizeof(b->where_buf);
 	b->where = where;
 	for (size_t i = 0; i < cs->n; i++) {
 		const struct shmring_creds_consumer *k = &cs->v[i];
-		snprintf(where, sizeof(where), "%s: consumers[%zu]", src, i);
+		snprintf(where, wl, "%s: consumers[%zu]", src, i);
 		struct sv id = {k->id, k->id ? strlen(k->id) : 0, k->id != NULL, false};
 		struct sv un = {k->username, k->username ? strlen(k->username) : 0,
-				k->username != NULL, false};
+		                k->username != NULL, false};
 		struct sv ci = {k->custom_id, k->custom_id ? strlen(k->custom_id) : 0,
-				k->custom_id != NULL, false};
+		                k->custom_id != NULL, false};
 		int rc = add_consumer(b, id, un.set ? un : id, ci);
 		if (rc < 0)
 			return rc;
@@ -411,15 +430,17 @@ static int from_creds(struct builder *b, const struct shmring_creds *cs, const c
 		size_t cons = b->kr->nconsumers - 1;
 		for (size_t j = 0; j < k->n_jwt; j++) {
 			const struct shmring_creds_jwt *jw = &k->jwt[j];
-			snprintf(where, sizeof(where), "%s: consumers[%zu].jwt_secrets[%zu]", src, i, j);
-			struct sv jid = {jw->id, jw->id ? strlen(jw->id) : 0, jw->id != NULL, false};
-			struct sv key = {jw->key, jw->key ? strlen(jw->key) : 0, jw->key != NULL, false};
+			snprintf(where, wl, "%s: consumers[%zu].jwt_secrets[%zu]", src, i, j);
+			struct sv jid = {jw->id, jw->id ? strlen(jw->id) : 0, jw->id != NULL,
+			                 false};
+			struct sv key = {jw->key, jw->key ? strlen(jw->key) : 0, jw->key != NULL,
+			                 false};
 			struct sv alg = {jw->algorithm, jw->algorithm ? strlen(jw->algorithm) : 0,
-					 jw->algorithm != NULL, false};
+			                 jw->algorithm != NULL, false};
 			struct sv sec = {jw->secret, jw->secret_len, jw->secret != NULL, false};
 			struct sv pem = {jw->rsa_public_key,
-					 jw->rsa_public_key ? strlen(jw->rsa_public_key) : 0,
-					 jw->rsa_public_key != NULL, false};
+			                 jw->rsa_public_key ? strlen(jw->rsa_public_key) : 0,
+			                 jw->rsa_public_key != NULL, false};
 			if ((rc = add_cred(b, cons, jid, key, alg, sec, pem)) < 0)
 				return rc;
 		}
@@ -454,7 +475,8 @@ static int build_index(struct builder *b)
 			const struct jwt_cred *o = &kr->creds[kr->index[s] - 1];
 			if (o->key_len == c->key_len && memcmp(o->key, c->key, c->key_len) == 0) {
 				errf(b->err, b->errlen,
-				     "jwt: duplicate credential key '%.64s' (keys select one credential "
+				     "jwt: duplicate credential key '%.64s' (keys select one "
+				     "credential "
 				     "each)",
 				     c->key);
 				return -EINVAL;
@@ -466,8 +488,7 @@ static int build_index(struct builder *b)
 	return 0;
 }
 
-const struct jwt_cred *jwt__keyring_find(const struct jwt_keyring *kr, const char *key,
-					 size_t len)
+const struct jwt_cred *jwt__keyring_find(const struct jwt_keyring *kr, const char *key, size_t len)
 {
 	if (!kr || !kr->index)
 		return NULL;
@@ -520,12 +541,12 @@ void jwt__keyring_free(struct jwt_keyring *kr)
 }
 
 struct jwt_keyring *jwt__keyring_build(const msgpack_object *inline_creds,
-				       const struct shmring_creds *const *srcs,
-				       const char *const *src_names, size_t nsrc,
-				       bool secret_is_base64, char *err, size_t errlen)
+                                       const struct shmring_creds *const *srcs,
+                                       const char *const *src_names, size_t nsrc,
+                                       bool secret_is_base64, char *err, size_t errlen)
 {
-	struct builder b = {.secret_is_base64 = secret_is_base64, .err = err, .errlen = errlen,
-			    .where = "?"};
+	struct builder b = {
+	    .secret_is_base64 = secret_is_base64, .err = err, .errlen = errlen, .where = "?"};
 	b.kr = calloc(1, sizeof(*b.kr));
 	b.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	if (!b.kr || !b.hmac) {
@@ -544,7 +565,7 @@ struct jwt_keyring *jwt__keyring_build(const msgpack_object *inline_creds,
 		     "jwt: no credentials: config.credentials and config.consumers hold no jwt "
 		     "secret%s",
 		     nsrc > 1 && srcs[1] ? " and the credentials_file has no jwt_secrets"
-					 : " and no credentials_file is set");
+		                         : " and no credentials_file is set");
 		goto fail;
 	}
 	for (size_t i = 0; i < b.kr->ncreds; i++)

@@ -18,20 +18,20 @@
 #include <string.h>
 
 static const struct jwt_alg_info algs[JWT_ALG_COUNT_] = {
-	[JWT_ALG_NONE_] = {"none", JWT_FAM_HMAC, NULL, 0, 0},
-	[JWT_HS256] = {"HS256", JWT_FAM_HMAC, "SHA256", 0, 0},
-	[JWT_HS384] = {"HS384", JWT_FAM_HMAC, "SHA384", 0, 0},
-	[JWT_HS512] = {"HS512", JWT_FAM_HMAC, "SHA512", 0, 0},
-	[JWT_RS256] = {"RS256", JWT_FAM_RSA, "SHA256", 0, 0},
-	[JWT_RS384] = {"RS384", JWT_FAM_RSA, "SHA384", 0, 0},
-	[JWT_RS512] = {"RS512", JWT_FAM_RSA, "SHA512", 0, 0},
-	[JWT_ES256] = {"ES256", JWT_FAM_ECDSA, "SHA256", 32, NID_X9_62_prime256v1},
-	[JWT_ES384] = {"ES384", JWT_FAM_ECDSA, "SHA384", 48, NID_secp384r1},
-	[JWT_ES512] = {"ES512", JWT_FAM_ECDSA, "SHA512", 66, NID_secp521r1},
-	[JWT_PS256] = {"PS256", JWT_FAM_PSS, "SHA256", 0, 0},
-	[JWT_PS384] = {"PS384", JWT_FAM_PSS, "SHA384", 0, 0},
-	[JWT_PS512] = {"PS512", JWT_FAM_PSS, "SHA512", 0, 0},
-	[JWT_EDDSA] = {"EdDSA", JWT_FAM_EDDSA, NULL, 0, 0},
+    [JWT_ALG_NONE_] = {"none", JWT_FAM_HMAC, NULL, 0, 0},
+    [JWT_HS256] = {"HS256", JWT_FAM_HMAC, "SHA256", 0, 0},
+    [JWT_HS384] = {"HS384", JWT_FAM_HMAC, "SHA384", 0, 0},
+    [JWT_HS512] = {"HS512", JWT_FAM_HMAC, "SHA512", 0, 0},
+    [JWT_RS256] = {"RS256", JWT_FAM_RSA, "SHA256", 0, 0},
+    [JWT_RS384] = {"RS384", JWT_FAM_RSA, "SHA384", 0, 0},
+    [JWT_RS512] = {"RS512", JWT_FAM_RSA, "SHA512", 0, 0},
+    [JWT_ES256] = {"ES256", JWT_FAM_ECDSA, "SHA256", 32, NID_X9_62_prime256v1},
+    [JWT_ES384] = {"ES384", JWT_FAM_ECDSA, "SHA384", 48, NID_secp384r1},
+    [JWT_ES512] = {"ES512", JWT_FAM_ECDSA, "SHA512", 66, NID_secp521r1},
+    [JWT_PS256] = {"PS256", JWT_FAM_PSS, "SHA256", 0, 0},
+    [JWT_PS384] = {"PS384", JWT_FAM_PSS, "SHA384", 0, 0},
+    [JWT_PS512] = {"PS512", JWT_FAM_PSS, "SHA512", 0, 0},
+    [JWT_EDDSA] = {"EdDSA", JWT_FAM_EDDSA, NULL, 0, 0},
 };
 
 enum jwt_alg jwt__alg_by_name(const char *name, size_t len)
@@ -103,7 +103,7 @@ enum jwt_parse_err jwt__token_parse(const char *tok, size_t len, struct jwt_toke
 	json_t *alg = json_object_get(t->header, "alg");
 	if (!json_is_string(alg) ||
 	    (t->alg = jwt__alg_by_name(json_string_value(alg), json_string_length(alg))) ==
-		    JWT_ALG_NONE_) {
+	        JWT_ALG_NONE_) {
 		jwt__token_clear(t);
 		return JWT_E_ALG;
 	}
@@ -137,7 +137,7 @@ static size_t der_uint(const uint8_t *v, size_t n, uint8_t *out)
 }
 
 int jwt__ecdsa_jose_to_der(const uint8_t *sig, size_t sig_len, unsigned n, uint8_t *out,
-			   size_t outlen)
+                           size_t outlen)
 {
 	if (n == 0 || n > 66 || sig_len != 2u * n || outlen < 2u * n + 16)
 		return -1;
@@ -206,7 +206,7 @@ int jwt__token_verify(const struct jwt_token *t, const struct jwt_cred *cred, EV
 			return 0;
 	}
 	int ok = EVP_DigestVerify(md_ctx, sig, sig_len, (const uint8_t *)t->signing_input,
-				  t->signing_len);
+	                          t->signing_len);
 	/* A refused signature leaves reasons on the thread's error queue. */
 	if (ok != 1)
 		ERR_clear_error();

@@ -221,7 +221,7 @@ static int call(void *conf, const char *snapshot)
 	msgpack_unpacked_init(&r);
 	size_t off = 0;
 	assert_int_equal(msgpack_unpack_next(&r, (const char *)rep.buf, len, &off),
-			 MSGPACK_UNPACK_SUCCESS);
+	                 MSGPACK_UNPACK_SUCCESS);
 	json_decref(reply);
 	reply = to_json(&r.data);
 	msgpack_unpacked_destroy(&r);
@@ -235,7 +235,7 @@ static int call(void *conf, const char *snapshot)
 static int call_bearer(void *conf, const char *tok)
 {
 	json_t *s = json_pack("{s:s,s:{s:s+}}", "method", "GET", "headers", "authorization",
-			      "Bearer ", tok);
+	                      "Bearer ", tok);
 	char *text = json_dumps(s, JSON_COMPACT);
 	int rc = call(conf, text);
 	free(text);
@@ -262,7 +262,8 @@ static void expect_401(const char *body, const char *www)
 	const char *got = json_string_value(json_array_get(x, 2));
 	if (!got || strcmp(got, body) != 0)
 		fail_msg("body %s, expected %s", got ? got : "(none)", body);
-	const char *w = json_string_value(json_object_get(json_array_get(x, 3), "WWW-Authenticate"));
+	const char *w =
+	    json_string_value(json_object_get(json_array_get(x, 3), "WWW-Authenticate"));
 	if (!w || strcmp(w, www) != 0)
 		fail_msg("WWW-Authenticate %s, expected %s", w ? w : "(none)", www);
 }
@@ -349,12 +350,12 @@ static void test_b64url_strict(void **state)
 		ssize_t n;
 		const char *want;
 	} v[] = {
-		{"", 0, ""},           {"Zg", 1, "f"},          {"Zm8", 2, "fo"},
-		{"Zm9v", 3, "foo"},    {"Zm9vYg", 4, "foob"},   {"-_-_", 3, "\xfb\xff\xbf"},
-		{"Zg==", -1, NULL},    {"Zm8=", -1, NULL},      {"Z", -1, NULL},
-		{"Zh", -1, NULL},      /* non-zero unused bits: a second text for "f" */
-		{"Zm9", -1, NULL},     {"+/+/", -1, NULL},      {"Zm 9v", -1, NULL},
-		{"Zm9v\n", -1, NULL},  {"Zm9.", -1, NULL},      {"\xc3\xa9xx", -1, NULL},
+	    {"", 0, ""},          {"Zg", 1, "f"},        {"Zm8", 2, "fo"},
+	    {"Zm9v", 3, "foo"},   {"Zm9vYg", 4, "foob"}, {"-_-_", 3, "\xfb\xff\xbf"},
+	    {"Zg==", -1, NULL},   {"Zm8=", -1, NULL},    {"Z", -1, NULL},
+	    {"Zh", -1, NULL}, /* non-zero unused bits: a second text for "f" */
+	    {"Zm9", -1, NULL},    {"+/+/", -1, NULL},    {"Zm 9v", -1, NULL},
+	    {"Zm9v\n", -1, NULL}, {"Zm9.", -1, NULL},    {"\xc3\xa9xx", -1, NULL},
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		ssize_t n = jwt__b64url_decode(v[i].in, strlen(v[i].in), out);
@@ -377,7 +378,7 @@ static void test_b64url_strict(void **state)
 	for (int c = 0; c < 256; c++) {
 		char s[4] = {'Q', 'U', 'J', (char)c};
 		bool in_alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-				   (c >= '0' && c <= '9') || c == '-' || c == '_';
+		                   (c >= '0' && c <= '9') || c == '-' || c == '_';
 		assert_int_equal(jwt__b64url_decode(s, 4, out) == 3, in_alphabet);
 	}
 }
@@ -399,7 +400,7 @@ static void test_ecdsa_der(void **state)
 {
 	uint8_t sig[64], der[160];
 	memset(sig, 0, 64);
-	sig[31] = 1;             /* r = 1 */
+	sig[31] = 1;                /* r = 1 */
 	memset(sig + 32, 0xff, 32); /* s = 2^256-1: needs a 0 pad byte */
 	int n = jwt__ecdsa_jose_to_der(sig, 64, 32, der, sizeof(der));
 	uint8_t want[] = {0x30, 0x26, 0x02, 0x01, 0x01, 0x02, 0x21, 0x00};
@@ -423,7 +424,7 @@ static void test_fixture_cases(void **state)
 	for (int cache = 0; cache < 2; cache++) {
 		char cfg[sizeof(FX_CONFIG) + 64];
 		snprintf(cfg, sizeof(cfg), "{\"cache\":%s,%s", cache ? "true" : "false",
-			 FX_CONFIG + 1);
+		         FX_CONFIG + 1);
 		void *conf = conf_ok(cfg);
 		for (size_t i = 0; i < sizeof(FX_CASES) / sizeof(FX_CASES[0]); i++) {
 			const struct fx_case *k = &FX_CASES[i];
@@ -492,10 +493,10 @@ static void test_rfc7515_a1(void **state)
 {
 	char cfg[1024];
 	snprintf(cfg, sizeof(cfg),
-		 "{\"secret_is_base64\":true,\"claims_to_verify\":[\"exp\"],\"cache_ttl\":3600,"
-		 "\"credentials\":[{\"key\":\"joe\",\"algorithm\":\"HS256\",\"secret\":\"%s\","
-		 "\"consumer\":\"joe\"}]}",
-		 FX_RFC7515_A1_K);
+	         "{\"secret_is_base64\":true,\"claims_to_verify\":[\"exp\"],\"cache_ttl\":3600,"
+	         "\"credentials\":[{\"key\":\"joe\",\"algorithm\":\"HS256\",\"secret\":\"%s\","
+	         "\"consumer\":\"joe\"}]}",
+	         FX_RFC7515_A1_K);
 	void *conf = conf_ok(cfg);
 	jwt__fake_now = 1300819000;
 	call_bearer(conf, FX_RFC7515_A1_TOKEN);
@@ -520,8 +521,8 @@ static void test_rfc7515_a1(void **state)
 
 	/* Without secret_is_base64 the key is the text itself: no match. */
 	snprintf(cfg, sizeof(cfg),
-		 "{\"credentials\":[{\"key\":\"joe\",\"secret\":\"%s\",\"consumer\":\"joe\"}]}",
-		 FX_RFC7515_A1_K);
+	         "{\"credentials\":[{\"key\":\"joe\",\"secret\":\"%s\",\"consumer\":\"joe\"}]}",
+	         FX_RFC7515_A1_K);
 	conf = conf_ok(cfg);
 	call_bearer(conf, FX_RFC7515_A1_TOKEN);
 	expect_401("{\"message\":\"Invalid signature\"}", INVALID_TOKEN);
@@ -545,9 +546,9 @@ static void test_token_sources(void **state)
 	const char *tok = valid_hs256();
 	char cfg[sizeof(FX_CONFIG) + 256], snap[4096];
 	snprintf(cfg, sizeof(cfg),
-		 "{\"cookie_names\":[\"session\"],\"header_names\":[\"Authorization\",\"x-token\"],"
-		 "\"realm\":\"api\",%s",
-		 FX_CONFIG + 1);
+	         "{\"cookie_names\":[\"session\"],\"header_names\":[\"Authorization\",\"x-token\"],"
+	         "\"realm\":\"api\",%s",
+	         FX_CONFIG + 1);
 	void *conf = conf_ok(cfg);
 	const char *www_err = "Bearer realm=\"api\" error=\"invalid_token\"";
 
@@ -567,14 +568,15 @@ static void test_token_sources(void **state)
 	expect_authenticated("c-HS256", NULL, NULL);
 
 	/* The same token twice is one token; two different ones are refused. */
-	snprintf(snap, sizeof(snap),
-		 "{\"query\":{\"jwt\":[\"%s\",\"%s\"]},\"headers\":{\"authorization\":\"Bearer %s\"}}",
-		 tok, tok, tok);
+	snprintf(
+	    snap, sizeof(snap),
+	    "{\"query\":{\"jwt\":[\"%s\",\"%s\"]},\"headers\":{\"authorization\":\"Bearer %s\"}}",
+	    tok, tok, tok);
 	call(conf, snap);
 	expect_authenticated("c-HS256", NULL, NULL);
 	snprintf(snap, sizeof(snap),
-		 "{\"query\":{\"jwt\":\"%s\"},\"headers\":{\"authorization\":\"Bearer %sx\"}}", tok,
-		 tok);
+	         "{\"query\":{\"jwt\":\"%s\"},\"headers\":{\"authorization\":\"Bearer %sx\"}}", tok,
+	         tok);
 	call(conf, snap);
 	expect_401("{\"message\":\"Multiple tokens provided\"}", www_err);
 
@@ -603,17 +605,19 @@ static void test_malformed(void **state)
 		const char *tok;
 		const char *body;
 	} v[] = {
-		{"x", bad_json},
-		{"a.b", bad_json},
-		{"..", bad_json},
-		{"e30.e30.", "{\"message\":\"Bad token; invalid alg\"}"}, /* {} . {} */
-		{"W10.e30.c2ln", bad_json},                                /* [] as header */
-		{"eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln", bad_json},      /* claims "not json" */
-		{"eyJhbGciOiJIUzI1NiJ9=.e30.c2ln", bad_json},             /* padding */
-		{"eyJhbGciOiJIUzI1NiJ9.e30.c2ln.more", "{\"message\":\"Bad token; invalid signature\"}"},
-		{"eyJhbGciOiJIUzI1NiJ9.e30.c2l+", "{\"message\":\"Bad token; invalid signature\"}"},
-		{"eyJhbGciOjF9.e30.c2ln", "{\"message\":\"Bad token; invalid alg\"}"}, /* alg: 1 */
-		{"eyJhbGciOiJoczI1NiJ9.e30.c2ln", "{\"message\":\"Bad token; invalid alg\"}"}, /* hs256 */
+	    {"x", bad_json},
+	    {"a.b", bad_json},
+	    {"..", bad_json},
+	    {"e30.e30.", "{\"message\":\"Bad token; invalid alg\"}"}, /* {} . {} */
+	    {"W10.e30.c2ln", bad_json},                               /* [] as header */
+	    {"eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln", bad_json},      /* claims "not json" */
+	    {"eyJhbGciOiJIUzI1NiJ9=.e30.c2ln", bad_json},             /* padding */
+	    {"eyJhbGciOiJIUzI1NiJ9.e30.c2ln.more",
+	     "{\"message\":\"Bad token; invalid signature\"}"},
+	    {"eyJhbGciOiJIUzI1NiJ9.e30.c2l+", "{\"message\":\"Bad token; invalid signature\"}"},
+	    {"eyJhbGciOjF9.e30.c2ln", "{\"message\":\"Bad token; invalid alg\"}"}, /* alg: 1 */
+	    {"eyJhbGciOiJoczI1NiJ9.e30.c2ln",
+	     "{\"message\":\"Bad token; invalid alg\"}"}, /* hs256 */
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		print_message("  %s\n", v[i].tok);
@@ -675,26 +679,29 @@ static void test_config_errors(void **state)
 	conf_refused("{\"credentials\":[]}", "no credentials");
 	conf_refused("{\"credentials\":{}}", "no credentials");
 	conf_refused("{\"credentials\":[{\"key\":\"k\",\"algorithm\":\"HS999\",\"secret\":\"s\","
-		     "\"consumer\":\"c\"}]}",
-		     "unknown algorithm 'HS999'");
+	             "\"consumer\":\"c\"}]}",
+	             "unknown algorithm 'HS999'");
 	conf_refused("{\"credentials\":[{\"key\":\"k\",\"algorithm\":\"none\",\"secret\":\"s\","
-		     "\"consumer\":\"c\"}]}",
-		     "unknown algorithm 'none'");
-	conf_refused("{\"credentials\":[{\"key\":\"k\",\"consumer\":\"c\"}]}", "needs a non-empty secret");
+	             "\"consumer\":\"c\"}]}",
+	             "unknown algorithm 'none'");
+	conf_refused("{\"credentials\":[{\"key\":\"k\",\"consumer\":\"c\"}]}",
+	             "needs a non-empty secret");
 	conf_refused("{\"credentials\":[{\"key\":\"\",\"secret\":\"s\",\"consumer\":\"c\"}]}",
-		     "key must be a non-empty string");
-	conf_refused("{\"credentials\":[{\"key\":\"k\",\"secret\":\"s\"}]}", "consumer must be a map");
+	             "key must be a non-empty string");
+	conf_refused("{\"credentials\":[{\"key\":\"k\",\"secret\":\"s\"}]}",
+	             "consumer must be a map");
 	conf_refused("{\"credentials\":[{\"key\":\"k\",\"secret\":\"s\",\"consumer\":{}}]}",
-		     "needs an id or a username");
+	             "needs an id or a username");
 	conf_refused("{\"credentials\":[{\"key\":\"k\",\"secret\":\"s\",\"consumer\":\"a\"},"
-		     "{\"key\":\"k\",\"secret\":\"t\",\"consumer\":\"b\"}]}",
-		     "duplicate credential key 'k'");
-	conf_refused("{\"credentials\":[{\"key\":\"k\",\"algorithm\":\"RS256\",\"consumer\":\"c\"}]}",
-		     "needs rsa_public_key");
+	             "{\"key\":\"k\",\"secret\":\"t\",\"consumer\":\"b\"}]}",
+	             "duplicate credential key 'k'");
+	conf_refused(
+	    "{\"credentials\":[{\"key\":\"k\",\"algorithm\":\"RS256\",\"consumer\":\"c\"}]}",
+	    "needs rsa_public_key");
 	conf_refused("{\"credentials\":[{\"key\":\"k\",\"algorithm\":\"RS256\",\"consumer\":\"c\","
-		     "\"rsa_public_key\":\"-----BEGIN PUBLIC KEY-----\\ngarbage\\n-----END PUBLIC "
-		     "KEY-----\\n\"}]}",
-		     "not a PEM public key");
+	             "\"rsa_public_key\":\"-----BEGIN PUBLIC KEY-----\\ngarbage\\n-----END PUBLIC "
+	             "KEY-----\\n\"}]}",
+	             "not a PEM public key");
 	/* A private key where the public one belongs. */
 	FILE *f = fopen(SRC_DIR "/keys/rsa2048.pem", "r");
 	assert_non_null(f);
@@ -703,7 +710,7 @@ static void test_config_errors(void **state)
 	fclose(f);
 	pem[pl] = '\0';
 	json_t *j = json_pack("{s:[{s:s,s:s,s:s,s:s}]}", "credentials", "key", "k", "algorithm",
-			      "RS256", "consumer", "c", "rsa_public_key", pem);
+	                      "RS256", "consumer", "c", "rsa_public_key", pem);
 	char *t = json_dumps(j, JSON_COMPACT);
 	conf_refused(t, "it is a private key");
 	free(t);
@@ -711,16 +718,16 @@ static void test_config_errors(void **state)
 	struct {
 		const char *alg, *pem, *expect;
 	} mism[] = {
-		{"RS256", FX_RSA1024_PUB, "RSA key of 1024 bits; at least 2048"},
-		{"RS256", FX_EC256_PUB, "needs an RSA key"},
-		{"PS256", FX_ED25519_PUB, "needs an RSA key"},
-		{"ES384", FX_EC256_PUB, "needs an EC key on P-384"},
-		{"ES256", FX_RSA_PUB, "needs an EC key on P-256"},
-		{"EdDSA", FX_RSA_PUB, "needs an Ed25519 or Ed448 key"},
+	    {"RS256", FX_RSA1024_PUB, "RSA key of 1024 bits; at least 2048"},
+	    {"RS256", FX_EC256_PUB, "needs an RSA key"},
+	    {"PS256", FX_ED25519_PUB, "needs an RSA key"},
+	    {"ES384", FX_EC256_PUB, "needs an EC key on P-384"},
+	    {"ES256", FX_RSA_PUB, "needs an EC key on P-256"},
+	    {"EdDSA", FX_RSA_PUB, "needs an Ed25519 or Ed448 key"},
 	};
 	for (size_t i = 0; i < sizeof(mism) / sizeof(mism[0]); i++) {
 		j = json_pack("{s:[{s:s,s:s,s:s,s:s}]}", "credentials", "key", "k", "algorithm",
-			      mism[i].alg, "consumer", "c", "rsa_public_key", mism[i].pem);
+		              mism[i].alg, "consumer", "c", "rsa_public_key", mism[i].pem);
 		t = json_dumps(j, JSON_COMPACT);
 		conf_refused(t, mism[i].expect);
 		free(t);
@@ -730,27 +737,27 @@ static void test_config_errors(void **state)
 	struct {
 		const char *field, *expect;
 	} bad[] = {
-		{"\"maximum_expiration\":60", "needs \"exp\" in config.claims_to_verify"},
-		{"\"maximum_expiration\":-1", "config.maximum_expiration must be a number"},
-		{"\"claims_to_verify\":[\"iat\"]", "expected one of \"exp\", \"nbf\""},
-		{"\"claims_to_verify\":\"exp\"", "claims_to_verify must be a list"},
-		{"\"header_names\":\"authorization\"", "config.header_names must be a list"},
-		{"\"uri_param_names\":[\"\"]", "config.uri_param_names[1] must be a non-empty"},
-		{"\"key_claim_name\":\"\"", "config.key_claim_name must be a non-empty string"},
-		{"\"secret_is_base64\":\"yes\"", "config.secret_is_base64 must be a boolean"},
-		{"\"secret_is_base64\":true,\"x\":1", "unknown config field 'x'"},
-		{"\"cache_size\":0", "config.cache_size must be a number between 1"},
-		{"\"anonymous\":\"ghost\"", "config.anonymous names consumer 'ghost'"},
-		{"\"credentials_file\":\"/nonexistent/creds.json\"", "/nonexistent/creds.json"},
-		{"\"realm\":\"a\\\"b\"", "config.realm must not contain"},
+	    {"\"maximum_expiration\":60", "needs \"exp\" in config.claims_to_verify"},
+	    {"\"maximum_expiration\":-1", "config.maximum_expiration must be a number"},
+	    {"\"claims_to_verify\":[\"iat\"]", "expected one of \"exp\", \"nbf\""},
+	    {"\"claims_to_verify\":\"exp\"", "claims_to_verify must be a list"},
+	    {"\"header_names\":\"authorization\"", "config.header_names must be a list"},
+	    {"\"uri_param_names\":[\"\"]", "config.uri_param_names[1] must be a non-empty"},
+	    {"\"key_claim_name\":\"\"", "config.key_claim_name must be a non-empty string"},
+	    {"\"secret_is_base64\":\"yes\"", "config.secret_is_base64 must be a boolean"},
+	    {"\"secret_is_base64\":true,\"x\":1", "unknown config field 'x'"},
+	    {"\"cache_size\":0", "config.cache_size must be a number between 1"},
+	    {"\"anonymous\":\"ghost\"", "config.anonymous names consumer 'ghost'"},
+	    {"\"credentials_file\":\"/nonexistent/creds.json\"", "/nonexistent/creds.json"},
+	    {"\"realm\":\"a\\\"b\"", "config.realm must not contain"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(cfg, sizeof(cfg), "{%s,%s}", bad[i].field, cred);
 		conf_refused(cfg, bad[i].expect);
 	}
 	conf_refused("{\"secret_is_base64\":true,\"credentials\":[{\"key\":\"k\",\"secret\":\"!!\","
-		     "\"consumer\":\"c\"}]}",
-		     "secret is not valid base64");
+	             "\"consumer\":\"c\"}]}",
+	             "secret is not valid base64");
 	/* The config's own type. */
 	msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
 	void *conf = NULL;
@@ -773,7 +780,7 @@ static void hs256_token(const char *claims, char *out, size_t outlen)
 	size_t ml = sizeof(mac);
 	static const char key[] = "secret-for-HS256-0123456789abcdef";
 	assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, strlen(key),
-				  (const uint8_t *)si, (size_t)n, mac, sizeof(mac), &ml));
+	                          (const uint8_t *)si, (size_t)n, mac, sizeof(mac), &ml));
 	size_t sl = b64url_encode(mac, ml, s);
 	snprintf(out, outlen, "%s.%.*s", si, (int)sl, s);
 }
@@ -788,8 +795,8 @@ static void test_cache(void **state)
 	assert_int_equal(jwt__cache_capacity(jc), 4);
 	char tok[5][512], claims[256];
 	for (int i = 0; i < 5; i++) {
-		snprintf(claims, sizeof(claims), "{\"iss\":\"k-HS256\",\"n\":%d,\"nbf\":1,\"exp\":%d}",
-			 i, FX_NOW + 1000);
+		snprintf(claims, sizeof(claims),
+		         "{\"iss\":\"k-HS256\",\"n\":%d,\"nbf\":1,\"exp\":%d}", i, FX_NOW + 1000);
 		hs256_token(claims, tok[i], sizeof(tok[i]));
 	}
 	for (int i = 0; i < 4; i++) {
@@ -819,7 +826,8 @@ static void test_cache(void **state)
 	assert_true(jc->st.expired >= 1);
 
 	/* An entry never outlives exp (a fractional one here: dead at ceil). */
-	snprintf(claims, sizeof(claims), "{\"iss\":\"k-HS256\",\"nbf\":1,\"exp\":%d.5}", FX_NOW + 110);
+	snprintf(claims, sizeof(claims), "{\"iss\":\"k-HS256\",\"nbf\":1,\"exp\":%d.5}",
+	         FX_NOW + 110);
 	char t2[512];
 	hs256_token(claims, t2, sizeof(t2));
 	call_bearer(conf, t2);
@@ -862,11 +870,11 @@ static void test_cache(void **state)
 static void test_anonymous_and_preflight(void **state)
 {
 	jwt__fake_now = FX_NOW;
-	void *conf = conf_ok(
-		"{\"anonymous\":\"guest\",\"run_on_preflight\":false,"
-		"\"consumers\":[{\"id\":\"guest-id\",\"username\":\"guest\"}],"
-		"\"credentials\":[{\"key\":\"k-HS256\",\"secret\":\"secret-for-HS256-0123456789abcdef\","
-		"\"consumer\":{\"id\":\"c-HS256\"}}]}");
+	void *conf = conf_ok("{\"anonymous\":\"guest\",\"run_on_preflight\":false,"
+	                     "\"consumers\":[{\"id\":\"guest-id\",\"username\":\"guest\"}],"
+	                     "\"credentials\":[{\"key\":\"k-HS256\",\"secret\":\"secret-for-HS256-"
+	                     "0123456789abcdef\","
+	                     "\"consumer\":{\"id\":\"c-HS256\"}}]}");
 	call(conf, "{\"method\":\"GET\"}");
 	expect_authenticated("guest-id", "guest", NULL);
 	expect_no_credential();
@@ -910,12 +918,12 @@ static void test_credentials_file(void **state)
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	close(fd);
-	json_t *j = json_pack(
-		"{s:[{s:s,s:s,s:s,s:[{s:s,s:s}]},{s:s,s:s,s:[{s:s,s:s,s:s,s:s}]}]}", "consumers",
-		"id", "c-1", "username", "alice", "custom_id", "cust-1", "jwt_secrets", "key",
-		"k-HS256", "secret", "secret-for-HS256-0123456789abcdef", "id", "c-2", "username",
-		"bob", "jwt_secrets", "id", "cred-rs", "key", "k-RS256", "algorithm", "RS256",
-		"rsa_public_key", FX_RSA_PUB);
+	json_t *j = json_pack("{s:[{s:s,s:s,s:s,s:[{s:s,s:s}]},{s:s,s:s,s:[{s:s,s:s,s:s,s:s}]}]}",
+	                      "consumers", "id", "c-1", "username", "alice", "custom_id", "cust-1",
+	                      "jwt_secrets", "key", "k-HS256", "secret",
+	                      "secret-for-HS256-0123456789abcdef", "id", "c-2", "username", "bob",
+	                      "jwt_secrets", "id", "cred-rs", "key", "k-RS256", "algorithm",
+	                      "RS256", "rsa_public_key", FX_RSA_PUB);
 	char *text = json_dumps(j, JSON_INDENT(1));
 	json_decref(j);
 	write_file(path, text);
@@ -936,7 +944,7 @@ static void test_credentials_file(void **state)
 
 	/* A new secret for k-HS256: the cached token must stop working. */
 	write_file(path, "{\"consumers\":[{\"id\":\"c-1\",\"username\":\"alice\",\"jwt_secrets\":"
-			 "[{\"key\":\"k-HS256\",\"secret\":\"rotated\"}]}]}");
+	                 "[{\"key\":\"k-HS256\",\"secret\":\"rotated\"}]}]}");
 	call_bearer(conf, valid_hs256());
 	expect_401("{\"message\":\"Invalid signature\"}", INVALID_TOKEN);
 	call_bearer(conf, rs);
@@ -948,8 +956,8 @@ static void test_credentials_file(void **state)
 	expect_401("{\"message\":\"No credentials found for given 'iss'\"}", INVALID_TOKEN);
 	json_t *log = action(SHMRING_ACT_LOG, 0);
 	assert_non_null(log);
-	assert_non_null(strstr(json_string_value(json_array_get(log, 2)),
-			       "keeping the previous credentials"));
+	assert_non_null(
+	    strstr(json_string_value(json_array_get(log, 2)), "keeping the previous credentials"));
 	shmring_plugin.conf_free(conf);
 	unlink(path);
 }
@@ -981,19 +989,19 @@ static void test_hostile_requests(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_b64url_strict),
-		cmocka_unit_test(test_b64_lenient),
-		cmocka_unit_test(test_ecdsa_der),
-		cmocka_unit_test(test_fixture_cases),
-		cmocka_unit_test(test_consumer_headers),
-		cmocka_unit_test(test_rfc7515_a1),
-		cmocka_unit_test(test_token_sources),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_config_errors),
-		cmocka_unit_test(test_cache),
-		cmocka_unit_test(test_anonymous_and_preflight),
-		cmocka_unit_test(test_credentials_file),
-		cmocka_unit_test(test_hostile_requests),
+	    cmocka_unit_test(test_b64url_strict),
+	    cmocka_unit_test(test_b64_lenient),
+	    cmocka_unit_test(test_ecdsa_der),
+	    cmocka_unit_test(test_fixture_cases),
+	    cmocka_unit_test(test_consumer_headers),
+	    cmocka_unit_test(test_rfc7515_a1),
+	    cmocka_unit_test(test_token_sources),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_cache),
+	    cmocka_unit_test(test_anonymous_and_preflight),
+	    cmocka_unit_test(test_credentials_file),
+	    cmocka_unit_test(test_hostile_requests),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	json_decref(reply);
