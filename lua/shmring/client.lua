@@ -34,6 +34,7 @@ local cfg = {
     lib = nil,                  -- library path; nil = SHMRING_LIB or libshmring.so.1
     wait = "doorbell",          -- "doorbell" | "poll" (docs/gateway.md has the measurements)
     poll_ms = 1,                -- poll: the request re-checks the CQ every poll_ms
+    doorbell_timeout_ms = 100,  -- reaper: longest doorbell read before re-checking
     batch_publish = true,       -- publish the SQ once per event-loop turn (flusher thread)
     heartbeat_timeout_ms = 500, -- daemon considered down past this heartbeat age
     attach_retry_ms = 100,      -- at most one attach attempt per this interval
@@ -508,11 +509,13 @@ reaper = function(premature)
                     ngx_sleep(0.001) -- no doorbell: poll at 1 ms
                 elseif C.shmring_doorbell_arm(chan) == 0 then
                     stats.doorbell_waits = stats.doorbell_waits + 1
-                    -- Long: requests keep their own deadlines, and a daemon
-                    -- that dies closes this connection (EOF wakes us at
-                    -- once). A timeout here means a hung daemon (and nginx
-                    -- logs it, lua_socket_log_errors).
-                    sock:settimeout(10000)
+                    -- Requests keep their own deadlines and a daemon that
+                    -- dies closes this connection (EOF wakes us at once);
+                    -- the timeout only bounds how long a reaper waiting for
+                    -- a hung daemon keeps its worker from exiting. nginx
+                    -- logs each timeout unless `lua_socket_log_errors off`
+                    -- (Kong's default; docs/gateway.md).
+                    sock:settimeout(cfg.doorbell_timeout_ms)
                     local _, err = sock:receive(1)
                     if err == "timeout" then
                         stats.doorbell_timeouts = stats.doorbell_timeouts + 1
