@@ -408,6 +408,31 @@ static void bad_files_refused_at_conf(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Odd snapshots (wrong types, huge counts) get an answer, never a crash. */
+static void hostile_snapshots(void **state)
+{
+	conf_ok("{\"hide_credentials\":true," CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":42}}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+	harness_call(&H, SHMRING_PHASE_ACCESS,
+	             "{\"headers\":{\"apikey\":[7]},\"query\":{\"apikey\":{\"a\":1}}}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":[]}}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+	/* 600 query args with hide_credentials: the rebuild refuses clearly. */
+	size_t cap = 600 * 32 + 64, o = 0;
+	char *big = malloc(cap);
+	o += (size_t)snprintf(big + o, cap - o, "{\"query\":{\"apikey\":\"demo-key\"");
+	for (int i = 0; i < 600; i++)
+		o += (size_t)snprintf(big + o, cap - o, ",\"q%d\":\"v\"", i);
+	snprintf(big + o, cap - o, "}}");
+	assert_true(harness_call(&H, SHMRING_PHASE_ACCESS, big) < 0);
+	assert_int_equal(json_integer_value(json_object_get(H.reply, "s")), 1);
+	assert_string_equal(json_string_value(json_object_get(H.reply, "e")),
+	                    "key-auth: more than 512 query args");
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -426,6 +451,7 @@ int main(void)
 	    cmocka_unit_test(config_errors),
 	    cmocka_unit_test(credentials_file_and_reload),
 	    cmocka_unit_test(bad_files_refused_at_conf),
+	    cmocka_unit_test(hostile_snapshots),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

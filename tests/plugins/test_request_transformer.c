@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static struct harness H;
@@ -218,6 +219,30 @@ static void config_errors(void **state)
 	             "config.replace.uri: unsupported template");
 }
 
+/* Odd snapshots (wrong types, huge counts) get an answer, never a crash. */
+static void hostile_snapshots(void **state)
+{
+	conf_ok("{\"rename\":{\"headers\":[\"a:b\"],\"querystring\":[\"a:b\"]},"
+	        "\"add\":{\"headers\":[\"x:$(headers.a)$(query_params.a)\"]},"
+	        "\"append\":{\"querystring\":[\"a:1\"]}}");
+	run("{\"headers\":{\"a\":42,\"b\":[1,null,\"s\"],\"c\":{\"x\":1}},"
+	    "\"query\":{\"a\":false,\"b\":[true,\"v\"],\"c\":null}}");
+	json_t *a = harness_actions(&H);
+	assert_non_null(a);
+	/* 600 headers: more than the plugin handles; a clear error reply. */
+	size_t cap = 600 * 32 + 64, o = 0;
+	char *big = malloc(cap);
+	o += (size_t)snprintf(big + o, cap - o, "{\"headers\":{");
+	for (int i = 0; i < 600; i++)
+		o += (size_t)snprintf(big + o, cap - o, "%s\"h%d\":\"v\"", i ? "," : "", i);
+	snprintf(big + o, cap - o, "}}");
+	assert_true(harness_call(&H, SHMRING_PHASE_ACCESS, big) < 0);
+	assert_int_equal(json_integer_value(json_object_get(H.reply, "s")), 1);
+	assert_string_equal(json_string_value(json_object_get(H.reply, "e")),
+	                    "request-transformer: more than 512 headers or query args");
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -231,6 +256,7 @@ int main(void)
 	    cmocka_unit_test(uri_and_method),
 	    cmocka_unit_test(rewrite_phase_too),
 	    cmocka_unit_test(config_errors),
+	    cmocka_unit_test(hostile_snapshots),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
