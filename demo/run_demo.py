@@ -71,7 +71,8 @@ def traffic(st):
     show(st, "GET /hello", "/hello")
     show(st, "GET /ngx/hello (OpenResty helper)", "/ngx/hello")
     show(st, "GET /key-auth (no key)", "/key-auth")
-    show(st, "GET /key-auth (apikey: demo-key-alice)", "/key-auth", {"apikey": "demo-key-alice"})
+    show(st, "GET /key-auth (apikey: demo-key)", "/key-auth", {"apikey": "demo-key"})
+    show(st, "GET /key-auth (apikey: wrong-key)", "/key-auth", {"apikey": "wrong-key"})
     show(st, "GET /jwt (no token)", "/jwt")
     show(st, "GET /jwt (Bearer HS256 token)", "/jwt", {"Authorization": "Bearer " + demo_jwt()})
     codes = [st.get("/rate-limit")[0] for _ in range(7)]
