@@ -172,6 +172,10 @@ static void submit_flight(struct shmring_sink *s)
 	s->in_flight = true;
 	if (s->kind == SINK_UDP) {
 		submit_udp_chunk(s);
+		if (!s->udp_pending) { /* no SQE: due() retries the leftover batch */
+			s->in_flight = false;
+			return;
+		}
 	} else {
 		struct io_uring_sqe *sqe = get_sqe();
 		if (!sqe) {
@@ -186,9 +190,12 @@ static void submit_flight(struct shmring_sink *s)
 			io_uring_prep_send(sqe, s->fd, p, n, MSG_NOSIGNAL);
 		io_uring_sqe_set_data64(sqe, tag(s, OP_WRITE));
 	}
-	s->st.flushes++;
-	S.ws->sink_flushes++;
-	DTRACE_PROBE3(shmring, flush, s->spec, s->flight.len, s->flight.entries);
+	if (s->flight_off == 0) {
+		/* a new batch, not the rest of a short write */
+		s->st.flushes++;
+		S.ws->sink_flushes++;
+		DTRACE_PROBE3(shmring, flush, s->spec, s->flight.len, s->flight.entries);
+	}
 	io_uring_submit(&S.ring);
 }
 
