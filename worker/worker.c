@@ -477,6 +477,18 @@ static void check_owner(struct chan_state *cs)
 		close(cs->bell_conn);
 		cs->bell_conn = -1;
 	}
+	if (cs->broken_logged) {
+		/* A corrupt SQ stays broken in this mapping: map it afresh for
+		 * the new client. */
+		struct shmring_chan *fresh;
+		if (shmring_chan_open(W.inst, cs->index, SHMRING_SERVER, &fresh) == 0) {
+			shmring_chan_close(cs->ch);
+			cs->ch = fresh;
+			cs->broken_logged = false;
+			cs->unreleased = 0;
+			cs->seen = 0;
+		}
+	}
 }
 
 static void finish_batch(struct chan_state *cs)
