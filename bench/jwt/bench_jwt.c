@@ -4,7 +4,7 @@
  * call on one pinned core, and how far that is above the cryptographic
  * floor.
  *
- *   bench_jwt [--json PATH] [--quick] [--cpu N]
+ *   bench_jwt [--json PATH] [--quick] [--cpu N] [--only ALG]
  *
  * Rows, for HS256, RS256 (2048-bit) and ES256 (P-256):
  *   cache off   the hook on a request whose token is verified every time:
@@ -370,7 +370,7 @@ static struct result timeit(int (*fn)(void *), void *arg, int quick)
 
 int main(int argc, char **argv)
 {
-	const char *json = NULL;
+	const char *json = NULL, *only = NULL;
 	int quick = 0, cpu = -1;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json") && i + 1 < argc)
@@ -379,8 +379,12 @@ int main(int argc, char **argv)
 			quick = 1;
 		else if (!strcmp(argv[i], "--cpu") && i + 1 < argc)
 			cpu = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+			only = argv[++i];
 		else {
-			fprintf(stderr, "usage: %s [--json PATH] [--quick] [--cpu N]\n", argv[0]);
+			fprintf(stderr,
+			        "usage: %s [--json PATH] [--quick] [--cpu N] [--only ALG]\n",
+			        argv[0]);
 			return 2;
 		}
 	}
@@ -405,6 +409,8 @@ int main(int argc, char **argv)
 	json_t *rows = json_array();
 	printf("%-26s %12s %12s %12s %8s\n", "case", "ns/call", "min", "max", "x floor");
 	for (size_t i = 0; i < 3; i++) {
+		if (only && !strstr(algs[i].alg, only))
+			continue;
 		char *tok = make_token(algs[i].alg, algs[i].iss, algs[i].priv);
 		struct snap s;
 		make_snap(&s, tok);
