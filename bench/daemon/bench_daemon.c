@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench_daemon [--json PATH] [--rtt-n N] [--log-n N] [--idle-s S]
+ * bench_daemon [--json PATH] [--rtt-n N] [--log-n N] [--cold-n N] [--idle-s S]
  *
  *   rtt_p50_ns / rtt_p99_ns  C client -> shmringd (1 worker) -> hello ->
  *                            REPLY, one ~64-byte ACCESS at a time; client
@@ -8,6 +8,9 @@
  *   log_entries_per_s        1 worker, file sink, 200-byte entries: from the
  *                            first LOG record sent to the last byte written
  *                            (entries written, not dropped; median of 3 runs)
+ *   rtt_cold_p50/p99_ns      the idle path: requests 2 ms apart, the worker
+ *                            asleep on its futex, the client blocked on the
+ *                            doorbell socket (futex wake + doorbell byte)
  *   idle_cpu_percent         master + 2 workers with no traffic, CPU time
  *                            from /proc/<pid>/stat over idle_s seconds, as %
  *                            of one CPU
@@ -96,6 +99,54 @@ static void rtt(uint32_t n, uint64_t *p50, uint64_t *p99, uint64_t *p999)
 	for (int i = 0; i < CPU_SETSIZE; i++)
 		CPU_SET(i, &all);
 	sched_setaffinity(0, sizeof(all), &all);
+	stop_daemon(inst);
+}
+
+/* ---- cold round trip: both sides asleep ----------------------------------------- */
+
+/* The idle path: the worker sleeps on its futex (the client's publish wakes
+ * it), the client blocks on the doorbell socket (the worker's publish rings
+ * it). Requests are 2 ms apart so the worker is always asleep. */
+static void rtt_cold(uint32_t n, uint64_t *p50, uint64_t *p99)
+{
+	fresh_instance("cold");
+	const char *args[] = {"--workers", "1", "--channels", "1", NULL};
+	tc_pid = tc_spawn(args);
+	struct shmring_instance *inst = tc_wait_ready(1, 10 * SEC);
+	struct shmring_chan *c;
+	CHECK(shmring_chan_claim(inst, &c) == 0, "claim");
+	static struct tc_reply r;
+	struct tc_conf hello = {.id = 1, .plugin = "hello"};
+	tc_register(c, &r, 1, &hello);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	CHECK(shmring_doorbell_path(inst, 0, sa.sun_path, sizeof(sa.sun_path)) > 0, "bell path");
+	int bell = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(connect(bell, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect bell");
+
+	uint64_t *lat = malloc(sizeof(uint64_t) * n), id = 1;
+	for (uint64_t i = 0; i < n; i++) {
+		struct timespec gap = {0, 2000000};
+		nanosleep(&gap, NULL);
+		uint64_t t0 = shmring_now_ns();
+		CHECK(shmring_doorbell_arm(c) == 0, "arm");
+		tc_send(c, SHMRING_REC_ACCESS, i + 2, tc_fill_access, &id);
+		struct shmring_rec rec;
+		while (shmring_peek(c, &rec) != 0) {
+			struct pollfd p = {.fd = bell, .events = POLLIN};
+			CHECK(poll(&p, 1, 5000) == 1, "doorbell did not ring");
+			char b[64];
+			CHECK(read(bell, b, sizeof(b)) > 0, "bell read");
+		}
+		lat[i] = shmring_now_ns() - t0;
+		CHECK(rec.req_id == i + 2, "reply order");
+		shmring_release(c);
+	}
+	qsort(lat, n, sizeof(*lat), cmp_u64);
+	*p50 = lat[n / 2];
+	*p99 = lat[(uint64_t)n * 99 / 100];
+	free(lat);
+	close(bell);
+	shmring_chan_release(c);
 	stop_daemon(inst);
 }
 
@@ -237,7 +288,7 @@ static double idle_cpu(uint32_t seconds)
 int main(int argc, char **argv)
 {
 	const char *json = NULL;
-	uint32_t rtt_n = 200000, log_n = 1000000, idle_s = 10;
+	uint32_t rtt_n = 200000, log_n = 1000000, idle_s = 10, cold_n = 1000;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json") && i + 1 < argc)
 			json = argv[++i];
@@ -245,11 +296,13 @@ int main(int argc, char **argv)
 			rtt_n = (uint32_t)atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--log-n") && i + 1 < argc)
 			log_n = (uint32_t)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--cold-n") && i + 1 < argc)
+			cold_n = (uint32_t)atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--idle-s") && i + 1 < argc)
 			idle_s = (uint32_t)atoi(argv[++i]);
 		else {
 			fprintf(stderr, "usage: bench_daemon [--json PATH] [--rtt-n N] "
-			                "[--log-n N] [--idle-s S]\n");
+			                "[--log-n N] [--cold-n N] [--idle-s S]\n");
 			return 2;
 		}
 	}
@@ -258,6 +311,11 @@ int main(int argc, char **argv)
 	rtt(rtt_n, &p50, &p99, &p999);
 	printf("rtt (1 worker, hello, %u round trips): p50 %llu ns  p99 %llu ns  p99.9 %llu ns\n",
 	       rtt_n, (unsigned long long)p50, (unsigned long long)p99, (unsigned long long)p999);
+	uint64_t cold50, cold99;
+	rtt_cold(cold_n, &cold50, &cold99);
+	printf("cold rtt (worker asleep on its futex, client asleep on the doorbell, %u round "
+	       "trips): p50 %llu ns  p99 %llu ns\n",
+	       cold_n, (unsigned long long)cold50, (unsigned long long)cold99);
 	/* The file sink runs into the page cache and disk writeback, which
 	 * other work on the machine shares: take the median of three runs. */
 	double rates[3];
@@ -294,9 +352,11 @@ int main(int argc, char **argv)
 		        "{\n  \"rtt_p50_ns\": %llu,\n  \"rtt_p99_ns\": %llu,\n  \"rtt_p999_ns\": "
 		        "%llu,\n  \"rtt_samples\": %u,\n  \"log_entries_per_s\": %.0f,\n"
 		        "  \"log_entries_per_run\": %u,\n  \"log_dropped\": %llu,\n"
-		        "  \"idle_cpu_percent\": %.3f,\n  \"idle_seconds\": %u\n}\n",
+		        "  \"idle_cpu_percent\": %.3f,\n  \"idle_seconds\": %u,\n"
+		        "  \"rtt_cold_p50_ns\": %llu,\n  \"rtt_cold_p99_ns\": %llu\n}\n",
 		        (unsigned long long)p50, (unsigned long long)p99, (unsigned long long)p999,
-		        rtt_n, rate, log_n, (unsigned long long)dropped, idle, idle_s);
+		        rtt_n, rate, log_n, (unsigned long long)dropped, idle, idle_s,
+		        (unsigned long long)cold50, (unsigned long long)cold99);
 		fclose(f);
 	}
 	return 0;
