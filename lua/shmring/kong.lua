@@ -56,9 +56,23 @@ _M.host = host
 
 local started = false
 
--- A Kong handler table for C plugin `name`.
+-- A Kong handler table for C plugin `name`. opts: PRIORITY, VERSION, and
+-- optionally what the plugin needs (headers, query, fields, phases,
+-- fail_open, timeout), which then override shmring.plugins' entry.
 function _M.handler(name, opts)
     local spec = plugins.get(name)
+    if opts and (opts.headers or opts.query or opts.fields or opts.phases) then
+        local fail_open = opts.fail_open
+        if fail_open == nil then
+            fail_open = spec.fail_open
+        end
+        spec = plugins.define(name, {
+            headers = opts.headers or spec.headers, query = opts.query or spec.query,
+            fields = opts.fields or spec.fields, phases = opts.phases or spec.phases,
+            fail_open = fail_open,
+            timeout = opts.timeout or spec.timeout,
+        })
+    end
     local st = phase.state(host, name, spec)
     local h = {
         PRIORITY = opts and opts.PRIORITY or 1000,
