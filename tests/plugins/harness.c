@@ -68,6 +68,13 @@ static void pack_json(msgpack_packer *pk, const json_t *j)
 	}
 }
 
+void harness_pack_json(msgpack_sbuffer *sb, const json_t *j)
+{
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	pack_json(&pk, j);
+}
+
 static json_t *parse(const char *text)
 {
 	json_error_t je;

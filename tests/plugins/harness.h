@@ -37,6 +37,9 @@ struct harness {
 	struct shmring_request req;
 };
 
+/* Append j as msgpack to sb (objects -> maps, ...; see above). */
+void harness_pack_json(msgpack_sbuffer *sb, const json_t *j);
+
 /* Load the plugin at path and run its init; aborts the test on failure. */
 void harness_open(struct harness *h, const char *so_path);
 void harness_close(struct harness *h);
