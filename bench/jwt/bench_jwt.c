@@ -23,6 +23,7 @@
 #include "daemon.h"
 #include "jwt_internal.h"
 #include "shmring_plugin.h"
+#include "jwt_bench_tokens.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -47,106 +48,7 @@ void shmringd__log(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static const char HS_SECRET[] = "bench-secret-0123456789abcdef0123456789abcdef";
-
-static char *read_file(const char *name)
-{
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/%s", KEY_DIR, name);
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "cannot open %s: %s\n", path, strerror(errno));
-		exit(1);
-	}
-	static char buf[8192];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return strdup(buf);
-}
-
-static EVP_PKEY *read_priv(const char *name)
-{
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/%s", KEY_DIR, name);
-	FILE *f = fopen(path, "r");
-	EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
-	if (f)
-		fclose(f);
-	if (!k) {
-		fprintf(stderr, "cannot read private key %s\n", path);
-		exit(1);
-	}
-	return k;
-}
-
-static size_t b64url(const uint8_t *in, size_t n, char *out)
-{
-	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t o = 0, i = 0;
-	for (; i + 3 <= n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = t[v >> 18];
-		out[o++] = t[(v >> 12) & 63];
-		out[o++] = t[(v >> 6) & 63];
-		out[o++] = t[v & 63];
-	}
-	if (n - i == 1) {
-		out[o++] = t[in[i] >> 2];
-		out[o++] = t[(in[i] & 3) << 4];
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
-		out[o++] = t[v >> 10];
-		out[o++] = t[(v >> 4) & 63];
-		out[o++] = t[(v & 15) << 2];
-	}
-	out[o] = '\0';
-	return o;
-}
-
-/* A signed token for iss with alg; for ES256 the DER signature is turned
- * into JOSE r||s. */
-static char *make_token(const char *alg, const char *iss, EVP_PKEY *priv)
-{
-	char hdr[64], claims[256], si[1024];
-	char h64[128], c64[400];
-	snprintf(hdr, sizeof(hdr), "{\"typ\":\"JWT\",\"alg\":\"%s\"}", alg);
-	snprintf(claims, sizeof(claims),
-	         "{\"iss\":\"%s\",\"sub\":\"alice\",\"name\":\"Alice Example\",\"iat\":%lld,"
-	         "\"exp\":%lld,\"scope\":\"read write\"}",
-	         iss, (long long)time(NULL), (long long)time(NULL) + 86400);
-	b64url((const uint8_t *)hdr, strlen(hdr), h64);
-	b64url((const uint8_t *)claims, strlen(claims), c64);
-	snprintf(si, sizeof(si), "%s.%s", h64, c64);
-	uint8_t sig[1024];
-	size_t sl = sizeof(sig);
-	if (!priv) {
-		if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, HS_SECRET, strlen(HS_SECRET),
-		               (const uint8_t *)si, strlen(si), sig, sizeof(sig), &sl))
-			exit(1);
-	} else {
-		EVP_MD_CTX *m = EVP_MD_CTX_new();
-		if (EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, priv) != 1 ||
-		    EVP_DigestSign(m, sig, &sl, (const uint8_t *)si, strlen(si)) != 1)
-			exit(1);
-		EVP_MD_CTX_free(m);
-		if (!strcmp(alg, "ES256")) {
-			const uint8_t *p = sig;
-			ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)sl);
-			const BIGNUM *r, *s;
-			ECDSA_SIG_get0(es, &r, &s);
-			BN_bn2binpad(r, sig, 32);
-			BN_bn2binpad(s, sig + 32, 32);
-			sl = 64;
-			ECDSA_SIG_free(es);
-		}
-	}
-	char s64[1400];
-	b64url(sig, sl, s64);
-	char *tok = malloc(strlen(si) + strlen(s64) + 2);
-	sprintf(tok, "%s.%s", si, s64);
-	return tok;
-}
+#define HS_SECRET JWT_BENCH_HS_SECRET
 
 /* ---- msgpack building ------------------------------------------------------ */
 
@@ -396,8 +298,10 @@ int main(int argc, char **argv)
 	if (sched_setaffinity(0, sizeof(set), &set) != 0)
 		fprintf(stderr, "warning: cannot pin to CPU %d: %s\n", cpu, strerror(errno));
 
-	char *rsa_pub = read_file("rsa2048.pub.pem"), *ec_pub = read_file("ec-P-256.pub.pem");
-	EVP_PKEY *rsa = read_priv("rsa2048.pem"), *ec = read_priv("ec-P-256.pem");
+	char *rsa_pub = jwt_bench_read_key("rsa2048.pub.pem"),
+	     *ec_pub = jwt_bench_read_key("ec-P-256.pub.pem");
+	EVP_PKEY *rsa = jwt_bench_read_priv("rsa2048.pem"),
+	         *ec = jwt_bench_read_priv("ec-P-256.pem");
 	void *conf_on = make_conf(1, rsa_pub, ec_pub), *conf_off = make_conf(0, rsa_pub, ec_pub);
 	struct {
 		const char *alg, *iss, *pub;
@@ -411,7 +315,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < 3; i++) {
 		if (only && !strstr(algs[i].alg, only))
 			continue;
-		char *tok = make_token(algs[i].alg, algs[i].iss, algs[i].priv);
+		char *tok = jwt_bench_token(algs[i].alg, algs[i].iss, algs[i].priv);
 		struct snap s;
 		make_snap(&s, tok);
 		struct floor_arg fl;

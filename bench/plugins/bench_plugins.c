@@ -9,11 +9,12 @@
  *
  * Cases are the table `cases` below: one row each, with the plugin (its .so
  * in PLUGIN_DIR), a config and a snapshot as JSON (or functions making
- * them). Add a plugin's rows there (jwt: see the comment at the table).
+ * them). Add a plugin's rows there.
  * Each case: a warm-up, then 7 timed runs of about 50 ms; the median run
  * is reported, the min and max beside it.
  */
 #include "harness.h"
+#include "jwt_bench_tokens.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -61,6 +62,66 @@ static char *keyauth_config(void)
 	return s;
 }
 
+/* jwt: one credential per algorithm (keys in tests/jwt/keys), tokens signed
+ * at start-up (bench/jwt/jwt_bench_tokens.h). bench/jwt/bench_jwt puts the
+ * same requests beside the OpenSSL-only floor. */
+static char *jwt_config(int cache)
+{
+	char *rsa = jwt_bench_read_key("rsa2048.pub.pem");
+	char *ec = jwt_bench_read_key("ec-P-256.pub.pem");
+	json_t *c = json_pack(
+		"{s:b,s:[s],s:[{s:s,s:s,s:s,s:{s:s,s:s}},{s:s,s:s,s:s,s:{s:s,s:s}},"
+		"{s:s,s:s,s:s,s:{s:s,s:s}}]}",
+		"cache", cache, "claims_to_verify", "exp", "credentials", "key", "bench-hs",
+		"algorithm", "HS256", "secret", JWT_BENCH_HS_SECRET, "consumer", "id", "consumer-1",
+		"username", "alice", "key", "bench-rs", "algorithm", "RS256", "rsa_public_key", rsa,
+		"consumer", "id", "consumer-1", "username", "alice", "key", "bench-es", "algorithm",
+		"ES256", "rsa_public_key", ec, "consumer", "id", "consumer-1", "username", "alice");
+	char *s = json_dumps(c, JSON_COMPACT);
+	json_decref(c);
+	free(rsa);
+	free(ec);
+	return s;
+}
+
+static char *jwt_config_cache_on(void)
+{
+	return jwt_config(1);
+}
+
+static char *jwt_config_cache_off(void)
+{
+	return jwt_config(0);
+}
+
+static char *jwt_snapshot(const char *alg, const char *iss, const char *priv_name)
+{
+	EVP_PKEY *priv = priv_name ? jwt_bench_read_priv(priv_name) : NULL;
+	char *tok = jwt_bench_token(alg, iss, priv);
+	json_t *j = json_pack("{s:s,s:{s:s+}}", "method", "GET", "headers", "authorization",
+			      "Bearer ", tok);
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	free(tok);
+	EVP_PKEY_free(priv);
+	return s;
+}
+
+static char *jwt_snapshot_hs256(void)
+{
+	return jwt_snapshot("HS256", "bench-hs", NULL);
+}
+
+static char *jwt_snapshot_rs256(void)
+{
+	return jwt_snapshot("RS256", "bench-rs", "rsa2048.pem");
+}
+
+static char *jwt_snapshot_es256(void)
+{
+	return jwt_snapshot("ES256", "bench-es", "ec-P-256.pem");
+}
+
 static const struct bench_case cases[] = {
     /* The floor: the smallest plugin (two actions) through the same path. */
     {"hello (floor)", "hello", SHMRING_PHASE_ACCESS, "{}", "{\"method\":\"GET\",\"path\":\"/x\"}",
@@ -96,8 +157,20 @@ static const struct bench_case cases[] = {
     {"correlation-id incoming id", "correlation-id", SHMRING_PHASE_ACCESS,
      "{\"echo_downstream\":true}",
      "{\"headers\":{" TYPICAL_HEADERS ",\"kong-request-id\":\"abc-123\"}}", NULL, NULL},
-    /* jwt: add rows here, e.g. {"jwt HS256 cache off", "jwt", ..., make_config,
-     * make_snapshot} (functions can sign tokens at start-up). */
+	/* jwt: the same request verified every time (cache off) or answered
+	 * from the verified-token cache (cache on). */
+	{"jwt HS256 cache off", "jwt", SHMRING_PHASE_ACCESS, NULL, NULL, jwt_config_cache_off,
+	 jwt_snapshot_hs256},
+	{"jwt HS256 cache on", "jwt", SHMRING_PHASE_ACCESS, NULL, NULL, jwt_config_cache_on,
+	 jwt_snapshot_hs256},
+	{"jwt RS256 cache off", "jwt", SHMRING_PHASE_ACCESS, NULL, NULL, jwt_config_cache_off,
+	 jwt_snapshot_rs256},
+	{"jwt RS256 cache on", "jwt", SHMRING_PHASE_ACCESS, NULL, NULL, jwt_config_cache_on,
+	 jwt_snapshot_rs256},
+	{"jwt ES256 cache off", "jwt", SHMRING_PHASE_ACCESS, NULL, NULL, jwt_config_cache_off,
+	 jwt_snapshot_es256},
+	{"jwt ES256 cache on", "jwt", SHMRING_PHASE_ACCESS, NULL, NULL, jwt_config_cache_on,
+	 jwt_snapshot_es256},
 };
 
 struct result {
