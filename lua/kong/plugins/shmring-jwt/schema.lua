@@ -6,6 +6,52 @@ local typedefs = require("kong.db.schema.typedefs")
 
 local strings = { type = "string" }
 
+local ALGORITHMS = { "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384",
+                     "ES512", "PS256", "PS384", "PS512", "EdDSA" }
+
+local jwt_secret = {
+    type = "record",
+    fields = {
+        { id = { type = "string", len_min = 1 } },
+        { key = { type = "string", required = true, len_min = 1 } },
+        { algorithm = { type = "string", default = "HS256", one_of = ALGORITHMS } },
+        { secret = { type = "string", len_min = 1 } },
+        { rsa_public_key = { type = "string", len_min = 1 } },
+    },
+}
+
+-- The shared credentials format (docs/plugins.md, "Credentials").
+local consumer = {
+    type = "record",
+    fields = {
+        { id = { type = "string", required = true, len_min = 1 } },
+        { username = { type = "string", len_min = 1 } },
+        { custom_id = { type = "string", len_min = 1 } },
+        { keyauth_credentials = { type = "array", elements = { type = "record", fields = {
+            { id = { type = "string", required = true, len_min = 1 } },
+            { key = { type = "string", required = true, len_min = 1 } },
+        } } } },
+        { jwt_secrets = { type = "array", elements = jwt_secret } },
+    },
+}
+
+-- jwt's own inline form: one credential with its consumer.
+local credential = {
+    type = "record",
+    fields = {
+        { consumer = { type = "record", required = true, fields = {
+            { id = { type = "string", len_min = 1 } },
+            { username = { type = "string", len_min = 1 } },
+            { custom_id = { type = "string", len_min = 1 } },
+        } } },
+        { id = { type = "string", len_min = 1 } },
+        { key = { type = "string", required = true, len_min = 1 } },
+        { algorithm = { type = "string", default = "HS256", one_of = ALGORITHMS } },
+        { secret = { type = "string", len_min = 1 } },
+        { rsa_public_key = { type = "string", len_min = 1 } },
+    },
+}
+
 return {
     name = "shmring-jwt",
     fields = {
@@ -25,11 +71,9 @@ return {
                 { maximum_expiration = { type = "number", default = 0, between = { 0, 31536000 } } },
                 { realm = { type = "string" } },
                 -- credentials
-                { consumers = { type = "array", elements = { type = "map",
-                    keys = { type = "string" }, values = { type = "json" } } } },
-                { credentials = { type = "array", elements = { type = "map",
-                    keys = { type = "string" }, values = { type = "json" } } } },
-                { credentials_file = { type = "string" } },
+                { consumers = { type = "array", elements = consumer } },
+                { credentials = { type = "array", elements = credential } },
+                { credentials_file = { type = "string", len_min = 1 } },
                 { reload_interval_ms = { type = "integer", default = 1000, between = { 0, 3600000 } } },
                 -- verified-token cache
                 { cache = { type = "boolean", default = true } },
