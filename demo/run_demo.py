@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 "tests", "e2e"))
 import stack  # noqa: E402
 
-JWT_SECRET = b"demo-secret-change-me"  # demo/shmring_demo.lua, route jwt
+JWT_SECRET = b"demo-secret"  # demo/shmring_demo.lua, route jwt (key demo-issuer)
 
 
 def b64url(b):
