@@ -23,6 +23,7 @@
 #include "shmring_plugin.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,6 +283,9 @@ static void jwt_conf_free(void *conf)
 	free(c->www_error);
 	for (int i = 0; i < B_COUNT_; i++)
 		free(c->body[i]);
+	/* The inline credentials hold HMAC secrets. */
+	if (c->inline_creds.data)
+		OPENSSL_cleanse(c->inline_creds.data, c->inline_creds.size);
 	msgpack_sbuffer_destroy(&c->inline_creds);
 	shmring_creds_free(&c->inline_consumers);
 	free(c->watch.path);
@@ -462,8 +466,12 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 	}
 
 	/* WWW-Authenticate values (realm cannot hold a quote: it is quoted). */
-	if (realm && (strchr(realm, '"') || strchr(realm, '\\'))) {
-		snprintf(err, errlen, "jwt: config.realm must not contain '\"' or '\\'");
+	bool realm_bad = false;
+	for (const char *p = realm; p && *p; p++)
+		realm_bad |= *p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7f;
+	if (realm_bad) {
+		snprintf(err, errlen,
+		         "jwt: config.realm must not contain '\"', '\\' or control characters");
 		rc = -EINVAL;
 		goto fail;
 	}

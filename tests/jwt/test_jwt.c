@@ -750,6 +750,7 @@ static void test_config_errors(void **state)
 	    {"\"anonymous\":\"ghost\"", "config.anonymous names consumer 'ghost'"},
 	    {"\"credentials_file\":\"/nonexistent/creds.json\"", "/nonexistent/creds.json"},
 	    {"\"realm\":\"a\\\"b\"", "config.realm must not contain"},
+	    {"\"realm\":\"a\\r\\nX-Injected: 1\"", "config.realm must not contain"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(cfg, sizeof(cfg), "{%s,%s}", bad[i].field, cred);
