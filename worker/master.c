@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +36,10 @@
 char shmringd__role[32] = "master";
 extern bool shmringd__check_only;
 
+/* Daemonized (no --foreground): messages go to syslog once start-up
+ * succeeded, since stderr is then /dev/null. */
+static bool log_to_syslog;
+
 void shmringd__log(const char *fmt, ...)
 {
 	char buf[1024];
@@ -42,7 +47,10 @@ void shmringd__log(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "shmringd[%d] %s: %s\n", (int)getpid(), shmringd__role, buf);
+	if (log_to_syslog)
+		syslog(LOG_NOTICE, "%s: %s", shmringd__role, buf);
+	else
+		fprintf(stderr, "shmringd[%d] %s: %s\n", (int)getpid(), shmringd__role, buf);
 }
 
 enum wstate { W_NONE, W_RUNNING, W_WAIT_RESTART, W_STOPPING };
@@ -540,6 +548,8 @@ static void report_start(int fd, char status)
 			dup2(nul, 2);
 			close(nul);
 		}
+		openlog("shmringd", LOG_PID, LOG_DAEMON);
+		log_to_syslog = true;
 	}
 }
 
@@ -634,11 +644,13 @@ int main(int argc, char **argv)
 	if (drop_privileges() < 0)
 		goto fail_inst;
 
+	/* Set up: the launching shell gets its exit status now, and the
+	 * workers are forked with the final stdio and logging. */
+	report_start(report_fd, 0);
 	for (uint32_t i = 0; i < M.nworkers; i++)
 		start_worker(i);
 	shmringd__log("ready: %s, %u channel(s), %u worker(s)", M.cfg.shm_dir, M.nchannels,
 	              M.nworkers);
-	report_start(report_fd, 0);
 
 	master_loop();
 
