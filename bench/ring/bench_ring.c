@@ -20,12 +20,13 @@
  * payload byte in and the server reads every byte in place (and checks the
  * sequence number in the first 8).
  *
- *   bench_ring [--json PATH] [--samples N] [--quick] [--repeat N] [--only rtt|thr|sock] [--ring BYTES]
+ *   bench_ring [--json PATH] [--samples N] [--quick] [--repeat N]
+ *              [--only rtt|thr|sock] [--ring BYTES]
  *
  * Everything runs --repeat times (default 3) on the same pair of processes;
  * each figure reported is the median over the repetitions, and the JSON also
- * lists every repetition. --only runs one group (for profiling: perf record -e cpu-clock -g -- ...);
- * the JSON then holds zeros for the others.
+ * lists every repetition. --only runs one group (for profiling with
+ * perf record -e cpu-clock -g); the other figures are then placeholders.
  * Prints a table; with --json writes the figures and the machine to PATH.
  * Exit status 0 even if a target is missed (a benchmark, not a test); the
  * table says which targets were met.
@@ -43,6 +44,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -52,13 +54,14 @@
 
 /* Control records (SQ) and replies (CQ) of the benchmark protocol. */
 enum {
-	T_PING = 0x40,   /* request; server answers T_PONG with 64 B */
-	T_THRU = 0x41,   /* payload: u64 n, u32 len; n T_DATA records follow */
-	T_DATA = 0x42,   /* throughput record; first 8 bytes: sequence */
-	T_SOCK = 0x43,   /* payload: u64 n, u32 len, u32 blocking; then n socket RTTs */
+	T_PING = 0x40, /* request; server answers T_PONG with 64 B */
+	T_THRU = 0x41, /* payload: u64 n, u32 len; n T_DATA records follow */
+	T_DATA = 0x42, /* throughput record; first 8 bytes: sequence */
+	T_SOCK = 0x43, /* payload: u64 n, u32 len, u32 blocking; then n socket RTTs */
 	T_EXIT = 0x44,
+	T_STAT = 0x45, /* server answers T_DONE with its involuntary context switches */
 	T_PONG = 0x81,
-	T_DONE = 0x82,   /* payload: u64 server CLOCK_MONOTONIC ns after the last record */
+	T_DONE = 0x82, /* payload: u64 server CLOCK_MONOTONIC ns after the last record */
 };
 
 #define REPLY_LEN 64u
@@ -78,7 +81,7 @@ static void pin_to(int cpu)
 	CPU_SET(cpu, &set);
 	if (sched_setaffinity(0, sizeof(set), &set) < 0)
 		fprintf(stderr, "bench_ring: cannot pin to cpu %d: %s (numbers will be noisier)\n",
-			cpu, strerror(errno));
+		        cpu, strerror(errno));
 }
 
 static inline void cpu_relax(void)
@@ -94,7 +97,7 @@ static inline uint64_t ticks(void)
 /* ---- ring helpers (busy-polling) --------------------------------------- */
 
 static inline void ring_send(struct shmring_chan *c, uint16_t type, uint64_t id, const void *p,
-			     uint32_t len)
+                             uint32_t len)
 {
 	struct shmring_claim cl;
 	int rc;
@@ -162,6 +165,15 @@ static void sock_recv_all(int fd, uint8_t *p, size_t len, int flags)
 	}
 }
 
+/* Times this process was preempted (involuntary context switches): a run in
+ * which the neighbours' builds took our cores shows up here. */
+static uint64_t invol_switches(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)ru.ru_nivcsw;
+}
+
 /* ---- server (pinned to the second core) ---------------------------------- */
 
 static volatile uint64_t g_sink;
@@ -186,7 +198,7 @@ static void serve_throughput(struct shmring_chan *c, uint64_t n)
 		g_sink += touch(rec.payload, rec.len);
 		if (rec.type != T_DATA || got != seq) {
 			fprintf(stderr, "bench_ring: throughput record %llu out of order\n",
-				(unsigned long long)seq);
+			        (unsigned long long)seq);
 			exit(1);
 		}
 		seq++;
@@ -242,6 +254,12 @@ static void serve(struct shmring_chan *c, int fd)
 			serve_socket(fd, n, len, (int)blocking);
 			break;
 		}
+		case T_STAT: {
+			shmring_release(c);
+			uint64_t v = invol_switches();
+			ring_send(c, T_DONE, 0, &v, sizeof(v));
+			break;
+		}
 		case T_EXIT:
 			shmring_release(c);
 			return;
@@ -281,8 +299,7 @@ static struct lat summarize(uint64_t *s, size_t n)
 	return l;
 }
 
-static struct lat ring_rtt(struct shmring_chan *c, uint32_t len, size_t warm, size_t n,
-			   uint64_t *s)
+static struct lat ring_rtt(struct shmring_chan *c, uint32_t len, size_t warm, size_t n, uint64_t *s)
 {
 	uint8_t req[2048], reply[REPLY_LEN] = {0};
 	memset(req, 'q', sizeof(req));
@@ -354,7 +371,7 @@ static int cmp_double(const void *a, const void *b)
  * slow window; the median window is the figure, the whole run's average
  * (*overall) is reported next to it. */
 static double ring_throughput_windows(struct shmring_chan *c, uint32_t len, uint64_t n,
-				      double *overall)
+                                      double *overall)
 {
 	double rate[WINDOWS];
 	uint64_t per = n / WINDOWS;
@@ -367,7 +384,7 @@ static double ring_throughput_windows(struct shmring_chan *c, uint32_t len, uint
 }
 
 static struct lat socket_rtt(struct shmring_chan *c, int fd, uint32_t len, int blocking,
-			     size_t warm, size_t n, uint64_t *s)
+                             size_t warm, size_t n, uint64_t *s)
 {
 	uint8_t ctl[16];
 	uint64_t total = warm + n;
@@ -389,6 +406,18 @@ static struct lat socket_rtt(struct shmring_chan *c, int fd, uint32_t len, int b
 	}
 	g_sink += reply[0];
 	return summarize(s, n);
+}
+
+static uint64_t server_switches(struct shmring_chan *c)
+{
+	ring_send(c, T_STAT, 0, NULL, 0);
+	struct shmring_rec rec;
+	ring_recv(c, &rec);
+	uint64_t v = 0;
+	if (rec.type == T_DONE && rec.len == sizeof(v))
+		memcpy(&v, rec.payload, sizeof(v));
+	shmring_release(c);
+	return v;
 }
 
 /* ---- machine, calibration, output ------------------------------------------ */
@@ -442,6 +471,8 @@ struct results {
 	struct lat r64, r1k, sb64, sk64;
 	double thr64, thr1k;         /* median window */
 	double thr64_all, thr1k_all; /* whole run */
+	double preempted;            /* involuntary context switches, both processes */
+	double load1;                /* 1-minute load average when the run started */
 	size_t samples, sock_busy_samples, sock_block_samples;
 	const struct results *runs; /* the repetitions this one is the median of */
 	int nruns;
@@ -459,18 +490,18 @@ static double median(double *v, int n)
 static void median_of_runs(struct results *out, const struct results *runs, int n)
 {
 	double v[MAX_REPEAT];
-#define MEDIAN_OF(field)                                                                          \
-	do {                                                                                      \
-		for (int k = 0; k < n; k++)                                                       \
-			v[k] = runs[k].field;                                                     \
-		out->field = median(v, n);                                                        \
+#define MEDIAN_OF(field)                                                                           \
+	do {                                                                                       \
+		for (int k = 0; k < n; k++)                                                        \
+			v[k] = runs[k].field;                                                      \
+		out->field = median(v, n);                                                         \
 	} while (0)
-#define MEDIAN_LAT(l)                                                                             \
-	do {                                                                                      \
-		MEDIAN_OF(l.p50);                                                                 \
-		MEDIAN_OF(l.p99);                                                                 \
-		MEDIAN_OF(l.p999);                                                                \
-		MEDIAN_OF(l.mean);                                                                \
+#define MEDIAN_LAT(l)                                                                              \
+	do {                                                                                       \
+		MEDIAN_OF(l.p50);                                                                  \
+		MEDIAN_OF(l.p99);                                                                  \
+		MEDIAN_OF(l.p999);                                                                 \
+		MEDIAN_OF(l.mean);                                                                 \
 	} while (0)
 	MEDIAN_LAT(r64);
 	MEDIAN_LAT(r1k);
@@ -486,14 +517,13 @@ static void median_of_runs(struct results *out, const struct results *runs, int 
 	out->nruns = n;
 }
 
-static void json_lat(FILE *f, const char *prefix, const char *suffix, const struct lat *l,
-		     int last)
+static void json_lat(FILE *f, const char *prefix, const char *suffix, const struct lat *l, int last)
 {
 	fprintf(f,
-		"  \"%s_p50_ns_%s\": %.1f,\n  \"%s_p99_ns_%s\": %.1f,\n  \"%s_p999_ns_%s\": %.1f,\n"
-		"  \"%s_mean_ns_%s\": %.1f%s\n",
-		prefix, suffix, l->p50, prefix, suffix, l->p99, prefix, suffix, l->p999, prefix,
-		suffix, l->mean, last ? "" : ",");
+	        "  \"%s_p50_ns_%s\": %.1f,\n  \"%s_p99_ns_%s\": %.1f,\n  \"%s_p999_ns_%s\": %.1f,\n"
+	        "  \"%s_mean_ns_%s\": %.1f%s\n",
+	        prefix, suffix, l->p50, prefix, suffix, l->p99, prefix, suffix, l->p999, prefix,
+	        suffix, l->mean, last ? "" : ",");
 }
 
 static int write_json(const char *path, const struct results *r)
@@ -506,43 +536,49 @@ static int write_json(const char *path, const struct results *r)
 	char cpu[256], clocksrc[64], commit[64], when[64];
 	read_line_of("/proc/cpuinfo", "model name", cpu, sizeof(cpu));
 	read_line_of("/sys/devices/system/clocksource/clocksource0/current_clocksource", NULL,
-		     clocksrc, sizeof(clocksrc));
+	             clocksrc, sizeof(clocksrc));
 	git_commit(commit, sizeof(commit));
 	time_t now = time(NULL);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 	fprintf(f, "{\n");
 	fprintf(f, "  \"bench\": \"ring\",\n  \"date\": \"%s\",\n  \"commit\": \"%s\",\n", when,
-		commit);
+	        commit);
 	fprintf(f,
-		"  \"machine\": {\"cpu\": \"%s\", \"ncpu\": %ld, \"kernel\": \"%s %s\", "
-		"\"clocksource\": \"%s\", \"tsc_ghz\": %.3f},\n",
-		cpu, sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, clocksrc,
-		1.0 / g_ns_per_tick);
-	fprintf(f, "  \"samples\": %zu,\n  \"socket_busy_samples\": %zu,\n"
-		   "  \"socket_block_samples\": %zu,\n  \"ring_size\": %u,\n",
-		r->samples, r->sock_busy_samples, r->sock_block_samples, g_ring_size);
+	        "  \"machine\": {\"cpu\": \"%s\", \"ncpu\": %ld, \"kernel\": \"%s %s\", "
+	        "\"clocksource\": \"%s\", \"tsc_ghz\": %.3f},\n",
+	        cpu, sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, clocksrc,
+	        1.0 / g_ns_per_tick);
+	fprintf(f,
+	        "  \"samples\": %zu,\n  \"socket_busy_samples\": %zu,\n"
+	        "  \"socket_block_samples\": %zu,\n  \"ring_size\": %u,\n",
+	        r->samples, r->sock_busy_samples, r->sock_block_samples, g_ring_size);
 	json_lat(f, "rtt", "64", &r->r64, 0);
 	json_lat(f, "rtt", "1k", &r->r1k, 0);
 	json_lat(f, "socket_busy_rtt", "64", &r->sb64, 0);
 	json_lat(f, "socket_block_rtt", "64", &r->sk64, 0);
-	fprintf(f, "  \"throughput_64_per_s\": %.0f,\n  \"throughput_1k_per_s\": %.0f,\n",
-		r->thr64, r->thr1k);
+	fprintf(f, "  \"throughput_64_per_s\": %.0f,\n  \"throughput_1k_per_s\": %.0f,\n", r->thr64,
+	        r->thr1k);
+	fprintf(
+	    f,
+	    "  \"throughput_64_overall_per_s\": %.0f,\n  \"throughput_1k_overall_per_s\": %.0f,\n"
+	    "  \"throughput_windows\": %d,\n",
+	    r->thr64_all, r->thr1k_all, WINDOWS);
 	fprintf(f,
-		"  \"throughput_64_overall_per_s\": %.0f,\n  \"throughput_1k_overall_per_s\": %.0f,\n"
-		"  \"throughput_windows\": %d,\n",
-		r->thr64_all, r->thr1k_all, WINDOWS);
-	fprintf(f, "  \"socket_busy_over_ring_p50\": %.1f,\n  \"socket_block_over_ring_p50\": %.1f,\n",
-		r->sb64.p50 / r->r64.p50, r->sk64.p50 / r->r64.p50);
+	        "  \"socket_busy_over_ring_p50\": %.1f,\n  \"socket_block_over_ring_p50\": %.1f,\n",
+	        r->sb64.p50 / r->r64.p50, r->sk64.p50 / r->r64.p50);
 	fprintf(f, "  \"repeats\": %d,\n  \"runs\": [\n", r->nruns);
 	for (int k = 0; k < r->nruns; k++) {
 		const struct results *x = &r->runs[k];
-		fprintf(f,
-			"    {\"rtt_p50_ns_64\": %.1f, \"rtt_p99_ns_64\": %.1f, "
-			"\"rtt_p999_ns_64\": %.1f, \"rtt_p50_ns_1k\": %.1f, \"rtt_p99_ns_1k\": %.1f, "
-			"\"socket_busy_rtt_p50_ns_64\": %.1f, \"socket_block_rtt_p50_ns_64\": %.1f, "
-			"\"throughput_64_per_s\": %.0f, \"throughput_1k_per_s\": %.0f}%s\n",
-			x->r64.p50, x->r64.p99, x->r64.p999, x->r1k.p50, x->r1k.p99, x->sb64.p50,
-			x->sk64.p50, x->thr64, x->thr1k, k + 1 < r->nruns ? "," : "");
+		fprintf(
+		    f,
+		    "    {\"rtt_p50_ns_64\": %.1f, \"rtt_p99_ns_64\": %.1f, "
+		    "\"rtt_p999_ns_64\": %.1f, \"rtt_p50_ns_1k\": %.1f, \"rtt_p99_ns_1k\": %.1f, "
+		    "\"socket_busy_rtt_p50_ns_64\": %.1f, \"socket_block_rtt_p50_ns_64\": %.1f, "
+		    "\"throughput_64_per_s\": %.0f, \"throughput_1k_per_s\": %.0f, "
+		    "\"preempted\": %.0f, \"load1\": %.2f}%s\n",
+		    x->r64.p50, x->r64.p99, x->r64.p999, x->r1k.p50, x->r1k.p99, x->sb64.p50,
+		    x->sk64.p50, x->thr64, x->thr1k, x->preempted, x->load1,
+		    k + 1 < r->nruns ? "," : "");
 	}
 	fprintf(f, "  ]\n");
 	fprintf(f, "}\n");
@@ -556,13 +592,16 @@ static const char *verdict(int ok)
 
 static void print_table(const struct results *r)
 {
-	printf("\n%d run(s):  ring p50/p99 64 B   ring p50 1 KiB   socket busy/block p50   M rec/s 64 B/1 KiB\n",
+	printf("\n%d run(s):  ring p50/p99 64 B   ring p50 1 KiB   socket busy/block p50   M rec/s "
+	       "64 B/1 KiB   preempted  load\n",
 	       r->nruns);
 	for (int k = 0; k < r->nruns; k++) {
 		const struct results *x = &r->runs[k];
-		printf("  run %-2d   %6.0f / %-8.0f  %8.0f        %7.0f / %-9.0f   %6.2f / %.2f\n",
+		printf("  run %-2d   %6.0f / %-8.0f  %8.0f        %7.0f / %-9.0f   %6.2f / %-8.2f "
+		       "%9.0f "
+		       "%5.2f\n",
 		       k + 1, x->r64.p50, x->r64.p99, x->r1k.p50, x->sb64.p50, x->sk64.p50,
-		       x->thr64 / 1e6, x->thr1k / 1e6);
+		       x->thr64 / 1e6, x->thr1k / 1e6, x->preempted, x->load1);
 	}
 	printf("\nmedian of the runs\n%-28s %10s %10s %10s %10s\n", "round trip (ns)", "p50", "p99",
 	       "p99.9", "mean");
@@ -578,8 +617,8 @@ static void print_table(const struct results *r)
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		printf("%-28s %10.0f %10.0f %10.0f %10.0f\n", rows[i].name, rows[i].l->p50,
 		       rows[i].l->p99, rows[i].l->p999, rows[i].l->mean);
-	printf("\n%-28s %10s %10s   (M records/s; median of %d windows, whole run)\n",
-	       "pipelined", "median", "overall", WINDOWS);
+	printf("\n%-28s %10s %10s   (M records/s; median of %d windows, whole run)\n", "pipelined",
+	       "median", "overall", WINDOWS);
 	printf("%-28s %10.2f %10.2f\n", "64 B records", r->thr64 / 1e6, r->thr64_all / 1e6);
 	printf("%-28s %10.2f %10.2f\n", "1 KiB records", r->thr1k / 1e6, r->thr1k_all / 1e6);
 	double busy_x = r->sb64.p50 / r->r64.p50, block_x = r->sk64.p50 / r->r64.p50;
@@ -617,7 +656,10 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
 			only = argv[++i];
 		else {
-			fprintf(stderr, "usage: %s [--json PATH] [--samples N] [--quick] [--repeat N] [--only rtt|thr|sock] [--ring BYTES]\n", argv[0]);
+			fprintf(stderr,
+			        "usage: %s [--json PATH] [--samples N] [--quick] [--repeat N] "
+			        "[--only rtt|thr|sock] [--ring BYTES]\n",
+			        argv[0]);
 			return 2;
 		}
 	}
@@ -638,13 +680,13 @@ int main(int argc, char **argv)
 	if (!mkdtemp(dir))
 		die("mkdtemp", 0);
 	struct shmring_create_opts o = {.dir = dir,
-					.nchannels = 1,
-					.nworkers = 1,
-					.sq_size = g_ring_size,
-					.cq_size = g_ring_size,
-					.mode = 0600,
-					.uid = (uid_t)-1,
-					.gid = (gid_t)-1};
+	                                .nchannels = 1,
+	                                .nworkers = 1,
+	                                .sq_size = g_ring_size,
+	                                .cq_size = g_ring_size,
+	                                .mode = 0600,
+	                                .uid = (uid_t)-1,
+	                                .gid = (gid_t)-1};
 	struct shmring_instance *srv;
 	int rc = shmring_instance_create(&o, &srv);
 	if (rc < 0)
@@ -671,7 +713,8 @@ int main(int argc, char **argv)
 	pin_to(0);
 	struct shmring_instance *inst;
 	struct shmring_chan *c;
-	if ((rc = shmring_instance_attach(dir, &inst)) < 0 || (rc = shmring_chan_claim(inst, &c)) < 0)
+	if ((rc = shmring_instance_attach(dir, &inst)) < 0 ||
+	    (rc = shmring_chan_claim(inst, &c)) < 0)
 		die("client attach/claim", rc);
 	uint64_t *s = malloc(samples * sizeof(*s));
 	if (!s)
@@ -685,6 +728,10 @@ int main(int argc, char **argv)
 		struct lat zero = {1, 1, 1, 1};
 		x->r64 = x->r1k = x->sb64 = x->sk64 = zero;
 		fprintf(stderr, "bench_ring: run %d of %d\n", rep + 1, repeat);
+		double load[1] = {0};
+		getloadavg(load, 1);
+		x->load1 = load[0];
+		uint64_t sw0 = invol_switches() + server_switches(c);
 		if (!only || !strcmp(only, "rtt")) {
 			x->r64 = ring_rtt(c, 64, warm, samples, s);
 			x->r1k = ring_rtt(c, 1024, warm, samples, s);
@@ -696,10 +743,11 @@ int main(int argc, char **argv)
 		}
 		if (!only || !strcmp(only, "sock")) {
 			x->sb64 = socket_rtt(c, sv[0], 64, 0, x->sock_busy_samples / 10,
-					     x->sock_busy_samples, s);
+			                     x->sock_busy_samples, s);
 			x->sk64 = socket_rtt(c, sv[0], 64, 1, x->sock_block_samples / 10,
-					     x->sock_block_samples, s);
+			                     x->sock_block_samples, s);
 		}
+		x->preempted = (double)(invol_switches() + server_switches(c) - sw0);
 	}
 	median_of_runs(&r, runs, repeat);
 	ring_send(c, T_EXIT, 0, NULL, 0);

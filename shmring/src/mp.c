@@ -150,36 +150,40 @@ static int mp_check(const uint8_t *p, size_t len)
 			skip = b & 0x1f;
 		} else {
 			switch (b) {
-			case 0xc4: case 0xc5: case 0xc6: /* bin 8/16/32 */
+			case 0xc4 ... 0xc6: /* bin 8/16/32 */
 				if (!mp_len(p, len, &off, 1u << (b - 0xc4), &skip))
 					return -EBADMSG;
 				break;
-			case 0xc7: case 0xc8: case 0xc9: /* ext 8/16/32: length, type, data */
+			case 0xc7 ... 0xc9: /* ext 8/16/32: length, type, data */
 				if (!mp_len(p, len, &off, 1u << (b - 0xc7), &skip))
 					return -EBADMSG;
 				skip += 1;
 				break;
-			case 0xca: skip = 4; break;
-			case 0xcb: skip = 8; break;
-			case 0xcc: case 0xcd: case 0xce: case 0xcf:
+			case 0xca: /* float 32 */
+				skip = 4;
+				break;
+			case 0xcb: /* float 64 */
+				skip = 8;
+				break;
+			case 0xcc ... 0xcf: /* uint 8..64 */
 				skip = 1u << (b - 0xcc);
 				break;
-			case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+			case 0xd0 ... 0xd3: /* int 8..64 */
 				skip = 1u << (b - 0xd0);
 				break;
-			case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: /* fixext */
+			case 0xd4 ... 0xd8: /* fixext 1..16: type, data */
 				skip = 1 + (1u << (b - 0xd4));
 				break;
-			case 0xd9: case 0xda: case 0xdb: /* str 8/16/32 */
+			case 0xd9 ... 0xdb: /* str 8/16/32 */
 				if (!mp_len(p, len, &off, 1u << (b - 0xd9), &skip))
 					return -EBADMSG;
 				break;
-			case 0xdc: case 0xdd: /* array 16/32 */
+			case 0xdc ... 0xdd: /* array 16/32 */
 				if (!mp_len(p, len, &off, b == 0xdc ? 2 : 4, &n))
 					return -EBADMSG;
 				container = true, items = n;
 				break;
-			case 0xde: case 0xdf: /* map 16/32 */
+			case 0xde ... 0xdf: /* map 16/32 */
 				if (!mp_len(p, len, &off, b == 0xde ? 2 : 4, &n))
 					return -EBADMSG;
 				container = true, items = n * 2;

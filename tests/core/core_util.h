@@ -57,7 +57,7 @@ struct tinst {
 
 /* A fresh instance in a new directory under /dev/shm. 0 or -errno. */
 static inline int tinst_create(struct tinst *t, uint32_t nchannels, uint32_t sq_size,
-			       uint32_t cq_size)
+                               uint32_t cq_size)
 {
 	memset(t, 0, sizeof(*t));
 	snprintf(t->dir, sizeof(t->dir), "/dev/shm/shmring-test-XXXXXX");

@@ -89,7 +89,7 @@ static inline void fx_expect(struct shmring_chan *c, uint32_t len, uint16_t type
 	for (uint32_t i = 0; i < len; i++)
 		if (rec.payload[i] != fx_byte(seed, i))
 			fail_msg("payload byte %u of record %llu differs", i,
-				 (unsigned long long)seed);
+			         (unsigned long long)seed);
 }
 
 #endif

@@ -85,7 +85,7 @@ static inline void stream_fill(const struct stream *s, uint64_t seq, uint8_t *ds
 
 /* 0 if rec is record seq of the stream, else a static reason. */
 static inline const char *stream_check(const struct stream *s, uint64_t seq,
-				       const struct shmring_rec *rec)
+                                       const struct shmring_rec *rec)
 {
 	if (rec->req_id != seq)
 		return rec->req_id < seq ? "duplicated or reordered record" : "lost record";
@@ -109,7 +109,7 @@ static inline const char *stream_check(const struct stream *s, uint64_t seq,
 /* Produce record seq: 0, SHMRING_FULL, or -errno. Claims up to extra bytes
  * more than needed and commits the exact length (a shrinking commit). */
 static inline int stream_put(const struct stream *s, struct shmring_chan *c, uint64_t seq,
-			     uint32_t extra)
+                             uint32_t extra)
 {
 	uint32_t len = stream_len(s, seq);
 	uint32_t cap = len + extra;

@@ -48,9 +48,9 @@ static void consumer(const char *dir, uint64_t first, struct shared *sh, uint64_
 		if (rc == 0) {
 			const char *err = stream_check(&in, got, &rec);
 			if (err) {
-				snprintf(sh->why, sizeof(sh->why), "consumer at %llu: %s (got %llu)",
-					 (unsigned long long)got, err,
-					 (unsigned long long)rec.req_id);
+				snprintf(sh->why, sizeof(sh->why),
+				         "consumer at %llu: %s (got %llu)", (unsigned long long)got,
+				         err, (unsigned long long)rec.req_id);
 				sh->failed = 1;
 				_exit(1);
 			}
@@ -133,11 +133,9 @@ static uint64_t seq_after(const struct producer *p, uint64_t head)
 
 static void test_consumer_killed_mid_stream(void **state)
 {
-	(void)state;
-	struct tinst t;
-	assert_int_equal(tinst_create(&t, 1, RING, RING), 0);
-	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
-				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct tinst t = *(struct tinst *)*state; /* removed by inst_teardown, pass or fail */
+	struct shared *sh =
+	    mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(sh != MAP_FAILED);
 	const uint64_t seed = 0xdead;
 	struct producer p = {0};
@@ -198,7 +196,7 @@ static void test_consumer_killed_mid_stream(void **state)
 		redelivered += read_by_dead - first;
 	}
 	fprintf(stderr, "%d kills, %llu records, %llu read-but-unreleased delivered again\n",
-		ROUNDS, (unsigned long long)p.sent, (unsigned long long)redelivered);
+	        ROUNDS, (unsigned long long)p.sent, (unsigned long long)redelivered);
 	assert_int_equal(shmring_chan_counters(p.c, SHMRING_CLIENT)->corrupt, 0);
 	shmring_chan_release(p.c);
 	shmring_instance_close(inst, 0);
@@ -206,13 +204,32 @@ static void test_consumer_killed_mid_stream(void **state)
 	free(p.end_pos);
 	munmap(p.raw, raw_size);
 	munmap(sh, sizeof(*sh));
-	tinst_destroy(&t);
+}
+
+static int inst_setup(void **state)
+{
+	struct tinst *t = calloc(1, sizeof(*t));
+	if (!t || tinst_create(t, 1, RING, RING) < 0)
+		return -1;
+	*state = t;
+	return 0;
+}
+
+static int inst_teardown(void **state)
+{
+	struct tinst *t = *state;
+	if (t) {
+		tinst_destroy(t);
+		free(t);
+	}
+	return 0;
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_consumer_killed_mid_stream),
+	    cmocka_unit_test_setup_teardown(test_consumer_killed_mid_stream, inst_setup,
+	                                    inst_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

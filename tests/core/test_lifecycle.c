@@ -8,10 +8,10 @@ static void test_create_rejects_bad_options(void **state)
 	(void)state;
 	struct shmring_instance *inst = (struct shmring_instance *)1;
 	struct shmring_create_opts o = {.dir = "/dev/shm/shmring-test-never",
-					.nchannels = 1,
-					.nworkers = 1,
-					.uid = (uid_t)-1,
-					.gid = (gid_t)-1};
+	                                .nchannels = 1,
+	                                .nworkers = 1,
+	                                .uid = (uid_t)-1,
+	                                .gid = (gid_t)-1};
 	struct shmring_create_opts bad;
 	bad = o, bad.nchannels = 0;
 	assert_int_equal(shmring_instance_create(&bad, &inst), -EINVAL);
@@ -177,13 +177,13 @@ static void test_epoch_change(void **state)
 	/* the daemon restarts: a new create over the same directory */
 	struct shmring_instance *srv2;
 	struct shmring_create_opts o = {.dir = f->t.dir,
-					.nchannels = 1,
-					.nworkers = 1,
-					.sq_size = FX_RING,
-					.cq_size = FX_RING,
-					.mode = 0600,
-					.uid = (uid_t)-1,
-					.gid = (gid_t)-1};
+	                                .nchannels = 1,
+	                                .nworkers = 1,
+	                                .sq_size = FX_RING,
+	                                .cq_size = FX_RING,
+	                                .mode = 0600,
+	                                .uid = (uid_t)-1,
+	                                .gid = (gid_t)-1};
 	assert_int_equal(shmring_instance_create(&o, &srv2), 0);
 	uint64_t new_epoch = shmring_instance_epoch(srv2);
 	assert_true(new_epoch != 0 && new_epoch != old_epoch);
@@ -235,13 +235,13 @@ static void test_recreate_with_fewer_channels(void **state)
 	assert_int_equal(shmring_chan_open(t.inst, 3, SHMRING_CLIENT, &c3), 0);
 	struct shmring_instance *srv2;
 	struct shmring_create_opts o = {.dir = t.dir,
-					.nchannels = 2,
-					.nworkers = 1,
-					.sq_size = 4096,
-					.cq_size = 4096,
-					.mode = 0600,
-					.uid = (uid_t)-1,
-					.gid = (gid_t)-1};
+	                                .nchannels = 2,
+	                                .nworkers = 1,
+	                                .sq_size = 4096,
+	                                .cq_size = 4096,
+	                                .mode = 0600,
+	                                .uid = (uid_t)-1,
+	                                .gid = (gid_t)-1};
 	assert_int_equal(shmring_instance_create(&o, &srv2), 0);
 	assert_int_equal(shmring_chan_is_closed(c3), 1);
 	char path[PATH_MAX];

@@ -162,9 +162,21 @@ static void test_hostile_counts(void **state)
 	assert_int_equal(shmring_mpr_parse(&r, "\xdf\xff\xff\xff\xff", 5), -EBADMSG);
 	assert_int_equal(shmring_mpr_parse(&r, "\x91\xdd\xff\xff\xff\xff", 6), -EBADMSG);
 	assert_int_equal(shmring_mpr_parse(&r, "\xdc\xff\xff\xc0\xc0", 5), -EBADMSG);
-	assert_int_equal(shmring_mpr_parse(&r, "\xdb\xff\xff\xff\xff" "abc", 8), -EBADMSG);
-	assert_int_equal(shmring_mpr_parse(&r, "\xc6\xff\xff\xff\xff" "abc", 8), -EBADMSG);
-	assert_int_equal(shmring_mpr_parse(&r, "\xc9\xff\xff\xff\xff\x01" "abc", 9), -EBADMSG);
+	assert_int_equal(shmring_mpr_parse(&r,
+	                                   "\xdb\xff\xff\xff\xff"
+	                                   "abc",
+	                                   8),
+	                 -EBADMSG);
+	assert_int_equal(shmring_mpr_parse(&r,
+	                                   "\xc6\xff\xff\xff\xff"
+	                                   "abc",
+	                                   8),
+	                 -EBADMSG);
+	assert_int_equal(shmring_mpr_parse(&r,
+	                                   "\xc9\xff\xff\xff\xff\x01"
+	                                   "abc",
+	                                   9),
+	                 -EBADMSG);
 	/* the largest legal count for the bytes given still parses */
 	assert_int_equal(shmring_mpr_parse(&r, "\x93\xc0\xc0\xc0", 4), 0);
 	assert_int_equal(r.root.via.array.size, 3);
@@ -225,7 +237,8 @@ static void test_in_the_ring(void **state)
 	assert_int_equal(shmring_mp_get_str(&r.root, "path", &s, &slen), 0);
 	assert_int_equal(slen, 4);
 	assert_memory_equal(s, "/jwt", 4);
-	assert_true((const uint8_t *)s >= rec.payload && (const uint8_t *)s < rec.payload + rec.len);
+	assert_true((const uint8_t *)s >= rec.payload &&
+	            (const uint8_t *)s < rec.payload + rec.len);
 	shmring_mpr_destroy(&r);
 	shmring_release(f->sv);
 }

@@ -68,7 +68,8 @@ static void test_one_record_each_way(void **state)
 	assert_int_equal(cc->consumed, 1);
 	assert_int_equal(sc->records, 1);
 	assert_int_equal(sc->consumed, 1);
-	assert_ptr_equal(shmring_chan_my_counters(f->sv), shmring_chan_counters(f->sv, SHMRING_SERVER));
+	assert_ptr_equal(shmring_chan_my_counters(f->sv),
+	                 shmring_chan_counters(f->sv, SHMRING_SERVER));
 }
 
 static void test_zero_length_and_max(void **state)
@@ -160,7 +161,7 @@ static void test_exact_fit_at_end(void **state)
 	shmring_publish(f->cl);
 	assert_int_equal(raw_load64(f->raw, RAW_SQ_TAIL), FX_RING + rec_bytes(10));
 	assert_true(raw_load64(f->raw, SQ_DATA + FX_RING - 256) ==
-		    rec_word(256 - SHMRING_REC_HDR, 3, 1));
+	            rec_word(256 - SHMRING_REC_HDR, 3, 1));
 	assert_true(raw_load64(f->raw, SQ_DATA) == rec_word(10, 3, 2));
 	fx_expect(f->sv, 256 - SHMRING_REC_HDR, 3, 1);
 	fx_expect(f->sv, 10, 3, 2);
@@ -188,7 +189,7 @@ static void test_wrap_with_padding(void **state)
 		assert_int_equal(after - before, to_end + rec_bytes(len));
 		/* the padding record: type 0, len = bytes to the end */
 		assert_true(raw_load64(f->raw, SQ_DATA + FX_RING - to_end) ==
-			    rec_word(to_end, SHMRING_REC_PAD, 0));
+		            rec_word(to_end, SHMRING_REC_PAD, 0));
 		/* the real record at offset 0 */
 		assert_true(raw_load64(f->raw, SQ_DATA) == rec_word(len, 4, (uint16_t)seed));
 		fx_expect(f->sv, len, 4, seed);
@@ -359,7 +360,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_claim_misuse, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_shrink_after_padding, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_random_sizes_single_process, fx_setup,
-					    fx_teardown),
+	                                    fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,8 +83,7 @@ static void test_batch_across_the_end(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_publish_once_many_records, fx_setup,
-					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_publish_once_many_records, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_interleaved_batches, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_across_the_end, fx_setup, fx_teardown),
 	};

@@ -5,7 +5,10 @@
  * carries SHMRING_STRESS_RECORDS (default 2 M) records of 1 B .. 8 KiB with
  * sequence numbers and checksums (stream.h); every record is checked.
  * Batch sizes, release points and claim slack are random, the rings are
- * small (64 KiB) so they wrap and fill constantly. The child sleeps on its
+ * small (256 KiB, 16 k wraps per direction) so they wrap and fill
+ * constantly. An idle side yields its CPU after a few empty polls, so the
+ * run stays short when the machine is shared (busy-polling against a
+ * descheduled peer only burns the time slice the peer needs). The child sleeps on its
  * worker event whenever it only waits for SQ records, so the wakeup path is
  * exercised under load: a 10 s sleep there is a lost wakeup and fails.
  */
@@ -13,9 +16,10 @@
 #include "core/stream.h"
 
 #include <stdatomic.h>
+#include <sched.h>
 #include <sys/prctl.h>
 
-#define RING (64u * 1024)
+#define RING (256u * 1024)
 #define IDLE_LIMIT_NS (30ull * 1000000000ull)
 
 struct shared {
@@ -36,6 +40,7 @@ static const char *pump(struct side *s)
 {
 	struct shmring_rec rec;
 	uint64_t idle_since = 0;
+	uint32_t idle_polls = 0;
 	while (s->sent < s->n || s->got < s->n) {
 		if (s->sh->failed)
 			return "the other process failed";
@@ -77,8 +82,11 @@ static const char *pump(struct side *s)
 
 		if (progress) {
 			idle_since = 0;
+			idle_polls = 0;
 			continue;
 		}
+		if (++idle_polls % 16 == 0)
+			sched_yield();
 		if (s->ev && s->sent == s->n && s->got < s->n) {
 			uint32_t key = shmring_event_prepare(s->ev);
 			if (shmring_ready(s->c) != 0) {
@@ -107,7 +115,7 @@ static void fail_shared(struct shared *sh, const char *who, const struct side *s
 	if (!atomic_compare_exchange_strong(&sh->failed, &expected, 2))
 		return; /* the first failure tells the story */
 	snprintf(sh->why, sizeof(sh->why), "%s: %s (sent %llu, got %llu)", who, why,
-		 (unsigned long long)s->sent, (unsigned long long)s->got);
+	         (unsigned long long)s->sent, (unsigned long long)s->got);
 	sh->failed = 1;
 }
 
@@ -120,12 +128,10 @@ static uint64_t records_from_env(void)
 
 static void test_two_process_stress(void **state)
 {
-	(void)state;
 	uint64_t n = records_from_env();
-	struct tinst t;
-	assert_int_equal(tinst_create(&t, 1, RING, RING), 0);
-	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
-				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct tinst t = *(struct tinst *)*state; /* removed by inst_teardown, pass or fail */
+	struct shared *sh =
+	    mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(sh != MAP_FAILED);
 	const uint64_t sq_seed = 0x5157, cq_seed = 0xc0c0;
 	/* Claim before the server starts: a claim skips CQ records that were
@@ -155,8 +161,8 @@ static void test_two_process_stress(void **state)
 			_exit(1);
 		}
 		fprintf(stderr, "server: %llu sent, %llu received, %llu sleeps\n",
-			(unsigned long long)s.sent, (unsigned long long)s.got,
-			(unsigned long long)s.sleeps);
+		        (unsigned long long)s.sent, (unsigned long long)s.got,
+		        (unsigned long long)s.sleeps);
 		_exit(0);
 	}
 
@@ -171,7 +177,7 @@ static void test_two_process_stress(void **state)
 		fail_msg("%s", sh->why);
 	assert_true(child_ok(st));
 	fprintf(stderr, "client: %llu sent, %llu received each way in %.1f s\n",
-		(unsigned long long)s.sent, (unsigned long long)s.got, secs);
+	        (unsigned long long)s.sent, (unsigned long long)s.got, secs);
 	assert_true(s.sent == n && s.got == n);
 
 	/* the counters agree with what was checked */
@@ -184,13 +190,31 @@ static void test_two_process_stress(void **state)
 	stream_free(&s.out);
 	stream_free(&s.in);
 	munmap(sh, sizeof(*sh));
-	tinst_destroy(&t);
+}
+
+static int inst_setup(void **state)
+{
+	struct tinst *t = calloc(1, sizeof(*t));
+	if (!t || tinst_create(t, 1, RING, RING) < 0)
+		return -1;
+	*state = t;
+	return 0;
+}
+
+static int inst_teardown(void **state)
+{
+	struct tinst *t = *state;
+	if (t) {
+		tinst_destroy(t);
+		free(t);
+	}
+	return 0;
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_two_process_stress),
+	    cmocka_unit_test_setup_teardown(test_two_process_stress, inst_setup, inst_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -138,7 +138,7 @@ static void test_sleeper_in_other_process_is_woken(void **state)
 		struct shmring_event *ev = shmring_instance_worker_event(f->t.inst, 0);
 		uint64_t dl = deadline_in_ms(10000);
 		while (!(__atomic_load_n(&ev->waiters, __ATOMIC_ACQUIRE) == 1 &&
-			 proc_state(pid) == 'S')) {
+		         proc_state(pid) == 'S')) {
 			if (deadline_passed(dl))
 				fail_msg("child never went to sleep");
 			sched_yield();
@@ -147,7 +147,8 @@ static void test_sleeper_in_other_process_is_woken(void **state)
 		assert_int_equal(fx_put(f->cl, 8, 1, (uint64_t)round + 100), 0);
 		uint64_t t0 = shmring_now_ns();
 		assert_int_equal(shmring_publish(f->cl), 0);
-		assert_int_equal(shmring_chan_counters(f->cl, SHMRING_CLIENT)->wakeups, wakeups + 1);
+		assert_int_equal(shmring_chan_counters(f->cl, SHMRING_CLIENT)->wakeups,
+		                 wakeups + 1);
 		int st = wait_child(pid, 15000);
 		assert_true(child_ok(st));
 		/* woken by us, well before the child's own 10 s timeout */
@@ -163,9 +164,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_doorbell_once_per_arm, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_event_notify_without_waiter, fx_setup,
-					    fx_teardown),
+	                                    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_sleeper_in_other_process_is_woken, fx_setup,
-					    fx_teardown),
+	                                    fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

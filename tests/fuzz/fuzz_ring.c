@@ -38,13 +38,13 @@ static uint8_t *g_raw;
 static size_t g_raw_size;
 static struct shmring_mpr g_mpr;
 
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "fuzz_ring: check failed: %s (line %d)\n", #cond,       \
-				__LINE__);                                                       \
-			__builtin_trap();                                                        \
-		}                                                                                \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "fuzz_ring: check failed: %s (line %d)\n", #cond,          \
+			        __LINE__);                                                         \
+			__builtin_trap();                                                          \
+		}                                                                                  \
 	} while (0)
 
 static void cleanup(void)
@@ -116,7 +116,7 @@ static void parse_mp(const void *p, uint32_t len)
 }
 
 static void run_op(struct shmring_chan *c, size_t in_pos_off, size_t in_data, size_t out_head_off,
-		   uint8_t op, uint32_t i)
+                   uint8_t op, uint32_t i)
 {
 	struct shmring__ring *in = &c->in, *out = &c->out;
 	uint32_t arg = op >> 3;
