@@ -96,7 +96,8 @@ struct jwt_conf {
 	bool cache_on;
 	int64_t cache_ttl; /* seconds an entry lives at most */
 	struct jwt_cache cache;
-	EVP_MD_CTX *md_ctx; /* reused by every asymmetric verify */
+	struct jwt_header_cache hdr_cache; /* parsed JOSE headers, by their text */
+	EVP_MD_CTX *md_ctx;                /* reused by every asymmetric verify */
 };
 
 /* ---- config ---------------------------------------------------------------- */
@@ -291,6 +292,7 @@ static void jwt_conf_free(void *conf)
 	free(c->watch.path);
 	jwt__keyring_free(c->kr);
 	jwt__cache_destroy(&c->cache);
+	jwt__header_cache_clear(&c->hdr_cache);
 	EVP_MD_CTX_free(c->md_ctx);
 	free(c);
 }
@@ -730,7 +732,7 @@ static int verify(struct jwt_conf *c, struct shmring_str tok, int64_t now,
 		}
 	}
 	struct jwt_token t;
-	switch (jwt__token_parse(tok.ptr, tok.len, &t)) {
+	switch (jwt__token_parse(tok.ptr, tok.len, &t, &c->hdr_cache)) {
 	case JWT_OK:
 		break;
 	case JWT_E_TOO_LARGE:

@@ -156,9 +156,25 @@ struct jwt_token {
 	size_t sig_len;
 };
 
-/* Parse tok[0..len) (no signature check). On failure the token holds no
- * JSON and the result says why. */
-enum jwt_parse_err jwt__token_parse(const char *tok, size_t len, struct jwt_token *t);
+/* Parsed JOSE headers by their exact base64url text. The tokens of one
+ * issuer share one header, so its jansson parse (about a third of a
+ * verification without the cache) is done once. An entry holds a reference
+ * to a header object that nobody modifies; replaced round-robin. */
+#define JWT_HDR_CACHE 4
+struct jwt_header_cache {
+	struct {
+		char *b64; /* owned copy of the header part */
+		size_t len;
+		json_t *hdr; /* one reference */
+	} e[JWT_HDR_CACHE];
+	unsigned next; /* the entry to replace next */
+};
+void jwt__header_cache_clear(struct jwt_header_cache *hc);
+
+/* Parse tok[0..len) (no signature check); hc may be NULL. On failure the
+ * token holds no JSON and the result says why. */
+enum jwt_parse_err jwt__token_parse(const char *tok, size_t len, struct jwt_token *t,
+                                    struct jwt_header_cache *hc);
 void jwt__token_clear(struct jwt_token *t);
 
 /* Verify t's signature with cred (t->alg must already equal cred->alg).

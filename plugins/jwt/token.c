@@ -15,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/obj_mac.h>
 #include <openssl/rsa.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct jwt_alg_info algs[JWT_ALG_COUNT_] = {
@@ -68,7 +69,45 @@ static json_t *part_json(const char *p, size_t n, uint8_t *scratch)
 	return j;
 }
 
-enum jwt_parse_err jwt__token_parse(const char *tok, size_t len, struct jwt_token *t)
+void jwt__header_cache_clear(struct jwt_header_cache *hc)
+{
+	for (unsigned i = 0; i < JWT_HDR_CACHE; i++) {
+		free(hc->e[i].b64);
+		json_decref(hc->e[i].hdr);
+		hc->e[i].b64 = NULL;
+		hc->e[i].hdr = NULL;
+		hc->e[i].len = 0;
+	}
+	hc->next = 0;
+}
+
+/* The header object for the base64url text p[0..n): from hc, or parsed
+ * (and then remembered in hc). A new reference, or NULL if invalid. */
+static json_t *header_json(const char *p, size_t n, uint8_t *scratch, struct jwt_header_cache *hc)
+{
+	if (hc)
+		for (unsigned i = 0; i < JWT_HDR_CACHE; i++)
+			if (hc->e[i].hdr && hc->e[i].len == n && memcmp(hc->e[i].b64, p, n) == 0)
+				return json_incref(hc->e[i].hdr);
+	json_t *j = part_json(p, n, scratch);
+	if (!j || !hc)
+		return j;
+	char *copy = malloc(n ? n : 1);
+	if (!copy)
+		return j; /* not remembered; still a valid header */
+	memcpy(copy, p, n);
+	unsigned i = hc->next;
+	hc->next = (i + 1) % JWT_HDR_CACHE;
+	free(hc->e[i].b64);
+	json_decref(hc->e[i].hdr);
+	hc->e[i].b64 = copy;
+	hc->e[i].len = n;
+	hc->e[i].hdr = json_incref(j);
+	return j;
+}
+
+enum jwt_parse_err jwt__token_parse(const char *tok, size_t len, struct jwt_token *t,
+                                    struct jwt_header_cache *hc)
 {
 	t->header = t->claims = NULL;
 	t->alg = JWT_ALG_NONE_;
@@ -92,7 +131,7 @@ enum jwt_parse_err jwt__token_parse(const char *tok, size_t len, struct jwt_toke
 
 	/* Header and claims decode into one scratch buffer (<= 6 KiB). */
 	uint8_t scratch[JWT_B64_DECODED_MAX(JWT_MAX_TOKEN)];
-	t->header = part_json(tok, hlen, scratch);
+	t->header = header_json(tok, hlen, scratch, hc);
 	if (!t->header)
 		return JWT_E_JSON;
 	t->claims = part_json(d1 + 1, clen, scratch);

@@ -866,6 +866,42 @@ static void test_cache(void **state)
 	jwt__cache_destroy(&c);
 }
 
+static void test_header_cache(void **state)
+{
+	struct jwt_header_cache hc = {0};
+	struct jwt_token t;
+	/* {"alg":"HS256"} and {"alg":"HS384"}, the same claims {}. */
+	const char *a = "eyJhbGciOiJIUzI1NiJ9.e30.c2ln", *b = "eyJhbGciOiJIUzM4NCJ9.e30.c2ln";
+	assert_int_equal(jwt__token_parse(a, strlen(a), &t, &hc), JWT_OK);
+	json_t *first = t.header;
+	assert_int_equal(t.alg, JWT_HS256);
+	jwt__token_clear(&t);
+	assert_int_equal(jwt__token_parse(a, strlen(a), &t, &hc), JWT_OK);
+	assert_ptr_equal(t.header, first); /* parsed once */
+	jwt__token_clear(&t);
+	/* One byte of difference is another header. */
+	assert_int_equal(jwt__token_parse(b, strlen(b), &t, &hc), JWT_OK);
+	assert_int_equal(t.alg, JWT_HS384);
+	jwt__token_clear(&t);
+	/* Invalid headers are not remembered; "alg":"none" is, but refused. */
+	assert_int_equal(jwt__token_parse("bm9wZQ.e30.c2ln", 15, &t, &hc), JWT_E_JSON);
+	const char *none = "eyJhbGciOiJub25lIn0.e30.c2ln";
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(jwt__token_parse(none, strlen(none), &t, &hc), JWT_E_ALG);
+	assert_null(t.header);
+	/* Round robin past the capacity: a is parsed anew, still right. */
+	const char *more[] = {"eyJhbGciOiJIUzUxMiJ9.e30.c2ln", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln",
+	                      "eyJhbGciOiJFUzI1NiJ9.e30.c2ln"};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(jwt__token_parse(more[i], strlen(more[i]), &t, &hc), JWT_OK);
+		jwt__token_clear(&t);
+	}
+	assert_int_equal(jwt__token_parse(a, strlen(a), &t, &hc), JWT_OK);
+	assert_int_equal(t.alg, JWT_HS256);
+	jwt__token_clear(&t);
+	jwt__header_cache_clear(&hc);
+}
+
 /* ---- anonymous, preflight, credentials file --------------------------------------- */
 
 static void test_anonymous_and_preflight(void **state)
@@ -1000,6 +1036,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_config_errors),
 	    cmocka_unit_test(test_cache),
+	    cmocka_unit_test(test_header_cache),
 	    cmocka_unit_test(test_anonymous_and_preflight),
 	    cmocka_unit_test(test_credentials_file),
 	    cmocka_unit_test(test_hostile_requests),
