@@ -303,7 +303,8 @@ local function conf_id_of(plugin, conf)
     content_msg.buf, content_msg.cap, content_msg.len, content_msg.overflow = content_buf, 65536, 0, 0
     C.shmring_mpw_str(W, plugin, #plugin)
     conf_encode_into(conf)
-    local key = ffi_string(content_buf, content_msg.len)
+    -- A config larger than the scratch buffer is keyed by identity only.
+    local key = content_msg.overflow == 0 and ffi_string(content_buf, content_msg.len) or {}
     W = saved
     id = conf_by_content[key]
     if not id then
@@ -327,19 +328,27 @@ end
 -- published (the request that needs it publishes both together: the daemon
 -- reads the SQ in order, so the ACCESS after it finds the conf).
 local function conf_write(plugin, conf, id)
-    local rc = C.shmring_client_begin(chan, cfg.claim_bytes, msg)
-    if rc ~= 0 then
-        return rc
+    local cap, req_id, rc = cfg.claim_bytes, nil, nil
+    for _ = 1, 2 do
+        rc = C.shmring_client_begin(chan, cap, msg)
+        if rc ~= 0 then
+            return rc
+        end
+        C.shmring_mpw_map(W, 3)
+        C.shmring_mpw_str(W, "conf", 4)
+        C.shmring_mpw_uint(W, id)
+        C.shmring_mpw_str(W, "plugin", 6)
+        C.shmring_mpw_str(W, plugin, #plugin)
+        C.shmring_mpw_str(W, "config", 6)
+        conf_encode_into(conf)
+        req_id = next_req_id()
+        rc = C.shmring_client_end(chan, msg, REC.CONF, req_id, 0)
+        local max = C.shmring_chan_max_payload(chan)
+        if rc ~= core.EMSGSIZE or cap >= max then
+            break
+        end
+        cap = max -- a large config (keys, many rules): once more with room
     end
-    C.shmring_mpw_map(W, 3)
-    C.shmring_mpw_str(W, "conf", 4)
-    C.shmring_mpw_uint(W, id)
-    C.shmring_mpw_str(W, "plugin", 6)
-    C.shmring_mpw_str(W, plugin, #plugin)
-    C.shmring_mpw_str(W, "config", 6)
-    conf_encode_into(conf)
-    local req_id = next_req_id()
-    rc = C.shmring_client_end(chan, msg, REC.CONF, req_id, 0)
     if rc < 0 then
         return rc
     end
