@@ -53,7 +53,10 @@
  * Threading: every hook of a worker runs on that worker's single thread. A
  * hook must not block: no sleeping, no synchronous network or disk I/O (use
  * the log sinks below for output). A hook that takes long delays every
- * request on the channels that worker serves.
+ * request on the channels that worker serves; one that does not return for
+ * watchdog_ms (default 10 s) gets the worker killed and restarted. A worker
+ * that crashes is restarted too; a CONF record that crashes two workers in
+ * a row is answered with an error instead of being retried.
  *
  * Memory: every view (struct shmring_str, msgpack_object) handed to a hook
  * points into the shared ring or into the daemon's per-record zone and is
@@ -62,10 +65,12 @@
  * arguments, so passing views of the request to it is fine.
  *
  * Errors: hooks return 0 on success or a negative value on failure. On
- * failure, the reply to nginx is `{s = 1, e = <message>}` where the message
- * is what the hook passed to shmring_reply_error() (or "plugin error"), and
- * the worker's error counter is bumped. The actions added before the
- * failure are discarded.
+ * failure, or after shmring_reply_error(), the reply to nginx is
+ * `{s = 1, e = <message>}` where the message is what the hook passed to
+ * shmring_reply_error() (or "plugin error"), and the plugin's error counter
+ * is bumped (`shmringctl stats`). The actions added before are discarded.
+ * A policy decision such as "401 Unauthorized" is not an error: answer it
+ * with shmring_reply_exit() and return 0.
  *
  * Wire protocol behind all of this: docs/protocol.md.
  * ---------------------------------------------------------------------------
@@ -182,8 +187,8 @@ struct shmring_plugin {
 	 * msgpack type MAP, possibly empty). On success return 0 and store the
 	 * plugin's own parsed config in *conf (may stay NULL). On failure
 	 * return < 0 and write why into err (NUL-terminated, <= errlen bytes):
-	 * nginx receives it as the CONF reply's "e". Required if the plugin
-	 * has any phase. */
+	 * nginx receives it as the CONF reply's "e". Optional: without it every
+	 * config is accepted and the hooks get conf == NULL. */
 	int (*conf_new)(void *wstate, const msgpack_object *config, void **conf, char *err,
 	                size_t errlen);
 	/* Free what conf_new made; optional (called with conf == NULL too). */

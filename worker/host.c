@@ -50,8 +50,6 @@ static const char *desc_problem(const struct shmring_plugin *d, char *buf, size_
 	if (d->phases & ~(uint32_t)(SHMRING_PHASE_ACCESS | SHMRING_PHASE_REWRITE |
 	                            SHMRING_PHASE_HEADER_FILTER | SHMRING_PHASE_LOG))
 		return "descriptor declares unknown phases";
-	if (d->phases && !d->conf_new)
-		return "descriptor has phases but no conf_new hook";
 	if (((d->phases & SHMRING_PHASE_ACCESS) && !d->access) ||
 	    ((d->phases & SHMRING_PHASE_REWRITE) && !d->rewrite) ||
 	    ((d->phases & SHMRING_PHASE_HEADER_FILTER) && !d->header_filter) ||

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A plugin built for another ABI version is refused with a clear message:
  * fatal when named in `plugins`, skipped (and CONF for it answered with the
- * reason) when found by scanning plugin_dir. */
+ * reason) when found by scanning plugin_dir. The minimal example of the
+ * header loads and answers. */
 #include "client.h"
 
 int main(void)
@@ -31,6 +32,16 @@ int main(void)
 	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "ABI version 99"), "CONF badabi: %s", e);
 	struct tc_conf hello = {.id = 2, .plugin = "hello"};
 	tc_register(c, &r, 2, &hello);
+
+	/* The header's minimal example (no conf_new) loads and answers. */
+	struct tc_conf minimal = {.id = 3, .plugin = "minimal", .k1 = "any", .v1 = "thing"};
+	tc_register(c, &r, 3, &minimal);
+	uint64_t id = 3;
+	tc_send(c, SHMRING_REC_ACCESS, 4, tc_fill_access, &id);
+	tc_expect(c, &r, 4, 5 * SEC);
+	const msgpack_object *a = shmring_mp_get(r.root, "a");
+	CHECK(r.s == 0 && a && a->type == MSGPACK_OBJECT_ARRAY && a->via.array.size == 1,
+	      "minimal plugin reply");
 	shmring_chan_release(c);
 	shmring_instance_close(inst, 0);
 	kill(tc_pid, SIGTERM);
