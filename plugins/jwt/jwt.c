@@ -828,11 +828,9 @@ static int jwt_access(void *conf, const struct shmring_request *req, struct shmr
 	if (!c->run_on_preflight && req->method.len == 7 &&
 	    memcmp(req->method.ptr, "OPTIONS", 7) == 0)
 		return 0;
-	/* anonymous = logical OR with other auth plugins: already done when
-	 * an earlier plugin authenticated the request (the gateway sends the
-	 * consumer it set; a credential when the host knows one). */
-	if (c->anonymous &&
-	    (req->credential.len > 0 || req->consumer_id.len > 0 || req->consumer_username.len > 0))
+	/* anonymous = logical OR with other auth plugins: a credential from
+	 * an earlier one (kong.client.get_credential()) means done. */
+	if (c->anonymous && req->credential.len > 0)
 		return 0;
 	int64_t now = jwt__now();
 	maybe_reload(c, rep);
