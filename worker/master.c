@@ -393,11 +393,22 @@ static void reload_begin(void)
 		return;
 	}
 	/* What the segments and sockets were made with cannot change live. */
-	if (strcmp(nc.shm_dir, M.cfg.shm_dir) || nc.channels != M.cfg.channels ||
-	    nc.ring_size != M.cfg.ring_size || nc.mode != M.cfg.mode ||
-	    strcmp(nc.user, M.cfg.user) || strcmp(nc.group, M.cfg.group))
-		shmringd__log("reload: shm_dir, channels, ring_size, mode, user and group need a "
-		              "restart; keeping their old values");
+	char fixed[128] = "";
+	if (strcmp(nc.shm_dir, M.cfg.shm_dir))
+		strcat(fixed, " shm_dir");
+	if (nc.channels != M.cfg.channels)
+		strcat(fixed, " channels");
+	if (nc.ring_size != M.cfg.ring_size)
+		strcat(fixed, " ring_size");
+	if (nc.mode != M.cfg.mode)
+		strcat(fixed, " mode");
+	if (strcmp(nc.user, M.cfg.user))
+		strcat(fixed, " user");
+	if (strcmp(nc.group, M.cfg.group))
+		strcat(fixed, " group");
+	if (fixed[0])
+		shmringd__log("reload: changed%s: these need a restart; keeping their old values",
+		              fixed);
 	snprintf(nc.shm_dir, sizeof(nc.shm_dir), "%s", M.cfg.shm_dir);
 	nc.channels = M.cfg.channels;
 	nc.ring_size = M.cfg.ring_size;
