@@ -7,7 +7,7 @@ BUILD ?= build/release
 TEST_BUILD ?= build/test
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test demo serve bench bench-ring clean format
+.PHONY: all build test demo serve bench bench-ring bench-daemon clean format
 
 all: build
 
@@ -36,7 +36,11 @@ bench-ring: build
 	@mkdir -p bench/results
 	$(BUILD)/bench/bench_ring --json bench/results/ring.json
 
-bench: bench-ring
+bench-daemon: build
+	@mkdir -p bench/results
+	$(BUILD)/bench/bench_daemon --json bench/results/daemon.json
+
+bench: bench-ring bench-daemon
 
 clean:
 	rm -rf build
