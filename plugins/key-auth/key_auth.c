@@ -57,6 +57,9 @@ struct key_table {
 
 struct key_auth_conf {
 	struct shmring_pc_strv key_names;
+	/* key_names[i] with '_' as '-' (len 0 if it has no '_'): Kong finds
+	 * headers through ngx.req.get_headers(), which also tries that form. */
+	struct shmring_str *dashed;
 	bool key_in_header, key_in_query, hide_credentials, run_on_preflight;
 	char *anonymous; /* consumer id or username; NULL if unset */
 	char *www_auth;  /* "Key" or "Key realm=\"...\"" */
@@ -234,6 +237,7 @@ static void conf_free(void *p)
 	if (!c)
 		return;
 	shmring_pc_strv_free(&c->key_names);
+	free(c->dashed);
 	free(c->anonymous);
 	free(c->www_auth);
 	shmring_creds_free(&c->inline_creds);
@@ -292,6 +296,20 @@ static int conf_new(void *wstate, const msgpack_object *cfg, void **out, char *e
 		/* Headers arrive lower-case; keep the configured name for the
 		 * query (exact match, like Kong) and compare headers
 		 * case-insensitively through shmring_req_header. */
+	}
+	size_t bytes = 0;
+	for (size_t i = 0; i < c->key_names.n; i++)
+		bytes += c->key_names.v[i].len + 1;
+	if (!(c->dashed = malloc(c->key_names.n * sizeof(*c->dashed) + bytes)))
+		goto nomem;
+	char *d = (char *)(c->dashed + c->key_names.n);
+	for (size_t i = 0; i < c->key_names.n; i++) {
+		struct shmring_str n = c->key_names.v[i];
+		c->dashed[i] = (struct shmring_str){d, memchr(n.ptr, '_', n.len) ? n.len : 0};
+		for (size_t j = 0; j < n.len; j++)
+			d[j] = n.ptr[j] == '_' ? '-' : n.ptr[j];
+		d[n.len] = '\0';
+		d += n.len + 1;
 	}
 	if (key_in_body) {
 		snprintf(err, errlen,
@@ -455,12 +473,16 @@ static int authenticate(struct key_auth_conf *c, const struct shmring_request *r
 	struct shmring_str key = {NULL, 0};
 	bool found = false;
 	for (size_t i = 0; i < c->key_names.n && !found; i++) {
-		struct shmring_str name = c->key_names.v[i], v;
+		struct shmring_str name = c->key_names.v[i], hname = name, v;
 		bool have = false, dup = false;
-		if (c->key_in_header && shmring_req_header(req, name, &v)) {
+		if (c->key_in_header) {
+			have = shmring_req_header(req, name, &v);
+			if (!have && c->dashed[i].len) {
+				hname = c->dashed[i];
+				have = shmring_req_header(req, hname, &v);
+			}
 			struct shmring_str second;
-			have = true;
-			dup = shmring_req_header_nth(req, name, 1, &second);
+			dup = have && shmring_req_header_nth(req, hname, 1, &second);
 		}
 		if (!have && c->key_in_query) {
 			const msgpack_object *q = shmring_map_get(req->query, name);
@@ -487,7 +509,7 @@ static int authenticate(struct key_auth_conf *c, const struct shmring_request *r
 				if (shmring_map_get(req->query, name))
 					rc = clear_query_arg(c, req, rep, name);
 				if (rc == 0)
-					rc = shmring_reply_clear_req_header(rep, name);
+					rc = shmring_reply_clear_req_header(rep, hname);
 				if (rc < 0)
 					return rc;
 			}

@@ -192,6 +192,20 @@ static void key_names_in_order_and_case_insensitive_headers(void **state)
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
 }
 
+/* Like ngx.req.get_headers(): a key name with '_' also finds the '-' header. */
+static void underscore_key_name_finds_dashed_header(void **state)
+{
+	conf_ok("{\"key_names\":[\"api_key\"],\"hide_credentials\":true," CONSUMERS "}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"api-key\":\"demo-key\"}}");
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+	assert_true(harness_cleared(&H, "api-key"));
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"api_key\":\"other-key\"}}");
+	expect_consumer("c-2", NULL, "cust-2", "cred-2");
+	/* The query name stays exact. */
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"api-key\":\"demo-key\"}}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+}
+
 static void key_in_header_false_ignores_headers(void **state)
 {
 	conf_ok("{\"key_in_header\":false," CONSUMERS "}");
@@ -444,6 +458,7 @@ int main(void)
 	    cmocka_unit_test(realm_in_www_authenticate),
 	    cmocka_unit_test(duplicate_key_in_request_is_401),
 	    cmocka_unit_test(key_names_in_order_and_case_insensitive_headers),
+	    cmocka_unit_test(underscore_key_name_finds_dashed_header),
 	    cmocka_unit_test(key_in_header_false_ignores_headers),
 	    cmocka_unit_test(hide_credentials),
 	    cmocka_unit_test(preflight),
