@@ -104,6 +104,16 @@ def main():
         result["rounds_" + key] = runs[p]
     if "rps_echo" in result and "rps_hello" in result:
         result["ratio_hello_echo"] = round(result["rps_hello"] / result["rps_echo"], 3)
+        # The same ratio from CPU per request (nginx workers + shmringd): what
+        # the rps ratio would be if the box were CPU-bound and ours alone. On
+        # a shared VM it moves far less than rps does.
+        cpu_echo = result["cpu_us_per_req_nginx_echo"] + result["cpu_us_per_req_shmringd_echo"]
+        cpu_hello = result["cpu_us_per_req_nginx_hello"] + result["cpu_us_per_req_shmringd_hello"]
+        if cpu_hello > 0:
+            result["cpu_ratio_hello_echo"] = round(cpu_echo / cpu_hello, 3)
+        result["ratio_per_round"] = [round(h["rps"] / e["rps"], 3) for e, h in
+                                     zip(runs["/echo"], runs["/hello"])]
+    result["loadavg_at_end"] = os.getloadavg()[0]
     result["gateway_stats_one_worker"] = status.get("stats")
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
