@@ -247,6 +247,40 @@ static void ctl_init(void *map, void *argp)
 	h->magic = SHMRING_MAGIC_CTL;
 }
 
+static void unmap_chan_hdrs(struct shmring_instance *inst)
+{
+	if (!inst->hdrs)
+		return;
+	for (uint32_t k = 0; k < inst->nchannels; k++)
+		if (inst->hdrs[k])
+			munmap(inst->hdrs[k], HDR_BYTES);
+	free(inst->hdrs);
+	inst->hdrs = NULL;
+}
+
+/* Server: map the header page of every channel just created. */
+static int map_chan_hdrs(struct shmring_instance *inst)
+{
+	inst->hdrs = calloc(inst->nchannels, sizeof(*inst->hdrs));
+	if (!inst->hdrs)
+		return -ENOMEM;
+	char path[PATH_MAX];
+	for (uint32_t k = 0; k < inst->nchannels; k++) {
+		int rc = shmring__chan_path(inst->dir, k, path, sizeof(path));
+		if (rc < 0)
+			return rc;
+		int fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		void *m = mmap(NULL, HDR_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		close(fd);
+		if (m == MAP_FAILED)
+			return -errno;
+		inst->hdrs[k] = m;
+	}
+	return 0;
+}
+
 int shmring_instance_create(const struct shmring_create_opts *in, struct shmring_instance **out)
 {
 	*out = NULL;
@@ -304,8 +338,14 @@ int shmring_instance_create(const struct shmring_create_opts *in, struct shmring
 	if (rc < 0)
 		return rc;
 	rc = shmring_instance_attach(o.dir, out);
-	if (rc == 0)
-		(*out)->server = true;
+	if (rc < 0)
+		return rc;
+	(*out)->server = true;
+	rc = map_chan_hdrs(*out);
+	if (rc < 0) {
+		shmring_instance_close(*out, 1);
+		*out = NULL;
+	}
 	return rc;
 }
 
@@ -379,6 +419,7 @@ void shmring_instance_close(struct shmring_instance *inst, int unlink_files)
 		if (ctl_path(inst->dir, path, sizeof(path)) >= 0)
 			unlink(path);
 	}
+	unmap_chan_hdrs(inst);
 	munmap(inst->ctl, inst->ctl_size);
 	free(inst);
 }
@@ -399,26 +440,15 @@ uint64_t shmring_instance_epoch(const struct shmring_instance *inst)
 	return inst->epoch;
 }
 
-/* Apply fn to the header of every channel of the instance (master only). */
+/* Apply fn to the header of every channel of the instance (master only:
+ * a client's instance has no headers mapped and this does nothing). */
 static void for_each_chan_hdr(struct shmring_instance *inst,
 			      void (*fn)(struct shmring__chan_hdr *, void *), void *arg)
 {
-	char path[PATH_MAX];
-	for (uint32_t k = 0; k < inst->nchannels; k++) {
-		if (shmring__chan_path(inst->dir, k, path, sizeof(path)) < 0)
-			continue;
-		int fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		void *m = mmap(NULL, HDR_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		close(fd);
-		if (m == MAP_FAILED)
-			continue;
-		struct shmring__chan_hdr *h = m;
-		if (h->magic == SHMRING_MAGIC_CHAN && h->epoch == inst->epoch)
-			fn(h, arg);
-		munmap(m, HDR_BYTES);
-	}
+	if (!inst->hdrs)
+		return;
+	for (uint32_t k = 0; k < inst->nchannels; k++)
+		fn(inst->hdrs[k], arg);
 }
 
 static void beat_one(struct shmring__chan_hdr *h, void *arg)

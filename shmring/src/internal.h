@@ -109,6 +109,9 @@ struct shmring_instance {
 	uint64_t epoch;     /* private copy */
 	uint32_t nchannels; /* private copy */
 	bool server;
+	/* server (master) only: every channel's header, mapped once at create
+	 * so the 100 ms heartbeat touches memory, not the file system */
+	struct shmring__chan_hdr **hdrs;
 };
 
 struct shmring_chan {

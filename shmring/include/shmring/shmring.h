@@ -196,8 +196,9 @@ SHMRING_API void shmring_instance_close(struct shmring_instance *inst, int unlin
 SHMRING_API uint32_t shmring_instance_nchannels(const struct shmring_instance *inst);
 SHMRING_API uint32_t shmring_instance_nworkers(const struct shmring_instance *inst);
 SHMRING_API uint64_t shmring_instance_epoch(const struct shmring_instance *inst);
-/* Master side: store a heartbeat (now, CLOCK_MONOTONIC) in ctl and every
- * channel. */
+/* Master side (an instance from shmring_instance_create()): store a
+ * heartbeat (now, CLOCK_MONOTONIC) in ctl and every channel. Touches only
+ * memory: the channel headers stay mapped for the instance's life. */
 SHMRING_API void shmring_instance_beat(struct shmring_instance *inst);
 /* Master side: set the closed flag in ctl and every channel. */
 SHMRING_API void shmring_instance_set_closed(struct shmring_instance *inst);
