@@ -368,6 +368,18 @@ struct shmring_log_record {
  *   "file:/path/to/file"   opened O_WRONLY|O_APPEND|O_CREAT (0640)
  *   "tcp:HOST:PORT"        IPv4/IPv6 literal; reconnects with backoff
  *   "udp:HOST:PORT"        one datagram per entry
+ * optionally followed by per-sink settings "?key=value&key=value" (after
+ * the spec's last '?'; unsigned integers) that replace the daemon-wide
+ * ones for this sink:
+ *   batch_bytes=N     write the batch when it holds N bytes (log_batch_bytes)
+ *   batch_entries=N   ... or N entries (0, the default: no count bound)
+ *   flush_ms=N        ... or when its oldest entry is N ms old (log_flush_ms)
+ *   max_bytes=N       memory bound, N >= 1024 (log_sink_max_bytes)
+ *   reopen=1          file: open the path anew before each batch, so a
+ *                     rotated (renamed) file is let go within one batch
+ * e.g. "file:/var/log/kong/requests.log?flush_ms=50&reopen=1". An unknown
+ * key or a value out of range is refused with a message. A SIGHUP of the
+ * daemon reopens every file too (new workers open their sinks afresh).
  *
  * Open the sinks a config needs in conf_new and release them in conf_free:
  * sinks are shared per worker by spec (reference counted), so many configs
@@ -405,6 +417,33 @@ struct shmring_sink_stats {
 };
 SHMRING_HOST_API void shmring_sink_stats(const struct shmring_sink *sink,
                                          struct shmring_sink_stats *out);
+
+/* ---- memory shared by the workers of one shmringd ------------------------ */
+
+/*
+ * Each worker loads every plugin on its own; a plugin that needs state common
+ * to all the workers of the daemon (rate-limiting's counters) asks for a
+ * named region:
+ *
+ *   The daemon maps `<shm_dir>/plugin-<name>.shm` (MAP_SHARED). The first
+ *   caller on the host creates it zero-filled, with the daemon's segment
+ *   `mode` and the workers' user/group; every worker gets the same bytes.
+ *   The region survives worker restarts and SIGHUP reloads (so counters do),
+ *   and is removed when the daemon stops gracefully or starts anew.
+ *
+ * name: [a-z0-9_-]{1,63}; put a layout version in it ("rate-limiting-v1"),
+ * since a region that already exists with another size is refused.
+ * size: 1 byte .. 1 GiB. Returns 0 with *out set (page aligned, valid until
+ * the worker exits: the daemon never unmaps it), or -errno with *out NULL:
+ * -EINVAL (bad name or size), -EEXIST (exists with another size), -ENOTSUP
+ * (no shared directory: a host without a daemon), or the open/mmap error.
+ * Calling again with the same name and size returns the same mapping.
+ * Thread-safe. Zero-filled means the layout must treat all-zero bytes as a
+ * valid empty state: there is no "initialized" signal. Plain memory: use
+ * atomics for everything another worker may read, and remember that a
+ * worker can die (SIGKILL) between any two instructions.
+ */
+SHMRING_HOST_API int shmring_shared_region(const char *name, size_t size, void **out);
 
 #ifdef __cplusplus
 }

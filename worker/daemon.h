@@ -103,6 +103,17 @@ uint32_t shmringd__reply_status(struct shmring_reply *r, uint32_t status, const 
 /* Decode a snapshot map into the request view. 0, or -EBADMSG. */
 int shmringd__request_decode(struct shmring_request *req, const msgpack_object *root);
 
+/* ---- shared regions (host.c): shmring_shared_region() ------------------------ */
+
+#define SHMRINGD_REGION_PREFIX "plugin-"
+/* Where this process maps plugin regions (a worker: its shm_dir and segment
+ * mode; a test: a temp dir). Until called, shmring_shared_region() fails
+ * with -ENOTSUP. */
+void shmringd__shared_setup(const char *dir, mode_t mode);
+/* Unlink every plugin-*.shm in dir (master: at start and graceful stop).
+ * Processes that still map a region keep their mapping. */
+void shmringd__shared_remove_all(const char *dir);
+
 /* ---- log sinks (sink.c) ---------------------------------------------------- */
 
 struct shmringd_sink_opts {

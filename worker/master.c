@@ -628,6 +628,8 @@ int main(int argc, char **argv)
 	}
 	if ((M.lock_fd = take_lock(M.cfg.shm_dir)) < 0)
 		goto fail;
+	/* Plugin regions of a previous run (crashed, or another layout). */
+	shmringd__shared_remove_all(M.cfg.shm_dir);
 	if ((M.uid != (uid_t)-1 || M.gid != (gid_t)-1) && chown(M.cfg.shm_dir, M.uid, M.gid) < 0)
 		shmringd__log("chown %s: %s", M.cfg.shm_dir, strerror(errno));
 	write_lock_pid();
@@ -666,6 +668,7 @@ int main(int argc, char **argv)
 	master_loop();
 
 	remove_bells();
+	shmringd__shared_remove_all(M.cfg.shm_dir);
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/" SHMRINGD_STATS_NAME, M.cfg.shm_dir);
 	unlink(path);

@@ -680,6 +680,7 @@ void shmringd__worker_main(const struct shmringd_worker_args *a)
 	char err[512];
 	if (shmringd__plugins_load(a->cfg, &W.plugins, false, err, sizeof(err)) < 0)
 		shmringd__log("%s", err);
+	shmringd__shared_setup(a->cfg->shm_dir, a->cfg->mode);
 	shmringd__plugins_init(&W.plugins);
 	for (uint32_t i = 0; i < SHMRINGD_STATS_PLUGINS; i++) {
 		struct shmringd_plugin_stats *ps = &W.st->plugins[i];
