@@ -316,6 +316,12 @@ local function conf_id_of(plugin, conf)
     return id
 end
 
+-- The first claim of a record: claim_bytes, or less on a small ring.
+local function first_cap()
+    local max = C.shmring_chan_max_payload(chan)
+    return cfg.claim_bytes < max and cfg.claim_bytes or max
+end
+
 local function next_req_id()
     req_seq = req_seq + 1
     if req_seq >= 4294967296 then
@@ -328,7 +334,7 @@ end
 -- published (the request that needs it publishes both together: the daemon
 -- reads the SQ in order, so the ACCESS after it finds the conf).
 local function conf_write(plugin, conf, id)
-    local cap, req_id, rc = cfg.claim_bytes, nil, nil
+    local cap, req_id, rc = first_cap(), nil, nil
     for _ = 1, 2 do
         rc = C.shmring_client_begin(chan, cap, msg)
         if rc ~= 0 then
@@ -659,7 +665,7 @@ local function submit(rtype, plugin, conf, conf_id, encode, arg)
             return nil, "conf: " .. core.strerror(rc), "unavailable"
         end
     end
-    local cap = cfg.claim_bytes
+    local cap = first_cap()
     for _ = 1, 2 do
         local rc = C.shmring_client_begin(chan, cap, msg)
         if rc ~= 0 then

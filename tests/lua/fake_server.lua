@@ -3,8 +3,9 @@
 -- {s=0} and ACCESS/REWRITE with hello's actions (X-Hello: World on the
 -- upstream request and the response), and rings armed doorbells.
 --
---   luajit tests/lua/fake_server.lua <libshmring.so> <dir> [channels] [seconds] [mode]
+--   luajit tests/lua/fake_server.lua <libshmring.so> <dir> [channels] [seconds] [mode] [ring]
 --   mode: "ok" (default), "slow" (answer after 50 ms), "mute" (never answer),
+--         "stuck" (never even read the SQ, so it fills up),
 --         "unknown" (answer s=2 to every first ACCESS of a conf id)
 local ffi = require("ffi")
 package.path = arg[0]:gsub("tests/lua/fake_server.lua$", "lua/?.lua;") .. package.path
@@ -14,6 +15,7 @@ local dir = arg[2]
 local nch = tonumber(arg[3] or 4)
 local seconds = tonumber(arg[4] or 30)
 local mode = arg[5] or "ok"
+local ring = tonumber(arg[6] or 0) -- SQ/CQ bytes; 0 = the library default
 
 ffi.cdef [[
 struct shmring_create_opts {
@@ -41,6 +43,7 @@ int unlink(const char *);
 ]]
 
 local o = ffi.new("struct shmring_create_opts", { dir = dir, nchannels = nch, nworkers = 1,
+    sq_size = ring, cq_size = ring,
     mode = 432, uid = 0xffffffff, gid = 0xffffffff })
 local ibox = ffi.new("struct shmring_instance *[1]")
 assert(C.shmring_instance_create(o, ibox) == 0, "create")
@@ -90,7 +93,7 @@ while os.time() < deadline do
         local fd = ffi.C.accept4(lfds[k], nil, nil, 2048)
         if fd >= 0 then conns[k][#conns[k] + 1] = fd end
         local n = 0
-        while C.shmring_peek(c, rec) == 0 do
+        while mode ~= "stuck" and C.shmring_peek(c, rec) == 0 do
             n = n + 1
             local id, t = rec.req_id, rec.type
             if t == core.REC.CONF then

@@ -6,7 +6,8 @@ real daemon does not do on demand:
   - a daemon re-created under the client (new epoch): re-attach, re-claim;
   - replies later than the deadline: 504 within the timeout, the late reply
     is dropped (counted), later requests get their own replies;
-  - a daemon that never answers: 504 after the timeout, fail-open passes."""
+  - a daemon that never answers: 504 after the timeout, fail-open passes;
+  - a full submission ring (daemon stopped reading): 503 at once, counted."""
 import os
 import subprocess
 import sys
@@ -38,13 +39,13 @@ def main(build):
     st = stack.Stack(build, nginx_workers=1)
     fake = None
 
-    def start_fake(mode):
+    def start_fake(mode, ring=0):
         nonlocal fake
         if fake:
             fake.kill()
             fake.wait()
         fake = subprocess.Popen([luajit, os.path.join(HERE, "fake_server.lua"), lib, st.shm_dir,
-                                 "4", "60", mode])
+                                 "4", "60", mode, str(ring)])
         ctl = os.path.join(st.shm_dir, "ctl")
         for _ in range(100):
             if os.path.exists(ctl):
@@ -99,6 +100,20 @@ def main(build):
               % (s, secs))
         s, h, b, secs = timed(st, "/hello-open")
         check(s == 200 and "x-hello" not in h and secs < 0.6, "mute daemon: fail-open route passes")
+
+        # A daemon that stopped reading, with 4 KiB rings (2 KiB records):
+        # records pile up until a claim no longer fits.
+        start_fake("stuck", 4096)
+        time.sleep(0.2)
+        import concurrent.futures
+        full0 = status(st)["stats"]["ring_full"]
+        with concurrent.futures.ThreadPoolExecutor(100) as ex:
+            res = list(ex.map(lambda _: timed(st, "/hello"), range(100)))
+        codes = sorted(set(r[0] for r in res))
+        fast503 = [r for r in res if r[0] == 503 and r[3] < 0.2]
+        check(set(codes) <= {503, 504}, "stuck daemon: only 503/504 (%s)" % codes)
+        check(fast503, "a full ring answers 503 at once (%d of 100)" % len(fast503))
+        check(status(st)["stats"]["ring_full"] > full0, "ring full counted")
     finally:
         st.stop_nginx()
         if fake:
