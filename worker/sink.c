@@ -13,6 +13,13 @@
  * File and TCP batches are one byte stream (one SQE, resubmitted on a short
  * write); UDP batches hold [u32 len][bytes] entries, sent as one SENDMSG
  * SQE per datagram.
+ *
+ * A spec may end in "?key=value&..." (parse_params): per-sink batch size,
+ * entry count, flush interval, memory bound and, for files, reopen (a fresh
+ * open of the path before each batch, for log rotation). The parameters
+ * are part of the spec, so sinks with different settings are different
+ * sinks even when they name the same file (each write is whole lines with
+ * O_APPEND, so sharing a file between them interleaves batches, not bytes).
  */
 #include "daemon.h"
 
@@ -48,7 +55,12 @@ struct batch {
 struct shmring_sink {
 	struct shmring_sink *next;
 	char spec[256];
+	char path[256]; /* file: the path without the parameters */
 	enum sink_kind kind;
+	bool reopen;            /* file: open path anew before each batch */
+	uint32_t batch_bytes;   /* flush fill at this size ... */
+	uint32_t batch_entries; /* ... or entry count (0 = no count bound) ... */
+	uint32_t flush_ms;      /* ... or when its oldest entry is this old */
 	int refs;        /* plugin references; 0 = closing once drained */
 	int fd;          /* -1 while down */
 	bool connecting; /* a CONNECT SQE is outstanding */
@@ -199,6 +211,22 @@ static void submit_flight(struct shmring_sink *s)
 	io_uring_submit(&S.ring);
 }
 
+/* reopen: the path may have been renamed away (log rotation); open it
+ * again so this batch lands in the file now at that path. On failure the
+ * old descriptor is kept (an error is counted): a rotation that removed
+ * the directory loses nothing. Called only with nothing in flight. */
+static void reopen_file(struct shmring_sink *s)
+{
+	int fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		s->st.errors++;
+		S.ws->sink_errors++;
+		return;
+	}
+	close(s->fd);
+	s->fd = fd;
+}
+
 /* Swap fill into flight and submit it, if the sink can take it now. */
 static void flush(struct shmring_sink *s)
 {
@@ -214,6 +242,8 @@ static void flush(struct shmring_sink *s)
 		s->fill.entries = 0;
 		s->flight_off = 0;
 		s->udp_next = 0;
+		if (s->reopen)
+			reopen_file(s);
 	}
 	/* else: a batch left over from a disconnect is resent first */
 	submit_flight(s);
@@ -221,8 +251,9 @@ static void flush(struct shmring_sink *s)
 
 static bool due(const struct shmring_sink *s, uint64_t now)
 {
-	return s->fill.len >= S.o.batch_bytes ||
-	       (s->fill.len && now - s->fill.first_ns >= (uint64_t)S.o.flush_ms * 1000000u) ||
+	return s->fill.len >= s->batch_bytes ||
+	       (s->batch_entries && s->fill.entries >= s->batch_entries) ||
+	       (s->fill.len && now - s->fill.first_ns >= (uint64_t)s->flush_ms * 1000000u) ||
 	       (s->flight.len && !s->in_flight); /* left over after a reconnect */
 }
 
@@ -351,7 +382,7 @@ int64_t shmringd__sinks_next_due(uint64_t now)
 		else if (s->fd < 0 && s->kind == SINK_TCP)
 			t = s->retry_at > now ? (int64_t)(s->retry_at - now) : 0;
 		else if (s->fill.len) {
-			uint64_t at = s->fill.first_ns + (uint64_t)S.o.flush_ms * 1000000u;
+			uint64_t at = s->fill.first_ns + (uint64_t)s->flush_ms * 1000000u;
 			t = at > now ? (int64_t)(at - now) : 0;
 		}
 		if (t < best)
@@ -438,6 +469,60 @@ static int parse_addr(const char *hostport, int socktype, struct sockaddr_storag
 	return 0;
 }
 
+/* Parse "key=value&key=value" (the part after the spec's last '?') into s.
+ * 0, or -EINVAL with a message naming the parameter. */
+static int parse_params(struct shmring_sink *s, const char *p, char *err, size_t errlen)
+{
+	while (*p) {
+		const char *amp = strchr(p, '&');
+		size_t n = amp ? (size_t)(amp - p) : strlen(p);
+		char kv[128];
+		if (n == 0 || n >= sizeof(kv)) {
+			snprintf(err, errlen, "sink '%s': bad parameter list", s->spec);
+			return -EINVAL;
+		}
+		memcpy(kv, p, n);
+		kv[n] = '\0';
+		p += n + (amp ? 1 : 0);
+		char *eq = strchr(kv, '=');
+		char *end = NULL;
+		unsigned long long v = 0;
+		if (eq) {
+			*eq = '\0';
+			errno = 0;
+			v = strtoull(eq + 1, &end, 10);
+		}
+		if (!eq || eq[1] == '\0' || *end || errno || eq[1] == '-') {
+			snprintf(err, errlen, "sink '%s': parameter '%s' wants =<unsigned integer>",
+			         s->spec, kv);
+			return -EINVAL;
+		}
+		if (!strcmp(kv, "batch_bytes") && v >= 1 && v <= (1u << 30)) {
+			s->batch_bytes = (uint32_t)v;
+		} else if (!strcmp(kv, "batch_entries") && v <= (1u << 30)) {
+			s->batch_entries = (uint32_t)v;
+		} else if (!strcmp(kv, "flush_ms") && v >= 1 && v <= 3600000) {
+			s->flush_ms = (uint32_t)v;
+		} else if (!strcmp(kv, "max_bytes") && v >= 1024 && v <= (1u << 31)) {
+			s->cap = (uint32_t)(v / 2);
+		} else if (!strcmp(kv, "reopen") && v <= 1) {
+			s->reopen = v == 1;
+		} else {
+			snprintf(err, errlen,
+			         "sink '%s': unknown parameter or value out of range: %s=%llu "
+			         "(batch_bytes 1..2^30, batch_entries 0..2^30, flush_ms 1..3600000, "
+			         "max_bytes 1024..2^31, reopen 0|1)",
+			         s->spec, kv, v);
+			return -EINVAL;
+		}
+	}
+	if (s->reopen && s->kind != SINK_FILE) {
+		snprintf(err, errlen, "sink '%s': reopen applies to file sinks only", s->spec);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **out, char *err,
                                        size_t errlen)
 {
@@ -466,21 +551,46 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 	s->fd = -1;
 	s->refs = 1;
 	s->cap = S.o.max_bytes / 2;
+	s->batch_bytes = S.o.batch_bytes;
+	s->flush_ms = S.o.flush_ms;
+	/* target: the spec without its "?parameters" */
+	char target[sizeof(s->spec)];
+	snprintf(target, sizeof(target), "%s", spec);
+	char *params = strrchr(target, '?');
+	if (params)
+		*params++ = '\0';
 	int rc = 0;
-	if (!strncmp(spec, "file:", 5) && spec[5]) {
+	if (!strncmp(target, "file:", 5) && target[5]) {
 		s->kind = SINK_FILE;
-		s->fd = open(spec + 5, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		snprintf(s->path, sizeof(s->path), "%s", target + 5);
+	} else if (!strncmp(target, "tcp:", 4)) {
+		s->kind = SINK_TCP;
+	} else if (!strncmp(target, "udp:", 4)) {
+		s->kind = SINK_UDP;
+	} else {
+		snprintf(err, errlen,
+		         "unknown sink '%s' (want file:PATH, tcp:IP:PORT or "
+		         "udp:IP:PORT, optionally followed by ?key=value&...)",
+		         spec);
+		rc = -EINVAL;
+	}
+	if (rc == 0 && params)
+		rc = parse_params(s, params, err, errlen);
+	if (s->batch_bytes > s->cap)
+		s->batch_bytes = s->cap; /* else a batch is never due by size */
+	if (rc < 0) {
+		/* err written */
+	} else if (s->kind == SINK_FILE) {
+		s->fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 		if (s->fd < 0) {
 			rc = -errno;
-			snprintf(err, errlen, "cannot open %s: %s", spec + 5, strerror(errno));
+			snprintf(err, errlen, "cannot open %s: %s", s->path, strerror(errno));
 		}
-	} else if (!strncmp(spec, "tcp:", 4)) {
-		s->kind = SINK_TCP;
-		if ((rc = parse_addr(spec + 4, SOCK_STREAM, &s->addr, &s->addrlen)) < 0)
+	} else if (s->kind == SINK_TCP) {
+		if ((rc = parse_addr(target + 4, SOCK_STREAM, &s->addr, &s->addrlen)) < 0)
 			snprintf(err, errlen, "bad sink address '%s' (want tcp:IP:PORT)", spec);
-	} else if (!strncmp(spec, "udp:", 4)) {
-		s->kind = SINK_UDP;
-		if ((rc = parse_addr(spec + 4, SOCK_DGRAM, &s->addr, &s->addrlen)) < 0) {
+	} else {
+		if ((rc = parse_addr(target + 4, SOCK_DGRAM, &s->addr, &s->addrlen)) < 0) {
 			snprintf(err, errlen, "bad sink address '%s' (want udp:IP:PORT)", spec);
 		} else {
 			s->fd =
@@ -491,12 +601,6 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 				snprintf(err, errlen, "udp sink %s: %s", spec, strerror(errno));
 			}
 		}
-	} else {
-		snprintf(err, errlen,
-		         "unknown sink '%s' (want file:PATH, tcp:IP:PORT or "
-		         "udp:IP:PORT)",
-		         spec);
-		rc = -EINVAL;
 	}
 	if (rc == 0) {
 		s->fill.data = malloc(s->cap);
@@ -557,7 +661,8 @@ SHMRING_HOST_API void shmring_sink_commit(struct shmring_sink *s, size_t used)
 	s->fill.entries++;
 	s->st.entries++;
 	S.ws->sink_entries++;
-	if (s->fill.len >= S.o.batch_bytes)
+	if (s->fill.len >= s->batch_bytes ||
+	    (s->batch_entries && s->fill.entries >= s->batch_entries))
 		flush(s);
 }
 
