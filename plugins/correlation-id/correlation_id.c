@@ -196,8 +196,21 @@ static int generate(struct cid_conf *c, const struct shmring_request *req, char 
 		int rc = uuid4(w, buf);
 		return rc < 0 ? rc : 36;
 	}
-	case GEN_UUID_COUNTER:
-		return snprintf(buf, len, "%s#%" PRIu64, w->uuid, ++w->counter);
+	case GEN_UUID_COUNTER: {
+		/* "<uuid>#<counter>" without snprintf (a third of the hook's time). */
+		char digits[20];
+		uint64_t v = ++w->counter;
+		size_t nd = 0;
+		do {
+			digits[nd++] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		memcpy(buf, w->uuid, 36);
+		buf[36] = '#';
+		for (size_t i = 0; i < nd; i++)
+			buf[37 + i] = digits[nd - 1 - i];
+		return (int)(37 + nd);
+	}
 	case GEN_TRACKER: {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
