@@ -359,14 +359,14 @@ int main(int argc, char **argv)
 		char when[64];
 		time_t t = time(NULL);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-		json_t *doc = json_pack("{s:s,s:s,s:{s:s,s:i,s:i,s:s},s:s,s:o}", "bench", "jwt",
-		                        "date", when, "machine", "kernel", u.release, "ncpu",
-		                        (int)sysconf(_SC_NPROCESSORS_ONLN), "cpu", cpu, "openssl",
-		                        OpenSSL_version(OPENSSL_VERSION), "what",
-		                        "jwt access hook + reply begin/finish in-process (snapshot "
-		                        "decoded once) vs the "
-		                        "signature check alone in OpenSSL; thread CPU time, median of 7 runs",
-		                        "rows", rows);
+		json_t *doc = json_pack(
+		    "{s:s,s:s,s:{s:s,s:i,s:i,s:s},s:s,s:o}", "bench", "jwt", "date", when,
+		    "machine", "kernel", u.release, "ncpu", (int)sysconf(_SC_NPROCESSORS_ONLN),
+		    "cpu", cpu, "openssl", OpenSSL_version(OPENSSL_VERSION), "what",
+		    "jwt access hook + reply begin/finish in-process (snapshot "
+		    "decoded once) vs the "
+		    "signature check alone in OpenSSL; thread CPU time, median of 7 runs",
+		    "rows", rows);
 		if (json_dump_file(doc, json, JSON_INDENT(2)) != 0) {
 			fprintf(stderr, "cannot write %s\n", json);
 			return 1;
