@@ -416,6 +416,23 @@ static void test_ecdsa_der(void **state)
 	assert_int_equal(n, 141);
 }
 
+/* The descriptor declares what lua/shmring/plugins.lua sends for jwt
+ * (test_jwt_stub.lua checks the catalog side against the same lists). */
+static void test_descriptor(void **state)
+{
+	assert_int_equal(shmring_plugin.abi_version, SHMRING_PLUGIN_ABI_VERSION);
+	assert_string_equal(shmring_plugin.name, "jwt");
+	assert_int_equal(shmring_plugin.phases, SHMRING_PHASE_ACCESS);
+	assert_string_equal(shmring_plugin.needs_headers[0], "authorization");
+	assert_string_equal(shmring_plugin.needs_headers[1], "cookie");
+	assert_null(shmring_plugin.needs_headers[2]);
+	assert_string_equal(shmring_plugin.needs_query[0], "jwt");
+	assert_null(shmring_plugin.needs_query[1]);
+	assert_non_null(shmring_plugin.conf_new);
+	assert_non_null(shmring_plugin.conf_free);
+	assert_non_null(shmring_plugin.access);
+}
+
 /* ---- the fixture tokens -------------------------------------------------------- */
 
 static void test_fixture_cases(void **state)
@@ -1030,6 +1047,7 @@ int main(void)
 	    cmocka_unit_test(test_b64url_strict),
 	    cmocka_unit_test(test_b64_lenient),
 	    cmocka_unit_test(test_ecdsa_der),
+	    cmocka_unit_test(test_descriptor),
 	    cmocka_unit_test(test_fixture_cases),
 	    cmocka_unit_test(test_consumer_headers),
 	    cmocka_unit_test(test_rfc7515_a1),
