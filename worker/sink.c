@@ -61,12 +61,12 @@ struct shmring_sink {
 	uint32_t batch_bytes;   /* flush fill at this size ... */
 	uint32_t batch_entries; /* ... or entry count (0 = no count bound) ... */
 	uint32_t flush_ms;      /* ... or when its oldest entry is this old */
-	int refs;        /* plugin references; 0 = closing once drained */
-	int fd;          /* -1 while down */
-	bool connecting; /* a CONNECT SQE is outstanding */
-	bool in_flight;  /* a WRITE (or UDP SENDMSGs) outstanding */
-	bool reserved;   /* between reserve and commit */
-	uint32_t cap;    /* bytes per buffer */
+	int refs;               /* plugin references; 0 = closing once drained */
+	int fd;                 /* -1 while down */
+	bool connecting;        /* a CONNECT SQE is outstanding */
+	bool in_flight;         /* a WRITE (or UDP SENDMSGs) outstanding */
+	bool reserved;          /* between reserve and commit */
+	uint32_t cap;           /* bytes per buffer */
 	struct batch fill;
 	struct batch flight;
 	uint32_t flight_off;  /* bytes of flight written (stream) or sent (UDP) */
@@ -508,11 +508,12 @@ static int parse_params(struct shmring_sink *s, const char *p, char *err, size_t
 		} else if (!strcmp(kv, "reopen") && v <= 1) {
 			s->reopen = v == 1;
 		} else {
-			snprintf(err, errlen,
-			         "sink '%s': unknown parameter or value out of range: %s=%llu "
-			         "(batch_bytes 1..2^30, batch_entries 0..2^30, flush_ms 1..3600000, "
-			         "max_bytes 1024..2^31, reopen 0|1)",
-			         s->spec, kv, v);
+			snprintf(
+			    err, errlen,
+			    "sink '%s': unknown parameter or value out of range: %s=%llu "
+			    "(batch_bytes 1..2^30, batch_entries 0..2^30, flush_ms 1..3600000, "
+			    "max_bytes 1024..2^31, reopen 0|1)",
+			    s->spec, kv, v);
 			return -EINVAL;
 		}
 	}

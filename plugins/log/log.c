@@ -132,6 +132,59 @@ static json_t *string_value(struct log_worker *w, const char *p, size_t n)
 
 /* ---- msgpack -> JSON ---------------------------------------------------- */
 
+/* A map key as a JSON string in *out: strings as they are (repaired),
+ * integers in decimal. 1, 0 for a key JSON cannot name (skipped), or
+ * -ENOMEM. */
+static int key_string(struct log_worker *w, const msgpack_object *key, json_t **out)
+{
+	char num[24];
+	if (key->type == MSGPACK_OBJECT_STR)
+		*out = string_value(w, key->via.str.ptr, key->via.str.size);
+	else if (key->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)key->via.u64),
+		    *out = json_string(num);
+	else if (key->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+		snprintf(num, sizeof(num), "%lld", (long long)key->via.i64),
+		    *out = json_string(num);
+	else
+		return *out = NULL, 0;
+	return *out ? 1 : -ENOMEM;
+}
+
+static json_t *to_json(struct log_worker *w, const msgpack_object *o, int depth);
+
+/* Add the pairs of map m to object obj (skipping "ctx" at the top level:
+ * *ctx gets its value). 0 or -ENOMEM. */
+static int add_pairs(struct log_worker *w, json_t *obj, const msgpack_object *m, int depth,
+                     const msgpack_object **ctx)
+{
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object_kv *kv = &m->via.map.ptr[i];
+		json_t *k;
+		int rc = key_string(w, &kv->key, &k);
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			continue;
+		if (ctx && shmring_str_eq(
+		               (struct shmring_str){json_string_value(k), json_string_length(k)},
+		               SHMRING_LIT("ctx"))) {
+			*ctx = &kv->val; /* gateway state, not a serializer field */
+			json_decref(k);
+			continue;
+		}
+		json_t *v = depth < MAX_DEPTH ? to_json(w, &kv->val, depth + 1) : json_null();
+		/* setn takes the length: a key with a NUL byte stays whole */
+		rc = v ? json_object_setn_new_nocheck(obj, json_string_value(k),
+		                                      json_string_length(k), v)
+		       : -1;
+		json_decref(k);
+		if (rc < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Any msgpack value as JSON: maps with string (or integer) keys become
  * objects, binary strings are strings, extensions and values nested past
  * MAX_DEPTH become null. Never fails except on ENOMEM (NULL). */
@@ -170,39 +223,9 @@ static json_t *to_json(struct log_worker *w, const msgpack_object *o, int depth)
 	}
 	case MSGPACK_OBJECT_MAP: {
 		json_t *m = json_object();
-		if (!m)
+		if (m && add_pairs(w, m, o, depth, NULL) < 0) {
+			json_decref(m);
 			return NULL;
-		for (uint32_t i = 0; i < o->via.map.size; i++) {
-			const msgpack_object_kv *kv = &o->via.map.ptr[i];
-			char num[24];
-			json_t *k;
-			if (kv->key.type == MSGPACK_OBJECT_STR) {
-				k = string_value(w, kv->key.via.str.ptr, kv->key.via.str.size);
-			} else if (kv->key.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-				snprintf(num, sizeof(num), "%llu",
-				         (unsigned long long)kv->key.via.u64);
-				k = json_string(num);
-			} else if (kv->key.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-				snprintf(num, sizeof(num), "%lld", (long long)kv->key.via.i64);
-				k = json_string(num);
-			} else {
-				continue; /* a key JSON cannot name */
-			}
-			if (!k) {
-				json_decref(m);
-				return NULL;
-			}
-			json_t *v =
-			    depth < MAX_DEPTH ? to_json(w, &kv->val, depth + 1) : json_null();
-			/* setn takes the length: a key with a NUL byte stays whole */
-			int rc = v ? json_object_setn_new_nocheck(m, json_string_value(k),
-			                                          json_string_length(k), v)
-			           : -1;
-			json_decref(k);
-			if (rc < 0) {
-				json_decref(m);
-				return NULL;
-			}
 		}
 		return m;
 	}
@@ -427,24 +450,8 @@ static ssize_t format_line(struct log_conf *c, const msgpack_object *entry)
 		return -ENOMEM;
 	const msgpack_object *ctx = NULL;
 	ssize_t rc = -ENOMEM;
-	for (uint32_t i = 0; i < entry->via.map.size; i++) {
-		const msgpack_object_kv *kv = &entry->via.map.ptr[i];
-		if (kv->key.type != MSGPACK_OBJECT_STR)
-			continue;
-		struct shmring_str key = {kv->key.via.str.ptr, kv->key.via.str.size};
-		if (shmring_str_eq(key, SHMRING_LIT("ctx"))) {
-			ctx = &kv->val; /* gateway state, not a serializer field */
-			continue;
-		}
-		json_t *k = string_value(w, key.ptr, key.len);
-		json_t *v = k ? to_json(w, &kv->val, 1) : NULL;
-		int r = v ? json_object_setn_new_nocheck(root, json_string_value(k),
-		                                         json_string_length(k), v)
-		          : -1;
-		json_decref(k);
-		if (r < 0)
-			goto out;
-	}
+	if (add_pairs(w, root, entry, 0, &ctx) < 0)
+		goto out;
 	struct shmring_str id;
 	if (ctx && shmring_map_str(ctx, SHMRING_LIT("correlation_id"), &id)) {
 		json_t *v = string_value(w, id.ptr, id.len);
