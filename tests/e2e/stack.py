@@ -65,6 +65,7 @@ class Stack:
     def __init__(self, build, prefix=None, nginx_workers=2, daemon_workers=2, wait="doorbell",
                  log_level="error", port=None, daemon_args=None):
         self.build = os.path.abspath(build)
+        self.tmp_prefix = prefix is None  # ours to remove after a passing test
         self.prefix = prefix or tempfile.mkdtemp(prefix="shmring-e2e-")
         self.nginx_workers = nginx_workers
         self.daemon_workers = daemon_workers
@@ -221,8 +222,13 @@ class Stack:
             self.stop()
             raise
 
-    def __exit__(self, *exc):
+    def __exit__(self, etype, exc, tb):
         self.stop()
+        ok = etype is None or (etype is SystemExit and exc.code in (0, None))
+        if ok and self.tmp_prefix and not os.environ.get("SHMRING_E2E_KEEP"):
+            shutil.rmtree(self.prefix, ignore_errors=True)
+        elif not ok:
+            print("stack logs kept in " + self.prefix, file=sys.stderr)
 
     # ---- HTTP -------------------------------------------------------------
     def get(self, path, headers=None, timeout=5):

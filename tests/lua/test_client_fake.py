@@ -121,6 +121,8 @@ def main(build):
             fake.wait()
         import shutil
         shutil.rmtree(st.shm_dir, ignore_errors=True)
+    import shutil
+    shutil.rmtree(st.prefix, ignore_errors=True)  # passed: the logs are not needed
     done()
 
 
