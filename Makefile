@@ -7,7 +7,7 @@ BUILD ?= build/release
 TEST_BUILD ?= build/test
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test demo serve bench bench-ring bench-daemon clean format
+.PHONY: all build test demo serve bench bench-ring bench-daemon bench-plugins clean format
 
 all: build
 
@@ -40,7 +40,12 @@ bench-daemon: build
 	@mkdir -p bench/results
 	$(BUILD)/bench/bench_daemon --json bench/results/daemon.json
 
-bench: bench-ring bench-daemon
+bench-plugins: build
+	@mkdir -p bench/results
+	$(BUILD)/bench/bench_plugins --json bench/results/plugins.json
+	$(BUILD)/bench/bench_jwt --json bench/results/jwt.json
+
+bench: bench-ring bench-daemon bench-plugins
 
 clean:
 	rm -rf build

@@ -7,7 +7,7 @@ build=(cmake make gcc clang pkg-config liburing-dev libmsgpack-dev libcmocka-dev
        libluajit2-5.1-dev libinih-dev libjansson-dev libssl-dev libhiredis-dev libxxhash-dev
        systemtap-sdt-dev)
 runtime=(nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-2 curl python3)
-extra_test=(redis-server)
+extra_test=(redis-server luajit2)
 extra_bench=(wrk linux-perf)
 
 case "${1:-build}" in
