@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+/* rate-limiting's shared counter table: layout and protocol in rl_table.h. */
+#include "rl_table.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sched.h>
+#include <unistd.h>
+
+#define NS 1000000000ull
+
+static inline uint64_t load_acq(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline uint64_t load_rlx(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* The CAS that every counter update is. acq_rel: the release publishes the
+ * new state to the next reader's acquire load; the acquire on failure lets
+ * the retry see the key the winner saw. */
+static inline bool cas(uint64_t *p, uint64_t *expected, uint64_t desired)
+{
+	return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_ACQ_REL,
+	                                   __ATOMIC_ACQUIRE);
+}
+
+static inline void count_event(uint64_t *c)
+{
+	__atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+int rl_table_attach(struct rl_table *t, void *mem, size_t bytes)
+{
+	t->hdr = NULL;
+	t->buckets = NULL;
+	t->mask = 0;
+	if (!mem || bytes < rl_table_bytes(1))
+		return -EINVAL;
+	uint64_t n = (bytes - sizeof(struct rl_header)) / sizeof(struct rl_bucket);
+	if (n == 0 || (n & (n - 1)) || rl_table_bytes(n) != bytes)
+		return -EINVAL;
+	struct rl_header *h = mem;
+	uint64_t expected = 0;
+	if (!cas(&h->magic, &expected, RL_MAGIC) && expected != RL_MAGIC)
+		return -EBADMSG;
+	t->hdr = h;
+	t->buckets = (struct rl_bucket *)((char *)mem + sizeof(struct rl_header));
+	t->mask = n - 1;
+	return 0;
+}
+
+/* ---- the insertion lock of a bucket ------------------------------------------ */
+
+static void bucket_lock(struct rl_bucket *b)
+{
+	uint64_t me = (uint64_t)gettid();
+	for (unsigned spins = 0;; spins++) {
+		uint64_t holder = 0;
+		if (cas(&b->lock, &holder, me))
+			return;
+		if (spins < 64) {
+			cpu_relax();
+			continue;
+		}
+		/* Held across a few dozen instructions only: a holder still there
+		 * after this many turns was descheduled, or died (SIGKILL by the
+		 * watchdog) holding it: take a dead holder's lock over. */
+		if (holder && kill((pid_t)holder, 0) < 0 && errno == ESRCH &&
+		    cas(&b->lock, &holder, me))
+			return;
+		sched_yield();
+	}
+}
+
+static void bucket_unlock(struct rl_bucket *b)
+{
+	__atomic_store_n(&b->lock, 0, __ATOMIC_RELEASE);
+}
+
+/* ---- expiry ------------------------------------------------------------------- */
+
+static inline uint64_t rel_ns(uint64_t now_ns)
+{
+	return now_ns > RL_EPOCH * NS ? now_ns - RL_EPOCH * NS : 0;
+}
+
+/* A counter that no longer holds anything that matters: its window is over,
+ * or its bucket has refilled. Such a slot may be given to another key. */
+static bool expired(uint64_t key, uint64_t state, uint64_t now_rel)
+{
+	if (state == RL_LOCKED)
+		return false;
+	if (key & 1)
+		return state <= now_rel;
+	return (state >> 32) <= now_rel / NS;
+}
+
+/* ---- lookup and insertion --------------------------------------------------- */
+
+static inline struct rl_bucket *bucket_of(struct rl_table *t, uint64_t key)
+{
+	return &t->buckets[(key >> 1) & t->mask];
+}
+
+struct rl_slot *rl_slot_get(struct rl_table *t, uint64_t key, uint64_t now_ns)
+{
+	struct rl_bucket *b = bucket_of(t, key);
+	/* Lock-free fast path: the key is there and not being evicted. */
+	for (int i = 0; i < RL_SLOTS; i++) {
+		struct rl_slot *s = &b->slot[i];
+		if (load_acq(&s->key) == key && load_acq(&s->state) != RL_LOCKED)
+			return s;
+	}
+	uint64_t now_rel = rel_ns(now_ns);
+	struct rl_slot *found = NULL, *empty = NULL;
+	bucket_lock(b);
+	for (int i = 0; i < RL_SLOTS; i++) {
+		struct rl_slot *s = &b->slot[i];
+		uint64_t st = load_acq(&s->state);
+		if (st == RL_LOCKED) {
+			/* Only a lock holder writes RL_LOCKED and we hold the
+			 * lock: the evictor died mid-way. Free the slot. */
+			__atomic_store_n(&s->key, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&s->state, 0, __ATOMIC_RELEASE);
+		}
+		uint64_t k = load_rlx(&s->key);
+		if (k == key) {
+			found = s; /* inserted by another worker meanwhile */
+			break;
+		}
+		if (k == 0 && !empty)
+			empty = s;
+	}
+	if (!found && empty) {
+		/* An empty slot's state is 0, the fresh counter. */
+		__atomic_store_n(&empty->key, key, __ATOMIC_RELEASE);
+		count_event(&t->hdr->inserts);
+		found = empty;
+	}
+	for (int i = 0; i < RL_SLOTS && !found; i++) {
+		struct rl_slot *s = &b->slot[i];
+		uint64_t st = load_acq(&s->state);
+		if (!expired(load_rlx(&s->key), st, now_rel))
+			continue;
+		/* RL_LOCKED fails the CAS of every reader that loaded st. */
+		if (!cas(&s->state, &st, RL_LOCKED))
+			continue; /* counted meanwhile: alive again */
+		__atomic_store_n(&s->key, key, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->state, 0, __ATOMIC_RELEASE);
+		count_event(&t->hdr->evictions);
+		found = s;
+	}
+	bucket_unlock(b);
+	if (!found)
+		count_event(&t->hdr->full);
+	return found;
+}
+
+/* ---- counting ------------------------------------------------------------------ */
+
+/* Load the state of s for key with the validation of rl_table.h; false if
+ * the slot is being evicted or belongs to another key now. */
+static inline bool load_state(struct rl_slot *s, uint64_t key, uint64_t *st)
+{
+	*st = load_acq(&s->state);
+	return *st != RL_LOCKED && load_rlx(&s->key) == key;
+}
+
+static bool fw_step(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t now_ns,
+                    uint64_t *remaining, uint64_t *reset_ns, bool *stale, uint64_t *undo,
+                    bool take)
+{
+	uint64_t now_rel = rel_ns(now_ns), st;
+	*stale = false;
+	for (;;) {
+		if (!load_state(s, key, &st)) {
+			*stale = true;
+			*remaining = 0;
+			*reset_ns = 0;
+			return false;
+		}
+		uint64_t end = st >> 32, count = (uint32_t)st, next;
+		if (end < l->window_end) {
+			/* The stored window is over: this request opens ours. */
+			end = l->window_end;
+			count = 0;
+		}
+		/* end > window_end: another worker's clock already moved to the
+		 * next window; count in it, it is the newer truth. */
+		uint64_t end_ns = end * NS;
+		*reset_ns = end_ns > now_rel ? end_ns - now_rel : 0;
+		if (count >= l->limit) {
+			*remaining = 0;
+			return false;
+		}
+		*remaining = l->limit - count - (take ? 1 : 0);
+		if (!take)
+			return true;
+		next = end << 32 | (count + 1);
+		if (cas(&s->state, &st, next)) {
+			*undo = end;
+			return true;
+		}
+	}
+}
+
+static bool tb_step(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t now_ns,
+                    uint64_t *remaining, uint64_t *reset_ns, bool *stale, bool take)
+{
+	uint64_t now = rel_ns(now_ns), st;
+	uint64_t tau = (l->limit - 1) * l->t_ns; /* burst - 1 tokens of tolerance */
+	*stale = false;
+	for (;;) {
+		if (!load_state(s, key, &st)) {
+			*stale = true;
+			*remaining = 0;
+			*reset_ns = 0;
+			return false;
+		}
+		uint64_t tat = st > now ? st : now; /* lazy refill: a full bucket is "now" */
+		if (tat - now > tau) {
+			*remaining = 0;
+			*reset_ns = tat - now - tau; /* until the next token */
+			return false;
+		}
+		uint64_t next = take ? tat + l->t_ns : tat;
+		/* Requests that would still pass at this instant after this one. */
+		*remaining = next - now > tau ? 0 : (tau - (next - now)) / l->t_ns + 1;
+		*reset_ns = next - now; /* until full again */
+		if (!take || cas(&s->state, &st, next))
+			return true;
+	}
+}
+
+bool rl_take(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t now_ns,
+             uint64_t *remaining, uint64_t *reset_ns, bool *stale, uint64_t *undo)
+{
+	*undo = 0;
+	if (l->token_bucket)
+		return tb_step(s, key, l, now_ns, remaining, reset_ns, stale, true);
+	return fw_step(s, key, l, now_ns, remaining, reset_ns, stale, undo, true);
+}
+
+bool rl_peek(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t now_ns,
+             uint64_t *remaining, uint64_t *reset_ns, bool *stale)
+{
+	uint64_t undo;
+	if (l->token_bucket)
+		return tb_step(s, key, l, now_ns, remaining, reset_ns, stale, false);
+	return fw_step(s, key, l, now_ns, remaining, reset_ns, stale, &undo, false);
+}
+
+void rl_give_back(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t undo)
+{
+	uint64_t st;
+	for (;;) {
+		if (!load_state(s, key, &st))
+			return; /* evicted: it was expired, nothing to give back */
+		uint64_t next;
+		if (l->token_bucket) {
+			if (st < l->t_ns)
+				return;
+			next = st - l->t_ns;
+		} else {
+			/* Only in the window the request was counted in. */
+			if ((st >> 32) != undo || (uint32_t)st == 0)
+				return;
+			next = st - 1;
+		}
+		if (cas(&s->state, &st, next))
+			return;
+	}
+}
+
+void rl_add(struct rl_slot *s, uint64_t key, uint64_t window_end, uint64_t n)
+{
+	uint64_t st;
+	for (;;) {
+		if (!load_state(s, key, &st))
+			return;
+		uint64_t end = st >> 32, count = (uint32_t)st;
+		if (end > window_end)
+			return;
+		if (end < window_end)
+			count = 0;
+		count += n;
+		if (count > UINT32_MAX)
+			count = UINT32_MAX;
+		if (cas(&s->state, &st, window_end << 32 | count))
+			return;
+	}
+}

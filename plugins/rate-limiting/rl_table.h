@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rl_table.h: rate-limiting's counter table, a view over memory shared by
+ * every shmringd worker of a host (shmring_shared_region), updated with
+ * atomics only, so counting is exact across workers.
+ *
+ * Layout (all little-endian native words, zero bytes = empty table):
+ *
+ *   offset 0     struct rl_header (64 bytes)
+ *   offset 64    nbuckets x struct rl_bucket (128 bytes = 2 cache lines each)
+ *
+ *   rl_header    magic   CAS 0 -> RL_MAGIC by the first worker that attaches
+ *                        (geometry is fixed by the region's name and size)
+ *                inserts, evictions, full: relaxed counters, any worker
+ *   rl_bucket    lock    0 = free, else the tid of the worker inserting a key
+ *                        into this bucket (insertion only; counting is
+ *                        lock-free). A dead holder's lock is taken over.
+ *                slot[7] {key, state}
+ *
+ *   slot.key     0 = empty. Else XXH3-64 of (config, period, route, service,
+ *                identifier) with bit 0 = algorithm (0 fixed window, 1 token
+ *                bucket). Written only under the bucket lock.
+ *   slot.state   fixed window: (window end, seconds since RL_EPOCH) << 32 |
+ *                count in that window. Token bucket (GCRA form): the bucket's
+ *                "theoretical arrival time", ns since RL_EPOCH: the bucket is
+ *                full when it is <= now, and holds (now + burst*T - tat) / T
+ *                tokens, T = period / limit. 0 is a fresh counter in both
+ *                forms, so an empty or reset slot needs no initialization.
+ *                RL_LOCKED while a worker evicts the slot under the lock.
+ *
+ * Every counter update is one CAS on slot.state. A reader validates that
+ * slot.key still names its key AFTER loading state with acquire; an evictor
+ * first CASes the old state to RL_LOCKED (which makes every in-flight CAS of
+ * a reader fail), then writes the new key, then releases the fresh state.
+ * So a reader either sees the new key and looks again, or its CAS fails.
+ * Only expired counters (window over, bucket full) are evicted, so no count
+ * that still matters is ever dropped.
+ */
+#ifndef RL_TABLE_H
+#define RL_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RL_MAGIC 0x31764c5247524853ull /* "SHRGRLv1" */
+#define RL_EPOCH 1577836800ull          /* 2020-01-01T00:00:00Z */
+#define RL_LOCKED UINT64_MAX
+#define RL_SLOTS 7
+
+struct rl_slot {
+	uint64_t key;   /* see above; 0 = empty */
+	uint64_t state; /* see above; 0 = fresh */
+};
+
+struct rl_bucket {
+	uint64_t lock; /* tid of the inserter, 0 = free */
+	uint64_t pad_;
+	struct rl_slot slot[RL_SLOTS];
+};
+
+struct rl_header {
+	uint64_t magic;
+	uint64_t inserts;   /* keys placed in an empty slot */
+	uint64_t evictions; /* expired keys replaced */
+	uint64_t full;      /* a key found no empty or expired slot */
+	uint64_t pad_[4];
+};
+
+/* The view (per process). */
+struct rl_table {
+	struct rl_header *hdr;
+	struct rl_bucket *buckets;
+	uint64_t mask; /* nbuckets - 1 */
+};
+
+/* Bytes needed for nbuckets (a power of two). */
+static inline size_t rl_table_bytes(uint64_t nbuckets)
+{
+	return sizeof(struct rl_header) + nbuckets * sizeof(struct rl_bucket);
+}
+
+/* Attach a view over mem (zero-filled or already in use). 0, or -EINVAL
+ * (size not a header + power-of-two buckets), -EBADMSG (foreign content). */
+int rl_table_attach(struct rl_table *t, void *mem, size_t bytes);
+
+/* The algorithm of a counter and its parameters. */
+struct rl_limit {
+	bool token_bucket;
+	uint64_t limit;     /* requests per period, >= 1 */
+	uint64_t period_ns; /* token bucket: period length */
+	uint64_t t_ns;      /* token bucket: ns per token = ceil(period_ns / limit) */
+	uint64_t window_end; /* fixed window: this request's window end, s since RL_EPOCH */
+};
+
+/* The counter slot of key, inserted (or replacing an expired one) if
+ * absent; NULL if the key's bucket holds RL_SLOTS live counters. */
+struct rl_slot *rl_slot_get(struct rl_table *t, uint64_t key, uint64_t now_ns);
+
+/* Take one request from the counter in slot (valid for key): true if under
+ * the limit (counted), false if not (nothing changed). remaining: what is
+ * left after this request (or now, if refused); reset_ns: until the window
+ * ends / the bucket is full again, or on refusal until a request would
+ * pass. *stale is set when the slot was re-used for another key meanwhile:
+ * call rl_slot_get again. */
+bool rl_take(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t now_ns,
+             uint64_t *remaining, uint64_t *reset_ns, bool *stale, uint64_t *undo);
+/* Undo one rl_take that returned true (another period refused); undo is
+ * what that rl_take wrote (the window it counted in). */
+void rl_give_back(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t undo);
+/* Read-only: would a request pass now? Same outputs as rl_take. */
+bool rl_peek(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t now_ns,
+             uint64_t *remaining, uint64_t *reset_ns, bool *stale);
+/* Add n to a fixed-window counter (Redis sync: other hosts' counts), without
+ * a limit. No-op if the window moved on or the slot changed owner. */
+void rl_add(struct rl_slot *s, uint64_t key, uint64_t window_end, uint64_t n);
+
+#endif

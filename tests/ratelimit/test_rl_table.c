@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/* rate-limiting's counter table on its own, with one bucket so a bucket's
+ * limits are easy to reach: a full bucket refuses a new key, expired
+ * windows and refilled buckets are evicted (and only those), a lock left by
+ * a dead process is taken over, a stale slot is detected, and attaching to
+ * foreign bytes is refused. */
+#include "rl_table.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NS 1000000000ull
+#define T0 ((RL_EPOCH + 1000000) * NS) /* some instant after the epoch */
+
+static void *mem;
+static struct rl_table T;
+
+static int setup(void **state)
+{
+	mem = mmap(NULL, rl_table_bytes(1), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	           -1, 0);
+	assert_true(mem != MAP_FAILED);
+	assert_int_equal(rl_table_attach(&T, mem, rl_table_bytes(1)), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	munmap(mem, rl_table_bytes(1));
+	return 0;
+}
+
+/* A fixed-window limit for the second holding now. */
+static struct rl_limit fw(uint64_t limit, uint64_t now)
+{
+	return (struct rl_limit){.limit = limit, .window_end = now / NS - RL_EPOCH + 1};
+}
+
+static bool take(uint64_t key, const struct rl_limit *l, uint64_t now)
+{
+	uint64_t rem, reset, undo;
+	bool stale;
+	struct rl_slot *s = rl_slot_get(&T, key, now);
+	assert_non_null(s);
+	bool ok = rl_take(s, key, l, now, &rem, &reset, &stale, &undo);
+	assert_false(stale);
+	return ok;
+}
+
+static void attach_checks(void **state)
+{
+	struct rl_table t;
+	assert_int_equal(rl_table_attach(&t, mem, rl_table_bytes(1) + 1), -EINVAL);
+	assert_int_equal(rl_table_attach(&t, mem, rl_table_bytes(3)), -EINVAL);
+	/* attaching again to a table in use is fine */
+	assert_int_equal(rl_table_attach(&t, mem, rl_table_bytes(1)), 0);
+	uint64_t junk[64] = {0x1234};
+	assert_int_equal(rl_table_attach(&t, junk, rl_table_bytes(1)), -EBADMSG);
+}
+
+static void full_bucket_and_eviction(void **state)
+{
+	struct rl_limit l = fw(5, T0);
+	/* keys with bit 0 clear: fixed window */
+	for (uint64_t k = 1; k <= RL_SLOTS; k++)
+		assert_true(take(k << 1, &l, T0));
+	/* every slot holds a live window: a new key finds no room */
+	assert_null(rl_slot_get(&T, 100 << 1, T0));
+	/* ... and the live counters are all still there */
+	for (uint64_t k = 1; k <= RL_SLOTS; k++) {
+		uint64_t rem, reset;
+		bool stale;
+		struct rl_slot *s = rl_slot_get(&T, k << 1, T0);
+		assert_non_null(s);
+		assert_true(rl_peek(s, k << 1, &l, T0, &rem, &reset, &stale));
+		assert_int_equal(rem, 4);
+	}
+	/* the next second: every window is over, so a new key evicts one */
+	uint64_t t1 = T0 + NS;
+	struct rl_limit l1 = fw(5, t1);
+	assert_true(take(100 << 1, &l1, t1));
+	struct rl_header *h = mem;
+	assert_int_equal(h->inserts, RL_SLOTS);
+	assert_int_equal(h->evictions, 1);
+	assert_int_equal(h->full, 1);
+}
+
+static void token_bucket_evicted_when_full_again(void **state)
+{
+	struct rl_limit l = {.token_bucket = true, .limit = 2, .period_ns = NS, .t_ns = NS / 2};
+	for (uint64_t k = 1; k <= RL_SLOTS; k++)
+		assert_true(take(k << 1 | 1, &l, T0));
+	assert_null(rl_slot_get(&T, 100 << 1 | 1, T0));
+	/* 0.4 s later no bucket has refilled to its burst: still full */
+	assert_null(rl_slot_get(&T, 100 << 1 | 1, T0 + 400000000ull));
+	/* 0.5 s: full buckets are as good as fresh: evictable */
+	assert_true(take(100 << 1 | 1, &l, T0 + NS / 2));
+}
+
+static void stale_slot_detected(void **state)
+{
+	struct rl_limit l = fw(5, T0);
+	struct rl_slot *s = rl_slot_get(&T, 2, T0);
+	assert_non_null(s);
+	/* fill the bucket, then move time on and evict key 2's slot */
+	for (uint64_t k = 2; k <= RL_SLOTS; k++)
+		assert_true(take(k << 1, &l, T0));
+	assert_true(take(2, &l, T0));
+	uint64_t t1 = T0 + NS;
+	struct rl_limit l1 = fw(5, t1);
+	/* every window is over: the new key takes the first expired slot,
+	 * which is key 2's */
+	assert_true(take(999 << 1, &l1, t1));
+	uint64_t rem, reset, undo;
+	bool stale;
+	assert_false(rl_take(s, 2, &l1, t1, &rem, &reset, &stale, &undo));
+	assert_true(stale);
+}
+
+static void give_back_only_in_its_window(void **state)
+{
+	struct rl_limit l = fw(3, T0);
+	uint64_t rem, reset, undo;
+	bool stale;
+	struct rl_slot *s = rl_slot_get(&T, 2, T0);
+	assert_true(rl_take(s, 2, &l, T0, &rem, &reset, &stale, &undo));
+	assert_true(rl_take(s, 2, &l, T0, &rem, &reset, &stale, &undo));
+	assert_int_equal(rem, 1);
+	rl_give_back(s, 2, &l, undo);
+	assert_true(rl_peek(s, 2, &l, T0, &rem, &reset, &stale));
+	assert_int_equal(rem, 2);
+	/* a new window began: giving back the old one's request changes nothing */
+	struct rl_limit l1 = fw(3, T0 + NS);
+	assert_true(rl_take(s, 2, &l1, T0 + NS, &rem, &reset, &stale, &undo));
+	rl_give_back(s, 2, &l1, undo - 1);
+	assert_true(rl_peek(s, 2, &l1, T0 + NS, &rem, &reset, &stale));
+	assert_int_equal(rem, 2);
+}
+
+static void dead_lock_holder_taken_over(void **state)
+{
+	struct rl_bucket *b = (struct rl_bucket *)((char *)mem + sizeof(struct rl_header));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	/* a process that died holding the insertion lock... */
+	b->lock = (uint64_t)pid;
+	/* ... and an evictor that died between RL_LOCKED and the new key */
+	b->slot[3].key = 8;
+	b->slot[3].state = RL_LOCKED;
+	struct rl_limit l = fw(5, T0);
+	assert_true(take(42 << 1, &l, T0));
+	assert_int_equal(b->lock, 0);
+	assert_int_not_equal(b->slot[3].state, RL_LOCKED);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(attach_checks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(full_bucket_and_eviction, setup, teardown),
+	    cmocka_unit_test_setup_teardown(token_bucket_evicted_when_full_again, setup, teardown),
+	    cmocka_unit_test_setup_teardown(stale_slot_detected, setup, teardown),
+	    cmocka_unit_test_setup_teardown(give_back_only_in_its_window, setup, teardown),
+	    cmocka_unit_test_setup_teardown(dead_lock_holder_taken_over, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
