@@ -32,8 +32,12 @@ local catalog = {
         phases = { access = true },
         fail_open = false, timeout = 250,
     },
+    -- limit_by = "header" reads a configurable header: plugins/rate-limiting
+    -- declares every header, as here for the OpenResty helper; the Kong stub
+    -- shmring-rate-limiting sends only config.header_name (or none).
+    -- Fields: what limit_by and the counter keys read.
     ["rate-limiting"] = {
-        headers = {}, query = {},
+        headers = "*", query = {}, fields = { "path", "client_ip", "route_id", "consumer" },
         phases = { access = true },
         fail_open = true, timeout = 250,
     },
