@@ -305,9 +305,17 @@ function _M.header_filter(st, conf)
 end
 
 -- log: fire and forget; a failure is only logged (once per interval).
+-- The entry is the host's log serializer output (Kong's field names) plus,
+-- under `ctx`, what earlier shmring plugins kept with SET_CTX (the log
+-- plugin writes ctx.correlation_id as `correlation_id`; docs/protocol.md).
 function _M.log(st, conf)
     C = C or core.C or core.load(client.config.lib)
-    st.entry = st.host.log_entry()
+    local entry = st.host.log_entry()
+    local kv = ngx.ctx.shmring_kv
+    if kv and entry.ctx == nil then
+        entry.ctx = kv
+    end
+    st.entry = entry
     local ok, err = client.send(REC.LOG, st.spec.name, conf, encode_log, st)
     st.entry = false
     if not ok then
