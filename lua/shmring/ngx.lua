@@ -6,7 +6,7 @@
 --   location / {
 --       access_by_lua_block        { require("shmring.ngx").access("hello", HELLO_CONF) }
 --       header_filter_by_lua_block { require("shmring.ngx").header_filter("hello", HELLO_CONF) }
---       log_by_lua_block           { require("shmring.ngx").log("file-log", LOG_CONF) }
+--       log_by_lua_block           { require("shmring.ngx").log("log", LOG_CONF) }
 --       proxy_pass http://backend;
 --   }
 --
@@ -46,6 +46,46 @@ local function json_escape(s)
         if c == "\\" then return "\\\\" end
         return string.format("\\u%04x", c:byte())
     end))
+end
+
+local floor, tonumber = math.floor, tonumber
+local REDACTED = { "authorization", "proxy-authorization" }
+
+local function log_entry()
+    local v = ngx_var
+    local request_uri = v.request_uri or ""
+    local headers = req.get_headers()
+    for i = 1, #REDACTED do
+        if headers[REDACTED[i]] then
+            headers[REDACTED[i]] = "REDACTED"
+        end
+    end
+    local request_ms = floor((tonumber(v.request_time) or 0) * 1000 + 0.5)
+    -- "0.002, 0.001" after retries: the first try's
+    local upstream = tonumber((v.upstream_response_time or ""):match("^[%d.]+"))
+    local proxy_ms = upstream and floor(upstream * 1000 + 0.5) or -1
+    -- Both clocks tick in ms (nginx's cached time): keep kong >= 0.
+    if proxy_ms > request_ms then
+        request_ms = proxy_ms
+    end
+    local started = req.start_time()
+    local ctx = ngx.ctx
+    return {
+        request = {
+            method = req.get_method(), uri = request_uri,
+            url = v.scheme .. "://" .. (v.host or "") .. ":" .. (v.server_port or "") .. request_uri,
+            size = tonumber(v.request_length), querystring = req.get_uri_args(),
+            headers = headers,
+        },
+        upstream_uri = v.uri .. (v.is_args or "") .. (v.args or ""),
+        response = { status = ngx.status, size = tonumber(v.bytes_sent),
+                     headers = ngx.resp.get_headers() },
+        latencies = { request = request_ms, proxy = proxy_ms,
+                      kong = proxy_ms >= 0 and request_ms - proxy_ms or request_ms },
+        client_ip = v.remote_addr,
+        started_at = floor(started * 1000),
+        consumer = ctx.authenticated_consumer,
+    }
 end
 
 -- The host interface of shmring.phase over ngx.*.
@@ -119,22 +159,10 @@ local host = {
         ngx.print('{"message":"', json_escape(message), '"}\n')
         return ngx.exit(ngx.HTTP_OK)
     end,
-    -- A small entry with Kong's log serializer field names.
-    log_entry = function()
-        local v = ngx_var
-        return {
-            request = {
-                method = req.get_method(), uri = v.request_uri,
-                url = v.scheme .. "://" .. (v.host or "") .. ":" .. (v.server_port or "") .. (v.request_uri or ""),
-                size = tonumber(v.request_length),
-            },
-            response = { status = ngx.status, size = tonumber(v.bytes_sent) },
-            latencies = { request = math.floor(((ngx.now() - ngx.req.start_time()) * 1000) + 0.5) },
-            client_ip = v.remote_addr,
-            started_at = math.floor(ngx.req.start_time() * 1000),
-            upstream_uri = v.upstream_uri or v.uri,
-        }
-    end,
+    -- The entry of Kong's log serializer (kong/pdk/log.lua serialize), from
+    -- ngx.*: same field names and units (latencies in ms; proxy -1 when
+    -- nothing was proxied; authorization headers REDACTED like Kong).
+    log_entry = log_entry,
 }
 _M.host = host
 

@@ -54,8 +54,10 @@ local catalog = {
         phases = { access = true },
         fail_open = true, timeout = 250,
     },
-    ["file-log"] = {
-        headers = {}, query = {},
+    -- plugins/log (Kong's file-log / tcp-log / udp-log): LOG records carry
+    -- the serializer's entry, not a snapshot, so it declares nothing.
+    log = {
+        headers = {}, query = {}, fields = {},
         phases = { log = true },
         fail_open = true, timeout = 250,
     },

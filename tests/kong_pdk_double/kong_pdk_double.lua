@@ -143,23 +143,13 @@ local kong = {
     log = {
         err = log_at(ngx.ERR), warn = log_at(ngx.WARN), notice = log_at(ngx.NOTICE),
         info = log_at(ngx.INFO), debug = log_at(ngx.DEBUG),
-        -- A subset of Kong's log serializer, same field names.
+        -- Kong's log serializer fields (shmring.ngx builds them from ngx.*)
+        -- plus the route this double runs the plugin for.
         serialize = function()
-            local v = ngx.var
-            local route = ngx.ctx.__kong_double_route
-            return {
-                request = {
-                    method = req.get_method(), uri = v.request_uri,
-                    url = v.scheme .. "://" .. (v.host or "") .. ":" .. (v.server_port or "") .. (v.request_uri or ""),
-                    size = tonumber(v.request_length), headers = req.get_headers(),
-                    querystring = req.get_uri_args(),
-                },
-                response = { status = ngx.status, size = tonumber(v.bytes_sent) },
-                latencies = { request = math.floor((ngx.now() - req.start_time()) * 1000 + 0.5) },
-                route = route, client_ip = v.remote_addr,
-                started_at = math.floor(req.start_time() * 1000),
-                upstream_uri = v.upstream_uri or v.uri,
-            }
+            local e = require("shmring.ngx").host.log_entry()
+            e.route = ngx.ctx.__kong_double_route
+            e.service = ngx.ctx.__kong_double_service
+            return e
         end,
     },
     ctx = setmetatable({}, { __index = function(_, k)
