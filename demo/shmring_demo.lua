@@ -59,7 +59,9 @@ M.routes = {
     ["correlation-id"] = { plugin = "correlation-id", conf = {
         header_name = "Kong-Request-ID", generator = "uuid", echo_downstream = true,
     } },
-    log = { plugin = "file-log", conf = { path = "/tmp/shmring-demo-file.log", reopen = false } },
+    -- One JSON line per request in the demo's run directory (the nginx
+    -- prefix: DEMO_DIR, else build/demo), written by shmringd.
+    log = { plugin = "log", conf = { path = ngx.config.prefix() .. "requests.log" } },
 }
 
 -- The OpenResty helper's config for /ngx/hello (built once, reused).
