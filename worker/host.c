@@ -809,9 +809,11 @@ static int shared_map(const char *name, size_t size, void **out)
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, shared.mode);
 	if (fd < 0)
 		return -errno;
-	int rc = 0;
+	int rc = 0, lk;
 	struct stat st;
-	if (flock(fd, LOCK_EX) < 0 || fstat(fd, &st) < 0) {
+	while ((lk = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+		;
+	if (lk < 0 || fstat(fd, &st) < 0) {
 		rc = -errno;
 	} else if (st.st_size == 0) {
 		/* ftruncate zero-fills: the documented empty state. */
@@ -827,7 +829,10 @@ static int shared_map(const char *name, size_t size, void **out)
 		else
 			*out = m;
 	}
-	close(fd); /* drops the flock too */
+	/* Unlock explicitly: the mapping keeps the open file (and so the
+	 * flock) alive after close(). */
+	flock(fd, LOCK_UN);
+	close(fd);
 	return rc;
 }
 

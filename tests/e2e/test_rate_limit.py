@@ -1,0 +1,116 @@
+"""e2e: rate-limiting through its Kong stub (PDK double) on the real
+shmringd, via the demo route /rate-limit (demo/shmring_demo.lua: 5 per
+second and 100 per minute, limit_by ip; every request here comes from
+127.0.0.1, so they all share one counter). Two nginx workers on two
+channels served by two daemon workers: the limit holds across them.
+
+A check needs its requests inside one UTC second: each round starts just
+after a second begins and is only judged if it also ended within it (a
+loaded machine may need another round; the rounds stay far below the
+minute's 100)."""
+import json
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stack  # noqa: E402
+from common import check, done, skip, skip_unless_ready  # noqa: E402
+
+ROUNDS = 4
+
+
+def start_of_next_second():
+    """Sleep until just after the next second boundary; returns that second."""
+    now = time.time()
+    nxt = int(now) + 1
+    time.sleep(nxt - now + 0.005)
+    return nxt
+
+
+def sequential_round(st):
+    sec = start_of_next_second()
+    got = [st.get("/rate-limit?i=%d" % i) for i in range(6)]
+    if time.time() >= sec + 1:
+        return None
+    return got
+
+
+def sequential(st):
+    for _ in range(ROUNDS):
+        got = sequential_round(st)
+        if got is None:
+            continue
+        for i, (status, hdrs, _) in enumerate(got[:5]):
+            check(status == 200, "request %d of the second passes (got %d)" % (i + 1, status))
+            check(hdrs.get("x-ratelimit-limit-second") == "5"
+                  and hdrs.get("x-ratelimit-limit-minute") == "100",
+                  "X-RateLimit-Limit-Second/Minute: 5/100 (got %s)" % hdrs)
+            check(hdrs.get("x-ratelimit-remaining-second") == str(4 - i),
+                  "X-RateLimit-Remaining-Second counts down: %d (got %s)"
+                  % (4 - i, hdrs.get("x-ratelimit-remaining-second")))
+            check(hdrs.get("ratelimit-limit") == "5" and hdrs.get("ratelimit-remaining") == str(4 - i)
+                  and hdrs.get("ratelimit-reset") == "1",
+                  "RateLimit-* follow the second (got %s)" % hdrs)
+            check("retry-after" not in hdrs, "no Retry-After on a pass")
+        status, hdrs, body = got[5]
+        check(status == 429, "the 6th request of the second is refused (got %d)" % status)
+        check(json.loads(body) == {"message": "API rate limit exceeded"},
+              "Kong's body (got %r)" % body)
+        check(hdrs.get("retry-after") == "1", "Retry-After: 1 (got %r)" % hdrs.get("retry-after"))
+        check(hdrs.get("x-ratelimit-remaining-second") == "0"
+              and hdrs.get("ratelimit-remaining") == "0",
+              "remaining 0 on the block (got %s)" % hdrs)
+        check(hdrs.get("content-type", "").startswith("application/json"), "JSON content type")
+        return
+    skip("no round of 6 requests fit in one second in %d tries (machine too loaded)" % ROUNDS)
+
+
+def concurrent(st, n=12):
+    """n requests at once on n connections (both nginx workers, so both
+    channels and both daemon workers): exactly 5 pass in the second."""
+    for _ in range(ROUNDS):
+        results = [None] * n
+        barrier = threading.Barrier(n)
+
+        def one(i):
+            barrier.wait()
+            results[i] = st.get("/rate-limit?c=%d" % i)
+
+        sec = start_of_next_second()
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if time.time() >= sec + 1:
+            continue
+        statuses = sorted(r[0] for r in results)
+        check(statuses.count(200) == 5 and statuses.count(429) == n - 5,
+              "%d concurrent requests in one second: exactly 5 pass (got %s)" % (n, statuses))
+        left = sorted(r[1].get("x-ratelimit-remaining-second") for r in results if r[0] == 200)
+        check(left == ["0", "1", "2", "3", "4"],
+              "each pass saw its own remaining count (got %s)" % left)
+        return
+    skip("no concurrent round fit in one second in %d tries" % ROUNDS)
+
+
+def main(build):
+    skip_unless_ready(build)
+    if "rate-limiting" not in stack.built_plugins(build):
+        skip("not built: rate-limiting")
+    with stack.Stack(build) as st:
+        _, _, info = st.get_json("/shmring/status")
+        r = info["routes"]["rate-limit"]
+        check(r["plugin"] == "rate-limiting",
+              "/rate-limit runs rate-limiting, not the hello fallback (%s)" % r)
+        sequential(st)
+        concurrent(st)
+        errors = [l for l in st.tail_log(300).splitlines() if "[error]" in l or "[alert]" in l]
+        check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+    done()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
