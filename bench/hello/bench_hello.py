@@ -4,6 +4,7 @@ duration; writes bench/results/hello.json.
 
     python3 bench/hello/bench_hello.py <build-dir> [--rounds 3] [--duration 5]
         [--connections 50] [--threads 1] [--wait doorbell] [--out bench/results/hello.json]
+        [--daemon-arg=--spin_us=0 (the default; repeatable)] [--paths /echo,/hello]
 
 Figures are medians over the rounds. Not a test: it always exits 0 unless
 the stack cannot start or wrk fails.
@@ -54,10 +55,17 @@ def main():
     ap.add_argument("--nginx-workers", type=int, default=2)
     ap.add_argument("--daemon-workers", type=int, default=2)
     ap.add_argument("--paths", default="/echo,/hello")
-    ap.add_argument("--daemon-arg", action="append", default=[],
-                    help="extra shmringd option, e.g. --daemon-arg=--spin_us=0")
+    ap.add_argument("--daemon-arg", action="append", default=None,
+                    help="extra shmringd option (repeatable); default --spin_us=0, see below")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results", "hello.json"))
     a = ap.parse_args()
+    if a.daemon_arg is None:
+        # nginx, shmringd and wrk share this VM's 2 cores: a daemon worker
+        # that busy-polls after each record (spin_us, default 50) takes CPU
+        # the nginx workers need. Measured (docs/gateway.md): shmringd CPU per
+        # request 6-7 us with spin_us=50, 2-3 us with 0, nginx unchanged.
+        # Pass --daemon-arg=--spin_us=50 to measure the daemon's default.
+        a.daemon_arg = ["--spin_us=0"]
 
     paths = a.paths.split(",")
     runs = {p: [] for p in paths}
