@@ -187,8 +187,12 @@ end
 -- The config Kong would hand the plugin: schema defaults + overrides, one
 -- table per (plugin, route) for the life of the worker.
 function _M.conf(name, route, overrides)
-    local key = name .. "\0" .. (route or "")
-    local c = confs[key]
+    local by_route = confs[name]
+    if not by_route then
+        by_route = {}
+        confs[name] = by_route
+    end
+    local c = by_route[route or ""]
     if c then return c end
     c = {}
     local schema = require("kong.plugins." .. name .. ".schema")
@@ -201,7 +205,7 @@ function _M.conf(name, route, overrides)
         end
     end
     for k, v in pairs(overrides or {}) do c[k] = v end
-    confs[key] = c
+    by_route[route or ""] = c
     return c
 end
 
@@ -220,11 +224,12 @@ function _M.run(phase, name, route, overrides)
     local h = load_plugin(name)
     local f = h[phase]
     if not f then return end
-    if not ngx.ctx.__kong_double_route then
-        ngx.ctx.__kong_double_route = { id = route or "", name = route or "" }
+    local ctx = ngx.ctx
+    if not ctx.__kong_double_route then
+        ctx.__kong_double_route = { id = route or "", name = route or "" }
     end
     current_plugin = name
-    ngx.ctx.__kong_double_current = name
+    ctx.__kong_double_current = name
     return f(h, _M.conf(name, route, overrides))
 end
 
