@@ -457,6 +457,7 @@ void rl_limit_of(struct rl_conf *c, int i, uint64_t now_ns, struct rl_limit *l)
 	const struct rl_period *rp = &c->p[i];
 	l->token_bucket = c->token_bucket;
 	l->limit = rp->limit;
+	l->others = 0;
 	if (c->token_bucket) {
 		uint64_t len = period_seconds[rp->period];
 		if (rp->period == RL_MONTH || rp->period == RL_YEAR) {
@@ -517,15 +518,18 @@ uint64_t rl_key(const struct rl_conf *c, int i, struct shmring_str route,
 /* ---- counting --------------------------------------------------------------------------- */
 
 int rl_count(struct rl_conf *c, const struct rl_key_set *ks, uint64_t now_ns,
-             struct rl_outcome *o)
+             const uint64_t *others, struct rl_outcome *o)
 {
 	struct rl_table *t = &c->w->table;
 	struct rl_limit lim[RL_NPERIODS];
-	struct rl_slot *slot[RL_NPERIODS];
-	uint64_t undo[RL_NPERIODS];
+	struct rl_slot **slot = o->slot;
+	uint64_t *undo = o->undo;
 	o->blocked = -1;
-	for (int i = 0; i < c->np; i++)
+	for (int i = 0; i < c->np; i++) {
 		rl_limit_of(c, i, now_ns, &lim[i]);
+		lim[i].others = others ? others[i] : 0;
+		o->window_end[i] = lim[i].window_end;
+	}
 	for (int attempt = 0; attempt < 64; attempt++) {
 		bool stale = false;
 		for (int i = 0; i < c->np; i++)
@@ -660,7 +664,8 @@ static int rl_access(void *conf, const struct shmring_request *req, struct shmri
 	struct rl_outcome o;
 	uint64_t now_ns = rl_now_ns();
 	rl_keys(c, req, &ks);
-	int rc = c->redis_policy ? rl_redis_count(c, &ks, now_ns, &o) : rl_count(c, &ks, now_ns, &o);
+	int rc = c->redis_policy ? rl_redis_count(c, &ks, now_ns, &o)
+	                         : rl_count(c, &ks, now_ns, NULL, &o);
 	if (rc == -ENOSPC)
 		return cannot_count(c, rep, "counter table full (every slot of the key's bucket is "
 		                            "live)", now_ns);

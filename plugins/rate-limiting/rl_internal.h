@@ -85,6 +85,10 @@ struct rl_outcome {
 	int blocked;                      /* index of the refusing period, -1 = allowed */
 	uint64_t remaining[RL_NPERIODS];  /* after this request */
 	uint64_t reset_ns[RL_NPERIODS];   /* window end / bucket full; on a block: next pass */
+	/* for policy = redis: where it was counted, to read or give back */
+	struct rl_slot *slot[RL_NPERIODS];
+	uint64_t undo[RL_NPERIODS];
+	uint64_t window_end[RL_NPERIODS];
 };
 
 /* The plugin's clock: CLOCK_REALTIME (windows follow UTC), or the value a
@@ -105,9 +109,10 @@ uint64_t rl_key(const struct rl_conf *c, int i, struct shmring_str route,
                 struct shmring_str service, struct shmring_str id);
 void rl_keys(const struct rl_conf *c, const struct shmring_request *req, struct rl_key_set *ks);
 /* Count one request in the shared table: 0 (o says allowed or which period
- * refused), -ENOSPC (table full for a key), -EAGAIN (contention). */
+ * refused), -ENOSPC (table full for a key), -EAGAIN (contention). others:
+ * per period, what other hosts counted in this window (NULL: none). */
 int rl_count(struct rl_conf *c, const struct rl_key_set *ks, uint64_t now_ns,
-             struct rl_outcome *o);
+             const uint64_t *others, struct rl_outcome *o);
 
 /* ---- policy = redis (rl_redis.c) ------------------------------------------------- */
 

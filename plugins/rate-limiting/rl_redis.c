@@ -1,29 +1,556 @@
 /* SPDX-License-Identifier: MIT */
-/* policy = redis: placeholder until the sync thread lands. */
+/*
+ * policy = redis: several hosts share one limit.
+ *
+ * Each host still counts exactly in its shared table (rate_limiting.c); what
+ * Redis adds is the OTHER hosts' counts. Per counter key and window, Redis
+ * holds a hash `shmring:rl:<key>:<window end>` with one field per host (the
+ * host id of the shared table) whose value is that host's absolute count.
+ * Absolute values make the exchange idempotent: any worker may write its
+ * host's count, a failed write is simply repeated with the newer count, and
+ * after Redis comes back the next sync restores every host's count.
+ *
+ * The other hosts' total for a key is kept in the shared table too, under a
+ * second key (key ^ OTHERS_TAG), so every worker of a host sees it. A request
+ * passes if own count + others < limit (rl_table's fw_step).
+ *
+ * sync_rate > 0 (asynchronous): a thread per worker (started with the first
+ * redis config, stopped in fini) wakes every sync_rate seconds and, per
+ * endpoint, pipelines HSET (this host's count) + PEXPIRE + HGETALL for every
+ * key the worker counted in a window that is still open, then stores the
+ * others' sum. The hook only records the keys it touched (a mutex and a hash
+ * insert); no network on the request path.
+ *
+ * sync_rate = 0 (synchronous): the same exchange in the hook, after counting
+ * locally, with redis.timeout as the bound: every request pays a Redis round
+ * trip (about 50-100 us on loopback, a network RTT otherwise) and a slow
+ * Redis delays every request of the worker's channels.
+ *
+ * Error bound (asynchronous): a host learns the others' counts at most
+ * sync_rate (+ one round trip) late, so in a window the hosts together admit
+ * at most limit + the requests the OTHER hosts admitted during the last
+ * unsynced interval: limit + (N - 1) x min(limit, sync_rate x r) for N hosts
+ * each receiving r requests/s. docs/plugins.md has the worked numbers;
+ * tests/ratelimit/test_rl_redis.c checks it.
+ *
+ * Redis down: the sync fails, the endpoint is marked down, counting goes on
+ * locally with the last known others (fault_tolerant = true), or requests
+ * get a 500 while it is down (fault_tolerant = false, like Kong).
+ */
 #include "rl_internal.h"
 
 #include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OTHERS_TAG 0x5a5a5a5a5a5a5a5aull /* bit 0 clear: a fixed-window counter */
+#define MAX_ENDPOINTS 16
+#define MAX_ENTRIES 16384 /* keys with an open window a worker syncs */
+#define PIPELINE 256
+
+struct rl_endpoint {
+	char *host;
+	int port;
+	char *username, *password;
+	int database;
+	int timeout_ms;
+	uint32_t sync_ms;
+	redisContext *ctx;    /* thread-owned */
+	int down;             /* atomic: the last sync failed */
+	uint64_t next_ns;     /* thread: next sync */
+	uint64_t retry_ns;    /* thread: no reconnect before */
+	uint64_t syncs, errors; /* atomic, for tests and logs */
+};
+
+struct rl_entry {
+	uint64_t key;        /* 0 = free */
+	uint64_t window_end; /* s since RL_EPOCH */
+	uint32_t ep;
+};
+
+struct rl_redis_sync {
+	struct rl_worker *w;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu; /* entries, nep, stop */
+	pthread_cond_t cv;
+	bool stop;
+	struct rl_endpoint ep[MAX_ENDPOINTS];
+	uint32_t nep;
+	struct rl_entry *entries; /* open addressing, MAX_ENTRIES */
+	uint32_t nentries;
+	uint64_t dropped; /* keys not tracked: table full */
+};
+
+/* Per config, synchronous mode: its own connection (the hook's thread). */
+struct rl_redis_conn {
+	uint32_t ep;
+	redisContext *ctx;
+	uint64_t retry_ns;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * RL_NS + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- connections --------------------------------------------------------------- */
+
+/* Connect, AUTH and SELECT with the endpoint's timeout. NULL on failure. */
+static redisContext *ep_connect(const struct rl_endpoint *e)
+{
+	struct timeval tv = {e->timeout_ms / 1000, (e->timeout_ms % 1000) * 1000};
+	redisContext *ctx = redisConnectWithTimeout(e->host, e->port, tv);
+	if (!ctx || ctx->err)
+		goto fail;
+	if (redisSetTimeout(ctx, tv) != REDIS_OK)
+		goto fail;
+	redisReply *r = NULL;
+	if (e->password) {
+		r = e->username ? redisCommand(ctx, "AUTH %s %s", e->username, e->password)
+		                : redisCommand(ctx, "AUTH %s", e->password);
+		if (!r || r->type == REDIS_REPLY_ERROR)
+			goto fail_reply;
+		freeReplyObject(r);
+	}
+	if (e->database) {
+		r = redisCommand(ctx, "SELECT %d", e->database);
+		if (!r || r->type == REDIS_REPLY_ERROR)
+			goto fail_reply;
+		freeReplyObject(r);
+	}
+	return ctx;
+fail_reply:
+	if (r)
+		freeReplyObject(r);
+fail:
+	if (ctx)
+		redisFree(ctx);
+	return NULL;
+}
+
+/* The exchange for n keys on ctx: write this host's count, read the others'
+ * sum. others[i] gets the sum; 0 or -1 (connection unusable). */
+static int exchange(redisContext *ctx, uint64_t host_id, const uint64_t *keys,
+                    const uint64_t *window_end, const uint64_t *mine, uint64_t *others,
+                    size_t n, uint64_t now_ns)
+{
+	char name[80], field[24];
+	snprintf(field, sizeof(field), "%016" PRIx64, host_id);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "shmring:rl:%016" PRIx64 ":%" PRIu64, keys[i],
+		         window_end[i]);
+		uint64_t end_ns = (window_end[i] + RL_EPOCH) * RL_NS;
+		uint64_t ttl_ms = (end_ns > now_ns ? (end_ns - now_ns) / 1000000 : 0) + 60000;
+		if (redisAppendCommand(ctx, "HSET %s %s %" PRIu64, name, field, mine[i]) != REDIS_OK ||
+		    redisAppendCommand(ctx, "PEXPIRE %s %" PRIu64, name, ttl_ms) != REDIS_OK ||
+		    redisAppendCommand(ctx, "HGETALL %s", name) != REDIS_OK)
+			return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		redisReply *r[3] = {NULL, NULL, NULL};
+		int bad = 0;
+		for (int k = 0; k < 3; k++)
+			if (redisGetReply(ctx, (void **)&r[k]) != REDIS_OK || !r[k] ||
+			    r[k]->type == REDIS_REPLY_ERROR)
+				bad = 1;
+		uint64_t sum = 0;
+		if (!bad && r[2]->type == REDIS_REPLY_ARRAY) {
+			for (size_t j = 0; j + 1 < r[2]->elements; j += 2) {
+				const redisReply *f = r[2]->element[j], *v = r[2]->element[j + 1];
+				if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+					continue;
+				if (f->len == strlen(field) && !memcmp(f->str, field, f->len))
+					continue; /* ours */
+				sum += strtoull(v->str, NULL, 10);
+			}
+		}
+		for (int k = 0; k < 3; k++)
+			if (r[k])
+				freeReplyObject(r[k]);
+		if (bad)
+			return -1;
+		others[i] = sum;
+	}
+	return 0;
+}
+
+/* ---- the keys a worker syncs ------------------------------------------------------ */
+
+static struct rl_entry *entry_slot(struct rl_redis_sync *s, uint64_t key, uint64_t window_end)
+{
+	uint64_t h = (key ^ window_end * 0x9E3779B97F4A7C15ull) >> 7;
+	for (uint32_t i = 0; i < MAX_ENTRIES; i++) {
+		struct rl_entry *e = &s->entries[(h + i) & (MAX_ENTRIES - 1)];
+		if (!e->key || (e->key == key && e->window_end == window_end))
+			return e;
+	}
+	return NULL;
+}
+
+static void entries_track(struct rl_redis_sync *s, const struct rl_conf *c,
+                          const struct rl_key_set *ks, const struct rl_outcome *o, uint32_t ep)
+{
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < c->np; i++) {
+		struct rl_entry *e = entry_slot(s, ks->key[i], o->window_end[i]);
+		/* Keep a quarter free: probes stay short. */
+		if (!e || (!e->key && s->nentries >= MAX_ENTRIES * 3 / 4)) {
+			s->dropped++;
+			continue;
+		}
+		if (!e->key) {
+			*e = (struct rl_entry){ks->key[i], o->window_end[i], ep};
+			s->nentries++;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Drop entries whose window is over (rebuilds the table: deletion in
+ * linear probing). Under the mutex. */
+static void entries_expire(struct rl_redis_sync *s, uint64_t now_s_rel)
+{
+	bool any = false;
+	for (uint32_t i = 0; i < MAX_ENTRIES && !any; i++)
+		any = s->entries[i].key && s->entries[i].window_end <= now_s_rel;
+	if (!any)
+		return;
+	struct rl_entry *old = malloc(sizeof(*old) * MAX_ENTRIES);
+	if (!old)
+		return;
+	memcpy(old, s->entries, sizeof(*old) * MAX_ENTRIES);
+	memset(s->entries, 0, sizeof(*old) * MAX_ENTRIES);
+	s->nentries = 0;
+	for (uint32_t i = 0; i < MAX_ENTRIES; i++) {
+		if (!old[i].key || old[i].window_end <= now_s_rel)
+			continue;
+		struct rl_entry *e = entry_slot(s, old[i].key, old[i].window_end);
+		*e = old[i];
+		s->nentries++;
+	}
+	free(old);
+}
+
+/* ---- the sync thread --------------------------------------------------------------- */
+
+/* Store the others' count of key in this host's table. */
+static void store_others(struct rl_table *t, uint64_t key, uint64_t window_end, uint64_t n,
+                         uint64_t now_ns)
+{
+	struct rl_slot *s = rl_slot_get(t, key ^ OTHERS_TAG, now_ns);
+	if (s)
+		rl_set_count(s, key ^ OTHERS_TAG, window_end, n);
+}
+
+static void sync_endpoint(struct rl_redis_sync *s, uint32_t ep_idx, uint64_t now_ns)
+{
+	struct rl_endpoint *e = &s->ep[ep_idx];
+	struct rl_table *t = &s->w->table;
+	static __thread uint64_t keys[PIPELINE], ends[PIPELINE], mine[PIPELINE], others[PIPELINE];
+	uint64_t host = rl_host_id(t);
+	uint32_t cursor = 0;
+	if (!e->ctx) {
+		if (mono_ns() < e->retry_ns)
+			return;
+		if (!(e->ctx = ep_connect(e))) {
+			__atomic_store_n(&e->down, 1, __ATOMIC_RELEASE);
+			__atomic_fetch_add(&e->errors, 1, __ATOMIC_RELAXED);
+			e->retry_ns = mono_ns() + (uint64_t)e->timeout_ms * 1000000u;
+			return;
+		}
+	}
+	for (;;) {
+		size_t n = 0;
+		pthread_mutex_lock(&s->mu);
+		for (; cursor < MAX_ENTRIES && n < PIPELINE; cursor++) {
+			const struct rl_entry *x = &s->entries[cursor];
+			if (x->key && x->ep == ep_idx) {
+				keys[n] = x->key;
+				ends[n] = x->window_end;
+				n++;
+			}
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (n == 0)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			struct rl_slot *sl = rl_slot_get(t, keys[i], now_ns);
+			mine[i] = sl ? rl_count_in(sl, keys[i], ends[i]) : 0;
+		}
+		if (exchange(e->ctx, host, keys, ends, mine, others, n, now_ns) < 0) {
+			redisFree(e->ctx);
+			e->ctx = NULL;
+			__atomic_store_n(&e->down, 1, __ATOMIC_RELEASE);
+			__atomic_fetch_add(&e->errors, 1, __ATOMIC_RELAXED);
+			return;
+		}
+		for (size_t i = 0; i < n; i++)
+			store_others(t, keys[i], ends[i], others[i], now_ns);
+	}
+	__atomic_store_n(&e->down, 0, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&e->syncs, 1, __ATOMIC_RELAXED);
+}
+
+static void *sync_main(void *arg)
+{
+	struct rl_redis_sync *s = arg;
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop) {
+		uint64_t now = mono_ns(), next = now + RL_NS;
+		for (uint32_t i = 0; i < s->nep; i++) {
+			if (s->ep[i].next_ns <= now) {
+				uint64_t real = rl_now_ns();
+				entries_expire(s, real / RL_NS > RL_EPOCH ? real / RL_NS - RL_EPOCH : 0);
+				pthread_mutex_unlock(&s->mu);
+				sync_endpoint(s, i, real);
+				pthread_mutex_lock(&s->mu);
+				s->ep[i].next_ns = mono_ns() + (uint64_t)s->ep[i].sync_ms * 1000000u;
+			}
+			if (s->ep[i].next_ns < next)
+				next = s->ep[i].next_ns;
+		}
+		now = mono_ns();
+		if (next > now && !s->stop) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t at = (uint64_t)ts.tv_sec * RL_NS + (uint64_t)ts.tv_nsec + (next - now);
+			ts.tv_sec = (time_t)(at / RL_NS);
+			ts.tv_nsec = (long)(at % RL_NS);
+			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* The worker's sync state, made (and its thread started) on first use. */
+static struct rl_redis_sync *sync_get(struct rl_worker *w, char *err, size_t errlen)
+{
+	if (w->sync)
+		return w->sync;
+	struct rl_redis_sync *s = calloc(1, sizeof(*s));
+	if (!s || !(s->entries = calloc(MAX_ENTRIES, sizeof(*s->entries)))) {
+		free(s);
+		snprintf(err, errlen, PLUGIN ": out of memory");
+		return NULL;
+	}
+	s->w = w;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	w->sync = s;
+	return s;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* The endpoint index for c's redis settings (shared by equal configs). */
+static int endpoint_get(struct rl_redis_sync *s, const struct rl_conf *c, char *err,
+                        size_t errlen)
+{
+	const struct rl_redis_conf *r = &c->redis;
+	uint32_t sync_ms = c->sync_ms ? c->sync_ms : 1000;
+	pthread_mutex_lock(&s->mu);
+	for (uint32_t i = 0; i < s->nep; i++) {
+		struct rl_endpoint *e = &s->ep[i];
+		if (!strcmp(e->host, r->host) && e->port == r->port && e->database == r->database &&
+		    same_str(e->username, r->username) && same_str(e->password, r->password) &&
+		    e->timeout_ms == r->timeout_ms && e->sync_ms == sync_ms) {
+			pthread_mutex_unlock(&s->mu);
+			return (int)i;
+		}
+	}
+	int rc = -ENOSPC;
+	if (s->nep >= MAX_ENDPOINTS) {
+		snprintf(err, errlen, PLUGIN ": more than %d distinct redis settings per worker",
+		         MAX_ENDPOINTS);
+		goto out;
+	}
+	struct rl_endpoint *e = &s->ep[s->nep];
+	memset(e, 0, sizeof(*e));
+	e->host = strdup(r->host);
+	e->username = r->username ? strdup(r->username) : NULL;
+	e->password = r->password ? strdup(r->password) : NULL;
+	if (!e->host || (r->username && !e->username) || (r->password && !e->password)) {
+		free(e->host);
+		free(e->username);
+		free(e->password);
+		snprintf(err, errlen, PLUGIN ": out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	e->port = r->port;
+	e->database = r->database;
+	e->timeout_ms = r->timeout_ms;
+	e->sync_ms = sync_ms;
+	rc = (int)s->nep++;
+	pthread_cond_signal(&s->cv);
+out:
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* ---- config ---------------------------------------------------------------------------- */
 
 int rl_redis_conf_new(struct rl_conf *c, char *err, size_t errlen)
 {
-	(void)c;
-	snprintf(err, errlen, PLUGIN ": policy 'redis' is not available in this build yet");
-	return -ENOTSUP;
+	struct rl_redis_sync *s = sync_get(c->w, err, errlen);
+	if (!s)
+		return -ENOMEM;
+	int ep = endpoint_get(s, c, err, errlen);
+	if (ep < 0)
+		return ep;
+	struct rl_redis_conn *rc = calloc(1, sizeof(*rc));
+	if (!rc) {
+		snprintf(err, errlen, PLUGIN ": out of memory");
+		return -ENOMEM;
+	}
+	rc->ep = (uint32_t)ep;
+	c->redis_state = rc;
+	if (c->sync_ms && !s->started) {
+		int e = pthread_create(&s->thread, NULL, sync_main, s);
+		if (e) {
+			snprintf(err, errlen, PLUGIN ": cannot start the redis sync thread: %s",
+			         strerror(e));
+			return -e;
+		}
+		s->started = true;
+	}
+	return 0;
 }
 
 void rl_redis_conf_free(struct rl_conf *c)
 {
-	(void)c;
+	struct rl_redis_conn *rc = c->redis_state;
+	if (!rc)
+		return;
+	if (rc->ctx)
+		redisFree(rc->ctx);
+	free(rc);
+	c->redis_state = NULL;
 }
 
 void rl_redis_worker_fini(struct rl_worker *w)
 {
-	(void)w;
+	struct rl_redis_sync *s = w->sync;
+	if (!s)
+		return;
+	if (s->started) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = true;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
+	}
+	for (uint32_t i = 0; i < s->nep; i++) {
+		if (s->ep[i].ctx)
+			redisFree(s->ep[i].ctx);
+		free(s->ep[i].host);
+		free(s->ep[i].username);
+		free(s->ep[i].password);
+	}
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s->entries);
+	free(s);
+	w->sync = NULL;
+}
+
+/* ---- the hook ------------------------------------------------------------------------------ */
+
+/* Synchronous mode: exchange this request's counts now; on a refusal by
+ * the global count, give back and report the period. 0, or -EHOSTUNREACH
+ * (Redis failed; the local decision stands if fault-tolerant). */
+static int sync_now(struct rl_conf *c, struct rl_redis_conn *rc, const struct rl_key_set *ks,
+                    uint64_t now_ns, struct rl_outcome *o)
+{
+	struct rl_endpoint *e = &c->w->sync->ep[rc->ep];
+	struct rl_table *t = &c->w->table;
+	uint64_t keys[RL_NPERIODS], mine[RL_NPERIODS], others[RL_NPERIODS];
+	if (!rc->ctx) {
+		if (mono_ns() < rc->retry_ns)
+			return -EHOSTUNREACH;
+		if (!(rc->ctx = ep_connect(e))) {
+			rc->retry_ns = mono_ns() + RL_NS; /* one connect attempt a second */
+			return -EHOSTUNREACH;
+		}
+	}
+	for (int i = 0; i < c->np; i++) {
+		keys[i] = ks->key[i];
+		mine[i] = rl_count_in(o->slot[i], ks->key[i], o->window_end[i]);
+	}
+	if (exchange(rc->ctx, rl_host_id(t), keys, o->window_end, mine, others, (size_t)c->np,
+	             now_ns) < 0) {
+		redisFree(rc->ctx);
+		rc->ctx = NULL;
+		rc->retry_ns = mono_ns() + RL_NS;
+		return -EHOSTUNREACH;
+	}
+	int over = -1;
+	for (int i = 0; i < c->np; i++) {
+		store_others(t, keys[i], o->window_end[i], others[i], now_ns);
+		uint64_t used = mine[i] + others[i];
+		o->remaining[i] = used >= c->p[i].limit ? 0 : c->p[i].limit - used;
+		if (used > c->p[i].limit && over < 0)
+			over = i;
+	}
+	if (over >= 0) {
+		struct rl_limit l;
+		for (int i = 0; i < c->np; i++) {
+			rl_limit_of(c, i, now_ns, &l);
+			rl_give_back(o->slot[i], ks->key[i], &l, o->undo[i]);
+		}
+		o->blocked = over;
+		o->remaining[over] = 0;
+	}
+	return 0;
 }
 
 int rl_redis_count(struct rl_conf *c, const struct rl_key_set *ks, uint64_t now_ns,
                    struct rl_outcome *o)
 {
-	return rl_count(c, ks, now_ns, o);
+	struct rl_redis_conn *rc = c->redis_state;
+	struct rl_redis_sync *s = c->w->sync;
+	struct rl_endpoint *e = &s->ep[rc->ep];
+	struct rl_table *t = &c->w->table;
+	if (c->sync_ms && !c->fault_tolerant && __atomic_load_n(&e->down, __ATOMIC_ACQUIRE))
+		return -EHOSTUNREACH;
+	/* The others' counts the last sync stored for this window. */
+	uint64_t others[RL_NPERIODS];
+	struct rl_limit l;
+	for (int i = 0; i < c->np; i++) {
+		rl_limit_of(c, i, now_ns, &l);
+		struct rl_slot *sl = rl_slot_get(t, ks->key[i] ^ OTHERS_TAG, now_ns);
+		others[i] = sl ? rl_count_in(sl, ks->key[i] ^ OTHERS_TAG, l.window_end) : 0;
+	}
+	int rc_count = rl_count(c, ks, now_ns, others, o);
+	if (rc_count < 0)
+		return rc_count;
+	if (c->sync_ms) {
+		entries_track(s, c, ks, o, rc->ep);
+		return 0;
+	}
+	if (o->blocked >= 0)
+		return 0; /* refused locally: nothing to tell Redis */
+	int r = sync_now(c, rc, ks, now_ns, o);
+	if (r < 0 && !c->fault_tolerant) {
+		for (int i = 0; i < c->np; i++) {
+			rl_limit_of(c, i, now_ns, &l);
+			rl_give_back(o->slot[i], ks->key[i], &l, o->undo[i]);
+		}
+		return r;
+	}
+	return 0;
 }

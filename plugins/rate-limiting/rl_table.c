@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sched.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #define NS 1000000000ull
@@ -202,11 +203,12 @@ static bool fw_step(struct rl_slot *s, uint64_t key, const struct rl_limit *l, u
 		 * next window; count in it, it is the newer truth. */
 		uint64_t end_ns = end * NS;
 		*reset_ns = end_ns > now_rel ? end_ns - now_rel : 0;
-		if (count >= l->limit) {
+		/* others: what other hosts counted (policy = redis), 0 here */
+		if (count + l->others >= l->limit) {
 			*remaining = 0;
 			return false;
 		}
-		*remaining = l->limit - count - (take ? 1 : 0);
+		*remaining = l->limit - count - l->others - (take ? 1 : 0);
 		if (!take)
 			return true;
 		next = end << 32 | (count + 1);
@@ -285,21 +287,36 @@ void rl_give_back(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uin
 	}
 }
 
-void rl_add(struct rl_slot *s, uint64_t key, uint64_t window_end, uint64_t n)
+uint64_t rl_count_in(struct rl_slot *s, uint64_t key, uint64_t window_end)
 {
 	uint64_t st;
+	if (!load_state(s, key, &st) || (st >> 32) != window_end)
+		return 0;
+	return (uint32_t)st;
+}
+
+void rl_set_count(struct rl_slot *s, uint64_t key, uint64_t window_end, uint64_t n)
+{
+	uint64_t st;
+	if (n > UINT32_MAX)
+		n = UINT32_MAX;
 	for (;;) {
-		if (!load_state(s, key, &st))
+		if (!load_state(s, key, &st) || (st >> 32) > window_end)
 			return;
-		uint64_t end = st >> 32, count = (uint32_t)st;
-		if (end > window_end)
-			return;
-		if (end < window_end)
-			count = 0;
-		count += n;
-		if (count > UINT32_MAX)
-			count = UINT32_MAX;
-		if (cas(&s->state, &st, window_end << 32 | count))
+		if (cas(&s->state, &st, window_end << 32 | n))
 			return;
 	}
+}
+
+uint64_t rl_host_id(struct rl_table *t)
+{
+	uint64_t id = load_acq(&t->hdr->host_id);
+	if (id)
+		return id;
+	uint64_t mine = 0;
+	if (getrandom(&mine, sizeof(mine), 0) != sizeof(mine) || !mine)
+		mine = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)t ^ 1;
+	if (cas(&t->hdr->host_id, &id, mine))
+		return mine;
+	return id; /* another worker won: its id */
 }

@@ -64,7 +64,8 @@ struct rl_header {
 	uint64_t inserts;   /* keys placed in an empty slot */
 	uint64_t evictions; /* expired keys replaced */
 	uint64_t full;      /* a key found no empty or expired slot */
-	uint64_t pad_[4];
+	uint64_t host_id;   /* CAS 0 -> random by the first rl_host_id() caller */
+	uint64_t pad_[3];
 };
 
 /* The view (per process). */
@@ -91,6 +92,7 @@ struct rl_limit {
 	uint64_t period_ns; /* token bucket: period length */
 	uint64_t t_ns;      /* token bucket: ns per token = ceil(period_ns / limit) */
 	uint64_t window_end; /* fixed window: this request's window end, s since RL_EPOCH */
+	uint64_t others;     /* fixed window: requests other hosts counted (policy = redis) */
 };
 
 /* The counter slot of key, inserted (or replacing an expired one) if
@@ -111,8 +113,13 @@ void rl_give_back(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uin
 /* Read-only: would a request pass now? Same outputs as rl_take. */
 bool rl_peek(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t now_ns,
              uint64_t *remaining, uint64_t *reset_ns, bool *stale);
-/* Add n to a fixed-window counter (Redis sync: other hosts' counts), without
- * a limit. No-op if the window moved on or the slot changed owner. */
-void rl_add(struct rl_slot *s, uint64_t key, uint64_t window_end, uint64_t n);
+/* policy = redis. The count of a fixed-window counter in window_end (0 if
+ * the slot holds another window or key). */
+uint64_t rl_count_in(struct rl_slot *s, uint64_t key, uint64_t window_end);
+/* Store n as the count of window_end, unless the slot already holds a later
+ * window (used for the other hosts' total, kept under a second key). */
+void rl_set_count(struct rl_slot *s, uint64_t key, uint64_t window_end, uint64_t n);
+/* This host's id for Redis (random, made by the first worker that attached). */
+uint64_t rl_host_id(struct rl_table *t);
 
 #endif
