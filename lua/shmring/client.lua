@@ -421,6 +421,18 @@ local function drain()
                 end
             else
                 stats.late_replies = stats.late_replies + 1
+                -- A fire-and-forget record (LOG) whose conf the daemon does
+                -- not know: its worker restarted or reloaded with empty conf
+                -- tables (docs/daemon.md), so none of ours is registered
+                -- there any more: register again before the next record.
+                local r = C.shmring_client_decode_reply(decoder, rec.payload, rec.len, reply_box) == 0
+                    and reply_box[0]
+                if r and r.status == 2 then
+                    stats.unknown_conf = stats.unknown_conf + 1
+                    for k in pairs(conf_registered) do
+                        conf_registered[k] = nil
+                    end
+                end
             end
         end
     end
@@ -462,6 +474,13 @@ local function doorbell_connect()
     end
     doorbell_sock, doorbell_gen = sock, gen
     return sock
+end
+
+local function receive_bell(sock)
+    if sock.receiveany then
+        return sock:receiveany(64)
+    end
+    return sock:receive(1)
 end
 
 local reaper
@@ -520,9 +539,10 @@ reaper = function(premature)
                 -- the same timer pass, so it spins without letting any I/O or
                 -- posted event run (docs/gateway.md).
                 local sock = doorbell_connect()
+                local armed = chan -- a request may detach while we wait
                 if not sock then
                     ngx_sleep(0.001) -- no doorbell: poll at 1 ms
-                elseif C.shmring_doorbell_arm(chan) == 0 then
+                elseif C.shmring_doorbell_arm(armed) == 0 then
                     stats.doorbell_waits = stats.doorbell_waits + 1
                     -- Requests keep their own deadlines and a daemon that
                     -- dies closes this connection (EOF wakes us at once);
@@ -531,14 +551,18 @@ reaper = function(premature)
                     -- logs each timeout unless `lua_socket_log_errors off`
                     -- (Kong's default; docs/gateway.md).
                     sock:settimeout(cfg.doorbell_timeout_ms)
-                    local _, err = sock:receive(1)
+                    -- Every byte waiting (one per ring), so stale rings do
+                    -- not cost a loop each.
+                    local _, err = receive_bell(sock)
                     if err == "timeout" then
                         stats.doorbell_timeouts = stats.doorbell_timeouts + 1
                     elseif err then
                         doorbell_sock = nil
                         sock:close()
                     end
-                    C.shmring_doorbell_disarm(chan)
+                    if chan ~= nil and chan == armed then
+                        C.shmring_doorbell_disarm(chan)
+                    end
                 end
             end
         end
@@ -765,10 +789,17 @@ function _M.call(rtype, plugin, conf, encode, arg, timeout)
 end
 
 -- Fire and forget (LOG): no reply, no wait. Returns true or nil, err.
+-- The only replies LOG records get say "unknown conf" (see drain); with no
+-- request waiting the reaper sleeps, so look at the CQ here (an empty CQ
+-- costs one peek): a log-only worker re-registers after a daemon reload
+-- instead of losing every entry, and the CQ never fills up.
 function _M.send(rtype, plugin, conf, encode, arg)
     local ok, why = ensure()
     if not ok then
         return nil, why
+    end
+    if npending == 0 then
+        drain()
     end
     local conf_id = conf_id_of(plugin, conf)
     local req_id, err = submit(rtype, plugin, conf, conf_id, encode, arg)

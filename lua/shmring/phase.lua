@@ -267,14 +267,16 @@ _M.fail = fail
 ---------------------------------------------------------------------------
 -- Phases. st = _M.state(host, name): the per (host, plugin) constants.
 
-function _M.state(host, name, spec)
-    return { host = host, spec = spec or plugins.get(name), entry = false }
+-- transport: nil = the rings (shmring.client); shmring.socket for the
+-- socket transport (same call/send contract).
+function _M.state(host, name, spec, transport)
+    return { host = host, spec = spec or plugins.get(name), entry = false, transport = transport }
 end
 
 function _M.access(st, conf, rtype)
     C = C or core.C or core.load(client.config.lib)
     local timeout = conf.timeout or st.spec.timeout
-    local r, payload_or_err, kind = client.call(rtype or REC.ACCESS, st.spec.name, conf,
+    local r, payload_or_err, kind = (st.transport or client).call(rtype or REC.ACCESS, st.spec.name, conf,
         encode_request, st, timeout)
     if not r then
         return fail(st, conf, payload_or_err, kind)
@@ -316,7 +318,7 @@ function _M.log(st, conf)
         entry.ctx = kv
     end
     st.entry = entry
-    local ok, err = client.send(REC.LOG, st.spec.name, conf, encode_log, st)
+    local ok, err = (st.transport or client).send(REC.LOG, st.spec.name, conf, encode_log, st)
     st.entry = false
     if not ok then
         local key = st.spec.name .. "/log"
