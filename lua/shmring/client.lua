@@ -79,6 +79,7 @@ local flush_wake
 local flush_due = false
 local doorbell_sock
 local exiting_release = false
+local initialized = false -- init_worker ran in this worker
 
 -- Counters this module keeps for shmring.metrics (per worker, in Lua).
 local stats = {
@@ -730,6 +731,9 @@ end
 -- while using the reply), or nil, err, kind where kind is "unavailable"
 -- (503), "deadline" (504) or "error" (500).
 function _M.call(rtype, plugin, conf, encode, arg, timeout)
+    if not initialized then
+        _M.init_worker() -- the host forgot init_worker_by_lua: do it now
+    end
     local ok, why = ensure()
     if not ok then
         stats.unavailable = stats.unavailable + 1
@@ -794,6 +798,9 @@ end
 -- costs one peek): a log-only worker re-registers after a daemon reload
 -- instead of losing every entry, and the CQ never fills up.
 function _M.send(rtype, plugin, conf, encode, arg)
+    if not initialized then
+        _M.init_worker()
+    end
     local ok, why = ensure()
     if not ok then
         return nil, why
@@ -839,6 +846,10 @@ function _M.init_worker(opts)
     if opts then
         _M.configure(opts)
     end
+    if initialized then
+        return
+    end
+    initialized = true
     if not hb_ns then
         hb_ns = cfg.heartbeat_timeout_ms * 1e6
     end

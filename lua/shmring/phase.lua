@@ -276,8 +276,8 @@ end
 function _M.access(st, conf, rtype)
     C = C or core.C or core.load(client.config.lib)
     local timeout = conf.timeout or st.spec.timeout
-    local r, payload_or_err, kind = (st.transport or client).call(rtype or REC.ACCESS, st.spec.name, conf,
-        encode_request, st, timeout)
+    local r, payload_or_err, kind = (st.transport or client).call(rtype or REC.ACCESS,
+        st.spec.name, conf, encode_request, st, timeout)
     if not r then
         return fail(st, conf, payload_or_err, kind)
     end
