@@ -255,6 +255,7 @@ static void sync_endpoint(struct rl_redis_sync *s, uint32_t ep_idx, uint64_t now
 	static __thread uint64_t keys[PIPELINE], ends[PIPELINE], mine[PIPELINE], others[PIPELINE];
 	uint64_t host = rl_host_id(t);
 	uint32_t cursor = 0;
+	bool synced = false, pinged = false;
 	if (!e->ctx) {
 		if (mono_ns() < e->retry_ns)
 			return;
@@ -277,8 +278,26 @@ static void sync_endpoint(struct rl_redis_sync *s, uint32_t ep_idx, uint64_t now
 			}
 		}
 		pthread_mutex_unlock(&s->mu);
+		if (n == 0 && cursor >= MAX_ENTRIES && !pinged) {
+			/* Nothing (more) to sync: still check the server, so
+			 * fault_tolerant = false notices an outage. */
+			redisReply *r = synced ? NULL : redisCommand(e->ctx, "PING");
+			if (!synced && (!r || r->type == REDIS_REPLY_ERROR)) {
+				if (r)
+					freeReplyObject(r);
+				redisFree(e->ctx);
+				e->ctx = NULL;
+				__atomic_store_n(&e->down, 1, __ATOMIC_RELEASE);
+				__atomic_fetch_add(&e->errors, 1, __ATOMIC_RELAXED);
+				return;
+			}
+			if (r)
+				freeReplyObject(r);
+			pinged = true;
+		}
 		if (n == 0)
 			break;
+		synced = true;
 		for (size_t i = 0; i < n; i++) {
 			struct rl_slot *sl = rl_slot_get(t, keys[i], now_ns);
 			mine[i] = sl ? rl_count_in(sl, keys[i], ends[i]) : 0;
