@@ -13,6 +13,7 @@
  * Each case: a warm-up, then 7 timed runs of about 50 ms; the median run
  * is reported, the min and max beside it.
  */
+#include "daemon.h"
 #include "harness.h"
 #include "jwt_bench_tokens.h"
 
@@ -122,6 +123,8 @@ static char *jwt_snapshot_es256(void)
 	return jwt_snapshot("ES256", "bench-es", "ec-P-256.pem");
 }
 
+#define RL_SNAPSHOT "{\"client_ip\":\"203.0.113.7\",\"route_id\":\"bench-route\"}"
+
 static const struct bench_case cases[] = {
     /* The floor: the smallest plugin (two actions) through the same path. */
     {"hello (floor)", "hello", SHMRING_PHASE_ACCESS, "{}", "{\"method\":\"GET\",\"path\":\"/x\"}",
@@ -171,6 +174,23 @@ static const struct bench_case cases[] = {
 	 jwt_snapshot_es256},
 	{"jwt ES256 cache on", "jwt", SHMRING_PHASE_ACCESS, NULL, NULL, jwt_config_cache_on,
 	 jwt_snapshot_es256},
+    /* rate-limiting: one key, counters in the shared table (a temp dir
+     * here, as the daemon's shm_dir); limits high enough to pass every
+     * call, or 1 to refuse every call after the first (the 429 path). */
+    {"rate-limiting fixed-window pass", "rate-limiting", SHMRING_PHASE_ACCESS,
+     "{\"hour\":4000000000,\"limit_by\":\"ip\"}", RL_SNAPSHOT, NULL, NULL},
+    {"rate-limiting fixed-window 3 periods", "rate-limiting", SHMRING_PHASE_ACCESS,
+     "{\"second\":4000000000,\"minute\":4000000000,\"hour\":4000000000,"
+     "\"limit_by\":\"ip\"}",
+     RL_SNAPSHOT, NULL, NULL},
+    {"rate-limiting fixed-window blocked", "rate-limiting", SHMRING_PHASE_ACCESS,
+     "{\"hour\":1,\"limit_by\":\"ip\"}", RL_SNAPSHOT, NULL, NULL},
+    {"rate-limiting token-bucket pass", "rate-limiting", SHMRING_PHASE_ACCESS,
+     "{\"second\":4000000000,\"algorithm\":\"token-bucket\",\"limit_by\":\"ip\"}",
+     RL_SNAPSHOT, NULL, NULL},
+    {"rate-limiting token-bucket blocked", "rate-limiting", SHMRING_PHASE_ACCESS,
+     "{\"year\":1,\"algorithm\":\"token-bucket\",\"limit_by\":\"ip\"}", RL_SNAPSHOT,
+     NULL, NULL},
 };
 
 struct result {
@@ -273,6 +293,12 @@ int main(int argc, char **argv)
 	if (sched_setaffinity(0, sizeof(set), &set) != 0)
 		fprintf(stderr, "warning: cannot pin to CPU %d: %s\n", cpu, strerror(errno));
 
+	/* rate-limiting maps its counter table through shmring_shared_region:
+	 * the daemon's shm_dir, here a temp dir removed at exit. */
+	char shared_dir[] = "/tmp/shmring-bench-XXXXXX";
+	if (mkdtemp(shared_dir))
+		shmringd__shared_setup(shared_dir, 0600);
+
 	json_t *rows = json_array();
 	printf("%-38s %10s %10s %10s %8s\n", "case", "ns/call", "min", "max", "reply B");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -291,6 +317,8 @@ int main(int argc, char **argv)
 		                                      r.max_ns, "calls", (json_int_t)r.calls,
 		                                      "reply_bytes", (int)r.reply_bytes));
 	}
+	shmringd__shared_remove_all(shared_dir);
+	rmdir(shared_dir);
 	if (json) {
 		struct utsname u;
 		uname(&u);
