@@ -84,7 +84,7 @@ local initialized = false -- init_worker ran in this worker
 -- Counters this module keeps for shmring.metrics (per worker, in Lua).
 local stats = {
     requests = 0, replies = 0, late_replies = 0, deadline = 0, unavailable = 0,
-    ring_full = 0, conf_registrations = 0, unknown_conf = 0, reattach = 0,
+    ring_full = 0, conf_registrations = 0, unknown_conf = 0, resent = 0, reattach = 0,
     doorbell_waits = 0, doorbell_timeouts = 0, poll_yields = 0, errors = 0,
 }
 _M.stats = stats
@@ -369,6 +369,41 @@ local function conf_write(plugin, conf, id)
 end
 
 ---------------------------------------------------------------------------
+-- Fire-and-forget records kept for one resend. A LOG answered "unknown
+-- conf" (a daemon reload or worker restart emptied the conf tables: every
+-- record that waited in the SQ meanwhile gets that answer) is sent again
+-- once its conf is registered again. The SQ holds a few thousand records at
+-- most, so the last KEEP sends cover every one still waiting in it; a slot
+-- holds references only (the entry table), no copy.
+local KEEP = 4096
+local kept_id, kept_type, kept_plugin, kept_conf, kept_encode, kept_arg = {}, {}, {}, {}, {}, {}
+local resend, nresend = {}, 0
+
+local function keep(req_id, rtype, plugin, conf, encode, arg)
+    local slot = req_id % KEEP + 1
+    kept_id[slot], kept_type[slot], kept_plugin[slot] = req_id, rtype, plugin
+    kept_conf[slot], kept_encode[slot], kept_arg[slot] = conf, encode, arg
+end
+
+local submit -- below
+
+local function resend_kept()
+    local n = nresend
+    nresend = 0
+    for i = 1, n do
+        local slot = resend[i]
+        resend[i] = nil
+        local plugin, conf = kept_plugin[slot], kept_conf[slot]
+        -- not kept again: one resend only
+        if submit(kept_type[slot], plugin, conf, conf_id_of(plugin, conf), kept_encode[slot],
+            kept_arg[slot]) then
+            stats.resent = stats.resent + 1
+        end
+        kept_conf[slot], kept_encode[slot], kept_arg[slot] = nil, nil, nil
+    end
+end
+
+---------------------------------------------------------------------------
 -- Reaping replies.
 
 local function on_conf_reply(p, payload)
@@ -433,12 +468,21 @@ local function drain()
                     for k in pairs(conf_registered) do
                         conf_registered[k] = nil
                     end
+                    local slot = id % KEEP + 1
+                    if kept_id[slot] == id then
+                        kept_id[slot] = false
+                        nresend = nresend + 1
+                        resend[nresend] = slot
+                    end
                 end
             end
         end
     end
     if n > 0 then
         C.shmring_release(chan)
+    end
+    if nresend > 0 then
+        resend_kept()
     end
     return n
 end
@@ -679,7 +723,7 @@ end
 
 -- Write one record (CONF first if this claim has not seen the conf) and
 -- publish. Returns the req_id, or nil, err, kind.
-local function submit(rtype, plugin, conf, conf_id, encode, arg)
+function submit(rtype, plugin, conf, conf_id, encode, arg)
     if conf_registered[conf_id] ~= gen then
         local rc = conf_write(plugin, conf, conf_id)
         if rc ~= 0 then
@@ -795,8 +839,9 @@ end
 -- Fire and forget (LOG): no reply, no wait. Returns true or nil, err.
 -- The only replies LOG records get say "unknown conf" (see drain); with no
 -- request waiting the reaper sleeps, so look at the CQ here (an empty CQ
--- costs one peek): a log-only worker re-registers after a daemon reload
--- instead of losing every entry, and the CQ never fills up.
+-- costs one peek): after a daemon reload a log-only worker re-registers and
+-- resends instead of losing its entries, and the CQ never fills up. arg is
+-- kept (by reference) for that resend: the caller must not reuse it.
 function _M.send(rtype, plugin, conf, encode, arg)
     if not initialized then
         _M.init_worker()
@@ -805,14 +850,13 @@ function _M.send(rtype, plugin, conf, encode, arg)
     if not ok then
         return nil, why
     end
-    if npending == 0 then
-        drain()
-    end
+    drain()
     local conf_id = conf_id_of(plugin, conf)
     local req_id, err = submit(rtype, plugin, conf, conf_id, encode, arg)
     if not req_id then
         return nil, err
     end
+    keep(req_id, rtype, plugin, conf, encode, arg)
     return true
 end
 

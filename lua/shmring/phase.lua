@@ -142,12 +142,14 @@ local function encode_request(W, conf_id, st)
     end
 end
 
-local function encode_log(W, conf_id, st)
+-- arg is the entry itself (not st): the client keeps it to resend the
+-- record if the daemon answers "unknown conf" (shmring.client.send).
+local function encode_log(W, conf_id, entry)
     C.shmring_mpw_map(W, 2)
     C.shmring_mpw_str(W, "conf", 4)
     C.shmring_mpw_uint(W, conf_id)
     C.shmring_mpw_str(W, "entry", 5)
-    client.enc_value(st.entry, 1)
+    client.enc_value(entry, 1)
 end
 
 ---------------------------------------------------------------------------
@@ -317,9 +319,7 @@ function _M.log(st, conf)
     if kv and entry.ctx == nil then
         entry.ctx = kv
     end
-    st.entry = entry
-    local ok, err = (st.transport or client).send(REC.LOG, st.spec.name, conf, encode_log, st)
-    st.entry = false
+    local ok, err = (st.transport or client).send(REC.LOG, st.spec.name, conf, encode_log, entry)
     if not ok then
         local key = st.spec.name .. "/log"
         local now = ngx_now()
