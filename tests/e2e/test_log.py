@@ -1,23 +1,27 @@
 """e2e: the log plugin through its Kong stub (PDK double) on the real
 shmringd, via the demo's /log route (file sink at <prefix>/requests.log):
 N requests give exactly N JSON lines, each parses and carries the
-request's method, path, status and latency; nothing is lost or duplicated
-by a graceful stop; the drops counter stays 0 and shows in shmringctl."""
+request's method, path, status and latency; the drops counter stays 0 and
+shows in shmringctl; a daemon reload loses nothing (records that waited in
+the ring meanwhile are answered "unknown conf" and the gateway re-registers
+and resends them); nothing is lost or duplicated by a graceful stop."""
+import http.client
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
-import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
 from common import check, done, skip, skip_unless_ready  # noqa: E402
 
-N = 600
+N = 600      # concurrent requests before the reload
 THREADS = 6
+M = 200      # sequential requests after a daemon reload
 
 
 def count_lines(path):
@@ -28,10 +32,24 @@ def count_lines(path):
         return 0
 
 
-def send(st, t, statuses, errors):
+def daemon_stats(st):
+    """The workers' counters from shmringctl stats --json, summed."""
+    ctl = os.path.join(st.build, "bin", "shmringctl")
+    out = subprocess.run([ctl, "--shm-dir", st.shm_dir, "stats", "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    check('"sink_dropped"' in out, "shmringctl stats --json shows sink_dropped")
+    tot = {}
+    for w in json.loads(out).get("workers") or []:
+        for k, v in w.items():
+            if isinstance(v, int):
+                tot[k] = tot.get(k, 0) + v
+    return tot
+
+
+def send(st, ids, statuses, errors):
     c = http.client.HTTPConnection("127.0.0.1", st.port, timeout=10)
     try:
-        for i in range(t, N, THREADS):
+        for i in ids:
             method = ("GET", "POST", "PUT")[i % 3]
             body = b"x" * (i % 7) if method != "GET" else None
             c.request(method, "/log/item-%d?i=%d&q=%%22quoted%%22" % (i, i), body=body,
@@ -45,6 +63,39 @@ def send(st, t, statuses, errors):
         c.close()
 
 
+def wait_lines(logfile, want, deadline_s=15):
+    """Bounded poll for the daemon's flush (every 100 ms by default)."""
+    end = time.time() + deadline_s
+    while count_lines(logfile) < want and time.time() < end:
+        time.sleep(0.05)
+
+
+def check_line(st, e, statuses):
+    rq, rs = e["request"], e["response"]
+    uri = rq["uri"]
+    i = int(uri.split("?i=")[1].split("&")[0])
+    check(uri == "/log/item-%d?i=%d&q=%%22quoted%%22" % (i, i), "request.uri %s" % uri)
+    check(rq["method"] == ("GET", "POST", "PUT")[i % 3], "request.method of %s" % uri)
+    check(rq["url"].startswith("http://127.0.0.1:%d/log/item-%d" % (st.port, i)),
+          "request.url %s" % rq["url"])
+    check(rq["querystring"] == {"i": str(i), "q": '"quoted"'},
+          "request.querystring %s" % rq["querystring"])
+    check(rq["headers"].get("x-note") == 'say "hi" \\ %d' % i,
+          "request.headers keeps quotes and backslashes (%r)" % rq["headers"].get("x-note"))
+    check(rs["status"] == statuses[i] == 200, "response.status")
+    check(isinstance(rs["size"], int) and rs["size"] > 0, "response.size")
+    check("content-type" in rs["headers"], "response.headers")
+    lat = e["latencies"]
+    check(all(isinstance(lat[k], int) for k in ("request", "kong", "proxy"))
+          and lat["request"] >= 0 and lat["proxy"] >= 0 and lat["kong"] >= 0,
+          "latencies request/kong/proxy in ms (%s)" % lat)
+    check(e["client_ip"] == "127.0.0.1", "client_ip")
+    check(isinstance(e["started_at"], int) and e["started_at"] > 1.6e12, "started_at ms")
+    check(e["route"]["id"] == "log", "route")
+    check("ctx" not in e, "gateway ctx not in the line")
+    return i
+
+
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     skip_unless_ready(build)
@@ -55,14 +106,14 @@ def main():
     st = stack.Stack(build, daemon_args=["--plugins=hello,log"])
     logfile = os.path.join(st.prefix, "requests.log")
     print("stack prefix (kept on failure): " + st.prefix, flush=True)
+    statuses, errors = {}, []
     st.start()
     try:
-        status, _, body = st.get("/shmring/status")
+        _, _, body = st.get("/shmring/status")
         routes = json.loads(body)["routes"]
         check(routes["log"]["plugin"] == "log", "/log runs the log plugin (%s)" % routes["log"])
 
-        statuses, errors = {}, []
-        threads = [threading.Thread(target=send, args=(st, t, statuses, errors))
+        threads = [threading.Thread(target=send, args=(st, range(t, N, THREADS), statuses, errors))
                    for t in range(THREADS)]
         for th in threads:
             th.start()
@@ -71,59 +122,48 @@ def main():
         check(not errors, "every request got an answer (%s)" % errors[:3])
         check(len(statuses) == N and all(s == 200 for s in statuses.values()),
               "all %d requests answered 200" % N)
-
-        # The daemon flushes every flush interval (100 ms): poll, bounded.
-        deadline = time.time() + 15
-        while count_lines(logfile) < N and time.time() < deadline:
-            time.sleep(0.05)
+        wait_lines(logfile, N)
         check(count_lines(logfile) == N, "%d lines while running (got %d)"
               % (N, count_lines(logfile)))
+        stats = daemon_stats(st)
+        check(stats.get("sink_dropped") == 0, "no entry dropped (%s)" % stats.get("sink_dropped"))
+        check(stats.get("sink_entries", 0) >= N, "sink_entries counts them (%s)"
+              % stats.get("sink_entries"))
+        unknown_before = stats.get("unknown_conf", 0)
 
-        ctl = os.path.join(st.build, "bin", "shmringctl")
-        if os.path.exists(ctl):
-            out = subprocess.run([ctl, "--shm-dir", st.shm_dir, "stats", "--json"],
-                                 capture_output=True, text=True, check=True).stdout
-            check('"sink_dropped"' in out, "shmringctl stats --json shows sink_dropped")
-            stats = json.loads(out)
-            workers = stats.get("workers") or []
-            dropped = sum(w.get("sink_dropped", 0) for w in workers)
-            entries = sum(w.get("sink_entries", 0) for w in workers)
-            check(dropped == 0, "no entry dropped (sink_dropped %d)" % dropped)
-            check(entries >= N, "sink_entries counts them (%d)" % entries)
+        # SIGHUP: new workers with empty conf tables, files opened afresh.
+        old = set(st.daemon_pids()[1:])
+        os.kill(st.daemon.pid, signal.SIGHUP)
+        end = time.time() + 15
+        while set(st.daemon_pids()[1:]) & old and time.time() < end:
+            time.sleep(0.05)
+        now = set(st.daemon_pids()[1:])
+        check(now and not now & old, "SIGHUP replaced the daemon's workers")
+        send(st, range(N, N + M), statuses, errors)
+        check(not errors and all(statuses.get(i) == 200 for i in range(N, N + M)),
+              "all %d requests after the reload answered 200 (%s)" % (M, errors[:3]))
+
+        # Records that waited in the SQ during the reload were answered
+        # "unknown conf"; the gateway re-registered and resent them.
+        wait_lines(logfile, N + M)
+        resent = daemon_stats(st).get("unknown_conf", 0) - unknown_before
+        # the new workers know no conf: at least the first LOG went that way
+        check(resent >= 1, "the reload made the daemon answer unknown conf (%d)" % resent)
+        check(count_lines(logfile) == N + M, "after the reload every entry is written (%d lines, "
+              "%d requests, %d answered unknown_conf and resent)"
+              % (count_lines(logfile), N + M, resent))
     finally:
         st.stop()  # graceful: nginx QUIT, then shmringd TERM drains the sinks
-    check(count_lines(logfile) == N, "still exactly %d lines after the graceful stop (got %d)"
-          % (N, count_lines(logfile)))
+    check(count_lines(logfile) == N + M, "still exactly %d lines after the graceful stop (got %d)"
+          % (N + M, count_lines(logfile)))
 
     seen = set()
     with open(logfile, "rb") as f:
         for raw in f:
-            e = json.loads(raw)  # every line parses (raises otherwise)
-            rq, rs = e["request"], e["response"]
-            uri = rq["uri"]
-            i = int(uri.split("?i=")[1].split("&")[0])
-            check(i not in seen, "one line per request (%s twice)" % uri)
+            i = check_line(st, json.loads(raw), statuses)  # every line parses
+            check(i not in seen, "one line per request (%d twice)" % i)
             seen.add(i)
-            check(uri == "/log/item-%d?i=%d&q=%%22quoted%%22" % (i, i), "request.uri %s" % uri)
-            check(rq["method"] == ("GET", "POST", "PUT")[i % 3], "request.method of %s" % uri)
-            check(rq["url"].startswith("http://127.0.0.1:%d/log/item-%d" % (st.port, i)),
-                  "request.url %s" % rq["url"])
-            check(rq["querystring"] == {"i": str(i), "q": '"quoted"'},
-                  "request.querystring %s" % rq["querystring"])
-            check(rq["headers"].get("x-note") == 'say "hi" \\ %d' % i,
-                  "request.headers keeps quotes and backslashes (%r)" % rq["headers"].get("x-note"))
-            check(rs["status"] == statuses[i] == 200, "response.status")
-            check(isinstance(rs["size"], int) and rs["size"] > 0, "response.size")
-            check("content-type" in rs["headers"], "response.headers")
-            lat = e["latencies"]
-            check(all(isinstance(lat[k], int) for k in ("request", "kong", "proxy"))
-                  and lat["request"] >= 0 and lat["proxy"] >= 0 and lat["kong"] >= 0,
-                  "latencies request/kong/proxy in ms (%s)" % lat)
-            check(e["client_ip"] == "127.0.0.1", "client_ip")
-            check(isinstance(e["started_at"], int) and e["started_at"] > 1.6e12, "started_at ms")
-            check(e["route"]["id"] == "log", "route")
-            check("ctx" not in e, "gateway ctx not in the line")
-    check(seen == set(range(N)), "every request has its line")
+    check(seen == set(range(N + M)), "every request has its line")
     shutil.rmtree(st.prefix, ignore_errors=True)  # passed: the logs are not needed
     done()
 
