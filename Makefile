@@ -7,13 +7,14 @@ BUILD ?= build/release
 TEST_BUILD ?= build/test
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test demo serve bench bench-ring bench-daemon bench-plugins clean format
+.PHONY: all build test demo serve bench bench-ring bench-daemon bench-plugins bench-hello clean format
 
 all: build
 
 build:
 	@scripts/deps.sh build
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMRING_WERROR=OFF \
+	  -DSHMRING_SANITIZE=OFF -DSHMRING_FUZZ=OFF >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
 
 # The test build uses clang for libFuzzer, with ASan/UBSan and warnings as errors.
@@ -45,7 +46,12 @@ bench-plugins: build
 	$(BUILD)/bench/bench_plugins --json bench/results/plugins.json
 	$(BUILD)/bench/bench_jwt --json bench/results/jwt.json
 
-bench: bench-ring bench-daemon bench-plugins
+bench-hello: build
+	@scripts/deps.sh bench
+	@mkdir -p bench/results
+	python3 bench/hello/bench_hello.py $(BUILD)
+
+bench: bench-ring bench-daemon bench-plugins bench-hello
 
 clean:
 	rm -rf build

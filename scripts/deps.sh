@@ -6,8 +6,8 @@ set -euo pipefail
 build=(cmake make gcc clang pkg-config liburing-dev libmsgpack-dev libcmocka-dev
        libluajit2-5.1-dev libinih-dev libjansson-dev libssl-dev libhiredis-dev libxxhash-dev
        systemtap-sdt-dev)
-runtime=(nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-2 curl python3)
-extra_test=(redis-server luajit2)
+runtime=(nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-2 lua-cjson luajit2 curl python3)
+extra_test=(redis-server)
 extra_bench=(wrk linux-perf)
 
 case "${1:-build}" in
