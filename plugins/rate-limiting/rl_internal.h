@@ -39,6 +39,7 @@ struct rl_period {
 	uint64_t limit;  /* >= 1 */
 	char h_limit[32]; /* X-RateLimit-Limit-<Period> */
 	char h_remaining[40];
+	size_t h_limit_len, h_remaining_len;
 };
 
 struct rl_calendar {
