@@ -64,6 +64,10 @@ M.routes = {
     log = { plugin = "log", conf = { path = ngx.config.prefix() .. "requests.log" } },
 }
 
+-- /lua/file-log: Kong's file-log in Lua (bench/baselines/kong_file_log.lua),
+-- the baseline of `make bench-log`, next to /log's file.
+M.lua_file_log_conf = { path = ngx.config.prefix() .. "lua-file-log.log", reopen = false }
+
 -- The OpenResty helper's config for /ngx/hello (built once, reused).
 M.ngx_conf = { value = "OpenResty", timeout = 250, fail_open = false }
 

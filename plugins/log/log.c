@@ -265,7 +265,7 @@ static int flush_interval_ms(const msgpack_object *cfg, uint32_t *ms, char *err,
 		                "0.001 and 3600");
 		return -EINVAL;
 	}
-	*ms = (uint32_t)llround(s * 1000);
+	*ms = (uint32_t)(s * 1000 + 0.5); /* s in [0.001, 3600]: no overflow */
 	return 0;
 }
 
