@@ -94,6 +94,10 @@ static const struct opt opts[] = {
           "(default 10000)"),
     {"verbose", OPT_U32, offsetof(struct shmringd_config, verbose), 0,
      "1 = log reloads, restarts and refusals in detail (default 0)"},
+    O_STR("socket", socket,
+          "also serve the plugins over this Unix stream socket, one "
+          "length-prefixed msgpack frame per phase (compatibility and "
+          "benchmark transport, not the fast path; default off)"),
 };
 
 void shmringd__config_defaults(struct shmringd_config *c)

@@ -41,6 +41,7 @@ struct shmringd_config {
 	uint32_t drain_timeout_ms; /* SIGTERM: longest wait for rings and sinks */
 	uint32_t watchdog_ms;      /* kill a worker whose loop stalls this long; 0 = off */
 	int verbose;
+	char socket[108]; /* "" = off; else the socket transport's Unix socket path */
 };
 
 void shmringd__config_defaults(struct shmringd_config *c);
@@ -140,8 +141,29 @@ struct shmringd_worker_args {
 	uint32_t nworkers;
 	const int *bell_fds; /* listening doorbell socket per channel */
 	struct shmringd_stats *stats;
+	int sock_fd; /* >= 0: this is the socket worker (--socket), not a ring worker */
 };
 /* The worker process body; never returns. */
 void shmringd__worker_main(const struct shmringd_worker_args *a) __attribute__((noreturn));
+
+/* ---- the socket transport (socket.c, --socket PATH) -------------------------- */
+
+/* Pseudo channel index of socket records (stats, plugin requests). */
+#define SHMRINGD_SOCKET_CHANNEL 0xfffffu
+
+struct shmringd_sock_conn;
+/* Listen on path (unlinked first; mode/owner like the segments). fd or -errno. */
+int shmringd__socket_listen(const char *path, mode_t mode, uid_t uid, gid_t gid);
+/* The socket worker's loop: accept, read frames, dispatch each, write the
+ * replies; returns when the worker must stop. */
+void shmringd__socket_serve(int listen_fd, uint32_t max_payload);
+/* worker.c: dispatch one frame read from c (its replies go to c). */
+int shmringd__sock_dispatch(struct shmringd_sock_conn *c, const struct shmring_rec *rec);
+/* worker.c: one loop turn's housekeeping (sinks, watchdog stamp); returns
+ * the longest wait in ms before the next turn, or -1 to stop. */
+int shmringd__sock_tick(void);
+/* Queue a reply frame on c. 0 or -ENOMEM. */
+int shmringd__sock_reply(struct shmringd_sock_conn *c, uint64_t req_id, const uint8_t *buf,
+                         uint32_t len);
 
 #endif

@@ -71,6 +71,7 @@ static struct {
 	struct shmring_instance *inst;
 	struct shmringd_stats *stats;
 	int *bell_fds;
+	int sock_fd; /* --socket: the listening socket, else -1 */
 	uint32_t nchannels;
 	struct wslot w[SHMRING_MAX_WORKERS];
 	uint32_t nworkers;
@@ -81,7 +82,7 @@ static struct {
 	bool stopping;
 	bool reloading;
 	uint64_t stop_deadline;
-} M = {.lock_fd = -1, .sfd = -1};
+} M = {.lock_fd = -1, .sfd = -1, .sock_fd = -1};
 
 /* ---- setup ---------------------------------------------------------------- */
 
@@ -255,6 +256,12 @@ static int drop_privileges(void)
 
 /* ---- workers ---------------------------------------------------------------- */
 
+/* Worker slots: the ring workers, then the socket worker (--socket). */
+static uint32_t nslots(void)
+{
+	return M.nworkers + (M.sock_fd >= 0);
+}
+
 static void start_worker(uint32_t slot)
 {
 	struct wslot *s = &M.w[slot];
@@ -273,7 +280,8 @@ static void start_worker(uint32_t slot)
 		                                 .slot = slot,
 		                                 .nworkers = M.nworkers,
 		                                 .bell_fds = M.bell_fds,
-		                                 .stats = M.stats};
+		                                 .stats = M.stats,
+		                                 .sock_fd = slot == M.nworkers ? M.sock_fd : -1};
 		shmringd__worker_main(&a);
 	}
 	s->pid = pid;
@@ -374,7 +382,7 @@ static void watchdog(void)
 static void restart_due(void)
 {
 	uint64_t now = shmring_now_ns();
-	for (uint32_t i = 0; i < M.nworkers; i++)
+	for (uint32_t i = 0; i < nslots(); i++)
 		if (M.w[i].state == W_WAIT_RESTART && now >= M.w[i].restart_at)
 			start_worker(i);
 }
@@ -415,6 +423,7 @@ static void reload_begin(void)
 	nc.mode = M.cfg.mode;
 	memcpy(nc.user, M.cfg.user, sizeof(nc.user));
 	memcpy(nc.group, M.cfg.group, sizeof(nc.group));
+	memcpy(nc.socket, M.cfg.socket, sizeof(nc.socket)); /* listening since start */
 	nc.foreground = M.cfg.foreground;
 
 	struct shmringd_plugins probe;
@@ -438,7 +447,7 @@ static void reload_finish(void)
 		shmring_instance_set_workers(M.inst, M.nworkers);
 		M.stats->nworkers = M.nworkers;
 	}
-	for (uint32_t i = 0; i < M.nworkers; i++) {
+	for (uint32_t i = 0; i < nslots(); i++) {
 		M.w[i].backoff_ms = 0;
 		start_worker(i);
 	}
@@ -654,20 +663,31 @@ int main(int argc, char **argv)
 		        strerror(-rc));
 		goto fail_inst;
 	}
+	if (M.cfg.socket[0]) {
+		M.sock_fd = shmringd__socket_listen(M.cfg.socket, M.cfg.mode, M.uid, M.gid);
+		if (M.sock_fd < 0) {
+			fprintf(stderr, "shmringd: cannot listen on %s: %s\n", M.cfg.socket,
+			        strerror(-M.sock_fd));
+			goto fail_inst;
+		}
+	}
 	if (drop_privileges() < 0)
 		goto fail_inst;
 
 	/* Set up: the launching shell gets its exit status now, and the
 	 * workers are forked with the final stdio and logging. */
 	report_start(report_fd, 0);
-	for (uint32_t i = 0; i < M.nworkers; i++)
+	for (uint32_t i = 0; i < nslots(); i++)
 		start_worker(i);
-	shmringd__log("ready: %s, %u channel(s), %u worker(s)", M.cfg.shm_dir, M.nchannels,
-	              M.nworkers);
+	shmringd__log("ready: %s, %u channel(s), %u worker(s)%s%s", M.cfg.shm_dir, M.nchannels,
+	              M.nworkers, M.sock_fd >= 0 ? ", socket transport on " : "",
+	              M.sock_fd >= 0 ? M.cfg.socket : "");
 
 	master_loop();
 
 	remove_bells();
+	if (M.sock_fd >= 0)
+		unlink(M.cfg.socket);
 	shmringd__shared_remove_all(M.cfg.shm_dir);
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/" SHMRINGD_STATS_NAME, M.cfg.shm_dir);

@@ -122,6 +122,7 @@ struct chan_state {
 	uint32_t unreleased; /* records peeked since the last release */
 	uint64_t seen;       /* records peeked since this worker started */
 	bool broken_logged;
+	struct shmringd_sock_conn *sock; /* socket transport: replies go here, ch is NULL */
 };
 
 enum stop_mode { RUN = 0, HANDOFF = 1, DRAIN = 2 };
@@ -223,6 +224,11 @@ static void bell_ring(struct chan_state *cs)
 /* Copy the finished reply into the CQ. SHMRING_FULL keeps it as pending. */
 static int reply_send(struct chan_state *cs, uint64_t req_id, const uint8_t *buf, uint32_t len)
 {
+	if (cs->sock) {
+		int rc = shmringd__sock_reply(cs->sock, req_id, buf, len);
+		W.st->replies += rc == 0;
+		return rc;
+	}
 	struct shmring_claim cl;
 	int rc = shmring_claim(cs->ch, len, &cl);
 	if (rc == SHMRING_FULL) {
@@ -370,7 +376,7 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 		W.st->plugin_errors++;
 		return reply_status(cs, rec->req_id, 1, why);
 	}
-	shmringd__reply_begin(&W.reply, shmring_chan_max_payload(cs->ch));
+	shmringd__reply_begin(&W.reply, cs->ch ? shmring_chan_max_payload(cs->ch) : W.reply.max);
 	int rc = hook(e->conf, &req, &W.reply);
 	pcount(e->plugin, rc < 0 || W.reply.error_set);
 	if (rc < 0 || W.reply.error_set) {
@@ -552,6 +558,44 @@ static int drain_channel(struct chan_state *cs)
 	return n;
 }
 
+/* ---- the socket transport (socket.c) --------------------------------------- */
+
+/* Every socket connection shares one conf table (the client makes its conf
+ * ids unique per nginx worker), so a config registered on one pooled
+ * connection is known on all of them, like a plugin runner's conf cache. */
+static struct chan_state sock_cs = {.index = SHMRINGD_SOCKET_CHANNEL, .bell_listen = -1,
+                                    .bell_conn = -1};
+
+int shmringd__sock_dispatch(struct shmringd_sock_conn *c, const struct shmring_rec *rec)
+{
+	uint64_t t0 = shmring_now_ns();
+	sock_cs.sock = c;
+	W.st->inflight_req = rec->req_id;
+	W.st->inflight = ((uint64_t)sock_cs.index + 1) << 32 | (sock_cs.seen & 0xffffffffu);
+	int rc = dispatch(&sock_cs, rec);
+	W.st->inflight = 0;
+	sock_cs.seen++;
+	sock_cs.sock = NULL;
+	uint64_t t1 = shmring_now_ns();
+	hist_add(t1 - t0, 1);
+	W.last_record_ns = t1;
+	return rc;
+}
+
+int shmringd__sock_tick(void)
+{
+	W.now = shmring_now_ns();
+	W.st->loop_ns = W.now;
+	shmringd__sinks_poll(W.now);
+	int64_t timeout = (int64_t)W.cfg->idle_timeout_ms * 1000000;
+	int64_t due = shmringd__sinks_next_due(W.now);
+	if (due < timeout)
+		timeout = due;
+	if (g_stop || getppid() != W.master)
+		return -1;
+	return timeout <= 0 ? 0 : (int)((timeout + 999999) / 1000000);
+}
+
 /* ---- the loop ------------------------------------------------------------- */
 
 static bool any_pending(void)
@@ -690,6 +734,15 @@ void shmringd__worker_main(const struct shmringd_worker_args *a)
 			ps->calls = ps->errors = 0;
 			snprintf(ps->name, sizeof(ps->name), "%s", name);
 		}
+	}
+
+	if (a->sock_fd >= 0) {
+		snprintf(shmringd__role, sizeof(shmringd__role), "socket worker");
+		prctl(PR_SET_NAME, "shmringd-sock");
+		W.reply.max = a->cfg->ring_size / 2;
+		shmringd__socket_serve(a->sock_fd, W.reply.max);
+		conf_clear(&sock_cs.confs);
+		worker_exit(0);
 	}
 
 	uint32_t nch = shmring_instance_nchannels(a->inst);

@@ -179,6 +179,7 @@ local function conf_reply(sock, plugin, id)
         local e = (rc == 0 and r.error.ptr ~= nil) and ffi_string(r.error.ptr, r.error.len)
             or core.strerror(rc)
         ngx_log(ERR, "shmring: plugin ", plugin, " refused its config: ", e)
+        registered[id] = nil
         return false
     end
     registered[id] = true
@@ -247,35 +248,46 @@ function _M.call(rtype, plugin, conf, encode, arg, timeout)
     end
 end
 
+-- LOG, sent from a timer: cosockets are disabled in log_by_lua (Kong's and
+-- APISIX's socket loggers do the same).
+local function send_frame(premature, frame_str, plugin, id, with_conf)
+    if premature then
+        return
+    end
+    local sock, err = connect(1000)
+    if not sock then
+        ngx_log(ERR, "shmring: log entry dropped: ", err)
+        return
+    end
+    local sent
+    sent, err = sock:send(frame_str)
+    if sent and with_conf then
+        sent, err = conf_reply(sock, plugin, id)
+    end
+    if sent == nil then
+        sock:close()
+        ngx_log(ERR, "shmring: log entry dropped: ", err)
+        return
+    end
+    sock:setkeepalive(cfg.keepalive_ms, cfg.pool_size)
+end
+
 -- Same contract as shmring.client.send (LOG: no reply, req_id 0).
 function _M.send(rtype, plugin, conf, encode, arg)
     local ok, err = load()
     if not ok then
         return nil, err
     end
-    local sock
-    sock, err = connect(1000)
-    if not sock then
-        return nil, err
-    end
     local id = conf_id_of(conf)
     local off, with_conf = conf_frame(plugin, conf, id)
     local len = off and frame(off, rtype, 0, encode, id, arg)
     if not len then
-        sock:close()
         return nil, "entry too large"
     end
-    local sent
-    sent, err = sock:send(ffi_string(buf, len))
-    if sent and with_conf then
-        sent, err = conf_reply(sock, plugin, id)
+    if with_conf then
+        registered[id] = true -- once per worker; a refusal is logged by conf_reply
     end
-    if sent == nil then
-        sock:close()
-        return nil, err
-    end
-    sock:setkeepalive(cfg.keepalive_ms, cfg.pool_size)
-    return true
+    return ngx.timer.at(0, send_frame, ffi_string(buf, len), plugin, id, with_conf)
 end
 
 return _M

@@ -1,0 +1,131 @@
+-- bench/e2e: one nginx, three transports per plugin (docs/benchmarks.md).
+--   shmring  the OpenResty helper's host (shmring.ngx) through shmring.phase
+--            and the rings, with a snapshot spec narrowed to each config the
+--            way the Kong stubs narrow theirs
+--   socket   the same phase state (same snapshot encoder, same reply
+--            applier), carried by shmring.socket to shmringd --socket
+--   lua      the native Lua baselines of bench/baselines/
+-- Every route ends in the same content handler (no upstream).
+local phase = require("shmring.phase")
+local plugins = require("shmring.plugins")
+local ngx_host = require("shmring.ngx").host
+
+local M = {}
+
+local function read(path)
+    local f = assert(io.open(path, "r"))
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+local CONSUMER = { id = "7f3c1d2e-0000-4000-8000-000000000001", username = "demo" }
+
+-- plugin cell -> C plugin name, config, the snapshot narrowing, baseline.
+local cells = {}
+
+function M.init(opts)
+    local pub = read(opts.keys .. "/demo-rs256.pub.pem")
+    local jwt_consumers = { {
+        id = CONSUMER.id, username = CONSUMER.username,
+        jwt_secrets = { { id = "7f3c1d2e-0000-4000-8000-00000000b002", key = "demo-rs256",
+                          algorithm = "RS256", rsa_public_key = pub } },
+    } }
+    local function jwt_conf(cache)
+        return { key_claim_name = "iss", claims_to_verify = { "exp" }, cache = cache,
+                 consumers = jwt_consumers }
+    end
+    cells = {
+        hello = { plugin = "hello", conf = { name = "X-Hello", value = "World" },
+                  base = "hello" },
+        ["key-auth"] = { plugin = "key-auth", conf = {
+                key_names = { "apikey" },
+                consumers = { { id = CONSUMER.id, username = CONSUMER.username,
+                    keyauth_credentials = { { id = "7f3c1d2e-0000-4000-8000-00000000a001",
+                                              key = "demo-key" } } } },
+            }, headers = { "apikey" }, query = { "apikey" }, base = "key_auth" },
+        jwt = { plugin = "jwt", conf = jwt_conf(true), headers = { "authorization" },
+                query = { "jwt" }, base = "jwt" },
+        ["jwt-nocache"] = { plugin = "jwt", conf = jwt_conf(false),
+                            headers = { "authorization" }, query = { "jwt" }, base = "jwt" },
+        -- never limited: the cost of counting, not of refusing
+        ["rate-limiting"] = { plugin = "rate-limiting",
+                              conf = { second = 1000000000, minute = 1000000000,
+                                       policy = "local", limit_by = "ip" },
+                              headers = {}, query = {}, base = "rate_limiting" },
+        ["request-transformer"] = { plugin = "request-transformer", conf = {
+                add = { headers = { "x-added-by:shmring", 'x-client:$(headers.user_agent or "unknown")' },
+                        querystring = { "added:1" } },
+                remove = { headers = { "x-remove-me" } },
+                rename = { headers = { "x-old-name:x-new-name" }, querystring = { "q:search" } },
+            }, base = "request_transformer" },
+        ["correlation-id"] = { plugin = "correlation-id", conf = {
+                header_name = "Kong-Request-ID", generator = "uuid", echo_downstream = true },
+                headers = { "kong-request-id" }, query = {}, base = "correlation_id" },
+        log = { plugin = "log", conf = { path = opts.prefix .. "/shmring-requests.log" },
+                lua_conf = { path = opts.prefix .. "/lua-requests.log" }, base = "file_log" },
+    }
+    -- The socket transport's log cell writes its own file.
+    local socket = require("shmring.socket")
+    for name, c in pairs(cells) do
+        local base_spec = plugins.get(c.plugin)
+        local spec = base_spec
+        if c.headers then
+            spec = setmetatable({ headers = c.headers, query = c.query or base_spec.query },
+                { __index = base_spec })
+        end
+        c.shmring = phase.state(ngx_host, c.plugin, spec)
+        c.socket = phase.state(ngx_host, c.plugin, spec, socket)
+        c.socket_conf = c.plugin == "log"
+            and { path = opts.prefix .. "/socket-requests.log" } or c.conf
+        local b = require(c.base)
+        c.lua_mod = b
+        if b.new then
+            c.lua = b.new(c.lua_conf or c.conf, c.plugin == "log" and ngx_host.log_entry
+                or "bench_ratelimit")
+        else
+            c.lua = c.conf
+        end
+        cells[name] = c
+    end
+end
+
+function M.access(transport, name)
+    local c = cells[name]
+    if c.plugin == "log" then
+        return -- a log-phase plugin
+    end
+    if transport == "shmring" then
+        return phase.access(c.shmring, c.conf)
+    elseif transport == "socket" then
+        return phase.access(c.socket, c.socket_conf)
+    end
+    local f = c.lua_mod.access
+    if f then
+        return f(c.lua)
+    end
+end
+
+function M.header_filter(transport, name)
+    local c = cells[name]
+    if transport == "lua" then
+        local f = c.lua_mod.header_filter
+        if f then
+            return f(c.lua)
+        end
+        return
+    end
+    return phase.header_filter(c[transport], c.conf)
+end
+
+function M.log(transport, name)
+    local c = cells[name]
+    if transport == "shmring" then
+        return phase.log(c.shmring, c.conf)
+    elseif transport == "socket" then
+        return phase.log(c.socket, c.socket_conf)
+    end
+    return c.lua_mod.log(c.lua)
+end
+
+return M
