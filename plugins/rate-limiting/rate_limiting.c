@@ -8,9 +8,9 @@
  * (consumer, credential, ip, service, header, path; falls back to the client
  * IP), header_name, path, policy (local, redis), fault_tolerant (true),
  * hide_client_headers (false), error_code (429), error_message ("API rate
- * limit exceeded"), redis {host, port, username, password, database,
- * timeout}, sync_rate; plus shmring's algorithm (fixed-window, Kong's, the
- * default; token-bucket).
+ * limit exceeded"), retry_after_jitter_max (0), redis {host, port, username,
+ * password, database, timeout}, sync_rate; plus shmring's algorithm
+ * (fixed-window, Kong's, the default; token-bucket).
  *
  * Counters live in rl_table (rl_table.h), a table in memory every worker of
  * the daemon maps (shmring_shared_region), updated with one CAS per period:
@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 static const char *const period_names[RL_NPERIODS] = {"second", "minute", "hour",
@@ -73,6 +74,7 @@ static int rl_init(void **wstate, char *err, size_t errlen)
 		free(w);
 		return rc;
 	}
+	w->rng = rl_now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
 	*wstate = w;
 	return 0;
 }
@@ -265,7 +267,7 @@ static int rl_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 	struct rl_conf *c = calloc(1, sizeof(*c));
 	char *msg = NULL;
 	int rc, limit_by, policy, algorithm;
-	int64_t code, sync_ms;
+	int64_t code, sync_ms, jitter;
 	double sync_rate = 1;
 	static const char *const policies[] = {"local", "redis", "cluster", NULL};
 	static const char *const algorithms[] = {"fixed-window", "token-bucket", NULL};
@@ -324,6 +326,8 @@ static int rl_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 	                          &c->hide_client_headers, err, errlen)) < 0 ||
 	    (rc = shmring_pc_int(cfg, PLUGIN, "error_code", 429, 100, 599, &code, err, errlen)) <
 	        0 ||
+	    (rc = shmring_pc_int(cfg, PLUGIN, "retry_after_jitter_max", 0, 0, 86400, &jitter, err,
+	                         errlen)) < 0 ||
 	    (rc = shmring_pc_strdup(cfg, PLUGIN, "error_message", "API rate limit exceeded", false,
 	                            &msg, err, errlen)) < 0 ||
 	    (rc = read_redis(cfg, c, err, errlen)) < 0)
@@ -332,6 +336,7 @@ static int rl_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 	c->limit_by = limit_by;
 	c->token_bucket = algorithm == 1;
 	c->error_code = (uint32_t)code;
+	c->jitter_max = (uint32_t)jitter;
 	if (policy == 2) {
 		snprintf(err, errlen,
 		         PLUGIN ": config.policy 'cluster' needs Kong's database; use 'local' "
@@ -627,6 +632,7 @@ static void hdr_add(struct hdrs *hs, struct shmring_str name, uint64_t v)
  * remaining (on a tie the longer one), Retry-After on a block. */
 static void build_headers(const struct rl_conf *c, const struct rl_outcome *o, struct hdrs *hs)
 {
+	struct rl_worker *w = c->w;
 	int pick = -1;
 	hs->n = 0;
 	for (int i = 0; i < c->np; i++)
@@ -646,8 +652,18 @@ static void build_headers(const struct rl_conf *c, const struct rl_outcome *o, s
 		hdr_add(hs, H_REMAINING, o->remaining[pick]);
 		hdr_add(hs, H_RESET, reset);
 	}
-	if (o->blocked >= 0)
-		hdr_add(hs, H_RETRY_AFTER, reset);
+	if (o->blocked >= 0) {
+		/* Kong's retry_after_jitter_max: 0..max seconds added, so the
+		 * refused clients do not all come back at the same second. */
+		uint64_t jitter = 0;
+		if (c->jitter_max) {
+			w->rng ^= w->rng << 13;
+			w->rng ^= w->rng >> 7;
+			w->rng ^= w->rng << 17;
+			jitter = w->rng % ((uint64_t)c->jitter_max + 1);
+		}
+		hdr_add(hs, H_RETRY_AFTER, reset + jitter);
+	}
 }
 
 void rl_keys(const struct rl_conf *c, const struct shmring_request *req, struct rl_key_set *ks)

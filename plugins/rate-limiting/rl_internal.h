@@ -31,6 +31,7 @@ struct rl_redis_sync; /* rl_redis.c */
 struct rl_worker {
 	struct rl_table table;      /* view over the shared region */
 	uint64_t last_warn_ns;      /* rate of the "cannot count" log line */
+	uint64_t rng;               /* xorshift state: Retry-After jitter */
 	struct rl_redis_sync *sync; /* policy = redis: the sync thread, lazily */
 };
 
@@ -67,6 +68,7 @@ struct rl_conf {
 	bool hide_client_headers;
 	bool redis_policy;
 	uint32_t error_code;
+	uint32_t jitter_max; /* retry_after_jitter_max, seconds */
 	char *body; /* {"message":"..."} */
 	size_t body_len;
 	uint32_t sync_ms; /* redis: 0 = synchronous */

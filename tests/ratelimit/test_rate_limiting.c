@@ -239,6 +239,22 @@ static void hide_headers_and_custom_error(void **state)
 	expect_header("Retry-After", "60");
 	expect_header("X-RateLimit-Limit-Minute", NULL);
 	expect_header("RateLimit-Remaining", NULL);
+	/* Kong's retry_after_jitter_max: Retry-After = reset + 0..max */
+	conf_ok("{\"minute\":1,\"limit_by\":\"ip\",\"retry_after_jitter_max\":5}");
+	assert_int_equal(call(IP("10.1.0.2")), 0);
+	int seen[6] = {0};
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(call(IP("10.1.0.2")), 429);
+		long v = strtol(resp_header("Retry-After"), NULL, 10);
+		if (v < 60 || v > 65)
+			fail_msg("Retry-After %ld outside 60..65", v);
+		seen[v - 60] = 1;
+	}
+	for (int i = 0; i < 6; i++)
+		if (!seen[i])
+			fail_msg("jitter never gave %d", i);
+	conf_refused("{\"minute\":1,\"retry_after_jitter_max\":-1}",
+	             "config.retry_after_jitter_max must be an integer");
 }
 
 /* Windows are UTC calendar periods: a minute ends at :00, a month at the

@@ -69,6 +69,7 @@ return {
                 { hide_client_headers = { type = "boolean", required = true, default = false } },
                 { error_code = { type = "number", default = 429, gt = 0 } },
                 { error_message = { type = "string", default = "API rate limit exceeded" } },
+                { retry_after_jitter_max = { type = "number", required = true, default = 0, between = { 0, 86400 } } },
                 { sync_rate = { type = "number", default = 1 } },
                 { fail_open = { type = "boolean", default = true } },
                 { timeout = { type = "integer", default = 250, between = { 1, 60000 } } },
