@@ -99,14 +99,20 @@ static inline uint64_t rel_ns(uint64_t now_ns)
 }
 
 /* A counter that no longer holds anything that matters: its window is over,
- * or its bucket has refilled. Such a slot may be given to another key. */
+ * or its bucket has refilled, for RL_EVICT_GRACE_S already. The grace
+ * covers a worker that read the clock just before the window ended and
+ * counts a moment later: its window must still be there. Such a slot may
+ * be given to another key. */
 static bool expired(uint64_t key, uint64_t state, uint64_t now_rel)
 {
 	if (state == RL_LOCKED)
 		return false;
+	uint64_t now_s = now_rel / NS;
+	if (now_s < RL_EVICT_GRACE_S)
+		return false;
 	if (key & 1)
-		return state <= now_rel;
-	return (state >> 32) <= now_rel / NS;
+		return state <= now_rel - RL_EVICT_GRACE_S * NS;
+	return (state >> 32) <= now_s - RL_EVICT_GRACE_S;
 }
 
 /* ---- lookup and insertion --------------------------------------------------- */

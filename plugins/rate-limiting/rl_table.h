@@ -33,8 +33,8 @@
  * first CASes the old state to RL_LOCKED (which makes every in-flight CAS of
  * a reader fail), then writes the new key, then releases the fresh state.
  * So a reader either sees the new key and looks again, or its CAS fails.
- * Only expired counters (window over, bucket full) are evicted, so no count
- * that still matters is ever dropped.
+ * Only counters expired for RL_EVICT_GRACE_S (window over, bucket full) are
+ * evicted, so no count that still matters is ever dropped.
  */
 #ifndef RL_TABLE_H
 #define RL_TABLE_H
@@ -47,6 +47,7 @@
 #define RL_EPOCH 1577836800ull          /* 2020-01-01T00:00:00Z */
 #define RL_LOCKED UINT64_MAX
 #define RL_SLOTS 7
+#define RL_EVICT_GRACE_S 1 /* a counter is evictable this long after it expired */
 
 struct rl_slot {
 	uint64_t key;   /* see above; 0 = empty */

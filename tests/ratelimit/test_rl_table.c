@@ -83,14 +83,17 @@ static void full_bucket_and_eviction(void **state)
 		assert_true(rl_peek(s, k << 1, &l, T0, &rem, &reset, &stale));
 		assert_int_equal(rem, 4);
 	}
-	/* the next second: every window is over, so a new key evicts one */
+	/* the next second: every window is over, but within the grace */
 	uint64_t t1 = T0 + NS;
+	assert_null(rl_slot_get(&T, 100 << 1, t1));
+	/* a second later a new key evicts one */
+	t1 = T0 + 2 * NS;
 	struct rl_limit l1 = fw(5, t1);
 	assert_true(take(100 << 1, &l1, t1));
 	struct rl_header *h = mem;
 	assert_int_equal(h->inserts, RL_SLOTS);
 	assert_int_equal(h->evictions, 1);
-	assert_int_equal(h->full, 1);
+	assert_int_equal(h->full, 2);
 }
 
 static void token_bucket_evicted_when_full_again(void **state)
@@ -101,8 +104,9 @@ static void token_bucket_evicted_when_full_again(void **state)
 	assert_null(rl_slot_get(&T, 100 << 1 | 1, T0));
 	/* 0.4 s later no bucket has refilled to its burst: still full */
 	assert_null(rl_slot_get(&T, 100 << 1 | 1, T0 + 400000000ull));
-	/* 0.5 s: full buckets are as good as fresh: evictable */
-	assert_true(take(100 << 1 | 1, &l, T0 + NS / 2));
+	/* full again at 0.5 s, evictable after the grace */
+	assert_null(rl_slot_get(&T, 100 << 1 | 1, T0 + NS / 2));
+	assert_true(take(100 << 1 | 1, &l, T0 + NS / 2 + NS));
 }
 
 static void stale_slot_detected(void **state)
@@ -114,7 +118,7 @@ static void stale_slot_detected(void **state)
 	for (uint64_t k = 2; k <= RL_SLOTS; k++)
 		assert_true(take(k << 1, &l, T0));
 	assert_true(take(2, &l, T0));
-	uint64_t t1 = T0 + NS;
+	uint64_t t1 = T0 + 2 * NS;
 	struct rl_limit l1 = fw(5, t1);
 	/* every window is over: the new key takes the first expired slot,
 	 * which is key 2's */
