@@ -199,7 +199,6 @@ static void rl_conf_free(void *p)
 static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, size_t errlen)
 {
 	const msgpack_object *r = shmring_pc_field(cfg, "redis");
-	const char *pfx = "redis.";
 	char k[64];
 	bool flat = false;
 	static const char *const flat_names[] = {"redis_host",     "redis_port",
@@ -216,7 +215,6 @@ static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, s
 	}
 	if (flat) {
 		r = cfg;
-		pfx = "redis_";
 	} else if (r) {
 		if (r->type != MSGPACK_OBJECT_MAP) {
 			snprintf(err, errlen, PLUGIN ": config.redis must be a map");
@@ -230,8 +228,8 @@ static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, s
 	int64_t port, db, timeout;
 	bool ssl = false;
 	int rc;
+	/* The same readers for both shapes: the flat names carry a prefix. */
 #define KEY(name) (snprintf(k, sizeof(k), "%s" name, flat ? "redis_" : ""), k)
-	(void)pfx;
 	if ((rc = shmring_pc_strdup(r, PLUGIN, KEY("host"), NULL, true, &c->redis.host, err,
 	                            errlen)) < 0 ||
 	    (rc = shmring_pc_int(r, PLUGIN, KEY("port"), 6379, 1, 65535, &port, err, errlen)) < 0 ||
@@ -243,8 +241,16 @@ static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, s
 	        0 ||
 	    (rc = shmring_pc_int(r, PLUGIN, KEY("timeout"), 2000, 1, 600000, &timeout, err,
 	                         errlen)) < 0 ||
-	    (rc = shmring_pc_bool(r, PLUGIN, KEY("ssl"), false, &ssl, err, errlen)) < 0)
+	    (rc = shmring_pc_bool(r, PLUGIN, KEY("ssl"), false, &ssl, err, errlen)) < 0) {
+		/* The readers say "config.<field>": name the record. */
+		char *at = flat ? NULL : strstr(err, "config.");
+		if (at) {
+			char tmp[512];
+			snprintf(tmp, sizeof(tmp), "%s", at + strlen("config."));
+			snprintf(at, errlen - (size_t)(at - err), "config.redis.%s", tmp);
+		}
 		return rc;
+	}
 #undef KEY
 	if (ssl) {
 		snprintf(err, errlen, PLUGIN ": config.redis.ssl = true is not supported");

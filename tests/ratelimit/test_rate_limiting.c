@@ -151,7 +151,9 @@ static void config_errors(void **state)
 	conf_refused("{\"second\":1,\"redis\":5}", "config.redis must be a map");
 	conf_refused("{\"second\":1,\"redis\":{\"hots\":\"x\"}}", "unknown config field 'hots'");
 	conf_refused("{\"second\":1,\"redis\":{\"host\":\"h\",\"port\":70000}}",
-	             "config.port must be an integer between 1 and 65535");
+	             "config.redis.port must be an integer between 1 and 65535");
+	conf_refused("{\"second\":1,\"redis_port\":0}",
+	             "config.redis_port must be an integer between 1 and 65535");
 	conf_refused("{\"second\":1,\"redis\":{\"host\":\"h\"},\"redis_port\":1}",
 	             "either config.redis or the redis_* fields");
 	conf_refused("{\"second\":1,\"redis\":{\"host\":\"h\",\"ssl\":true}}",
