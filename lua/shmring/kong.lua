@@ -31,6 +31,12 @@ local host = {
         local r = K().router.get_route()
         return r and r.id or ""
     end,
+    -- rate-limiting's limit_by = service (a PDK without get_service: "")
+    service_id = function()
+        local get = K().router.get_service
+        local s = get and get()
+        return s and s.id or ""
+    end,
     header = function(name) return K().request.get_header(name) end,
     headers = function() return K().request.get_headers() end,
     query_arg = function(name) return K().request.get_query_arg(name) end,

@@ -110,6 +110,7 @@ local function encode_request(W, conf_id, st)
     local has_q = decl_q == "*" or #decl_q > 0
     local n = 1 + (want.method and 1 or 0) + (want.scheme and 1 or 0) + (want.host and 1 or 0)
         + (want.path and 1 or 0) + (want.client_ip and 1 or 0) + (want.route_id and 1 or 0)
+        + (want.service_id and 1 or 0)
         + (has_h and 1 or 0) + (has_q and 1 or 0) + (kv and 1 or 0) + (consumer and 1 or 0)
         + (credential and 1 or 0)
     C.shmring_mpw_map(W, n)
@@ -121,6 +122,9 @@ local function encode_request(W, conf_id, st)
     if want.path then put_kv(W, "path", host.path()) end
     if want.client_ip then put_kv(W, "client_ip", host.client_ip()) end
     if want.route_id then put_kv(W, "route_id", host.route_id and host.route_id() or "") end
+    if want.service_id then
+        put_kv(W, "service_id", host.service_id and host.service_id() or "")
+    end
     if has_h then
         collect(decl_h, host.header, host.headers)
         put_collected(W, "headers")

@@ -4,7 +4,8 @@
 -- defaults (auth plugins fail closed, logging fails open; docs/gateway.md).
 -- Only these parts go into the snapshot. "*" means every one. `fields`
 -- lists the fixed snapshot fields it reads (docs/protocol.md: method,
--- scheme, host, path, client_ip, route_id, ctx, consumer); nil = all.
+-- scheme, host, path, client_ip, route_id, ctx, consumer; service_id only
+-- when named); nil = all.
 --
 -- A third-party plugin registers itself with shmring.plugins.define().
 local _M = {}
@@ -37,7 +38,8 @@ local catalog = {
     -- shmring-rate-limiting sends only config.header_name (or none).
     -- Fields: what limit_by and the counter keys read.
     ["rate-limiting"] = {
-        headers = "*", query = {}, fields = { "path", "client_ip", "route_id", "consumer" },
+        headers = "*", query = {},
+        fields = { "path", "client_ip", "route_id", "service_id", "consumer" },
         phases = { access = true },
         fail_open = true, timeout = 250,
     },

@@ -39,8 +39,9 @@ package.loaded["kong.db.schema.typedefs"] = {}
 local plugins = require("shmring.plugins")
 local spec = plugins.get("rate-limiting")
 check(spec.headers == "*", "catalog: every header (the OpenResty helper)")
-check(spec.want.client_ip and spec.want.route_id and spec.want.path and spec.want.consumer,
-      "catalog: client_ip, route_id, path, consumer/credential are sent")
+check(spec.want.client_ip and spec.want.route_id and spec.want.path and spec.want.consumer
+      and spec.want.service_id,
+      "catalog: client_ip, route_id, service_id, path, consumer/credential are sent")
 check(spec.phases.access and spec.fail_open == true, "catalog: access, fails open")
 
 local handler = require("kong.plugins.shmring-rate-limiting.handler")
