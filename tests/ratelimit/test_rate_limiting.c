@@ -173,6 +173,37 @@ static void config_errors(void **state)
 	conf_ok("{\"year\":1,\"algorithm\":\"token-bucket\"}");
 }
 
+/* Every field with every JSON type, alone and beside a valid limit: a clear
+ * error or a config, never a crash (ASan/UBSan builds). */
+static void config_any_type(void **state)
+{
+	static const char *const fields[] = {
+	    "second", "minute", "hour", "day", "month", "year", "limit_by", "header_name", "path",
+	    "policy", "fault_tolerant", "hide_client_headers", "error_code", "error_message",
+	    "redis", "sync_rate", "algorithm", "redis_host", "redis_port", "redis_password",
+	    "redis_database", "redis_timeout", "redis_ssl", "retry_after_jitter_max", NULL};
+	static const char *const values[] = {
+	    "0", "1", "-1", "7", "1.5", "1e300", "-1e300", "4294967295", "9223372036854775807",
+	    "\"\"", "\"x\"", "\"redis\"", "\"header\"", "\"token-bucket\"", "true", "false",
+	    "null", "[]", "[1,2]", "{}", "{\"host\":1}", "{\"host\":\"h\",\"port\":\"p\"}", NULL};
+	char cfg[256];
+	for (int f = 0; fields[f]; f++) {
+		for (int v = 0; values[v]; v++) {
+			for (int with_limit = 0; with_limit < 2; with_limit++) {
+				snprintf(cfg, sizeof(cfg), "{%s\"%s\":%s}",
+				         with_limit && strcmp(fields[f], "minute") ? "\"minute\":10,"
+				                                                   : "",
+				         fields[f], values[v]);
+				int rc = harness_conf(&H, cfg);
+				if (rc < 0 && !strstr(H.err, "rate-limiting: "))
+					fail_msg("%s refused without a message: '%s'", cfg, H.err);
+				if (rc == 0)
+					assert_int_equal(call(IP("10.9.9.9")) / 100 % 10 >= 0, 1);
+			}
+		}
+	}
+}
+
 /* ---- headers, block, windows ------------------------------------------------------ */
 
 static void headers_and_block(void **state)
@@ -516,6 +547,7 @@ int main(void)
 	shmringd__shared_setup(tmpdir, 0600);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(config_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(config_any_type, setup, teardown),
 	    cmocka_unit_test_setup_teardown(headers_and_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(hide_headers_and_custom_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(window_alignment, setup, teardown),
