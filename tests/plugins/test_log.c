@@ -104,7 +104,8 @@ static json_t *read_lines(const char *p)
 		if (line[n - 1] != '\n')
 			fail_msg("line without a newline: %s", line);
 		json_error_t je;
-		json_t *j = json_loadb(line, (size_t)n, JSON_ALLOW_NUL, &je);
+		json_t *j =
+		    json_loadb(line, (size_t)n, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &je);
 		if (!j)
 			fail_msg("line is not JSON (%s): %s", je.text, line);
 		json_array_append_new(a, j);
@@ -194,7 +195,19 @@ static void bad_entries(void **state)
 	/* odd values: binary, non-string keys, NaN, deep nesting (msgpack-c
 	 * itself stops at 32 levels), ext */
 	msgpack_sbuffer_clear(&sb);
-	msgpack_pack_map(&pk, 6);
+	msgpack_pack_map(&pk, 7);
+	msgpack_pack_str_with_body(&pk, "nested", 6); /* skipped keys first and last */
+	msgpack_pack_map(&pk, 5);
+	msgpack_pack_nil(&pk);
+	msgpack_pack_int(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "a", 1);
+	msgpack_pack_int(&pk, -7);
+	msgpack_pack_true(&pk);
+	msgpack_pack_int(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "b", 1);
+	msgpack_pack_double(&pk, 2.5);
+	msgpack_pack_array(&pk, 0);
+	msgpack_pack_int(&pk, 3);
 	msgpack_pack_str_with_body(&pk, "bin", 3);
 	msgpack_pack_bin_with_body(&pk, "a\0b", 3);
 	msgpack_pack_int(&pk, 42);
@@ -219,7 +232,11 @@ static void bad_entries(void **state)
 	assert_int_equal(json_string_length(bin), 3);
 	assert_memory_equal(json_string_value(bin), "a\0b", 3);
 	assert_string_equal(json_string_value(json_object_get(e, "42")), "int key");
-	assert_int_equal(json_object_size(e), 5);
+	assert_int_equal(json_object_size(e), 6);
+	json_t *nested = json_object_get(e, "nested");
+	assert_int_equal(json_object_size(nested), 2);
+	assert_int_equal(json_integer_value(json_object_get(nested, "a")), -7);
+	assert_true(json_real_value(json_object_get(nested, "b")) == 2.5);
 	assert_true(json_is_null(json_object_get(e, "nan")));
 	assert_true(json_is_null(json_object_get(e, "ext")));
 	json_t *d = json_object_get(e, "deep");
@@ -251,9 +268,12 @@ static void file_lines(void **state)
 	enum { N = 1000 };
 	for (int i = 0; i < N; i++) {
 		char extra[128] = "";
-		if (i % 2)
-			snprintf(extra, sizeof(extra),
-			         ",\"ctx\":{\"correlation_id\":\"id-%d\",\"other\":\"x\"}", i);
+		if (i % 2) /* ctx's id replaces one the entry has */
+			snprintf(
+			    extra, sizeof(extra),
+			    ",\"correlation_id\":\"old\",\"ctx\":{\"correlation_id\":\"id-%d\","
+			    "\"other\":\"x\"}",
+			    i);
 		snprintf(entry, sizeof(entry), ENTRY, extra);
 		assert_int_equal(log_json(entry), 0);
 	}
