@@ -23,6 +23,53 @@ local HELP = {
     errors = "other failures", sleeps = "futex sleeps", restarts = "restarts by the master",
 }
 
+-- The daemon's own stats file (<dir>/stats, worker/stats.h, version 1):
+-- a 64-byte header (magic "SRDSTAT1", u32 version at 8, u32 nworkers at
+-- 12), then one 1536-byte block per worker slot, written only by that
+-- worker. The log sink counters sit at these offsets of a block.
+local STATS_HEADER, STATS_BLOCK = 64, 1536
+local STATS_FIELDS = {
+    { "log_records", 304, "LOG records handed to a plugin" },
+    { "sink_entries", 336, "log entries appended to a sink" },
+    { "sink_bytes", 344, "log bytes written by the sinks" },
+    { "sink_dropped", 352, "log entries dropped (sink down past its memory bound, or too big)" },
+    { "sink_flushes", 360, "log batches submitted" },
+    { "sink_errors", 368, "log sink write/connect errors" },
+    { "sink_reconnects", 376, "log sink (re)connections" },
+}
+
+-- Per worker slot, the STATS_FIELDS counters, or nil if the file is
+-- missing or of another version.
+local function daemon_stats(dir)
+    local f = io.open(dir .. "/stats", "rb")
+    if not f then
+        return nil
+    end
+    local s = f:read("*a")
+    f:close()
+    if not s or #s < STATS_HEADER or s:sub(1, 8) ~= "SRDSTAT1" then
+        return nil
+    end
+    local p = ffi.cast("const uint8_t *", s)
+    if ffi.cast("const uint32_t *", p + 8)[0] ~= 1 then
+        return nil
+    end
+    local nw = ffi.cast("const uint32_t *", p + 12)[0]
+    local out = {}
+    for w = 0, nw - 1 do
+        local base = STATS_HEADER + w * STATS_BLOCK
+        if base + STATS_BLOCK > #s then
+            break
+        end
+        local t = {}
+        for _, fld in ipairs(STATS_FIELDS) do
+            t[fld[1]] = tonumber(ffi.cast("const uint64_t *", p + base + fld[2])[0])
+        end
+        out[w] = t
+    end
+    return out
+end
+
 local inst_box = ffi.new("struct shmring_instance *[1]")
 local chan_box = ffi.new("struct shmring_chan *[1]")
 
@@ -99,6 +146,19 @@ function _M.collect()
             end
         end
         C.shmring_instance_close(inst, 0)
+        local ds = daemon_stats(client.config.dir)
+        if ds then
+            for _, fld in ipairs(STATS_FIELDS) do
+                local name = "shmring_worker_" .. fld[1] .. "_total"
+                add("# HELP " .. name .. " Per shmringd worker: " .. fld[3] .. ".")
+                add("# TYPE " .. name .. " counter")
+                for w = 0, nw - 1 do
+                    if ds[w] then
+                        add(('%s{worker="%d"} %d'):format(name, w, ds[w][fld[1]]))
+                    end
+                end
+            end
+        end
     end
     local pid = ngx and ngx.worker and ngx.worker.pid() or 0
     local keys = {}

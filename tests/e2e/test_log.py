@@ -130,6 +130,14 @@ def main():
         check(stats.get("sink_entries", 0) >= N, "sink_entries counts them (%s)"
               % stats.get("sink_entries"))
         unknown_before = stats.get("unknown_conf", 0)
+        _, _, body = st.get("/shmring/metrics")
+        text = body.decode()
+        check('shmring_worker_sink_dropped_total{worker="0"} 0' in text,
+              "the Prometheus metrics show the sink drops")
+        entries = sum(int(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+                      if l.startswith("shmring_worker_sink_entries_total{"))
+        check(entries == stats.get("sink_entries"), "metrics and shmringctl agree on sink_entries "
+              "(%d, %s)" % (entries, stats.get("sink_entries")))
 
         # SIGHUP: new workers with empty conf tables, files opened afresh.
         old = set(st.daemon_pids()[1:])
