@@ -81,6 +81,18 @@ def traffic(st):
          {"X-Remove-Me": "gone?", "X-Old-Name": "renamed?"})
     show(st, "GET /correlation-id", "/correlation-id")
     show(st, "GET /log", "/log")
+    # shmringd writes the line within its flush interval (100 ms): wait, bounded.
+    logfile = os.path.join(st.prefix, "requests.log")
+    end = time.time() + 3
+    while time.time() < end and not (os.path.exists(logfile) and os.path.getsize(logfile)):
+        time.sleep(0.05)
+    if os.path.exists(logfile):
+        with open(logfile) as f:
+            logged = f.read().splitlines()
+        print("  /log: %d JSON line(s) in %s (written by shmringd), the last:" % (len(logged), logfile))
+        print("    " + (logged[-1][:300] if logged else "(none yet)"))
+    else:
+        print("  /log: no %s yet" % logfile)
     _, _, metrics = st.get("/shmring/metrics")
     lines = [l for l in metrics.decode().splitlines() if l and not l.startswith("#")]
     print("metrics (/shmring/metrics, %d samples), e.g.:" % len(lines))
