@@ -4,7 +4,8 @@ N requests give exactly N JSON lines, each parses and carries the
 request's method, path, status and latency; the drops counter stays 0 and
 shows in shmringctl; a daemon reload loses nothing (records that waited in
 the ring meanwhile are answered "unknown conf" and the gateway re-registers
-and resends them); nothing is lost or duplicated by a graceful stop."""
+and resends them); nothing is lost or duplicated by a graceful stop; a SIGHUP after moving the file
+away (log rotation) makes the daemon write to a new file at the path."""
 import http.client
 import json
 import os
@@ -105,6 +106,7 @@ def main():
     # a worker under it.
     st = stack.Stack(build, daemon_args=["--plugins=hello,log"])
     logfile = os.path.join(st.prefix, "requests.log")
+    rotated = logfile + ".1"
     print("stack prefix (kept on failure): " + st.prefix, flush=True)
     statuses, errors = {}, []
     st.start()
@@ -139,7 +141,9 @@ def main():
         check(entries == stats.get("sink_entries"), "metrics and shmringctl agree on sink_entries "
               "(%d, %s)" % (entries, stats.get("sink_entries")))
 
-        # SIGHUP: new workers with empty conf tables, files opened afresh.
+        # Log rotation: move the file away, then SIGHUP: new workers (empty
+        # conf tables) open the path afresh, so new lines go to a new file.
+        os.rename(logfile, rotated)
         old = set(st.daemon_pids()[1:])
         os.kill(st.daemon.pid, signal.SIGHUP)
         end = time.time() + 15
@@ -153,21 +157,23 @@ def main():
 
         # Records that waited in the SQ during the reload were answered
         # "unknown conf"; the gateway re-registered and resent them.
-        wait_lines(logfile, N + M)
+        wait_lines(logfile, M)
         resent = daemon_stats(st).get("unknown_conf", 0) - unknown_before
         # the new workers know no conf: at least the first LOG went that way
         check(resent >= 1, "the reload made the daemon answer unknown conf (%d)" % resent)
-        check(count_lines(logfile) == N + M, "after the reload every entry is written (%d lines, "
-              "%d requests, %d answered unknown_conf and resent)"
-              % (count_lines(logfile), N + M, resent))
+        check(count_lines(rotated) == N and count_lines(logfile) == M,
+              "after the reload every entry is written, to the new file (%d + %d lines for %d + %d "
+              "requests; %d answered unknown_conf and resent)"
+              % (count_lines(rotated), count_lines(logfile), N, M, resent))
     finally:
         st.stop()  # graceful: nginx QUIT, then shmringd TERM drains the sinks
-    check(count_lines(logfile) == N + M, "still exactly %d lines after the graceful stop (got %d)"
-          % (N + M, count_lines(logfile)))
+    check(count_lines(rotated) == N and count_lines(logfile) == M,
+          "still exactly %d + %d lines after the graceful stop (got %d + %d)"
+          % (N, M, count_lines(rotated), count_lines(logfile)))
 
     seen = set()
-    with open(logfile, "rb") as f:
-        for raw in f:
+    for path in (rotated, logfile):
+        for raw in open(path, "rb"):
             i = check_line(st, json.loads(raw), statuses)  # every line parses
             check(i not in seen, "one line per request (%d twice)" % i)
             seen.add(i)
