@@ -104,7 +104,7 @@ def main():
         skip("plugins/log.so is not built in " + build)
     # Only the plugins this test needs: another plugin's init cannot stall
     # a worker under it.
-    st = stack.Stack(build, daemon_args=["--plugins=hello,log"])
+    st = stack.Stack(build, daemon_args=["--plugins=hello,log,correlation-id"])
     logfile = os.path.join(st.prefix, "requests.log")
     rotated = logfile + ".1"
     print("stack prefix (kept on failure): " + st.prefix, flush=True)
@@ -124,9 +124,13 @@ def main():
         check(not errors, "every request got an answer (%s)" % errors[:3])
         check(len(statuses) == N and all(s == 200 for s in statuses.values()),
               "all %d requests answered 200" % N)
-        wait_lines(logfile, N)
-        check(count_lines(logfile) == N, "%d lines while running (got %d)"
-              % (N, count_lines(logfile)))
+        # correlation-id, then log: the id it kept in ctx is in the line
+        status, hdrs, body = st.get("/log-with-id?cid=1")
+        cid = hdrs.get("kong-request-id")
+        check(status == 200 and cid, "/log-with-id echoes a Kong-Request-ID (%s)" % hdrs)
+        wait_lines(logfile, N + 1)
+        check(count_lines(logfile) == N + 1, "%d lines while running (got %d)"
+              % (N + 1, count_lines(logfile)))
         stats = daemon_stats(st)
         check(stats.get("sink_dropped") == 0, "no entry dropped (%s)" % stats.get("sink_dropped"))
         check(stats.get("sink_entries", 0) >= N, "sink_entries counts them (%s)"
@@ -161,23 +165,30 @@ def main():
         resent = daemon_stats(st).get("unknown_conf", 0) - unknown_before
         # the new workers know no conf: at least the first LOG went that way
         check(resent >= 1, "the reload made the daemon answer unknown conf (%d)" % resent)
-        check(count_lines(rotated) == N and count_lines(logfile) == M,
+        check(count_lines(rotated) == N + 1 and count_lines(logfile) == M,
               "after the reload every entry is written, to the new file (%d + %d lines for %d + %d "
               "requests; %d answered unknown_conf and resent)"
-              % (count_lines(rotated), count_lines(logfile), N, M, resent))
+              % (count_lines(rotated), count_lines(logfile), N + 1, M, resent))
     finally:
         st.stop()  # graceful: nginx QUIT, then shmringd TERM drains the sinks
-    check(count_lines(rotated) == N and count_lines(logfile) == M,
+    check(count_lines(rotated) == N + 1 and count_lines(logfile) == M,
           "still exactly %d + %d lines after the graceful stop (got %d + %d)"
-          % (N, M, count_lines(rotated), count_lines(logfile)))
+          % (N + 1, M, count_lines(rotated), count_lines(logfile)))
 
     seen = set()
     for path in (rotated, logfile):
         for raw in open(path, "rb"):
-            i = check_line(st, json.loads(raw), statuses)  # every line parses
+            e = json.loads(raw)  # every line parses
+            if e["request"]["uri"] == "/log-with-id?cid=1":
+                check(e.get("correlation_id") == cid and e["route"]["id"] == "correlation-id",
+                      "the correlation id kept in ctx is in the line (%s, want %s)"
+                      % (e.get("correlation_id"), cid))
+                cid = None  # once
+                continue
+            i = check_line(st, e, statuses)
             check(i not in seen, "one line per request (%d twice)" % i)
             seen.add(i)
-    check(seen == set(range(N + M)), "every request has its line")
+    check(seen == set(range(N + M)) and cid is None, "every request has its line")
     shutil.rmtree(st.prefix, ignore_errors=True)  # passed: the logs are not needed
     done()
 
