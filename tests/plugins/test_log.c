@@ -416,6 +416,84 @@ static void reopen_after_rotation(void **state)
 	json_decref(a);
 }
 
+/* Poll the sinks (as the worker loop does, without draining) until path
+ * has `want` lines or 2 s passed; the line count. */
+static size_t poll_lines(const char *p, size_t want)
+{
+	uint64_t end = shmring_now_ns() + 2000000000ull;
+	size_t n = 0;
+	for (;;) {
+		shmringd__sinks_poll(shmring_now_ns());
+		json_t *a = read_lines(p);
+		n = json_array_size(a);
+		json_decref(a);
+		if (n >= want || shmring_now_ns() > end)
+			return n;
+		usleep(1000);
+	}
+}
+
+/* max_batch_size and flush_interval become the sink's batch_entries and
+ * flush_ms: with an hour's interval a batch goes out when it holds
+ * max_batch_size entries, not before. */
+static void batch_by_count(void **state)
+{
+	fresh_path("count.log");
+	char cfg[300];
+	snprintf(cfg, sizeof(cfg), "{\"path\":\"%s\",\"max_batch_size\":3,\"flush_interval\":3600}",
+	         path);
+	conf_ok(cfg);
+	assert_int_equal(log_json("{\"n\":1}"), 0);
+	assert_int_equal(log_json("{\"n\":2}"), 0);
+	/* not due: neither full (3) nor old (1 h); 50 ms of worker loop turns */
+	for (int i = 0; i < 50; i++) {
+		shmringd__sinks_poll(shmring_now_ns());
+		usleep(1000);
+	}
+	assert_int_equal(poll_lines(path, 0), 0);
+	assert_int_equal(log_json("{\"n\":3}"), 0);
+	assert_int_equal(poll_lines(path, 3), 3);
+}
+
+/* The per-sink settings are checked by shmring_sink_open itself too (for
+ * plugins that build specs by hand). */
+static void sink_spec_params(void **state)
+{
+	static const struct {
+		const char *spec, *want;
+	} bad[] = {
+	    {"file:/tmp/x.log?flush_ms=0", "flush_ms 1..3600000"},
+	    {"file:/tmp/x.log?bogus=1", "unknown parameter or value out of range: bogus=1"},
+	    {"file:/tmp/x.log?batch_entries",
+	     "parameter 'batch_entries' wants =<unsigned integer>"},
+	    {"file:/tmp/x.log?max_bytes=-5", "wants =<unsigned integer>"},
+	    {"file:/tmp/x.log?max_bytes=100", "max_bytes 1024..2^31"},
+	    {"file:/tmp/x.log?reopen=1&&flush_ms=5", "bad parameter list"},
+	    {"tcp:127.0.0.1:9?reopen=1", "reopen applies to file sinks only"},
+	    {"ftp:/x?reopen=1", "unknown sink"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct shmring_sink *sk = (struct shmring_sink *)1;
+		char err[256] = "";
+		if (shmring_sink_open(bad[i].spec, &sk, err, sizeof(err)) >= 0)
+			fail_msg("sink spec %s accepted", bad[i].spec);
+		assert_null(sk);
+		if (!strstr(err, bad[i].want))
+			fail_msg("sink spec %s: \"%s\", expected \"%s\" in it", bad[i].spec, err,
+			         bad[i].want);
+	}
+	fresh_path("spec.log");
+	char spec[300], err[256];
+	snprintf(spec, sizeof(spec),
+	         "file:%s?batch_bytes=512&batch_entries=0&flush_ms=20&max_bytes=4096&reopen=0",
+	         path);
+	struct shmring_sink *sk;
+	assert_int_equal(shmring_sink_open(spec, &sk, err, sizeof(err)), 0);
+	assert_int_equal(shmring_sink_write(sk, "{}\n", 3), 0);
+	assert_int_equal(poll_lines(path, 1), 1); /* due after flush_ms, without a drain */
+	shmring_sink_release(sk);
+}
+
 static void udp_datagrams(void **state)
 {
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -491,6 +569,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(file_lines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(escaping, setup, teardown),
 	    cmocka_unit_test_setup_teardown(reopen_after_rotation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(batch_by_count, setup, teardown),
+	    cmocka_unit_test_setup_teardown(sink_spec_params, setup, teardown),
 	    cmocka_unit_test_setup_teardown(udp_datagrams, setup, teardown),
 	    cmocka_unit_test_setup_teardown(tcp_down_drops_counted, setup, teardown),
 	};
