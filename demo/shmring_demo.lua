@@ -70,6 +70,9 @@ M.lua_file_log_conf = { path = ngx.config.prefix() .. "lua-file-log.log", reopen
 
 -- The OpenResty helper's config for /ngx/hello (built once, reused).
 M.ngx_conf = { value = "OpenResty", timeout = 250, fail_open = false }
+-- ... and for /ngx/log: the log plugin without Kong (no schema: the C
+-- plugin applies the defaults).
+M.ngx_log_conf = { path = ngx.config.prefix() .. "requests-ngx.log" }
 
 local resolved = {}
 

@@ -23,6 +23,7 @@ from common import check, done, skip, skip_unless_ready  # noqa: E402
 N = 600      # concurrent requests before the reload
 THREADS = 6
 M = 200      # sequential requests after a daemon reload
+K = 20       # through the OpenResty helper
 
 
 def count_lines(path):
@@ -107,6 +108,7 @@ def main():
     st = stack.Stack(build, daemon_args=["--plugins=hello,log,correlation-id"])
     logfile = os.path.join(st.prefix, "requests.log")
     rotated = logfile + ".1"
+    ngx_file = os.path.join(st.prefix, "requests-ngx.log")
     print("stack prefix (kept on failure): " + st.prefix, flush=True)
     statuses, errors = {}, []
     st.start()
@@ -144,6 +146,25 @@ def main():
                       if l.startswith("shmring_worker_sink_entries_total{"))
         check(entries == stats.get("sink_entries"), "metrics and shmringctl agree on sink_entries "
               "(%d, %s)" % (entries, stats.get("sink_entries")))
+
+        # The OpenResty helper (no Kong, no PDK double): /ngx/log.
+        for i in range(K):
+            status, _, _ = st.get("/ngx/log/x?k=%d" % i, {"Authorization": "Bearer secret"})
+            check(status == 200, "/ngx/log answers 200")
+        wait_lines(ngx_file, K)
+        check(count_lines(ngx_file) == K, "/ngx/log: %d lines (got %d)" % (K, count_lines(ngx_file)))
+        ks = set()
+        with open(ngx_file, "rb") as f:  # two nginx workers: any order
+            for raw in f:
+                e = json.loads(raw)
+                ks.add(e["request"]["querystring"]["k"])
+                check(e["request"]["method"] == "GET"
+                      and e["request"]["uri"] == "/ngx/log/x?k=" + e["request"]["querystring"]["k"]
+                      and e["response"]["status"] == 200 and e["latencies"]["request"] >= 0,
+                      "/ngx/log line has the request (%s)" % e["request"])
+                check(e["request"]["headers"].get("authorization") == "REDACTED",
+                      "authorization is REDACTED, as Kong's serializer does")
+        check(ks == {str(i) for i in range(K)}, "/ngx/log: one line per request")
 
         # Log rotation: move the file away, then SIGHUP: new workers (empty
         # conf tables) open the path afresh, so new lines go to a new file.
