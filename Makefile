@@ -7,7 +7,7 @@ BUILD ?= build/release
 TEST_BUILD ?= build/test
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test demo serve bench bench-ring bench-daemon bench-plugins bench-hello clean format
+.PHONY: all build test demo serve bench bench-ring bench-daemon bench-plugins bench-hello bench-log clean format
 
 all: build
 
@@ -51,7 +51,12 @@ bench-hello: build
 	@mkdir -p bench/results
 	python3 bench/hello/bench_hello.py $(BUILD)
 
-bench: bench-ring bench-daemon bench-plugins bench-hello
+bench-log: build
+	@scripts/deps.sh bench
+	@mkdir -p bench/results
+	python3 bench/log/bench_log.py $(BUILD)
+
+bench: bench-ring bench-daemon bench-plugins bench-hello bench-log
 
 clean:
 	rm -rf build
