@@ -635,22 +635,70 @@ static int act_done(struct shmring_reply *r)
 	return 0;
 }
 
+/* msgpack bytes of a str header for n bytes of string (n <= UINT32_MAX). */
+static size_t str_hdr_len(size_t n)
+{
+	return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+}
+
+/* Write a str (header + bytes) at p, which has room for it; returns the end. */
+static uint8_t *raw_str(uint8_t *p, struct shmring_str s)
+{
+	size_t n = s.len;
+	if (n < 32) {
+		*p++ = (uint8_t)(0xa0 | n);
+	} else if (n < 256) {
+		*p++ = 0xd9;
+		*p++ = (uint8_t)n;
+	} else if (n < 65536) {
+		*p++ = 0xda;
+		*p++ = (uint8_t)(n >> 8);
+		*p++ = (uint8_t)n;
+	} else {
+		*p++ = 0xdb;
+		*p++ = (uint8_t)(n >> 24);
+		*p++ = (uint8_t)(n >> 16);
+		*p++ = (uint8_t)(n >> 8);
+		*p++ = (uint8_t)n;
+	}
+	if (n)
+		memcpy(p, s.ptr, n);
+	return p + n;
+}
+
+/* [op, a] or [op, a, b]: the exact size reserved once, then written without
+ * a bounds check per byte (this was ~40% of key-auth's hook when every
+ * byte went through room()). */
+static int act_strs(struct shmring_reply *r, enum shmring_action op, struct shmring_str a,
+                    const struct shmring_str *b)
+{
+	if (a.len > UINT32_MAX || (b && b->len > UINT32_MAX)) {
+		r->failed = 1;
+		return -EMSGSIZE;
+	}
+	/* fixarray + positive fixint op (every action number is < 128) */
+	size_t need = 2 + str_hdr_len(a.len) + a.len + (b ? str_hdr_len(b->len) + b->len : 0);
+	if (!room(r, need))
+		return -EMSGSIZE;
+	uint8_t *p = r->buf + r->len;
+	*p++ = (uint8_t)(0x90 | (b ? 3 : 2));
+	*p++ = (uint8_t)op;
+	p = raw_str(p, a);
+	if (b)
+		p = raw_str(p, *b);
+	r->len = (uint32_t)(p - r->buf);
+	return act_done(r);
+}
+
 static int act2(struct shmring_reply *r, enum shmring_action op, struct shmring_str a,
                 struct shmring_str b)
 {
-	put_array(r, 3);
-	put_uint(r, op);
-	put_sstr(r, a);
-	put_sstr(r, b);
-	return act_done(r);
+	return act_strs(r, op, a, &b);
 }
 
 static int act1(struct shmring_reply *r, enum shmring_action op, struct shmring_str a)
 {
-	put_array(r, 2);
-	put_uint(r, op);
-	put_sstr(r, a);
-	return act_done(r);
+	return act_strs(r, op, a, NULL);
 }
 
 SHMRING_HOST_API int shmring_reply_set_req_header(struct shmring_reply *r, struct shmring_str name,
