@@ -1,10 +1,12 @@
 -- bench/e2e: one nginx, three transports per plugin (docs/benchmarks.md).
 --   shmring  the OpenResty helper's host (shmring.ngx) through shmring.phase
---            and the rings, with a snapshot spec narrowed to each config the
---            way the Kong stubs narrow theirs
+--            and the rings, with the snapshot narrowed to each config exactly
+--            where the Kong stubs narrow theirs (jwt, rate-limiting,
+--            correlation-id); key-auth and request-transformer send all
 --   socket   the same phase state (same snapshot encoder, same reply
 --            applier), carried by shmring.socket to shmringd --socket
 --   lua      the native Lua baselines of bench/baselines/
+--   lua-keycache  jwt only: the Lua baseline with its parsed RSA key kept
 -- Every route ends in the same content handler (no upstream).
 local phase = require("shmring.phase")
 local plugins = require("shmring.plugins")
@@ -43,7 +45,10 @@ function M.init(opts)
                 consumers = { { id = CONSUMER.id, username = CONSUMER.username,
                     keyauth_credentials = { { id = "7f3c1d2e-0000-4000-8000-00000000a001",
                                               key = "demo-key" } } } },
-            }, headers = { "apikey" }, query = { "apikey" }, base = "key_auth" },
+            -- every header and arg, as the Kong stub and the helper send: the
+            -- plugin detects a repeated key header, which one value per
+            -- name (ngx.var) would hide
+            }, base = "key_auth" },
         jwt = { plugin = "jwt", conf = jwt_conf(true), headers = { "authorization" },
                 query = { "jwt" }, base = "jwt" },
         ["jwt-nocache"] = { plugin = "jwt", conf = jwt_conf(false),
@@ -86,6 +91,9 @@ function M.init(opts)
         else
             c.lua = c.conf
         end
+        if c.plugin == "jwt" then
+            c.lua_keycache = b.new(c.conf, "keycache")
+        end
         cells[name] = c
     end
 end
@@ -102,13 +110,13 @@ function M.access(transport, name)
     end
     local f = c.lua_mod.access
     if f then
-        return f(c.lua)
+        return f(transport == "lua-keycache" and c.lua_keycache or c.lua)
     end
 end
 
 function M.header_filter(transport, name)
     local c = cells[name]
-    if transport == "lua" then
+    if transport == "lua" or transport == "lua-keycache" then
         local f = c.lua_mod.header_filter
         if f then
             return f(c.lua)

@@ -70,10 +70,20 @@ def tokens_file(build):
     return path
 
 
+def transports_of(p, transports):
+    """jwt cells also run lua-keycache: Kong's jwt parses the PEM key on
+    every verification (jwt_parser.lua alg_verify.RS256 -> openssl_pkey.new),
+    ~280 us with OpenSSL 3; the variant keeps the parsed key, the strongest
+    Lua anchor."""
+    if p.startswith("jwt") and "lua" in transports:
+        return transports + ["lua-keycache"]
+    return transports
+
+
 def locations(plugins, transports):
     out = []
     for p in plugins:
-        for t in transports:
+        for t in transports_of(p, transports):
             args = '"%s", "%s"' % (t, p)
             b = 'require("bench_e2e")'
             body = ['access_by_lua_block { %s.access(%s) }' % (b, args),
@@ -167,9 +177,17 @@ def perf_profile(st, a, tokens, outdir):
     res = wrk(st.port, "/shmring/jwt", "jwt", a, tokens, 3 * N_TOKENS // 4)
     for name, (data, p) in procs.items():
         p.wait()
-        report = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
-                                 "--percent-limit", "1", "-g", "none"],
-                                capture_output=True, text=True).stdout
+        report = ""
+        for title, args in (("by shared object", ["--no-children", "--sort", "dso"]),
+                            ("by symbol, self", ["--no-children", "--sort", "dso,sym",
+                                                 "--percent-limit", "0.7"]),
+                            ("by symbol, with children", ["--children", "--sort", "sym",
+                                                          "--percent-limit", "3"])):
+            out = subprocess.run(["perf", "report", "-i", data, "--stdio", "-g", "none"] + args,
+                                 capture_output=True, text=True).stdout
+            lines = [x for x in out.splitlines() if x.strip() and not x.startswith("#")]
+            report += "\n## %s\n" % title + "\n".join(lines[:45]) + "\n"
+
         with open(os.path.join(outdir, "e2e-profile-%s-jwt.txt" % name), "w") as f:
             f.write("# perf record -g -e cpu-clock, %s worker, shmring/jwt cell, %.0f rps\n"
                     % (name, res["rps"]))
@@ -232,8 +250,8 @@ def main():
     transports = a.transports.split(",")
     tokens = tokens_file(a.build) if any(p.startswith("jwt") for p in plugins) else None
 
-    cells = [("echo", "none", "/echo")] + [(p, t, "/%s/%s" % (t, p))
-                                           for p in plugins for t in transports]
+    cells = [("echo", "none", "/echo")] + [(p, t, "/%s/%s" % (t, p)) for p in plugins
+                                           for t in transports_of(p, transports)]
     runs = {(p, t): [] for p, t, _ in cells}
     st = BenchStack(a.build, plugins, transports, nginx_workers=a.nginx_workers,
                     daemon_workers=a.daemon_workers, daemon_args=a.daemon_arg)
@@ -287,7 +305,7 @@ def main():
     by = {(x["plugin"], x["transport"]): x for x in rows}
     for x in rows:
         if x["transport"] == "shmring":
-            for other in ("lua", "socket"):
+            for other in ("lua", "lua-keycache", "socket"):
                 o = by.get((x["plugin"], other))
                 if o and o["rps"]:
                     x["ratio_" + other] = round(x["rps"] / o["rps"], 2)
@@ -310,6 +328,8 @@ def main():
     print("|" + "---|" * 9)
     for x in rows:
         rl = "%.2f" % x["ratio_lua"] if "ratio_lua" in x else ""
+        if "ratio_lua-keycache" in x:
+            rl += " (keycache %.2f)" % x["ratio_lua-keycache"]
         rs = "%.2f (%.2f)" % (x["ratio_socket"], x["p99_ratio_socket"]) if "ratio_socket" in x else ""
         print("| %s | %s | %.0f | %d | %d | %.1f | %.1f | %s | %s |" % (
             x["plugin"], x["transport"], x["rps"], x["p50_us"], x["p99_us"],
