@@ -51,7 +51,8 @@ function(shmring_add_fuzzer name)
   set(corpus ${PROJECT_BINARY_DIR}/fuzz-corpus/${name})
   file(MAKE_DIRECTORY ${corpus})
   add_test(NAME ${name}
-           COMMAND ${name} -max_total_time=${SHMRING_FUZZ_SECONDS} -print_final_stats=1 ${corpus})
+           COMMAND ${name} -max_total_time=${SHMRING_FUZZ_SECONDS} -timeout=10 -print_final_stats=1
+                   ${corpus})
   math(EXPR fuzz_timeout "${SHMRING_FUZZ_SECONDS} + 120")
   set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT ${fuzz_timeout})
 endfunction()
