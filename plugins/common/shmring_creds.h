@@ -27,6 +27,7 @@
 #define SHMRING_CREDS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -118,5 +119,27 @@ uint64_t shmring_pc_now_ns(void);
 /* 1 if the interval has passed and the file's stamp differs from
  * w->stamp (the caller then reloads and stores the new stamp), else 0. */
 int shmring_file_watch_due(struct shmring_file_watch *w, uint64_t now_ns);
+
+/* ---- the auth plugins' reply side (auth.c) ---------------------------------- */
+
+struct shmring_reply;
+
+/* If w's file has a new version (shmring_file_watch_due), call
+ * reload(arg, err, errlen), which swaps in the new credentials and returns
+ * 0, or keeps the previous ones and returns < 0 with err set; then
+ * "<err>; keeping the previous credentials" goes to the gateway's error log
+ * through rep. Once per file version: the watch keeps the stamp of the
+ * version tried. Nothing without a file (w->path NULL). */
+void shmring_creds_maybe_reload(struct shmring_file_watch *w, struct shmring_reply *rep,
+                                int (*reload)(void *arg, char *err, size_t errlen), void *arg);
+
+/* The upstream headers of Kong's set_consumer(), in its order:
+ * X-Consumer-ID, X-Consumer-Custom-ID, X-Consumer-Username and
+ * X-Credential-Identifier set to the value or cleared when it is NULL (so a
+ * client cannot forge them), then X-Anonymous-Consumer "true" or cleared.
+ * 0, or -EMSGSIZE if the reply could not take them. */
+int shmring_creds_set_consumer_headers(struct shmring_reply *rep, const char *id,
+                                       const char *custom_id, const char *username,
+                                       const char *credential, bool anonymous);
 
 #endif

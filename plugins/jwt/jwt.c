@@ -540,27 +540,18 @@ fail:
 	return rc < 0 ? rc : -EINVAL;
 }
 
-/* A changed credentials file: swap in a new keyring, or keep the old one
- * and say why in the gateway's log (once per file version: the watch keeps
- * the stamp of the version tried). */
-static void maybe_reload(struct jwt_conf *c, struct shmring_reply *rep)
+/* shmring_creds_maybe_reload's step: a new keyring, or the old one kept. */
+static int reload_keyring(void *arg, char *err, size_t errlen)
 {
-	if (!c->watch.path || !shmring_file_watch_due(&c->watch, shmring_pc_now_ns()))
-		return;
-	char err[600];
-	struct jwt_keyring *kr = keyring_load(c, err, sizeof(err));
-	if (!kr) {
-		char msg[700];
-		int n = snprintf(msg, sizeof(msg), "%s; keeping the previous credentials", err);
-		shmring_reply_log(
-		    rep, SHMRING_LOG_ERR,
-		    (struct shmring_str){msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1});
-		return;
-	}
+	struct jwt_conf *c = arg;
+	struct jwt_keyring *kr = keyring_load(c, err, errlen);
+	if (!kr)
+		return -EINVAL;
 	/* Cache entries point at the old credentials: drop them first. */
 	jwt__cache_flush(&c->cache);
 	jwt__keyring_free(c->kr);
 	c->kr = kr;
+	return 0;
 }
 
 /* ---- finding the token ---------------------------------------------------- */
@@ -663,31 +654,18 @@ static void find_token(const struct jwt_conf *c, const struct shmring_request *r
 
 /* ---- replies ----------------------------------------------------------------- */
 
-static struct shmring_str S(const char *s) {
-	return shmring_cstr(s);
-}
-
-static int
-set_or_clear(struct shmring_reply *rep, struct shmring_str name, const char *v)
+static struct shmring_str S(const char *s)
 {
-	return v ? shmring_reply_set_req_header(rep, name, S(v))
-	         : shmring_reply_clear_req_header(rep, name);
+	return shmring_cstr(s);
 }
 
 /* Kong's set_consumer(): consumer headers, credential header, authenticate. */
 static int set_consumer(struct shmring_reply *rep, const struct jwt_consumer *cons,
                         const struct jwt_cred *cred)
 {
-	int rc = 0;
-	rc |= set_or_clear(rep, SHMRING_LIT("X-Consumer-ID"), cons ? cons->id : NULL);
-	rc |= set_or_clear(rep, SHMRING_LIT("X-Consumer-Custom-ID"), cons ? cons->custom_id : NULL);
-	rc |= set_or_clear(rep, SHMRING_LIT("X-Consumer-Username"), cons ? cons->username : NULL);
-	rc |= set_or_clear(rep, SHMRING_LIT("X-Credential-Identifier"), cred ? cred->key : NULL);
-	if (cred)
-		rc |= shmring_reply_clear_req_header(rep, SHMRING_LIT("X-Anonymous-Consumer"));
-	else
-		rc |= shmring_reply_set_req_header(rep, SHMRING_LIT("X-Anonymous-Consumer"),
-		                                   SHMRING_LIT("true"));
+	int rc = shmring_creds_set_consumer_headers(
+	    rep, cons ? cons->id : NULL, cons ? cons->custom_id : NULL,
+	    cons ? cons->username : NULL, cred ? cred->key : NULL, !cred);
 	rc |= shmring_reply_authenticate(rep, S(cons && cons->id ? cons->id : ""),
 	                                 S(cons && cons->username ? cons->username : ""),
 	                                 S(cons && cons->custom_id ? cons->custom_id : ""),
@@ -833,7 +811,7 @@ static int jwt_access(void *conf, const struct shmring_request *req, struct shmr
 	if (c->anonymous && req->credential.len > 0)
 		return 0;
 	int64_t now = jwt__now();
-	maybe_reload(c, rep);
+	shmring_creds_maybe_reload(&c->watch, rep, reload_keyring, c);
 
 	struct failure f = {0};
 	struct found tok;

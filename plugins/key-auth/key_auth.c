@@ -369,39 +369,19 @@ fail:
 	return rc < 0 ? rc : -EINVAL;
 }
 
-/* A changed credentials file: swap in the new table, or keep the old one
- * and say why in the gateway's log (once per file version). */
-static void maybe_reload(struct key_auth_conf *c, struct shmring_reply *rep)
+/* shmring_creds_maybe_reload's step: the new table, or the old one kept. */
+static int reload_table(void *arg, char *err, size_t errlen)
 {
-	if (!c->watch.path || !shmring_file_watch_due(&c->watch, shmring_pc_now_ns()))
-		return;
-	char err[600];
-	struct key_table *t = table_load(c, err, sizeof(err));
-	if (!t) {
-		char msg[700];
-		int n = snprintf(msg, sizeof(msg), "%s; keeping the previous credentials", err);
-		shmring_reply_log(
-		    rep, SHMRING_LOG_ERR,
-		    (struct shmring_str){msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1});
-		return;
-	}
+	struct key_auth_conf *c = arg;
+	struct key_table *t = table_load(c, err, errlen);
+	if (!t)
+		return -EINVAL;
 	table_free(c->table);
 	c->table = t;
+	return 0;
 }
 
 /* ---- access ------------------------------------------------------------------ */
-
-#define H_CONSUMER_ID SHMRING_LIT("X-Consumer-ID")
-#define H_CONSUMER_CUSTOM_ID SHMRING_LIT("X-Consumer-Custom-ID")
-#define H_CONSUMER_USERNAME SHMRING_LIT("X-Consumer-Username")
-#define H_CREDENTIAL_IDENTIFIER SHMRING_LIT("X-Credential-Identifier")
-#define H_ANONYMOUS SHMRING_LIT("X-Anonymous-Consumer")
-
-static int set_or_clear(struct shmring_reply *rep, struct shmring_str name, const char *v)
-{
-	return v ? shmring_reply_set_req_header(rep, name, shmring_cstr(v))
-	         : shmring_reply_clear_req_header(rep, name);
-}
 
 /* Kong's set_consumer(): authenticate, then the upstream headers. */
 static int set_consumer(struct shmring_reply *rep, const struct shmring_creds_consumer *k,
@@ -410,14 +390,8 @@ static int set_consumer(struct shmring_reply *rep, const struct shmring_creds_co
 	int rc = shmring_reply_authenticate(rep, shmring_cstr(k->id), shmring_cstr(k->username),
 	                                    shmring_cstr(k->custom_id),
 	                                    shmring_cstr(cred ? cred->id : NULL));
-	rc |= set_or_clear(rep, H_CONSUMER_ID, k->id);
-	rc |= set_or_clear(rep, H_CONSUMER_CUSTOM_ID, k->custom_id);
-	rc |= set_or_clear(rep, H_CONSUMER_USERNAME, k->username);
-	rc |= set_or_clear(rep, H_CREDENTIAL_IDENTIFIER, cred ? cred->id : NULL);
-	if (cred)
-		rc |= shmring_reply_clear_req_header(rep, H_ANONYMOUS);
-	else
-		rc |= shmring_reply_set_req_header(rep, H_ANONYMOUS, SHMRING_LIT("true"));
+	rc |= shmring_creds_set_consumer_headers(rep, k->id, k->custom_id, k->username,
+	                                         cred ? cred->id : NULL, !cred);
 	return rc ? -EMSGSIZE : 0;
 }
 
@@ -531,7 +505,7 @@ static int key_auth_access(void *conf, const struct shmring_request *req, struct
 		return 0;
 	if (c->anonymous && req->credential.len)
 		return 0; /* logical OR with another auth plugin: already done */
-	maybe_reload(c, rep);
+	shmring_creds_maybe_reload(&c->watch, rep, reload_table, c);
 	if (!c->anonymous)
 		return authenticate(c, req, rep, false) < 0 ? -1 : 0;
 	int rc = authenticate(c, req, rep, true);

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* What the auth plugins (key-auth, jwt) do alike on the reply side: Kong's
+ * consumer headers, and swapping in a changed credentials file. Apart from
+ * creds.c so that plugins without a reply-side auth step do not link it. */
+#include "shmring_creds.h"
+#include "shmring_plugin.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+static int set_or_clear(struct shmring_reply *rep, struct shmring_str name, const char *v)
+{
+	return v ? shmring_reply_set_req_header(rep, name, shmring_cstr(v))
+	         : shmring_reply_clear_req_header(rep, name);
+}
+
+int shmring_creds_set_consumer_headers(struct shmring_reply *rep, const char *id,
+                                       const char *custom_id, const char *username,
+                                       const char *credential, bool anonymous)
+{
+	int rc = 0;
+	rc |= set_or_clear(rep, SHMRING_LIT("X-Consumer-ID"), id);
+	rc |= set_or_clear(rep, SHMRING_LIT("X-Consumer-Custom-ID"), custom_id);
+	rc |= set_or_clear(rep, SHMRING_LIT("X-Consumer-Username"), username);
+	rc |= set_or_clear(rep, SHMRING_LIT("X-Credential-Identifier"), credential);
+	if (anonymous)
+		rc |= shmring_reply_set_req_header(rep, SHMRING_LIT("X-Anonymous-Consumer"),
+		                                   SHMRING_LIT("true"));
+	else
+		rc |= shmring_reply_clear_req_header(rep, SHMRING_LIT("X-Anonymous-Consumer"));
+	return rc ? -EMSGSIZE : 0;
+}
+
+void shmring_creds_maybe_reload(struct shmring_file_watch *w, struct shmring_reply *rep,
+                                int (*reload)(void *arg, char *err, size_t errlen), void *arg)
+{
+	if (!w->path || !shmring_file_watch_due(w, shmring_pc_now_ns()))
+		return;
+	char err[600];
+	if (reload(arg, err, sizeof(err)) == 0)
+		return;
+	char msg[700];
+	int n = snprintf(msg, sizeof(msg), "%s; keeping the previous credentials", err);
+	shmring_reply_log(
+	    rep, SHMRING_LOG_ERR,
+	    (struct shmring_str){msg, n < (int)sizeof(msg) ? (size_t)n : sizeof(msg) - 1});
+}
