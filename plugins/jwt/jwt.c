@@ -102,31 +102,10 @@ struct jwt_conf {
 
 /* ---- config ---------------------------------------------------------------- */
 
-static const msgpack_object *cfg_get(const msgpack_object *cfg, const char *key)
-{
-	const msgpack_object *o = shmring_map_get(cfg, shmring_cstr(key));
-	return o && o->type != MSGPACK_OBJECT_NIL ? o : NULL;
-}
-
-static int cfg_bool(const msgpack_object *cfg, const char *key, bool def, bool *out, char *err,
-                    size_t errlen)
-{
-	const msgpack_object *o = cfg_get(cfg, key);
-	*out = def;
-	if (!o)
-		return 0;
-	if (o->type != MSGPACK_OBJECT_BOOLEAN) {
-		snprintf(err, errlen, "jwt: config.%s must be a boolean", key);
-		return -EINVAL;
-	}
-	*out = o->via.boolean;
-	return 0;
-}
-
 static int cfg_int(const msgpack_object *cfg, const char *key, int64_t def, int64_t lo, int64_t hi,
                    int64_t *out, char *err, size_t errlen)
 {
-	const msgpack_object *o = cfg_get(cfg, key);
+	const msgpack_object *o = shmring_pc_field(cfg, key);
 	*out = def;
 	if (!o)
 		return 0;
@@ -152,7 +131,7 @@ static int cfg_int(const msgpack_object *cfg, const char *key, int64_t def, int6
 static int cfg_str(const msgpack_object *cfg, const char *key, size_t maxlen, char **out, char *err,
                    size_t errlen)
 {
-	const msgpack_object *o = cfg_get(cfg, key);
+	const msgpack_object *o = shmring_pc_field(cfg, key);
 	*out = NULL;
 	if (!o)
 		return 0;
@@ -182,7 +161,7 @@ static void names_free(struct names *n)
 static int cfg_names(const msgpack_object *cfg, const char *key, const char *def, bool lower,
                      struct names *out, char *err, size_t errlen)
 {
-	const msgpack_object *o = cfg_get(cfg, key);
+	const msgpack_object *o = shmring_pc_field(cfg, key);
 	out->n = 0;
 	if (!o) {
 		if (def) {
@@ -407,10 +386,10 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 	        0 ||
 	    (rc = cfg_str(config, "key_claim_name", MAX_NAME_LEN, &c->key_claim_name, err,
 	                  errlen)) < 0 ||
-	    (rc = cfg_bool(config, "secret_is_base64", false, &c->secret_is_base64, err, errlen)) <
-	        0 ||
-	    (rc = cfg_bool(config, "run_on_preflight", true, &c->run_on_preflight, err, errlen)) <
-	        0 ||
+	    (rc = shmring_pc_bool(config, "jwt", "secret_is_base64", false, &c->secret_is_base64,
+	                          err, errlen)) < 0 ||
+	    (rc = shmring_pc_bool(config, "jwt", "run_on_preflight", true, &c->run_on_preflight,
+	                          err, errlen)) < 0 ||
 	    (rc = cfg_int(config, "maximum_expiration", 0, 0, 31536000, &max_exp, err, errlen)) <
 	        0 ||
 	    (rc = cfg_str(config, "anonymous", MAX_NAME_LEN, &c->anonymous, err, errlen)) < 0 ||
@@ -418,7 +397,7 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 	    (rc = cfg_str(config, "credentials_file", 4000, &c->watch.path, err, errlen)) < 0 ||
 	    (rc = cfg_int(config, "reload_interval_ms", 1000, 0, 3600000, &reload_ms, err,
 	                  errlen)) < 0 ||
-	    (rc = cfg_bool(config, "cache", true, &c->cache_on, err, errlen)) < 0 ||
+	    (rc = shmring_pc_bool(config, "jwt", "cache", true, &c->cache_on, err, errlen)) < 0 ||
 	    (rc = cfg_int(config, "cache_size", DEFAULT_CACHE_SIZE, 1, MAX_CACHE_SIZE, &cache_size,
 	                  err, errlen)) < 0 ||
 	    (rc = cfg_int(config, "cache_ttl", DEFAULT_CACHE_TTL, 1, 86400, &cache_ttl, err,
@@ -432,7 +411,7 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 	}
 
 	/* claims_to_verify: a set of "exp" / "nbf". */
-	const msgpack_object *cv = cfg_get(config, "claims_to_verify");
+	const msgpack_object *cv = shmring_pc_field(config, "claims_to_verify");
 	if (cv && !(cv->type == MSGPACK_OBJECT_MAP && cv->via.map.size == 0)) {
 		if (cv->type != MSGPACK_OBJECT_ARRAY) {
 			snprintf(
@@ -495,7 +474,7 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 		goto fail;
 
 	/* Credentials: keep the inline ones (packed) for file reloads. */
-	const msgpack_object *creds = cfg_get(config, "credentials");
+	const msgpack_object *creds = shmring_pc_field(config, "credentials");
 	if (creds) {
 		msgpack_packer pk;
 		msgpack_packer_init(&pk, &c->inline_creds, msgpack_sbuffer_write);
@@ -504,7 +483,7 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 			goto fail;
 		}
 	}
-	const msgpack_object *consumers = cfg_get(config, "consumers");
+	const msgpack_object *consumers = shmring_pc_field(config, "consumers");
 	if (consumers && !(consumers->type == MSGPACK_OBJECT_MAP && consumers->via.map.size == 0)) {
 		json_t *j = shmring_pc_to_json(consumers, "jwt", "config.consumers", err, errlen);
 		if (!j) {
