@@ -1,4 +1,4 @@
--- bench/e2e: one nginx, three transports per plugin (docs/benchmarks.md).
+-- bench/e2e: one nginx, three transports per plugin (bench/README.md, "e2e").
 --   shmring  the OpenResty helper's host (shmring.ngx) through shmring.phase
 --            and the rings, with the snapshot narrowed to each config exactly
 --            where the Kong stubs narrow theirs (jwt, rate-limiting,

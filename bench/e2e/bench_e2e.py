@@ -3,7 +3,7 @@ through three transports -- shmring (rings), socket (the same C plugins
 over shmringd --socket, one msgpack frame per phase through a cosocket
 keepalive pool) and lua (native Lua baselines, bench/baselines/) -- plus
 /echo (no plugin), with wrk; prints one table and writes
-bench/results/e2e.json (docs/benchmarks.md).
+bench/results/e2e.json (bench/README.md, "e2e").
 
     python3 bench/e2e/bench_e2e.py [build-dir] [--rounds 3] [--duration 5]
         [--connections 50] [--nginx-workers 1] [--daemon-workers 1]

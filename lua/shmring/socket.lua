@@ -1,5 +1,5 @@
 -- shmring.socket: the socket transport, a compatibility and benchmark path
--- (docs/daemon.md `socket`, docs/benchmarks.md). The same records as the
+-- (docs/daemon.md `socket`, bench/README.md "e2e"). The same records as the
 -- rings (a CONF once, then one ACCESS/REWRITE snapshot per phase, LOG fire
 -- and forget), framed with the ring record header and sent to shmringd's
 -- socket worker through an nginx cosocket with a keepalive pool: one
