@@ -481,6 +481,23 @@ out:
 	return rc;
 }
 
+int shmring_creds_join(const struct shmring_creds *a, const struct shmring_creds *b,
+                       struct shmring_creds *view)
+{
+	size_t n = a->n + b->n;
+	memset(view, 0, sizeof(*view));
+	if (n == 0)
+		return 0;
+	if (!(view->v = malloc(n * sizeof(*view->v))))
+		return -ENOMEM;
+	if (a->n)
+		memcpy(view->v, a->v, a->n * sizeof(*view->v));
+	if (b->n)
+		memcpy(view->v + a->n, b->v, b->n * sizeof(*view->v));
+	view->n = view->cap = n;
+	return 0;
+}
+
 const struct shmring_creds_consumer *shmring_creds_find(const struct shmring_creds *c,
                                                         const char *s)
 {

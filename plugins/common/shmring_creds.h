@@ -93,6 +93,13 @@ int shmring_creds_load_file(struct shmring_creds *c, const char *path,
  * custom_id; key-auth keys; jwt keys. 0 or -EINVAL. */
 int shmring_creds_check_unique(const struct shmring_creds *c, char *err, size_t errlen);
 
+/* A view of a's consumers followed by b's (for checks across both): view->v
+ * is a new array of shallow copies that the caller frees with free(), never
+ * with shmring_creds_free (a and b own the strings). 0 or -ENOMEM; an empty
+ * view (v NULL) when both are empty. */
+int shmring_creds_join(const struct shmring_creds *a, const struct shmring_creds *b,
+                       struct shmring_creds *view);
+
 /* The consumer whose id, or else whose username, equals s; NULL if none
  * (Kong's `anonymous` accepts either). */
 const struct shmring_creds_consumer *shmring_creds_find(const struct shmring_creds *c,

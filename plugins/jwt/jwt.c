@@ -294,18 +294,11 @@ static struct jwt_keyring *keyring_load(struct jwt_conf *c, char *err, size_t er
 			goto out;
 		}
 	}
-	size_t n = c->inline_consumers.n + file.n;
-	if (n) {
-		if (!(all.v = malloc(n * sizeof(*all.v)))) {
-			snprintf(err, errlen, "jwt: out of memory");
-			goto out;
-		}
-		if (c->inline_consumers.n)
-			memcpy(all.v, c->inline_consumers.v,
-			       c->inline_consumers.n * sizeof(*all.v));
-		if (file.n)
-			memcpy(all.v + c->inline_consumers.n, file.v, file.n * sizeof(*all.v));
-		all.n = n;
+	if (shmring_creds_join(&c->inline_consumers, &file, &all) < 0) {
+		snprintf(err, errlen, "jwt: out of memory");
+		goto out;
+	}
+	if (all.n) {
 		char why[512];
 		if (shmring_creds_check_unique(&all, why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "jwt: %s", why);

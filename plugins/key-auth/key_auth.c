@@ -126,18 +126,10 @@ static struct key_table *table_build(const struct key_auth_conf *c, struct shmri
 	memset(file, 0, sizeof(*file));
 
 	/* Uniqueness across inline + file: check a merged view. */
-	struct shmring_creds all = {0};
-	size_t n = c->inline_creds.n + t->file.n, nkeys = 0;
-	if (n) {
-		all.v = malloc(n * sizeof(*all.v));
-		if (!all.v)
-			goto nomem;
-		if (c->inline_creds.n)
-			memcpy(all.v, c->inline_creds.v, c->inline_creds.n * sizeof(*all.v));
-		if (t->file.n)
-			memcpy(all.v + c->inline_creds.n, t->file.v, t->file.n * sizeof(*all.v));
-		all.n = n;
-	}
+	struct shmring_creds all;
+	if (shmring_creds_join(&c->inline_creds, &t->file, &all) < 0)
+		goto nomem;
+	size_t n = all.n, nkeys = 0;
 	/* Every key needs a credential id: it is X-Credential-Identifier and
 	 * what later plugins see as the request's credential. */
 	for (size_t i = 0; i < n; i++)
