@@ -74,4 +74,11 @@ int harness_cleared(const struct harness *h, const char *name);
 /* The reply as compact JSON text (static buffer), for messages. */
 const char *harness_reply_text(const struct harness *h);
 
+/* ---- cmocka checks (harness_cmocka.c; the test links cmocka) ------------- */
+
+/* conf_new must accept json; else the test fails with its message. */
+void harness_conf_ok(struct harness *h, const char *json);
+/* conf_new must refuse json with a message holding `want`. */
+void harness_conf_refused(struct harness *h, const char *json, const char *want);
+
 #endif

@@ -25,21 +25,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void conf_ok(const char *json)
-{
-	if (harness_conf(&H, json) != 0)
-		fail_msg("conf_new refused %s: %s", json, H.err);
-}
-
-static void conf_refused(const char *json, const char *want)
-{
-	if (harness_conf(&H, json) >= 0)
-		fail_msg("conf_new accepted %s", json);
-	if (!strstr(H.err, want))
-		fail_msg("conf_new error for %s is \"%s\", expected \"%s\" in it", json, H.err,
-		         want);
-}
-
 static void assert_matches(const char *s, const char *re)
 {
 	regex_t r;
@@ -67,7 +52,7 @@ static const char *generated(const char *header)
 
 static void uuid_generator(void **state)
 {
-	conf_ok("{\"generator\":\"uuid\"}");
+	harness_conf_ok(&H, "{\"generator\":\"uuid\"}");
 	char first[64];
 	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
 	snprintf(first, sizeof(first), "%s", generated("Kong-Request-ID"));
@@ -85,7 +70,7 @@ static void uuid_generator(void **state)
 
 static void uuid_counter_generator_is_default(void **state)
 {
-	conf_ok("{}");
+	harness_conf_ok(&H, "{}");
 	char a[80], b[80];
 	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
 	snprintf(a, sizeof(a), "%s", generated("Kong-Request-ID"));
@@ -100,7 +85,7 @@ static void uuid_counter_generator_is_default(void **state)
 
 static void tracker_generator(void **state)
 {
-	conf_ok("{\"generator\":\"tracker\"}");
+	harness_conf_ok(&H, "{\"generator\":\"tracker\"}");
 	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
 	assert_matches(generated("Kong-Request-ID"),
 	               "^[0-9]+-[0-9]+-[0-9]+-[0-9]+-[0-9]+\\.[0-9]{3}$");
@@ -108,7 +93,7 @@ static void tracker_generator(void **state)
 
 static void incoming_id_kept(void **state)
 {
-	conf_ok("{\"header_name\":\"X-Request-Id\",\"echo_downstream\":true}");
+	harness_conf_ok(&H, "{\"header_name\":\"X-Request-Id\",\"echo_downstream\":true}");
 	/* Headers arrive lower-case; the name compares case-insensitively. */
 	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-request-id\":\"abc-123\"}}");
 	assert_int_equal(harness_count(&H, SHMRING_ACT_SET_REQ_HEADER), 0);
@@ -128,7 +113,7 @@ static void incoming_id_kept(void **state)
 
 static void echo_downstream(void **state)
 {
-	conf_ok("{\"echo_downstream\":true,\"generator\":\"uuid\"}");
+	harness_conf_ok(&H, "{\"echo_downstream\":true,\"generator\":\"uuid\"}");
 	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
 	const char *id = generated("Kong-Request-ID");
 	json_t *echo = harness_action(&H, SHMRING_ACT_SET_RESP_HEADER, 0);
@@ -148,7 +133,7 @@ static void echo_downstream(void **state)
 	harness_call(&H, SHMRING_PHASE_HEADER_FILTER, "{\"status\":200}");
 	assert_int_equal(json_array_size(harness_actions(&H)), 0);
 	/* Without echo_downstream, header_filter adds nothing. */
-	conf_ok("{}");
+	harness_conf_ok(&H, "{}");
 	harness_call(&H, SHMRING_PHASE_HEADER_FILTER,
 	             "{\"status\":200,\"ctx\":{\"correlation_id\":\"x\"}}");
 	assert_int_equal(json_array_size(harness_actions(&H)), 0);
@@ -156,16 +141,21 @@ static void echo_downstream(void **state)
 
 static void config_errors(void **state)
 {
-	conf_refused("{\"generator\":\"uuid4\"}",
-	             "config.generator must be one of \"uuid\", \"uuid#counter\", \"tracker\" "
-	             "(got \"uuid4\")");
-	conf_refused("{\"generator\":\"\"}", "config.generator must be a non-empty string");
-	conf_refused("{\"generator\":1}", "config.generator must be a non-empty string");
-	conf_refused("{\"header_name\":\"bad header\"}",
-	             "config.header_name 'bad header' is not a valid header name");
-	conf_refused("{\"header_name\":\"\"}", "config.header_name must be a non-empty string");
-	conf_refused("{\"echo_downstream\":\"yes\"}", "config.echo_downstream must be a boolean");
-	conf_refused("{\"echo\":true}", "unknown config field 'echo'");
+	harness_conf_refused(
+	    &H, "{\"generator\":\"uuid4\"}",
+	    "config.generator must be one of \"uuid\", \"uuid#counter\", \"tracker\" "
+	    "(got \"uuid4\")");
+	harness_conf_refused(&H, "{\"generator\":\"\"}",
+	                     "config.generator must be a non-empty string");
+	harness_conf_refused(&H, "{\"generator\":1}",
+	                     "config.generator must be a non-empty string");
+	harness_conf_refused(&H, "{\"header_name\":\"bad header\"}",
+	                     "config.header_name 'bad header' is not a valid header name");
+	harness_conf_refused(&H, "{\"header_name\":\"\"}",
+	                     "config.header_name must be a non-empty string");
+	harness_conf_refused(&H, "{\"echo_downstream\":\"yes\"}",
+	                     "config.echo_downstream must be a boolean");
+	harness_conf_refused(&H, "{\"echo\":true}", "unknown config field 'echo'");
 }
 
 int main(void)

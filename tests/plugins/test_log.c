@@ -41,21 +41,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void conf_ok(const char *json)
-{
-	if (harness_conf(&H, json) != 0)
-		fail_msg("conf_new refused %s: %s", json, H.err);
-}
-
-static void conf_refused(const char *json, const char *want)
-{
-	if (harness_conf(&H, json) >= 0)
-		fail_msg("conf_new accepted %s", json);
-	if (!strstr(H.err, want))
-		fail_msg("conf_new error for %s is \"%s\", expected \"%s\" in it", json, H.err,
-		         want);
-}
-
 /* Run the log hook on a msgpack entry. */
 static int log_packed(const msgpack_sbuffer *sb)
 {
@@ -123,47 +108,54 @@ static void fresh_path(const char *name)
 
 static void config_errors(void **state)
 {
-	conf_refused("{}", "log: config.path is required for the file sink");
-	conf_refused("{\"sink\":\"ftp\",\"path\":\"/x\"}",
-	             "config.sink must be one of \"file\", \"tcp\", \"udp\" (got \"ftp\")");
-	conf_refused("{\"sink\":\"\"}", "config.sink");
-	conf_refused("{\"sink\":7}", "config.sink");
-	conf_refused("{\"path\":\"relative/x.log\"}", "config.path must be an absolute path");
-	conf_refused("{\"path\":\"\"}", "config.path");
-	conf_refused("{\"path\":\"/tmp/a?b\"}", "without '?'");
-	conf_refused("{\"path\":\"/nonexistent-dir-shmring/x.log\"}",
-	             "cannot open /nonexistent-dir-shmring/x.log");
-	conf_refused("{\"path\":\"/tmp/x.log\",\"port\":80}",
-	             "config.host and config.port apply to the tcp and udp sinks");
-	conf_refused("{\"sink\":\"tcp\",\"host\":\"127.0.0.1\"}",
-	             "config.host and config.port are required for the tcp sink");
-	conf_refused("{\"sink\":\"udp\",\"port\":9}",
-	             "config.host and config.port are required for the udp sink");
-	conf_refused("{\"sink\":\"tcp\",\"host\":\"localhost\",\"port\":9}",
-	             "config.host must be an IPv4 or IPv6 address");
-	conf_refused("{\"sink\":\"tcp\",\"host\":\"1::2::3\",\"port\":9}", "bad sink address");
-	conf_refused("{\"sink\":\"udp\",\"host\":\"127.0.0.1\",\"port\":70000}",
-	             "config.port must be an integer between 1 and 65535");
-	conf_refused("{\"sink\":\"udp\",\"host\":\"127.0.0.1\",\"port\":9,\"path\":\"/x\"}",
-	             "config.path and config.reopen apply to the file sink");
-	conf_refused("{\"sink\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":9,\"reopen\":true}",
-	             "config.path and config.reopen apply to the file sink");
-	conf_refused("{\"path\":\"/tmp/x.log\",\"reopen\":\"yes\"}",
-	             "config.reopen must be a boolean");
-	conf_refused("{\"path\":\"/tmp/x.log\",\"max_batch_size\":0}",
-	             "config.max_batch_size must be an integer between 1 and 1000000");
-	conf_refused("{\"path\":\"/tmp/x.log\",\"max_batch_size\":1.5}",
-	             "config.max_batch_size must be an integer");
-	conf_refused("{\"path\":\"/tmp/x.log\",\"flush_interval\":0}",
-	             "config.flush_interval must be a number of seconds between 0.001 and 3600");
-	conf_refused("{\"path\":\"/tmp/x.log\",\"flush_interval\":\"1\"}",
-	             "config.flush_interval must be a number");
-	conf_refused("{\"path\":\"/tmp/x.log\",\"flush_interval\":-2}", "config.flush_interval");
-	conf_refused("{\"path\":\"/tmp/x.log\",\"max_buffered_bytes\":100}",
-	             "config.max_buffered_bytes must be an integer between 4096");
-	conf_refused("{\"path\":\"/tmp/x.log\",\"pth\":\"/y\"}", "unknown config field 'pth'");
-	conf_refused("{\"path\":\"/tmp/x.log\",\"custom_fields_by_lua\":{}}",
-	             "unknown config field 'custom_fields_by_lua'");
+	harness_conf_refused(&H, "{}", "log: config.path is required for the file sink");
+	harness_conf_refused(&H, "{\"sink\":\"ftp\",\"path\":\"/x\"}",
+	                     "config.sink must be one of \"file\", \"tcp\", \"udp\" (got \"ftp\")");
+	harness_conf_refused(&H, "{\"sink\":\"\"}", "config.sink");
+	harness_conf_refused(&H, "{\"sink\":7}", "config.sink");
+	harness_conf_refused(&H, "{\"path\":\"relative/x.log\"}",
+	                     "config.path must be an absolute path");
+	harness_conf_refused(&H, "{\"path\":\"\"}", "config.path");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/a?b\"}", "without '?'");
+	harness_conf_refused(&H, "{\"path\":\"/nonexistent-dir-shmring/x.log\"}",
+	                     "cannot open /nonexistent-dir-shmring/x.log");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"port\":80}",
+	                     "config.host and config.port apply to the tcp and udp sinks");
+	harness_conf_refused(&H, "{\"sink\":\"tcp\",\"host\":\"127.0.0.1\"}",
+	                     "config.host and config.port are required for the tcp sink");
+	harness_conf_refused(&H, "{\"sink\":\"udp\",\"port\":9}",
+	                     "config.host and config.port are required for the udp sink");
+	harness_conf_refused(&H, "{\"sink\":\"tcp\",\"host\":\"localhost\",\"port\":9}",
+	                     "config.host must be an IPv4 or IPv6 address");
+	harness_conf_refused(&H, "{\"sink\":\"tcp\",\"host\":\"1::2::3\",\"port\":9}",
+	                     "bad sink address");
+	harness_conf_refused(&H, "{\"sink\":\"udp\",\"host\":\"127.0.0.1\",\"port\":70000}",
+	                     "config.port must be an integer between 1 and 65535");
+	harness_conf_refused(&H,
+	                     "{\"sink\":\"udp\",\"host\":\"127.0.0.1\",\"port\":9,\"path\":\"/x\"}",
+	                     "config.path and config.reopen apply to the file sink");
+	harness_conf_refused(&H,
+	                     "{\"sink\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":9,\"reopen\":true}",
+	                     "config.path and config.reopen apply to the file sink");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"reopen\":\"yes\"}",
+	                     "config.reopen must be a boolean");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"max_batch_size\":0}",
+	                     "config.max_batch_size must be an integer between 1 and 1000000");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"max_batch_size\":1.5}",
+	                     "config.max_batch_size must be an integer");
+	harness_conf_refused(
+	    &H, "{\"path\":\"/tmp/x.log\",\"flush_interval\":0}",
+	    "config.flush_interval must be a number of seconds between 0.001 and 3600");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"flush_interval\":\"1\"}",
+	                     "config.flush_interval must be a number");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"flush_interval\":-2}",
+	                     "config.flush_interval");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"max_buffered_bytes\":100}",
+	                     "config.max_buffered_bytes must be an integer between 4096");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"pth\":\"/y\"}",
+	                     "unknown config field 'pth'");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"custom_fields_by_lua\":{}}",
+	                     "unknown config field 'custom_fields_by_lua'");
 	/* a refused config leaves nothing behind; a good one after it works */
 	fresh_path("ok.log");
 	char cfg[512];
@@ -171,9 +163,9 @@ static void config_errors(void **state)
 	         "{\"path\":\"%s\",\"max_batch_size\":10,\"flush_interval\":0.05,"
 	         "\"max_buffered_bytes\":65536,\"reopen\":false}",
 	         path);
-	conf_ok(cfg);
+	harness_conf_ok(&H, cfg);
 	snprintf(cfg, sizeof(cfg), "{\"sink\":\"udp\",\"host\":\"::1\",\"port\":9}");
-	conf_ok(cfg);
+	harness_conf_ok(&H, cfg);
 }
 
 static void bad_entries(void **state)
@@ -181,7 +173,7 @@ static void bad_entries(void **state)
 	fresh_path("bad.log");
 	char cfg[300];
 	snprintf(cfg, sizeof(cfg), "{\"path\":\"%s\"}", path);
-	conf_ok(cfg);
+	harness_conf_ok(&H, cfg);
 	/* not a map: an error (counted), not a crash, nothing written */
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
@@ -264,7 +256,7 @@ static void file_lines(void **state)
 	fresh_path("requests.log");
 	char cfg[300], entry[2048];
 	snprintf(cfg, sizeof(cfg), "{\"path\":\"%s\"}", path);
-	conf_ok(cfg);
+	harness_conf_ok(&H, cfg);
 	enum { N = 1000 };
 	for (int i = 0; i < N; i++) {
 		char extra[128] = "";
@@ -313,7 +305,7 @@ static void escaping(void **state)
 	fresh_path("escape.log");
 	char cfg[300];
 	snprintf(cfg, sizeof(cfg), "{\"path\":\"%s\"}", path);
-	conf_ok(cfg);
+	harness_conf_ok(&H, cfg);
 	static const char nasty[] = "q\"uo\\te\x01\x1f\n\r\t</script>\x7f";
 	static const char bad_utf8[] = "a\xff"
 	                               "b\xc3(\xe2\x82"
@@ -385,7 +377,7 @@ static void reopen_after_rotation(void **state)
 	snprintf(rotated, sizeof(rotated), "%s.1", path);
 	unlink(rotated);
 	snprintf(cfg, sizeof(cfg), "{\"path\":\"%s\",\"reopen\":true}", path);
-	conf_ok(cfg);
+	harness_conf_ok(&H, cfg);
 	assert_int_equal(log_json("{\"n\":1}"), 0);
 	drain();
 	assert_int_equal(rename(path, rotated), 0);
@@ -404,7 +396,7 @@ static void reopen_after_rotation(void **state)
 	snprintf(rotated, sizeof(rotated), "%s.1", path);
 	unlink(rotated);
 	snprintf(cfg, sizeof(cfg), "{\"path\":\"%s\"}", path);
-	conf_ok(cfg);
+	harness_conf_ok(&H, cfg);
 	assert_int_equal(log_json("{\"n\":1}"), 0);
 	drain();
 	assert_int_equal(rename(path, rotated), 0);
@@ -442,7 +434,7 @@ static void batch_by_count(void **state)
 	char cfg[300];
 	snprintf(cfg, sizeof(cfg), "{\"path\":\"%s\",\"max_batch_size\":3,\"flush_interval\":3600}",
 	         path);
-	conf_ok(cfg);
+	harness_conf_ok(&H, cfg);
 	assert_int_equal(log_json("{\"n\":1}"), 0);
 	assert_int_equal(log_json("{\"n\":2}"), 0);
 	/* not due: neither full (3) nor old (1 h); 50 ms of worker loop turns */
@@ -506,7 +498,7 @@ static void udp_datagrams(void **state)
 	snprintf(cfg, sizeof(cfg),
 	         "{\"sink\":\"udp\",\"host\":\"127.0.0.1\",\"port\":%d,\"max_batch_size\":1}",
 	         ntohs(a.sin_port));
-	conf_ok(cfg);
+	harness_conf_ok(&H, cfg);
 	assert_int_equal(log_json("{\"n\":1,\"s\":\"x\"}"), 0);
 	assert_int_equal(log_json("{\"n\":2}"), 0);
 	drain();
@@ -541,7 +533,7 @@ static void tcp_down_drops_counted(void **state)
 	         "{\"sink\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":%d,\"max_buffered_bytes\":"
 	         "4096}",
 	         ntohs(a.sin_port));
-	conf_ok(cfg);
+	harness_conf_ok(&H, cfg);
 	uint64_t before = WS.sink_dropped;
 	for (int i = 0; i < 200; i++)
 		assert_int_equal(log_json("{\"request\":{\"method\":\"GET\",\"uri\":\"/x\"}}"), 0);

@@ -25,21 +25,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void conf_ok(const char *json)
-{
-	if (harness_conf(&H, json) != 0)
-		fail_msg("conf_new refused %s: %s", json, H.err);
-}
-
-static void conf_refused(const char *json, const char *want)
-{
-	if (harness_conf(&H, json) >= 0)
-		fail_msg("conf_new accepted %s", json);
-	if (!strstr(H.err, want))
-		fail_msg("conf_new error for %s is \"%s\", expected \"%s\" in it", json, H.err,
-		         want);
-}
-
 /* The reply's actions must be exactly `want` (compact JSON). */
 static void expect_actions(const char *want)
 {
@@ -58,17 +43,19 @@ static void run(const char *snapshot)
 
 static void empty_config_does_nothing(void **state)
 {
-	conf_ok("{}");
+	harness_conf_ok(&H, "{}");
 	run("{\"headers\":{\"a\":\"1\"},\"query\":{\"q\":\"1\"}}");
 	expect_actions("[]");
-	conf_ok("{\"add\":{\"headers\":[],\"querystring\":{},\"body\":[]},\"remove\":{}}");
+	harness_conf_ok(&H,
+	                "{\"add\":{\"headers\":[],\"querystring\":{},\"body\":[]},\"remove\":{}}");
 	run("{\"headers\":{\"a\":\"1\"}}");
 	expect_actions("[]");
 }
 
 static void typical_demo_config(void **state)
 {
-	conf_ok(
+	harness_conf_ok(
+	    &H,
 	    "{\"add\":{\"headers\":[\"x-added-by:shmring\"],\"querystring\":[\"added:1\"]},"
 	    "\"remove\":{\"headers\":[\"x-remove-me\"]},"
 	    "\"rename\":{\"headers\":[\"x-old-name:x-new-name\"],\"querystring\":[\"old:new\"]}}");
@@ -80,9 +67,9 @@ static void typical_demo_config(void **state)
 
 static void headers_replace_add_append_rules(void **state)
 {
-	conf_ok("{\"replace\":{\"headers\":[\"x-r:new\",\"x-absent:no\"]},"
-	        "\"add\":{\"headers\":[\"x-a:added\",\"X-Present:no\"]},"
-	        "\"append\":{\"headers\":[\"x-p2:two\",\"x-new:one\"]}}");
+	harness_conf_ok(&H, "{\"replace\":{\"headers\":[\"x-r:new\",\"x-absent:no\"]},"
+	                    "\"add\":{\"headers\":[\"x-a:added\",\"X-Present:no\"]},"
+	                    "\"append\":{\"headers\":[\"x-p2:two\",\"x-new:one\"]}}");
 	run("{\"headers\":{\"x-r\":\"old\",\"x-present\":\"yes\",\"x-p2\":\"one\"}}");
 	/* replace only if present, add only if absent (case-insensitive),
 	 * append always (to the existing value or as a new header). */
@@ -93,11 +80,13 @@ static void headers_replace_add_append_rules(void **state)
 static void headers_order_remove_then_add(void **state)
 {
 	/* remove runs before add: the header is cleared, then set anew. */
-	conf_ok("{\"remove\":{\"headers\":[\"x-a\"]},\"add\":{\"headers\":[\"x-a:fresh\"]}}");
+	harness_conf_ok(
+	    &H, "{\"remove\":{\"headers\":[\"x-a\"]},\"add\":{\"headers\":[\"x-a:fresh\"]}}");
 	run("{\"headers\":{\"x-a\":\"stale\"}}");
 	expect_actions("[[3,\"x-a\"],[1,\"x-a\",\"fresh\"]]");
 	/* rename runs before replace: replace sees the new name. */
-	conf_ok("{\"rename\":{\"headers\":[\"x-a:x-b\"]},\"replace\":{\"headers\":[\"x-b:r\"]}}");
+	harness_conf_ok(
+	    &H, "{\"rename\":{\"headers\":[\"x-a:x-b\"]},\"replace\":{\"headers\":[\"x-b:r\"]}}");
 	run("{\"headers\":{\"x-a\":\"v\"}}");
 	expect_actions("[[3,\"x-a\"],[1,\"x-b\",\"r\"]]");
 	/* rename of an absent header does nothing. */
@@ -106,21 +95,21 @@ static void headers_order_remove_then_add(void **state)
 	/* a multi-valued header keeps its values through a rename */
 	run("{\"headers\":{\"x-a\":[\"1\",\"2\"]}}");
 	expect_actions("[[3,\"x-a\"],[1,\"x-b\",\"r\"]]");
-	conf_ok("{\"rename\":{\"headers\":[\"x-a:x-b\"]}}");
+	harness_conf_ok(&H, "{\"rename\":{\"headers\":[\"x-a:x-b\"]}}");
 	run("{\"headers\":{\"x-a\":[\"1\",\"2\"]}}");
 	expect_actions("[[3,\"x-a\"],[1,\"x-b\",\"1\"],[2,\"x-b\",\"2\"]]");
 	/* case-only rename: cleared and set with the new spelling */
-	conf_ok("{\"rename\":{\"headers\":[\"x-a:X-A\"]}}");
+	harness_conf_ok(&H, "{\"rename\":{\"headers\":[\"x-a:X-A\"]}}");
 	run("{\"headers\":{\"x-a\":\"v\"}}");
 	expect_actions("[[3,\"X-A\"],[1,\"X-A\",\"v\"]]");
 }
 
 static void host_header(void **state)
 {
-	conf_ok("{\"add\":{\"headers\":[\"host:evil\"]}}");
+	harness_conf_ok(&H, "{\"add\":{\"headers\":[\"host:evil\"]}}");
 	run("{\"headers\":{}}");
 	expect_actions("[]");
-	conf_ok("{\"replace\":{\"headers\":[\"host:upstream.example\"]}}");
+	harness_conf_ok(&H, "{\"replace\":{\"headers\":[\"host:upstream.example\"]}}");
 	run("{\"headers\":{\"host\":\"client.example\"}}");
 	expect_actions("[[1,\"host\",\"upstream.example\"]]");
 	run("{}");
@@ -129,7 +118,8 @@ static void host_header(void **state)
 
 static void templates(void **state)
 {
-	conf_ok(
+	harness_conf_ok(
+	    &H,
 	    "{\"add\":{\"headers\":[\"x-1:$(headers.x_user)\",\"x-2:<$(headers[\\\"x-user\\\"])>\","
 	    "\"x-3:$(query_params.id)\",\"x-4:$(query_params[\\\"missing\\\"] or \\\"dflt\\\")\","
 	    "\"x-5:[$(headers.nope)]\",\"x-6:$(\\\"$(not a template)\\\")\","
@@ -139,7 +129,8 @@ static void templates(void **state)
 	               "[1,\"x-4\",\"dflt\"],[1,\"x-5\",\"[]\"],[1,\"x-6\",\"$(not a template)\"],"
 	               "[1,\"x-7\",\"aaliceb42c\"],[1,\"x-8\",\"true\"]]");
 	/* Templates read the original request, not the transformed one. */
-	conf_ok("{\"remove\":{\"headers\":[\"x-user\"]},\"add\":{\"headers\":[\"x-who:$(headers.x_"
+	harness_conf_ok(
+	    &H, "{\"remove\":{\"headers\":[\"x-user\"]},\"add\":{\"headers\":[\"x-who:$(headers.x_"
 	        "user)\"]}}");
 	run("{\"headers\":{\"x-user\":\"bob\"}}");
 	expect_actions("[[3,\"x-user\"],[1,\"x-who\",\"bob\"]]");
@@ -147,7 +138,8 @@ static void templates(void **state)
 
 static void querystring_rules(void **state)
 {
-	conf_ok("{\"remove\":{\"querystring\":[\"r\"]},\"rename\":{\"querystring\":[\"o:n\",\"gone:"
+	harness_conf_ok(
+	    &H, "{\"remove\":{\"querystring\":[\"r\"]},\"rename\":{\"querystring\":[\"o:n\",\"gone:"
 	        "t\"]},"
 	        "\"replace\":{\"querystring\":[\"p:new\",\"absent:x\"]},"
 	        "\"add\":{\"querystring\":[\"a:1\",\"p:no\"]},\"append\":{\"querystring\":[\"p:2\","
@@ -157,7 +149,7 @@ static void querystring_rules(void **state)
 	/* rename of an absent arg removes the target (Kong's qs[new]=qs[old]) */
 	expect_actions("[[5,\"a=1&f&m=b&m=a&n=1&p=new&p=2&z=v%20w\"]]");
 	/* any querystring rule rebuilds the query, even when nothing changed */
-	conf_ok("{\"remove\":{\"querystring\":[\"nothing\"]}}");
+	harness_conf_ok(&H, "{\"remove\":{\"querystring\":[\"nothing\"]}}");
 	run("{\"query\":{\"b\":\"2\",\"a\":\"1\"}}");
 	expect_actions("[[5,\"a=1&b=2\"]]");
 	run("{}");
@@ -166,65 +158,74 @@ static void querystring_rules(void **state)
 
 static void uri_and_method(void **state)
 {
-	conf_ok(
+	harness_conf_ok(
+	    &H,
 	    "{\"replace\":{\"uri\":\"/v2/$(query_params.user)/items\"},\"http_method\":\"post\"}");
 	run("{\"method\":\"GET\",\"path\":\"/v1\",\"query\":{\"user\":\"u1\"}}");
 	expect_actions("[[4,\"/v2/u1/items\"],[6,\"POST\"]]");
-	conf_ok("{\"replace\":{\"uri\":\"/fixed\"}}");
+	harness_conf_ok(&H, "{\"replace\":{\"uri\":\"/fixed\"}}");
 	run("{}");
 	expect_actions("[[4,\"/fixed\"]]");
 }
 
 static void rewrite_phase_too(void **state)
 {
-	conf_ok("{\"add\":{\"headers\":[\"x:y\"]}}");
+	harness_conf_ok(&H, "{\"add\":{\"headers\":[\"x:y\"]}}");
 	assert_int_equal(harness_call(&H, SHMRING_PHASE_REWRITE, "{}"), 0);
 	expect_actions("[[1,\"x\",\"y\"]]");
 }
 
 static void config_errors(void **state)
 {
-	conf_refused("{\"add\":{\"headers\":[\"x:$(headers.x\"]}}",
-	             "config.add.headers[0]: unterminated template");
-	conf_refused("{\"add\":{\"headers\":[\"x:$(uri_captures.id)\"]}}",
-	             "unsupported template expression '$(uri_captures.id)'");
-	conf_refused("{\"add\":{\"headers\":[\"x:$(headers)\"]}}", "unsupported template");
-	conf_refused("{\"add\":{\"headers\":[\"x:$(headers.a or b)\"]}}", "unsupported template");
-	conf_refused("{\"add\":{\"headers\":[\"x:$(headers[\\\"a\\\"]\"]}}",
-	             "unterminated template");
-	conf_refused("{\"add\":{\"headers\":[\"x:$(os.execute('x'))\"]}}", "unsupported template");
-	conf_refused("{\"add\":{\"headers\":[\"novalue\"]}}",
-	             "config.add.headers[0]: must be 'name:value'");
-	conf_refused("{\"add\":{\"headers\":[\":v\"]}}", "the name before ':' is empty");
-	conf_refused("{\"add\":{\"headers\":[\"bad name:v\"]}}",
-	             "'bad name' is not a valid header");
-	conf_refused("{\"rename\":{\"headers\":[\"x-a\"]}}", "a rename must be 'old:new'");
-	conf_refused("{\"rename\":{\"headers\":[\"x-a:$(headers.b)\"]}}",
-	             "a rename target is a name, not a template");
-	conf_refused("{\"add\":{\"body\":[\"a:b\"]}}", "config.add.body is not supported");
-	conf_refused("{\"append\":{\"json_types\":[\"string\"]}}",
-	             "config.append.json_types is not supported");
-	conf_refused("{\"add\":{\"uri\":\"/x\"}}", "config.add.uri does not exist");
-	conf_refused("{\"add\":{\"header\":[\"a:b\"]}}",
-	             "request-transformer (config.add): unknown config field 'header'");
-	conf_refused("{\"adds\":{}}", "unknown config field 'adds'");
-	conf_refused("{\"add\":[\"a:b\"]}", "config.add must be a map");
-	conf_refused("{\"add\":{\"headers\":\"a:b\"}}",
-	             "config.add.headers must be an array of strings");
-	conf_refused("{\"http_method\":\"PO ST\"}", "config.http_method must be a method name");
-	conf_refused("{\"http_method\":\"\"}", "config.http_method must be a non-empty string");
-	conf_refused("{\"replace\":{\"uri\":\"no-slash\"}}",
-	             "config.replace.uri must start with '/'");
-	conf_refused("{\"replace\":{\"uri\":\"/$(nope)\"}}",
-	             "config.replace.uri: unsupported template");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(headers.x\"]}}",
+	                     "config.add.headers[0]: unterminated template");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(uri_captures.id)\"]}}",
+	                     "unsupported template expression '$(uri_captures.id)'");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(headers)\"]}}",
+	                     "unsupported template");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(headers.a or b)\"]}}",
+	                     "unsupported template");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(headers[\\\"a\\\"]\"]}}",
+	                     "unterminated template");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(os.execute('x'))\"]}}",
+	                     "unsupported template");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"novalue\"]}}",
+	                     "config.add.headers[0]: must be 'name:value'");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":[\":v\"]}}",
+	                     "the name before ':' is empty");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"bad name:v\"]}}",
+	                     "'bad name' is not a valid header");
+	harness_conf_refused(&H, "{\"rename\":{\"headers\":[\"x-a\"]}}",
+	                     "a rename must be 'old:new'");
+	harness_conf_refused(&H, "{\"rename\":{\"headers\":[\"x-a:$(headers.b)\"]}}",
+	                     "a rename target is a name, not a template");
+	harness_conf_refused(&H, "{\"add\":{\"body\":[\"a:b\"]}}",
+	                     "config.add.body is not supported");
+	harness_conf_refused(&H, "{\"append\":{\"json_types\":[\"string\"]}}",
+	                     "config.append.json_types is not supported");
+	harness_conf_refused(&H, "{\"add\":{\"uri\":\"/x\"}}", "config.add.uri does not exist");
+	harness_conf_refused(&H, "{\"add\":{\"header\":[\"a:b\"]}}",
+	                     "request-transformer (config.add): unknown config field 'header'");
+	harness_conf_refused(&H, "{\"adds\":{}}", "unknown config field 'adds'");
+	harness_conf_refused(&H, "{\"add\":[\"a:b\"]}", "config.add must be a map");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":\"a:b\"}}",
+	                     "config.add.headers must be an array of strings");
+	harness_conf_refused(&H, "{\"http_method\":\"PO ST\"}",
+	                     "config.http_method must be a method name");
+	harness_conf_refused(&H, "{\"http_method\":\"\"}",
+	                     "config.http_method must be a non-empty string");
+	harness_conf_refused(&H, "{\"replace\":{\"uri\":\"no-slash\"}}",
+	                     "config.replace.uri must start with '/'");
+	harness_conf_refused(&H, "{\"replace\":{\"uri\":\"/$(nope)\"}}",
+	                     "config.replace.uri: unsupported template");
 }
 
 /* Odd snapshots (wrong types, huge counts) get an answer, never a crash. */
 static void hostile_snapshots(void **state)
 {
-	conf_ok("{\"rename\":{\"headers\":[\"a:b\"],\"querystring\":[\"a:b\"]},"
-	        "\"add\":{\"headers\":[\"x:$(headers.a)$(query_params.a)\"]},"
-	        "\"append\":{\"querystring\":[\"a:1\"]}}");
+	harness_conf_ok(&H, "{\"rename\":{\"headers\":[\"a:b\"],\"querystring\":[\"a:b\"]},"
+	                    "\"add\":{\"headers\":[\"x:$(headers.a)$(query_params.a)\"]},"
+	                    "\"append\":{\"querystring\":[\"a:1\"]}}");
 	run("{\"headers\":{\"a\":42,\"b\":[1,null,\"s\"],\"c\":{\"x\":1}},"
 	    "\"query\":{\"a\":false,\"b\":[true,\"v\"],\"c\":null}}");
 	json_t *a = harness_actions(&H);

@@ -50,21 +50,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void conf_ok(const char *json)
-{
-	if (harness_conf(&H, json) != 0)
-		fail_msg("conf_new refused %s: %s", json, H.err);
-}
-
-static void conf_refused(const char *json, const char *want)
-{
-	if (harness_conf(&H, json) >= 0)
-		fail_msg("conf_new accepted %s", json);
-	if (!strstr(H.err, want))
-		fail_msg("conf_new error for %s is \"%s\", expected \"%s\" in it", json, H.err,
-		         want);
-}
-
 /* The exit action, or NULL. */
 static json_t *exit_action(void)
 {
@@ -118,59 +103,71 @@ static int call(const char *snapshot)
 
 static void config_errors(void **state)
 {
-	conf_refused("{}", "at least one of config.second");
-	conf_refused("{\"limit_by\":\"ip\"}", "at least one of");
-	conf_refused("{\"second\":10,\"minute\":5}",
-	             "the limit for minute(5) cannot be lower than the limit for second(10)");
-	conf_refused("{\"hour\":10,\"year\":9}", "limit for year(9)");
-	conf_refused("{\"second\":0}", "config.second must be a whole number");
-	conf_refused("{\"minute\":-3}", "config.minute must be a whole number");
-	conf_refused("{\"hour\":1.5}", "config.hour must be a whole number");
-	conf_refused("{\"day\":\"10\"}", "config.day must be a whole number");
-	conf_refused("{\"month\":4294967295}", "between 1 and 4294967294");
-	conf_refused("{\"second\":1,\"secnd\":2}", "unknown config field 'secnd'");
-	conf_refused("{\"second\":1,\"limit_by\":\"user\"}",
-	             "config.limit_by must be one of consumer, credential, ip, service, "
-	             "header, path");
-	conf_refused("{\"second\":1,\"limit_by\":\"header\"}", "config.header_name is required");
-	conf_refused("{\"second\":1,\"limit_by\":\"header\",\"header_name\":\"a b\"}",
-	             "not a valid header name");
-	conf_refused("{\"second\":1,\"limit_by\":\"path\"}", "config.path is required");
-	conf_refused("{\"second\":1,\"limit_by\":\"path\",\"path\":\"x\"}",
-	             "config.path must start with '/'");
-	conf_refused("{\"second\":1,\"policy\":\"cluster\"}", "'cluster' needs Kong's database");
-	conf_refused("{\"second\":1,\"policy\":\"memcached\"}", "config.policy must be one of");
-	conf_refused("{\"second\":1,\"algorithm\":\"leaky\"}", "config.algorithm must be one of");
-	conf_refused("{\"second\":1,\"error_code\":700}", "config.error_code must be an integer");
-	conf_refused("{\"second\":1,\"error_message\":5}", "config.error_message must be");
-	conf_refused("{\"second\":1,\"fault_tolerant\":\"yes\"}",
-	             "config.fault_tolerant must be a boolean");
-	conf_refused("{\"second\":1,\"hide_client_headers\":1}",
-	             "config.hide_client_headers must be a boolean");
-	conf_refused("{\"second\":1,\"policy\":\"redis\"}", "config.redis.host is required");
-	conf_refused("{\"second\":1,\"redis\":5}", "config.redis must be a map");
-	conf_refused("{\"second\":1,\"redis\":{\"hots\":\"x\"}}", "unknown config field 'hots'");
-	conf_refused("{\"second\":1,\"redis\":{\"host\":\"h\",\"port\":70000}}",
-	             "config.redis.port must be an integer between 1 and 65535");
-	conf_refused("{\"second\":1,\"redis_port\":0}",
-	             "config.redis_port must be an integer between 1 and 65535");
-	conf_refused("{\"second\":1,\"redis\":{\"host\":\"h\"},\"redis_port\":1}",
-	             "either config.redis or the redis_* fields");
-	conf_refused("{\"second\":1,\"redis\":{\"host\":\"h\",\"ssl\":true}}",
-	             "redis.ssl = true is not supported");
-	conf_refused("{\"second\":1,\"sync_rate\":-2}", "config.sync_rate must be seconds");
-	conf_refused("{\"second\":1,\"sync_rate\":\"1\"}", "config.sync_rate must be seconds");
-	conf_refused("{\"second\":1,\"sync_rate\":0.001}", "at least 0.01 s");
-	conf_refused("{\"second\":1,\"algorithm\":\"token-bucket\",\"policy\":\"redis\","
-	             "\"redis\":{\"host\":\"127.0.0.1\"}}",
-	             "works with policy 'local' only");
-	conf_refused("[1,2]", "config must be a map");
+	harness_conf_refused(&H, "{}", "at least one of config.second");
+	harness_conf_refused(&H, "{\"limit_by\":\"ip\"}", "at least one of");
+	harness_conf_refused(
+	    &H, "{\"second\":10,\"minute\":5}",
+	    "the limit for minute(5) cannot be lower than the limit for second(10)");
+	harness_conf_refused(&H, "{\"hour\":10,\"year\":9}", "limit for year(9)");
+	harness_conf_refused(&H, "{\"second\":0}", "config.second must be a whole number");
+	harness_conf_refused(&H, "{\"minute\":-3}", "config.minute must be a whole number");
+	harness_conf_refused(&H, "{\"hour\":1.5}", "config.hour must be a whole number");
+	harness_conf_refused(&H, "{\"day\":\"10\"}", "config.day must be a whole number");
+	harness_conf_refused(&H, "{\"month\":4294967295}", "between 1 and 4294967294");
+	harness_conf_refused(&H, "{\"second\":1,\"secnd\":2}", "unknown config field 'secnd'");
+	harness_conf_refused(&H, "{\"second\":1,\"limit_by\":\"user\"}",
+	                     "config.limit_by must be one of consumer, credential, ip, service, "
+	                     "header, path");
+	harness_conf_refused(&H, "{\"second\":1,\"limit_by\":\"header\"}",
+	                     "config.header_name is required");
+	harness_conf_refused(&H, "{\"second\":1,\"limit_by\":\"header\",\"header_name\":\"a b\"}",
+	                     "not a valid header name");
+	harness_conf_refused(&H, "{\"second\":1,\"limit_by\":\"path\"}", "config.path is required");
+	harness_conf_refused(&H, "{\"second\":1,\"limit_by\":\"path\",\"path\":\"x\"}",
+	                     "config.path must start with '/'");
+	harness_conf_refused(&H, "{\"second\":1,\"policy\":\"cluster\"}",
+	                     "'cluster' needs Kong's database");
+	harness_conf_refused(&H, "{\"second\":1,\"policy\":\"memcached\"}",
+	                     "config.policy must be one of");
+	harness_conf_refused(&H, "{\"second\":1,\"algorithm\":\"leaky\"}",
+	                     "config.algorithm must be one of");
+	harness_conf_refused(&H, "{\"second\":1,\"error_code\":700}",
+	                     "config.error_code must be an integer");
+	harness_conf_refused(&H, "{\"second\":1,\"error_message\":5}",
+	                     "config.error_message must be");
+	harness_conf_refused(&H, "{\"second\":1,\"fault_tolerant\":\"yes\"}",
+	                     "config.fault_tolerant must be a boolean");
+	harness_conf_refused(&H, "{\"second\":1,\"hide_client_headers\":1}",
+	                     "config.hide_client_headers must be a boolean");
+	harness_conf_refused(&H, "{\"second\":1,\"policy\":\"redis\"}",
+	                     "config.redis.host is required");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":5}", "config.redis must be a map");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"hots\":\"x\"}}",
+	                     "unknown config field 'hots'");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"port\":70000}}",
+	                     "config.redis.port must be an integer between 1 and 65535");
+	harness_conf_refused(&H, "{\"second\":1,\"redis_port\":0}",
+	                     "config.redis_port must be an integer between 1 and 65535");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\"},\"redis_port\":1}",
+	                     "either config.redis or the redis_* fields");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"ssl\":true}}",
+	                     "redis.ssl = true is not supported");
+	harness_conf_refused(&H, "{\"second\":1,\"sync_rate\":-2}",
+	                     "config.sync_rate must be seconds");
+	harness_conf_refused(&H, "{\"second\":1,\"sync_rate\":\"1\"}",
+	                     "config.sync_rate must be seconds");
+	harness_conf_refused(&H, "{\"second\":1,\"sync_rate\":0.001}", "at least 0.01 s");
+	harness_conf_refused(&H,
+	                     "{\"second\":1,\"algorithm\":\"token-bucket\",\"policy\":\"redis\","
+	                     "\"redis\":{\"host\":\"127.0.0.1\"}}",
+	                     "works with policy 'local' only");
+	harness_conf_refused(&H, "[1,2]", "config must be a map");
 	/* Accepted shapes: Kong's nulls for unset fields, floats that are
 	 * whole numbers, the defaults. */
-	conf_ok("{\"second\":5,\"minute\":null,\"hour\":100.0,\"limit_by\":\"ip\","
-	        "\"policy\":\"local\",\"fault_tolerant\":true,\"sync_rate\":-1}");
-	conf_ok("{\"second\":5,\"minute\":5}");
-	conf_ok("{\"year\":1,\"algorithm\":\"token-bucket\"}");
+	harness_conf_ok(&H, "{\"second\":5,\"minute\":null,\"hour\":100.0,\"limit_by\":\"ip\","
+	                    "\"policy\":\"local\",\"fault_tolerant\":true,\"sync_rate\":-1}");
+	harness_conf_ok(&H, "{\"second\":5,\"minute\":5}");
+	harness_conf_ok(&H, "{\"year\":1,\"algorithm\":\"token-bucket\"}");
 }
 
 /* Every field with every JSON type, alone and beside a valid limit: a clear
@@ -210,7 +207,7 @@ static void headers_and_block(void **state)
 {
 	uint64_t t0 = utc(2026, 1, 1, 12, 0, 10) + NS / 2; /* 12:00:10.5 */
 	set_clock(t0);
-	conf_ok("{\"second\":3,\"minute\":10,\"limit_by\":\"ip\"}");
+	harness_conf_ok(&H, "{\"second\":3,\"minute\":10,\"limit_by\":\"ip\"}");
 	const char *rem_s[] = {"2", "1", "0"}, *rem_m[] = {"9", "8", "7"};
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(call(IP("10.0.0.1")), 0);
@@ -262,8 +259,8 @@ static void headers_and_block(void **state)
 static void hide_headers_and_custom_error(void **state)
 {
 	set_clock(utc(2026, 3, 1, 0, 0, 0));
-	conf_ok("{\"minute\":1,\"limit_by\":\"ip\",\"hide_client_headers\":true,"
-	        "\"error_code\":503,\"error_message\":\"slow \\\"down\\\"\\n\"}");
+	harness_conf_ok(&H, "{\"minute\":1,\"limit_by\":\"ip\",\"hide_client_headers\":true,"
+	                    "\"error_code\":503,\"error_message\":\"slow \\\"down\\\"\\n\"}");
 	assert_int_equal(call(IP("10.1.0.1")), 0);
 	assert_int_equal(harness_count(&H, SHMRING_ACT_SET_RESP_HEADER), 0);
 	assert_int_equal(call(IP("10.1.0.1")), 503);
@@ -273,7 +270,7 @@ static void hide_headers_and_custom_error(void **state)
 	expect_header("X-RateLimit-Limit-Minute", NULL);
 	expect_header("RateLimit-Remaining", NULL);
 	/* Kong's retry_after_jitter_max: Retry-After = reset + 0..max */
-	conf_ok("{\"minute\":1,\"limit_by\":\"ip\",\"retry_after_jitter_max\":5}");
+	harness_conf_ok(&H, "{\"minute\":1,\"limit_by\":\"ip\",\"retry_after_jitter_max\":5}");
 	assert_int_equal(call(IP("10.1.0.2")), 0);
 	int seen[6] = {0};
 	for (int i = 0; i < 200; i++) {
@@ -286,15 +283,15 @@ static void hide_headers_and_custom_error(void **state)
 	for (int i = 0; i < 6; i++)
 		if (!seen[i])
 			fail_msg("jitter never gave %d", i);
-	conf_refused("{\"minute\":1,\"retry_after_jitter_max\":-1}",
-	             "config.retry_after_jitter_max must be an integer");
+	harness_conf_refused(&H, "{\"minute\":1,\"retry_after_jitter_max\":-1}",
+	                     "config.retry_after_jitter_max must be an integer");
 }
 
 /* Windows are UTC calendar periods: a minute ends at :00, a month at the
  * 1st of the next month (28 days for February 2026), a year on Jan 1. */
 static void window_alignment(void **state)
 {
-	conf_ok("{\"minute\":2,\"month\":3,\"year\":4,\"limit_by\":\"ip\"}");
+	harness_conf_ok(&H, "{\"minute\":2,\"month\":3,\"year\":4,\"limit_by\":\"ip\"}");
 	set_clock(utc(2026, 1, 31, 23, 59, 59) + 900000000ull); /* .9 s before February */
 	assert_int_equal(call(IP("10.2.0.1")), 0);
 	expect_header("X-RateLimit-Remaining-Month", "2");
@@ -322,7 +319,7 @@ static void window_alignment(void **state)
 	/* A month's reset runs to the calendar month's end. */
 	snprintf(want, sizeof(want), "%llu",
 	         (unsigned long long)((utc(2027, 2, 1, 0, 0, 0) - utc(2027, 1, 1, 0, 0, 0)) / NS));
-	conf_ok("{\"month\":5,\"limit_by\":\"ip\"}");
+	harness_conf_ok(&H, "{\"month\":5,\"limit_by\":\"ip\"}");
 	assert_int_equal(call(IP("10.2.0.9")), 0);
 	expect_header("RateLimit-Reset", want);
 }
@@ -331,7 +328,7 @@ static void token_bucket_refill(void **state)
 {
 	uint64_t t0 = utc(2026, 5, 5, 5, 5, 5);
 	set_clock(t0);
-	conf_ok("{\"second\":10,\"algorithm\":\"token-bucket\",\"limit_by\":\"ip\"}");
+	harness_conf_ok(&H, "{\"second\":10,\"algorithm\":\"token-bucket\",\"limit_by\":\"ip\"}");
 	/* burst = the limit */
 	for (int i = 0; i < 10; i++) {
 		assert_int_equal(call(IP("10.3.0.1")), 0);
@@ -360,7 +357,8 @@ static void token_bucket_refill(void **state)
 	assert_int_equal(passed, 10);
 	/* two periods: both buckets must have a token */
 	set_clock(t0);
-	conf_ok("{\"second\":5,\"minute\":6,\"algorithm\":\"token-bucket\",\"limit_by\":\"ip\"}");
+	harness_conf_ok(
+	    &H, "{\"second\":5,\"minute\":6,\"algorithm\":\"token-bucket\",\"limit_by\":\"ip\"}");
 	passed = 0;
 	for (int s = 0; s < 3; s++) {
 		set_clock(t0 + (uint64_t)s * NS);
@@ -375,7 +373,7 @@ static void token_bucket_refill(void **state)
 static void limit_by_kinds(void **state)
 {
 	set_clock(utc(2026, 6, 1, 0, 0, 0));
-	conf_ok("{\"minute\":1,\"limit_by\":\"header\",\"header_name\":\"X-Tenant\"}");
+	harness_conf_ok(&H, "{\"minute\":1,\"limit_by\":\"header\",\"header_name\":\"X-Tenant\"}");
 	assert_int_equal(call("{\"client_ip\":\"1.1.1.1\",\"headers\":{\"x-tenant\":\"a\"}}"), 0);
 	assert_int_equal(call("{\"client_ip\":\"1.1.1.2\",\"headers\":{\"x-tenant\":\"a\"}}"), 429);
 	assert_int_equal(call("{\"client_ip\":\"1.1.1.1\",\"headers\":{\"x-tenant\":\"b\"}}"), 0);
@@ -383,29 +381,29 @@ static void limit_by_kinds(void **state)
 	assert_int_equal(call("{\"client_ip\":\"1.1.1.3\"}"), 0);
 	assert_int_equal(call("{\"client_ip\":\"1.1.1.3\"}"), 429);
 
-	conf_ok("{\"minute\":1,\"limit_by\":\"consumer\"}");
+	harness_conf_ok(&H, "{\"minute\":1,\"limit_by\":\"consumer\"}");
 	assert_int_equal(call("{\"client_ip\":\"2.0.0.1\",\"consumer\":{\"id\":\"c1\"}}"), 0);
 	assert_int_equal(call("{\"client_ip\":\"2.0.0.2\",\"consumer\":{\"id\":\"c1\"}}"), 429);
 	/* no consumer: the credential, as Kong */
 	assert_int_equal(call("{\"client_ip\":\"2.0.0.1\",\"credential\":\"cr1\"}"), 0);
 	assert_int_equal(call("{\"client_ip\":\"2.0.0.3\",\"credential\":\"cr1\"}"), 429);
 
-	conf_ok("{\"minute\":1,\"limit_by\":\"credential\"}");
+	harness_conf_ok(&H, "{\"minute\":1,\"limit_by\":\"credential\"}");
 	assert_int_equal(call("{\"client_ip\":\"3.0.0.1\",\"credential\":\"k\"}"), 0);
 	assert_int_equal(call("{\"client_ip\":\"3.0.0.2\",\"credential\":\"k\"}"), 429);
 
-	conf_ok("{\"minute\":1,\"limit_by\":\"service\"}");
+	harness_conf_ok(&H, "{\"minute\":1,\"limit_by\":\"service\"}");
 	assert_int_equal(call("{\"client_ip\":\"4.0.0.1\",\"service_id\":\"s\"}"), 0);
 	assert_int_equal(call("{\"client_ip\":\"4.0.0.2\",\"service_id\":\"s\"}"), 429);
 
-	conf_ok("{\"minute\":1,\"limit_by\":\"path\",\"path\":\"/a\"}");
+	harness_conf_ok(&H, "{\"minute\":1,\"limit_by\":\"path\",\"path\":\"/a\"}");
 	assert_int_equal(call("{\"client_ip\":\"5.0.0.1\",\"path\":\"/a\"}"), 0);
 	assert_int_equal(call("{\"client_ip\":\"5.0.0.2\",\"path\":\"/a\"}"), 429);
 	/* another path: the client IP */
 	assert_int_equal(call("{\"client_ip\":\"5.0.0.2\",\"path\":\"/b\"}"), 0);
 
 	/* routes are counted apart (Kong keys by route and service) */
-	conf_ok("{\"minute\":1,\"limit_by\":\"ip\"}");
+	harness_conf_ok(&H, "{\"minute\":1,\"limit_by\":\"ip\"}");
 	assert_int_equal(call("{\"client_ip\":\"6.0.0.1\",\"route_id\":\"r1\"}"), 0);
 	assert_int_equal(call("{\"client_ip\":\"6.0.0.1\",\"route_id\":\"r2\"}"), 0);
 	assert_int_equal(call("{\"client_ip\":\"6.0.0.1\",\"route_id\":\"r1\"}"), 429);
