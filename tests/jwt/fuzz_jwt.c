@@ -6,6 +6,7 @@
  * signatures are verified, claims checked, the cache exercised). Seeds:
  * tests/jwt/corpus (tokens from gen_fixtures.py). */
 #include "daemon.h"
+#include "harness.h"
 #include "jwt_internal.h"
 #include "shmring_plugin.h"
 
@@ -32,53 +33,15 @@ static void pack_str(msgpack_packer *pk, const void *p, size_t n)
 	msgpack_pack_str_body(pk, p, n);
 }
 
-/* The fixture config (JSON) as msgpack, through jansson. */
-static void pack_json(msgpack_packer *pk, json_t *j)
-{
-	const char *k;
-	json_t *v;
-	size_t i;
-	switch (json_typeof(j)) {
-	case JSON_OBJECT:
-		msgpack_pack_map(pk, json_object_size(j));
-		json_object_foreach(j, k, v)
-		{
-			pack_str(pk, k, strlen(k));
-			pack_json(pk, v);
-		}
-		break;
-	case JSON_ARRAY:
-		msgpack_pack_array(pk, json_array_size(j));
-		json_array_foreach(j, i, v) pack_json(pk, v);
-		break;
-	case JSON_STRING:
-		pack_str(pk, json_string_value(j), json_string_length(j));
-		break;
-	case JSON_INTEGER:
-		msgpack_pack_int64(pk, json_integer_value(j));
-		break;
-	case JSON_TRUE:
-		msgpack_pack_true(pk);
-		break;
-	case JSON_FALSE:
-		msgpack_pack_false(pk);
-		break;
-	default:
-		msgpack_pack_nil(pk);
-		break;
-	}
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	json_t *j = json_loads(FX_CONFIG, 0, NULL);
 	json_object_set_new(j, "cookie_names", json_pack("[s]", "t"));
 	json_object_set_new(j, "cache_size", json_integer(64));
+	/* The fixture config (JSON) as msgpack, through jansson. */
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
-	msgpack_packer pk;
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	pack_json(&pk, j);
+	harness_pack_json(&sb, j);
 	json_decref(j);
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);

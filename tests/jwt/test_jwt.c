@@ -12,6 +12,7 @@
  * jwt__fake_now.
  */
 #include "daemon.h"
+#include "harness.h"
 #include "jwt_internal.h"
 #include "shmring_plugin.h"
 
@@ -39,83 +40,7 @@ void shmringd__log(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* ---- JSON <-> msgpack --------------------------------------------------------- */
-
-static void pack_json(msgpack_packer *pk, json_t *j)
-{
-	switch (json_typeof(j)) {
-	case JSON_OBJECT: {
-		const char *k;
-		json_t *v;
-		msgpack_pack_map(pk, json_object_size(j));
-		json_object_foreach(j, k, v)
-		{
-			msgpack_pack_str(pk, strlen(k));
-			msgpack_pack_str_body(pk, k, strlen(k));
-			pack_json(pk, v);
-		}
-		break;
-	}
-	case JSON_ARRAY: {
-		size_t i;
-		json_t *v;
-		msgpack_pack_array(pk, json_array_size(j));
-		json_array_foreach(j, i, v) pack_json(pk, v);
-		break;
-	}
-	case JSON_STRING:
-		msgpack_pack_str(pk, json_string_length(j));
-		msgpack_pack_str_body(pk, json_string_value(j), json_string_length(j));
-		break;
-	case JSON_INTEGER:
-		msgpack_pack_int64(pk, json_integer_value(j));
-		break;
-	case JSON_REAL:
-		msgpack_pack_double(pk, json_real_value(j));
-		break;
-	case JSON_TRUE:
-		msgpack_pack_true(pk);
-		break;
-	case JSON_FALSE:
-		msgpack_pack_false(pk);
-		break;
-	case JSON_NULL:
-		msgpack_pack_nil(pk);
-		break;
-	}
-}
-
-static json_t *to_json(const msgpack_object *o)
-{
-	switch (o->type) {
-	case MSGPACK_OBJECT_MAP: {
-		json_t *m = json_object();
-		for (uint32_t i = 0; i < o->via.map.size; i++) {
-			const msgpack_object *k = &o->via.map.ptr[i].key;
-			char key[256];
-			snprintf(key, sizeof(key), "%.*s", (int)k->via.str.size, k->via.str.ptr);
-			json_object_set_new(m, key, to_json(&o->via.map.ptr[i].val));
-		}
-		return m;
-	}
-	case MSGPACK_OBJECT_ARRAY: {
-		json_t *a = json_array();
-		for (uint32_t i = 0; i < o->via.array.size; i++)
-			json_array_append_new(a, to_json(&o->via.array.ptr[i]));
-		return a;
-	}
-	case MSGPACK_OBJECT_STR:
-		return json_stringn(o->via.str.ptr, o->via.str.size);
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		return json_integer((json_int_t)o->via.u64);
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		return json_integer(o->via.i64);
-	case MSGPACK_OBJECT_BOOLEAN:
-		return json_boolean(o->via.boolean);
-	default:
-		return json_null();
-	}
-}
+/* ---- JSON <-> msgpack (the plugin harness's conversions) ---------------------- */
 
 /* Unpack JSON text as msgpack into u (caller destroys). */
 static void json_to_mp(const char *text, msgpack_sbuffer *sb, msgpack_unpacked *u)
@@ -125,9 +50,7 @@ static void json_to_mp(const char *text, msgpack_sbuffer *sb, msgpack_unpacked *
 	if (!j)
 		fail_msg("bad JSON in test: %s: %s", je.text, text);
 	msgpack_sbuffer_init(sb);
-	msgpack_packer pk;
-	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	pack_json(&pk, j);
+	harness_pack_json(sb, j);
 	json_decref(j);
 	msgpack_unpacked_init(u);
 	size_t off = 0;
@@ -223,7 +146,7 @@ static int call(void *conf, const char *snapshot)
 	assert_int_equal(msgpack_unpack_next(&r, (const char *)rep.buf, len, &off),
 	                 MSGPACK_UNPACK_SUCCESS);
 	json_decref(reply);
-	reply = to_json(&r.data);
+	reply = harness_msgpack_json(&r.data);
 	msgpack_unpacked_destroy(&r);
 	free(rep.buf);
 	msgpack_unpacked_destroy(&u);

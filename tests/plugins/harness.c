@@ -28,53 +28,6 @@ static void die(const char *what, const char *why)
 	abort();
 }
 
-static void pack_json(msgpack_packer *pk, const json_t *j)
-{
-	switch (json_typeof(j)) {
-	case JSON_OBJECT: {
-		const char *k;
-		json_t *v;
-		msgpack_pack_map(pk, (uint32_t)json_object_size(j));
-		json_object_foreach((json_t *)j, k, v)
-		{
-			msgpack_pack_str_with_body(pk, k, strlen(k));
-			pack_json(pk, v);
-		}
-		break;
-	}
-	case JSON_ARRAY:
-		msgpack_pack_array(pk, (uint32_t)json_array_size(j));
-		for (size_t i = 0; i < json_array_size(j); i++)
-			pack_json(pk, json_array_get(j, i));
-		break;
-	case JSON_STRING:
-		msgpack_pack_str_with_body(pk, json_string_value(j), json_string_length(j));
-		break;
-	case JSON_INTEGER:
-		msgpack_pack_int64(pk, json_integer_value(j));
-		break;
-	case JSON_REAL:
-		msgpack_pack_double(pk, json_real_value(j));
-		break;
-	case JSON_TRUE:
-		msgpack_pack_true(pk);
-		break;
-	case JSON_FALSE:
-		msgpack_pack_false(pk);
-		break;
-	case JSON_NULL:
-		msgpack_pack_nil(pk);
-		break;
-	}
-}
-
-void harness_pack_json(msgpack_sbuffer *sb, const json_t *j)
-{
-	msgpack_packer pk;
-	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	pack_json(&pk, j);
-}
-
 static json_t *parse(const char *text)
 {
 	json_error_t je;
@@ -82,43 +35,6 @@ static json_t *parse(const char *text)
 	if (!j)
 		die(text, je.text);
 	return j;
-}
-
-/* msgpack -> JSON for replies (ints, strings, arrays, maps, nil, bool). */
-static json_t *to_json(const msgpack_object *o)
-{
-	switch (o->type) {
-	case MSGPACK_OBJECT_NIL:
-		return json_null();
-	case MSGPACK_OBJECT_BOOLEAN:
-		return json_boolean(o->via.boolean);
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		return json_integer((json_int_t)o->via.u64);
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		return json_integer((json_int_t)o->via.i64);
-	case MSGPACK_OBJECT_STR:
-		return json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
-	case MSGPACK_OBJECT_ARRAY: {
-		json_t *a = json_array();
-		for (uint32_t i = 0; i < o->via.array.size; i++)
-			json_array_append_new(a, to_json(&o->via.array.ptr[i]));
-		return a;
-	}
-	case MSGPACK_OBJECT_MAP: {
-		json_t *m = json_object();
-		for (uint32_t i = 0; i < o->via.map.size; i++) {
-			const msgpack_object *k = &o->via.map.ptr[i].key;
-			if (k->type != MSGPACK_OBJECT_STR)
-				die("reply", "non-string map key");
-			json_object_setn_new_nocheck(m, k->via.str.ptr, k->via.str.size,
-			                             to_json(&o->via.map.ptr[i].val));
-		}
-		return m;
-	}
-	default:
-		die("reply", "unexpected msgpack type");
-		return NULL;
-	}
 }
 
 void harness_open(struct harness *h, const char *so_path)
@@ -163,10 +79,8 @@ int harness_conf(struct harness *h, const char *json_config)
 	h->err[0] = '\0';
 	json_t *j = parse(json_config);
 	msgpack_sbuffer sb;
-	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	pack_json(&pk, j);
+	harness_pack_json(&sb, j);
 	json_decref(j);
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
@@ -192,9 +106,7 @@ void harness_snapshot(struct harness *h, uint32_t phase, const char *json_snapsh
 	json_t *j = parse(json_snapshot);
 	json_object_set_new(j, "conf", json_integer((json_int_t)h->conf_id + 1));
 	msgpack_sbuffer_clear(&h->snap_buf);
-	msgpack_packer pk;
-	msgpack_packer_init(&pk, &h->snap_buf, msgpack_sbuffer_write);
-	pack_json(&pk, j);
+	harness_pack_json(&h->snap_buf, j);
 	json_decref(j);
 	if (msgpack_unpack_next(&h->snap, h->snap_buf.data, h->snap_buf.size, NULL) !=
 	    MSGPACK_UNPACK_SUCCESS)
@@ -237,7 +149,7 @@ int harness_run(struct harness *h)
 	if (msgpack_unpack_next(&u, (const char *)h->rep->buf, len, NULL) != MSGPACK_UNPACK_SUCCESS)
 		die("reply", "unpack");
 	json_decref(h->reply);
-	h->reply = to_json(&u.data);
+	h->reply = harness_msgpack_json(&u.data);
 	msgpack_unpacked_destroy(&u);
 	return rc;
 }

@@ -39,6 +39,9 @@ struct harness {
 
 /* Append j as msgpack to sb (objects -> maps, ...; see above). */
 void harness_pack_json(msgpack_sbuffer *sb, const json_t *j);
+/* A new JSON value for a reply's msgpack (ints, strings, arrays, maps with
+ * string keys, nil, bool; anything else aborts). The caller owns it. */
+json_t *harness_msgpack_json(const msgpack_object *o);
 
 /* Load the plugin at path and run its init; aborts the test on failure. */
 void harness_open(struct harness *h, const char *so_path);

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* The harness's JSON <-> msgpack conversions (harness.h). Apart from
+ * harness.c so that tests which run a plugin linked in (tests/jwt) can use
+ * them without the dlopen runner and its shmringd__log. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void die(const char *why)
+{
+	fprintf(stderr, "harness: reply: %s\n", why);
+	abort();
+}
+
+static void pack_json(msgpack_packer *pk, const json_t *j)
+{
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *v;
+		msgpack_pack_map(pk, (uint32_t)json_object_size(j));
+		json_object_foreach((json_t *)j, k, v)
+		{
+			msgpack_pack_str_with_body(pk, k, strlen(k));
+			pack_json(pk, v);
+		}
+		break;
+	}
+	case JSON_ARRAY:
+		msgpack_pack_array(pk, (uint32_t)json_array_size(j));
+		for (size_t i = 0; i < json_array_size(j); i++)
+			pack_json(pk, json_array_get(j, i));
+		break;
+	case JSON_STRING:
+		msgpack_pack_str_with_body(pk, json_string_value(j), json_string_length(j));
+		break;
+	case JSON_INTEGER:
+		msgpack_pack_int64(pk, json_integer_value(j));
+		break;
+	case JSON_REAL:
+		msgpack_pack_double(pk, json_real_value(j));
+		break;
+	case JSON_TRUE:
+		msgpack_pack_true(pk);
+		break;
+	case JSON_FALSE:
+		msgpack_pack_false(pk);
+		break;
+	case JSON_NULL:
+		msgpack_pack_nil(pk);
+		break;
+	}
+}
+
+void harness_pack_json(msgpack_sbuffer *sb, const json_t *j)
+{
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	pack_json(&pk, j);
+}
+
+json_t *harness_msgpack_json(const msgpack_object *o)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		return json_null();
+	case MSGPACK_OBJECT_BOOLEAN:
+		return json_boolean(o->via.boolean);
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return json_integer((json_int_t)o->via.u64);
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return json_integer((json_int_t)o->via.i64);
+	case MSGPACK_OBJECT_STR:
+		return json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
+	case MSGPACK_OBJECT_ARRAY: {
+		json_t *a = json_array();
+		for (uint32_t i = 0; i < o->via.array.size; i++)
+			json_array_append_new(a, harness_msgpack_json(&o->via.array.ptr[i]));
+		return a;
+	}
+	case MSGPACK_OBJECT_MAP: {
+		json_t *m = json_object();
+		for (uint32_t i = 0; i < o->via.map.size; i++) {
+			const msgpack_object *k = &o->via.map.ptr[i].key;
+			if (k->type != MSGPACK_OBJECT_STR)
+				die("non-string map key");
+			json_object_setn_new_nocheck(m, k->via.str.ptr, k->via.str.size,
+			                             harness_msgpack_json(&o->via.map.ptr[i].val));
+		}
+		return m;
+	}
+	default:
+		die("unexpected msgpack type");
+		return NULL;
+	}
+}
