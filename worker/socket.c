@@ -130,7 +130,8 @@ static int conn_flush(struct shmringd_sock_conn *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (!c->want_out) {
-				struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+				struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT,
+				                         .data.ptr = c};
 				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 				c->want_out = true;
 			}

@@ -563,8 +563,8 @@ static int drain_channel(struct chan_state *cs)
 /* Every socket connection shares one conf table (the client makes its conf
  * ids unique per nginx worker), so a config registered on one pooled
  * connection is known on all of them, like a plugin runner's conf cache. */
-static struct chan_state sock_cs = {.index = SHMRINGD_SOCKET_CHANNEL, .bell_listen = -1,
-                                    .bell_conn = -1};
+static struct chan_state sock_cs = {
+    .index = SHMRINGD_SOCKET_CHANNEL, .bell_listen = -1, .bell_conn = -1};
 
 int shmringd__sock_dispatch(struct shmringd_sock_conn *c, const struct shmring_rec *rec)
 {
