@@ -3,6 +3,7 @@
  * cmocka fixture for single-process ring tests: one instance with one
  * channel, opened once as CLIENT (SQ producer, CQ consumer) and once as
  * SERVER (SQ consumer, CQ producer), plus a raw mapping of the channel file.
+ * The two-process tests use the bare instance (inst_setup_sized).
  */
 #ifndef SHMRING_TESTS_CORE_FIXTURE_H
 #define SHMRING_TESTS_CORE_FIXTURE_H
@@ -56,6 +57,29 @@ static inline int fx_teardown(void **state)
 		munmap(f->raw, f->raw_size);
 	tinst_destroy(&f->t);
 	free(f);
+	return 0;
+}
+
+/* The fixture of the two-process tests (test_stress, test_death): only the
+ * instance, with one channel of `ring` bytes each way that no process has
+ * opened yet (each process attaches and opens its own side); *state is its
+ * struct tinst, removed by inst_teardown whether the test passed or not. */
+static inline int inst_setup_sized(void **state, uint32_t ring)
+{
+	struct tinst *t = calloc(1, sizeof(*t));
+	if (!t || tinst_create(t, 1, ring, ring) < 0)
+		return -1;
+	*state = t;
+	return 0;
+}
+
+static inline int inst_teardown(void **state)
+{
+	struct tinst *t = *state;
+	if (t) {
+		tinst_destroy(t);
+		free(t);
+	}
 	return 0;
 }
 

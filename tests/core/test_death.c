@@ -208,21 +208,7 @@ static void test_consumer_killed_mid_stream(void **state)
 
 static int inst_setup(void **state)
 {
-	struct tinst *t = calloc(1, sizeof(*t));
-	if (!t || tinst_create(t, 1, RING, RING) < 0)
-		return -1;
-	*state = t;
-	return 0;
-}
-
-static int inst_teardown(void **state)
-{
-	struct tinst *t = *state;
-	if (t) {
-		tinst_destroy(t);
-		free(t);
-	}
-	return 0;
+	return inst_setup_sized(state, RING);
 }
 
 int main(void)
