@@ -26,6 +26,7 @@
 #include "jwt_internal.h"
 #include "shmring_plugin.h"
 #include "jwt_bench_tokens.h"
+#include "bench_timing.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -229,24 +230,9 @@ static void floor_init(struct floor_arg *f, const char *tok, const char *alg, co
 
 /* Thread CPU time, not wall time: on a shared 2-core VM the wall clock
  * also counts the time other processes had the core. */
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
+#define CLOCK CLOCK_THREAD_CPUTIME_ID
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-struct result {
-	double median, min, max;
-};
-
-static struct result timeit(int (*fn)(void *), void *arg, int quick)
+static struct bench_runs timeit(int (*fn)(void *), void *arg, int quick)
 {
 	if (fn(arg) != 0) {
 		fprintf(stderr, "the benchmarked call fails\n");
@@ -255,23 +241,14 @@ static struct result timeit(int (*fn)(void *), void *arg, int quick)
 	double target = quick ? 5e6 : 5e7;
 	uint64_t n = 16;
 	for (;;) {
-		double t0 = now_ns();
+		double t0 = bench_now_ns(CLOCK);
 		for (uint64_t i = 0; i < n; i++)
 			fn(arg);
-		if (now_ns() - t0 > target / 4 || n > (1u << 30))
+		if (bench_now_ns(CLOCK) - t0 > target / 4 || n > (1u << 30))
 			break;
 		n *= 2;
 	}
-	n *= 4;
-	double per[7];
-	for (int k = 0; k < 7; k++) {
-		double t0 = now_ns();
-		for (uint64_t i = 0; i < n; i++)
-			fn(arg);
-		per[k] = (now_ns() - t0) / (double)n;
-	}
-	qsort(per, 7, sizeof(double), cmp_double);
-	return (struct result){per[3], per[0], per[6]};
+	return bench_time_runs(CLOCK, n * 4, fn, arg);
 }
 
 int main(int argc, char **argv)
@@ -294,13 +271,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (cpu < 0)
-		cpu = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) != 0)
-		fprintf(stderr, "warning: cannot pin to CPU %d: %s\n", cpu, strerror(errno));
+	cpu = bench_pin(cpu);
 
 	char *rsa_pub = jwt_bench_read_key("rsa2048.pub.pem"),
 	     *ec_pub = jwt_bench_read_key("ec-P-256.pub.pem");
@@ -325,24 +296,24 @@ int main(int argc, char **argv)
 		struct floor_arg fl;
 		floor_init(&fl, tok, algs[i].alg, algs[i].pub);
 		struct hook_arg on = {conf_on, &s, {0}}, off = {conf_off, &s, {0}};
-		struct result r_floor = timeit(run_floor, &fl, quick);
-		struct result r_off = timeit(run_hook, &off, quick);
-		struct result r_on = timeit(run_hook, &on, quick);
+		struct bench_runs r_floor = timeit(run_floor, &fl, quick);
+		struct bench_runs r_off = timeit(run_hook, &off, quick);
+		struct bench_runs r_on = timeit(run_hook, &on, quick);
 		struct {
 			const char *what;
-			struct result r;
+			struct bench_runs r;
 		} out[3] = {{"openssl (floor)", r_floor}, {"cache off", r_off}, {"cache on", r_on}};
 		for (int k = 0; k < 3; k++) {
 			char name[64];
 			snprintf(name, sizeof(name), "jwt %s %s", algs[i].alg, out[k].what);
-			double ratio = out[k].r.median / r_floor.median;
-			printf("%-26s %12.1f %12.1f %12.1f %8.2f\n", name, out[k].r.median,
-			       out[k].r.min, out[k].r.max, ratio);
+			double ratio = out[k].r.median_ns / r_floor.median_ns;
+			printf("%-26s %12.1f %12.1f %12.1f %8.2f\n", name, out[k].r.median_ns,
+			       out[k].r.min_ns, out[k].r.max_ns, ratio);
 			json_array_append_new(
 			    rows, json_pack("{s:s,s:s,s:s,s:f,s:f,s:f,s:f}", "name", name, "alg",
 			                    algs[i].alg, "what", out[k].what, "ns_per_call",
-			                    out[k].r.median, "min_ns", out[k].r.min, "max_ns",
-			                    out[k].r.max, "ratio_to_floor", ratio));
+			                    out[k].r.median_ns, "min_ns", out[k].r.min_ns, "max_ns",
+			                    out[k].r.max_ns, "ratio_to_floor", ratio));
 		}
 		free(on.rep.buf);
 		free(off.rep.buf);
@@ -357,8 +328,7 @@ int main(int argc, char **argv)
 		struct utsname u;
 		uname(&u);
 		char when[64];
-		time_t t = time(NULL);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+		bench_utc_now(when, sizeof(when));
 		json_t *doc = json_pack(
 		    "{s:s,s:s,s:{s:s,s:i,s:i,s:s},s:s,s:o}", "bench", "jwt", "date", when,
 		    "machine", "kernel", u.release, "ncpu", (int)sysconf(_SC_NPROCESSORS_ONLN),

@@ -14,6 +14,7 @@
  * is reported, the min and max beside it.
  */
 #include "daemon.h"
+#include "bench_timing.h"
 #include "harness.h"
 #include "jwt_bench_tokens.h"
 
@@ -194,22 +195,15 @@ static const struct bench_case cases[] = {
 };
 
 struct result {
-	double median_ns, min_ns, max_ns;
+	struct bench_runs t;
 	uint64_t calls;
 	uint32_t reply_bytes;
 };
 
-static double now_ns(void)
+static int run_raw(void *h)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
+	harness_run_raw(h);
+	return 0;
 }
 
 static int run_case(const struct bench_case *c, int quick, struct result *r)
@@ -238,27 +232,17 @@ static int run_case(const struct bench_case *c, int quick, struct result *r)
 	uint64_t n = 1000;
 	double target = quick ? 5e6 : 5e7;
 	for (;;) {
-		double t0 = now_ns();
+		double t0 = bench_now_ns(CLOCK_MONOTONIC);
 		for (uint64_t i = 0; i < n; i++)
 			r->reply_bytes = harness_run_raw(&h);
-		double dt = now_ns() - t0;
+		double dt = bench_now_ns(CLOCK_MONOTONIC) - t0;
 		if (dt > target / 4 || n > (1u << 30))
 			break;
 		n *= 2;
 	}
 	n = (uint64_t)((double)n * target / 2 / (target / 4)); /* ~target per run */
-	double per[7];
-	for (int k = 0; k < 7; k++) {
-		double t0 = now_ns();
-		for (uint64_t i = 0; i < n; i++)
-			harness_run_raw(&h);
-		per[k] = (now_ns() - t0) / (double)n;
-	}
-	qsort(per, 7, sizeof(double), cmp_double);
-	r->median_ns = per[3];
-	r->min_ns = per[0];
-	r->max_ns = per[6];
-	r->calls = n * 7;
+	r->t = bench_time_runs(CLOCK_MONOTONIC, n, run_raw, &h);
+	r->calls = n * BENCH_RUNS;
 	harness_close(&h);
 	free(cfg);
 	free(snap);
@@ -285,13 +269,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (cpu < 0)
-		cpu = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) != 0)
-		fprintf(stderr, "warning: cannot pin to CPU %d: %s\n", cpu, strerror(errno));
+	cpu = bench_pin(cpu);
 
 	/* rate-limiting maps its counter table through shmring_shared_region:
 	 * the daemon's shm_dir, here a temp dir removed at exit. */
@@ -308,13 +286,13 @@ int main(int argc, char **argv)
 		struct result r;
 		if (run_case(c, quick, &r) < 0)
 			continue;
-		printf("%-38s %10.1f %10.1f %10.1f %8u\n", c->name, r.median_ns, r.min_ns, r.max_ns,
-		       r.reply_bytes);
+		printf("%-38s %10.1f %10.1f %10.1f %8u\n", c->name, r.t.median_ns, r.t.min_ns,
+		       r.t.max_ns, r.reply_bytes);
 		fflush(stdout);
 		json_array_append_new(rows, json_pack("{s:s, s:s, s:f, s:f, s:f, s:I, s:i}", "name",
 		                                      c->name, "plugin", c->plugin, "ns_per_call",
-		                                      r.median_ns, "min_ns", r.min_ns, "max_ns",
-		                                      r.max_ns, "calls", (json_int_t)r.calls,
+		                                      r.t.median_ns, "min_ns", r.t.min_ns, "max_ns",
+		                                      r.t.max_ns, "calls", (json_int_t)r.calls,
 		                                      "reply_bytes", (int)r.reply_bytes));
 	}
 	shmringd__shared_remove_all(shared_dir);
@@ -323,8 +301,7 @@ int main(int argc, char **argv)
 		struct utsname u;
 		uname(&u);
 		char when[64];
-		time_t t = time(NULL);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+		bench_utc_now(when, sizeof(when));
 		json_t *doc =
 		    json_pack("{s:s, s:s, s:{s:s, s:i, s:i}, s:s, s:o}", "bench", "plugins", "date",
 		              when, "machine", "kernel", u.release, "ncpu",
