@@ -734,7 +734,7 @@ static void test_cache(void **state)
 	void *conf = conf_ok(cfg);
 	struct jwt_cache *jc = jwt__conf_cache(conf);
 	assert_int_equal(jwt__cache_capacity(jc), 4);
-	char tok[5][512], claims[256];
+	char tok[5][1280], claims[256];
 	for (int i = 0; i < 5; i++) {
 		snprintf(claims, sizeof(claims),
 		         "{\"iss\":\"k-HS256\",\"n\":%d,\"nbf\":1,\"exp\":%d}", i, FX_NOW + 1000);
@@ -769,7 +769,7 @@ static void test_cache(void **state)
 	/* An entry never outlives exp (a fractional one here: dead at ceil). */
 	snprintf(claims, sizeof(claims), "{\"iss\":\"k-HS256\",\"nbf\":1,\"exp\":%d.5}",
 	         FX_NOW + 110);
-	char t2[512];
+	char t2[1280];
 	hs256_token(claims, t2, sizeof(t2));
 	call_bearer(conf, t2);
 	call_bearer(conf, t2);

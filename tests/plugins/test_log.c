@@ -431,7 +431,7 @@ static size_t poll_lines(const char *p, size_t want)
 static void batch_by_count(void **state)
 {
 	fresh_path("count.log");
-	char cfg[300];
+	char cfg[400];
 	snprintf(cfg, sizeof(cfg), "{\"path\":\"%s\",\"max_batch_size\":3,\"flush_interval\":3600}",
 	         path);
 	harness_conf_ok(&H, cfg);
@@ -475,7 +475,7 @@ static void sink_spec_params(void **state)
 			         bad[i].want);
 	}
 	fresh_path("spec.log");
-	char spec[300], err[256];
+	char spec[400], err[256];
 	snprintf(spec, sizeof(spec),
 	         "file:%s?batch_bytes=512&batch_entries=0&flush_ms=20&max_bytes=4096&reopen=0",
 	         path);
