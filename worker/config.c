@@ -236,6 +236,10 @@ static int validate(const struct shmringd_config *c)
 		why = "idle_timeout_ms must be >= 1";
 	else if (c->watchdog_ms && c->watchdog_ms <= c->idle_timeout_ms + 100)
 		why = "watchdog_ms must be 0 or more than idle_timeout_ms + 100";
+	else if (c->socket[0] && c->workers >= SHMRING_MAX_WORKERS)
+		why = "socket takes a worker slot: workers must be 1..63 with it";
+	else if (c->socket[0] && c->socket[0] != '/')
+		why = "socket must be an absolute path";
 	if (why) {
 		fprintf(stderr, "shmringd: bad configuration: %s\n", why);
 		return -1;
