@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Tokens and keys for the jwt benchmarks (bench/jwt/bench_jwt.c and the jwt
  * rows of bench/plugins/bench_plugins.c): signed at start-up with OpenSSL
- * and the test keys in tests/jwt/keys (KEY_DIR). Exits on any failure:
+ * and the test keys in tests/jwt/keys (KEY_DIR), base64url-encoded by
+ * tests/jwt/b64url_encode.h. Exits on any failure:
  * these are benchmark fixtures, not library code. */
 #ifndef SHMRING_JWT_BENCH_TOKENS_H
 #define SHMRING_JWT_BENCH_TOKENS_H
+
+#include "b64url_encode.h"
 
 #include <errno.h>
 #include <openssl/bn.h>
@@ -49,30 +52,6 @@ static inline EVP_PKEY *jwt_bench_read_priv(const char *name)
 	return k;
 }
 
-static inline size_t jwt_bench_b64url(const unsigned char *in, size_t n, char *out)
-{
-	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t o = 0, i = 0;
-	for (; i + 3 <= n; i += 3) {
-		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-		out[o++] = t[v >> 18];
-		out[o++] = t[(v >> 12) & 63];
-		out[o++] = t[(v >> 6) & 63];
-		out[o++] = t[v & 63];
-	}
-	if (n - i == 1) {
-		out[o++] = t[in[i] >> 2];
-		out[o++] = t[(in[i] & 3) << 4];
-	} else if (n - i == 2) {
-		unsigned v = (unsigned)in[i] << 8 | in[i + 1];
-		out[o++] = t[v >> 10];
-		out[o++] = t[(v >> 4) & 63];
-		out[o++] = t[(v & 15) << 2];
-	}
-	out[o] = '\0';
-	return o;
-}
-
 /* A token (malloc'd) for iss with alg (HS256, RS256 or ES256), valid for a
  * day, claims like a typical access token. priv is NULL for HS256. */
 static inline char *jwt_bench_token(const char *alg, const char *iss, EVP_PKEY *priv)
@@ -83,8 +62,8 @@ static inline char *jwt_bench_token(const char *alg, const char *iss, EVP_PKEY *
 	         "{\"iss\":\"%s\",\"sub\":\"alice\",\"name\":\"Alice Example\",\"iat\":%lld,"
 	         "\"exp\":%lld,\"scope\":\"read write\"}",
 	         iss, (long long)time(NULL), (long long)time(NULL) + 86400);
-	jwt_bench_b64url((const unsigned char *)hdr, strlen(hdr), h64);
-	jwt_bench_b64url((const unsigned char *)claims, strlen(claims), c64);
+	b64url_encode((const unsigned char *)hdr, strlen(hdr), h64);
+	b64url_encode((const unsigned char *)claims, strlen(claims), c64);
 	snprintf(si, sizeof(si), "%s.%s", h64, c64);
 	unsigned char sig[1024];
 	size_t sl = sizeof(sig);
@@ -112,7 +91,7 @@ static inline char *jwt_bench_token(const char *alg, const char *iss, EVP_PKEY *
 		}
 	}
 	char s64[1400];
-	jwt_bench_b64url(sig, sl, s64);
+	b64url_encode(sig, sl, s64);
 	char *tok = malloc(strlen(si) + strlen(s64) + 2);
 	sprintf(tok, "%s.%s", si, s64);
 	return tok;

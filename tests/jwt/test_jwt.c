@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "b64url_encode.h"
 #include "fixtures.h"
 
 extern const struct shmring_plugin shmring_plugin;
@@ -240,30 +241,7 @@ static void expect_no_credential(void)
 	assert_true(json_is_null(json_array_get(x, 2)));
 }
 
-/* ---- base64url -------------------------------------------------------------------- */
-
-static size_t b64url_encode(const uint8_t *in, size_t n, char *out)
-{
-	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t o = 0, i = 0;
-	for (; i + 3 <= n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = t[v >> 18];
-		out[o++] = t[(v >> 12) & 63];
-		out[o++] = t[(v >> 6) & 63];
-		out[o++] = t[v & 63];
-	}
-	if (n - i == 1) {
-		out[o++] = t[in[i] >> 2];
-		out[o++] = t[(in[i] & 3) << 4];
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
-		out[o++] = t[v >> 10];
-		out[o++] = t[(v >> 4) & 63];
-		out[o++] = t[(v & 15) << 2];
-	}
-	return o;
-}
+/* ---- base64url (b64url_encode.h) ----------------------------------------------- */
 
 static void test_b64url_strict(void **state)
 {
