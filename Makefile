@@ -7,7 +7,7 @@ BUILD ?= build/release
 TEST_BUILD ?= build/test
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test demo serve bench bench-ring bench-daemon bench-plugins bench-hello bench-log clean format
+.PHONY: all build test demo serve bench bench-ring bench-daemon bench-plugins bench-hello bench-log bench-e2e clean format
 
 all: build
 
@@ -56,7 +56,14 @@ bench-log: build
 	@mkdir -p bench/results
 	python3 bench/log/bench_log.py $(BUILD)
 
-bench: bench-ring bench-daemon bench-plugins bench-hello bench-log
+# The headline: every plugin through shmring, a socket plugin server and native Lua.
+# PROFILE=1 adds perf profiles of the shmring/jwt cell under bench/results/.
+bench-e2e: build
+	@scripts/deps.sh bench
+	@mkdir -p bench/results
+	PROFILE=$(PROFILE) python3 bench/e2e/bench_e2e.py $(BUILD)
+
+bench: bench-ring bench-daemon bench-plugins bench-hello bench-log bench-e2e
 
 clean:
 	rm -rf build
