@@ -1,12 +1,30 @@
 /* SPDX-License-Identifier: MIT */
-/* What the auth plugins (key-auth, jwt) do alike on the reply side: Kong's
- * consumer headers, and swapping in a changed credentials file. Apart from
- * creds.c so that plugins without a reply-side auth step do not link it. */
+/* What the auth plugins (key-auth, jwt) do alike around the credentials:
+ * reading config.consumers, Kong's consumer headers, and swapping in a
+ * changed credentials file. Apart from creds.c so that only plugins with an
+ * auth step link the reply-side calls. */
 #include "shmring_creds.h"
+#include "shmring_pc.h"
 #include "shmring_plugin.h"
 
 #include <errno.h>
 #include <stdio.h>
+
+int shmring_creds_add_config(struct shmring_creds *c, const msgpack_object *cfg, const char *plugin,
+                             char *err, size_t errlen)
+{
+	const msgpack_object *consumers = shmring_pc_field(cfg, "consumers");
+	if (!consumers || (consumers->type == MSGPACK_OBJECT_MAP && consumers->via.map.size == 0))
+		return 0;
+	json_t *j = shmring_pc_to_json(consumers, plugin, "config.consumers", err, errlen);
+	if (!j)
+		return -EINVAL;
+	char where[64];
+	snprintf(where, sizeof(where), "%s: config", plugin);
+	int rc = shmring_creds_add_json(c, j, where, err, errlen);
+	json_decref(j);
+	return rc;
+}
 
 static int set_or_clear(struct shmring_reply *rep, struct shmring_str name, const char *v)
 {

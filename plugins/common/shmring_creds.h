@@ -127,9 +127,16 @@ uint64_t shmring_pc_now_ns(void);
  * w->stamp (the caller then reloads and stores the new stamp), else 0. */
 int shmring_file_watch_due(struct shmring_file_watch *w, uint64_t now_ns);
 
-/* ---- the auth plugins' reply side (auth.c) ---------------------------------- */
+/* ---- what the auth plugins share (auth.c) ------------------------------------ */
 
+struct msgpack_object;
 struct shmring_reply;
+
+/* Append the consumers of config field `consumers` (absent, nil or an empty
+ * Lua table: none), checked as shmring_creds_add_json with messages naming
+ * "<plugin>: config". 0, -EINVAL or -ENOMEM, with err set on failure. */
+int shmring_creds_add_config(struct shmring_creds *c, const struct msgpack_object *cfg,
+                             const char *plugin, char *err, size_t errlen);
 
 /* If w's file has a new version (shmring_file_watch_due), call
  * reload(arg, err, errlen), which swaps in the new credentials and returns

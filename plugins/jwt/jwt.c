@@ -476,18 +476,8 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 			goto fail;
 		}
 	}
-	const msgpack_object *consumers = shmring_pc_field(config, "consumers");
-	if (consumers && !(consumers->type == MSGPACK_OBJECT_MAP && consumers->via.map.size == 0)) {
-		json_t *j = shmring_pc_to_json(consumers, "jwt", "config.consumers", err, errlen);
-		if (!j) {
-			rc = -EINVAL;
-			goto fail;
-		}
-		rc = shmring_creds_add_json(&c->inline_consumers, j, "jwt: config", err, errlen);
-		json_decref(j);
-		if (rc < 0)
-			goto fail;
-	}
+	if ((rc = shmring_creds_add_config(&c->inline_consumers, config, "jwt", err, errlen)) < 0)
+		goto fail;
 	c->watch.interval_ns = (uint64_t)reload_ms * 1000000u;
 	if (!(c->kr = keyring_load(c, err, errlen))) {
 		rc = -EINVAL;

@@ -329,17 +329,9 @@ static int conf_new(void *wstate, const msgpack_object *cfg, void **out, char *e
 	} else if (!(c->www_auth = strdup("Key"))) {
 		goto nomem;
 	}
-	const msgpack_object *consumers = shmring_pc_field(cfg, "consumers");
-	if (consumers && !(consumers->type == MSGPACK_OBJECT_MAP && consumers->via.map.size == 0)) {
-		json_t *j = shmring_pc_to_json(consumers, PLUGIN, "config.consumers", err, errlen);
-		if (!j)
-			goto fail;
-		rc = shmring_creds_add_json(&c->inline_creds, j, PLUGIN ": config", err, errlen);
-		json_decref(j);
-		if (rc < 0)
-			goto fail;
-		rc = -EINVAL;
-	}
+	if ((rc = shmring_creds_add_config(&c->inline_creds, cfg, PLUGIN, err, errlen)) < 0)
+		goto fail;
+	rc = -EINVAL;
 	if (!c->watch.path && c->inline_creds.n == 0) {
 		snprintf(err, errlen,
 		         PLUGIN ": no consumers: set config.consumers or config.credentials_file");
