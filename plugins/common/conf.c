@@ -3,6 +3,7 @@
 #include "shmring_pc.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,23 @@ bad:
 	snprintf(err, errlen, "%s: config.%s must be an integer between %lld and %lld", plugin, key,
 	         (long long)min, (long long)max);
 	return -EINVAL;
+}
+
+double shmring_pc_number(const msgpack_object *v)
+{
+	if (!v)
+		return NAN;
+	switch (v->type) {
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return (double)v->via.u64;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return (double)v->via.i64;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return v->via.f64;
+	default:
+		return NAN;
+	}
 }
 
 static char *dup_n(const char *p, size_t n)

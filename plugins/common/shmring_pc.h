@@ -52,6 +52,11 @@ int shmring_pc_bool(const msgpack_object *cfg, const char *plugin, const char *k
 int shmring_pc_int(const msgpack_object *cfg, const char *plugin, const char *key, int64_t def,
                    int64_t min, int64_t max, int64_t *out, char *err, size_t errlen);
 
+/* A number value (integer or float) as a double, NAN for anything else
+ * (NULL too): for fields whose reader checks the range and the message
+ * itself, e.g. a count of seconds that may be fractional. */
+double shmring_pc_number(const msgpack_object *v);
+
 /* String field copied into a malloc'd NUL-terminated string (the caller
  * frees it). Absent/nil gives a copy of def, or NULL if def is NULL. With
  * nonempty, "" is refused. Strings holding a NUL byte are refused. */

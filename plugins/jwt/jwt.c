@@ -109,15 +109,7 @@ static int cfg_int(const msgpack_object *cfg, const char *key, int64_t def, int6
 	*out = def;
 	if (!o)
 		return 0;
-	double v;
-	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-		v = o->via.u64 > (uint64_t)INT64_MAX ? (double)INT64_MAX : (double)o->via.u64;
-	else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-		v = (double)o->via.i64;
-	else if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
-		v = o->via.f64;
-	else
-		v = NAN;
+	double v = shmring_pc_number(o);
 	if (!(v >= (double)lo && v <= (double)hi)) {
 		snprintf(err, errlen, "jwt: config.%s must be a number between %lld and %lld", key,
 		         (long long)lo, (long long)hi);

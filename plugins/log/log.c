@@ -342,15 +342,7 @@ static int flush_interval_ms(const msgpack_object *cfg, uint32_t *ms, char *err,
 	*ms = 0;
 	if (!v)
 		return 0;
-	double s;
-	if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-		s = (double)v->via.u64;
-	else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-		s = (double)v->via.i64;
-	else if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64)
-		s = v->via.f64;
-	else
-		s = -1;
+	double s = shmring_pc_number(v);
 	if (!(s >= 0.001 && s <= 3600)) {
 		snprintf(err, errlen,
 		         PLUGIN ": config.flush_interval must be a number of seconds between "

@@ -112,15 +112,7 @@ static int read_limit(const msgpack_object *cfg, int p, uint64_t *out, char *err
 	*out = 0;
 	if (!v)
 		return 0;
-	double d;
-	if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-		d = v->via.u64 > RL_MAX_LIMIT ? (double)RL_MAX_LIMIT + 1 : (double)v->via.u64;
-	else if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64)
-		d = v->via.f64;
-	else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-		d = -1;
-	else
-		d = NAN;
+	double d = shmring_pc_number(v);
 	if (!(d >= 1 && d <= (double)RL_MAX_LIMIT && d == floor(d))) {
 		snprintf(err, errlen,
 		         PLUGIN ": config.%s must be a whole number of requests between 1 and %llu",
