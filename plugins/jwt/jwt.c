@@ -608,14 +608,14 @@ static void find_token(const struct jwt_conf *c, const struct shmring_request *r
 
 /* ---- replies ----------------------------------------------------------------- */
 
-static struct shmring_str S(const char *s)
-{
+static struct shmring_str S(const char *s) {
 	return shmring_cstr(s);
 }
 
 /* Kong's set_consumer(): consumer headers, credential header, authenticate. */
-static int set_consumer(struct shmring_reply *rep, const struct jwt_consumer *cons,
-                        const struct jwt_cred *cred)
+static int
+set_consumer(struct shmring_reply *rep, const struct jwt_consumer *cons,
+             const struct jwt_cred *cred)
 {
 	int rc = shmring_creds_set_consumer_headers(
 	    rep, cons ? cons->id : NULL, cons ? cons->custom_id : NULL,
