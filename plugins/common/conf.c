@@ -115,7 +115,7 @@ double shmring_pc_number(const msgpack_object *v)
 	}
 }
 
-static char *dup_n(const char *p, size_t n)
+char *shmring_pc_strndup(const char *p, size_t n)
 {
 	char *s = malloc(n + 1);
 	if (s) {
@@ -143,7 +143,7 @@ int shmring_pc_strdup(const msgpack_object *cfg, const char *plugin, const char 
 		         plugin, key, nonempty ? "non-empty " : "", SHMRING_PC_MAX_STR);
 		return -EINVAL;
 	}
-	if (!(*out = dup_n(v->via.str.ptr, v->via.str.size)))
+	if (!(*out = shmring_pc_strndup(v->via.str.ptr, v->via.str.size)))
 		goto nomem;
 	return 0;
 nomem:

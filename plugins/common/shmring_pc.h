@@ -108,6 +108,10 @@ int shmring_pc_args_from_map(const msgpack_object *query, struct shmring_pc_arg 
 int shmring_pc_args_encode(struct shmring_pc_arg *args, size_t n, char **buf, size_t *cap,
                            size_t *len);
 
+/* A malloc'd NUL-terminated copy of n bytes at p (p may be NULL when n is
+ * 0; it may hold a NUL byte, copied as is); NULL when out of memory. */
+char *shmring_pc_strndup(const char *p, size_t n);
+
 /* Lower-case ASCII copy helper: dst gets n bytes of src lower-cased. */
 void shmring_pc_lower(char *dst, const char *src, size_t n);
 

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE /* memmem */
 #include "jwt_internal.h"
 #include "shmring_creds.h"
+#include "shmring_pc.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -41,17 +42,6 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-}
-
-static char *dup_n(const char *p, size_t n)
-{
-	char *s = malloc(n + 1);
-	if (s) {
-		if (n)
-			memcpy(s, p, n);
-		s[n] = '\0';
-	}
-	return s;
 }
 
 /* A string field (ptr, len) independent of the source format. */
@@ -143,9 +133,11 @@ static int add_consumer(struct builder *b, struct sv id, struct sv username, str
 	struct jwt_consumer *c = &kr->consumers[kr->nconsumers];
 	memset(c, 0, sizeof(*c));
 	kr->nconsumers++;
-	if ((id.set && id.n && !(c->id = dup_n(id.p, id.n))) ||
-	    (username.set && username.n && !(c->username = dup_n(username.p, username.n))) ||
-	    (custom_id.set && custom_id.n && !(c->custom_id = dup_n(custom_id.p, custom_id.n))))
+	if ((id.set && id.n && !(c->id = shmring_pc_strndup(id.p, id.n))) ||
+	    (username.set && username.n &&
+	     !(c->username = shmring_pc_strndup(username.p, username.n))) ||
+	    (custom_id.set && custom_id.n &&
+	     !(c->custom_id = shmring_pc_strndup(custom_id.p, custom_id.n))))
 		goto oom;
 	return 0;
 oom:
@@ -292,8 +284,8 @@ static int add_cred(struct builder *b, size_t consumer, struct sv id, struct sv 
 	kr->ncreds++; /* from here on, keyring_free releases what c holds */
 	c->alg = alg;
 	c->key_len = key.n;
-	c->key = dup_n(key.p, key.n);
-	c->id = id.set && id.n ? dup_n(id.p, id.n) : dup_n(key.p, key.n);
+	c->key = shmring_pc_strndup(key.p, key.n);
+	c->id = id.set && id.n ? shmring_pc_strndup(id.p, id.n) : shmring_pc_strndup(key.p, key.n);
 	if (!c->key || !c->id) {
 		errf(b->err, b->errlen, "jwt: out of memory");
 		return -ENOMEM;
