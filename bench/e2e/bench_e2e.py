@@ -313,7 +313,8 @@ def main():
 
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no",
+                            "--", ".", ":!bench/results"],
                            capture_output=True, text=True).stdout.strip() != ""
     meta = "commit %s%s, %s, %d CPUs, nginx workers %d, shmringd workers %d (+1 socket worker), " \
            "wrk -t%d -c%d, %d rounds x %d s, load %.2f -> %.2f" % (
