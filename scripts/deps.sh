@@ -8,7 +8,7 @@ build=(cmake make gcc clang pkg-config liburing-dev libmsgpack-dev libcmocka-dev
        systemtap-sdt-dev)
 runtime=(nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-2 lua-cjson luajit2 curl python3)
 extra_test=(redis-server)
-extra_bench=(wrk linux-perf)
+extra_bench=(wrk linux-perf python3-cryptography)
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
