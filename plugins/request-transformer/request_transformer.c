@@ -278,8 +278,11 @@ static int parse_tpl(struct parse_ctx *p, const char *s, size_t len, struct tpl 
 			}
 		}
 		if (!close)
-			return perr(p, "unterminated template '%s' (a '$(' without its ')')", d);
-		if (n + 2 > sizeof(parts) / sizeof(parts[0]))
+			/* d points into the config, which has no NUL: copy it. */
+			return perr(p, "unterminated template '%s' (a '$(' without its ')')",
+			            keep(p, d, (size_t)(e - d)).ptr ?: "");
+		/* Room for this literal and expression, and the trailing literal. */
+		if (n + 3 > sizeof(parts) / sizeof(parts[0]))
 			return perr(p, "%s", "more than 31 templates in one value");
 		if (d > lit)
 			parts[n++] =

@@ -175,6 +175,24 @@ static void rewrite_phase_too(void **state)
 	expect_actions("[[1,\"x\",\"y\"]]");
 }
 
+/* 31 templates, each after a literal, plus a trailing literal fill the
+ * parser's 63 parts exactly; a 32nd is refused, never written past the end
+ * (found by fuzz_plugins: the trailing literal overflowed the stack array). */
+static void template_count_limit(void **state)
+{
+	char conf[4096], *p = conf;
+	p += sprintf(p, "{\"add\":{\"headers\":[\"x:");
+	for (int i = 0; i < 31; i++)
+		p += sprintf(p, "a$(headers.h%d)", i);
+	sprintf(p, "z\"]}}");
+	harness_conf_ok(&H, conf);
+	p = conf + sprintf(conf, "{\"add\":{\"headers\":[\"x:");
+	for (int i = 0; i < 32; i++)
+		p += sprintf(p, "a$(headers.h%d)", i);
+	sprintf(p, "z\"]}}");
+	harness_conf_refused(&H, conf, "more than 31 templates in one value");
+}
+
 static void config_errors(void **state)
 {
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(headers.x\"]}}",
@@ -248,6 +266,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(empty_config_does_nothing),
+	    cmocka_unit_test(template_count_limit),
 	    cmocka_unit_test(typical_demo_config),
 	    cmocka_unit_test(headers_replace_add_append_rules),
 	    cmocka_unit_test(headers_order_remove_then_add),
