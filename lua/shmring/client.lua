@@ -317,6 +317,19 @@ local function conf_id_of(plugin, conf)
     return id
 end
 
+-- The CONF payload {conf = id, plugin = name, config = ...} into W (the
+-- socket transport writes its frames through W too).
+local function conf_payload(plugin, conf, id)
+    C.shmring_mpw_map(W, 3)
+    C.shmring_mpw_str(W, "conf", 4)
+    C.shmring_mpw_uint(W, id)
+    C.shmring_mpw_str(W, "plugin", 6)
+    C.shmring_mpw_str(W, plugin, #plugin)
+    C.shmring_mpw_str(W, "config", 6)
+    conf_encode_into(conf)
+end
+_M.conf_payload = conf_payload
+
 -- The first claim of a record: claim_bytes, or less on a small ring.
 local function first_cap()
     local max = C.shmring_chan_max_payload(chan)
@@ -341,13 +354,7 @@ local function conf_write(plugin, conf, id)
         if rc ~= 0 then
             return rc
         end
-        C.shmring_mpw_map(W, 3)
-        C.shmring_mpw_str(W, "conf", 4)
-        C.shmring_mpw_uint(W, id)
-        C.shmring_mpw_str(W, "plugin", 6)
-        C.shmring_mpw_str(W, plugin, #plugin)
-        C.shmring_mpw_str(W, "config", 6)
-        conf_encode_into(conf)
+        conf_payload(plugin, conf, id)
         req_id = next_req_id()
         rc = C.shmring_client_end(chan, msg, REC.CONF, req_id, 0)
         local max = C.shmring_chan_max_payload(chan)

@@ -87,8 +87,6 @@ local function conf_id_of(conf)
     return id
 end
 
-local GATEWAY_KEYS = { fail_open = true, timeout = true, __key__ = true, __seq__ = true }
-
 -- Frame writing: the client's msgpack writer (so client.enc_value, which
 -- the snapshot encoders use for ctx and consumer, writes here), pointed at
 -- our buffer for the duration of one frame and restored after (nothing
@@ -109,26 +107,10 @@ local function frame(off, rtype, req_id, write, a, b, c)
     return off + HDR + len
 end
 
+-- w is the client's writer (see frame above): the CONF payload is the
+-- ring client's own.
 local function write_conf(w, id, plugin, conf)
-    C.shmring_mpw_map(w, 3)
-    C.shmring_mpw_str(w, "conf", 4)
-    C.shmring_mpw_uint(w, id)
-    C.shmring_mpw_str(w, "plugin", 6)
-    C.shmring_mpw_str(w, plugin, #plugin)
-    C.shmring_mpw_str(w, "config", 6)
-    local n = 0
-    for k, x in pairs(conf) do
-        if type(k) == "string" and not GATEWAY_KEYS[k] and type(x) ~= "function" then
-            n = n + 1
-        end
-    end
-    C.shmring_mpw_map(w, n)
-    for k, x in pairs(conf) do
-        if type(k) == "string" and not GATEWAY_KEYS[k] and type(x) ~= "function" then
-            C.shmring_mpw_str(w, k, #k)
-            client.enc_value(x, 1)
-        end
-    end
+    client.conf_payload(plugin, conf, id)
 end
 
 local function next_req_id()
