@@ -141,24 +141,9 @@ def wrk(port, path, plugin, a, tokens, offset):
         env["BENCH_TOKENS"] = tokens
         env["BENCH_TOKEN_OFFSET"] = str(offset)
     url = "http://127.0.0.1:%d%s%s" % (port, path, QUERY.get(plugin, ""))
-    out = subprocess.run(
-        ["wrk", "-t%d" % a.threads, "-c%d" % a.connections, "-d%ds" % a.duration, "--latency",
-         "-s", os.path.join(HERE, "wrk.lua"), url],
-        check=True, capture_output=True, text=True, env=env).stdout
-    for line in out.splitlines():
-        if line.startswith("WRKJSON "):
-            return json.loads(line[8:])
-    raise RuntimeError("no WRKJSON line in wrk output:\n" + out)
-
-
-def cpu(pids):
-    total = 0
-    for p in pids:
-        try:
-            total += stack.proc_cpu_ticks(p)
-        except OSError:
-            pass
-    return total
+    return stack.wrk_json(
+        ["-t%d" % a.threads, "-c%d" % a.connections, "-d%ds" % a.duration, "--latency",
+         "-s", os.path.join(HERE, "wrk.lua"), url], env=env)
 
 
 def perf_profile(st, a, tokens, outdir):
@@ -270,11 +255,11 @@ def main():
                 pids = {"nginx": st.nginx_worker_pids(),
                         "shmringd": st.worker_pids("shmringd-w" if t != "socket"
                                                    else "shmringd-sock")}
-                t0 = {k: cpu(v) for k, v in pids.items()}
+                t0 = {k: stack.cpu_ticks(v) for k, v in pids.items()}
                 res = wrk(st.port, path, p, a, tokens, offset)
                 # the next run starts where no worker has seen a token
                 offset += int(res["requests"] / 10) + 1000
-                t1 = {k: cpu(v) for k, v in pids.items()}
+                t1 = {k: stack.cpu_ticks(v) for k, v in pids.items()}
                 n = max(res["requests"], 1)
                 res["cpu_us_per_req"] = round((t1["nginx"] - t0["nginx"]) * 1e4 / n, 2)
                 res["daemon_cpu_us_per_req"] = round((t1["shmringd"] - t0["shmringd"]) * 1e4 / n, 2)

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -24,24 +23,9 @@ import stack  # noqa: E402
 
 
 def wrk(port, path, duration, connections, threads):
-    out = subprocess.run(
-        ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration, "--latency",
-         "-s", os.path.join(HERE, "report.lua"), "http://127.0.0.1:%d%s" % (port, path)],
-        check=True, capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if line.startswith("WRKJSON "):
-            return json.loads(line[8:])
-    raise RuntimeError("no WRKJSON line in wrk output:\n" + out)
-
-
-def cpu(pids):
-    total = 0
-    for p in pids:
-        try:
-            total += stack.proc_cpu_ticks(p)
-        except OSError:
-            pass
-    return total
+    return stack.wrk_json(
+        ["-t%d" % threads, "-c%d" % connections, "-d%ds" % duration, "--latency",
+         "-s", os.path.join(HERE, "report.lua"), "http://127.0.0.1:%d%s" % (port, path)])
 
 
 def main():
@@ -77,9 +61,9 @@ def main():
         for r in range(a.rounds):
             for p in paths:
                 pids = {"nginx": st.nginx_worker_pids(), "shmringd": st.daemon_pids()}
-                t0 = {k: cpu(v) for k, v in pids.items()}
+                t0 = {k: stack.cpu_ticks(v) for k, v in pids.items()}
                 res = wrk(st.port, p, a.duration, a.connections, a.threads)
-                t1 = {k: cpu(v) for k, v in pids.items()}
+                t1 = {k: stack.cpu_ticks(v) for k, v in pids.items()}
                 for k in pids:
                     # CPU microseconds per request (ticks are 1/100 s)
                     res["cpu_us_per_req_" + k] = round((t1[k] - t0[k]) * 1e4 / max(res["requests"], 1), 2)

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,29 +34,12 @@ SHMRING, LUA = "/log", "/lua/file-log"
 
 
 def wrk(port, path, duration, connections, threads):
-    """Load for `duration` s, then one quiet second (report.lua): nothing is
-    in flight when wrk stops, so `sent` is exact; rps over the active time."""
-    out = subprocess.run(
-        ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % (duration + 1), "--latency",
+    res = stack.wrk_json(
+        ["-t%d" % threads, "-c%d" % connections, "-d%ds" % (duration + 1), "--latency",
          "--timeout", "30s", "-s", os.path.join(HERE, "report.lua"),
-         "http://127.0.0.1:%d%s" % (port, path), "--", str(duration)],
-        check=True, capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if line.startswith("WRKJSON "):
-            res = json.loads(line[8:])
-            res["rps"] = round(res["requests"] / duration, 1)
-            return res
-    raise RuntimeError("no WRKJSON line in wrk output:\n" + out)
-
-
-def cpu(pids):
-    total = 0
-    for p in pids:
-        try:
-            total += stack.proc_cpu_ticks(p)
-        except OSError:
-            pass
-    return total
+         "http://127.0.0.1:%d%s" % (port, path), "--", str(duration)])
+    res["rps"] = round(res["requests"] / duration, 1)
+    return res
 
 
 def count_lines(path):
@@ -100,9 +82,9 @@ def main():
         for r in range(a.rounds):
             for p in (SHMRING, LUA) if r % 2 == 0 else (LUA, SHMRING):
                 pids = {"nginx": st.nginx_worker_pids(), "shmringd": st.daemon_pids()}
-                t0 = {k: cpu(v) for k, v in pids.items()}
+                t0 = {k: stack.cpu_ticks(v) for k, v in pids.items()}
                 res = wrk(st.port, p, a.duration, a.connections, a.threads)
-                t1 = {k: cpu(v) for k, v in pids.items()}
+                t1 = {k: stack.cpu_ticks(v) for k, v in pids.items()}
                 sent[p] += res["sent"]
                 completed[p] += res["requests"]
                 for k in pids:

@@ -253,6 +253,28 @@ def proc_cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
+def cpu_ticks(pids):
+    """proc_cpu_ticks summed over pids; a process that is gone counts 0."""
+    total = 0
+    for p in pids:
+        try:
+            total += proc_cpu_ticks(p)
+        except OSError:
+            pass
+    return total
+
+
+def wrk_json(args, env=None):
+    """Run wrk with args (its script prints one 'WRKJSON {...}' line, as the
+    benchmarks' report.lua / wrk.lua do) and return that object."""
+    out = subprocess.run(["wrk"] + args, check=True, capture_output=True, text=True,
+                         env=env).stdout
+    for line in out.splitlines():
+        if line.startswith("WRKJSON "):
+            return json.loads(line[8:])
+    raise RuntimeError("no WRKJSON line in wrk output:\n" + out)
+
+
 if __name__ == "__main__":
     st = Stack(sys.argv[1], log_level="notice")
     with st:
