@@ -10,6 +10,8 @@ local client = require("shmring.client")
 local phase = require("shmring.phase")
 local plugins = require("shmring.plugins")
 
+local setmetatable = setmetatable
+
 local _M = { _VERSION = "0.1.0" }
 
 local function K()
@@ -65,6 +67,11 @@ local started = false
 -- A Kong handler table for C plugin `name`. opts: PRIORITY, VERSION, and
 -- optionally what the plugin needs (headers, query, fields, phases,
 -- fail_open, timeout), which then override shmring.plugins' entry.
+--
+-- opts.snapshot(conf) -> { headers = {...}, query = {...} }: for a plugin
+-- whose descriptor declares more than one config reads (configurable
+-- header or arg names), the parts this config reads. Each config table then
+-- gets its own phase state, so its snapshots carry only those parts.
 function _M.handler(name, opts)
     local spec = plugins.get(name)
     if opts and (opts.headers or opts.query or opts.fields or opts.phases) then
@@ -79,7 +86,26 @@ function _M.handler(name, opts)
             timeout = opts.timeout or spec.timeout,
         })
     end
-    local st = phase.state(host, name, spec)
+    local state_of
+    if opts and opts.snapshot then
+        local narrow = opts.snapshot
+        local states = setmetatable({}, { __mode = "k" })
+        state_of = function(conf)
+            local st = states[conf]
+            if not st then
+                local parts = narrow(conf)
+                st = phase.state(host, name, setmetatable(
+                    { headers = parts.headers, query = parts.query }, { __index = spec }))
+                states[conf] = st
+            end
+            return st
+        end
+    else
+        local st = phase.state(host, name, spec)
+        state_of = function()
+            return st
+        end
+    end
     local h = {
         PRIORITY = opts and opts.PRIORITY or 1000,
         VERSION = opts and opts.VERSION or _M._VERSION,
@@ -93,17 +119,17 @@ function _M.handler(name, opts)
     end
     if spec.phases.access then
         function h:access(conf)
-            return phase.access(st, conf)
+            return phase.access(state_of(conf), conf)
         end
         -- Response headers the access reply asked for (header_filter
         -- cannot wait for the daemon, see docs/gateway.md).
         function h:header_filter(conf)
-            return phase.header_filter(st, conf)
+            return phase.header_filter(state_of(conf), conf)
         end
     end
     if spec.phases.log then
         function h:log(conf)
-            return phase.log(st, conf)
+            return phase.log(state_of(conf), conf)
         end
     end
     return h

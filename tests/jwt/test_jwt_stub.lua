@@ -1,5 +1,5 @@
 -- The Kong stub of jwt (lua/kong/plugins/shmring-jwt/) and its catalog entry,
--- without nginx: shmring.kong and shmring.phase are replaced by recorders.
+-- without nginx: shmring.client and shmring.phase are replaced by recorders.
 --   luajit tests/jwt/test_jwt_stub.lua <repo>
 -- Checks: the catalog declares what plugins/jwt's descriptor declares
 -- (authorization + cookie headers, jwt query arg; test_jwt.c checks the
@@ -26,12 +26,7 @@ end
 
 -- Recorders in place of the FFI-backed modules.
 local states, accesses = {}, {}
-package.loaded["shmring.kong"] = {
-    host = { name = "fake" },
-    handler = function(name, opts)
-        return { PRIORITY = opts.PRIORITY, VERSION = opts.VERSION, name = name }
-    end,
-}
+package.loaded["shmring.client"] = { init_worker = function() end }
 package.loaded["shmring.phase"] = {
     state = function(host, name, spec)
         local st = { host = host, name = name, spec = spec }

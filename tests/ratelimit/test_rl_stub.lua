@@ -1,5 +1,5 @@
 -- The Kong stub of rate-limiting (lua/kong/plugins/shmring-rate-limiting/)
--- and its catalog entry, without nginx: shmring.kong and shmring.phase are
+-- and its catalog entry, without nginx: shmring.client and shmring.phase are
 -- replaced by recorders.   luajit tests/ratelimit/test_rl_stub.lua <repo>
 -- Checks: the catalog declares every header (plugins/rate-limiting's
 -- descriptor does: header_name is configurable) and the fields the keys
@@ -18,12 +18,7 @@ local function check(cond, what)
 end
 
 local states, accesses = {}, {}
-package.loaded["shmring.kong"] = {
-    host = { name = "fake" },
-    handler = function(name, opts)
-        return { PRIORITY = opts.PRIORITY, VERSION = opts.VERSION, name = name }
-    end,
-}
+package.loaded["shmring.client"] = { init_worker = function() end }
 package.loaded["shmring.phase"] = {
     state = function(host, name, spec)
         local st = { host = host, name = name, spec = spec }

@@ -5,33 +5,13 @@
 --
 -- The descriptor declares every header (header_name is configurable); the
 -- plugin reads only header_name, so the snapshot of a request carries just
--- that one (the first value, as Kong's kong.request.get_header): one
--- shmring.phase state per config table.
-local kong_stub = require("shmring.kong")
-local phase = require("shmring.phase")
-local plugins = require("shmring.plugins")
+-- that one (the first value, as Kong's kong.request.get_header).
+local lower, type = string.lower, type
 
-local lower, setmetatable, type = string.lower, setmetatable, type
-
-local handler = kong_stub.handler("correlation-id", { PRIORITY = 100001, VERSION = "0.1.0" })
-
-local base = plugins.get("correlation-id")
-local states = setmetatable({}, { __mode = "k" })
-
-local function state_for(conf)
-    local st = states[conf]
-    if st then
-        return st
-    end
+local function snapshot(conf)
     local name = type(conf.header_name) == "string" and conf.header_name or "Kong-Request-ID"
-    local spec = setmetatable({ headers = { lower(name) }, query = {} }, { __index = base })
-    st = phase.state(kong_stub.host, "correlation-id", spec)
-    states[conf] = st
-    return st
+    return { headers = { lower(name) }, query = {} }
 end
 
-function handler:access(conf)
-    return phase.access(state_for(conf), conf)
-end
-
-return handler
+return require("shmring.kong").handler("correlation-id",
+    { PRIORITY = 100001, VERSION = "0.1.0", snapshot = snapshot })

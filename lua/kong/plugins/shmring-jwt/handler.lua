@@ -4,18 +4,8 @@
 --
 -- header_names, cookie_names and uri_param_names are configurable, so the
 -- snapshot of a request carries the names *this* config reads (plus
--- `cookie` only when cookie_names is set), not a fixed list: one
--- shmring.phase state per config table.
-local kong_stub = require("shmring.kong")
-local phase = require("shmring.phase")
-local plugins = require("shmring.plugins")
-
-local ipairs, lower, setmetatable = ipairs, string.lower, setmetatable
-
-local handler = kong_stub.handler("jwt", { PRIORITY = 1450, VERSION = "0.1.0" })
-
-local base = plugins.get("jwt")
-local states = setmetatable({}, { __mode = "k" })
+-- `cookie` only when cookie_names is set), not a fixed list.
+local ipairs, lower, type = ipairs, string.lower, type
 
 local function list(v, default)
     if type(v) ~= "table" then
@@ -24,11 +14,7 @@ local function list(v, default)
     return v
 end
 
-local function state_for(conf)
-    local st = states[conf]
-    if st then
-        return st
-    end
+local function snapshot(conf)
     local headers, seen = {}, {}
     for _, n in ipairs(list(conf.header_names, { "authorization" })) do
         n = lower(n)
@@ -44,14 +30,8 @@ local function state_for(conf)
     for _, n in ipairs(list(conf.uri_param_names, { "jwt" })) do
         query[#query + 1] = n
     end
-    local spec = setmetatable({ headers = headers, query = query }, { __index = base })
-    st = phase.state(kong_stub.host, "jwt", spec)
-    states[conf] = st
-    return st
+    return { headers = headers, query = query }
 end
 
-function handler:access(conf)
-    return phase.access(state_for(conf), conf)
-end
-
-return handler
+return require("shmring.kong").handler("jwt",
+    { PRIORITY = 1450, VERSION = "0.1.0", snapshot = snapshot })
