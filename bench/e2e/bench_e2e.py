@@ -104,24 +104,14 @@ class BenchStack(stack.Stack):
         self.cells_plugins, self.cells_transports = plugins, transports
 
     def render(self):
-        with open(os.path.join(HERE, "nginx.conf.in")) as f:
-            conf = f.read()
-        subst = {
+        return self.write_conf(os.path.join(HERE, "nginx.conf.in"), {
             "NGINX_WORKERS": str(self.nginx_workers), "PREFIX": self.prefix,
             "LOG_LEVEL": self.log_level, "REPO": REPO, "SHM_DIR": self.shm_dir,
             "SHMRING_LIB": stack.ffi_lib(self.build), "SOCKET": self.socket_path,
             "PORT": str(self.port),
             "USER_LINE": "user root root;" if os.getuid() == 0 else "",
             "LOCATIONS": locations(self.cells_plugins, self.cells_transports),
-        }
-        for k, v in subst.items():
-            conf = conf.replace("@%s@" % k, v)
-        for d in ("tmp", "logs"):
-            os.makedirs(os.path.join(self.prefix, d), exist_ok=True)
-        path = os.path.join(self.prefix, "nginx.conf")
-        with open(path, "w") as f:
-            f.write(conf)
-        return path
+        })
 
     def worker_pids(self, comm_prefix):
         out = []

@@ -124,16 +124,20 @@ class Stack:
 
     # ---- nginx ------------------------------------------------------------
     def render(self):
-        with open(os.path.join(REPO, "demo", "nginx.conf.in")) as f:
-            conf = f.read()
-        subst = {
+        return self.write_conf(os.path.join(REPO, "demo", "nginx.conf.in"), {
             "NGINX_WORKERS": str(self.nginx_workers), "DAEMON": "off", "PREFIX": self.prefix,
             "LOG_LEVEL": self.log_level, "REPO": REPO, "SHM_DIR": self.shm_dir,
             "SHMRING_LIB": ffi_lib(self.build), "WAIT": self.wait,
             "PORT": str(self.port), "ECHO_PORT": str(self.echo_port),
             # Workers must open the daemon's 0660 segments: same user as us.
             "USER_LINE": "user root root;" if os.getuid() == 0 else "",
-        }
+        })
+
+    def write_conf(self, template, subst):
+        """Fill a template's @NAME@ places and write it as the prefix's
+        nginx.conf (with the tmp/ and logs/ folders nginx needs)."""
+        with open(template) as f:
+            conf = f.read()
         for k, v in subst.items():
             conf = conf.replace("@%s@" % k, v)
         for d in ("tmp", "logs"):
