@@ -6,7 +6,7 @@
 -- descriptor side), and the stub's snapshot spec follows each config's
 -- header_names / cookie_names / uri_param_names, once per config table.
 local repo = arg[1] or "."
-package.path = repo .. "/lua/?.lua;" .. package.path
+package.path = repo .. "/lua/?.lua;" .. repo .. "/tests/lua/?.lua;" .. package.path
 
 local failures = 0
 local function check(cond, what)
@@ -24,19 +24,8 @@ local function joined(list)
     return table.concat(t, ",")
 end
 
--- Recorders in place of the FFI-backed modules.
-local states, accesses = {}, {}
-package.loaded["shmring.client"] = { init_worker = function() end }
-package.loaded["shmring.phase"] = {
-    state = function(host, name, spec)
-        local st = { host = host, name = name, spec = spec }
-        states[#states + 1] = st
-        return st
-    end,
-    access = function(st, conf)
-        accesses[#accesses + 1] = { st = st, conf = conf }
-    end,
-}
+local rec = require("stub_recorders")
+local states, accesses = rec.states, rec.accesses
 
 local plugins = require("shmring.plugins")
 local spec = plugins.get("jwt")

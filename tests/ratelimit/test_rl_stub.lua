@@ -7,7 +7,7 @@
 -- limit_by = header and no header otherwise, one state per config table;
 -- the schema's custom validator orders the limits like Kong.
 local repo = arg[1] or "."
-package.path = repo .. "/lua/?.lua;" .. package.path
+package.path = repo .. "/lua/?.lua;" .. repo .. "/tests/lua/?.lua;" .. package.path
 
 local failures = 0
 local function check(cond, what)
@@ -17,18 +17,8 @@ local function check(cond, what)
     end
 end
 
-local states, accesses = {}, {}
-package.loaded["shmring.client"] = { init_worker = function() end }
-package.loaded["shmring.phase"] = {
-    state = function(host, name, spec)
-        local st = { host = host, name = name, spec = spec }
-        states[#states + 1] = st
-        return st
-    end,
-    access = function(st, conf)
-        accesses[#accesses + 1] = { st = st, conf = conf }
-    end,
-}
+local rec = require("stub_recorders")
+local states, accesses = rec.states, rec.accesses
 package.loaded["kong.db.schema.typedefs"] = {}
 
 local plugins = require("shmring.plugins")
