@@ -66,6 +66,9 @@ static const struct opt opts[] = {
     O_STR("plugins", plugins,
           "','-separated plugin names to load (each must load); "
           "empty = every .so in plugin_dir"),
+    {"allow_plugin_errors", OPT_BOOL, offsetof(struct shmringd_config, allow_plugin_errors), 0,
+     "with plugins empty: start without a plugin that does not load, an unreadable "
+     "plugin_dir or no plugin at all, logging why (default off: refuse to start)"},
     {"foreground", OPT_BOOL, offsetof(struct shmringd_config, foreground), 0,
      "stay in the foreground (systemd, tests); else daemonize"},
     O_NUM("spin_us", spin_us,

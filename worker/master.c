@@ -428,7 +428,8 @@ static void reload_begin(void)
 
 	struct shmringd_plugins probe;
 	char err[512];
-	if (shmringd__plugins_load(&nc, &probe, nc.plugins[0] != '\0', err, sizeof(err)) < 0) {
+	if (shmringd__plugins_load(&nc, &probe, shmringd__plugins_strict(&nc), err, sizeof(err)) <
+	    0) {
 		shmringd__log("reload: %s; keeping the running workers", err);
 		return;
 	}
@@ -577,8 +578,8 @@ static int check_plugins(void)
 {
 	struct shmringd_plugins p;
 	char err[512];
-	bool strict = M.cfg.plugins[0] != '\0';
-	if (shmringd__plugins_load(&M.cfg, &p, strict, err, sizeof(err)) < 0) {
+	if (shmringd__plugins_load(&M.cfg, &p, shmringd__plugins_strict(&M.cfg), err, sizeof(err)) <
+	    0) {
 		fprintf(stderr, "shmringd: %s\n", err);
 		return -1;
 	}
