@@ -2,12 +2,15 @@
 # -DCMAKE_INSTALL_PREFIX=/usr (`make deb`). The package is the install of that tree, so
 # the unit, the compiled-in defaults and the files agree on every path.
 
-# The systemd unit and the example config, with this install's paths.
+# The systemd unit and the example config, with this install's paths (the config is a
+# conffile: dpkg keeps the operator's edits on upgrades).
 configure_file(${CMAKE_CURRENT_LIST_DIR}/shmringd.service.in
                ${PROJECT_BINARY_DIR}/packaging/shmringd.service @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/packaging/shmringd.service
         DESTINATION ${SHMRING_INSTALL_UNITDIR})
-install(FILES ${PROJECT_SOURCE_DIR}/conf/shmringd.conf DESTINATION ${SHMRING_INSTALL_CONFDIR})
+configure_file(${PROJECT_SOURCE_DIR}/conf/shmringd.conf.in ${PROJECT_BINARY_DIR}/conf/shmringd.conf
+               @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/conf/shmringd.conf DESTINATION ${SHMRING_INSTALL_CONFDIR})
 
 set(CPACK_PACKAGE_NAME shmring)
 set(CPACK_PACKAGE_VENDOR "shmring")

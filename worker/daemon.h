@@ -50,6 +50,11 @@ void shmringd__config_defaults(struct shmringd_config *c);
  * printing why to stderr. *exit_now is set for --help / --version. */
 int shmringd__config_load(struct shmringd_config *c, int argc, char **argv, bool *exit_now);
 void shmringd__usage(FILE *f);
+/* Report a bad value of key on stderr with where it was set by the last
+ * shmringd__config_load(): "FILE:LINE: key: ...", "--key: ..." or
+ * "key (default): ...". */
+void shmringd__config_error(const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Logging to stderr (journal under systemd), prefixed by the process role. */
 extern char shmringd__role[32];

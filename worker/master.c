@@ -100,7 +100,7 @@ static int resolve_ids(const struct shmringd_config *c, uid_t *uid, gid_t *gid)
 		} else if (*end == '\0') {
 			*uid = (uid_t)v;
 		} else {
-			fprintf(stderr, "shmringd: unknown user '%s'\n", c->user);
+			shmringd__config_error("user", "unknown user '%s'", c->user);
 			return -1;
 		}
 	}
@@ -113,7 +113,7 @@ static int resolve_ids(const struct shmringd_config *c, uid_t *uid, gid_t *gid)
 		} else if (*end == '\0') {
 			*gid = (gid_t)v;
 		} else {
-			fprintf(stderr, "shmringd: unknown group '%s'\n", c->group);
+			shmringd__config_error("group", "unknown group '%s'", c->group);
 			return -1;
 		}
 	}
