@@ -156,23 +156,31 @@ bool shmringd__plugins_strict(const struct shmringd_config *c)
 	return c->plugins[0] || !c->allow_plugin_errors;
 }
 
+/* Copy the next entry of the ':'-separated list *dirs into dir (possibly
+ * empty) and step past it; false at the end of the list. */
+static bool next_dir(const char **dirs, char *dir, size_t len)
+{
+	if (!**dirs)
+		return false;
+	const char *e = strchr(*dirs, ':');
+	size_t dl = e ? (size_t)(e - *dirs) : strlen(*dirs);
+	snprintf(dir, len, "%.*s", (int)dl, *dirs);
+	*dirs += dl + (e ? 1 : 0);
+	return true;
+}
+
 /* Every directory of plugin_dir must be one shmringd can list: a typo or a
  * missing package otherwise starts a daemon without its plugins. 0, or -1
  * with the reason in err. */
 static int plugin_dirs_readable(const char *dirs, char *err, size_t errlen)
 {
-	const char *s = dirs;
-	if (!*s) {
+	if (!*dirs) {
 		snprintf(err, errlen, "plugin_dir is empty");
 		return -1;
 	}
-	while (*s) {
-		const char *e = strchr(s, ':');
-		size_t dl = e ? (size_t)(e - s) : strlen(s);
-		char dir[PATH_MAX];
-		snprintf(dir, sizeof(dir), "%.*s", (int)dl, s);
-		s += dl + (e ? 1 : 0);
-		if (!dl)
+	char dir[PATH_MAX];
+	while (next_dir(&dirs, dir, sizeof(dir))) {
+		if (!dir[0])
 			continue;
 		DIR *d = opendir(dir);
 		if (!d) {
@@ -209,13 +217,9 @@ int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plug
 	}
 	/* Every .so of every directory; a bad one is refused, the rest load. */
 	const char *s = c->plugin_dir;
-	while (*s) {
-		const char *e = strchr(s, ':');
-		size_t dl = e ? (size_t)(e - s) : strlen(s);
-		char dir[PATH_MAX];
-		snprintf(dir, sizeof(dir), "%.*s", (int)dl, s);
-		s += dl + (e ? 1 : 0);
-		DIR *d = dl ? opendir(dir) : NULL;
+	char dir[PATH_MAX];
+	while (next_dir(&s, dir, sizeof(dir))) {
+		DIR *d = dir[0] ? opendir(dir) : NULL;
 		if (!d)
 			continue;
 		struct dirent **names = NULL;

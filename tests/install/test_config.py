@@ -88,31 +88,24 @@ def test_key_words(shmringd, build):
 
 def test_config_errors(shmringd, tmp):
     conf = os.path.join(tmp, "bad.conf")
-    open(conf, "w").write("workers = 2\n# a comment\nchannels = many\n\nbogus_key = 1\n")
-    rc, out = run([shmringd, "--config", conf, "--check"], ok=None)
-    check(rc == 2, "two bad lines: exit %d" % rc)
-    check(shmringd_lines(out) == [
-        "shmringd: %s:3: channels: wants a number, got 'many'" % conf,
-        "shmringd: %s:5: bogus_key: unknown key (shmringd --help lists them)" % conf],
-        "each error with its own line and key:\n" + out)
-
-    open(conf, "w").write("\n\nworkers = 0\nring_size = 1000\n")
-    rc, out = run([shmringd, "--config", conf, "--check"], ok=None)
-    check(rc == 2 and shmringd_lines(out) == [
-        "shmringd: %s:3: workers: must be 1..64, got 0" % conf,
-        "shmringd: %s:4: ring_size: must be a power of two, 4096..1073741824, got 1000" % conf],
-        "range errors name file, line and key:\n" + out)
-
-    open(conf, "w").write("# run as\nuser = no-such-user-here\n")
-    rc, out = run([shmringd, "--config", conf, "--check"], ok=None)
-    check(rc == 2 and shmringd_lines(out) == [
-        "shmringd: %s:2: user: unknown user 'no-such-user-here'" % conf],
-        "unknown user names file, line and key:\n" + out)
-
-    open(conf, "w").write("workers = 2\nthis is not a key value line\n")
-    rc, out = run([shmringd, "--config", conf, "--check"], ok=None)
-    check(rc == 2 and shmringd_lines(out) == [
-        "shmringd: %s:2: syntax error (want key = value)" % conf], "syntax error line:\n" + out)
+    cases = [
+        ("each error with its own line and key",
+         "workers = 2\n# a comment\nchannels = many\n\nbogus_key = 1\n",
+         ["3: channels: wants a number, got 'many'",
+          "5: bogus_key: unknown key (shmringd --help lists them)"]),
+        ("range errors name file, line and key", "\n\nworkers = 0\nring_size = 1000\n",
+         ["3: workers: must be 1..64, got 0",
+          "4: ring_size: must be a power of two, 4096..1073741824, got 1000"]),
+        ("unknown user names file, line and key", "# run as\nuser = no-such-user-here\n",
+         ["2: user: unknown user 'no-such-user-here'"]),
+        ("a syntax error names its line", "workers = 2\nthis is not a key value line\n",
+         ["2: syntax error (want key = value)"]),
+    ]
+    for what, text, errors in cases:
+        open(conf, "w").write(text)
+        rc, out = run([shmringd, "--config", conf, "--check"], ok=None)
+        check(rc == 2 and shmringd_lines(out) == ["shmringd: %s:%s" % (conf, e) for e in errors],
+              "%s (exit %d):\n%s" % (what, rc, out))
 
     rc, out = run([shmringd, "--workers=0", "--check"], ok=None)
     check(rc == 2 and shmringd_lines(out) == ["shmringd: --workers: must be 1..64, got 0"],
