@@ -43,6 +43,8 @@ def main():
     run(["dpkg-deb", "-e", deb, ctrl])
     check(open(os.path.join(ctrl, "conffiles")).read().split() == [CONFIG],
           "conffiles lists " + CONFIG)
+    for script in ("postinst", "prerm", "postrm"):
+        run(["sh", "-n", os.path.join(ctrl, script)])
     postinst = open(os.path.join(ctrl, "postinst")).read()
     check("useradd --system" in postinst and "deb-systemd-helper" in postinst,
           "postinst creates the shmring user and enables the unit")
