@@ -179,7 +179,7 @@ static int create_stats(const char *dir, mode_t mode)
 	if (fd < 0)
 		return -errno;
 	fchmod(fd, mode & 0666);
-	if (fchown(fd, M.uid, M.gid) < 0 && (M.uid != (uid_t)-1 || M.gid != (gid_t)-1))
+	if ((M.uid != (uid_t)-1 || M.gid != (gid_t)-1) && fchown(fd, M.uid, M.gid) < 0)
 		shmringd__log("chown %s: %s", path, strerror(errno));
 	if (ftruncate(fd, sizeof(struct shmringd_stats)) < 0) {
 		int e = errno;

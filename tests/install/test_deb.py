@@ -3,7 +3,8 @@ unpacked with `dpkg-deb -x` into a temporary root: the unit's binaries and confi
 are in the package, `systemd-analyze verify` passes with the unit rooted there and
 `systemd-analyze security` rates it 4.0 or better; conffiles lists the config;
 Depends names only libraries; lintian reports no error; the packaged daemon checks
-its packaged config and serves as an unprivileged user without capabilities.
+its packaged config and serves as an unprivileged user without capabilities, making
+only system calls the unit's SystemCallFilter allows.
 Usage: test_deb.py BUILD_DIR"""
 import glob
 import json
@@ -24,8 +25,41 @@ def unit_value(unit, key):
     return [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith(key + "=")]
 
 
+def syscall_set(group):
+    """The system calls of a systemd-analyze syscall-filter group, nested ones expanded."""
+    _, out = run(["systemd-analyze", "syscall-filter", group])
+    names = set()
+    for line in out.splitlines()[1:]:
+        word = line.strip()
+        if word.startswith("@"):
+            names |= syscall_set(word)
+        elif word and not word.startswith("#"):
+            names.add(word)
+    return names
+
+
+def check_syscalls(trace, filters):
+    """Every call in the strace output is allowed by the unit's filter lines:
+    the first lists what is allowed, the ones starting with ~ what is denied."""
+    used, started = set(), False
+    for line in open(trace):
+        # setpriv's calls come before it executes shmringd.
+        started = started or re.match(r'^\d+\s+execve\(".*/shmringd", .* = 0$', line)
+        m = re.match(r"^\d+\s+([a-z0-9_]+)\(", line)
+        if started and m:
+            used.add(m.group(1))
+    allowed, denied = set(), set()
+    for f in filters:
+        target = denied if f.startswith("~") else allowed
+        for word in f.lstrip("~").split():
+            target |= syscall_set(word) if word.startswith("@") else {word}
+    check(len(used) > 20, "strace saw the daemon's system calls (%d)" % len(used))
+    bad = sorted(used - allowed | (used & denied))
+    check(not bad, "system calls the unit's SystemCallFilter refuses: %s" % bad)
+
+
 def main():
-    need("cpack", "dpkg-deb", "dpkg-shlibdeps", "lintian", "systemd-analyze")
+    need("cpack", "dpkg-deb", "dpkg-shlibdeps", "lintian", "systemd-analyze", "strace")
     work = os.path.join(sys.argv[1], "tests", "install", "deb")
     build = os.path.join(work, "build")
     release_build(build, "-DCMAKE_INSTALL_PREFIX=/usr")
@@ -95,13 +129,15 @@ def main():
     shmringd = [root + "/usr/bin/shmringd", "--config", root + CONFIG, "--plugin-dir", plugin_dir]
     rc, out = run(as_nobody(shmringd + ["--check"]), ok=None)
     check(rc == 0 and "plugin hello" in out, "packaged shmringd --check: rc %d\n%s" % (rc, out))
+    # Traced: every system call it makes must pass the unit's SystemCallFilter.
     shm = os.path.join(root, "shm")
     os.mkdir(shm)
     os.chmod(shm, 0o777)
     inst = os.path.join(shm, "default")
-    daemon = subprocess.Popen(as_nobody(shmringd + ["--foreground", "--shm-dir", inst,
-                                                    "--workers", "1", "--channels", "2"]),
-                              stderr=subprocess.PIPE, text=True)
+    trace = os.path.join(work, "syscalls")
+    daemon = subprocess.Popen(["strace", "-f", "-qq", "-o", trace] + as_nobody(
+        shmringd + ["--foreground", "--shm-dir", inst, "--workers", "1", "--channels", "2"]),
+        stderr=subprocess.PIPE, text=True)
     stats = {}
 
     def serving():
@@ -119,9 +155,12 @@ def main():
         check(os.geteuid() != 0 or st.st_uid == pwd.getpwnam("nobody").pw_uid,
               "the daemon ran unprivileged (segments owned by nobody)")
     finally:
-        daemon.send_signal(signal.SIGTERM)
+        # The master's pid is in its lock file (the Popen is strace's).
+        with open(os.path.join(inst, "shmringd.lock")) as f:
+            os.kill(int(f.read()), signal.SIGTERM)
         rc = daemon.wait(15)
     check(rc == 0, "packaged shmringd stopped with %d: %s" % (rc, daemon.stderr.read()))
+    check_syscalls(trace, unit_value(unit, "SystemCallFilter"))
     shutil.rmtree(root)
     done()
 
