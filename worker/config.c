@@ -245,18 +245,32 @@ static int opt_set(struct shmringd_config *c, const struct opt *o, const char *v
 struct ini_ctx {
 	struct shmringd_config *c;
 	FILE *f;
+	char *buf; /* getline's */
+	size_t cap;
 	int line;        /* of the last line read */
 	int errors;      /* reported so far */
-	int first_error; /* line of the first one reported */
+	int first_error; /* line of the first one the handler refused */
 };
 
+/* inih reads at most num - 1 bytes per call and would parse the rest of a
+ * longer line as a line of its own: such a line is reported here and handed
+ * over empty. */
 static char *ini_read_line(char *str, int num, void *stream)
 {
 	struct ini_ctx *x = stream;
-	char *r = fgets(str, num, x->f);
-	if (r)
-		x->line++;
-	return r;
+	ssize_t n = getline(&x->buf, &x->cap, x->f);
+	if (n < 0)
+		return NULL;
+	x->line++;
+	if (n >= num) {
+		fprintf(stderr, "shmringd: %s:%d: line longer than %d characters\n", key_file,
+		        x->line, num - 2);
+		x->errors++;
+		n = 0;
+	}
+	memcpy(str, x->buf, (size_t)n);
+	str[n] = '\0';
+	return str;
 }
 
 static int on_ini_line(void *user, const char *section, const char *name, const char *value)
@@ -271,8 +285,9 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
 	else if (opt_set(x->c, o, value, x->line, err, sizeof(err)) == 0)
 		return 1;
 	fprintf(stderr, "shmringd: %s:%d: %s: %s\n", key_file, x->line, name, err);
-	if (!x->errors++)
+	if (!x->first_error)
 		x->first_error = x->line;
+	x->errors++;
 	return 0;
 }
 
@@ -287,9 +302,10 @@ static int config_file_load(struct shmringd_config *c)
 	}
 	int rc = ini_parse_stream(ini_read_line, &x, on_ini_line, &x);
 	fclose(x.f);
+	free(x.buf);
 	/* rc is the first bad line: one the handler refused, or one inih could
 	 * not parse (reported here; inih reports no later ones). */
-	if (rc > 0 && (x.errors == 0 || rc != x.first_error)) {
+	if (rc > 0 && rc != x.first_error) {
 		fprintf(stderr, "shmringd: %s:%d: syntax error (want key = value)\n",
 		        c->config_file, rc);
 		x.errors++;

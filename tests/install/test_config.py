@@ -100,6 +100,9 @@ def test_config_errors(shmringd, tmp):
          ["2: user: unknown user 'no-such-user-here'"]),
         ("a syntax error names its line", "workers = 2\nthis is not a key value line\n",
          ["2: syntax error (want key = value)"]),
+        ("a line too long for inih is refused, not cut",
+         "plugin_dir = /%s\nchannels = many\n" % ("d" * 250),
+         ["1: line longer than 198 characters", "2: channels: wants a number, got 'many'"]),
     ]
     for what, text, errors in cases:
         open(conf, "w").write(text)
