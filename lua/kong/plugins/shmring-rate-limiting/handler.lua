@@ -18,4 +18,4 @@ local function snapshot(conf)
 end
 
 return require("shmring.kong").handler("rate-limiting",
-    { PRIORITY = 910, VERSION = "0.1.0", snapshot = snapshot })
+    { PRIORITY = 910, VERSION = "0.1.0", snapshot = snapshot, error_exits = true })
