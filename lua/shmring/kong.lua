@@ -225,7 +225,10 @@ local started = false
 -- opts.snapshot(conf) -> { headers = {...}, query = {...} }: for a plugin
 -- whose descriptor declares more than one config reads (configurable
 -- header or arg names), the parts this config reads. Each config table then
--- gets its own phase state, so its snapshots carry only those parts.
+-- gets its own phase state, so its snapshots carry only those parts. conf
+-- is Kong's table, with the keys Kong injects; `route_id` / `service_id`
+-- in the answer replace the request's in the snapshot (rate-limiting keys
+-- its counters by where the plugin is configured, as Kong's does).
 --
 -- opts.serialize = { "key", ... }: SET_CTX values of the access reply that
 -- Kong's plugin of the same name hands to kong.log.set_serialize_value
@@ -258,13 +261,21 @@ function _M.handler(name, opts)
     if opts.snapshot then
         local narrow = opts.snapshot
         local states = setmetatable({}, { __mode = "k" })
-        state_of = function(conf)
-            local st = states[conf]
+        state_of = function(kconf)
+            local st = states[kconf]
             if not st then
-                local parts = narrow(conf)
-                st = phase.state(stub_host, name, setmetatable(
+                local parts = narrow(kconf)
+                local h = stub_host
+                local rid, sid = parts.route_id, parts.service_id
+                if rid or sid then
+                    h = setmetatable({
+                        route_id = rid and function() return rid end,
+                        service_id = sid and function() return sid end,
+                    }, { __index = stub_host })
+                end
+                st = phase.state(h, name, setmetatable(
                     { headers = parts.headers, query = parts.query }, { __index = spec }))
-                states[conf] = st
+                states[kconf] = st
             end
             return st
         end
@@ -290,7 +301,7 @@ function _M.handler(name, opts)
         function h:access(kconf)
             local conf = plugin_conf(kconf)
             sync_consumer(K())
-            local ret = phase.access(state_of(conf), conf)
+            local ret = phase.access(state_of(kconf), conf)
             if serialize then
                 local kv = ngx.ctx.shmring_kv
                 for i = 1, kv and #serialize or 0 do
@@ -305,14 +316,12 @@ function _M.handler(name, opts)
         -- Response headers the access reply asked for (header_filter
         -- cannot wait for the daemon, see docs/gateway.md).
         function h:header_filter(kconf)
-            local conf = plugin_conf(kconf)
-            return phase.header_filter(state_of(conf), conf)
+            return phase.header_filter(state_of(kconf), plugin_conf(kconf))
         end
     end
     if spec.phases.log then
         function h:log(kconf)
-            local conf = plugin_conf(kconf)
-            return phase.log(state_of(conf), conf)
+            return phase.log(state_of(kconf), plugin_conf(kconf))
         end
     end
     return h

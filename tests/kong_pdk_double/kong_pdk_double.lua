@@ -435,6 +435,7 @@ end
 
 local routes = {}   -- name -> { route, service, plugins = { {name, handler, conf}... } }
 local handlers = {} -- plugin name -> handler table
+local shared_confs = {} -- service / global plugins: one config for all their routes
 local seq = 0       -- __seq__ (Kong's is a shared-dict counter; one per config here)
 
 local function load_handler(name)
@@ -475,7 +476,8 @@ function _M.plugin_config(name, input, scope)
 end
 
 -- Declare route `name`: def = { service = "svc" (default: the route's
--- own), plugins = { { name = "shmring-x", config = {...} }, ... } }. Raises
+-- own), plugins = { { name = "shmring-x", config = {...},
+-- scope = nil (on the route) | "service" | "global" }, ... } }. Raises
 -- when a config does not validate, as Kong's Admin API would refuse it.
 function _M.route(name, def)
     local service_name = def.service or name
@@ -486,10 +488,22 @@ function _M.route(name, def)
     route.service = { id = service.id }
     local list = {}
     for _, p in ipairs(def.plugins) do
-        local conf, err = _M.plugin_config(p.name, p.config or {},
-            { route = route, service = service })
+        -- A plugin on the service or global: one config table for every
+        -- route it applies to, without route_id (and service_id), as Kong.
+        local shared = p.scope == "service" and ("service:" .. service_name .. ":" .. p.name)
+            or p.scope == "global" and ("global:" .. p.name)
+        local conf, err = shared and shared_confs[shared]
         if not conf then
-            error("kong double: route " .. name .. ": " .. err, 2)
+            conf, err = _M.plugin_config(p.name, p.config or {}, {
+                route = not p.scope and route or nil,
+                service = p.scope ~= "global" and service or nil,
+            })
+            if not conf then
+                error("kong double: route " .. name .. ": " .. err, 2)
+            end
+            if shared then
+                shared_confs[shared] = conf
+            end
         end
         list[#list + 1] = { name = p.name, handler = load_handler(p.name), conf = conf }
     end
