@@ -104,7 +104,7 @@ def main(build):
         status, _, info = st.get_json("/shmring/status")
         for p in PLUGINS:
             r = info["routes"][p]
-            check(r["plugin"] == p, "/%s runs its own plugin, not the hello fallback (%s)" % (p, r))
+            check(r["plugin"] == p, "/%s runs its own plugin (%s)" % (p, r))
         key_auth(st)
         request_transformer(st)
         correlation_id(st)

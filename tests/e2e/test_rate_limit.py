@@ -105,7 +105,7 @@ def main(build):
         _, _, info = st.get_json("/shmring/status")
         r = info["routes"]["rate-limit"]
         check(r["plugin"] == "rate-limiting",
-              "/rate-limit runs rate-limiting, not the hello fallback (%s)" % r)
+              "/rate-limit runs rate-limiting (%s)" % r)
         sequential(st)
         concurrent(st)
         errors = [l for l in st.tail_log(300).splitlines() if "[error]" in l or "[alert]" in l]
