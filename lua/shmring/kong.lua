@@ -265,15 +265,15 @@ function _M.handler(name, opts)
             local st = states[kconf]
             if not st then
                 local parts = narrow(kconf)
-                local h = stub_host
+                local conf_host = stub_host
                 local rid, sid = parts.route_id, parts.service_id
                 if rid or sid then
-                    h = setmetatable({
+                    conf_host = setmetatable({
                         route_id = rid and function() return rid end,
                         service_id = sid and function() return sid end,
                     }, { __index = stub_host })
                 end
-                st = phase.state(h, name, setmetatable(
+                st = phase.state(conf_host, name, setmetatable(
                     { headers = parts.headers, query = parts.query }, { __index = spec }))
                 states[kconf] = st
             end
@@ -286,6 +286,7 @@ function _M.handler(name, opts)
         end
     end
     local serialize = opts.serialize
+    local reads_login = spec.want.consumer -- the snapshot carries consumer / credential
     local h = {
         PRIORITY = opts.PRIORITY or 1000,
         VERSION = opts.VERSION or _M._VERSION,
@@ -300,7 +301,9 @@ function _M.handler(name, opts)
     if spec.phases.access then
         function h:access(kconf)
             local conf = plugin_conf(kconf)
-            sync_consumer(K())
+            if reads_login then
+                sync_consumer(K())
+            end
             local ret = phase.access(state_of(kconf), conf)
             if serialize then
                 local kv = ngx.ctx.shmring_kv
