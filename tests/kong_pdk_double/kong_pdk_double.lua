@@ -142,6 +142,18 @@ local function check_header(name, value)
     end
 end
 
+-- add_header: the header's values so far, then this one.
+local function with_value(current, v)
+    if current == nil then
+        return v
+    end
+    if type(current) ~= "table" then
+        current = { current }
+    end
+    current[#current + 1] = v
+    return current
+end
+
 local function send(status, body, headers)
     local ctx = ngx.ctx
     ctx.KONG_EXITED = true
@@ -221,15 +233,7 @@ local kong = {
             end,
             add_header = function(n, v)
                 check_header(n, v)
-                local cur = req.get_headers()[n]
-                if cur == nil then
-                    req.set_header(n, v)
-                elseif type(cur) == "table" then
-                    cur[#cur + 1] = v
-                    req.set_header(n, cur)
-                else
-                    req.set_header(n, { cur, v })
-                end
+                req.set_header(n, with_value(req.get_headers()[n], v))
             end,
             clear_header = function(n) req.clear_header(n) end,
             set_path = function(p)
@@ -259,15 +263,7 @@ local kong = {
         end,
         add_header = function(n, v)
             check_header(n, v)
-            local cur = ngx.header[n]
-            if cur == nil then
-                ngx.header[n] = v
-            elseif type(cur) == "table" then
-                cur[#cur + 1] = v
-                ngx.header[n] = cur
-            else
-                ngx.header[n] = { cur, v }
-            end
+            ngx.header[n] = with_value(ngx.header[n], v)
         end,
         exit = function(status, body, headers)
             if type(status) ~= "number" or status < 100 or status > 599 then
