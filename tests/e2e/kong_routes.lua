@@ -11,6 +11,9 @@ local BOB = { id = "b0b00000-0000-4000-8000-000000000002", username = "bob",
               credential_id = "b0b00000-0000-4000-8000-0000000000c2" }
 local DEMO = { id = "7f3c1d2e-0000-4000-8000-000000000001", username = "demo",
                keyauth_credentials = { { id = "7f3c1d2e-0000-4000-8000-00000000a001", key = "demo-key" } } }
+local DEMO_JWT = { id = DEMO.id, username = "demo", jwt_secrets = {
+    { id = "7f3c1d2e-0000-4000-8000-00000000b001", key = "demo-issuer", algorithm = "HS256",
+      secret = "demo-secret" } } }
 local ANON = { id = "a0000000-0000-4000-8000-0000000000aa", username = "anonymous" }
 
 local native_auth = { name = "native-auth", config = { consumers = { ALICE, BOB } } }
@@ -29,10 +32,7 @@ local routes = {
     ["doc-key-auth"] = route(plugin("shmring-key-auth", {
         key_names = { "apikey" }, hide_credentials = true, consumers = { DEMO } })),
     ["doc-jwt"] = route(plugin("shmring-jwt", {
-        claims_to_verify = { "exp" }, maximum_expiration = 3600,
-        consumers = { { id = DEMO.id, username = "demo", jwt_secrets = {
-            { id = "7f3c1d2e-0000-4000-8000-00000000b001", key = "demo-issuer",
-              algorithm = "HS256", secret = "demo-secret" } } } } })),
+        claims_to_verify = { "exp" }, maximum_expiration = 3600, consumers = { DEMO_JWT } })),
     ["doc-rate-limiting"] = route(plugin("shmring-rate-limiting", { minute = 5, policy = "local" })),
     ["doc-request-transformer"] = route(plugin("shmring-request-transformer", {
         remove = { headers = { "x-toremove", "x-another-one" } },
@@ -47,9 +47,14 @@ local routes = {
         plugin("shmring-rate-limiting", { minute = 3, limit_by = "consumer" })),
     ["native-auth-rl-cred"] = route(native_auth,
         plugin("shmring-rate-limiting", { minute = 3, limit_by = "credential" })),
-    -- a native auth, then shmring's key-auth with anonymous (logical OR)
+    -- a native auth, then shmring's key-auth / jwt with anonymous (logical OR)
     ["native-then-key-auth"] = route(native_auth, plugin("shmring-key-auth", {
         anonymous = ANON.id, consumers = { DEMO, ANON } })),
+    ["native-then-jwt"] = route(native_auth, plugin("shmring-jwt", {
+        anonymous = ANON.id, consumers = { DEMO_JWT, ANON } })),
+    -- a native login in shmring's log line
+    ["native-auth-log"] = route(native_auth,
+        plugin("shmring-log", { path = prefix .. "kong-native-log.log" })),
     -- shmring's key-auth, then what Kong's own plugins and loggers see
     ["key-auth-native-reader"] = route(
         plugin("shmring-key-auth", { consumers = { DEMO } }),

@@ -5,7 +5,8 @@ __ws_id, __key__, __seq__, ...), routes in tests/e2e/kong_routes.lua.
 
 - Kong documentation / README configs of every stub work.
 - A native Kong auth, then shmring rate-limiting by consumer and by
-  credential; a native auth before shmring key-auth with `anonymous`.
+  credential, shmring's log; a native auth before shmring key-auth and jwt
+  with `anonymous`.
 - shmring key-auth, then what a native plugin and Kong's file-log see.
 - correlation-id's id in Kong's own logger (set_serialize_value).
 - limit_by = ip counts the forwarded client; counters keyed by the plugin's
@@ -174,6 +175,19 @@ def anonymous_after_native(st):
           "no login at all: the anonymous consumer (%s)" % h)
     status, _, e = echo(st, "/kong/native-then-key-auth", {"apikey": "demo-key"})
     check(status == 200 and e["headers"].get("x-consumer-id") == DEMO, "a key still logs in")
+    status, _, e = echo(st, "/kong/native-then-jwt", {"X-Native-User": "bob"})
+    h = e["headers"]
+    check(status == 200 and h.get("x-consumer-id") == BOB and "x-anonymous-consumer" not in h,
+          "jwt with anonymous leaves a native login alone (%s)" % h)
+    status, _, e = echo(st, "/kong/native-then-jwt")
+    check(status == 200 and e["headers"].get("x-anonymous-consumer") == "true"
+          and e["headers"].get("x-consumer-id") == ANON, "jwt: no login, the anonymous consumer")
+    status, _, _ = st.get("/kong/native-auth-log?who=alice", {"X-Native-User": "alice"})
+    lines = read_lines(os.path.join(st.prefix, "kong-native-log.log"), 1)
+    x = lines[-1] if lines else {}
+    check(status == 200 and x.get("consumer", {}).get("id") == ALICE
+          and x.get("authenticated_entity", {}).get("id") == "a11ce000-0000-4000-8000-0000000000c1",
+          "shmring's log line carries the native login (%s)" % x.get("consumer"))
 
 
 def shmring_auth_seen_natively(st):
