@@ -118,42 +118,14 @@ function M.log(route)
     return double.run("log", route)
 end
 
--- JSON: lua-cjson when installed, else a small encoder (enough for the
--- echo's and the status page's tables), so the demo runs without it.
-local function encode_json(v)
-    local t = type(v)
-    if t == "table" then
-        local n = #v
-        local out = {}
-        if n > 0 or next(v) == nil and getmetatable(v) == "array" then
-            for i = 1, n do out[i] = encode_json(v[i]) end
-            return "[" .. table.concat(out, ",") .. "]"
-        end
-        for k, x in pairs(v) do
-            out[#out + 1] = encode_json(tostring(k)) .. ":" .. encode_json(x)
-        end
-        return "{" .. table.concat(out, ",") .. "}"
-    elseif t == "string" then
-        return '"' .. v:gsub('[%c"\\]', function(c)
-            if c == '"' then return '\\"' end
-            if c == "\\" then return "\\\\" end
-            return string.format("\\u%04x", c:byte())
-        end) .. '"'
-    elseif t == "number" or t == "boolean" then
-        return tostring(v)
-    end
-    return "null"
-end
-local ok_cjson, cjson_mod = pcall(require, "cjson.safe")
-local json = { encode = ok_cjson and cjson_mod.encode or encode_json }
-M.encode_json = encode_json
+-- lua-cjson (scripts/deps.sh installs it; the PDK double needs it too).
+local json = require("cjson.safe")
 
 -- The echo upstream's answer.
 function M.echo()
-    local cjson = json
     ngx.req.read_body()
     ngx.header["Content-Type"] = "application/json"
-    ngx.say(cjson.encode({
+    ngx.say(json.encode({
         method = ngx.req.get_method(),
         path = ngx.var.uri,
         query = ngx.req.get_uri_args(),
@@ -164,7 +136,6 @@ end
 -- Which plugins each route runs (its first C plugin as `plugin`), this
 -- worker's channel and its timer-ng pool (the double's).
 function M.status()
-    local cjson = json
     local client = require("shmring.client")
     local routes = {}
     for name in pairs(M.routes) do
@@ -179,7 +150,7 @@ function M.status()
     end
     local ok, err = client.health()
     ngx.header["Content-Type"] = "application/json"
-    ngx.say(cjson.encode({
+    ngx.say(json.encode({
         routes = routes, worker_pid = ngx.worker.pid(), channel = client.channel_index(),
         daemon = ok and "up" or err, stats = client.stats, timers = double.timers(),
     }))
