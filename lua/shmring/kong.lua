@@ -108,7 +108,8 @@ local host = {
     exit = function(status, body, headers) return K().response.exit(status, body, headers) end,
     authenticate = function(consumer, credential)
         local entity = consumer_entity(consumer)
-        local cred = credential and { id = credential, consumer = entity and { id = entity.id } }
+        local cred = credential and credential ~= ""
+            and { id = credential, consumer = entity and { id = entity.id } } or nil
         if entity or cred then
             local kong = K()
             kong.client.authenticate(entity, cred)
