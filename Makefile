@@ -2,12 +2,13 @@
 #   make demo         build, start shmringd + nginx, send traffic through every plugin, stop
 #   make test         every test: unit, daemon, Lua, end-to-end, fuzz (ASan/UBSan build)
 #   make bench        every benchmark; figures printed and written under bench/results/
+#   make deb          the Debian package, build/deb/shmring_<version>_<arch>.deb
 JOBS ?= $(shell nproc)
 BUILD ?= build/release
 TEST_BUILD ?= build/test
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test demo serve bench bench-ring bench-daemon bench-plugins bench-hello bench-log bench-e2e clean format
+.PHONY: all build test deb demo serve bench bench-ring bench-daemon bench-plugins bench-hello bench-log bench-e2e clean format
 
 all: build
 
@@ -24,6 +25,15 @@ test:
 	  -DSHMRING_WERROR=ON -DSHMRING_FUZZ=ON -DSHMRING_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
 	cmake --build $(TEST_BUILD) -j$(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# The package is the install of a tree configured for /usr: its paths are compiled in.
+deb:
+	@scripts/deps.sh build
+	cmake -S . -B build/deb -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DSHMRING_TESTS=OFF -DSHMRING_BENCH=OFF -DSHMRING_WERROR=OFF -DSHMRING_SANITIZE=OFF \
+	  -DSHMRING_FUZZ=OFF >/dev/null
+	cmake --build build/deb -j$(JOBS)
+	cd build/deb && cpack -G DEB
 
 demo: build
 	@scripts/deps.sh demo

@@ -7,7 +7,8 @@ build=(cmake make gcc clang pkg-config liburing-dev libmsgpack-dev libcmocka-dev
        libluajit2-5.1-dev libinih-dev libjansson-dev libssl-dev libhiredis-dev libxxhash-dev
        systemtap-sdt-dev)
 runtime=(nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-2 lua-cjson luajit2 curl python3)
-extra_test=(redis-server)
+# lintian, luarocks, systemd (systemd-analyze), dpkg-dev, file and strace: tests/install.
+extra_test=(redis-server lintian luarocks systemd dpkg-dev file strace)
 extra_bench=(wrk linux-perf python3-cryptography)
 
 case "${1:-build}" in

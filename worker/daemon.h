@@ -31,6 +31,7 @@ struct shmringd_config {
 	char user[64];             /* "" = keep */
 	char plugin_dir[PATH_MAX]; /* ':'-separated directories */
 	char plugins[1024];        /* ','-separated names; "" = every .so found */
+	bool allow_plugin_errors;  /* scan: start without the plugins that do not load */
 	bool foreground;
 	uint32_t spin_us;            /* busy-poll this long before sleeping */
 	uint32_t idle_timeout_ms;    /* longest futex sleep when nothing is due */
@@ -49,6 +50,11 @@ void shmringd__config_defaults(struct shmringd_config *c);
  * printing why to stderr. *exit_now is set for --help / --version. */
 int shmringd__config_load(struct shmringd_config *c, int argc, char **argv, bool *exit_now);
 void shmringd__usage(FILE *f);
+/* Report a bad value of key on stderr with where it was set by the last
+ * shmringd__config_load(): "FILE:LINE: key: ...", "--key: ..." or
+ * "key (default): ...". */
+void shmringd__config_error(const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Logging to stderr (journal under systemd), prefixed by the process role. */
 extern char shmringd__role[32];
@@ -70,9 +76,14 @@ struct shmringd_plugins {
 	uint32_t n;
 };
 
+/* Whether a plugin that does not load (or a plugin_dir that cannot be read)
+ * stops the daemon: always for a `plugins` list, else unless
+ * allow_plugin_errors is on. */
+bool shmringd__plugins_strict(const struct shmringd_config *c);
 /* dlopen the configured plugins and check their descriptors. With strict,
- * any refusal is an error (returned -1, message in err). Without it,
- * refused plugins stay in the table with their error. */
+ * any refusal, an unreadable plugin_dir or finding no plugin is an error
+ * (returned -1, message in err). Without it, refused plugins stay in the
+ * table with their error. */
 int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plugins *p, bool strict,
                            char *err, size_t errlen);
 /* Run init of every loaded plugin (worker side). */

@@ -151,11 +151,54 @@ static int slot_add(struct shmringd_plugins *p, const char *path, const char *fi
 	return 0;
 }
 
+bool shmringd__plugins_strict(const struct shmringd_config *c)
+{
+	return c->plugins[0] || !c->allow_plugin_errors;
+}
+
+/* Copy the next entry of the ':'-separated list *dirs into dir (possibly
+ * empty) and step past it; false at the end of the list. */
+static bool next_dir(const char **dirs, char *dir, size_t len)
+{
+	if (!**dirs)
+		return false;
+	const char *e = strchr(*dirs, ':');
+	size_t dl = e ? (size_t)(e - *dirs) : strlen(*dirs);
+	snprintf(dir, len, "%.*s", (int)dl, *dirs);
+	*dirs += dl + (e ? 1 : 0);
+	return true;
+}
+
+/* Every directory of plugin_dir must be one shmringd can list: a typo or a
+ * missing package otherwise starts a daemon without its plugins. 0, or -1
+ * with the reason in err. */
+static int plugin_dirs_readable(const char *dirs, char *err, size_t errlen)
+{
+	if (!*dirs) {
+		snprintf(err, errlen, "plugin_dir is empty");
+		return -1;
+	}
+	char dir[PATH_MAX];
+	while (next_dir(&dirs, dir, sizeof(dir))) {
+		if (!dir[0])
+			continue;
+		DIR *d = opendir(dir);
+		if (!d) {
+			snprintf(err, errlen, "plugin_dir %s: %s", dir, strerror(errno));
+			return -1;
+		}
+		closedir(d);
+	}
+	return 0;
+}
+
 int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plugins *p, bool strict,
                            char *err, size_t errlen)
 {
 	memset(p, 0, sizeof(*p));
 	char path[PATH_MAX];
+	if (strict && plugin_dirs_readable(c->plugin_dir, err, errlen) < 0)
+		return -1;
 	if (c->plugins[0]) {
 		/* An explicit list: every named plugin must load. */
 		char list[sizeof(c->plugins)];
@@ -174,13 +217,9 @@ int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plug
 	}
 	/* Every .so of every directory; a bad one is refused, the rest load. */
 	const char *s = c->plugin_dir;
-	while (*s) {
-		const char *e = strchr(s, ':');
-		size_t dl = e ? (size_t)(e - s) : strlen(s);
-		char dir[PATH_MAX];
-		snprintf(dir, sizeof(dir), "%.*s", (int)dl, s);
-		s += dl + (e ? 1 : 0);
-		DIR *d = dl ? opendir(dir) : NULL;
+	char dir[PATH_MAX];
+	while (next_dir(&s, dir, sizeof(dir))) {
+		DIR *d = dir[0] ? opendir(dir) : NULL;
 		if (!d)
 			continue;
 		struct dirent **names = NULL;
@@ -207,6 +246,10 @@ int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plug
 			free(names[i]);
 		}
 		free(names);
+	}
+	if (strict && p->n == 0) {
+		snprintf(err, errlen, "no plugin (*.so) in plugin_dir %s", c->plugin_dir);
+		return -1;
 	}
 	return 0;
 fail:

@@ -100,7 +100,7 @@ static int resolve_ids(const struct shmringd_config *c, uid_t *uid, gid_t *gid)
 		} else if (*end == '\0') {
 			*uid = (uid_t)v;
 		} else {
-			fprintf(stderr, "shmringd: unknown user '%s'\n", c->user);
+			shmringd__config_error("user", "unknown user '%s'", c->user);
 			return -1;
 		}
 	}
@@ -113,7 +113,7 @@ static int resolve_ids(const struct shmringd_config *c, uid_t *uid, gid_t *gid)
 		} else if (*end == '\0') {
 			*gid = (gid_t)v;
 		} else {
-			fprintf(stderr, "shmringd: unknown group '%s'\n", c->group);
+			shmringd__config_error("group", "unknown group '%s'", c->group);
 			return -1;
 		}
 	}
@@ -179,7 +179,7 @@ static int create_stats(const char *dir, mode_t mode)
 	if (fd < 0)
 		return -errno;
 	fchmod(fd, mode & 0666);
-	if (fchown(fd, M.uid, M.gid) < 0 && (M.uid != (uid_t)-1 || M.gid != (gid_t)-1))
+	if ((M.uid != (uid_t)-1 || M.gid != (gid_t)-1) && fchown(fd, M.uid, M.gid) < 0)
 		shmringd__log("chown %s: %s", path, strerror(errno));
 	if (ftruncate(fd, sizeof(struct shmringd_stats)) < 0) {
 		int e = errno;
@@ -428,7 +428,8 @@ static void reload_begin(void)
 
 	struct shmringd_plugins probe;
 	char err[512];
-	if (shmringd__plugins_load(&nc, &probe, nc.plugins[0] != '\0', err, sizeof(err)) < 0) {
+	if (shmringd__plugins_load(&nc, &probe, shmringd__plugins_strict(&nc), err, sizeof(err)) <
+	    0) {
 		shmringd__log("reload: %s; keeping the running workers", err);
 		return;
 	}
@@ -577,8 +578,8 @@ static int check_plugins(void)
 {
 	struct shmringd_plugins p;
 	char err[512];
-	bool strict = M.cfg.plugins[0] != '\0';
-	if (shmringd__plugins_load(&M.cfg, &p, strict, err, sizeof(err)) < 0) {
+	if (shmringd__plugins_load(&M.cfg, &p, shmringd__plugins_strict(&M.cfg), err, sizeof(err)) <
+	    0) {
 		fprintf(stderr, "shmringd: %s\n", err);
 		return -1;
 	}

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A plugin built for another ABI version is refused with a clear message:
- * fatal when named in `plugins`, skipped (and CONF for it answered with the
- * reason) when found by scanning plugin_dir. The minimal example of the
+ * fatal when named in `plugins` or found by scanning plugin_dir, skipped
+ * (and CONF for it answered with the reason) with allow_plugin_errors. A
+ * plugin_dir that cannot be read is fatal too. The minimal example of the
  * header loads and answers. */
 #include "client.h"
 
@@ -11,16 +12,34 @@ int main(void)
 	static struct tc_reply r;
 	char e[512];
 
+	const char *dirs = PLUGIN_DIRS ":" BAD_PLUGIN_DIR;
+
 	/* Named explicitly: shmringd refuses to start. */
-	const char *strict[] = {"--plugins", "hello,badabi", NULL};
+	const char *strict[] = {"--plugin-dir", dirs, "--plugins", "hello,badabi", NULL};
 	tc_pid = tc_spawn(strict);
 	int rc = tc_wait_exit(tc_pid, 10 * SEC);
 	CHECK(rc == 2, "shmringd with a bad plugin exited %d", rc);
 	CHECK(tc_log_contains("badabi.so: plugin ABI version 99, this shmringd speaks version 1"),
 	      "no clear ABI message");
 
-	/* Found by scanning: the others load; CONF for it says why not. */
-	const char *scan[] = {"--workers", "1", "--channels", "2", NULL};
+	/* Found by scanning: refused too, by default. */
+	const char *scan_strict[] = {"--plugin-dir", dirs, NULL};
+	tc_pid = tc_spawn(scan_strict);
+	rc = tc_wait_exit(tc_pid, 10 * SEC);
+	CHECK(rc == 2, "shmringd scanning a bad plugin exited %d", rc);
+
+	/* A plugin_dir that does not exist: refused, the path in the message. */
+	const char *missing[] = {"--plugin-dir", PLUGIN_DIRS ":" BAD_PLUGIN_DIR "-missing", NULL};
+	tc_pid = tc_spawn(missing);
+	rc = tc_wait_exit(tc_pid, 10 * SEC);
+	CHECK(rc == 2, "shmringd with a missing plugin_dir exited %d", rc);
+	CHECK(tc_log_contains("plugin_dir " BAD_PLUGIN_DIR "-missing: No such file or directory"),
+	      "no message naming the missing plugin_dir");
+
+	/* Allowed: the others load; CONF for it says why not. */
+	const char *scan[] = {"--plugin-dir", dirs,        "--allow-plugin-errors",
+	                      "on",           "--workers", "1",
+	                      "--channels",   "2",         NULL};
 	tc_pid = tc_spawn(scan);
 	struct shmring_instance *inst = tc_wait_ready(1, 10 * SEC);
 	CHECK(tc_log_contains("refusing plugin"), "refusal not logged");
