@@ -99,7 +99,8 @@ void shmringd__reply_begin(struct shmring_reply *r, uint32_t max_payload);
 /* Finish: writes {s=0,a=[...]} or {s=1,e=...}; returns the payload length. */
 uint32_t shmringd__reply_finish(struct shmring_reply *r, const char *fallback_error);
 /* A complete reply with only a status and an optional error message. */
-uint32_t shmringd__reply_status(struct shmring_reply *r, uint32_t status, const char *error);
+uint32_t shmringd__reply_status(struct shmring_reply *r, enum shmring_reply_status status,
+                                const char *error);
 
 /* Decode a snapshot map into the request view. 0, or -EBADMSG. */
 int shmringd__request_decode(struct shmring_request *req, const msgpack_object *root);

@@ -592,7 +592,8 @@ void shmringd__reply_begin(struct shmring_reply *r, uint32_t max_payload)
 	put_be(r, 0xdd, 0, 4);
 }
 
-uint32_t shmringd__reply_status(struct shmring_reply *r, uint32_t status, const char *error)
+uint32_t shmringd__reply_status(struct shmring_reply *r, enum shmring_reply_status status,
+                                const char *error)
 {
 	r->len = 0;
 	r->failed = 0;
@@ -617,7 +618,7 @@ uint32_t shmringd__reply_finish(struct shmring_reply *r, const char *fallback_er
 		                               : fallback_error;
 		char copy[sizeof(r->error)];
 		snprintf(copy, sizeof(copy), "%s", msg);
-		return shmringd__reply_status(r, 1, copy);
+		return shmringd__reply_status(r, SHMRING_REPLY_ERROR, copy);
 	}
 	uint8_t *p = r->buf + r->arr_off + 1;
 	p[0] = (uint8_t)(r->nact >> 24);
@@ -669,7 +670,7 @@ static uint8_t *raw_str(uint8_t *p, struct shmring_str s)
 /* [op, a] or [op, a, b]: the exact size reserved once, then written without
  * a bounds check per byte (this was ~40% of key-auth's hook when every
  * byte went through room()). */
-static int act_strs(struct shmring_reply *r, enum shmring_action op, struct shmring_str a,
+static int act_strs(struct shmring_reply *r, enum shmring_action_op op, struct shmring_str a,
                     const struct shmring_str *b)
 {
 	if (a.len > UINT32_MAX || (b && b->len > UINT32_MAX)) {
@@ -690,13 +691,13 @@ static int act_strs(struct shmring_reply *r, enum shmring_action op, struct shmr
 	return act_done(r);
 }
 
-static int act2(struct shmring_reply *r, enum shmring_action op, struct shmring_str a,
+static int act2(struct shmring_reply *r, enum shmring_action_op op, struct shmring_str a,
                 struct shmring_str b)
 {
 	return act_strs(r, op, a, &b);
 }
 
-static int act1(struct shmring_reply *r, enum shmring_action op, struct shmring_str a)
+static int act1(struct shmring_reply *r, enum shmring_action_op op, struct shmring_str a)
 {
 	return act_strs(r, op, a, NULL);
 }

@@ -257,7 +257,8 @@ static int reply_send(struct chan_state *cs, uint64_t req_id, const uint8_t *buf
 	return rc;
 }
 
-static int reply_status(struct chan_state *cs, uint64_t req_id, uint32_t status, const char *e)
+static int reply_status(struct chan_state *cs, uint64_t req_id, enum shmring_reply_status status,
+                        const char *e)
 {
 	uint32_t len = shmringd__reply_status(&W.reply, status, e);
 	return reply_send(cs, req_id, W.reply.buf, len);
@@ -289,7 +290,7 @@ static int bad_record(struct chan_state *cs, const struct shmring_rec *rec, cons
 	if (W.cfg->verbose)
 		shmringd__log("channel %u: bad record (type %u, req %llu): %s", cs->index,
 		              rec->type, (unsigned long long)rec->req_id, why);
-	return rec->req_id ? reply_status(cs, rec->req_id, 1, why) : 0;
+	return rec->req_id ? reply_status(cs, rec->req_id, SHMRING_REPLY_ERROR, why) : 0;
 }
 
 static const msgpack_object empty_map = {.type = MSGPACK_OBJECT_MAP};
@@ -335,10 +336,10 @@ static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 	}
 	if (err[0]) {
 		W.st->conf_refused++;
-		return reply_status(cs, rec->req_id, 1, err);
+		return reply_status(cs, rec->req_id, SHMRING_REPLY_ERROR, err);
 	}
 	W.st->conf_ok++;
-	return reply_status(cs, rec->req_id, 0, NULL);
+	return reply_status(cs, rec->req_id, SHMRING_REPLY_OK, NULL);
 }
 
 static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
@@ -351,7 +352,7 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 	struct conf_ent *e = conf_find(&cs->confs, req.conf_id);
 	if (!e) {
 		W.st->unknown_conf++;
-		return reply_status(cs, rec->req_id, 2, NULL);
+		return reply_status(cs, rec->req_id, SHMRING_REPLY_UNKNOWN_CONF, NULL);
 	}
 	const struct shmring_plugin *d = e->plugin->desc;
 	int (*hook)(void *, const struct shmring_request *, struct shmring_reply *) = NULL;
@@ -374,7 +375,7 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 		snprintf(why, sizeof(why), "plugin %s has no %s phase", e->plugin->name,
 		         phase_name(rec->type));
 		W.st->plugin_errors++;
-		return reply_status(cs, rec->req_id, 1, why);
+		return reply_status(cs, rec->req_id, SHMRING_REPLY_ERROR, why);
 	}
 	shmringd__reply_begin(&W.reply, cs->ch ? shmring_chan_max_payload(cs->ch) : W.reply.max);
 	int rc = hook(e->conf, &req, &W.reply);
@@ -396,7 +397,7 @@ static int handle_log(struct chan_state *cs, const struct shmring_rec *rec)
 	struct conf_ent *e = conf_find(&cs->confs, id);
 	if (!e) {
 		W.st->unknown_conf++;
-		return rec->req_id ? reply_status(cs, rec->req_id, 2, NULL) : 0;
+		return rec->req_id ? reply_status(cs, rec->req_id, SHMRING_REPLY_UNKNOWN_CONF, NULL) : 0;
 	}
 	const struct shmring_plugin *d = e->plugin->desc;
 	if (!(d->phases & SHMRING_PHASE_LOG) || !d->log) {
@@ -444,7 +445,7 @@ static int dispatch(struct chan_state *cs, const struct shmring_rec *rec)
 		W.ctr->errors++;
 		shmringd__log("channel %u: skipping record %llu (type %u): it crashed two workers",
 		              cs->index, (unsigned long long)rec->req_id, rec->type);
-		return rec->req_id ? reply_status(cs, rec->req_id, 1,
+		return rec->req_id ? reply_status(cs, rec->req_id, SHMRING_REPLY_ERROR,
 		                                  "record skipped: the plugin crashed the worker "
 		                                  "twice on it")
 		                   : 0;

@@ -24,7 +24,7 @@ local ngx_log = ngx.log
 local ERR, WARN, NOTICE = ngx.ERR, ngx.WARN, ngx.NOTICE
 local type, pairs, tostring, tonumber, floor = type, pairs, tostring, tonumber, math.floor
 local ffi_string = ffi.string
-local REC = core.REC
+local REC, REPLY = core.REC, core.REPLY
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -416,7 +416,7 @@ end
 local function on_conf_reply(p, payload)
     local rc = C.shmring_client_decode_reply(decoder, payload, #payload, reply_box)
     local r = reply_box[0]
-    if rc < 0 or r.status ~= 0 then
+    if rc < 0 or r.status ~= REPLY.OK then
         conf_registered[p.conf_id] = nil
         local e = (rc == 0 and r.error.ptr ~= nil) and ffi_string(r.error.ptr, r.error.len)
             or core.strerror(rc)
@@ -470,7 +470,7 @@ local function drain()
                 -- there any more: register again before the next record.
                 local r = C.shmring_client_decode_reply(decoder, rec.payload, rec.len, reply_box) == 0
                     and reply_box[0]
-                if r and r.status == 2 then
+                if r and r.status == REPLY.UNKNOWN_CONF then
                     stats.unknown_conf = stats.unknown_conf + 1
                     for k in pairs(conf_registered) do
                         conf_registered[k] = nil
@@ -734,7 +734,7 @@ function submit(rtype, plugin, conf, conf_id, encode, arg)
     if conf_registered[conf_id] ~= gen then
         local rc = conf_write(plugin, conf, conf_id)
         if rc ~= 0 then
-            if rc == 1 then
+            if rc == core.FULL then
                 stats.ring_full = stats.ring_full + 1
                 return nil, "ring full", "unavailable"
             end
@@ -745,7 +745,7 @@ function submit(rtype, plugin, conf, conf_id, encode, arg)
     for _ = 1, 2 do
         local rc = C.shmring_client_begin(chan, cap, msg)
         if rc ~= 0 then
-            if rc == 1 then
+            if rc == core.FULL then
                 stats.ring_full = stats.ring_full + 1
                 C.shmring_publish(chan) -- a CONF may be waiting behind us
                 return nil, "ring full", "unavailable"
@@ -823,10 +823,10 @@ function _M.call(rtype, plugin, conf, encode, arg, timeout)
             return nil, "bad reply: " .. core.strerror(rc), "error"
         end
         local r = reply_box[0]
-        if r.status == 0 then
+        if r.status == REPLY.OK then
             return r, payload
         end
-        if r.status == 2 and attempt == 1 then
+        if r.status == REPLY.UNKNOWN_CONF and attempt == 1 then
             -- The daemon lost our conf (worker restarted): register again.
             stats.unknown_conf = stats.unknown_conf + 1
             conf_registered[conf_id] = nil

@@ -24,7 +24,7 @@ local ngx = ngx
 local ngx_log, ERR = ngx.log, ngx.ERR
 local type, pairs, tostring = type, pairs, tostring
 local ffi_string, ffi_cast = ffi.string, ffi.cast
-local REC = core.REC
+local REC, REPLY = core.REC, core.REPLY
 
 ffi.cdef [[
 struct shmring_sock_frame { uint32_t len; uint16_t type; uint16_t flags; uint64_t req_id; };
@@ -157,7 +157,7 @@ local function conf_reply(sock, plugin, id)
     end
     local rc = C.shmring_client_decode_reply(decoder, payload, #payload, reply_box)
     local r = reply_box[0]
-    if rc < 0 or r.status ~= 0 then
+    if rc < 0 or r.status ~= REPLY.OK then
         local e = (rc == 0 and r.error.ptr ~= nil) and ffi_string(r.error.ptr, r.error.len)
             or core.strerror(rc)
         ngx_log(ERR, "shmring: plugin ", plugin, " refused its config: ", e)
@@ -214,10 +214,10 @@ function _M.call(rtype, plugin, conf, encode, arg, timeout)
             return nil, "bad reply: " .. core.strerror(rc), "error"
         end
         local r = reply_box[0]
-        if r.status == 0 then
+        if r.status == REPLY.OK then
             return r, payload
         end
-        if r.status ~= 2 or attempt == 2 then
+        if r.status ~= REPLY.UNKNOWN_CONF or attempt == 2 then
             local e = r.error.ptr ~= nil and ffi_string(r.error.ptr, r.error.len)
                 or ("status " .. tostring(r.status))
             return nil, "plugin " .. plugin .. ": " .. e, "error"

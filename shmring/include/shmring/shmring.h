@@ -70,6 +70,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "shmring/protocol.h" /* record types */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -98,17 +100,6 @@ enum shmring_result {
 	SHMRING_EMPTY = 2, /* nothing to read */
 };
 
-/* Record types. The library reserves 0; the rest belong to the protocol
- * (see docs/protocol.md) and are opaque to the ring. */
-enum shmring_rec_type {
-	SHMRING_REC_PAD = 0,
-	SHMRING_REC_CONF = 1,
-	SHMRING_REC_ACCESS = 2,
-	SHMRING_REC_REWRITE = 3,
-	SHMRING_REC_HEADER_FILTER = 4,
-	SHMRING_REC_LOG = 5,
-	SHMRING_REC_REPLY = 0x80,
-};
 
 /* Per-channel counters; the client and the server each own one copy on its
  * own cache line, so neither side writes a line the other writes. Fields a
