@@ -6,7 +6,8 @@
 --   luajit tests/lua/fake_server.lua <libshmring.so> <dir> [channels] [seconds] [mode] [ring]
 --   mode: "ok" (default), "slow" (answer after 50 ms), "mute" (never answer),
 --         "stuck" (never even read the SQ, so it fills up),
---         "unknown" (answer s=2 to every first ACCESS of a conf id)
+--         "unknown" (answer s=2 to every first ACCESS of a conf id),
+--         "badop" (hello's response header, then an action op no gateway knows)
 local ffi = require("ffi")
 package.path = arg[0]:gsub("tests/lua/fake_server.lua$", "lua/?.lua;") .. package.path
 local core = require("shmring.core")
@@ -103,6 +104,13 @@ while os.time() < deadline do
                 elseif mode == "unknown" and not seen[tonumber(id) % 2] then
                     seen[tonumber(id) % 2] = true
                     reply(c, id, function() C.shmring_mpw_map(w, 1); s("s"); C.shmring_mpw_uint(w, 2) end)
+                elseif mode == "badop" then
+                    reply(c, id, function()
+                        C.shmring_mpw_map(w, 2); s("s"); C.shmring_mpw_uint(w, 0); s("a")
+                        C.shmring_mpw_array(w, 2)
+                        C.shmring_mpw_array(w, 3); C.shmring_mpw_uint(w, 7); s("X-Hello"); s("World")
+                        C.shmring_mpw_array(w, 1); C.shmring_mpw_uint(w, 99)
+                    end)
                 else
                     reply(c, id, function()
                         C.shmring_mpw_map(w, 2); s("s"); C.shmring_mpw_uint(w, 0); s("a")
