@@ -187,4 +187,57 @@ function _M.strerror(rc)
     return ffi.string(C.shmring_strerror(rc))
 end
 
+---------------------------------------------------------------------------
+-- The worker's REPLY decoder, one per LuaJIT state, shared by both
+-- transports (shmring.client, shmring.socket). A decoded reply points into
+-- the decoder and the payload: it is valid until the next decode, so use
+-- it before anything can yield.
+
+local decoder
+local dec_box = ffi.new("struct shmring_client_decoder *[1]")
+local reply_box = ffi.new("struct shmring_client_reply *[1]")
+
+-- Load the library (see load) and make the decoder. Returns the library,
+-- or nil and why.
+function _M.load_decoder(path)
+    local lib, err = _M.load(path)
+    if not lib then
+        return nil, err
+    end
+    if not decoder then
+        local rc = lib.shmring_client_decoder_new(dec_box)
+        if rc < 0 then
+            return nil, "shmring: decoder: " .. _M.strerror(rc)
+        end
+        decoder = ffi.gc(dec_box[0], lib.shmring_client_decoder_free)
+    end
+    return lib
+end
+
+-- Decode a REPLY payload (a pointer or a Lua string, and its length):
+-- the reply (struct shmring_client_reply *), or nil and -errno.
+function _M.decode_reply(payload, len)
+    local rc = C.shmring_client_decode_reply(decoder, payload, len, reply_box)
+    if rc < 0 then
+        return nil, rc
+    end
+    return reply_box[0]
+end
+
+-- Why a reply is not OK: its "e", or its status.
+function _M.reply_error(r)
+    return r.error.ptr ~= nil and ffi.string(r.error.ptr, r.error.len)
+        or ("status " .. tostring(r.status))
+end
+
+-- The reply to a CONF: nil if the config was accepted, else why not.
+function _M.conf_refusal(payload)
+    local r, rc = _M.decode_reply(payload, #payload)
+    if r and r.status == _M.REPLY.OK then
+        return nil
+    end
+    return r and r.error.ptr ~= nil and ffi.string(r.error.ptr, r.error.len)
+        or _M.strerror(rc or 0)
+end
+
 return _M
