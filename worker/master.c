@@ -120,23 +120,6 @@ static int resolve_ids(const struct shmringd_config *c, uid_t *uid, gid_t *gid)
 	return 0;
 }
 
-static int mkdir_p(const char *dir, mode_t mode)
-{
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s", dir);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* One shmringd per directory: an flock held for the master's life. */
 static int take_lock(const char *dir)
 {
@@ -629,20 +612,6 @@ int main(int argc, char **argv)
 	M.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	signal(SIGPIPE, SIG_IGN);
 
-	mode_t dmode = (M.cfg.mode | ((M.cfg.mode & 0444) >> 2)) & 0777;
-	int rc = mkdir_p(M.cfg.shm_dir, dmode);
-	if (rc < 0) {
-		fprintf(stderr, "shmringd: cannot create %s: %s\n", M.cfg.shm_dir, strerror(-rc));
-		goto fail;
-	}
-	if ((M.lock_fd = take_lock(M.cfg.shm_dir)) < 0)
-		goto fail;
-	/* Plugin regions of a previous run (crashed, or another layout). */
-	shmringd__shared_remove_all(M.cfg.shm_dir);
-	if ((M.uid != (uid_t)-1 || M.gid != (gid_t)-1) && chown(M.cfg.shm_dir, M.uid, M.gid) < 0)
-		shmringd__log("chown %s: %s", M.cfg.shm_dir, strerror(errno));
-	write_lock_pid();
-
 	struct shmring_create_opts o = {.dir = M.cfg.shm_dir,
 	                                .nchannels = M.cfg.channels,
 	                                .nworkers = M.cfg.workers,
@@ -651,6 +620,19 @@ int main(int argc, char **argv)
 	                                .mode = M.cfg.mode,
 	                                .uid = M.uid,
 	                                .gid = M.gid};
+	/* The directory (with the segments' owner) first: the lock lives in it. */
+	int rc = shmring_instance_mkdir(&o);
+	if (rc < 0) {
+		fprintf(stderr, "shmringd: cannot create %s: %s\n", M.cfg.shm_dir,
+		        shmring_strerror(rc));
+		goto fail;
+	}
+	if ((M.lock_fd = take_lock(M.cfg.shm_dir)) < 0)
+		goto fail;
+	/* Plugin regions of a previous run (crashed, or another layout). */
+	shmringd__shared_remove_all(M.cfg.shm_dir);
+	write_lock_pid();
+
 	if ((rc = shmring_instance_create(&o, &M.inst)) < 0) {
 		fprintf(stderr, "shmringd: cannot create the segments in %s: %s\n", M.cfg.shm_dir,
 		        shmring_strerror(rc));

@@ -281,6 +281,19 @@ static int map_chan_hdrs(struct shmring_instance *inst)
 	return 0;
 }
 
+int shmring_instance_mkdir(const struct shmring_create_opts *o)
+{
+	mode_t mode = o->mode ? o->mode : SHMRING_DEFAULT_MODE;
+	if (!o->dir || !*o->dir || (mode & ~07777u))
+		return -EINVAL;
+	/* A name an instance cannot hold: refused before anything is made. */
+	if (strlen(o->dir) >= sizeof(((struct shmring_instance *)0)->dir))
+		return -ENAMETOOLONG;
+	/* Group/other get x wherever they get r, so they can open files. */
+	mode_t dmode = (mode | ((mode & 0444) >> 2)) & 07777;
+	return mkdir_p(o->dir, dmode, o->uid, o->gid);
+}
+
 int shmring_instance_create(const struct shmring_create_opts *in, struct shmring_instance **out)
 {
 	*out = NULL;
@@ -298,9 +311,7 @@ int shmring_instance_create(const struct shmring_create_opts *in, struct shmring
 	if (strlen(o.dir) >= sizeof(((struct shmring_instance *)0)->dir))
 		return -ENAMETOOLONG;
 
-	/* Directory: group/other get x wherever they get r, so they can open files. */
-	mode_t dmode = o.mode | ((o.mode & 0444) >> 2);
-	int rc = mkdir_p(o.dir, dmode & 07777, o.uid, o.gid);
+	int rc = shmring_instance_mkdir(&o);
 	if (rc < 0)
 		return rc;
 

@@ -57,6 +57,25 @@ static void fill_log(struct shmring_mpw *w, void *arg)
 int main(void)
 {
 	tc_init("basic");
+
+	/* An instance directory longer than an instance can hold (but a valid
+	 * path): refused before anything is created, no half-made tree. */
+	static char longdir[PATH_MAX];
+	int end = snprintf(longdir, sizeof(longdir), "%s/long", tc_dir);
+	while (end < PATH_MAX - 20) {
+		int len = PATH_MAX - 20 - end < 200 ? PATH_MAX - 20 - end : 200;
+		longdir[end++] = '/';
+		memset(longdir + end, 'd', (size_t)len - 1);
+		end += len - 1;
+	}
+	longdir[end] = '\0';
+	const char *too_long[] = {"--shm-dir", longdir, NULL};
+	CHECK(tc_wait_exit(tc_spawn(too_long), 10 * SEC) != 0,
+	      "shmringd with a too long shm_dir must fail");
+	snprintf(longdir, sizeof(longdir), "%s/long", tc_dir);
+	CHECK(access(longdir, F_OK) < 0, "a too long shm_dir must not be half created (%s)",
+	      longdir);
+	CHECK(tc_log_contains("too long"), "the error names the cause");
 	const char *args[] = {"--workers", "2", "--channels", "4", NULL};
 	tc_pid = tc_spawn(args);
 	struct shmring_instance *inst = tc_wait_ready(2, 10 * SEC);

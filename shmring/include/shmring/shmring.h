@@ -177,6 +177,13 @@ enum shmring_role { SHMRING_CLIENT = 1, SHMRING_SERVER = 2 };
  * shmring_instance_close(). */
 SHMRING_API int shmring_instance_create(const struct shmring_create_opts *o,
 					struct shmring_instance **out);
+/* Create o->dir and its missing parents, giving the last one the mode and
+ * owner shmring_instance_create() gives it (group/other may search it where
+ * they may read the segments). shmring_instance_create() calls it; a server
+ * calls it first to lock the directory before creating the segments. Only
+ * dir, mode, uid and gid are read. 0, or -EINVAL, -ENAMETOOLONG (a name an
+ * instance cannot hold; nothing is created), -errno. */
+SHMRING_API int shmring_instance_mkdir(const struct shmring_create_opts *o);
 /* Map the control segment of an existing instance (client or worker). The
  * caller owns *out. -ENOENT if no daemon created it, -EPROTO if the file is
  * not a shmring control segment of this ABI. */
