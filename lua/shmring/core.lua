@@ -48,7 +48,7 @@ struct shmring_chan_counters {
 	uint64_t records, bytes, consumed, full, wakeups, corrupt, errors, spare;
 };
 struct shmring_worker_counters {
-	uint64_t pid, records, sleeps, wakeups, errors, restarts, lat_hist_lo, spare;
+	uint64_t pid, records, sleeps, wakeups, errors, restarts, spare[2];
 };
 struct shmring_instance;
 struct shmring_chan;

@@ -30,7 +30,6 @@ int main(void)
 	FIELD(shmring_worker_counters, wakeups);
 	FIELD(shmring_worker_counters, errors);
 	FIELD(shmring_worker_counters, restarts);
-	FIELD(shmring_worker_counters, lat_hist_lo);
 	FIELD(shmring_worker_counters, spare);
 
 	SIZE(shmring_rec);

@@ -57,10 +57,27 @@
  * record would not fit before the end, never at offset 0. Positions are
  * 64-bit and free-running; a ring holds at most its size in unread bytes.
  *
- * Control segment layout (file "ctl"): line 0 holds magic SHMRING_MAGIC_CTL,
- * abi, nchannels, nworkers, epoch, master pid; line 1 heartbeat/closed
- * (master); then SHMRING_MAX_WORKERS worker blocks of two lines each: the
- * worker's wake event (struct shmring_event) and its counters.
+ * Control segment layout (file "ctl", same conventions):
+ *
+ *  line  field                     writer  notes
+ *  0     magic      u64            master  SHMRING_MAGIC_CTL
+ *        abi        u32            master  SHMRING_ABI_VERSION
+ *        nchannels  u32            master
+ *        epoch      u64            master  the channels' epoch
+ *        master_pid u64            master
+ *        sq_size    u32            master  every channel's SQ size
+ *        cq_size    u32            master  every channel's CQ size
+ *  1     heartbeat  u64            master  CLOCK_MONOTONIC ns of last beat
+ *        closed     u32            master  1 after a graceful stop
+ *        nworkers   u32            master  workers serving, <= SHMRING_MAX_WORKERS
+ *  2+2w  worker w's wake event     both    struct shmring_event: clients
+ *                                          notify, worker w waits
+ *  3+2w  worker w's counters       worker  struct shmring_worker_counters
+ *                                          (restarts: master)
+ *  ...   for w in 0 .. SHMRING_MAX_WORKERS - 1
+ *
+ * Both tables are enforced field by field with _Static_assert(offsetof())
+ * next to the structs (src/internal.h).
  * ---------------------------------------------------------------------------
  */
 #ifndef SHMRING_SHMRING_H
@@ -125,8 +142,7 @@ struct shmring_worker_counters {
 	uint64_t wakeups;   /* futex sleeps that ended by a wake */
 	uint64_t errors;    /* malformed records and plugin errors */
 	uint64_t restarts;  /* written by the master */
-	uint64_t lat_hist_lo; /* reserved for the daemon's histogram base */
-	uint64_t spare;
+	uint64_t spare[2];  /* zero: room to grow within the line */
 };
 
 /* A wait/notify pair ("eventcount") living in shared memory: seq is the futex
