@@ -55,8 +55,10 @@
  * the log sinks below for output). A hook that takes long delays every
  * request on the channels that worker serves; one that does not return for
  * watchdog_ms (default 10 s) gets the worker killed and restarted. A worker
- * that crashes is restarted too; a CONF record that crashes two workers in
- * a row is answered with an error instead of being retried.
+ * that crashes is restarted too; any record that crashes two workers in a
+ * row is answered with an error instead of being retried (in practice a
+ * CONF: after a restart a request record's conf id is unknown, so it is
+ * answered "unknown conf" before a hook runs).
  *
  * Memory: every view (struct shmring_str, msgpack_object) handed to a hook
  * points into the shared ring or into the daemon's per-record zone and is
