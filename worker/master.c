@@ -452,60 +452,94 @@ static void stop_begin(void)
 	shmringd__log("stopping: draining rings and log sinks");
 }
 
+/* Beat every BEAT_MS; not while stopping (clients must see the daemon go). */
+static void heartbeat(uint64_t now, uint64_t *next_beat)
+{
+	if (now >= *next_beat && !M.stopping) {
+		shmring_instance_beat(M.inst);
+		*next_beat = now + BEAT_MS * 1000000ull;
+	}
+}
+
+/* How long the master may wait for a signal: until the next beat, or the
+ * next worker restart that is due sooner. */
+static int wait_ms(uint64_t now)
+{
+	int ms = BEAT_MS;
+	for (uint32_t i = 0; i < M.nworkers; i++) {
+		if (M.w[i].state == W_WAIT_RESTART) {
+			int64_t d = (int64_t)(M.w[i].restart_at - now) / 1000000;
+			if (d < ms)
+				ms = d < 0 ? 0 : (int)d;
+		}
+	}
+	return ms;
+}
+
+/* Wait up to ms for signals (the signalfd) and act on each: SIGTERM/SIGINT
+ * stop, SIGHUP reloads. SIGCHLD only wakes us: reap_workers() follows. */
+static void handle_signals(int ms)
+{
+	struct pollfd pfd = {.fd = M.sfd, .events = POLLIN};
+	if (poll(&pfd, 1, ms) <= 0)
+		return;
+	struct signalfd_siginfo si;
+	while (read(M.sfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			stop_begin();
+			break;
+		case SIGHUP:
+			if (!M.stopping && !M.reloading)
+				reload_begin();
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* Stopping: true once every worker is gone; past the deadline, kill them. */
+static bool stop_finished(void)
+{
+	if (!any_worker())
+		return true;
+	if (shmring_now_ns() >= M.stop_deadline) {
+		shmringd__log("workers did not stop in time; killing them");
+		signal_workers(SIGKILL);
+		M.stop_deadline = UINT64_MAX;
+	}
+	return false;
+}
+
+/* One turn of the master, one call per step: beat, wait for a signal and
+ * handle it, reap, then whatever the state (stopping, reloading, running)
+ * asks for. True once the master may exit. */
+static bool master_iteration(uint64_t *next_beat)
+{
+	uint64_t now = shmring_now_ns();
+	heartbeat(now, next_beat);
+	handle_signals(wait_ms(now));
+	reap_workers();
+	if (M.stopping)
+		return stop_finished();
+	if (M.reloading) {
+		if (!any_worker())
+			reload_finish();
+		return false;
+	}
+	restart_due();
+	watchdog();
+	return false;
+}
+
 static int master_loop(void)
 {
 	uint64_t next_beat = 0;
-	for (;;) {
-		uint64_t now = shmring_now_ns();
-		if (now >= next_beat && !M.stopping) {
-			shmring_instance_beat(M.inst);
-			next_beat = now + BEAT_MS * 1000000ull;
-		}
-		struct pollfd pfd = {.fd = M.sfd, .events = POLLIN};
-		int ms = BEAT_MS;
-		for (uint32_t i = 0; i < M.nworkers; i++) {
-			if (M.w[i].state == W_WAIT_RESTART) {
-				int64_t d = (int64_t)(M.w[i].restart_at - now) / 1000000;
-				if (d < ms)
-					ms = d < 0 ? 0 : (int)d;
-			}
-		}
-		if (poll(&pfd, 1, ms) > 0) {
-			struct signalfd_siginfo si;
-			while (read(M.sfd, &si, sizeof(si)) == sizeof(si)) {
-				switch (si.ssi_signo) {
-				case SIGTERM:
-				case SIGINT:
-					stop_begin();
-					break;
-				case SIGHUP:
-					if (!M.stopping && !M.reloading)
-						reload_begin();
-					break;
-				default:
-					break;
-				}
-			}
-		}
-		reap_workers();
-		if (M.stopping) {
-			if (!any_worker())
-				return 0;
-			if (shmring_now_ns() >= M.stop_deadline) {
-				shmringd__log("workers did not stop in time; killing them");
-				signal_workers(SIGKILL);
-				M.stop_deadline = UINT64_MAX;
-			}
-			continue;
-		}
-		if (M.reloading) {
-			if (!any_worker())
-				reload_finish();
-			continue;
-		}
-		restart_due();
-		watchdog();
-	}
+	while (!master_iteration(&next_beat))
+		;
+	return 0;
 }
 
 /* ---- main ------------------------------------------------------------------------ */

@@ -8,6 +8,7 @@
  * shared-line read per batch, not per record. */
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -36,6 +37,14 @@ static int ring_corrupt(struct shmring_chan *c)
 }
 
 /* ---- producer ---------------------------------------------------------- */
+
+/* An open claim lies in the producer's own unpublished space: at most one
+ * padding record past tail, 8-byte aligned, no larger than a record may be. */
+static bool claim_in_own_space(const struct shmring__ring *r)
+{
+	return r->claim_open && r->claim_pos >= r->tail && r->claim_pos - r->tail < r->size &&
+	       (r->claim_pos & 7) == 0 && r->claim_cap <= r->max_payload;
+}
 
 int shmring_claim(struct shmring_chan *c, uint32_t len, struct shmring_claim *claim)
 {
@@ -76,6 +85,7 @@ int shmring_claim(struct shmring_chan *c, uint32_t len, struct shmring_claim *cl
 	r->claim_pos = pos + pad;
 	r->claim_cap = len;
 	r->claim_open = true;
+	assert(claim_in_own_space(r));
 	claim->payload = r->data + ((uint32_t)r->claim_pos & r->mask) + SHMRING_REC_HDR;
 	claim->cap = len;
 	return 0;
@@ -87,6 +97,7 @@ int shmring_commit(struct shmring_chan *c, struct shmring_claim *claim, uint32_t
 	struct shmring__ring *r = &c->out;
 	if (!r->claim_open)
 		return -EINVAL;
+	assert(claim_in_own_space(r));
 	if (len > r->claim_cap || type == SHMRING_REC_PAD) {
 		shmring_abort(c, claim);
 		return -EINVAL;
