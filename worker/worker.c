@@ -402,7 +402,8 @@ static int handle_log(struct chan_state *cs, const struct shmring_rec *rec)
 	struct conf_ent *e = conf_find(&cs->confs, id);
 	if (!e) {
 		W.st->unknown_conf++;
-		return rec->req_id ? reply_status(cs, rec->req_id, SHMRING_REPLY_UNKNOWN_CONF, NULL) : 0;
+		return rec->req_id ? reply_status(cs, rec->req_id, SHMRING_REPLY_UNKNOWN_CONF, NULL)
+		                   : 0;
 	}
 	const struct shmring_plugin *d = e->plugin->desc;
 	if (!(d->phases & SHMRING_PHASE_LOG) || !d->log) {

@@ -72,8 +72,8 @@ struct shmring__ctl_hdr {
 };
 
 /* Every row of the layout tables in shmring.h, enforced: line and byte. */
-#define LAYOUT(type, field, line, byte)                                                           \
-	_Static_assert(offsetof(struct type, field) == (line) * CACHELINE + (byte),                \
+#define LAYOUT(type, field, line, byte)                                                            \
+	_Static_assert(offsetof(struct type, field) == (line)*CACHELINE + (byte),                  \
 	               #type "." #field " is where shmring.h says")
 LAYOUT(shmring__chan_hdr, magic, 0, 0);
 LAYOUT(shmring__chan_hdr, abi, 0, 8);
@@ -137,8 +137,8 @@ struct shmring__ring {
 	uint64_t pend_records; /* committed since the last publish, not yet counted */
 	uint64_t pend_bytes;
 	/* consumer side */
-	uint64_t head;       /* read past, maybe unreleased */
-	uint64_t tail_cache; /* last tail read from the producer */
+	uint64_t head;          /* read past, maybe unreleased */
+	uint64_t tail_cache;    /* last tail read from the producer */
 	uint64_t pend_consumed; /* peeked since the last release, not yet counted */
 };
 
@@ -164,7 +164,7 @@ struct shmring_chan {
 	struct shmring__ring out; /* client: SQ, server: CQ */
 	struct shmring__ring in;  /* client: CQ, server: SQ */
 	struct shmring_chan_counters *mine;
-	bool broken; /* the consumer ring was found corrupt */
+	bool broken;    /* the consumer ring was found corrupt */
 	uint64_t owner; /* client: the owner word we hold, 0 if none */
 };
 

@@ -81,7 +81,7 @@ int shmring_claim(struct shmring_chan *c, uint32_t len, struct shmring_claim *cl
 	}
 	if (pad)
 		__atomic_store_n((uint64_t *)(r->data + off), rec_word0(pad, SHMRING_REC_PAD, 0),
-				 __ATOMIC_RELAXED);
+		                 __ATOMIC_RELAXED);
 	r->claim_pos = pos + pad;
 	r->claim_cap = len;
 	r->claim_open = true;
@@ -91,8 +91,8 @@ int shmring_claim(struct shmring_chan *c, uint32_t len, struct shmring_claim *cl
 	return 0;
 }
 
-int shmring_commit(struct shmring_chan *c, struct shmring_claim *claim, uint32_t len,
-		   uint16_t type, uint16_t flags, uint64_t req_id)
+int shmring_commit(struct shmring_chan *c, struct shmring_claim *claim, uint32_t len, uint16_t type,
+                   uint16_t flags, uint64_t req_id)
 {
 	struct shmring__ring *r = &c->out;
 	if (!r->claim_open)
@@ -155,7 +155,7 @@ int shmring_publish(struct shmring_chan *c)
 }
 
 int shmring_send(struct shmring_chan *c, uint16_t type, uint64_t req_id, const void *payload,
-		 uint32_t len)
+                 uint32_t len)
 {
 	struct shmring_claim cl;
 	int rc = shmring_claim(c, len, &cl);
@@ -221,7 +221,8 @@ int shmring_peek(struct shmring_chan *c, struct shmring_rec *rec)
 		uint32_t total = rec_total(len);
 		if (total > to_end || total > avail)
 			return ring_corrupt(c);
-		rec->req_id = __atomic_load_n((const uint64_t *)(r->data + off + 8), __ATOMIC_RELAXED);
+		rec->req_id =
+		    __atomic_load_n((const uint64_t *)(r->data + off + 8), __ATOMIC_RELAXED);
 		rec->payload = r->data + off + SHMRING_REC_HDR;
 		rec->len = len;
 		rec->type = type;

@@ -129,7 +129,8 @@ static void test_mkdir(void **state)
 	assert_non_null(mkdtemp(top));
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/a/b", top);
-	struct shmring_create_opts o = {.dir = dir, .mode = 0640, .uid = (uid_t)-1, .gid = (gid_t)-1};
+	struct shmring_create_opts o = {
+	    .dir = dir, .mode = 0640, .uid = (uid_t)-1, .gid = (gid_t)-1};
 	mode_t old = umask(0077);
 	assert_int_equal(shmring_instance_mkdir(&o), 0);
 	umask(old);

@@ -117,32 +117,31 @@ enum shmring_result {
 	SHMRING_EMPTY = 2, /* nothing to read */
 };
 
-
 /* Per-channel counters; the client and the server each own one copy on its
  * own cache line, so neither side writes a line the other writes. Fields a
  * side does not use stay 0. records/bytes are added at shmring_publish()
  * and consumed at shmring_release(), once per batch, so they count what was
  * made visible and given back. */
 struct shmring_chan_counters {
-	uint64_t records;   /* records produced (client: SQ, server: CQ) */
-	uint64_t bytes;     /* payload bytes produced */
-	uint64_t consumed;  /* records consumed (client: CQ, server: SQ) */
-	uint64_t full;      /* claims refused with SHMRING_FULL */
-	uint64_t wakeups;   /* futex wakes / doorbells this side sent */
-	uint64_t corrupt;   /* corrupt headers or positions seen as consumer */
-	uint64_t errors;    /* other failures (protocol, deadline, ...) */
+	uint64_t records;  /* records produced (client: SQ, server: CQ) */
+	uint64_t bytes;    /* payload bytes produced */
+	uint64_t consumed; /* records consumed (client: CQ, server: SQ) */
+	uint64_t full;     /* claims refused with SHMRING_FULL */
+	uint64_t wakeups;  /* futex wakes / doorbells this side sent */
+	uint64_t corrupt;  /* corrupt headers or positions seen as consumer */
+	uint64_t errors;   /* other failures (protocol, deadline, ...) */
 	uint64_t spare;
 };
 
 /* Per-worker counters in the control segment, written by that worker. */
 struct shmring_worker_counters {
-	uint64_t pid;       /* current worker pid, 0 if none */
-	uint64_t records;   /* records dispatched */
-	uint64_t sleeps;    /* futex sleeps */
-	uint64_t wakeups;   /* futex sleeps that ended by a wake */
-	uint64_t errors;    /* malformed records and plugin errors */
-	uint64_t restarts;  /* written by the master */
-	uint64_t spare[2];  /* zero: room to grow within the line */
+	uint64_t pid;      /* current worker pid, 0 if none */
+	uint64_t records;  /* records dispatched */
+	uint64_t sleeps;   /* futex sleeps */
+	uint64_t wakeups;  /* futex sleeps that ended by a wake */
+	uint64_t errors;   /* malformed records and plugin errors */
+	uint64_t restarts; /* written by the master */
+	uint64_t spare[2]; /* zero: room to grow within the line */
 };
 
 /* A wait/notify pair ("eventcount") living in shared memory: seq is the futex
@@ -192,7 +191,7 @@ enum shmring_role { SHMRING_CLIENT = 1, SHMRING_SERVER = 2 };
  * "closed" and re-attach. The caller owns *out; free with
  * shmring_instance_close(). */
 SHMRING_API int shmring_instance_create(const struct shmring_create_opts *o,
-					struct shmring_instance **out);
+                                        struct shmring_instance **out);
 /* Create o->dir and its missing parents, giving the last one the mode and
  * owner shmring_instance_create() gives it (group/other may search it where
  * they may read the segments). shmring_instance_create() calls it; a server
@@ -224,7 +223,7 @@ SHMRING_API int shmring_instance_set_workers(struct shmring_instance *inst, uint
 SHMRING_API int64_t shmring_instance_heartbeat_age_ns(const struct shmring_instance *inst);
 
 SHMRING_API struct shmring_event *shmring_instance_worker_event(struct shmring_instance *inst,
-								uint32_t worker);
+                                                                uint32_t worker);
 SHMRING_API struct shmring_worker_counters *
 shmring_instance_worker_counters(struct shmring_instance *inst, uint32_t worker);
 
@@ -233,7 +232,7 @@ shmring_instance_worker_counters(struct shmring_instance *inst, uint32_t worker)
 /* Map channel k in the given role. The geometry is copied and checked once;
  * the epoch must match the instance's. Caller owns *out. */
 SHMRING_API int shmring_chan_open(struct shmring_instance *inst, uint32_t index,
-				  enum shmring_role role, struct shmring_chan **out);
+                                  enum shmring_role role, struct shmring_chan **out);
 /* Client: find a free channel (or one whose owner died), take it with a
  * compare-and-swap of the owner word, and map it. Returns -EBUSY if every
  * channel is held by a live process. */
@@ -256,7 +255,7 @@ SHMRING_API uint64_t shmring_self_owner(void);
  * start time), 0 if not. */
 SHMRING_API int shmring_owner_alive(uint64_t owner);
 SHMRING_API const struct shmring_chan_counters *shmring_chan_counters(const struct shmring_chan *c,
-								      enum shmring_role side);
+                                                                      enum shmring_role side);
 /* This side's own counters (writable). */
 SHMRING_API struct shmring_chan_counters *shmring_chan_my_counters(struct shmring_chan *c);
 /* Max payload a record of this channel's producer ring may carry. */
@@ -273,7 +272,7 @@ SHMRING_API int shmring_claim(struct shmring_chan *c, uint32_t len, struct shmri
 /* Finish the open claim with len <= claim->cap payload bytes. The record is
  * visible to the consumer after the next shmring_publish(). */
 SHMRING_API int shmring_commit(struct shmring_chan *c, struct shmring_claim *claim, uint32_t len,
-			       uint16_t type, uint16_t flags, uint64_t req_id);
+                               uint16_t type, uint16_t flags, uint64_t req_id);
 /* Drop the open claim. */
 SHMRING_API void shmring_abort(struct shmring_chan *c, struct shmring_claim *claim);
 /* Make every committed record visible (one release store) and wake the
@@ -282,7 +281,7 @@ SHMRING_API void shmring_abort(struct shmring_chan *c, struct shmring_claim *cla
 SHMRING_API int shmring_publish(struct shmring_chan *c);
 /* Claim + copy + commit in one call (convenience, one copy). */
 SHMRING_API int shmring_send(struct shmring_chan *c, uint16_t type, uint64_t req_id,
-			     const void *payload, uint32_t len);
+                             const void *payload, uint32_t len);
 /* Bytes of free space in the producer ring (as of the last head refresh). */
 SHMRING_API uint32_t shmring_space(struct shmring_chan *c);
 
@@ -324,7 +323,7 @@ SHMRING_API void shmring_doorbell_disarm(struct shmring_chan *c);
 /* Path of the doorbell socket for channel k (a Unix stream socket the server
  * listens on) written into buf. Returns the length or -ENAMETOOLONG. */
 SHMRING_API int shmring_doorbell_path(const struct shmring_instance *inst, uint32_t index,
-				      char *buf, size_t len);
+                                      char *buf, size_t len);
 
 /* ---- misc ------------------------------------------------------------ */
 
