@@ -139,14 +139,7 @@ static void test_mkdir(void **state)
 	assert_int_equal(st.st_mode & 07777, 0750); /* x where r, whatever the umask */
 
 	/* PATH_MAX - 20 bytes: fits a path, not an instance. */
-	int n = snprintf(dir, sizeof(dir), "%s/long", top);
-	while (n < PATH_MAX - 20) {
-		int len = PATH_MAX - 20 - n < 200 ? PATH_MAX - 20 - n : 200;
-		dir[n++] = '/';
-		memset(dir + n, 'd', (size_t)len - 1);
-		n += len - 1;
-	}
-	dir[n] = '\0';
+	long_path(dir, sizeof(dir), top, PATH_MAX - 20);
 	assert_int_equal(shmring_instance_mkdir(&o), -ENAMETOOLONG);
 	snprintf(dir, sizeof(dir), "%s/long", top);
 	assert_int_equal(access(dir, F_OK), -1);

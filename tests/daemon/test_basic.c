@@ -4,6 +4,7 @@
  * CQ doorbell; conf tables dropped for a new channel owner; shmringctl; a
  * second instance on the same directory refused. */
 #include "client.h"
+#include "core/core_util.h" /* long_path */
 
 static int str_is(const msgpack_object *o, const char *s)
 {
@@ -61,14 +62,7 @@ int main(void)
 	/* An instance directory longer than an instance can hold (but a valid
 	 * path): refused before anything is created, no half-made tree. */
 	static char longdir[PATH_MAX];
-	int end = snprintf(longdir, sizeof(longdir), "%s/long", tc_dir);
-	while (end < PATH_MAX - 20) {
-		int len = PATH_MAX - 20 - end < 200 ? PATH_MAX - 20 - end : 200;
-		longdir[end++] = '/';
-		memset(longdir + end, 'd', (size_t)len - 1);
-		end += len - 1;
-	}
-	longdir[end] = '\0';
+	long_path(longdir, sizeof(longdir), tc_dir, PATH_MAX - 20);
 	const char *too_long[] = {"--shm-dir", longdir, NULL};
 	CHECK(tc_wait_exit(tc_spawn(too_long), 10 * SEC) != 0,
 	      "shmringd with a too long shm_dir must fail");
