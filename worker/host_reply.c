@@ -132,10 +132,10 @@ void shmringd__reply_begin(struct shmring_reply *r, uint32_t max_payload)
 	r->failed = 0;
 	r->error_set = 0;
 	r->error[0] = '\0';
-	/* {"s": 0, "a": array32(n)} */
+	/* {"s": SHMRING_REPLY_OK, "a": array32(n)} */
 	put_u8(r, 0x82);
 	put_str(r, "s", 1);
-	put_u8(r, 0);
+	put_uint(r, SHMRING_REPLY_OK);
 	put_str(r, "a", 1);
 	r->arr_off = r->len;
 	put_be(r, 0xdd, 0, 4);
