@@ -13,6 +13,7 @@
 --   flusher  one SQ publish per event-loop turn (batch_publish);
 --   resend   LOG records answered "unknown conf", sent once more;
 --   pending  request ids and the requests waiting for a reply;
+--   thread   starting the light threads (reaper, flusher);
 --   config   tunables and counters.
 -- This file: waiting for a reply without blocking nginx and without
 -- spinning while idle (wait strategies, docs/gateway.md), call/send, and

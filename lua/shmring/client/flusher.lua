@@ -8,9 +8,9 @@ local semaphore = require("ngx.semaphore")
 local config = require("shmring.client.config")
 local channel = require("shmring.client.channel")
 local pending = require("shmring.client.pending")
+local thread = require("shmring.client.thread")
 
 local ngx = ngx
-local ngx_log, ERR = ngx.log, ngx.ERR
 local cfg = config.cfg
 
 local _M = {
@@ -54,14 +54,7 @@ function _M.start()
     if running or not cfg.batch_publish then
         return
     end
-    local ok, err = ngx.timer.at(0, flusher)
-    if not ok then
-        if err ~= "process exiting" then
-            ngx_log(ERR, "shmring: cannot start the flusher: ", err)
-        end
-        return
-    end
-    running = true
+    running = thread.start(flusher, "flusher")
 end
 
 return _M

@@ -15,6 +15,7 @@ local channel = require("shmring.client.channel")
 local confs = require("shmring.client.confs")
 local pending = require("shmring.client.pending")
 local resend = require("shmring.client.resend")
+local thread = require("shmring.client.thread")
 
 local ngx = ngx
 local ngx_now = ngx.now
@@ -211,15 +212,8 @@ function _M.start()
     if _M.running or cfg.wait == "poll" then
         return _M.running
     end
-    local ok, err = ngx.timer.at(0, reaper)
-    if not ok then
-        if err ~= "process exiting" then
-            ngx_log(ERR, "shmring: cannot start the reaper: ", err)
-        end
-        return false
-    end
-    _M.running = true
-    return true
+    _M.running = thread.start(reaper, "reaper")
+    return _M.running
 end
 
 return _M
