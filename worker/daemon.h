@@ -60,7 +60,7 @@ void shmringd__config_error(const char *key, const char *fmt, ...)
 extern char shmringd__role[32];
 void shmringd__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ---- plugins (host.c) ---------------------------------------------------- */
+/* ---- plugins (host_load.c) ----------------------------------------------- */
 
 struct shmringd_plugin {
 	const struct shmring_plugin *desc; /* NULL if refused */
@@ -91,6 +91,10 @@ void shmringd__plugins_init(struct shmringd_plugins *p);
 void shmringd__plugins_unload(struct shmringd_plugins *p);
 struct shmringd_plugin *shmringd__plugin_find(struct shmringd_plugins *p, const char *name,
                                               size_t len);
+/* A plugin or shared-region name: [a-z0-9_-]{1,63}. */
+bool shmringd__name_ok(const char *n);
+
+/* ---- request views and reply builder (host_request.c, host_reply.c) ----- */
 
 /* The reply under construction: msgpack in a private buffer, copied into
  * the CQ in one claim when finished. */
@@ -110,12 +114,13 @@ void shmringd__reply_begin(struct shmring_reply *r, uint32_t max_payload);
 /* Finish: writes {s=0,a=[...]} or {s=1,e=...}; returns the payload length. */
 uint32_t shmringd__reply_finish(struct shmring_reply *r, const char *fallback_error);
 /* A complete reply with only a status and an optional error message. */
-uint32_t shmringd__reply_status(struct shmring_reply *r, uint32_t status, const char *error);
+uint32_t shmringd__reply_status(struct shmring_reply *r, enum shmring_reply_status status,
+                                const char *error);
 
 /* Decode a snapshot map into the request view. 0, or -EBADMSG. */
 int shmringd__request_decode(struct shmring_request *req, const msgpack_object *root);
 
-/* ---- shared regions (host.c): shmring_shared_region() ------------------------ */
+/* ---- shared regions (host_region.c): shmring_shared_region() ------------- */
 
 #define SHMRINGD_REGION_PREFIX "plugin-"
 /* Where this process maps plugin regions (a worker: its shm_dir and segment

@@ -48,7 +48,8 @@ int main(void)
 	struct tc_conf bad = {.id = 1, .plugin = "badabi"};
 	tc_send(c, SHMRING_REC_CONF, 1, tc_fill_conf, &bad);
 	tc_expect(c, &r, 1, 5 * SEC);
-	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "ABI version 99"), "CONF badabi: %s", e);
+	CHECK(r.s == SHMRING_REPLY_ERROR && strstr(tc_err(&r, e, sizeof(e)), "ABI version 99"),
+	      "CONF badabi: %s", e);
 	struct tc_conf hello = {.id = 2, .plugin = "hello"};
 	tc_register(c, &r, 2, &hello);
 
@@ -59,7 +60,8 @@ int main(void)
 	tc_send(c, SHMRING_REC_ACCESS, 4, tc_fill_access, &id);
 	tc_expect(c, &r, 4, 5 * SEC);
 	const msgpack_object *a = shmring_mp_get(r.root, "a");
-	CHECK(r.s == 0 && a && a->type == MSGPACK_OBJECT_ARRAY && a->via.array.size == 1,
+	CHECK(r.s == SHMRING_REPLY_OK && a && a->type == MSGPACK_OBJECT_ARRAY &&
+	          a->via.array.size == 1,
 	      "minimal plugin reply");
 	shmring_chan_release(c);
 	shmring_instance_close(inst, 0);

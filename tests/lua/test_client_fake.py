@@ -3,6 +3,8 @@
 real daemon does not do on demand:
   - no daemon at all: 503 at once (fail closed), 200 on the fail-open route;
   - a daemon that answers "unknown conf" (s=2): re-register, retry once, 200;
+  - a reply with an action op the gateway does not know: 500, and none of
+    the reply's actions applied;
   - a daemon re-created under the client (new epoch): re-attach, re-claim;
   - replies later than the deadline: 504 within the timeout, the late reply
     is dropped (counted), later requests get their own replies;
@@ -77,6 +79,13 @@ def main(build):
         stats = status(st)["stats"]
         check(stats["reattach"] > gen1, "re-attached after the epoch changed")
         check(stats["unknown_conf"] >= 1, "an unknown-conf reply was retried (%s)" % stats)
+
+        # An action op the gateway does not know: the reply is refused whole.
+        start_fake("badop")
+        time.sleep(0.2)
+        s, h, b, _ = timed(st, "/hello")
+        check(s == 500 and "x-hello" not in h,
+              "unknown action op: 500, no action applied (%d %s %s)" % (s, h.get("x-hello"), b[:80]))
 
         # Replies 50 ms late; /hello-20ms has a 20 ms deadline.
         start_fake("slow")
