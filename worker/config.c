@@ -68,8 +68,9 @@ static const struct opt opts[] = {
           "membership",
           "the daemon's"),
     O_STR("user", user,
-          "when started as root: after creating the files (owned by this user), switch to "
-          "this user (name or uid)",
+          "required when started as root (shmringd refuses root without it): root only "
+          "makes the instance directory, owned by this user, then switches to this user "
+          "(name or uid) before making any file in it; root = stay root, deliberately",
           "none"),
     O_STR("plugin_dir", plugin_dir,
           "':'-separated directories of plugin .so files; each must exist and be "

@@ -76,13 +76,14 @@ static struct {
 	struct wslot w[SHMRING_MAX_WORKERS];
 	uint32_t nworkers;
 	int lock_fd;
-	int sfd; /* signalfd */
+	int dirfd; /* the instance directory: every file of ours is opened relative to it */
+	int sfd;   /* signalfd */
 	uid_t uid;
 	gid_t gid;
 	bool stopping;
 	bool reloading;
 	uint64_t stop_deadline;
-} M = {.lock_fd = -1, .sfd = -1, .sock_fd = -1};
+} M = {.lock_fd = -1, .dirfd = -1, .sfd = -1, .sock_fd = -1};
 
 /* ---- setup ---------------------------------------------------------------- */
 
@@ -123,11 +124,11 @@ static int resolve_ids(const struct shmringd_config *c, uid_t *uid, gid_t *gid)
 /* One shmringd per directory: an flock held for the master's life. */
 static int take_lock(const char *dir)
 {
-	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/" SHMRINGD_LOCK_NAME, dir);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd =
+	    openat(M.dirfd, SHMRINGD_LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		fprintf(stderr, "shmringd: cannot open lock file %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "shmringd: cannot open lock file %s/%s: %s\n", dir,
+		        SHMRINGD_LOCK_NAME, strerror(errno));
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -153,17 +154,16 @@ static void write_lock_pid(void)
 		shmringd__log("cannot write lock file: %s", strerror(errno));
 }
 
-static int create_stats(const char *dir, mode_t mode)
+static int create_stats(mode_t mode)
 {
-	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/" SHMRINGD_STATS_NAME, dir);
-	unlink(path);
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0666);
+	unlinkat(M.dirfd, SHMRINGD_STATS_NAME, 0);
+	int fd = openat(M.dirfd, SHMRINGD_STATS_NAME,
+	                O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0666);
 	if (fd < 0)
 		return -errno;
 	fchmod(fd, mode & 0666);
-	if ((M.uid != (uid_t)-1 || M.gid != (gid_t)-1) && fchown(fd, M.uid, M.gid) < 0)
-		shmringd__log("chown %s: %s", path, strerror(errno));
+	if (M.gid != (gid_t)-1 && fchown(fd, (uid_t)-1, M.gid) < 0)
+		shmringd__log("chown %s: %s", SHMRINGD_STATS_NAME, strerror(errno));
 	if (ftruncate(fd, sizeof(struct shmringd_stats)) < 0) {
 		int e = errno;
 		close(fd);
@@ -197,8 +197,9 @@ static int create_bells(void)
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return -errno;
-		/* Bind with a tight umask, then open up to the configured mode. */
-		mode_t old = umask(0077);
+		/* bind() makes the socket with the mode the umask leaves: the
+		 * configured one, with no chmod by path afterwards. */
+		mode_t old = umask(~M.cfg.mode & 0777);
 		rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 		umask(old);
 		if (rc < 0 || listen(fd, 64) < 0) {
@@ -206,9 +207,9 @@ static int create_bells(void)
 			close(fd);
 			return rc;
 		}
-		chmod(sa.sun_path, M.cfg.mode & 0666);
-		if ((M.uid != (uid_t)-1 || M.gid != (gid_t)-1) &&
-		    chown(sa.sun_path, M.uid, M.gid) < 0)
+		const char *name = strrchr(sa.sun_path, '/') + 1;
+		if (M.gid != (gid_t)-1 &&
+		    fchownat(M.dirfd, name, (uid_t)-1, M.gid, AT_SYMLINK_NOFOLLOW) < 0)
 			shmringd__log("chown %s: %s", sa.sun_path, strerror(errno));
 		M.bell_fds[k] = fd;
 	}
@@ -225,11 +226,22 @@ static void remove_bells(void)
 	}
 }
 
+/* Root only makes and hands over the instance directory (see main): the
+ * rest is done as the configured user, keeping the configured group so
+ * that files can be given to it. */
 static int drop_privileges(void)
 {
-	if (!M.cfg.user[0] || geteuid() != 0)
+	if (geteuid() != 0)
 		return 0;
-	if (setgroups(0, NULL) < 0 || setgid(M.gid) < 0 || setuid(M.uid) < 0) {
+	if (M.uid == 0) {
+		shmringd__log("running as root (user = %s): not recommended", M.cfg.user);
+		return 0;
+	}
+	if (M.gid == (gid_t)-1) {
+		fprintf(stderr, "shmringd: user %s is a uid: set group too\n", M.cfg.user);
+		return -1;
+	}
+	if (setgroups(1, &M.gid) < 0 || setgid(M.gid) < 0 || setuid(M.uid) < 0) {
 		fprintf(stderr, "shmringd: cannot switch to user %s: %s\n", M.cfg.user,
 		        strerror(errno));
 		return -1;
@@ -258,6 +270,7 @@ static void start_worker(uint32_t slot)
 	if (pid == 0) {
 		close(M.sfd);
 		close(M.lock_fd);
+		close(M.dirfd);
 		struct shmringd_worker_args a = {.cfg = &M.cfg,
 		                                 .inst = M.inst,
 		                                 .slot = slot,
@@ -630,6 +643,11 @@ int main(int argc, char **argv)
 		return 2;
 	if (shmringd__check_only)
 		return 0;
+	if (geteuid() == 0 && !M.cfg.user[0]) {
+		fprintf(stderr, "shmringd: refusing to run as root without `user`: set user to the "
+		                "daemon's own account (e.g. shmring), or to root deliberately\n");
+		return 2;
+	}
 
 	int report_fd = -1;
 	if (!M.cfg.foreground && daemonize(&report_fd) < 0) {
@@ -655,13 +673,20 @@ int main(int argc, char **argv)
 	                                .mode = M.cfg.mode,
 	                                .uid = M.uid,
 	                                .gid = M.gid};
-	/* The directory (with the segments' owner) first: the lock lives in it. */
-	int rc = shmring_instance_mkdir(&o);
+	/* The directory, given to the daemon's user, is all root makes: every
+	 * file in it is made after the switch, so a symlink or a file planted
+	 * there never meets a root open, chown or truncate. */
+	int rc = M.dirfd = shmring_instance_mkdir(&o);
 	if (rc < 0) {
-		fprintf(stderr, "shmringd: cannot create %s: %s\n", M.cfg.shm_dir,
-		        shmring_strerror(rc));
+		fprintf(stderr, "shmringd: cannot create %s: %s%s\n", M.cfg.shm_dir,
+		        shmring_strerror(rc),
+		        rc == -EPERM ? " (it, or a directory above it, belongs to someone else or "
+		                       "is writable by others)"
+		                     : "");
 		goto fail;
 	}
+	if (drop_privileges() < 0)
+		goto fail;
 	if ((M.lock_fd = take_lock(M.cfg.shm_dir)) < 0)
 		goto fail;
 	/* Plugin regions of a previous run (crashed, or another layout). */
@@ -675,7 +700,7 @@ int main(int argc, char **argv)
 	}
 	M.nchannels = shmring_instance_nchannels(M.inst);
 	M.nworkers = M.cfg.workers;
-	if ((rc = create_stats(M.cfg.shm_dir, M.cfg.mode)) < 0 || (rc = create_bells()) < 0) {
+	if ((rc = create_stats(M.cfg.mode)) < 0 || (rc = create_bells()) < 0) {
 		fprintf(stderr, "shmringd: cannot create files in %s: %s\n", M.cfg.shm_dir,
 		        strerror(-rc));
 		goto fail_inst;
@@ -688,9 +713,6 @@ int main(int argc, char **argv)
 			goto fail_inst;
 		}
 	}
-	if (drop_privileges() < 0)
-		goto fail_inst;
-
 	/* Set up: the launching shell gets its exit status now, and the
 	 * workers are forked with the final stdio and logging. */
 	report_start(report_fd, 0);
@@ -706,12 +728,9 @@ int main(int argc, char **argv)
 	if (M.sock_fd >= 0)
 		unlink(M.cfg.socket);
 	shmringd__shared_remove_all(M.cfg.shm_dir);
-	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/" SHMRINGD_STATS_NAME, M.cfg.shm_dir);
-	unlink(path);
+	unlinkat(M.dirfd, SHMRINGD_STATS_NAME, 0);
 	shmring_instance_close(M.inst, 1);
-	snprintf(path, sizeof(path), "%s/" SHMRINGD_LOCK_NAME, M.cfg.shm_dir);
-	unlink(path);
+	unlinkat(M.dirfd, SHMRINGD_LOCK_NAME, 0);
 	close(M.lock_fd);
 	shmringd__log("stopped");
 	free(M.bell_fds);

@@ -819,7 +819,9 @@ static void plugins_init(const struct shmringd_worker_args *a)
 	char err[512];
 	if (shmringd__plugins_load(a->cfg, &W.plugins, false, err, sizeof(err)) < 0)
 		shmringd__log("%s", err);
-	shmringd__shared_setup(a->cfg->shm_dir, a->cfg->mode);
+	/* Plugin regions are the daemon's own: the gateway's group has no
+	 * business reading or resizing them. */
+	shmringd__shared_setup(a->cfg->shm_dir, 0600);
 	shmringd__plugins_init(&W.plugins);
 	for (uint32_t i = 0; i < SHMRINGD_STATS_PLUGINS; i++) {
 		struct shmringd_plugin_stats *ps = &W.st->plugins[i];

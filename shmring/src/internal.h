@@ -144,6 +144,8 @@ struct shmring__ring {
 
 struct shmring_instance {
 	char dir[PATH_MAX - 32];
+	int dirfd;   /* dir, opened once: every segment is opened relative to it */
+	uid_t owner; /* dir's owner, who must own every segment in it */
 	struct shmring__ctl_hdr *ctl;
 	size_t ctl_size;
 	uint64_t epoch;     /* private copy */
@@ -176,6 +178,5 @@ static inline bool shmring__chan_closed(const struct shmring_chan *c)
 }
 
 int shmring__read_starttime(pid_t pid, uint64_t *out);
-int shmring__chan_path(const char *dir, uint32_t index, char *buf, size_t len);
 
 #endif

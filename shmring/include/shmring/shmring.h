@@ -192,17 +192,33 @@ enum shmring_role { SHMRING_CLIENT = 1, SHMRING_SERVER = 2 };
  * shmring_instance_close(). */
 SHMRING_API int shmring_instance_create(const struct shmring_create_opts *o,
                                         struct shmring_instance **out);
-/* Create o->dir and its missing parents, giving the last one the mode and
- * owner shmring_instance_create() gives it (group/other may search it where
- * they may read the segments). shmring_instance_create() calls it; a server
- * calls it first to lock the directory before creating the segments. Only
- * dir, mode, uid and gid are read. 0, or -EINVAL, -ENAMETOOLONG (a name an
- * instance cannot hold; nothing is created), -errno. */
+/* Create o->dir and its missing parents, giving the last one the owner
+ * shmring_instance_create() gives it and a mode no one but its owner may
+ * write to (group/other may search it where they may use the segments).
+ * Every parent must belong to root or to the daemon (the caller, or o->uid)
+ * and be writable by no one else unless sticky; an existing o->dir must
+ * already be the caller's or o->uid's. shmring_instance_create() calls it; a
+ * server calls it first, before dropping root, to lock the directory. Only
+ * dir, mode, uid and gid are read. An O_DIRECTORY fd of o->dir that the
+ * caller closes, or -EINVAL, -ENAMETOOLONG (a name an instance cannot hold;
+ * nothing is created), -EPERM (a directory someone else could replace),
+ * -ELOOP (o->dir is a symlink), -errno. */
 SHMRING_API int shmring_instance_mkdir(const struct shmring_create_opts *o);
-/* Map the control segment of an existing instance (client or worker). The
- * caller owns *out. -ENOENT if no daemon created it, -EPROTO if the file is
- * not a shmring control segment of this ABI. */
+/* Map the control segment of an existing instance (client or worker),
+ * trusting it only if dir belongs to root or to owner (a uid; -1 = the
+ * caller's effective uid), no one else may write to dir, and ctl is a
+ * regular file of dir's owner (opened with O_NOFOLLOW, as every channel
+ * later). The caller owns *out. -ENOENT if no daemon created it, -EPERM if
+ * someone else owns it, -EPROTO if the file is not a shmring control
+ * segment of this ABI. */
+SHMRING_API int shmring_instance_attach_owned(const char *dir, int64_t owner,
+                                              struct shmring_instance **out);
+/* shmring_instance_attach_owned(dir, -1, out): a daemon of the same user. */
 SHMRING_API int shmring_instance_attach(const char *dir, struct shmring_instance **out);
+/* The uid of a user name (or of a decimal uid), for the owner argument
+ * above; -ENOENT if there is no such user. May ask NSS: call it once at
+ * start-up, not per attach. */
+SHMRING_API int64_t shmring_user_uid(const char *name);
 /* Unmap; with unlink != 0 (server only) remove the segment files too. */
 SHMRING_API void shmring_instance_close(struct shmring_instance *inst, int unlink_files);
 
