@@ -140,6 +140,8 @@ static struct {
 	struct shmringd_plugins plugins;
 	struct shmring_reply reply;
 	struct shmring_mpr mpr;
+	uint8_t *payload; /* the record being dispatched, copied out of its ring */
+	uint32_t payload_cap;
 	struct shmring_worker_counters *ctr;
 	struct shmringd_worker_stats *st;
 	uint64_t now;
@@ -464,7 +466,17 @@ static int dispatch(struct chan_state *cs, const struct shmring_rec *rec)
 		snprintf(why, sizeof(why), "unknown record type %u", rec->type);
 		return bad_record(cs, rec, why);
 	}
-	int rc = shmring_mpr_parse(&W.mpr, rec->payload, rec->len);
+	/* One copy out of the ring before any check: the client may rewrite the
+	 * ring while we read it, and then what was validated is not what is
+	 * parsed, nor what the plugin's views show. Socket frames are private. */
+	const uint8_t *payload = rec->payload;
+	if (cs->ch) {
+		if (rec->len > W.payload_cap)
+			return bad_record(cs, rec, "record larger than the ring allows");
+		memcpy(W.payload, rec->payload, rec->len);
+		payload = W.payload;
+	}
+	int rc = shmring_mpr_parse(&W.mpr, payload, rec->len);
 	if (rc < 0)
 		return bad_record(cs, rec,
 		                  rc == -ENOMEM ? "record too complex (out of memory)"
@@ -679,6 +691,7 @@ __attribute__((noreturn)) static void worker_exit(int code)
 	shmringd__plugins_unload(&W.plugins);
 	shmringd__sinks_fini();
 	shmring_mpr_destroy(&W.mpr);
+	free(W.payload);
 	free(W.reply.buf);
 	free(W.chans);
 	W.ctr->pid = 0;
@@ -806,7 +819,9 @@ static void crash_accounting(const struct shmringd_worker_args *a)
 /* The parser, the log sinks, the plugins (loaded, init, counted). */
 static void plugins_init(const struct shmringd_worker_args *a)
 {
-	if (shmring_mpr_init(&W.mpr) < 0) {
+	W.payload_cap = a->cfg->ring_size / 2; /* a ring's largest record */
+	W.payload = malloc(W.payload_cap);
+	if (!W.payload || shmring_mpr_init(&W.mpr) < 0) {
 		shmringd__log("out of memory");
 		exit(3);
 	}
