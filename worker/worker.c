@@ -862,8 +862,13 @@ static void channels_open(const struct shmringd_worker_args *a)
 		struct chan_state *cs = &W.chans[W.nchans];
 		int rc = shmring_chan_open(a->inst, k, SHMRING_SERVER, &cs->ch);
 		if (rc < 0) {
-			shmringd__log("cannot open channel %u: %s", k, shmring_strerror(rc));
-			exit(3);
+			/* Reported, counted (the channel's corrupt counter, the
+			 * worker's errors) and skipped: exiting would leave every
+			 * other channel of this slot unserved, restart after restart. */
+			shmringd__log("channel %u: cannot open (%s); not served", k,
+			              shmring_strerror(rc));
+			W.ctr->errors++;
+			continue;
 		}
 		cs->index = k;
 		cs->owner = shmring_chan_owner(cs->ch);
@@ -871,7 +876,7 @@ static void channels_open(const struct shmringd_worker_args *a)
 		cs->bell_conn = -1;
 		W.nchans++;
 	}
-	W.reply.max = W.nchans ? shmring_chan_max_payload(W.chans[0].ch) : 4096;
+	W.reply.max = W.nchans ? shmring_chan_max_payload(W.chans[0].ch) : a->cfg->ring_size / 2;
 	if (a->cfg->verbose)
 		shmringd__log("serving %u channel(s), %u plugin(s)", W.nchans, W.plugins.n);
 }

@@ -714,6 +714,7 @@ int shmring_chan_open(struct shmring_instance *inst, uint32_t index, enum shmrin
 		c->mine = &h->server;
 	}
 	if (rc < 0) {
+		c->mine->corrupt++; /* seen by this side, as ring_corrupt() counts it */
 		munmap(m, size);
 		free(c);
 		return rc;
