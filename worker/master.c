@@ -157,11 +157,14 @@ static void write_lock_pid(void)
 static int create_stats(mode_t mode)
 {
 	unlinkat(M.dirfd, SHMRINGD_STATS_NAME, 0);
+	/* Read-only for group and other: the master and the workers write it
+	 * through a mapping that a truncation would turn into SIGBUS. */
+	mode &= 0644;
 	int fd = openat(M.dirfd, SHMRINGD_STATS_NAME,
-	                O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0666);
+	                O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
-	fchmod(fd, mode & 0666);
+	fchmod(fd, mode);
 	if (M.gid != (gid_t)-1 && fchown(fd, (uid_t)-1, M.gid) < 0)
 		shmringd__log("chown %s: %s", SHMRINGD_STATS_NAME, strerror(errno));
 	if (ftruncate(fd, sizeof(struct shmringd_stats)) < 0) {
@@ -470,6 +473,16 @@ static void stop_begin(void)
 static void heartbeat(uint64_t now, uint64_t *next_beat)
 {
 	if (now >= *next_beat && !M.stopping) {
+		/* Before the beat: a beat into a truncated ctl lands in private
+		 * zero pages (libshmring's SIGBUS guard), seen by no client. */
+		if (shmring_instance_repair(M.inst) == 1) {
+			/* Its counters are lost; the workers' pids are what clients
+			 * and shmringctl need back. */
+			for (uint32_t i = 0; i < M.nworkers; i++)
+				shmring_instance_worker_counters(M.inst, i)->pid =
+				    (uint64_t)M.w[i].pid;
+			shmringd__log("ctl was truncated or overwritten: restored");
+		}
 		shmring_instance_beat(M.inst);
 		*next_beat = now + BEAT_MS * 1000000ull;
 	}

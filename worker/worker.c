@@ -540,6 +540,14 @@ static int drain_channel(struct chan_state *cs)
 	}
 	if (g_stop == HANDOFF)
 		return 0; /* the next worker reads the rest */
+	if (!cs->broken_logged && shmring_chan_check(cs->ch) < 0) {
+		/* Truncated (libshmring's SIGBUS guard left us zeros) or its
+		 * read-only line overwritten: nothing in it can be trusted. */
+		shmringd__log("channel %u: segment truncated or overwritten: corrupt, not served",
+		              cs->index);
+		W.ctr->errors++;
+		cs->broken_logged = true;
+	}
 	check_owner(cs);
 	int n = 0;
 	uint64_t t0 = 0;
@@ -707,6 +715,9 @@ struct loop {
 
 static int serve_channels(void)
 {
+	/* ctl truncated under us (our counters and event live there): map the
+	 * file again once it has its size back (the master sees to that). */
+	shmring_instance_repair(W.inst);
 	int n = 0;
 	for (uint32_t i = 0; i < W.nchans; i++)
 		n += drain_channel(&W.chans[i]);

@@ -7,7 +7,7 @@
 #include <string.h>
 
 struct shmring_client_decoder {
-	struct shmring_mpr reader;        /* zone reused reply after reply */
+	struct shmring_mpr reader;         /* zone reused reply after reply */
 	struct shmring_client_reply reply; /* what decode_reply() hands out */
 };
 
@@ -63,7 +63,7 @@ static void action_of(const msgpack_object *arr, struct shmring_client_action *a
 	for (uint32_t i = 1; i < n; i++) {
 		const msgpack_object *o = &v[i];
 		if (!have_num && (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-				  o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
+		                  o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
 			int64_t x = o->via.i64;
 			if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 > INT32_MAX)
 				x = INT32_MAX;
@@ -80,7 +80,7 @@ static void action_of(const msgpack_object *arr, struct shmring_client_action *a
 }
 
 int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *buf, uint32_t len,
-				struct shmring_client_reply **out)
+                                struct shmring_client_reply **out)
 {
 	*out = NULL;
 	struct shmring_client_reply *r = &d->reply;
@@ -129,7 +129,7 @@ uint32_t shmring_client_map_len(const void *map)
 }
 
 int shmring_client_map_str(const void *map, uint32_t i, struct shmring_client_str *key,
-			   struct shmring_client_str *val)
+                           struct shmring_client_str *val)
 {
 	memset(key, 0, sizeof(*key));
 	memset(val, 0, sizeof(*val));
@@ -156,7 +156,7 @@ int shmring_client_begin(struct shmring_chan *c, uint32_t cap, struct shmring_cl
 }
 
 int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uint16_t type,
-		       uint64_t req_id, int publish)
+                       uint64_t req_id, int publish)
 {
 	int len = shmring_mpw_finish(&m->w);
 	if (len < 0) {
@@ -172,10 +172,14 @@ int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uin
 }
 
 int shmring_client_health(const struct shmring_instance *inst, const struct shmring_chan *c,
-			  int64_t max_age_ns)
+                          int64_t max_age_ns)
 {
 	if (c && shmring_chan_is_closed(c))
 		return -ESTALE;
+	/* A truncated or overwritten channel: attach again, to another. */
+	if (c && shmring_chan_check(c) < 0)
+		return -ESTALE;
+
 	int64_t age = shmring_instance_heartbeat_age_ns(inst);
 	if (age < 0)
 		return (int)age;

@@ -207,7 +207,7 @@ static void mark_old_closed(int dirfd, const char *name, bool is_ctl)
 		return;
 	size_t need = is_ctl ? sizeof(struct shmring__ctl_hdr) : HDR_BYTES;
 	if ((size_t)st.st_size >= need) {
-		void *m = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		void *m = shmring__map_segment(fd, need);
 		if (m != MAP_FAILED) {
 			if (is_ctl) {
 				struct shmring__ctl_hdr *h = m;
@@ -218,7 +218,7 @@ static void mark_old_closed(int dirfd, const char *name, bool is_ctl)
 				if (h->magic == SHMRING_MAGIC_CHAN)
 					atomic_store_explicit(&h->closed, 1, memory_order_release);
 			}
-			munmap(m, need);
+			shmring__unmap_segment(m, need);
 		}
 	}
 	close(fd);
@@ -243,13 +243,13 @@ static int create_segment(int dirfd, const char *name, size_t size,
 		rc = -errno;
 		goto out;
 	}
-	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *m = shmring__map_segment(fd, size);
 	if (m == MAP_FAILED) {
 		rc = -errno;
 		goto out;
 	}
 	init(m, arg);
-	munmap(m, size);
+	shmring__unmap_segment(m, size);
 	if (renameat(dirfd, tmp, dirfd, name) < 0)
 		rc = -errno;
 out:
@@ -311,7 +311,7 @@ static void unmap_chan_hdrs(struct shmring_instance *inst)
 		return;
 	for (uint32_t k = 0; k < inst->nchannels; k++)
 		if (inst->hdrs[k])
-			munmap(inst->hdrs[k], HDR_BYTES);
+			shmring__unmap_segment(inst->hdrs[k], HDR_BYTES);
 	free(inst->hdrs);
 	inst->hdrs = NULL;
 }
@@ -333,7 +333,7 @@ static int map_chan_hdrs(struct shmring_instance *inst)
 			close(fd);
 			return -EPROTO;
 		}
-		void *m = mmap(NULL, HDR_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		void *m = shmring__map_segment(fd, HDR_BYTES);
 		close(fd);
 		if (m == MAP_FAILED)
 			return -errno;
@@ -387,15 +387,18 @@ static int attach_at(const char *dir, int dirfd, struct shmring_instance **out)
 		goto fail;
 	}
 	inst->ctl_size = sizeof(struct shmring__ctl_hdr);
-	inst->ctl = mmap(NULL, inst->ctl_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	inst->ctl = shmring__map_segment(fd, inst->ctl_size);
 	close(fd);
 	if (inst->ctl == MAP_FAILED) {
 		rc = -errno;
 		inst->ctl = NULL;
 		goto fail;
 	}
-	/* Read the read-only line once, after the magic (see ctl_init). */
+	/* Read the read-only line once, after the magic (see ctl_init); the
+	 * copy is what shmring_instance_repair() writes back. */
 	uint64_t magic = __atomic_load_n(&inst->ctl->magic, __ATOMIC_ACQUIRE);
+	memcpy(inst->ctl_line0, inst->ctl, CACHELINE);
+	inst->nworkers = atomic_load_explicit(&inst->ctl->nworkers, memory_order_relaxed);
 	inst->epoch = inst->ctl->epoch;
 	inst->nchannels = inst->ctl->nchannels;
 	if (magic != SHMRING_MAGIC_CTL || inst->ctl->abi != SHMRING_ABI_VERSION ||
@@ -407,7 +410,7 @@ static int attach_at(const char *dir, int dirfd, struct shmring_instance **out)
 	return 0;
 fail:
 	if (inst->ctl)
-		munmap(inst->ctl, inst->ctl_size);
+		shmring__unmap_segment(inst->ctl, inst->ctl_size);
 	close(inst->dirfd);
 	free(inst);
 	return rc;
@@ -534,7 +537,7 @@ void shmring_instance_close(struct shmring_instance *inst, int unlink_files)
 	}
 	close(inst->dirfd);
 	unmap_chan_hdrs(inst);
-	munmap(inst->ctl, inst->ctl_size);
+	shmring__unmap_segment(inst->ctl, inst->ctl_size);
 	free(inst);
 }
 
@@ -598,18 +601,58 @@ int shmring_instance_set_workers(struct shmring_instance *inst, uint32_t nworker
 {
 	if (nworkers < 1 || nworkers > SHMRING_MAX_WORKERS)
 		return -EINVAL;
+	inst->nworkers = nworkers;
 	atomic_store_explicit(&inst->ctl->nworkers, nworkers, memory_order_release);
 	for_each_chan_hdr(inst, slot_one, &nworkers);
 	return 0;
 }
 
+static bool ctl_intact(const struct shmring_instance *inst)
+{
+	return __atomic_load_n(&inst->ctl->magic, __ATOMIC_ACQUIRE) == SHMRING_MAGIC_CTL &&
+	       inst->ctl->epoch == inst->epoch;
+}
+
 int64_t shmring_instance_heartbeat_age_ns(const struct shmring_instance *inst)
 {
-	if (atomic_load_explicit(&inst->ctl->closed, memory_order_acquire))
+	/* Closed, or truncated (reads zeros) or overwritten: not ours any more. */
+	if (atomic_load_explicit(&inst->ctl->closed, memory_order_acquire) || !ctl_intact(inst))
 		return -ESTALE;
 	uint64_t beat = atomic_load_explicit(&inst->ctl->heartbeat, memory_order_acquire);
 	uint64_t now = shmring_now_ns();
 	return now > beat ? (int64_t)(now - beat) : 0;
+}
+
+int shmring_instance_repair(struct shmring_instance *inst)
+{
+	if (ctl_intact(inst))
+		return 0;
+	/* Truncated (our mapping may now be private zeros, see guard.c) or
+	 * line 0 overwritten: the file gets its size back, we map it again
+	 * where it was (pointers into it stay valid) and write line 0 back. */
+	struct stat st;
+	int fd = open_segment(inst->dirfd, CTL_NAME, inst->owner, O_RDWR, &st);
+	if (fd < 0)
+		return fd;
+	int rc = 0;
+	if ((size_t)st.st_size != inst->ctl_size && ftruncate(fd, (off_t)inst->ctl_size) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = shmring__remap_segment(inst->ctl, fd, inst->ctl_size);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	if (!ctl_intact(inst)) {
+		struct shmring__ctl_hdr *h = inst->ctl;
+		memcpy((uint8_t *)h + sizeof(h->magic), inst->ctl_line0 + sizeof(h->magic),
+		       CACHELINE - sizeof(h->magic));
+		if (inst->nworkers)
+			atomic_store_explicit(&h->nworkers, inst->nworkers, memory_order_release);
+		uint64_t magic;
+		memcpy(&magic, inst->ctl_line0, sizeof(magic));
+		__atomic_store_n(&h->magic, magic, __ATOMIC_RELEASE);
+	}
+	return 1;
 }
 
 struct shmring_event *shmring_instance_worker_event(struct shmring_instance *inst, uint32_t w)
@@ -669,7 +712,7 @@ int shmring_chan_open(struct shmring_instance *inst, uint32_t index, enum shmrin
 		return -EPROTO;
 	}
 	size_t size = (size_t)st.st_size;
-	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *m = shmring__map_segment(fd, size);
 	close(fd);
 	if (m == MAP_FAILED)
 		return -errno;
@@ -683,16 +726,16 @@ int shmring_chan_open(struct shmring_instance *inst, uint32_t index, enum shmrin
 	if (magic != SHMRING_MAGIC_CHAN || abi != SHMRING_ABI_VERSION || idx != index ||
 	    !is_pow2_in_range(sq) || !is_pow2_in_range(cq) || sq_off != HDR_BYTES ||
 	    cq_off != HDR_BYTES + sq || seg != chan_seg_size(sq, cq) || seg != size) {
-		munmap(m, size);
+		shmring__unmap_segment(m, size);
 		return -EPROTO;
 	}
 	if (epoch != inst->epoch) {
-		munmap(m, size);
+		shmring__unmap_segment(m, size);
 		return -ESTALE;
 	}
 	struct shmring_chan *c = calloc(1, sizeof(*c));
 	if (!c) {
-		munmap(m, size);
+		shmring__unmap_segment(m, size);
 		return -ENOMEM;
 	}
 	c->inst = inst;
@@ -715,7 +758,7 @@ int shmring_chan_open(struct shmring_instance *inst, uint32_t index, enum shmrin
 	}
 	if (rc < 0) {
 		c->mine->corrupt++; /* seen by this side, as ring_corrupt() counts it */
-		munmap(m, size);
+		shmring__unmap_segment(m, size);
 		free(c);
 		return rc;
 	}
@@ -723,11 +766,20 @@ int shmring_chan_open(struct shmring_instance *inst, uint32_t index, enum shmrin
 	return 0;
 }
 
+int shmring_chan_check(const struct shmring_chan *c)
+{
+	const struct shmring__chan_hdr *h = c->hdr;
+	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != SHMRING_MAGIC_CHAN ||
+	    h->epoch != c->epoch || h->index != c->index)
+		return -EPROTO;
+	return 0;
+}
+
 void shmring_chan_close(struct shmring_chan *c)
 {
 	if (!c)
 		return;
-	munmap(c->hdr, c->map_size);
+	shmring__unmap_segment(c->hdr, c->map_size);
 	free(c);
 }
 

@@ -221,6 +221,15 @@ SHMRING_API int shmring_instance_attach(const char *dir, struct shmring_instance
 SHMRING_API int64_t shmring_user_uid(const char *name);
 /* Unmap; with unlink != 0 (server only) remove the segment files too. */
 SHMRING_API void shmring_instance_close(struct shmring_instance *inst, int unlink_files);
+/* Server side (the daemon, which owns the files): if ctl was truncated or
+ * its read-only line overwritten, give the file back its size, map it again
+ * at the same address and write the line back from the private copy taken
+ * at attach. 0 = intact, 1 = repaired, -errno. Cheap when intact (two
+ * loads): the master and the workers call it every turn. */
+SHMRING_API int shmring_instance_repair(struct shmring_instance *inst);
+/* SIGBUS faults the library turned into private zero pages (a segment was
+ * truncated under a mapping; see "Security model" in docs/daemon.md). */
+SHMRING_API uint64_t shmring_sigbus_caught(void);
 
 SHMRING_API uint32_t shmring_instance_nchannels(const struct shmring_instance *inst);
 SHMRING_API uint32_t shmring_instance_nworkers(const struct shmring_instance *inst);
@@ -263,6 +272,10 @@ SHMRING_API uint64_t shmring_chan_epoch(const struct shmring_chan *c);
 /* 1 if the server closed the channel or re-created the instance (the
  * segment's epoch is no longer ours), else 0. */
 SHMRING_API int shmring_chan_is_closed(const struct shmring_chan *c);
+/* 0 if the segment's read-only line is still what shmring_chan_open() found
+ * (magic, epoch, index); -EPROTO if the segment was truncated (the mapping
+ * now reads zeros) or overwritten: the channel is corrupt for good. */
+SHMRING_API int shmring_chan_check(const struct shmring_chan *c);
 /* Current owner word (0 = free). */
 SHMRING_API uint64_t shmring_chan_owner(const struct shmring_chan *c);
 /* The owner word this process would write. */
