@@ -60,8 +60,8 @@ static const struct opt opts[] = {
     O_NUM("ring_size", ring_size, "bytes of each SQ and CQ ring, a power of two (4096..1073741824)",
           "1048576"),
     {"mode", OPT_MODE, offsetof(struct shmringd_config, mode), 0,
-     "octal mode of the segments, the stats file and the doorbell sockets: the gateway's "
-     "user must be able to read and write them",
+     "octal mode of the segments, the stats file (never writable by group or other) and "
+     "the doorbell sockets: the gateway's user must be able to read and write them",
      "0660"},
     O_STR("group", group,
           "group (name or gid) of those files, e.g. the gateway's; needs root or "
