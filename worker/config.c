@@ -99,6 +99,10 @@ static const struct opt opts[] = {
     O_NUM("log_flush_ms", log_flush_ms, "... or when its oldest entry is this old", "100"),
     O_NUM("log_sink_max_bytes", log_sink_max_bytes,
           "memory per sink per worker; past it entries are dropped and counted", "4194304"),
+    O_NUM("channel_memory_mb", channel_memory_mb,
+          "MiB the plugin configs of one channel may hold (each measured as the heap its "
+          "conf_new took); a CONF past it is refused with the numbers; 0 = no bound",
+          "256"),
     O_NUM("restart_backoff_max_ms", restart_backoff_max_ms,
           "longest delay before restarting a worker that keeps dying", "5000"),
     O_NUM("drain_timeout_ms", drain_timeout_ms,
@@ -160,6 +164,7 @@ void shmringd__config_defaults(struct shmringd_config *c)
 	c->log_batch_bytes = 65536;
 	c->log_flush_ms = 100;
 	c->log_sink_max_bytes = 4u << 20;
+	c->channel_memory_mb = 256;
 	c->restart_backoff_max_ms = 5000;
 	c->drain_timeout_ms = 5000;
 	c->watchdog_ms = 10000;

@@ -38,6 +38,7 @@ struct shmringd_config {
 	uint32_t log_batch_bytes;    /* flush a sink batch at this size */
 	uint32_t log_flush_ms;       /* ... or when its oldest entry is this old */
 	uint32_t log_sink_max_bytes; /* memory bound per sink per worker */
+	uint32_t channel_memory_mb;  /* configs of one channel, by conf_new heap growth; 0 = off */
 	uint32_t restart_backoff_max_ms;
 	uint32_t drain_timeout_ms; /* SIGTERM: longest wait for rings and sinks */
 	uint32_t watchdog_ms;      /* kill a worker whose loop stalls this long; 0 = off */

@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,18 +30,31 @@
 #define QUIET_NS 20000000 /* SIGTERM: rings idle this long = drained */
 #define MAX_CONFS 65536   /* per channel: bounds what one client can make us keep */
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SHMRING_ASAN 1
+#endif
+#elif defined(__SANITIZE_ADDRESS__)
+#define SHMRING_ASAN 1
+#endif
+#if SHMRING_ASAN
+#include <sanitizer/allocator_interface.h>
+#endif
+
 /* ---- per-channel conf table (open addressing, conf id -> conf) ----------- */
 
 struct conf_ent {
 	uint64_t id;
 	struct shmringd_plugin *plugin; /* NULL = empty slot */
 	void *conf;
+	size_t bytes; /* heap its conf_new took (charged to the channel's budget) */
 };
 
 struct conf_table {
 	struct conf_ent *v;
 	uint32_t cap; /* power of two or 0 */
 	uint32_t n;
+	uint64_t bytes; /* sum of the entries' bytes */
 };
 
 static struct conf_ent *conf_slot(struct conf_table *t, uint64_t id)
@@ -86,16 +100,20 @@ static void conf_release(struct conf_ent *e)
 }
 
 /* Insert or replace; the old conf of the id is freed. */
-static int conf_put(struct conf_table *t, uint64_t id, struct shmringd_plugin *p, void *conf)
+static int conf_put(struct conf_table *t, uint64_t id, struct shmringd_plugin *p, void *conf,
+                    size_t bytes)
 {
 	if ((t->n + 1) * 4 > t->cap * 3 && conf_grow(t) < 0)
 		return -ENOMEM;
 	struct conf_ent *e = conf_slot(t, id);
-	if (e->plugin)
+	if (e->plugin) {
 		conf_release(e);
-	else
+		t->bytes -= e->bytes;
+	} else {
 		t->n++;
-	*e = (struct conf_ent){id, p, conf};
+	}
+	*e = (struct conf_ent){id, p, conf, bytes};
+	t->bytes += bytes;
 	return 0;
 }
 
@@ -298,6 +316,33 @@ static int bad_record(struct chan_state *cs, const struct shmring_rec *rec, cons
 
 static const msgpack_object empty_map = {.type = MSGPACK_OBJECT_MAP};
 
+/* Bytes the allocator in use has handed out: what a conf_new took is the
+ * difference around it (the worker is single-threaded there). */
+static size_t heap_in_use(void)
+{
+#if SHMRING_ASAN
+	return __sanitizer_get_current_allocated_bytes();
+#else
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+/* A config past the channel's memory budget (channel_memory_mb): why, in
+ * err, or "" if it fits. old: bytes of the config it replaces. */
+static void over_budget(const struct conf_table *t, size_t bytes, size_t old, char *err,
+                        size_t errlen)
+{
+	uint64_t budget = (uint64_t)W.cfg->channel_memory_mb << 20;
+	uint64_t used = t->bytes - old;
+	if (budget && used + bytes > budget)
+		snprintf(err, errlen,
+		         "channel memory budget exceeded: this config takes %zu bytes, the "
+		         "channel's %u config(s) hold %llu of %llu (channel_memory_mb = %u)",
+		         bytes, t->n, (unsigned long long)used, (unsigned long long)budget,
+		         W.cfg->channel_memory_mb);
+}
+
 static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 {
 	const msgpack_object *root = &W.mpr.root;
@@ -323,16 +368,28 @@ static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 		snprintf(err, sizeof(err), "%.500s", p->error);
 	if (!err[0] && cs->confs.n >= MAX_CONFS && !conf_find(&cs->confs, id))
 		snprintf(err, sizeof(err), "too many configs on this channel (%u)", MAX_CONFS);
+	struct conf_ent *prev = conf_find(&cs->confs, id);
+	size_t old = prev ? prev->bytes : 0;
+	if (!err[0])
+		over_budget(&cs->confs, 0, old, err, sizeof(err)); /* full already */
 	void *conf = NULL;
+	size_t bytes = 0;
 	if (!err[0] && p->desc->conf_new) {
+		size_t before = heap_in_use();
 		int rc = p->desc->conf_new(p->wstate, config, &conf, err, sizeof(err));
+		size_t after = heap_in_use();
+		bytes = after > before ? after - before : 0;
 		if (rc < 0 && !err[0])
 			snprintf(err, sizeof(err), "%s: config refused", p->name);
-		if (rc >= 0)
+		if (rc >= 0) {
 			err[0] = '\0'; /* a message with success is not a refusal */
+			over_budget(&cs->confs, bytes, old, err, sizeof(err));
+			if (err[0] && p->desc->conf_free)
+				p->desc->conf_free(conf);
+		}
 		pcount(p, rc < 0);
 	}
-	if (!err[0] && conf_put(&cs->confs, id, p, conf) < 0) {
+	if (!err[0] && conf_put(&cs->confs, id, p, conf, bytes) < 0) {
 		if (p->desc->conf_free)
 			p->desc->conf_free(conf);
 		snprintf(err, sizeof(err), "out of memory");
