@@ -82,6 +82,10 @@ static struct {
 	gid_t gid;
 	bool stopping;
 	bool reloading;
+	bool reload_all;          /* the worker count changes: every slot at once */
+	uint32_t reload_slot;     /* rolling: the slot being replaced */
+	uint64_t reload_deadline; /* ... or, reload_all, all of them: SIGKILL after */
+	bool reload_killed;       /* SIGKILL sent at the deadline; not again */
 	uint64_t stop_deadline;
 } M = {.lock_fd = -1, .dirfd = -1, .sfd = -1, .sock_fd = -1};
 
@@ -366,8 +370,9 @@ static void watchdog(void)
 	for (uint32_t i = 0; i < M.nworkers; i++) {
 		struct wslot *s = &M.w[i];
 		uint64_t seen = M.stats->w[i].loop_ns;
-		if (s->state != W_RUNNING || s->watchdog_killed || now - s->started_ns < limit ||
-		    seen > now || now - seen < limit)
+		/* Handing over (a reload) counts: a hook stuck there holds the slot. */
+		if ((s->state != W_RUNNING && s->state != W_STOPPING) || s->watchdog_killed ||
+		    now - s->started_ns < limit || seen > now || now - seen < limit)
 			continue;
 		shmringd__log("worker %u (pid %d) stuck for %llu ms (a plugin hook that does not "
 		              "return?); killing it",
@@ -387,6 +392,8 @@ static void restart_due(void)
 }
 
 /* ---- reload ------------------------------------------------------------------ */
+
+static void reload_hand_over(void);
 
 /* SIGHUP: re-read the config; if the plugins load, hand every channel over
  * to a new set of workers (records wait in the rings meanwhile). */
@@ -435,22 +442,78 @@ static void reload_begin(void)
 	shmringd__plugins_unload(&probe);
 	M.cfg = nc;
 	M.reloading = true;
-	signal_workers(SIGUSR1);
-	shmringd__log("reload: handing channels to new workers");
+	/* Another worker count moves every channel to another slot: all old
+	 * workers must be gone before any new one starts (one consumer per
+	 * ring). Otherwise one slot at a time, the others serving meanwhile. */
+	M.reload_all = M.cfg.workers != M.nworkers;
+	M.reload_slot = 0;
+	reload_hand_over();
+	shmringd__log("reload: handing channels to new workers%s",
+	              M.reload_all ? " (all at once: the worker count changes)"
+	                           : ", one at a time");
 }
 
-static void reload_finish(void)
+/* Tell the worker(s) being replaced to hand over, with a deadline: a hook
+ * that never returns must not hold the reload (or the slot) forever. */
+static void reload_hand_over(void)
 {
-	M.reloading = false;
-	if (M.cfg.workers != M.nworkers) {
+	if (M.reload_all) {
+		signal_workers(SIGUSR1);
+	} else {
+		struct wslot *s = &M.w[M.reload_slot];
+		if (s->state == W_RUNNING) {
+			s->state = W_STOPPING;
+			kill(s->pid, SIGUSR1);
+		} else if (s->state == W_WAIT_RESTART) {
+			s->state = W_NONE;
+		}
+	}
+	/* A handing-over worker waits up to drain_timeout_ms for CQ space. */
+	M.reload_deadline = shmring_now_ns() + ((uint64_t)M.cfg.drain_timeout_ms + 1000) * 1000000u;
+	M.reload_killed = false;
+}
+
+/* Past the deadline: kill what is still handing over. */
+static void reload_enforce_deadline(void)
+{
+	if (M.reload_killed || shmring_now_ns() < M.reload_deadline)
+		return;
+	for (uint32_t i = 0; i < SHMRING_MAX_WORKERS; i++) {
+		if (M.w[i].state != W_STOPPING || (!M.reload_all && i != M.reload_slot))
+			continue;
+		shmringd__log("reload: worker %u (pid %d) did not hand over in %u ms; killing it",
+		              i, (int)M.w[i].pid, M.cfg.drain_timeout_ms + 1000);
+		kill(M.w[i].pid, SIGKILL);
+	}
+	M.reload_killed = true;
+}
+
+/* One step of a reload: start what was handed over, move to the next slot. */
+static void reload_step(void)
+{
+	reload_enforce_deadline();
+	if (M.reload_all) {
+		if (any_worker())
+			return;
 		M.nworkers = M.cfg.workers;
 		shmring_instance_set_workers(M.inst, M.nworkers);
 		M.stats->nworkers = M.nworkers;
+		for (uint32_t i = 0; i < nslots(); i++) {
+			M.w[i].backoff_ms = 0;
+			start_worker(i);
+		}
+	} else {
+		struct wslot *s = &M.w[M.reload_slot];
+		if (s->state == W_STOPPING)
+			return;
+		s->backoff_ms = 0;
+		start_worker(M.reload_slot);
+		if (++M.reload_slot < nslots()) {
+			reload_hand_over();
+			return;
+		}
 	}
-	for (uint32_t i = 0; i < nslots(); i++) {
-		M.w[i].backoff_ms = 0;
-		start_worker(i);
-	}
+	M.reloading = false;
 	shmringd__log("reload: done, %u worker(s)", M.nworkers);
 }
 
@@ -551,12 +614,12 @@ static bool master_iteration(uint64_t *next_beat)
 	reap_workers();
 	if (M.stopping)
 		return stop_finished();
-	if (M.reloading) {
-		if (!any_worker())
-			reload_finish();
-		return false;
-	}
-	restart_due();
+	if (M.reloading)
+		reload_step();
+	/* Supervision and the watchdog go on during a reload: a rolling one
+	 * leaves the other slots' workers serving, and they can still hang. */
+	if (!M.reloading || !M.reload_all)
+		restart_due();
 	watchdog();
 	return false;
 }
