@@ -526,14 +526,10 @@ static int dispatch(struct chan_state *cs, const struct shmring_rec *rec)
 	/* One copy out of the ring before any check: the client may rewrite the
 	 * ring while we read it, and then what was validated is not what is
 	 * parsed, nor what the plugin's views show. Socket frames are private. */
-	const uint8_t *payload = rec->payload;
-	if (cs->ch) {
-		if (rec->len > W.payload_cap)
-			return bad_record(cs, rec, "record larger than the ring allows");
-		memcpy(W.payload, rec->payload, rec->len);
-		payload = W.payload;
-	}
-	int rc = shmring_mpr_parse(&W.mpr, payload, rec->len);
+	if (cs->ch && rec->len > W.payload_cap)
+		return bad_record(cs, rec, "record larger than the ring allows");
+	int rc = cs->ch ? shmring_mpr_parse_copy(&W.mpr, W.payload, rec->payload, rec->len)
+	                : shmring_mpr_parse(&W.mpr, rec->payload, rec->len);
 	if (rc < 0)
 		return bad_record(cs, rec,
 		                  rc == -ENOMEM ? "record too complex (out of memory)"
