@@ -175,12 +175,25 @@ static void pcount(const struct shmringd_plugin *p, bool failed)
 	}
 }
 
-static void hist_add(uint64_t ns, uint64_t count)
+/* Count `count` events of `ns` each into a log2 histogram (stats.h). */
+static void hist_add(uint64_t *hist, uint64_t ns, uint64_t count)
 {
 	unsigned b = ns ? 63u - (unsigned)__builtin_clzll(ns) : 0;
 	if (b >= SHMRINGD_HIST_BUCKETS)
 		b = SHMRINGD_HIST_BUCKETS - 1;
-	W.st->lat_hist[b] += count;
+	hist[b] += count;
+}
+
+/* A plugin hook returned after ns: its service-time histogram of that kind.
+ * The caller reads the clock around the hook (two vDSO reads, tens of ns):
+ * which plugin costs how much is the first figure an operator asks for. */
+static void hook_done(const struct shmringd_plugin *p, enum shmringd_hook_kind kind, uint64_t ns)
+{
+	struct shmringd_plugin_stats *ps = pstat(p);
+	if (ps) {
+		ps->hook[kind].sum_ns += ns;
+		hist_add(ps->hook[kind].buckets, ns, 1);
+	}
 }
 
 /* ---- the doorbell --------------------------------------------------------- */
@@ -383,7 +396,9 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 		return reply_status(cs, rec->req_id, SHMRING_REPLY_ERROR, why);
 	}
 	shmringd__reply_begin(&W.reply, cs->ch ? shmring_chan_max_payload(cs->ch) : W.reply.max);
+	uint64_t t0 = shmring_now_ns();
 	int rc = hook(e->conf, &req, &W.reply);
+	hook_done(e->plugin, SHMRINGD_HOOK_REQUEST, shmring_now_ns() - t0);
 	pcount(e->plugin, rc < 0 || W.reply.error_set);
 	if (rc < 0 || W.reply.error_set) {
 		W.st->plugin_errors++;
@@ -417,7 +432,9 @@ static int handle_log(struct chan_state *cs, const struct shmring_rec *rec)
 	                                .conf_id = id,
 	                                .entry = entry ? entry : &nil};
 	W.st->log_records++;
+	uint64_t t0 = shmring_now_ns();
 	int rc = d->log(e->conf, &lr);
+	hook_done(e->plugin, SHMRINGD_HOOK_LOG, shmring_now_ns() - t0);
 	pcount(e->plugin, rc < 0);
 	if (rc < 0) {
 		W.st->plugin_errors++;
@@ -561,7 +578,7 @@ static int drain_channel(struct chan_state *cs)
 		 * batch is counted with the batch's mean dispatch time (exact for
 		 * the usual batch of one at low load). */
 		uint64_t t1 = shmring_now_ns();
-		hist_add((t1 - t0) / (uint64_t)n, (uint64_t)n);
+		hist_add(W.st->lat_hist, (t1 - t0) / (uint64_t)n, (uint64_t)n);
 		W.last_record_ns = t1;
 		finish_batch(cs);
 	}
@@ -587,7 +604,7 @@ int shmringd__sock_dispatch(struct shmringd_sock_conn *c, const struct shmring_r
 	sock_cs.seen++;
 	sock_cs.sock = NULL;
 	uint64_t t1 = shmring_now_ns();
-	hist_add(t1 - t0, 1);
+	hist_add(W.st->lat_hist, t1 - t0, 1);
 	W.last_record_ns = t1;
 	return rc;
 }
@@ -827,6 +844,7 @@ static void plugins_init(const struct shmringd_worker_args *a)
 		if (strncmp(ps->name, name, sizeof(ps->name)) != 0) {
 			/* another plugin in this slot than before a reload */
 			ps->calls = ps->errors = 0;
+			memset(ps->hook, 0, sizeof(ps->hook));
 			snprintf(ps->name, sizeof(ps->name), "%s", name);
 		}
 	}

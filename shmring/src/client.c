@@ -5,9 +5,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sdt.h>
 
 struct shmring_client_decoder {
-	struct shmring_mpr reader;        /* zone reused reply after reply */
+	struct shmring_mpr reader;         /* zone reused reply after reply */
 	struct shmring_client_reply reply; /* what decode_reply() hands out */
 };
 
@@ -63,7 +64,7 @@ static void action_of(const msgpack_object *arr, struct shmring_client_action *a
 	for (uint32_t i = 1; i < n; i++) {
 		const msgpack_object *o = &v[i];
 		if (!have_num && (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-				  o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
+		                  o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
 			int64_t x = o->via.i64;
 			if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 > INT32_MAX)
 				x = INT32_MAX;
@@ -80,7 +81,7 @@ static void action_of(const msgpack_object *arr, struct shmring_client_action *a
 }
 
 int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *buf, uint32_t len,
-				struct shmring_client_reply **out)
+                                struct shmring_client_reply **out)
 {
 	*out = NULL;
 	struct shmring_client_reply *r = &d->reply;
@@ -103,6 +104,7 @@ int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *bu
 		str_of(e, &r->error);
 	const msgpack_object *acts = shmring_mp_get(root, "a");
 	if (!acts || acts->type != MSGPACK_OBJECT_ARRAY) {
+		DTRACE_PROBE3(shmring, reply_seen, r->status, 0, len);
 		*out = r;
 		return 0;
 	}
@@ -118,6 +120,7 @@ int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *bu
 		}
 		action_of(one, &r->actions[r->nactions++]);
 	}
+	DTRACE_PROBE3(shmring, reply_seen, r->status, r->nactions, len);
 	*out = r;
 	return 0;
 }
@@ -129,7 +132,7 @@ uint32_t shmring_client_map_len(const void *map)
 }
 
 int shmring_client_map_str(const void *map, uint32_t i, struct shmring_client_str *key,
-			   struct shmring_client_str *val)
+                           struct shmring_client_str *val)
 {
 	memset(key, 0, sizeof(*key));
 	memset(val, 0, sizeof(*val));
@@ -156,7 +159,7 @@ int shmring_client_begin(struct shmring_chan *c, uint32_t cap, struct shmring_cl
 }
 
 int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uint16_t type,
-		       uint64_t req_id, int publish)
+                       uint64_t req_id, int publish)
 {
 	int len = shmring_mpw_finish(&m->w);
 	if (len < 0) {
@@ -166,13 +169,26 @@ int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uin
 	int rc = shmring_commit(c, &m->claim, (uint32_t)len, type, 0, req_id);
 	if (rc < 0)
 		return rc;
+	DTRACE_PROBE4(shmring, submit, shmring_chan_index(c), type, req_id, len);
 	if (publish)
 		shmring_publish(c);
 	return len;
 }
 
+double shmring_client_clock(void)
+{
+	return (double)shmring_now_ns() / 1e9;
+}
+
+double shmring_client_applied(double started)
+{
+	double took = shmring_client_clock() - started;
+	DTRACE_PROBE1(shmring, applied, (uint64_t)(took * 1e9));
+	return took;
+}
+
 int shmring_client_health(const struct shmring_instance *inst, const struct shmring_chan *c,
-			  int64_t max_age_ns)
+                          int64_t max_age_ns)
 {
 	if (c && shmring_chan_is_closed(c))
 		return -ESTALE;
