@@ -301,7 +301,9 @@ local function fail(st, conf, err, kind)
         ngx_log(ERR, "shmring: plugin ", st.spec.name, fail_open and " skipped (fail_open): "
             or " failed closed: ", err)
     end
-    plugin_stats.failed(st.spec.name, kind, err, fail_open)
+    if plugin_stats.enabled then
+        plugin_stats.failed(st.spec.name, kind, err, fail_open)
+    end
     if fail_open then
         return
     end
@@ -322,9 +324,11 @@ end
 function _M.access(st, conf, rtype)
     C = C or core.C or core.load(client.config.lib)
     local timeout = conf.timeout or st.spec.timeout
-    local name = st.spec.name
-    count(name, "requests")
-    local started = C.shmring_client_clock()
+    local name, started = st.spec.name, nil
+    if plugin_stats.enabled then
+        count(name, "requests")
+        started = C.shmring_client_clock()
+    end
     local r, payload_or_err, kind = (st.transport or client).call(rtype or REC.ACCESS,
         name, conf, encode_request, st, timeout)
     if not r then
@@ -373,7 +377,9 @@ function _M.log(st, conf)
         entry.ctx = kv
     end
     local ok, err = (st.transport or client).send(REC.LOG, st.spec.name, conf, encode_log, entry)
-    count(st.spec.name, ok and "log_records" or "log_dropped")
+    if plugin_stats.enabled then
+        count(st.spec.name, ok and "log_records" or "log_dropped")
+    end
     if not ok then
         local key = st.spec.name .. "/log"
         local now = ngx_now()

@@ -3,13 +3,14 @@ Prometheus location has per-plugin histograms (gateway round trip, daemon
 service time) whose _count is N and whose buckets are cumulative,
 `promtool check metrics` finds nothing to report, `shmringctl top --json`
 shows each plugin with its count, and the opt-in profile location answers
-folded stacks."""
+folded stacks, and the Grafana dashboard queries only what is exposed."""
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -68,6 +69,28 @@ def check_histogram(samples, name, n, **labels):
     check(s is not None and s > 0, "%s: _sum is positive (%s)" % (what, s))
 
 
+def check_dashboard(promtool, samples):
+    """The Grafana dashboard's queries parse (promtool check rules) and name
+    only series the location exposes."""
+    with open(os.path.join(stack.REPO, "docs", "grafana", "shmring.json")) as f:
+        dash = json.load(f)
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    check(len(exprs) > 10, "the dashboard has its queries (%d)" % len(exprs))
+    for e in exprs:
+        for name in re.findall(r"\bshmring_[a-z_]+", e):
+            check(name in samples, "dashboard query names an exposed series: %s" % name)
+    rules = "groups:\n- name: dashboard\n  rules:\n" + "".join(
+        "  - record: shmring:dashboard_%d\n    expr: %s\n" % (i, json.dumps(
+            e.replace("$__rate_interval", "1m").replace("$plugin", ".*")))
+        for i, e in enumerate(exprs))
+    with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
+        f.write(rules)
+        f.flush()
+        r = subprocess.run([promtool, "check", "rules", f.name], capture_output=True, timeout=30)
+    check(r.returncode == 0, "promtool parses every dashboard query: %s"
+          % (r.stdout + r.stderr).decode()[-800:])
+
+
 def main(build):
     skip_unless_ready(build)
     promtool = shutil.which("promtool")
@@ -117,6 +140,8 @@ def main(build):
         report = (r.stdout + r.stderr).decode().strip()
         check(r.returncode == 0 and report == "",
               "promtool check metrics reports nothing (rc %d): %s" % (r.returncode, report[:800]))
+
+        check_dashboard(promtool, samples)
 
         r = subprocess.run([ctl, "--shm-dir", st.shm_dir, "top", "--json"],
                            capture_output=True, timeout=10)
