@@ -39,16 +39,19 @@
 
 #define SHMRINGD_STATS_PLUGINS 16
 
-/* Which hooks a plugin's service-time histogram covers: the ones a request
- * waits for (access, rewrite, header_filter) apart from log, which nobody
- * waits for and which may cost far more (serializing an entry). */
+/* Which records a plugin's service-time histograms count: those of the
+ * hooks a request waits for (access, rewrite, header_filter) apart from
+ * LOG, which nobody waits for and which may cost far more. */
 enum shmringd_hook_kind {
 	SHMRINGD_HOOK_REQUEST,
 	SHMRINGD_HOOK_LOG,
 	SHMRINGD_HOOK_KINDS,
 };
 
-/* Time spent inside one kind of plugin hook, from the call to its return. */
+/* Service time of the records one kind of a plugin's hooks served: from
+ * the record's peek (or the end of the record before it in the batch) to
+ * its reply committed, as lat_hist measures it; snapshot decoding and reply
+ * encoding included. */
 struct shmringd_hook_hist {
 	uint64_t sum_ns;                         /* of every call counted below */
 	uint64_t buckets[SHMRINGD_HIST_BUCKETS]; /* as lat_hist; their sum is the count */
@@ -59,7 +62,7 @@ struct shmringd_plugin_stats {
 	char name[48];   /* NUL-terminated; "" = unused slot */
 	uint64_t calls;  /* hooks called (conf_new, access, ..., log) */
 	uint64_t errors; /* hooks that failed (< 0, config refused) */
-	struct shmringd_hook_hist hook[SHMRINGD_HOOK_KINDS]; /* conf_new not timed */
+	struct shmringd_hook_hist hook[SHMRINGD_HOOK_KINDS]; /* CONF records not counted */
 };
 
 struct shmringd_worker_stats {
