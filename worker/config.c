@@ -94,6 +94,10 @@ static const struct opt opts[] = {
           "(default 10000)"),
     {"verbose", OPT_U32, offsetof(struct shmringd_config, verbose), 0,
      "1 = log reloads, restarts and refusals in detail (default 0)"},
+    O_STR("plugin_file_dirs", plugin_file_dirs,
+          "':'-separated directories below which plugin configs may name "
+          "files (log path, credentials_file); empty = none "
+          "(default " SHMRINGD_FILE_DIRS_DEFAULT ")"),
     O_STR("socket", socket,
           "also serve the plugins over this Unix stream socket, one "
           "length-prefixed msgpack frame per phase (compatibility and "
@@ -120,6 +124,8 @@ void shmringd__config_defaults(struct shmringd_config *c)
 	c->restart_backoff_max_ms = 5000;
 	c->drain_timeout_ms = 5000;
 	c->watchdog_ms = 10000;
+	snprintf(c->plugin_file_dirs, sizeof(c->plugin_file_dirs), "%s",
+	         SHMRINGD_FILE_DIRS_DEFAULT);
 }
 
 static const struct opt *opt_find(const char *key)
@@ -363,5 +369,11 @@ int shmringd__config_load(struct shmringd_config *c, int argc, char **argv, bool
 			return -1;
 		}
 	}
-	return validate(c);
+	if (validate(c) < 0)
+		return -1;
+	if (shmringd__file_dirs_set(c->plugin_file_dirs, err, sizeof(err)) < 0) {
+		fprintf(stderr, "shmringd: bad configuration: %s\n", err);
+		return -1;
+	}
+	return 0;
 }

@@ -42,6 +42,7 @@ struct shmringd_config {
 	uint32_t watchdog_ms;      /* kill a worker whose loop stalls this long; 0 = off */
 	int verbose;
 	char socket[108]; /* "" = off; else the socket transport's Unix socket path */
+	char plugin_file_dirs[PATH_MAX]; /* ':'-separated; see files.c */
 };
 
 void shmringd__config_defaults(struct shmringd_config *c);
@@ -49,6 +50,14 @@ void shmringd__config_defaults(struct shmringd_config *c);
  * printing why to stderr. *exit_now is set for --help / --version. */
 int shmringd__config_load(struct shmringd_config *c, int argc, char **argv, bool *exit_now);
 void shmringd__usage(FILE *f);
+
+/* ---- files named by plugin configs (files.c) ----------------------------- */
+
+#define SHMRINGD_FILE_DIRS_DEFAULT "/var/log/shmring:/etc/shmring"
+/* The directories below which shmring_file_open() opens files (config key
+ * plugin_file_dirs; the default above until called). 0, or -errno with
+ * why in err. */
+int shmringd__file_dirs_set(const char *list, char *err, size_t errlen);
 
 /* Logging to stderr (journal under systemd), prefixed by the process role. */
 extern char shmringd__role[32];

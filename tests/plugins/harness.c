@@ -22,6 +22,16 @@ void shmringd__log(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The harness stands in for shmringd, whose plugin_file_dirs it takes as
+ * "/tmp": the tests keep the files their configs name there. A test of the
+ * policy itself sets its own list afterwards (shmringd__file_dirs_set). */
+__attribute__((constructor)) static void harness_file_dirs(void)
+{
+	char err[256];
+	if (shmringd__file_dirs_set("/tmp", err, sizeof(err)) < 0)
+		fprintf(stderr, "harness: %s\n", err);
+}
+
 static void die(const char *what, const char *why)
 {
 	fprintf(stderr, "harness: %s: %s\n", what, why);

@@ -117,8 +117,8 @@ static void config_errors(void **state)
 	                     "config.path must be an absolute path");
 	harness_conf_refused(&H, "{\"path\":\"\"}", "config.path");
 	harness_conf_refused(&H, "{\"path\":\"/tmp/a?b\"}", "without '?'");
-	harness_conf_refused(&H, "{\"path\":\"/nonexistent-dir-shmring/x.log\"}",
-	                     "cannot open /nonexistent-dir-shmring/x.log");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/nonexistent-dir-shmring/x.log\"}",
+	                     "cannot open /tmp/nonexistent-dir-shmring/x.log");
 	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"port\":80}",
 	                     "config.host and config.port apply to the tcp and udp sinks");
 	harness_conf_refused(&H, "{\"sink\":\"tcp\",\"host\":\"127.0.0.1\"}",
