@@ -340,6 +340,13 @@ SHMRING_HOST_API int shmring_reply_log(struct shmring_reply *rep, enum shmring_l
  * Usually followed by `return -1`. */
 SHMRING_HOST_API int shmring_reply_error(struct shmring_reply *rep, struct shmring_str msg);
 
+/* Count this request as one the plugin could not handle normally because a
+ * bounded resource of its own was exhausted (a full counter table); the
+ * reply still applies its failure policy. Shown per plugin as `exhausted`
+ * in `shmringctl stats` and as shmring_plugin_exhausted_total in the
+ * metrics, so an operator sees a table that is too small. */
+SHMRING_HOST_API void shmring_reply_exhausted(struct shmring_reply *rep);
+
 /* ---- LOG records ---------------------------------------------------------- */
 
 /* One LOG record: `entry` is the log map that nginx sent (Kong's log

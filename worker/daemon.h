@@ -101,6 +101,7 @@ struct shmring_reply {
 	uint32_t arr_off; /* offset of the array32 header of "a" */
 	int failed;       /* an append did not fit */
 	int error_set;    /* shmring_reply_error() was called */
+	int exhausted;    /* shmring_reply_exhausted() was called */
 	char error[512];
 };
 
