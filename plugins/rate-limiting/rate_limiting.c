@@ -545,9 +545,11 @@ int rl_count(struct rl_conf *c, const struct rl_key_set *ks, uint64_t now_ns,
 	}
 	for (int attempt = 0; attempt < 64; attempt++) {
 		bool stale = false;
-		for (int i = 0; i < c->np; i++)
-			if (!(slot[i] = rl_slot_get(t, ks->key[i], now_ns)))
-				return -ENOSPC;
+		for (int i = 0; i < c->np; i++) {
+			int rc = rl_slot_find(t, ks->key[i], now_ns, &slot[i]);
+			if (rc < 0)
+				return rc; /* -ENOSPC: table full; -EBUSY: "counters busy" */
+		}
 		/* Look first: a refused request then writes nothing (the usual
 		 * case under overload), and the takes below rarely roll back. */
 		for (int i = 0; i < c->np && !stale; i++) {

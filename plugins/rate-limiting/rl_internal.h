@@ -112,8 +112,9 @@ uint64_t rl_key(const struct rl_conf *c, int i, struct shmring_str route,
                 struct shmring_str service, struct shmring_str id);
 void rl_keys(const struct rl_conf *c, const struct shmring_request *req, struct rl_key_set *ks);
 /* Count one request in the shared table: 0 (o says allowed or which period
- * refused), -ENOSPC (table full for a key), -EAGAIN (contention). others:
- * per period, what other hosts counted in this window (NULL: none). */
+ * refused), -ENOSPC (table full for a key), -EBUSY (a bucket lock stuck),
+ * -EAGAIN (contention). others: per period, what other hosts counted in
+ * this window (NULL: none). */
 int rl_count(struct rl_conf *c, const struct rl_key_set *ks, uint64_t now_ns,
              const uint64_t *others, struct rl_outcome *o);
 

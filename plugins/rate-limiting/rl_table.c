@@ -65,25 +65,35 @@ int rl_table_attach(struct rl_table *t, void *mem, size_t bytes)
 
 /* ---- the insertion lock of a bucket ------------------------------------------ */
 
-static void bucket_lock(struct rl_bucket *b)
+/* Yields after which a held lock is given up on. The region's file is
+ * writable by the gateway's group, so the lock word may hold anything,
+ * including the tid of a live process that will never release it: a worker
+ * must not spin on it forever. A real holder keeps it for a few dozen
+ * instructions. */
+#define LOCK_YIELDS 1000
+
+static bool bucket_lock(struct rl_bucket *b)
 {
 	uint64_t me = (uint64_t)gettid();
-	for (unsigned spins = 0;; spins++) {
+	for (unsigned spins = 0; spins < 64 + LOCK_YIELDS; spins++) {
 		uint64_t holder = 0;
 		if (cas(&b->lock, &holder, me))
-			return;
+			return true;
 		if (spins < 64) {
 			cpu_relax();
 			continue;
 		}
 		/* Held across a few dozen instructions only: a holder still there
 		 * after this many turns was descheduled, or died (SIGKILL by the
-		 * watchdog) holding it: take a dead holder's lock over. */
-		if (holder && kill((pid_t)holder, 0) < 0 && errno == ESRCH &&
+		 * watchdog) holding it: take a dead holder's lock over. A value
+		 * that is no tid at all (<= 0 as a pid_t) is no holder either. */
+		if (holder &&
+		    ((pid_t)holder <= 0 || (kill((pid_t)holder, 0) < 0 && errno == ESRCH)) &&
 		    cas(&b->lock, &holder, me))
-			return;
+			return true;
 		sched_yield();
 	}
+	return false;
 }
 
 static void bucket_unlock(struct rl_bucket *b)
@@ -122,18 +132,24 @@ static inline struct rl_bucket *bucket_of(struct rl_table *t, uint64_t key)
 	return &t->buckets[(key >> 1) & t->mask];
 }
 
-struct rl_slot *rl_slot_get(struct rl_table *t, uint64_t key, uint64_t now_ns)
+int rl_slot_find(struct rl_table *t, uint64_t key, uint64_t now_ns, struct rl_slot **out)
 {
+	*out = NULL;
 	struct rl_bucket *b = bucket_of(t, key);
 	/* Lock-free fast path: the key is there and not being evicted. */
 	for (int i = 0; i < RL_SLOTS; i++) {
 		struct rl_slot *s = &b->slot[i];
-		if (load_acq(&s->key) == key && load_acq(&s->state) != RL_LOCKED)
-			return s;
+		if (load_acq(&s->key) == key && load_acq(&s->state) != RL_LOCKED) {
+			*out = s;
+			return 0;
+		}
 	}
 	uint64_t now_rel = rel_ns(now_ns);
 	struct rl_slot *found = NULL, *empty = NULL;
-	bucket_lock(b);
+	if (!bucket_lock(b)) {
+		count_event(&t->hdr->lock_timeouts);
+		return -EBUSY;
+	}
 	for (int i = 0; i < RL_SLOTS; i++) {
 		struct rl_slot *s = &b->slot[i];
 		uint64_t st = load_acq(&s->state);
@@ -171,9 +187,19 @@ struct rl_slot *rl_slot_get(struct rl_table *t, uint64_t key, uint64_t now_ns)
 		found = s;
 	}
 	bucket_unlock(b);
-	if (!found)
+	if (!found) {
 		count_event(&t->hdr->full);
-	return found;
+		return -ENOSPC;
+	}
+	*out = found;
+	return 0;
+}
+
+struct rl_slot *rl_slot_get(struct rl_table *t, uint64_t key, uint64_t now_ns)
+{
+	struct rl_slot *s;
+	rl_slot_find(t, key, now_ns, &s);
+	return s;
 }
 
 /* ---- counting ------------------------------------------------------------------ */
@@ -187,8 +213,7 @@ static inline bool load_state(struct rl_slot *s, uint64_t key, uint64_t *st)
 }
 
 static bool fw_step(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t now_ns,
-                    uint64_t *remaining, uint64_t *reset_ns, bool *stale, uint64_t *undo,
-                    bool take)
+                    uint64_t *remaining, uint64_t *reset_ns, bool *stale, uint64_t *undo, bool take)
 {
 	uint64_t now_rel = rel_ns(now_ns), st;
 	*stale = false;

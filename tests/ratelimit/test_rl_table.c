@@ -170,6 +170,35 @@ static void dead_lock_holder_taken_over(void **state)
 	assert_int_not_equal(b->slot[3].state, RL_LOCKED);
 }
 
+/* The region is writable by the gateway's group: a lock word naming a live
+ * process that never lets go (here our parent) is given up on, counted,
+ * and the insertion fails with -EBUSY instead of spinning forever; a key
+ * already in the bucket is still found (no lock needed). */
+static void stuck_lock_given_up(void **state)
+{
+	struct rl_limit l = fw(5, T0);
+	assert_true(take(2, &l, T0));
+	struct rl_bucket *b = (struct rl_bucket *)((char *)mem + sizeof(struct rl_header));
+	struct rl_header *h = mem;
+	uint64_t holders[] = {(uint64_t)getppid(), (uint64_t)-1, 1ull << 40};
+	for (size_t i = 0; i < sizeof(holders) / sizeof(holders[0]); i++) {
+		b->lock = holders[i];
+		struct rl_slot *s = (struct rl_slot *)1;
+		alarm(20); /* a spin forever fails the test */
+		int rc = rl_slot_find(&T, 4, T0, &s);
+		alarm(0);
+		if (holders[i] == (uint64_t)getppid()) {
+			assert_int_equal(rc, -EBUSY);
+			assert_null(s);
+			assert_int_equal(h->lock_timeouts, 1);
+		} else {
+			assert_int_equal(rc, 0); /* no such holder: taken over */
+		}
+		assert_int_equal(rl_slot_find(&T, 2, T0, &s), 0);
+		assert_non_null(s);
+	}
+}
+
 /* The plugin's geometry (rl_internal.h: RL_NBUCKETS). */
 #define BIG_BUCKETS (1ull << 16)
 
@@ -247,6 +276,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(stale_slot_detected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(give_back_only_in_its_window, setup, teardown),
 	    cmocka_unit_test_setup_teardown(dead_lock_holder_taken_over, setup, teardown),
+	    cmocka_unit_test_setup_teardown(stuck_lock_given_up, setup, teardown),
 	    cmocka_unit_test(distinct_keys_across_windows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
