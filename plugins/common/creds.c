@@ -308,6 +308,52 @@ static void stamp_of(const struct stat *st, struct shmring_file_stamp *s)
 	s->ctime = st->st_ctim;
 }
 
+int shmring_creds_parse(struct shmring_creds *c, const char *buf, size_t len, const char *path,
+                        char *err, size_t errlen)
+{
+	int rc = 0;
+	json_error_t je;
+	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+	if (!root) {
+		/* jansson's text quotes the file ("... near 'xyz'"): keep
+		 * only the part before the quote. */
+		char *near = strstr(je.text, " near ");
+		if (near)
+			*near = '\0';
+		snprintf(err, errlen, "credentials file %s: line %d column %d: %s", path, je.line,
+		         je.column, je.text);
+		return -EINVAL;
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach(root, k, v)
+	{
+		if (strcmp(k, "consumers")) {
+			snprintf(err, errlen,
+			         "credentials file %s: an unknown top-level field (expected "
+			         "{\"consumers\": [...]})",
+			         path);
+			rc = -EINVAL;
+			break;
+		}
+	}
+	if (rc == 0 && !json_is_object(root)) {
+		snprintf(err, errlen, "credentials file %s: expected {\"consumers\": [...]}", path);
+		rc = -EINVAL;
+	}
+	if (rc == 0) {
+		json_t *arr = json_object_get(root, "consumers");
+		if (!arr) {
+			snprintf(err, errlen, "credentials file %s: no \"consumers\" array", path);
+			rc = -EINVAL;
+		} else {
+			rc = add_json(c, arr, path, true, err, errlen);
+		}
+	}
+	json_decref(root);
+	return rc;
+}
+
 int shmring_creds_load_file(struct shmring_creds *c, const char *path,
                             struct shmring_file_stamp *stamp, char *err, size_t errlen)
 {
@@ -353,46 +399,7 @@ int shmring_creds_load_file(struct shmring_creds *c, const char *path,
 			break; /* truncated meanwhile: parse what is there */
 		got += (size_t)r;
 	}
-	json_error_t je;
-	json_t *root = json_loadb(buf, got, JSON_REJECT_DUPLICATES, &je);
-	if (!root) {
-		/* jansson's text quotes the file ("... near 'xyz'"): keep
-		 * only the part before the quote. */
-		char *near = strstr(je.text, " near ");
-		if (near)
-			*near = '\0';
-		snprintf(err, errlen, "credentials file %s: line %d column %d: %s", path, je.line,
-		         je.column, je.text);
-		rc = -EINVAL;
-		goto done;
-	}
-	const char *k;
-	json_t *v;
-	json_object_foreach(root, k, v)
-	{
-		if (strcmp(k, "consumers")) {
-			snprintf(err, errlen,
-			         "credentials file %s: an unknown top-level field (expected "
-			         "{\"consumers\": [...]})",
-			         path);
-			rc = -EINVAL;
-			break;
-		}
-	}
-	if (rc == 0 && !json_is_object(root)) {
-		snprintf(err, errlen, "credentials file %s: expected {\"consumers\": [...]}", path);
-		rc = -EINVAL;
-	}
-	if (rc == 0) {
-		json_t *arr = json_object_get(root, "consumers");
-		if (!arr) {
-			snprintf(err, errlen, "credentials file %s: no \"consumers\" array", path);
-			rc = -EINVAL;
-		} else {
-			rc = add_json(c, arr, path, true, err, errlen);
-		}
-	}
-	json_decref(root);
+	rc = shmring_creds_parse(c, buf, got, path, err, errlen);
 done:
 	if (buf) {
 		OPENSSL_cleanse(buf, (size_t)st.st_size);

@@ -93,6 +93,12 @@ struct shmring_file_stamp {
 int shmring_creds_load_file(struct shmring_creds *c, const char *path,
                             struct shmring_file_stamp *stamp, char *err, size_t errlen);
 
+/* The text of a credentials file (len bytes of buf, named path in
+ * messages), as shmring_creds_load_file() parses it after reading. 0 or
+ * -EINVAL; messages never quote buf. */
+int shmring_creds_parse(struct shmring_creds *c, const char *buf, size_t len, const char *path,
+                        char *err, size_t errlen);
+
 /* Reject duplicates across everything added: consumer id, username and
  * custom_id; key-auth keys; jwt keys. 0 or -EINVAL. */
 int shmring_creds_check_unique(const struct shmring_creds *c, char *err, size_t errlen);
