@@ -32,6 +32,18 @@ __attribute__((constructor)) static void harness_file_dirs(void)
 		fprintf(stderr, "harness: %s\n", err);
 }
 
+int harness_sinks_start(struct shmringd_worker_stats *ws)
+{
+	struct shmringd_sink_opts o = {
+	    .batch_bytes = 65536, .flush_ms = 100, .max_bytes = 4u << 20};
+	int rc = shmringd__sinks_init(&o, ws);
+	if (rc < 0) {
+		printf("SKIP: io_uring unavailable: %s\n", strerror(-rc));
+		return 77;
+	}
+	return 0;
+}
+
 static void die(const char *what, const char *why)
 {
 	fprintf(stderr, "harness: %s: %s\n", what, why);

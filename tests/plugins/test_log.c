@@ -574,13 +574,9 @@ static void tcp_down_drops_counted(void **state)
 
 int main(void)
 {
-	struct shmringd_sink_opts o = {
-	    .batch_bytes = 65536, .flush_ms = 100, .max_bytes = 4u << 20};
-	int rc = shmringd__sinks_init(&o, &WS);
-	if (rc < 0) {
-		printf("SKIP: io_uring unavailable: %s\n", strerror(-rc));
-		return 77;
-	}
+	int rc = harness_sinks_start(&WS);
+	if (rc != 0)
+		return rc;
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
 		return 1;
