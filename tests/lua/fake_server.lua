@@ -6,7 +6,8 @@
 --   luajit tests/lua/fake_server.lua <libshmring.so> <dir> [channels] [seconds] [mode] [ring]
 --   mode: "ok" (default), "slow" (answer after 50 ms), "mute" (never answer),
 --         "stuck" (never even read the SQ, so it fills up),
---         "unknown" (answer s=2 to every first ACCESS of a conf id)
+--         "unknown" (answer s=2 to every first ACCESS of a conf id),
+--         "malformed" (hello's actions followed by one of an unknown op)
 local ffi = require("ffi")
 package.path = arg[0]:gsub("tests/lua/fake_server.lua$", "lua/?.lua;") .. package.path
 local core = require("shmring.core")
@@ -106,9 +107,12 @@ while os.time() < deadline do
                 else
                     reply(c, id, function()
                         C.shmring_mpw_map(w, 2); s("s"); C.shmring_mpw_uint(w, 0); s("a")
-                        C.shmring_mpw_array(w, 2)
+                        C.shmring_mpw_array(w, mode == "malformed" and 3 or 2)
                         C.shmring_mpw_array(w, 3); C.shmring_mpw_uint(w, 1); s("X-Hello"); s("World")
                         C.shmring_mpw_array(w, 3); C.shmring_mpw_uint(w, 7); s("X-Hello"); s("World")
+                        if mode == "malformed" then
+                            C.shmring_mpw_array(w, 2); C.shmring_mpw_uint(w, 99); s("?")
+                        end
                     end)
                 end
             end

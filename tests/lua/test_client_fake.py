@@ -7,6 +7,8 @@ real daemon does not do on demand:
   - replies later than the deadline: 504 within the timeout, the late reply
     is dropped (counted), later requests get their own replies;
   - a daemon that never answers: 504 after the timeout, fail-open passes;
+  - a reply with an action the client cannot apply: none of it is applied,
+    the failure policy answers (500 closed, the plain request when open);
   - a full submission ring (daemon stopped reading): 503 at once, counted."""
 import os
 import subprocess
@@ -90,6 +92,18 @@ def main(build):
         s, h, b, _ = timed(st, "/hello")
         check(s == 200 and h.get("x-hello") == "World", "and the next request gets its own reply")
         check(status(st)["stats"]["late_replies"] > late0, "the late reply was dropped, not delivered")
+
+        # A reply that cannot be applied whole is not applied at all.
+        start_fake("malformed")
+        time.sleep(0.2)
+        timed(st, "/hello-open")
+        s, h, b, _ = timed(st, "/hello")
+        check(s == 500 and "x-hello" not in h,
+              "malformed reply: 500, nothing of it applied (%d %s)" % (s, h.get("x-hello")))
+        s, h, b, _ = timed(st, "/hello-open")
+        echo = b.decode(errors="replace").lower()
+        check(s == 200 and "x-hello" not in h and "x-hello" not in echo,
+              "malformed reply, fail open: passes without any of its actions (%d %s)" % (s, echo[:120]))
 
         # A daemon that never answers (but beats).
         start_fake("mute")
