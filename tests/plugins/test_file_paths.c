@@ -3,7 +3,8 @@
  * Paths in plugin configs (key-auth's credentials_file, log's path) are
  * opened as the daemon's plugin_file_dirs allows: only below an allowed
  * directory, no symbolic link in any component, no "..", never blocking on
- * a FIFO, only regular files; and an error never quotes the file.
+ * a FIFO, only regular files; and an error never quotes the file (key-auth
+ * and jwt, which read the same credentials format).
  *
  * Layout under a temp dir:
  *   allowed/            the only entry of plugin_file_dirs
@@ -97,6 +98,13 @@ static void credentials_file(void **state)
 	refused("credentials_file", "allowed/bad.json", "line 1");
 	refused("credentials_file", "allowed/unknown.json", "unknown field");
 	refused("credentials_file", "allowed/top.json", "unknown top-level field");
+	refused("credentials_file", "allowed/noid.json", "keyauth_credentials[0].id is required");
+	refused("credentials_file", "allowed/dup.json", "duplicate consumer id");
+	harness_close(&H);
+	/* jwt reads the same files: its messages name positions too. */
+	harness_open(&H, JWT_SO);
+	refused("credentials_file", "allowed/jwt.json",
+	        "consumers[0].jwt_secrets[0] (key not shown)");
 	harness_close(&H);
 }
 
@@ -162,6 +170,13 @@ int main(void)
 	put("allowed/unknown.json",
 	    "{\"consumers\":[{\"id\":\"c\",\"username\":\"u\",\"" SECRET "\":1}]}");
 	put("allowed/top.json", "{\"" SECRET "\":[]}");
+	put("allowed/noid.json", "{\"consumers\":[{\"id\":\"" SECRET "\",\"username\":\"u\","
+	                         "\"keyauth_credentials\":[{\"key\":\"kk\"}]}]}");
+	put("allowed/dup.json", "{\"consumers\":[{\"id\":\"" SECRET "\",\"username\":\"u\"},"
+	                        "{\"id\":\"" SECRET "\",\"username\":\"v\"}]}");
+	put("allowed/jwt.json", "{\"consumers\":[{\"id\":\"c\",\"username\":\"u\","
+	                        "\"jwt_secrets\":[{\"key\":\"" SECRET "\",\"algorithm\":\"" SECRET
+	                        "\",\"secret\":\"s\"}]}]}");
 	link_to("../outside/creds.json", "allowed/link.json");
 	link_to("../outside", "allowed/linkdir");
 	link_to("../outside/target.log", "allowed/link.log");
