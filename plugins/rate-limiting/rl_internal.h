@@ -17,7 +17,7 @@
 #define RL_NS 1000000000ull
 /* The shared table: 2^16 buckets x 7 slots = 458752 counters, 8 MiB
  * (pages are touched as keys arrive). One counter per key and period. */
-#define RL_REGION_NAME "rate-limiting-v1"
+#define RL_REGION_NAME "rate-limiting-v2"
 #define RL_NBUCKETS (1ull << 16)
 /* Fixed-window counts are 32 bits. */
 #define RL_MAX_LIMIT 4294967294ull

@@ -20,7 +20,13 @@
  *
  *   slot.key     0 = empty. Else XXH3-64 of (config, period, route, service,
  *                identifier) with bit 0 = algorithm (0 fixed window, 1 token
- *                bucket). Written only under the bucket lock.
+ *                bucket). Written only under the bucket lock. A key lives in
+ *                one of two buckets: (key >> 1) & mask or (key >> 33) & mask
+ *                (the next bucket if both are the same); a new key goes to
+ *                the one with more empty slots ("two choices": buckets stay
+ *                even, so the first key is refused near 67% load rather
+ *                than ~12% with one bucket per key). An insertion holds both
+ *                buckets' locks, lowest address first.
  *   slot.state   fixed window: (window end, seconds since RL_EPOCH) << 32 |
  *                count in that window. Token bucket (GCRA form): the bucket's
  *                "theoretical arrival time", ns since RL_EPOCH: the bucket is
@@ -44,7 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RL_MAGIC 0x31764c5247524853ull /* "SHRGRLv1" */
+#define RL_MAGIC 0x32764c5247524853ull /* "SHRGRLv2" (v1: one bucket per key) */
 #define RL_EPOCH 1577836800ull         /* 2020-01-01T00:00:00Z */
 #define RL_LOCKED UINT64_MAX
 #define RL_SLOTS 7

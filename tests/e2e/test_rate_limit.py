@@ -106,7 +106,7 @@ def fill_table(st, key, state):
     """Write {key, state} into every slot of the shared counter table
     (layout: plugins/rate-limiting/rl_table.h: a 64-byte header, then
     buckets of {lock, pad, 7 x {key, state}})."""
-    path = os.path.join(st.shm_dir, "plugin-rate-limiting-v1.shm")
+    path = os.path.join(st.shm_dir, "plugin-rate-limiting-v2.shm")
     with open(path, "r+b") as f:
         mm = mmap.mmap(f.fileno(), 0)
         nb = (len(mm) - 64) // 128

@@ -589,7 +589,7 @@ static void fill_table(uint64_t key, uint64_t state)
 {
 	size_t bytes = rl_table_bytes(1ull << 16); /* RL_NBUCKETS */
 	void *mem;
-	assert_int_equal(shmring_shared_region("rate-limiting-v1", bytes, &mem), 0);
+	assert_int_equal(shmring_shared_region("rate-limiting-v2", bytes, &mem), 0);
 	struct rl_bucket *b = (struct rl_bucket *)((char *)mem + sizeof(struct rl_header));
 	for (size_t i = 0; i < (1u << 16); i++)
 		for (int j = 0; j < RL_SLOTS; j++)
