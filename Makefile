@@ -1,13 +1,20 @@
 # Thin wrapper over CMake. Every target first installs the Debian packages it needs.
 #   make demo         build, start shmringd + nginx, send traffic through every plugin, stop
-#   make test         every test: unit, daemon, Lua, end-to-end, fuzz (ASan/UBSan build)
+#   make test         the format check, then every test: unit, daemon, Lua, end-to-end, fuzz
+#                     (ASan/UBSan build)
+#   make lint         fail if a C file differs from what clang-format (.clang-format) makes of it
+#   make format       rewrite every C file as clang-format makes it
 #   make bench        every benchmark; figures printed and written under bench/results/
+#   make deb          the Debian package, build/deb/shmring_<version>_<arch>.deb
 JOBS ?= $(shell nproc)
 BUILD ?= build/release
 TEST_BUILD ?= build/test
 FUZZ_SECONDS ?= 60
+# Every C file of the tree, but generated ones (their generator writes them; a hand format
+# would be undone by the next run).
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' ':!:tests/jwt/fixtures.h')
 
-.PHONY: all build test demo serve bench bench-ring bench-daemon bench-plugins bench-hello bench-log bench-e2e clean format
+.PHONY: all build lint test deb demo serve bench bench-ring bench-daemon bench-plugins bench-hello bench-log bench-e2e clean format
 
 all: build
 
@@ -17,13 +24,26 @@ build:
 	  -DSHMRING_SANITIZE=OFF -DSHMRING_FUZZ=OFF >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
 
+lint:
+	@scripts/deps.sh lint
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
 # The test build uses clang for libFuzzer, with ASan/UBSan and warnings as errors.
-test:
+test: lint
 	@scripts/deps.sh test
 	CC=clang cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSHMRING_SANITIZE=ON \
 	  -DSHMRING_WERROR=ON -DSHMRING_FUZZ=ON -DSHMRING_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
 	cmake --build $(TEST_BUILD) -j$(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# The package is the install of a tree configured for /usr: its paths are compiled in.
+deb:
+	@scripts/deps.sh build
+	cmake -S . -B build/deb -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DSHMRING_TESTS=OFF -DSHMRING_BENCH=OFF -DSHMRING_WERROR=OFF -DSHMRING_SANITIZE=OFF \
+	  -DSHMRING_FUZZ=OFF >/dev/null
+	cmake --build build/deb -j$(JOBS)
+	cd build/deb && cpack -G DEB
 
 demo: build
 	@scripts/deps.sh demo
@@ -69,4 +89,4 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $(FORMAT_FILES)

@@ -26,7 +26,7 @@ function(shmring_add_plugin name)
                         LIBRARY_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/plugins)
   target_include_directories(shmring_plugin_${name} PRIVATE ${PROJECT_SOURCE_DIR}/plugins)
   target_link_libraries(shmring_plugin_${name} PRIVATE ${P_LIBS})
-  install(TARGETS shmring_plugin_${name} LIBRARY DESTINATION ${SHMRING_PLUGIN_DIR})
+  install(TARGETS shmring_plugin_${name} LIBRARY DESTINATION ${SHMRING_INSTALL_PLUGINDIR})
 endfunction()
 
 # shmring_add_bench(NAME SOURCES a.c [LIBS ...]): built by default, never a test.

@@ -1,9 +1,11 @@
 -- The demo's configuration (keys, limits, per-route plugin configs) and the
--- glue its nginx.conf calls. Each route runs its C plugin through its Kong
--- stub (lua/kong/plugins/shmring-<plugin>/) inside the Kong PDK test double
--- (tests/kong_pdk_double/). A route whose plugin is not built yet (no
--- <plugin>.so in the build, named by SHMRING_DEMO_PLUGINS) or has no stub
--- yet runs `hello` instead; /shmring/status says which.
+-- glue its nginx.conf calls. Each route runs its plugins through their Kong
+-- stubs (lua/kong/plugins/shmring-<plugin>/) inside the Kong PDK test
+-- double (tests/kong_pdk_double/), which builds every config as Kong does:
+-- validated against the stub's schema, defaults filled, Kong's own keys
+-- (route_id, __plugin_id, __ws_id, ...) injected. A config Kong would refuse
+-- stops nginx at start; a plugin missing from shmringd fails its route
+-- (demo/run_demo.py checks every answer).
 local double = require("kong_pdk_double")
 
 local M = {}
@@ -20,24 +22,28 @@ local DEMO_RS256_PUB = (function()
     return pem
 end)()
 
--- route -> the C plugin it demonstrates and that plugin's demo config.
+-- route -> its plugins (Kong stub and config, as an operator writes them).
+local function one(plugin, config)
+    return { plugins = { { name = "shmring-" .. plugin, config = config } } }
+end
+
 M.routes = {
-    hello = { plugin = "hello", conf = {} },
-    ["hello-open"] = { plugin = "hello", conf = { fail_open = true } },
+    hello = one("hello", {}),
+    ["hello-open"] = one("hello", { fail_open = true }),
     -- for the client tests: a deadline shorter than a slow daemon's answer
-    ["hello-20ms"] = { plugin = "hello", conf = { timeout = 20 } },
+    ["hello-20ms"] = one("hello", { timeout = 20 }),
     -- Consumers inline, in the credentials format of docs/plugins.md (a
     -- `credentials_file` holding {"consumers": [...]} works the same way).
-    ["key-auth"] = { plugin = "key-auth", conf = {
+    ["key-auth"] = one("key-auth", {
         key_names = { "apikey" },
         consumers = {
             { id = "7f3c1d2e-0000-4000-8000-000000000001", username = "demo",
               keyauth_credentials = { { id = "7f3c1d2e-0000-4000-8000-00000000a001", key = "demo-key" } } },
         },
-    } },
+    }),
     -- HS256 secret `demo-secret` for iss `demo-issuer`, and RS256 for iss
     -- `demo-rs256` (key pair in demo/keys/, private key for signing tokens).
-    jwt = { plugin = "jwt", conf = {
+    jwt = one("jwt", {
         key_claim_name = "iss", claims_to_verify = { "exp" },
         consumers = {
             { id = "7f3c1d2e-0000-4000-8000-000000000001", username = "demo",
@@ -48,20 +54,27 @@ M.routes = {
                     algorithm = "RS256", rsa_public_key = DEMO_RS256_PUB },
               } },
         },
-    } },
-    ["rate-limit"] = { plugin = "rate-limiting", conf = { second = 5, minute = 100, policy = "local", limit_by = "ip" } },
-    ["request-transformer"] = { plugin = "request-transformer", conf = {
+    }),
+    ["rate-limit"] = one("rate-limiting", { second = 5, minute = 100, policy = "local", limit_by = "ip" }),
+    ["request-transformer"] = one("request-transformer", {
         add = { headers = { "x-added-by:shmring", 'x-client:$(headers.user_agent or "unknown")' },
                 querystring = { "added:1" } },
         remove = { headers = { "x-remove-me" }, querystring = { "secret" } },
         rename = { headers = { "x-old-name:x-new-name" }, querystring = { "q:search" } },
-    } },
-    ["correlation-id"] = { plugin = "correlation-id", conf = {
+    }),
+    ["correlation-id"] = one("correlation-id", {
         header_name = "Kong-Request-ID", generator = "uuid", echo_downstream = true,
-    } },
+    }),
     -- One JSON line per request in the demo's run directory (the nginx
     -- prefix: DEMO_DIR, else build/demo), written by shmringd.
-    log = { plugin = "log", conf = { path = ngx.config.prefix() .. "requests.log" } },
+    log = one("log", { path = ngx.config.prefix() .. "requests.log" }),
+    -- correlation-id in access, then the log plugin: the line carries the
+    -- id correlation-id kept (tests/e2e/test_log.py).
+    ["log-with-id"] = { plugins = {
+        { name = "shmring-correlation-id",
+          config = { header_name = "Kong-Request-ID", generator = "uuid", echo_downstream = true } },
+        { name = "shmring-log", config = { path = ngx.config.prefix() .. "requests.log" } },
+    } },
 }
 
 -- /lua/file-log: Kong's file-log in Lua (bench/baselines/kong_file_log.lua),
@@ -74,96 +87,45 @@ M.ngx_conf = { value = "OpenResty", timeout = 250, fail_open = false }
 -- plugin applies the defaults).
 M.ngx_log_conf = { path = ngx.config.prefix() .. "requests-ngx.log" }
 
-local resolved = {}
-
-local function available()
-    local set = {}
-    for name in (os.getenv("SHMRING_DEMO_PLUGINS") or "hello"):gmatch("[^,%s]+") do
-        set[name] = true
-    end
-    return set
-end
-
--- Decide, per route, which stub runs (done once, in init_by_lua).
+-- Register every route with the double (init_by_lua), and the routes of
+-- the module named by SHMRING_KONG_ROUTES (the Kong tests' own, in
+-- tests/e2e/) when set.
 function M.init()
-    local built = available()
-    for route, r in pairs(M.routes) do
-        local stub = "shmring-" .. r.plugin
-        local has_stub = pcall(require, "kong.plugins." .. stub .. ".handler")
-        if built[r.plugin] and has_stub then
-            resolved[route] = { stub = stub, conf = r.conf, plugin = r.plugin, note = "" }
-        else
-            local why = not built[r.plugin] and (r.plugin .. ".so not built yet")
-                or ("no Kong stub shmring-" .. r.plugin .. " yet")
-            resolved[route] = { stub = "shmring-hello", conf = { fail_open = r.conf.fail_open },
-                                plugin = "hello", note = why, wanted = r.plugin }
+    local extra = os.getenv("SHMRING_KONG_ROUTES")
+    if extra and extra ~= "" then
+        for name, def in pairs(require(extra)) do
+            M.routes[name] = def
         end
+    end
+    for name, def in pairs(M.routes) do
+        double.route(name, def)
     end
 end
 
 function M.init_worker()
-    local stubs, seen = {}, {}
-    for _, r in pairs(resolved) do
-        if not seen[r.stub] then
-            seen[r.stub] = true
-            stubs[#stubs + 1] = r.stub
-        end
-    end
-    table.sort(stubs)
-    double.init_worker(stubs)
+    double.init_worker()
 end
 
 function M.access(route)
-    local r = resolved[route]
-    return double.run("access", r.stub, route, r.conf)
+    return double.run("access", route)
 end
 
 function M.header_filter(route)
-    local r = resolved[route]
-    return double.run("header_filter", r.stub, route, r.conf)
+    return double.run("header_filter", route)
 end
 
 function M.log(route)
-    local r = resolved[route]
-    return double.run("log", r.stub, route, r.conf)
+    return double.run("log", route)
 end
 
--- JSON: lua-cjson when installed, else a small encoder (enough for the
--- echo's and the status page's tables), so the demo runs without it.
-local function encode_json(v)
-    local t = type(v)
-    if t == "table" then
-        local n = #v
-        local out = {}
-        if n > 0 or next(v) == nil and getmetatable(v) == "array" then
-            for i = 1, n do out[i] = encode_json(v[i]) end
-            return "[" .. table.concat(out, ",") .. "]"
-        end
-        for k, x in pairs(v) do
-            out[#out + 1] = encode_json(tostring(k)) .. ":" .. encode_json(x)
-        end
-        return "{" .. table.concat(out, ",") .. "}"
-    elseif t == "string" then
-        return '"' .. v:gsub('[%c"\\]', function(c)
-            if c == '"' then return '\\"' end
-            if c == "\\" then return "\\\\" end
-            return string.format("\\u%04x", c:byte())
-        end) .. '"'
-    elseif t == "number" or t == "boolean" then
-        return tostring(v)
-    end
-    return "null"
-end
-local ok_cjson, cjson_mod = pcall(require, "cjson.safe")
-local json = { encode = ok_cjson and cjson_mod.encode or encode_json }
-M.encode_json = encode_json
+-- lua-cjson (scripts/deps.sh installs it; the PDK double needs it too).
+local json = require("cjson.safe")
 
 -- The echo upstream's answer.
 function M.echo()
-    local cjson = json
     ngx.req.read_body()
     ngx.header["Content-Type"] = "application/json"
-    ngx.say(cjson.encode({
+    ngx.say(json.encode({
         method = ngx.req.get_method(),
         path = ngx.var.uri,
         query = ngx.req.get_uri_args(),
@@ -171,19 +133,26 @@ function M.echo()
     }))
 end
 
--- Which plugin each route runs, and this worker's channel.
+-- Which plugins each route runs (its first C plugin as `plugin`), this
+-- worker's channel and its timer-ng pool (the double's).
 function M.status()
-    local cjson = json
     local client = require("shmring.client")
     local routes = {}
-    for route, r in pairs(resolved) do
-        routes[route] = { plugin = r.plugin, wanted = r.wanted or r.plugin, note = r.note }
+    for name in pairs(M.routes) do
+        local r = double.get_route(name)
+        local list = {}
+        for i, p in ipairs(r.plugins) do
+            list[i] = p.name
+        end
+        local first = M.routes[name].plugins[1].name
+        routes[name] = { plugin = (first:gsub("^shmring%-", "")), plugins = list,
+                         route_id = r.route.id, service_id = r.service.id }
     end
     local ok, err = client.health()
     ngx.header["Content-Type"] = "application/json"
-    ngx.say(cjson.encode({
+    ngx.say(json.encode({
         routes = routes, worker_pid = ngx.worker.pid(), channel = client.channel_index(),
-        daemon = ok and "up" or err, stats = client.stats,
+        daemon = ok and "up" or err, stats = client.stats, timers = double.timers(),
     }))
 end
 

@@ -55,8 +55,10 @@
  * the log sinks below for output). A hook that takes long delays every
  * request on the channels that worker serves; one that does not return for
  * watchdog_ms (default 10 s) gets the worker killed and restarted. A worker
- * that crashes is restarted too; a CONF record that crashes two workers in
- * a row is answered with an error instead of being retried.
+ * that crashes is restarted too; any record that crashes two workers in a
+ * row is answered with an error instead of being retried (in practice a
+ * CONF: after a restart a request record's conf id is unknown, so it is
+ * answered "unknown conf" before a hook runs).
  *
  * Memory: every view (struct shmring_str, msgpack_object) handed to a hook
  * points into the shared ring or into the daemon's per-record zone and is
@@ -81,6 +83,8 @@
 #include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "shmring/protocol.h" /* record types, action ops, reply statuses */
 
 #ifdef __cplusplus
 extern "C" {
@@ -259,24 +263,11 @@ SHMRING_HOST_API const msgpack_object *shmring_map_get(const msgpack_object *map
 
 /* ---- the reply builder ---------------------------------------------------- */
 
-/* Actions, in the order they are added, become the REPLY's "a" array; the
- * codes are the `op` numbers of docs/protocol.md. Every builder call copies
- * its arguments, returns 0, or -ENOMEM / -EMSGSIZE if the reply grew past
- * the channel's record size (the reply then becomes an error reply). */
-enum shmring_action {
-	SHMRING_ACT_SET_REQ_HEADER = 1,
-	SHMRING_ACT_ADD_REQ_HEADER = 2,
-	SHMRING_ACT_CLEAR_REQ_HEADER = 3,
-	SHMRING_ACT_SET_PATH = 4,
-	SHMRING_ACT_SET_QUERY = 5,
-	SHMRING_ACT_SET_METHOD = 6,
-	SHMRING_ACT_SET_RESP_HEADER = 7,
-	SHMRING_ACT_ADD_RESP_HEADER = 8,
-	SHMRING_ACT_EXIT = 9,
-	SHMRING_ACT_SET_CTX = 10,
-	SHMRING_ACT_AUTHENTICATE = 11,
-	SHMRING_ACT_LOG = 12,
-};
+/* Actions, in the order they are added, become the REPLY's "a" array; each
+ * call writes one enum shmring_action_op (shmring/protocol.h). Every builder
+ * call copies its arguments, returns 0, or -ENOMEM / -EMSGSIZE if the reply
+ * grew past the channel's record size (the reply then becomes an error
+ * reply). */
 
 /* Upstream request (what the gateway sends to the service). */
 SHMRING_HOST_API int shmring_reply_set_req_header(struct shmring_reply *rep,

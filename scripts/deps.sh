@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, only those that are missing.
-# Usage: scripts/deps.sh build|test|demo|bench
+# Usage: scripts/deps.sh build|lint|test|demo|bench
 set -euo pipefail
 
 build=(cmake make gcc clang pkg-config liburing-dev libmsgpack-dev libcmocka-dev
        libluajit2-5.1-dev libinih-dev libjansson-dev libssl-dev libhiredis-dev libxxhash-dev
        systemtap-sdt-dev)
 runtime=(nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-2 lua-cjson luajit2 curl python3)
-extra_test=(redis-server)
+lint=(clang-format)
+# lintian, luarocks, systemd (systemd-analyze), dpkg-dev, file and strace: tests/install.
+extra_test=(redis-server lintian luarocks systemd dpkg-dev file strace)
 extra_bench=(wrk linux-perf python3-cryptography)
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
-  test) want=("${build[@]}" "${runtime[@]}" "${extra_test[@]}") ;;
+  lint) want=("${lint[@]}") ;;
+  test) want=("${build[@]}" "${lint[@]}" "${runtime[@]}" "${extra_test[@]}") ;;
   demo) want=("${build[@]}" "${runtime[@]}") ;;
   bench) want=("${build[@]}" "${runtime[@]}" "${extra_test[@]}" "${extra_bench[@]}") ;;
-  *) echo "usage: $0 build|test|demo|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 build|lint|test|demo|bench" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,82 +28,123 @@ struct opt {
 	size_t off;
 	size_t size; /* OPT_STR: buffer size */
 	const char *help;
+	const char *def; /* the default, in words; conf/shmringd.conf.in and
+	                    docs/daemon.md use the same help and default */
 };
 
-#define O_STR(k, f, h)                                                                             \
+#define O_STR(k, f, h, d)                                                                          \
 	{                                                                                          \
 		k, OPT_STR, offsetof(struct shmringd_config, f),                                   \
-		    sizeof(((struct shmringd_config *)0)->f), h                                    \
+		    sizeof(((struct shmringd_config *)0)->f), h, d                                 \
 	}
-#define O_NUM(k, f, h)                                                                             \
+#define O_NUM(k, f, h, d)                                                                          \
 	{                                                                                          \
-		k, OPT_U32, offsetof(struct shmringd_config, f), 0, h                              \
+		k, OPT_U32, offsetof(struct shmringd_config, f), 0, h, d                           \
+	}
+#define O_BOOL(k, f, h, d)                                                                         \
+	{                                                                                          \
+		k, OPT_BOOL, offsetof(struct shmringd_config, f), 0, h, d                          \
 	}
 
 static const struct opt opts[] = {
     O_STR("shm_dir", shm_dir,
-          "instance directory of the segments and doorbell sockets "
-          "(default /dev/shm/shmring/default)"),
+          "instance directory: the segments (ctl, ch-N), doorbell sockets (ch-N.bell), "
+          "stats, shmringd.lock and plugin regions (plugin-NAME.shm)",
+          "/dev/shm/shmring/default"),
     O_NUM("channels", channels,
-          "channel segments, one per nginx worker and spare for "
-          "reloads (default 2 x CPUs, max 1024)"),
+          "channel segments (1..1024): one per gateway worker, plus spares for reloads "
+          "(old and new workers overlap)",
+          "2 x CPUs"),
     O_NUM("workers", workers,
-          "worker processes; channel k is served by worker k mod "
-          "workers (default CPUs, max 64)"),
-    O_NUM("ring_size", ring_size,
-          "bytes of each SQ and CQ ring, power of two "
-          "(default 1048576)"),
+          "worker processes (1..64); channel k is served by worker k mod workers", "CPUs"),
+    O_NUM("ring_size", ring_size, "bytes of each SQ and CQ ring, a power of two (4096..1073741824)",
+          "1048576"),
     {"mode", OPT_MODE, offsetof(struct shmringd_config, mode), 0,
-     "octal file mode of segments and sockets (default 0660)"},
+     "octal mode of the segments, the stats file and the doorbell sockets: the gateway's "
+     "user must be able to read and write them",
+     "0660"},
     O_STR("group", group,
-          "group (name or gid) owning segments and sockets (default: "
-          "the daemon's)"),
+          "group (name or gid) of those files, e.g. the gateway's; needs root or "
+          "membership",
+          "the daemon's"),
     O_STR("user", user,
-          "when started as root, run as this user (name or uid) after "
-          "creating the segments"),
+          "when started as root: after creating the files (owned by this user), switch to "
+          "this user (name or uid)",
+          "none"),
     O_STR("plugin_dir", plugin_dir,
-          "':'-separated directories of plugin .so files "
-          "(default " SHMRING_PLUGIN_DIR ")"),
+          "':'-separated directories of plugin .so files; each must exist and be "
+          "readable",
+          SHMRING_PLUGIN_DIR),
     O_STR("plugins", plugins,
-          "','-separated plugin names to load (each must load); "
-          "empty = every .so in plugin_dir"),
-    {"foreground", OPT_BOOL, offsetof(struct shmringd_config, foreground), 0,
-     "stay in the foreground (systemd, tests); else daemonize"},
+          "','-separated plugin names to load, each must load; empty = every .so in "
+          "plugin_dir",
+          "empty"),
+    O_BOOL("allow_plugin_errors", allow_plugin_errors,
+           "with plugins empty: start without the plugins that do not load, an unreadable "
+           "plugin_dir or no plugin at all, logging why; off = refuse to start",
+           "off"),
+    O_BOOL("foreground", foreground,
+           "stay in the foreground, logging to stderr (systemd, tests); off = daemonize and "
+           "log to syslog",
+           "off"),
     O_NUM("spin_us", spin_us,
-          "a worker busy-polls this long after its last record "
-          "before sleeping on its futex (default 50)"),
+          "a worker busy-polls this long after its last record before sleeping on its "
+          "futex",
+          "50"),
     O_NUM("idle_timeout_ms", idle_timeout_ms,
-          "longest worker sleep when no flush is due "
-          "(default 1000)"),
+          "longest worker sleep when no log flush is due (housekeeping only)", "1000"),
     O_NUM("log_batch_bytes", log_batch_bytes,
-          "log sink batch flushed at this size "
-          "(default 65536)"),
-    O_NUM("log_flush_ms", log_flush_ms,
-          "... or when its oldest entry is this old "
-          "(default 100)"),
+          "a log sink's batch is written when it reaches this size ...", "65536"),
+    O_NUM("log_flush_ms", log_flush_ms, "... or when its oldest entry is this old", "100"),
     O_NUM("log_sink_max_bytes", log_sink_max_bytes,
-          "memory per sink per worker; past it "
-          "entries are dropped and counted (default 4194304)"),
+          "memory per sink per worker; past it entries are dropped and counted", "4194304"),
     O_NUM("restart_backoff_max_ms", restart_backoff_max_ms,
-          "longest delay before restarting a worker that keeps dying (default 5000)"),
+          "longest delay before restarting a worker that keeps dying", "5000"),
     O_NUM("drain_timeout_ms", drain_timeout_ms,
-          "SIGTERM: longest wait for rings and "
-          "sinks to drain (default 5000)"),
+          "SIGTERM: longest wait for the rings and the log sinks to drain", "5000"),
     O_NUM("watchdog_ms", watchdog_ms,
-          "kill and restart a worker stuck this long in a "
-          "plugin hook; 0 = off; must exceed idle_timeout_ms "
-          "(default 10000)"),
+          "kill and restart a worker stuck this long in a plugin hook; 0 = off; must "
+          "exceed idle_timeout_ms + 100",
+          "10000"),
     {"verbose", OPT_U32, offsetof(struct shmringd_config, verbose), 0,
-     "1 = log reloads, restarts and refusals in detail (default 0)"},
+     "1 = log every malformed record and each worker's start", "0"},
     O_STR("plugin_file_dirs", plugin_file_dirs,
-          "':'-separated directories below which plugin configs may name "
-          "files (log path, credentials_file); empty = none "
-          "(default " SHMRINGD_FILE_DIRS_DEFAULT ")"),
+          "':'-separated directories below which plugin configs may name files (the log "
+          "plugin's path, credentials_file); empty = none",
+          SHMRINGD_FILE_DIRS_DEFAULT),
     O_STR("socket", socket,
-          "also serve the plugins over this Unix stream socket, one "
-          "length-prefixed msgpack frame per phase (compatibility and "
-          "benchmark transport, not the fast path; default off)"),
+          "also serve the plugins over this Unix stream socket, one length-prefixed "
+          "msgpack frame per phase (compatibility and benchmark transport, not the fast "
+          "path)",
+          "off"),
 };
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+/* Where each key got its value, for error messages: the config file's line,
+ * KEY_FROM_ARGV, or 0 (its default). Reset by every shmringd__config_load(). */
+#define KEY_FROM_ARGV (-1)
+static int key_line[NOPTS];
+static char key_file[PATH_MAX];
+
+void shmringd__config_error(const char *key, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	int line = 0;
+	for (size_t k = 0; k < NOPTS; k++)
+		if (!strcmp(opts[k].key, key))
+			line = key_line[k];
+	if (line > 0)
+		fprintf(stderr, "shmringd: %s:%d: %s: %s\n", key_file, line, key, msg);
+	else if (line == KEY_FROM_ARGV)
+		fprintf(stderr, "shmringd: --%s: %s\n", key, msg);
+	else
+		fprintf(stderr, "shmringd: %s (default): %s\n", key, msg);
+}
 
 void shmringd__config_defaults(struct shmringd_config *c)
 {
@@ -135,7 +177,7 @@ static const struct opt *opt_find(const char *key)
 	for (i = 0; key[i] && i < sizeof(norm) - 1; i++)
 		norm[i] = key[i] == '-' ? '_' : key[i];
 	norm[i] = '\0';
-	for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
+	for (size_t k = 0; k < NOPTS; k++)
 		if (strcmp(opts[k].key, norm) == 0)
 			return &opts[k];
 	return NULL;
@@ -154,21 +196,18 @@ static int parse_bool(const char *v, bool *out)
 	return 0;
 }
 
-/* Set one key; 0 or -1 with the reason in err. */
-static int opt_set(struct shmringd_config *c, const char *key, const char *val, char *err,
-                   size_t errlen)
+/* Set key o from val, given at line (or KEY_FROM_ARGV); 0 or -1 with the
+ * reason in err (the caller names the key and where). */
+static int opt_set(struct shmringd_config *c, const struct opt *o, const char *val, int line,
+                   char *err, size_t errlen)
 {
-	const struct opt *o = opt_find(key);
-	if (!o) {
-		snprintf(err, errlen, "unknown option '%s'", key);
-		return -1;
-	}
+	key_line[o - opts] = line;
 	char *field = (char *)c + o->off;
 	char *end = NULL;
 	switch (o->type) {
 	case OPT_STR:
 		if (strlen(val) >= o->size) {
-			snprintf(err, errlen, "value of '%s' is too long", o->key);
+			snprintf(err, errlen, "value is too long (at most %zu bytes)", o->size - 1);
 			return -1;
 		}
 		strcpy(field, val);
@@ -177,7 +216,7 @@ static int opt_set(struct shmringd_config *c, const char *key, const char *val, 
 		errno = 0;
 		unsigned long v = strtoul(val, &end, 0);
 		if (errno || end == val || *end || v > UINT32_MAX) {
-			snprintf(err, errlen, "'%s' wants a number, got '%s'", o->key, val);
+			snprintf(err, errlen, "wants a number, got '%s'", val);
 			return -1;
 		}
 		if (!strcmp(o->key, "verbose"))
@@ -190,7 +229,7 @@ static int opt_set(struct shmringd_config *c, const char *key, const char *val, 
 		errno = 0;
 		unsigned long v = strtoul(val, &end, 8);
 		if (errno || end == val || *end || v > 07777) {
-			snprintf(err, errlen, "'%s' wants an octal mode, got '%s'", o->key, val);
+			snprintf(err, errlen, "wants an octal mode, got '%s'", val);
 			return -1;
 		}
 		*(mode_t *)field = (mode_t)v;
@@ -198,7 +237,7 @@ static int opt_set(struct shmringd_config *c, const char *key, const char *val, 
 	}
 	case OPT_BOOL:
 		if (parse_bool(val, (bool *)field) < 0) {
-			snprintf(err, errlen, "'%s' wants on/off, got '%s'", o->key, val);
+			snprintf(err, errlen, "wants on/off, got '%s'", val);
 			return -1;
 		}
 		return 0;
@@ -206,51 +245,138 @@ static int opt_set(struct shmringd_config *c, const char *key, const char *val, 
 	return -1;
 }
 
+/* The config file being parsed. inih (as packaged) does not pass the line
+ * number to the handler: the reader counts the lines it hands over, and
+ * inih calls the handler for a line before it reads the next one. */
 struct ini_ctx {
 	struct shmringd_config *c;
-	char err[256];
+	FILE *f;
+	char *buf; /* getline's */
+	size_t cap;
+	int line;        /* of the last line read */
+	int errors;      /* reported so far */
+	int first_error; /* line of the first one the handler refused */
 };
+
+/* inih reads at most num - 1 bytes per call and would parse the rest of a
+ * longer line as a line of its own: such a line is reported here and handed
+ * over empty. */
+static char *ini_read_line(char *str, int num, void *stream)
+{
+	struct ini_ctx *x = stream;
+	ssize_t n = getline(&x->buf, &x->cap, x->f);
+	if (n < 0)
+		return NULL;
+	x->line++;
+	if (n >= num) {
+		fprintf(stderr, "shmringd: %s:%d: line longer than %d characters\n", key_file,
+		        x->line, num - 2);
+		x->errors++;
+		n = 0;
+	}
+	memcpy(str, x->buf, (size_t)n);
+	str[n] = '\0';
+	return str;
+}
 
 static int on_ini_line(void *user, const char *section, const char *name, const char *value)
 {
 	struct ini_ctx *x = user;
-	if (section && *section) {
-		snprintf(x->err, sizeof(x->err), "sections are not used ([%s])", section);
-		return 0;
-	}
-	return opt_set(x->c, name, value, x->err, sizeof(x->err)) == 0;
+	char err[256];
+	const struct opt *o = opt_find(name);
+	if (section && *section)
+		snprintf(err, sizeof(err), "sections are not used ([%s])", section);
+	else if (!o)
+		snprintf(err, sizeof(err), "unknown key (shmringd --help lists them)");
+	else if (opt_set(x->c, o, value, x->line, err, sizeof(err)) == 0)
+		return 1;
+	fprintf(stderr, "shmringd: %s:%d: %s: %s\n", key_file, x->line, name, err);
+	if (!x->first_error)
+		x->first_error = x->line;
+	x->errors++;
+	return 0;
 }
 
-static int validate(const struct shmringd_config *c)
+/* Parse the config file; 0, or -1 after printing every error with its line. */
+static int config_file_load(struct shmringd_config *c)
 {
-	const char *why = NULL;
-	if (c->channels < 1 || c->channels > SHMRING_MAX_CHANNELS)
-		why = "channels must be 1..1024";
-	else if (c->workers < 1 || c->workers > SHMRING_MAX_WORKERS)
-		why = "workers must be 1..64";
-	else if (c->ring_size < SHMRING_MIN_RING || c->ring_size > SHMRING_MAX_RING ||
-	         (c->ring_size & (c->ring_size - 1)))
-		why = "ring_size must be a power of two, 4096..1073741824";
-	else if (!c->shm_dir[0] || c->shm_dir[0] != '/')
-		why = "shm_dir must be an absolute path";
-	else if (c->log_batch_bytes < 512 || c->log_sink_max_bytes < 2 * c->log_batch_bytes)
-		why =
-		    "log_batch_bytes must be >= 512 and log_sink_max_bytes >= 2 x log_batch_bytes";
-	else if (c->log_flush_ms < 1)
-		why = "log_flush_ms must be >= 1";
-	else if (c->idle_timeout_ms < 1)
-		why = "idle_timeout_ms must be >= 1";
-	else if (c->watchdog_ms && c->watchdog_ms <= c->idle_timeout_ms + 100)
-		why = "watchdog_ms must be 0 or more than idle_timeout_ms + 100";
-	else if (c->socket[0] && c->workers >= SHMRING_MAX_WORKERS)
-		why = "socket takes a worker slot: workers must be 1..63 with it";
-	else if (c->socket[0] && c->socket[0] != '/')
-		why = "socket must be an absolute path";
-	if (why) {
-		fprintf(stderr, "shmringd: bad configuration: %s\n", why);
+	struct ini_ctx x = {.c = c, .f = fopen(c->config_file, "r")};
+	if (!x.f) {
+		fprintf(stderr, "shmringd: cannot read config file %s: %s\n", c->config_file,
+		        strerror(errno));
 		return -1;
 	}
-	return 0;
+	int rc = ini_parse_stream(ini_read_line, &x, on_ini_line, &x);
+	fclose(x.f);
+	free(x.buf);
+	/* rc is the first bad line: one the handler refused, or one inih could
+	 * not parse (reported here; inih reports no later ones). */
+	if (rc > 0 && rc != x.first_error) {
+		fprintf(stderr, "shmringd: %s:%d: syntax error (want key = value)\n",
+		        c->config_file, rc);
+		x.errors++;
+	}
+	return x.errors ? -1 : 0;
+}
+
+/* Check the values together; every problem is reported with the key and
+ * where it was set. 0, or -1. */
+static int validate(const struct shmringd_config *c)
+{
+	int bad = 0;
+#define BAD(key, ...) (shmringd__config_error(key, __VA_ARGS__), bad++)
+	if (c->channels < 1 || c->channels > SHMRING_MAX_CHANNELS)
+		BAD("channels", "must be 1..%u, got %u", SHMRING_MAX_CHANNELS, c->channels);
+	if (c->workers < 1 || c->workers > SHMRING_MAX_WORKERS)
+		BAD("workers", "must be 1..%u, got %u", SHMRING_MAX_WORKERS, c->workers);
+	if (c->ring_size < SHMRING_MIN_RING || c->ring_size > SHMRING_MAX_RING ||
+	    (c->ring_size & (c->ring_size - 1)))
+		BAD("ring_size", "must be a power of two, %u..%u, got %u", SHMRING_MIN_RING,
+		    SHMRING_MAX_RING, c->ring_size);
+	if (c->shm_dir[0] != '/')
+		BAD("shm_dir", "must be an absolute path, got '%s'", c->shm_dir);
+	if (c->log_batch_bytes < 512)
+		BAD("log_batch_bytes", "must be >= 512, got %u", c->log_batch_bytes);
+	if (c->log_sink_max_bytes < 2 * (uint64_t)c->log_batch_bytes)
+		BAD("log_sink_max_bytes", "must be >= 2 x log_batch_bytes (%u), got %u",
+		    c->log_batch_bytes, c->log_sink_max_bytes);
+	if (c->log_flush_ms < 1)
+		BAD("log_flush_ms", "must be >= 1");
+	if (c->idle_timeout_ms < 1)
+		BAD("idle_timeout_ms", "must be >= 1");
+	if (c->watchdog_ms && c->watchdog_ms <= (uint64_t)c->idle_timeout_ms + 100)
+		BAD("watchdog_ms", "must be 0 or more than idle_timeout_ms + 100 (%u), got %u",
+		    c->idle_timeout_ms + 100, c->watchdog_ms);
+	if (c->socket[0] && c->workers >= SHMRING_MAX_WORKERS)
+		BAD("socket", "takes a worker slot: workers must be 1..%u with it",
+		    SHMRING_MAX_WORKERS - 1);
+	if (c->socket[0] && c->socket[0] != '/')
+		BAD("socket", "must be an absolute path, got '%s'", c->socket);
+	/* Checking the list also makes it the one shmring_file_open() uses. */
+	char why[256];
+	if (shmringd__file_dirs_set(c->plugin_file_dirs, why, sizeof(why)) < 0)
+		BAD("plugin_file_dirs", "%s", why);
+#undef BAD
+	return bad ? -1 : 0;
+}
+
+/* Print text from column `indent` (the cursor is there), wrapped at `width`. */
+static void print_wrapped(FILE *f, const char *text, int indent, int width)
+{
+	int col = indent;
+	const char *w = text;
+	while (*w) {
+		size_t len = strcspn(w, " ");
+		if (col > indent && col + 1 + (int)len > width) {
+			fprintf(f, "\n%*s", indent, "");
+			col = indent;
+		}
+		fprintf(f, "%s%.*s", col > indent ? " " : "", (int)len, w);
+		col += (col > indent) + (int)len;
+		w += len;
+		w += strspn(w, " ");
+	}
+	fputc('\n', f);
 }
 
 void shmringd__usage(FILE *f)
@@ -268,8 +394,11 @@ void shmringd__usage(FILE *f)
 	           "  -h, --help               this text\n"
 	           "  -V, --version            print the version\n"
 	           "\nKeys:\n");
-	for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
-		fprintf(f, "      --%-22s %s\n", opts[k].key, opts[k].help);
+	for (size_t k = 0; k < NOPTS; k++) {
+		char text[640];
+		snprintf(text, sizeof(text), "%s (default %s)", opts[k].help, opts[k].def);
+		fprintf(f, "      --%-23s", opts[k].key);
+		print_wrapped(f, text, 31, 79);
 	}
 	fprintf(f, "\nSignals: SIGTERM/SIGINT graceful stop (drain rings, flush logs, exit 0);\n"
 	           "SIGHUP reload the config file and plugins (workers restarted one set at a\n"
@@ -283,6 +412,7 @@ int shmringd__config_load(struct shmringd_config *c, int argc, char **argv, bool
 {
 	*exit_now = false;
 	char err[256];
+	memset(key_line, 0, sizeof(key_line));
 	/* Pass 1: find the config file, help and version. */
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -303,20 +433,9 @@ int shmringd__config_load(struct shmringd_config *c, int argc, char **argv, bool
 			snprintf(c->config_file, sizeof(c->config_file), "%s", a + 9);
 		}
 	}
-	if (c->config_file[0]) {
-		struct ini_ctx x = {.c = c};
-		int rc = ini_parse(c->config_file, on_ini_line, &x);
-		if (rc < 0) {
-			fprintf(stderr, "shmringd: cannot read config file %s: %s\n",
-			        c->config_file, strerror(errno));
-			return -1;
-		}
-		if (rc > 0) {
-			fprintf(stderr, "shmringd: %s:%d: %s\n", c->config_file, rc,
-			        x.err[0] ? x.err : "syntax error");
-			return -1;
-		}
-	}
+	snprintf(key_file, sizeof(key_file), "%s", c->config_file);
+	if (c->config_file[0] && config_file_load(c) < 0)
+		return -1;
 	/* Pass 2: overrides. */
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -364,16 +483,10 @@ int shmringd__config_load(struct shmringd_config *c, int argc, char **argv, bool
 			fprintf(stderr, "shmringd: option '%s' needs a value\n", a);
 			return -1;
 		}
-		if (opt_set(c, key, val, err, sizeof(err)) < 0) {
-			fprintf(stderr, "shmringd: %s\n", err);
+		if (opt_set(c, o, val, KEY_FROM_ARGV, err, sizeof(err)) < 0) {
+			fprintf(stderr, "shmringd: --%s: %s\n", o->key, err);
 			return -1;
 		}
 	}
-	if (validate(c) < 0)
-		return -1;
-	if (shmringd__file_dirs_set(c->plugin_file_dirs, err, sizeof(err)) < 0) {
-		fprintf(stderr, "shmringd: bad configuration: %s\n", err);
-		return -1;
-	}
-	return 0;
+	return validate(c);
 }

@@ -31,6 +31,7 @@ struct shmringd_config {
 	char user[64];             /* "" = keep */
 	char plugin_dir[PATH_MAX]; /* ':'-separated directories */
 	char plugins[1024];        /* ','-separated names; "" = every .so found */
+	bool allow_plugin_errors;  /* scan: start without the plugins that do not load */
 	bool foreground;
 	uint32_t spin_us;            /* busy-poll this long before sleeping */
 	uint32_t idle_timeout_ms;    /* longest futex sleep when nothing is due */
@@ -42,7 +43,7 @@ struct shmringd_config {
 	uint32_t watchdog_ms;      /* kill a worker whose loop stalls this long; 0 = off */
 	int verbose;
 	char socket[108]; /* "" = off; else the socket transport's Unix socket path */
-	char plugin_file_dirs[PATH_MAX]; /* ':'-separated; see files.c */
+	char plugin_file_dirs[PATH_MAX]; /* see host_files.c */
 };
 
 void shmringd__config_defaults(struct shmringd_config *c);
@@ -50,8 +51,13 @@ void shmringd__config_defaults(struct shmringd_config *c);
  * printing why to stderr. *exit_now is set for --help / --version. */
 int shmringd__config_load(struct shmringd_config *c, int argc, char **argv, bool *exit_now);
 void shmringd__usage(FILE *f);
+/* Report a bad value of key on stderr with where it was set by the last
+ * shmringd__config_load(): "FILE:LINE: key: ...", "--key: ..." or
+ * "key (default): ...". */
+void shmringd__config_error(const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-/* ---- files named by plugin configs (files.c) ----------------------------- */
+/* ---- files named by plugin configs (host_files.c) ------------------------ */
 
 #define SHMRINGD_FILE_DIRS_DEFAULT "/var/log/shmring:/etc/shmring"
 /* The directories below which shmring_file_open() opens files (config key
@@ -63,7 +69,7 @@ int shmringd__file_dirs_set(const char *list, char *err, size_t errlen);
 extern char shmringd__role[32];
 void shmringd__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ---- plugins (host.c) ---------------------------------------------------- */
+/* ---- plugins (host_load.c) ----------------------------------------------- */
 
 struct shmringd_plugin {
 	const struct shmring_plugin *desc; /* NULL if refused */
@@ -79,9 +85,14 @@ struct shmringd_plugins {
 	uint32_t n;
 };
 
+/* Whether a plugin that does not load (or a plugin_dir that cannot be read)
+ * stops the daemon: always for a `plugins` list, else unless
+ * allow_plugin_errors is on. */
+bool shmringd__plugins_strict(const struct shmringd_config *c);
 /* dlopen the configured plugins and check their descriptors. With strict,
- * any refusal is an error (returned -1, message in err). Without it,
- * refused plugins stay in the table with their error. */
+ * any refusal, an unreadable plugin_dir or finding no plugin is an error
+ * (returned -1, message in err). Without it, refused plugins stay in the
+ * table with their error. */
 int shmringd__plugins_load(const struct shmringd_config *c, struct shmringd_plugins *p, bool strict,
                            char *err, size_t errlen);
 /* Run init of every loaded plugin (worker side). */
@@ -89,6 +100,10 @@ void shmringd__plugins_init(struct shmringd_plugins *p);
 void shmringd__plugins_unload(struct shmringd_plugins *p);
 struct shmringd_plugin *shmringd__plugin_find(struct shmringd_plugins *p, const char *name,
                                               size_t len);
+/* A plugin or shared-region name: [a-z0-9_-]{1,63}. */
+bool shmringd__name_ok(const char *n);
+
+/* ---- request views and reply builder (host_request.c, host_reply.c) ----- */
 
 /* The reply under construction: msgpack in a private buffer, copied into
  * the CQ in one claim when finished. */
@@ -109,12 +124,13 @@ void shmringd__reply_begin(struct shmring_reply *r, uint32_t max_payload);
 /* Finish: writes {s=0,a=[...]} or {s=1,e=...}; returns the payload length. */
 uint32_t shmringd__reply_finish(struct shmring_reply *r, const char *fallback_error);
 /* A complete reply with only a status and an optional error message. */
-uint32_t shmringd__reply_status(struct shmring_reply *r, uint32_t status, const char *error);
+uint32_t shmringd__reply_status(struct shmring_reply *r, enum shmring_reply_status status,
+                                const char *error);
 
 /* Decode a snapshot map into the request view. 0, or -EBADMSG. */
 int shmringd__request_decode(struct shmring_request *req, const msgpack_object *root);
 
-/* ---- shared regions (host.c): shmring_shared_region() ------------------------ */
+/* ---- shared regions (host_region.c): shmring_shared_region() ------------- */
 
 #define SHMRINGD_REGION_PREFIX "plugin-"
 /* Where this process maps plugin regions (a worker: its shm_dir and segment

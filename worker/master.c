@@ -100,7 +100,7 @@ static int resolve_ids(const struct shmringd_config *c, uid_t *uid, gid_t *gid)
 		} else if (*end == '\0') {
 			*uid = (uid_t)v;
 		} else {
-			fprintf(stderr, "shmringd: unknown user '%s'\n", c->user);
+			shmringd__config_error("user", "unknown user '%s'", c->user);
 			return -1;
 		}
 	}
@@ -113,27 +113,10 @@ static int resolve_ids(const struct shmringd_config *c, uid_t *uid, gid_t *gid)
 		} else if (*end == '\0') {
 			*gid = (gid_t)v;
 		} else {
-			fprintf(stderr, "shmringd: unknown group '%s'\n", c->group);
+			shmringd__config_error("group", "unknown group '%s'", c->group);
 			return -1;
 		}
 	}
-	return 0;
-}
-
-static int mkdir_p(const char *dir, mode_t mode)
-{
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s", dir);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -errno;
 	return 0;
 }
 
@@ -179,7 +162,7 @@ static int create_stats(const char *dir, mode_t mode)
 	if (fd < 0)
 		return -errno;
 	fchmod(fd, mode & 0666);
-	if (fchown(fd, M.uid, M.gid) < 0 && (M.uid != (uid_t)-1 || M.gid != (gid_t)-1))
+	if ((M.uid != (uid_t)-1 || M.gid != (gid_t)-1) && fchown(fd, M.uid, M.gid) < 0)
 		shmringd__log("chown %s: %s", path, strerror(errno));
 	if (ftruncate(fd, sizeof(struct shmringd_stats)) < 0) {
 		int e = errno;
@@ -428,7 +411,8 @@ static void reload_begin(void)
 
 	struct shmringd_plugins probe;
 	char err[512];
-	if (shmringd__plugins_load(&nc, &probe, nc.plugins[0] != '\0', err, sizeof(err)) < 0) {
+	if (shmringd__plugins_load(&nc, &probe, shmringd__plugins_strict(&nc), err, sizeof(err)) <
+	    0) {
 		shmringd__log("reload: %s; keeping the running workers", err);
 		return;
 	}
@@ -469,60 +453,94 @@ static void stop_begin(void)
 	shmringd__log("stopping: draining rings and log sinks");
 }
 
+/* Beat every BEAT_MS; not while stopping (clients must see the daemon go). */
+static void heartbeat(uint64_t now, uint64_t *next_beat)
+{
+	if (now >= *next_beat && !M.stopping) {
+		shmring_instance_beat(M.inst);
+		*next_beat = now + BEAT_MS * 1000000ull;
+	}
+}
+
+/* How long the master may wait for a signal: until the next beat, or the
+ * next worker restart that is due sooner. */
+static int wait_ms(uint64_t now)
+{
+	int ms = BEAT_MS;
+	for (uint32_t i = 0; i < M.nworkers; i++) {
+		if (M.w[i].state == W_WAIT_RESTART) {
+			int64_t d = (int64_t)(M.w[i].restart_at - now) / 1000000;
+			if (d < ms)
+				ms = d < 0 ? 0 : (int)d;
+		}
+	}
+	return ms;
+}
+
+/* Wait up to ms for signals (the signalfd) and act on each: SIGTERM/SIGINT
+ * stop, SIGHUP reloads. SIGCHLD only wakes us: reap_workers() follows. */
+static void handle_signals(int ms)
+{
+	struct pollfd pfd = {.fd = M.sfd, .events = POLLIN};
+	if (poll(&pfd, 1, ms) <= 0)
+		return;
+	struct signalfd_siginfo si;
+	while (read(M.sfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			stop_begin();
+			break;
+		case SIGHUP:
+			if (!M.stopping && !M.reloading)
+				reload_begin();
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* Stopping: true once every worker is gone; past the deadline, kill them. */
+static bool stop_finished(void)
+{
+	if (!any_worker())
+		return true;
+	if (shmring_now_ns() >= M.stop_deadline) {
+		shmringd__log("workers did not stop in time; killing them");
+		signal_workers(SIGKILL);
+		M.stop_deadline = UINT64_MAX;
+	}
+	return false;
+}
+
+/* One turn of the master, one call per step: beat, wait for a signal and
+ * handle it, reap, then whatever the state (stopping, reloading, running)
+ * asks for. True once the master may exit. */
+static bool master_iteration(uint64_t *next_beat)
+{
+	uint64_t now = shmring_now_ns();
+	heartbeat(now, next_beat);
+	handle_signals(wait_ms(now));
+	reap_workers();
+	if (M.stopping)
+		return stop_finished();
+	if (M.reloading) {
+		if (!any_worker())
+			reload_finish();
+		return false;
+	}
+	restart_due();
+	watchdog();
+	return false;
+}
+
 static int master_loop(void)
 {
 	uint64_t next_beat = 0;
-	for (;;) {
-		uint64_t now = shmring_now_ns();
-		if (now >= next_beat && !M.stopping) {
-			shmring_instance_beat(M.inst);
-			next_beat = now + BEAT_MS * 1000000ull;
-		}
-		struct pollfd pfd = {.fd = M.sfd, .events = POLLIN};
-		int ms = BEAT_MS;
-		for (uint32_t i = 0; i < M.nworkers; i++) {
-			if (M.w[i].state == W_WAIT_RESTART) {
-				int64_t d = (int64_t)(M.w[i].restart_at - now) / 1000000;
-				if (d < ms)
-					ms = d < 0 ? 0 : (int)d;
-			}
-		}
-		if (poll(&pfd, 1, ms) > 0) {
-			struct signalfd_siginfo si;
-			while (read(M.sfd, &si, sizeof(si)) == sizeof(si)) {
-				switch (si.ssi_signo) {
-				case SIGTERM:
-				case SIGINT:
-					stop_begin();
-					break;
-				case SIGHUP:
-					if (!M.stopping && !M.reloading)
-						reload_begin();
-					break;
-				default:
-					break;
-				}
-			}
-		}
-		reap_workers();
-		if (M.stopping) {
-			if (!any_worker())
-				return 0;
-			if (shmring_now_ns() >= M.stop_deadline) {
-				shmringd__log("workers did not stop in time; killing them");
-				signal_workers(SIGKILL);
-				M.stop_deadline = UINT64_MAX;
-			}
-			continue;
-		}
-		if (M.reloading) {
-			if (!any_worker())
-				reload_finish();
-			continue;
-		}
-		restart_due();
-		watchdog();
-	}
+	while (!master_iteration(&next_beat))
+		;
+	return 0;
 }
 
 /* ---- main ------------------------------------------------------------------------ */
@@ -577,8 +595,8 @@ static int check_plugins(void)
 {
 	struct shmringd_plugins p;
 	char err[512];
-	bool strict = M.cfg.plugins[0] != '\0';
-	if (shmringd__plugins_load(&M.cfg, &p, strict, err, sizeof(err)) < 0) {
+	if (shmringd__plugins_load(&M.cfg, &p, shmringd__plugins_strict(&M.cfg), err, sizeof(err)) <
+	    0) {
 		fprintf(stderr, "shmringd: %s\n", err);
 		return -1;
 	}
@@ -629,20 +647,6 @@ int main(int argc, char **argv)
 	M.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	signal(SIGPIPE, SIG_IGN);
 
-	mode_t dmode = (M.cfg.mode | ((M.cfg.mode & 0444) >> 2)) & 0777;
-	int rc = mkdir_p(M.cfg.shm_dir, dmode);
-	if (rc < 0) {
-		fprintf(stderr, "shmringd: cannot create %s: %s\n", M.cfg.shm_dir, strerror(-rc));
-		goto fail;
-	}
-	if ((M.lock_fd = take_lock(M.cfg.shm_dir)) < 0)
-		goto fail;
-	/* Plugin regions of a previous run (crashed, or another layout). */
-	shmringd__shared_remove_all(M.cfg.shm_dir);
-	if ((M.uid != (uid_t)-1 || M.gid != (gid_t)-1) && chown(M.cfg.shm_dir, M.uid, M.gid) < 0)
-		shmringd__log("chown %s: %s", M.cfg.shm_dir, strerror(errno));
-	write_lock_pid();
-
 	struct shmring_create_opts o = {.dir = M.cfg.shm_dir,
 	                                .nchannels = M.cfg.channels,
 	                                .nworkers = M.cfg.workers,
@@ -651,6 +655,19 @@ int main(int argc, char **argv)
 	                                .mode = M.cfg.mode,
 	                                .uid = M.uid,
 	                                .gid = M.gid};
+	/* The directory (with the segments' owner) first: the lock lives in it. */
+	int rc = shmring_instance_mkdir(&o);
+	if (rc < 0) {
+		fprintf(stderr, "shmringd: cannot create %s: %s\n", M.cfg.shm_dir,
+		        shmring_strerror(rc));
+		goto fail;
+	}
+	if ((M.lock_fd = take_lock(M.cfg.shm_dir)) < 0)
+		goto fail;
+	/* Plugin regions of a previous run (crashed, or another layout). */
+	shmringd__shared_remove_all(M.cfg.shm_dir);
+	write_lock_pid();
+
 	if ((rc = shmring_instance_create(&o, &M.inst)) < 0) {
 		fprintf(stderr, "shmringd: cannot create the segments in %s: %s\n", M.cfg.shm_dir,
 		        shmring_strerror(rc));

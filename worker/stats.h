@@ -6,9 +6,10 @@
  * Layout (little-endian, created by the master with the segments' mode):
  *   struct shmringd_stats: magic, version, nworkers, master pid, then
  *   SHMRING_MAX_WORKERS blocks of struct shmringd_worker_stats, each block
- *   written only by the worker in that slot (plain 64-bit stores; readers
- *   such as shmringctl take each field as a snapshot, never a consistent
- *   set). Counters survive worker restarts: a new worker continues them.
+ *   written by the worker in that slot, except watchdog_kills, which the
+ *   master writes (plain 64-bit stores; readers such as shmringctl take each
+ *   field as a snapshot, never a consistent set). Counters survive worker
+ *   restarts: a new worker continues them.
  */
 #ifndef SHMRINGD_STATS_H
 #define SHMRINGD_STATS_H

@@ -13,6 +13,7 @@
  */
 #include "daemon.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -257,7 +258,8 @@ static int reply_send(struct chan_state *cs, uint64_t req_id, const uint8_t *buf
 	return rc;
 }
 
-static int reply_status(struct chan_state *cs, uint64_t req_id, uint32_t status, const char *e)
+static int reply_status(struct chan_state *cs, uint64_t req_id, enum shmring_reply_status status,
+                        const char *e)
 {
 	uint32_t len = shmringd__reply_status(&W.reply, status, e);
 	return reply_send(cs, req_id, W.reply.buf, len);
@@ -289,7 +291,7 @@ static int bad_record(struct chan_state *cs, const struct shmring_rec *rec, cons
 	if (W.cfg->verbose)
 		shmringd__log("channel %u: bad record (type %u, req %llu): %s", cs->index,
 		              rec->type, (unsigned long long)rec->req_id, why);
-	return rec->req_id ? reply_status(cs, rec->req_id, 1, why) : 0;
+	return rec->req_id ? reply_status(cs, rec->req_id, SHMRING_REPLY_ERROR, why) : 0;
 }
 
 static const msgpack_object empty_map = {.type = MSGPACK_OBJECT_MAP};
@@ -335,10 +337,10 @@ static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 	}
 	if (err[0]) {
 		W.st->conf_refused++;
-		return reply_status(cs, rec->req_id, 1, err);
+		return reply_status(cs, rec->req_id, SHMRING_REPLY_ERROR, err);
 	}
 	W.st->conf_ok++;
-	return reply_status(cs, rec->req_id, 0, NULL);
+	return reply_status(cs, rec->req_id, SHMRING_REPLY_OK, NULL);
 }
 
 static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
@@ -351,7 +353,7 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 	struct conf_ent *e = conf_find(&cs->confs, req.conf_id);
 	if (!e) {
 		W.st->unknown_conf++;
-		return reply_status(cs, rec->req_id, 2, NULL);
+		return reply_status(cs, rec->req_id, SHMRING_REPLY_UNKNOWN_CONF, NULL);
 	}
 	const struct shmring_plugin *d = e->plugin->desc;
 	int (*hook)(void *, const struct shmring_request *, struct shmring_reply *) = NULL;
@@ -364,17 +366,21 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 		req.phase = SHMRING_PHASE_REWRITE;
 		hook = d->rewrite;
 		break;
-	default:
+	case SHMRING_REC_HEADER_FILTER:
 		req.phase = SHMRING_PHASE_HEADER_FILTER;
 		hook = d->header_filter;
 		break;
+	default:
+		/* dispatch() sends only the three phase types here. */
+		assert(!"handle_phase: not a phase record");
+		return bad_record(cs, rec, "not a phase record");
 	}
 	if (!(d->phases & req.phase) || !hook) {
 		char why[128];
 		snprintf(why, sizeof(why), "plugin %s has no %s phase", e->plugin->name,
 		         phase_name(rec->type));
 		W.st->plugin_errors++;
-		return reply_status(cs, rec->req_id, 1, why);
+		return reply_status(cs, rec->req_id, SHMRING_REPLY_ERROR, why);
 	}
 	shmringd__reply_begin(&W.reply, cs->ch ? shmring_chan_max_payload(cs->ch) : W.reply.max);
 	int rc = hook(e->conf, &req, &W.reply);
@@ -398,7 +404,8 @@ static int handle_log(struct chan_state *cs, const struct shmring_rec *rec)
 	struct conf_ent *e = conf_find(&cs->confs, id);
 	if (!e) {
 		W.st->unknown_conf++;
-		return rec->req_id ? reply_status(cs, rec->req_id, 2, NULL) : 0;
+		return rec->req_id ? reply_status(cs, rec->req_id, SHMRING_REPLY_UNKNOWN_CONF, NULL)
+		                   : 0;
 	}
 	const struct shmring_plugin *d = e->plugin->desc;
 	if (!(d->phases & SHMRING_PHASE_LOG) || !d->log) {
@@ -425,14 +432,17 @@ static int handle_log(struct chan_state *cs, const struct shmring_rec *rec)
  * answered with an error instead of killing a third: without this, one bad
  * record would take its channel down for good (each new worker starts at
  * the same unreleased position). A single death (kill -9, OOM) only makes
- * it a suspect and it is retried. */
+ * it a suspect and it is retried. Called only with strikes != 0, which
+ * crash_accounting() sets only after naming the suspect (and this clears
+ * strikes before the suspect), so a suspect exists. */
 static bool is_poison(struct chan_state *cs, const struct shmring_rec *rec)
 {
+	assert(W.st->strikes > 0 && W.st->suspect != 0);
 	if (W.st->strikes < 2 || (W.st->suspect >> 32) != (uint64_t)cs->index + 1 ||
 	    (W.st->suspect & 0xffffffffu) != cs->seen || W.st->suspect_req != rec->req_id)
 		return false;
-	W.st->suspect = 0;
 	W.st->strikes = 0;
+	W.st->suspect = 0;
 	return true;
 }
 
@@ -446,7 +456,7 @@ static int dispatch(struct chan_state *cs, const struct shmring_rec *rec)
 		W.ctr->errors++;
 		shmringd__log("channel %u: skipping record %llu (type %u): it crashed two workers",
 		              cs->index, (unsigned long long)rec->req_id, rec->type);
-		return rec->req_id ? reply_status(cs, rec->req_id, 1,
+		return rec->req_id ? reply_status(cs, rec->req_id, SHMRING_REPLY_ERROR,
 		                                  "record skipped: the plugin crashed the worker "
 		                                  "twice on it")
 		                   : 0;
@@ -584,21 +594,34 @@ int shmringd__sock_dispatch(struct shmringd_sock_conn *c, const struct shmring_r
 	return rc;
 }
 
-int shmringd__sock_tick(void)
+/* ---- the loop ------------------------------------------------------------- */
+
+/* The start of every turn, ring or socket: the clock, the watchdog's stamp
+ * (loop_ns), the log sinks' due flushes. */
+static void turn_begin(void)
 {
 	W.now = shmring_now_ns();
 	W.st->loop_ns = W.now;
 	shmringd__sinks_poll(W.now);
+}
+
+/* The longest an idle worker may sleep: until the idle timeout (when it
+ * looks at its master again) or the next sink flush, whichever is first. */
+static int64_t idle_timeout_ns(void)
+{
 	int64_t timeout = (int64_t)W.cfg->idle_timeout_ms * 1000000;
 	int64_t due = shmringd__sinks_next_due(W.now);
-	if (due < timeout)
-		timeout = due;
+	return due < timeout ? due : timeout;
+}
+
+int shmringd__sock_tick(void)
+{
+	turn_begin();
+	int64_t timeout = idle_timeout_ns();
 	if (g_stop || getppid() != W.master)
 		return -1;
 	return timeout <= 0 ? 0 : (int)((timeout + 999999) / 1000000);
 }
-
-/* ---- the loop ------------------------------------------------------------- */
 
 static bool any_pending(void)
 {
@@ -620,10 +643,7 @@ static bool all_idle(void)
 
 static void sleep_on_event(void)
 {
-	int64_t timeout = (int64_t)W.cfg->idle_timeout_ms * 1000000;
-	int64_t due = shmringd__sinks_next_due(W.now);
-	if (due < timeout)
-		timeout = due;
+	int64_t timeout = idle_timeout_ns();
 	for (uint32_t i = 0; i < W.nchans; i++)
 		if (W.chans[i].pending_len && timeout > 1000000)
 			timeout = 1000000; /* the client frees CQ space without a wake */
@@ -645,7 +665,7 @@ static void sleep_on_event(void)
 		W.ctr->wakeups++;
 }
 
-static void worker_exit(int code)
+__attribute__((noreturn)) static void worker_exit(int code)
 {
 	shmringd__sinks_drain(shmring_now_ns() + (uint64_t)W.cfg->drain_timeout_ms * 1000000);
 	for (uint32_t i = 0; i < W.nchans; i++) {
@@ -667,7 +687,74 @@ static void worker_exit(int code)
 	exit(code);
 }
 
-void shmringd__worker_main(const struct shmringd_worker_args *a)
+/* The loop's own state across turns. */
+struct loop {
+	uint64_t spin_ns;        /* busy-poll this long before sleeping */
+	uint64_t idle_since;     /* W.now of the first idle turn; 0 = busy */
+	uint64_t drain_deadline; /* set at the first turn after a stop signal */
+};
+
+static int serve_channels(void)
+{
+	int n = 0;
+	for (uint32_t i = 0; i < W.nchans; i++)
+		n += drain_channel(&W.chans[i]);
+	return n;
+}
+
+/* After a stop signal, exit once the work only this worker holds is done
+ * (n: records served this turn), or at the drain deadline. */
+static void exit_when_stopped(struct loop *l, int n)
+{
+	if (!g_stop)
+		return;
+	if (!l->drain_deadline)
+		l->drain_deadline = W.now + (uint64_t)W.cfg->drain_timeout_ms * 1000000;
+	/* Hand-over: records left in the rings go to the next worker, but a
+	 * reply waiting for CQ space exists only here. */
+	if (g_stop == HANDOFF && (!any_pending() || W.now >= l->drain_deadline))
+		worker_exit(0);
+	if (g_stop == DRAIN) {
+		if ((!n && all_idle() && W.now - W.last_record_ns >= QUIET_NS) ||
+		    W.now >= l->drain_deadline)
+			worker_exit(0);
+	}
+}
+
+/* A turn that served nothing: busy-poll for spin_us, then sleep on the
+ * worker's event. A master gone while we slept means drain and go. */
+static void idle(struct loop *l)
+{
+	if (!l->idle_since)
+		l->idle_since = W.now;
+	if (W.now - l->idle_since < l->spin_ns) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+		return;
+	}
+	sleep_on_event();
+	l->idle_since = 0;
+	if (getppid() != W.master && !g_stop)
+		g_stop = DRAIN;
+}
+
+/* One turn of a ring worker, one call per step (compare nginx's
+ * ngx_worker_process_cycle). */
+static void worker_iteration(struct loop *l)
+{
+	turn_begin();
+	int n = serve_channels();
+	exit_when_stopped(l, n);
+	if (n)
+		l->idle_since = 0;
+	else
+		idle(l);
+}
+
+/* ---- setup ----------------------------------------------------------------- */
+
+static void process_init(const struct shmringd_worker_args *a)
 {
 	W.cfg = a->cfg;
 	W.inst = a->inst;
@@ -694,11 +781,15 @@ void shmringd__worker_main(const struct shmringd_worker_args *a)
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	if (getppid() != W.master)
 		g_stop = DRAIN;
+}
 
+/* Crash-loop accounting (stats.h): did the previous worker of this slot die
+ * dispatching a record, and is it the same record as last time? */
+static void crash_accounting(const struct shmringd_worker_args *a)
+{
 	W.ctr = shmring_instance_worker_counters(a->inst, a->slot);
 	W.st = &a->stats->w[a->slot];
 	if (W.st->inflight) {
-		/* The previous worker of this slot died dispatching a record. */
 		if (W.st->inflight == W.st->suspect && W.st->inflight_req == W.st->suspect_req) {
 			W.st->strikes++;
 		} else {
@@ -712,7 +803,11 @@ void shmringd__worker_main(const struct shmringd_worker_args *a)
 	W.st->started_ns = shmring_now_ns();
 	W.st->loop_ns = W.st->started_ns;
 	W.ctr->pid = (uint64_t)getpid();
+}
 
+/* The parser, the log sinks, the plugins (loaded, init, counted). */
+static void plugins_init(const struct shmringd_worker_args *a)
+{
 	if (shmring_mpr_init(&W.mpr) < 0) {
 		shmringd__log("out of memory");
 		exit(3);
@@ -737,21 +832,21 @@ void shmringd__worker_main(const struct shmringd_worker_args *a)
 			snprintf(ps->name, sizeof(ps->name), "%s", name);
 		}
 	}
+}
 
-	if (a->sock_fd >= 0) {
-		snprintf(shmringd__role, sizeof(shmringd__role), "socket worker");
-		prctl(PR_SET_NAME, "shmringd-sock");
-		W.reply.max = a->cfg->ring_size / 2;
-		shmringd__socket_serve(a->sock_fd, W.reply.max);
-		conf_clear(&sock_cs.confs);
-		worker_exit(0);
-	}
-
+/* The channels this slot serves: k = slot, slot + nworkers, ... */
+static void channels_open(const struct shmringd_worker_args *a)
+{
 	uint32_t nch = shmring_instance_nchannels(a->inst);
 	W.chans = calloc(nch, sizeof(*W.chans));
+	if (!W.chans) {
+		shmringd__log("out of memory");
+		exit(3);
+	}
 	for (uint32_t k = a->slot; k < nch; k += a->nworkers) {
 		struct chan_state *cs = &W.chans[W.nchans];
-		if ((rc = shmring_chan_open(a->inst, k, SHMRING_SERVER, &cs->ch)) < 0) {
+		int rc = shmring_chan_open(a->inst, k, SHMRING_SERVER, &cs->ch);
+		if (rc < 0) {
 			shmringd__log("cannot open channel %u: %s", k, shmring_strerror(rc));
 			exit(3);
 		}
@@ -764,46 +859,31 @@ void shmringd__worker_main(const struct shmringd_worker_args *a)
 	W.reply.max = W.nchans ? shmring_chan_max_payload(W.chans[0].ch) : 4096;
 	if (a->cfg->verbose)
 		shmringd__log("serving %u channel(s), %u plugin(s)", W.nchans, W.plugins.n);
+}
 
-	uint64_t spin_ns = (uint64_t)a->cfg->spin_us * 1000;
-	uint64_t idle_since = 0;
-	uint64_t drain_deadline = 0;
+/* The socket worker (--socket): socket.c runs its own epoll loop, calling
+ * shmringd__sock_tick() each turn. */
+__attribute__((noreturn)) static void socket_worker_cycle(const struct shmringd_worker_args *a)
+{
+	snprintf(shmringd__role, sizeof(shmringd__role), "socket worker");
+	prctl(PR_SET_NAME, "shmringd-sock");
+	W.reply.max = a->cfg->ring_size / 2;
+	shmringd__socket_serve(a->sock_fd, W.reply.max);
+	conf_clear(&sock_cs.confs);
+	worker_exit(0);
+}
+
+void shmringd__worker_main(const struct shmringd_worker_args *a)
+{
+	process_init(a);
+	crash_accounting(a);
+	plugins_init(a);
+	if (a->sock_fd >= 0)
+		socket_worker_cycle(a);
+	channels_open(a);
+
+	struct loop l = {.spin_ns = (uint64_t)a->cfg->spin_us * 1000};
 	W.last_record_ns = shmring_now_ns();
-	for (;;) {
-		W.now = shmring_now_ns();
-		W.st->loop_ns = W.now;
-		shmringd__sinks_poll(W.now);
-
-		int n = 0;
-		for (uint32_t i = 0; i < W.nchans; i++)
-			n += drain_channel(&W.chans[i]);
-
-		if (g_stop && !drain_deadline)
-			drain_deadline = W.now + (uint64_t)a->cfg->drain_timeout_ms * 1000000;
-		/* Hand-over: records left in the rings go to the next worker, but a
-		 * reply waiting for CQ space exists only here. */
-		if (g_stop == HANDOFF && (!any_pending() || W.now >= drain_deadline))
-			worker_exit(0);
-		if (g_stop == DRAIN) {
-			if ((!n && all_idle() && W.now - W.last_record_ns >= QUIET_NS) ||
-			    W.now >= drain_deadline)
-				worker_exit(0);
-		}
-		if (n) {
-			idle_since = 0;
-			continue;
-		}
-		if (!idle_since)
-			idle_since = W.now;
-		if (W.now - idle_since < spin_ns) {
-#if defined(__x86_64__) || defined(__i386__)
-			__builtin_ia32_pause();
-#endif
-			continue;
-		}
-		sleep_on_event();
-		idle_since = 0;
-		if (getppid() != W.master && !g_stop)
-			g_stop = DRAIN;
-	}
+	for (;;)
+		worker_iteration(&l);
 }

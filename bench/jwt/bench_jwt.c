@@ -16,7 +16,7 @@
  *               key set, or EVP_DigestVerifyInit + EVP_DigestVerify)
  * and the ratio cache-off / openssl. The hook runs as shmringd runs it:
  * the snapshot is decoded once (by the daemon's own decoder), then per call
- * reply begin, access, reply finish (the daemon's reply builder, host.c).
+ * reply begin, access, reply finish (the daemon's reply builder, host_reply.c).
  * Each row: warm-up, 7 timed runs of ~50 ms (5 ms with --quick) of this
  * thread's CPU time (CLOCK_THREAD_CPUTIME_ID, robust when other processes
  * share the core), median.

@@ -30,7 +30,8 @@
  * perf record -e cpu-clock -g); the other figures are then placeholders.
  * Prints a table; with --json writes the figures and the machine to PATH.
  * Exit status 0 even if a target is missed (a benchmark, not a test); the
- * table says which targets were met.
+ * table says which targets were met. Throughput targets are judged on the
+ * whole run's average; the undisturbed-window median is printed beside it.
  */
 #define _GNU_SOURCE
 #include "shmring/shmring.h"
@@ -667,7 +668,7 @@ static void print_table(const struct results *r)
 	printf("%-20s %10.2f %10.2f %9.0f of %.0f\n", "1 KiB records", r->thr1k.rate / 1e6,
 	       r->thr1k.overall / 1e6, r->thr1k.clean, r->thr1k.windows);
 	double busy_x = r->sb64.p50 / r->r64.p50, block_x = r->sk64.p50 / r->r64.p50;
-	printf("\ntargets (issue 2):\n");
+	printf("\ntargets:\n");
 	printf("  ring p50 64 B <= 350 ns          %8.0f ns   %s\n", r->r64.p50,
 	       verdict(r->r64.p50 <= 350));
 	printf("  ring p99 64 B <= 2000 ns         %8.0f ns   %s\n", r->r64.p99,
@@ -675,10 +676,13 @@ static void print_table(const struct results *r)
 	printf("  >= 10x busy-poll socket (p50)    %8.1f x    %s\n", busy_x, verdict(busy_x >= 10));
 	printf("  >= 50x blocking socket (p50)     %8.1f x    %s\n", block_x,
 	       verdict(block_x >= 50));
-	printf("  >= 15 M records/s at 64 B        %8.2f M    %s\n", r->thr64.rate / 1e6,
-	       verdict(r->thr64.rate >= 15e6));
-	printf("  >= 4 M records/s at 1 KiB        %8.2f M    %s\n", r->thr1k.rate / 1e6,
-	       verdict(r->thr1k.rate >= 4e6));
+	/* Judged on the whole run, preemptions included: that is what a
+	 * gateway on this machine gets. The undisturbed figure, the ring's
+	 * own rate, is printed beside it. */
+	printf("  >= 15 M records/s at 64 B        %8.2f M    %s (undisturbed windows %.2f M)\n",
+	       r->thr64.overall / 1e6, verdict(r->thr64.overall >= 15e6), r->thr64.rate / 1e6);
+	printf("  >= 4 M records/s at 1 KiB        %8.2f M    %s (undisturbed windows %.2f M)\n",
+	       r->thr1k.overall / 1e6, verdict(r->thr1k.overall >= 4e6), r->thr1k.rate / 1e6);
 }
 
 int main(int argc, char **argv)

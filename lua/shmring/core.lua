@@ -9,14 +9,46 @@ local ffi = require("ffi")
 
 local _M = {}
 
+-- The enums mirror shmring/shmring.h and shmring/protocol.h (the protocol's
+-- one home); tests/lua/test_ffi_layout.lua checks them, and the structs
+-- below, against the values compiled from the C headers.
 ffi.cdef [[
-enum { SHMRING_OK = 0, SHMRING_FULL = 1, SHMRING_EMPTY = 2 };
+enum shmring_result { SHMRING_OK = 0, SHMRING_FULL = 1, SHMRING_EMPTY = 2 };
+enum shmring_role { SHMRING_CLIENT = 1, SHMRING_SERVER = 2 };
+enum shmring_rec_type {
+	SHMRING_REC_PAD = 0,
+	SHMRING_REC_CONF = 1,
+	SHMRING_REC_ACCESS = 2,
+	SHMRING_REC_REWRITE = 3,
+	SHMRING_REC_HEADER_FILTER = 4,
+	SHMRING_REC_LOG = 5,
+	SHMRING_REC_REPLY = 0x80,
+};
+enum shmring_reply_status {
+	SHMRING_REPLY_OK = 0,
+	SHMRING_REPLY_ERROR = 1,
+	SHMRING_REPLY_UNKNOWN_CONF = 2,
+};
+enum shmring_action_op {
+	SHMRING_ACT_SET_REQ_HEADER = 1,
+	SHMRING_ACT_ADD_REQ_HEADER = 2,
+	SHMRING_ACT_CLEAR_REQ_HEADER = 3,
+	SHMRING_ACT_SET_PATH = 4,
+	SHMRING_ACT_SET_QUERY = 5,
+	SHMRING_ACT_SET_METHOD = 6,
+	SHMRING_ACT_SET_RESP_HEADER = 7,
+	SHMRING_ACT_ADD_RESP_HEADER = 8,
+	SHMRING_ACT_EXIT = 9,
+	SHMRING_ACT_SET_CTX = 10,
+	SHMRING_ACT_AUTHENTICATE = 11,
+	SHMRING_ACT_LOG = 12,
+};
 
 struct shmring_chan_counters {
 	uint64_t records, bytes, consumed, full, wakeups, corrupt, errors, spare;
 };
 struct shmring_worker_counters {
-	uint64_t pid, records, sleeps, wakeups, errors, restarts, lat_hist_lo, spare;
+	uint64_t pid, records, sleeps, wakeups, errors, restarts, spare[2];
 };
 struct shmring_instance;
 struct shmring_chan;
@@ -103,9 +135,29 @@ int shmring_client_health(const struct shmring_instance *inst, const struct shmr
                           int64_t max_age_ns);
 ]]
 
--- Constants mirrored from shmring.h / docs/protocol.md.
-_M.ROLE_CLIENT, _M.ROLE_SERVER = 1, 2
-_M.REC = { CONF = 1, ACCESS = 2, REWRITE = 3, HEADER_FILTER = 4, LOG = 5, REPLY = 0x80 }
+-- The protocol's names as Lua tables (values from the cdef enums above,
+-- read through ffi.C, which resolves enum constants without a library).
+local K = ffi.C
+_M.ROLE_CLIENT, _M.ROLE_SERVER = K.SHMRING_CLIENT, K.SHMRING_SERVER
+_M.FULL = K.SHMRING_FULL
+_M.REC = {
+    CONF = K.SHMRING_REC_CONF, ACCESS = K.SHMRING_REC_ACCESS, REWRITE = K.SHMRING_REC_REWRITE,
+    HEADER_FILTER = K.SHMRING_REC_HEADER_FILTER, LOG = K.SHMRING_REC_LOG,
+    REPLY = K.SHMRING_REC_REPLY,
+}
+_M.REPLY = {
+    OK = K.SHMRING_REPLY_OK, ERROR = K.SHMRING_REPLY_ERROR,
+    UNKNOWN_CONF = K.SHMRING_REPLY_UNKNOWN_CONF,
+}
+_M.ACT = {
+    SET_REQ_HEADER = K.SHMRING_ACT_SET_REQ_HEADER, ADD_REQ_HEADER = K.SHMRING_ACT_ADD_REQ_HEADER,
+    CLEAR_REQ_HEADER = K.SHMRING_ACT_CLEAR_REQ_HEADER, SET_PATH = K.SHMRING_ACT_SET_PATH,
+    SET_QUERY = K.SHMRING_ACT_SET_QUERY, SET_METHOD = K.SHMRING_ACT_SET_METHOD,
+    SET_RESP_HEADER = K.SHMRING_ACT_SET_RESP_HEADER,
+    ADD_RESP_HEADER = K.SHMRING_ACT_ADD_RESP_HEADER, EXIT = K.SHMRING_ACT_EXIT,
+    SET_CTX = K.SHMRING_ACT_SET_CTX, AUTHENTICATE = K.SHMRING_ACT_AUTHENTICATE,
+    LOG = K.SHMRING_ACT_LOG,
+}
 _M.ESTALE, _M.ETIMEDOUT, _M.ENOENT, _M.EBUSY, _M.EMSGSIZE, _M.EPIPE, _M.EPROTO =
     -116, -110, -2, -16, -90, -32, -71
 
@@ -131,6 +183,59 @@ function _M.strerror(rc)
         return "rc " .. tostring(rc)
     end
     return ffi.string(C.shmring_strerror(rc))
+end
+
+---------------------------------------------------------------------------
+-- The worker's REPLY decoder, one per LuaJIT state, shared by both
+-- transports (shmring.client, shmring.socket). A decoded reply points into
+-- the decoder and the payload: it is valid until the next decode, so use
+-- it before anything can yield.
+
+local decoder
+local dec_box = ffi.new("struct shmring_client_decoder *[1]")
+local reply_box = ffi.new("struct shmring_client_reply *[1]")
+
+-- Load the library (see load) and make the decoder. Returns the library,
+-- or nil and why.
+function _M.load_decoder(path)
+    local lib, err = _M.load(path)
+    if not lib then
+        return nil, err
+    end
+    if not decoder then
+        local rc = lib.shmring_client_decoder_new(dec_box)
+        if rc < 0 then
+            return nil, "shmring: decoder: " .. _M.strerror(rc)
+        end
+        decoder = ffi.gc(dec_box[0], lib.shmring_client_decoder_free)
+    end
+    return lib
+end
+
+-- Decode a REPLY payload (a pointer or a Lua string, and its length):
+-- the reply (struct shmring_client_reply *), or nil and -errno.
+function _M.decode_reply(payload, len)
+    local rc = C.shmring_client_decode_reply(decoder, payload, len, reply_box)
+    if rc < 0 then
+        return nil, rc
+    end
+    return reply_box[0]
+end
+
+-- Why a reply is not OK: its "e", or its status.
+function _M.reply_error(r)
+    return r.error.ptr ~= nil and ffi.string(r.error.ptr, r.error.len)
+        or ("status " .. tostring(r.status))
+end
+
+-- The reply to a CONF: nil if the config was accepted, else why not.
+function _M.conf_refusal(payload)
+    local r, rc = _M.decode_reply(payload, #payload)
+    if r and r.status == _M.REPLY.OK then
+        return nil
+    end
+    return r and r.error.ptr ~= nil and ffi.string(r.error.ptr, r.error.len)
+        or _M.strerror(rc or 0)
 end
 
 return _M

@@ -6,11 +6,15 @@
 -- It reads the request and applies the reply through Kong's PDK (kong.*),
 -- nothing else; the daemon location comes from SHMRING_DIR (kong.conf:
 -- `nginx_main_env = SHMRING_DIR`), default /dev/shm/shmring/default.
+-- What Kong adds and expects (injected config keys, PDK shapes, its timer
+-- pool) is in docs/gateway.md, "Running under Kong".
 local client = require("shmring.client")
 local phase = require("shmring.phase")
 local plugins = require("shmring.plugins")
 
-local setmetatable = setmetatable
+local ngx = ngx
+local setmetatable, next, type, pairs, ipairs = setmetatable, next, type, pairs, ipairs
+local pcall, error, rawget = pcall, error, rawget
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -20,6 +24,55 @@ end
 
 local LEVEL = { [0] = "err", [1] = "warn", [2] = "notice", [3] = "debug" }
 
+-- Kong-shaped entities for kong.client.authenticate from an AUTHENTICATE
+-- action ({id, username, custom_id} and a credential id), so Kong's own
+-- plugins (acl, rate-limiting, the loggers) read them as their own.
+local function consumer_entity(c)
+    if not c or not c.id or c.id == "" then
+        return nil
+    end
+    return {
+        id = c.id,
+        username = c.username ~= "" and c.username or nil,
+        custom_id = c.custom_id ~= "" and c.custom_id or nil,
+    }
+end
+
+-- A consumer or credential set by any auth plugin (a native Kong one or a
+-- shmring one) becomes the snapshot's `consumer` / `credential`, so
+-- rate-limiting (limit_by consumer|credential) and the `anonymous` logic of
+-- key-auth and jwt see a login whoever made it (Kong's logical OR).
+local function sync_consumer(kong)
+    local ctx = ngx.ctx
+    local consumer, credential = kong.client.get_consumer(), kong.client.get_credential()
+    if consumer == ctx.shmring_consumer_entity and credential == ctx.shmring_credential_entity then
+        return
+    end
+    ctx.shmring_consumer_entity, ctx.shmring_credential_entity = consumer, credential
+    ctx.shmring_consumer = consumer and {
+        id = consumer.id, username = consumer.username, custom_id = consumer.custom_id,
+    } or nil
+    ctx.shmring_credential = credential and credential.id or nil
+end
+
+local cjson -- cjson.safe, loaded on the first reply that needs it
+
+-- For a stub whose Kong plugin answers with kong.response.error (key-auth,
+-- rate-limiting; jwt uses kong.response.exit): an EXIT whose body is Kong's
+-- error shape ({"message": ...}, status >= 400) goes through it, so Kong
+-- 3.5+ adds request_id and picks JSON, HTML, XML or text from Accept.
+local function error_message(status, body)
+    if status < 400 or type(body) ~= "string" or body:byte(1) ~= 123 then -- '{'
+        return nil
+    end
+    cjson = cjson or require("cjson.safe")
+    local t = cjson.decode(body)
+    if type(t) ~= "table" or type(t.message) ~= "string" or next(t, next(t)) ~= nil then
+        return nil
+    end
+    return t.message
+end
+
 -- The host interface of shmring.phase over Kong's PDK.
 local host = {
     name = "kong",
@@ -28,15 +81,15 @@ local host = {
     scheme = function() return K().request.get_scheme() end,
     host = function() return K().request.get_host() end,
     path = function() return K().request.get_path() end,
-    client_ip = function() return K().client.get_ip() end,
+    -- Behind a trusted load balancer get_ip() is the balancer; Kong's own
+    -- rate-limiting and loggers use the forwarded address.
+    client_ip = function() return K().client.get_forwarded_ip() end,
     route_id = function()
         local r = K().router.get_route()
         return r and r.id or ""
     end,
-    -- rate-limiting's limit_by = service (a PDK without get_service: "")
     service_id = function()
-        local get = K().router.get_service
-        local s = get and get()
+        local s = K().router.get_service()
         return s and s.id or ""
     end,
     header = function(name) return K().request.get_header(name) end,
@@ -54,13 +107,115 @@ local host = {
     add_resp_header = function(n, v) K().response.add_header(n, v) end,
     exit = function(status, body, headers) return K().response.exit(status, body, headers) end,
     authenticate = function(consumer, credential)
-        K().client.authenticate(consumer, credential and { id = credential } or nil)
+        local entity = consumer_entity(consumer)
+        local cred = credential and credential ~= ""
+            and { id = credential, consumer = entity and { id = entity.id } } or nil
+        if entity or cred then
+            local kong = K()
+            kong.client.authenticate(entity, cred)
+            -- the snapshot of later shmring plugins: this login, not a
+            -- re-read of the same entities
+            local ctx = ngx.ctx
+            ctx.shmring_consumer_entity = kong.client.get_consumer()
+            ctx.shmring_credential_entity = kong.client.get_credential()
+        end
     end,
     log = function(level, msg) K().log[LEVEL[level] or "notice"]("shmring plugin: ", msg) end,
     error_exit = function(status, message) return K().response.error(status, message) end,
     log_entry = function() return K().log.serialize() end,
+    set_serialize_value = function(key, value) K().log.set_serialize_value(key, value) end,
 }
 _M.host = host
+
+local error_host = setmetatable({
+    exit = function(status, body, headers)
+        local message = error_message(status, body)
+        if not message then
+            return host.exit(status, body, headers)
+        end
+        for name in pairs(headers) do
+            if name:lower() == "content-type" then
+                headers[name] = nil
+            end
+        end
+        return K().response.error(status, message, headers)
+    end,
+}, { __index = host })
+
+---------------------------------------------------------------------------
+-- The config the C plugin gets: exactly the fields the stub's schema
+-- declares under `config` (records recursively). Kong adds its own keys to
+-- every plugin config (route_id, service_id, consumer_id,
+-- plugin_instance_name, __plugin_id, __ws_id, __key__, __seq__; more in
+-- later releases), and the C plugins refuse fields they do not know.
+
+local function pick(record, value)
+    local out = {}
+    for _, f in ipairs(record.fields) do
+        local k, def = next(f)
+        local v = value[k]
+        if type(v) == "table" then
+            if def.type == "record" then
+                v = pick(def, v)
+            elseif def.elements and def.elements.type == "record" then
+                local list = {}
+                for i, x in ipairs(v) do
+                    list[i] = type(x) == "table" and pick(def.elements, x) or x
+                end
+                v = list
+            end
+        end
+        out[k] = v
+    end
+    return out
+end
+
+local function config_record(schema, stub)
+    for _, f in ipairs(schema.fields) do
+        if f.config then
+            return f.config
+        end
+    end
+    error("shmring.kong: " .. stub .. " schema has no config record", 3)
+end
+
+-- conf -> its schema's fields, once per config table (Kong hands the same
+-- table to every request until the config changes).
+local function schema_filter(stub, schema)
+    local record
+    local picked = setmetatable({}, { __mode = "k" })
+    return function(conf)
+        local p = picked[conf]
+        if not p then
+            record = record or config_record(schema or require("kong.plugins." .. stub .. ".schema"),
+                stub)
+            p = pick(record, conf)
+            picked[conf] = p
+        end
+        return p
+    end
+end
+_M.schema_filter = schema_filter
+
+-- Per-worker jobs that never end (the reaper, the flusher, the exit
+-- watcher) start on nginx's own timer: Kong routes ngx.timer.at through
+-- lua-resty-timer-ng, whose pool is for jobs that end, and keeps the
+-- original as _G.native_timer_at. init_worker cannot yield, so the swap
+-- is seen by nothing else.
+local function init_client()
+    local native = rawget(_G, "native_timer_at")
+    if not native then
+        return client.init_worker()
+    end
+    local timer = ngx.timer
+    local routed = timer.at
+    timer.at = native
+    local ok, err = pcall(client.init_worker)
+    timer.at = routed
+    if not ok then
+        error(err, 0)
+    end
+end
 
 local started = false
 
@@ -71,10 +226,25 @@ local started = false
 -- opts.snapshot(conf) -> { headers = {...}, query = {...} }: for a plugin
 -- whose descriptor declares more than one config reads (configurable
 -- header or arg names), the parts this config reads. Each config table then
--- gets its own phase state, so its snapshots carry only those parts.
+-- gets its own phase state, so its snapshots carry only those parts. conf
+-- is Kong's table, with the keys Kong injects; `route_id` / `service_id`
+-- in the answer replace the request's in the snapshot (rate-limiting keys
+-- its counters by where the plugin is configured, as Kong's does).
+--
+-- opts.serialize = { "key", ... }: SET_CTX values of the access reply that
+-- Kong's plugin of the same name hands to kong.log.set_serialize_value
+-- (correlation-id: "correlation_id"), so Kong's own loggers carry them.
+--
+-- opts.error_exits = true: the plugin's refusals go through
+-- kong.response.error, as Kong's plugin of the same name answers.
+--
+-- opts.schema: the stub's schema table (default: require of
+-- kong.plugins.<opts.stub or "shmring-" .. name>.schema); only its config
+-- fields are sent to the C plugin.
 function _M.handler(name, opts)
+    opts = opts or {}
     local spec = plugins.get(name)
-    if opts and (opts.headers or opts.query or opts.fields or opts.phases) then
+    if opts.headers or opts.query or opts.fields or opts.phases then
         local fail_open = opts.fail_open
         if fail_open == nil then
             fail_open = spec.fail_open
@@ -86,50 +256,76 @@ function _M.handler(name, opts)
             timeout = opts.timeout or spec.timeout,
         })
     end
+    local plugin_conf = schema_filter(opts.stub or ("shmring-" .. name), opts.schema)
+    local stub_host = opts.error_exits and error_host or host
     local state_of
-    if opts and opts.snapshot then
+    if opts.snapshot then
         local narrow = opts.snapshot
         local states = setmetatable({}, { __mode = "k" })
-        state_of = function(conf)
-            local st = states[conf]
+        state_of = function(kconf)
+            local st = states[kconf]
             if not st then
-                local parts = narrow(conf)
-                st = phase.state(host, name, setmetatable(
+                local parts = narrow(kconf)
+                local conf_host = stub_host
+                local rid, sid = parts.route_id, parts.service_id
+                if rid or sid then
+                    conf_host = setmetatable({
+                        route_id = rid and function() return rid end,
+                        service_id = sid and function() return sid end,
+                    }, { __index = stub_host })
+                end
+                st = phase.state(conf_host, name, setmetatable(
                     { headers = parts.headers, query = parts.query }, { __index = spec }))
-                states[conf] = st
+                states[kconf] = st
             end
             return st
         end
     else
-        local st = phase.state(host, name, spec)
+        local st = phase.state(stub_host, name, spec)
         state_of = function()
             return st
         end
     end
+    local serialize = opts.serialize
+    local reads_login = spec.want.consumer -- the snapshot carries consumer / credential
     local h = {
-        PRIORITY = opts and opts.PRIORITY or 1000,
-        VERSION = opts and opts.VERSION or _M._VERSION,
+        PRIORITY = opts.PRIORITY or 1000,
+        VERSION = opts.VERSION or _M._VERSION,
     }
     -- Every stub calls this; the channel is claimed once per worker.
     function h:init_worker()
         if not started then
             started = true
-            client.init_worker()
+            init_client()
         end
     end
     if spec.phases.access then
-        function h:access(conf)
-            return phase.access(state_of(conf), conf)
+        function h:access(kconf)
+            local conf = plugin_conf(kconf)
+            if reads_login then
+                sync_consumer(K())
+            end
+            local ret = phase.access(state_of(kconf), conf)
+            if serialize then
+                local kv = ngx.ctx.shmring_kv
+                for i = 1, kv and #serialize or 0 do
+                    local v = kv[serialize[i]]
+                    if v ~= nil then
+                        host.set_serialize_value(serialize[i], v)
+                    end
+                end
+            end
+            return ret
         end
         -- Response headers the access reply asked for (header_filter
         -- cannot wait for the daemon, see docs/gateway.md).
-        function h:header_filter(conf)
-            return phase.header_filter(state_of(conf), conf)
+        function h:header_filter(kconf)
+            return phase.header_filter(state_of(kconf), plugin_conf(kconf))
         end
     end
     if spec.phases.log then
-        function h:log(conf)
-            return phase.log(state_of(conf), conf)
+        function h:log(kconf)
+            return phase.log(state_of(kconf), plugin_conf(kconf))
         end
     end
     return h

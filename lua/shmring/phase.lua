@@ -20,7 +20,7 @@ local ngx_log, ERR = ngx.log, ngx.ERR
 local ngx_now = ngx.now
 local ffi_string = ffi.string
 local type, pairs = type, pairs
-local REC = core.REC
+local REC, ACT = core.REC, core.ACT
 
 local _M = {}
 
@@ -175,66 +175,89 @@ local function map_table(map)
     return t
 end
 
--- Apply every action of reply r in order. In access, response headers are
--- kept in ctx and set by header_filter (after the upstream answered).
+local function arg_b(a)
+    return a.nstr > 1 and str(a.b) or ""
+end
+
+local function ctx_table(key)
+    local ctx = ngx.ctx
+    local t = ctx[key]
+    if not t then
+        t = {}
+        ctx[key] = t
+    end
+    return t
+end
+
+-- In access, response headers are kept in ctx and set by header_filter
+-- (after the upstream answered): op, name, value triples.
+local function resp_header(op, a, host, phase)
+    local name, value = str(a.a), arg_b(a)
+    if phase ~= "header_filter" then
+        local saved = ctx_table("shmring_resp")
+        saved[#saved + 1] = op
+        saved[#saved + 1] = name
+        saved[#saved + 1] = value
+    elseif op == ACT.SET_RESP_HEADER then
+        host.set_resp_header(name, value)
+    else
+        host.add_resp_header(name, value)
+    end
+end
+
+-- One function per action op (docs/protocol.md, "REPLY"):
+-- fn(a, host, phase). Only EXIT returns (what the host's exit returns),
+-- which ends the reply.
+local APPLY = {
+    [ACT.SET_REQ_HEADER] = function(a, host) host.set_req_header(str(a.a), arg_b(a)) end,
+    [ACT.ADD_REQ_HEADER] = function(a, host) host.add_req_header(str(a.a), arg_b(a)) end,
+    [ACT.CLEAR_REQ_HEADER] = function(a, host) host.clear_req_header(str(a.a)) end,
+    [ACT.SET_PATH] = function(a, host) host.set_path(str(a.a)) end,
+    [ACT.SET_QUERY] = function(a, host) host.set_query(str(a.a)) end,
+    [ACT.SET_METHOD] = function(a, host) host.set_method(str(a.a)) end,
+    [ACT.SET_RESP_HEADER] = function(a, host, phase)
+        resp_header(ACT.SET_RESP_HEADER, a, host, phase)
+    end,
+    [ACT.ADD_RESP_HEADER] = function(a, host, phase)
+        resp_header(ACT.ADD_RESP_HEADER, a, host, phase)
+    end,
+    [ACT.EXIT] = function(a, host)
+        local body = a.nstr > 0 and str(a.a) or nil
+        return true, host.exit(a.num, body, map_table(a.map))
+    end,
+    [ACT.SET_CTX] = function(a)
+        ctx_table("shmring_kv")[str(a.a)] = a.nstr > 1 and str(a.b) or nil
+    end,
+    [ACT.AUTHENTICATE] = function(a, host)
+        local ctx = ngx.ctx
+        local consumer = map_table(a.map)
+        local credential = a.nstr > 0 and str(a.a) or nil
+        ctx.shmring_consumer = consumer
+        ctx.shmring_credential = credential
+        host.authenticate(consumer, credential)
+    end,
+    [ACT.LOG] = function(a, host) host.log(a.num, a.nstr > 0 and str(a.a) or "") end,
+}
+
+-- Apply every action of reply r in order. An op this side does not know is
+-- an error, found before any action is applied: the reply is refused
+-- whole. Returns true and, after EXIT, what the host's exit returned; or
+-- nil and why.
 local function apply(r, host, phase)
-    local ctx
     for i = 0, r.nactions - 1 do
-        local a = r.actions[i]
-        local op = a.op
-        if op == 1 then
-            host.set_req_header(str(a.a), a.nstr > 1 and str(a.b) or "")
-        elseif op == 2 then
-            host.add_req_header(str(a.a), a.nstr > 1 and str(a.b) or "")
-        elseif op == 3 then
-            host.clear_req_header(str(a.a))
-        elseif op == 4 then
-            host.set_path(str(a.a))
-        elseif op == 5 then
-            host.set_query(str(a.a))
-        elseif op == 6 then
-            host.set_method(str(a.a))
-        elseif op == 7 or op == 8 then
-            local name, value = str(a.a), a.nstr > 1 and str(a.b) or ""
-            if phase == "header_filter" then
-                if op == 7 then
-                    host.set_resp_header(name, value)
-                else
-                    host.add_resp_header(name, value)
-                end
-            else
-                ctx = ctx or ngx.ctx
-                local saved = ctx.shmring_resp
-                if not saved then
-                    saved = {}
-                    ctx.shmring_resp = saved
-                end
-                saved[#saved + 1] = op
-                saved[#saved + 1] = name
-                saved[#saved + 1] = value
-            end
-        elseif op == 9 then
-            local body = a.nstr > 0 and str(a.a) or nil
-            return host.exit(a.num, body, map_table(a.map))
-        elseif op == 10 then
-            ctx = ctx or ngx.ctx
-            local kv = ctx.shmring_kv
-            if not kv then
-                kv = {}
-                ctx.shmring_kv = kv
-            end
-            kv[str(a.a)] = a.nstr > 1 and str(a.b) or nil
-        elseif op == 11 then
-            ctx = ctx or ngx.ctx
-            local consumer = map_table(a.map)
-            local credential = a.nstr > 0 and str(a.a) or nil
-            ctx.shmring_consumer = consumer
-            ctx.shmring_credential = credential
-            host.authenticate(consumer, credential)
-        elseif op == 12 then
-            host.log(a.num, a.nstr > 0 and str(a.a) or "")
+        local op = r.actions[i].op
+        if not APPLY[op] then
+            return nil, "unknown action op " .. tostring(op)
         end
     end
+    for i = 0, r.nactions - 1 do
+        local a = r.actions[i]
+        local exited, ret = APPLY[a.op](a, host, phase)
+        if exited then
+            return true, ret
+        end
+    end
+    return true
 end
 _M.apply = apply
 
@@ -288,8 +311,11 @@ function _M.access(st, conf, rtype)
         return fail(st, conf, payload_or_err, kind)
     end
     local payload = payload_or_err -- the reply points into it: keep it alive
-    local ret = apply(r, st.host, "access")
+    local ok, ret = apply(r, st.host, "access")
     payload = nil
+    if not ok then
+        return fail(st, conf, "plugin " .. st.spec.name .. ": " .. ret, "error")
+    end
     return ret
 end
 
@@ -304,7 +330,7 @@ function _M.header_filter(st, conf)
     ctx.shmring_resp = nil
     local host = st.host
     for i = 1, #saved, 3 do
-        if saved[i] == 7 then
+        if saved[i] == ACT.SET_RESP_HEADER then
             host.set_resp_header(saved[i + 1], saved[i + 2])
         else
             host.add_resp_header(saved[i + 1], saved[i + 2])

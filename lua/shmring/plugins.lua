@@ -65,6 +65,17 @@ local catalog = {
     },
 }
 
+-- The names the catalog knows, sorted (tests/plugins/test_catalog.c checks
+-- them against the built plugins).
+function _M.names()
+    local t = {}
+    for name in pairs(catalog) do
+        t[#t + 1] = name
+    end
+    table.sort(t)
+    return t
+end
+
 -- The spec of a plugin; unknown names get the hello-like default (access
 -- only, nothing declared, fail closed).
 function _M.get(name)

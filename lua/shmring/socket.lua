@@ -19,12 +19,13 @@
 local ffi = require("ffi")
 local core = require("shmring.core")
 local client = require("shmring.client")
+local options = require("shmring.options")
 
 local ngx = ngx
 local ngx_log, ERR = ngx.log, ngx.ERR
-local type, pairs, tostring = type, pairs, tostring
+local tostring = tostring
 local ffi_string, ffi_cast = ffi.string, ffi.cast
-local REC = core.REC
+local REC, REPLY = core.REC, core.REPLY
 
 ffi.cdef [[
 struct shmring_sock_frame { uint32_t len; uint16_t type; uint16_t flags; uint64_t req_id; };
@@ -45,30 +46,14 @@ local cfg = {
 _M.config = cfg
 
 function _M.configure(opts)
-    for k, v in pairs(opts or {}) do
-        if cfg[k] == nil and k ~= "path" then
-            error("shmring.socket: unknown option " .. tostring(k), 2)
-        end
-        cfg[k] = v
-    end
+    options.apply(cfg, opts, { path = true }, "shmring.socket")
 end
 
-local C, decoder
-local reply_box = ffi.new("struct shmring_client_reply *[1]")
-local dec_box = ffi.new("struct shmring_client_decoder *[1]")
 local buf = ffi.new("uint8_t[?]", cfg.max_frame)
 
+-- The library and the worker's reply decoder (shared with the rings).
 local function load()
-    if decoder then
-        return true
-    end
-    C = core.C or core.load(client.config.lib)
-    local rc = C.shmring_client_decoder_new(dec_box)
-    if rc < 0 then
-        return nil, core.strerror(rc)
-    end
-    decoder = ffi.gc(dec_box[0], C.shmring_client_decoder_free)
-    return true
+    return core.load_decoder(client.config.lib)
 end
 
 -- Conf ids and their registration with the socket worker.
@@ -155,12 +140,9 @@ local function conf_reply(sock, plugin, id)
     if not payload then
         return nil, err
     end
-    local rc = C.shmring_client_decode_reply(decoder, payload, #payload, reply_box)
-    local r = reply_box[0]
-    if rc < 0 or r.status ~= 0 then
-        local e = (rc == 0 and r.error.ptr ~= nil) and ffi_string(r.error.ptr, r.error.len)
-            or core.strerror(rc)
-        ngx_log(ERR, "shmring: plugin ", plugin, " refused its config: ", e)
+    local refused = core.conf_refusal(payload)
+    if refused then
+        ngx_log(ERR, "shmring: plugin ", plugin, " refused its config: ", refused)
         registered[id] = nil
         return false
     end
@@ -209,18 +191,15 @@ function _M.call(rtype, plugin, conf, encode, arg, timeout)
             return nil, "socket receive: " .. err, err == "timeout" and "deadline" or "unavailable"
         end
         sock:setkeepalive(cfg.keepalive_ms, cfg.pool_size)
-        local rc = C.shmring_client_decode_reply(decoder, payload, #payload, reply_box)
-        if rc < 0 then
+        local r, rc = core.decode_reply(payload, #payload)
+        if not r then
             return nil, "bad reply: " .. core.strerror(rc), "error"
         end
-        local r = reply_box[0]
-        if r.status == 0 then
+        if r.status == REPLY.OK then
             return r, payload
         end
-        if r.status ~= 2 or attempt == 2 then
-            local e = r.error.ptr ~= nil and ffi_string(r.error.ptr, r.error.len)
-                or ("status " .. tostring(r.status))
-            return nil, "plugin " .. plugin .. ": " .. e, "error"
+        if r.status ~= REPLY.UNKNOWN_CONF or attempt == 2 then
+            return nil, "plugin " .. plugin .. ": " .. core.reply_error(r), "error"
         end
         registered[id] = nil -- the socket worker restarted: register again
         sock, err = connect(timeout or 1000)

@@ -42,7 +42,7 @@ static int ctl_path(const char *dir, char *buf, size_t len)
 }
 
 int shmring_doorbell_path(const struct shmring_instance *inst, uint32_t index, char *buf,
-			  size_t len)
+                          size_t len)
 {
 	int n = snprintf(buf, len, "%s/ch-%u.bell", inst->dir, index);
 	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : n;
@@ -168,7 +168,7 @@ static void mark_old_closed(const char *path, bool is_ctl)
 /* Create path.tmp with the given size, mode and owner, let init fill the
  * mapping, then rename it over path so that nobody sees a half-made file. */
 static int create_segment(const char *path, size_t size, const struct shmring_create_opts *o,
-			  void (*init)(void *map, void *arg), void *arg)
+                          void (*init)(void *map, void *arg), void *arg)
 {
 	char tmp[PATH_MAX];
 	int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
@@ -281,6 +281,19 @@ static int map_chan_hdrs(struct shmring_instance *inst)
 	return 0;
 }
 
+int shmring_instance_mkdir(const struct shmring_create_opts *o)
+{
+	mode_t mode = o->mode ? o->mode : SHMRING_DEFAULT_MODE;
+	if (!o->dir || !*o->dir || (mode & ~07777u))
+		return -EINVAL;
+	/* A name an instance cannot hold: refused before anything is made. */
+	if (strlen(o->dir) >= sizeof(((struct shmring_instance *)0)->dir))
+		return -ENAMETOOLONG;
+	/* Group/other get x wherever they get r, so they can open files. */
+	mode_t dmode = (mode | ((mode & 0444) >> 2)) & 07777;
+	return mkdir_p(o->dir, dmode, o->uid, o->gid);
+}
+
 int shmring_instance_create(const struct shmring_create_opts *in, struct shmring_instance **out)
 {
 	*out = NULL;
@@ -298,9 +311,7 @@ int shmring_instance_create(const struct shmring_create_opts *in, struct shmring
 	if (strlen(o.dir) >= sizeof(((struct shmring_instance *)0)->dir))
 		return -ENAMETOOLONG;
 
-	/* Directory: group/other get x wherever they get r, so they can open files. */
-	mode_t dmode = o.mode | ((o.mode & 0444) >> 2);
-	int rc = mkdir_p(o.dir, dmode & 07777, o.uid, o.gid);
+	int rc = shmring_instance_mkdir(&o);
 	if (rc < 0)
 		return rc;
 
@@ -443,7 +454,7 @@ uint64_t shmring_instance_epoch(const struct shmring_instance *inst)
 /* Apply fn to the header of every channel of the instance (master only:
  * a client's instance has no headers mapped and this does nothing). */
 static void for_each_chan_hdr(struct shmring_instance *inst,
-			      void (*fn)(struct shmring__chan_hdr *, void *), void *arg)
+                              void (*fn)(struct shmring__chan_hdr *, void *), void *arg)
 {
 	if (!inst->hdrs)
 		return;
@@ -504,7 +515,7 @@ struct shmring_event *shmring_instance_worker_event(struct shmring_instance *ins
 }
 
 struct shmring_worker_counters *shmring_instance_worker_counters(struct shmring_instance *inst,
-								 uint32_t w)
+                                                                 uint32_t w)
 {
 	return w < SHMRING_MAX_WORKERS ? &inst->ctl->workers[w].counters : NULL;
 }
@@ -512,7 +523,7 @@ struct shmring_worker_counters *shmring_instance_worker_counters(struct shmring_
 /* ---- channels ---------------------------------------------------------- */
 
 static int ring_setup(struct shmring__ring *r, uint8_t *data, uint32_t size,
-		      struct shmring__ring_pos *pos, bool producer)
+                      struct shmring__ring_pos *pos, bool producer)
 {
 	memset(r, 0, sizeof(*r));
 	r->data = data;
@@ -537,7 +548,7 @@ static int ring_setup(struct shmring__ring *r, uint8_t *data, uint32_t size,
 }
 
 int shmring_chan_open(struct shmring_instance *inst, uint32_t index, enum shmring_role role,
-		      struct shmring_chan **out)
+                      struct shmring_chan **out)
 {
 	*out = NULL;
 	if (index >= inst->nchannels || (role != SHMRING_CLIENT && role != SHMRING_SERVER))
@@ -631,7 +642,7 @@ static bool try_take(struct shmring_chan *c, uint64_t me)
 	if (cur != 0 && shmring_owner_alive(cur))
 		return false;
 	return atomic_compare_exchange_strong_explicit(&c->hdr->owner, &cur, me,
-						       memory_order_acq_rel, memory_order_acquire);
+	                                               memory_order_acq_rel, memory_order_acquire);
 }
 
 int shmring_chan_claim(struct shmring_instance *inst, struct shmring_chan **out)
@@ -673,7 +684,7 @@ void shmring_chan_release(struct shmring_chan *c)
 	uint64_t me = c->owner;
 	if (me)
 		atomic_compare_exchange_strong_explicit(&c->hdr->owner, &me, 0,
-							memory_order_acq_rel, memory_order_relaxed);
+		                                        memory_order_acq_rel, memory_order_relaxed);
 	shmring_chan_close(c);
 }
 
@@ -698,7 +709,7 @@ uint64_t shmring_chan_owner(const struct shmring_chan *c)
 }
 
 const struct shmring_chan_counters *shmring_chan_counters(const struct shmring_chan *c,
-							  enum shmring_role side)
+                                                          enum shmring_role side)
 {
 	return side == SHMRING_CLIENT ? &c->hdr->client : &c->hdr->server;
 }

@@ -14,10 +14,6 @@
 #define CACHELINE 64
 #define HDR_BYTES 4096u /* channel/ctl header area, before the ring data */
 
-struct shmring__line {
-	alignas(CACHELINE) uint8_t bytes[CACHELINE];
-};
-
 /* One ring's two positions, each on its own line (tail: producer, head:
  * consumer). */
 struct shmring__ring_pos {
@@ -75,9 +71,53 @@ struct shmring__ctl_hdr {
 	alignas(CACHELINE) struct shmring__worker_block workers[SHMRING_MAX_WORKERS];
 };
 
+/* Every row of the layout tables in shmring.h, enforced: line and byte. */
+#define LAYOUT(type, field, line, byte)                                                            \
+	_Static_assert(offsetof(struct type, field) == (line)*CACHELINE + (byte),                  \
+	               #type "." #field " is where shmring.h says")
+LAYOUT(shmring__chan_hdr, magic, 0, 0);
+LAYOUT(shmring__chan_hdr, abi, 0, 8);
+LAYOUT(shmring__chan_hdr, index, 0, 12);
+LAYOUT(shmring__chan_hdr, sq_size, 0, 16);
+LAYOUT(shmring__chan_hdr, cq_size, 0, 20);
+LAYOUT(shmring__chan_hdr, sq_off, 0, 24);
+LAYOUT(shmring__chan_hdr, cq_off, 0, 28);
+LAYOUT(shmring__chan_hdr, epoch, 0, 32);
+LAYOUT(shmring__chan_hdr, seg_size, 0, 40);
+LAYOUT(shmring__chan_hdr, heartbeat, 1, 0);
+LAYOUT(shmring__chan_hdr, closed, 1, 8);
+LAYOUT(shmring__chan_hdr, server_slot, 1, 12);
+LAYOUT(shmring__chan_hdr, owner, 2, 0);
+LAYOUT(shmring__chan_hdr, sq.tail, 3, 0);
+LAYOUT(shmring__chan_hdr, sq.head, 4, 0);
+LAYOUT(shmring__chan_hdr, cq.tail, 5, 0);
+LAYOUT(shmring__chan_hdr, cq.head, 6, 0);
+LAYOUT(shmring__chan_hdr, cq_armed, 7, 0);
+LAYOUT(shmring__chan_hdr, client, 8, 0);
+LAYOUT(shmring__chan_hdr, server, 9, 0);
+_Static_assert(sizeof(struct shmring__chan_hdr) == 10 * CACHELINE, "channel header: lines 0-9");
 _Static_assert(sizeof(struct shmring__chan_hdr) <= HDR_BYTES, "channel header fits");
+
+LAYOUT(shmring__ctl_hdr, magic, 0, 0);
+LAYOUT(shmring__ctl_hdr, abi, 0, 8);
+LAYOUT(shmring__ctl_hdr, nchannels, 0, 12);
+LAYOUT(shmring__ctl_hdr, epoch, 0, 16);
+LAYOUT(shmring__ctl_hdr, master_pid, 0, 24);
+LAYOUT(shmring__ctl_hdr, sq_size, 0, 32);
+LAYOUT(shmring__ctl_hdr, cq_size, 0, 36);
+LAYOUT(shmring__ctl_hdr, heartbeat, 1, 0);
+LAYOUT(shmring__ctl_hdr, closed, 1, 8);
+LAYOUT(shmring__ctl_hdr, nworkers, 1, 12);
+LAYOUT(shmring__ctl_hdr, workers[0].event, 2, 0);
+LAYOUT(shmring__ctl_hdr, workers[0].counters, 3, 0);
+LAYOUT(shmring__ctl_hdr, workers[1].event, 4, 0);
+_Static_assert(sizeof(struct shmring__ctl_hdr) == (2 + 2 * SHMRING_MAX_WORKERS) * CACHELINE,
+               "control segment: 2 lines, then 2 per worker");
+#undef LAYOUT
+
 _Static_assert(sizeof(struct shmring_event) == CACHELINE, "event is one line");
 _Static_assert(sizeof(struct shmring_chan_counters) == CACHELINE, "counters are one line");
+_Static_assert(sizeof(struct shmring_worker_counters) == CACHELINE, "counters are one line");
 
 /* One direction of a channel as one process sees it. All geometry is a
  * private copy made at open and never re-read from shared memory. */
@@ -97,8 +137,8 @@ struct shmring__ring {
 	uint64_t pend_records; /* committed since the last publish, not yet counted */
 	uint64_t pend_bytes;
 	/* consumer side */
-	uint64_t head;       /* read past, maybe unreleased */
-	uint64_t tail_cache; /* last tail read from the producer */
+	uint64_t head;          /* read past, maybe unreleased */
+	uint64_t tail_cache;    /* last tail read from the producer */
 	uint64_t pend_consumed; /* peeked since the last release, not yet counted */
 };
 
@@ -124,7 +164,7 @@ struct shmring_chan {
 	struct shmring__ring out; /* client: SQ, server: CQ */
 	struct shmring__ring in;  /* client: CQ, server: SQ */
 	struct shmring_chan_counters *mine;
-	bool broken; /* the consumer ring was found corrupt */
+	bool broken;    /* the consumer ring was found corrupt */
 	uint64_t owner; /* client: the owner word we hold, 0 if none */
 };
 

@@ -8,6 +8,7 @@
  * shared-line read per batch, not per record. */
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -36,6 +37,16 @@ static int ring_corrupt(struct shmring_chan *c)
 }
 
 /* ---- producer ---------------------------------------------------------- */
+
+/* An open claim lies in the producer's own unpublished space: at most one
+ * padding record past tail (positions are free-running and may wrap at
+ * 2^64, so the distance is taken modulo), 8-byte aligned, no larger than a
+ * record may be. */
+static bool claim_in_own_space(const struct shmring__ring *r)
+{
+	return r->claim_open && r->claim_pos - r->tail < r->size && (r->claim_pos & 7) == 0 &&
+	       r->claim_cap <= r->max_payload;
+}
 
 int shmring_claim(struct shmring_chan *c, uint32_t len, struct shmring_claim *claim)
 {
@@ -72,21 +83,23 @@ int shmring_claim(struct shmring_chan *c, uint32_t len, struct shmring_claim *cl
 	}
 	if (pad)
 		__atomic_store_n((uint64_t *)(r->data + off), rec_word0(pad, SHMRING_REC_PAD, 0),
-				 __ATOMIC_RELAXED);
+		                 __ATOMIC_RELAXED);
 	r->claim_pos = pos + pad;
 	r->claim_cap = len;
 	r->claim_open = true;
+	assert(claim_in_own_space(r));
 	claim->payload = r->data + ((uint32_t)r->claim_pos & r->mask) + SHMRING_REC_HDR;
 	claim->cap = len;
 	return 0;
 }
 
-int shmring_commit(struct shmring_chan *c, struct shmring_claim *claim, uint32_t len,
-		   uint16_t type, uint16_t flags, uint64_t req_id)
+int shmring_commit(struct shmring_chan *c, struct shmring_claim *claim, uint32_t len, uint16_t type,
+                   uint16_t flags, uint64_t req_id)
 {
 	struct shmring__ring *r = &c->out;
 	if (!r->claim_open)
 		return -EINVAL;
+	assert(claim_in_own_space(r));
 	if (len > r->claim_cap || type == SHMRING_REC_PAD) {
 		shmring_abort(c, claim);
 		return -EINVAL;
@@ -144,7 +157,7 @@ int shmring_publish(struct shmring_chan *c)
 }
 
 int shmring_send(struct shmring_chan *c, uint16_t type, uint64_t req_id, const void *payload,
-		 uint32_t len)
+                 uint32_t len)
 {
 	struct shmring_claim cl;
 	int rc = shmring_claim(c, len, &cl);
@@ -210,7 +223,8 @@ int shmring_peek(struct shmring_chan *c, struct shmring_rec *rec)
 		uint32_t total = rec_total(len);
 		if (total > to_end || total > avail)
 			return ring_corrupt(c);
-		rec->req_id = __atomic_load_n((const uint64_t *)(r->data + off + 8), __ATOMIC_RELAXED);
+		rec->req_id =
+		    __atomic_load_n((const uint64_t *)(r->data + off + 8), __ATOMIC_RELAXED);
 		rec->payload = r->data + off + SHMRING_REC_HDR;
 		rec->len = len;
 		rec->type = type;

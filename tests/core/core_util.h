@@ -162,6 +162,20 @@ static inline uint64_t deadline_in_ms(uint64_t ms)
 	return shmring_now_ns() + ms * 1000000ull;
 }
 
+/* "<top>/long/ddd.../ddd", exactly len bytes (< size), every component
+ * shorter than NAME_MAX: a valid path too long for something else. */
+static inline void long_path(char *buf, size_t size, const char *top, int len)
+{
+	int n = snprintf(buf, size, "%s/long", top);
+	while (n < len) {
+		int part = len - n < 200 ? len - n : 200;
+		buf[n++] = '/';
+		memset(buf + n, 'd', (size_t)part - 1);
+		n += part - 1;
+	}
+	buf[n] = '\0';
+}
+
 static inline int deadline_passed(uint64_t deadline)
 {
 	return shmring_now_ns() > deadline;

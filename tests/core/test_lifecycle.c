@@ -120,6 +120,33 @@ static void test_default_mode_is_0660(void **state)
 	rmdir(dir);
 }
 
+/* The instance directory and its parents; a name too long for an instance
+ * is refused before any directory is made. */
+static void test_mkdir(void **state)
+{
+	(void)state;
+	char top[] = "/dev/shm/shmring-test-XXXXXX";
+	assert_non_null(mkdtemp(top));
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/a/b", top);
+	struct shmring_create_opts o = {
+	    .dir = dir, .mode = 0640, .uid = (uid_t)-1, .gid = (gid_t)-1};
+	mode_t old = umask(0077);
+	assert_int_equal(shmring_instance_mkdir(&o), 0);
+	umask(old);
+	struct stat st;
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0750); /* x where r, whatever the umask */
+
+	/* PATH_MAX - 20 bytes: fits a path, not an instance. */
+	long_path(dir, sizeof(dir), top, PATH_MAX - 20);
+	assert_int_equal(shmring_instance_mkdir(&o), -ENAMETOOLONG);
+	snprintf(dir, sizeof(dir), "%s/long", top);
+	assert_int_equal(access(dir, F_OK), -1);
+	snprintf(dir, sizeof(dir), "rm -rf %s", top);
+	assert_int_equal(system(dir), 0);
+}
+
 static void test_heartbeat(void **state)
 {
 	struct fx *f = *state;
@@ -280,6 +307,7 @@ int main(void)
 	    cmocka_unit_test(test_attach_errors),
 	    cmocka_unit_test(test_attach_sees_what_create_made),
 	    cmocka_unit_test(test_default_mode_is_0660),
+	    cmocka_unit_test(test_mkdir),
 	    cmocka_unit_test_setup_teardown(test_heartbeat, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_closed_flag, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_epoch_change, fx_setup, fx_teardown),

@@ -326,14 +326,15 @@ static inline void tc_fill_access(struct shmring_mpw *w, void *arg)
 	shmring_mpw_cstr(w, "example.com");
 }
 
-/* Register conf id for plugin and expect s == 0. */
+/* Register conf id for plugin and expect SHMRING_REPLY_OK. */
 static inline void tc_register(struct shmring_chan *c, struct tc_reply *r, uint64_t req_id,
                                struct tc_conf *conf)
 {
 	char e[512];
 	tc_send(c, SHMRING_REC_CONF, req_id, tc_fill_conf, conf);
 	tc_expect(c, r, req_id, 5 * SEC);
-	CHECK(r->s == 0, "CONF %s refused: %s", conf->plugin, tc_err(r, e, sizeof(e)));
+	CHECK(r->s == SHMRING_REPLY_OK, "CONF %s refused: %s", conf->plugin,
+	      tc_err(r, e, sizeof(e)));
 }
 
 #endif

@@ -4,6 +4,7 @@
  * CQ doorbell; conf tables dropped for a new channel owner; shmringctl; a
  * second instance on the same directory refused. */
 #include "client.h"
+#include "core/core_util.h" /* long_path */
 
 static int str_is(const msgpack_object *o, const char *s)
 {
@@ -57,6 +58,18 @@ static void fill_log(struct shmring_mpw *w, void *arg)
 int main(void)
 {
 	tc_init("basic");
+
+	/* An instance directory longer than an instance can hold (but a valid
+	 * path): refused before anything is created, no half-made tree. */
+	static char longdir[PATH_MAX];
+	long_path(longdir, sizeof(longdir), tc_dir, PATH_MAX - 20);
+	const char *too_long[] = {"--shm-dir", longdir, NULL};
+	CHECK(tc_wait_exit(tc_spawn(too_long), 10 * SEC) != 0,
+	      "shmringd with a too long shm_dir must fail");
+	snprintf(longdir, sizeof(longdir), "%s/long", tc_dir);
+	CHECK(access(longdir, F_OK) < 0, "a too long shm_dir must not be half created (%s)",
+	      longdir);
+	CHECK(tc_log_contains("too long"), "the error names the cause");
 	const char *args[] = {"--workers", "2", "--channels", "4", NULL};
 	tc_pid = tc_spawn(args);
 	struct shmring_instance *inst = tc_wait_ready(2, 10 * SEC);
@@ -72,46 +85,49 @@ int main(void)
 	uint64_t conf = 7;
 	tc_send(c, SHMRING_REC_ACCESS, req, tc_fill_access, &conf);
 	tc_expect(c, &r, req++, 5 * SEC);
-	CHECK(r.s == 0, "ACCESS failed: %s", tc_err(&r, e, sizeof(e)));
-	check_action(&r, 0, 1, "X-Hello", "World");
-	check_action(&r, 1, 7, "X-Hello", "World");
+	CHECK(r.s == SHMRING_REPLY_OK, "ACCESS failed: %s", tc_err(&r, e, sizeof(e)));
+	check_action(&r, 0, SHMRING_ACT_SET_REQ_HEADER, "X-Hello", "World");
+	check_action(&r, 1, SHMRING_ACT_SET_RESP_HEADER, "X-Hello", "World");
 
 	/* REWRITE behaves like ACCESS for hello; HEADER_FILTER sets the
 	 * response header. */
 	tc_send(c, SHMRING_REC_REWRITE, req, tc_fill_access, &conf);
 	tc_expect(c, &r, req++, 5 * SEC);
-	check_action(&r, 0, 1, "X-Hello", "World");
+	check_action(&r, 0, SHMRING_ACT_SET_REQ_HEADER, "X-Hello", "World");
 	tc_send(c, SHMRING_REC_HEADER_FILTER, req, fill_hf, &conf);
 	tc_expect(c, &r, req++, 5 * SEC);
-	CHECK(r.s == 0, "HEADER_FILTER failed: %s", tc_err(&r, e, sizeof(e)));
-	check_action(&r, 0, 7, "X-Hello", "World");
+	CHECK(r.s == SHMRING_REPLY_OK, "HEADER_FILTER failed: %s", tc_err(&r, e, sizeof(e)));
+	check_action(&r, 0, SHMRING_ACT_SET_RESP_HEADER, "X-Hello", "World");
 
 	/* A config value, and re-registering the same id replaces it. */
 	struct tc_conf custom = {.id = 7, .plugin = "hello", .k1 = "value", .v1 = "Moon"};
 	tc_register(c, &r, req++, &custom);
 	tc_send(c, SHMRING_REC_ACCESS, req, tc_fill_access, &conf);
 	tc_expect(c, &r, req++, 5 * SEC);
-	check_action(&r, 0, 1, "X-Hello", "Moon");
+	check_action(&r, 0, SHMRING_ACT_SET_REQ_HEADER, "X-Hello", "Moon");
 
 	/* Unknown conf id: s = 2, for ACCESS and for a LOG with a req_id. */
 	uint64_t unknown = 999;
 	tc_send(c, SHMRING_REC_ACCESS, req, tc_fill_access, &unknown);
 	tc_expect(c, &r, req++, 5 * SEC);
-	CHECK(r.s == 2, "unknown conf answered s=%llu", (unsigned long long)r.s);
+	CHECK(r.s == SHMRING_REPLY_UNKNOWN_CONF, "unknown conf answered s=%llu",
+	      (unsigned long long)r.s);
 	tc_send(c, SHMRING_REC_LOG, req, fill_log, &unknown);
 	tc_expect(c, &r, req++, 5 * SEC);
-	CHECK(r.s == 2, "unknown conf LOG answered s=%llu", (unsigned long long)r.s);
+	CHECK(r.s == SHMRING_REPLY_UNKNOWN_CONF, "unknown conf LOG answered s=%llu",
+	      (unsigned long long)r.s);
 
 	/* Refused configs: unknown plugin, bad value. */
 	struct tc_conf nope = {.id = 8, .plugin = "no-such-plugin"};
 	tc_send(c, SHMRING_REC_CONF, req, tc_fill_conf, &nope);
 	tc_expect(c, &r, req++, 5 * SEC);
-	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "unknown plugin"), "unknown plugin: %s",
-	      e);
+	CHECK(r.s == SHMRING_REPLY_ERROR && strstr(tc_err(&r, e, sizeof(e)), "unknown plugin"),
+	      "unknown plugin: %s", e);
 	struct tc_conf bad = {.id = 9, .plugin = "hello", .k1 = "value", .v1 = ""};
 	tc_send(c, SHMRING_REC_CONF, req, tc_fill_conf, &bad);
 	tc_expect(c, &r, req++, 5 * SEC);
-	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "config.value"), "bad config: %s", e);
+	CHECK(r.s == SHMRING_REPLY_ERROR && strstr(tc_err(&r, e, sizeof(e)), "config.value"),
+	      "bad config: %s", e);
 
 	/* Malformed records: bad msgpack, truncated msgpack, a snapshot
 	 * without conf, an unknown type. Each answered with s = 1. */
@@ -122,20 +138,22 @@ int main(void)
 	const uint8_t truncated[] = {0x82, 0xa4, 'c', 'o', 'n', 'f'};
 	tc_send_raw(c, SHMRING_REC_ACCESS, req, junk, sizeof(junk));
 	tc_expect(c, &r, req++, 5 * SEC);
-	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "malformed"), "junk: %s", e);
+	CHECK(r.s == SHMRING_REPLY_ERROR && strstr(tc_err(&r, e, sizeof(e)), "malformed"),
+	      "junk: %s", e);
 	tc_send_raw(c, SHMRING_REC_CONF, req, truncated, sizeof(truncated));
 	tc_expect(c, &r, req++, 5 * SEC);
-	CHECK(r.s == 1, "truncated answered s=%llu", (unsigned long long)r.s);
+	CHECK(r.s == SHMRING_REPLY_ERROR, "truncated answered s=%llu", (unsigned long long)r.s);
 	tc_send(c, SHMRING_REC_ACCESS, req, fill_no_conf, NULL);
 	tc_expect(c, &r, req++, 5 * SEC);
-	CHECK(r.s == 1, "no conf answered s=%llu", (unsigned long long)r.s);
+	CHECK(r.s == SHMRING_REPLY_ERROR, "no conf answered s=%llu", (unsigned long long)r.s);
 	tc_send_raw(c, 77, req, junk, sizeof(junk));
 	tc_expect(c, &r, req++, 5 * SEC);
-	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "unknown record type"), "type: %s", e);
+	CHECK(r.s == SHMRING_REPLY_ERROR && strstr(tc_err(&r, e, sizeof(e)), "unknown record type"),
+	      "type: %s", e);
 	tc_send_raw(c, SHMRING_REC_ACCESS, 0, junk, sizeof(junk)); /* req_id 0: no reply */
 	tc_send(c, SHMRING_REC_ACCESS, req, tc_fill_access, &conf);
 	tc_expect(c, &r, req++, 5 * SEC);
-	CHECK(r.s == 0, "the worker still serves after junk");
+	CHECK(r.s == SHMRING_REPLY_OK, "the worker still serves after junk");
 	CHECK(st->w[w].malformed - malformed0 == 5, "malformed counted %llu",
 	      (unsigned long long)(st->w[w].malformed - malformed0));
 
@@ -193,7 +211,7 @@ int main(void)
 	}
 	tc_send(c, SHMRING_REC_ACCESS, req, tc_fill_access, &conf);
 	tc_expect(c, &r, req++, 5 * SEC);
-	CHECK(r.s == 0, "the worker still serves after garbage");
+	CHECK(r.s == SHMRING_REPLY_OK, "the worker still serves after garbage");
 	CHECK(shmring_instance_worker_counters(inst, w)->restarts == restarts0 &&
 	          shmring_instance_worker_counters(inst, w)->pid == pid0,
 	      "the worker died on garbage");
@@ -215,7 +233,7 @@ int main(void)
 		char b[16];
 		CHECK(read(bell, b, sizeof(b)) >= 1, "doorbell read");
 		tc_expect(c, &r, req++, 5 * SEC);
-		CHECK(r.s == 0, "reply after doorbell");
+		CHECK(r.s == SHMRING_REPLY_OK, "reply after doorbell");
 	}
 	close(bell);
 
@@ -242,7 +260,7 @@ int main(void)
 			_exit(11);
 		tc_send(cc, SHMRING_REC_ACCESS, 1, tc_fill_access, &conf);
 		tc_expect(cc, &cr, 1, 5 * SEC);
-		_exit(cr.s == 2 ? 0 : 12);
+		_exit(cr.s == SHMRING_REPLY_UNKNOWN_CONF ? 0 : 12);
 	}
 	int cst;
 	CHECK(waitpid(child, &cst, 0) == child && WIFEXITED(cst), "child");

@@ -60,7 +60,7 @@ int main(void)
 	uint64_t id = 1;
 	tc_send(c, SHMRING_REC_ACCESS, 2, tc_fill_access, &id);
 	tc_expect(c, &r, 2, 5 * SEC);
-	CHECK(r.s == 0, "ACCESS as nobody");
+	CHECK(r.s == SHMRING_REPLY_OK, "ACCESS as nobody");
 	shmring_chan_release(c);
 	shmring_instance_close(inst, 0);
 	kill(tc_pid, SIGTERM);

@@ -54,8 +54,9 @@ int main(void)
 			      (unsigned long long)want);
 			CHECK(r.req_id == want, "reply %llu instead of %llu",
 			      (unsigned long long)r.req_id, (unsigned long long)want);
-			CHECK(r.s == 0 || r.s == 2, "status %llu", (unsigned long long)r.s);
-			if (r.s == 2)
+			CHECK(r.s == SHMRING_REPLY_OK || r.s == SHMRING_REPLY_UNKNOWN_CONF,
+			      "status %llu", (unsigned long long)r.s);
+			if (r.s == SHMRING_REPLY_UNKNOWN_CONF)
 				nretry++;
 			answered++;
 		}
@@ -66,7 +67,8 @@ int main(void)
 				uint64_t me = req++;
 				tc_send(c, SHMRING_REC_ACCESS, me, tc_fill_access, &id);
 				tc_expect(c, &r, me, 5 * SEC);
-				CHECK(r.s == 0, "retry after re-registration: s=%llu",
+				CHECK(r.s == SHMRING_REPLY_OK,
+				      "retry after re-registration: s=%llu",
 				      (unsigned long long)r.s);
 			}
 		}

@@ -66,9 +66,9 @@ int main(void)
 	/* Every ACCESS answered, in order (the CQ stays mapped). */
 	for (uint64_t want = first; want < first + N; want++) {
 		CHECK(tc_recv(c, &r, 1 * SEC) == 0, "reply %llu missing", (unsigned long long)want);
-		CHECK(r.req_id == want && r.s == 0, "reply %llu (s=%llu) instead of %llu",
-		      (unsigned long long)r.req_id, (unsigned long long)r.s,
-		      (unsigned long long)want);
+		CHECK(r.req_id == want && r.s == SHMRING_REPLY_OK,
+		      "reply %llu (s=%llu) instead of %llu", (unsigned long long)r.req_id,
+		      (unsigned long long)r.s, (unsigned long long)want);
 	}
 	/* Every LOG entry written, in order. */
 	FILE *f = fopen(log_path, "r");

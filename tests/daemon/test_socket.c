@@ -224,8 +224,9 @@ static void access_ok(struct sconn *c, struct tc_reply *r, uint64_t req_id, uint
 	char e[512];
 	send_frame(c, SHMRING_REC_ACCESS, req_id, tc_fill_access, &conf);
 	sc_expect(c, r, req_id);
-	CHECK(r->s == 0, "ACCESS failed: %s", tc_err(r, e, sizeof(e)));
-	CHECK(has_action(r, 1, "X-Hello", "World"), "no SET_REQ_HEADER X-Hello World");
+	CHECK(r->s == SHMRING_REPLY_OK, "ACCESS failed: %s", tc_err(r, e, sizeof(e)));
+	CHECK(has_action(r, SHMRING_ACT_SET_REQ_HEADER, "X-Hello", "World"),
+	      "no SET_REQ_HEADER X-Hello World");
 }
 
 /* The peer closes c within the deadline. An error reply first is fine, and
@@ -239,7 +240,8 @@ static void expect_closed(struct sconn *c, struct tc_reply *r, const char *what,
 			return;
 		CHECK(rc == 0, "%s: connection neither closed nor answered: %s", what,
 		      strerror(-rc));
-		CHECK(r->s != 0 || (ok_req && r->req_id == ok_req), "%s: answered s=0", what);
+		CHECK(r->s != SHMRING_REPLY_OK || (ok_req && r->req_id == ok_req),
+		      "%s: answered s=0", what);
 	}
 }
 
@@ -276,14 +278,15 @@ int main(void)
 	struct tc_conf hello = {.id = 7, .plugin = "hello"};
 	send_frame(&a, SHMRING_REC_CONF, req, tc_fill_conf, &hello);
 	sc_expect(&a, &r, req++);
-	CHECK(r.s == 0, "CONF hello refused: %s", tc_err(&r, e, sizeof(e)));
+	CHECK(r.s == SHMRING_REPLY_OK, "CONF hello refused: %s", tc_err(&r, e, sizeof(e)));
 	access_ok(&a, &r, req++, 7);
 
 	/* Unknown conf id: s = 2. */
 	uint64_t unknown = 999;
 	send_frame(&a, SHMRING_REC_ACCESS, req, tc_fill_access, &unknown);
 	sc_expect(&a, &r, req++);
-	CHECK(r.s == 2, "unknown conf answered s=%llu", (unsigned long long)r.s);
+	CHECK(r.s == SHMRING_REPLY_UNKNOWN_CONF, "unknown conf answered s=%llu",
+	      (unsigned long long)r.s);
 
 	/* Malformed msgpack and an empty payload: s = 1, the connection goes on. */
 	uint8_t frames[4096];
@@ -292,13 +295,13 @@ int main(void)
 	put_frame(frames, sizeof(frames), &off, SHMRING_REC_ACCESS, req, junk, sizeof(junk));
 	send_all(a.fd, frames, off);
 	sc_expect(&a, &r, req++);
-	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "malformed"), "junk: s=%llu %s",
-	      (unsigned long long)r.s, e);
+	CHECK(r.s == SHMRING_REPLY_ERROR && strstr(tc_err(&r, e, sizeof(e)), "malformed"),
+	      "junk: s=%llu %s", (unsigned long long)r.s, e);
 	off = 0;
 	put_frame(frames, sizeof(frames), &off, SHMRING_REC_ACCESS, req, NULL, 0);
 	send_all(a.fd, frames, off);
 	sc_expect(&a, &r, req++);
-	CHECK(r.s == 1, "empty payload answered s=%llu", (unsigned long long)r.s);
+	CHECK(r.s == SHMRING_REPLY_ERROR, "empty payload answered s=%llu", (unsigned long long)r.s);
 	access_ok(&a, &r, req++, 7);
 
 	/* One frame delivered byte by byte: reassembled, answered once. */
@@ -315,7 +318,9 @@ int main(void)
 			}
 		}
 		sc_expect(&a, &r, req++);
-		CHECK(r.s == 0 && has_action(&r, 1, "X-Hello", "World"), "byte-by-byte frame");
+		CHECK(r.s == SHMRING_REPLY_OK &&
+		          has_action(&r, SHMRING_ACT_SET_REQ_HEADER, "X-Hello", "World"),
+		      "byte-by-byte frame");
 	}
 
 	/* A header claiming 1 GiB: that connection is closed, nothing else. */
@@ -362,7 +367,9 @@ int main(void)
 		send_frame(&x, SHMRING_REC_ACCESS, req, tc_fill_access, &conf);
 		CHECK(shutdown(x.fd, SHUT_WR) == 0, "shutdown: %s", strerror(errno));
 		sc_expect(&x, &r, req++);
-		CHECK(r.s == 0 && has_action(&r, 1, "X-Hello", "World"), "half-closed client");
+		CHECK(r.s == SHMRING_REPLY_OK &&
+		          has_action(&r, SHMRING_ACT_SET_REQ_HEADER, "X-Hello", "World"),
+		      "half-closed client");
 		CHECK(sc_recv(&x, &r, 5 * SEC) == -EPIPE, "no EOF after a half-close");
 		sc_close(&x);
 	}
@@ -385,9 +392,12 @@ int main(void)
 		for (int i = 0; i < NPIPE; i++) {
 			sc_expect(&a, &r, first + (uint64_t)i);
 			if (i % 10 == 9)
-				CHECK(r.s == 2, "pipelined %d: s=%llu", i, (unsigned long long)r.s);
+				CHECK(r.s == SHMRING_REPLY_UNKNOWN_CONF, "pipelined %d: s=%llu", i,
+				      (unsigned long long)r.s);
 			else
-				CHECK(r.s == 0 && has_action(&r, 1, "X-Hello", "World"),
+				CHECK(r.s == SHMRING_REPLY_OK &&
+				          has_action(&r, SHMRING_ACT_SET_REQ_HEADER, "X-Hello",
+				                     "World"),
 				      "pipelined %d: s=%llu", i, (unsigned long long)r.s);
 		}
 		CHECK(a.rlen == 0, "extra bytes after the pipelined replies");
@@ -400,15 +410,19 @@ int main(void)
 	struct tc_conf moon = {.id = 8, .plugin = "hello", .k1 = "value", .v1 = "Moon"};
 	send_frame(&b, SHMRING_REC_CONF, req, tc_fill_conf, &moon);
 	sc_expect(&b, &r, req++);
-	CHECK(r.s == 0, "CONF on b refused: %s", tc_err(&r, e, sizeof(e)));
+	CHECK(r.s == SHMRING_REPLY_OK, "CONF on b refused: %s", tc_err(&r, e, sizeof(e)));
 	for (int i = 0; i < 50; i++) {
 		uint64_t ca = 8, cb = 7, ra = req++, rb = req++;
 		send_frame(&a, SHMRING_REC_ACCESS, ra, tc_fill_access, &ca);
 		send_frame(&b, SHMRING_REC_ACCESS, rb, tc_fill_access, &cb);
 		sc_expect(&b, &r, rb);
-		CHECK(r.s == 0 && has_action(&r, 1, "X-Hello", "World"), "b round %d", i);
+		CHECK(r.s == SHMRING_REPLY_OK &&
+		          has_action(&r, SHMRING_ACT_SET_REQ_HEADER, "X-Hello", "World"),
+		      "b round %d", i);
 		sc_expect(&a, &r, ra);
-		CHECK(r.s == 0 && has_action(&r, 1, "X-Hello", "Moon"), "a round %d", i);
+		CHECK(r.s == SHMRING_REPLY_OK &&
+		          has_action(&r, SHMRING_ACT_SET_REQ_HEADER, "X-Hello", "Moon"),
+		      "a round %d", i);
 	}
 
 	/* SIGTERM: exit 0, open connections see EOF, the socket is removed. */

@@ -19,7 +19,7 @@ static uint64_t request(struct shmring_chan *c, struct tc_reply *r, struct tc_co
 		uint64_t me = req++;
 		tc_send(c, SHMRING_REC_ACCESS, me, tc_fill_access, &id);
 		tc_expect(c, r, me, timeout);
-		if (r->s != 2)
+		if (r->s != SHMRING_REPLY_UNKNOWN_CONF)
 			return r->s;
 		tc_register(c, r, req++, conf);
 	}
@@ -76,7 +76,8 @@ int main(void)
 		/* The record sent before the kill is answered: by the victim,
 		 * or by its successor (which does not know conf 3 yet). */
 		tc_expect(c, &r, me, 1 * SEC);
-		CHECK(r.s == 0 || r.s == 2, "reply status %llu", (unsigned long long)r.s);
+		CHECK(r.s == SHMRING_REPLY_OK || r.s == SHMRING_REPLY_UNKNOWN_CONF,
+		      "reply status %llu", (unsigned long long)r.s);
 		CHECK(request(c, &r, &hello, 1 * SEC) == 0, "request after the kill");
 		uint64_t took = tc_now() - t0;
 		CHECK(took < 1 * SEC, "served again after %llu ms",
@@ -100,12 +101,14 @@ int main(void)
 	uint64_t crash_req = req++, cid = crasher.id;
 	tc_send(c, SHMRING_REC_ACCESS, crash_req, fill_crash, &cid);
 	tc_expect(c, &r, crash_req, 15 * SEC);
-	CHECK(r.s == 2, "crashing ACCESS answered s=%llu", (unsigned long long)r.s);
+	CHECK(r.s == SHMRING_REPLY_UNKNOWN_CONF, "crashing ACCESS answered s=%llu",
+	      (unsigned long long)r.s);
 	struct tc_conf bomb = {.id = 5, .plugin = "crasher", .k1 = "crash", .v1 = "yes"};
 	crash_req = req++;
 	tc_send(c, SHMRING_REC_CONF, crash_req, tc_fill_conf, &bomb);
 	tc_expect(c, &r, crash_req, 15 * SEC);
-	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "crashed the worker twice"),
+	CHECK(r.s == SHMRING_REPLY_ERROR &&
+	          strstr(tc_err(&r, e, sizeof(e)), "crashed the worker twice"),
 	      "poison record answered s=%llu e=%s", (unsigned long long)r.s, e);
 	CHECK(request(c, &r, &hello, 5 * SEC) == 0, "served after the poison record");
 	CHECK(tc_stats()->w[w].poisoned == 1, "poisoned not counted");
@@ -117,7 +120,8 @@ int main(void)
 	tc_send(c, SHMRING_REC_ACCESS, hang_req, fill_hang, &cid);
 	uint64_t t0 = tc_now();
 	tc_expect(c, &r, hang_req, 10 * SEC);
-	CHECK(r.s == 2, "hung ACCESS answered s=%llu", (unsigned long long)r.s);
+	CHECK(r.s == SHMRING_REPLY_UNKNOWN_CONF, "hung ACCESS answered s=%llu",
+	      (unsigned long long)r.s);
 	CHECK(tc_log_contains("stuck for"), "watchdog not logged");
 	CHECK(tc_stats()->w[w].watchdog_kills == 1, "watchdog kill not counted");
 	printf("hung worker killed by the watchdog, record answered after %.0f ms\n",

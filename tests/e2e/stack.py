@@ -63,7 +63,7 @@ def built_plugins(build):
 
 class Stack:
     def __init__(self, build, prefix=None, nginx_workers=2, daemon_workers=2, wait="doorbell",
-                 log_level="error", port=None, daemon_args=None):
+                 log_level="error", port=None, daemon_args=None, kong_routes=""):
         self.build = os.path.abspath(build)
         self.tmp_prefix = prefix is None  # ours to remove after a passing test
         self.prefix = prefix or tempfile.mkdtemp(prefix="shmring-e2e-")
@@ -77,6 +77,8 @@ class Stack:
         self.daemon = None
         self.nginx = None
         self.daemon_args = list(daemon_args or [])
+        # a Lua module (tests/e2e/) of extra Kong routes, served at /kong/<name>
+        self.kong_routes = kong_routes
         self.daemon_bin = daemon_bin(self.build)
         self.plugin_dir = os.path.join(self.build, "plugins")
 
@@ -151,7 +153,7 @@ class Stack:
 
     def start_nginx(self, timeout=10):
         conf = self.render()
-        env = dict(os.environ, SHMRING_DEMO_PLUGINS=",".join(built_plugins(self.build)))
+        env = dict(os.environ, SHMRING_KONG_ROUTES=self.kong_routes)
         out = open(os.path.join(self.prefix, "nginx.out"), "ab")
         self.nginx = subprocess.Popen([NGINX, "-p", self.prefix, "-c", conf, "-e",
                                        os.path.join(self.prefix, "error.log")],

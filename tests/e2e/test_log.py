@@ -93,7 +93,7 @@ def check_line(st, e, statuses):
           "latencies request/kong/proxy in ms (%s)" % lat)
     check(e["client_ip"] == "127.0.0.1", "client_ip")
     check(isinstance(e["started_at"], int) and e["started_at"] > 1.6e12, "started_at ms")
-    check(e["route"]["id"] == "log", "route")
+    check(e["route"]["name"] == "log" and e["service"]["name"] == "log", "route and service")
     check("ctx" not in e, "gateway ctx not in the line")
     return i
 
@@ -201,7 +201,7 @@ def main():
         for raw in open(path, "rb"):
             e = json.loads(raw)  # every line parses
             if e["request"]["uri"] == "/log-with-id?cid=1":
-                check(e.get("correlation_id") == cid and e["route"]["id"] == "correlation-id",
+                check(e.get("correlation_id") == cid and e["route"]["name"] == "log-with-id",
                       "the correlation id kept in ctx is in the line (%s, want %s)"
                       % (e.get("correlation_id"), cid))
                 cid = None  # once

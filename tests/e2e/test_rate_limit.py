@@ -7,7 +7,9 @@ channels served by two daemon workers: the limit holds across them.
 A check needs its requests inside one UTC second: each round starts just
 after a second begins and is only judged if it also ended within it (a
 loaded machine may need another round; the rounds stay far below the
-minute's 100)."""
+minute's 100). A part whose rounds never fit in a second is not judged, but
+the other part and the error-log check still run; the program then exits
+77 ("skipped") naming what was left out, unless a check failed."""
 import json
 import mmap
 import os
@@ -41,6 +43,7 @@ def sequential_round(st):
 
 
 def sequential(st):
+    """Returns None once judged, or why no round could be judged."""
     for _ in range(ROUNDS):
         got = sequential_round(st)
         if got is None:
@@ -59,20 +62,22 @@ def sequential(st):
             check("retry-after" not in hdrs, "no Retry-After on a pass")
         status, hdrs, body = got[5]
         check(status == 429, "the 6th request of the second is refused (got %d)" % status)
-        check(json.loads(body) == {"message": "API rate limit exceeded"},
-              "Kong's body (got %r)" % body)
+        b = json.loads(body)
+        check(b.get("message") == "API rate limit exceeded" and len(b.get("request_id", "")) == 32,
+              "Kong 3.5+'s kong.response.error body (got %r)" % body)
         check(hdrs.get("retry-after") == "1", "Retry-After: 1 (got %r)" % hdrs.get("retry-after"))
         check(hdrs.get("x-ratelimit-remaining-second") == "0"
               and hdrs.get("ratelimit-remaining") == "0",
               "remaining 0 on the block (got %s)" % hdrs)
         check(hdrs.get("content-type", "").startswith("application/json"), "JSON content type")
-        return
-    skip("no round of 6 requests fit in one second in %d tries (machine too loaded)" % ROUNDS)
+        return None
+    return "no round of 6 requests fit in one second in %d tries (machine too loaded)" % ROUNDS
 
 
 def concurrent(st, n=12):
     """n requests at once on n connections (both nginx workers, so both
-    channels and both daemon workers): exactly 5 pass in the second."""
+    channels and both daemon workers): exactly 5 pass in the second.
+    Returns None once judged, or why no round could be judged."""
     for _ in range(ROUNDS):
         results = [None] * n
         barrier = threading.Barrier(n)
@@ -95,8 +100,8 @@ def concurrent(st, n=12):
         left = sorted(r[1].get("x-ratelimit-remaining-second") for r in results if r[0] == 200)
         check(left == ["0", "1", "2", "3", "4"],
               "each pass saw its own remaining count (got %s)" % left)
-        return
-    skip("no concurrent round fit in one second in %d tries" % ROUNDS)
+        return None
+    return "no concurrent round fit in one second in %d tries" % ROUNDS
 
 
 RL_EPOCH = 1577836800  # plugins/rate-limiting/rl_table.h
@@ -160,12 +165,13 @@ def main(build):
         _, _, info = st.get_json("/shmring/status")
         r = info["routes"]["rate-limit"]
         check(r["plugin"] == "rate-limiting",
-              "/rate-limit runs rate-limiting, not the hello fallback (%s)" % r)
-        sequential(st)
-        concurrent(st)
+              "/rate-limit runs rate-limiting (%s)" % r)
+        not_judged = [why for why in (sequential(st), concurrent(st)) if why]
         full_table(st)
         errors = [l for l in st.tail_log(300).splitlines() if "[error]" in l or "[alert]" in l]
         check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+    if not_judged:
+        skip("; ".join(not_judged) + " (every other check passed)")
     done()
 
 

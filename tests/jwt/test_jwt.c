@@ -2,7 +2,7 @@
 /*
  * Unit tests of the jwt plugin, on its hooks directly: the plugin's sources
  * are linked into this program together with the daemon's host code
- * (worker/host.c: request decoding and the reply builder), so a config goes
+ * (worker/host_request.c and host_reply.c), so a config goes
  * through conf_new, a snapshot through shmringd__request_decode and the hook,
  * and the reply is decoded back from the msgpack the daemon would send.
  *
@@ -31,7 +31,7 @@
 
 extern const struct shmring_plugin shmring_plugin;
 
-/* host.c logs through this; the daemon defines it in master.c. */
+/* The plugin host logs through this; the daemon defines it in master.c. */
 void shmringd__log(const char *fmt, ...)
 {
 	va_list ap;

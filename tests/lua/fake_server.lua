@@ -7,11 +7,12 @@
 --   mode: "ok" (default), "slow" (answer after 50 ms), "mute" (never answer),
 --         "stuck" (never even read the SQ, so it fills up),
 --         "unknown" (answer s=2 to every first ACCESS of a conf id),
---         "malformed" (hello's actions followed by one of an unknown op)
+--         "badop" (hello's response header, then an action op no gateway knows)
 local ffi = require("ffi")
 package.path = arg[0]:gsub("tests/lua/fake_server.lua$", "lua/?.lua;") .. package.path
 local core = require("shmring.core")
 local C = assert(core.load(arg[1]))
+local REPLY, ACT = core.REPLY, core.ACT
 local dir = arg[2]
 local nch = tonumber(arg[3] or 4)
 local seconds = tonumber(arg[4] or 30)
@@ -98,21 +99,25 @@ while os.time() < deadline do
             n = n + 1
             local id, t = rec.req_id, rec.type
             if t == core.REC.CONF then
-                reply(c, id, function() C.shmring_mpw_map(w, 1); s("s"); C.shmring_mpw_uint(w, 0) end)
+                reply(c, id, function() C.shmring_mpw_map(w, 1); s("s"); C.shmring_mpw_uint(w, REPLY.OK) end)
             elseif t == core.REC.ACCESS or t == core.REC.REWRITE then
                 if mode == "mute" then
                 elseif mode == "unknown" and not seen[tonumber(id) % 2] then
                     seen[tonumber(id) % 2] = true
-                    reply(c, id, function() C.shmring_mpw_map(w, 1); s("s"); C.shmring_mpw_uint(w, 2) end)
+                    reply(c, id, function() C.shmring_mpw_map(w, 1); s("s"); C.shmring_mpw_uint(w, REPLY.UNKNOWN_CONF) end)
+                elseif mode == "badop" then
+                    reply(c, id, function()
+                        C.shmring_mpw_map(w, 2); s("s"); C.shmring_mpw_uint(w, REPLY.OK); s("a")
+                        C.shmring_mpw_array(w, 2)
+                        C.shmring_mpw_array(w, 3); C.shmring_mpw_uint(w, ACT.SET_RESP_HEADER); s("X-Hello"); s("World")
+                        C.shmring_mpw_array(w, 1); C.shmring_mpw_uint(w, 99) -- no such op
+                    end)
                 else
                     reply(c, id, function()
-                        C.shmring_mpw_map(w, 2); s("s"); C.shmring_mpw_uint(w, 0); s("a")
-                        C.shmring_mpw_array(w, mode == "malformed" and 3 or 2)
-                        C.shmring_mpw_array(w, 3); C.shmring_mpw_uint(w, 1); s("X-Hello"); s("World")
-                        C.shmring_mpw_array(w, 3); C.shmring_mpw_uint(w, 7); s("X-Hello"); s("World")
-                        if mode == "malformed" then
-                            C.shmring_mpw_array(w, 2); C.shmring_mpw_uint(w, 99); s("?")
-                        end
+                        C.shmring_mpw_map(w, 2); s("s"); C.shmring_mpw_uint(w, REPLY.OK); s("a")
+                        C.shmring_mpw_array(w, 2)
+                        C.shmring_mpw_array(w, 3); C.shmring_mpw_uint(w, ACT.SET_REQ_HEADER); s("X-Hello"); s("World")
+                        C.shmring_mpw_array(w, 3); C.shmring_mpw_uint(w, ACT.SET_RESP_HEADER); s("X-Hello"); s("World")
                     end)
                 end
             end

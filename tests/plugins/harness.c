@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-/* host.c logs through the daemon's logger, which lives in master.c. */
+/* The plugin host logs through the daemon's logger, which lives in master.c. */
 char shmringd__role[32] = "harness";
 void shmringd__log(const char *fmt, ...)
 {

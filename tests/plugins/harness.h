@@ -2,7 +2,7 @@
 /*
  * A test (and benchmark) harness that runs a plugin's hooks in-process the
  * way shmringd does: dlopen the built .so (its shmring_* host calls resolve
- * against this executable, which links worker/host.c through shmring_host
+ * against this executable, which links worker/host_*.c through shmring_host
  * and exports it), CONF through conf_new, snapshots decoded by the daemon's
  * own shmringd__request_decode, replies built by the daemon's reply builder
  * and decoded back into JSON for assertions.

@@ -84,7 +84,7 @@ static void register_conf(struct shmring_chan *c, struct tc_reply *r, uint64_t r
 	char e[512];
 	tc_send(c, SHMRING_REC_CONF, req, fill_conf, a);
 	tc_expect(c, r, req, 5 * SEC);
-	CHECK(r->s == 0, "CONF refused: %s", tc_err(r, e, sizeof(e)));
+	CHECK(r->s == SHMRING_REPLY_OK, "CONF refused: %s", tc_err(r, e, sizeof(e)));
 }
 
 /* The consumer username AUTHENTICATE names, or "401", "s=<n>". */
@@ -95,7 +95,7 @@ static const char *access_result(struct shmring_chan *c, struct tc_reply *r, uin
 	struct access_arg a = {conf, key};
 	tc_send(c, SHMRING_REC_ACCESS, req, fill_access, &a);
 	tc_expect(c, r, req, 5 * SEC);
-	if (r->s != 0) {
+	if (r->s != SHMRING_REPLY_OK) {
 		snprintf(out, sizeof(out), "s=%llu", (unsigned long long)r->s);
 		return out;
 	}
@@ -171,7 +171,7 @@ int main(void)
 	char e[512];
 	tc_send(c, SHMRING_REC_CONF, req, fill_conf, &broken);
 	tc_expect(c, &r, req++, 5 * SEC);
-	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "credentials file"),
+	CHECK(r.s == SHMRING_REPLY_ERROR && strstr(tc_err(&r, e, sizeof(e)), "credentials file"),
 	      "broken file: s=%llu e=%s", (unsigned long long)r.s, e);
 
 	/* The daemon's plugin_file_dirs (tc_spawn: the test's dir): a file

@@ -19,7 +19,6 @@ end
 
 local rec = require("stub_recorders")
 local states, accesses = rec.states, rec.accesses
-package.loaded["kong.db.schema.typedefs"] = {}
 
 local plugins = require("shmring.plugins")
 local spec = plugins.get("rate-limiting")

@@ -21,33 +21,12 @@
 
 #include "shmring/shmring.h"
 #include "shmring/mp.h"
+#include "shmring/protocol.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Reply action codes (docs/protocol.md, "REPLY"). */
-enum shmring_action_op {
-	SHMRING_ACT_SET_REQ_HEADER = 1,
-	SHMRING_ACT_ADD_REQ_HEADER = 2,
-	SHMRING_ACT_CLEAR_REQ_HEADER = 3,
-	SHMRING_ACT_SET_PATH = 4,
-	SHMRING_ACT_SET_QUERY = 5,
-	SHMRING_ACT_SET_METHOD = 6,
-	SHMRING_ACT_SET_RESP_HEADER = 7,
-	SHMRING_ACT_ADD_RESP_HEADER = 8,
-	SHMRING_ACT_EXIT = 9,
-	SHMRING_ACT_SET_CTX = 10,
-	SHMRING_ACT_AUTHENTICATE = 11,
-	SHMRING_ACT_LOG = 12,
-};
-
-/* Reply status codes ("s"). */
-enum shmring_reply_status {
-	SHMRING_REPLY_OK = 0,
-	SHMRING_REPLY_ERROR = 1,
-	SHMRING_REPLY_UNKNOWN_CONF = 2,
-};
 
 /* A string inside the decoded buffer (not NUL-terminated). ptr is NULL when
  * the argument is absent. */
@@ -64,7 +43,7 @@ struct shmring_client_str {
  *   SET_CTX a = key, b = value                 AUTHENTICATE map = consumer, a = credential
  *   LOG num = level, a = message */
 struct shmring_client_action {
-	uint32_t op;   /* enum shmring_action_op */
+	uint32_t op;   /* enum shmring_action_op (shmring/protocol.h) */
 	int32_t num;   /* first integer argument, 0 if none */
 	uint32_t nstr; /* how many of a, b are set */
 	uint32_t pad_;

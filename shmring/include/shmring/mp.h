@@ -62,9 +62,10 @@ SHMRING_API int shmring_mpr_parse(struct shmring_mpr *r, const void *buf, uint32
 
 /* Lookups in a parsed map by string key; NULL if absent or not a map. */
 SHMRING_API const msgpack_object *shmring_mp_get(const msgpack_object *map, const char *key);
-/* The same, typed: 0 on success, -ENOENT if absent, -EBADMSG if another type. */
+/* The same, typed: 0 on success, -ENOENT if absent, -EBADMSG if another type;
+ * the outputs are written either way (NULL/0 on failure). */
 SHMRING_API int shmring_mp_get_str(const msgpack_object *map, const char *key, const char **s,
-				   uint32_t *len);
+                                   uint32_t *len);
 SHMRING_API int shmring_mp_get_uint(const msgpack_object *map, const char *key, uint64_t *v);
 
 #ifdef __cplusplus

@@ -57,10 +57,27 @@
  * record would not fit before the end, never at offset 0. Positions are
  * 64-bit and free-running; a ring holds at most its size in unread bytes.
  *
- * Control segment layout (file "ctl"): line 0 holds magic SHMRING_MAGIC_CTL,
- * abi, nchannels, nworkers, epoch, master pid; line 1 heartbeat/closed
- * (master); then SHMRING_MAX_WORKERS worker blocks of two lines each: the
- * worker's wake event (struct shmring_event) and its counters.
+ * Control segment layout (file "ctl", same conventions):
+ *
+ *  line  field                     writer  notes
+ *  0     magic      u64            master  SHMRING_MAGIC_CTL
+ *        abi        u32            master  SHMRING_ABI_VERSION
+ *        nchannels  u32            master
+ *        epoch      u64            master  the channels' epoch
+ *        master_pid u64            master
+ *        sq_size    u32            master  every channel's SQ size
+ *        cq_size    u32            master  every channel's CQ size
+ *  1     heartbeat  u64            master  CLOCK_MONOTONIC ns of last beat
+ *        closed     u32            master  1 after a graceful stop
+ *        nworkers   u32            master  workers serving, <= SHMRING_MAX_WORKERS
+ *  2+2w  worker w's wake event     both    struct shmring_event: clients
+ *                                          notify, worker w waits
+ *  3+2w  worker w's counters       worker  struct shmring_worker_counters
+ *                                          (restarts: master)
+ *  ...   for w in 0 .. SHMRING_MAX_WORKERS - 1
+ *
+ * Both tables are enforced field by field with _Static_assert(offsetof())
+ * next to the structs (src/internal.h).
  * ---------------------------------------------------------------------------
  */
 #ifndef SHMRING_SHMRING_H
@@ -69,6 +86,8 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+#include "shmring/protocol.h" /* record types */
 
 #ifdef __cplusplus
 extern "C" {
@@ -98,44 +117,31 @@ enum shmring_result {
 	SHMRING_EMPTY = 2, /* nothing to read */
 };
 
-/* Record types. The library reserves 0; the rest belong to the protocol
- * (see docs/protocol.md) and are opaque to the ring. */
-enum shmring_rec_type {
-	SHMRING_REC_PAD = 0,
-	SHMRING_REC_CONF = 1,
-	SHMRING_REC_ACCESS = 2,
-	SHMRING_REC_REWRITE = 3,
-	SHMRING_REC_HEADER_FILTER = 4,
-	SHMRING_REC_LOG = 5,
-	SHMRING_REC_REPLY = 0x80,
-};
-
 /* Per-channel counters; the client and the server each own one copy on its
  * own cache line, so neither side writes a line the other writes. Fields a
  * side does not use stay 0. records/bytes are added at shmring_publish()
  * and consumed at shmring_release(), once per batch, so they count what was
  * made visible and given back. */
 struct shmring_chan_counters {
-	uint64_t records;   /* records produced (client: SQ, server: CQ) */
-	uint64_t bytes;     /* payload bytes produced */
-	uint64_t consumed;  /* records consumed (client: CQ, server: SQ) */
-	uint64_t full;      /* claims refused with SHMRING_FULL */
-	uint64_t wakeups;   /* futex wakes / doorbells this side sent */
-	uint64_t corrupt;   /* corrupt headers or positions seen as consumer */
-	uint64_t errors;    /* other failures (protocol, deadline, ...) */
+	uint64_t records;  /* records produced (client: SQ, server: CQ) */
+	uint64_t bytes;    /* payload bytes produced */
+	uint64_t consumed; /* records consumed (client: CQ, server: SQ) */
+	uint64_t full;     /* claims refused with SHMRING_FULL */
+	uint64_t wakeups;  /* futex wakes / doorbells this side sent */
+	uint64_t corrupt;  /* corrupt headers or positions seen as consumer */
+	uint64_t errors;   /* other failures (protocol, deadline, ...) */
 	uint64_t spare;
 };
 
 /* Per-worker counters in the control segment, written by that worker. */
 struct shmring_worker_counters {
-	uint64_t pid;       /* current worker pid, 0 if none */
-	uint64_t records;   /* records dispatched */
-	uint64_t sleeps;    /* futex sleeps */
-	uint64_t wakeups;   /* futex sleeps that ended by a wake */
-	uint64_t errors;    /* malformed records and plugin errors */
-	uint64_t restarts;  /* written by the master */
-	uint64_t lat_hist_lo; /* reserved for the daemon's histogram base */
-	uint64_t spare;
+	uint64_t pid;      /* current worker pid, 0 if none */
+	uint64_t records;  /* records dispatched */
+	uint64_t sleeps;   /* futex sleeps */
+	uint64_t wakeups;  /* futex sleeps that ended by a wake */
+	uint64_t errors;   /* malformed records and plugin errors */
+	uint64_t restarts; /* written by the master */
+	uint64_t spare[2]; /* zero: room to grow within the line */
 };
 
 /* A wait/notify pair ("eventcount") living in shared memory: seq is the futex
@@ -185,7 +191,14 @@ enum shmring_role { SHMRING_CLIENT = 1, SHMRING_SERVER = 2 };
  * "closed" and re-attach. The caller owns *out; free with
  * shmring_instance_close(). */
 SHMRING_API int shmring_instance_create(const struct shmring_create_opts *o,
-					struct shmring_instance **out);
+                                        struct shmring_instance **out);
+/* Create o->dir and its missing parents, giving the last one the mode and
+ * owner shmring_instance_create() gives it (group/other may search it where
+ * they may read the segments). shmring_instance_create() calls it; a server
+ * calls it first to lock the directory before creating the segments. Only
+ * dir, mode, uid and gid are read. 0, or -EINVAL, -ENAMETOOLONG (a name an
+ * instance cannot hold; nothing is created), -errno. */
+SHMRING_API int shmring_instance_mkdir(const struct shmring_create_opts *o);
 /* Map the control segment of an existing instance (client or worker). The
  * caller owns *out. -ENOENT if no daemon created it, -EPROTO if the file is
  * not a shmring control segment of this ABI. */
@@ -210,7 +223,7 @@ SHMRING_API int shmring_instance_set_workers(struct shmring_instance *inst, uint
 SHMRING_API int64_t shmring_instance_heartbeat_age_ns(const struct shmring_instance *inst);
 
 SHMRING_API struct shmring_event *shmring_instance_worker_event(struct shmring_instance *inst,
-								uint32_t worker);
+                                                                uint32_t worker);
 SHMRING_API struct shmring_worker_counters *
 shmring_instance_worker_counters(struct shmring_instance *inst, uint32_t worker);
 
@@ -219,7 +232,7 @@ shmring_instance_worker_counters(struct shmring_instance *inst, uint32_t worker)
 /* Map channel k in the given role. The geometry is copied and checked once;
  * the epoch must match the instance's. Caller owns *out. */
 SHMRING_API int shmring_chan_open(struct shmring_instance *inst, uint32_t index,
-				  enum shmring_role role, struct shmring_chan **out);
+                                  enum shmring_role role, struct shmring_chan **out);
 /* Client: find a free channel (or one whose owner died), take it with a
  * compare-and-swap of the owner word, and map it. Returns -EBUSY if every
  * channel is held by a live process. */
@@ -242,7 +255,7 @@ SHMRING_API uint64_t shmring_self_owner(void);
  * start time), 0 if not. */
 SHMRING_API int shmring_owner_alive(uint64_t owner);
 SHMRING_API const struct shmring_chan_counters *shmring_chan_counters(const struct shmring_chan *c,
-								      enum shmring_role side);
+                                                                      enum shmring_role side);
 /* This side's own counters (writable). */
 SHMRING_API struct shmring_chan_counters *shmring_chan_my_counters(struct shmring_chan *c);
 /* Max payload a record of this channel's producer ring may carry. */
@@ -259,7 +272,7 @@ SHMRING_API int shmring_claim(struct shmring_chan *c, uint32_t len, struct shmri
 /* Finish the open claim with len <= claim->cap payload bytes. The record is
  * visible to the consumer after the next shmring_publish(). */
 SHMRING_API int shmring_commit(struct shmring_chan *c, struct shmring_claim *claim, uint32_t len,
-			       uint16_t type, uint16_t flags, uint64_t req_id);
+                               uint16_t type, uint16_t flags, uint64_t req_id);
 /* Drop the open claim. */
 SHMRING_API void shmring_abort(struct shmring_chan *c, struct shmring_claim *claim);
 /* Make every committed record visible (one release store) and wake the
@@ -268,7 +281,7 @@ SHMRING_API void shmring_abort(struct shmring_chan *c, struct shmring_claim *cla
 SHMRING_API int shmring_publish(struct shmring_chan *c);
 /* Claim + copy + commit in one call (convenience, one copy). */
 SHMRING_API int shmring_send(struct shmring_chan *c, uint16_t type, uint64_t req_id,
-			     const void *payload, uint32_t len);
+                             const void *payload, uint32_t len);
 /* Bytes of free space in the producer ring (as of the last head refresh). */
 SHMRING_API uint32_t shmring_space(struct shmring_chan *c);
 
@@ -310,7 +323,7 @@ SHMRING_API void shmring_doorbell_disarm(struct shmring_chan *c);
 /* Path of the doorbell socket for channel k (a Unix stream socket the server
  * listens on) written into buf. Returns the length or -ENAMETOOLONG. */
 SHMRING_API int shmring_doorbell_path(const struct shmring_instance *inst, uint32_t index,
-				      char *buf, size_t len);
+                                      char *buf, size_t len);
 
 /* ---- misc ------------------------------------------------------------ */
 

@@ -14,4 +14,5 @@ local function snapshot(conf)
 end
 
 return require("shmring.kong").handler("correlation-id",
-    { PRIORITY = 100001, VERSION = "0.1.0", snapshot = snapshot })
+    { PRIORITY = 100001, VERSION = "0.1.0", snapshot = snapshot,
+      serialize = { "correlation_id" } })

@@ -55,6 +55,7 @@ local credential = {
 return {
     name = "shmring-jwt",
     fields = {
+        { consumer = typedefs.no_consumer },
         { protocols = typedefs.protocols_http },
         { config = {
             type = "record",

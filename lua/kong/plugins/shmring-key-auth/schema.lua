@@ -25,12 +25,13 @@ local consumer = {
 return {
     name = "shmring-key-auth",
     fields = {
+        { consumer = typedefs.no_consumer },
         { protocols = typedefs.protocols_http },
         { config = {
             type = "record",
             fields = {
                 { key_names = { type = "array", required = true, default = { "apikey" },
-                                elements = typedefs.header_name or { type = "string" } } },
+                                elements = typedefs.header_name } },
                 { hide_credentials = { type = "boolean", required = true, default = false } },
                 { anonymous = { type = "string" } },
                 { key_in_header = { type = "boolean", required = true, default = true } },

@@ -34,8 +34,8 @@ end
 local redis = {
     type = "record",
     fields = {
-        { host = typedefs.host or { type = "string" } },
-        { port = typedefs.port or { type = "integer", default = 6379, between = { 1, 65535 } } },
+        { host = typedefs.host },
+        { port = typedefs.port { default = 6379 } },
         { username = { type = "string" } },
         { password = { type = "string" } },
         { database = { type = "integer", default = 0 } },
@@ -58,8 +58,8 @@ return {
                 { day = limit() }, { month = limit() }, { year = limit() },
                 { limit_by = { type = "string", default = "consumer",
                                one_of = { "consumer", "credential", "ip", "service", "header", "path" } } },
-                { header_name = typedefs.header_name or { type = "string" } },
-                { path = typedefs.path or { type = "string" } },
+                { header_name = typedefs.header_name },
+                { path = typedefs.path },
                 { policy = { type = "string", default = "local", len_min = 0,
                              one_of = { "local", "redis" } } },
                 { algorithm = { type = "string", default = "fixed-window",

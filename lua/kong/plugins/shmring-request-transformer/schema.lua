@@ -28,7 +28,7 @@ return {
         { config = {
             type = "record",
             fields = {
-                { http_method = typedefs.http_method or { type = "string", match = "^%u+$" } },
+                { http_method = typedefs.http_method },
                 { remove = section(strings) },
                 { rename = section(colon_strings) },
                 { replace = section(colon_strings, { { uri = { type = "string" } },
