@@ -27,7 +27,6 @@
 extern "C" {
 #endif
 
-
 /* A string inside the decoded buffer (not NUL-terminated). ptr is NULL when
  * the argument is absent. */
 struct shmring_client_str {
