@@ -17,7 +17,7 @@
 #define RL_NS 1000000000ull
 /* The shared table: 2^16 buckets x 7 slots = 458752 counters, 8 MiB
  * (pages are touched as keys arrive). One counter per key and period. */
-#define RL_REGION_NAME "rate-limiting-v1"
+#define RL_REGION_NAME "rate-limiting-v2"
 #define RL_NBUCKETS (1ull << 16)
 /* Fixed-window counts are 32 bits. */
 #define RL_MAX_LIMIT 4294967294ull
@@ -112,8 +112,9 @@ uint64_t rl_key(const struct rl_conf *c, int i, struct shmring_str route,
                 struct shmring_str service, struct shmring_str id);
 void rl_keys(const struct rl_conf *c, const struct shmring_request *req, struct rl_key_set *ks);
 /* Count one request in the shared table: 0 (o says allowed or which period
- * refused), -ENOSPC (table full for a key), -EAGAIN (contention). others:
- * per period, what other hosts counted in this window (NULL: none). */
+ * refused), -ENOSPC (table full for a key), -EBUSY (a bucket lock stuck),
+ * -EAGAIN (contention). others: per period, what other hosts counted in
+ * this window (NULL: none). */
 int rl_count(struct rl_conf *c, const struct rl_key_set *ks, uint64_t now_ns,
              const uint64_t *others, struct rl_outcome *o);
 
