@@ -36,8 +36,8 @@ struct rl_worker {
 };
 
 struct rl_period {
-	int period;      /* RL_SECOND.. */
-	uint64_t limit;  /* >= 1 */
+	int period;       /* RL_SECOND.. */
+	uint64_t limit;   /* >= 1 */
 	char h_limit[32]; /* X-RateLimit-Limit-<Period> */
 	char h_remaining[40];
 	size_t h_limit_len, h_remaining_len;
@@ -69,7 +69,7 @@ struct rl_conf {
 	bool redis_policy;
 	uint32_t error_code;
 	uint32_t jitter_max; /* retry_after_jitter_max, seconds */
-	char *body; /* {"message":"..."} */
+	char *body;          /* {"message":"..."} */
 	size_t body_len;
 	uint32_t sync_ms; /* redis: 0 = synchronous */
 	uint64_t fingerprint;
@@ -85,9 +85,9 @@ struct rl_key_set {
 
 /* What counting decided. */
 struct rl_outcome {
-	int blocked;                      /* index of the refusing period, -1 = allowed */
-	uint64_t remaining[RL_NPERIODS];  /* after this request */
-	uint64_t reset_ns[RL_NPERIODS];   /* window end / bucket full; on a block: next pass */
+	int blocked;                     /* index of the refusing period, -1 = allowed */
+	uint64_t remaining[RL_NPERIODS]; /* after this request */
+	uint64_t reset_ns[RL_NPERIODS];  /* window end / bucket full; on a block: next pass */
 	/* for policy = redis: where it was counted, to read or give back */
 	struct rl_slot *slot[RL_NPERIODS];
 	uint64_t undo[RL_NPERIODS];
