@@ -82,7 +82,7 @@ static uint64_t hist_quantile(const uint64_t *h, double q)
 /* One plugin's figures summed over the workers that loaded it. */
 struct plugin_sum {
 	char name[48];
-	uint64_t calls, errors;
+	uint64_t calls, errors, exhausted;
 	struct shmringd_hook_hist hook[SHMRINGD_HOOK_KINDS];
 };
 
@@ -110,6 +110,7 @@ static int plugin_sums(const struct shmringd_stats *st, uint32_t nw, struct plug
 			}
 			out[j].calls += ps->calls;
 			out[j].errors += ps->errors;
+			out[j].exhausted += ps->exhausted;
 			for (int k = 0; k < SHMRINGD_HOOK_KINDS; k++) {
 				out[j].hook[k].sum_ns += ps->hook[k].sum_ns;
 				for (int b = 0; b < SHMRINGD_HIST_BUCKETS; b++)
@@ -126,8 +127,8 @@ static void print_plugin_totals(const struct shmringd_stats *st, uint32_t nw)
 	struct plugin_sum sums[MAX_PLUGIN_SUMS];
 	int n = plugin_sums(st, nw, sums);
 	for (int i = 0; i < n; i++)
-		printf("%-24.48s %14" PRIu64 " %10" PRIu64 "\n", sums[i].name, sums[i].calls,
-		       sums[i].errors);
+		printf("%-24.48s %14" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n", sums[i].name,
+		       sums[i].calls, sums[i].errors, sums[i].exhausted);
 }
 
 /* ---- top ------------------------------------------------------------------ */
@@ -141,8 +142,10 @@ static void top_json(const struct shmringd_stats *st, uint32_t nw)
 	int n = plugin_sums(st, nw, sums);
 	printf("{\"plugins\":[");
 	for (int i = 0; i < n; i++) {
-		printf("%s{\"name\":\"%s\",\"calls\":%" PRIu64 ",\"errors\":%" PRIu64, i ? "," : "",
-		       sums[i].name, sums[i].calls, sums[i].errors);
+		printf("%s{\"name\":\"%s\",\"calls\":%" PRIu64 ",\"errors\":%" PRIu64
+		       ",\"exhausted\":%" PRIu64,
+		       i ? "," : "", sums[i].name, sums[i].calls, sums[i].errors,
+		       sums[i].exhausted);
 		for (int k = 0; k < SHMRINGD_HOOK_KINDS; k++) {
 			const struct shmringd_hook_hist *h = &sums[i].hook[k];
 			printf(",\"%s\":{\"count\":%" PRIu64 ",\"sum_ns\":%" PRIu64
@@ -390,8 +393,9 @@ int main(int argc, char **argv)
 					if (!ps->name[0])
 						continue;
 					printf("%s{\"name\":\"%.48s\",\"calls\":%" PRIu64
-					       ",\"errors\":%" PRIu64 "}",
-					       first ? "" : ",", ps->name, ps->calls, ps->errors);
+					       ",\"errors\":%" PRIu64 ",\"exhausted\":%" PRIu64 "}",
+					       first ? "" : ",", ps->name, ps->calls, ps->errors,
+					       ps->exhausted);
 					first = 0;
 				}
 				printf("]");
@@ -455,7 +459,8 @@ int main(int argc, char **argv)
 						       st->w[w].lat_hist[i]);
 				printf("\n");
 			}
-			printf("\n%-24s %14s %10s   (all workers)\n", "plugin", "calls", "errors");
+			printf("\n%-24s %14s %10s %10s   (all workers)\n", "plugin", "calls",
+			       "errors", "exhausted");
 			print_plugin_totals(st, nw);
 		} else {
 			printf("\n(no daemon stats file in %s)\n", dir);

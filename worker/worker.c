@@ -409,6 +409,8 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 	W.served_kind = SHMRINGD_HOOK_REQUEST;
 	int rc = hook(e->conf, &req, &W.reply);
 	pcount(e->plugin, rc < 0 || W.reply.error_set);
+	if (W.reply.exhausted && pstat(e->plugin))
+		pstat(e->plugin)->exhausted++;
 	if (rc < 0 || W.reply.error_set) {
 		W.st->plugin_errors++;
 		W.ctr->errors++;

@@ -27,11 +27,11 @@ local HELP = {
     errors = "other failures", sleeps = "futex sleeps", restarts = "restarts by the master",
 }
 
--- The daemon's own stats file (<dir>/stats, worker/stats.h, version 2; the
+-- The daemon's own stats file (<dir>/stats, worker/stats.h, version 3; the
 -- offsets are the ones its _Static_asserts pin): a 64-byte header (magic
 -- "SRDSTAT1", u32 version at 8, u32 nworkers at 12), then one block per
 -- worker slot, written only by that worker.
-local STATS_VERSION, STATS_HEADER, STATS_BLOCK = 2, 64, 9984
+local STATS_VERSION, STATS_HEADER, STATS_BLOCK = 3, 64, 10112
 local STATS_FIELDS = {
     { "log_records", 304, "LOG records handed to a plugin" },
     { "sink_entries", 336, "log entries appended to a sink" },
@@ -41,11 +41,18 @@ local STATS_FIELDS = {
     { "sink_errors", 368, "log sink write/connect errors" },
     { "sink_reconnects", 376, "log sink (re)connections" },
 }
--- Per plugin slot of a block: name[48], calls, errors, then per hook kind
--- (request, log) sum_ns and 32 log2 buckets ([2^i, 2^(i+1)) ns).
+-- Per plugin slot of a block: name[48] (NUL-terminated), calls, errors,
+-- exhausted, then per hook kind (request, log) sum_ns and 32 log2 buckets
+-- ([2^i, 2^(i+1)) ns).
 local PLUGINS_AT, PLUGIN_SIZE, NPLUGINS, HOOK_AT, HOOK_SIZE, HIST_BUCKETS =
-    464, 592, 16, 64, 264, 32
+    464, 600, 16, 72, 264, 32
 local HOOK_KINDS = { "request", "log" }
+local PLUGIN_COUNTERS = {
+    { "shmring_plugin_hook_calls_total", "calls", "Plugin hooks called" },
+    { "shmring_plugin_hook_errors_total", "errors", "Plugin hooks that failed" },
+    { "shmring_plugin_exhausted_total", "exhausted",
+      "Requests a plugin met with a full resource of its own (e.g. rate-limiting's counter table)" },
+}
 -- Service-time bounds exposed: 2^k ns for k = 6..30 (64 ns .. 1.07 s).
 local SERVICE_K_MIN, SERVICE_K_MAX = 6, 30
 
@@ -54,8 +61,8 @@ local function u64_at(p, off)
 end
 
 -- Per worker slot, the STATS_FIELDS counters, and per plugin name (summed
--- over the workers) calls, errors and the hook histograms; nil if the file
--- is missing or of another version.
+-- over the workers) calls, errors, exhausted and the hook histograms; nil
+-- if the file is missing or of another version.
 local function daemon_stats(dir)
     local f = io.open(dir .. "/stats", "rb")
     if not f then
@@ -92,7 +99,7 @@ local function daemon_stats(dir)
             if #name > 0 then
                 local ps = plugins[name]
                 if not ps then
-                    ps = { calls = 0, errors = 0, hooks = {} }
+                    ps = { calls = 0, errors = 0, exhausted = 0, hooks = {} }
                     for k = 1, #HOOK_KINDS do
                         local b = {}
                         for j = 1, HIST_BUCKETS do
@@ -105,6 +112,7 @@ local function daemon_stats(dir)
                 end
                 ps.calls = ps.calls + u64_at(p, at + 48)
                 ps.errors = ps.errors + u64_at(p, at + 56)
+                ps.exhausted = ps.exhausted + u64_at(p, at + 64)
                 for k = 1, #HOOK_KINDS do
                     local h, hat = ps.hooks[k], at + HOOK_AT + (k - 1) * HOOK_SIZE
                     h.sum_ns = h.sum_ns + u64_at(p, hat)
@@ -117,6 +125,11 @@ local function daemon_stats(dir)
     end
     table.sort(names)
     return out, plugins, names
+end
+
+-- A label value as the exposition format wants it.
+local function label(v)
+    return (v:gsub('[\\"]', "\\%0"):gsub("\n", "\\n"))
 end
 
 -- A bucket bound as Prometheus reads it (seconds).
@@ -143,7 +156,7 @@ local function gateway_plugins(add)
         add("# HELP " .. name .. " Per plugin, gateway side: " .. c[2] .. ".")
         add("# TYPE " .. name .. " counter")
         for _, e in ipairs(snap) do
-            add(('%s{plugin="%s"%s} %d'):format(name, e.name, extra, e.t[c[1]]))
+            add(('%s{plugin="%s"%s} %d'):format(name, label(e.name), extra, e.t[c[1]]))
         end
     end
     local name = "shmring_gateway_plugin_round_trip_seconds"
@@ -151,7 +164,7 @@ local function gateway_plugins(add)
     add("# TYPE " .. name .. " histogram")
     local bounds = plugin_stats.BOUNDS
     for _, e in ipairs(snap) do
-        local labels = ('plugin="%s"%s'):format(e.name, extra)
+        local labels = ('plugin="%s"%s'):format(label(e.name), extra)
         for i = 1, #bounds do
             add(('%s_bucket{%s,le="%s"} %d'):format(name, labels, le(bounds[i]), e.t.cumulative[i]))
         end
@@ -242,15 +255,12 @@ function _M.collect()
                     end
                 end
             end
-            add("# HELP shmring_plugin_hook_calls_total Plugin hooks called by shmringd (all workers).")
-            add("# TYPE shmring_plugin_hook_calls_total counter")
-            for _, pn in ipairs(dnames) do
-                add(('shmring_plugin_hook_calls_total{plugin="%s"} %d'):format(pn, dplugins[pn].calls))
-            end
-            add("# HELP shmring_plugin_hook_errors_total Plugin hooks that failed (all workers).")
-            add("# TYPE shmring_plugin_hook_errors_total counter")
-            for _, pn in ipairs(dnames) do
-                add(('shmring_plugin_hook_errors_total{plugin="%s"} %d'):format(pn, dplugins[pn].errors))
+            for _, c in ipairs(PLUGIN_COUNTERS) do
+                add("# HELP " .. c[1] .. " " .. c[3] .. ", all shmringd workers.")
+                add("# TYPE " .. c[1] .. " counter")
+                for _, pn in ipairs(dnames) do
+                    add(('%s{plugin="%s"} %d'):format(c[1], label(pn), dplugins[pn][c[2]]))
+                end
             end
             local name = "shmring_plugin_service_seconds"
             add("# HELP " .. name .. " Time inside a plugin hook in shmringd (all workers);"
@@ -259,7 +269,7 @@ function _M.collect()
             for _, pn in ipairs(dnames) do
                 for k, kind in ipairs(HOOK_KINDS) do
                     local h = dplugins[pn].hooks[k]
-                    local labels = ('plugin="%s",hook="%s"'):format(pn, kind)
+                    local labels = ('plugin="%s",hook="%s"'):format(label(pn), kind)
                     -- bucket j holds [2^(j-1), 2^j) ns: the ones below 2^k ns are 1..k
                     local c = 0
                     for j = 1, SERVICE_K_MAX do

@@ -38,8 +38,6 @@
 extern "C" {
 #endif
 
-#define SHMRING_CLIENT_MAX_ACTIONS 64u
-
 /* A string inside the decoded buffer (not NUL-terminated). ptr is NULL when
  * the argument is absent. */
 struct shmring_client_str {
@@ -55,8 +53,7 @@ struct shmring_client_str {
  *   SET_CTX a = key, b = value                 AUTHENTICATE map = consumer, a = credential
  *   LOG num = level, a = message */
 struct shmring_client_action {
-	uint32_t
-	    op; /* enum shmring_action_op; an unknown code makes the gateway refuse the reply */
+	uint32_t op;   /* enum shmring_action_op (shmring/protocol.h) */
 	int32_t num;   /* first integer argument, 0 if none */
 	uint32_t nstr; /* how many of a, b are set */
 	uint32_t pad_;
@@ -65,13 +62,13 @@ struct shmring_client_action {
 	const void *map; /* opaque msgpack map, read with shmring_client_map_*; NULL if none */
 };
 
+/* A decoded reply. Every action of the payload is here: there is no fixed
+ * limit (the record size bounds a reply), so a reply is applied whole. */
 struct shmring_client_reply {
-	int32_t status;     /* "s"; -1 if absent */
-	uint32_t nactions;  /* entries used in actions[] */
-	uint32_t truncated; /* 1 if the reply had more than SHMRING_CLIENT_MAX_ACTIONS */
-	uint32_t pad_;
-	struct shmring_client_str error; /* "e" */
-	struct shmring_client_action actions[SHMRING_CLIENT_MAX_ACTIONS];
+	int32_t status;                        /* "s"; -1 if absent */
+	uint32_t nactions;                     /* entries in actions[] */
+	struct shmring_client_str error;       /* "e" */
+	struct shmring_client_action *actions; /* nactions entries, owned by the decoder */
 };
 
 /* A reusable decoder (parser zone + one reply). Caller owns *out; free with
@@ -81,8 +78,11 @@ SHMRING_API int shmring_client_decoder_new(struct shmring_client_decoder **out);
 SHMRING_API void shmring_client_decoder_free(struct shmring_client_decoder *d);
 
 /* Decode a REPLY payload. *out points into the decoder and stays valid until
- * the next call on this decoder; its strings point into buf. -EBADMSG if the
- * payload is not a reply map (then *out is NULL). */
+ * the next call on this decoder; its strings point into buf. A reply is taken
+ * whole or refused: -EBADMSG (then *out is NULL) if the payload is not a reply
+ * map, or if any action is malformed: not a non-empty array, an op this
+ * library does not know, an argument missing or of a kind the op does not
+ * take. -ENOMEM if the action array cannot grow. */
 SHMRING_API int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *buf,
                                             uint32_t len, struct shmring_client_reply **out);
 
