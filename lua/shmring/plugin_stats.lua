@@ -9,6 +9,9 @@
 -- (`lua_shared_dict shmring_metrics 1m;`), where shmring.metrics reads the
 -- sum of every worker, as Kong's Prometheus plugin does. Without that dict
 -- they move into a table of this worker, and a scrape shows this worker's.
+-- The timer is ngx.timer.every: under Kong that is timer-ng's recurring
+-- job, whose runs each end (unlike the client's never-ending threads).
+-- What a worker recorded in its last second before exiting is lost.
 local ngx = ngx
 local pairs, ipairs = pairs, ipairs
 
