@@ -327,7 +327,8 @@ function _M.access(st, conf, rtype)
     local name, started = st.spec.name, nil
     if plugin_stats.enabled then
         count(name, "requests")
-        started = C.shmring_client_clock()
+        -- no library: the call below fails as "unavailable", untimed
+        started = C and C.shmring_client_clock()
     end
     local r, payload_or_err, kind = (st.transport or client).call(rtype or REC.ACCESS,
         name, conf, encode_request, st, timeout)
