@@ -59,7 +59,7 @@ M.routes = {
     ["request-transformer"] = one("request-transformer", {
         add = { headers = { "x-added-by:shmring", 'x-client:$(headers.user_agent or "unknown")' },
                 querystring = { "added:1" } },
-        remove = { headers = { "x-remove-me" } },
+        remove = { headers = { "x-remove-me" }, querystring = { "secret" } },
         rename = { headers = { "x-old-name:x-new-name" }, querystring = { "q:search" } },
     }),
     ["correlation-id"] = one("correlation-id", {
@@ -154,6 +154,18 @@ function M.status()
         routes = routes, worker_pid = ngx.worker.pid(), channel = client.channel_index(),
         daemon = ok and "up" or err, stats = client.stats, timers = double.timers(),
     }))
+end
+
+-- ?on=0|1: this worker records the per-plugin gateway figures or not
+-- (shmring.plugin_stats.enabled); answers this worker's pid, so a caller
+-- can tell when every worker has been switched (the stats-cost benchmark).
+function M.plugin_stats_switch()
+    local plugin_stats = require("shmring.plugin_stats")
+    local on = ngx.var.arg_on
+    if on == "0" or on == "1" then
+        plugin_stats.enabled = on == "1"
+    end
+    ngx.say(ngx.worker.pid(), " ", plugin_stats.enabled and "on" or "off")
 end
 
 return M

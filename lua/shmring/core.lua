@@ -118,10 +118,8 @@ struct shmring_client_action {
 struct shmring_client_reply {
 	int32_t status;
 	uint32_t nactions;
-	uint32_t truncated;
-	uint32_t pad_;
 	struct shmring_client_str error;
-	struct shmring_client_action actions[64];
+	struct shmring_client_action *actions;
 };
 struct shmring_client_decoder;
 int shmring_client_decoder_new(struct shmring_client_decoder **out);
@@ -135,6 +133,8 @@ struct shmring_client_msg { struct shmring_claim claim; struct shmring_mpw w; };
 int shmring_client_begin(struct shmring_chan *c, uint32_t cap, struct shmring_client_msg *m);
 int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uint16_t type,
                        uint64_t req_id, int publish);
+double shmring_client_clock(void);
+double shmring_client_applied(double started);
 int shmring_client_health(const struct shmring_instance *inst, const struct shmring_chan *c,
                           int64_t max_age_ns);
 ]]

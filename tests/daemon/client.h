@@ -108,8 +108,11 @@ static inline pid_t tc_spawn(const char *const *extra)
 	argv[n++] = tc_shm;
 	argv[n++] = "--plugin-dir";
 	argv[n++] = PLUGIN_DIRS;
+	/* Log files and credentials files of the tests live in tc_dir. */
+	argv[n++] = "--plugin-file-dirs";
+	argv[n++] = tc_dir;
 	bool user_given = false;
-	for (int i = 0; extra && extra[i] && n < 60; i++) {
+	for (int i = 0; extra && extra[i] && n < 58; i++) {
 		user_given |= !strcmp(extra[i], "--user");
 		argv[n++] = extra[i];
 	}

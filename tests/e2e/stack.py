@@ -90,7 +90,9 @@ class Stack:
         self.daemon = subprocess.Popen(
             [self.daemon_bin, "--foreground", "--shm-dir", self.shm_dir,
              "--channels", str(self.nginx_workers * 4), "--workers", str(self.daemon_workers),
-             "--plugin-dir", self.plugin_dir] + self.daemon_args
+             "--plugin-dir", self.plugin_dir,
+             # the log files the demo config names live in the prefix
+             "--plugin-file-dirs", self.prefix] + self.daemon_args
             # shmringd refuses root unless told which user to be: as root,
             # the tests say root deliberately (nginx runs as root too).
             + (["--user", "root"] if os.getuid() == 0 else []),
