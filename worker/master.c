@@ -538,7 +538,7 @@ static void heartbeat(uint64_t now, uint64_t *next_beat)
 	if (now >= *next_beat && !M.stopping) {
 		/* Before the beat: a beat into a truncated ctl lands in private
 		 * zero pages (libshmring's SIGBUS guard), seen by no client. */
-		if (shmring_instance_repair(M.inst) == 1) {
+		if (shmring_instance_repair(M.inst, 1) == 1) {
 			/* Its counters are lost; the workers' pids are what clients
 			 * and shmringctl need back. */
 			for (uint32_t i = 0; i < M.nworkers; i++)

@@ -795,8 +795,8 @@ struct loop {
 static int serve_channels(void)
 {
 	/* ctl truncated under us (our counters and event live there): map the
-	 * file again once it has its size back (the master sees to that). */
-	shmring_instance_repair(W.inst);
+	 * file again once the master has restored it. */
+	shmring_instance_repair(W.inst, 0);
 	int n = 0;
 	for (uint32_t i = 0; i < W.nchans; i++)
 		n += drain_channel(&W.chans[i]);

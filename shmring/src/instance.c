@@ -623,7 +623,7 @@ int64_t shmring_instance_heartbeat_age_ns(const struct shmring_instance *inst)
 	return now > beat ? (int64_t)(now - beat) : 0;
 }
 
-int shmring_instance_repair(struct shmring_instance *inst)
+int shmring_instance_repair(struct shmring_instance *inst, int restore)
 {
 	if (ctl_intact(inst))
 		return 0;
@@ -635,13 +635,16 @@ int shmring_instance_repair(struct shmring_instance *inst)
 	if (fd < 0)
 		return fd;
 	int rc = 0;
-	if ((size_t)st.st_size != inst->ctl_size && ftruncate(fd, (off_t)inst->ctl_size) < 0)
-		rc = -errno;
+	if ((size_t)st.st_size != inst->ctl_size &&
+	    (!restore || ftruncate(fd, (off_t)inst->ctl_size) < 0))
+		rc = restore ? -errno : -EAGAIN; /* the master gives it its size back */
 	if (rc == 0)
 		rc = shmring__remap_segment(inst->ctl, fd, inst->ctl_size);
 	close(fd);
 	if (rc < 0)
 		return rc;
+	if (!ctl_intact(inst) && !restore)
+		return -EAGAIN; /* mapped again; the master writes line 0 back */
 	if (!ctl_intact(inst)) {
 		struct shmring__ctl_hdr *h = inst->ctl;
 		memcpy((uint8_t *)h + sizeof(h->magic), inst->ctl_line0 + sizeof(h->magic),

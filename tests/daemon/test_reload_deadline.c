@@ -57,9 +57,15 @@ static void reload_with_hang(const char *const *args, uint32_t hung, uint64_t wi
 		      (unsigned long long)(within_ns / MS));
 		usleep(5000);
 	}
+	/* The last new worker publishes its pid once it is up. */
+	uint64_t up_by = tc_now() + 5 * SEC;
 	for (uint32_t w = 0; w < 2; w++) {
-		uint64_t pid = shmring_instance_worker_counters(inst, w)->pid;
-		CHECK(pid && pid != old[w], "worker %u not replaced", w);
+		const struct shmring_worker_counters *wc =
+		    shmring_instance_worker_counters(inst, w);
+		while (!wc->pid || wc->pid == old[w]) {
+			CHECK(tc_now() < up_by, "worker %u not replaced", w);
+			usleep(1000);
+		}
 	}
 	shmring_instance_close(inst, 0);
 	kill(tc_pid, SIGTERM);

@@ -221,12 +221,15 @@ SHMRING_API int shmring_instance_attach(const char *dir, struct shmring_instance
 SHMRING_API int64_t shmring_user_uid(const char *name);
 /* Unmap; with unlink != 0 (server only) remove the segment files too. */
 SHMRING_API void shmring_instance_close(struct shmring_instance *inst, int unlink_files);
-/* Server side (the daemon, which owns the files): if ctl was truncated or
- * its read-only line overwritten, give the file back its size, map it again
- * at the same address and write the line back from the private copy taken
- * at attach. 0 = intact, 1 = repaired, -errno. Cheap when intact (two
- * loads): the master and the workers call it every turn. */
-SHMRING_API int shmring_instance_repair(struct shmring_instance *inst);
+/* Server side (the daemon, which owns the files), when ctl was truncated
+ * (our mapping may then read private zeros) or its read-only line
+ * overwritten: map the file again at the same address (pointers into it
+ * stay valid) and, with restore (the master, one process, so that one log
+ * line says it), first give it back its size and then write the line back
+ * from the private copy taken at attach. 0 = intact, 1 = repaired,
+ * -EAGAIN (restore == 0: not restored yet), -errno. Cheap when intact (two
+ * loads): the master calls it every beat, the workers every turn. */
+SHMRING_API int shmring_instance_repair(struct shmring_instance *inst, int restore);
 /* SIGBUS faults the library turned into private zero pages (a segment was
  * truncated under a mapping; see "Security model" in docs/daemon.md). */
 SHMRING_API uint64_t shmring_sigbus_caught(void);
