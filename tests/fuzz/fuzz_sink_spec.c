@@ -7,7 +7,8 @@
  * or opened; an opened sink takes an entry and is released and flushed.
  * File sinks open only below plugin_file_dirs, here a fresh temporary
  * directory (removed at exit), so the fuzzer cannot create files elsewhere;
- * TCP sinks connect lazily and UDP ones send to whatever the spec names.
+ * TCP sinks connect to loopback only; UDP ones send to whatever the spec
+ * names.
  */
 #include "daemon.h"
 #include "stats.h"
@@ -54,6 +55,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(spec, data, size);
 	spec[size] = '\0';
+	/* A connect to an address that does not answer holds the io_uring for
+	 * the kernel's SYN timeout: TCP to loopback only. */
+	if (!strncmp(spec, "tcp:", 4) && strncmp(spec, "tcp:127.", 8) &&
+	    strncmp(spec, "tcp:[::1]", 9))
+		return 0;
 	char err[256];
 	memset(err, 'x', sizeof(err));
 	struct shmring_sink *s;
