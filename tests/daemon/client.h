@@ -205,6 +205,19 @@ static inline int tc_log_contains(const char *needle)
 	return found;
 }
 
+/* The end of a test that passed: give the channel back (if any), detach,
+ * stop the daemon with SIGTERM (it must exit 0), say ok. */
+static inline int tc_stop(struct shmring_instance *inst, struct shmring_chan *c)
+{
+	if (c)
+		shmring_chan_release(c);
+	shmring_instance_close(inst, 0);
+	kill(tc_pid, SIGTERM);
+	CHECK(tc_wait_exit(tc_pid, 10 * SEC) == 0, "stop");
+	printf("ok\n");
+	return 0;
+}
+
 /* ---- records ----------------------------------------------------------- */
 
 struct tc_reply {

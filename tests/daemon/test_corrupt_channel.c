@@ -59,10 +59,5 @@ int main(void)
 	CHECK(corrupt >= 1, "not counted on the channel");
 	CHECK(wc->errors >= 1, "not counted for the worker");
 	munmap(raw, 4096);
-	shmring_chan_release(c);
-	shmring_instance_close(inst, 0);
-	kill(tc_pid, SIGTERM);
-	CHECK(tc_wait_exit(tc_pid, 10 * SEC) == 0, "stop");
-	printf("ok\n");
-	return 0;
+	return tc_stop(inst, c);
 }

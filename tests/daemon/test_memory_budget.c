@@ -69,10 +69,5 @@ int main(void)
 	struct tc_conf hello = {.id = 9, .plugin = "hello"};
 	tc_register(c, &r, 6, &hello);
 
-	shmring_chan_release(c);
-	shmring_instance_close(inst, 0);
-	kill(tc_pid, SIGTERM);
-	CHECK(tc_wait_exit(tc_pid, 10 * SEC) == 0, "stop");
-	printf("ok\n");
-	return 0;
+	return tc_stop(inst, c);
 }

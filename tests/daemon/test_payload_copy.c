@@ -70,10 +70,5 @@ int main(void)
 	      "the hook saw its request change under it: X-Watch: %.*s", (int)v->via.str.size,
 	      v->via.str.ptr);
 	munmap((void *)flag, 4096);
-	shmring_chan_release(c);
-	shmring_instance_close(inst, 0);
-	kill(tc_pid, SIGTERM);
-	CHECK(tc_wait_exit(tc_pid, 10 * SEC) == 0, "stop");
-	printf("ok\n");
-	return 0;
+	return tc_stop(inst, c);
 }

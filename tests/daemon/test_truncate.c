@@ -79,10 +79,5 @@ int main(void)
 	wc = shmring_instance_worker_counters(inst, 0);
 	CHECK(wc->pid == worker, "the worker was restarted (pid %llu, was %llu)",
 	      (unsigned long long)wc->pid, (unsigned long long)worker);
-	shmring_chan_release(c);
-	shmring_instance_close(inst, 0);
-	kill(tc_pid, SIGTERM);
-	CHECK(tc_wait_exit(tc_pid, 10 * SEC) == 0, "stop");
-	printf("ok\n");
-	return 0;
+	return tc_stop(inst, c);
 }

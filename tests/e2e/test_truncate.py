@@ -9,29 +9,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from common import check, done, skip_unless_ready  # noqa: E402
-
-
-class Load(threading.Thread):
-    """Sends requests to one path in a loop, recording (t, status, headers)."""
-
-    def __init__(self, st, path):
-        super().__init__(daemon=True)
-        self.st, self.path, self.log, self.stop = st, path, [], False
-
-    def run(self):
-        while not self.stop:
-            t0 = time.time()
-            try:
-                status, hdrs, _ = self.st.get(self.path, timeout=5)
-            except OSError:
-                status, hdrs = -1, {}
-            self.log.append((t0, status, hdrs))
+from common import Load, check, done, skip_unless_ready  # noqa: E402
 
 
 def as_group_member(cmd):
@@ -102,8 +84,8 @@ def main(build):
         reqs = [r for l in loads for r in l.log]
         after = [r for r in reqs if r[0] > t_settled]
         check(len(after) > 10, "traffic after the truncations (%d requests)" % len(after))
-        bad = [(r[1], r[2].get("x-hello")) for r in after
-               if r[1] != 200 or r[2].get("x-hello") != "World"]
+        bad = [(r[1], r[3].get("x-hello")) for r in after
+               if r[1] != 200 or r[3].get("x-hello") != "World"]
         check(not bad, "traffic recovered on the channels left: %s" % bad[:5])
         during = [r for r in reqs if t_ctl - 1.5 <= r[0] < t_settled]
         print("%d channel(s) and ctl truncated; %d requests meanwhile (%d not 200), "
