@@ -70,6 +70,12 @@ struct shmringd_worker_stats {
 	uint64_t suspect; /* inflight value of the record a worker died on */
 	uint64_t suspect_req;
 	uint64_t strikes; /* consecutive worker deaths on the suspect */
+	/* Entities learned from the gateway (host_entity.c). */
+	uint64_t entity_entries;   /* cached now, all this worker's channels (a gauge) */
+	uint64_t entity_hits;      /* look-ups answered from the cache */
+	uint64_t entity_lookups;   /* NEED_ENTITIES replies (misses sent to the gateway) */
+	uint64_t entity_evictions; /* entries dropped to stay within the bound */
+	uint64_t entity_forgets;   /* entries dropped by FORGET records */
 	struct shmringd_plugin_stats plugins[SHMRINGD_STATS_PLUGINS];
 };
 

@@ -26,15 +26,15 @@ int shmring_creds_add_config(struct shmring_creds *c, const msgpack_object *cfg,
 	return rc;
 }
 
-static int set_or_clear(struct shmring_reply *rep, struct shmring_str name, const char *v)
+static int set_or_clear(struct shmring_reply *rep, struct shmring_str name, struct shmring_str v)
 {
-	return v ? shmring_reply_set_req_header(rep, name, shmring_cstr(v))
-	         : shmring_reply_clear_req_header(rep, name);
+	return v.len ? shmring_reply_set_req_header(rep, name, v)
+	             : shmring_reply_clear_req_header(rep, name);
 }
 
-int shmring_creds_set_consumer_headers(struct shmring_reply *rep, const char *id,
-                                       const char *custom_id, const char *username,
-                                       const char *credential, bool anonymous)
+int shmring_creds_set_consumer_headers(struct shmring_reply *rep, struct shmring_str id,
+                                       struct shmring_str custom_id, struct shmring_str username,
+                                       struct shmring_str credential, bool anonymous)
 {
 	int rc = 0;
 	rc |= set_or_clear(rep, SHMRING_LIT("X-Consumer-ID"), id);

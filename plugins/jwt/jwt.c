@@ -618,8 +618,8 @@ set_consumer(struct shmring_reply *rep, const struct jwt_consumer *cons,
              const struct jwt_cred *cred)
 {
 	int rc = shmring_creds_set_consumer_headers(
-	    rep, cons ? cons->id : NULL, cons ? cons->custom_id : NULL,
-	    cons ? cons->username : NULL, cred ? cred->key : NULL, !cred);
+	    rep, S(cons ? cons->id : NULL), S(cons ? cons->custom_id : NULL),
+	    S(cons ? cons->username : NULL), S(cred ? cred->key : NULL), !cred);
 	rc |= shmring_reply_authenticate(rep, S(cons && cons->id ? cons->id : ""),
 	                                 S(cons && cons->username ? cons->username : ""),
 	                                 S(cons && cons->custom_id ? cons->custom_id : ""),
