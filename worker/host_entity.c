@@ -11,7 +11,9 @@
  * with every miss instead of the hook's reply (docs/protocol.md). The cache
  * holds answers as msgpack bytes, negative answers (nil) too, at most
  * `max` entries per channel, least recently used evicted first; keys and
- * values are wiped when dropped (a key-auth key is a secret).
+ * values are wiped when dropped (a key-auth key is a secret). An answer
+ * with a positive "ttl" (seconds: a Kong credential created with a ttl)
+ * expires then, as it does in Kong's cache.
  */
 #include "daemon.h"
 
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -34,6 +37,7 @@ struct ent {
 	char *key;                 /* owned */
 	uint8_t *val;              /* owned msgpack of the answer; NULL: known absent */
 	char *consumer_id;         /* owned: the answer's consumer.id (or id for a consumer) */
+	uint64_t expires_ns;       /* CLOCK_MONOTONIC; 0: kept until forgotten or evicted */
 	struct ent *chain;         /* next in the bucket */
 	struct ent *newer, *older; /* LRU list: head is the newest */
 };
@@ -67,6 +71,13 @@ static uint64_t dummy_stat;
 #define STAT(f) (*(E.st ? &E.st->f : &dummy_stat))
 
 /* ---- the cache ------------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 struct shmringd_entity_cache *shmringd__entity_cache_new(uint32_t max)
 {
@@ -229,6 +240,13 @@ static int cache_put(struct shmringd_entity_cache *c, uint32_t kind, struct shmr
 		}
 		e->val = (uint8_t *)sb.data; /* taken over from the sbuffer */
 		e->val_len = (uint32_t)sb.size;
+		const msgpack_object *ttl = shmring_map_get(val, SHMRING_LIT("ttl"));
+		double secs = !ttl                                           ? 0
+		              : ttl->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (double)ttl->via.u64
+		              : ttl->type == MSGPACK_OBJECT_FLOAT64          ? ttl->via.f64
+		                                                             : 0;
+		if (secs > 0)
+			e->expires_ns = now_ns() + (uint64_t)(secs * 1e9);
 		const msgpack_object *id = answer_consumer_id(kind, val);
 		if (id && !(e->consumer_id = strndup(id->via.str.ptr, id->via.str.size)))
 			goto nomem;
@@ -404,6 +422,10 @@ int shmring_entity_get(const struct shmring_request *req, enum shmring_entity_ki
 		}
 	}
 	struct ent *e = ent_find(E.cache, (uint32_t)kind, key.ptr, key.len);
+	if (e && e->expires_ns && now_ns() >= e->expires_ns) {
+		ent_drop(E.cache, e);
+		e = NULL;
+	}
 	if (e) {
 		STAT(entity_hits)++;
 		lru_unlink(E.cache, e);
