@@ -357,6 +357,11 @@ SHMRING_HOST_API int shmring_reply_error(struct shmring_reply *rep, struct shmri
 SHMRING_HOST_API int shmring_entity_get(const struct shmring_request *req,
                                         enum shmring_entity_kind kind, struct shmring_str key,
                                         const msgpack_object **val);
+/* A number that changes whenever the gateway said entities changed (on the
+ * request's channel; 0 outside a phase hook). A plugin that keeps something
+ * built from entities (jwt: prepared keys, verified tokens) drops it when
+ * this moves. */
+SHMRING_HOST_API uint64_t shmring_entity_generation(const struct shmring_request *req);
 
 /* ---- LOG records ---------------------------------------------------------- */
 

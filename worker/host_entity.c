@@ -48,6 +48,7 @@ struct shmringd_entity_cache {
 	uint32_t n;   /* entries, <= max */
 	uint32_t max; /* bound on n */
 	uint64_t seed;
+	uint64_t generation; /* FORGETs applied: shmring_entity_generation() */
 	struct ent *newest, *oldest;
 };
 
@@ -342,6 +343,7 @@ int shmringd__entity_forget(struct shmringd_entity_cache *c, const msgpack_objec
 {
 	if (root->type != MSGPACK_OBJECT_MAP)
 		return -EBADMSG;
+	c->generation++;
 	const msgpack_object *all = shmring_mp_get(root, "all");
 	if (all && all->type == MSGPACK_OBJECT_BOOLEAN && all->via.boolean) {
 		STAT(entity_forgets) += c->n;
@@ -397,6 +399,12 @@ static int view_of(const struct ent *e, const msgpack_object **val)
 	E.nviews++;
 	*val = &r->root;
 	return 1;
+}
+
+uint64_t shmring_entity_generation(const struct shmring_request *req)
+{
+	(void)req;
+	return E.cache ? E.cache->generation : 0;
 }
 
 int shmring_entity_get(const struct shmring_request *req, enum shmring_entity_kind kind,

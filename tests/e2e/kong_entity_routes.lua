@@ -1,5 +1,5 @@
--- Routes of tests/e2e/test_kong_entities.py: shmring's key-auth with no
--- consumers of its own, so its credentials come from Kong (the PDK double's
+-- Routes of tests/e2e/test_kong_entities.py: shmring's key-auth and jwt
+-- with no consumers of their own, so its credentials come from Kong (the PDK double's
 -- database, loaded here as a declarative config and changed by the test
 -- through the double's Admin API stand-in, /kong-admin/).
 local double = require("kong_pdk_double")
@@ -8,7 +8,9 @@ double.declarative({
     consumers = {
         { id = "c0ffee00-0000-4000-8000-000000000001", username = "carol", custom_id = "cust-carol",
           keyauth_credentials = { { id = "c0ffee00-0000-4000-8000-0000000000c1",
-                                    key = "carol-key" } } },
+                                    key = "carol-key" } },
+          jwt_secrets = { { id = "c0ffee00-0000-4000-8000-0000000000d1", key = "carol-issuer",
+                            algorithm = "HS256", secret = "carol-secret" } } },
         { id = "a0000000-0000-4000-8000-0000000000aa", username = "anonymous" },
     },
 })
@@ -25,5 +27,9 @@ return {
     } },
     ["ent-key-auth-anon"] = { plugins = {
         plugin("shmring-key-auth", { anonymous = "anonymous" }),
+    } },
+    ["ent-jwt"] = { plugins = {
+        plugin("shmring-jwt", {}),
+        plugin("native-consumer-reader", {}),
     } },
 }

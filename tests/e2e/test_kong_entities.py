@@ -1,6 +1,6 @@
-"""e2e (label kong): key-auth with consumers and credentials from Kong itself.
+"""e2e (label kong): key-auth and jwt with consumers and credentials from Kong.
 
-shmring's key-auth stub has no consumers of its own; Kong's (the PDK
+shmring's key-auth and jwt stubs have no consumers of their own; Kong's (the PDK
 double's database, a declarative config at start, changed through the
 double's Admin API stand-in at /kong-admin/) answer its look-ups, through
 kong.cache as Kong's key-auth loads them. Real nginx (2 workers), real
@@ -13,10 +13,16 @@ shmringd (2 workers).
   refused within 1 s; a consumer's new username shows within 1 s; a
   declarative reload replaces the keys within 1 s (every worker: the checks
   use a new connection per request, so both nginx workers answer).
+- jwt: a token signed with the secret of Kong's config authenticates; after
+  the secret is rotated in Kong, tokens signed with the old one are refused
+  within 1 s (the verified-token cache too) and new ones accepted.
 - 10 000 requests with random unknown keys leave the daemon's entity caches
   at their bound (shmringctl's entity_entries), evicting the rest.
 - 40 concurrent first requests for one key: one look-up in Kong's database.
 """
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -74,6 +80,45 @@ def until(pred, limit=WITHIN, settle=10):
         if ok >= settle:
             return time.time() - start
     return None
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def hs256(claims, secret):
+    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64url(json.dumps(claims).encode())
+    sig = hmac.new(secret, (head + "." + body).encode(), hashlib.sha256).digest()
+    return head + "." + body + "." + b64url(sig)
+
+
+def jwt_auth(st, tok):
+    status, _, body = st.get("/kong/ent-jwt/x", {"Authorization": "Bearer " + tok})
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body
+
+
+def jwt_rotation(st):
+    old = hs256({"iss": "carol-issuer", "exp": int(time.time()) + 600}, b"carol-secret")
+    status, e = jwt_auth(st, old)
+    h = e.get("headers", {}) if isinstance(e, dict) else {}
+    check(status == 200 and h.get("x-consumer-id") == CAROL
+          and h.get("x-credential-identifier") == "carol-issuer"
+          and h.get("x-native-credential-id") == "c0ffee00-0000-4000-8000-0000000000d1",
+          "a jwt signed with the secret of Kong's config authenticates (%s %s)" % (status, h))
+    check(set(jwt_auth(st, old)[0] for _ in range(20)) == {200},
+          "the token is verified (and cached) by both workers")
+    status, _ = admin(st, "PATCH", "/consumers/" + CAROL + "/jwt/carol-issuer", {"secret": "rotated"})
+    check(status == 200, "PATCH /consumers/carol/jwt/{key} (a rotated secret)")
+    took = until(lambda: jwt_auth(st, old)[0] == 401)
+    check(took is not None and took < WITHIN,
+          "a token signed with the old secret is refused within 1 s (%s s)" % took)
+    new = hs256({"iss": "carol-issuer", "exp": int(time.time()) + 600}, b"rotated")
+    status, e = jwt_auth(st, new)
+    check(status == 200, "a token signed with the new secret authenticates (%s %s)" % (status, e))
 
 
 def daemon_stats(st):
@@ -208,12 +253,14 @@ def concurrent_first(st):
 
 def main(build):
     skip_unless_ready(build)
-    if "key-auth" not in stack.built_plugins(build):
-        skip("key-auth not built")
+    missing = [p for p in ("key-auth", "jwt") if p not in stack.built_plugins(build)]
+    if missing:
+        skip("not built: " + ", ".join(missing))
     with stack.Stack(build, kong_routes="kong_entity_routes",
                      daemon_args=["--entity-cache-entries", str(CACHE_ENTRIES)]) as st:
         kong_shaped(st)
         created_and_deleted(st)
+        jwt_rotation(st)
         declarative_reload(st)
         concurrent_first(st)
         bounded(st)
