@@ -52,11 +52,11 @@ struct shmringd_entity_cache {
 	struct ent *newest, *oldest;
 };
 
-/* The hook running now (the worker is single-threaded); cache NULL outside
- * a phase hook. */
+/* The hook running now (the worker is single-threaded). */
 static struct {
-	struct shmringd_entity_cache *cache;
-	const msgpack_object *answers; /* the record's "entities" array, or NULL */
+	bool in_hook;
+	struct shmringd_entity_cache *cache; /* NULL: answers of the record only */
+	const msgpack_object *answers;       /* the record's "entities" array, or NULL */
 	struct shmringd_worker_stats *st;
 	uint32_t nmiss;
 	uint32_t miss_kind[MAX_LOOKUPS];
@@ -298,6 +298,7 @@ void shmringd__entity_setup(struct shmringd_worker_stats *st)
 
 int shmringd__entity_begin(struct shmringd_entity_cache *c, const msgpack_object *root)
 {
+	E.in_hook = true;
 	E.cache = c;
 	E.answers = NULL;
 	E.nmiss = 0;
@@ -330,6 +331,7 @@ int shmringd__entity_begin(struct shmringd_entity_cache *c, const msgpack_object
 uint32_t shmringd__entity_end(struct shmring_reply *rep)
 {
 	uint32_t n = E.nmiss;
+	E.in_hook = false;
 	E.cache = NULL;
 	E.answers = NULL;
 	if (n && rep) {
@@ -413,7 +415,7 @@ int shmring_entity_get(const struct shmring_request *req, enum shmring_entity_ki
 	static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
 	*val = &nil;
 	(void)req; /* the hook's own request: the channel is the running hook's */
-	if (!E.cache)
+	if (!E.in_hook)
 		return -ENOTSUP;
 	if (kind < SHMRING_ENTITY_CONSUMER || kind > SHMRING_ENTITY_JWT_SECRET || key.len == 0 ||
 	    key.len > MAX_KEY)
@@ -429,7 +431,7 @@ int shmring_entity_get(const struct shmring_request *req, enum shmring_entity_ki
 			return val[0]->type == MSGPACK_OBJECT_NIL ? 0 : 1;
 		}
 	}
-	struct ent *e = ent_find(E.cache, (uint32_t)kind, key.ptr, key.len);
+	struct ent *e = E.cache ? ent_find(E.cache, (uint32_t)kind, key.ptr, key.len) : NULL;
 	if (e && e->expires_ns && now_ns() >= e->expires_ns) {
 		ent_drop(E.cache, e);
 		e = NULL;

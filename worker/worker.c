@@ -383,7 +383,9 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 		W.st->plugin_errors++;
 		return reply_status(cs, rec->req_id, SHMRING_REPLY_ERROR, why);
 	}
-	if (!cs->entities)
+	/* The socket transport has no FORGET path: it uses each record's
+	 * answers and keeps none. */
+	if (!cs->entities && !cs->sock)
 		cs->entities = shmringd__entity_cache_new(W.cfg->entity_cache_entries);
 	if (shmringd__entity_begin(cs->entities, &W.mpr.root) < 0) {
 		shmringd__entity_end(NULL);

@@ -138,8 +138,11 @@ static int hook(struct harness *h)
  * harness's cache, and misses replace the reply with NEED_ENTITIES. */
 static uint32_t run_hook(struct harness *h, int *rc)
 {
-	if (shmringd__entity_begin(h->entities, &h->snap.data) < 0)
-		die("snapshot", "bad \"entities\"");
+	if (shmringd__entity_begin(h->entities, &h->snap.data) < 0) {
+		shmringd__entity_end(NULL); /* shmringd answers it as a bad record */
+		*rc = -1;
+		return shmringd__reply_status(h->rep, SHMRING_REPLY_ERROR, "bad entities");
+	}
 	shmringd__reply_begin(h->rep, 1u << 20);
 	*rc = hook(h);
 	if (shmringd__entity_end(h->rep))
