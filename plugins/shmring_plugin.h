@@ -351,7 +351,7 @@ SHMRING_HOST_API int shmring_reply_error(struct shmring_reply *rep, struct shmri
  *      resent record, where the call answers 1 or 0. Ask for everything
  *      the request could need before returning, so one round trip does;
  *   -EINVAL (bad kind, empty key or longer than 4096 bytes), -ENOSPC (more
- *   than 8 look-ups in one hook), -ENOTSUP (outside a phase hook).
+ *   than 8 misses in one hook), -ENOTSUP (outside a phase hook).
  */
 #define SHMRING_ENTITY_PENDING 2
 SHMRING_HOST_API int shmring_entity_get(const struct shmring_request *req,

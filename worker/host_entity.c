@@ -27,7 +27,7 @@
 #include <xxhash.h>
 
 #define MAX_KEY 4096
-#define MAX_LOOKUPS 8 /* misses and views per hook */
+#define MAX_LOOKUPS 8 /* misses per hook */
 
 struct ent {
 	uint64_t hash; /* XXH3 of kind and key, with the cache's seed */
@@ -36,6 +36,7 @@ struct ent {
 	uint32_t val_len;
 	char *key;                 /* owned */
 	uint8_t *val;              /* owned msgpack of the answer; NULL: known absent */
+	struct shmring_mpr view;   /* val parsed once (a hit costs no parse); zone unused if NULL */
 	char *consumer_id;         /* owned: the answer's consumer.id (or id for a consumer) */
 	uint64_t expires_ns;       /* CLOCK_MONOTONIC; 0: kept until forgotten or evicted */
 	struct ent *chain;         /* next in the bucket */
@@ -63,9 +64,6 @@ static struct {
 	struct shmring_str miss_key[MAX_LOOKUPS]; /* into miss_buf */
 	char miss_buf[MAX_LOOKUPS * (MAX_KEY + 1)];
 	size_t miss_used;
-	uint32_t nviews;
-	struct shmring_mpr views[MAX_LOOKUPS];
-	bool views_ready;
 } E;
 
 static uint64_t dummy_stat;
@@ -144,8 +142,10 @@ static void ent_free(struct ent *e)
 {
 	explicit_bzero(e->key, e->key_len);
 	free(e->key);
-	if (e->val)
+	if (e->val) {
 		explicit_bzero(e->val, e->val_len);
+		msgpack_zone_destroy(&e->view.zone);
+	}
 	free(e->val);
 	free(e->consumer_id);
 	free(e);
@@ -241,6 +241,16 @@ static int cache_put(struct shmringd_entity_cache *c, uint32_t kind, struct shmr
 		}
 		e->val = (uint8_t *)sb.data; /* taken over from the sbuffer */
 		e->val_len = (uint32_t)sb.size;
+		/* A small zone: an answer is a map of a few strings. */
+		if (!msgpack_zone_init(&e->view.zone, 256)) {
+			free(e->val);
+			e->val = NULL;
+			goto nomem;
+		}
+		if (shmring_mpr_parse(&e->view, e->val, e->val_len) < 0) {
+			msgpack_zone_destroy(&e->view.zone);
+			goto nomem; /* defensive: it was packed from a parsed object */
+		}
 		const msgpack_object *ttl = shmring_map_get(val, SHMRING_LIT("ttl"));
 		double secs = !ttl                                           ? 0
 		              : ttl->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (double)ttl->via.u64
@@ -267,6 +277,7 @@ nomem:
 	if (e) {
 		free(e->key);
 		free(e->val);
+		free(e->consumer_id);
 		free(e);
 	}
 	return -ENOMEM;
@@ -303,7 +314,6 @@ int shmringd__entity_begin(struct shmringd_entity_cache *c, const msgpack_object
 	E.answers = NULL;
 	E.nmiss = 0;
 	E.miss_used = 0;
-	E.nviews = 0;
 	const msgpack_object *a = shmring_mp_get(root, "entities");
 	if (!a || a->type == MSGPACK_OBJECT_NIL)
 		return 0;
@@ -383,26 +393,6 @@ int shmringd__entity_forget(struct shmringd_entity_cache *c, const msgpack_objec
 
 /* ---- the host API ------------------------------------------------------- */
 
-/* A view of cached msgpack bytes, valid until the hook returns. */
-static int view_of(const struct ent *e, const msgpack_object **val)
-{
-	if (!E.views_ready) {
-		for (int i = 0; i < MAX_LOOKUPS; i++)
-			if (shmring_mpr_init(&E.views[i]) < 0)
-				return -ENOMEM;
-		E.views_ready = true;
-	}
-	if (E.nviews == MAX_LOOKUPS)
-		return -ENOSPC;
-	struct shmring_mpr *r = &E.views[E.nviews];
-	int rc = shmring_mpr_parse(r, e->val, e->val_len);
-	if (rc < 0)
-		return rc;
-	E.nviews++;
-	*val = &r->root;
-	return 1;
-}
-
 uint64_t shmring_entity_generation(const struct shmring_request *req)
 {
 	(void)req;
@@ -440,7 +430,10 @@ int shmring_entity_get(const struct shmring_request *req, enum shmring_entity_ki
 		STAT(entity_hits)++;
 		lru_unlink(E.cache, e);
 		lru_push(E.cache, e);
-		return e->val ? view_of(e, val) : 0;
+		if (!e->val)
+			return 0;
+		*val = &e->view.root;
+		return 1;
 	}
 	for (uint32_t i = 0; i < E.nmiss; i++)
 		if (E.miss_kind[i] == (uint32_t)kind && E.miss_key[i].len == key.len &&

@@ -99,8 +99,11 @@ function M.init(opts)
                 { __index = base_spec })
         end
         local host = ngx_host
-        if c.kong then
-            host = setmetatable({ resolve = kong_resolver() }, { __index = ngx_host })
+        if c.kong then -- the same host functions, plus the resolver (no metatable)
+            host = { resolve = kong_resolver() }
+            for k, v in pairs(ngx_host) do
+                host[k] = v
+            end
         end
         c.shmring = phase.state(host, c.plugin, spec)
         c.socket = phase.state(ngx_host, c.plugin, spec, socket)

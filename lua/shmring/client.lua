@@ -198,6 +198,14 @@ function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
     return nil, "unknown conf after re-registration", "error"
 end
 
+-- The channel, with init_worker done if the host forgot it: true or nil, why.
+local function writable()
+    if not initialized then
+        _M.init_worker()
+    end
+    return channel.ensure()
+end
+
 -- Fire and forget (LOG): no reply, no wait. Returns true or nil, err.
 -- The only replies LOG records get say "unknown conf" (see drain); with no
 -- request waiting the reaper sleeps, so look at the CQ here (an empty CQ
@@ -205,10 +213,7 @@ end
 -- resends instead of losing its entries, and the CQ never fills up. arg is
 -- kept (by reference) for that resend: the caller must not reuse it.
 function _M.send(rtype, plugin, conf, encode_payload, arg)
-    if not initialized then
-        _M.init_worker()
-    end
-    local ok, why = channel.ensure()
+    local ok, why = writable()
     if not ok then
         return nil, why
     end
@@ -226,10 +231,7 @@ end
 -- the channel is up. Returns true, or nil and why (the caller must make up
 -- for a lost one).
 function _M.send_plain(rtype, encode_payload, arg)
-    if not initialized then
-        _M.init_worker()
-    end
-    local ok, why = channel.ensure()
+    local ok, why = writable()
     if not ok then
         return nil, why
     end

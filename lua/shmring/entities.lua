@@ -127,8 +127,10 @@ function _M.forget(list)
     end
     -- Daemon down: a new one starts empty, but it may come back with
     -- this channel's cache (only the nginx side was cut off).
+    if not forget_owed then
+        ngx_log(ERR, "shmring: could not send FORGET (", err, "); sending a full one later")
+    end
     forget_owed = true
-    ngx_log(ERR, "shmring: could not send FORGET (", err, "); sending a full one later")
 end
 
 -- Before a record of a plugin that uses entities: pay what is owed.

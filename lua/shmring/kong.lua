@@ -91,15 +91,23 @@ local function load_consumer(kong, id, by_username)
         by_username)
 end
 
--- The consumer of a credential as an answer's `consumer`; nil (and
--- remembered) or nil, err.
-local function credential_consumer(kong, cred)
-    local c, err = load_consumer(kong, cred.consumer.id)
+-- A credential as Kong's plugin of that name loads it (kong.cache over the
+-- DAO's cache_key, then its consumer), as answer(cred, consumer): the
+-- answer, nil (none), or nil, err. refuse_stale: key-auth treats a stale
+-- value (hit level 4) as none; jwt takes it.
+local function load_credential(kong, dao, key, opts, loader, refuse_stale, answer)
+    local cred, err, hit_level = kong.cache:get(kong.db[dao]:cache_key(key), opts, loader, key)
+    if not cred or (refuse_stale and hit_level == 4) then
+        return nil, err
+    end
+    local c
+    c, err = load_consumer(kong, cred.consumer.id)
     if not c then
         return nil, err
     end
     remember("consumers", c)
-    return consumer_answer(c)
+    remember("credentials", cred)
+    return answer(cred, consumer_answer(c))
 end
 
 -- kong/plugins/key-auth/handler.lua load_credential: an expired key (ttl 0)
@@ -134,35 +142,19 @@ local RESOLVE = {
         return consumer_answer(c)
     end,
     [ENTITY.KEYAUTH_CREDENTIAL] = function(kong, key)
-        local cred, err, hit_level = kong.cache:get(kong.db.keyauth_credentials:cache_key(key),
-            { resurrect_ttl = 0.001 }, load_keyauth, key)
-        if not cred or hit_level == 4 then -- 4: stale, as Kong's key-auth
-            return nil, err
-        end
-        local consumer
-        consumer, err = credential_consumer(kong, cred)
-        if not consumer then
-            return nil, err
-        end
-        remember("credentials", cred)
-        -- ttl: the daemon drops the answer when Kong's would expire
-        return { id = cred.id, consumer = consumer, ttl = cred.ttl }
+        return load_credential(kong, "keyauth_credentials", key, { resurrect_ttl = 0.001 },
+            load_keyauth, true, function(cred, consumer)
+                -- ttl: the daemon drops the answer when Kong's would expire
+                return { id = cred.id, consumer = consumer, ttl = cred.ttl }
+            end)
     end,
     [ENTITY.JWT_SECRET] = function(kong, key)
-        local secret, err = kong.cache:get(kong.db.jwt_secrets:cache_key(key), nil,
-            load_jwt_secret, key)
-        if not secret then
-            return nil, err
-        end
-        local consumer
-        consumer, err = credential_consumer(kong, secret)
-        if not consumer then
-            return nil, err
-        end
-        remember("credentials", secret)
-        return { id = secret.id, key = secret.key, algorithm = secret.algorithm,
-                 secret = secret.secret, rsa_public_key = secret.rsa_public_key,
-                 consumer = consumer }
+        return load_credential(kong, "jwt_secrets", key, nil, load_jwt_secret, false,
+            function(secret, consumer)
+                return { id = secret.id, key = secret.key, algorithm = secret.algorithm,
+                         secret = secret.secret, rsa_public_key = secret.rsa_public_key,
+                         consumer = consumer }
+            end)
     end,
 }
 

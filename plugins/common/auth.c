@@ -49,6 +49,18 @@ int shmring_creds_set_consumer_headers(struct shmring_reply *rep, struct shmring
 	return rc ? -EMSGSIZE : 0;
 }
 
+int shmring_creds_anonymous_missing(struct shmring_reply *rep, const char *name)
+{
+	char body[400];
+	int n = snprintf(body, sizeof(body),
+	                 "{\"message\":\"anonymous consumer %.200s is configured but doesn't "
+	                 "exist\"}",
+	                 name);
+	struct shmring_header h = {SHMRING_LIT("Content-Type"),
+	                           SHMRING_LIT("application/json; charset=utf-8")};
+	return shmring_reply_exit(rep, 500, (struct shmring_str){body, (size_t)n}, &h, 1);
+}
+
 void shmring_creds_maybe_reload(struct shmring_file_watch *w, struct shmring_reply *rep,
                                 int (*reload)(void *arg, char *err, size_t errlen), void *arg)
 {

@@ -153,6 +153,10 @@ void shmring_creds_maybe_reload(struct shmring_file_watch *w, struct shmring_rep
  * a client cannot forge them), then X-Anonymous-Consumer "true" or cleared.
  * 0, or -EMSGSIZE if the reply could not take them. */
 struct shmring_str;
+/* Kong's answer when `anonymous` names a consumer the gateway does not
+ * have: 500 {"message":"anonymous consumer <name> is configured but doesn't
+ * exist"}. 0 or -EMSGSIZE. */
+int shmring_creds_anonymous_missing(struct shmring_reply *rep, const char *name);
 int shmring_creds_set_consumer_headers(struct shmring_reply *rep, struct shmring_str id,
                                        struct shmring_str custom_id, struct shmring_str username,
                                        struct shmring_str credential, bool anonymous);

@@ -766,16 +766,8 @@ static int gw_anonymous(const struct jwt_conf *c, const struct shmring_request *
 	if (rc < 0 || rc == SHMRING_ENTITY_PENDING)
 		return rc < 0 ? rc : 0;
 	struct shmring_str id = {0}, username = {0}, custom_id = {0};
-	if (rc == 0 || !shmring_map_str(k, SHMRING_LIT("id"), &id) || !id.len) {
-		char body[400];
-		int n = snprintf(body, sizeof(body),
-		                 "{\"message\":\"anonymous consumer %.200s is configured but "
-		                 "doesn't exist\"}",
-		                 c->anonymous);
-		struct shmring_header h = {SHMRING_LIT("Content-Type"),
-		                           SHMRING_LIT("application/json; charset=utf-8")};
-		return shmring_reply_exit(rep, 500, (struct shmring_str){body, (size_t)n}, &h, 1);
-	}
+	if (rc == 0 || !shmring_map_str(k, SHMRING_LIT("id"), &id) || !id.len)
+		return shmring_creds_anonymous_missing(rep, c->anonymous);
 	shmring_map_str(k, SHMRING_LIT("username"), &username);
 	shmring_map_str(k, SHMRING_LIT("custom_id"), &custom_id);
 	int r = shmring_creds_set_consumer_headers(rep, id, custom_id, username,

@@ -560,16 +560,8 @@ static int set_anonymous(const struct key_auth_conf *c, const struct shmring_req
 	int rc = shmring_entity_get(req, SHMRING_ENTITY_CONSUMER, shmring_cstr(c->anonymous), &k);
 	if (rc < 0 || rc == SHMRING_ENTITY_PENDING)
 		return rc < 0 ? rc : PENDING;
-	if (rc == 0 || !consumer_login(k, &l)) {
-		char body[400];
-		int n = snprintf(body, sizeof(body),
-		                 "{\"message\":\"anonymous consumer %.200s is configured but "
-		                 "doesn't exist\"}",
-		                 c->anonymous);
-		struct shmring_header h = {SHMRING_LIT("Content-Type"),
-		                           SHMRING_LIT("application/json; charset=utf-8")};
-		return shmring_reply_exit(rep, 500, (struct shmring_str){body, (size_t)n}, &h, 1);
-	}
+	if (rc == 0 || !consumer_login(k, &l))
+		return shmring_creds_anonymous_missing(rep, c->anonymous);
 	return set_consumer(rep, &l);
 }
 

@@ -27,7 +27,6 @@ import http.client
 import json
 import os
 import secrets
-import subprocess
 import sys
 import threading
 import time
@@ -121,18 +120,6 @@ def jwt_rotation(st):
     check(status == 200, "a token signed with the new secret authenticates (%s %s)" % (status, e))
 
 
-def daemon_stats(st):
-    ctl = os.path.join(st.build, "bin", "shmringctl")
-    out = subprocess.run([ctl, "--shm-dir", st.shm_dir, "stats", "--json"],
-                         capture_output=True, text=True, check=True).stdout
-    tot = {}
-    for w in json.loads(out).get("workers") or []:
-        for k, v in w.items():
-            if isinstance(v, int):
-                tot[k] = tot.get(k, 0) + v
-    return tot
-
-
 def kong_shaped(st):
     status, e = key_auth(st, "carol-key")
     h = e.get("headers", {}) if isinstance(e, dict) else {}
@@ -203,7 +190,7 @@ def declarative_reload(st):
 
 
 def bounded(st):
-    before = daemon_stats(st)
+    before = st.daemon_stats()
     c = http.client.HTTPConnection("127.0.0.1", st.port, timeout=10)
     statuses = {}
     for i in range(10000):
@@ -215,7 +202,7 @@ def bounded(st):
             c.close()
             c = http.client.HTTPConnection("127.0.0.1", st.port, timeout=10)
     c.close()
-    after = daemon_stats(st)
+    after = st.daemon_stats()
     bound = CACHE_ENTRIES * st.nginx_workers
     check(statuses == {401: 10000}, "10 000 random keys refused (%s)" % statuses)
     check(after.get("entity_entries", -1) <= bound,
