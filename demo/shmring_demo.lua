@@ -59,7 +59,7 @@ M.routes = {
     ["request-transformer"] = one("request-transformer", {
         add = { headers = { "x-added-by:shmring", 'x-client:$(headers.user_agent or "unknown")' },
                 querystring = { "added:1" } },
-        remove = { headers = { "x-remove-me" } },
+        remove = { headers = { "x-remove-me" }, querystring = { "secret" } },
         rename = { headers = { "x-old-name:x-new-name" }, querystring = { "q:search" } },
     }),
     ["correlation-id"] = one("correlation-id", {

@@ -331,6 +331,13 @@ SHMRING_HOST_API int shmring_reply_log(struct shmring_reply *rep, enum shmring_l
  * Usually followed by `return -1`. */
 SHMRING_HOST_API int shmring_reply_error(struct shmring_reply *rep, struct shmring_str msg);
 
+/* Count this request as one the plugin could not handle normally because a
+ * bounded resource of its own was exhausted (a full counter table); the
+ * reply still applies its failure policy. Shown per plugin as `exhausted`
+ * in `shmringctl stats` and as shmring_plugin_exhausted_total in the
+ * metrics, so an operator sees a table that is too small. */
+SHMRING_HOST_API void shmring_reply_exhausted(struct shmring_reply *rep);
+
 /* ---- entities the gateway holds (consumers, credentials) ------------------ */
 
 /*
@@ -375,6 +382,24 @@ struct shmring_log_record {
 	const msgpack_object *entry; /* MSGPACK_OBJECT_MAP, or NIL if absent */
 };
 
+/* ---- files named by a config --------------------------------------------- */
+
+/*
+ * Open a file that a plugin config names (a credentials file, a log file).
+ * Configs come from the gateway, so the daemon decides what they may reach:
+ * path must be absolute and lie below one of the directories of the
+ * daemon's `plugin_file_dirs` (docs/daemon.md), with no ".", ".." or empty
+ * component. No symbolic link is followed, in any component; the open never
+ * blocks (O_NONBLOCK: a FIFO is refused, not waited on); the result must be
+ * a regular file. flags: open(2) flags (O_RDONLY, O_WRONLY | O_APPEND |
+ * O_CREAT, ...), mode: for O_CREAT. Returns the descriptor (O_CLOEXEC, the
+ * caller closes it) or -errno with why in err: the path and the reason,
+ * never anything read from the file. Use it for every file a config names,
+ * and say nothing of a file's contents in conf_new's errors either.
+ */
+SHMRING_HOST_API int shmring_file_open(const char *path, int flags, unsigned int mode, char *err,
+                                       size_t errlen);
+
 /* ---- log sinks (the daemon's io_uring writers) ---------------------------- */
 
 /*
@@ -388,7 +413,8 @@ struct shmring_log_record {
  * worker reach one sink in the order they were appended.
  *
  * Specs:
- *   "file:/path/to/file"   opened O_WRONLY|O_APPEND|O_CREAT (0640)
+ *   "file:/path/to/file"   opened O_WRONLY|O_APPEND|O_CREAT (0640) with
+ *                          shmring_file_open() (plugin_file_dirs)
  *   "tcp:HOST:PORT"        IPv4/IPv6 literal; reconnects with backoff
  *   "udp:HOST:PORT"        one datagram per entry
  * optionally followed by per-sink settings "?key=value&key=value" (after
@@ -400,7 +426,7 @@ struct shmring_log_record {
  *   max_bytes=N       memory bound, N >= 1024 (log_sink_max_bytes)
  *   reopen=1          file: open the path anew before each batch, so a
  *                     rotated (renamed) file is let go within one batch
- * e.g. "file:/var/log/kong/requests.log?flush_ms=50&reopen=1". An unknown
+ * e.g. "file:/var/log/shmring/requests.log?flush_ms=50&reopen=1". An unknown
  * key or a value out of range is refused with a message. A SIGHUP of the
  * daemon reopens every file too (new workers open their sinks afresh).
  *

@@ -110,6 +110,10 @@ static const struct opt opts[] = {
           "consumers and credentials learned from the gateway, kept per channel (LRU)", "4096"),
     {"verbose", OPT_U32, offsetof(struct shmringd_config, verbose), 0,
      "1 = log every malformed record and each worker's start", "0"},
+    O_STR("plugin_file_dirs", plugin_file_dirs,
+          "':'-separated directories below which plugin configs may name files (the log "
+          "plugin's path, credentials_file); empty = none",
+          SHMRINGD_FILE_DIRS_DEFAULT),
     O_STR("socket", socket,
           "also serve the plugins over this Unix stream socket, one length-prefixed "
           "msgpack frame per phase (compatibility and benchmark transport, not the fast "
@@ -165,6 +169,8 @@ void shmringd__config_defaults(struct shmringd_config *c)
 	c->drain_timeout_ms = 5000;
 	c->watchdog_ms = 10000;
 	c->entity_cache_entries = 4096;
+	snprintf(c->plugin_file_dirs, sizeof(c->plugin_file_dirs), "%s",
+	         SHMRINGD_FILE_DIRS_DEFAULT);
 }
 
 static const struct opt *opt_find(const char *key)
@@ -352,6 +358,10 @@ static int validate(const struct shmringd_config *c)
 		    SHMRING_MAX_WORKERS - 1);
 	if (c->socket[0] && c->socket[0] != '/')
 		BAD("socket", "must be an absolute path, got '%s'", c->socket);
+	/* Checking the list also makes it the one shmring_file_open() uses. */
+	char why[256];
+	if (shmringd__file_dirs_set(c->plugin_file_dirs, why, sizeof(why)) < 0)
+		BAD("plugin_file_dirs", "%s", why);
 #undef BAD
 	return bad ? -1 : 0;
 }

@@ -44,6 +44,7 @@ struct shmringd_config {
 	uint32_t entity_cache_entries; /* entities kept per channel (host_entity.c) */
 	int verbose;
 	char socket[108]; /* "" = off; else the socket transport's Unix socket path */
+	char plugin_file_dirs[PATH_MAX]; /* see host_files.c */
 };
 
 void shmringd__config_defaults(struct shmringd_config *c);
@@ -56,6 +57,14 @@ void shmringd__usage(FILE *f);
  * "key (default): ...". */
 void shmringd__config_error(const char *key, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* ---- files named by plugin configs (host_files.c) ------------------------ */
+
+#define SHMRINGD_FILE_DIRS_DEFAULT "/var/log/shmring:/etc/shmring"
+/* The directories below which shmring_file_open() opens files (config key
+ * plugin_file_dirs; the default above until called). 0, or -errno with
+ * why in err. */
+int shmringd__file_dirs_set(const char *list, char *err, size_t errlen);
 
 /* Logging to stderr (journal under systemd), prefixed by the process role. */
 extern char shmringd__role[32];
@@ -108,6 +117,7 @@ struct shmring_reply {
 	uint32_t arr_off; /* offset of the array32 header of "a" */
 	int failed;       /* an append did not fit */
 	int error_set;    /* shmring_reply_error() was called */
+	int exhausted;    /* shmring_reply_exhausted() was called */
 	char error[512];
 };
 

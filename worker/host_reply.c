@@ -131,6 +131,7 @@ void shmringd__reply_begin(struct shmring_reply *r, uint32_t max_payload)
 	r->nact = 0;
 	r->failed = 0;
 	r->error_set = 0;
+	r->exhausted = 0;
 	r->error[0] = '\0';
 	/* {"s": SHMRING_REPLY_OK, "a": array32(n)} */
 	put_u8(r, 0x82);
@@ -393,4 +394,9 @@ SHMRING_HOST_API int shmring_reply_error(struct shmring_reply *r, struct shmring
 	r->error[n] = '\0';
 	r->error_set = 1;
 	return 0;
+}
+
+SHMRING_HOST_API void shmring_reply_exhausted(struct shmring_reply *r)
+{
+	r->exhausted = 1; /* counted by the dispatcher, per plugin */
 }

@@ -80,14 +80,16 @@ static void print_plugin_totals(const struct shmringd_stats *st, uint32_t nw)
 					seen = !strncmp(st->w[w2].plugins[j].name, name, 48);
 			if (seen)
 				continue;
-			uint64_t calls = 0, errors = 0;
+			uint64_t calls = 0, errors = 0, exhausted = 0;
 			for (uint32_t w2 = 0; w2 < nw; w2++)
 				for (int j = 0; j < SHMRINGD_STATS_PLUGINS; j++)
 					if (!strncmp(st->w[w2].plugins[j].name, name, 48)) {
 						calls += st->w[w2].plugins[j].calls;
 						errors += st->w[w2].plugins[j].errors;
+						exhausted += st->w[w2].plugins[j].exhausted;
 					}
-			printf("%-24.48s %14" PRIu64 " %10" PRIu64 "\n", name, calls, errors);
+			printf("%-24.48s %14" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n", name, calls,
+			       errors, exhausted);
 		}
 	}
 }
@@ -221,8 +223,9 @@ int main(int argc, char **argv)
 					if (!ps->name[0])
 						continue;
 					printf("%s{\"name\":\"%.48s\",\"calls\":%" PRIu64
-					       ",\"errors\":%" PRIu64 "}",
-					       first ? "" : ",", ps->name, ps->calls, ps->errors);
+					       ",\"errors\":%" PRIu64 ",\"exhausted\":%" PRIu64 "}",
+					       first ? "" : ",", ps->name, ps->calls, ps->errors,
+					       ps->exhausted);
 					first = 0;
 				}
 				printf("]");
@@ -286,7 +289,8 @@ int main(int argc, char **argv)
 						       st->w[w].lat_hist[i]);
 				printf("\n");
 			}
-			printf("\n%-24s %14s %10s   (all workers)\n", "plugin", "calls", "errors");
+			printf("\n%-24s %14s %10s %10s   (all workers)\n", "plugin", "calls",
+			       "errors", "exhausted");
 			print_plugin_totals(st, nw);
 		} else {
 			printf("\n(no daemon stats file in %s)\n", dir);

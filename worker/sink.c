@@ -217,7 +217,8 @@ static void submit_flight(struct shmring_sink *s)
  * the directory loses nothing. Called only with nothing in flight. */
 static void reopen_file(struct shmring_sink *s)
 {
-	int fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	char why[64 + PATH_MAX];
+	int fd = shmring_file_open(s->path, O_WRONLY | O_APPEND | O_CREAT, 0640, why, sizeof(why));
 	if (fd < 0) {
 		s->st.errors++;
 		S.ws->sink_errors++;
@@ -582,11 +583,9 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 	if (rc < 0) {
 		/* err written */
 	} else if (s->kind == SINK_FILE) {
-		s->fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-		if (s->fd < 0) {
-			rc = -errno;
-			snprintf(err, errlen, "cannot open %s: %s", s->path, strerror(errno));
-		}
+		rc = shmring_file_open(s->path, O_WRONLY | O_APPEND | O_CREAT, 0640, err, errlen);
+		s->fd = rc < 0 ? -1 : rc;
+		rc = rc < 0 ? rc : 0;
 	} else if (s->kind == SINK_TCP) {
 		if ((rc = parse_addr(target + 4, SOCK_STREAM, &s->addr, &s->addrlen)) < 0)
 			snprintf(err, errlen, "bad sink address '%s' (want tcp:IP:PORT)", spec);

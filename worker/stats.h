@@ -17,10 +17,11 @@
 #include "shmring/shmring.h"
 
 #include <stdalign.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define SHMRINGD_STATS_MAGIC 0x3154415453445253ull /* "SRDSTAT1" */
-#define SHMRINGD_STATS_VERSION 1u
+#define SHMRINGD_STATS_VERSION 2u
 #define SHMRINGD_STATS_NAME "stats"
 /* Service-time histogram: bucket i counts records whose dispatch (peek to
  * reply committed) took [2^i, 2^(i+1)) ns; bucket 0 also takes < 1 ns and
@@ -31,9 +32,10 @@
 
 /* Per plugin, per worker: in the order the worker loaded them. */
 struct shmringd_plugin_stats {
-	char name[48];   /* NUL-terminated; "" = unused slot */
-	uint64_t calls;  /* hooks called (conf_new, access, ..., log) */
-	uint64_t errors; /* hooks that failed (< 0, config refused) */
+	char name[48];      /* NUL-terminated; "" = unused slot */
+	uint64_t calls;     /* hooks called (conf_new, access, ..., log) */
+	uint64_t errors;    /* hooks that failed (< 0, config refused) */
+	uint64_t exhausted; /* requests met with a full plugin resource (shmring_reply_exhausted) */
 };
 
 struct shmringd_worker_stats {
@@ -86,5 +88,17 @@ struct shmringd_stats {
 	uint64_t master_pid;
 	struct shmringd_worker_stats w[SHMRING_MAX_WORKERS];
 };
+
+/* lua/shmring/metrics.lua reads this file by these numbers (STATS_BLOCK,
+ * STATS_FIELDS, PLUGIN_*): a change here is a change there and a new
+ * SHMRINGD_STATS_VERSION. */
+_Static_assert(offsetof(struct shmringd_stats, w) == 64, "metrics.lua STATS_HEADER");
+_Static_assert(sizeof(struct shmringd_worker_stats) == 1664, "metrics.lua STATS_BLOCK");
+_Static_assert(offsetof(struct shmringd_worker_stats, log_records) == 304, "metrics.lua");
+_Static_assert(offsetof(struct shmringd_worker_stats, sink_entries) == 336, "metrics.lua");
+_Static_assert(offsetof(struct shmringd_worker_stats, sink_reconnects) == 376, "metrics.lua");
+_Static_assert(offsetof(struct shmringd_worker_stats, plugins) == 464, "metrics.lua PLUGINS");
+_Static_assert(sizeof(struct shmringd_plugin_stats) == 72, "metrics.lua PLUGIN_SIZE");
+_Static_assert(offsetof(struct shmringd_plugin_stats, exhausted) == 64, "metrics.lua");
 
 #endif

@@ -394,6 +394,8 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 	shmringd__reply_begin(&W.reply, cs->ch ? shmring_chan_max_payload(cs->ch) : W.reply.max);
 	int rc = hook(e->conf, &req, &W.reply);
 	pcount(e->plugin, rc < 0 || W.reply.error_set);
+	if (W.reply.exhausted && pstat(e->plugin))
+		pstat(e->plugin)->exhausted++;
 	if (rc < 0 || W.reply.error_set) {
 		W.st->plugin_errors++;
 		W.ctr->errors++;

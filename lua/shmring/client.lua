@@ -33,6 +33,7 @@ local reaper = require("shmring.client.reaper")
 local flusher = require("shmring.client.flusher")
 local resend = require("shmring.client.resend")
 local submit_mod = require("shmring.client.submit")
+local thread = require("shmring.client.thread")
 
 local ngx = ngx
 local ngx_now = ngx.now
@@ -280,7 +281,7 @@ function _M.init_worker(opts)
     end
     reaper.start()
     flusher.start()
-    ngx.timer.at(365 * 86400, on_exit)
+    thread.at(365 * 86400, on_exit)
 end
 
 -- exit_worker_by_lua: give the channel back now.

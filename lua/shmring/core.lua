@@ -124,10 +124,8 @@ struct shmring_client_action {
 struct shmring_client_reply {
 	int32_t status;
 	uint32_t nactions;
-	uint32_t truncated;
-	uint32_t pad_;
 	struct shmring_client_str error;
-	struct shmring_client_action actions[64];
+	struct shmring_client_action *actions;
 };
 struct shmring_client_decoder;
 int shmring_client_decoder_new(struct shmring_client_decoder **out);

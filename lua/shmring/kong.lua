@@ -16,7 +16,7 @@ local plugins = require("shmring.plugins")
 
 local ngx = ngx
 local setmetatable, next, type, pairs, ipairs = setmetatable, next, type, pairs, ipairs
-local pcall, error, rawget = pcall, error, rawget
+local error = error
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -364,26 +364,6 @@ local function schema_filter(stub, schema)
 end
 _M.schema_filter = schema_filter
 
--- Per-worker jobs that never end (the reaper, the flusher, the exit
--- watcher) start on nginx's own timer: Kong routes ngx.timer.at through
--- lua-resty-timer-ng, whose pool is for jobs that end, and keeps the
--- original as _G.native_timer_at. init_worker cannot yield, so the swap
--- is seen by nothing else.
-local function init_client()
-    local native = rawget(_G, "native_timer_at")
-    if not native then
-        return client.init_worker()
-    end
-    local timer = ngx.timer
-    local routed = timer.at
-    timer.at = native
-    local ok, err = pcall(client.init_worker)
-    timer.at = routed
-    if not ok then
-        error(err, 0)
-    end
-end
-
 local started = false
 
 -- A Kong handler table for C plugin `name`. opts: PRIORITY, VERSION, and
@@ -463,7 +443,7 @@ function _M.handler(name, opts)
     function h:init_worker()
         if not started then
             started = true
-            init_client()
+            client.init_worker()
             subscribe(K())
         end
     end

@@ -23,11 +23,15 @@ local HELP = {
     errors = "other failures", sleeps = "futex sleeps", restarts = "restarts by the master",
 }
 
--- The daemon's own stats file (<dir>/stats, worker/stats.h, version 1):
--- a 64-byte header (magic "SRDSTAT1", u32 version at 8, u32 nworkers at
--- 12), then one 1536-byte block per worker slot, written only by that
--- worker. The log sink counters sit at these offsets of a block.
-local STATS_HEADER, STATS_BLOCK = 64, 1536
+-- The daemon's own stats file (<dir>/stats, worker/stats.h, version 2;
+-- _Static_asserts there keep these numbers true): a 64-byte header (magic
+-- "SRDSTAT1", u32 version at 8, u32 nworkers at 12), then one 1664-byte
+-- block per worker slot, written only by that worker. The log sink
+-- counters sit at these offsets of a block; the per-plugin counters are
+-- 16 entries of 72 bytes from PLUGINS: name[48] (NUL-terminated), calls,
+-- errors, exhausted.
+local STATS_HEADER, STATS_BLOCK, STATS_VERSION = 64, 1664, 2
+local PLUGINS, PLUGIN_SIZE, PLUGIN_SLOTS, PLUGIN_EXHAUSTED = 464, 72, 16, 64
 local STATS_FIELDS = {
     { "log_records", 304, "LOG records handed to a plugin" },
     { "sink_entries", 336, "log entries appended to a sink" },
@@ -38,8 +42,8 @@ local STATS_FIELDS = {
     { "sink_reconnects", 376, "log sink (re)connections" },
 }
 
--- Per worker slot, the STATS_FIELDS counters, or nil if the file is
--- missing or of another version.
+-- Per worker slot, the STATS_FIELDS counters and plugin_exhausted (plugin
+-- name -> count), or nil if the file is missing or of another version.
 local function daemon_stats(dir)
     local f = io.open(dir .. "/stats", "rb")
     if not f then
@@ -51,7 +55,7 @@ local function daemon_stats(dir)
         return nil
     end
     local p = ffi.cast("const uint8_t *", s)
-    if ffi.cast("const uint32_t *", p + 8)[0] ~= 1 then
+    if ffi.cast("const uint32_t *", p + 8)[0] ~= STATS_VERSION then
         return nil
     end
     local nw = ffi.cast("const uint32_t *", p + 12)[0]
@@ -65,6 +69,16 @@ local function daemon_stats(dir)
         for _, fld in ipairs(STATS_FIELDS) do
             t[fld[1]] = tonumber(ffi.cast("const uint64_t *", p + base + fld[2])[0])
         end
+        local exhausted = {}
+        for i = 0, PLUGIN_SLOTS - 1 do
+            local off = base + PLUGINS + i * PLUGIN_SIZE
+            local raw = s:sub(off + 1, off + 48)
+            local name = raw:sub(1, (raw:find("\0", 1, true) or 49) - 1)
+            if name ~= "" then
+                exhausted[name] = tonumber(ffi.cast("const uint64_t *", p + off + PLUGIN_EXHAUSTED)[0])
+            end
+        end
+        t.plugin_exhausted = exhausted
         out[w] = t
     end
     return out
@@ -148,6 +162,23 @@ function _M.collect()
         C.shmring_instance_close(inst, 0)
         local ds = daemon_stats(client.config.dir)
         if ds then
+            local per_plugin, names = {}, {}
+            for w = 0, nw - 1 do
+                for name, x in pairs(ds[w] and ds[w].plugin_exhausted or {}) do
+                    if not per_plugin[name] then
+                        names[#names + 1] = name
+                    end
+                    per_plugin[name] = (per_plugin[name] or 0) + x
+                end
+            end
+            table.sort(names)
+            add("# HELP shmring_plugin_exhausted_total Requests a plugin met with a full resource "
+                .. "of its own (e.g. rate-limiting's counter table), all workers.")
+            add("# TYPE shmring_plugin_exhausted_total counter")
+            for _, name in ipairs(names) do
+                local label = name:gsub('[\\"]', "\\%0"):gsub("\n", "\\n")
+                add(('shmring_plugin_exhausted_total{plugin="%s"} %d'):format(label, per_plugin[name]))
+            end
             for _, fld in ipairs(STATS_FIELDS) do
                 local name = "shmring_worker_" .. fld[1] .. "_total"
                 add("# HELP " .. name .. " Per shmringd worker: " .. fld[3] .. ".")

@@ -2,6 +2,7 @@
 /* Consumers and credentials: inline config or a JSON credentials file
  * (format in shmring_creds.h and docs/plugins.md, "Credentials"). */
 #include "shmring_creds.h"
+#include "shmring_plugin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -99,6 +100,17 @@ static const char *const keyauth_fields[] = {"id", "key", NULL};
 static const char *const jwt_fields[] = {"id", "key", "algorithm", "secret", "rsa_public_key",
                                          NULL};
 
+/* A value for a message: " 'value'", or "" when it was read from a file.
+ * A file's contents never go back in an error: the gateway only named the
+ * file, and must not learn what is in it (or in another file it names). */
+static const char *shown(const struct shmring_creds_consumer *k, const char *v, char *buf, size_t n)
+{
+	if (k->from_file)
+		return "";
+	snprintf(buf, n, " '%.128s'", v);
+	return buf;
+}
+
 /* Report "<where>: consumers[i]<sub> must be ..." */
 #define FAIL(...)                                                                                  \
 	do {                                                                                       \
@@ -111,6 +123,7 @@ static int parse_keyauth(const json_t *arr, struct shmring_creds_consumer *k, co
                          size_t ci, char *err, size_t errlen)
 {
 	int rc = 0;
+	char v[160];
 	if (!arr || json_is_null(arr))
 		return 0;
 	if (!json_is_array(arr))
@@ -129,9 +142,9 @@ static int parse_keyauth(const json_t *arr, struct shmring_creds_consumer *k, co
 			     ci, i);
 		k->n_keyauth = i + 1;
 		if (only_known(o, keyauth_fields, &bad) < 0)
-			FAIL("%s: consumers[%zu].keyauth_credentials[%zu] has an unknown field "
-			     "'%.64s' (known: id, key)",
-			     where, ci, i, bad);
+			FAIL("%s: consumers[%zu].keyauth_credentials[%zu] has an unknown field%s "
+			     "(known: id, key)",
+			     where, ci, i, shown(k, bad, v, sizeof(v)));
 		int r = member_str(o, "id", 1, MAX_ID, &ka->id, NULL);
 		if (r == -ENOMEM)
 			return r;
@@ -155,6 +168,7 @@ static int parse_jwt(const json_t *arr, struct shmring_creds_consumer *k, const 
                      size_t ci, char *err, size_t errlen)
 {
 	int rc = 0;
+	char v[160];
 	if (!arr || json_is_null(arr))
 		return 0;
 	if (!json_is_array(arr))
@@ -172,9 +186,9 @@ static int parse_jwt(const json_t *arr, struct shmring_creds_consumer *k, const 
 			FAIL("%s: consumers[%zu].jwt_secrets[%zu] must be an object", where, ci, i);
 		k->n_jwt = i + 1;
 		if (only_known(o, jwt_fields, &bad) < 0)
-			FAIL("%s: consumers[%zu].jwt_secrets[%zu] has an unknown field '%.64s' "
+			FAIL("%s: consumers[%zu].jwt_secrets[%zu] has an unknown field%s "
 			     "(known: id, key, algorithm, secret, rsa_public_key)",
-			     where, ci, i, bad);
+			     where, ci, i, shown(k, bad, v, sizeof(v)));
 		struct {
 			const char *name;
 			int nonempty;
@@ -209,13 +223,14 @@ static int parse_consumer(const json_t *o, struct shmring_creds_consumer *k, con
                           size_t ci, char *err, size_t errlen)
 {
 	int rc = 0;
+	char v[160];
 	const char *bad = NULL;
 	if (!json_is_object(o))
 		FAIL("%s: consumers[%zu] must be an object", where, ci);
 	if (only_known(o, consumer_fields, &bad) < 0)
-		FAIL("%s: consumers[%zu] has an unknown field '%.64s' (known: id, username, "
+		FAIL("%s: consumers[%zu] has an unknown field%s (known: id, username, "
 		     "custom_id, keyauth_credentials, jwt_secrets)",
-		     where, ci, bad);
+		     where, ci, shown(k, bad, v, sizeof(v)));
 	int r = member_str(o, "id", 1, MAX_ID, &k->id, NULL);
 	if (r == -ENOMEM)
 		return r;
@@ -239,8 +254,8 @@ out:
 	return rc;
 }
 
-int shmring_creds_add_json(struct shmring_creds *c, const json_t *consumers, const char *where,
-                           char *err, size_t errlen)
+static int add_json(struct shmring_creds *c, const json_t *consumers, const char *where,
+                    bool from_file, char *err, size_t errlen)
 {
 	int rc = 0;
 	size_t first = c->n;
@@ -262,6 +277,7 @@ int shmring_creds_add_json(struct shmring_creds *c, const json_t *consumers, con
 	for (size_t i = 0; i < n; i++) {
 		struct shmring_creds_consumer *k = &c->v[c->n++];
 		memset(k, 0, sizeof(*k));
+		k->from_file = from_file;
 		if ((rc = parse_consumer(json_array_get(consumers, i), k, where, i, err, errlen)) <
 		    0)
 			goto out;
@@ -276,6 +292,12 @@ out:
 	return rc;
 }
 
+int shmring_creds_add_json(struct shmring_creds *c, const json_t *consumers, const char *where,
+                           char *err, size_t errlen)
+{
+	return add_json(c, consumers, where, false, err, errlen);
+}
+
 static void stamp_of(const struct stat *st, struct shmring_file_stamp *s)
 {
 	s->exists = 1;
@@ -286,15 +308,61 @@ static void stamp_of(const struct stat *st, struct shmring_file_stamp *s)
 	s->ctime = st->st_ctim;
 }
 
+int shmring_creds_parse(struct shmring_creds *c, const char *buf, size_t len, const char *path,
+                        char *err, size_t errlen)
+{
+	int rc = 0;
+	json_error_t je;
+	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+	if (!root) {
+		/* jansson's text quotes the file ("... near 'xyz'"): keep
+		 * only the part before the quote. */
+		char *near = strstr(je.text, " near ");
+		if (near)
+			*near = '\0';
+		snprintf(err, errlen, "credentials file %s: line %d column %d: %s", path, je.line,
+		         je.column, je.text);
+		return -EINVAL;
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach(root, k, v)
+	{
+		if (strcmp(k, "consumers")) {
+			snprintf(err, errlen,
+			         "credentials file %s: an unknown top-level field (expected "
+			         "{\"consumers\": [...]})",
+			         path);
+			rc = -EINVAL;
+			break;
+		}
+	}
+	if (rc == 0 && !json_is_object(root)) {
+		snprintf(err, errlen, "credentials file %s: expected {\"consumers\": [...]}", path);
+		rc = -EINVAL;
+	}
+	if (rc == 0) {
+		json_t *arr = json_object_get(root, "consumers");
+		if (!arr) {
+			snprintf(err, errlen, "credentials file %s: no \"consumers\" array", path);
+			rc = -EINVAL;
+		} else {
+			rc = add_json(c, arr, path, true, err, errlen);
+		}
+	}
+	json_decref(root);
+	return rc;
+}
+
 int shmring_creds_load_file(struct shmring_creds *c, const char *path,
                             struct shmring_file_stamp *stamp, char *err, size_t errlen)
 {
 	memset(stamp, 0, sizeof(*stamp));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char why[400];
+	int fd = shmring_file_open(path, O_RDONLY, 0, why, sizeof(why));
 	if (fd < 0) {
-		int e = errno;
-		snprintf(err, errlen, "cannot open credentials file %s: %s", path, strerror(e));
-		return -e;
+		snprintf(err, errlen, "credentials file: %s", why);
+		return fd;
 	}
 	struct stat st;
 	char *buf = NULL;
@@ -305,9 +373,8 @@ int shmring_creds_load_file(struct shmring_creds *c, const char *path,
 		goto done;
 	}
 	stamp_of(&st, stamp);
-	if (!S_ISREG(st.st_mode) || st.st_size > (off_t)SHMRING_CREDS_MAX_FILE) {
-		snprintf(err, errlen,
-		         "credentials file %s must be a regular file of at most %u MiB", path,
+	if (st.st_size > (off_t)SHMRING_CREDS_MAX_FILE) {
+		snprintf(err, errlen, "credentials file %s must be at most %u MiB", path,
 		         SHMRING_CREDS_MAX_FILE >> 20);
 		rc = -EINVAL;
 		goto done;
@@ -332,41 +399,7 @@ int shmring_creds_load_file(struct shmring_creds *c, const char *path,
 			break; /* truncated meanwhile: parse what is there */
 		got += (size_t)r;
 	}
-	json_error_t je;
-	json_t *root = json_loadb(buf, got, JSON_REJECT_DUPLICATES, &je);
-	if (!root) {
-		snprintf(err, errlen, "credentials file %s: line %d column %d: %s", path, je.line,
-		         je.column, je.text);
-		rc = -EINVAL;
-		goto done;
-	}
-	const char *k;
-	json_t *v;
-	json_object_foreach(root, k, v)
-	{
-		if (strcmp(k, "consumers")) {
-			snprintf(err, errlen,
-			         "credentials file %s: unknown top-level field '%.64s' (expected "
-			         "{\"consumers\": [...]})",
-			         path, k);
-			rc = -EINVAL;
-			break;
-		}
-	}
-	if (rc == 0 && !json_is_object(root)) {
-		snprintf(err, errlen, "credentials file %s: expected {\"consumers\": [...]}", path);
-		rc = -EINVAL;
-	}
-	if (rc == 0) {
-		json_t *arr = json_object_get(root, "consumers");
-		if (!arr) {
-			snprintf(err, errlen, "credentials file %s: no \"consumers\" array", path);
-			rc = -EINVAL;
-		} else {
-			rc = shmring_creds_add_json(c, arr, path, err, errlen);
-		}
-	}
-	json_decref(root);
+	rc = shmring_creds_parse(c, buf, got, path, err, errlen);
 done:
 	if (buf) {
 		OPENSSL_cleanse(buf, (size_t)st.st_size);
@@ -443,35 +476,40 @@ int shmring_creds_check_unique(const struct shmring_creds *c, char *err, size_t 
 		}
 	for (size_t i = 0; i < c->n && rc == 0; i++) {
 		const struct shmring_creds_consumer *k = &c->v[i];
+		char v[160], v2[160];
 		if (strset_add(&sets[0], k->id, strlen(k->id))) {
-			snprintf(err, errlen, "credentials: duplicate consumer id '%.128s'", k->id);
+			snprintf(err, errlen,
+			         "credentials: duplicate consumer id%s (consumers[%zu])",
+			         shown(k, k->id, v, sizeof(v)), i);
 			rc = -EINVAL;
 		} else if (k->username && strset_add(&sets[1], k->username, strlen(k->username))) {
-			snprintf(err, errlen, "credentials: duplicate consumer username '%.128s'",
-			         k->username);
+			snprintf(err, errlen,
+			         "credentials: duplicate consumer username%s (consumers[%zu])",
+			         shown(k, k->username, v, sizeof(v)), i);
 			rc = -EINVAL;
 		} else if (k->custom_id &&
 		           strset_add(&sets[2], k->custom_id, strlen(k->custom_id))) {
-			snprintf(err, errlen, "credentials: duplicate consumer custom_id '%.128s'",
-			         k->custom_id);
+			snprintf(err, errlen,
+			         "credentials: duplicate consumer custom_id%s (consumers[%zu])",
+			         shown(k, k->custom_id, v, sizeof(v)), i);
 			rc = -EINVAL;
 		}
 		for (size_t j = 0; j < k->n_keyauth && rc == 0; j++)
 			if (strset_add(&sets[3], k->keyauth[j].key, k->keyauth[j].key_len)) {
 				/* Never print the key itself. */
 				snprintf(err, errlen,
-				         "credentials: duplicate key-auth key (consumer '%.128s', "
+				         "credentials: duplicate key-auth key (consumer%s, "
 				         "keyauth_credentials[%zu]): every key must be unique",
-				         k->id, j);
+				         shown(k, k->id, v, sizeof(v)), j);
 				rc = -EINVAL;
 			}
 		for (size_t j = 0; j < k->n_jwt && rc == 0; j++)
 			if (strset_add(&sets[4], k->jwt[j].key, strlen(k->jwt[j].key))) {
-				snprintf(
-				    err, errlen,
-				    "credentials: duplicate jwt key '%.128s' (consumer '%.128s', "
-				    "jwt_secrets[%zu])",
-				    k->jwt[j].key, k->id, j);
+				snprintf(err, errlen,
+				         "credentials: duplicate jwt key%s (consumer%s, "
+				         "jwt_secrets[%zu])",
+				         shown(k, k->jwt[j].key, v, sizeof(v)),
+				         shown(k, k->id, v2, sizeof(v2)), j);
 				rc = -EINVAL;
 			}
 	}

@@ -59,6 +59,7 @@ struct shmring_creds_consumer {
 	size_t n_keyauth;
 	struct shmring_creds_jwt *jwt;
 	size_t n_jwt;
+	bool from_file; /* read from a credentials file: messages never quote its values */
 };
 
 struct shmring_creds {
@@ -83,11 +84,20 @@ struct shmring_file_stamp {
 };
 
 /* Read a credentials file ({"consumers": [...]}) and append its consumers.
+ * The file is opened with shmring_file_open() (below the daemon's
+ * plugin_file_dirs, no symbolic link, a regular file); messages name
+ * positions in it (line, consumers[i].field), never its contents.
  * *stamp gets the identity of the version read (from the open descriptor,
  * so a concurrent replace cannot pair old content with a new stamp), also
  * when parsing fails. 0, -errno (cannot read) or -EINVAL (bad content). */
 int shmring_creds_load_file(struct shmring_creds *c, const char *path,
                             struct shmring_file_stamp *stamp, char *err, size_t errlen);
+
+/* The text of a credentials file (len bytes of buf, named path in
+ * messages), as shmring_creds_load_file() parses it after reading. 0 or
+ * -EINVAL; messages never quote buf. */
+int shmring_creds_parse(struct shmring_creds *c, const char *buf, size_t len, const char *path,
+                        char *err, size_t errlen);
 
 /* Reject duplicates across everything added: consumer id, username and
  * custom_id; key-auth keys; jwt keys. 0 or -EINVAL. */

@@ -101,6 +101,8 @@ struct builder {
 	char *err;
 	size_t errlen;
 	const char *where; /* names the entry in messages: where_buf or "?" */
+	bool from_file;    /* the entry was read from a credentials file: its values
+	                    * are never quoted back (where names its position) */
 	char where_buf[PATH_MAX + 128];
 };
 
@@ -151,14 +153,13 @@ static EVP_PKEY *load_pem(struct builder *b, const char *key, enum jwt_alg alg, 
 	const struct jwt_alg_info *ai = jwt__alg_info(alg);
 	if (!pem.set || pem.n == 0) {
 		errf(b->err, b->errlen,
-		     "jwt: %s (key '%s'): algorithm %s needs rsa_public_key (a PEM public key)",
+		     "jwt: %s (key %s): algorithm %s needs rsa_public_key (a PEM public key)",
 		     b->where, key, ai->name);
 		return NULL;
 	}
 	if (pem.n > JWT_MAX_PEM) {
-		errf(b->err, b->errlen,
-		     "jwt: %s (key '%s'): rsa_public_key is larger than %u bytes", b->where, key,
-		     JWT_MAX_PEM);
+		errf(b->err, b->errlen, "jwt: %s (key %s): rsa_public_key is larger than %u bytes",
+		     b->where, key, JWT_MAX_PEM);
 		return NULL;
 	}
 	BIO *bio = BIO_new_mem_buf(pem.p, (int)pem.n);
@@ -168,7 +169,7 @@ static EVP_PKEY *load_pem(struct builder *b, const char *key, enum jwt_alg alg, 
 	if (!pk) {
 		bool priv = memmem(pem.p, pem.n, "PRIVATE KEY", 11) != NULL;
 		errf(b->err, b->errlen,
-		     "jwt: %s (key '%s'): rsa_public_key is not a PEM public key%s", b->where, key,
+		     "jwt: %s (key %s): rsa_public_key is not a PEM public key%s", b->where, key,
 		     priv
 		         ? " (it is a private key: give the public key, -----BEGIN PUBLIC KEY-----)"
 		         : " (expected -----BEGIN PUBLIC KEY-----)");
@@ -205,16 +206,15 @@ static EVP_PKEY *load_pem(struct builder *b, const char *key, enum jwt_alg alg, 
 	}
 	ERR_clear_error();
 	if (!ok) {
-		errf(b->err, b->errlen,
-		     "jwt: %s (key '%s'): algorithm %s needs %s in rsa_public_key", b->where, key,
-		     ai->name, want);
+		errf(b->err, b->errlen, "jwt: %s (key %s): algorithm %s needs %s in rsa_public_key",
+		     b->where, key, ai->name, want);
 		EVP_PKEY_free(pk);
 		return NULL;
 	}
 	if ((ai->fam == JWT_FAM_RSA || ai->fam == JWT_FAM_PSS) &&
 	    EVP_PKEY_get_bits(pk) < JWT_MIN_RSA_BITS) {
 		errf(b->err, b->errlen,
-		     "jwt: %s (key '%s'): RSA key of %d bits; at least %d required", b->where, key,
+		     "jwt: %s (key %s): RSA key of %d bits; at least %d required", b->where, key,
 		     EVP_PKEY_get_bits(pk), JWT_MIN_RSA_BITS);
 		EVP_PKEY_free(pk);
 		return NULL;
@@ -238,12 +238,19 @@ static int add_cred(struct builder *b, size_t consumer, struct sv id, struct sv 
 		     JWT_MAX_KEY);
 		return -EINVAL;
 	}
-	char keyc[64];
-	snprintf(keyc, sizeof(keyc), "%.*s%s", (int)(key.n > 48 ? 48 : key.n), key.p,
-	         key.n > 48 ? "..." : "");
+	char keyc[64], algc[48];
+	if (b->from_file) {
+		snprintf(keyc, sizeof(keyc), "not shown");
+		snprintf(algc, sizeof(algc), "not shown");
+	} else {
+		snprintf(keyc, sizeof(keyc), "'%.*s%s'", (int)(key.n > 48 ? 48 : key.n), key.p,
+		         key.n > 48 ? "..." : "");
+		snprintf(algc, sizeof(algc), "'%.*s'", (int)(algorithm.n > 32 ? 32 : algorithm.n),
+		         algorithm.set ? algorithm.p : "");
+	}
 	if (id.bad || algorithm.bad || secret.bad || pem.bad) {
 		errf(b->err, b->errlen,
-		     "jwt: %s (key '%s'): id, algorithm, secret and rsa_public_key must be strings",
+		     "jwt: %s (key %s): id, algorithm, secret and rsa_public_key must be strings",
 		     b->where, keyc);
 		return -EINVAL;
 	}
@@ -252,11 +259,10 @@ static int add_cred(struct builder *b, size_t consumer, struct sv id, struct sv 
 		alg = jwt__alg_by_name(algorithm.p, algorithm.n);
 		if (alg == JWT_ALG_NONE_) {
 			errf(b->err, b->errlen,
-			     "jwt: %s (key '%s'): unknown algorithm '%.*s' (HS256, HS384, HS512, "
+			     "jwt: %s (key %s): unknown algorithm %s (HS256, HS384, HS512, "
 			     "RS256, "
 			     "RS384, RS512, ES256, ES384, ES512, PS256, PS384, PS512, EdDSA)",
-			     b->where, keyc, (int)(algorithm.n > 32 ? 32 : algorithm.n),
-			     algorithm.p);
+			     b->where, keyc, algc);
 			return -EINVAL;
 		}
 	}
@@ -294,14 +300,13 @@ static int add_cred(struct builder *b, size_t consumer, struct sv id, struct sv 
 	if (ai->fam == JWT_FAM_HMAC) {
 		if (!secret.set || secret.n == 0) {
 			errf(b->err, b->errlen,
-			     "jwt: %s (key '%s'): algorithm %s needs a non-empty secret", b->where,
+			     "jwt: %s (key %s): algorithm %s needs a non-empty secret", b->where,
 			     keyc, ai->name);
 			return -EINVAL;
 		}
 		if (secret.n > JWT_MAX_SECRET * 2) {
-			errf(b->err, b->errlen,
-			     "jwt: %s (key '%s'): secret is longer than %u bytes", b->where, keyc,
-			     JWT_MAX_SECRET);
+			errf(b->err, b->errlen, "jwt: %s (key %s): secret is longer than %u bytes",
+			     b->where, keyc, JWT_MAX_SECRET);
 			return -EINVAL;
 		}
 		uint8_t raw[JWT_MAX_SECRET * 2];
@@ -311,7 +316,7 @@ static int add_cred(struct builder *b, size_t consumer, struct sv id, struct sv 
 			ssize_t m = jwt__b64_decode_lenient(secret.p, secret.n, raw);
 			if (m <= 0) {
 				errf(b->err, b->errlen,
-				     "jwt: %s (key '%s'): secret is not valid base64 "
+				     "jwt: %s (key %s): secret is not valid base64 "
 				     "(secret_is_base64 is on)",
 				     b->where, keyc);
 				return -EINVAL;
@@ -320,9 +325,8 @@ static int add_cred(struct builder *b, size_t consumer, struct sv id, struct sv 
 			kl = (size_t)m;
 		}
 		if (kl > JWT_MAX_SECRET) {
-			errf(b->err, b->errlen,
-			     "jwt: %s (key '%s'): secret is longer than %u bytes", b->where, keyc,
-			     JWT_MAX_SECRET);
+			errf(b->err, b->errlen, "jwt: %s (key %s): secret is longer than %u bytes",
+			     b->where, keyc, JWT_MAX_SECRET);
 			return -EINVAL;
 		}
 		OSSL_PARAM params[2] = {
@@ -334,7 +338,7 @@ static int add_cred(struct builder *b, size_t consumer, struct sv id, struct sv 
 		OPENSSL_cleanse(raw, sizeof(raw));
 		if (!ok) {
 			ERR_clear_error();
-			errf(b->err, b->errlen, "jwt: %s (key '%s'): OpenSSL refused the HMAC key",
+			errf(b->err, b->errlen, "jwt: %s (key %s): OpenSSL refused the HMAC key",
 			     b->where, keyc);
 			return -EINVAL;
 		}
@@ -406,6 +410,7 @@ static int from_creds(struct builder *b, const struct shmring_creds *cs, const c
 	b->where = where;
 	for (size_t i = 0; i < cs->n; i++) {
 		const struct shmring_creds_consumer *k = &cs->v[i];
+		b->from_file = k->from_file;
 		snprintf(where, wl, "%s: consumers[%zu]", src, i);
 		struct sv id = {k->id, k->id ? strlen(k->id) : 0, k->id != NULL, false};
 		struct sv un = {k->username, k->username ? strlen(k->username) : 0,
@@ -438,6 +443,7 @@ static int from_creds(struct builder *b, const struct shmring_creds *cs, const c
 		}
 	}
 	b->where = "?";
+	b->from_file = false;
 	return 0;
 }
 

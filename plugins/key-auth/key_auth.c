@@ -143,11 +143,18 @@ static struct key_table *table_build(const struct key_auth_conf *c, struct shmri
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < all.v[i].n_keyauth; j++)
 			if (!all.v[i].keyauth[j].id) {
+				/* A credentials file's values are never quoted back. */
+				char who[160];
+				if (all.v[i].from_file)
+					snprintf(who, sizeof(who),
+					         "a consumer of credentials_file");
+				else
+					snprintf(who, sizeof(who), "consumer '%.128s'",
+					         all.v[i].id);
 				snprintf(err, errlen,
-				         PLUGIN
-				         ": consumer '%.128s': keyauth_credentials[%zu].id is "
-				         "required (it is sent as X-Credential-Identifier)",
-				         all.v[i].id, j);
+				         PLUGIN ": %s: keyauth_credentials[%zu].id is "
+				                "required (it is sent as X-Credential-Identifier)",
+				         who, j);
 				free(all.v);
 				table_free(t);
 				return NULL;

@@ -211,7 +211,8 @@ static void put_str(struct out *o, const char *p, size_t n)
 	if (reserve(o, n + 2) == 0) {
 		char *d = o->w->line + o->len;
 		d[0] = '"';
-		memcpy(d + 1, p, n);
+		if (n) /* an empty msgpack str may carry a NULL pointer */
+			memcpy(d + 1, p, n);
 		d[n + 1] = '"';
 		o->len += n + 2;
 	}

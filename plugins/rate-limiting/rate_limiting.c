@@ -38,8 +38,8 @@ static const char *const period_titles[RL_NPERIODS] = {"Second", "Minute", "Hour
                                                        "Day",    "Month",  "Year"};
 static const uint64_t period_seconds[RL_NPERIODS] = {1, 60, 3600, 86400, 2592000, 31536000};
 
-static const char *const limit_by_names[] = {"consumer", "credential", "ip",
-                                             "service",  "header",     "path", NULL};
+static const char *const limit_by_names[] = {"consumer", "credential", "ip", "service",
+                                             "header",   "path",       NULL};
 
 /* ---- test clock -------------------------------------------------------------------- */
 
@@ -91,18 +91,17 @@ static void rl_fini(void *wstate)
 /* ---- config ---------------------------------------------------------------------- */
 
 static const char *const fields[] = {
-    "second", "minute", "hour", "day", "month", "year", "limit_by", "header_name", "path",
-    "policy", "fault_tolerant", "hide_client_headers", "error_code", "error_message", "redis",
-    "sync_rate", "algorithm",
+    "second", "minute", "hour", "day", "month", "year", "limit_by", "header_name", "path", "policy",
+    "fault_tolerant", "hide_client_headers", "error_code", "error_message", "redis", "sync_rate",
+    "algorithm",
     /* Kong's pre-3.6 flat redis fields, still accepted by Kong */
     "redis_host", "redis_port", "redis_username", "redis_password", "redis_database",
-    "redis_timeout", "redis_ssl", "redis_ssl_verify", "redis_server_name",
-    "retry_after_jitter_max", NULL};
+    "redis_timeout", "redis_ssl", "redis_ssl_verify", "redis_server_name", "retry_after_jitter_max",
+    NULL};
 
-static const char *const redis_fields[] = {"host",    "port",       "username",
-                                           "password", "database",  "timeout",
-                                           "ssl",     "ssl_verify", "server_name",
-                                           NULL};
+static const char *const redis_fields[] = {"host",        "port",    "username", "password",
+                                           "database",    "timeout", "ssl",      "ssl_verify",
+                                           "server_name", NULL};
 
 /* A limit: a positive number, integral (Kong's schema says number; a
  * fraction of a request is meaningless). 0 absent, 1 set, < 0 bad. */
@@ -123,8 +122,8 @@ static int read_limit(const msgpack_object *cfg, int p, uint64_t *out, char *err
 	return 1;
 }
 
-static int read_enum(const msgpack_object *cfg, const char *key, const char *const *names,
-                     int def, int *out, char *err, size_t errlen)
+static int read_enum(const msgpack_object *cfg, const char *key, const char *const *names, int def,
+                     int *out, char *err, size_t errlen)
 {
 	char *s = NULL;
 	int rc = shmring_pc_strdup(cfg, PLUGIN, key, NULL, true, &s, err, errlen);
@@ -193,10 +192,10 @@ static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, s
 	const msgpack_object *r = shmring_pc_field(cfg, "redis");
 	char k[64];
 	bool flat = false;
-	static const char *const flat_names[] = {"redis_host",     "redis_port",
-	                                         "redis_username", "redis_password",
-	                                         "redis_database", "redis_timeout",
-	                                         "redis_ssl",      "redis_ssl_verify",
+	static const char *const flat_names[] = {"redis_host",        "redis_port",
+	                                         "redis_username",    "redis_password",
+	                                         "redis_database",    "redis_timeout",
+	                                         "redis_ssl",         "redis_ssl_verify",
 	                                         "redis_server_name", NULL};
 	for (int i = 0; flat_names[i]; i++)
 		flat |= shmring_pc_field(cfg, flat_names[i]) != NULL;
@@ -212,8 +211,8 @@ static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, s
 			snprintf(err, errlen, PLUGIN ": config.redis must be a map");
 			return -EINVAL;
 		}
-		int rc = shmring_pc_check_fields(r, PLUGIN ": config.redis", redis_fields, err,
-		                                 errlen);
+		int rc =
+		    shmring_pc_check_fields(r, PLUGIN ": config.redis", redis_fields, err, errlen);
 		if (rc < 0)
 			return rc;
 	}
@@ -225,8 +224,8 @@ static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, s
 	if ((rc = shmring_pc_strdup(r, PLUGIN, KEY("host"), NULL, true, &c->redis.host, err,
 	                            errlen)) < 0 ||
 	    (rc = shmring_pc_int(r, PLUGIN, KEY("port"), 6379, 1, 65535, &port, err, errlen)) < 0 ||
-	    (rc = shmring_pc_strdup(r, PLUGIN, KEY("username"), NULL, true, &c->redis.username,
-	                            err, errlen)) < 0 ||
+	    (rc = shmring_pc_strdup(r, PLUGIN, KEY("username"), NULL, true, &c->redis.username, err,
+	                            errlen)) < 0 ||
 	    (rc = shmring_pc_strdup(r, PLUGIN, KEY("password"), NULL, false, &c->redis.password,
 	                            err, errlen)) < 0 ||
 	    (rc = shmring_pc_int(r, PLUGIN, KEY("database"), 0, 0, 1000000, &db, err, errlen)) <
@@ -301,8 +300,9 @@ static int rl_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 		rp->limit = lim;
 		rp->h_limit_len = (size_t)snprintf(rp->h_limit, sizeof(rp->h_limit),
 		                                   "X-RateLimit-Limit-%s", period_titles[p]);
-		rp->h_remaining_len = (size_t)snprintf(rp->h_remaining, sizeof(rp->h_remaining),
-		                                       "X-RateLimit-Remaining-%s", period_titles[p]);
+		rp->h_remaining_len =
+		    (size_t)snprintf(rp->h_remaining, sizeof(rp->h_remaining),
+		                     "X-RateLimit-Remaining-%s", period_titles[p]);
 	}
 	if (c->np == 0) {
 		snprintf(err, errlen,
@@ -348,7 +348,8 @@ static int rl_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 			sync_rate = (double)sr->via.u64;
 		else if (sr->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && sr->via.i64 == -1)
 			sync_rate = 0; /* Kong's "synchronous" */
-		else if ((sr->type == MSGPACK_OBJECT_FLOAT32 || sr->type == MSGPACK_OBJECT_FLOAT64) &&
+		else if ((sr->type == MSGPACK_OBJECT_FLOAT32 ||
+		          sr->type == MSGPACK_OBJECT_FLOAT64) &&
 		         (sr->via.f64 == -1 || (sr->via.f64 >= 0 && sr->via.f64 <= 3600)))
 			sync_rate = sr->via.f64 < 0 ? 0 : sr->via.f64;
 		else {
@@ -367,7 +368,8 @@ static int rl_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 	if (c->limit_by == RL_BY_HEADER) {
 		if (!c->header_name) {
 			snprintf(err, errlen,
-			         PLUGIN ": config.header_name is required when limit_by is 'header'");
+			         PLUGIN
+			         ": config.header_name is required when limit_by is 'header'");
 			goto fail;
 		}
 		if (!shmring_pc_header_name_ok(shmring_cstr(c->header_name))) {
@@ -389,7 +391,8 @@ static int rl_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 		}
 	}
 	if (c->redis_policy && !c->redis.host) {
-		snprintf(err, errlen, PLUGIN ": config.redis.host is required when policy is 'redis'");
+		snprintf(err, errlen,
+		         PLUGIN ": config.redis.host is required when policy is 'redis'");
 		goto fail;
 	}
 	if (c->redis_policy && c->token_bucket) {
@@ -542,9 +545,11 @@ int rl_count(struct rl_conf *c, const struct rl_key_set *ks, uint64_t now_ns,
 	}
 	for (int attempt = 0; attempt < 64; attempt++) {
 		bool stale = false;
-		for (int i = 0; i < c->np; i++)
-			if (!(slot[i] = rl_slot_get(t, ks->key[i], now_ns)))
-				return -ENOSPC;
+		for (int i = 0; i < c->np; i++) {
+			int rc = rl_slot_find(t, ks->key[i], now_ns, &slot[i]);
+			if (rc < 0)
+				return rc; /* -ENOSPC: table full; -EBUSY: "counters busy" */
+		}
 		/* Look first: a refused request then writes nothing (the usual
 		 * case under overload), and the takes below rarely roll back. */
 		for (int i = 0; i < c->np && !stale; i++) {
@@ -643,7 +648,8 @@ static void build_headers(const struct rl_conf *c, const struct rl_outcome *o, s
 		for (int i = 0; i < c->np; i++) {
 			hdr_add(hs, (struct shmring_str){c->p[i].h_limit, c->p[i].h_limit_len},
 			        c->p[i].limit);
-			hdr_add(hs, (struct shmring_str){c->p[i].h_remaining, c->p[i].h_remaining_len},
+			hdr_add(hs,
+			        (struct shmring_str){c->p[i].h_remaining, c->p[i].h_remaining_len},
 			        o->remaining[i]);
 		}
 		hdr_add(hs, H_LIMIT, c->p[pick].limit);
@@ -685,8 +691,8 @@ static int cannot_count(struct rl_conf *c, struct shmring_reply *rep, const char
 		                                   : "answering 500 (fault_tolerant = false)");
 		w->last_warn_ns = now_ns;
 		shmring_reply_log(rep, SHMRING_LOG_WARN,
-		                  (struct shmring_str){msg, (size_t)n < sizeof(msg) ? (size_t)n
-		                                                                    : sizeof(msg) - 1});
+		                  (struct shmring_str){
+		                      msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1});
 	}
 	if (c->fault_tolerant)
 		return 0;
@@ -704,9 +710,13 @@ static int rl_access(void *conf, const struct shmring_request *req, struct shmri
 	rl_keys(c, req, &ks);
 	int rc = c->redis_policy ? rl_redis_count(c, &ks, now_ns, &o)
 	                         : rl_count(c, &ks, now_ns, NULL, &o);
-	if (rc == -ENOSPC)
-		return cannot_count(c, rep, "counter table full (every slot of the key's bucket is "
-		                            "live)", now_ns);
+	if (rc == -ENOSPC) {
+		shmring_reply_exhausted(rep); /* the operator sees it in stats and metrics */
+		return cannot_count(c, rep,
+		                    "counter table full (every slot of the key's bucket is "
+		                    "live)",
+		                    now_ns);
+	}
 	if (rc == -EHOSTUNREACH)
 		return cannot_count(c, rep, "redis unreachable", now_ns);
 	if (rc < 0)
@@ -714,10 +724,11 @@ static int rl_access(void *conf, const struct shmring_request *req, struct shmri
 	struct hdrs hs;
 	build_headers(c, &o, &hs);
 	if (o.blocked >= 0) {
-		hs.h[hs.n++] = (struct shmring_header){SHMRING_LIT("Content-Type"),
-		                                        SHMRING_LIT("application/json; charset=utf-8")};
+		hs.h[hs.n++] = (struct shmring_header){
+		    SHMRING_LIT("Content-Type"), SHMRING_LIT("application/json; charset=utf-8")};
 		return shmring_reply_exit(rep, c->error_code,
-		                          (struct shmring_str){c->body, c->body_len}, hs.h, hs.n) < 0
+		                          (struct shmring_str){c->body, c->body_len}, hs.h,
+		                          hs.n) < 0
 		           ? -1
 		           : 0;
 	}

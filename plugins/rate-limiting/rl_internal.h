@@ -17,7 +17,7 @@
 #define RL_NS 1000000000ull
 /* The shared table: 2^16 buckets x 7 slots = 458752 counters, 8 MiB
  * (pages are touched as keys arrive). One counter per key and period. */
-#define RL_REGION_NAME "rate-limiting-v1"
+#define RL_REGION_NAME "rate-limiting-v2"
 #define RL_NBUCKETS (1ull << 16)
 /* Fixed-window counts are 32 bits. */
 #define RL_MAX_LIMIT 4294967294ull
@@ -36,8 +36,8 @@ struct rl_worker {
 };
 
 struct rl_period {
-	int period;      /* RL_SECOND.. */
-	uint64_t limit;  /* >= 1 */
+	int period;       /* RL_SECOND.. */
+	uint64_t limit;   /* >= 1 */
 	char h_limit[32]; /* X-RateLimit-Limit-<Period> */
 	char h_remaining[40];
 	size_t h_limit_len, h_remaining_len;
@@ -69,7 +69,7 @@ struct rl_conf {
 	bool redis_policy;
 	uint32_t error_code;
 	uint32_t jitter_max; /* retry_after_jitter_max, seconds */
-	char *body; /* {"message":"..."} */
+	char *body;          /* {"message":"..."} */
 	size_t body_len;
 	uint32_t sync_ms; /* redis: 0 = synchronous */
 	uint64_t fingerprint;
@@ -85,9 +85,9 @@ struct rl_key_set {
 
 /* What counting decided. */
 struct rl_outcome {
-	int blocked;                      /* index of the refusing period, -1 = allowed */
-	uint64_t remaining[RL_NPERIODS];  /* after this request */
-	uint64_t reset_ns[RL_NPERIODS];   /* window end / bucket full; on a block: next pass */
+	int blocked;                     /* index of the refusing period, -1 = allowed */
+	uint64_t remaining[RL_NPERIODS]; /* after this request */
+	uint64_t reset_ns[RL_NPERIODS];  /* window end / bucket full; on a block: next pass */
 	/* for policy = redis: where it was counted, to read or give back */
 	struct rl_slot *slot[RL_NPERIODS];
 	uint64_t undo[RL_NPERIODS];
@@ -112,8 +112,9 @@ uint64_t rl_key(const struct rl_conf *c, int i, struct shmring_str route,
                 struct shmring_str service, struct shmring_str id);
 void rl_keys(const struct rl_conf *c, const struct shmring_request *req, struct rl_key_set *ks);
 /* Count one request in the shared table: 0 (o says allowed or which period
- * refused), -ENOSPC (table full for a key), -EAGAIN (contention). others:
- * per period, what other hosts counted in this window (NULL: none). */
+ * refused), -ENOSPC (table full for a key), -EBUSY (a bucket lock stuck),
+ * -EAGAIN (contention). others: per period, what other hosts counted in
+ * this window (NULL: none). */
 int rl_count(struct rl_conf *c, const struct rl_key_set *ks, uint64_t now_ns,
              const uint64_t *others, struct rl_outcome *o);
 

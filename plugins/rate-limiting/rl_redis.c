@@ -58,10 +58,10 @@ struct rl_endpoint {
 	int database;
 	int timeout_ms;
 	uint32_t sync_ms;
-	redisContext *ctx;    /* thread-owned */
-	int down;             /* atomic: the last sync failed */
-	uint64_t next_ns;     /* thread: next sync */
-	uint64_t retry_ns;    /* thread: no reconnect before */
+	redisContext *ctx;      /* thread-owned */
+	int down;               /* atomic: the last sync failed */
+	uint64_t next_ns;       /* thread: next sync */
+	uint64_t retry_ns;      /* thread: no reconnect before */
 	uint64_t syncs, errors; /* atomic, for tests and logs */
 };
 
@@ -137,8 +137,8 @@ fail:
 /* The exchange for n keys on ctx: write this host's count, read the others'
  * sum. others[i] gets the sum; 0 or -1 (connection unusable). */
 static int exchange(redisContext *ctx, uint64_t host_id, const uint64_t *keys,
-                    const uint64_t *window_end, const uint64_t *mine, uint64_t *others,
-                    size_t n, uint64_t now_ns)
+                    const uint64_t *window_end, const uint64_t *mine, uint64_t *others, size_t n,
+                    uint64_t now_ns)
 {
 	char name[80], field[24];
 	snprintf(field, sizeof(field), "%016" PRIx64, host_id);
@@ -147,7 +147,8 @@ static int exchange(redisContext *ctx, uint64_t host_id, const uint64_t *keys,
 		         window_end[i]);
 		uint64_t end_ns = (window_end[i] + RL_EPOCH) * RL_NS;
 		uint64_t ttl_ms = (end_ns > now_ns ? (end_ns - now_ns) / 1000000 : 0) + 60000;
-		if (redisAppendCommand(ctx, "HSET %s %s %" PRIu64, name, field, mine[i]) != REDIS_OK ||
+		if (redisAppendCommand(ctx, "HSET %s %s %" PRIu64, name, field, mine[i]) !=
+		        REDIS_OK ||
 		    redisAppendCommand(ctx, "PEXPIRE %s %" PRIu64, name, ttl_ms) != REDIS_OK ||
 		    redisAppendCommand(ctx, "HGETALL %s", name) != REDIS_OK)
 			return -1;
@@ -325,11 +326,13 @@ static void *sync_main(void *arg)
 		for (uint32_t i = 0; i < s->nep; i++) {
 			if (s->ep[i].next_ns <= now) {
 				uint64_t real = rl_now_ns();
-				entries_expire(s, real / RL_NS > RL_EPOCH ? real / RL_NS - RL_EPOCH : 0);
+				entries_expire(s, real / RL_NS > RL_EPOCH ? real / RL_NS - RL_EPOCH
+				                                          : 0);
 				pthread_mutex_unlock(&s->mu);
 				sync_endpoint(s, i, real);
 				pthread_mutex_lock(&s->mu);
-				s->ep[i].next_ns = mono_ns() + (uint64_t)s->ep[i].sync_ms * 1000000u;
+				s->ep[i].next_ns =
+				    mono_ns() + (uint64_t)s->ep[i].sync_ms * 1000000u;
 			}
 			if (s->ep[i].next_ns < next)
 				next = s->ep[i].next_ns;
@@ -338,7 +341,8 @@ static void *sync_main(void *arg)
 		if (next > now && !s->stop) {
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			uint64_t at = (uint64_t)ts.tv_sec * RL_NS + (uint64_t)ts.tv_nsec + (next - now);
+			uint64_t at =
+			    (uint64_t)ts.tv_sec * RL_NS + (uint64_t)ts.tv_nsec + (next - now);
 			ts.tv_sec = (time_t)(at / RL_NS);
 			ts.tv_nsec = (long)(at % RL_NS);
 			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
@@ -376,8 +380,7 @@ static bool same_str(const char *a, const char *b)
 }
 
 /* The endpoint index for c's redis settings (shared by equal configs). */
-static int endpoint_get(struct rl_redis_sync *s, const struct rl_conf *c, char *err,
-                        size_t errlen)
+static int endpoint_get(struct rl_redis_sync *s, const struct rl_conf *c, char *err, size_t errlen)
 {
 	const struct rl_redis_conf *r = &c->redis;
 	uint32_t sync_ms = c->sync_ms ? c->sync_ms : 1000;

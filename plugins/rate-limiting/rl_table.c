@@ -65,25 +65,35 @@ int rl_table_attach(struct rl_table *t, void *mem, size_t bytes)
 
 /* ---- the insertion lock of a bucket ------------------------------------------ */
 
-static void bucket_lock(struct rl_bucket *b)
+/* Yields after which a held lock is given up on. The region's file is
+ * writable by the gateway's group, so the lock word may hold anything,
+ * including the tid of a live process that will never release it: a worker
+ * must not spin on it forever. A real holder keeps it for a few dozen
+ * instructions. */
+#define LOCK_YIELDS 1000
+
+static bool bucket_lock(struct rl_bucket *b)
 {
 	uint64_t me = (uint64_t)gettid();
-	for (unsigned spins = 0;; spins++) {
+	for (unsigned spins = 0; spins < 64 + LOCK_YIELDS; spins++) {
 		uint64_t holder = 0;
 		if (cas(&b->lock, &holder, me))
-			return;
+			return true;
 		if (spins < 64) {
 			cpu_relax();
 			continue;
 		}
 		/* Held across a few dozen instructions only: a holder still there
 		 * after this many turns was descheduled, or died (SIGKILL by the
-		 * watchdog) holding it: take a dead holder's lock over. */
-		if (holder && kill((pid_t)holder, 0) < 0 && errno == ESRCH &&
+		 * watchdog) holding it: take a dead holder's lock over. A value
+		 * that is no tid at all (<= 0 as a pid_t) is no holder either. */
+		if (holder &&
+		    ((pid_t)holder <= 0 || (kill((pid_t)holder, 0) < 0 && errno == ESRCH)) &&
 		    cas(&b->lock, &holder, me))
-			return;
+			return true;
 		sched_yield();
 	}
+	return false;
 }
 
 static void bucket_unlock(struct rl_bucket *b)
@@ -117,47 +127,77 @@ static bool expired(uint64_t key, uint64_t state, uint64_t now_rel)
 
 /* ---- lookup and insertion --------------------------------------------------- */
 
+/* A key's two buckets (rl_table.h): the first from bits 1.., the second
+ * from bits 33.. of its hash, never the first unless the table has one
+ * bucket. */
 static inline struct rl_bucket *bucket_of(struct rl_table *t, uint64_t key)
 {
 	return &t->buckets[(key >> 1) & t->mask];
 }
 
-struct rl_slot *rl_slot_get(struct rl_table *t, uint64_t key, uint64_t now_ns)
+static inline struct rl_bucket *alt_bucket_of(struct rl_table *t, uint64_t key)
 {
-	struct rl_bucket *b = bucket_of(t, key);
-	/* Lock-free fast path: the key is there and not being evicted. */
+	uint64_t first = (key >> 1) & t->mask, alt = (key >> 33) & t->mask;
+	return &t->buckets[alt != first ? alt : (first ^ 1) & t->mask];
+}
+
+/* The live slot of key in b, or NULL. Lock-free: a slot being evicted
+ * (RL_LOCKED) does not count. */
+static struct rl_slot *slot_in(struct rl_bucket *b, uint64_t key)
+{
 	for (int i = 0; i < RL_SLOTS; i++) {
 		struct rl_slot *s = &b->slot[i];
 		if (load_acq(&s->key) == key && load_acq(&s->state) != RL_LOCKED)
 			return s;
 	}
-	uint64_t now_rel = rel_ns(now_ns);
-	struct rl_slot *found = NULL, *empty = NULL;
-	bucket_lock(b);
+	return NULL;
+}
+
+/* Under b's lock: free the slots an evictor that died left RL_LOCKED. Only
+ * a holder of b's lock writes RL_LOCKED into b, and we hold it. */
+static void free_abandoned(struct rl_bucket *b)
+{
 	for (int i = 0; i < RL_SLOTS; i++) {
 		struct rl_slot *s = &b->slot[i];
-		uint64_t st = load_acq(&s->state);
-		if (st == RL_LOCKED) {
-			/* Only a lock holder writes RL_LOCKED and we hold the
-			 * lock: the evictor died mid-way. Free the slot. */
+		if (load_acq(&s->state) == RL_LOCKED) {
 			__atomic_store_n(&s->key, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&s->state, 0, __ATOMIC_RELEASE);
 		}
-		uint64_t k = load_rlx(&s->key);
-		if (k == key) {
-			found = s; /* inserted by another worker meanwhile */
-			break;
+	}
+}
+
+/* Slots of b that a new key may take: empty, or holding an expired counter. */
+static int free_slots(struct rl_bucket *b, uint64_t now_rel)
+{
+	int n = 0;
+	for (int i = 0; i < RL_SLOTS; i++) {
+		uint64_t k = load_rlx(&b->slot[i].key);
+		n += k == 0 || expired(k, load_acq(&b->slot[i].state), now_rel);
+	}
+	return n;
+}
+
+/* Under b's lock: give key an empty slot of b; NULL if none. */
+static struct rl_slot *place_empty(struct rl_table *t, struct rl_bucket *b, uint64_t key)
+{
+	for (int i = 0; i < RL_SLOTS; i++) {
+		struct rl_slot *s = &b->slot[i];
+		if (load_rlx(&s->key) == 0) {
+			/* An empty slot's state is 0, the fresh counter. */
+			__atomic_store_n(&s->key, key, __ATOMIC_RELEASE);
+			count_event(&t->hdr->inserts);
+			return s;
 		}
-		if (k == 0 && !empty)
-			empty = s;
 	}
-	if (!found && empty) {
-		/* An empty slot's state is 0, the fresh counter. */
-		__atomic_store_n(&empty->key, key, __ATOMIC_RELEASE);
-		count_event(&t->hdr->inserts);
-		found = empty;
-	}
-	for (int i = 0; i < RL_SLOTS && !found; i++) {
+	return NULL;
+}
+
+/* Under b's lock: give key a slot of b whose counter expired; NULL if
+ * every counter of b is live. */
+static struct rl_slot *place_expired(struct rl_table *t, struct rl_bucket *b, uint64_t key,
+                                     uint64_t now_rel)
+{
+	for (int i = 0; i < RL_SLOTS; i++) {
 		struct rl_slot *s = &b->slot[i];
 		uint64_t st = load_acq(&s->state);
 		if (!expired(load_rlx(&s->key), st, now_rel))
@@ -168,12 +208,66 @@ struct rl_slot *rl_slot_get(struct rl_table *t, uint64_t key, uint64_t now_ns)
 		__atomic_store_n(&s->key, key, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->state, 0, __ATOMIC_RELEASE);
 		count_event(&t->hdr->evictions);
-		found = s;
+		return s;
 	}
-	bucket_unlock(b);
-	if (!found)
+	return NULL;
+}
+
+int rl_slot_find(struct rl_table *t, uint64_t key, uint64_t now_ns, struct rl_slot **out)
+{
+	struct rl_bucket *b1 = bucket_of(t, key), *b2 = alt_bucket_of(t, key);
+	/* Lock-free fast path: the key is there and not being evicted. */
+	if ((*out = slot_in(b1, key)) || (*out = slot_in(b2, key)))
+		return 0;
+	/* Insertion takes both locks, lowest address first (no deadlock).
+	 * Every insertion of key holds b1's lock, so no other worker can
+	 * place key meanwhile: the scan below sees every copy there is. */
+	struct rl_bucket *lo = b1 < b2 ? b1 : b2, *hi = b1 < b2 ? b2 : b1;
+	if (!bucket_lock(lo)) {
+		count_event(&t->hdr->lock_timeouts);
+		return -EBUSY;
+	}
+	if (hi != lo && !bucket_lock(hi)) {
+		bucket_unlock(lo);
+		count_event(&t->hdr->lock_timeouts);
+		return -EBUSY;
+	}
+	free_abandoned(lo);
+	if (hi != lo)
+		free_abandoned(hi);
+	uint64_t now_rel = rel_ns(now_ns);
+	struct rl_slot *found = slot_in(b1, key);
+	if (!found && b2 != b1)
+		found = slot_in(b2, key);
+	if (!found) {
+		/* The bucket with fewer live counters first ("two choices" keep
+		 * buckets even, so the table refuses its first key near 67% load,
+		 * not at ~12% as with one bucket per key); in it an empty slot,
+		 * else an expired counter; then the other bucket. */
+		struct rl_bucket *first =
+		    free_slots(b2, now_rel) > free_slots(b1, now_rel) ? b2 : b1;
+		struct rl_bucket *second = first == b1 ? b2 : b1;
+		if (!(found = place_empty(t, first, key)))
+			found = place_expired(t, first, key, now_rel);
+		if (!found && second != first && !(found = place_empty(t, second, key)))
+			found = place_expired(t, second, key, now_rel);
+	}
+	if (hi != lo)
+		bucket_unlock(hi);
+	bucket_unlock(lo);
+	if (!found) {
 		count_event(&t->hdr->full);
-	return found;
+		return -ENOSPC;
+	}
+	*out = found;
+	return 0;
+}
+
+struct rl_slot *rl_slot_get(struct rl_table *t, uint64_t key, uint64_t now_ns)
+{
+	struct rl_slot *s;
+	rl_slot_find(t, key, now_ns, &s);
+	return s;
 }
 
 /* ---- counting ------------------------------------------------------------------ */
@@ -187,8 +281,7 @@ static inline bool load_state(struct rl_slot *s, uint64_t key, uint64_t *st)
 }
 
 static bool fw_step(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t now_ns,
-                    uint64_t *remaining, uint64_t *reset_ns, bool *stale, uint64_t *undo,
-                    bool take)
+                    uint64_t *remaining, uint64_t *reset_ns, bool *stale, uint64_t *undo, bool take)
 {
 	uint64_t now_rel = rel_ns(now_ns), st;
 	*stale = false;

@@ -11,7 +11,8 @@
  *
  *   rl_header    magic   CAS 0 -> RL_MAGIC by the first worker that attaches
  *                        (geometry is fixed by the region's name and size)
- *                inserts, evictions, full: relaxed counters, any worker
+ *                inserts, evictions, full, lock_timeouts: relaxed counters,
+ *                any worker
  *   rl_bucket    lock    0 = free, else the tid of the worker inserting a key
  *                        into this bucket (insertion only; counting is
  *                        lock-free). A dead holder's lock is taken over.
@@ -19,7 +20,13 @@
  *
  *   slot.key     0 = empty. Else XXH3-64 of (config, period, route, service,
  *                identifier) with bit 0 = algorithm (0 fixed window, 1 token
- *                bucket). Written only under the bucket lock.
+ *                bucket). Written only under the bucket lock. A key lives in
+ *                one of two buckets: (key >> 1) & mask or (key >> 33) & mask
+ *                (the next bucket if both are the same); a new key goes to
+ *                the one with more empty slots ("two choices": buckets stay
+ *                even, so the first key is refused near 67% load rather
+ *                than ~12% with one bucket per key). An insertion holds both
+ *                buckets' locks, lowest address first.
  *   slot.state   fixed window: (window end, seconds since RL_EPOCH) << 32 |
  *                count in that window. Token bucket (GCRA form): the bucket's
  *                "theoretical arrival time", ns since RL_EPOCH: the bucket is
@@ -43,8 +50,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RL_MAGIC 0x31764c5247524853ull /* "SHRGRLv1" */
-#define RL_EPOCH 1577836800ull          /* 2020-01-01T00:00:00Z */
+#define RL_MAGIC 0x32764c5247524853ull /* "SHRGRLv2" (v1: one bucket per key) */
+#define RL_EPOCH 1577836800ull         /* 2020-01-01T00:00:00Z */
 #define RL_LOCKED UINT64_MAX
 #define RL_SLOTS 7
 #define RL_EVICT_GRACE_S 1 /* a counter is evictable this long after it expired */
@@ -62,11 +69,12 @@ struct rl_bucket {
 
 struct rl_header {
 	uint64_t magic;
-	uint64_t inserts;   /* keys placed in an empty slot */
-	uint64_t evictions; /* expired keys replaced */
-	uint64_t full;      /* a key found no empty or expired slot */
-	uint64_t host_id;   /* CAS 0 -> random by the first rl_host_id() caller */
-	uint64_t pad_[3];
+	uint64_t inserts;       /* keys placed in an empty slot */
+	uint64_t evictions;     /* expired keys replaced */
+	uint64_t full;          /* a key found no empty or expired slot */
+	uint64_t host_id;       /* CAS 0 -> random by the first rl_host_id() caller */
+	uint64_t lock_timeouts; /* a bucket lock held past any real holder's time */
+	uint64_t pad_[2];
 };
 
 /* The view (per process). */
@@ -89,15 +97,18 @@ int rl_table_attach(struct rl_table *t, void *mem, size_t bytes);
 /* The algorithm of a counter and its parameters. */
 struct rl_limit {
 	bool token_bucket;
-	uint64_t limit;     /* requests per period, >= 1 */
-	uint64_t period_ns; /* token bucket: period length */
-	uint64_t t_ns;      /* token bucket: ns per token = ceil(period_ns / limit) */
+	uint64_t limit;      /* requests per period, >= 1 */
+	uint64_t period_ns;  /* token bucket: period length */
+	uint64_t t_ns;       /* token bucket: ns per token = ceil(period_ns / limit) */
 	uint64_t window_end; /* fixed window: this request's window end, s since RL_EPOCH */
 	uint64_t others;     /* fixed window: requests other hosts counted (policy = redis) */
 };
 
-/* The counter slot of key, inserted (or replacing an expired one) if
- * absent; NULL if the key's bucket holds RL_SLOTS live counters. */
+/* The counter slot of key in *out, inserted (or replacing an expired one)
+ * if absent: 0, or -ENOSPC if the key's bucket holds RL_SLOTS live
+ * counters, -EBUSY if its insertion lock stays held (*out is then NULL). */
+int rl_slot_find(struct rl_table *t, uint64_t key, uint64_t now_ns, struct rl_slot **out);
+/* The same, NULL for either failure. */
 struct rl_slot *rl_slot_get(struct rl_table *t, uint64_t key, uint64_t now_ns);
 
 /* Take one request from the counter in slot (valid for key): true if under

@@ -7,8 +7,10 @@
 #include <string.h>
 
 struct shmring_client_decoder {
-	struct shmring_mpr reader;        /* zone reused reply after reply */
-	struct shmring_client_reply reply; /* what decode_reply() hands out */
+	struct shmring_mpr reader;          /* zone reused reply after reply */
+	struct shmring_client_reply reply;  /* what decode_reply() hands out */
+	struct shmring_client_action *acts; /* reply.actions, grown, never shrunk */
+	uint32_t cap;                       /* entries allocated in acts */
 };
 
 int shmring_client_decoder_new(struct shmring_client_decoder **out)
@@ -31,6 +33,7 @@ void shmring_client_decoder_free(struct shmring_client_decoder *d)
 	if (!d)
 		return;
 	shmring_mpr_destroy(&d->reader);
+	free(d->acts);
 	free(d);
 }
 
@@ -49,21 +52,49 @@ static int str_of(const msgpack_object *o, struct shmring_client_str *s)
 	return 0;
 }
 
-/* Sort one action's arguments into the flat struct (see client.h). */
-static void action_of(const msgpack_object *arr, struct shmring_client_action *a)
+/* What each op must carry (docs/protocol.md, "REPLY"): strings, an integer,
+ * a map. Indexed by op; ops past the table are unknown. */
+static const struct {
+	uint8_t nstr, num, map;
+} op_needs[] = {
+    [SHMRING_ACT_SET_REQ_HEADER] = {2, 0, 0},
+    [SHMRING_ACT_ADD_REQ_HEADER] = {2, 0, 0},
+    [SHMRING_ACT_CLEAR_REQ_HEADER] = {1, 0, 0},
+    [SHMRING_ACT_SET_PATH] = {1, 0, 0},
+    [SHMRING_ACT_SET_QUERY] = {1, 0, 0},
+    [SHMRING_ACT_SET_METHOD] = {1, 0, 0},
+    [SHMRING_ACT_SET_RESP_HEADER] = {2, 0, 0},
+    [SHMRING_ACT_ADD_RESP_HEADER] = {2, 0, 0},
+    [SHMRING_ACT_EXIT] = {0, 1, 0},
+    [SHMRING_ACT_SET_CTX] = {2, 0, 0},
+    [SHMRING_ACT_AUTHENTICATE] = {0, 0, 1},
+    [SHMRING_ACT_LOG] = {1, 1, 0},
+    [SHMRING_ACT_LOOKUP] = {1, 1, 0}, /* kind, key: in NEED_ENTITIES replies */
+};
+
+static int is_int(const msgpack_object *o)
+{
+	return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	       o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+}
+
+/* Sort one action's arguments into the flat struct (see client.h): 0, or
+ * -EBADMSG if it is not an action this library can apply as sent. */
+static int action_of(const msgpack_object *arr, struct shmring_client_action *a)
 {
 	memset(a, 0, sizeof(*a));
+	if (arr->type != MSGPACK_OBJECT_ARRAY || arr->via.array.size == 0)
+		return -EBADMSG;
 	const msgpack_object *v = arr->via.array.ptr;
 	uint32_t n = arr->via.array.size;
-	if (v[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && v[0].via.u64 < UINT32_MAX)
-		a->op = (uint32_t)v[0].via.u64;
-	else
-		a->op = UINT32_MAX; /* unknown: the Lua side skips it */
+	if (v[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[0].via.u64 == 0 ||
+	    v[0].via.u64 >= sizeof(op_needs) / sizeof(op_needs[0]))
+		return -EBADMSG;
+	a->op = (uint32_t)v[0].via.u64;
 	int have_num = 0;
 	for (uint32_t i = 1; i < n; i++) {
 		const msgpack_object *o = &v[i];
-		if (!have_num && (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-				  o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
+		if (!have_num && is_int(o)) {
 			int64_t x = o->via.i64;
 			if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 > INT32_MAX)
 				x = INT32_MAX;
@@ -75,12 +106,32 @@ static void action_of(const msgpack_object *arr, struct shmring_client_action *a
 			a->nstr++;
 		} else if (!a->map && o->type == MSGPACK_OBJECT_MAP) {
 			a->map = o;
+		} else if (o->type != MSGPACK_OBJECT_NIL) {
+			return -EBADMSG; /* an argument no op of the protocol takes */
 		}
 	}
+	if (a->nstr < op_needs[a->op].nstr || have_num < op_needs[a->op].num ||
+	    (op_needs[a->op].map && !a->map))
+		return -EBADMSG;
+	return 0;
+}
+
+/* Room for n actions. n is bounded by the payload (an action takes at least
+ * two bytes), so this grows with the record size, never past it. */
+static int reserve(struct shmring_client_decoder *d, uint32_t n)
+{
+	if (n <= d->cap)
+		return 0;
+	struct shmring_client_action *p = realloc(d->acts, (size_t)n * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	d->acts = p;
+	d->cap = n;
+	return 0;
 }
 
 int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *buf, uint32_t len,
-				struct shmring_client_reply **out)
+                                struct shmring_client_reply **out)
 {
 	*out = NULL;
 	struct shmring_client_reply *r = &d->reply;
@@ -92,7 +143,7 @@ int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *bu
 		return -EBADMSG;
 	r->status = -1;
 	r->nactions = 0;
-	r->truncated = 0;
+	r->actions = d->acts;
 	r->error.ptr = NULL;
 	r->error.len = 0;
 	uint64_t s;
@@ -102,22 +153,20 @@ int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *bu
 	if (e)
 		str_of(e, &r->error);
 	const msgpack_object *acts = shmring_mp_get(root, "a");
-	if (!acts || acts->type != MSGPACK_OBJECT_ARRAY) {
+	if (!acts) {
 		*out = r;
 		return 0;
 	}
-	for (uint32_t i = 0; i < acts->via.array.size; i++) {
-		const msgpack_object *one = &acts->via.array.ptr[i];
-		/* Defensive: a malformed action is skipped, not fatal, so one bad
-		 * entry cannot hide the ones the plugin meant (e.g. an EXIT). */
-		if (one->type != MSGPACK_OBJECT_ARRAY || one->via.array.size == 0)
-			continue;
-		if (r->nactions == SHMRING_CLIENT_MAX_ACTIONS) {
-			r->truncated = 1;
-			break;
-		}
-		action_of(one, &r->actions[r->nactions++]);
-	}
+	if (acts->type != MSGPACK_OBJECT_ARRAY)
+		return -EBADMSG;
+	uint32_t n = acts->via.array.size;
+	if ((rc = reserve(d, n)) < 0)
+		return rc;
+	r->actions = d->acts;
+	for (uint32_t i = 0; i < n; i++)
+		if ((rc = action_of(&acts->via.array.ptr[i], &r->actions[i])) < 0)
+			return rc;
+	r->nactions = n;
 	*out = r;
 	return 0;
 }
@@ -129,7 +178,7 @@ uint32_t shmring_client_map_len(const void *map)
 }
 
 int shmring_client_map_str(const void *map, uint32_t i, struct shmring_client_str *key,
-			   struct shmring_client_str *val)
+                           struct shmring_client_str *val)
 {
 	memset(key, 0, sizeof(*key));
 	memset(val, 0, sizeof(*val));
@@ -156,7 +205,7 @@ int shmring_client_begin(struct shmring_chan *c, uint32_t cap, struct shmring_cl
 }
 
 int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uint16_t type,
-		       uint64_t req_id, int publish)
+                       uint64_t req_id, int publish)
 {
 	int len = shmring_mpw_finish(&m->w);
 	if (len < 0) {
@@ -172,7 +221,7 @@ int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uin
 }
 
 int shmring_client_health(const struct shmring_instance *inst, const struct shmring_chan *c,
-			  int64_t max_age_ns)
+                          int64_t max_age_ns)
 {
 	if (c && shmring_chan_is_closed(c))
 		return -ESTALE;

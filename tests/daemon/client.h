@@ -107,6 +107,9 @@ static inline pid_t tc_spawn(const char *const *extra)
 	argv[n++] = tc_shm;
 	argv[n++] = "--plugin-dir";
 	argv[n++] = PLUGIN_DIRS;
+	/* Log files and credentials files of the tests live in tc_dir. */
+	argv[n++] = "--plugin-file-dirs";
+	argv[n++] = tc_dir;
 	for (int i = 0; extra && extra[i] && n < 62; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;

@@ -90,7 +90,9 @@ class Stack:
         self.daemon = subprocess.Popen(
             [self.daemon_bin, "--foreground", "--shm-dir", self.shm_dir,
              "--channels", str(self.nginx_workers * 4), "--workers", str(self.daemon_workers),
-             "--plugin-dir", self.plugin_dir] + self.daemon_args,
+             "--plugin-dir", self.plugin_dir,
+             # the log files the demo config names live in the prefix
+             "--plugin-file-dirs", self.prefix] + self.daemon_args,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         ctl = os.path.join(self.shm_dir, "ctl")
         end = time.time() + timeout

@@ -2,6 +2,7 @@
 stubs (PDK double) on the real shmringd, via the demo routes and configs
 (demo/shmring_demo.lua): what the client gets and what the echo upstream
 received."""
+import http.client
 import json
 import os
 import re
@@ -76,6 +77,30 @@ def request_transformer(st):
               "query renamed q->search, added added=1, kept the rest (got %s)" % q)
     status, _, echo = st.get_json("/request-transformer")
     check(echo["query"] == {"added": "1"}, "add.querystring alone (got %s)" % echo["query"])
+    many_renamed_copies(st)
+
+
+def many_renamed_copies(st):
+    """70 copies of a renamed header make a reply of more than 64 actions;
+    the query removal after them must still apply (a reply is applied whole
+    or not at all), so secret=1 never reaches the upstream."""
+    c = http.client.HTTPConnection("127.0.0.1", st.port, timeout=5)
+    try:
+        c.putrequest("GET", "/request-transformer?secret=1&keep=x")
+        for i in range(70):
+            c.putheader("X-Old-Name", "copy-%d" % i)
+        c.endheaders()
+        r = c.getresponse()
+        status, body = r.status, r.read()
+    finally:
+        c.close()
+    check(status == 200, "70 renamed copies: the whole reply applied, 200 (got %d: %r)"
+          % (status, body[:200]))
+    echo = json.loads(body)
+    check("secret" not in echo["query"], "remove.querystring held with 70 renamed copies (got %s)"
+          % echo["query"])
+    check("x-old-name" not in echo["headers"], "every copy renamed (got %s)"
+          % echo["headers"].get("x-old-name"))
 
 
 def correlation_id(st):

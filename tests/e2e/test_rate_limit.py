@@ -11,7 +11,10 @@ minute's 100). A part whose rounds never fit in a second is not judged, but
 the other part and the error-log check still run; the program then exits
 77 ("skipped") naming what was left out, unless a check failed."""
 import json
+import mmap
 import os
+import struct
+import subprocess
 import sys
 import threading
 import time
@@ -101,6 +104,59 @@ def concurrent(st, n=12):
     return "no concurrent round fit in one second in %d tries" % ROUNDS
 
 
+RL_EPOCH = 1577836800  # plugins/rate-limiting/rl_table.h
+
+
+def fill_table(st, key, state):
+    """Write {key, state} into every slot of the shared counter table
+    (layout: plugins/rate-limiting/rl_table.h: a 64-byte header, then
+    buckets of {lock, pad, 7 x {key, state}})."""
+    path = os.path.join(st.shm_dir, "plugin-rate-limiting-v2.shm")
+    with open(path, "r+b") as f:
+        mm = mmap.mmap(f.fileno(), 0)
+        nb = (len(mm) - 64) // 128
+        mm[64:] = (struct.pack("<QQ", 0, 0) + struct.pack("<QQ", key, state) * 7) * nb
+        mm.close()
+
+
+def exhausted_total(st):
+    ctl = os.path.join(st.build, "bin", "shmringctl")
+    out = subprocess.run([ctl, "--shm-dir", st.shm_dir, "stats", "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    return sum(p.get("exhausted", 0) for w in json.loads(out)["workers"]
+               for p in w.get("plugins", []) if p["name"] == "rate-limiting")
+
+
+def full_table(st):
+    """Every slot live (windows that end in an hour): the request is let
+    through (fault_tolerant) uncounted, and the exhaustion shows in
+    shmringctl stats and the metrics. Once those windows have ended, the
+    slots are reclaimed and requests are counted again."""
+    before = exhausted_total(st)
+    now_rel = int(time.time()) - RL_EPOCH
+    fill_table(st, 4, (now_rel + 3600) << 32 | 1)
+    status, hdrs, _ = st.get("/rate-limit?full=1")
+    check(status == 200 and "x-ratelimit-remaining-second" not in hdrs,
+          "full table: let through uncounted (fault_tolerant) (got %d %s)" % (status, hdrs))
+    check(exhausted_total(st) == before + 1,
+          "shmringctl stats --json counts the exhaustion (%d -> %d)" % (before, exhausted_total(st)))
+    ctl = os.path.join(st.build, "bin", "shmringctl")
+    text = subprocess.run([ctl, "--shm-dir", st.shm_dir, "stats"], capture_output=True,
+                          text=True, check=True).stdout
+    check("exhausted" in text, "shmringctl stats shows an exhausted column")
+    _, _, body = st.get("/shmring/metrics")
+    line = [l for l in body.decode().splitlines()
+            if l.startswith('shmring_plugin_exhausted_total{plugin="rate-limiting"}')]
+    check(line and int(line[0].split()[-1]) == before + 1,
+          "the metrics count the exhaustion (got %s)" % line)
+    fill_table(st, 4, (now_rel - 5) << 32 | 1)
+    status, hdrs, _ = st.get("/rate-limit?full=2")
+    check(status == 200 and hdrs.get("x-ratelimit-remaining-second") is not None,
+          "expired windows reclaimed: counted again (got %d %s)" % (status, hdrs))
+    check(exhausted_total(st) == before + 1, "no exhaustion once reclaimed")
+    fill_table(st, 0, 0)
+
+
 def main(build):
     skip_unless_ready(build)
     if "rate-limiting" not in stack.built_plugins(build):
@@ -111,6 +167,7 @@ def main(build):
         check(r["plugin"] == "rate-limiting",
               "/rate-limit runs rate-limiting (%s)" % r)
         not_judged = [why for why in (sequential(st), concurrent(st)) if why]
+        full_table(st)
         errors = [l for l in st.tail_log(300).splitlines() if "[error]" in l or "[alert]" in l]
         check(not errors, "no error in nginx's error.log: %s" % errors[:3])
     if not_judged:

@@ -1044,6 +1044,11 @@ static void test_hostile_requests(void **state)
 
 int main(void)
 {
+	/* As shmringd with plugin_file_dirs = /tmp: the credentials file of
+	 * test_credentials_file lives there. */
+	char err[256];
+	if (shmringd__file_dirs_set("/tmp", err, sizeof(err)) < 0)
+		return 1;
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_b64url_strict),
 	    cmocka_unit_test(test_b64_lenient),

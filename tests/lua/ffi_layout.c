@@ -64,7 +64,6 @@ int main(void)
 	SIZE(shmring_client_reply);
 	FIELD(shmring_client_reply, status);
 	FIELD(shmring_client_reply, nactions);
-	FIELD(shmring_client_reply, truncated);
 	FIELD(shmring_client_reply, error);
 	FIELD(shmring_client_reply, actions);
 

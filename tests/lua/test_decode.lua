@@ -32,20 +32,19 @@ local dec = ffi.gc(dbox[0], C.shmring_client_decoder_free)
 local rbox = ffi.new("struct shmring_client_reply *[1]")
 local function str(x) return x.ptr ~= nil and ffi.string(x.ptr, x.len) or nil end
 
--- {s=0, a=[[1,"X-A","1"], [9, 403, "no", {"X-Why":"test"}], [12, 2, "msg"], [99]]}
+-- {s=0, a=[[1,"X-A","1"], [9, 403, "no", {"X-Why":"test"}], [12, 2, "msg"], [11, {}, nil]]}
 C.shmring_mpw_init(w, buf, 4096)
 C.shmring_mpw_map(w, 2); s("s"); u(0); s("a")
-C.shmring_mpw_array(w, 5)
+C.shmring_mpw_array(w, 4)
 C.shmring_mpw_array(w, 3); u(1); s("X-A"); s("1")
 C.shmring_mpw_array(w, 4); u(9); u(403); s("no"); C.shmring_mpw_map(w, 1); s("X-Why"); s("test")
 C.shmring_mpw_array(w, 3); u(12); u(2); s("msg")
-C.shmring_mpw_array(w, 1); u(99)
-C.shmring_mpw_uint(w, 5) -- not an array: skipped
+C.shmring_mpw_array(w, 3); u(11); C.shmring_mpw_map(w, 0); C.shmring_mpw_nil(w)
 local n = C.shmring_mpw_finish(w)
 check(n > 0, "encoded")
 check(C.shmring_client_decode_reply(dec, buf, n, rbox) == 0, "decodes")
 local r = rbox[0]
-check(r.status == 0 and r.nactions == 4 and r.truncated == 0, "status 0, four actions")
+check(r.status == 0 and r.nactions == 4, "status 0, four actions")
 local a = r.actions[0]
 check(a.op == 1 and str(a.a) == "X-A" and str(a.b) == "1" and a.nstr == 2, "SET_REQ_HEADER name, value")
 a = r.actions[1]
@@ -57,7 +56,41 @@ check(C.shmring_client_map_str(a.map, 0, k, v) == 0 and str(k[0]) == "X-Why" and
 check(C.shmring_client_map_str(a.map, 1, k, v) == core.ENOENT, "past the end: -ENOENT")
 a = r.actions[2]
 check(a.op == 12 and a.num == 2 and str(a.a) == "msg", "LOG level, message")
-check(r.actions[3].op == 99, "unknown op kept for the caller to skip")
+a = r.actions[3]
+check(a.op == 11 and a.map ~= nil and a.nstr == 0, "AUTHENTICATE consumer map, nil credential")
+
+-- A reply is taken whole or refused: {s=0, a=[[3,"X-Keep"], <bad>]} with
+-- each kind of malformed action after a good one.
+local EBADMSG = -74
+local function refused(what, write_bad)
+    C.shmring_mpw_init(w, buf, 4096)
+    C.shmring_mpw_map(w, 2); s("s"); u(0); s("a")
+    C.shmring_mpw_array(w, 2)
+    C.shmring_mpw_array(w, 2); u(3); s("X-Keep")
+    write_bad()
+    local len = C.shmring_mpw_finish(w)
+    check(len > 0, what .. ": encoded")
+    check(C.shmring_client_decode_reply(dec, buf, len, rbox) == EBADMSG and rbox[0] == nil,
+        what .. ": the whole reply refused")
+end
+refused("not an array", function() u(5) end)
+refused("empty action", function() C.shmring_mpw_array(w, 0) end)
+refused("unknown op", function() C.shmring_mpw_array(w, 1); u(99) end)
+refused("op 0", function() C.shmring_mpw_array(w, 2); u(0); s("x") end)
+refused("op as a string", function() C.shmring_mpw_array(w, 2); s("1"); s("x") end)
+refused("SET_REQ_HEADER without a value", function() C.shmring_mpw_array(w, 2); u(1); s("X-A") end)
+refused("SET_QUERY without a query", function() C.shmring_mpw_array(w, 1); u(5) end)
+refused("EXIT without a status", function() C.shmring_mpw_array(w, 2); u(9); s("body") end)
+refused("AUTHENTICATE without a consumer", function() C.shmring_mpw_array(w, 2); u(11); s("cred") end)
+refused("LOG without a message", function() C.shmring_mpw_array(w, 2); u(12); u(1) end)
+refused("an argument no op takes", function()
+    C.shmring_mpw_array(w, 3); u(3); s("X-A"); C.shmring_mpw_array(w, 0)
+end)
+refused("a third string", function() C.shmring_mpw_array(w, 4); u(1); s("a"); s("b"); s("c") end)
+C.shmring_mpw_init(w, buf, 4096)
+C.shmring_mpw_map(w, 2); s("s"); u(0); s("a"); u(1)
+n = C.shmring_mpw_finish(w)
+check(C.shmring_client_decode_reply(dec, buf, n, rbox) == EBADMSG, "\"a\" not an array: refused")
 
 -- {s=1, e="bad"} and {s=2}
 C.shmring_mpw_init(w, buf, 4096)
@@ -71,13 +104,24 @@ n = C.shmring_mpw_finish(w)
 check(C.shmring_client_decode_reply(dec, buf, n, rbox) == 0 and rbox[0].status == 2
     and rbox[0].nactions == 0, "unknown-conf reply")
 
--- More actions than fit: truncated, not overflowed.
-C.shmring_mpw_init(w, buf, 4096)
-C.shmring_mpw_map(w, 2); s("s"); u(0); s("a"); C.shmring_mpw_array(w, 100)
-for _ = 1, 100 do C.shmring_mpw_array(w, 2); u(3); s("x") end
+-- No fixed action limit: 1000 actions (more than any fixed array would
+-- hold) all decode, the last one included, then a short reply again.
+local big = ffi.new("uint8_t[65536]")
+C.shmring_mpw_init(w, big, 65536)
+C.shmring_mpw_map(w, 2); s("s"); u(0); s("a"); C.shmring_mpw_array(w, 1001)
+for i = 1, 1000 do C.shmring_mpw_array(w, 2); u(3); s("x" .. i) end
+C.shmring_mpw_array(w, 2); u(5); s("last=1")
 n = C.shmring_mpw_finish(w)
-check(C.shmring_client_decode_reply(dec, buf, n, rbox) == 0 and rbox[0].nactions == 64
-    and rbox[0].truncated == 1, "100 actions: 64 kept, truncated flagged")
+check(n > 0 and C.shmring_client_decode_reply(dec, big, n, rbox) == 0
+    and rbox[0].nactions == 1001, "1001 actions: every one kept")
+check(str(rbox[0].actions[999].a) == "x1000" and rbox[0].actions[1000].op == 5
+    and str(rbox[0].actions[1000].a) == "last=1", "the last actions intact")
+C.shmring_mpw_init(w, buf, 4096)
+C.shmring_mpw_map(w, 2); s("s"); u(0); s("a"); C.shmring_mpw_array(w, 1)
+C.shmring_mpw_array(w, 2); u(4); s("/p")
+n = C.shmring_mpw_finish(w)
+check(C.shmring_client_decode_reply(dec, buf, n, rbox) == 0 and rbox[0].nactions == 1
+    and str(rbox[0].actions[0].a) == "/p", "a short reply after a long one")
 
 -- Hostile input: truncated, not a map, garbage.
 check(C.shmring_client_decode_reply(dec, buf, n - 1, rbox) < 0 and rbox[0] == nil, "truncated: refused")

@@ -22,6 +22,28 @@ void shmringd__log(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The harness stands in for shmringd, whose plugin_file_dirs it takes as
+ * "/tmp": the tests keep the files their configs name there. A test of the
+ * policy itself sets its own list afterwards (shmringd__file_dirs_set). */
+__attribute__((constructor)) static void harness_file_dirs(void)
+{
+	char err[256];
+	if (shmringd__file_dirs_set("/tmp", err, sizeof(err)) < 0)
+		fprintf(stderr, "harness: %s\n", err);
+}
+
+int harness_sinks_start(struct shmringd_worker_stats *ws)
+{
+	struct shmringd_sink_opts o = {
+	    .batch_bytes = 65536, .flush_ms = 100, .max_bytes = 4u << 20};
+	int rc = shmringd__sinks_init(&o, ws);
+	if (rc < 0) {
+		printf("SKIP: io_uring unavailable: %s\n", strerror(-rc));
+		return 77;
+	}
+	return 0;
+}
+
 static void die(const char *what, const char *why)
 {
 	fprintf(stderr, "harness: %s: %s\n", what, why);

@@ -84,6 +84,12 @@ int harness_cleared(const struct harness *h, const char *name);
 /* The reply as compact JSON text (static buffer), for messages. */
 const char *harness_reply_text(const struct harness *h);
 
+/* Start the daemon's io_uring log sinks (default sizes) counting into ws,
+ * for a test that runs the log plugin: 0, or 77 (the test's skip code)
+ * after printing why when io_uring is unavailable here. */
+struct shmringd_worker_stats;
+int harness_sinks_start(struct shmringd_worker_stats *ws);
+
 /* ---- cmocka checks (harness_cmocka.c; the test links cmocka) ------------- */
 
 /* conf_new must accept json; else the test fails with its message. */

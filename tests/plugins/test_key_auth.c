@@ -336,8 +336,8 @@ static void config_errors(void **state)
 	conf_refused("{\"consumers\":[{\"id\":\"a\",\"username\":\"u\"},{\"id\":\"b\","
 	             "\"username\":\"u\"}]}",
 	             "duplicate consumer username 'u'");
-	conf_refused("{\"credentials_file\":\"/nonexistent/creds.json\"}",
-	             "cannot open credentials file /nonexistent/creds.json");
+	conf_refused("{\"credentials_file\":\"/tmp/nonexistent-shmring/creds.json\"}",
+	             "cannot open /tmp/nonexistent-shmring/creds.json: No such file");
 	conf_refused("[1,2]", "config must be a map");
 }
 
@@ -419,7 +419,7 @@ static void bad_files_refused_at_conf(void **state)
 	write_file("bad.json", "{\"consumers\":[{\"id\":\"f\",\"username\":\"u\",\"id\":\"g\"}]}");
 	conf_refused(conf, "duplicate object key");
 	write_file("bad.json", "{\"consumer\":[]}");
-	conf_refused(conf, "unknown top-level field 'consumer'");
+	conf_refused(conf, "an unknown top-level field (expected"); /* not quoted */
 	write_file("bad.json", "[]");
 	conf_refused(conf, "expected {\"consumers\": [...]}");
 	write_file("bad.json", "{\"consumers\":[{\"id\":\"f\",\"username\":\"u\","

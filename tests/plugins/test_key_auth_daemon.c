@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* key-auth's credentials file through a real shmringd: a replaced file is
  * picked up by the next request (reload_interval_ms 0), and a SIGHUP reload
- * re-reads it for a config that never checks it by itself. Requests go
- * through the rings exactly as the gateway sends them (tests/daemon/client.h). */
+ * re-reads it for a config that never checks it by itself; a path outside
+ * the daemon's plugin_file_dirs, or a link, is refused. Requests go through
+ * the rings exactly as the gateway sends them (tests/daemon/client.h). */
 #include "client.h"
 #include "shmring_plugin.h" /* the action codes */
 
@@ -172,6 +173,21 @@ int main(void)
 	tc_expect(c, &r, req++, 5 * SEC);
 	CHECK(r.s == SHMRING_REPLY_ERROR && strstr(tc_err(&r, e, sizeof(e)), "credentials file"),
 	      "broken file: s=%llu e=%s", (unsigned long long)r.s, e);
+
+	/* The daemon's plugin_file_dirs (tc_spawn: the test's dir): a file
+	 * outside it, or a link inside it to one outside, is not opened. */
+	snprintf(creds, sizeof(creds), "/etc/hostname");
+	tc_send(c, SHMRING_REC_CONF, req, fill_conf, &broken);
+	tc_expect(c, &r, req++, 5 * SEC);
+	CHECK(r.s == 1 &&
+	          strstr(tc_err(&r, e, sizeof(e)), "not below a directory the daemon allows"),
+	      "outside plugin_file_dirs: s=%llu e=%s", (unsigned long long)r.s, e);
+	snprintf(creds, sizeof(creds), "%s/link.json", tc_dir);
+	CHECK(symlink("/etc/hostname", creds) == 0, "symlink");
+	tc_send(c, SHMRING_REC_CONF, req, fill_conf, &broken);
+	tc_expect(c, &r, req++, 5 * SEC);
+	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "symbolic links are not followed"),
+	      "a link: s=%llu e=%s", (unsigned long long)r.s, e);
 
 	shmring_chan_release(c);
 	shmring_instance_close(inst, 0);

@@ -117,8 +117,8 @@ static void config_errors(void **state)
 	                     "config.path must be an absolute path");
 	harness_conf_refused(&H, "{\"path\":\"\"}", "config.path");
 	harness_conf_refused(&H, "{\"path\":\"/tmp/a?b\"}", "without '?'");
-	harness_conf_refused(&H, "{\"path\":\"/nonexistent-dir-shmring/x.log\"}",
-	                     "cannot open /nonexistent-dir-shmring/x.log");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/nonexistent-dir-shmring/x.log\"}",
+	                     "cannot open /tmp/nonexistent-dir-shmring/x.log");
 	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"port\":80}",
 	                     "config.host and config.port apply to the tcp and udp sinks");
 	harness_conf_refused(&H, "{\"sink\":\"tcp\",\"host\":\"127.0.0.1\"}",
@@ -298,6 +298,36 @@ static void file_lines(void **state)
 	}
 	json_decref(lines);
 	assert_true(WS.sink_entries >= N);
+}
+
+/* Empty strings as msgpack-c may hand them over: size 0, pointer NULL. */
+static void empty_strings(void **state)
+{
+	fresh_path("empty.log");
+	char cfg[300];
+	snprintf(cfg, sizeof(cfg), "{\"path\":\"%s\"}", path);
+	harness_conf_ok(&H, cfg);
+	msgpack_object empty = {.type = MSGPACK_OBJECT_STR, .via.str = {.size = 0, .ptr = NULL}};
+	msgpack_object_kv hdr = {.key = empty, .val = empty};
+	msgpack_object headers = {.type = MSGPACK_OBJECT_MAP, .via.map = {.size = 1, .ptr = &hdr}};
+	msgpack_object_kv req_kv = {
+	    .key = {.type = MSGPACK_OBJECT_STR, .via.str = {.size = 7, .ptr = "headers"}},
+	    .val = headers};
+	msgpack_object request = {.type = MSGPACK_OBJECT_MAP,
+	                          .via.map = {.size = 1, .ptr = &req_kv}};
+	msgpack_object_kv top_kv = {
+	    .key = {.type = MSGPACK_OBJECT_STR, .via.str = {.size = 7, .ptr = "request"}},
+	    .val = request};
+	msgpack_object entry = {.type = MSGPACK_OBJECT_MAP, .via.map = {.size = 1, .ptr = &top_kv}};
+	struct shmring_log_record rec = {.req_id = 1, .conf_id = H.conf_id, .entry = &entry};
+	assert_int_equal(H.p->log(H.conf, &rec), 0);
+	drain();
+	json_t *lines = read_lines(path);
+	assert_int_equal(json_array_size(lines), 1);
+	json_t *h =
+	    json_object_get(json_object_get(json_array_get(lines, 0), "request"), "headers");
+	assert_string_equal(json_string_value(json_object_get(h, "")), "");
+	json_decref(lines);
 }
 
 static void escaping(void **state)
@@ -544,13 +574,9 @@ static void tcp_down_drops_counted(void **state)
 
 int main(void)
 {
-	struct shmringd_sink_opts o = {
-	    .batch_bytes = 65536, .flush_ms = 100, .max_bytes = 4u << 20};
-	int rc = shmringd__sinks_init(&o, &WS);
-	if (rc < 0) {
-		printf("SKIP: io_uring unavailable: %s\n", strerror(-rc));
-		return 77;
-	}
+	int rc = harness_sinks_start(&WS);
+	if (rc != 0)
+		return rc;
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
 		return 1;
@@ -560,6 +586,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(bad_entries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(file_lines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(escaping, setup, teardown),
+	    cmocka_unit_test_setup_teardown(empty_strings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(reopen_after_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(batch_by_count, setup, teardown),
 	    cmocka_unit_test_setup_teardown(sink_spec_params, setup, teardown),

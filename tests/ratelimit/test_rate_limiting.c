@@ -3,9 +3,12 @@
  * block body, windows aligned to UTC periods, token-bucket refill, limit_by,
  * and exact counting with many threads in several forked processes sharing
  * one counter table (the daemon's shared region, here a temp dir). The
- * plugin's clock is pinned with shmring_rl_test_set_clock(). */
+ * plugin's clock is pinned with shmring_rl_test_set_clock(). A table whose
+ * every slot is live is counted as exhausted (shmringctl stats, metrics)
+ * and handled by fault_tolerant; once those windows expire it counts again. */
 #include "daemon.h"
 #include "harness.h"
+#include "rl_table.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -30,8 +33,12 @@ static void (*set_clock)(uint64_t);
 
 static uint64_t utc(int y, int mon, int d, int h, int mi, int s)
 {
-	struct tm tm = {.tm_year = y - 1900, .tm_mon = mon - 1, .tm_mday = d,
-	                .tm_hour = h, .tm_min = mi, .tm_sec = s};
+	struct tm tm = {.tm_year = y - 1900,
+	                .tm_mon = mon - 1,
+	                .tm_mday = d,
+	                .tm_hour = h,
+	                .tm_min = mi,
+	                .tm_sec = s};
 	return (uint64_t)timegm(&tm) * NS;
 }
 
@@ -174,22 +181,62 @@ static void config_errors(void **state)
  * error or a config, never a crash (ASan/UBSan builds). */
 static void config_any_type(void **state)
 {
-	static const char *const fields[] = {
-	    "second", "minute", "hour", "day", "month", "year", "limit_by", "header_name", "path",
-	    "policy", "fault_tolerant", "hide_client_headers", "error_code", "error_message",
-	    "redis", "sync_rate", "algorithm", "redis_host", "redis_port", "redis_password",
-	    "redis_database", "redis_timeout", "redis_ssl", "retry_after_jitter_max", NULL};
-	static const char *const values[] = {
-	    "0", "1", "-1", "7", "1.5", "1e300", "-1e300", "4294967295", "9223372036854775807",
-	    "\"\"", "\"x\"", "\"redis\"", "\"header\"", "\"token-bucket\"", "true", "false",
-	    "null", "[]", "[1,2]", "{}", "{\"host\":1}", "{\"host\":\"h\",\"port\":\"p\"}", NULL};
+	static const char *const fields[] = {"second",
+	                                     "minute",
+	                                     "hour",
+	                                     "day",
+	                                     "month",
+	                                     "year",
+	                                     "limit_by",
+	                                     "header_name",
+	                                     "path",
+	                                     "policy",
+	                                     "fault_tolerant",
+	                                     "hide_client_headers",
+	                                     "error_code",
+	                                     "error_message",
+	                                     "redis",
+	                                     "sync_rate",
+	                                     "algorithm",
+	                                     "redis_host",
+	                                     "redis_port",
+	                                     "redis_password",
+	                                     "redis_database",
+	                                     "redis_timeout",
+	                                     "redis_ssl",
+	                                     "retry_after_jitter_max",
+	                                     NULL};
+	static const char *const values[] = {"0",
+	                                     "1",
+	                                     "-1",
+	                                     "7",
+	                                     "1.5",
+	                                     "1e300",
+	                                     "-1e300",
+	                                     "4294967295",
+	                                     "9223372036854775807",
+	                                     "\"\"",
+	                                     "\"x\"",
+	                                     "\"redis\"",
+	                                     "\"header\"",
+	                                     "\"token-bucket\"",
+	                                     "true",
+	                                     "false",
+	                                     "null",
+	                                     "[]",
+	                                     "[1,2]",
+	                                     "{}",
+	                                     "{\"host\":1}",
+	                                     "{\"host\":\"h\",\"port\":\"p\"}",
+	                                     NULL};
 	char cfg[256];
 	for (int f = 0; fields[f]; f++) {
 		for (int v = 0; values[v]; v++) {
 			for (int with_limit = 0; with_limit < 2; with_limit++) {
 				snprintf(cfg, sizeof(cfg), "{%s\"%s\":%s}",
-				         with_limit && strcmp(fields[f], "minute") ? "\"minute\":10,"
-				                                                   : "",
+				         with_limit && strcmp(fields[f], "minute")
+				             ? "\"minute\":10,"
+				             : "",
 				         fields[f], values[v]);
 				int rc = harness_conf(&H, cfg);
 				if (rc < 0 && !strstr(H.err, "rate-limiting: "))
@@ -440,7 +487,8 @@ static void *hammer_thread(void *arg)
 		pthread_barrier_wait(&hm->sc->barrier);
 		for (int i = 0; i < hm->per_phase; i++) {
 			if (harness_call(&h, SHMRING_PHASE_ACCESS,
-			                 "{\"client_ip\":\"9.9.9.9\",\"route_id\":\"hammer\"}") != 0) {
+			                 "{\"client_ip\":\"9.9.9.9\",\"route_id\":\"hammer\"}") !=
+			    0) {
 				__atomic_fetch_add(&hm->sc->errors, 1, __ATOMIC_RELAXED);
 				continue;
 			}
@@ -466,11 +514,11 @@ static void hammer_process(struct hammer *hm)
 		pthread_join(th[i], NULL);
 }
 
-static struct shared_counts *run_hammer(const char *config, int phases, int per_phase,
-                                        uint64_t t0, uint64_t step_ns)
+static struct shared_counts *run_hammer(const char *config, int phases, int per_phase, uint64_t t0,
+                                        uint64_t step_ns)
 {
-	struct shared_counts *sc = mmap(NULL, sizeof(*sc), PROT_READ | PROT_WRITE,
-	                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct shared_counts *sc =
+	    mmap(NULL, sizeof(*sc), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(sc != MAP_FAILED);
 	memset(sc, 0, sizeof(*sc));
 	pthread_barrierattr_t ba;
@@ -527,11 +575,50 @@ static void exact_across_processes(void **state)
 	munmap(sc, sizeof(*sc));
 
 	/* Token bucket: the burst, exactly. */
-	sc = run_hammer("{\"hour\":777,\"limit_by\":\"ip\",\"algorithm\":\"token-bucket\"}", 1,
-	                300, t0, 0);
+	sc = run_hammer("{\"hour\":777,\"limit_by\":\"ip\",\"algorithm\":\"token-bucket\"}", 1, 300,
+	                t0, 0);
 	assert_int_equal(sc->errors, 0);
 	assert_int_equal(sc->passed[1], 777);
 	munmap(sc, sizeof(*sc));
+}
+
+/* ---- a full table ------------------------------------------------------------------ */
+
+/* Every slot of the shared table: key `key` with state `state`. */
+static void fill_table(uint64_t key, uint64_t state)
+{
+	size_t bytes = rl_table_bytes(1ull << 16); /* RL_NBUCKETS */
+	void *mem;
+	assert_int_equal(shmring_shared_region("rate-limiting-v2", bytes, &mem), 0);
+	struct rl_bucket *b = (struct rl_bucket *)((char *)mem + sizeof(struct rl_header));
+	for (size_t i = 0; i < (1u << 16); i++)
+		for (int j = 0; j < RL_SLOTS; j++)
+			b[i].slot[j] = (struct rl_slot){key, state};
+}
+
+static void full_table_is_counted(void **state)
+{
+	uint64_t now = utc(2026, 3, 1, 12, 0, 0) + NS / 2;
+	uint64_t now_rel_s = now / NS - RL_EPOCH;
+	set_clock(now);
+	/* Live windows of some other key everywhere: no slot for anyone. */
+	fill_table(4, (now_rel_s + 100) << 32 | 1);
+	harness_conf_ok(&H, "{\"second\":5,\"limit_by\":\"ip\"}");
+	assert_int_equal(call(IP("192.0.2.7")), 0); /* fault_tolerant: let through */
+	assert_int_equal(H.rep->exhausted, 1);
+	json_t *log = harness_action(&H, SHMRING_ACT_LOG, 0);
+	assert_non_null(log);
+	assert_non_null(strstr(json_string_value(json_array_get(log, 2)), "counter table full"));
+	expect_header("X-RateLimit-Remaining-Second", NULL);
+	harness_conf_ok(&H, "{\"second\":5,\"limit_by\":\"ip\",\"fault_tolerant\":false}");
+	assert_int_equal(call(IP("192.0.2.7")), 500);
+	assert_int_equal(H.rep->exhausted, 1);
+	/* Those windows ended two seconds ago: reclaimed, counted again. */
+	fill_table(4, (now_rel_s - 1) << 32 | 1);
+	assert_int_equal(call(IP("192.0.2.7")), 0);
+	assert_int_equal(H.rep->exhausted, 0);
+	expect_header("X-RateLimit-Remaining-Second", "4");
+	fill_table(0, 0);
 }
 
 int main(void)
@@ -552,6 +639,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(token_bucket_refill, setup, teardown),
 	    cmocka_unit_test_setup_teardown(limit_by_kinds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(exact_across_processes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(full_table_is_counted, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	shmringd__shared_remove_all(tmpdir);

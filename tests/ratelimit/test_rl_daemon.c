@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rate-limiting (policy local) in a real shmringd, through the rings:
- * the counters live in <shm_dir>/plugin-rate-limiting-v1.shm, so
+ * the counters live in <shm_dir>/plugin-rate-limiting-v2.shm, so
  *   - a worker killed (SIGKILL) and restarted finds its counts again (the
  *     client re-registers its config on "unknown conf", status 2);
  *   - a SIGHUP reload (new workers) keeps them too;
@@ -104,7 +104,7 @@ int main(void)
 	struct tc_reply *r = calloc(1, sizeof(*r));
 	do_register(c, r);
 	char region[400];
-	snprintf(region, sizeof(region), "%s/plugin-rate-limiting-v1.shm", tc_shm);
+	snprintf(region, sizeof(region), "%s/plugin-rate-limiting-v2.shm", tc_shm);
 	struct stat st;
 	CHECK(stat(region, &st) == 0 && st.st_size > 0, "the counters' region %s exists", region);
 

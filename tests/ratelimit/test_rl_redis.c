@@ -150,8 +150,8 @@ static void host_start(struct host *h)
 	/* client.h's helpers use tc_shm / tc_errlog / tc_pid: point them here */
 	snprintf(tc_shm, sizeof(tc_shm), "%s", h->shm);
 	snprintf(tc_errlog, sizeof(tc_errlog), "%s", h->errlog);
-	const char *args[] = {"--workers", "1", "--channels", "2", "--plugins", "rate-limiting",
-	                      NULL};
+	const char *args[] = {"--workers",     "1", "--channels", "2", "--plugins",
+	                      "rate-limiting", NULL};
 	tc_pid = tc_spawn(args);
 	h->pid = tc_pid;
 	h->inst = tc_wait_ready(1, 20 * SEC);
@@ -274,7 +274,8 @@ static void redis_counts(uint64_t *total, int *nfields)
 	redisReply *keys = redisCommand(c, "KEYS shmring:rl:*");
 	for (size_t i = 0; keys && keys->type == REDIS_REPLY_ARRAY && i < keys->elements; i++) {
 		redisReply *h = redisCommand(c, "HGETALL %s", keys->element[i]->str);
-		for (size_t j = 0; h && h->type == REDIS_REPLY_ARRAY && j + 1 < h->elements; j += 2) {
+		for (size_t j = 0; h && h->type == REDIS_REPLY_ARRAY && j + 1 < h->elements;
+		     j += 2) {
 			*total += strtoull(h->element[j + 1]->str, NULL, 10);
 			(*nfields)++;
 		}
@@ -331,8 +332,9 @@ static void converged(struct tc_reply *r)
 		redis_counts(&total, &n);
 		if (n == 2 && total == LIMIT)
 			break;
-		CHECK(tc_now() < deadline, "Redis does not hold both hosts' counts (%d fields, %llu)",
-		      n, (unsigned long long)total);
+		CHECK(tc_now() < deadline,
+		      "Redis does not hold both hosts' counts (%d fields, %llu)", n,
+		      (unsigned long long)total);
 		usleep(20000);
 	}
 	/* A, spaced by a sync interval: it may still pass what B let through
@@ -436,8 +438,8 @@ static void synchronous(struct tc_reply *r)
 
 static void redis_down(struct tc_reply *r)
 {
-	struct rl_cfg strict = {.id = 2, .day = LIMIT, .sync_rate = SYNC_MS / 1000.0,
-	                        .fault_tolerant = false};
+	struct rl_cfg strict = {
+	    .id = 2, .day = LIMIT, .sync_rate = SYNC_MS / 1000.0, .fault_tolerant = false};
 	host_conf(&A, &strict);
 	CHECK(host_access(&A, 0, r, 2, "10.0.0.4", NULL) == 0, "fault_tolerant=false, Redis up");
 	kill(redis_pid, SIGKILL);
@@ -504,8 +506,8 @@ int main(void)
 	}
 	host_start(&B);
 	host_start(&A); /* last: tc_pid / tc_errlog name A for client.h's dump */
-	struct rl_cfg tolerant = {.id = 1, .day = LIMIT, .sync_rate = SYNC_MS / 1000.0,
-	                          .fault_tolerant = true};
+	struct rl_cfg tolerant = {
+	    .id = 1, .day = LIMIT, .sync_rate = SYNC_MS / 1000.0, .fault_tolerant = true};
 	host_conf(&A, &tolerant);
 	host_conf(&B, &tolerant);
 	struct tc_reply *r = calloc(1, sizeof(*r));

@@ -27,8 +27,6 @@
 extern "C" {
 #endif
 
-#define SHMRING_CLIENT_MAX_ACTIONS 64u
-
 /* A string inside the decoded buffer (not NUL-terminated). ptr is NULL when
  * the argument is absent. */
 struct shmring_client_str {
@@ -44,7 +42,7 @@ struct shmring_client_str {
  *   SET_CTX a = key, b = value                 AUTHENTICATE map = consumer, a = credential
  *   LOG num = level, a = message */
 struct shmring_client_action {
-	uint32_t op;   /* enum shmring_action_op; an unknown code makes the gateway refuse the reply */
+	uint32_t op;   /* enum shmring_action_op (shmring/protocol.h) */
 	int32_t num;   /* first integer argument, 0 if none */
 	uint32_t nstr; /* how many of a, b are set */
 	uint32_t pad_;
@@ -53,13 +51,13 @@ struct shmring_client_action {
 	const void *map; /* opaque msgpack map, read with shmring_client_map_*; NULL if none */
 };
 
+/* A decoded reply. Every action of the payload is here: there is no fixed
+ * limit (the record size bounds a reply), so a reply is applied whole. */
 struct shmring_client_reply {
-	int32_t status;    /* "s"; -1 if absent */
-	uint32_t nactions; /* entries used in actions[] */
-	uint32_t truncated; /* 1 if the reply had more than SHMRING_CLIENT_MAX_ACTIONS */
-	uint32_t pad_;
-	struct shmring_client_str error; /* "e" */
-	struct shmring_client_action actions[SHMRING_CLIENT_MAX_ACTIONS];
+	int32_t status;                        /* "s"; -1 if absent */
+	uint32_t nactions;                     /* entries in actions[] */
+	struct shmring_client_str error;       /* "e" */
+	struct shmring_client_action *actions; /* nactions entries, owned by the decoder */
 };
 
 /* A reusable decoder (parser zone + one reply). Caller owns *out; free with
@@ -69,10 +67,13 @@ SHMRING_API int shmring_client_decoder_new(struct shmring_client_decoder **out);
 SHMRING_API void shmring_client_decoder_free(struct shmring_client_decoder *d);
 
 /* Decode a REPLY payload. *out points into the decoder and stays valid until
- * the next call on this decoder; its strings point into buf. -EBADMSG if the
- * payload is not a reply map (then *out is NULL). */
+ * the next call on this decoder; its strings point into buf. A reply is taken
+ * whole or refused: -EBADMSG (then *out is NULL) if the payload is not a reply
+ * map, or if any action is malformed: not a non-empty array, an op this
+ * library does not know, an argument missing or of a kind the op does not
+ * take. -ENOMEM if the action array cannot grow. */
 SHMRING_API int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *buf,
-					    uint32_t len, struct shmring_client_reply **out);
+                                            uint32_t len, struct shmring_client_reply **out);
 
 /* Entries of an action's map (0 if map is NULL or not a map). */
 SHMRING_API uint32_t shmring_client_map_len(const void *map);
@@ -80,7 +81,7 @@ SHMRING_API uint32_t shmring_client_map_len(const void *map);
  * converted). 0, or -ENOENT past the end, -EBADMSG if the key or value is
  * not a string (both outputs are then zeroed). */
 SHMRING_API int shmring_client_map_str(const void *map, uint32_t i, struct shmring_client_str *key,
-				       struct shmring_client_str *val);
+                                       struct shmring_client_str *val);
 
 /* A record being written: the claim and the msgpack writer over it. */
 struct shmring_client_msg {
@@ -91,20 +92,20 @@ struct shmring_client_msg {
 /* Claim room for a record of up to cap payload bytes in the SQ and point
  * m->w at it. Results as shmring_claim(): 0, SHMRING_FULL, -errno. */
 SHMRING_API int shmring_client_begin(struct shmring_chan *c, uint32_t cap,
-				     struct shmring_client_msg *m);
+                                     struct shmring_client_msg *m);
 /* Finish the writer, commit the record and, if publish != 0, publish the
  * SQ (which wakes the serving worker if it sleeps). Returns the payload
  * length, or -EMSGSIZE if the writer overflowed cap (the claim is then
  * dropped and nothing becomes visible), or -errno. */
 SHMRING_API int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m,
-				   uint16_t type, uint64_t req_id, int publish);
+                                   uint16_t type, uint64_t req_id, int publish);
 
 /* Daemon health as the client sees it, without waiting: 0 if alive;
  * -ESTALE if the daemon closed the instance or re-created it (the client
  * must re-attach and re-claim); -ETIMEDOUT if the heartbeat is older than
  * max_age_ns (the daemon is gone or hung). c may be NULL. */
 SHMRING_API int shmring_client_health(const struct shmring_instance *inst,
-				      const struct shmring_chan *c, int64_t max_age_ns);
+                                      const struct shmring_chan *c, int64_t max_age_ns);
 
 #ifdef __cplusplus
 }

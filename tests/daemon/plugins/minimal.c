@@ -11,9 +11,9 @@ static int hello_access(void *conf, const struct shmring_request *req, struct sh
 }
 
 SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
-	.abi_version = SHMRING_PLUGIN_ABI_VERSION,
-	.struct_size = sizeof(struct shmring_plugin),
-	.name = "minimal",
-	.phases = SHMRING_PHASE_ACCESS,
-	.access = hello_access,
+    .abi_version = SHMRING_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(struct shmring_plugin),
+    .name = "minimal",
+    .phases = SHMRING_PHASE_ACCESS,
+    .access = hello_access,
 };
