@@ -107,7 +107,9 @@ static const struct opt opts[] = {
           "exceed idle_timeout_ms + 100",
           "10000"),
     O_NUM("entity_cache_entries", entity_cache_entries,
-          "consumers and credentials learned from the gateway, kept per channel (LRU)", "4096"),
+          "consumers and credentials learned from the gateway, kept per channel; the least "
+          "recently used go first (unknown keys count too)",
+          "4096"),
     {"verbose", OPT_U32, offsetof(struct shmringd_config, verbose), 0,
      "1 = log every malformed record and each worker's start", "0"},
     O_STR("plugin_file_dirs", plugin_file_dirs,
