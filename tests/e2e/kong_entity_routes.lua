@@ -3,6 +3,7 @@
 -- database, loaded here as a declarative config and changed by the test
 -- through the double's Admin API stand-in, /kong-admin/).
 local double = require("kong_pdk_double")
+local prefix = ngx.config.prefix()
 
 double.declarative({
     consumers = {
@@ -24,6 +25,11 @@ return {
     ["ent-key-auth"] = { plugins = {
         plugin("shmring-key-auth", { hide_credentials = true }),
         plugin("native-consumer-reader", {}),
+    } },
+    -- ... and what Kong's own logger writes of the login
+    ["ent-key-auth-log"] = { plugins = {
+        plugin("shmring-key-auth", {}),
+        plugin("file-log", { path = prefix .. "kong-entities-file-log.log" }),
     } },
     ["ent-key-auth-anon"] = { plugins = {
         plugin("shmring-key-auth", { anonymous = "anonymous" }),

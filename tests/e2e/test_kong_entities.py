@@ -134,6 +134,22 @@ def kong_shaped(st):
           and h.get("x-native-credential-id") == CAROL_CRED
           and h.get("x-native-credential-consumer-id") == CAROL,
           "Kong's own plugins see Kong's consumer and credential (%s)" % h)
+    status, _ = key_auth(st, "carol-key", "ent-key-auth-log")
+    line = {}
+    path = os.path.join(st.prefix, "kong-entities-file-log.log")
+    for _ in range(100):
+        if os.path.exists(path):
+            with open(path) as f:
+                lines = [json.loads(x) for x in f if x.strip()]
+            if lines:
+                line = lines[-1]
+                break
+        time.sleep(0.05)
+    c = line.get("consumer") or {}
+    check(status == 200 and c.get("id") == CAROL and c.get("custom_id") == "cust-carol"
+          and "created_at" in c
+          and (line.get("authenticated_entity") or {}).get("id") == CAROL_CRED,
+          "Kong's logger gets Kong's own consumer entity, created_at and all (%s)" % line)
     status, e = key_auth(st, "no-such-key")
     check(status == 401 and isinstance(e, dict) and e.get("message") == "Unauthorized",
           "an unknown key is refused as Kong refuses it (%s %s)" % (status, e))
