@@ -7,7 +7,9 @@
 -- nothing else; the daemon location comes from SHMRING_DIR (kong.conf:
 -- `nginx_main_env = SHMRING_DIR`), default /dev/shm/shmring/default.
 -- What Kong adds and expects (injected config keys, PDK shapes, its timer
--- pool) is in docs/gateway.md, "Running under Kong".
+-- pool) is in docs/gateway.md, "Running under Kong". It also answers the C
+-- plugins' entity look-ups from Kong's own consumers and credentials, and
+-- tells the daemon what Kong's cache drops (docs/protocol.md, "Entities").
 local client = require("shmring.client")
 local core = require("shmring.core")
 local entities = require("shmring.entities")
