@@ -197,6 +197,15 @@ struct shmringd_worker_args {
 };
 /* The worker process body; never returns. */
 void shmringd__worker_main(const struct shmringd_worker_args *a) __attribute__((noreturn));
+/* The same worker without a process of its own (the dispatch fuzz target):
+ * open sets up what a worker of a->slot holds (crash accounting, parser,
+ * sinks, plugins, channels) without signals, a master or a loop; serve runs
+ * one pass over the channels (every waiting record dispatched and answered)
+ * and returns how many records it served; close releases what open made and
+ * what the records made (configs, entity caches), as a worker does at exit. */
+void shmringd__worker_open(const struct shmringd_worker_args *a);
+int shmringd__worker_serve(void);
+void shmringd__worker_close(void);
 
 /* ---- the socket transport (socket.c, --socket PATH) -------------------------- */
 

@@ -563,6 +563,10 @@ static int dispatch(struct chan_state *cs, const struct shmring_rec *rec)
 		snprintf(why, sizeof(why), "unknown record type %u", rec->type);
 		return bad_record(cs, rec, why);
 	}
+	/* A req_id of 0 means "no reply" (docs/protocol.md): a CONF or a phase
+	 * without one has no one to answer and is malformed, not served. */
+	if (!rec->req_id && rec->type != SHMRING_REC_LOG && rec->type != SHMRING_REC_FORGET)
+		return bad_record(cs, rec, "CONF and phase records need a non-zero req_id");
 	/* One copy out of the ring before any check: the client may rewrite the
 	 * ring while we read it, and then what was validated is not what is
 	 * parsed, nor what the plugin's views show. Socket frames are private. */
@@ -781,7 +785,7 @@ static void sleep_on_event(void)
 		W.ctr->wakeups++;
 }
 
-__attribute__((noreturn)) static void worker_exit(int code)
+void shmringd__worker_close(void)
 {
 	shmringd__sinks_drain(shmring_now_ns() + (uint64_t)W.cfg->drain_timeout_ms * 1000000);
 	for (uint32_t i = 0; i < W.nchans; i++) {
@@ -792,6 +796,7 @@ __attribute__((noreturn)) static void worker_exit(int code)
 		shmring_chan_close(W.chans[i].ch);
 		free(W.chans[i].pending);
 	}
+	conf_clear(&sock_cs.confs);
 	/* Sinks released by conf_free are written by the drain above only if
 	 * they were flushed already; drain again after the confs are gone. */
 	shmringd__sinks_drain(shmring_now_ns() + (uint64_t)W.cfg->drain_timeout_ms * 1000000);
@@ -802,6 +807,12 @@ __attribute__((noreturn)) static void worker_exit(int code)
 	free(W.reply.buf);
 	free(W.chans);
 	W.ctr->pid = 0;
+	W = (__typeof__(W)){0};
+}
+
+__attribute__((noreturn)) static void worker_exit(int code)
+{
+	shmringd__worker_close();
 	exit(code);
 }
 
@@ -877,9 +888,6 @@ static void worker_iteration(struct loop *l)
 
 static void process_init(const struct shmringd_worker_args *a)
 {
-	W.cfg = a->cfg;
-	W.inst = a->inst;
-	W.slot = a->slot;
 	W.master = getppid();
 	snprintf(shmringd__role, sizeof(shmringd__role), "worker %u", a->slot);
 	char pname[16];
@@ -1001,21 +1009,35 @@ __attribute__((noreturn)) static void socket_worker_cycle(const struct shmringd_
 	prctl(PR_SET_NAME, "shmringd-sock");
 	W.reply.max = a->cfg->ring_size / 2;
 	shmringd__socket_serve(a->sock_fd, W.reply.max);
-	conf_clear(&sock_cs.confs);
 	worker_exit(0);
+}
+
+void shmringd__worker_open(const struct shmringd_worker_args *a)
+{
+	W.cfg = a->cfg;
+	W.inst = a->inst;
+	W.slot = a->slot;
+	crash_accounting(a);
+	plugins_init(a);
+	if (a->sock_fd < 0)
+		channels_open(a);
+	W.last_record_ns = shmring_now_ns();
+}
+
+int shmringd__worker_serve(void)
+{
+	turn_begin();
+	return serve_channels();
 }
 
 void shmringd__worker_main(const struct shmringd_worker_args *a)
 {
 	process_init(a);
-	crash_accounting(a);
-	plugins_init(a);
+	shmringd__worker_open(a);
 	if (a->sock_fd >= 0)
 		socket_worker_cycle(a);
-	channels_open(a);
 
 	struct loop l = {.spin_ns = (uint64_t)a->cfg->spin_us * 1000};
-	W.last_record_ns = shmring_now_ns();
 	for (;;)
 		worker_iteration(&l);
 }
