@@ -525,6 +525,8 @@ static int parse_params(struct shmring_sink *s, const char *p, char *err, size_t
 	return 0;
 }
 
+uint64_t shmringd__sinks_shared_bytes;
+
 SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **out, char *err,
                                        size_t errlen)
 {
@@ -536,6 +538,7 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 	for (struct shmring_sink *s = S.list; s; s = s->next) {
 		if (!strcmp(s->spec, spec)) {
 			s->refs++;
+			shmringd__sinks_shared_bytes += 2 * (uint64_t)s->cap;
 			*out = s;
 			return 0;
 		}

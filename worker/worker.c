@@ -15,7 +15,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,17 +28,6 @@
 #define BATCH 64          /* records per channel per iteration */
 #define QUIET_NS 20000000 /* SIGTERM: rings idle this long = drained */
 #define MAX_CONFS 65536   /* per channel: bounds what one client can make us keep */
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SHMRING_ASAN 1
-#endif
-#elif defined(__SANITIZE_ADDRESS__)
-#define SHMRING_ASAN 1
-#endif
-#if SHMRING_ASAN
-#include <sanitizer/allocator_interface.h>
-#endif
 
 /* ---- per-channel conf table (open addressing, conf id -> conf) ----------- */
 
@@ -339,31 +327,27 @@ static int bad_record(struct chan_state *cs, const struct shmring_rec *rec, cons
 
 static const msgpack_object empty_map = {.type = MSGPACK_OBJECT_MAP};
 
-/* Bytes the allocator in use has handed out: what a conf_new took is the
- * difference around it (the worker is single-threaded there). */
-static size_t heap_in_use(void)
-{
-#if SHMRING_ASAN
-	return __sanitizer_get_current_allocated_bytes();
-#else
-	struct mallinfo2 mi = mallinfo2();
-	return mi.uordblks + mi.hblkhd;
-#endif
-}
-
 /* A config past the channel's memory budget (channel_memory_mb): why, in
- * err, or "" if it fits. old: bytes of the config it replaces. */
-static void over_budget(const struct conf_table *t, size_t bytes, size_t old, char *err,
+ * err, or "" if it fits. old: bytes of the config it replaces. The budget
+ * holds what the channel may grow into, not only what it holds now: the
+ * entity cache's bound (a ring channel has one from its first request) and
+ * each config's whole conf_new, whose caches and sink buffers are taken at
+ * their declared size there. */
+static void over_budget(const struct chan_state *cs, size_t bytes, size_t old, char *err,
                         size_t errlen)
 {
+	const struct conf_table *t = &cs->confs;
 	uint64_t budget = (uint64_t)W.cfg->channel_memory_mb << 20;
+	uint64_t entities =
+	    cs->sock ? 0 : shmringd__entity_cache_bytes(W.cfg->entity_cache_entries);
 	uint64_t used = t->bytes - old;
-	if (budget && used + bytes > budget)
+	if (budget && entities + used + bytes > budget)
 		snprintf(err, errlen,
 		         "channel memory budget exceeded: this config takes %zu bytes, the "
-		         "channel's %u config(s) hold %llu of %llu (channel_memory_mb = %u)",
-		         bytes, t->n, (unsigned long long)used, (unsigned long long)budget,
-		         W.cfg->channel_memory_mb);
+		         "channel's %u config(s) hold %llu and its entity cache may take %llu, "
+		         "of %llu (channel_memory_mb = %u)",
+		         bytes, t->n, (unsigned long long)used, (unsigned long long)entities,
+		         (unsigned long long)budget, W.cfg->channel_memory_mb);
 }
 
 static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
@@ -394,19 +378,21 @@ static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 	struct conf_ent *prev = conf_find(&cs->confs, id);
 	size_t old = prev ? prev->bytes : 0;
 	if (!err[0])
-		over_budget(&cs->confs, 0, old, err, sizeof(err)); /* full already */
+		over_budget(cs, 0, old, err, sizeof(err)); /* full already */
 	void *conf = NULL;
 	size_t bytes = 0;
 	if (!err[0] && p->desc->conf_new) {
-		size_t before = heap_in_use();
+		size_t before = shmringd__heap_in_use();
+		uint64_t shared = shmringd__sinks_shared_bytes;
 		int rc = p->desc->conf_new(p->wstate, config, &conf, err, sizeof(err));
-		size_t after = heap_in_use();
-		bytes = after > before ? after - before : 0;
+		size_t after = shmringd__heap_in_use();
+		bytes = (after > before ? after - before : 0) +
+		        (size_t)(shmringd__sinks_shared_bytes - shared);
 		if (rc < 0 && !err[0])
 			snprintf(err, sizeof(err), "%s: config refused", p->name);
 		if (rc >= 0) {
 			err[0] = '\0'; /* a message with success is not a refusal */
-			over_budget(&cs->confs, bytes, old, err, sizeof(err));
+			over_budget(cs, bytes, old, err, sizeof(err));
 			if (err[0] && p->desc->conf_free)
 				p->desc->conf_free(conf);
 		}
