@@ -18,7 +18,8 @@
  * every reply names a record of this input, decodes in the gateway's own
  * decoder (shmring_client_decode_reply), and a record that must be
  * answered (CONF, a phase, an unknown type, a poisoned record) with a
- * req_id gets exactly one reply.
+ * req_id gets exactly one reply; the poisoned record, and only it, is
+ * answered "record skipped".
  */
 #include "daemon.h"
 #include "stats.h"
@@ -123,6 +124,7 @@ struct sent {
 	uint8_t type;
 	uint64_t req_id;
 	unsigned replies;
+	bool skipped; /* answered "record skipped" (poison) */
 };
 
 /* A log sink to an address that does not answer holds the worker's
@@ -161,6 +163,10 @@ static void read_replies(struct sent *sent, uint32_t nsent)
 			        (unsigned long long)rec.req_id);
 			abort();
 		}
+		static const char skip[] = "record skipped";
+		if (r->error.len >= sizeof(skip) - 1 &&
+		    !memcmp(r->error.ptr, skip, sizeof(skip) - 1))
+			sent[rec.req_id - 1].skipped = true;
 	}
 	shmring_release(client);
 }
@@ -186,7 +192,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (shmring_send(client, type, req_id, data + off, len) != 0)
 			break; /* larger than a record may be, or the SQ is full */
-		sent[n++] = (struct sent){type, req_id, 0};
+		sent[n++] = (struct sent){.type = type, .req_id = req_id};
 		off += len;
 	}
 	shmring_publish(client);
@@ -218,9 +224,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		bool p = poisoned && i == k;
-		if (sent[i].replies > 1 || (must_answer(&sent[i], p) && sent[i].replies != 1)) {
-			fprintf(stderr, "record %u (type %u, req %llu): %u replies\n", i,
-			        sent[i].type, (unsigned long long)sent[i].req_id, sent[i].replies);
+		if (sent[i].replies > 1 || (must_answer(&sent[i], p) && sent[i].replies != 1) ||
+		    sent[i].skipped != (p && sent[i].req_id)) {
+			fprintf(stderr, "record %u (type %u, req %llu): %u replies, %s\n", i,
+			        sent[i].type, (unsigned long long)sent[i].req_id, sent[i].replies,
+			        sent[i].skipped ? "skipped" : "not skipped");
 			abort();
 		}
 	}
