@@ -182,6 +182,7 @@ static void rl_conf_free(void *p)
 	free(c->redis.host);
 	free(c->redis.username);
 	free(c->redis.password);
+	free(c->redis.server_name);
 	free(c);
 }
 
@@ -217,7 +218,6 @@ static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, s
 			return rc;
 	}
 	int64_t port, db, timeout;
-	bool ssl = false;
 	int rc;
 	/* The same readers for both shapes: the flat names carry a prefix. */
 #define KEY(name) (snprintf(k, sizeof(k), "%s" name, flat ? "redis_" : ""), k)
@@ -232,7 +232,11 @@ static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, s
 	        0 ||
 	    (rc = shmring_pc_int(r, PLUGIN, KEY("timeout"), 2000, 1, 600000, &timeout, err,
 	                         errlen)) < 0 ||
-	    (rc = shmring_pc_bool(r, PLUGIN, KEY("ssl"), false, &ssl, err, errlen)) < 0) {
+	    (rc = shmring_pc_bool(r, PLUGIN, KEY("ssl"), false, &c->redis.ssl, err, errlen)) < 0 ||
+	    (rc = shmring_pc_bool(r, PLUGIN, KEY("ssl_verify"), false, &c->redis.ssl_verify, err,
+	                          errlen)) < 0 ||
+	    (rc = shmring_pc_strdup(r, PLUGIN, KEY("server_name"), NULL, true,
+	                            &c->redis.server_name, err, errlen)) < 0) {
 		/* The readers say "config.<field>": name the record. */
 		char *at = flat ? NULL : strstr(err, "config.");
 		if (at) {
@@ -243,10 +247,6 @@ static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, s
 		return rc;
 	}
 #undef KEY
-	if (ssl) {
-		snprintf(err, errlen, PLUGIN ": config.redis.ssl = true is not supported");
-		return -EINVAL;
-	}
 	if (c->redis.password && !c->redis.password[0]) {
 		free(c->redis.password);
 		c->redis.password = NULL;
@@ -717,8 +717,12 @@ static int rl_access(void *conf, const struct shmring_request *req, struct shmri
 		                    "live)",
 		                    now_ns);
 	}
-	if (rc == -EHOSTUNREACH)
-		return cannot_count(c, rep, "redis unreachable", now_ns);
+	if (rc == -EHOSTUNREACH) {
+		char why[200], msg[240];
+		rl_redis_why(c, why, sizeof(why));
+		snprintf(msg, sizeof(msg), "redis unreachable (%s)", why);
+		return cannot_count(c, rep, msg, now_ns);
+	}
 	if (rc < 0)
 		return cannot_count(c, rep, "counters busy", now_ns);
 	struct hdrs hs;

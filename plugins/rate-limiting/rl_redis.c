@@ -38,9 +38,9 @@
  * get a 500 while it is down (fault_tolerant = false, like Kong).
  */
 #include "rl_internal.h"
+#include "rl_redis_link.h"
 
 #include <errno.h>
-#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,8 +57,11 @@ struct rl_endpoint {
 	char *username, *password;
 	int database;
 	int timeout_ms;
+	bool ssl, ssl_verify;
+	char *server_name;
 	uint32_t sync_ms;
-	redisContext *ctx;      /* thread-owned */
+	struct rl_link *ctx;    /* thread-owned */
+	char why[200];          /* the last failure; under the sync mutex */
 	int down;               /* atomic: the last sync failed */
 	uint64_t next_ns;       /* thread: next sync */
 	uint64_t retry_ns;      /* thread: no reconnect before */
@@ -88,8 +91,9 @@ struct rl_redis_sync {
 /* Per config, synchronous mode: its own connection (the hook's thread). */
 struct rl_redis_conn {
 	uint32_t ep;
-	redisContext *ctx;
+	struct rl_link *ctx;
 	uint64_t retry_ns;
+	char why[200]; /* the last failure */
 };
 
 static uint64_t mono_ns(void)
@@ -101,42 +105,46 @@ static uint64_t mono_ns(void)
 
 /* ---- connections --------------------------------------------------------------- */
 
-/* Connect, AUTH and SELECT with the endpoint's timeout. NULL on failure. */
-static redisContext *ep_connect(const struct rl_endpoint *e)
+/* Connect (TLS when ssl), AUTH and SELECT with the endpoint's timeout.
+ * NULL on failure, with why in err. */
+static struct rl_link *ep_connect(const struct rl_endpoint *e, char *err, size_t errlen)
 {
-	struct timeval tv = {e->timeout_ms / 1000, (e->timeout_ms % 1000) * 1000};
-	redisContext *ctx = redisConnectWithTimeout(e->host, e->port, tv);
-	if (!ctx || ctx->err)
-		goto fail;
-	if (redisSetTimeout(ctx, tv) != REDIS_OK)
-		goto fail;
+	struct rl_link_opts o = {.host = e->host,
+	                         .port = e->port,
+	                         .timeout_ms = e->timeout_ms,
+	                         .ssl = e->ssl,
+	                         .ssl_verify = e->ssl_verify,
+	                         .server_name = e->server_name};
+	struct rl_link *l = rl_link_connect(&o, err, errlen);
+	if (!l)
+		return NULL;
 	redisReply *r = NULL;
 	if (e->password) {
-		r = e->username ? redisCommand(ctx, "AUTH %s %s", e->username, e->password)
-		                : redisCommand(ctx, "AUTH %s", e->password);
+		r = e->username ? rl_link_command(l, "AUTH %s %s", e->username, e->password)
+		                : rl_link_command(l, "AUTH %s", e->password);
 		if (!r || r->type == REDIS_REPLY_ERROR)
-			goto fail_reply;
+			goto fail;
 		freeReplyObject(r);
 	}
 	if (e->database) {
-		r = redisCommand(ctx, "SELECT %d", e->database);
+		r = rl_link_command(l, "SELECT %d", e->database);
 		if (!r || r->type == REDIS_REPLY_ERROR)
-			goto fail_reply;
+			goto fail;
 		freeReplyObject(r);
 	}
-	return ctx;
-fail_reply:
+	return l;
+fail:
+	snprintf(err, errlen, "redis %s:%d refused AUTH or SELECT: %.120s", e->host, e->port,
+	         r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
 	if (r)
 		freeReplyObject(r);
-fail:
-	if (ctx)
-		redisFree(ctx);
+	rl_link_free(l);
 	return NULL;
 }
 
 /* The exchange for n keys on ctx: write this host's count, read the others'
  * sum. others[i] gets the sum; 0 or -1 (connection unusable). */
-static int exchange(redisContext *ctx, uint64_t host_id, const uint64_t *keys,
+static int exchange(struct rl_link *ctx, uint64_t host_id, const uint64_t *keys,
                     const uint64_t *window_end, const uint64_t *mine, uint64_t *others, size_t n,
                     uint64_t now_ns)
 {
@@ -147,17 +155,16 @@ static int exchange(redisContext *ctx, uint64_t host_id, const uint64_t *keys,
 		         window_end[i]);
 		uint64_t end_ns = (window_end[i] + RL_EPOCH) * RL_NS;
 		uint64_t ttl_ms = (end_ns > now_ns ? (end_ns - now_ns) / 1000000 : 0) + 60000;
-		if (redisAppendCommand(ctx, "HSET %s %s %" PRIu64, name, field, mine[i]) !=
-		        REDIS_OK ||
-		    redisAppendCommand(ctx, "PEXPIRE %s %" PRIu64, name, ttl_ms) != REDIS_OK ||
-		    redisAppendCommand(ctx, "HGETALL %s", name) != REDIS_OK)
+		if (rl_link_append(ctx, "HSET %s %s %" PRIu64, name, field, mine[i]) < 0 ||
+		    rl_link_append(ctx, "PEXPIRE %s %" PRIu64, name, ttl_ms) < 0 ||
+		    rl_link_append(ctx, "HGETALL %s", name) < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
 		redisReply *r[3] = {NULL, NULL, NULL};
 		int bad = 0;
 		for (int k = 0; k < 3; k++)
-			if (redisGetReply(ctx, (void **)&r[k]) != REDIS_OK || !r[k] ||
+			if (rl_link_reply(ctx, &r[k]) < 0 || !r[k] ||
 			    r[k]->type == REDIS_REPLY_ERROR)
 				bad = 1;
 		uint64_t sum = 0;
@@ -249,6 +256,19 @@ static void store_others(struct rl_table *t, uint64_t key, uint64_t window_end, 
 		rl_set_count(s, key ^ OTHERS_TAG, window_end, n);
 }
 
+/* The sync thread lost e (or could not reach it): drop the connection,
+ * mark it down and keep why for the hook's warning. */
+static void ep_failed(struct rl_redis_sync *s, struct rl_endpoint *e, const char *why)
+{
+	rl_link_free(e->ctx);
+	e->ctx = NULL;
+	pthread_mutex_lock(&s->mu);
+	snprintf(e->why, sizeof(e->why), "%s", why);
+	pthread_mutex_unlock(&s->mu);
+	__atomic_store_n(&e->down, 1, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&e->errors, 1, __ATOMIC_RELAXED);
+}
+
 static void sync_endpoint(struct rl_redis_sync *s, uint32_t ep_idx, uint64_t now_ns)
 {
 	struct rl_endpoint *e = &s->ep[ep_idx];
@@ -260,9 +280,9 @@ static void sync_endpoint(struct rl_redis_sync *s, uint32_t ep_idx, uint64_t now
 	if (!e->ctx) {
 		if (mono_ns() < e->retry_ns)
 			return;
-		if (!(e->ctx = ep_connect(e))) {
-			__atomic_store_n(&e->down, 1, __ATOMIC_RELEASE);
-			__atomic_fetch_add(&e->errors, 1, __ATOMIC_RELAXED);
+		char why[sizeof(e->why)];
+		if (!(e->ctx = ep_connect(e, why, sizeof(why)))) {
+			ep_failed(s, e, why);
 			e->retry_ns = mono_ns() + (uint64_t)e->timeout_ms * 1000000u;
 			return;
 		}
@@ -282,14 +302,11 @@ static void sync_endpoint(struct rl_redis_sync *s, uint32_t ep_idx, uint64_t now
 		if (n == 0 && cursor >= MAX_ENTRIES && !pinged) {
 			/* Nothing (more) to sync: still check the server, so
 			 * fault_tolerant = false notices an outage. */
-			redisReply *r = synced ? NULL : redisCommand(e->ctx, "PING");
+			redisReply *r = synced ? NULL : rl_link_command(e->ctx, "PING");
 			if (!synced && (!r || r->type == REDIS_REPLY_ERROR)) {
 				if (r)
 					freeReplyObject(r);
-				redisFree(e->ctx);
-				e->ctx = NULL;
-				__atomic_store_n(&e->down, 1, __ATOMIC_RELEASE);
-				__atomic_fetch_add(&e->errors, 1, __ATOMIC_RELAXED);
+				ep_failed(s, e, "PING failed");
 				return;
 			}
 			if (r)
@@ -304,10 +321,7 @@ static void sync_endpoint(struct rl_redis_sync *s, uint32_t ep_idx, uint64_t now
 			mine[i] = sl ? rl_count_in(sl, keys[i], ends[i]) : 0;
 		}
 		if (exchange(e->ctx, host, keys, ends, mine, others, n, now_ns) < 0) {
-			redisFree(e->ctx);
-			e->ctx = NULL;
-			__atomic_store_n(&e->down, 1, __ATOMIC_RELEASE);
-			__atomic_fetch_add(&e->errors, 1, __ATOMIC_RELAXED);
+			ep_failed(s, e, "the exchange failed (connection lost or timed out)");
 			return;
 		}
 		for (size_t i = 0; i < n; i++)
@@ -389,7 +403,8 @@ static int endpoint_get(struct rl_redis_sync *s, const struct rl_conf *c, char *
 		struct rl_endpoint *e = &s->ep[i];
 		if (!strcmp(e->host, r->host) && e->port == r->port && e->database == r->database &&
 		    same_str(e->username, r->username) && same_str(e->password, r->password) &&
-		    e->timeout_ms == r->timeout_ms && e->sync_ms == sync_ms) {
+		    e->timeout_ms == r->timeout_ms && e->sync_ms == sync_ms && e->ssl == r->ssl &&
+		    e->ssl_verify == r->ssl_verify && same_str(e->server_name, r->server_name)) {
 			pthread_mutex_unlock(&s->mu);
 			return (int)i;
 		}
@@ -405,10 +420,13 @@ static int endpoint_get(struct rl_redis_sync *s, const struct rl_conf *c, char *
 	e->host = strdup(r->host);
 	e->username = r->username ? strdup(r->username) : NULL;
 	e->password = r->password ? strdup(r->password) : NULL;
-	if (!e->host || (r->username && !e->username) || (r->password && !e->password)) {
+	e->server_name = r->server_name ? strdup(r->server_name) : NULL;
+	if (!e->host || (r->username && !e->username) || (r->password && !e->password) ||
+	    (r->server_name && !e->server_name)) {
 		free(e->host);
 		free(e->username);
 		free(e->password);
+		free(e->server_name);
 		snprintf(err, errlen, PLUGIN ": out of memory");
 		rc = -ENOMEM;
 		goto out;
@@ -416,6 +434,8 @@ static int endpoint_get(struct rl_redis_sync *s, const struct rl_conf *c, char *
 	e->port = r->port;
 	e->database = r->database;
 	e->timeout_ms = r->timeout_ms;
+	e->ssl = r->ssl;
+	e->ssl_verify = r->ssl_verify;
 	e->sync_ms = sync_ms;
 	rc = (int)s->nep++;
 	pthread_cond_signal(&s->cv);
@@ -459,7 +479,7 @@ void rl_redis_conf_free(struct rl_conf *c)
 	if (!rc)
 		return;
 	if (rc->ctx)
-		redisFree(rc->ctx);
+		rl_link_free(rc->ctx);
 	free(rc);
 	c->redis_state = NULL;
 }
@@ -478,10 +498,11 @@ void rl_redis_worker_fini(struct rl_worker *w)
 	}
 	for (uint32_t i = 0; i < s->nep; i++) {
 		if (s->ep[i].ctx)
-			redisFree(s->ep[i].ctx);
+			rl_link_free(s->ep[i].ctx);
 		free(s->ep[i].host);
 		free(s->ep[i].username);
 		free(s->ep[i].password);
+		free(s->ep[i].server_name);
 	}
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
@@ -504,7 +525,7 @@ static int sync_now(struct rl_conf *c, struct rl_redis_conn *rc, const struct rl
 	if (!rc->ctx) {
 		if (mono_ns() < rc->retry_ns)
 			return -EHOSTUNREACH;
-		if (!(rc->ctx = ep_connect(e))) {
+		if (!(rc->ctx = ep_connect(e, rc->why, sizeof(rc->why)))) {
 			rc->retry_ns = mono_ns() + RL_NS; /* one connect attempt a second */
 			return -EHOSTUNREACH;
 		}
@@ -515,9 +536,11 @@ static int sync_now(struct rl_conf *c, struct rl_redis_conn *rc, const struct rl
 	}
 	if (exchange(rc->ctx, rl_host_id(t), keys, o->window_end, mine, others, (size_t)c->np,
 	             now_ns) < 0) {
-		redisFree(rc->ctx);
+		rl_link_free(rc->ctx);
 		rc->ctx = NULL;
 		rc->retry_ns = mono_ns() + RL_NS;
+		snprintf(rc->why, sizeof(rc->why),
+		         "the exchange failed (connection lost or timed out)");
 		return -EHOSTUNREACH;
 	}
 	int over = -1;
@@ -575,4 +598,17 @@ int rl_redis_count(struct rl_conf *c, const struct rl_key_set *ks, uint64_t now_
 		return r;
 	}
 	return 0;
+}
+
+void rl_redis_why(const struct rl_conf *c, char *buf, size_t len)
+{
+	const struct rl_redis_conn *rc = c->redis_state;
+	struct rl_redis_sync *s = c->w->sync;
+	if (!c->sync_ms) {
+		snprintf(buf, len, "%s", rc->why);
+		return;
+	}
+	pthread_mutex_lock(&s->mu);
+	snprintf(buf, len, "%s", s->ep[rc->ep].why);
+	pthread_mutex_unlock(&s->mu);
 }

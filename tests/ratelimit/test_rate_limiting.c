@@ -157,8 +157,12 @@ static void config_errors(void **state)
 	                     "config.redis_port must be an integer between 1 and 65535");
 	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\"},\"redis_port\":1}",
 	                     "either config.redis or the redis_* fields");
-	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"ssl\":true}}",
-	                     "redis.ssl = true is not supported");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"ssl\":1}}",
+	                     "config.redis.ssl must be");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"ssl_verify\":\"yes\"}}",
+	                     "config.redis.ssl_verify must be");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"server_name\":\"\"}}",
+	                     "config.redis.server_name");
 	harness_conf_refused(&H, "{\"second\":1,\"sync_rate\":-2}",
 	                     "config.sync_rate must be seconds");
 	harness_conf_refused(&H, "{\"second\":1,\"sync_rate\":\"1\"}",
@@ -204,6 +208,8 @@ static void config_any_type(void **state)
 	                                     "redis_database",
 	                                     "redis_timeout",
 	                                     "redis_ssl",
+	                                     "redis_ssl_verify",
+	                                     "redis_server_name",
 	                                     "retry_after_jitter_max",
 	                                     NULL};
 	static const char *const values[] = {"0",
