@@ -67,6 +67,20 @@ local function validate_host(host)
     return nil, "invalid value: " .. host
 end
 
+-- Kong's validate_sni: a host name, never an IP literal, without a port.
+local function validate_sni(host)
+    if host:match("^%d+%.%d+%.%d+%.%d+$") or host:match("^%[?[%x:]*:[%x:]*%]?$") then
+        return nil, "must not be an IP"
+    end
+    if host:match(":%d+$") then
+        return nil, "must not have a port"
+    end
+    if host:match("^[%w%.%-_]+$") then
+        return true
+    end
+    return nil, "invalid value: " .. host
+end
+
 _M.typedefs = {
     header_name = define { type = "string", custom_validator = validate_header_name },
     path = define { type = "string", starts_with = "/",
@@ -74,6 +88,7 @@ _M.typedefs = {
                     custom_validator = validate_path },
     host = define { type = "string", custom_validator = validate_host },
     port = define { type = "integer", between = { 0, 65535 } },
+    sni = define { type = "string", custom_validator = validate_sni },
     http_method = define { type = "string", match = "^%u+$" },
     protocols_http = define { type = "set", required = true, default = HTTP_PROTOCOLS,
                               elements = { type = "string", one_of = HTTP_PROTOCOLS } },

@@ -118,6 +118,10 @@ local REFUSED = {
     { "shmring-rate-limiting", { minute = 5, limit_by = "tenant" }, "config.limit_by", "expected one of" },
     { "shmring-rate-limiting", { minute = 5, redis = { host = "h", port = 70000 } },
       "config.redis.port", "between 0 and 65535" },
+    { "shmring-rate-limiting", { minute = 5, redis = { host = "h", server_name = "10.0.0.1" } },
+      "config.redis.server_name", "must not be an IP" },
+    { "shmring-rate-limiting", { minute = 5, redis = { host = "h", ssl = "yes" } },
+      "config.redis.ssl", "expected a boolean" },
     { "shmring-request-transformer", { http_method = "post" }, "config.http_method", "invalid value" },
     { "shmring-request-transformer", { add = { headers = { "no-colon" } } }, "config.add.headers.1",
       "invalid value" },
@@ -166,7 +170,8 @@ check(rt and type(rt.add) == "table" and type(rt.add.headers) == "table" and #rt
       "request-transformer: required records get their defaults")
 local rl = schema_double.plugin_config(schema_of("shmring-rate-limiting"),
     { config = { minute = 1, redis = { host = "r" } } })
-check(rl and rl.redis.port == 6379 and rl.redis.database == 0 and rl.limit_by == "consumer",
+check(rl and rl.redis.port == 6379 and rl.redis.database == 0 and rl.limit_by == "consumer"
+      and rl.redis.ssl == false and rl.redis.ssl_verify == false,
       "rate-limiting: defaults of the redis record and of limit_by")
 check(rl and rl.header_name == nil, "a field without default and not set is absent, as Kong hands it")
 
