@@ -395,11 +395,16 @@ static int rl_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 		         PLUGIN ": config.redis.host is required when policy is 'redis'");
 		goto fail;
 	}
-	if (c->redis_policy && c->token_bucket) {
-		snprintf(err, errlen,
-		         PLUGIN ": algorithm 'token-bucket' works with policy 'local' only; use "
-		                "'fixed-window' with redis");
-		goto fail;
+	/* token-bucket + redis exchanges takes per period window in 32-bit
+	 * counts; a window can see a full burst plus a period's refill. */
+	for (int i = 0; c->redis_policy && c->token_bucket && i < c->np; i++) {
+		if (c->p[i].limit > RL_MAX_LIMIT / 2) {
+			snprintf(err, errlen,
+			         PLUGIN ": with algorithm 'token-bucket' and policy 'redis' a "
+			                "limit is at most %llu",
+			         (unsigned long long)(RL_MAX_LIMIT / 2));
+			goto fail;
+		}
 	}
 	if (!(c->body = json_message(msg, &c->body_len)))
 		goto nomem;
@@ -480,7 +485,7 @@ void rl_limit_of(struct rl_conf *c, int i, uint64_t now_ns, struct rl_limit *l)
 		}
 		l->period_ns = len * RL_NS;
 		l->t_ns = (l->period_ns + rp->limit - 1) / rp->limit;
-		l->window_end = 0;
+		l->window_end = window_end(c, rp->period, now_ns / RL_NS);
 	} else {
 		l->period_ns = period_seconds[rp->period] * RL_NS;
 		l->t_ns = 0;

@@ -46,7 +46,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OTHERS_TAG 0x5a5a5a5a5a5a5a5aull /* bit 0 clear: a fixed-window counter */
+#define OTHERS_TAG 0x5a5a5a5a5a5a5a5aull
+#define OWN_TAG 0x3c3c3c3c3c3c3c3cull
 #define MAX_ENDPOINTS 16
 #define MAX_ENTRIES 16384 /* keys with an open window a worker syncs */
 #define PIPELINE 256
@@ -72,6 +73,7 @@ struct rl_entry {
 	uint64_t key;        /* 0 = free */
 	uint64_t window_end; /* s since RL_EPOCH */
 	uint32_t ep;
+	struct rl_limit lim; /* token bucket: the bucket the others' takes come out of */
 };
 
 struct rl_redis_sync {
@@ -188,6 +190,81 @@ static int exchange(struct rl_link *ctx, uint64_t host_id, const uint64_t *keys,
 	return 0;
 }
 
+/* ---- the counters beside a key ------------------------------------------------------- */
+
+/* The fixed-window counters kept beside a counter key for Redis: the other
+ * hosts' count (OTHERS_TAG) and, for a token bucket, this host's takes in
+ * the exchange window (OWN_TAG). Bit 0 cleared: the table treats them as
+ * fixed-window counts whatever the key's algorithm. */
+static uint64_t side_key(uint64_t key, uint64_t tag)
+{
+	uint64_t k = (key ^ tag) & ~1ull;
+	return k > 1 ? k : 2;
+}
+
+/* This host's count of key in window_end, the number it tells Redis: the
+ * counter itself (fixed window) or its takes counter (token bucket). */
+static uint64_t own_count(struct rl_table *t, uint64_t key, uint64_t window_end, uint64_t now_ns)
+{
+	uint64_t k = key & 1 ? side_key(key, OWN_TAG) : key;
+	struct rl_slot *s = rl_slot_get(t, k, now_ns);
+	return s ? rl_count_in(s, k, window_end) : 0;
+}
+
+/* Token bucket: count this request's takes (or give them back) in each
+ * period's exchange window. A key whose takes counter finds no room in the
+ * table is not told to Redis (the table counts it as full). */
+static void own_takes(struct rl_conf *c, const struct rl_key_set *ks, const struct rl_outcome *o,
+                      uint64_t now_ns, bool give_back)
+{
+	struct rl_table *t = &c->w->table;
+	for (int i = 0; i < c->np; i++) {
+		uint64_t k = side_key(ks->key[i], OWN_TAG), rem, reset, undo;
+		struct rl_limit l = {.limit = RL_MAX_LIMIT, .window_end = o->window_end[i]};
+		struct rl_slot *s = rl_slot_get(t, k, now_ns);
+		bool stale;
+		if (s && give_back)
+			rl_give_back(s, k, &l, o->window_end[i]);
+		else if (s)
+			rl_take(s, k, &l, now_ns, &rem, &reset, &stale, &undo);
+	}
+}
+
+/* Undo a counted request: every period's counter, and its takes. */
+static void give_back_all(struct rl_conf *c, const struct rl_key_set *ks,
+                          const struct rl_outcome *o, uint64_t now_ns)
+{
+	struct rl_limit l;
+	for (int i = 0; i < c->np; i++) {
+		rl_limit_of(c, i, now_ns, &l);
+		rl_give_back(o->slot[i], ks->key[i], &l, o->undo[i]);
+	}
+	if (c->token_bucket)
+		own_takes(c, ks, o, now_ns, true);
+}
+
+/* What an exchange learned: the others' count n of key's window. A fixed
+ * window keeps it beside the counter (a request passes while own + others
+ * < limit). A token bucket takes what the others took since the last
+ * exchange out of this host's bucket: rl_raise_count reports a rise once,
+ * however many workers of the host exchange the key. */
+static void apply_others(struct rl_table *t, uint64_t key, const struct rl_limit *l,
+                         uint64_t window_end, uint64_t n, uint64_t now_ns)
+{
+	uint64_t side = side_key(key, OTHERS_TAG);
+	struct rl_slot *s = rl_slot_get(t, side, now_ns);
+	if (!s)
+		return;
+	if (!(key & 1)) {
+		rl_set_count(s, side, window_end, n);
+		return;
+	}
+	uint64_t rise = rl_raise_count(s, side, window_end, n);
+	struct rl_slot *b = rise ? rl_slot_get(t, key, now_ns) : NULL;
+	if (b)
+		rl_debit(b, key, l, rise, now_ns);
+}
+
 /* ---- the keys a worker syncs ------------------------------------------------------ */
 
 static struct rl_entry *entry_slot(struct rl_redis_sync *s, uint64_t key, uint64_t window_end)
@@ -201,11 +278,14 @@ static struct rl_entry *entry_slot(struct rl_redis_sync *s, uint64_t key, uint64
 	return NULL;
 }
 
-static void entries_track(struct rl_redis_sync *s, const struct rl_conf *c,
-                          const struct rl_key_set *ks, const struct rl_outcome *o, uint32_t ep)
+static void entries_track(struct rl_redis_sync *s, struct rl_conf *c, const struct rl_key_set *ks,
+                          const struct rl_outcome *o, uint32_t ep, uint64_t now_ns)
 {
 	pthread_mutex_lock(&s->mu);
 	for (int i = 0; i < c->np; i++) {
+		struct rl_limit l = {0};
+		if (c->token_bucket)
+			rl_limit_of(c, i, now_ns, &l);
 		struct rl_entry *e = entry_slot(s, ks->key[i], o->window_end[i]);
 		/* Keep a quarter free: probes stay short. */
 		if (!e || (!e->key && s->nentries >= MAX_ENTRIES * 3 / 4)) {
@@ -213,7 +293,7 @@ static void entries_track(struct rl_redis_sync *s, const struct rl_conf *c,
 			continue;
 		}
 		if (!e->key) {
-			*e = (struct rl_entry){ks->key[i], o->window_end[i], ep};
+			*e = (struct rl_entry){ks->key[i], o->window_end[i], ep, l};
 			s->nentries++;
 		}
 	}
@@ -247,15 +327,6 @@ static void entries_expire(struct rl_redis_sync *s, uint64_t now_s_rel)
 
 /* ---- the sync thread --------------------------------------------------------------- */
 
-/* Store the others' count of key in this host's table. */
-static void store_others(struct rl_table *t, uint64_t key, uint64_t window_end, uint64_t n,
-                         uint64_t now_ns)
-{
-	struct rl_slot *s = rl_slot_get(t, key ^ OTHERS_TAG, now_ns);
-	if (s)
-		rl_set_count(s, key ^ OTHERS_TAG, window_end, n);
-}
-
 /* The sync thread lost e (or could not reach it): drop the connection,
  * mark it down and keep why for the hook's warning. */
 static void ep_failed(struct rl_redis_sync *s, struct rl_endpoint *e, const char *why)
@@ -274,6 +345,7 @@ static void sync_endpoint(struct rl_redis_sync *s, uint32_t ep_idx, uint64_t now
 	struct rl_endpoint *e = &s->ep[ep_idx];
 	struct rl_table *t = &s->w->table;
 	static __thread uint64_t keys[PIPELINE], ends[PIPELINE], mine[PIPELINE], others[PIPELINE];
+	static __thread struct rl_limit lims[PIPELINE];
 	uint64_t host = rl_host_id(t);
 	uint32_t cursor = 0;
 	bool synced = false, pinged = false;
@@ -295,6 +367,7 @@ static void sync_endpoint(struct rl_redis_sync *s, uint32_t ep_idx, uint64_t now
 			if (x->key && x->ep == ep_idx) {
 				keys[n] = x->key;
 				ends[n] = x->window_end;
+				lims[n] = x->lim;
 				n++;
 			}
 		}
@@ -316,16 +389,14 @@ static void sync_endpoint(struct rl_redis_sync *s, uint32_t ep_idx, uint64_t now
 		if (n == 0)
 			break;
 		synced = true;
-		for (size_t i = 0; i < n; i++) {
-			struct rl_slot *sl = rl_slot_get(t, keys[i], now_ns);
-			mine[i] = sl ? rl_count_in(sl, keys[i], ends[i]) : 0;
-		}
+		for (size_t i = 0; i < n; i++)
+			mine[i] = own_count(t, keys[i], ends[i], now_ns);
 		if (exchange(e->ctx, host, keys, ends, mine, others, n, now_ns) < 0) {
 			ep_failed(s, e, "the exchange failed (connection lost or timed out)");
 			return;
 		}
 		for (size_t i = 0; i < n; i++)
-			store_others(t, keys[i], ends[i], others[i], now_ns);
+			apply_others(t, keys[i], &lims[i], ends[i], others[i], now_ns);
 	}
 	__atomic_store_n(&e->down, 0, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&e->syncs, 1, __ATOMIC_RELAXED);
@@ -532,7 +603,7 @@ static int sync_now(struct rl_conf *c, struct rl_redis_conn *rc, const struct rl
 	}
 	for (int i = 0; i < c->np; i++) {
 		keys[i] = ks->key[i];
-		mine[i] = rl_count_in(o->slot[i], ks->key[i], o->window_end[i]);
+		mine[i] = own_count(t, keys[i], o->window_end[i], now_ns);
 	}
 	if (exchange(rc->ctx, rl_host_id(t), keys, o->window_end, mine, others, (size_t)c->np,
 	             now_ns) < 0) {
@@ -544,21 +615,41 @@ static int sync_now(struct rl_conf *c, struct rl_redis_conn *rc, const struct rl
 		return -EHOSTUNREACH;
 	}
 	int over = -1;
+	struct rl_limit l;
 	for (int i = 0; i < c->np; i++) {
-		store_others(t, keys[i], o->window_end[i], others[i], now_ns);
+		rl_limit_of(c, i, now_ns, &l);
+		apply_others(t, keys[i], &l, o->window_end[i], others[i], now_ns);
+		if (c->token_bucket) {
+			/* The others' takes are out of the bucket now: was there
+			 * still a token for this request? */
+			uint64_t rem, reset;
+			bool stale;
+			if (rl_overdrawn(o->slot[i], keys[i], &l, now_ns)) {
+				if (over < 0)
+					over = i;
+			} else if (rl_peek(o->slot[i], keys[i], &l, now_ns, &rem, &reset, &stale)) {
+				o->remaining[i] = rem;
+			} else {
+				o->remaining[i] = 0;
+			}
+			continue;
+		}
 		uint64_t used = mine[i] + others[i];
 		o->remaining[i] = used >= c->p[i].limit ? 0 : c->p[i].limit - used;
 		if (used > c->p[i].limit && over < 0)
 			over = i;
 	}
 	if (over >= 0) {
-		struct rl_limit l;
-		for (int i = 0; i < c->np; i++) {
-			rl_limit_of(c, i, now_ns, &l);
-			rl_give_back(o->slot[i], ks->key[i], &l, o->undo[i]);
-		}
+		give_back_all(c, ks, o, now_ns);
 		o->blocked = over;
 		o->remaining[over] = 0;
+		if (c->token_bucket) { /* Retry-After: until the next token */
+			uint64_t rem;
+			bool stale;
+			rl_limit_of(c, over, now_ns, &l);
+			rl_peek(o->slot[over], keys[over], &l, now_ns, &rem, &o->reset_ns[over],
+			        &stale);
+		}
 	}
 	return 0;
 }
@@ -572,29 +663,30 @@ int rl_redis_count(struct rl_conf *c, const struct rl_key_set *ks, uint64_t now_
 	struct rl_table *t = &c->w->table;
 	if (c->sync_ms && !c->fault_tolerant && __atomic_load_n(&e->down, __ATOMIC_ACQUIRE))
 		return -EHOSTUNREACH;
-	/* The others' counts the last sync stored for this window. */
-	uint64_t others[RL_NPERIODS];
+	/* Fixed window: the others' counts the last sync stored for this
+	 * window. A token bucket has the others' takes in it already. */
+	uint64_t others[RL_NPERIODS] = {0};
 	struct rl_limit l;
-	for (int i = 0; i < c->np; i++) {
+	for (int i = 0; i < c->np && !c->token_bucket; i++) {
 		rl_limit_of(c, i, now_ns, &l);
-		struct rl_slot *sl = rl_slot_get(t, ks->key[i] ^ OTHERS_TAG, now_ns);
-		others[i] = sl ? rl_count_in(sl, ks->key[i] ^ OTHERS_TAG, l.window_end) : 0;
+		uint64_t side = side_key(ks->key[i], OTHERS_TAG);
+		struct rl_slot *sl = rl_slot_get(t, side, now_ns);
+		others[i] = sl ? rl_count_in(sl, side, l.window_end) : 0;
 	}
 	int rc_count = rl_count(c, ks, now_ns, others, o);
 	if (rc_count < 0)
 		return rc_count;
+	if (c->token_bucket && o->blocked < 0)
+		own_takes(c, ks, o, now_ns, false);
 	if (c->sync_ms) {
-		entries_track(s, c, ks, o, rc->ep);
+		entries_track(s, c, ks, o, rc->ep, now_ns);
 		return 0;
 	}
 	if (o->blocked >= 0)
 		return 0; /* refused locally: nothing to tell Redis */
 	int r = sync_now(c, rc, ks, now_ns, o);
 	if (r < 0 && !c->fault_tolerant) {
-		for (int i = 0; i < c->np; i++) {
-			rl_limit_of(c, i, now_ns, &l);
-			rl_give_back(o->slot[i], ks->key[i], &l, o->undo[i]);
-		}
+		give_back_all(c, ks, o, now_ns);
 		return r;
 	}
 	return 0;

@@ -30,4 +30,8 @@ return {
     ["redis-tls-wrong-name"] = rate_limiting({ minute = 5, policy = "redis", sync_rate = -1,
                                                fault_tolerant = false, limit_by = "ip",
                                                redis = redis({ server_name = "wrong.test" }) }),
+    -- shmring's token-bucket, shared through Redis the same way
+    ["redis-tls-token-bucket"] = rate_limiting({ minute = 5, policy = "redis", sync_rate = -1,
+                                                 algorithm = "token-bucket", limit_by = "ip",
+                                                 fault_tolerant = false, redis = redis() }),
 }

@@ -7,7 +7,9 @@ The test makes its certificates with the openssl command (a CA and a
 certificate for "redis.test"); shmringd trusts the CA through
 SSL_CERT_FILE. Checked: exactly 5 of 8 requests pass a minute = 5 limit,
 with Kong's headers; the count is in Redis database 3 (read through the
-server's plain loopback port, which the plugin is not given); a config
+server's plain loopback port, which the plugin is not given); the same
+with algorithm = token-bucket (a burst of 5, Retry-After until the next
+token); a config
 whose server_name is not on the certificate counts nothing and answers
 500 (fault_tolerant = false).
 """
@@ -100,10 +102,19 @@ def main(build):
             check(counts(plain, 3) == 5 and counts(plain, 0) == 0,
                   "the count is in database 3 and only there (%d, %d)"
                   % (counts(plain, 3), counts(plain, 0)))
+            # token-bucket: a burst of 5, then one token every 12 s
+            answers = [st.get("/kong/redis-tls-token-bucket") for _ in range(7)]
+            got = [a[0] for a in answers]
+            check(got == [200] * 5 + [429] * 2,
+                  "token-bucket over TLS: a burst of 5 of 7 (got %s)" % got)
+            retry = int(answers[5][1].get("retry-after", "0"))
+            check(1 <= retry <= 12, "Retry-After: until the next token, <= 12 s (got %d)" % retry)
+            check(counts(plain, 3) == 10, "both routes' takes are in database 3 (%d)"
+                  % counts(plain, 3))
             status, _, body = st.get("/kong/redis-tls-wrong-name")
             check(status == 500 and b"unexpected error" in body,
                   "server_name not on the certificate: 500 (got %d %r)" % (status, body))
-            check(counts(plain, 3) == 5, "and nothing counted in Redis")
+            check(counts(plain, 3) == 10, "and nothing counted in Redis")
             log = st.tail_log(300)
             check("certificate" in log and "hostname mismatch" in log,
                   "nginx's log says why: the certificate's name")

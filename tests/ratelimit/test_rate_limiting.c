@@ -169,9 +169,9 @@ static void config_errors(void **state)
 	                     "config.sync_rate must be seconds");
 	harness_conf_refused(&H, "{\"second\":1,\"sync_rate\":0.001}", "at least 0.01 s");
 	harness_conf_refused(&H,
-	                     "{\"second\":1,\"algorithm\":\"token-bucket\",\"policy\":\"redis\","
-	                     "\"redis\":{\"host\":\"127.0.0.1\"}}",
-	                     "works with policy 'local' only");
+	                     "{\"day\":3000000000,\"algorithm\":\"token-bucket\",\"policy\":"
+	                     "\"redis\",\"redis\":{\"host\":\"127.0.0.1\"}}",
+	                     "a limit is at most 2147483647");
 	harness_conf_refused(&H, "[1,2]", "config must be a map");
 	/* Accepted shapes: Kong's nulls for unset fields, floats that are
 	 * whole numbers, the defaults. */
@@ -179,6 +179,8 @@ static void config_errors(void **state)
 	                    "\"policy\":\"local\",\"fault_tolerant\":true,\"sync_rate\":-1}");
 	harness_conf_ok(&H, "{\"second\":5,\"minute\":5}");
 	harness_conf_ok(&H, "{\"year\":1,\"algorithm\":\"token-bucket\"}");
+	harness_conf_ok(&H, "{\"second\":1,\"algorithm\":\"token-bucket\",\"policy\":\"redis\","
+	                    "\"redis\":{\"host\":\"127.0.0.1\"}}");
 }
 
 /* Every field with every JSON type, alone and beside a valid limit: a clear

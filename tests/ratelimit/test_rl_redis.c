@@ -12,6 +12,9 @@
  *     pass times (the requests a host let through while the other had not
  *     synced yet).
  *  3. sync_rate = 0: synchronous, exact across hosts.
+ *  1-3 run for both algorithms: fixed-window (Redis database 0) and
+ *     token-bucket (database 1; a bucket of 200 per day refills one token
+ *     in 432 s, so none during the test: the same numbers hold).
  *  4. Redis killed: fault_tolerant = true keeps counting locally,
  *     fault_tolerant = false answers 500; Redis back: counts resync.
  *  5. (run before 4) Kong's redis record in full, against a second redis-server that
@@ -196,8 +199,9 @@ struct rl_cfg {
 	double sync_rate;
 	bool fault_tolerant;
 	/* the redis record beyond host, port and timeout; unset when 0/NULL */
-	const char *host; /* NULL: 127.0.0.1 */
-	int port;         /* 0: the plain redis-server */
+	const char *algorithm; /* NULL: the default (fixed-window) */
+	const char *host;      /* NULL: 127.0.0.1 */
+	int port;              /* 0: the plain redis-server */
 	bool ssl, ssl_verify;
 	const char *server_name, *username, *password;
 	int database;
@@ -212,7 +216,9 @@ static void fill_conf(struct shmring_mpw *w, void *arg)
 	shmring_mpw_cstr(w, "plugin");
 	shmring_mpw_cstr(w, "rate-limiting");
 	shmring_mpw_cstr(w, "config");
-	shmring_mpw_map(w, 6);
+	shmring_mpw_map(w, 7);
+	shmring_mpw_cstr(w, "algorithm");
+	shmring_mpw_cstr(w, c->algorithm ? c->algorithm : "fixed-window");
 	shmring_mpw_cstr(w, "day");
 	shmring_mpw_uint(w, c->day);
 	shmring_mpw_cstr(w, "limit_by");
@@ -348,25 +354,30 @@ static void redis_counts_in(int port, int db, uint64_t *total, int *nfields)
 	redisFree(c);
 }
 
-static void redis_counts(uint64_t *total, int *nfields)
-{
-	redis_counts_in(redis_port, 0, total, nfields);
-}
+/* One algorithm's run of 1-3: its configs, client addresses and database. */
+struct scenario {
+	const char *algorithm;
+	uint64_t conf;      /* sync_rate = SYNC_MS, fault-tolerant, LIMIT per day */
+	uint64_t sync_conf; /* sync_rate = 0, 20 per day */
+	int db;
+	const char *ip_converged, *ip_concurrent, *ip_sync;
+};
 
 /* ---- 1. converged ------------------------------------------------------------------- */
 
-static void converged(struct tc_reply *r)
+static void converged(struct tc_reply *r, const struct scenario *sc)
 {
-	const char *ip = "10.0.0.1";
+	const char *ip = sc->ip_converged;
+	uint64_t conf = sc->conf;
 	int a_pass = 0, b_pass = 0;
 	long rem;
 	for (int i = 0; i < 150; i++)
-		a_pass += host_access(&A, i & 1, r, 1, ip, NULL) == 0;
+		a_pass += host_access(&A, i & 1, r, conf, ip, NULL) == 0;
 	CHECK(a_pass == 150, "host A alone lets 150 of 200 through (got %d)", a_pass);
 	/* B: one request per sync interval until it shows A's count. */
 	uint64_t deadline = tc_now() + 5 * SEC;
 	for (;;) {
-		int st = host_access(&B, b_pass & 1, r, 1, ip, &rem);
+		int st = host_access(&B, b_pass & 1, r, conf, ip, &rem);
 		CHECK(st == 0, "B refused before reaching the limit (status %d)", st);
 		b_pass++;
 		/* What B knows of A: nothing, part (A's 150 may span a sync under
@@ -381,7 +392,7 @@ static void converged(struct tc_reply *r)
 	}
 	/* B lets through exactly the rest. */
 	for (int i = 0; i < LIMIT; i++) {
-		int st = host_access(&B, i & 1, r, 1, ip, NULL);
+		int st = host_access(&B, i & 1, r, conf, ip, NULL);
 		if (st != 0) {
 			CHECK(st == 429, "B refuses with 429 (got %d)", st);
 			break;
@@ -395,7 +406,7 @@ static void converged(struct tc_reply *r)
 	for (;;) {
 		uint64_t total;
 		int n;
-		redis_counts(&total, &n);
+		redis_counts_in(redis_port, sc->db, &total, &n);
 		if (n == 2 && total == LIMIT)
 			break;
 		CHECK(tc_now() < deadline,
@@ -407,14 +418,15 @@ static void converged(struct tc_reply *r)
 	 * since A's last sync, never more (the bound), then refuses. */
 	int late = 0;
 	deadline = tc_now() + 5 * SEC;
-	while (host_access(&A, late & 1, r, 1, ip, NULL) == 0) {
+	while (host_access(&A, late & 1, r, conf, ip, NULL) == 0) {
 		late++;
 		CHECK(tc_now() < deadline, "A keeps letting requests through");
 		usleep(SYNC_MS * 1000);
 	}
 	/* one sync interval: 1 request at this spacing; 3 for a loaded machine */
 	CHECK(late <= 3, "A passed %d after B filled the limit: more than the bound", late);
-	printf("converged: A %d + B %d = %d, A late %d\n", a_pass, b_pass, a_pass + b_pass, late);
+	printf("converged (%s): A %d + B %d = %d, A late %d\n", sc->algorithm, a_pass, b_pass,
+	       a_pass + b_pass, late);
 }
 
 /* ---- 2. concurrent: the bound ------------------------------------------------------------- */
@@ -424,6 +436,7 @@ static void converged(struct tc_reply *r)
 struct hammer {
 	struct host *h;
 	const char *ip;
+	uint64_t conf;
 	uint64_t start, stop;
 	uint64_t pass_ns[HAMMER_MAX];
 	int npass, nsent;
@@ -436,7 +449,7 @@ static void *hammer_main(void *arg)
 	while (tc_now() < hm->start)
 		sched_yield();
 	while (tc_now() < hm->stop && hm->nsent < HAMMER_MAX) {
-		int st = host_access(hm->h, hm->nsent & 1, r, 1, hm->ip, NULL);
+		int st = host_access(hm->h, hm->nsent & 1, r, hm->conf, hm->ip, NULL);
 		hm->nsent++;
 		if (st == 0)
 			hm->pass_ns[hm->npass++] = tc_now();
@@ -461,11 +474,11 @@ static int max_in_window(const struct hammer *hm, uint64_t w)
 	return best;
 }
 
-static void concurrent(void)
+static void concurrent(const struct scenario *sc)
 {
 	static struct hammer ha, hb;
-	ha = (struct hammer){.h = &A, .ip = "10.0.0.2"};
-	hb = (struct hammer){.h = &B, .ip = "10.0.0.2"};
+	ha = (struct hammer){.h = &A, .ip = sc->ip_concurrent, .conf = sc->conf};
+	hb = (struct hammer){.h = &B, .ip = sc->ip_concurrent, .conf = sc->conf};
 	ha.start = hb.start = tc_now() + 50 * MS;
 	ha.stop = hb.stop = ha.start + 2 * SEC;
 	pthread_t ta, tb;
@@ -479,8 +492,8 @@ static void concurrent(void)
 	 * scheduling: SYNC_MS of slack on this shared machine). */
 	uint64_t w = 2 * SYNC_MS * MS;
 	int bound = max_in_window(&ha, w) + max_in_window(&hb, w);
-	printf("concurrent: sent A %d B %d, passed A %d + B %d = %d, limit %d, bound +%d\n",
-	       ha.nsent, hb.nsent, ha.npass, hb.npass, total, LIMIT, bound);
+	printf("concurrent (%s): sent A %d B %d, passed A %d + B %d = %d, limit %d, bound +%d\n",
+	       sc->algorithm, ha.nsent, hb.nsent, ha.npass, hb.npass, total, LIMIT, bound);
 	CHECK(ha.nsent + hb.nsent > LIMIT + bound, "enough requests to reach the limit");
 	CHECK(total >= LIMIT, "the limit is reached (%d)", total);
 	CHECK(total <= LIMIT + bound, "%d passed: more than limit %d + bound %d", total, LIMIT,
@@ -489,15 +502,22 @@ static void concurrent(void)
 
 /* ---- 3. synchronous -------------------------------------------------------------------------- */
 
-static void synchronous(struct tc_reply *r)
+static void synchronous(struct tc_reply *r, const struct scenario *sc)
 {
-	struct rl_cfg c = {.id = 3, .day = 20, .sync_rate = 0, .fault_tolerant = true};
+	struct rl_cfg c = {.id = sc->sync_conf,
+	                   .day = 20,
+	                   .sync_rate = 0,
+	                   .fault_tolerant = true,
+	                   .algorithm = sc->algorithm,
+	                   .database = sc->db};
 	host_conf(&A, &c);
 	host_conf(&B, &c);
 	int pass = 0;
 	for (int i = 0; i < 60; i++)
-		pass += host_access(i & 1 ? &B : &A, (i >> 1) & 1, r, 3, "10.0.0.3", NULL) == 0;
-	CHECK(pass == 20, "sync_rate = 0: exactly 20 of 60 across two hosts (got %d)", pass);
+		pass += host_access(i & 1 ? &B : &A, (i >> 1) & 1, r, sc->sync_conf, sc->ip_sync,
+		                    NULL) == 0;
+	CHECK(pass == 20, "sync_rate = 0 (%s): exactly 20 of 60 across two hosts (got %d)",
+	      sc->algorithm, pass);
 }
 
 /* ---- 4. Redis down --------------------------------------------------------------------------- */
@@ -716,14 +736,25 @@ int main(void)
 	tls_setup();
 	host_start(&B);
 	host_start(&A); /* last: tc_pid / tc_errlog name A for client.h's dump */
-	struct rl_cfg tolerant = {
-	    .id = 1, .day = LIMIT, .sync_rate = SYNC_MS / 1000.0, .fault_tolerant = true};
-	host_conf(&A, &tolerant);
-	host_conf(&B, &tolerant);
+	static const struct scenario scenarios[] = {
+	    {"fixed-window", 1, 3, 0, "10.0.0.1", "10.0.0.2", "10.0.0.3"},
+	    {"token-bucket", 4, 5, 1, "10.0.1.1", "10.0.1.2", "10.0.1.3"},
+	};
 	struct tc_reply *r = calloc(1, sizeof(*r));
-	converged(r);
-	concurrent();
-	synchronous(r);
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		const struct scenario *sc = &scenarios[i];
+		struct rl_cfg tolerant = {.id = sc->conf,
+		                          .day = LIMIT,
+		                          .sync_rate = SYNC_MS / 1000.0,
+		                          .fault_tolerant = true,
+		                          .algorithm = sc->algorithm,
+		                          .database = sc->db};
+		host_conf(&A, &tolerant);
+		host_conf(&B, &tolerant);
+		converged(r, sc);
+		concurrent(sc);
+		synchronous(r, sc);
+	}
 	tls_acl_database(r); /* before redis_down: each host's first warning is read here */
 	redis_down(r);
 	shmring_mpr_destroy(&r->mpr);
