@@ -14,16 +14,29 @@
  * write); UDP batches hold [u32 len][bytes] entries, sent as one SENDMSG
  * SQE per datagram.
  *
+ * HTTP sinks (Kong's http-log) keep entries as lines too, but a batch is at
+ * most batch_entries of them, taken from the front of fill (Kong's
+ * max_batch_size; 1 by default, one request per entry), sent as one request
+ * by sink_http.c: the entry itself when single, else a JSON array of them.
+ * A failed request (no answer, or a status >= 300) is retried after
+ * retry_initial_ms, doubling up to retry_max_ms, until the batch has been
+ * failing for retry_time_ms; then it is dropped and counted (Kong's queue:
+ * initial_retry_delay, max_retry_delay, max_retry_time). Meanwhile fill
+ * keeps taking entries up to its bounds (bytes, and max_entries).
+ *
  * A spec may end in "?key=value&..." (parse_params): per-sink batch size,
  * entry count, flush interval, memory bound and, for files, reopen (a fresh
- * open of the path before each batch, for log rotation). The parameters
+ * open of the path before each batch, for log rotation); for HTTP sinks the
+ * request's settings too (header values percent-encoded, so the spec's
+ * last '?' is always the one before the parameters). The parameters
  * are part of the spec, so sinks with different settings are different
  * sinks even when they name the same file (each write is whole lines with
  * O_APPEND, so sharing a file between them interleaves batches, not bytes).
  */
-#include "daemon.h"
+#include "sink_internal.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -41,8 +54,10 @@
 #define UDP_CHUNK 64u /* datagrams in flight per UDP sink */
 #define RECONNECT_MIN_MS 50u
 #define RECONNECT_MAX_MS 2000u
+#define SINK_SPEC_MAX 4096
+#define WARN_EVERY_NS (10 * 1000000000ull)
 
-enum sink_kind { SINK_FILE, SINK_TCP, SINK_UDP };
+enum sink_kind { SINK_FILE, SINK_TCP, SINK_UDP, SINK_HTTP };
 enum op { OP_WRITE = 1, OP_CONNECT = 2, OP_UDP = 3 };
 
 struct batch {
@@ -54,7 +69,8 @@ struct batch {
 
 struct shmring_sink {
 	struct shmring_sink *next;
-	char spec[256];
+	char spec[SINK_SPEC_MAX];
+	char name[256]; /* the destination in messages: no parameters, no credentials */
 	char path[256]; /* file: the path without the parameters */
 	enum sink_kind kind;
 	bool reopen;            /* file: open path anew before each batch */
@@ -79,11 +95,22 @@ struct shmring_sink {
 	struct msghdr msg[UDP_CHUNK];
 	struct iovec iov[UDP_CHUNK];
 	struct shmring_sink_stats st;
+	/* HTTP sinks */
+	struct sink_http *http;
+	uint32_t max_entries;      /* fill holds at most this many (0 = no count bound) */
+	uint32_t retry_initial_ms; /* first wait after a failed request ... */
+	uint32_t retry_max_ms;     /* ... doubling up to this ... */
+	uint32_t retry_time_ms;    /* ... until the batch has failed this long */
+	uint64_t batch_first_ns;   /* when flight was first sent */
+	char *body;                /* the request body built from flight */
+	size_t body_cap;
+	uint64_t last_warn_ns; /* rate of the failure log line */
 };
 
 static struct {
 	struct io_uring ring;
 	bool ready;
+	uint32_t http_busy; /* HTTP requests in flight */
 	struct shmringd_sink_opts o;
 	struct shmringd_worker_stats *ws;
 	struct shmring_sink *list;
@@ -103,6 +130,10 @@ int shmringd__sinks_init(const struct shmringd_sink_opts *o, struct shmringd_wor
 	int rc = io_uring_queue_init(RING_ENTRIES, &S.ring, 0);
 	if (rc < 0)
 		return rc;
+	if ((rc = shmringd__http_init()) < 0) {
+		io_uring_queue_exit(&S.ring);
+		return rc;
+	}
 	S.ready = true;
 	return 0;
 }
@@ -228,9 +259,152 @@ static void reopen_file(struct shmring_sink *s)
 	s->fd = fd;
 }
 
+static void flight_done(struct shmring_sink *s)
+{
+	s->st.bytes += s->flight.len;
+	S.ws->sink_bytes += s->flight.len;
+	s->flight.len = 0;
+	s->flight.entries = 0;
+	s->flight_off = 0;
+	s->udp_next = 0;
+	s->in_flight = false;
+}
+
+/* ---- HTTP batches --------------------------------------------------------- */
+
+/* Move the first batch_entries entries (lines) of fill into flight. What
+ * stays in fill keeps the batch's age, so it is sent no later than its
+ * oldest entry asks. */
+static void take_http_batch(struct shmring_sink *s)
+{
+	uint32_t n = 0, off = 0, want = s->batch_entries ? s->batch_entries : UINT32_MAX;
+	while (off < s->fill.len && n < want) {
+		const char *nl = memchr(s->fill.data + off, '\n', s->fill.len - off);
+		off = nl ? (uint32_t)(nl - s->fill.data) + 1 : s->fill.len;
+		n++;
+	}
+	memcpy(s->flight.data, s->fill.data, off);
+	s->flight.len = off;
+	s->flight.entries = n;
+	s->flight.first_ns = s->fill.first_ns;
+	memmove(s->fill.data, s->fill.data + off, s->fill.len - off);
+	s->fill.len -= off;
+	s->fill.entries -= n;
+}
+
+/* flight as a request body in s->body: the entry itself when a batch is
+ * one entry by config (Kong's max_batch_size = 1), else a JSON array of
+ * the entries. Entries are lines, and JSON text never holds an unescaped
+ * newline: each '\n' becomes ',' and the last one ']'. The length, or
+ * -ENOMEM. */
+static ssize_t build_body(struct shmring_sink *s)
+{
+	size_t n = s->flight.len, need = n + 2;
+	if (need > s->body_cap) {
+		char *b = realloc(s->body, need);
+		if (!b)
+			return -ENOMEM;
+		s->body = b;
+		s->body_cap = need;
+	}
+	bool nl_last = n && s->flight.data[n - 1] == '\n';
+	if (s->batch_entries == 1) {
+		memcpy(s->body, s->flight.data, n);
+		return (ssize_t)(nl_last ? n - 1 : n);
+	}
+	s->body[0] = '[';
+	memcpy(s->body + 1, s->flight.data, n);
+	for (size_t i = 1; i <= n; i++)
+		if (s->body[i] == '\n')
+			s->body[i] = ',';
+	if (!nl_last)
+		n++;
+	s->body[n] = ']';
+	return (ssize_t)n + 1;
+}
+
+static void http_done(void *owner, long status, const char *why);
+
+static void http_submit(struct shmring_sink *s)
+{
+	ssize_t len = build_body(s);
+	if (len < 0 || shmringd__http_send(s->http, s->body, (size_t)len) < 0) {
+		http_done(s, 0, "out of memory");
+		return;
+	}
+	s->in_flight = true;
+	S.http_busy++;
+	if (!s->batch_first_ns) {
+		s->batch_first_ns = S.now ? S.now : 1;
+		s->st.flushes++;
+		S.ws->sink_flushes++;
+		DTRACE_PROBE3(shmring, flush, s->spec, s->flight.len, s->flight.entries);
+	}
+}
+
+/* A request ended: a status below 300 (Kong's test) completes the batch;
+ * anything else waits for a retry, or drops the batch once it has been
+ * failing for retry_time_ms. */
+static void http_done(void *owner, long status, const char *why)
+{
+	struct shmring_sink *s = owner;
+	if (s->in_flight)
+		S.http_busy--;
+	s->in_flight = false;
+	if (status > 0 && status < 300) {
+		s->batch_first_ns = 0;
+		s->backoff_ms = 0;
+		s->retry_at = 0;
+		flight_done(s);
+		return;
+	}
+	s->st.errors++;
+	S.ws->sink_errors++;
+	bool give_up = S.now - s->batch_first_ns >= (uint64_t)s->retry_time_ms * 1000000u;
+	/* A drop is always told; retries once per WARN_EVERY_NS. */
+	if (give_up || S.now - s->last_warn_ns >= WARN_EVERY_NS || !s->last_warn_ns) {
+		char what[64];
+		if (status)
+			snprintf(what, sizeof(what), "HTTP status %ld", status);
+		shmringd__log("sink %s: %s; %s", s->name, status ? what : why,
+		              give_up ? "batch dropped (max_retry_time)" : "retrying");
+		s->last_warn_ns = S.now;
+	}
+	if (give_up) {
+		count_drop(s, s->flight.entries);
+		s->flight.len = 0;
+		s->flight.entries = 0;
+		s->batch_first_ns = 0;
+		s->backoff_ms = 0;
+		s->retry_at = 0;
+		return;
+	}
+	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : s->retry_initial_ms;
+	if (s->backoff_ms > s->retry_max_ms)
+		s->backoff_ms = s->retry_max_ms;
+	s->retry_at = S.now + (uint64_t)s->backoff_ms * 1000000u;
+}
+
+/* The next HTTP batch, if the sink can send now. */
+static void flush_http(struct shmring_sink *s)
+{
+	if (s->in_flight || s->reserved || S.now < s->retry_at)
+		return;
+	if (s->flight.len == 0) {
+		if (s->fill.len == 0)
+			return;
+		take_http_batch(s);
+	}
+	http_submit(s);
+}
+
 /* Swap fill into flight and submit it, if the sink can take it now. */
 static void flush(struct shmring_sink *s)
 {
+	if (s->kind == SINK_HTTP) {
+		flush_http(s);
+		return;
+	}
 	if (s->in_flight || s->fd < 0 || s->connecting || s->reserved)
 		return;
 	if (s->flight.len == 0) {
@@ -256,17 +430,6 @@ static bool due(const struct shmring_sink *s, uint64_t now)
 	       (s->batch_entries && s->fill.entries >= s->batch_entries) ||
 	       (s->fill.len && now - s->fill.first_ns >= (uint64_t)s->flush_ms * 1000000u) ||
 	       (s->flight.len && !s->in_flight); /* left over after a reconnect */
-}
-
-static void flight_done(struct shmring_sink *s)
-{
-	s->st.bytes += s->flight.len;
-	S.ws->sink_bytes += s->flight.len;
-	s->flight.len = 0;
-	s->flight.entries = 0;
-	s->flight_off = 0;
-	s->udp_next = 0;
-	s->in_flight = false;
 }
 
 static void on_cqe(struct io_uring_cqe *cqe)
@@ -344,6 +507,10 @@ static void reap(void)
 
 static void sink_free(struct shmring_sink *s)
 {
+	if (s->http && s->in_flight)
+		S.http_busy--;
+	shmringd__http_free(s->http);
+	free(s->body);
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->fill.data);
@@ -358,6 +525,8 @@ void shmringd__sinks_poll(uint64_t now)
 	S.now = now;
 	if (*S.ring.cq.khead != io_uring_smp_load_acquire(S.ring.cq.ktail))
 		reap();
+	if (S.http_busy)
+		shmringd__http_poll(http_done);
 	for (struct shmring_sink **pp = &S.list, *s; (s = *pp);) {
 		if (s->fd < 0 && s->kind == SINK_TCP && !s->connecting && now >= s->retry_at)
 			start_connect(s);
@@ -382,6 +551,8 @@ int64_t shmringd__sinks_next_due(uint64_t now)
 			t = 1000000; /* completions do not wake the futex: look again in 1 ms */
 		else if (s->fd < 0 && s->kind == SINK_TCP)
 			t = s->retry_at > now ? (int64_t)(s->retry_at - now) : 0;
+		else if (s->kind == SINK_HTTP && s->flight.len) /* a failed batch: its retry */
+			t = s->retry_at > now ? (int64_t)(s->retry_at - now) : 0;
 		else if (s->fill.len) {
 			uint64_t at = s->fill.first_ns + (uint64_t)s->flush_ms * 1000000u;
 			t = at > now ? (int64_t)(at - now) : 0;
@@ -400,6 +571,8 @@ void shmringd__sinks_drain(uint64_t deadline_ns)
 		uint64_t now = shmring_now_ns();
 		S.now = now;
 		bool busy = false;
+		if (S.http_busy)
+			shmringd__http_poll(http_done);
 		for (struct shmring_sink *s = S.list; s; s = s->next) {
 			if (s->fd < 0 && s->kind == SINK_TCP && !s->connecting &&
 			    now >= s->retry_at)
@@ -412,7 +585,11 @@ void shmringd__sinks_drain(uint64_t deadline_ns)
 			break;
 		struct __kernel_timespec ts = {0, 1000000};
 		struct io_uring_cqe *cqe;
-		if (io_uring_wait_cqe_timeout(&S.ring, &cqe, &ts) == 0)
+		if (S.http_busy)
+			shmringd__http_wait(1);
+		else if (io_uring_wait_cqe_timeout(&S.ring, &cqe, &ts) == 0)
+			reap();
+		if (*S.ring.cq.khead != io_uring_smp_load_acquire(S.ring.cq.ktail))
 			reap();
 	}
 	/* Whatever is still buffered could not be written in time. */
@@ -420,7 +597,7 @@ void shmringd__sinks_drain(uint64_t deadline_ns)
 		uint64_t lost = s->fill.entries + s->flight.entries;
 		if (lost) {
 			shmringd__log("sink %s: %llu entries not written before the drain deadline",
-			              s->spec, (unsigned long long)lost);
+			              s->name, (unsigned long long)lost);
 			count_drop(s, lost);
 		}
 	}
@@ -436,6 +613,7 @@ void shmringd__sinks_fini(void)
 		S.list = s->next;
 		sink_free(s);
 	}
+	shmringd__http_fini();
 	S.ready = false;
 }
 
@@ -470,34 +648,98 @@ static int parse_addr(const char *hostport, int socktype, struct sockaddr_storag
 	return 0;
 }
 
-/* Parse "key=value&key=value" (the part after the spec's last '?') into s.
- * 0, or -EINVAL with a message naming the parameter. */
-static int parse_params(struct shmring_sink *s, const char *p, char *err, size_t errlen)
+/* Decode %XX escapes of p in place. 0, or -1 on a bad escape. */
+static int pct_decode(char *p)
+{
+	char *o = p;
+	for (; *p; p++) {
+		if (*p != '%') {
+			*o++ = *p;
+			continue;
+		}
+		unsigned v;
+		if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]) ||
+		    sscanf(p + 1, "%2x", &v) != 1 || v == 0)
+			return -1;
+		*o++ = (char)v;
+		p += 2;
+	}
+	*o = '\0';
+	return 0;
+}
+
+/* The HTTP request's text parameters (values point into the spec's copy).
+ * 1 taken, 0 not one of them, -EINVAL (err written). */
+static int http_param(struct shmring_sink *s, struct shmringd_http_opts *ho, const char *key,
+                      char *val, char *err, size_t errlen)
+{
+	if (!strcmp(key, "method")) {
+		if (strcmp(val, "POST") && strcmp(val, "PUT") && strcmp(val, "PATCH")) {
+			snprintf(err, errlen, "sink '%s': method must be POST, PUT or PATCH",
+			         s->name);
+			return -EINVAL;
+		}
+		ho->method = val;
+		return 1;
+	}
+	if (strcmp(key, "content_type") && strcmp(key, "header"))
+		return 0;
+	if (pct_decode(val) < 0 || strpbrk(val, "\r\n")) {
+		snprintf(err, errlen, "sink '%s': bad %s (percent-encoded, no CR or LF)", s->name,
+		         key);
+		return -EINVAL;
+	}
+	if (!strcmp(key, "content_type")) {
+		ho->content_type = val;
+		return 1;
+	}
+	const char *colon = strchr(val, ':');
+	if (!colon || colon == val || ho->nheaders >= SINK_HTTP_MAX_HEADERS) {
+		snprintf(err, errlen, "sink '%s': header wants 'Name: value' (at most %d)", s->name,
+		         SINK_HTTP_MAX_HEADERS);
+		return -EINVAL;
+	}
+	ho->headers[ho->nheaders++] = val;
+	return 1;
+}
+
+/* Parse "key=value&key=value" (the part after the spec's last '?', in a
+ * copy we may change) into s, and for an HTTP sink into ho. 0, or -EINVAL
+ * with a message naming the parameter. */
+static int parse_params(struct shmring_sink *s, char *p, struct shmringd_http_opts *ho, char *err,
+                        size_t errlen)
 {
 	while (*p) {
-		const char *amp = strchr(p, '&');
-		size_t n = amp ? (size_t)(amp - p) : strlen(p);
-		char kv[128];
-		if (n == 0 || n >= sizeof(kv)) {
-			snprintf(err, errlen, "sink '%s': bad parameter list", s->spec);
-			return -EINVAL;
-		}
-		memcpy(kv, p, n);
-		kv[n] = '\0';
-		p += n + (amp ? 1 : 0);
+		char *kv = p, *amp = strchr(p, '&');
+		p = amp ? amp + 1 : p + strlen(p);
+		if (amp)
+			*amp = '\0';
 		char *eq = strchr(kv, '=');
-		char *end = NULL;
-		unsigned long long v = 0;
-		if (eq) {
-			*eq = '\0';
-			errno = 0;
-			v = strtoull(eq + 1, &end, 10);
-		}
-		if (!eq || eq[1] == '\0' || *end || errno || eq[1] == '-') {
-			snprintf(err, errlen, "sink '%s': parameter '%s' wants =<unsigned integer>",
-			         s->spec, kv);
+		if (!*kv || eq == kv) {
+			snprintf(err, errlen, "sink '%s': bad parameter list (want key=value&...)",
+			         s->name);
 			return -EINVAL;
 		}
+		if (!eq || !eq[1]) {
+			snprintf(err, errlen, "sink '%s': parameter '%.64s' wants =<value>",
+			         s->name, kv);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		int rc = s->kind == SINK_HTTP ? http_param(s, ho, kv, eq + 1, err, errlen) : 0;
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			continue;
+		char *end = NULL;
+		errno = 0;
+		unsigned long long v = strtoull(eq + 1, &end, 10);
+		if (*end || errno || eq[1] == '-') {
+			snprintf(err, errlen, "sink '%s': parameter '%s' wants =<unsigned integer>",
+			         s->name, kv);
+			return -EINVAL;
+		}
+		bool http = s->kind == SINK_HTTP;
 		if (!strcmp(kv, "batch_bytes") && v >= 1 && v <= (1u << 30)) {
 			s->batch_bytes = (uint32_t)v;
 		} else if (!strcmp(kv, "batch_entries") && v <= (1u << 30)) {
@@ -506,23 +748,53 @@ static int parse_params(struct shmring_sink *s, const char *p, char *err, size_t
 			s->flush_ms = (uint32_t)v;
 		} else if (!strcmp(kv, "max_bytes") && v >= 1024 && v <= (1u << 31)) {
 			s->cap = (uint32_t)(v / 2);
+		} else if (!strcmp(kv, "max_entries") && v <= (1u << 30)) {
+			s->max_entries = (uint32_t)v;
 		} else if (!strcmp(kv, "reopen") && v <= 1) {
 			s->reopen = v == 1;
+		} else if (http && !strcmp(kv, "timeout_ms") && v >= 1 && v <= 3600000) {
+			ho->timeout_ms = (uint32_t)v;
+		} else if (http && !strcmp(kv, "keepalive_ms") && v <= 3600000) {
+			ho->keepalive_ms = (uint32_t)v;
+		} else if (http && !strcmp(kv, "retry_initial_ms") && v >= 1 && v <= 1000000000) {
+			s->retry_initial_ms = (uint32_t)v;
+		} else if (http && !strcmp(kv, "retry_max_ms") && v >= 1 && v <= 1000000000) {
+			s->retry_max_ms = (uint32_t)v;
+		} else if (http && !strcmp(kv, "retry_time_ms") && v <= 1000000000) {
+			s->retry_time_ms = (uint32_t)v;
 		} else {
 			snprintf(
 			    err, errlen,
 			    "sink '%s': unknown parameter or value out of range: %s=%llu "
 			    "(batch_bytes 1..2^30, batch_entries 0..2^30, flush_ms 1..3600000, "
-			    "max_bytes 1024..2^31, reopen 0|1)",
-			    s->spec, kv, v);
+			    "max_bytes 1024..2^31, max_entries 0..2^30, reopen 0|1; http: "
+			    "method, content_type, header, timeout_ms 1..3600000, keepalive_ms "
+			    "0..3600000, retry_initial_ms, retry_max_ms 1..10^9, retry_time_ms "
+			    "0..10^9)",
+			    s->name, kv, v);
 			return -EINVAL;
 		}
 	}
 	if (s->reopen && s->kind != SINK_FILE) {
-		snprintf(err, errlen, "sink '%s': reopen applies to file sinks only", s->spec);
+		snprintf(err, errlen, "sink '%s': reopen applies to file sinks only", s->name);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* The destination as messages show it: a URL without its user info,
+ * query and fragment (credentials stay out of logs), else the target. */
+static void set_name(struct shmring_sink *s, const char *target)
+{
+	const char *h = strstr(target, "://");
+	if (!h) {
+		snprintf(s->name, sizeof(s->name), "%s", target);
+		return;
+	}
+	const char *auth = h + 3, *at = memchr(auth, '@', strcspn(auth, "/?#"));
+	const char *host = at ? at + 1 : auth;
+	snprintf(s->name, sizeof(s->name), "%.*s%.*s", (int)(auth - target), target,
+	         (int)strcspn(host, "?#"), host);
 }
 
 SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **out, char *err,
@@ -561,8 +833,21 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 	char *params = strrchr(target, '?');
 	if (params)
 		*params++ = '\0';
+	set_name(s, target);
 	int rc = 0;
-	if (!strncmp(target, "file:", 5) && target[5]) {
+	/* HTTP: Kong's http-log defaults unless the parameters say otherwise */
+	struct shmringd_http_opts ho = {.url = target,
+	                                .method = "POST",
+	                                .content_type = "application/json",
+	                                .timeout_ms = 10000,
+	                                .keepalive_ms = 60000};
+	if (!strncmp(target, "http://", 7) || !strncmp(target, "https://", 8)) {
+		s->kind = SINK_HTTP;
+		s->batch_entries = 1;
+		s->retry_initial_ms = 10;
+		s->retry_max_ms = 60000;
+		s->retry_time_ms = 60000;
+	} else if (!strncmp(target, "file:", 5) && target[5]) {
 		s->kind = SINK_FILE;
 		snprintf(s->path, sizeof(s->path), "%s", target + 5);
 	} else if (!strncmp(target, "tcp:", 4)) {
@@ -571,13 +856,13 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 		s->kind = SINK_UDP;
 	} else {
 		snprintf(err, errlen,
-		         "unknown sink '%s' (want file:PATH, tcp:IP:PORT or "
-		         "udp:IP:PORT, optionally followed by ?key=value&...)",
+		         "unknown sink '%s' (want file:PATH, tcp:HOST:PORT, udp:HOST:PORT "
+		         "or an http:// or https:// URL, followed by ?key=value&...)",
 		         spec);
 		rc = -EINVAL;
 	}
 	if (rc == 0 && params)
-		rc = parse_params(s, params, err, errlen);
+		rc = parse_params(s, params, &ho, err, errlen);
 	if (s->batch_bytes > s->cap)
 		s->batch_bytes = s->cap; /* else a batch is never due by size */
 	if (rc < 0) {
@@ -586,6 +871,8 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 		rc = shmring_file_open(s->path, O_WRONLY | O_APPEND | O_CREAT, 0640, err, errlen);
 		s->fd = rc < 0 ? -1 : rc;
 		rc = rc < 0 ? rc : 0;
+	} else if (s->kind == SINK_HTTP) {
+		rc = shmringd__http_open(&ho, s, &s->http, err, errlen);
 	} else if (s->kind == SINK_TCP) {
 		if ((rc = parse_addr(target + 4, SOCK_STREAM, &s->addr, &s->addrlen)) < 0)
 			snprintf(err, errlen, "bad sink address '%s' (want tcp:IP:PORT)", spec);
@@ -636,6 +923,13 @@ SHMRING_HOST_API int shmring_sink_reserve(struct shmring_sink *s, size_t max, ch
 		/* Full: try to make room by flushing now, else drop. */
 		flush(s);
 		if (s->fill.len + need > s->cap) {
+			count_drop(s, 1);
+			return SHMRING_SINK_DROPPED;
+		}
+	}
+	if (s->max_entries && s->fill.entries >= s->max_entries) {
+		flush(s);
+		if (s->fill.entries >= s->max_entries) {
 			count_drop(s, 1);
 			return SHMRING_SINK_DROPPED;
 		}

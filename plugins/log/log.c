@@ -15,7 +15,9 @@
  * hook itself never does I/O.
  *
  * Config:
- *   sink               "file" (default), "tcp" or "udp"
+ *   sink               "file" (default), "tcp", "udp" or "http" (the
+ *                      default when http_endpoint is set: Kong's http-log,
+ *                      its fields read by log_http.c)
  *   path               file: absolute path of the log file (file-log's path)
  *   host, port         tcp/udp: collector address, an IP literal (tcp-log's
  *                      and udp-log's host and port)
@@ -36,6 +38,7 @@
  * Strings that are not valid UTF-8 (a header with Latin-1 bytes) are
  * written with U+FFFD for each invalid byte: every line is valid JSON.
  */
+#include "log_http.h"
 #include "shmring_pc.h"
 #include "shmring_plugin.h"
 
@@ -48,6 +51,7 @@
 #define PLUGIN "log"
 #define MAX_DEPTH 32
 #define MAX_PATH_LEN 200 /* the spec (path + parameters) must fit 255 bytes */
+#define SPEC_MAX 4096    /* a sink spec's longest (worker/sink.c) */
 
 /* Per worker process: the line being formatted and the UTF-8 repair buffer,
  * grown as needed and reused (no allocation per entry once warm). */
@@ -330,10 +334,31 @@ static void put_value(struct out *o, const msgpack_object *v, int depth)
 
 /* ---- config ------------------------------------------------------------- */
 
+/* The fields of the file, tcp and udp sinks; the http sink's are
+ * log_http_fields (Kong's http-log). */
 static const char *const fields[] = {
     "sink",   "path",           "host",           "port",
     "reopen", "max_batch_size", "flush_interval", "max_buffered_bytes",
     NULL};
+
+/* A field of cfg that is neither in own nor in the other sinks' list other:
+ * 0, or -EINVAL naming the first field of `other` that cfg sets (it does
+ * not apply to this sink). */
+static int refuse_fields(const msgpack_object *cfg, const char *const *own,
+                         const char *const *other, const char *sink, char *err, size_t errlen)
+{
+	for (int i = 0; other[i]; i++) {
+		bool mine = false;
+		for (int j = 0; own[j] && !mine; j++)
+			mine = !strcmp(own[j], other[i]);
+		if (!mine && shmring_pc_field(cfg, other[i])) {
+			snprintf(err, errlen, PLUGIN ": config.%s does not apply to the %s sink",
+			         other[i], sink);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
 
 /* flush_interval: a number of seconds (integer or float) in
  * [0.001, 3600], as milliseconds; absent gives 0 (the daemon's). */
@@ -352,6 +377,32 @@ static int flush_interval_ms(const msgpack_object *cfg, uint32_t *ms, char *err,
 	}
 	*ms = (uint32_t)(s * 1000 + 0.5); /* s in [0.001, 3600]: no overflow */
 	return 0;
+}
+
+/* Every field is one of some sink's. */
+static int check_fields(const msgpack_object *cfg, char *err, size_t errlen)
+{
+	static const char *all[64]; /* fields and log_http_fields, NULL-terminated */
+	if (!all[0]) {
+		size_t n = 0;
+		for (int i = 0; fields[i]; i++)
+			all[n++] = fields[i];
+		for (int i = 0; log_http_fields[i]; i++)
+			all[n++] = log_http_fields[i];
+		all[n] = NULL;
+	}
+	return shmring_pc_check_fields(cfg, PLUGIN, all, err, errlen);
+}
+
+/* The http sink: sink = "http", or no sink and an http_endpoint (the
+ * shmring-http-log stub sends Kong's http-log fields only). */
+static bool is_http(const msgpack_object *cfg)
+{
+	const msgpack_object *s = shmring_pc_field(cfg, "sink");
+	if (!s)
+		return shmring_pc_field(cfg, "http_endpoint") != NULL;
+	return s->type == MSGPACK_OBJECT_STR && s->via.str.size == 4 &&
+	       !memcmp(s->via.str.ptr, "http", 4);
 }
 
 static void log_conf_free(void *conf)
@@ -436,8 +487,8 @@ static int make_spec(const msgpack_object *cfg, char *spec, size_t len, int *udp
 		             (int)port);
 	} else {
 		snprintf(err, errlen,
-		         PLUGIN ": config.sink must be one of \"file\", \"tcp\", \"udp\" (got "
-		                "\"%.64s\")",
+		         PLUGIN ": config.sink must be one of \"file\", \"tcp\", \"udp\", "
+		                "\"http\" (got \"%.64s\")",
 		         sink);
 		goto out;
 	}
@@ -473,11 +524,21 @@ static int log_conf_new(void *wstate, const msgpack_object *cfg, void **out, cha
 		snprintf(err, errlen, PLUGIN ": worker state missing (init did not run)");
 		return -EINVAL;
 	}
-	char spec[256], why[256];
+	char spec[SPEC_MAX];
+	char why[256];
 	int udp = 0, rc;
-	if ((rc = shmring_pc_check_fields(cfg, PLUGIN, fields, err, errlen)) < 0 ||
-	    (rc = make_spec(cfg, spec, sizeof(spec), &udp, err, errlen)) < 0)
+	static const char *const sink_only[] = {"sink", NULL};
+	if ((rc = check_fields(cfg, err, errlen)) < 0)
 		return rc;
+	if (is_http(cfg)) {
+		if ((rc = refuse_fields(cfg, sink_only, fields, "http", err, errlen)) < 0 ||
+		    (rc = log_http_spec(cfg, spec, sizeof(spec), err, errlen)) < 0)
+			return rc;
+	} else if ((rc = refuse_fields(cfg, fields, log_http_fields, "file, tcp or udp", err,
+	                               errlen)) < 0 ||
+	           (rc = make_spec(cfg, spec, sizeof(spec), &udp, err, errlen)) < 0) {
+		return rc;
+	}
 	struct log_conf *c = calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, errlen, PLUGIN ": out of memory");

@@ -110,7 +110,8 @@ static void config_errors(void **state)
 {
 	harness_conf_refused(&H, "{}", "log: config.path is required for the file sink");
 	harness_conf_refused(&H, "{\"sink\":\"ftp\",\"path\":\"/x\"}",
-	                     "config.sink must be one of \"file\", \"tcp\", \"udp\" (got \"ftp\")");
+	                     "config.sink must be one of \"file\", \"tcp\", \"udp\", \"http\" (got "
+	                     "\"ftp\")");
 	harness_conf_refused(&H, "{\"sink\":\"\"}", "config.sink");
 	harness_conf_refused(&H, "{\"sink\":7}", "config.sink");
 	harness_conf_refused(&H, "{\"path\":\"relative/x.log\"}",
@@ -156,6 +157,46 @@ static void config_errors(void **state)
 	                     "unknown config field 'pth'");
 	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"custom_fields_by_lua\":{}}",
 	                     "unknown config field 'custom_fields_by_lua'");
+	/* Kong's http-log fields select the http sink */
+	harness_conf_refused(&H, "{\"sink\":\"http\"}", "config.http_endpoint is required");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"ftp://x/\"}",
+	                     "config.http_endpoint must be an http:// or https:// URL");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"http://x/\",\"method\":\"GET\"}",
+	                     "config.method must be one of \"POST\", \"PUT\", \"PATCH\"");
+	harness_conf_refused(&H,
+	                     "{\"http_endpoint\":\"http://x/\",\"content_type\":\"text/plain\"}",
+	                     "config.content_type must be one of");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"http://x/\",\"headers\":{\"host\":\"a\"}}",
+	                     "config.headers cannot contain 'Host' header");
+	harness_conf_refused(
+	    &H, "{\"http_endpoint\":\"http://x/\",\"headers\":{\"Content-Length\":\"1\"}}",
+	    "cannot contain 'Content-Length' header");
+	harness_conf_refused(&H,
+	                     "{\"http_endpoint\":\"http://x/\",\"headers\":{\"X-A\":\"a\\nb\"}}",
+	                     "config.headers.X-A must be a string without CR, LF or NUL");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"http://x/\",\"headers\":{\"X A\":\"a\"}}",
+	                     "bad header name");
+	harness_conf_refused(
+	    &H, "{\"http_endpoint\":\"http://u:p@x/\",\"headers\":{\"authorization\":\"a\"}}",
+	    "specifying both an 'Authorization' header and user info");
+	harness_conf_refused(&H,
+	                     "{\"http_endpoint\":\"http://x/\",\"queue\":{\"max_batch_size\":0}}",
+	                     "config.queue.max_batch_size must be a number between 1 and 1e+06");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"http://x/\",\"queue\":{\"max_entrie\":1}}",
+	                     "unknown config field 'max_entrie'");
+	harness_conf_refused(
+	    &H, "{\"http_endpoint\":\"http://x/\",\"queue\":{\"concurrency_limit\":0}}",
+	    "config.queue.concurrency_limit must be 1 or -1");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"http://x/\",\"http_timeout\":0}",
+	                     "config.http_timeout must be a number between 1 and");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"http://x/\",\"path\":\"/tmp/x.log\"}",
+	                     "config.path does not apply to the http sink");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"queue\":{}}",
+	                     "config.queue does not apply to the file, tcp or udp sink");
+	harness_conf_ok(&H,
+	                "{\"http_endpoint\":\"http://u:p@127.0.0.1:9/x?a=b\",\"method\":\"PATCH\","
+	                "\"queue_size\":5,\"flush_timeout\":3,\"retry_count\":15,"
+	                "\"headers\":{\"X-A\":\"b?&c\"},\"queue\":{\"max_bytes\":100}}");
 	/* a refused config leaves nothing behind; a good one after it works */
 	fresh_path("ok.log");
 	char cfg[512];
@@ -486,13 +527,18 @@ static void sink_spec_params(void **state)
 	} bad[] = {
 	    {"file:/tmp/x.log?flush_ms=0", "flush_ms 1..3600000"},
 	    {"file:/tmp/x.log?bogus=1", "unknown parameter or value out of range: bogus=1"},
-	    {"file:/tmp/x.log?batch_entries",
-	     "parameter 'batch_entries' wants =<unsigned integer>"},
+	    {"file:/tmp/x.log?batch_entries", "parameter 'batch_entries' wants =<value>"},
 	    {"file:/tmp/x.log?max_bytes=-5", "wants =<unsigned integer>"},
 	    {"file:/tmp/x.log?max_bytes=100", "max_bytes 1024..2^31"},
 	    {"file:/tmp/x.log?reopen=1&&flush_ms=5", "bad parameter list"},
 	    {"tcp:127.0.0.1:9?reopen=1", "reopen applies to file sinks only"},
 	    {"ftp:/x?reopen=1", "unknown sink"},
+	    {"http://127.0.0.1:9/x?method=GET", "method must be POST, PUT or PATCH"},
+	    {"http://127.0.0.1:9/x?header=NoColon", "header wants 'Name: value'"},
+	    {"http://127.0.0.1:9/x?header=A%3A%0Db", "no CR or LF"},
+	    {"http://127.0.0.1:9/x?timeout_ms=0", "out of range: timeout_ms=0"},
+	    {"file:/tmp/x.log?timeout_ms=5", "unknown parameter"}, /* http only */
+	    {"http://bob:secret@127.0.0.1:9/x?bogus=1", "sink 'http://127.0.0.1:9/x'"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct shmring_sink *sk = (struct shmring_sink *)1;
