@@ -86,11 +86,12 @@ class Collector:
             out.extend(v if isinstance(v, list) else [v])
         return out
 
-    def wait_entries(self, n, timeout=20):
+    def wait_entries(self, n, timeout=20, match=lambda e: True):
+        """The accepted entries for which match() holds, once there are n
+        (or what there is at the timeout)."""
         end = time.time() + timeout
-        while time.time() < end:
-            got = self.entries()
-            if len(got) >= n:
+        while True:
+            got = [e for e in self.entries() if match(e)]
+            if len(got) >= n or time.time() >= end:
                 return got
             time.sleep(0.05)
-        return self.entries()
