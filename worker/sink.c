@@ -14,6 +14,12 @@
  * write); UDP batches hold [u32 len][bytes] entries, sent as one SENDMSG
  * SQE per datagram.
  *
+ * TCP and UDP sinks take a host name as well as an IP literal: the name is
+ * looked up with getaddrinfo_a (glibc's resolver, on a thread of its own)
+ * before each connection, so the loop never waits for DNS and a changed
+ * address is followed at the next reconnect. Entries wait in fill
+ * meanwhile, within the same bounds.
+ *
  * HTTP sinks (Kong's http-log) keep entries as lines too, but a batch is at
  * most batch_entries of them, taken from the front of fill (Kong's
  * max_batch_size; 1 by default, one request per entry), sent as one request
@@ -43,6 +49,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +99,9 @@ struct shmring_sink {
 	uint32_t backoff_ms;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	char host[256]; /* tcp, udp: a name to look up; "" = addr is an IP literal's */
+	char port[8];
+	struct gaicb *gai; /* the lookup in flight (getaddrinfo_a), or NULL */
 	struct msghdr msg[UDP_CHUNK];
 	struct iovec iov[UDP_CHUNK];
 	struct shmring_sink_stats st;
@@ -165,6 +175,115 @@ static void mark_down(struct shmring_sink *s)
 	if (s->backoff_ms > RECONNECT_MAX_MS)
 		s->backoff_ms = RECONNECT_MAX_MS;
 	s->retry_at = S.now + (uint64_t)s->backoff_ms * 1000000u;
+}
+
+/* ---- host names ---------------------------------------------------------- */
+
+static void lookup_free(struct shmring_sink *s)
+{
+	if (!s->gai)
+		return;
+	if (gai_cancel(s->gai) == EAI_NOTCANCELED) {
+		/* Running on the resolver's thread: it writes into s->gai, so
+		 * wait for it (only when a sink is freed mid-lookup). */
+		const struct gaicb *l[1] = {s->gai};
+		while (gai_error(s->gai) == EAI_INPROGRESS)
+			gai_suspend(l, 1, NULL);
+	}
+	if (s->gai->ar_result)
+		freeaddrinfo(s->gai->ar_result);
+	free(s->gai);
+	s->gai = NULL;
+}
+
+/* Ask for s->host's address without waiting. */
+static void lookup_start(struct shmring_sink *s)
+{
+	struct gaicb *g = calloc(1, sizeof(*g) + sizeof(struct addrinfo));
+	if (!g) {
+		mark_down(s);
+		return;
+	}
+	struct addrinfo *hints = (struct addrinfo *)(g + 1);
+	hints->ai_socktype = s->kind == SINK_TCP ? SOCK_STREAM : SOCK_DGRAM;
+	hints->ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+	g->ar_name = s->host;
+	g->ar_service = s->port;
+	g->ar_request = hints;
+	struct gaicb *list[1] = {g};
+	struct sigevent none = {.sigev_notify = SIGEV_NONE};
+	if (getaddrinfo_a(GAI_NOWAIT, list, 1, &none) != 0) {
+		free(g);
+		s->st.errors++;
+		S.ws->sink_errors++;
+		mark_down(s);
+		return;
+	}
+	s->gai = g;
+}
+
+/* The lookup's answer into s->addr: 1 done, 0 still running, -1 failed
+ * (counted, the sink down until its retry). */
+static int lookup_done(struct shmring_sink *s)
+{
+	int e = gai_error(s->gai);
+	if (e == EAI_INPROGRESS)
+		return 0;
+	struct addrinfo *ai = e == 0 ? s->gai->ar_result : NULL;
+	if (ai && ai->ai_addrlen <= sizeof(s->addr)) {
+		memcpy(&s->addr, ai->ai_addr, ai->ai_addrlen);
+		s->addrlen = ai->ai_addrlen;
+	} else {
+		e = e ? e : EAI_FAIL;
+	}
+	lookup_free(s);
+	if (e) {
+		s->st.errors++;
+		S.ws->sink_errors++;
+		if (S.now - s->last_warn_ns >= WARN_EVERY_NS || !s->last_warn_ns) {
+			shmringd__log("sink %s: cannot resolve %s: %s", s->name, s->host,
+			              gai_strerror(e));
+			s->last_warn_ns = S.now;
+		}
+		mark_down(s);
+		return -1;
+	}
+	return 1;
+}
+
+static void start_connect(struct shmring_sink *s);
+
+/* UDP: a connected datagram socket for s->addr (connect(2) on UDP only
+ * records the peer: it does not wait). */
+static void udp_open(struct shmring_sink *s)
+{
+	s->fd = socket(s->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&s->addr, s->addrlen) < 0) {
+		s->st.errors++;
+		S.ws->sink_errors++;
+		mark_down(s);
+	}
+}
+
+/* A tcp or udp sink without a connection: the next step towards one,
+ * once its retry time has come (look the name up, then connect). */
+static void connect_step(struct shmring_sink *s, uint64_t now)
+{
+	if (s->fd >= 0 || s->connecting || (s->kind != SINK_TCP && s->kind != SINK_UDP) ||
+	    now < s->retry_at)
+		return;
+	if (s->host[0]) {
+		if (!s->gai) {
+			lookup_start(s);
+			return;
+		}
+		if (lookup_done(s) <= 0)
+			return;
+	}
+	if (s->kind == SINK_TCP)
+		start_connect(s);
+	else
+		udp_open(s);
 }
 
 /* Start a TCP connect through the ring (non-blocking socket). */
@@ -507,6 +626,7 @@ static void reap(void)
 
 static void sink_free(struct shmring_sink *s)
 {
+	lookup_free(s);
 	if (s->http && s->in_flight)
 		S.http_busy--;
 	shmringd__http_free(s->http);
@@ -528,8 +648,7 @@ void shmringd__sinks_poll(uint64_t now)
 	if (S.http_busy)
 		shmringd__http_poll(http_done);
 	for (struct shmring_sink **pp = &S.list, *s; (s = *pp);) {
-		if (s->fd < 0 && s->kind == SINK_TCP && !s->connecting && now >= s->retry_at)
-			start_connect(s);
+		connect_step(s, now);
 		if (due(s, now))
 			flush(s);
 		if (s->refs == 0 && !s->in_flight && !s->connecting && s->fill.len == 0 &&
@@ -547,9 +666,9 @@ int64_t shmringd__sinks_next_due(uint64_t now)
 	int64_t best = INT64_MAX;
 	for (struct shmring_sink *s = S.list; s; s = s->next) {
 		int64_t t = INT64_MAX;
-		if (s->in_flight || s->connecting)
+		if (s->in_flight || s->connecting || s->gai)
 			t = 1000000; /* completions do not wake the futex: look again in 1 ms */
-		else if (s->fd < 0 && s->kind == SINK_TCP)
+		else if (s->fd < 0 && (s->kind == SINK_TCP || s->kind == SINK_UDP))
 			t = s->retry_at > now ? (int64_t)(s->retry_at - now) : 0;
 		else if (s->kind == SINK_HTTP && s->flight.len) /* a failed batch: its retry */
 			t = s->retry_at > now ? (int64_t)(s->retry_at - now) : 0;
@@ -574,9 +693,7 @@ void shmringd__sinks_drain(uint64_t deadline_ns)
 		if (S.http_busy)
 			shmringd__http_poll(http_done);
 		for (struct shmring_sink *s = S.list; s; s = s->next) {
-			if (s->fd < 0 && s->kind == SINK_TCP && !s->connecting &&
-			    now >= s->retry_at)
-				start_connect(s);
+			connect_step(s, now);
 			flush(s);
 			if (s->fill.len || s->flight.len || s->in_flight || s->connecting)
 				busy = true;
@@ -619,9 +736,11 @@ void shmringd__sinks_fini(void)
 
 /* ---- the plugin API ------------------------------------------------------ */
 
-static int parse_addr(const char *hostport, int socktype, struct sockaddr_storage *ss,
-                      socklen_t *len)
+/* "HOST:PORT" or "[IPv6]:PORT" of a tcp or udp sink into s: an IP
+ * literal's address, or a name to look up (s->host). 0 or -EINVAL. */
+static int parse_addr(struct shmring_sink *s, const char *hostport)
 {
+	int socktype = s->kind == SINK_TCP ? SOCK_STREAM : SOCK_DGRAM;
 	char host[256];
 	const char *port;
 	if (hostport[0] == '[') {
@@ -637,14 +756,27 @@ static int parse_addr(const char *hostport, int socktype, struct sockaddr_storag
 		snprintf(host, sizeof(host), "%.*s", (int)(e - hostport), hostport);
 		port = e + 1;
 	}
+	char *end;
+	unsigned long p = strtoul(port, &end, 10);
+	if (!*port || *end || p < 1 || p > 65535)
+		return -EINVAL;
 	struct addrinfo hints = {.ai_socktype = socktype,
 	                         .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
 	struct addrinfo *ai = NULL;
-	if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
+	int e = getaddrinfo(host, port, &hints, &ai);
+	if (e == 0 && ai) {
+		memcpy(&s->addr, ai->ai_addr, ai->ai_addrlen);
+		s->addrlen = ai->ai_addrlen;
+		freeaddrinfo(ai);
+		return 0;
+	}
+	/* Not an IP literal: a host name (RFC 1123 letters, digits, '-', '.'). */
+	size_t n = strlen(host);
+	if (hostport[0] == '[' || n == 0 || n > 253 ||
+	    strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != n)
 		return -EINVAL;
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*len = ai->ai_addrlen;
-	freeaddrinfo(ai);
+	snprintf(s->host, sizeof(s->host), "%s", host);
+	snprintf(s->port, sizeof(s->port), "%lu", p);
 	return 0;
 }
 
@@ -874,12 +1006,14 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 	} else if (s->kind == SINK_HTTP) {
 		rc = shmringd__http_open(&ho, s, &s->http, err, errlen);
 	} else if (s->kind == SINK_TCP) {
-		if ((rc = parse_addr(target + 4, SOCK_STREAM, &s->addr, &s->addrlen)) < 0)
-			snprintf(err, errlen, "bad sink address '%s' (want tcp:IP:PORT)", spec);
+		if ((rc = parse_addr(s, target + 4)) < 0)
+			snprintf(err, errlen, "bad sink address '%s' (want tcp:HOST:PORT)",
+			         s->name);
 	} else {
-		if ((rc = parse_addr(target + 4, SOCK_DGRAM, &s->addr, &s->addrlen)) < 0) {
-			snprintf(err, errlen, "bad sink address '%s' (want udp:IP:PORT)", spec);
-		} else {
+		if ((rc = parse_addr(s, target + 4)) < 0) {
+			snprintf(err, errlen, "bad sink address '%s' (want udp:HOST:PORT)",
+			         s->name);
+		} else if (!s->host[0]) { /* an IP literal: now, so errors show in the config */
 			s->fd =
 			    socket(s->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 			if (s->fd < 0 ||
@@ -901,8 +1035,7 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 		sink_free(s);
 		return rc;
 	}
-	if (s->kind == SINK_TCP)
-		start_connect(s);
+	connect_step(s, S.now); /* tcp: connect; a name: start its lookup */
 	s->next = S.list;
 	S.list = s;
 	*out = s;

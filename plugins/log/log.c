@@ -19,8 +19,9 @@
  *                      default when http_endpoint is set: Kong's http-log,
  *                      its fields read by log_http.c)
  *   path               file: absolute path of the log file (file-log's path)
- *   host, port         tcp/udp: collector address, an IP literal (tcp-log's
- *                      and udp-log's host and port)
+ *   host, port         tcp/udp: collector address, a host name (looked up
+ *                      by the daemon before each connection) or an IP
+ *                      literal (tcp-log's and udp-log's host and port)
  *   reopen             file: open the path again before each batch, so a
  *                      rotated file is let go (file-log's reopen; a daemon
  *                      SIGHUP reopens every file as well). Default false.
@@ -476,10 +477,13 @@ static int make_spec(const msgpack_object *cfg, char *spec, size_t len, int *udp
 			         sink);
 			goto out;
 		}
-		if (strlen(host) > 64 || strspn(host, "0123456789abcdefABCDEF.:") != strlen(host)) {
+		size_t hl = strlen(host);
+		if (hl > 253 || (strspn(host, "0123456789abcdefABCDEF.:") != hl &&
+		                 strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		                              "0123456789.-") != hl)) {
 			snprintf(err, errlen,
-			         PLUGIN ": config.host must be an IPv4 or IPv6 address (got "
-			                "\"%.64s\"; names are not resolved)",
+			         PLUGIN ": config.host must be a host name or an IPv4 or IPv6 "
+			                "address (got \"%.64s\")",
 			         host);
 			goto out;
 		}

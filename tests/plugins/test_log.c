@@ -126,8 +126,8 @@ static void config_errors(void **state)
 	                     "config.host and config.port are required for the tcp sink");
 	harness_conf_refused(&H, "{\"sink\":\"udp\",\"port\":9}",
 	                     "config.host and config.port are required for the udp sink");
-	harness_conf_refused(&H, "{\"sink\":\"tcp\",\"host\":\"localhost\",\"port\":9}",
-	                     "config.host must be an IPv4 or IPv6 address");
+	harness_conf_refused(&H, "{\"sink\":\"tcp\",\"host\":\"local_host\",\"port\":9}",
+	                     "config.host must be a host name or an IPv4 or IPv6 address");
 	harness_conf_refused(&H, "{\"sink\":\"tcp\",\"host\":\"1::2::3\",\"port\":9}",
 	                     "bad sink address");
 	harness_conf_refused(&H, "{\"sink\":\"udp\",\"host\":\"127.0.0.1\",\"port\":70000}",
@@ -594,6 +594,66 @@ static void udp_datagrams(void **state)
 	close(fd);
 }
 
+/* A listening TCP socket on 127.0.0.1; its port in *port. */
+static int tcp_listener(int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* Up to n bytes the sink sent to listener lfd (one connection), within 5 s. */
+static size_t tcp_read(int lfd, char *buf, size_t n)
+{
+	struct pollfd p = {.fd = lfd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	int c = accept(lfd, NULL, NULL);
+	assert_true(c >= 0);
+	size_t got = 0;
+	p.fd = c;
+	while (got < n && poll(&p, 1, 500) == 1) {
+		ssize_t k = recv(c, buf + got, n - got, 0);
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	close(c);
+	return got;
+}
+
+/* tcp-log's host may be a name: looked up off the loop, then connected. */
+static void tcp_host_name(void **state)
+{
+	int port, lfd = tcp_listener(&port);
+	char cfg[200];
+	snprintf(cfg, sizeof(cfg), "{\"sink\":\"tcp\",\"host\":\"localhost\",\"port\":%d}", port);
+	harness_conf_ok(&H, cfg);
+	assert_int_equal(log_json("{\"n\":1}"), 0);
+	assert_int_equal(log_json("{\"n\":2}"), 0);
+	drain();
+	char buf[256] = "";
+	size_t got = tcp_read(lfd, buf, sizeof(buf) - 1);
+	buf[got] = '\0';
+	if (strcmp(buf, "{\"n\":1}\n{\"n\":2}\n") != 0)
+		fail_msg("tcp by name: got \"%s\"", buf);
+	close(lfd);
+	/* a name that does not resolve: accepted (DNS may come back), counted */
+	uint64_t errors = WS.sink_errors;
+	harness_conf_ok(&H, "{\"sink\":\"tcp\",\"host\":\"no-such-host.invalid\",\"port\":9}");
+	assert_int_equal(log_json("{\"n\":3}"), 0);
+	for (int i = 0; i < 500 && WS.sink_errors == errors; i++) {
+		usleep(10000);
+		shmringd__sinks_poll(shmring_now_ns());
+	}
+	assert_true(WS.sink_errors > errors);
+}
+
 /* A sink that is down past its bound drops and counts, the hook still
  * returns 0 (nothing waits). */
 static void tcp_down_drops_counted(void **state)
@@ -638,6 +698,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(sink_spec_params, setup, teardown),
 	    cmocka_unit_test_setup_teardown(udp_datagrams, setup, teardown),
 	    cmocka_unit_test_setup_teardown(tcp_down_drops_counted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(tcp_host_name, setup, teardown),
 	};
 	rc = cmocka_run_group_tests_name("log", tests, NULL, NULL);
 	shmringd__sinks_fini();
