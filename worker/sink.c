@@ -20,6 +20,10 @@
  * address is followed at the next reconnect. Entries wait in fill
  * meanwhile, within the same bounds.
  *
+ * A tcp sink with tls=1 (Kong's tcp-log `tls`, `tls_sni`) speaks TLS once
+ * connected: handshake and writes through OpenSSL over the non-blocking
+ * socket (sink_tls.c), stepped from the loop instead of io_uring writes.
+ *
  * HTTP sinks (Kong's http-log) keep entries as lines too, but a batch is at
  * most batch_entries of them, taken from the front of fill (Kong's
  * max_batch_size; 1 by default, one request per entry), sent as one request
@@ -101,7 +105,11 @@ struct shmring_sink {
 	socklen_t addrlen;
 	char host[256]; /* tcp, udp: a name to look up; "" = addr is an IP literal's */
 	char port[8];
-	struct gaicb *gai; /* the lookup in flight (getaddrinfo_a), or NULL */
+	struct gaicb *gai;      /* the lookup in flight (getaddrinfo_a), or NULL */
+	bool tls;               /* tcp: TLS once connected */
+	char sni[256];          /* tcp + tls: the server name to send, "" = none */
+	struct sink_tls *tls_s; /* the session while connected */
+	bool handshaking;       /* tls_s: the handshake is not done yet */
 	struct msghdr msg[UDP_CHUNK];
 	struct iovec iov[UDP_CHUNK];
 	struct shmring_sink_stats st;
@@ -168,6 +176,9 @@ static void count_drop(struct shmring_sink *s, uint64_t n)
 
 static void mark_down(struct shmring_sink *s)
 {
+	shmringd__tls_free(s->tls_s);
+	s->tls_s = NULL;
+	s->handshaking = false;
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
@@ -329,9 +340,20 @@ static void submit_udp_chunk(struct shmring_sink *s)
 }
 
 /* Write what remains of flight. */
+static void tls_step(struct shmring_sink *s);
+
 static void submit_flight(struct shmring_sink *s)
 {
 	s->in_flight = true;
+	if (s->tls_s) {
+		if (s->flight_off == 0) {
+			s->st.flushes++;
+			S.ws->sink_flushes++;
+			DTRACE_PROBE3(shmring, flush, s->spec, s->flight.len, s->flight.entries);
+		}
+		tls_step(s);
+		return;
+	}
 	if (s->kind == SINK_UDP) {
 		submit_udp_chunk(s);
 		if (!s->udp_pending) { /* no SQE: due() retries the leftover batch */
@@ -524,7 +546,7 @@ static void flush(struct shmring_sink *s)
 		flush_http(s);
 		return;
 	}
-	if (s->in_flight || s->fd < 0 || s->connecting || s->reserved)
+	if (s->in_flight || s->fd < 0 || s->connecting || s->handshaking || s->reserved)
 		return;
 	if (s->flight.len == 0) {
 		if (s->fill.len == 0)
@@ -551,6 +573,39 @@ static bool due(const struct shmring_sink *s, uint64_t now)
 	       (s->flight.len && !s->in_flight); /* left over after a reconnect */
 }
 
+/* A TLS sink's pending work, as far as it goes without blocking: the
+ * handshake, then what remains of flight. A failure keeps the batch for
+ * the reconnect, as a failed TCP write does. */
+static void tls_step(struct shmring_sink *s)
+{
+	if (s->handshaking) {
+		int r = shmringd__tls_handshake(s->tls_s);
+		if (r == 0)
+			return;
+		if (r < 0)
+			goto failed;
+		s->handshaking = false;
+	}
+	while (s->in_flight && s->flight_off < s->flight.len) {
+		ssize_t w = shmringd__tls_write(s->tls_s, s->flight.data + s->flight_off,
+		                                s->flight.len - s->flight_off);
+		if (w == 0)
+			return;
+		if (w < 0)
+			goto failed;
+		s->flight_off += (uint32_t)w;
+	}
+	if (s->in_flight)
+		flight_done(s);
+	return;
+failed:
+	s->st.errors++;
+	S.ws->sink_errors++;
+	s->in_flight = false;
+	s->flight_off = 0;
+	mark_down(s);
+}
+
 static void on_cqe(struct io_uring_cqe *cqe)
 {
 	uint64_t d = io_uring_cqe_get_data64(cqe);
@@ -568,6 +623,17 @@ static void on_cqe(struct io_uring_cqe *cqe)
 			s->backoff_ms = 0;
 			s->st.reconnects++;
 			S.ws->sink_reconnects++;
+			if (s->tls) {
+				if (shmringd__tls_open(s->fd, s->sni[0] ? s->sni : NULL,
+				                       &s->tls_s) < 0) {
+					s->st.errors++;
+					S.ws->sink_errors++;
+					mark_down(s);
+					break;
+				}
+				s->handshaking = true;
+				tls_step(s);
+			}
 		}
 		break;
 	case OP_WRITE:
@@ -627,6 +693,7 @@ static void reap(void)
 static void sink_free(struct shmring_sink *s)
 {
 	lookup_free(s);
+	shmringd__tls_free(s->tls_s);
 	if (s->http && s->in_flight)
 		S.http_busy--;
 	shmringd__http_free(s->http);
@@ -649,6 +716,8 @@ void shmringd__sinks_poll(uint64_t now)
 		shmringd__http_poll(http_done);
 	for (struct shmring_sink **pp = &S.list, *s; (s = *pp);) {
 		connect_step(s, now);
+		if (s->tls_s && (s->handshaking || s->in_flight))
+			tls_step(s);
 		if (due(s, now))
 			flush(s);
 		if (s->refs == 0 && !s->in_flight && !s->connecting && s->fill.len == 0 &&
@@ -666,7 +735,7 @@ int64_t shmringd__sinks_next_due(uint64_t now)
 	int64_t best = INT64_MAX;
 	for (struct shmring_sink *s = S.list; s; s = s->next) {
 		int64_t t = INT64_MAX;
-		if (s->in_flight || s->connecting || s->gai)
+		if (s->in_flight || s->connecting || s->gai || s->handshaking)
 			t = 1000000; /* completions do not wake the futex: look again in 1 ms */
 		else if (s->fd < 0 && (s->kind == SINK_TCP || s->kind == SINK_UDP))
 			t = s->retry_at > now ? (int64_t)(s->retry_at - now) : 0;
@@ -694,6 +763,8 @@ void shmringd__sinks_drain(uint64_t deadline_ns)
 			shmringd__http_poll(http_done);
 		for (struct shmring_sink *s = S.list; s; s = s->next) {
 			connect_step(s, now);
+			if (s->tls_s && (s->handshaking || s->in_flight))
+				tls_step(s);
 			flush(s);
 			if (s->fill.len || s->flight.len || s->in_flight || s->connecting)
 				busy = true;
@@ -731,6 +802,7 @@ void shmringd__sinks_fini(void)
 		sink_free(s);
 	}
 	shmringd__http_fini();
+	shmringd__tls_fini();
 	S.ready = false;
 }
 
@@ -863,6 +935,18 @@ static int parse_params(struct shmring_sink *s, char *p, struct shmringd_http_op
 			return rc;
 		if (rc > 0)
 			continue;
+		if (s->kind == SINK_TCP && !strcmp(kv, "sni")) {
+			size_t n = strlen(eq + 1);
+			if (n >= sizeof(s->sni) ||
+			    strspn(eq + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			                   "0123456789.-") != n) {
+				snprintf(err, errlen, "sink '%s': sni must be a host name",
+				         s->name);
+				return -EINVAL;
+			}
+			memcpy(s->sni, eq + 1, n + 1);
+			continue;
+		}
 		char *end = NULL;
 		errno = 0;
 		unsigned long long v = strtoull(eq + 1, &end, 10);
@@ -884,6 +968,8 @@ static int parse_params(struct shmring_sink *s, char *p, struct shmringd_http_op
 			s->max_entries = (uint32_t)v;
 		} else if (!strcmp(kv, "reopen") && v <= 1) {
 			s->reopen = v == 1;
+		} else if (s->kind == SINK_TCP && !strcmp(kv, "tls") && v <= 1) {
+			s->tls = v == 1;
 		} else if (http && !strcmp(kv, "timeout_ms") && v >= 1 && v <= 3600000) {
 			ho->timeout_ms = (uint32_t)v;
 		} else if (http && !strcmp(kv, "keepalive_ms") && v <= 3600000) {
@@ -899,7 +985,8 @@ static int parse_params(struct shmring_sink *s, char *p, struct shmringd_http_op
 			    err, errlen,
 			    "sink '%s': unknown parameter or value out of range: %s=%llu "
 			    "(batch_bytes 1..2^30, batch_entries 0..2^30, flush_ms 1..3600000, "
-			    "max_bytes 1024..2^31, max_entries 0..2^30, reopen 0|1; http: "
+			    "max_bytes 1024..2^31, max_entries 0..2^30, reopen 0|1; tcp: tls 0|1, "
+			    "sni; http: "
 			    "method, content_type, header, timeout_ms 1..3600000, keepalive_ms "
 			    "0..3600000, retry_initial_ms, retry_max_ms 1..10^9, retry_time_ms "
 			    "0..10^9)",

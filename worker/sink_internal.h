@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Between the log sinks' batching (sink.c) and their HTTP transport
- * (sink_http.c). */
+ * (sink_http.c) and TLS for tcp sinks (sink_tls.c). */
 #ifndef SHMRINGD_SINK_INTERNAL_H
 #define SHMRINGD_SINK_INTERNAL_H
 
 #include "daemon.h"
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,5 +41,20 @@ int shmringd__http_send(struct sink_http *h, const char *body, size_t len);
 void shmringd__http_poll(void (*done)(void *owner, long status, const char *why));
 /* Wait up to timeout_ms for network activity of any request. */
 void shmringd__http_wait(int timeout_ms);
+
+/* ---- TLS for tcp sinks (sink_tls.c) ---- */
+
+struct sink_tls;
+
+/* A TLS session over connected socket fd (SNI = sni unless NULL). 0 or
+ * -ENOMEM. */
+int shmringd__tls_open(int fd, const char *sni, struct sink_tls **out);
+/* 1 done, 0 would block (call again), -1 failed. */
+int shmringd__tls_handshake(struct sink_tls *t);
+/* Bytes written (> 0), 0 would block, -1 failed. */
+ssize_t shmringd__tls_write(struct sink_tls *t, const void *p, size_t n);
+void shmringd__tls_free(struct sink_tls *t);
+/* Per worker, at the end: the shared TLS context. */
+void shmringd__tls_fini(void);
 
 #endif

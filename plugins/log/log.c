@@ -22,6 +22,8 @@
  *   host, port         tcp/udp: collector address, a host name (looked up
  *                      by the daemon before each connection) or an IP
  *                      literal (tcp-log's and udp-log's host and port)
+ *   tls, tls_sni       tcp: TLS to the collector, with this SNI (tcp-log's;
+ *                      the certificate is not verified, as Kong's is not)
  *   reopen             file: open the path again before each batch, so a
  *                      rotated file is let go (file-log's reopen; a daemon
  *                      SIGHUP reopens every file as well). Default false.
@@ -337,10 +339,17 @@ static void put_value(struct out *o, const msgpack_object *v, int depth)
 
 /* The fields of the file, tcp and udp sinks; the http sink's are
  * log_http_fields (Kong's http-log). */
-static const char *const fields[] = {
-    "sink",   "path",           "host",           "port",
-    "reopen", "max_batch_size", "flush_interval", "max_buffered_bytes",
-    NULL};
+static const char *const fields[] = {"sink",
+                                     "path",
+                                     "host",
+                                     "port",
+                                     "reopen",
+                                     "max_batch_size",
+                                     "flush_interval",
+                                     "max_buffered_bytes",
+                                     "tls",
+                                     "tls_sni",
+                                     NULL};
 
 /* A field of cfg that is neither in own nor in the other sinks' list other:
  * 0, or -EINVAL naming the first field of `other` that cfg sets (it does
@@ -418,16 +427,18 @@ static void log_conf_free(void *conf)
 static int make_spec(const msgpack_object *cfg, char *spec, size_t len, int *udp, char *err,
                      size_t errlen)
 {
-	char *sink = NULL, *path = NULL, *host = NULL;
+	char *sink = NULL, *path = NULL, *host = NULL, *sni = NULL;
 	int64_t port, batch, bytes;
 	uint32_t flush_ms;
-	bool reopen;
+	bool reopen, tls;
 	int rc, n = 0;
 	if ((rc = shmring_pc_strdup(cfg, PLUGIN, "sink", "file", true, &sink, err, errlen)) < 0 ||
 	    (rc = shmring_pc_strdup(cfg, PLUGIN, "path", NULL, true, &path, err, errlen)) < 0 ||
 	    (rc = shmring_pc_strdup(cfg, PLUGIN, "host", NULL, true, &host, err, errlen)) < 0 ||
 	    (rc = shmring_pc_int(cfg, PLUGIN, "port", 0, 1, 65535, &port, err, errlen)) < 0 ||
 	    (rc = shmring_pc_bool(cfg, PLUGIN, "reopen", false, &reopen, err, errlen)) < 0 ||
+	    (rc = shmring_pc_bool(cfg, PLUGIN, "tls", false, &tls, err, errlen)) < 0 ||
+	    (rc = shmring_pc_strdup(cfg, PLUGIN, "tls_sni", NULL, true, &sni, err, errlen)) < 0 ||
 	    (rc = shmring_pc_int(cfg, PLUGIN, "max_batch_size", 0, 1, 1000000, &batch, err,
 	                         errlen)) < 0 ||
 	    (rc = shmring_pc_int(cfg, PLUGIN, "max_buffered_bytes", 0, 4096, INT64_C(1) << 31,
@@ -436,6 +447,19 @@ static int make_spec(const msgpack_object *cfg, char *spec, size_t len, int *udp
 		goto out;
 	rc = -EINVAL;
 	*udp = !strcmp(sink, "udp");
+	if ((tls || sni) && strcmp(sink, "tcp")) {
+		snprintf(err, errlen,
+		         PLUGIN ": config.tls and config.tls_sni apply to the tcp sink");
+		goto out;
+	}
+	if (sni &&
+	    (strlen(sni) > 253 ||
+	     strspn(sni, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+	         strlen(sni))) {
+		snprintf(err, errlen, PLUGIN ": config.tls_sni must be a host name (got \"%.64s\")",
+		         sni);
+		goto out;
+	}
 	if (!strcmp(sink, "file")) {
 		if (!path) {
 			snprintf(err, errlen, PLUGIN ": config.path is required for the file sink");
@@ -512,8 +536,16 @@ static int make_spec(const msgpack_object *cfg, char *spec, size_t len, int *udp
 	}
 	if (reopen)
 		n += snprintf(spec + n, len - (size_t)n, "%creopen=1", sep);
+	if (tls) {
+		/* Kong's tcp-log sends tls_sni only with tls */
+		n += snprintf(spec + n, len - (size_t)n, "%ctls=1", sep);
+		sep = '&';
+		if (sni)
+			n += snprintf(spec + n, len - (size_t)n, "%csni=%s", sep, sni);
+	}
 	rc = 0;
 out:
+	free(sni);
 	free(sink);
 	free(path);
 	free(host);

@@ -36,6 +36,11 @@ return {
     -- https (Kong's http-log does not verify the certificate either)
     ["http-log-tls"] = http_log({
         http_endpoint = ("https://localhost:%d/tls"):format(port.tls) }),
+    -- tcp-log with TLS and a host name, to a line collector that is down
+    -- when the gateway starts (shmring-log, sink = tcp)
+    ["tcp-log-tls"] = { plugins = { { name = "shmring-log", config = {
+        sink = "tcp", host = "localhost", port = port.tcp_tls, tls = true,
+        tls_sni = "collector.test", flush_interval = 0.05 } } } },
     -- a collector that never answers 2xx: the batch is dropped after
     -- max_retry_time, and the next one still goes out
     ["http-log-give-up"] = http_log({

@@ -18,7 +18,13 @@ tests/e2e/kong_routes_http_log.lua).
 - A collector that never answers 2xx: the batch is given up after
   max_retry_time (the daemon says so in its log) and later entries are
   still sent.
+- tcp-log (shmring-log, sink = tcp) with tls, tls_sni and a host name, to
+  a TLS line server that is down when the gateway starts: every line
+  arrives, and the server saw the SNI.
 """
+import socket
+import ssl
+import threading
 import base64
 import json
 import os
@@ -131,6 +137,65 @@ def give_up(st, coll):
         check("batch dropped (max_retry_time)" in f.read(), "the daemon logs the dropped batch")
 
 
+class TlsLines:
+    """A TLS server on port that collects newline-separated lines and the
+    SNI each connection sent; start() may come later than the gateway."""
+
+    def __init__(self, tls):
+        self.port = stack.free_port()
+        self.tls = tls
+        self.lines, self.snis = [], []
+        self.sock = None
+
+    def start(self):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*self.tls)
+        ctx.sni_callback = lambda s, name, c: self.snis.append(name) and None
+        self.sock = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self.serve, args=(ctx,), daemon=True).start()
+        return self
+
+    def serve(self, ctx):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.read, args=(ctx, c), daemon=True).start()
+
+    def read(self, ctx, c):
+        try:
+            with ctx.wrap_socket(c, server_side=True) as t:
+                buf = b""
+                while True:
+                    data = t.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                    *done_lines, buf = buf.split(b"\n")
+                    self.lines.extend(json.loads(x) for x in done_lines if x)
+        except (OSError, ssl.SSLError):
+            pass
+
+    def stop(self):
+        if self.sock:
+            self.sock.close()
+
+
+def tcp_tls(st, srv):
+    send(st, "tcp-log-tls", 10, "k")
+    time.sleep(1.0)  # the sink retries its connection meanwhile
+    srv.start()
+    end = time.time() + 10
+    while time.time() < end and len(indexes(srv.lines, "k")) < 10:
+        time.sleep(0.05)
+    check(indexes(srv.lines, "k") == list(range(10)),
+          "tcp-log over TLS to 'localhost', down at start: every line (got %s)"
+          % indexes(srv.lines, "k"))
+    check(srv.snis and all(n == "collector.test" for n in srv.snis),
+          "tls_sni sent (%s)" % srv.snis)
+
+
 def main(build):
     skip_unless_ready(build)
     if "log" not in stack.built_plugins(build):
@@ -141,9 +206,10 @@ def main(build):
     late_c = Collector()
     tls_c = Collector(tls=self_signed(st.prefix)).start()
     never = Collector(fail_for=1e9).start()
+    tls_lines = TlsLines(tls_c.tls)
     with open(os.path.join(st.prefix, "collectors.json"), "w") as f:
         json.dump({"doc": doc.port, "flaky": flaky_c.port, "late": late_c.port,
-                   "tls": tls_c.port, "never": never.port}, f)
+                   "tls": tls_c.port, "never": never.port, "tcp_tls": tls_lines.port}, f)
     try:
         with st:
             doc_example(st, doc)
@@ -153,11 +219,12 @@ def main(build):
             late(st, late_c)
             tls(st, tls_c)
             give_up(st, never)
+            tcp_tls(st, tls_lines)
             errors = [line for line in st.tail_log(300).splitlines()
                       if "[error]" in line or "[alert]" in line]
             check(not errors, "no error in nginx's error.log: %s" % errors[:3])
     finally:
-        for c in (doc, flaky_c, late_c, tls_c, never):
+        for c in (doc, flaky_c, late_c, tls_c, never, tls_lines):
             c.stop()
     done()
 

@@ -94,6 +94,9 @@ local ACCEPTED = {
         { path = "/tmp/file.log", reopen = true },
         { sink = "file", path = "/var/log/kong/requests.log" },
         { sink = "tcp", host = "127.0.0.1", port = 9999 },
+        -- tcp-log's TLS fields, a host name
+        { sink = "tcp", host = "logs.example.com", port = 6514, tls = true,
+          tls_sni = "logs.example.com" },
         { sink = "udp", host = "logs.example.com", port = 514, max_batch_size = 100,
           flush_interval = 0.5 },
     },

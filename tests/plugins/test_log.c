@@ -157,6 +157,15 @@ static void config_errors(void **state)
 	                     "unknown config field 'pth'");
 	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"custom_fields_by_lua\":{}}",
 	                     "unknown config field 'custom_fields_by_lua'");
+	harness_conf_refused(&H,
+	                     "{\"sink\":\"udp\",\"host\":\"127.0.0.1\",\"port\":9,\"tls\":true}",
+	                     "config.tls and config.tls_sni apply to the tcp sink");
+	harness_conf_refused(
+	    &H,
+	    "{\"sink\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":9,\"tls\":true,\"tls_sni\":\"a b\"}",
+	    "config.tls_sni must be a host name");
+	harness_conf_refused(&H, "{\"sink\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":9,\"tls\":1}",
+	                     "config.tls must be a boolean");
 	/* Kong's http-log fields select the http sink */
 	harness_conf_refused(&H, "{\"sink\":\"http\"}", "config.http_endpoint is required");
 	harness_conf_refused(&H, "{\"http_endpoint\":\"ftp://x/\"}",
