@@ -22,12 +22,14 @@ enum shmring_rec_type {
 	SHMRING_REC_REWRITE = 3,
 	SHMRING_REC_HEADER_FILTER = 4,
 	SHMRING_REC_LOG = 5,
+	SHMRING_REC_FORGET = 6,
 	SHMRING_REC_REPLY = 0x80,
 };
 enum shmring_reply_status {
 	SHMRING_REPLY_OK = 0,
 	SHMRING_REPLY_ERROR = 1,
 	SHMRING_REPLY_UNKNOWN_CONF = 2,
+	SHMRING_REPLY_NEED_ENTITIES = 3,
 };
 enum shmring_action_op {
 	SHMRING_ACT_SET_REQ_HEADER = 1,
@@ -42,6 +44,12 @@ enum shmring_action_op {
 	SHMRING_ACT_SET_CTX = 10,
 	SHMRING_ACT_AUTHENTICATE = 11,
 	SHMRING_ACT_LOG = 12,
+	SHMRING_ACT_LOOKUP = 13,
+};
+enum shmring_entity_kind {
+	SHMRING_ENTITY_CONSUMER = 1,
+	SHMRING_ENTITY_KEYAUTH_CREDENTIAL = 2,
+	SHMRING_ENTITY_JWT_SECRET = 3,
 };
 
 struct shmring_chan_counters {
@@ -131,6 +139,8 @@ struct shmring_client_msg { struct shmring_claim claim; struct shmring_mpw w; };
 int shmring_client_begin(struct shmring_chan *c, uint32_t cap, struct shmring_client_msg *m);
 int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uint16_t type,
                        uint64_t req_id, int publish);
+double shmring_client_clock(void);
+double shmring_client_applied(double started);
 int shmring_client_health(const struct shmring_instance *inst, const struct shmring_chan *c,
                           int64_t max_age_ns);
 ]]
@@ -143,11 +153,11 @@ _M.FULL = K.SHMRING_FULL
 _M.REC = {
     CONF = K.SHMRING_REC_CONF, ACCESS = K.SHMRING_REC_ACCESS, REWRITE = K.SHMRING_REC_REWRITE,
     HEADER_FILTER = K.SHMRING_REC_HEADER_FILTER, LOG = K.SHMRING_REC_LOG,
-    REPLY = K.SHMRING_REC_REPLY,
+    FORGET = K.SHMRING_REC_FORGET, REPLY = K.SHMRING_REC_REPLY,
 }
 _M.REPLY = {
     OK = K.SHMRING_REPLY_OK, ERROR = K.SHMRING_REPLY_ERROR,
-    UNKNOWN_CONF = K.SHMRING_REPLY_UNKNOWN_CONF,
+    UNKNOWN_CONF = K.SHMRING_REPLY_UNKNOWN_CONF, NEED_ENTITIES = K.SHMRING_REPLY_NEED_ENTITIES,
 }
 _M.ACT = {
     SET_REQ_HEADER = K.SHMRING_ACT_SET_REQ_HEADER, ADD_REQ_HEADER = K.SHMRING_ACT_ADD_REQ_HEADER,
@@ -156,7 +166,12 @@ _M.ACT = {
     SET_RESP_HEADER = K.SHMRING_ACT_SET_RESP_HEADER,
     ADD_RESP_HEADER = K.SHMRING_ACT_ADD_RESP_HEADER, EXIT = K.SHMRING_ACT_EXIT,
     SET_CTX = K.SHMRING_ACT_SET_CTX, AUTHENTICATE = K.SHMRING_ACT_AUTHENTICATE,
-    LOG = K.SHMRING_ACT_LOG,
+    LOG = K.SHMRING_ACT_LOG, LOOKUP = K.SHMRING_ACT_LOOKUP,
+}
+_M.ENTITY = {
+    CONSUMER = K.SHMRING_ENTITY_CONSUMER,
+    KEYAUTH_CREDENTIAL = K.SHMRING_ENTITY_KEYAUTH_CREDENTIAL,
+    JWT_SECRET = K.SHMRING_ENTITY_JWT_SECRET,
 }
 _M.ESTALE, _M.ETIMEDOUT, _M.ENOENT, _M.EBUSY, _M.EMSGSIZE, _M.EPIPE, _M.EPROTO =
     -116, -110, -2, -16, -90, -32, -71

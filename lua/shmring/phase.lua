@@ -14,13 +14,16 @@ local ffi = require("ffi")
 local core = require("shmring.core")
 local client = require("shmring.client")
 local plugins = require("shmring.plugins")
+local entities = require("shmring.entities")
+local plugin_stats = require("shmring.plugin_stats")
 
 local ngx = ngx
 local ngx_log, ERR = ngx.log, ngx.ERR
 local ngx_now = ngx.now
 local ffi_string = ffi.string
-local type, pairs = type, pairs
+local type, pairs, setmetatable = type, pairs, setmetatable
 local REC, ACT = core.REC, core.ACT
+local count, observe = plugin_stats.count, plugin_stats.observe
 
 local _M = {}
 
@@ -91,10 +94,11 @@ local function put_kv(W, k, v)
     C.shmring_mpw_str(W, v, #v)
 end
 
--- encode(W, conf_id, st): st = { spec, host } for this plugin and host.
+-- encode(W, conf_id, st): st = { spec, host } for this plugin and host,
+-- and `answers` when the record is resent with entities (shmring.entities).
 -- Only the fields and parts the plugin declared (plugins.lua).
 local function encode_request(W, conf_id, st)
-    local spec, host = st.spec, st.host
+    local spec, host, answers = st.spec, st.host, st.answers
     local want = spec.want
     local kv, consumer, credential
     if want.ctx or want.consumer then
@@ -112,7 +116,7 @@ local function encode_request(W, conf_id, st)
         + (want.path and 1 or 0) + (want.client_ip and 1 or 0) + (want.route_id and 1 or 0)
         + (want.service_id and 1 or 0)
         + (has_h and 1 or 0) + (has_q and 1 or 0) + (kv and 1 or 0) + (consumer and 1 or 0)
-        + (credential and 1 or 0)
+        + (credential and 1 or 0) + (answers and 1 or 0)
     C.shmring_mpw_map(W, n)
     C.shmring_mpw_str(W, "conf", 4)
     C.shmring_mpw_uint(W, conf_id)
@@ -143,6 +147,9 @@ local function encode_request(W, conf_id, st)
     end
     if credential then
         put_kv(W, "credential", credential)
+    end
+    if answers then
+        entities.encode(W, answers)
     end
 end
 
@@ -205,6 +212,19 @@ local function resp_header(op, a, host, phase)
     end
 end
 
+-- The request whose reply apply() is applying: its plugin and when it was
+-- submitted (shmring_client_clock). Set and used without a yield between.
+local timing_plugin, timing_started
+
+-- The reply is applied (or about to end the request with EXIT): its round
+-- trip into the plugin's histogram, once.
+local function applied()
+    if timing_started then
+        observe(timing_plugin, C.shmring_client_applied(timing_started))
+        timing_started = nil
+    end
+end
+
 -- One function per action op (docs/protocol.md, "REPLY"):
 -- fn(a, host, phase). Only EXIT returns (what the host's exit returns),
 -- which ends the reply.
@@ -223,6 +243,7 @@ local APPLY = {
     end,
     [ACT.EXIT] = function(a, host)
         local body = a.nstr > 0 and str(a.a) or nil
+        applied() -- the host's exit may not return
         return true, host.exit(a.num, body, map_table(a.map))
     end,
     [ACT.SET_CTX] = function(a)
@@ -285,6 +306,9 @@ local function fail(st, conf, err, kind)
         ngx_log(ERR, "shmring: plugin ", st.spec.name, fail_open and " skipped (fail_open): "
             or " failed closed: ", err)
     end
+    if plugin_stats.enabled then
+        plugin_stats.failed(st.spec.name, kind, err, fail_open)
+    end
     if fail_open then
         return
     end
@@ -305,17 +329,41 @@ end
 function _M.access(st, conf, rtype)
     C = C or core.C or core.load(client.config.lib)
     local timeout = conf.timeout or st.spec.timeout
-    local r, payload_or_err, kind = (st.transport or client).call(rtype or REC.ACCESS,
-        st.spec.name, conf, encode_request, st, timeout)
+    local name, started = st.spec.name, nil
+    if plugin_stats.enabled then
+        count(name, "requests")
+        -- no library: the call below fails as "unavailable", untimed
+        started = C and C.shmring_client_clock()
+    end
+    local transport = st.transport or client
+    local r, payload_or_err, kind = transport.call(rtype or REC.ACCESS, name, conf,
+        encode_request, st, timeout)
+    if r and entities.needs(r) then
+        -- The daemon lacks entities: resolve them and resend once with the
+        -- answers (the deadline starts again: a look-up may wait on a DB).
+        local answers, err = entities.resolve(st.host, r)
+        if not answers then
+            return fail(st, conf, "plugin " .. name .. ": " .. err, "error")
+        end
+        r, payload_or_err, kind = transport.call(rtype or REC.ACCESS, name, conf,
+            encode_request, setmetatable({ answers = answers }, { __index = st }), timeout)
+        if r and entities.needs(r) then
+            r, payload_or_err, kind = nil, "plugin " .. name
+                .. ": asked again for entities it was given", "error"
+        end
+    end
     if not r then
         return fail(st, conf, payload_or_err, kind)
     end
     local payload = payload_or_err -- the reply points into it: keep it alive
+    timing_plugin, timing_started = name, started
     local ok, ret = apply(r, st.host, "access")
     payload = nil
     if not ok then
-        return fail(st, conf, "plugin " .. st.spec.name .. ": " .. ret, "error")
+        timing_started = nil
+        return fail(st, conf, "plugin " .. name .. ": " .. ret, "error")
     end
+    applied()
     return ret
 end
 
@@ -350,6 +398,9 @@ function _M.log(st, conf)
         entry.ctx = kv
     end
     local ok, err = (st.transport or client).send(REC.LOG, st.spec.name, conf, encode_log, entry)
+    if plugin_stats.enabled then
+        count(st.spec.name, ok and "log_records" or "log_dropped")
+    end
     if not ok then
         local key = st.spec.name .. "/log"
         local now = ngx_now()

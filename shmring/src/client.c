@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sdt.h>
 
 struct shmring_client_decoder {
 	struct shmring_mpr reader;          /* zone reused reply after reply */
@@ -69,6 +70,7 @@ static const struct {
     [SHMRING_ACT_SET_CTX] = {2, 0, 0},
     [SHMRING_ACT_AUTHENTICATE] = {0, 0, 1},
     [SHMRING_ACT_LOG] = {1, 1, 0},
+    [SHMRING_ACT_LOOKUP] = {1, 1, 0}, /* kind, key: in NEED_ENTITIES replies */
 };
 
 static int is_int(const msgpack_object *o)
@@ -153,6 +155,7 @@ int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *bu
 		str_of(e, &r->error);
 	const msgpack_object *acts = shmring_mp_get(root, "a");
 	if (!acts) {
+		DTRACE_PROBE3(shmring, reply_seen, r->status, 0, len);
 		*out = r;
 		return 0;
 	}
@@ -166,6 +169,7 @@ int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *bu
 		if ((rc = action_of(&acts->via.array.ptr[i], &r->actions[i])) < 0)
 			return rc;
 	r->nactions = n;
+	DTRACE_PROBE3(shmring, reply_seen, r->status, n, len);
 	*out = r;
 	return 0;
 }
@@ -214,9 +218,22 @@ int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uin
 	int rc = shmring_commit(c, &m->claim, (uint32_t)len, type, 0, req_id);
 	if (rc < 0)
 		return rc;
+	DTRACE_PROBE4(shmring, submit, shmring_chan_index(c), type, req_id, len);
 	if (publish)
 		shmring_publish(c);
 	return len;
+}
+
+double shmring_client_clock(void)
+{
+	return (double)shmring_now_ns() / 1e9;
+}
+
+double shmring_client_applied(double started)
+{
+	double took = shmring_client_clock() - started;
+	DTRACE_PROBE1(shmring, applied, (uint64_t)(took * 1e9));
+	return took;
 }
 
 int shmring_client_health(const struct shmring_instance *inst, const struct shmring_chan *c,

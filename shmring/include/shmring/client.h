@@ -8,7 +8,18 @@
  *     writer over it, then finish + commit + publish in one call;
  *   - shmring_client_decode_reply: a REPLY payload (docs/protocol.md) as a
  *     flat array of actions whose strings point into the caller's buffer;
- *   - shmring_client_health: "is the daemon there" without waiting.
+ *   - shmring_client_health: "is the daemon there" without waiting;
+ *   - shmring_client_clock/_applied: the gateway round trip of a request,
+ *     as Lua numbers (no boxed 64-bit cdata on the hot path).
+ *
+ * USDT probes (sys/sdt.h, provider "shmring"; perf list 'sdt_shmring:*' on
+ * the library), so perf can time the gateway side without LuaJIT symbols:
+ *   submit      (channel, record type, req_id, payload length): a record
+ *               committed to the SQ, in shmring_client_end();
+ *   reply_seen  (status, actions, payload length): a REPLY decoded, right
+ *               before the gateway applies it;
+ *   applied     (round trip ns): the reply's actions applied, from
+ *               shmring_client_applied().
  *
  * All functions are plain exported symbols (no static inline). Nothing here
  * keeps a pointer to the caller's buffers past the call, except the decoded
@@ -106,6 +117,14 @@ SHMRING_API int shmring_client_end(struct shmring_chan *c, struct shmring_client
  * max_age_ns (the daemon is gone or hung). c may be NULL. */
 SHMRING_API int shmring_client_health(const struct shmring_instance *inst,
                                       const struct shmring_chan *c, int64_t max_age_ns);
+
+/* CLOCK_MONOTONIC in seconds, as a double (ns precision for centuries). */
+SHMRING_API double shmring_client_clock(void);
+
+/* The gateway applied a reply to a request it started (submit side) at
+ * started, a shmring_client_clock() value: fires the "applied" probe with
+ * the round trip in ns and returns it in seconds. */
+SHMRING_API double shmring_client_applied(double started);
 
 #ifdef __cplusplus
 }
