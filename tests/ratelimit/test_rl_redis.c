@@ -576,7 +576,8 @@ static void redis_down(struct tc_reply *r)
 /* A CA, a certificate for "redis.test" signed by it, and a redis-server
  * with TLS on tls_port (plain on tls_plain_port, for the test's own
  * reads) and the ACL user alice. The daemons trust the CA through
- * SSL_CERT_FILE (OpenSSL's default trust store): call before host_start. */
+ * SSL_CERT_FILE (OpenSSL's default trust store): hosts started after this
+ * call trust it (A), hosts started before do not (B). */
 static void tls_setup(void)
 {
 	char cmd[2048], conf[400];
@@ -664,9 +665,14 @@ static void tls_acl_database(struct tc_reply *r)
 	c = good;
 	c.id = 13;
 	c.password = "wrong";
-	host_conf(&B, &c); /* B: its first warning, so its text is in the reply */
+	c.ssl_verify = false; /* B does not trust the CA (below) */
+	host_conf(&B, &c);    /* B: its first warning, so its text is in the reply */
 	expect_500(&B, r, 13, "10.0.0.13", "a wrong password");
 	CHECK(strstr(last_log, "WRONGPASS"), "the warning names the refusal: %s", last_log);
+	/* The chain is checked: A's good config, on B, whose trust store
+	 * lacks the test CA. */
+	host_conf(&B, &good);
+	expect_500(&B, r, 10, "10.0.0.18", "a certificate from a CA the host does not trust");
 	c = good;
 	c.id = 14;
 	c.username = NULL; /* the password is alice's, not the default user's */
@@ -735,8 +741,8 @@ int main(void)
 		if (redis_try_start(tries < 4))
 			break;
 	}
+	host_start(&B); /* before tls_setup's SSL_CERT_FILE: B does not trust the test CA */
 	tls_setup();
-	host_start(&B);
 	host_start(&A); /* last: tc_pid / tc_errlog name A for client.h's dump */
 	static const struct scenario scenarios[] = {
 	    {"fixed-window", 1, 3, 0, "10.0.0.1", "10.0.0.2", "10.0.0.3"},
