@@ -124,16 +124,17 @@ int shmringd__http_open(const struct shmringd_http_opts *o, void *owner, struct 
 	char ct[64];
 	snprintf(ct, sizeof(ct), "Content-Type: %s", o->content_type);
 	rc = -ENOMEM;
-	if (!(h->headers = curl_slist_append(NULL, ct)) ||
-	    !(h->headers = curl_slist_append(h->headers, "Expect:")) || /* no 100-continue */
-	    basic_auth(u, &h->headers) < 0)
-		goto fail;
-	for (size_t i = 0; i < o->nheaders; i++) {
-		struct curl_slist *l = curl_slist_append(h->headers, o->headers[i]);
+	/* "Expect:" with no value: no 100-continue round trip before the body */
+	const char *fixed[] = {ct, "Expect:"};
+	for (size_t i = 0; i < 2 + o->nheaders; i++) {
+		struct curl_slist *l =
+		    curl_slist_append(h->headers, i < 2 ? fixed[i] : o->headers[i - 2]);
 		if (!l)
 			goto fail;
 		h->headers = l;
 	}
+	if (basic_auth(u, &h->headers) < 0)
+		goto fail;
 	if (curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK || !(h->easy = curl_easy_init()))
 		goto fail;
 	CURL *e = h->easy;
