@@ -136,11 +136,22 @@ def wrk(port, path, plugin, a, tokens, offset):
          "-s", os.path.join(HERE, "wrk.lua"), url], env=env)
 
 
-def perf_profile(st, a, tokens, outdir):
+def jit_ctl(port, query):
+    """Start or stop jit.p + jit.v in the (one) nginx worker, or read its
+    ring client's counters (stats=1)."""
+    import urllib.request
+    return urllib.request.urlopen("http://127.0.0.1:%d/_jit?%s" % (port, query), timeout=5).read()
+
+
+def perf_profile(st, a, tokens, outdir, plugin):
     """perf record -g of the nginx worker and the shmringd ring worker during
-    the shmring/jwt cell; folded stacks + the top of perf report."""
+    the plugin's shmring cell, with LuaJIT's own profiler (jit.p, "Fl":
+    functions and lines, the VM state) and trace-abort log (jit.v) in the
+    worker at the same time; folded stacks + the top of perf report."""
     os.makedirs(outdir, exist_ok=True)
     targets = {"nginx": st.nginx_worker_pids()[0], "shmringd": st.worker_pids("shmringd-w0")[0]}
+    tag = "%s/%s" % (outdir, "e2e-profile-%s-" + plugin)
+    jit_out = os.path.abspath(tag % "luajit") + ".txt"
     procs = {}
     for name, pid in targets.items():
         data = os.path.join(st.prefix, "perf-%s.data" % name)
@@ -148,8 +159,10 @@ def perf_profile(st, a, tokens, outdir):
             ["perf", "record", "-g", "-e", "cpu-clock", "-F", "2000", "-o", data, "-p", str(pid),
              "--", "sleep", str(a.duration)], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL))
+    jit_ctl(st.port, "start=" + jit_out)
     time.sleep(0.2)
-    res = wrk(st.port, "/shmring/jwt", "jwt", a, tokens, 3 * N_TOKENS // 4)
+    res = wrk(st.port, "/shmring/" + plugin, plugin, a, tokens, 3 * N_TOKENS // 4)
+    jit_ctl(st.port, "stop=1")
     for name, (data, p) in procs.items():
         p.wait()
         report = ""
@@ -163,15 +176,15 @@ def perf_profile(st, a, tokens, outdir):
             lines = [x for x in out.splitlines() if x.strip() and not x.startswith("#")]
             report += "\n## %s\n" % title + "\n".join(lines[:45]) + "\n"
 
-        with open(os.path.join(outdir, "e2e-profile-%s-jwt.txt" % name), "w") as f:
-            f.write("# perf record -g -e cpu-clock, %s worker, shmring/jwt cell, %.0f rps\n"
-                    % (name, res["rps"]))
+        with open((tag % name) + ".txt", "w") as f:
+            f.write("# perf record -g -e cpu-clock, %s worker, shmring/%s cell, %.0f rps\n"
+                    % (name, plugin, res["rps"]))
             f.write(report)
         script = subprocess.run(["perf", "script", "-i", data], capture_output=True,
                                 text=True).stdout
-        with open(os.path.join(outdir, "e2e-profile-%s-jwt.folded" % name), "w") as f:
+        with open((tag % name) + ".folded", "w") as f:
             f.write(fold(script))
-        print("profile: %s/e2e-profile-%s-jwt.{txt,folded}" % (outdir, name))
+    print("profile: %s.{txt,folded}, %s" % (tag % "{nginx,shmringd}", jit_out))
 
 
 def fold(script):
@@ -259,8 +272,11 @@ def main():
                       % (r + 1, path, res["rps"], res["p50_us"], res["p99_us"],
                          res["cpu_us_per_req"], res["daemon_cpu_us_per_req"], res["non2xx"],
                          res["socket_errors"]), flush=True)
-        if a.profile and "jwt" in plugins and "shmring" in transports:
-            perf_profile(st, a, tokens, os.path.dirname(a.out))
+        client_stats = json.loads(jit_ctl(st.port, "stats=1"))
+        print("ring client counters (nginx worker): %s" % json.dumps(client_stats, sort_keys=True))
+        if a.profile and "shmring" in transports:
+            for p in plugins:
+                perf_profile(st, a, tokens, os.path.dirname(a.out), p)
     load1 = os.getloadavg()
 
     def med(p, t, k):
@@ -316,6 +332,7 @@ def main():
         f.write("\n")
     with open(os.path.splitext(a.out)[0] + ".meta.json", "w") as f:
         json.dump({"meta": meta, "load_start": load0, "load_end": load1,
+                   "client_stats": client_stats,
                    "rounds": {"%s/%s" % k: v for k, v in runs.items()}}, f, indent=1)
         f.write("\n")
 
