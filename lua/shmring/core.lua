@@ -133,6 +133,12 @@ int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uin
                        uint64_t req_id, int publish);
 int shmring_client_health(const struct shmring_instance *inst, const struct shmring_chan *c,
                           int64_t max_age_ns);
+int shmring_client_server_awake(struct shmring_chan *c);
+int64_t shmring_client_spin(struct shmring_chan *c, uint64_t max_ns);
+struct shmring_client_ngx_str { int len; const char *data; };
+struct shmring_client_ngx_pair { struct shmring_client_ngx_str key; struct shmring_client_ngx_str value; };
+void shmring_client_put_pairs(struct shmring_mpw *w, const struct shmring_client_ngx_pair *p,
+                              uint32_t n);
 ]]
 
 -- The protocol's names as Lua tables (values from the cdef enums above,

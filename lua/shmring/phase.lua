@@ -74,8 +74,7 @@ local function collect(decl, one, all)
     return nvals
 end
 
-local function put_collected(W, key)
-    C.shmring_mpw_str(W, key, #key)
+local function put_collected(W)
     C.shmring_mpw_map(W, nvals)
     for i = 1, nvals do
         local k = names[i]
@@ -126,12 +125,22 @@ local function encode_request(W, conf_id, st)
         put_kv(W, "service_id", host.service_id and host.service_id() or "")
     end
     if has_h then
-        collect(decl_h, host.header, host.headers)
-        put_collected(W, "headers")
+        C.shmring_mpw_str(W, "headers", 7)
+        if decl_h == "*" and host.header_pairs then
+            C.shmring_client_put_pairs(W, host.header_pairs())
+        else
+            collect(decl_h, host.header, host.headers)
+            put_collected(W)
+        end
     end
     if has_q then
-        collect(decl_q, host.query_arg, host.query)
-        put_collected(W, "query")
+        C.shmring_mpw_str(W, "query", 5)
+        if decl_q == "*" and host.query_pairs then
+            C.shmring_client_put_pairs(W, host.query_pairs())
+        else
+            collect(decl_q, host.query_arg, host.query)
+            put_collected(W)
+        end
     end
     if kv then
         C.shmring_mpw_str(W, "ctx", 3)
