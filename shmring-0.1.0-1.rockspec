@@ -60,7 +60,9 @@ build = {
       ["shmring.ngx"] = "lua/shmring/ngx.lua",
       ["shmring.options"] = "lua/shmring/options.lua",
       ["shmring.phase"] = "lua/shmring/phase.lua",
+      ["shmring.plugin_stats"] = "lua/shmring/plugin_stats.lua",
       ["shmring.plugins"] = "lua/shmring/plugins.lua",
+      ["shmring.profile"] = "lua/shmring/profile.lua",
       ["shmring.socket"] = "lua/shmring/socket.lua",
    },
 }

@@ -1,5 +1,17 @@
 # One call per test, per plugin and per benchmark (STYLE.md: one helper call each).
 
+# Properties every registered test has: exit code 77 means "skipped"; TIMEOUT (or the
+# default) in seconds; LABELS when given.
+function(shmring__test_properties name timeout default_timeout labels)
+  if(NOT timeout)
+    set(timeout ${default_timeout})
+  endif()
+  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT ${timeout})
+  if(labels)
+    set_tests_properties(${name} PROPERTIES LABELS "${labels}")
+  endif()
+endfunction()
+
 # shmring_add_test(NAME SOURCES a.c b.c [LIBS ...] [LABELS ...] [ARGS ...] [TIMEOUT s])
 # Builds a test program and registers it with CTest. Exit code 77 means "skipped".
 function(shmring_add_test name)
@@ -8,12 +20,37 @@ function(shmring_add_test name)
   target_link_libraries(${name} PRIVATE ${T_LIBS})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
   add_test(NAME ${name} COMMAND ${name} ${T_ARGS})
-  if(NOT T_TIMEOUT)
-    set(T_TIMEOUT 300)
+  shmring__test_properties(${name} "${T_TIMEOUT}" 300 "${T_LABELS}")
+endfunction()
+
+# Script tests (Lua, Python) are registered with one helper, always: where the interpreter is
+# missing the test still runs and says so, exiting 77 ("skipped"), so the suite never shrinks
+# silently.
+find_program(SHMRING_LUAJIT luajit)
+find_program(SHMRING_PYTHON3 python3)
+
+# shmring_add_script_test(NAME RUNNER luajit|python3 SCRIPT path [ARGS ...] [LABELS ...]
+#                         [TIMEOUT s] [SERIAL])
+# SERIAL: the test starts its own nginx/shmringd stack, which must not share the cores with
+# another test. Exit code 77 means "skipped".
+function(shmring_add_script_test name)
+  cmake_parse_arguments(T "SERIAL" "RUNNER;SCRIPT;TIMEOUT" "ARGS;LABELS" ${ARGN})
+  if(T_RUNNER STREQUAL "luajit")
+    set(runner ${SHMRING_LUAJIT})
+  elseif(T_RUNNER STREQUAL "python3")
+    set(runner ${SHMRING_PYTHON3})
+  else()
+    message(FATAL_ERROR "shmring_add_script_test(${name}): RUNNER must be luajit or python3")
   endif()
-  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT ${T_TIMEOUT})
-  if(T_LABELS)
-    set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}")
+  if(runner)
+    add_test(NAME ${name} COMMAND ${runner} ${T_SCRIPT} ${T_ARGS})
+  else()
+    add_test(NAME ${name}
+             COMMAND sh -c "echo '${name}: SKIPPED: ${T_RUNNER} is not installed (scripts/deps.sh test)' >&2; exit 77")
+  endif()
+  shmring__test_properties(${name} "${T_TIMEOUT}" 180 "${T_LABELS}")
+  if(T_SERIAL)
+    set_tests_properties(${name} PROPERTIES RUN_SERIAL TRUE)
   endif()
 endfunction()
 

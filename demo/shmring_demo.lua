@@ -162,4 +162,16 @@ function M.status()
     }))
 end
 
+-- ?on=0|1: this worker records the per-plugin gateway figures or not
+-- (shmring.plugin_stats.enabled); answers this worker's pid, so a caller
+-- can tell when every worker has been switched (the stats-cost benchmark).
+function M.plugin_stats_switch()
+    local plugin_stats = require("shmring.plugin_stats")
+    local on = ngx.var.arg_on
+    if on == "0" or on == "1" then
+        plugin_stats.enabled = on == "1"
+    end
+    ngx.say(ngx.worker.pid(), " ", plugin_stats.enabled and "on" or "off")
+end
+
 return M

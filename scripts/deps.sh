@@ -8,8 +8,9 @@ build=(cmake make gcc clang pkg-config liburing-dev libmsgpack-dev libcmocka-dev
        systemtap-sdt-dev)
 runtime=(nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-2 lua-cjson luajit2 curl python3)
 lint=(clang-format)
-# lintian, luarocks, systemd (systemd-analyze), dpkg-dev, file and strace: tests/install.
-extra_test=(redis-server lintian luarocks systemd dpkg-dev file strace)
+# lintian, luarocks, systemd (systemd-analyze), dpkg-dev, file and strace: tests/install;
+# prometheus (promtool) and linux-perf: tests/e2e/test_observe.py, tests/core/test_usdt.py.
+extra_test=(redis-server lintian luarocks systemd dpkg-dev file strace prometheus linux-perf)
 extra_bench=(wrk linux-perf python3-cryptography)
 
 case "${1:-build}" in

@@ -2,6 +2,7 @@
 /* shmringctl: inspect a running shmringd instance.
  *
  *   shmringctl [--shm-dir DIR] stats [--json]
+ *   shmringctl [--shm-dir DIR] top [--json] [--interval SECONDS] [--count N]
  *
  * Reads the control segment, every channel's counters and the daemon's
  * stats file (worker/stats.h); never writes to any of them. */
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PID_MASK ((uint64_t)((1u << 22) - 1))
@@ -22,11 +24,17 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: shmringctl [--shm-dir DIR] stats [--json]\n"
+	           "       shmringctl [--shm-dir DIR] top [--json] [--interval S] [--count N]\n"
 	           "\n"
 	           "  --shm-dir DIR   instance directory (default /dev/shm/shmring/default)\n"
 	           "  stats           per-worker and per-channel counters and the dispatch\n"
 	           "                  latency histogram of each worker\n"
-	           "  --json          print them as one JSON object instead of tables\n");
+	           "  top             per plugin, refreshed every interval: calls and errors\n"
+	           "                  per second, p50/p99 time inside its hooks (all workers)\n"
+	           "  --json          stats: one JSON object instead of tables; top: one\n"
+	           "                  snapshot of the per-plugin totals as JSON\n"
+	           "  --interval S    top: seconds between refreshes (default 1)\n"
+	           "  --count N       top: stop after N refreshes (default: until killed)\n");
 }
 
 static const struct shmringd_stats *map_stats(const char *dir)
@@ -49,11 +57,17 @@ static const struct shmringd_stats *map_stats(const char *dir)
 }
 
 /* Upper bound (ns) of the bucket holding quantile q, 0 if empty. */
-static uint64_t hist_quantile(const uint64_t *h, double q)
+static uint64_t hist_count(const uint64_t *h)
 {
 	uint64_t total = 0;
 	for (int i = 0; i < SHMRINGD_HIST_BUCKETS; i++)
 		total += h[i];
+	return total;
+}
+
+static uint64_t hist_quantile(const uint64_t *h, double q)
+{
+	uint64_t total = hist_count(h);
 	if (!total)
 		return 0;
 	uint64_t want = (uint64_t)(q * (double)total), seen = 0;
@@ -65,32 +79,162 @@ static uint64_t hist_quantile(const uint64_t *h, double q)
 	return (uint64_t)2 << (SHMRINGD_HIST_BUCKETS - 1);
 }
 
+/* One plugin's figures summed over the workers that loaded it. */
+struct plugin_sum {
+	char name[48];
+	uint64_t calls, errors, exhausted;
+	struct shmringd_hook_hist hook[SHMRINGD_HOOK_KINDS];
+};
+
+#define MAX_PLUGIN_SUMS 64
+
+/* The plugins of every worker slot, summed by name, in first-seen order.
+ * Returns how many (at most MAX_PLUGIN_SUMS). */
+static int plugin_sums(const struct shmringd_stats *st, uint32_t nw, struct plugin_sum *out)
+{
+	int n = 0;
+	for (uint32_t w = 0; w < nw; w++) {
+		for (int i = 0; i < SHMRINGD_STATS_PLUGINS; i++) {
+			const struct shmringd_plugin_stats *ps = &st->w[w].plugins[i];
+			if (!ps->name[0])
+				continue;
+			int j = 0;
+			while (j < n && strncmp(out[j].name, ps->name, sizeof(out[j].name)))
+				j++;
+			if (j == n) {
+				if (n == MAX_PLUGIN_SUMS)
+					continue;
+				memset(&out[n], 0, sizeof(out[n]));
+				snprintf(out[n].name, sizeof(out[n].name), "%.47s", ps->name);
+				n++;
+			}
+			out[j].calls += ps->calls;
+			out[j].errors += ps->errors;
+			out[j].exhausted += ps->exhausted;
+			for (int k = 0; k < SHMRINGD_HOOK_KINDS; k++) {
+				out[j].hook[k].sum_ns += ps->hook[k].sum_ns;
+				for (int b = 0; b < SHMRINGD_HIST_BUCKETS; b++)
+					out[j].hook[k].buckets[b] += ps->hook[k].buckets[b];
+			}
+		}
+	}
+	return n;
+}
+
 /* One line per plugin name, summed over the workers. */
 static void print_plugin_totals(const struct shmringd_stats *st, uint32_t nw)
 {
-	for (uint32_t w = 0; w < nw; w++) {
-		for (int i = 0; i < SHMRINGD_STATS_PLUGINS; i++) {
-			const char *name = st->w[w].plugins[i].name;
-			if (!name[0])
-				continue;
-			int seen = 0; /* printed already for an earlier worker or slot? */
-			for (uint32_t w2 = 0; w2 <= w && !seen; w2++)
-				for (int j = 0; j < (w2 == w ? i : SHMRINGD_STATS_PLUGINS) && !seen;
-				     j++)
-					seen = !strncmp(st->w[w2].plugins[j].name, name, 48);
-			if (seen)
-				continue;
-			uint64_t calls = 0, errors = 0, exhausted = 0;
-			for (uint32_t w2 = 0; w2 < nw; w2++)
-				for (int j = 0; j < SHMRINGD_STATS_PLUGINS; j++)
-					if (!strncmp(st->w[w2].plugins[j].name, name, 48)) {
-						calls += st->w[w2].plugins[j].calls;
-						errors += st->w[w2].plugins[j].errors;
-						exhausted += st->w[w2].plugins[j].exhausted;
-					}
-			printf("%-24.48s %14" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n", name, calls,
-			       errors, exhausted);
+	struct plugin_sum sums[MAX_PLUGIN_SUMS];
+	int n = plugin_sums(st, nw, sums);
+	for (int i = 0; i < n; i++)
+		printf("%-24.48s %14" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n", sums[i].name,
+		       sums[i].calls, sums[i].errors, sums[i].exhausted);
+}
+
+/* ---- top ------------------------------------------------------------------ */
+
+static const char *const hook_kind_name[SHMRINGD_HOOK_KINDS] = {"request", "log"};
+
+/* One snapshot of the per-plugin totals as JSON. */
+static void top_json(const struct shmringd_stats *st, uint32_t nw)
+{
+	struct plugin_sum sums[MAX_PLUGIN_SUMS];
+	int n = plugin_sums(st, nw, sums);
+	printf("{\"plugins\":[");
+	for (int i = 0; i < n; i++) {
+		printf("%s{\"name\":\"%s\",\"calls\":%" PRIu64 ",\"errors\":%" PRIu64
+		       ",\"exhausted\":%" PRIu64,
+		       i ? "," : "", sums[i].name, sums[i].calls, sums[i].errors,
+		       sums[i].exhausted);
+		for (int k = 0; k < SHMRINGD_HOOK_KINDS; k++) {
+			const struct shmringd_hook_hist *h = &sums[i].hook[k];
+			printf(",\"%s\":{\"count\":%" PRIu64 ",\"sum_ns\":%" PRIu64
+			       ",\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64 "}",
+			       hook_kind_name[k], hist_count(h->buckets), h->sum_ns,
+			       hist_quantile(h->buckets, 0.5), hist_quantile(h->buckets, 0.99));
 		}
+		printf("}");
+	}
+	printf("]}\n");
+}
+
+/* A time in ns as the table shows it: ns, us or ms. */
+static const char *fmt_ns(char *buf, size_t len, uint64_t ns)
+{
+	if (!ns)
+		snprintf(buf, len, "-");
+	else if (ns < 10000)
+		snprintf(buf, len, "%" PRIu64 "ns", ns);
+	else if (ns < 10000000)
+		snprintf(buf, len, "%.1fus", (double)ns / 1e3);
+	else
+		snprintf(buf, len, "%.1fms", (double)ns / 1e6);
+	return buf;
+}
+
+/* The figures of `now` less those of `before` (same plugin name), for the
+ * rates and the quantiles of the last interval. */
+static struct plugin_sum plugin_delta(const struct plugin_sum *now, const struct plugin_sum *before,
+                                      int nbefore)
+{
+	struct plugin_sum d = *now;
+	for (int j = 0; j < nbefore; j++) {
+		if (strcmp(before[j].name, now->name))
+			continue;
+		/* a plugin reloaded into another slot restarts its counters */
+		if (before[j].calls > now->calls)
+			break;
+		d.calls -= before[j].calls;
+		d.errors -= before[j].errors;
+		for (int k = 0; k < SHMRINGD_HOOK_KINDS; k++) {
+			d.hook[k].sum_ns -= before[j].hook[k].sum_ns;
+			for (int b = 0; b < SHMRINGD_HIST_BUCKETS; b++)
+				d.hook[k].buckets[b] -= before[j].hook[k].buckets[b];
+		}
+		break;
+	}
+	return d;
+}
+
+/* The live view: every interval, clear the terminal and print one line per
+ * plugin with the last interval's rates and service-time quantiles (bucket
+ * upper bounds, as in stats). count 0: until killed. */
+static void top_live(struct shmring_instance *inst, const struct shmringd_stats *st,
+                     const char *dir, double interval, long count)
+{
+	static struct plugin_sum before[MAX_PLUGIN_SUMS], now[MAX_PLUGIN_SUMS];
+	uint32_t nw = shmring_instance_nworkers(inst);
+	int nbefore = plugin_sums(st, nw, before);
+	struct timespec ts = {.tv_sec = (time_t)interval,
+	                      .tv_nsec = (long)((interval - (double)(time_t)interval) * 1e9)};
+	for (long turn = 0; count == 0 || turn < count; turn++) {
+		nanosleep(&ts, NULL);
+		int n = plugin_sums(st, nw, now);
+		int64_t age = shmring_instance_heartbeat_age_ns(inst);
+		uint32_t up = 0;
+		for (uint32_t w = 0; w < nw; w++)
+			up += shmring_instance_worker_counters(inst, w)->pid != 0;
+		if (isatty(STDOUT_FILENO))
+			printf("\033[H\033[2J");
+		printf("shmringd %s  workers %u/%u  heartbeat %s  every %.1fs\n\n", dir, up, nw,
+		       age < 0 ? "DOWN" : "ok", interval);
+		printf("%-24s %10s %8s %10s %10s %10s %10s %14s %10s\n", "plugin", "calls/s",
+		       "err/s", "req p50", "req p99", "log p50", "log p99", "calls", "errors");
+		for (int i = 0; i < n; i++) {
+			struct plugin_sum d = plugin_delta(&now[i], before, nbefore);
+			char q[4][16];
+			printf("%-24.47s %10.1f %8.1f %10s %10s %10s %10s %14" PRIu64 " %10" PRIu64
+			       "\n",
+			       now[i].name, (double)d.calls / interval, (double)d.errors / interval,
+			       fmt_ns(q[0], 16, hist_quantile(d.hook[0].buckets, 0.5)),
+			       fmt_ns(q[1], 16, hist_quantile(d.hook[0].buckets, 0.99)),
+			       fmt_ns(q[2], 16, hist_quantile(d.hook[1].buckets, 0.5)),
+			       fmt_ns(q[3], 16, hist_quantile(d.hook[1].buckets, 0.99)),
+			       now[i].calls, now[i].errors);
+		}
+		fflush(stdout);
+		memcpy(before, now, sizeof(now));
+		nbefore = n;
 	}
 }
 
@@ -138,7 +282,9 @@ static int usage_error(const char *fmt, const char *arg)
 int main(int argc, char **argv)
 {
 	const char *dir = "/dev/shm/shmring/default";
-	int json = 0, stats = 0;
+	int json = 0, stats = 0, top = 0;
+	double interval = 1;
+	long count = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--shm-dir")) {
@@ -149,20 +295,34 @@ int main(int argc, char **argv)
 			dir = a + 10;
 		} else if (!strcmp(a, "--json")) {
 			json = 1;
+		} else if (!strcmp(a, "--interval") || !strcmp(a, "--count")) {
+			if (i + 1 >= argc)
+				return usage_error("%s needs a number", a);
+			char *end;
+			double v = strtod(argv[++i], &end);
+			if (*end || !(v > 0) || v > 3600)
+				return usage_error("not a number in (0, 3600]: '%s'", argv[i]);
+			if (a[2] == 'i')
+				interval = v;
+			else
+				count = (long)v;
 		} else if (!strcmp(a, "stats")) {
 			stats = 1;
+		} else if (!strcmp(a, "top")) {
+			top = 1;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
 			return 0;
 		} else if (a[0] == '-') {
 			return usage_error("unknown option '%s'", a);
 		} else {
-			return usage_error("unknown command '%s' (the only one is stats)", a);
+			return usage_error("unknown command '%s' (want stats or top)", a);
 		}
 	}
-	if (!stats)
-		return usage_error("%s", json ? "--json goes with a command: stats --json"
-		                              : "no command given (want: stats)");
+	if (stats + top != 1)
+		return usage_error("%s", stats + top ? "one command at a time (stats or top)"
+		                         : json      ? "--json goes with a command: stats --json"
+		                                     : "no command given (want: stats or top)");
 	struct shmring_instance *inst;
 	int rc = shmring_instance_attach(dir, &inst);
 	if (rc < 0) {
@@ -171,6 +331,21 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	const struct shmringd_stats *st = map_stats(dir);
+	if (top) {
+		if (!st) {
+			fprintf(stderr, "shmringctl: no daemon stats file (version %u) in %s\n",
+			        SHMRINGD_STATS_VERSION, dir);
+			shmring_instance_close(inst, 0);
+			return 1;
+		}
+		if (json)
+			top_json(st, shmring_instance_nworkers(inst));
+		else
+			top_live(inst, st, dir, interval, count);
+		munmap((void *)st, sizeof(struct shmringd_stats));
+		shmring_instance_close(inst, 0);
+		return 0;
+	}
 	uint32_t nw = shmring_instance_nworkers(inst), nc = shmring_instance_nchannels(inst);
 	int64_t age = shmring_instance_heartbeat_age_ns(inst);
 	struct chan_view *cv = calloc(nc, sizeof(*cv));

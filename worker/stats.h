@@ -10,6 +10,16 @@
  *   master writes (plain 64-bit stores; readers such as shmringctl take each
  *   field as a snapshot, never a consistent set). Counters survive worker
  *   restarts: a new worker continues them.
+ *
+ * Byte offsets (version 3; lua/shmring/metrics.lua reads the file by these
+ * numbers, the _Static_asserts below pin them):
+ *   header      0 magic, 8 version (u32), 12 nworkers (u32), 16 master pid;
+ *               the worker blocks start at 64, SHMRINGD_WORKER_STATS_SIZE each
+ *   worker      0 lat_hist[32], 256 replies, ..., 304 log_records,
+ *               336 sink_entries .. 376 sink_reconnects, 464 plugins[16]
+ *   plugin      0 name[48], 48 calls, 56 errors, 64 exhausted,
+ *               72 hook[2] (request, log)
+ *   hook hist   0 sum_ns, 8 buckets[32] (the buckets of lat_hist)
  */
 #ifndef SHMRINGD_STATS_H
 #define SHMRINGD_STATS_H
@@ -21,7 +31,7 @@
 #include <stdint.h>
 
 #define SHMRINGD_STATS_MAGIC 0x3154415453445253ull /* "SRDSTAT1" */
-#define SHMRINGD_STATS_VERSION 2u
+#define SHMRINGD_STATS_VERSION 3u
 #define SHMRINGD_STATS_NAME "stats"
 /* Service-time histogram: bucket i counts records whose dispatch (peek to
  * reply committed) took [2^i, 2^(i+1)) ns; bucket 0 also takes < 1 ns and
@@ -30,12 +40,31 @@
 
 #define SHMRINGD_STATS_PLUGINS 16
 
+/* Which records a plugin's service-time histograms count: those of the
+ * hooks a request waits for (access, rewrite, header_filter) apart from
+ * LOG, which nobody waits for and which may cost far more. */
+enum shmringd_hook_kind {
+	SHMRINGD_HOOK_REQUEST,
+	SHMRINGD_HOOK_LOG,
+	SHMRINGD_HOOK_KINDS,
+};
+
+/* Service time of the records one kind of a plugin's hooks served: from
+ * the record's peek (or the end of the record before it in the batch) to
+ * its reply committed, as lat_hist measures it; snapshot decoding and reply
+ * encoding included. */
+struct shmringd_hook_hist {
+	uint64_t sum_ns;                         /* of every call counted below */
+	uint64_t buckets[SHMRINGD_HIST_BUCKETS]; /* as lat_hist; their sum is the count */
+};
+
 /* Per plugin, per worker: in the order the worker loaded them. */
 struct shmringd_plugin_stats {
 	char name[48];      /* NUL-terminated; "" = unused slot */
 	uint64_t calls;     /* hooks called (conf_new, access, ..., log) */
 	uint64_t errors;    /* hooks that failed (< 0, config refused) */
 	uint64_t exhausted; /* requests met with a full plugin resource (shmring_reply_exhausted) */
+	struct shmringd_hook_hist hook[SHMRINGD_HOOK_KINDS]; /* CONF records not counted */
 };
 
 struct shmringd_worker_stats {
@@ -83,16 +112,24 @@ struct shmringd_stats {
 	struct shmringd_worker_stats w[SHMRING_MAX_WORKERS];
 };
 
-/* lua/shmring/metrics.lua reads this file by these numbers (STATS_BLOCK,
- * STATS_FIELDS, PLUGIN_*): a change here is a change there and a new
- * SHMRINGD_STATS_VERSION. */
-_Static_assert(offsetof(struct shmringd_stats, w) == 64, "metrics.lua STATS_HEADER");
-_Static_assert(sizeof(struct shmringd_worker_stats) == 1664, "metrics.lua STATS_BLOCK");
-_Static_assert(offsetof(struct shmringd_worker_stats, log_records) == 304, "metrics.lua");
-_Static_assert(offsetof(struct shmringd_worker_stats, sink_entries) == 336, "metrics.lua");
-_Static_assert(offsetof(struct shmringd_worker_stats, sink_reconnects) == 376, "metrics.lua");
-_Static_assert(offsetof(struct shmringd_worker_stats, plugins) == 464, "metrics.lua PLUGINS");
-_Static_assert(sizeof(struct shmringd_plugin_stats) == 72, "metrics.lua PLUGIN_SIZE");
-_Static_assert(offsetof(struct shmringd_plugin_stats, exhausted) == 64, "metrics.lua");
+#define SHMRINGD_WORKER_STATS_SIZE 10112
+
+/* The offsets the header comment and lua/shmring/metrics.lua rely on: a
+ * change here is a change there and a new SHMRINGD_STATS_VERSION. */
+_Static_assert(offsetof(struct shmringd_stats, version) == 8, "stats layout");
+_Static_assert(offsetof(struct shmringd_stats, nworkers) == 12, "stats layout");
+_Static_assert(offsetof(struct shmringd_stats, w) == 64, "stats layout");
+_Static_assert(sizeof(struct shmringd_worker_stats) == SHMRINGD_WORKER_STATS_SIZE, "stats layout");
+_Static_assert(offsetof(struct shmringd_worker_stats, replies) == 256, "stats layout");
+_Static_assert(offsetof(struct shmringd_worker_stats, log_records) == 304, "stats layout");
+_Static_assert(offsetof(struct shmringd_worker_stats, sink_entries) == 336, "stats layout");
+_Static_assert(offsetof(struct shmringd_worker_stats, sink_reconnects) == 376, "stats layout");
+_Static_assert(offsetof(struct shmringd_worker_stats, plugins) == 464, "stats layout");
+_Static_assert(sizeof(struct shmringd_plugin_stats) == 600, "stats layout");
+_Static_assert(offsetof(struct shmringd_plugin_stats, calls) == 48, "stats layout");
+_Static_assert(offsetof(struct shmringd_plugin_stats, errors) == 56, "stats layout");
+_Static_assert(offsetof(struct shmringd_plugin_stats, exhausted) == 64, "stats layout");
+_Static_assert(offsetof(struct shmringd_plugin_stats, hook) == 72, "stats layout");
+_Static_assert(sizeof(struct shmringd_hook_hist) == 8 + 8 * SHMRINGD_HIST_BUCKETS, "stats layout");
 
 #endif

@@ -131,6 +131,8 @@ struct shmring_client_msg { struct shmring_claim claim; struct shmring_mpw w; };
 int shmring_client_begin(struct shmring_chan *c, uint32_t cap, struct shmring_client_msg *m);
 int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uint16_t type,
                        uint64_t req_id, int publish);
+double shmring_client_clock(void);
+double shmring_client_applied(double started);
 int shmring_client_health(const struct shmring_instance *inst, const struct shmring_chan *c,
                           int64_t max_age_ns);
 int shmring_client_server_awake(struct shmring_chan *c);

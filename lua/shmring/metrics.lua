@@ -3,12 +3,16 @@
 --   location = /metrics { content_by_lua_block { require("shmring.metrics").serve() } }
 --
 -- Reads, through the FFI, the per-channel counters (client and server side)
--- and the per-daemon-worker counters from the segments, plus this nginx
--- worker's gateway counters (shmring.client.stats; other workers' show up
--- on their own scrapes, their channel counters are already included).
+-- and the per-daemon-worker counters from the segments, the daemon's stats
+-- file (per-plugin hook counts and service-time histograms), the gateway's
+-- per-plugin figures of every nginx worker (shmring.plugin_stats, through
+-- the shared dict shmring_metrics), plus this nginx worker's client
+-- counters (shmring.client.stats; other workers' show up on their own
+-- scrapes, their channel counters are already included).
 local ffi = require("ffi")
 local core = require("shmring.core")
 local client = require("shmring.client")
+local plugin_stats = require("shmring.plugin_stats")
 
 local tonumber, tostring, concat = tonumber, tostring, table.concat
 
@@ -23,15 +27,11 @@ local HELP = {
     errors = "other failures", sleeps = "futex sleeps", restarts = "restarts by the master",
 }
 
--- The daemon's own stats file (<dir>/stats, worker/stats.h, version 2;
--- _Static_asserts there keep these numbers true): a 64-byte header (magic
--- "SRDSTAT1", u32 version at 8, u32 nworkers at 12), then one 1664-byte
--- block per worker slot, written only by that worker. The log sink
--- counters sit at these offsets of a block; the per-plugin counters are
--- 16 entries of 72 bytes from PLUGINS: name[48] (NUL-terminated), calls,
--- errors, exhausted.
-local STATS_HEADER, STATS_BLOCK, STATS_VERSION = 64, 1664, 2
-local PLUGINS, PLUGIN_SIZE, PLUGIN_SLOTS, PLUGIN_EXHAUSTED = 464, 72, 16, 64
+-- The daemon's own stats file (<dir>/stats, worker/stats.h, version 3; the
+-- offsets are the ones its _Static_asserts pin): a 64-byte header (magic
+-- "SRDSTAT1", u32 version at 8, u32 nworkers at 12), then one block per
+-- worker slot, written only by that worker.
+local STATS_VERSION, STATS_HEADER, STATS_BLOCK = 3, 64, 10112
 local STATS_FIELDS = {
     { "log_records", 304, "LOG records handed to a plugin" },
     { "sink_entries", 336, "log entries appended to a sink" },
@@ -41,47 +41,100 @@ local STATS_FIELDS = {
     { "sink_errors", 368, "log sink write/connect errors" },
     { "sink_reconnects", 376, "log sink (re)connections" },
 }
+-- Per plugin slot of a block: name[48] (NUL-terminated), calls, errors,
+-- exhausted, then per hook kind (request, log) sum_ns and 32 log2 buckets
+-- ([2^i, 2^(i+1)) ns).
+local PLUGINS_AT, PLUGIN_SIZE, NPLUGINS, HOOK_AT, HOOK_SIZE, HIST_BUCKETS =
+    464, 600, 16, 72, 264, 32
+local HOOK_KINDS = { "request", "log" }
+local PLUGIN_COUNTERS = {
+    { "shmring_plugin_hook_calls_total", "calls", "Plugin hooks called" },
+    { "shmring_plugin_hook_errors_total", "errors", "Plugin hooks that failed" },
+    { "shmring_plugin_exhausted_total", "exhausted",
+      "Requests a plugin met with a full resource of its own (e.g. rate-limiting's counter table)" },
+}
+-- Service-time bounds exposed: 2^k ns for k = 6..30 (64 ns .. 1.07 s).
+local SERVICE_K_MIN, SERVICE_K_MAX = 6, 30
 
--- Per worker slot, the STATS_FIELDS counters and plugin_exhausted (plugin
--- name -> count), or nil if the file is missing or of another version.
+local function u64_at(p, off)
+    return tonumber(ffi.cast("const uint64_t *", p + off)[0])
+end
+
+-- Per worker slot, the STATS_FIELDS counters, and per plugin name (summed
+-- over the workers) calls, errors, exhausted and the hook histograms; nil
+-- if the file is missing or of another version.
 local function daemon_stats(dir)
     local f = io.open(dir .. "/stats", "rb")
     if not f then
         return nil
     end
-    local s = f:read("*a")
+    local head = f:read(STATS_HEADER)
+    if not head or #head < STATS_HEADER or head:sub(1, 8) ~= "SRDSTAT1" then
+        f:close()
+        return nil
+    end
+    local hp = ffi.cast("const uint8_t *", head)
+    local nw = ffi.cast("const uint32_t *", hp + 12)[0]
+    if ffi.cast("const uint32_t *", hp + 8)[0] ~= STATS_VERSION then
+        f:close()
+        return nil
+    end
+    local s = f:read(nw * STATS_BLOCK) or ""
     f:close()
-    if not s or #s < STATS_HEADER or s:sub(1, 8) ~= "SRDSTAT1" then
-        return nil
-    end
     local p = ffi.cast("const uint8_t *", s)
-    if ffi.cast("const uint32_t *", p + 8)[0] ~= STATS_VERSION then
-        return nil
-    end
-    local nw = ffi.cast("const uint32_t *", p + 12)[0]
-    local out = {}
+    local out, plugins, names = {}, {}, {}
     for w = 0, nw - 1 do
-        local base = STATS_HEADER + w * STATS_BLOCK
+        local base = w * STATS_BLOCK
         if base + STATS_BLOCK > #s then
             break
         end
         local t = {}
         for _, fld in ipairs(STATS_FIELDS) do
-            t[fld[1]] = tonumber(ffi.cast("const uint64_t *", p + base + fld[2])[0])
+            t[fld[1]] = u64_at(p, base + fld[2])
         end
-        local exhausted = {}
-        for i = 0, PLUGIN_SLOTS - 1 do
-            local off = base + PLUGINS + i * PLUGIN_SIZE
-            local raw = s:sub(off + 1, off + 48)
-            local name = raw:sub(1, (raw:find("\0", 1, true) or 49) - 1)
-            if name ~= "" then
-                exhausted[name] = tonumber(ffi.cast("const uint64_t *", p + off + PLUGIN_EXHAUSTED)[0])
+        out[w] = t
+        for i = 0, NPLUGINS - 1 do
+            local at = base + PLUGINS_AT + i * PLUGIN_SIZE
+            local name = ffi.string(p + at)
+            if #name > 0 then
+                local ps = plugins[name]
+                if not ps then
+                    ps = { calls = 0, errors = 0, exhausted = 0, hooks = {} }
+                    for k = 1, #HOOK_KINDS do
+                        local b = {}
+                        for j = 1, HIST_BUCKETS do
+                            b[j] = 0
+                        end
+                        ps.hooks[k] = { sum_ns = 0, buckets = b }
+                    end
+                    plugins[name] = ps
+                    names[#names + 1] = name
+                end
+                ps.calls = ps.calls + u64_at(p, at + 48)
+                ps.errors = ps.errors + u64_at(p, at + 56)
+                ps.exhausted = ps.exhausted + u64_at(p, at + 64)
+                for k = 1, #HOOK_KINDS do
+                    local h, hat = ps.hooks[k], at + HOOK_AT + (k - 1) * HOOK_SIZE
+                    h.sum_ns = h.sum_ns + u64_at(p, hat)
+                    for j = 1, HIST_BUCKETS do
+                        h.buckets[j] = h.buckets[j] + u64_at(p, hat + 8 * j)
+                    end
+                end
             end
         end
-        t.plugin_exhausted = exhausted
-        out[w] = t
     end
-    return out
+    table.sort(names)
+    return out, plugins, names
+end
+
+-- A label value as the exposition format wants it.
+local function label(v)
+    return (v:gsub('[\\"]', "\\%0"):gsub("\n", "\\n"))
+end
+
+-- A bucket bound as Prometheus reads it (seconds).
+local function le(secs)
+    return ("%.9g"):format(secs)
 end
 
 local inst_box = ffi.new("struct shmring_instance *[1]")
@@ -89,6 +142,36 @@ local chan_box = ffi.new("struct shmring_chan *[1]")
 
 local function u64(x)
     return tostring(tonumber(x))
+end
+
+-- The gateway side's figures per plugin (shmring.plugin_stats): counters
+-- and the round trip from submit to reply applied, over every nginx worker
+-- (or this one's only, without the shared dict: then labelled with it).
+local function gateway_plugins(add)
+    local snap, pooled = plugin_stats.snapshot()
+    local extra = pooled and "" or
+        (',nginx_worker="%d"'):format(ngx and ngx.worker and ngx.worker.pid() or 0)
+    for _, c in ipairs(plugin_stats.COUNTERS) do
+        local name = "shmring_gateway_plugin_" .. c[1] .. "_total"
+        add("# HELP " .. name .. " Per plugin, gateway side: " .. c[2] .. ".")
+        add("# TYPE " .. name .. " counter")
+        for _, e in ipairs(snap) do
+            add(('%s{plugin="%s"%s} %d'):format(name, label(e.name), extra, e.t[c[1]]))
+        end
+    end
+    local name = "shmring_gateway_plugin_round_trip_seconds"
+    add("# HELP " .. name .. " Per plugin, from submit to reply applied, in the nginx worker.")
+    add("# TYPE " .. name .. " histogram")
+    local bounds = plugin_stats.BOUNDS
+    for _, e in ipairs(snap) do
+        local labels = ('plugin="%s"%s'):format(label(e.name), extra)
+        for i = 1, #bounds do
+            add(('%s_bucket{%s,le="%s"} %d'):format(name, labels, le(bounds[i]), e.t.cumulative[i]))
+        end
+        add(('%s_bucket{%s,le="+Inf"} %d'):format(name, labels, e.t.count))
+        add(('%s_sum{%s} %.9f'):format(name, labels, e.t.sum))
+        add(('%s_count{%s} %d'):format(name, labels, e.t.count))
+    end
 end
 
 -- The exposition text, or nil and an error if the library cannot load.
@@ -160,25 +243,8 @@ function _M.collect()
             end
         end
         C.shmring_instance_close(inst, 0)
-        local ds = daemon_stats(client.config.dir)
+        local ds, dplugins, dnames = daemon_stats(client.config.dir)
         if ds then
-            local per_plugin, names = {}, {}
-            for w = 0, nw - 1 do
-                for name, x in pairs(ds[w] and ds[w].plugin_exhausted or {}) do
-                    if not per_plugin[name] then
-                        names[#names + 1] = name
-                    end
-                    per_plugin[name] = (per_plugin[name] or 0) + x
-                end
-            end
-            table.sort(names)
-            add("# HELP shmring_plugin_exhausted_total Requests a plugin met with a full resource "
-                .. "of its own (e.g. rate-limiting's counter table), all workers.")
-            add("# TYPE shmring_plugin_exhausted_total counter")
-            for _, name in ipairs(names) do
-                local label = name:gsub('[\\"]', "\\%0"):gsub("\n", "\\n")
-                add(('shmring_plugin_exhausted_total{plugin="%s"} %d'):format(label, per_plugin[name]))
-            end
             for _, fld in ipairs(STATS_FIELDS) do
                 local name = "shmring_worker_" .. fld[1] .. "_total"
                 add("# HELP " .. name .. " Per shmringd worker: " .. fld[3] .. ".")
@@ -189,8 +255,40 @@ function _M.collect()
                     end
                 end
             end
+            for _, c in ipairs(PLUGIN_COUNTERS) do
+                add("# HELP " .. c[1] .. " " .. c[3] .. ", all shmringd workers.")
+                add("# TYPE " .. c[1] .. " counter")
+                for _, pn in ipairs(dnames) do
+                    add(('%s{plugin="%s"} %d'):format(c[1], label(pn), dplugins[pn][c[2]]))
+                end
+            end
+            local name = "shmring_plugin_service_seconds"
+            add("# HELP " .. name .. " Time inside a plugin hook in shmringd (all workers);"
+                .. " hook=request: access, rewrite, header_filter; hook=log: log.")
+            add("# TYPE " .. name .. " histogram")
+            for _, pn in ipairs(dnames) do
+                for k, kind in ipairs(HOOK_KINDS) do
+                    local h = dplugins[pn].hooks[k]
+                    local labels = ('plugin="%s",hook="%s"'):format(label(pn), kind)
+                    -- bucket j holds [2^(j-1), 2^j) ns: the ones below 2^k ns are 1..k
+                    local c = 0
+                    for j = 1, SERVICE_K_MAX do
+                        c = c + h.buckets[j]
+                        if j >= SERVICE_K_MIN then
+                            add(('%s_bucket{%s,le="%s"} %d'):format(name, labels, le(2 ^ j / 1e9), c))
+                        end
+                    end
+                    for j = SERVICE_K_MAX + 1, HIST_BUCKETS do
+                        c = c + h.buckets[j]
+                    end
+                    add(('%s_bucket{%s,le="+Inf"} %d'):format(name, labels, c))
+                    add(('%s_sum{%s} %.9f'):format(name, labels, h.sum_ns / 1e9))
+                    add(('%s_count{%s} %d'):format(name, labels, c))
+                end
+            end
         end
     end
+    gateway_plugins(add)
     local pid = ngx and ngx.worker and ngx.worker.pid() or 0
     local keys = {}
     for k in pairs(client.stats) do
@@ -199,6 +297,7 @@ function _M.collect()
     table.sort(keys)
     for _, k in ipairs(keys) do
         local name = "shmring_gateway_" .. k .. "_total"
+        add("# HELP " .. name .. " This nginx worker's client: " .. k:gsub("_", " ") .. ".")
         add("# TYPE " .. name .. " counter")
         add(('%s{nginx_worker="%d"} %d'):format(name, pid, client.stats[k]))
     end

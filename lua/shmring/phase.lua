@@ -14,6 +14,7 @@ local ffi = require("ffi")
 local core = require("shmring.core")
 local client = require("shmring.client")
 local plugins = require("shmring.plugins")
+local plugin_stats = require("shmring.plugin_stats")
 
 local ngx = ngx
 local ngx_log, ERR = ngx.log, ngx.ERR
@@ -21,6 +22,7 @@ local ngx_now = ngx.now
 local ffi_string = ffi.string
 local type, pairs = type, pairs
 local REC, ACT = core.REC, core.ACT
+local count, observe = plugin_stats.count, plugin_stats.observe
 
 local _M = {}
 
@@ -214,6 +216,19 @@ local function resp_header(op, a, host, phase)
     end
 end
 
+-- The request whose reply apply() is applying: its plugin and when it was
+-- submitted (shmring_client_clock). Set and used without a yield between.
+local timing_plugin, timing_started
+
+-- The reply is applied (or about to end the request with EXIT): its round
+-- trip into the plugin's histogram, once.
+local function applied()
+    if timing_started then
+        observe(timing_plugin, C.shmring_client_applied(timing_started))
+        timing_started = nil
+    end
+end
+
 -- One function per action op (docs/protocol.md, "REPLY"):
 -- fn(a, host, phase). Only EXIT returns (what the host's exit returns),
 -- which ends the reply.
@@ -232,6 +247,7 @@ local APPLY = {
     end,
     [ACT.EXIT] = function(a, host)
         local body = a.nstr > 0 and str(a.a) or nil
+        applied() -- the host's exit may not return
         return true, host.exit(a.num, body, map_table(a.map))
     end,
     [ACT.SET_CTX] = function(a)
@@ -294,6 +310,9 @@ local function fail(st, conf, err, kind)
         ngx_log(ERR, "shmring: plugin ", st.spec.name, fail_open and " skipped (fail_open): "
             or " failed closed: ", err)
     end
+    if plugin_stats.enabled then
+        plugin_stats.failed(st.spec.name, kind, err, fail_open)
+    end
     if fail_open then
         return
     end
@@ -314,17 +333,26 @@ end
 function _M.access(st, conf, rtype)
     C = C or core.C or core.load(client.config.lib)
     local timeout = conf.timeout or st.spec.timeout
+    local name, started = st.spec.name, nil
+    if plugin_stats.enabled then
+        count(name, "requests")
+        -- no library: the call below fails as "unavailable", untimed
+        started = C and C.shmring_client_clock()
+    end
     local r, payload_or_err, kind = (st.transport or client).call(rtype or REC.ACCESS,
-        st.spec.name, conf, encode_request, st, timeout)
+        name, conf, encode_request, st, timeout)
     if not r then
         return fail(st, conf, payload_or_err, kind)
     end
     local payload = payload_or_err -- the reply points into it: keep it alive
+    timing_plugin, timing_started = name, started
     local ok, ret = apply(r, st.host, "access")
     payload = nil
     if not ok then
-        return fail(st, conf, "plugin " .. st.spec.name .. ": " .. ret, "error")
+        timing_started = nil
+        return fail(st, conf, "plugin " .. name .. ": " .. ret, "error")
     end
+    applied()
     return ret
 end
 
@@ -359,6 +387,9 @@ function _M.log(st, conf)
         entry.ctx = kv
     end
     local ok, err = (st.transport or client).send(REC.LOG, st.spec.name, conf, encode_log, entry)
+    if plugin_stats.enabled then
+        count(st.spec.name, ok and "log_records" or "log_dropped")
+    end
     if not ok then
         local key = st.spec.name .. "/log"
         local now = ngx_now()

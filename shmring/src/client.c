@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sdt.h>
 
 struct shmring_client_decoder {
 	struct shmring_mpr reader;          /* zone reused reply after reply */
@@ -155,6 +156,7 @@ int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *bu
 		str_of(e, &r->error);
 	const msgpack_object *acts = shmring_mp_get(root, "a");
 	if (!acts) {
+		DTRACE_PROBE3(shmring, reply_seen, r->status, 0, len);
 		*out = r;
 		return 0;
 	}
@@ -168,6 +170,7 @@ int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *bu
 		if ((rc = action_of(&acts->via.array.ptr[i], &r->actions[i])) < 0)
 			return rc;
 	r->nactions = n;
+	DTRACE_PROBE3(shmring, reply_seen, r->status, n, len);
 	*out = r;
 	return 0;
 }
@@ -216,6 +219,7 @@ int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uin
 	int rc = shmring_commit(c, &m->claim, (uint32_t)len, type, 0, req_id);
 	if (rc < 0)
 		return rc;
+	DTRACE_PROBE4(shmring, submit, shmring_chan_index(c), type, req_id, len);
 	if (publish)
 		shmring_publish(c);
 	return len;
@@ -252,6 +256,18 @@ int64_t shmring_client_spin(struct shmring_chan *c, uint64_t max_ns)
 			cpu_relax();
 		now = shmring_now_ns();
 	}
+}
+
+double shmring_client_clock(void)
+{
+	return (double)shmring_now_ns() / 1e9;
+}
+
+double shmring_client_applied(double started)
+{
+	double took = shmring_client_clock() - started;
+	DTRACE_PROBE1(shmring, applied, (uint64_t)(took * 1e9));
+	return took;
 }
 
 int shmring_client_health(const struct shmring_instance *inst, const struct shmring_chan *c,

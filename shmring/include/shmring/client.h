@@ -10,7 +10,18 @@
  *     flat array of actions whose strings point into the caller's buffer;
  *   - shmring_client_health: "is the daemon there" without waiting;
  *   - shmring_client_put_pairs: every request header or query arg written
- *     into the snapshot straight from OpenResty's own array, no Lua table.
+ *     into the snapshot straight from OpenResty's own array, no Lua table;
+ *   - shmring_client_clock/_applied: the gateway round trip of a request,
+ *     as Lua numbers (no boxed 64-bit cdata on the hot path).
+ *
+ * USDT probes (sys/sdt.h, provider "shmring"; perf list 'sdt_shmring:*' on
+ * the library), so perf can time the gateway side without LuaJIT symbols:
+ *   submit      (channel, record type, req_id, payload length): a record
+ *               committed to the SQ, in shmring_client_end();
+ *   reply_seen  (status, actions, payload length): a REPLY decoded, right
+ *               before the gateway applies it;
+ *   applied     (round trip ns): the reply's actions applied, from
+ *               shmring_client_applied().
  *
  * All functions are plain exported symbols (no static inline). Nothing here
  * keeps a pointer to the caller's buffers past the call, except the decoded
@@ -142,6 +153,14 @@ struct shmring_client_ngx_pair {
  * for repeats is a few hundred compares at most. */
 SHMRING_API void shmring_client_put_pairs(struct shmring_mpw *w,
                                           const struct shmring_client_ngx_pair *p, uint32_t n);
+
+/* CLOCK_MONOTONIC in seconds, as a double (ns precision for centuries). */
+SHMRING_API double shmring_client_clock(void);
+
+/* The gateway applied a reply to a request it started (submit side) at
+ * started, a shmring_client_clock() value: fires the "applied" probe with
+ * the round trip in ns and returns it in seconds. */
+SHMRING_API double shmring_client_applied(double started);
 
 #ifdef __cplusplus
 }
