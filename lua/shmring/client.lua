@@ -214,7 +214,7 @@ function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
         if not req_id then
             return nil, err, kind
         end
-        local p = { reply = false, err = false, sema = false }
+        local p = { reply = false, reply_len = 0, err = false, sema = false }
         pending.add(req_id, p)
         if spin and spin_for_reply(p, deadline) then
             ok, why = p.reply and true, p.err
@@ -235,8 +235,8 @@ function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
             stats.unavailable = stats.unavailable + 1
             return nil, why, "unavailable"
         end
-        local payload = p.reply
-        local r, rc = core.decode_reply(payload, #payload)
+        local payload = p.reply -- bytes (uint8_t[?]), see reaper.drain
+        local r, rc = core.decode_reply(payload, p.reply_len)
         if not r then
             stats.errors = stats.errors + 1
             return nil, "bad reply: " .. core.strerror(rc), "error"
