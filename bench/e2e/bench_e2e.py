@@ -8,7 +8,7 @@ bench/results/e2e.json (bench/README.md, "e2e").
     python3 bench/e2e/bench_e2e.py [build-dir] [--rounds 3] [--duration 5]
         [--connections 50] [--nginx-workers 1] [--daemon-workers 1]
         [--plugins hello,key-auth,...] [--transports shmring,socket,lua]
-        [--profile] [--out bench/results/e2e.json]
+        [--client-opt NAME=VALUE] [--profile] [--out bench/results/e2e.json]
 
 Environment overrides: BENCH_ROUNDS, BENCH_DURATION, BENCH_CONNECTIONS,
 NGINX_WORKERS, SHMRINGD_WORKERS, BENCH_PLUGINS, PROFILE=1.
@@ -102,6 +102,7 @@ class BenchStack(stack.Stack):
         self.socket_path = os.path.join(self.prefix, "shmringd.sock")
         self.daemon_args += ["--socket", self.socket_path]
         self.cells_plugins, self.cells_transports = plugins, transports
+        self.client_opts = []
 
     def render(self):
         return self.write_conf(os.path.join(HERE, "nginx.conf.in"), {
@@ -111,6 +112,7 @@ class BenchStack(stack.Stack):
             "PORT": str(self.port),
             "USER_LINE": "user root root;" if os.getuid() == 0 else "",
             "LOCATIONS": locations(self.cells_plugins, self.cells_transports),
+            "CLIENT_OPTS": "".join(", %s = %s" % kv for kv in self.client_opts),
         })
 
     def worker_pids(self, comm_prefix):
@@ -220,6 +222,8 @@ def main():
     ap.add_argument("--transports", default=",".join(TRANSPORTS))
     ap.add_argument("--daemon-arg", action="append", default=None,
                     help="extra shmringd option (repeatable); default --spin_us=0")
+    ap.add_argument("--client-opt", action="append", default=[],
+                    help="shmring.client option NAME=LUA_VALUE (repeatable), e.g. spin_max_us=0")
     ap.add_argument("--profile", action="store_true", default=env("PROFILE", "") not in ("", "0"))
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results", "e2e.json"))
     a = ap.parse_args()
@@ -243,6 +247,7 @@ def main():
     runs = {(p, t): [] for p, t, _ in cells}
     st = BenchStack(a.build, plugins, transports, nginx_workers=a.nginx_workers,
                     daemon_workers=a.daemon_workers, daemon_args=a.daemon_arg)
+    st.client_opts = [tuple(o.split("=", 1)) for o in a.client_opt]
     offset = 0
     load0 = os.getloadavg()
     with st:
@@ -308,10 +313,11 @@ def main():
                             "--", ".", ":!bench/results"],
                            capture_output=True, text=True).stdout.strip() != ""
     meta = "commit %s%s, %s, %d CPUs, nginx workers %d, shmringd workers %d (+1 socket worker), " \
-           "wrk -t%d -c%d, %d rounds x %d s, load %.2f -> %.2f" % (
+           "wrk -t%d -c%d, %d rounds x %d s, daemon %s, client %s, load %.2f -> %.2f" % (
                commit, "+dirty" if dirty else "", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                os.cpu_count(), a.nginx_workers, a.daemon_workers, a.threads, a.connections,
-               a.rounds, a.duration, load0[0], load1[0])
+               a.rounds, a.duration, " ".join(a.daemon_arg), " ".join(a.client_opt) or "defaults",
+               load0[0], load1[0])
     print()
     print(meta)
     hdr = "| plugin | transport | req/s | p50 us | p99 us | nginx CPU us/req | daemon CPU us/req " \
