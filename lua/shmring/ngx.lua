@@ -110,10 +110,16 @@ do
             and ffi.offsetof("ngx_http_lua_ffi_table_elt_t", "value")
             == ffi.offsetof("struct shmring_client_ngx_pair", "value"))
         local truncated = ffi.new("int[1]")
-        local hcap, helts = 8, nil
-        local qcap, qelts = 8, nil
-        local bcap, bbuf = 256, nil
-        helts, qelts, bbuf = elts_t(hcap), elts_t(qcap), ffi.new("unsigned char[?]", bcap)
+        -- Scratch arrays, grown to the largest request seen.
+        local hpairs, qpairs = { n = 0 }, { n = 0 }
+        local function room(a, n)
+            if n > a.n then
+                a.n, a.buf = n, elts_t(n)
+            end
+            return a.buf
+        end
+        local bcap = 256
+        local bbuf = ffi.new("unsigned char[?]", bcap)
 
         header_pairs = function()
             local r = get_request()
@@ -121,14 +127,11 @@ do
             if n <= 0 then
                 return nil, 0
             end
-            if n > hcap then
-                hcap = n
-                helts = elts_t(hcap)
-            end
-            if C.ngx_http_lua_ffi_req_get_headers(r, helts, n, 0) ~= 0 then
+            local buf = room(hpairs, n)
+            if C.ngx_http_lua_ffi_req_get_headers(r, buf, n, 0) ~= 0 then
                 return nil, 0
             end
-            return ffi.cast(pair_p, helts), n
+            return ffi.cast(pair_p, buf), n
         end
 
         query_pairs = function()
@@ -137,18 +140,14 @@ do
             if n <= 0 then
                 return nil, 0
             end
-            if n > qcap then
-                qcap = n
-                qelts = elts_t(qcap)
-            end
+            local buf = room(qpairs, n)
             -- the args are unescaped into bbuf: it must hold the query string
             local len = tonumber(C.ngx_http_lua_ffi_req_get_querystring_len(r))
             if len > bcap then
-                bcap = len
-                bbuf = ffi.new("unsigned char[?]", bcap)
+                bcap, bbuf = len, ffi.new("unsigned char[?]", len)
             end
-            n = C.ngx_http_lua_ffi_req_get_uri_args(r, bbuf, qelts, n)
-            return ffi.cast(pair_p, qelts), n > 0 and n or 0
+            n = C.ngx_http_lua_ffi_req_get_uri_args(r, bbuf, buf, n)
+            return ffi.cast(pair_p, buf), n > 0 and n or 0
         end
     end
 end

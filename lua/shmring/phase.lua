@@ -86,6 +86,19 @@ local function put_collected(W)
     end
 end
 
+-- The declared headers or query args under key: "*" straight from the
+-- host's pair array when it has one (no Lua table), else through
+-- collect (getter one per declared name, all() for "*").
+local function put_part(W, key, decl, pairs_of, one, all)
+    C.shmring_mpw_str(W, key, #key)
+    if decl == "*" and pairs_of then
+        C.shmring_client_put_pairs(W, pairs_of())
+    else
+        collect(decl, one, all)
+        put_collected(W)
+    end
+end
+
 local function put_kv(W, k, v)
     C.shmring_mpw_str(W, k, #k)
     v = v or ""
@@ -127,22 +140,10 @@ local function encode_request(W, conf_id, st)
         put_kv(W, "service_id", host.service_id and host.service_id() or "")
     end
     if has_h then
-        C.shmring_mpw_str(W, "headers", 7)
-        if decl_h == "*" and host.header_pairs then
-            C.shmring_client_put_pairs(W, host.header_pairs())
-        else
-            collect(decl_h, host.header, host.headers)
-            put_collected(W)
-        end
+        put_part(W, "headers", decl_h, host.header_pairs, host.header, host.headers)
     end
     if has_q then
-        C.shmring_mpw_str(W, "query", 5)
-        if decl_q == "*" and host.query_pairs then
-            C.shmring_client_put_pairs(W, host.query_pairs())
-        else
-            collect(decl_q, host.query_arg, host.query)
-            put_collected(W)
-        end
+        put_part(W, "query", decl_q, host.query_pairs, host.query_arg, host.query)
     end
     if kv then
         C.shmring_mpw_str(W, "ctx", 3)
