@@ -73,6 +73,7 @@ void harness_open(struct harness *h, const char *so_path)
 	if (h->p->init && h->p->init(&h->wstate, h->err, sizeof(h->err)) < 0)
 		die("init", h->err);
 	h->rep = calloc(1, sizeof(*h->rep));
+	h->entities = shmringd__entity_cache_new(HARNESS_ENTITY_CACHE);
 	msgpack_sbuffer_init(&h->snap_buf);
 	msgpack_unpacked_init(&h->snap);
 }
@@ -84,6 +85,7 @@ void harness_close(struct harness *h)
 	if (h->p->fini)
 		h->p->fini(h->wstate);
 	json_decref(h->reply);
+	shmringd__entity_cache_free(h->entities);
 	free(h->rep->buf);
 	free(h->rep);
 	msgpack_sbuffer_destroy(&h->snap_buf);
@@ -154,18 +156,32 @@ static int hook(struct harness *h)
 	}
 }
 
+/* The hook as shmringd's handle_phase runs it: entity look-ups go to the
+ * harness's cache, and misses replace the reply with NEED_ENTITIES. */
+static uint32_t run_hook(struct harness *h, int *rc)
+{
+	if (shmringd__entity_begin(h->entities, &h->snap.data) < 0) {
+		shmringd__entity_end(NULL); /* shmringd answers it as a bad record */
+		*rc = -1;
+		return shmringd__reply_status(h->rep, SHMRING_REPLY_ERROR, "bad entities");
+	}
+	shmringd__reply_begin(h->rep, 1u << 20);
+	*rc = hook(h);
+	if (shmringd__entity_end(h->rep))
+		return h->rep->len;
+	return shmringd__reply_finish(h->rep, *rc < 0 ? "plugin error" : NULL);
+}
+
 uint32_t harness_run_raw(struct harness *h)
 {
-	shmringd__reply_begin(h->rep, 1u << 20);
-	int rc = hook(h);
-	return shmringd__reply_finish(h->rep, rc < 0 ? "plugin error" : NULL);
+	int rc;
+	return run_hook(h, &rc);
 }
 
 int harness_run(struct harness *h)
 {
-	shmringd__reply_begin(h->rep, 1u << 20);
-	int rc = hook(h);
-	uint32_t len = shmringd__reply_finish(h->rep, rc < 0 ? "plugin error" : NULL);
+	int rc;
+	uint32_t len = run_hook(h, &rc);
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
 	if (msgpack_unpack_next(&u, (const char *)h->rep->buf, len, NULL) != MSGPACK_UNPACK_SUCCESS)

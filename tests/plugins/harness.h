@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 struct shmring_reply;
+struct shmringd_entity_cache;
 
 struct harness {
 	void *dl;
@@ -35,7 +36,13 @@ struct harness {
 	msgpack_sbuffer snap_buf;
 	msgpack_unpacked snap;
 	struct shmring_request req;
+	/* Entities "the gateway" answered (snapshot key "entities"), as a
+	 * channel of shmringd keeps them. */
+	struct shmringd_entity_cache *entities;
 };
+
+/* Entries of the harness's entity cache. */
+#define HARNESS_ENTITY_CACHE 64
 
 /* Append j as msgpack to sb (objects -> maps, ...; see above). */
 void harness_pack_json(msgpack_sbuffer *sb, const json_t *j);
