@@ -61,8 +61,9 @@
  * answered "unknown conf" before a hook runs).
  *
  * Memory: every view (struct shmring_str, msgpack_object) handed to a hook
- * points into the shared ring or into the daemon's per-record zone and is
- * valid ONLY until the hook returns. Copy what you keep (e.g. in conf_new,
+ * points into the daemon's private copy of the record (taken once, before it
+ * is checked: the gateway cannot change it under the hook) or into its
+ * per-record zone, and is valid ONLY until the hook returns. Copy what you keep (e.g. in conf_new,
  * copy the strings of the config you need). The reply builder copies its
  * arguments, so passing views of the request to it is fine.
  *

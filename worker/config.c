@@ -60,16 +60,17 @@ static const struct opt opts[] = {
     O_NUM("ring_size", ring_size, "bytes of each SQ and CQ ring, a power of two (4096..1073741824)",
           "1048576"),
     {"mode", OPT_MODE, offsetof(struct shmringd_config, mode), 0,
-     "octal mode of the segments, the stats file and the doorbell sockets: the gateway's "
-     "user must be able to read and write them",
+     "octal mode of the segments, the stats file (never writable by group or other) and "
+     "the doorbell sockets: the gateway's user must be able to read and write them",
      "0660"},
     O_STR("group", group,
           "group (name or gid) of those files, e.g. the gateway's; needs root or "
           "membership",
           "the daemon's"),
     O_STR("user", user,
-          "when started as root: after creating the files (owned by this user), switch to "
-          "this user (name or uid)",
+          "required when started as root (shmringd refuses root without it): root only "
+          "makes the instance directory, owned by this user, then switches to this user "
+          "(name or uid) before making any file in it; root = stay root, deliberately",
           "none"),
     O_STR("plugin_dir", plugin_dir,
           "':'-separated directories of plugin .so files; each must exist and be "
@@ -98,6 +99,10 @@ static const struct opt opts[] = {
     O_NUM("log_flush_ms", log_flush_ms, "... or when its oldest entry is this old", "100"),
     O_NUM("log_sink_max_bytes", log_sink_max_bytes,
           "memory per sink per worker; past it entries are dropped and counted", "4194304"),
+    O_NUM("channel_memory_mb", channel_memory_mb,
+          "MiB the plugin configs of one channel may hold (each measured as the heap its "
+          "conf_new took); a CONF past it is refused with the numbers; 0 = no bound",
+          "256"),
     O_NUM("restart_backoff_max_ms", restart_backoff_max_ms,
           "longest delay before restarting a worker that keeps dying", "5000"),
     O_NUM("drain_timeout_ms", drain_timeout_ms,
@@ -167,6 +172,7 @@ void shmringd__config_defaults(struct shmringd_config *c)
 	c->log_batch_bytes = 65536;
 	c->log_flush_ms = 100;
 	c->log_sink_max_bytes = 4u << 20;
+	c->channel_memory_mb = 256;
 	c->restart_backoff_max_ms = 5000;
 	c->drain_timeout_ms = 5000;
 	c->watchdog_ms = 10000;

@@ -38,6 +38,7 @@ struct shmringd_config {
 	uint32_t log_batch_bytes;    /* flush a sink batch at this size */
 	uint32_t log_flush_ms;       /* ... or when its oldest entry is this old */
 	uint32_t log_sink_max_bytes; /* memory bound per sink per worker */
+	uint32_t channel_memory_mb;  /* configs of one channel, by conf_new heap growth; 0 = off */
 	uint32_t restart_backoff_max_ms;
 	uint32_t drain_timeout_ms;     /* SIGTERM: longest wait for rings and sinks */
 	uint32_t watchdog_ms;          /* kill a worker whose loop stalls this long; 0 = off */
@@ -205,6 +206,17 @@ void shmringd__worker_main(const struct shmringd_worker_args *a) __attribute__((
 struct shmringd_sock_conn;
 /* Listen on path (unlinked first; mode/owner like the segments). fd or -errno. */
 int shmringd__socket_listen(const char *path, mode_t mode, uid_t uid, gid_t gid);
+
+/* Frames (frame.c): a record header (16 bytes: u32 len, u16 type, u16 flags,
+ * u64 req_id, little-endian) and len payload bytes. frames_take hands every
+ * whole frame of in[0..*in_len) to fn in order (payload pointing into in,
+ * valid during the call) and moves what is left (a partial frame) to the
+ * front; 0, or -1 at a frame longer than max_payload (the connection must
+ * end). frame_header writes a header for a payload of len bytes. */
+#define SHMRINGD_FRAME_HDR 16
+int shmringd__frames_take(uint8_t *in, uint32_t *in_len, uint32_t max_payload,
+                          void (*fn)(void *arg, const struct shmring_rec *rec), void *arg);
+void shmringd__frame_header(uint8_t *h, uint16_t type, uint64_t req_id, uint32_t len);
 /* The socket worker's loop: accept, read frames, dispatch each, write the
  * replies; returns when the worker must stop. */
 void shmringd__socket_serve(int listen_fd, uint32_t max_payload);

@@ -76,13 +76,18 @@ static struct {
 	struct wslot w[SHMRING_MAX_WORKERS];
 	uint32_t nworkers;
 	int lock_fd;
-	int sfd; /* signalfd */
+	int dirfd; /* the instance directory: every file of ours is opened relative to it */
+	int sfd;   /* signalfd */
 	uid_t uid;
 	gid_t gid;
 	bool stopping;
 	bool reloading;
+	bool reload_all;          /* the worker count changes: every slot at once */
+	uint32_t reload_slot;     /* rolling: the slot being replaced */
+	uint64_t reload_deadline; /* ... or, reload_all, all of them: SIGKILL after */
+	bool reload_killed;       /* SIGKILL sent at the deadline; not again */
 	uint64_t stop_deadline;
-} M = {.lock_fd = -1, .sfd = -1, .sock_fd = -1};
+} M = {.lock_fd = -1, .dirfd = -1, .sfd = -1, .sock_fd = -1};
 
 /* ---- setup ---------------------------------------------------------------- */
 
@@ -123,11 +128,11 @@ static int resolve_ids(const struct shmringd_config *c, uid_t *uid, gid_t *gid)
 /* One shmringd per directory: an flock held for the master's life. */
 static int take_lock(const char *dir)
 {
-	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/" SHMRINGD_LOCK_NAME, dir);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd =
+	    openat(M.dirfd, SHMRINGD_LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		fprintf(stderr, "shmringd: cannot open lock file %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "shmringd: cannot open lock file %s/%s: %s\n", dir,
+		        SHMRINGD_LOCK_NAME, strerror(errno));
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -153,17 +158,19 @@ static void write_lock_pid(void)
 		shmringd__log("cannot write lock file: %s", strerror(errno));
 }
 
-static int create_stats(const char *dir, mode_t mode)
+static int create_stats(mode_t mode)
 {
-	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/" SHMRINGD_STATS_NAME, dir);
-	unlink(path);
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0666);
+	unlinkat(M.dirfd, SHMRINGD_STATS_NAME, 0);
+	/* Read-only for group and other: the master and the workers write it
+	 * through a mapping that a truncation would turn into SIGBUS. */
+	mode &= 0644;
+	int fd = openat(M.dirfd, SHMRINGD_STATS_NAME,
+	                O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
-	fchmod(fd, mode & 0666);
-	if ((M.uid != (uid_t)-1 || M.gid != (gid_t)-1) && fchown(fd, M.uid, M.gid) < 0)
-		shmringd__log("chown %s: %s", path, strerror(errno));
+	fchmod(fd, mode);
+	if (M.gid != (gid_t)-1 && fchown(fd, (uid_t)-1, M.gid) < 0)
+		shmringd__log("chown %s: %s", SHMRINGD_STATS_NAME, strerror(errno));
 	if (ftruncate(fd, sizeof(struct shmringd_stats)) < 0) {
 		int e = errno;
 		close(fd);
@@ -197,8 +204,9 @@ static int create_bells(void)
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return -errno;
-		/* Bind with a tight umask, then open up to the configured mode. */
-		mode_t old = umask(0077);
+		/* bind() makes the socket with the mode the umask leaves: the
+		 * configured one, with no chmod by path afterwards. */
+		mode_t old = umask(~M.cfg.mode & 0777);
 		rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 		umask(old);
 		if (rc < 0 || listen(fd, 64) < 0) {
@@ -206,9 +214,9 @@ static int create_bells(void)
 			close(fd);
 			return rc;
 		}
-		chmod(sa.sun_path, M.cfg.mode & 0666);
-		if ((M.uid != (uid_t)-1 || M.gid != (gid_t)-1) &&
-		    chown(sa.sun_path, M.uid, M.gid) < 0)
+		const char *name = strrchr(sa.sun_path, '/') + 1;
+		if (M.gid != (gid_t)-1 &&
+		    fchownat(M.dirfd, name, (uid_t)-1, M.gid, AT_SYMLINK_NOFOLLOW) < 0)
 			shmringd__log("chown %s: %s", sa.sun_path, strerror(errno));
 		M.bell_fds[k] = fd;
 	}
@@ -225,11 +233,22 @@ static void remove_bells(void)
 	}
 }
 
+/* Root only makes and hands over the instance directory (see main): the
+ * rest is done as the configured user, keeping the configured group so
+ * that files can be given to it. */
 static int drop_privileges(void)
 {
-	if (!M.cfg.user[0] || geteuid() != 0)
+	if (geteuid() != 0)
 		return 0;
-	if (setgroups(0, NULL) < 0 || setgid(M.gid) < 0 || setuid(M.uid) < 0) {
+	if (M.uid == 0) {
+		shmringd__log("running as root (user = %s): not recommended", M.cfg.user);
+		return 0;
+	}
+	if (M.gid == (gid_t)-1) {
+		fprintf(stderr, "shmringd: user %s is a uid: set group too\n", M.cfg.user);
+		return -1;
+	}
+	if (setgroups(1, &M.gid) < 0 || setgid(M.gid) < 0 || setuid(M.uid) < 0) {
 		fprintf(stderr, "shmringd: cannot switch to user %s: %s\n", M.cfg.user,
 		        strerror(errno));
 		return -1;
@@ -258,6 +277,7 @@ static void start_worker(uint32_t slot)
 	if (pid == 0) {
 		close(M.sfd);
 		close(M.lock_fd);
+		close(M.dirfd);
 		struct shmringd_worker_args a = {.cfg = &M.cfg,
 		                                 .inst = M.inst,
 		                                 .slot = slot,
@@ -350,8 +370,9 @@ static void watchdog(void)
 	for (uint32_t i = 0; i < M.nworkers; i++) {
 		struct wslot *s = &M.w[i];
 		uint64_t seen = M.stats->w[i].loop_ns;
-		if (s->state != W_RUNNING || s->watchdog_killed || now - s->started_ns < limit ||
-		    seen > now || now - seen < limit)
+		/* Handing over (a reload) counts: a hook stuck there holds the slot. */
+		if ((s->state != W_RUNNING && s->state != W_STOPPING) || s->watchdog_killed ||
+		    now - s->started_ns < limit || seen > now || now - seen < limit)
 			continue;
 		shmringd__log("worker %u (pid %d) stuck for %llu ms (a plugin hook that does not "
 		              "return?); killing it",
@@ -371,6 +392,8 @@ static void restart_due(void)
 }
 
 /* ---- reload ------------------------------------------------------------------ */
+
+static void reload_hand_over(void);
 
 /* SIGHUP: re-read the config; if the plugins load, hand every channel over
  * to a new set of workers (records wait in the rings meanwhile). */
@@ -419,22 +442,78 @@ static void reload_begin(void)
 	shmringd__plugins_unload(&probe);
 	M.cfg = nc;
 	M.reloading = true;
-	signal_workers(SIGUSR1);
-	shmringd__log("reload: handing channels to new workers");
+	/* Another worker count moves every channel to another slot: all old
+	 * workers must be gone before any new one starts (one consumer per
+	 * ring). Otherwise one slot at a time, the others serving meanwhile. */
+	M.reload_all = M.cfg.workers != M.nworkers;
+	M.reload_slot = 0;
+	reload_hand_over();
+	shmringd__log("reload: handing channels to new workers%s",
+	              M.reload_all ? " (all at once: the worker count changes)"
+	                           : ", one at a time");
 }
 
-static void reload_finish(void)
+/* Tell the worker(s) being replaced to hand over, with a deadline: a hook
+ * that never returns must not hold the reload (or the slot) forever. */
+static void reload_hand_over(void)
 {
-	M.reloading = false;
-	if (M.cfg.workers != M.nworkers) {
+	if (M.reload_all) {
+		signal_workers(SIGUSR1);
+	} else {
+		struct wslot *s = &M.w[M.reload_slot];
+		if (s->state == W_RUNNING) {
+			s->state = W_STOPPING;
+			kill(s->pid, SIGUSR1);
+		} else if (s->state == W_WAIT_RESTART) {
+			s->state = W_NONE;
+		}
+	}
+	/* A handing-over worker waits up to drain_timeout_ms for CQ space. */
+	M.reload_deadline = shmring_now_ns() + ((uint64_t)M.cfg.drain_timeout_ms + 1000) * 1000000u;
+	M.reload_killed = false;
+}
+
+/* Past the deadline: kill what is still handing over. */
+static void reload_enforce_deadline(void)
+{
+	if (M.reload_killed || shmring_now_ns() < M.reload_deadline)
+		return;
+	for (uint32_t i = 0; i < SHMRING_MAX_WORKERS; i++) {
+		if (M.w[i].state != W_STOPPING || (!M.reload_all && i != M.reload_slot))
+			continue;
+		shmringd__log("reload: worker %u (pid %d) did not hand over in %u ms; killing it",
+		              i, (int)M.w[i].pid, M.cfg.drain_timeout_ms + 1000);
+		kill(M.w[i].pid, SIGKILL);
+	}
+	M.reload_killed = true;
+}
+
+/* One step of a reload: start what was handed over, move to the next slot. */
+static void reload_step(void)
+{
+	reload_enforce_deadline();
+	if (M.reload_all) {
+		if (any_worker())
+			return;
 		M.nworkers = M.cfg.workers;
 		shmring_instance_set_workers(M.inst, M.nworkers);
 		M.stats->nworkers = M.nworkers;
+		for (uint32_t i = 0; i < nslots(); i++) {
+			M.w[i].backoff_ms = 0;
+			start_worker(i);
+		}
+	} else {
+		struct wslot *s = &M.w[M.reload_slot];
+		if (s->state == W_STOPPING)
+			return;
+		s->backoff_ms = 0;
+		start_worker(M.reload_slot);
+		if (++M.reload_slot < nslots()) {
+			reload_hand_over();
+			return;
+		}
 	}
-	for (uint32_t i = 0; i < nslots(); i++) {
-		M.w[i].backoff_ms = 0;
-		start_worker(i);
-	}
+	M.reloading = false;
 	shmringd__log("reload: done, %u worker(s)", M.nworkers);
 }
 
@@ -457,6 +536,16 @@ static void stop_begin(void)
 static void heartbeat(uint64_t now, uint64_t *next_beat)
 {
 	if (now >= *next_beat && !M.stopping) {
+		/* Before the beat: a beat into a truncated ctl lands in private
+		 * zero pages (libshmring's SIGBUS guard), seen by no client. */
+		if (shmring_instance_repair(M.inst, 1) == 1) {
+			/* Its counters are lost; the workers' pids are what clients
+			 * and shmringctl need back. */
+			for (uint32_t i = 0; i < M.nworkers; i++)
+				shmring_instance_worker_counters(M.inst, i)->pid =
+				    (uint64_t)M.w[i].pid;
+			shmringd__log("ctl was truncated or overwritten: restored");
+		}
 		shmring_instance_beat(M.inst);
 		*next_beat = now + BEAT_MS * 1000000ull;
 	}
@@ -525,12 +614,12 @@ static bool master_iteration(uint64_t *next_beat)
 	reap_workers();
 	if (M.stopping)
 		return stop_finished();
-	if (M.reloading) {
-		if (!any_worker())
-			reload_finish();
-		return false;
-	}
-	restart_due();
+	if (M.reloading)
+		reload_step();
+	/* Supervision and the watchdog go on during a reload: a rolling one
+	 * leaves the other slots' workers serving, and they can still hang. */
+	if (!M.reloading || !M.reload_all)
+		restart_due();
 	watchdog();
 	return false;
 }
@@ -630,6 +719,11 @@ int main(int argc, char **argv)
 		return 2;
 	if (shmringd__check_only)
 		return 0;
+	if (geteuid() == 0 && !M.cfg.user[0]) {
+		fprintf(stderr, "shmringd: refusing to run as root without `user`: set user to the "
+		                "daemon's own account (e.g. shmring), or to root deliberately\n");
+		return 2;
+	}
 
 	int report_fd = -1;
 	if (!M.cfg.foreground && daemonize(&report_fd) < 0) {
@@ -655,13 +749,20 @@ int main(int argc, char **argv)
 	                                .mode = M.cfg.mode,
 	                                .uid = M.uid,
 	                                .gid = M.gid};
-	/* The directory (with the segments' owner) first: the lock lives in it. */
-	int rc = shmring_instance_mkdir(&o);
+	/* The directory, given to the daemon's user, is all root makes: every
+	 * file in it is made after the switch, so a symlink or a file planted
+	 * there never meets a root open, chown or truncate. */
+	int rc = M.dirfd = shmring_instance_mkdir(&o);
 	if (rc < 0) {
-		fprintf(stderr, "shmringd: cannot create %s: %s\n", M.cfg.shm_dir,
-		        shmring_strerror(rc));
+		fprintf(stderr, "shmringd: cannot create %s: %s%s\n", M.cfg.shm_dir,
+		        shmring_strerror(rc),
+		        rc == -EPERM ? " (it, or a directory above it, belongs to someone else or "
+		                       "is writable by others)"
+		                     : "");
 		goto fail;
 	}
+	if (drop_privileges() < 0)
+		goto fail;
 	if ((M.lock_fd = take_lock(M.cfg.shm_dir)) < 0)
 		goto fail;
 	/* Plugin regions of a previous run (crashed, or another layout). */
@@ -675,7 +776,7 @@ int main(int argc, char **argv)
 	}
 	M.nchannels = shmring_instance_nchannels(M.inst);
 	M.nworkers = M.cfg.workers;
-	if ((rc = create_stats(M.cfg.shm_dir, M.cfg.mode)) < 0 || (rc = create_bells()) < 0) {
+	if ((rc = create_stats(M.cfg.mode)) < 0 || (rc = create_bells()) < 0) {
 		fprintf(stderr, "shmringd: cannot create files in %s: %s\n", M.cfg.shm_dir,
 		        strerror(-rc));
 		goto fail_inst;
@@ -688,9 +789,6 @@ int main(int argc, char **argv)
 			goto fail_inst;
 		}
 	}
-	if (drop_privileges() < 0)
-		goto fail_inst;
-
 	/* Set up: the launching shell gets its exit status now, and the
 	 * workers are forked with the final stdio and logging. */
 	report_start(report_fd, 0);
@@ -706,12 +804,9 @@ int main(int argc, char **argv)
 	if (M.sock_fd >= 0)
 		unlink(M.cfg.socket);
 	shmringd__shared_remove_all(M.cfg.shm_dir);
-	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/" SHMRINGD_STATS_NAME, M.cfg.shm_dir);
-	unlink(path);
+	unlinkat(M.dirfd, SHMRINGD_STATS_NAME, 0);
 	shmring_instance_close(M.inst, 1);
-	snprintf(path, sizeof(path), "%s/" SHMRINGD_LOCK_NAME, M.cfg.shm_dir);
-	unlink(path);
+	unlinkat(M.dirfd, SHMRINGD_LOCK_NAME, 0);
 	close(M.lock_fd);
 	shmringd__log("stopped");
 	free(M.bell_fds);

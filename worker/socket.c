@@ -34,7 +34,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define FRAME_HDR 16
 #define MAX_EVENTS 64
 #define READ_CHUNK 65536
 
@@ -69,16 +68,12 @@ static int grow(uint8_t **buf, uint32_t *cap, uint64_t need)
 int shmringd__sock_reply(struct shmringd_sock_conn *c, uint64_t req_id, const uint8_t *buf,
                          uint32_t len)
 {
-	if (grow(&c->out, &c->out_cap, (uint64_t)c->out_len + FRAME_HDR + len) < 0)
+	if (grow(&c->out, &c->out_cap, (uint64_t)c->out_len + SHMRINGD_FRAME_HDR + len) < 0)
 		return -ENOMEM;
 	uint8_t *h = c->out + c->out_len;
-	uint16_t type = SHMRING_REC_REPLY, flags = 0;
-	memcpy(h, &len, 4);
-	memcpy(h + 4, &type, 2);
-	memcpy(h + 6, &flags, 2);
-	memcpy(h + 8, &req_id, 8);
-	memcpy(h + FRAME_HDR, buf, len);
-	c->out_len += FRAME_HDR + len;
+	shmringd__frame_header(h, SHMRING_REC_REPLY, req_id, len);
+	memcpy(h + SHMRINGD_FRAME_HDR, buf, len);
+	c->out_len += SHMRINGD_FRAME_HDR + len;
 	return 0;
 }
 
@@ -148,30 +143,15 @@ static int conn_flush(struct shmringd_sock_conn *c)
 	return 0;
 }
 
+static void dispatch_frame(void *conn, const struct shmring_rec *rec)
+{
+	shmringd__sock_dispatch(conn, rec);
+}
+
 /* Dispatch every complete frame in c->in. -1: a frame is too long. */
 static int conn_dispatch(struct shmringd_sock_conn *c, uint32_t max_payload)
 {
-	uint32_t off = 0;
-	while (c->in_len - off >= FRAME_HDR) {
-		const uint8_t *h = c->in + off;
-		struct shmring_rec rec;
-		memcpy(&rec.len, h, 4);
-		memcpy(&rec.type, h + 4, 2);
-		memcpy(&rec.flags, h + 6, 2);
-		memcpy(&rec.req_id, h + 8, 8);
-		if (rec.len > max_payload)
-			return -1;
-		if (c->in_len - off - FRAME_HDR < rec.len)
-			break;
-		rec.payload = h + FRAME_HDR;
-		shmringd__sock_dispatch(c, &rec);
-		off += FRAME_HDR + rec.len;
-	}
-	if (off) {
-		memmove(c->in, c->in + off, c->in_len - off);
-		c->in_len -= off;
-	}
-	return 0;
+	return shmringd__frames_take(c->in, &c->in_len, max_payload, dispatch_frame, c);
 }
 
 /* Readable: read what is there, dispatch, answer. -1: close it. */

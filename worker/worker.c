@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,18 +30,31 @@
 #define QUIET_NS 20000000 /* SIGTERM: rings idle this long = drained */
 #define MAX_CONFS 65536   /* per channel: bounds what one client can make us keep */
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SHMRING_ASAN 1
+#endif
+#elif defined(__SANITIZE_ADDRESS__)
+#define SHMRING_ASAN 1
+#endif
+#if SHMRING_ASAN
+#include <sanitizer/allocator_interface.h>
+#endif
+
 /* ---- per-channel conf table (open addressing, conf id -> conf) ----------- */
 
 struct conf_ent {
 	uint64_t id;
 	struct shmringd_plugin *plugin; /* NULL = empty slot */
 	void *conf;
+	size_t bytes; /* heap its conf_new took (charged to the channel's budget) */
 };
 
 struct conf_table {
 	struct conf_ent *v;
 	uint32_t cap; /* power of two or 0 */
 	uint32_t n;
+	uint64_t bytes; /* sum of the entries' bytes */
 };
 
 static struct conf_ent *conf_slot(struct conf_table *t, uint64_t id)
@@ -86,16 +100,20 @@ static void conf_release(struct conf_ent *e)
 }
 
 /* Insert or replace; the old conf of the id is freed. */
-static int conf_put(struct conf_table *t, uint64_t id, struct shmringd_plugin *p, void *conf)
+static int conf_put(struct conf_table *t, uint64_t id, struct shmringd_plugin *p, void *conf,
+                    size_t bytes)
 {
 	if ((t->n + 1) * 4 > t->cap * 3 && conf_grow(t) < 0)
 		return -ENOMEM;
 	struct conf_ent *e = conf_slot(t, id);
-	if (e->plugin)
+	if (e->plugin) {
 		conf_release(e);
-	else
+		t->bytes -= e->bytes;
+	} else {
 		t->n++;
-	*e = (struct conf_ent){id, p, conf};
+	}
+	*e = (struct conf_ent){id, p, conf, bytes};
+	t->bytes += bytes;
 	return 0;
 }
 
@@ -141,6 +159,8 @@ static struct {
 	struct shmringd_plugins plugins;
 	struct shmring_reply reply;
 	struct shmring_mpr mpr;
+	uint8_t *payload; /* the record being dispatched, copied out of its ring */
+	uint32_t payload_cap;
 	struct shmring_worker_counters *ctr;
 	struct shmringd_worker_stats *st;
 	uint64_t now;
@@ -319,6 +339,33 @@ static int bad_record(struct chan_state *cs, const struct shmring_rec *rec, cons
 
 static const msgpack_object empty_map = {.type = MSGPACK_OBJECT_MAP};
 
+/* Bytes the allocator in use has handed out: what a conf_new took is the
+ * difference around it (the worker is single-threaded there). */
+static size_t heap_in_use(void)
+{
+#if SHMRING_ASAN
+	return __sanitizer_get_current_allocated_bytes();
+#else
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+/* A config past the channel's memory budget (channel_memory_mb): why, in
+ * err, or "" if it fits. old: bytes of the config it replaces. */
+static void over_budget(const struct conf_table *t, size_t bytes, size_t old, char *err,
+                        size_t errlen)
+{
+	uint64_t budget = (uint64_t)W.cfg->channel_memory_mb << 20;
+	uint64_t used = t->bytes - old;
+	if (budget && used + bytes > budget)
+		snprintf(err, errlen,
+		         "channel memory budget exceeded: this config takes %zu bytes, the "
+		         "channel's %u config(s) hold %llu of %llu (channel_memory_mb = %u)",
+		         bytes, t->n, (unsigned long long)used, (unsigned long long)budget,
+		         W.cfg->channel_memory_mb);
+}
+
 static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 {
 	const msgpack_object *root = &W.mpr.root;
@@ -344,16 +391,28 @@ static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 		snprintf(err, sizeof(err), "%.500s", p->error);
 	if (!err[0] && cs->confs.n >= MAX_CONFS && !conf_find(&cs->confs, id))
 		snprintf(err, sizeof(err), "too many configs on this channel (%u)", MAX_CONFS);
+	struct conf_ent *prev = conf_find(&cs->confs, id);
+	size_t old = prev ? prev->bytes : 0;
+	if (!err[0])
+		over_budget(&cs->confs, 0, old, err, sizeof(err)); /* full already */
 	void *conf = NULL;
+	size_t bytes = 0;
 	if (!err[0] && p->desc->conf_new) {
+		size_t before = heap_in_use();
 		int rc = p->desc->conf_new(p->wstate, config, &conf, err, sizeof(err));
+		size_t after = heap_in_use();
+		bytes = after > before ? after - before : 0;
 		if (rc < 0 && !err[0])
 			snprintf(err, sizeof(err), "%s: config refused", p->name);
-		if (rc >= 0)
+		if (rc >= 0) {
 			err[0] = '\0'; /* a message with success is not a refusal */
+			over_budget(&cs->confs, bytes, old, err, sizeof(err));
+			if (err[0] && p->desc->conf_free)
+				p->desc->conf_free(conf);
+		}
 		pcount(p, rc < 0);
 	}
-	if (!err[0] && conf_put(&cs->confs, id, p, conf) < 0) {
+	if (!err[0] && conf_put(&cs->confs, id, p, conf, bytes) < 0) {
 		if (p->desc->conf_free)
 			p->desc->conf_free(conf);
 		snprintf(err, sizeof(err), "out of memory");
@@ -504,7 +563,13 @@ static int dispatch(struct chan_state *cs, const struct shmring_rec *rec)
 		snprintf(why, sizeof(why), "unknown record type %u", rec->type);
 		return bad_record(cs, rec, why);
 	}
-	int rc = shmring_mpr_parse(&W.mpr, rec->payload, rec->len);
+	/* One copy out of the ring before any check: the client may rewrite the
+	 * ring while we read it, and then what was validated is not what is
+	 * parsed, nor what the plugin's views show. Socket frames are private. */
+	if (cs->ch && rec->len > W.payload_cap)
+		return bad_record(cs, rec, "record larger than the ring allows");
+	int rc = cs->ch ? shmring_mpr_parse_copy(&W.mpr, W.payload, rec->payload, rec->len)
+	                : shmring_mpr_parse(&W.mpr, rec->payload, rec->len);
 	if (rc < 0)
 		return bad_record(cs, rec,
 		                  rc == -ENOMEM ? "record too complex (out of memory)"
@@ -575,6 +640,14 @@ static int drain_channel(struct chan_state *cs)
 	}
 	if (g_stop == HANDOFF)
 		return 0; /* the next worker reads the rest */
+	if (!cs->broken_logged && shmring_chan_check(cs->ch) < 0) {
+		/* Truncated (libshmring's SIGBUS guard left us zeros) or its
+		 * read-only line overwritten: nothing in it can be trusted. */
+		shmringd__log("channel %u: segment truncated or overwritten: corrupt, not served",
+		              cs->index);
+		W.ctr->errors++;
+		cs->broken_logged = true;
+	}
 	check_owner(cs);
 	int n = 0;
 	uint64_t t = 0; /* the last clock read: record_done() measures from it */
@@ -725,6 +798,7 @@ __attribute__((noreturn)) static void worker_exit(int code)
 	shmringd__plugins_unload(&W.plugins);
 	shmringd__sinks_fini();
 	shmring_mpr_destroy(&W.mpr);
+	free(W.payload);
 	free(W.reply.buf);
 	free(W.chans);
 	W.ctr->pid = 0;
@@ -740,6 +814,9 @@ struct loop {
 
 static int serve_channels(void)
 {
+	/* ctl truncated under us (our counters and event live there): map the
+	 * file again once the master has restored it. */
+	shmring_instance_repair(W.inst, 0);
 	int n = 0;
 	for (uint32_t i = 0; i < W.nchans; i++)
 		n += drain_channel(&W.chans[i]);
@@ -853,7 +930,9 @@ static void crash_accounting(const struct shmringd_worker_args *a)
 /* The parser, the log sinks, the plugins (loaded, init, counted). */
 static void plugins_init(const struct shmringd_worker_args *a)
 {
-	if (shmring_mpr_init(&W.mpr) < 0) {
+	W.payload_cap = a->cfg->ring_size / 2; /* a ring's largest record */
+	W.payload = malloc(W.payload_cap);
+	if (!W.payload || shmring_mpr_init(&W.mpr) < 0) {
 		shmringd__log("out of memory");
 		exit(3);
 	}
@@ -866,7 +945,9 @@ static void plugins_init(const struct shmringd_worker_args *a)
 	char err[512];
 	if (shmringd__plugins_load(a->cfg, &W.plugins, false, err, sizeof(err)) < 0)
 		shmringd__log("%s", err);
-	shmringd__shared_setup(a->cfg->shm_dir, a->cfg->mode);
+	/* Plugin regions are the daemon's own: the gateway's group has no
+	 * business reading or resizing them. */
+	shmringd__shared_setup(a->cfg->shm_dir, 0600);
 	shmringd__plugins_init(&W.plugins);
 	for (uint32_t i = 0; i < SHMRINGD_STATS_PLUGINS; i++) {
 		struct shmringd_plugin_stats *ps = &W.st->plugins[i];
@@ -893,8 +974,13 @@ static void channels_open(const struct shmringd_worker_args *a)
 		struct chan_state *cs = &W.chans[W.nchans];
 		int rc = shmring_chan_open(a->inst, k, SHMRING_SERVER, &cs->ch);
 		if (rc < 0) {
-			shmringd__log("cannot open channel %u: %s", k, shmring_strerror(rc));
-			exit(3);
+			/* Reported, counted (the channel's corrupt counter, the
+			 * worker's errors) and skipped: exiting would leave every
+			 * other channel of this slot unserved, restart after restart. */
+			shmringd__log("channel %u: cannot open (%s); not served", k,
+			              shmring_strerror(rc));
+			W.ctr->errors++;
+			continue;
 		}
 		cs->index = k;
 		cs->owner = shmring_chan_owner(cs->ch);
@@ -902,7 +988,7 @@ static void channels_open(const struct shmringd_worker_args *a)
 		cs->bell_conn = -1;
 		W.nchans++;
 	}
-	W.reply.max = W.nchans ? shmring_chan_max_payload(W.chans[0].ch) : 4096;
+	W.reply.max = W.nchans ? shmring_chan_max_payload(W.chans[0].ch) : a->cfg->ring_size / 2;
 	if (a->cfg->verbose)
 		shmringd__log("serving %u channel(s), %u plugin(s)", W.nchans, W.plugins.n);
 }

@@ -71,6 +71,8 @@ struct shmring_claim { uint8_t *payload; uint32_t cap; };
 struct shmring_mpw { uint8_t *buf; uint32_t cap; uint32_t len; int overflow; };
 
 int shmring_instance_attach(const char *dir, struct shmring_instance **out);
+int shmring_instance_attach_owned(const char *dir, int64_t owner, struct shmring_instance **out);
+int64_t shmring_user_uid(const char *name);
 void shmring_instance_close(struct shmring_instance *inst, int unlink_files);
 uint32_t shmring_instance_nchannels(const struct shmring_instance *inst);
 uint32_t shmring_instance_nworkers(const struct shmring_instance *inst);

@@ -12,6 +12,7 @@
 local ffi = require("ffi")
 local core = require("shmring.core")
 local client = require("shmring.client")
+local channel = require("shmring.client.channel")
 local plugin_stats = require("shmring.plugin_stats")
 
 local tonumber, tostring, concat = tonumber, tostring, table.concat
@@ -186,7 +187,8 @@ function _M.collect()
         out[n] = s
     end
     local up = 0
-    local rc = C.shmring_instance_attach(client.config.dir, inst_box)
+    local rc = C.shmring_instance_attach_owned(client.config.dir,
+        channel.daemon_uid(C) or -1, inst_box)
     local inst = rc == 0 and inst_box[0] or nil
     if inst ~= nil then
         local age = tonumber(C.shmring_instance_heartbeat_age_ns(inst))

@@ -276,6 +276,10 @@ int shmring_client_health(const struct shmring_instance *inst, const struct shmr
 {
 	if (c && shmring_chan_is_closed(c))
 		return -ESTALE;
+	/* A truncated or overwritten channel: attach again, to another. */
+	if (c && shmring_chan_check(c) < 0)
+		return -ESTALE;
+
 	int64_t age = shmring_instance_heartbeat_age_ns(inst);
 	if (age < 0)
 		return (int)age;

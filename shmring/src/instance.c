@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,16 +30,15 @@ uint64_t shmring_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int shmring__chan_path(const char *dir, uint32_t index, char *buf, size_t len)
-{
-	int n = snprintf(buf, len, "%s/ch-%u", dir, index);
-	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : n;
-}
+/* Files inside the instance directory are named relative to it and opened
+ * with openat(dirfd, name, O_NOFOLLOW): never by a path that a symlink or a
+ * replaced parent could redirect. */
+#define CTL_NAME "ctl"
+#define CHAN_NAME_MAX 16 /* "ch-1023.tmp" and more */
 
-static int ctl_path(const char *dir, char *buf, size_t len)
+static void chan_name(uint32_t index, char buf[CHAN_NAME_MAX])
 {
-	int n = snprintf(buf, len, "%s/ctl", dir);
-	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : n;
+	snprintf(buf, CHAN_NAME_MAX, "ch-%u", index);
 }
 
 int shmring_doorbell_path(const struct shmring_instance *inst, uint32_t index, char *buf,
@@ -115,40 +115,99 @@ int shmring_owner_alive(uint64_t owner)
 
 /* ---- creation ---------------------------------------------------------- */
 
+/* A directory on the way to the instance directory: its owner could rename
+ * the instance directory away and put one of their own in its place, so it
+ * must belong to root or to the daemon (self, or the user it becomes), and
+ * nobody else may write to it unless it is sticky (like /dev/shm). */
+static int parent_trusted(const char *path, uid_t self, uid_t owner)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (st.st_uid != 0 && st.st_uid != self && st.st_uid != owner)
+		return -EPERM;
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+		return -EPERM;
+	return 0;
+}
+
+/* Make dir and its missing parents; return the last one opened (an
+ * O_DIRECTORY fd) after giving it mode and owner. An existing directory is
+ * used only if it is ours (or already the owner's): one that someone else
+ * made first is refused, never adopted. */
 static int mkdir_p(const char *dir, mode_t mode, uid_t uid, gid_t gid)
 {
 	char tmp[PATH_MAX];
 	if (strlen(dir) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 	strcpy(tmp, dir);
+	uid_t self = geteuid(), owner = uid != (uid_t)-1 ? uid : self;
 	for (char *p = tmp + 1; *p; p++) {
 		if (*p != '/')
 			continue;
 		*p = '\0';
 		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
 			return -errno;
+		int rc = parent_trusted(tmp, self, owner);
+		if (rc < 0)
+			return rc;
 		*p = '/';
 	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	/* The last component is ours: set its mode and owner explicitly (umask). */
-	if (chmod(tmp, mode) < 0)
+	int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
-	if ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(tmp, uid, gid) < 0)
+	struct stat st;
+	int rc = 0;
+	if (fstat(fd, &st) < 0)
+		rc = -errno;
+	else if (st.st_uid != self && st.st_uid != owner)
+		rc = -EPERM;
+	/* Owner and mode set explicitly on the fd (the umask, or an earlier
+	 * run with another mode). */
+	else if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0)
+		rc = -errno;
+	else if (fchmod(fd, mode) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* Open name in the instance directory without following a symlink; it must
+ * be a regular file of the directory's owner. */
+static int open_segment(int dirfd, const char *name, uid_t owner, int flags, struct stat *st)
+{
+	int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
 		return -errno;
-	return 0;
+	if (fstat(fd, st) < 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st->st_mode) || st->st_uid != owner) {
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
 }
 
 /* Tell clients still mapping an older segment at path that it is gone. */
-static void mark_old_closed(const char *path, bool is_ctl)
+static void mark_old_closed(int dirfd, const char *name, bool is_ctl)
 {
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	struct stat st;
+	int fd = open_segment(dirfd, name, geteuid(), O_RDWR, &st);
 	if (fd < 0)
 		return;
-	struct stat st;
 	size_t need = is_ctl ? sizeof(struct shmring__ctl_hdr) : HDR_BYTES;
-	if (fstat(fd, &st) == 0 && (size_t)st.st_size >= need) {
-		void *m = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if ((size_t)st.st_size >= need) {
+		void *m = shmring__map_segment(fd, need);
 		if (m != MAP_FAILED) {
 			if (is_ctl) {
 				struct shmring__ctl_hdr *h = m;
@@ -159,23 +218,22 @@ static void mark_old_closed(const char *path, bool is_ctl)
 				if (h->magic == SHMRING_MAGIC_CHAN)
 					atomic_store_explicit(&h->closed, 1, memory_order_release);
 			}
-			munmap(m, need);
+			shmring__unmap_segment(m, need);
 		}
 	}
 	close(fd);
 }
 
-/* Create path.tmp with the given size, mode and owner, let init fill the
- * mapping, then rename it over path so that nobody sees a half-made file. */
-static int create_segment(const char *path, size_t size, const struct shmring_create_opts *o,
-                          void (*init)(void *map, void *arg), void *arg)
+/* Create name.tmp with the given size, mode and owner, let init fill the
+ * mapping, then rename it over name so that nobody sees a half-made file. */
+static int create_segment(int dirfd, const char *name, size_t size,
+                          const struct shmring_create_opts *o, void (*init)(void *map, void *arg),
+                          void *arg)
 {
-	char tmp[PATH_MAX];
-	int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	unlink(tmp);
-	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	unlinkat(dirfd, tmp, 0);
+	int fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	int rc = 0;
@@ -185,19 +243,19 @@ static int create_segment(const char *path, size_t size, const struct shmring_cr
 		rc = -errno;
 		goto out;
 	}
-	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *m = shmring__map_segment(fd, size);
 	if (m == MAP_FAILED) {
 		rc = -errno;
 		goto out;
 	}
 	init(m, arg);
-	munmap(m, size);
-	if (rename(tmp, path) < 0)
+	shmring__unmap_segment(m, size);
+	if (renameat(dirfd, tmp, dirfd, name) < 0)
 		rc = -errno;
 out:
 	close(fd);
 	if (rc < 0)
-		unlink(tmp);
+		unlinkat(dirfd, tmp, 0);
 	return rc;
 }
 
@@ -253,7 +311,7 @@ static void unmap_chan_hdrs(struct shmring_instance *inst)
 		return;
 	for (uint32_t k = 0; k < inst->nchannels; k++)
 		if (inst->hdrs[k])
-			munmap(inst->hdrs[k], HDR_BYTES);
+			shmring__unmap_segment(inst->hdrs[k], HDR_BYTES);
 	free(inst->hdrs);
 	inst->hdrs = NULL;
 }
@@ -264,15 +322,18 @@ static int map_chan_hdrs(struct shmring_instance *inst)
 	inst->hdrs = calloc(inst->nchannels, sizeof(*inst->hdrs));
 	if (!inst->hdrs)
 		return -ENOMEM;
-	char path[PATH_MAX];
 	for (uint32_t k = 0; k < inst->nchannels; k++) {
-		int rc = shmring__chan_path(inst->dir, k, path, sizeof(path));
-		if (rc < 0)
-			return rc;
-		int fd = open(path, O_RDWR | O_CLOEXEC);
+		char name[CHAN_NAME_MAX];
+		struct stat st;
+		chan_name(k, name);
+		int fd = open_segment(inst->dirfd, name, inst->owner, O_RDWR, &st);
 		if (fd < 0)
-			return -errno;
-		void *m = mmap(NULL, HDR_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			return fd;
+		if ((size_t)st.st_size < HDR_BYTES) {
+			close(fd);
+			return -EPROTO;
+		}
+		void *m = shmring__map_segment(fd, HDR_BYTES);
 		close(fd);
 		if (m == MAP_FAILED)
 			return -errno;
@@ -289,9 +350,70 @@ int shmring_instance_mkdir(const struct shmring_create_opts *o)
 	/* A name an instance cannot hold: refused before anything is made. */
 	if (strlen(o->dir) >= sizeof(((struct shmring_instance *)0)->dir))
 		return -ENAMETOOLONG;
-	/* Group/other get x wherever they get r, so they can open files. */
-	mode_t dmode = (mode | ((mode & 0444) >> 2)) & 07777;
+	/* Group/other may search it (r-x) wherever they may use the segments,
+	 * never write: only the daemon creates, removes or replaces files. */
+	mode_t grant = (mode | (mode >> 1)) & 0044;
+	mode_t dmode = 0700 | grant | (grant >> 2);
 	return mkdir_p(o->dir, dmode, o->uid, o->gid);
+}
+
+/* Map ctl through dirfd, a directory already trusted; its owner must own
+ * every segment. Takes dirfd (closed on failure). */
+static int attach_at(const char *dir, int dirfd, struct shmring_instance **out)
+{
+	*out = NULL;
+	struct shmring_instance *inst = calloc(1, sizeof(*inst));
+	struct stat st;
+	int rc = 0;
+	if (!inst) {
+		close(dirfd);
+		return -ENOMEM;
+	}
+	inst->dirfd = dirfd;
+	strcpy(inst->dir, dir); /* length checked by the callers */
+	if (fstat(dirfd, &st) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	inst->owner = st.st_uid;
+	int fd = open_segment(dirfd, CTL_NAME, inst->owner, O_RDWR, &st);
+	if (fd < 0) {
+		rc = fd;
+		goto fail;
+	}
+	if ((size_t)st.st_size < sizeof(struct shmring__ctl_hdr)) {
+		rc = -EPROTO;
+		close(fd);
+		goto fail;
+	}
+	inst->ctl_size = sizeof(struct shmring__ctl_hdr);
+	inst->ctl = shmring__map_segment(fd, inst->ctl_size);
+	close(fd);
+	if (inst->ctl == MAP_FAILED) {
+		rc = -errno;
+		inst->ctl = NULL;
+		goto fail;
+	}
+	/* Read the read-only line once, after the magic (see ctl_init); the
+	 * copy is what shmring_instance_repair() writes back. */
+	uint64_t magic = __atomic_load_n(&inst->ctl->magic, __ATOMIC_ACQUIRE);
+	memcpy(inst->ctl_line0, inst->ctl, CACHELINE);
+	inst->nworkers = atomic_load_explicit(&inst->ctl->nworkers, memory_order_relaxed);
+	inst->epoch = inst->ctl->epoch;
+	inst->nchannels = inst->ctl->nchannels;
+	if (magic != SHMRING_MAGIC_CTL || inst->ctl->abi != SHMRING_ABI_VERSION ||
+	    inst->epoch == 0 || inst->nchannels < 1 || inst->nchannels > SHMRING_MAX_CHANNELS) {
+		rc = -EPROTO;
+		goto fail;
+	}
+	*out = inst;
+	return 0;
+fail:
+	if (inst->ctl)
+		shmring__unmap_segment(inst->ctl, inst->ctl_size);
+	close(inst->dirfd);
+	free(inst);
+	return rc;
 }
 
 int shmring_instance_create(const struct shmring_create_opts *in, struct shmring_instance **out)
@@ -311,44 +433,46 @@ int shmring_instance_create(const struct shmring_create_opts *in, struct shmring
 	if (strlen(o.dir) >= sizeof(((struct shmring_instance *)0)->dir))
 		return -ENAMETOOLONG;
 
-	int rc = shmring_instance_mkdir(&o);
-	if (rc < 0)
-		return rc;
+	int dirfd = shmring_instance_mkdir(&o);
+	if (dirfd < 0)
+		return dirfd;
 
+	int rc = 0;
 	struct chan_init_arg a = {.o = &o};
 	do {
-		if (getrandom(&a.epoch, sizeof(a.epoch), 0) != sizeof(a.epoch))
+		if (getrandom(&a.epoch, sizeof(a.epoch), 0) != sizeof(a.epoch)) {
+			close(dirfd);
 			return -EIO;
+		}
 	} while (a.epoch == 0);
 
-	char path[PATH_MAX];
-	if ((rc = ctl_path(o.dir, path, sizeof(path))) < 0)
-		return rc;
-	mark_old_closed(path, true);
+	mark_old_closed(dirfd, CTL_NAME, true);
 	/* Channels first, ctl last: a client attaching the new ctl finds new
 	 * channels with the same epoch. */
-	for (uint32_t k = 0; k < o.nchannels; k++) {
-		char cpath[PATH_MAX];
-		if ((rc = shmring__chan_path(o.dir, k, cpath, sizeof(cpath))) < 0)
-			return rc;
-		mark_old_closed(cpath, false);
+	for (uint32_t k = 0; k < o.nchannels && rc == 0; k++) {
+		char name[CHAN_NAME_MAX];
+		chan_name(k, name);
+		mark_old_closed(dirfd, name, false);
 		a.index = k;
-		rc = create_segment(cpath, chan_seg_size(o.sq_size, o.cq_size), &o, chan_init, &a);
-		if (rc < 0)
-			return rc;
+		rc = create_segment(dirfd, name, chan_seg_size(o.sq_size, o.cq_size), &o, chan_init,
+		                    &a);
 	}
 	/* Channels left over from an earlier instance with more of them. */
-	for (uint32_t k = o.nchannels; k < SHMRING_MAX_CHANNELS; k++) {
-		char cpath[PATH_MAX];
-		shmring__chan_path(o.dir, k, cpath, sizeof(cpath));
-		mark_old_closed(cpath, false);
-		if (unlink(cpath) < 0)
+	for (uint32_t k = o.nchannels; k < SHMRING_MAX_CHANNELS && rc == 0; k++) {
+		char name[CHAN_NAME_MAX];
+		chan_name(k, name);
+		mark_old_closed(dirfd, name, false);
+		if (unlinkat(dirfd, name, 0) < 0)
 			break;
 	}
-	rc = create_segment(path, sizeof(struct shmring__ctl_hdr), &o, ctl_init, &a);
-	if (rc < 0)
+	if (rc == 0)
+		rc = create_segment(dirfd, CTL_NAME, sizeof(struct shmring__ctl_hdr), &o, ctl_init,
+		                    &a);
+	if (rc < 0) {
+		close(dirfd);
 		return rc;
-	rc = shmring_instance_attach(o.dir, out);
+	}
+	rc = attach_at(o.dir, dirfd, out);
 	if (rc < 0)
 		return rc;
 	(*out)->server = true;
@@ -360,61 +484,43 @@ int shmring_instance_create(const struct shmring_create_opts *in, struct shmring
 	return rc;
 }
 
-int shmring_instance_attach(const char *dir, struct shmring_instance **out)
+int shmring_instance_attach_owned(const char *dir, int64_t owner, struct shmring_instance **out)
 {
 	*out = NULL;
-	struct shmring_instance *inst = calloc(1, sizeof(*inst));
-	if (!inst)
-		return -ENOMEM;
-	if (strlen(dir) >= sizeof(inst->dir)) {
-		free(inst);
+	if (strlen(dir) >= sizeof(((struct shmring_instance *)0)->dir))
 		return -ENAMETOOLONG;
-	}
-	strcpy(inst->dir, dir);
-	char path[PATH_MAX];
-	int rc = ctl_path(dir, path, sizeof(path));
-	if (rc < 0)
-		goto fail;
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		goto fail;
-	}
+	uid_t expect = owner < 0 ? geteuid() : (uid_t)owner;
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	/* Whoever owns the directory decides what the segments say (who is
+	 * authenticated, which channel is ours): only root or the daemon's
+	 * user, and nobody else may have put files in it. */
 	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		close(fd);
-		goto fail;
+	if (fstat(dirfd, &st) < 0 || (st.st_uid != 0 && st.st_uid != expect) ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		close(dirfd);
+		return -EPERM;
 	}
-	if ((size_t)st.st_size < sizeof(struct shmring__ctl_hdr)) {
-		rc = -EPROTO;
-		close(fd);
-		goto fail;
-	}
-	inst->ctl_size = sizeof(struct shmring__ctl_hdr);
-	inst->ctl = mmap(NULL, inst->ctl_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (inst->ctl == MAP_FAILED) {
-		rc = -errno;
-		inst->ctl = NULL;
-		goto fail;
-	}
-	/* Read the read-only line once, after the magic (see ctl_init). */
-	uint64_t magic = __atomic_load_n(&inst->ctl->magic, __ATOMIC_ACQUIRE);
-	inst->epoch = inst->ctl->epoch;
-	inst->nchannels = inst->ctl->nchannels;
-	if (magic != SHMRING_MAGIC_CTL || inst->ctl->abi != SHMRING_ABI_VERSION ||
-	    inst->epoch == 0 || inst->nchannels < 1 || inst->nchannels > SHMRING_MAX_CHANNELS) {
-		rc = -EPROTO;
-		goto fail;
-	}
-	*out = inst;
-	return 0;
-fail:
-	if (inst->ctl)
-		munmap(inst->ctl, inst->ctl_size);
-	free(inst);
-	return rc;
+	return attach_at(dir, dirfd, out);
+}
+
+int shmring_instance_attach(const char *dir, struct shmring_instance **out)
+{
+	return shmring_instance_attach_owned(dir, -1, out);
+}
+
+int64_t shmring_user_uid(const char *name)
+{
+	if (!name || !*name)
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(name, &end, 10);
+	if (*end == '\0' && !errno && v < UINT32_MAX)
+		return (int64_t)v;
+	struct passwd *pw = getpwnam(name);
+	return pw ? (int64_t)pw->pw_uid : -ENOENT;
 }
 
 void shmring_instance_close(struct shmring_instance *inst, int unlink_files)
@@ -422,16 +528,16 @@ void shmring_instance_close(struct shmring_instance *inst, int unlink_files)
 	if (!inst)
 		return;
 	if (unlink_files && inst->server) {
-		char path[PATH_MAX];
 		for (uint32_t k = 0; k < inst->nchannels; k++) {
-			if (shmring__chan_path(inst->dir, k, path, sizeof(path)) >= 0)
-				unlink(path);
+			char name[CHAN_NAME_MAX];
+			chan_name(k, name);
+			unlinkat(inst->dirfd, name, 0);
 		}
-		if (ctl_path(inst->dir, path, sizeof(path)) >= 0)
-			unlink(path);
+		unlinkat(inst->dirfd, CTL_NAME, 0);
 	}
+	close(inst->dirfd);
 	unmap_chan_hdrs(inst);
-	munmap(inst->ctl, inst->ctl_size);
+	shmring__unmap_segment(inst->ctl, inst->ctl_size);
 	free(inst);
 }
 
@@ -495,18 +601,61 @@ int shmring_instance_set_workers(struct shmring_instance *inst, uint32_t nworker
 {
 	if (nworkers < 1 || nworkers > SHMRING_MAX_WORKERS)
 		return -EINVAL;
+	inst->nworkers = nworkers;
 	atomic_store_explicit(&inst->ctl->nworkers, nworkers, memory_order_release);
 	for_each_chan_hdr(inst, slot_one, &nworkers);
 	return 0;
 }
 
+static bool ctl_intact(const struct shmring_instance *inst)
+{
+	return __atomic_load_n(&inst->ctl->magic, __ATOMIC_ACQUIRE) == SHMRING_MAGIC_CTL &&
+	       inst->ctl->epoch == inst->epoch;
+}
+
 int64_t shmring_instance_heartbeat_age_ns(const struct shmring_instance *inst)
 {
-	if (atomic_load_explicit(&inst->ctl->closed, memory_order_acquire))
+	/* Closed, or truncated (reads zeros) or overwritten: not ours any more. */
+	if (atomic_load_explicit(&inst->ctl->closed, memory_order_acquire) || !ctl_intact(inst))
 		return -ESTALE;
 	uint64_t beat = atomic_load_explicit(&inst->ctl->heartbeat, memory_order_acquire);
 	uint64_t now = shmring_now_ns();
 	return now > beat ? (int64_t)(now - beat) : 0;
+}
+
+int shmring_instance_repair(struct shmring_instance *inst, int restore)
+{
+	if (ctl_intact(inst))
+		return 0;
+	/* Truncated (our mapping may now be private zeros, see guard.c) or
+	 * line 0 overwritten: the file gets its size back, we map it again
+	 * where it was (pointers into it stay valid) and write line 0 back. */
+	struct stat st;
+	int fd = open_segment(inst->dirfd, CTL_NAME, inst->owner, O_RDWR, &st);
+	if (fd < 0)
+		return fd;
+	int rc = 0;
+	if ((size_t)st.st_size != inst->ctl_size &&
+	    (!restore || ftruncate(fd, (off_t)inst->ctl_size) < 0))
+		rc = restore ? -errno : -EAGAIN; /* the master gives it its size back */
+	if (rc == 0)
+		rc = shmring__remap_segment(inst->ctl, fd, inst->ctl_size);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	if (!ctl_intact(inst) && !restore)
+		return -EAGAIN; /* mapped again; the master writes line 0 back */
+	if (!ctl_intact(inst)) {
+		struct shmring__ctl_hdr *h = inst->ctl;
+		memcpy((uint8_t *)h + sizeof(h->magic), inst->ctl_line0 + sizeof(h->magic),
+		       CACHELINE - sizeof(h->magic));
+		if (inst->nworkers)
+			atomic_store_explicit(&h->nworkers, inst->nworkers, memory_order_release);
+		uint64_t magic;
+		memcpy(&magic, inst->ctl_line0, sizeof(magic));
+		__atomic_store_n(&h->magic, magic, __ATOMIC_RELEASE);
+	}
+	return 1;
 }
 
 struct shmring_event *shmring_instance_worker_event(struct shmring_instance *inst, uint32_t w)
@@ -553,26 +702,20 @@ int shmring_chan_open(struct shmring_instance *inst, uint32_t index, enum shmrin
 	*out = NULL;
 	if (index >= inst->nchannels || (role != SHMRING_CLIENT && role != SHMRING_SERVER))
 		return -EINVAL;
-	char path[PATH_MAX];
-	int rc = shmring__chan_path(inst->dir, index, path, sizeof(path));
-	if (rc < 0)
-		return rc;
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	char name[CHAN_NAME_MAX];
 	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
+	int rc;
+	chan_name(index, name);
+	int fd = open_segment(inst->dirfd, name, inst->owner, O_RDWR, &st);
+	if (fd < 0)
+		return fd;
 	if (st.st_size < (off_t)HDR_BYTES ||
 	    st.st_size > (off_t)chan_seg_size(SHMRING_MAX_RING, SHMRING_MAX_RING)) {
 		close(fd);
 		return -EPROTO;
 	}
 	size_t size = (size_t)st.st_size;
-	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *m = shmring__map_segment(fd, size);
 	close(fd);
 	if (m == MAP_FAILED)
 		return -errno;
@@ -586,16 +729,16 @@ int shmring_chan_open(struct shmring_instance *inst, uint32_t index, enum shmrin
 	if (magic != SHMRING_MAGIC_CHAN || abi != SHMRING_ABI_VERSION || idx != index ||
 	    !is_pow2_in_range(sq) || !is_pow2_in_range(cq) || sq_off != HDR_BYTES ||
 	    cq_off != HDR_BYTES + sq || seg != chan_seg_size(sq, cq) || seg != size) {
-		munmap(m, size);
+		shmring__unmap_segment(m, size);
 		return -EPROTO;
 	}
 	if (epoch != inst->epoch) {
-		munmap(m, size);
+		shmring__unmap_segment(m, size);
 		return -ESTALE;
 	}
 	struct shmring_chan *c = calloc(1, sizeof(*c));
 	if (!c) {
-		munmap(m, size);
+		shmring__unmap_segment(m, size);
 		return -ENOMEM;
 	}
 	c->inst = inst;
@@ -617,7 +760,8 @@ int shmring_chan_open(struct shmring_instance *inst, uint32_t index, enum shmrin
 		c->mine = &h->server;
 	}
 	if (rc < 0) {
-		munmap(m, size);
+		c->mine->corrupt++; /* seen by this side, as ring_corrupt() counts it */
+		shmring__unmap_segment(m, size);
 		free(c);
 		return rc;
 	}
@@ -625,11 +769,20 @@ int shmring_chan_open(struct shmring_instance *inst, uint32_t index, enum shmrin
 	return 0;
 }
 
+int shmring_chan_check(const struct shmring_chan *c)
+{
+	const struct shmring__chan_hdr *h = c->hdr;
+	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != SHMRING_MAGIC_CHAN ||
+	    h->epoch != c->epoch || h->index != c->index)
+		return -EPROTO;
+	return 0;
+}
+
 void shmring_chan_close(struct shmring_chan *c)
 {
 	if (!c)
 		return;
-	munmap(c->hdr, c->map_size);
+	shmring__unmap_segment(c->hdr, c->map_size);
 	free(c);
 }
 

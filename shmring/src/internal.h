@@ -144,7 +144,11 @@ struct shmring__ring {
 
 struct shmring_instance {
 	char dir[PATH_MAX - 32];
+	int dirfd;   /* dir, opened once: every segment is opened relative to it */
+	uid_t owner; /* dir's owner, who must own every segment in it */
 	struct shmring__ctl_hdr *ctl;
+	uint8_t ctl_line0[CACHELINE]; /* private copy of ctl's read-only line */
+	uint32_t nworkers;            /* server: the last shmring_instance_set_workers() */
 	size_t ctl_size;
 	uint64_t epoch;     /* private copy */
 	uint32_t nchannels; /* private copy */
@@ -176,6 +180,12 @@ static inline bool shmring__chan_closed(const struct shmring_chan *c)
 }
 
 int shmring__read_starttime(pid_t pid, uint64_t *out);
-int shmring__chan_path(const char *dir, uint32_t index, char *buf, size_t len);
+
+/* Segment mappings, guarded against truncation (guard.c): map_segment is
+ * mmap(MAP_SHARED) plus the guard, unmap_segment the reverse; remap maps fd
+ * again at the same address (after a truncation made it private zeros). */
+void *shmring__map_segment(int fd, size_t len);
+int shmring__remap_segment(void *at, int fd, size_t len);
+void shmring__unmap_segment(void *m, size_t len);
 
 #endif

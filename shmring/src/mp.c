@@ -230,6 +230,12 @@ int shmring_mpr_parse(struct shmring_mpr *r, const void *buf, uint32_t len)
 	return 0;
 }
 
+int shmring_mpr_parse_copy(struct shmring_mpr *r, void *copy, const void *shared, uint32_t len)
+{
+	memcpy(copy, shared, len);
+	return shmring_mpr_parse(r, copy, len);
+}
+
 const msgpack_object *shmring_mp_get(const msgpack_object *map, const char *key)
 {
 	if (!map || map->type != MSGPACK_OBJECT_MAP)

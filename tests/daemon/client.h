@@ -41,10 +41,11 @@
 #define SEC 1000000000ull
 #define MS 1000000ull
 
-static char tc_dir[256];    /* temp dir of this test */
-static char tc_shm[300];    /* the daemon's --shm-dir */
-static char tc_errlog[300]; /* the daemon's stderr */
-static pid_t tc_pid;        /* the daemon */
+static char tc_dir[256];      /* temp dir of this test */
+static char tc_shm[300];      /* the daemon's --shm-dir */
+static char tc_errlog[300];   /* the daemon's stderr */
+static pid_t tc_pid;          /* the daemon */
+static int64_t tc_owner = -1; /* the daemon's uid, checked at attach; -1 = ours */
 
 static inline void tc_dump_log(void)
 {
@@ -110,8 +111,17 @@ static inline pid_t tc_spawn(const char *const *extra)
 	/* Log files and credentials files of the tests live in tc_dir. */
 	argv[n++] = "--plugin-file-dirs";
 	argv[n++] = tc_dir;
-	for (int i = 0; extra && extra[i] && n < 62; i++)
+	bool user_given = false;
+	for (int i = 0; extra && extra[i] && n < 58; i++) {
+		user_given |= !strcmp(extra[i], "--user");
 		argv[n++] = extra[i];
+	}
+	/* shmringd refuses root unless told which user to be: the tests that
+	 * run as root say root, deliberately (test_privileges says nobody). */
+	if (geteuid() == 0 && !user_given) {
+		argv[n++] = "--user";
+		argv[n++] = "root";
+	}
 	argv[n] = NULL;
 	pid_t pid = fork();
 	CHECK(pid >= 0, "fork");
@@ -138,7 +148,7 @@ static inline struct shmring_instance *tc_wait_ready(uint32_t nworkers, uint64_t
 	uint64_t deadline = tc_now() + timeout_ns;
 	for (;;) {
 		struct shmring_instance *inst = NULL;
-		if (shmring_instance_attach(tc_shm, &inst) == 0) {
+		if (shmring_instance_attach_owned(tc_shm, tc_owner, &inst) == 0) {
 			uint32_t up = 0;
 			for (uint32_t w = 0; w < nworkers; w++)
 				up += shmring_instance_worker_counters(inst, w)->pid != 0;
@@ -193,6 +203,19 @@ static inline int tc_log_contains(const char *needle)
 		found = strstr(line, needle) != NULL;
 	fclose(f);
 	return found;
+}
+
+/* The end of a test that passed: give the channel back (if any), detach,
+ * stop the daemon with SIGTERM (it must exit 0), say ok. */
+static inline int tc_stop(struct shmring_instance *inst, struct shmring_chan *c)
+{
+	if (c)
+		shmring_chan_release(c);
+	shmring_instance_close(inst, 0);
+	kill(tc_pid, SIGTERM);
+	CHECK(tc_wait_exit(tc_pid, 10 * SEC) == 0, "stop");
+	printf("ok\n");
+	return 0;
 }
 
 /* ---- records ----------------------------------------------------------- */

@@ -1,8 +1,10 @@
 """Small helpers shared by the e2e test programs: checks that count, skips
-(exit 77) when the stack cannot run here, one closing line."""
+(exit 77) when the stack cannot run here, one closing line, a load thread."""
 import os
 import shutil
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
@@ -37,3 +39,21 @@ def skip_unless_ready(build):
         skip("shmringd is not built in " + build)
     if "hello" not in stack.built_plugins(build):
         skip("plugins/hello.so is not built in " + build)
+
+
+class Load(threading.Thread):
+    """Sends requests to one path of st in a loop until stop, recording
+    (t, status, secs, hdrs, body) per request (status -1: no answer)."""
+
+    def __init__(self, st, path):
+        super().__init__(daemon=True)
+        self.st, self.path, self.log, self.stop = st, path, [], False
+
+    def run(self):
+        while not self.stop:
+            t0 = time.time()
+            try:
+                status, hdrs, body = self.st.get(self.path, timeout=5)
+            except OSError as e:
+                status, hdrs, body = -1, {}, str(e).encode()
+            self.log.append((t0, status, time.time() - t0, hdrs, body))

@@ -92,7 +92,10 @@ class Stack:
              "--channels", str(self.nginx_workers * 4), "--workers", str(self.daemon_workers),
              "--plugin-dir", self.plugin_dir,
              # the log files the demo config names live in the prefix
-             "--plugin-file-dirs", self.prefix] + self.daemon_args,
+             "--plugin-file-dirs", self.prefix] + self.daemon_args
+            # shmringd refuses root unless told which user to be: as root,
+            # the tests say root deliberately (nginx runs as root too).
+            + (["--user", "root"] if os.getuid() == 0 else []),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         ctl = os.path.join(self.shm_dir, "ctl")
         end = time.time() + timeout

@@ -6,32 +6,14 @@ daemon restarts (new epoch), traffic recovers with X-Hello again."""
 import json
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from common import check, done, skip_unless_ready  # noqa: E402
+from common import Load, check, done, skip_unless_ready  # noqa: E402
 
 TIMEOUT_S = 0.250  # schema default of shmring-hello
 SLACK_S = 0.300    # scheduling on a shared 2-core VM
-
-
-class Load(threading.Thread):
-    """Sends requests to one path in a loop, recording (t, status, secs, hdrs, body)."""
-
-    def __init__(self, st, path):
-        super().__init__(daemon=True)
-        self.st, self.path, self.log, self.stop = st, path, [], False
-
-    def run(self):
-        while not self.stop:
-            t0 = time.time()
-            try:
-                status, hdrs, body = self.st.get(self.path, timeout=5)
-            except OSError as e:
-                status, hdrs, body = -1, {}, str(e).encode()
-            self.log.append((t0, status, time.time() - t0, hdrs, body))
 
 
 def main(build):

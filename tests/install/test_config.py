@@ -163,7 +163,9 @@ def test_shmringctl(shmringctl, shmringd, build, tmp):
     shm = os.path.join(tmp, "shm")
     daemon = subprocess.Popen([shmringd, "--foreground", "--shm-dir", shm, "--plugin-dir",
                                os.path.join(build, "plugins"), "--workers", "1",
-                               "--channels", "2"], stderr=subprocess.PIPE, text=True)
+                               "--channels", "2"]
+                              + (["--user", "root"] if os.getuid() == 0 else []),
+                              stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: subprocess.run([shmringctl, "--shm-dir", shm, "stats"],
                                         capture_output=True).returncode == 0,

@@ -132,7 +132,7 @@ def main():
     # Traced: every system call it makes must pass the unit's SystemCallFilter.
     shm = os.path.join(root, "shm")
     os.mkdir(shm)
-    os.chmod(shm, 0o777)
+    os.chmod(shm, 0o1777)  # like /dev/shm: sticky, or shmringd refuses the parent
     inst = os.path.join(shm, "default")
     trace = os.path.join(work, "syscalls")
     daemon = subprocess.Popen(["strace", "-f", "-qq", "-o", trace] + as_nobody(

@@ -65,7 +65,9 @@ def main():
         [os.path.join(prefix, "bin/shmringd"), "--foreground",
          "--config", os.path.join(prefix, "etc/shmring/shmringd.conf"),
          "--plugin-dir", os.path.join(prefix, "lib/shmring/plugins"),
-         "--shm-dir", shm, "--workers", "1", "--channels", "3"],
+         "--shm-dir", shm, "--workers", "1", "--channels", "3"]
+        # shmringd refuses root unless told which user to be: say root, deliberately.
+        + (["--user", "root"] if os.geteuid() == 0 else []),
         stderr=subprocess.PIPE, text=True)
     out = {}
 

@@ -27,6 +27,25 @@ local last_attach_err = "not attached"
 local inst_box = ffi.new("struct shmring_instance *[1]")
 local chan_box = ffi.new("struct shmring_chan *[1]")
 
+-- The uid that must own the instance directory, resolved once (it may ask
+-- NSS); -1 = this worker's own. nil, err for a daemon_user that does not exist.
+local owner_uid
+function _M.daemon_uid(C)
+    if owner_uid then
+        return owner_uid
+    end
+    local name = cfg.daemon_user
+    local uid = tonumber(C.shmring_user_uid(name or "shmring"))
+    if uid < 0 then
+        if name then
+            return nil, "unknown daemon_user '" .. name .. "'"
+        end
+        uid = -1
+    end
+    owner_uid = uid
+    return uid
+end
+
 local function heartbeat_ns()
     return cfg.heartbeat_timeout_ms * 1e6
 end
@@ -71,7 +90,13 @@ local function attach()
         last_attach_err = err
         return nil, err
     end
-    local rc = C.shmring_instance_attach(cfg.dir, inst_box)
+    local owner
+    owner, err = _M.daemon_uid(C)
+    if not owner then
+        last_attach_err = err
+        return nil, err
+    end
+    local rc = C.shmring_instance_attach_owned(cfg.dir, owner, inst_box)
     if rc < 0 then
         last_attach_err = "daemon not running (" .. cfg.dir .. ": " .. core.strerror(rc) .. ")"
         return nil, last_attach_err

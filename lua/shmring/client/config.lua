@@ -7,6 +7,10 @@ local _M = {}
 -- init_worker).
 _M.cfg = {
     dir = os.getenv("SHMRING_DIR") or "/dev/shm/shmring/default",
+    -- the daemon's user: dir and its segments must belong to it (or to root)
+    -- before they are trusted; nil = "shmring" where that user exists, else
+    -- this worker's own user
+    daemon_user = os.getenv("SHMRING_DAEMON_USER"),
     lib = nil,                  -- library path; nil = SHMRING_LIB or libshmring.so.1
     wait = "doorbell",          -- "doorbell" | "poll" (docs/gateway.md has the measurements)
     poll_ms = 1,                -- poll: the request re-checks the CQ every poll_ms

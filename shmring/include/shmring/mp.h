@@ -59,6 +59,13 @@ SHMRING_API void shmring_mpr_destroy(struct shmring_mpr *r);
  * -ENOMEM. buf is checked before anything is allocated, so the zone never
  * holds more objects than len. The previous root is invalidated. */
 SHMRING_API int shmring_mpr_parse(struct shmring_mpr *r, const void *buf, uint32_t len);
+/* shmring_mpr_parse() of a private copy: copy len bytes of shared (memory
+ * another process may rewrite meanwhile, e.g. a ring) to copy once, then
+ * check and parse only the copy, so what is checked is what is parsed and
+ * the strings of the result point into copy, which the caller owns and
+ * keeps as long as the result. */
+SHMRING_API int shmring_mpr_parse_copy(struct shmring_mpr *r, void *copy, const void *shared,
+                                       uint32_t len);
 
 /* Lookups in a parsed map by string key; NULL if absent or not a map. */
 SHMRING_API const msgpack_object *shmring_mp_get(const msgpack_object *map, const char *key);

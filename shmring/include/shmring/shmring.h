@@ -192,19 +192,47 @@ enum shmring_role { SHMRING_CLIENT = 1, SHMRING_SERVER = 2 };
  * shmring_instance_close(). */
 SHMRING_API int shmring_instance_create(const struct shmring_create_opts *o,
                                         struct shmring_instance **out);
-/* Create o->dir and its missing parents, giving the last one the mode and
- * owner shmring_instance_create() gives it (group/other may search it where
- * they may read the segments). shmring_instance_create() calls it; a server
- * calls it first to lock the directory before creating the segments. Only
- * dir, mode, uid and gid are read. 0, or -EINVAL, -ENAMETOOLONG (a name an
- * instance cannot hold; nothing is created), -errno. */
+/* Create o->dir and its missing parents, giving the last one the owner
+ * shmring_instance_create() gives it and a mode no one but its owner may
+ * write to (group/other may search it where they may use the segments).
+ * Every parent must belong to root or to the daemon (the caller, or o->uid)
+ * and be writable by no one else unless sticky; an existing o->dir must
+ * already be the caller's or o->uid's. shmring_instance_create() calls it; a
+ * server calls it first, before dropping root, to lock the directory. Only
+ * dir, mode, uid and gid are read. An O_DIRECTORY fd of o->dir that the
+ * caller closes, or -EINVAL, -ENAMETOOLONG (a name an instance cannot hold;
+ * nothing is created), -EPERM (a directory someone else could replace),
+ * -ELOOP (o->dir is a symlink), -errno. */
 SHMRING_API int shmring_instance_mkdir(const struct shmring_create_opts *o);
-/* Map the control segment of an existing instance (client or worker). The
- * caller owns *out. -ENOENT if no daemon created it, -EPROTO if the file is
- * not a shmring control segment of this ABI. */
+/* Map the control segment of an existing instance (client or worker),
+ * trusting it only if dir belongs to root or to owner (a uid; -1 = the
+ * caller's effective uid), no one else may write to dir, and ctl is a
+ * regular file of dir's owner (opened with O_NOFOLLOW, as every channel
+ * later). The caller owns *out. -ENOENT if no daemon created it, -EPERM if
+ * someone else owns it, -EPROTO if the file is not a shmring control
+ * segment of this ABI. */
+SHMRING_API int shmring_instance_attach_owned(const char *dir, int64_t owner,
+                                              struct shmring_instance **out);
+/* shmring_instance_attach_owned(dir, -1, out): a daemon of the same user. */
 SHMRING_API int shmring_instance_attach(const char *dir, struct shmring_instance **out);
+/* The uid of a user name (or of a decimal uid), for the owner argument
+ * above; -ENOENT if there is no such user. May ask NSS: call it once at
+ * start-up, not per attach. */
+SHMRING_API int64_t shmring_user_uid(const char *name);
 /* Unmap; with unlink != 0 (server only) remove the segment files too. */
 SHMRING_API void shmring_instance_close(struct shmring_instance *inst, int unlink_files);
+/* Server side (the daemon, which owns the files), when ctl was truncated
+ * (our mapping may then read private zeros) or its read-only line
+ * overwritten: map the file again at the same address (pointers into it
+ * stay valid) and, with restore (the master, one process, so that one log
+ * line says it), first give it back its size and then write the line back
+ * from the private copy taken at attach. 0 = intact, 1 = repaired,
+ * -EAGAIN (restore == 0: not restored yet), -errno. Cheap when intact (two
+ * loads): the master calls it every beat, the workers every turn. */
+SHMRING_API int shmring_instance_repair(struct shmring_instance *inst, int restore);
+/* SIGBUS faults the library turned into private zero pages (a segment was
+ * truncated under a mapping; see "Security model" in docs/daemon.md). */
+SHMRING_API uint64_t shmring_sigbus_caught(void);
 
 SHMRING_API uint32_t shmring_instance_nchannels(const struct shmring_instance *inst);
 SHMRING_API uint32_t shmring_instance_nworkers(const struct shmring_instance *inst);
@@ -247,6 +275,10 @@ SHMRING_API uint64_t shmring_chan_epoch(const struct shmring_chan *c);
 /* 1 if the server closed the channel or re-created the instance (the
  * segment's epoch is no longer ours), else 0. */
 SHMRING_API int shmring_chan_is_closed(const struct shmring_chan *c);
+/* 0 if the segment's read-only line is still what shmring_chan_open() found
+ * (magic, epoch, index); -EPROTO if the segment was truncated (the mapping
+ * now reads zeros) or overwritten: the channel is corrupt for good. */
+SHMRING_API int shmring_chan_check(const struct shmring_chan *c);
 /* Current owner word (0 = free). */
 SHMRING_API uint64_t shmring_chan_owner(const struct shmring_chan *c);
 /* The owner word this process would write. */
