@@ -77,7 +77,7 @@ bench-log: build
 	python3 bench/log/bench_log.py $(BUILD)
 
 # The headline: every plugin through shmring, a socket plugin server and native Lua.
-# PROFILE=1 adds perf profiles of the shmring/jwt cell under bench/results/.
+# PROFILE=1 adds perf + jit.p profiles of every shmring cell under bench/results/.
 bench-e2e: build
 	@scripts/deps.sh bench
 	@mkdir -p bench/results

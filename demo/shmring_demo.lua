@@ -83,6 +83,12 @@ M.lua_file_log_conf = { path = ngx.config.prefix() .. "lua-file-log.log", reopen
 
 -- The OpenResty helper's config for /ngx/hello (built once, reused).
 M.ngx_conf = { value = "OpenResty", timeout = 250, fail_open = false }
+-- ... for /ngx/key-auth (every header and arg written from nginx's own
+-- arrays; the C plugin fills the defaults) ...
+M.ngx_key_auth_conf = {
+    key_names = { "apikey" }, timeout = 250, fail_open = false,
+    consumers = M.routes["key-auth"].plugins[1].config.consumers,
+}
 -- ... and for /ngx/log: the log plugin without Kong (no schema: the C
 -- plugin applies the defaults).
 M.ngx_log_conf = { path = ngx.config.prefix() .. "requests-ngx.log" }
