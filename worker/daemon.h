@@ -102,6 +102,9 @@ struct shmringd_plugin *shmringd__plugin_find(struct shmringd_plugins *p, const 
                                               size_t len);
 /* A plugin or shared-region name: [a-z0-9_-]{1,63}. */
 bool shmringd__name_ok(const char *n);
+/* Check a descriptor as loading does: NULL if fine, else why not (static or
+ * in buf). */
+const char *shmringd__plugin_problem(const struct shmring_plugin *d, char *buf, size_t len);
 
 /* ---- request views and reply builder (host_request.c, host_reply.c) ----- */
 

@@ -32,8 +32,7 @@ bool shmringd__name_ok(const char *n)
 	return true;
 }
 
-/* Check a descriptor; NULL if fine, else why not (static or in buf). */
-static const char *desc_problem(const struct shmring_plugin *d, char *buf, size_t len)
+const char *shmringd__plugin_problem(const struct shmring_plugin *d, char *buf, size_t len)
 {
 	if (d->abi_version != SHMRING_PLUGIN_ABI_VERSION) {
 		snprintf(buf, len,
@@ -76,7 +75,7 @@ static int load_one(struct shmringd_plugin *p, const char *path)
 		         path);
 		goto refuse;
 	}
-	const char *problem = desc_problem(d, why, sizeof(why));
+	const char *problem = shmringd__plugin_problem(d, why, sizeof(why));
 	if (problem) {
 		snprintf(p->error, sizeof(p->error), "refusing plugin %s: %s", path, problem);
 		goto refuse;

@@ -2,7 +2,7 @@
 /* The harness's JSON <-> msgpack conversions (harness.h). Apart from
  * harness.c so that tests which run a plugin linked in (tests/jwt) can use
  * them without the dlopen runner and its shmringd__log. */
-#include "harness.h"
+#include "shmring/plugin_test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,14 +54,14 @@ static void pack_json(msgpack_packer *pk, const json_t *j)
 	}
 }
 
-void harness_pack_json(msgpack_sbuffer *sb, const json_t *j)
+void shmring_test_pack_json(msgpack_sbuffer *sb, const json_t *j)
 {
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	pack_json(&pk, j);
 }
 
-json_t *harness_msgpack_json(const msgpack_object *o)
+json_t *shmring_test_msgpack_json(const msgpack_object *o)
 {
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL:
@@ -77,7 +77,7 @@ json_t *harness_msgpack_json(const msgpack_object *o)
 	case MSGPACK_OBJECT_ARRAY: {
 		json_t *a = json_array();
 		for (uint32_t i = 0; i < o->via.array.size; i++)
-			json_array_append_new(a, harness_msgpack_json(&o->via.array.ptr[i]));
+			json_array_append_new(a, shmring_test_msgpack_json(&o->via.array.ptr[i]));
 		return a;
 	}
 	case MSGPACK_OBJECT_MAP: {
@@ -86,8 +86,9 @@ json_t *harness_msgpack_json(const msgpack_object *o)
 			const msgpack_object *k = &o->via.map.ptr[i].key;
 			if (k->type != MSGPACK_OBJECT_STR)
 				die("non-string map key");
-			json_object_setn_new_nocheck(m, k->via.str.ptr, k->via.str.size,
-			                             harness_msgpack_json(&o->via.map.ptr[i].val));
+			json_object_setn_new_nocheck(
+			    m, k->via.str.ptr, k->via.str.size,
+			    shmring_test_msgpack_json(&o->via.map.ptr[i].val));
 		}
 		return m;
 	}
