@@ -156,6 +156,42 @@ static int hook(struct shmring_test *h)
 	}
 }
 
+int shmring_test_log(struct shmring_test *h, const char *json_entry)
+{
+	if (!(h->p->phases & SHMRING_PHASE_LOG))
+		die(h->p->name, "the plugin has no log phase");
+	json_t *j = parse(json_entry);
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	shmring_test_pack_json(&sb, j);
+	json_decref(j);
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS)
+		die("log entry", "unpack");
+	struct shmring_log_record rec = {.req_id = 1, .conf_id = h->conf_id, .entry = &u.data};
+	int rc = h->p->log(h->conf, &rec);
+	memset(sb.data, 0xa5, sb.size); /* the entry dies with the record */
+	msgpack_unpacked_destroy(&u);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+static struct shmringd_worker_stats sink_stats;
+
+int shmring_test_sinks_start(void)
+{
+	struct shmringd_sink_opts o = {
+	    .batch_bytes = 65536, .flush_ms = 100, .max_bytes = 4u << 20};
+	return shmringd__sinks_init(&o, &sink_stats);
+}
+
+void shmring_test_sinks_flush(void)
+{
+	shmringd__sinks_drain(shmring_now_ns() + 2000000000ull);
+	shmringd__sinks_poll(shmring_now_ns());
+}
+
 uint32_t shmring_test_run_raw(struct shmring_test *h)
 {
 	shmringd__reply_begin(h->rep, 1u << 20);

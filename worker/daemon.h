@@ -102,6 +102,9 @@ struct shmringd_plugin *shmringd__plugin_find(struct shmringd_plugins *p, const 
                                               size_t len);
 /* A plugin or shared-region name: [a-z0-9_-]{1,63}. */
 bool shmringd__name_ok(const char *n);
+/* shmringd --check PLUGIN.so [CONFIG] (check.c): report on one plugin file
+ * and, given, a JSON config for it; 0 if both are fine, else -1. */
+int shmringd__check_plugin_file(const char *path, const char *config_json);
 /* Check a descriptor as loading does: NULL if fine, else why not (static or
  * in buf). */
 const char *shmringd__plugin_problem(const struct shmring_plugin *d, char *buf, size_t len);

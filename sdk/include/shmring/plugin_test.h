@@ -92,6 +92,18 @@ int shmring_test_run(struct shmring_test *t);
 /* shmring_test_snapshot + shmring_test_run. */
 int shmring_test_call(struct shmring_test *t, uint32_t phase, const char *json_snapshot);
 
+/* Run the log hook on a JSON log entry (Kong's log serializer map: request,
+ * response, latencies, ...; docs/protocol.md). Returns the hook's result. */
+int shmring_test_log(struct shmring_test *t, const char *json_entry);
+
+/* Start the daemon's io_uring log sinks (shmring_sink_open and friends)
+ * with their default sizes, for a plugin that writes to one: 0, or -errno
+ * when io_uring is unavailable here (a test then skips). */
+int shmring_test_sinks_start(void);
+/* Write out everything appended to the sinks so far (a test then reads the
+ * file); waits at most two seconds. */
+void shmring_test_sinks_flush(void);
+
 /* Benchmark path: hook + reply begin/finish on the decoded t->req, no JSON
  * decoding of the reply. Returns the reply's payload length. */
 uint32_t shmring_test_run_raw(struct shmring_test *t);
