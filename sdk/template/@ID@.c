@@ -37,8 +37,7 @@ static int config_str(const msgpack_object *config, const char *key, const char 
 		snprintf(out, MAX_VALUE + 1, "%s", def);
 		return 0;
 	}
-	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 ||
-	    o->via.str.size > MAX_VALUE) {
+	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > MAX_VALUE) {
 		snprintf(err, errlen, "@NAME@: config.%s must be a string of 1 to %d bytes", key,
 		         MAX_VALUE);
 		return -EINVAL;
@@ -125,11 +124,10 @@ static int @ID@_log(void *conf, const struct shmring_log_record *rec)
 		shmring_map_str(request, SHMRING_LIT("uri"), &uri);
 	}
 	char line[1024];
-	int n = snprintf(line, sizeof(line), "%" PRIu64 " %.*s %.*s\n",
-	                 status && status->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? status->via.u64
-	                                                                           : 0,
-	                 (int)method.len, method.ptr ? method.ptr : "", (int)uri.len,
-	                 uri.ptr ? uri.ptr : "");
+	int n = snprintf(
+	    line, sizeof(line), "%" PRIu64 " %.*s %.*s\n",
+	    status && status->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? status->via.u64 : 0,
+	    (int)method.len, method.ptr ? method.ptr : "", (int)uri.len, uri.ptr ? uri.ptr : "");
 	if (n < 0)
 		return -1;
 	if ((size_t)n >= sizeof(line)) { /* a long uri: cut, keep the newline */

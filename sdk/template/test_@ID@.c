@@ -13,21 +13,22 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);              \
-			fprintf(stderr, __VA_ARGS__);                                      \
-			fputc('\n', stderr);                                               \
-			failures++;                                                        \
-		}                                                                          \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);                      \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 static void test_defaults(struct shmring_test *t)
 {
 	CHECK(shmring_test_conf(t, "{}") == 0, "conf_new refused {}: %s", t->err);
-	int rc = shmring_test_call(t, SHMRING_PHASE_ACCESS,
-	                           "{\"method\": \"GET\", \"path\": \"/\", \"client_ip\": \"127.0.0.1\"}");
+	int rc = shmring_test_call(
+	    t, SHMRING_PHASE_ACCESS,
+	    "{\"method\": \"GET\", \"path\": \"/\", \"client_ip\": \"127.0.0.1\"}");
 	CHECK(rc == 0, "access returned %d", rc);
 	const char *v = shmring_test_set_header(t, "X-@NAME@");
 	CHECK(v && !strcmp(v, "hello"), "upstream header: %s", shmring_test_reply_text(t));
