@@ -29,12 +29,14 @@
  *             .access = hello_access,
  *     };
  *
- * Build: `cc -shared -fPIC -o hello.so hello.c $(pkg-config --cflags shmring)`
- * (or `-I<prefix>/include $(pkg-config --cflags msgpack)`; inside this repo:
- * one `shmring_add_plugin(name SOURCES ...)` call), and copy hello.so into
- * the daemon's plugin_dir (`pkg-config --variable=plugindir shmring`).
- * Leave the shmring_* functions below undefined: shmringd exports them.
- * Check that it loads with `shmringd --check --plugins hello`.
+ * Build: `cc -shared -fPIC -o hello.so hello.c $(pkg-config --cflags
+ * shmring-plugin)`, or with CMake `find_package(shmring)` and
+ * `shmring_add_plugin(hello SOURCES hello.c)` (inside this repo: the same
+ * call, cmake/ShmringHelpers.cmake); `shmring-plugin-new NAME` writes a
+ * whole project (docs/writing-plugins.md). Copy hello.so into the daemon's
+ * plugin_dir (`pkg-config --variable=plugindir shmring-plugin`). Leave the
+ * shmring_* functions below undefined: shmringd exports them. Check it, and
+ * a config for it, with `shmringd --check hello.so '{"value": "x"}'`.
  *
  * ---------------------------------------------------------------------------
  * Life cycle, per shmringd worker process (each worker loads every plugin on

@@ -7,6 +7,7 @@ of a release build, then, outside the source tree,
 - the plugin runs in a real shmringd (from DIR) behind a real nginx, through
   its generated Kong stub on the PDK double: the header it sets arrives
   upstream and downstream, its log hook writes through the daemon's sink;
+- its try.sh runs it behind plain OpenResty (no Kong) with its own daemon;
 - a second generated plugin built with another ABI version is refused by
   --check and by the daemon, with a message naming both versions.
 Usage: test_sdk.py BUILD_DIR"""
@@ -83,7 +84,7 @@ def main():
     projects = os.path.join(tmp, "projects")
     os.makedirs(projects)
     greet = generate(prefix, projects, "greet")
-    for f in ["greet.c", "test_greet.c", "CMakeLists.txt", "README.md", "openresty.conf",
+    for f in ["greet.c", "test_greet.c", "CMakeLists.txt", "README.md", "openresty.conf.in", "try.sh",
               "kong/plugins/shmring-greet/handler.lua", "kong/plugins/shmring-greet/schema.lua"]:
         check(os.path.exists(os.path.join(greet, f)), "generated " + f)
     rc, out = run([os.path.join(prefix, "bin", "shmring-plugin-new"), "greet", "--dir", greet],
@@ -107,7 +108,7 @@ def main():
     _, flags = run(["pkg-config", "--define-prefix", "--cflags", "shmring-plugin"], env=env)
     check("-I%s/include" % prefix in flags, "shmring-plugin.pc points into the prefix: " + flags)
     pc_so = os.path.join(tmp, "greet-pc.so")
-    run(["cc", "-shared", "-o", pc_so, os.path.join(greet, "greet.c")] + flags.split(), env=env)
+    run(["cc", "-shared", "-fPIC", "-o", pc_so, os.path.join(greet, "greet.c")] + flags.split(), env=env)
     _, tflags = run(["pkg-config", "--define-prefix", "--cflags", "--libs", "shmring-plugin-test"],
                     env=env)
     pc_test = os.path.join(tmp, "test-greet-pc")
@@ -168,6 +169,14 @@ def main():
 
         wait_for(logged, 10, "the log hook never wrote greet.log")
         check(re.match(r"^200 GET /kong/greet/x\?a=1$", lines[0]), "the log line: %s" % lines)
+
+    # The project's own try.sh (its README's last command): shmringd and
+    # nginx with openresty.conf.in, no Kong, one request.
+    rc, out = run([os.path.join(greet, "try.sh")], ok=None,
+                  env=dict(env, PORT=str(stack.free_port())), timeout=120)
+    check(rc == 0 and "\nX-greet: hello" in out.replace("\r", "")
+          and "the service got X-greet: hello" in out and "\n200 GET /hello?a=1\n" in out,
+          "try.sh: the plugin answers through OpenResty:\n" + out)
     run(["rm", "-rf", tmp])
     done()
 
