@@ -1,13 +1,15 @@
-"""The plugin SDK from an installed prefix alone: `cmake --install --prefix DIR`
-of a release build, then, outside the source tree,
-- shmring-plugin-new writes a project; it builds against DIR only
-  (find_package(shmring) from DIR; the pkg-config files build the plugin too);
-- the generated unit test passes (hooks in-process, plugin test library);
-- `shmringd --check` reports the plugin and its config, refuses a bad one;
-- the plugin runs in a real shmringd (from DIR) behind a real nginx, through
-  its generated Kong stub on the PDK double: the header it sets arrives
-  upstream and downstream, its log hook writes through the daemon's sink;
-- its try.sh runs it behind plain OpenResty (no Kong) with its own daemon;
+"""The plugin SDK from an installed prefix alone. The README's "Write your own
+plugin" commands run as written (a checkout whose build/release is a release
+build of this tree, a fresh HOME): `cmake --install --prefix`, the generator,
+the out-of-tree build, the generated unit test, `shmringd --check`, and
+try.sh (a shmringd and nginx with the plugin in plain OpenResty: the header it
+sets comes back, its log hook writes its line). Then, on that project:
+- its build found the prefix's package and names nothing of the source tree;
+  the pkg-config files build the plugin and its test too;
+- `shmringd --check` refuses a bad config with the plugin's message;
+- the plugin runs in a real shmringd (from the prefix) behind a real nginx,
+  through its generated Kong stub on the PDK double: the header it sets
+  arrives upstream and downstream, its log hook writes through the sink;
 - a second generated plugin built with another ABI version is refused by
   --check and by the daemon, with a message naming both versions.
 Usage: test_sdk.py BUILD_DIR"""
@@ -62,47 +64,75 @@ class PluginStack(stack.Stack):
         return path
 
 
+def readme_commands():
+    """The commands of the README's "Write your own plugin" section."""
+    text = open(os.path.join(stack.REPO, "README.md")).read()
+    m = re.search(r"^## Write your own plugin\n.*?^```sh\n(.*?)^```", text, re.S | re.M)
+    check(m is not None, "README.md has a \"Write your own plugin\" section with commands")
+    return m.group(1)
+
+
 def main():
     work = os.path.join(sys.argv[1], "tests", "install", "sdk")
     build = os.path.join(work, "build")
     release_build(build)
     tmp = scratch_dir("sdk")
-    prefix = os.path.join(tmp, "prefix")
-    run(["cmake", "--install", build, "--prefix", prefix])
+    skip_unless_ready(build)
+
+    # The README's commands as written, in a checkout whose build/release is
+    # this release build, with a fresh HOME: install, generate, build, unit
+    # test, --check, try.sh (shmringd and nginx, one request).
+    checkout = os.path.join(tmp, "checkout")
+    home = os.path.join(tmp, "home")
+    os.makedirs(os.path.join(checkout, "build"))
+    os.makedirs(home)
+    os.symlink(build, os.path.join(checkout, "build", "release"))
+    env = dict(os.environ, HOME=home, PORT=str(stack.free_port()))
+    env.pop("CC", None)
+    env.pop("CMAKE_PREFIX_PATH", None)
+    env.pop("PKG_CONFIG_PATH", None)
+    rc, out = run(["bash", "-euo", "pipefail", "-c", readme_commands()], ok=None, cwd=checkout,
+                  env=env, timeout=600)
+    check(rc == 0, "the README's commands ran:\n" + out)
+    check("100% tests passed" in out, "the generated unit test passed:\n" + out)
+    check("plugin greet 0.1.0 (ABI 1)" in out and "phases: access log" in out
+          and "config: ok" in out, "--check reported the plugin and its config:\n" + out)
+    check("\nX-greet: hello" in out.replace("\r", "")
+          and "the service got X-greet: hello" in out and "\n200 GET /hello?a=1\n" in out,
+          "try.sh: the plugin answered through OpenResty, its log hook wrote:\n" + out)
+
+    prefix = os.path.join(home, "shmring-sdk")
     for f in ["bin/shmring-plugin-new", "include/shmring/shmring_plugin.h",
               "include/shmring/protocol.h", "include/shmring/plugin_test.h",
               "lib/libshmring_plugin_test.a", "lib/libshmring_plugin_host.a",
               "lib/cmake/shmring/shmringConfig.cmake",
               "lib/cmake/shmring/shmringConfigVersion.cmake",
               "lib/pkgconfig/shmring-plugin.pc", "lib/pkgconfig/shmring-plugin-test.pc",
-              "share/shmring/plugin-template/CMakeLists.txt"]:
+              "share/shmring/plugin-template/CMakeLists.txt",
+              "share/doc/shmring/writing-plugins.md"]:
         check(os.path.exists(os.path.join(prefix, f)), "%s installed" % f)
-
-    # Outside the source tree, nothing of it on any path: the prefix only.
-    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
-    env.pop("CC", None)
-    projects = os.path.join(tmp, "projects")
-    os.makedirs(projects)
-    greet = generate(prefix, projects, "greet")
+    greet = os.path.join(home, "greet")
     for f in ["greet.c", "test_greet.c", "CMakeLists.txt", "README.md", "openresty.conf.in", "try.sh",
               "kong/plugins/shmring-greet/handler.lua", "kong/plugins/shmring-greet/schema.lua"]:
         check(os.path.exists(os.path.join(greet, f)), "generated " + f)
     rc, out = run([os.path.join(prefix, "bin", "shmring-plugin-new"), "greet", "--dir", greet],
                   ok=None)
     check(rc != 0 and "not empty" in out, "an existing project is not overwritten: " + out)
+    projects = os.path.join(tmp, "projects")
+    os.makedirs(projects)
     rc, out = run([os.path.join(prefix, "bin", "shmring-plugin-new"), "Bad.Name"], ok=None,
                   cwd=projects)
     check(rc == 2 and "not a plugin name" in out, "a bad name is refused: " + out)
 
-    gbuild = cmake_build(greet, prefix, env)
+    # Built from the prefix alone: nothing of the source tree on any path.
+    gbuild = os.path.join(greet, "build")
+    env = dict(env, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
     cache = open(os.path.join(gbuild, "CMakeCache.txt")).read()
     check("shmring_DIR:PATH=%s/lib/cmake/shmring" % prefix in cache,
           "find_package(shmring) found the prefix's package")
     check(stack.REPO not in cache, "the generated build names nothing of the source tree")
     so = os.path.join(gbuild, "greet.so")
     check(os.path.exists(so), "greet.so built")
-    rc, out = run(["ctest", "--test-dir", gbuild, "--output-on-failure"], ok=None, env=env)
-    check(rc == 0 and "100% tests passed" in out, "the generated unit test passes:\n" + out)
 
     # The pkg-config way builds the same plugin and test.
     _, flags = run(["pkg-config", "--define-prefix", "--cflags", "shmring-plugin"], env=env)
@@ -119,9 +149,6 @@ def main():
     check(rc == 0 and out.strip().endswith("ok"), "the pkg-config built test passes: " + out)
 
     shmringd = os.path.join(prefix, "bin", "shmringd")
-    rc, out = run([shmringd, "--check", so, '{"value": "hi"}'], ok=None)
-    check(rc == 0 and "plugin greet 0.1.0 (ABI 1)" in out and "phases: access log" in out
-          and "config: ok" in out, "--check on the plugin and a good config:\n" + out)
     rc, out = run([shmringd, "--check", so, '{"colour": "red"}'], ok=None)
     check(rc == 2 and "config refused: greet: unknown config key 'colour'" in out,
           "--check refuses a bad config with the plugin's message:\n" + out)
@@ -147,7 +174,6 @@ def main():
           "the daemon refuses the wrong ABI (%d): %s" % (p.returncode, p.stderr))
 
     # A real shmringd and nginx, the Kong stub on the PDK double.
-    skip_unless_ready(build)
     lua = os.path.join(tmp, "lua")
     os.makedirs(lua)
     open(os.path.join(lua, "greet_routes.lua"), "w").write(ROUTES)
@@ -170,13 +196,6 @@ def main():
         wait_for(logged, 10, "the log hook never wrote greet.log")
         check(re.match(r"^200 GET /kong/greet/x\?a=1$", lines[0]), "the log line: %s" % lines)
 
-    # The project's own try.sh (its README's last command): shmringd and
-    # nginx with openresty.conf.in, no Kong, one request.
-    rc, out = run([os.path.join(greet, "try.sh")], ok=None,
-                  env=dict(env, PORT=str(stack.free_port())), timeout=120)
-    check(rc == 0 and "\nX-greet: hello" in out.replace("\r", "")
-          and "the service got X-greet: hello" in out and "\n200 GET /hello?a=1\n" in out,
-          "try.sh: the plugin answers through OpenResty:\n" + out)
     run(["rm", "-rf", tmp])
     done()
 
