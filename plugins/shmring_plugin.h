@@ -157,6 +157,60 @@ struct shmring_request;
 struct shmring_reply;
 struct shmring_log_record;
 
+/* ---- the config schema ---------------------------------------------------- */
+
+/*
+ * A plugin declares its config once, here, as a list of fields (the
+ * descriptor's `config`). shmringd checks every config against it and fills
+ * in the defaults before conf_new, which so sees every declared field with a
+ * value of the declared type (or absent, for an optional field without a
+ * default) and nothing else; a refusal names the field ("hello: config.value
+ * must be a string"). `shmringctl schema NAME --kong` writes the Kong
+ * schema.lua from the same list, and `--markdown` the docs' field table.
+ * Checks the schema cannot say (a valid header name, a file that opens) stay
+ * in conf_new.
+ *
+ *     static const char *const generators[] = {"uuid", "tracker", NULL};
+ *     static const struct shmring_field config[] = {
+ *             {.name = "header_name", .type = SHMRING_FIELD_STRING,
+ *              .def = "\"X-Id\"", .len_min = 1},
+ *             {.name = "generator", .type = SHMRING_FIELD_STRING,
+ *              .flags = SHMRING_FIELD_REQUIRED, .def = "\"uuid\"",
+ *              .one_of = generators},
+ *             {.name = "limit", .type = SHMRING_FIELD_INTEGER,
+ *              .flags = SHMRING_FIELD_BETWEEN, .min = 1, .max = 100},
+ *             {.name = NULL}};
+ */
+enum shmring_field_type {
+	SHMRING_FIELD_STRING = 1,
+	SHMRING_FIELD_INTEGER = 2,
+	SHMRING_FIELD_NUMBER = 3,
+	SHMRING_FIELD_BOOLEAN = 4,
+	SHMRING_FIELD_ARRAY = 5,  /* of `elements` */
+	SHMRING_FIELD_RECORD = 6, /* of `fields` (a nested map) */
+};
+/* shmring_field.flags */
+#define SHMRING_FIELD_REQUIRED (1u << 0) /* refused when absent (after the default) */
+#define SHMRING_FIELD_BETWEEN (1u << 1)  /* min <= value <= max (integers, numbers) */
+/* The gateway's, not the plugin's (fail_open, timeout): in the Kong schema,
+ * never passed to conf_new. */
+#define SHMRING_FIELD_GATEWAY (1u << 2)
+
+struct shmring_field {
+	const char *name; /* NULL ends a list */
+	uint32_t type;    /* enum shmring_field_type */
+	uint32_t flags;   /* SHMRING_FIELD_* */
+	/* The default as JSON text ("\"X-Hello\"", "250", "true", "[]"); NULL:
+	 * none. */
+	const char *def;
+	const char *const *one_of;            /* strings: NULL-terminated allowed values */
+	int64_t min, max;                     /* with SHMRING_FIELD_BETWEEN */
+	uint32_t len_min, len_max;            /* strings: bytes, arrays: elements; 0: no bound */
+	const struct shmring_field *elements; /* ARRAY: the elements' type (name unused) */
+	const struct shmring_field *fields;   /* RECORD: its fields, {.name = NULL}-ended */
+	const char *doc;                      /* one line for the docs' field table */
+};
+
 struct shmring_plugin {
 	/* SHMRING_PLUGIN_ABI_VERSION at the time the plugin was built. */
 	uint32_t abi_version;
@@ -209,6 +263,11 @@ struct shmring_plugin {
 	/* LOG records: fire and forget, there is no reply. Hand output to a
 	 * log sink (below). The return value is only counted (< 0 = error). */
 	int (*log)(void *conf, const struct shmring_log_record *rec);
+
+	/* Appended within ABI 1 (struct_size tells whether a plugin has it):
+	 * the config schema, ended by {.name = NULL}; NULL: none (conf_new gets the
+	 * config as it came). See "the config schema" above. */
+	const struct shmring_field *config;
 };
 
 /* ---- request views (ACCESS, REWRITE, HEADER_FILTER) --------------------- */

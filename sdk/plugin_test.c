@@ -111,7 +111,7 @@ int shmring_test_conf(struct shmring_test *h, const char *json_config)
 	if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS)
 		die("conf", "unpack");
 	void *conf = NULL;
-	int rc = h->p->conf_new(h->wstate, &u.data, &conf, h->err, sizeof(h->err));
+	int rc = shmringd__conf_new(h->p, h->wstate, &u.data, &conf, h->err, sizeof(h->err));
 	/* The config views die with the record, as in the daemon: scribble
 	 * over them so a plugin that kept a view fails loudly. */
 	memset(sb.data, 0xa5, sb.size);

@@ -42,8 +42,13 @@ static void print_desc(const struct shmring_plugin *d)
 	print_list("request headers", d->needs_headers);
 	print_list("query args", d->needs_query);
 	print_list("response headers", d->needs_resp_headers);
-	printf("  config: %s\n",
-	       d->conf_new ? "checked by conf_new" : "none (every config accepted)");
+	const struct shmring_field *schema = shmringd__plugin_config_schema(d);
+	printf("  config:%s", schema        ? ""
+	                      : d->conf_new ? " checked by conf_new only (no schema)"
+	                                    : " none (every config accepted)");
+	for (; schema && schema->name; schema++)
+		printf(" %s", schema->name);
+	putchar('\n');
 }
 
 /* conf_new on config_json (JSON text); 0 or -1 after printing why. */
@@ -57,11 +62,6 @@ static int check_config(const struct shmring_plugin *d, void *wstate, const char
 		json_decref(j);
 		return -1;
 	}
-	if (!d->conf_new) {
-		json_decref(j);
-		printf("config: ok\n");
-		return 0;
-	}
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
 	shmring_test_pack_json(&sb, j);
@@ -71,14 +71,14 @@ static int check_config(const struct shmring_plugin *d, void *wstate, const char
 	msgpack_unpack_next(&u, sb.data, sb.size, NULL);
 	char err[512] = "";
 	void *conf = NULL;
-	int rc = d->conf_new(wstate, &u.data, &conf, err, sizeof(err));
+	int rc = shmringd__conf_new(d, wstate, &u.data, &conf, err, sizeof(err));
 	msgpack_unpacked_destroy(&u);
 	msgpack_sbuffer_destroy(&sb);
 	if (rc < 0) {
 		fprintf(stderr, "shmringd: config refused: %s\n", err[0] ? err : "(no message)");
 		return -1;
 	}
-	if (d->conf_free)
+	if (d->conf_free && d->conf_new)
 		d->conf_free(conf);
 	printf("config: ok\n");
 	return 0;

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -41,9 +42,11 @@ const char *shmringd__plugin_problem(const struct shmring_plugin *d, char *buf, 
 		         d->abi_version, SHMRING_PLUGIN_ABI_VERSION);
 		return buf;
 	}
-	if (d->struct_size < sizeof(struct shmring_plugin)) {
+	/* Fields appended within the ABI (config) are optional. */
+	if (d->struct_size < offsetof(struct shmring_plugin, config)) {
 		snprintf(buf, len, "descriptor is %u bytes, ABI %u needs %zu: rebuild the plugin",
-		         d->struct_size, SHMRING_PLUGIN_ABI_VERSION, sizeof(struct shmring_plugin));
+		         d->struct_size, SHMRING_PLUGIN_ABI_VERSION,
+		         offsetof(struct shmring_plugin, config));
 		return buf;
 	}
 	if (!d->name || !shmringd__name_ok(d->name))

@@ -344,8 +344,8 @@ static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 	if (!err[0] && cs->confs.n >= MAX_CONFS && !conf_find(&cs->confs, id))
 		snprintf(err, sizeof(err), "too many configs on this channel (%u)", MAX_CONFS);
 	void *conf = NULL;
-	if (!err[0] && p->desc->conf_new) {
-		int rc = p->desc->conf_new(p->wstate, config, &conf, err, sizeof(err));
+	if (!err[0] && (p->desc->conf_new || shmringd__plugin_config_schema(p->desc))) {
+		int rc = shmringd__conf_new(p->desc, p->wstate, config, &conf, err, sizeof(err));
 		if (rc < 0 && !err[0])
 			snprintf(err, sizeof(err), "%s: config refused", p->name);
 		if (rc >= 0)
