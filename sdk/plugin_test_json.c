@@ -10,7 +10,7 @@
 
 static void die(const char *why)
 {
-	fprintf(stderr, "harness: reply: %s\n", why);
+	fprintf(stderr, "shmring_test: msgpack -> JSON: %s\n", why);
 	abort();
 }
 
@@ -72,6 +72,9 @@ json_t *shmring_test_msgpack_json(const msgpack_object *o)
 		return json_integer((json_int_t)o->via.u64);
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
 		return json_integer((json_int_t)o->via.i64);
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return json_real(o->via.f64);
 	case MSGPACK_OBJECT_STR:
 		return json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
 	case MSGPACK_OBJECT_ARRAY: {

@@ -71,7 +71,7 @@ struct shmring_test {
 
 /* Append j as msgpack to sb (objects -> maps, ...; see above). */
 void shmring_test_pack_json(msgpack_sbuffer *sb, const json_t *j);
-/* A new JSON value for a reply's msgpack (ints, strings, arrays, maps with
+/* A new JSON value for msgpack (ints, floats, strings, arrays, maps with
  * string keys, nil, bool; anything else aborts). The caller owns it. */
 json_t *shmring_test_msgpack_json(const msgpack_object *o);
 
