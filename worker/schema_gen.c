@@ -144,8 +144,8 @@ static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct sh
 {
 	fprintf(f,
 	        "-- Schema of the shmring-%s Kong plugin, generated from the config schema\n"
-	        "-- its C plugin declares: `shmringctl schema %s --kong > schema.lua`. Change\n"
-	        "-- the C declaration and regenerate; tests/plugins/test_schemas.py compares.\n"
+	        "-- its C plugin declares (`shmringctl schema %s --kong > schema.lua`):\n"
+	        "-- change the C declaration, then regenerate this file.\n"
 	        "local typedefs = require(\"kong.db.schema.typedefs\")\n"
 	        "\n"
 	        "return {\n"

@@ -9,7 +9,7 @@
  * "udp:127.0.0.1:5140", ...), writes "<status> <method> <uri>" per request.
  *
  * Config (every key optional): { "header": "X-@NAME@", "value": "hello",
- * "log_to": "file:/path" }. Any other key is refused.
+ * "log_to": "file:/path" }; its schema is @ID@_config below.
  */
 #include <shmring/shmring_plugin.h>
 
@@ -27,64 +27,73 @@ struct @ID@_conf {
 	struct shmring_sink *log; /* NULL: no log_to */
 };
 
-/* Copy the optional string `key` of the config into out (NUL-terminated),
- * or def when absent. 0, or -EINVAL with a message naming the key. */
-static int config_str(const msgpack_object *config, const char *key, const char *def, char *out,
-                      char *err, size_t errlen)
+/* The config, declared once: shmringd refuses what does not fit it (naming
+ * the field) and fills in the defaults before @ID@_conf_new, and the Kong
+ * schema.lua is made from it (`shmringctl schema @NAME@ --kong`). */
+static const struct shmring_field @ID@_config[] = {
+    {.name = "header",
+     .type = SHMRING_FIELD_STRING,
+     .def = "\"X-@NAME@\"",
+     .len_min = 1,
+     .len_max = MAX_VALUE,
+     .doc = "the header set on the request and the response"},
+    {.name = "value",
+     .type = SHMRING_FIELD_STRING,
+     .def = "\"hello\"",
+     .len_min = 1,
+     .len_max = MAX_VALUE,
+     .doc = "its value"},
+    {.name = "log_to",
+     .type = SHMRING_FIELD_STRING,
+     .len_min = 1,
+     .len_max = MAX_VALUE,
+     .doc = "a log sink for a line per request: file:PATH, tcp:HOST:PORT, udp:HOST:PORT"},
+    {.name = "fail_open",
+     .type = SHMRING_FIELD_BOOLEAN,
+     .flags = SHMRING_FIELD_GATEWAY,
+     .def = "false",
+     .doc = "skip the plugin when the daemon cannot answer"},
+    {.name = "timeout",
+     .type = SHMRING_FIELD_INTEGER,
+     .flags = SHMRING_FIELD_GATEWAY | SHMRING_FIELD_BETWEEN,
+     .def = "250",
+     .min = 1,
+     .max = 60000,
+     .doc = "ms the gateway waits for the answer"},
+    {.name = NULL}};
+
+/* A string field of the config into out (NUL-terminated), "" when absent;
+ * the schema guarantees a string of at most MAX_VALUE bytes. */
+static void config_str(const msgpack_object *config, const char *key, char *out)
 {
-	const msgpack_object *o = shmring_map_get(config, shmring_cstr(key));
-	if (!o || o->type == MSGPACK_OBJECT_NIL) {
-		snprintf(out, MAX_VALUE + 1, "%s", def);
-		return 0;
-	}
-	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > MAX_VALUE) {
-		snprintf(err, errlen, "@NAME@: config.%s must be a string of 1 to %d bytes", key,
-		         MAX_VALUE);
-		return -EINVAL;
-	}
+	struct shmring_str v = {0};
+	shmring_map_str(config, shmring_cstr(key), &v);
 	/* The config's views die with the record: copy. */
-	memcpy(out, o->via.str.ptr, o->via.str.size);
-	out[o->via.str.size] = '\0';
-	return 0;
+	memcpy(out, v.ptr ? v.ptr : "", v.len);
+	out[v.len] = '\0';
 }
 
 static int @ID@_conf_new(void *wstate, const msgpack_object *config, void **out, char *err,
                          size_t errlen)
 {
-	static const char *const known[] = {"header", "value", "log_to"};
-	for (uint32_t i = 0; i < config->via.map.size; i++) {
-		const msgpack_object *k = &config->via.map.ptr[i].key;
-		int ok = 0;
-		for (size_t j = 0; k->type == MSGPACK_OBJECT_STR && j < 3; j++)
-			ok |= shmring_str_eq((struct shmring_str){k->via.str.ptr, k->via.str.size},
-			                     shmring_cstr(known[j]));
-		if (!ok) {
-			snprintf(err, errlen, "@NAME@: unknown config key '%.*s'",
-			         k->type == MSGPACK_OBJECT_STR ? (int)k->via.str.size : 1,
-			         k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : "?");
-			return -EINVAL;
-		}
-	}
 	struct @ID@_conf *c = calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, errlen, "@NAME@: out of memory");
 		return -ENOMEM;
 	}
 	char log_to[MAX_VALUE + 1];
-	int rc = config_str(config, "header", "X-@NAME@", c->header, err, errlen);
-	if (rc == 0)
-		rc = config_str(config, "value", "hello", c->value, err, errlen);
-	if (rc == 0)
-		rc = config_str(config, "log_to", "", log_to, err, errlen);
-	if (rc == 0 && log_to[0]) {
+	config_str(config, "header", c->header);
+	config_str(config, "value", c->value);
+	config_str(config, "log_to", log_to);
+	/* What the schema cannot say: whether the sink opens. */
+	if (log_to[0]) {
 		char why[256];
-		rc = shmring_sink_open(log_to, &c->log, why, sizeof(why));
-		if (rc < 0)
+		int rc = shmring_sink_open(log_to, &c->log, why, sizeof(why));
+		if (rc < 0) {
 			snprintf(err, errlen, "@NAME@: config.log_to: %s", why);
-	}
-	if (rc < 0) {
-		free(c);
-		return rc;
+			free(c);
+			return rc;
+		}
 	}
 	*out = c;
 	return 0;
@@ -148,4 +157,5 @@ SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
     .conf_free = @ID@_conf_free,
     .access = @ID@_access,
     .log = @ID@_log,
+    .config = @ID@_config,
 };

@@ -49,10 +49,11 @@ static void test_config(struct shmring_test *t)
 	CHECK(shmring_test_conf(t, "{\"value\": 7}") < 0 &&
 	          strstr(t->err, "config.value must be a string"),
 	      "value 7: \"%s\"", t->err);
-	CHECK(shmring_test_conf(t, "{\"header\": \"\"}") < 0 && strstr(t->err, "config.header"),
+	CHECK(shmring_test_conf(t, "{\"header\": \"\"}") < 0 &&
+	          strstr(t->err, "config.header must not be empty"),
 	      "empty header: \"%s\"", t->err);
 	CHECK(shmring_test_conf(t, "{\"colour\": \"x\"}") < 0 &&
-	          strstr(t->err, "unknown config key 'colour'"),
+	          strstr(t->err, "unknown config field 'colour'"),
 	      "unknown key: \"%s\"", t->err);
 	CHECK(shmring_test_conf(t, "{\"log_to\": \"file:/etc/passwd\"}") < 0 &&
 	          strstr(t->err, "config.log_to"),

@@ -148,9 +148,14 @@ def main():
                   env=dict(env, LD_LIBRARY_PATH=os.path.join(prefix, "lib")))
     check(rc == 0 and out.strip().endswith("ok"), "the pkg-config built test passes: " + out)
 
+    # Its Kong schema is what shmringctl makes of the plugin's C schema.
+    _, out = run([os.path.join(prefix, "bin", "shmringctl"), "schema", so, "--kong"])
+    check(out == open(os.path.join(greet, "kong/plugins/shmring-greet/schema.lua")).read(),
+          "the generated schema.lua is shmringctl's:\n" + out)
+
     shmringd = os.path.join(prefix, "bin", "shmringd")
     rc, out = run([shmringd, "--check", so, '{"colour": "red"}'], ok=None)
-    check(rc == 2 and "config refused: greet: unknown config key 'colour'" in out,
+    check(rc == 2 and "config refused: greet: unknown config field 'colour'" in out,
           "--check refuses a bad config with the plugin's message:\n" + out)
 
     # The wrong ABI: refused by --check and by the daemon.

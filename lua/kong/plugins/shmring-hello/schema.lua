@@ -1,6 +1,6 @@
 -- Schema of the shmring-hello Kong plugin, generated from the config schema
--- its C plugin declares: `shmringctl schema hello --kong > schema.lua`. Change
--- the C declaration and regenerate; tests/plugins/test_schemas.py compares.
+-- its C plugin declares (`shmringctl schema hello --kong > schema.lua`):
+-- change the C declaration, then regenerate this file.
 local typedefs = require("kong.db.schema.typedefs")
 
 return {
