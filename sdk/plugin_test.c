@@ -86,6 +86,7 @@ void shmring_test_close(struct shmring_test *h)
 	if (h->p->fini)
 		h->p->fini(h->wstate);
 	json_decref(h->reply);
+	json_decref(h->reads);
 	free(h->rep->buf);
 	free(h->rep);
 	msgpack_sbuffer_destroy(&h->snap_buf);
@@ -141,7 +142,64 @@ void shmring_test_snapshot(struct shmring_test *h, uint32_t phase, const char *j
 	h->req.phase = phase;
 }
 
+static int run_hook(struct shmring_test *h);
+
+/* The test whose hook is running: its reads are recorded. */
+static struct shmring_test *reading;
+
+static bool declared(const char *const *names, struct shmring_str name)
+{
+	if (names && names[0] && !strcmp(names[0], SHMRING_NEED_ALL))
+		return true;
+	for (size_t i = 0; names && names[i]; i++)
+		if (strlen(names[i]) == name.len && !strncasecmp(names[i], name.ptr, name.len))
+			return true;
+	return false;
+}
+
+static void record_read(enum shmringd_read what, struct shmring_str name, int rc)
+{
+	static const char *const kinds[] = {"header", "query", "ctx", "resp_header"};
+	struct shmring_test *h = reading;
+	if (!h)
+		return;
+	const struct shmring_plugin *p = h->p;
+	bool ok = what == SHMRINGD_READ_CTX ||
+	          declared(what == SHMRINGD_READ_HEADER  ? p->needs_headers
+	                   : what == SHMRINGD_READ_QUERY ? p->needs_query
+	                                                 : p->needs_resp_headers,
+	                   name);
+	json_array_append_new(h->reads, json_pack("{s:s, s:s%, s:i, s:b}", "read", kinds[what],
+	                                          "name", name.ptr ? name.ptr : "", name.len,
+	                                          "found", rc, "declared", ok));
+}
+
+json_t *shmring_test_reads(const struct shmring_test *h)
+{
+	return h->reads;
+}
+
+int shmring_test_undeclared_reads(const struct shmring_test *h)
+{
+	int n = 0;
+	for (size_t i = 0; i < json_array_size(h->reads); i++)
+		n += !json_is_true(json_object_get(json_array_get(h->reads, i), "declared"));
+	return n;
+}
+
 static int hook(struct shmring_test *h)
+{
+	if (!h->reads)
+		h->reads = json_array();
+	json_array_clear(h->reads);
+	shmringd__read_trace = record_read;
+	reading = h;
+	int rc = run_hook(h);
+	reading = NULL;
+	return rc;
+}
+
+static int run_hook(struct shmring_test *h)
 {
 	switch (h->req.phase) {
 	case SHMRING_PHASE_ACCESS:
@@ -195,7 +253,7 @@ void shmring_test_sinks_flush(void)
 uint32_t shmring_test_run_raw(struct shmring_test *h)
 {
 	shmringd__reply_begin(h->rep, 1u << 20);
-	int rc = hook(h);
+	int rc = run_hook(h); /* untraced: this path is timed */
 	return shmringd__reply_finish(h->rep, rc < 0 ? "plugin error" : NULL);
 }
 

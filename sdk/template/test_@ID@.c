@@ -35,6 +35,9 @@ static void test_defaults(struct shmring_test *t)
 	v = shmring_test_set_resp_header(t, "X-@NAME@");
 	CHECK(v && !strcmp(v, "hello"), "response header: %s", shmring_test_reply_text(t));
 	CHECK(shmring_test_count(t, "exit") == 0, "no exit: %s", shmring_test_reply_text(t));
+	/* Under a gateway only what the descriptor declares is in the snapshot. */
+	CHECK(shmring_test_undeclared_reads(t) == 0, "reads undeclared: %s",
+	      json_dumps(shmring_test_reads(t), JSON_COMPACT));
 }
 
 static void test_config(struct shmring_test *t)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A test plugin with a config schema of every kind of field; its conf_new
  * keeps the config it was given, as msgpack, so test_schema.c can see what
- * shmringd's schema pass made of a config. */
+ * shmringd's schema pass made of a config. Its access hook reads a declared
+ * and an undeclared header and a query arg (the test library's read trace). */
 #include "shmring_plugin.h"
 
 #include <stdlib.h>
@@ -58,14 +59,23 @@ static void probe_conf_free(void *conf)
 
 static int probe_access(void *conf, const struct shmring_request *req, struct shmring_reply *rep)
 {
+	struct shmring_str v;
+	shmring_req_header(req, SHMRING_LIT("X-Declared"), &v);
+	shmring_req_header(req, SHMRING_LIT("x-undeclared"), &v);
+	shmring_req_query(req, SHMRING_LIT("q"), &v);
 	return 0;
 }
+
+static const char *const needs_headers[] = {"x-declared", NULL};
+static const char *const needs_query[] = {SHMRING_NEED_ALL, NULL};
 
 SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
     .abi_version = SHMRING_PLUGIN_ABI_VERSION,
     .struct_size = sizeof(struct shmring_plugin),
     .name = "schema-probe",
     .phases = SHMRING_PHASE_ACCESS,
+    .needs_headers = needs_headers,
+    .needs_query = needs_query,
     .conf_new = probe_conf_new,
     .conf_free = probe_conf_free,
     .access = probe_access,

@@ -2,7 +2,8 @@
 /* The schema pass before conf_new (worker/host_schema.c), on schema_probe.so:
  * defaults filled in (nested records too), only declared fields passed on in
  * their declared order, the gateway's fields dropped, Lua's integral doubles
- * taken as integers, and each kind of refusal naming its field. */
+ * taken as integers, and each kind of refusal naming its field. Also the
+ * test library's trace of a hook's request reads, declared or not. */
 #include "harness.h"
 
 #include <setjmp.h>
@@ -88,6 +89,24 @@ static void refusals(void **state)
 		harness_conf_refused(&H, cases[i].json, cases[i].want);
 }
 
+static void reads(void **state)
+{
+	harness_conf_ok(&H, "{\"name\":\"x\"}");
+	assert_int_equal(
+	    harness_call(&H, SHMRING_PHASE_ACCESS,
+	                 "{\"headers\":{\"x-declared\":\"1\"},\"query\":{\"q\":\"2\"}}"),
+	    0);
+	char *got = json_dumps(shmring_test_reads(&H), JSON_COMPACT | JSON_PRESERVE_ORDER);
+	const char *want =
+	    "[{\"read\":\"header\",\"name\":\"X-Declared\",\"found\":1,\"declared\":true},"
+	    "{\"read\":\"header\",\"name\":\"x-undeclared\",\"found\":0,\"declared\":false},"
+	    "{\"read\":\"query\",\"name\":\"q\",\"found\":1,\"declared\":true}]";
+	if (strcmp(got, want))
+		fail_msg("reads %s, want %s", got, want);
+	free(got);
+	assert_int_equal(shmring_test_undeclared_reads(&H), 1);
+}
+
 int main(void)
 {
 	harness_open(&H, PLUGIN_SO);
@@ -95,6 +114,7 @@ int main(void)
 	    cmocka_unit_test(defaults),
 	    cmocka_unit_test(values),
 	    cmocka_unit_test(refusals),
+	    cmocka_unit_test(reads),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	harness_close(&H);

@@ -67,6 +67,10 @@ struct shmring_test {
 	msgpack_sbuffer snap_buf;
 	msgpack_unpacked snap;
 	struct shmring_request req;
+	/* What the last hook read through the request views, in order:
+	 * [{"read": "header"|"query"|"ctx"|"resp_header", "name": ...,
+	 *   "found": 0|1|2, "declared": true|false}, ...] */
+	json_t *reads;
 };
 
 /* Append j as msgpack to sb (objects -> maps, ...; see above). */
@@ -127,6 +131,12 @@ const char *shmring_test_set_resp_header(const struct shmring_test *t, const cha
 int shmring_test_cleared(const struct shmring_test *t, const char *name);
 /* The message of an error reply ({"s":1,"e":...}), or NULL. */
 const char *shmring_test_reply_error(const struct shmring_test *t);
+/* The last hook's request reads (t->reads), and how many of them asked for
+ * a header, query arg or response header its descriptor does not declare
+ * (needs_headers, ...): under a gateway those are never in the snapshot,
+ * so such a read always finds nothing. */
+json_t *shmring_test_reads(const struct shmring_test *t);
+int shmring_test_undeclared_reads(const struct shmring_test *t);
 /* The reply as compact JSON text (static buffer), for messages. */
 const char *shmring_test_reply_text(const struct shmring_test *t);
 
