@@ -55,6 +55,7 @@ build = {
       ["shmring.client.submit"] = "lua/shmring/client/submit.lua",
       ["shmring.client.thread"] = "lua/shmring/client/thread.lua",
       ["shmring.core"] = "lua/shmring/core.lua",
+      ["shmring.entities"] = "lua/shmring/entities.lua",
       ["shmring.kong"] = "lua/shmring/kong.lua",
       ["shmring.metrics"] = "lua/shmring/metrics.lua",
       ["shmring.ngx"] = "lua/shmring/ngx.lua",

@@ -399,6 +399,38 @@ SHMRING_HOST_API int shmring_reply_error(struct shmring_reply *rep, struct shmri
  * metrics, so an operator sees a table that is too small. */
 SHMRING_HOST_API void shmring_reply_exhausted(struct shmring_reply *rep);
 
+/* ---- entities the gateway holds (consumers, credentials) ------------------ */
+
+/*
+ * An auth plugin that does not hold its consumers and credentials itself
+ * asks the gateway for them, by kind (enum shmring_entity_kind,
+ * shmring/protocol.h) and key: under Kong the answer is what Kong's own
+ * plugin would load (kong.cache over the DAO), so the Admin API, decK,
+ * DB-less and hybrid all apply. The daemon keeps the answers per channel
+ * (negative ones too, a bounded LRU) until the gateway says they changed.
+ *
+ * From a phase hook only. Returns
+ *   1  found: *val is the entity, a msgpack map (docs/protocol.md,
+ *      "Entities", has the fields per kind), valid until the hook returns;
+ *   0  the gateway has none (*val is nil);
+ *   SHMRING_ENTITY_PENDING  not known yet: finish the hook without acting on
+ *      the answer (return 0). The daemon drops this reply, asks the gateway
+ *      for every pending key in one record and runs the hook again on the
+ *      resent record, where the call answers 1 or 0. Ask for everything
+ *      the request could need before returning, so one round trip does;
+ *   -EINVAL (bad kind, empty key or longer than 4096 bytes), -ENOSPC (more
+ *   than 8 misses in one hook), -ENOTSUP (outside a phase hook).
+ */
+#define SHMRING_ENTITY_PENDING 2
+SHMRING_HOST_API int shmring_entity_get(const struct shmring_request *req,
+                                        enum shmring_entity_kind kind, struct shmring_str key,
+                                        const msgpack_object **val);
+/* A number that changes whenever the gateway said entities changed (on the
+ * request's channel; 0 outside a phase hook). A plugin that keeps something
+ * built from entities (jwt: prepared keys, verified tokens) drops it when
+ * this moves. */
+SHMRING_HOST_API uint64_t shmring_entity_generation(const struct shmring_request *req);
+
 /* ---- LOG records ---------------------------------------------------------- */
 
 /* One LOG record: `entry` is the log map that nginx sent (Kong's log

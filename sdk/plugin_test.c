@@ -42,7 +42,7 @@ __attribute__((constructor)) static void test_file_dirs(void)
 __attribute__((used)) static const void *const host_api[] = {
     (const void *)shmring_req_header,    (const void *)shmring_reply_set_req_header,
     (const void *)shmring_file_open,     (const void *)shmring_sink_open,
-    (const void *)shmring_shared_region,
+    (const void *)shmring_shared_region, (const void *)shmring_entity_get,
 };
 
 static void die(const char *what, const char *why)
@@ -75,6 +75,7 @@ void shmring_test_open(struct shmring_test *h, const char *so_path)
 	if (h->p->init && h->p->init(&h->wstate, h->err, sizeof(h->err)) < 0)
 		die("init", h->err);
 	h->rep = calloc(1, sizeof(*h->rep));
+	h->entities = shmringd__entity_cache_new(SHMRING_TEST_ENTITY_CACHE);
 	msgpack_sbuffer_init(&h->snap_buf);
 	msgpack_unpacked_init(&h->snap);
 }
@@ -87,6 +88,7 @@ void shmring_test_close(struct shmring_test *h)
 		h->p->fini(h->wstate);
 	json_decref(h->reply);
 	json_decref(h->reads);
+	shmringd__entity_cache_free(h->entities);
 	free(h->rep->buf);
 	free(h->rep);
 	msgpack_sbuffer_destroy(&h->snap_buf);
@@ -142,7 +144,7 @@ void shmring_test_snapshot(struct shmring_test *h, uint32_t phase, const char *j
 	h->req.phase = phase;
 }
 
-static int run_hook(struct shmring_test *h);
+static int call_hook(struct shmring_test *h);
 
 /* The test whose hook is running: its reads are recorded. */
 static struct shmring_test *reading;
@@ -187,19 +189,19 @@ int shmring_test_undeclared_reads(const struct shmring_test *h)
 	return n;
 }
 
-static int hook(struct shmring_test *h)
+static int traced_hook(struct shmring_test *h)
 {
 	if (!h->reads)
 		h->reads = json_array();
 	json_array_clear(h->reads);
 	shmringd__read_trace = record_read;
 	reading = h;
-	int rc = run_hook(h);
+	int rc = call_hook(h);
 	reading = NULL;
 	return rc;
 }
 
-static int run_hook(struct shmring_test *h)
+static int call_hook(struct shmring_test *h)
 {
 	switch (h->req.phase) {
 	case SHMRING_PHASE_ACCESS:
@@ -250,18 +252,32 @@ void shmring_test_sinks_flush(void)
 	shmringd__sinks_poll(shmring_now_ns());
 }
 
+/* The hook as shmringd's handle_phase runs it: entity look-ups go to the
+ * test's cache, and misses replace the reply with NEED_ENTITIES. */
+static uint32_t run_phase(struct shmring_test *h, bool traced, int *rc)
+{
+	if (shmringd__entity_begin(h->entities, &h->snap.data) < 0) {
+		shmringd__entity_end(NULL); /* shmringd answers it as a bad record */
+		*rc = -1;
+		return shmringd__reply_status(h->rep, SHMRING_REPLY_ERROR, "bad entities");
+	}
+	shmringd__reply_begin(h->rep, 1u << 20);
+	*rc = traced ? traced_hook(h) : call_hook(h);
+	if (shmringd__entity_end(h->rep))
+		return h->rep->len;
+	return shmringd__reply_finish(h->rep, *rc < 0 ? "plugin error" : NULL);
+}
+
 uint32_t shmring_test_run_raw(struct shmring_test *h)
 {
-	shmringd__reply_begin(h->rep, 1u << 20);
-	int rc = run_hook(h); /* untraced: this path is timed */
-	return shmringd__reply_finish(h->rep, rc < 0 ? "plugin error" : NULL);
+	int rc;
+	return run_phase(h, false, &rc); /* untraced: this path is timed */
 }
 
 int shmring_test_run(struct shmring_test *h)
 {
-	shmringd__reply_begin(h->rep, 1u << 20);
-	int rc = hook(h);
-	uint32_t len = shmringd__reply_finish(h->rep, rc < 0 ? "plugin error" : NULL);
+	int rc;
+	uint32_t len = run_phase(h, true, &rc);
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
 	if (msgpack_unpack_next(&u, (const char *)h->rep->buf, len, NULL) != MSGPACK_UNPACK_SUCCESS)

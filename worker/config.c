@@ -106,6 +106,10 @@ static const struct opt opts[] = {
           "kill and restart a worker stuck this long in a plugin hook; 0 = off; must "
           "exceed idle_timeout_ms + 100",
           "10000"),
+    O_NUM("entity_cache_entries", entity_cache_entries,
+          "consumers and credentials learned from the gateway, kept per channel; the least "
+          "recently used go first (unknown keys count too)",
+          "4096"),
     {"verbose", OPT_U32, offsetof(struct shmringd_config, verbose), 0,
      "1 = log every malformed record and each worker's start", "0"},
     O_STR("plugin_file_dirs", plugin_file_dirs,
@@ -166,6 +170,7 @@ void shmringd__config_defaults(struct shmringd_config *c)
 	c->restart_backoff_max_ms = 5000;
 	c->drain_timeout_ms = 5000;
 	c->watchdog_ms = 10000;
+	c->entity_cache_entries = 4096;
 	snprintf(c->plugin_file_dirs, sizeof(c->plugin_file_dirs), "%s",
 	         SHMRINGD_FILE_DIRS_DEFAULT);
 }
@@ -333,6 +338,9 @@ static int validate(const struct shmringd_config *c)
 	    (c->ring_size & (c->ring_size - 1)))
 		BAD("ring_size", "must be a power of two, %u..%u, got %u", SHMRING_MIN_RING,
 		    SHMRING_MAX_RING, c->ring_size);
+	if (c->entity_cache_entries < 16 || c->entity_cache_entries > (1u << 24))
+		BAD("entity_cache_entries", "must be 16..%u, got %u", 1u << 24,
+		    c->entity_cache_entries);
 	if (c->shm_dir[0] != '/')
 		BAD("shm_dir", "must be an absolute path, got '%s'", c->shm_dir);
 	if (c->log_batch_bytes < 512)

@@ -39,8 +39,9 @@ struct shmringd_config {
 	uint32_t log_flush_ms;       /* ... or when its oldest entry is this old */
 	uint32_t log_sink_max_bytes; /* memory bound per sink per worker */
 	uint32_t restart_backoff_max_ms;
-	uint32_t drain_timeout_ms; /* SIGTERM: longest wait for rings and sinks */
-	uint32_t watchdog_ms;      /* kill a worker whose loop stalls this long; 0 = off */
+	uint32_t drain_timeout_ms;     /* SIGTERM: longest wait for rings and sinks */
+	uint32_t watchdog_ms;          /* kill a worker whose loop stalls this long; 0 = off */
+	uint32_t entity_cache_entries; /* entities kept per channel (host_entity.c) */
 	int verbose;
 	char socket[108]; /* "" = off; else the socket transport's Unix socket path */
 	char plugin_file_dirs[PATH_MAX]; /* see host_files.c */
@@ -152,6 +153,30 @@ uint32_t shmringd__reply_status(struct shmring_reply *r, enum shmring_reply_stat
 
 /* Decode a snapshot map into the request view. 0, or -EBADMSG. */
 int shmringd__request_decode(struct shmring_request *req, const msgpack_object *root);
+
+/* NEED_ENTITIES: {s = 3, a = [[LOOKUP, kind, key], ...]} for n misses.
+ * Returns the payload length. */
+uint32_t shmringd__reply_need_entities(struct shmring_reply *r, const uint32_t *kinds,
+                                       const struct shmring_str *keys, uint32_t n);
+
+/* ---- entities from the gateway (host_entity.c): shmring_entity_get() ---- */
+
+/* Per channel: what the gateway answered, at most max entries (LRU). */
+struct shmringd_entity_cache;
+struct shmringd_entity_cache *shmringd__entity_cache_new(uint32_t max);
+void shmringd__entity_cache_free(struct shmringd_entity_cache *c);
+void shmringd__entity_cache_clear(struct shmringd_entity_cache *c);
+uint32_t shmringd__entity_cache_count(const struct shmringd_entity_cache *c);
+/* Counters go to st (NULL: none); the entity_entries gauge starts at 0. */
+void shmringd__entity_setup(struct shmringd_worker_stats *st);
+/* Before a phase hook: look-ups go to c (the record's channel) and the
+ * record's "entities" answers are cached. 0 or -EBADMSG. */
+int shmringd__entity_begin(struct shmringd_entity_cache *c, const msgpack_object *root);
+/* After the hook: the number of misses; if any, rep was rewritten as the
+ * NEED_ENTITIES reply (the hook's actions are dropped). */
+uint32_t shmringd__entity_end(struct shmring_reply *rep);
+/* A FORGET record's payload: drop what it names. 0 or -EBADMSG. */
+int shmringd__entity_forget(struct shmringd_entity_cache *c, const msgpack_object *root);
 
 /* ---- shared regions (host_region.c): shmring_shared_region() ------------- */
 

@@ -160,6 +160,30 @@ uint32_t shmringd__reply_status(struct shmring_reply *r, enum shmring_reply_stat
 	return r->len;
 }
 
+uint32_t shmringd__reply_need_entities(struct shmring_reply *r, const uint32_t *kinds,
+                                       const struct shmring_str *keys, uint32_t n)
+{
+	r->len = 0;
+	r->failed = 0;
+	r->error_set = 0;
+	put_u8(r, 0x82);
+	put_str(r, "s", 1);
+	put_uint(r, SHMRING_REPLY_NEED_ENTITIES);
+	put_str(r, "a", 1);
+	put_array(r, n);
+	for (uint32_t i = 0; i < n; i++) {
+		put_array(r, 3);
+		put_uint(r, SHMRING_ACT_LOOKUP);
+		put_uint(r, kinds[i]);
+		put_sstr(r, keys[i]);
+	}
+	if (r->failed)
+		return shmringd__reply_status(
+		    r, SHMRING_REPLY_ERROR,
+		    "entity look-ups larger than the channel's record size");
+	return r->len;
+}
+
 uint32_t shmringd__reply_finish(struct shmring_reply *r, const char *fallback_error)
 {
 	if (r->error_set || fallback_error || r->failed) {

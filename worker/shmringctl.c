@@ -268,7 +268,12 @@ struct chan_view {
 	X(sink_reconnects) \
 	X(generation)      \
 	X(poisoned)        \
-	X(watchdog_kills)
+	X(watchdog_kills)  \
+	X(entity_entries)  \
+	X(entity_hits)     \
+	X(entity_lookups)  \
+	X(entity_evictions) \
+	X(entity_forgets)
 /* clang-format on */
 #define CC_FIELDS(X) X(records) X(bytes) X(consumed) X(full) X(wakeups) X(corrupt) X(errors)
 

@@ -16,7 +16,8 @@
  *   header      0 magic, 8 version (u32), 12 nworkers (u32), 16 master pid;
  *               the worker blocks start at 64, SHMRINGD_WORKER_STATS_SIZE each
  *   worker      0 lat_hist[32], 256 replies, ..., 304 log_records,
- *               336 sink_entries .. 376 sink_reconnects, 464 plugins[16]
+ *               336 sink_entries .. 376 sink_reconnects, 464 plugins[16],
+ *               10064 entity_entries .. 10096 entity_forgets
  *   plugin      0 name[48], 48 calls, 56 errors, 64 exhausted,
  *               72 hook[2] (request, log)
  *   hook hist   0 sum_ns, 8 buckets[32] (the buckets of lat_hist)
@@ -102,6 +103,13 @@ struct shmringd_worker_stats {
 	uint64_t suspect_req;
 	uint64_t strikes; /* consecutive worker deaths on the suspect */
 	struct shmringd_plugin_stats plugins[SHMRINGD_STATS_PLUGINS];
+	/* Entities learned from the gateway (host_entity.c), in what was the
+	 * block's tail padding: the offsets above do not move. */
+	uint64_t entity_entries;   /* cached now, all this worker's channels (a gauge) */
+	uint64_t entity_hits;      /* look-ups answered from the cache */
+	uint64_t entity_lookups;   /* NEED_ENTITIES replies (misses sent to the gateway) */
+	uint64_t entity_evictions; /* entries dropped to stay within the bound */
+	uint64_t entity_forgets;   /* entries dropped by FORGET records */
 };
 
 struct shmringd_stats {
@@ -125,6 +133,7 @@ _Static_assert(offsetof(struct shmringd_worker_stats, log_records) == 304, "stat
 _Static_assert(offsetof(struct shmringd_worker_stats, sink_entries) == 336, "stats layout");
 _Static_assert(offsetof(struct shmringd_worker_stats, sink_reconnects) == 376, "stats layout");
 _Static_assert(offsetof(struct shmringd_worker_stats, plugins) == 464, "stats layout");
+_Static_assert(offsetof(struct shmringd_worker_stats, entity_entries) == 10064, "stats layout");
 _Static_assert(sizeof(struct shmringd_plugin_stats) == 600, "stats layout");
 _Static_assert(offsetof(struct shmringd_plugin_stats, calls) == 48, "stats layout");
 _Static_assert(offsetof(struct shmringd_plugin_stats, errors) == 56, "stats layout");

@@ -123,7 +123,8 @@ struct chan_state {
 	uint32_t unreleased; /* records peeked since the last release */
 	uint64_t seen;       /* records peeked since this worker started */
 	bool broken_logged;
-	struct shmringd_sock_conn *sock; /* socket transport: replies go here, ch is NULL */
+	struct shmringd_entity_cache *entities; /* gateway answers; made on first use */
+	struct shmringd_sock_conn *sock;        /* socket transport: replies go here, ch is NULL */
 };
 
 enum stop_mode { RUN = 0, HANDOFF = 1, DRAIN = 2 };
@@ -404,6 +405,14 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 		W.st->plugin_errors++;
 		return reply_status(cs, rec->req_id, SHMRING_REPLY_ERROR, why);
 	}
+	/* The socket transport has no FORGET path: it uses each record's
+	 * answers and keeps none. */
+	if (!cs->entities && !cs->sock)
+		cs->entities = shmringd__entity_cache_new(W.cfg->entity_cache_entries);
+	if (shmringd__entity_begin(cs->entities, &W.mpr.root) < 0) {
+		shmringd__entity_end(NULL);
+		return bad_record(cs, rec, "entities must be [[kind, key, entity or nil], ...]");
+	}
 	shmringd__reply_begin(&W.reply, cs->ch ? shmring_chan_max_payload(cs->ch) : W.reply.max);
 	W.served = e->plugin;
 	W.served_kind = SHMRINGD_HOOK_REQUEST;
@@ -415,7 +424,10 @@ static int handle_phase(struct chan_state *cs, const struct shmring_rec *rec)
 		W.st->plugin_errors++;
 		W.ctr->errors++;
 	}
-	uint32_t len = shmringd__reply_finish(&W.reply, rc < 0 ? "plugin error" : NULL);
+	/* Misses the hook asked for replace its reply (docs/protocol.md). */
+	uint32_t len = shmringd__entity_end(&W.reply)
+	                   ? W.reply.len
+	                   : shmringd__reply_finish(&W.reply, rc < 0 ? "plugin error" : NULL);
 	return reply_send(cs, rec->req_id, W.reply.buf, len);
 }
 
@@ -487,7 +499,7 @@ static int dispatch(struct chan_state *cs, const struct shmring_rec *rec)
 		                                  "twice on it")
 		                   : 0;
 	}
-	if (rec->type < SHMRING_REC_CONF || rec->type > SHMRING_REC_LOG) {
+	if (rec->type < SHMRING_REC_CONF || rec->type > SHMRING_REC_FORGET) {
 		char why[64];
 		snprintf(why, sizeof(why), "unknown record type %u", rec->type);
 		return bad_record(cs, rec, why);
@@ -502,6 +514,12 @@ static int dispatch(struct chan_state *cs, const struct shmring_rec *rec)
 		return handle_conf(cs, rec);
 	case SHMRING_REC_LOG:
 		return handle_log(cs, rec);
+	case SHMRING_REC_FORGET:
+		if (cs->entities && shmringd__entity_forget(cs->entities, &W.mpr.root) < 0)
+			return bad_record(
+			    cs, rec,
+			    "FORGET needs {all = true} or {entities = [[kind, key], ...]}");
+		return 0;
 	default:
 		return handle_phase(cs, rec);
 	}
@@ -517,6 +535,7 @@ static void check_owner(struct chan_state *cs)
 	if (cs->confs.n)
 		W.st->owner_changes++;
 	conf_clear(&cs->confs);
+	shmringd__entity_cache_clear(cs->entities);
 	if (cs->bell_conn >= 0) {
 		close(cs->bell_conn);
 		cs->bell_conn = -1;
@@ -694,6 +713,7 @@ __attribute__((noreturn)) static void worker_exit(int code)
 	shmringd__sinks_drain(shmring_now_ns() + (uint64_t)W.cfg->drain_timeout_ms * 1000000);
 	for (uint32_t i = 0; i < W.nchans; i++) {
 		conf_clear(&W.chans[i].confs);
+		shmringd__entity_cache_free(W.chans[i].entities);
 		if (W.chans[i].bell_conn >= 0)
 			close(W.chans[i].bell_conn);
 		shmring_chan_close(W.chans[i].ch);
@@ -813,6 +833,7 @@ static void crash_accounting(const struct shmringd_worker_args *a)
 {
 	W.ctr = shmring_instance_worker_counters(a->inst, a->slot);
 	W.st = &a->stats->w[a->slot];
+	shmringd__entity_setup(W.st);
 	if (W.st->inflight) {
 		if (W.st->inflight == W.st->suspect && W.st->inflight_req == W.st->suspect_req) {
 			W.st->strikes++;

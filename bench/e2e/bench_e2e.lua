@@ -7,12 +7,29 @@
 --            applier), carried by shmring.socket to shmringd --socket
 --   lua      the native Lua baselines of bench/baselines/
 --   lua-keycache  jwt only: the Lua baseline with its parsed RSA key kept
+-- key-auth-kong is key-auth with no consumers of its own: its credential
+-- comes from Kong (shmring.kong's resolver over kong.cache and the DAO of the
+-- PDK double's database, tests/kong_pdk_double/kong_db_double.lua) and, warm,
+-- from the daemon's entity cache; shmring transport only.
 -- Every route ends in the same content handler (no upstream).
 local phase = require("shmring.phase")
 local plugins = require("shmring.plugins")
 local ngx_host = require("shmring.ngx").host
 
 local M = {}
+
+-- Kong's consumers and credentials for key-auth-kong: the demo consumer in
+-- the double's database, and shmring.kong's resolver over it.
+local function kong_resolver()
+    _G.kong = _G.kong or { client = {} }
+    local db = require("kong_db_double")
+    db.install(_G.kong, "bench-workspace")
+    db.declarative({ consumers = { {
+        id = "7f3c1d2e-0000-4000-8000-000000000001", username = "demo",
+        keyauth_credentials = { { id = "7f3c1d2e-0000-4000-8000-00000000a001",
+                                  key = "demo-key" } } } } })
+    return require("shmring.kong").host.resolve
+end
 
 local function read(path)
     local f = assert(io.open(path, "r"))
@@ -40,6 +57,8 @@ function M.init(opts)
     cells = {
         hello = { plugin = "hello", conf = { name = "X-Hello", value = "World" },
                   base = "hello" },
+        ["key-auth-kong"] = { plugin = "key-auth", conf = { key_names = { "apikey" } },
+                              base = "key_auth", kong = true },
         ["key-auth"] = { plugin = "key-auth", conf = {
                 key_names = { "apikey" },
                 consumers = { { id = CONSUMER.id, username = CONSUMER.username,
@@ -79,7 +98,14 @@ function M.init(opts)
             spec = setmetatable({ headers = c.headers, query = c.query or base_spec.query },
                 { __index = base_spec })
         end
-        c.shmring = phase.state(ngx_host, c.plugin, spec)
+        local host = ngx_host
+        if c.kong then -- the same host functions, plus the resolver (no metatable)
+            host = { resolve = kong_resolver() }
+            for k, v in pairs(ngx_host) do
+                host[k] = v
+            end
+        end
+        c.shmring = phase.state(host, c.plugin, spec)
         c.socket = phase.state(ngx_host, c.plugin, spec, socket)
         c.socket_conf = c.plugin == "log"
             and { path = opts.prefix .. "/socket-requests.log" } or c.conf

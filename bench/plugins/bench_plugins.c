@@ -126,6 +126,17 @@ static char *jwt_snapshot_es256(void)
 
 #define RL_SNAPSHOT "{\"client_ip\":\"203.0.113.7\",\"route_id\":\"bench-route\"}"
 
+/* Snapshots run once before a case is timed: the gateway's answers, so the
+ * gateway case times hits in the daemon's entity cache. */
+static const struct {
+	const char *name, *snapshot;
+} warm_ups[] = {
+    {"key-auth hit (gateway, entity cache)",
+     "{\"headers\":{\"apikey\":\"key-0500-0123456789abcdef0123456789abcdef\"},\"entities\":[[2,"
+     "\"key-0500-0123456789abcdef0123456789abcdef\",{\"id\":\"cred-0500\",\"consumer\":{"
+     "\"id\":\"consumer-0500\",\"username\":\"user0500\"}}]]}"},
+};
+
 static const struct bench_case cases[] = {
     /* The floor: the smallest plugin (two actions) through the same path. */
     {"hello (floor)", "hello", SHMRING_PHASE_ACCESS, "{}", "{\"method\":\"GET\",\"path\":\"/x\"}",
@@ -138,6 +149,12 @@ static const struct bench_case cases[] = {
      "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS
      ",\"apikey\":\"key-9999-0123456789abcdef0123456789abcdef\"},\"query\":{\"page\":\"2\"}}",
      keyauth_config, NULL},
+    /* Credentials from the gateway, the daemon's entity cache warm: the
+     * same request as "key-auth hit". */
+    {"key-auth hit (gateway, entity cache)", "key-auth", SHMRING_PHASE_ACCESS, "{}",
+     "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS
+     ",\"apikey\":\"key-0500-0123456789abcdef0123456789abcdef\"},\"query\":{\"page\":\"2\"}}",
+     NULL, NULL},
     {"key-auth no key", "key-auth", SHMRING_PHASE_ACCESS, NULL,
      "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS "},\"query\":{\"page\":\"2\"}}",
      keyauth_config, NULL},
@@ -221,9 +238,15 @@ static int run_case(const struct bench_case *c, int quick, struct result *r)
 		fprintf(stderr, "%s: conf refused: %s\n", c->name, h.err);
 		exit(1);
 	}
+	for (size_t i = 0; i < sizeof(warm_ups) / sizeof(warm_ups[0]); i++)
+		if (!strcmp(warm_ups[i].name, c->name)) {
+			harness_snapshot(&h, c->phase, warm_ups[i].snapshot);
+			harness_run(&h);
+		}
 	harness_snapshot(&h, c->phase, snap ? snap : c->snapshot);
-	/* Sanity: the case does what it says (no error reply). */
-	if (harness_run(&h) != 0) {
+	/* Sanity: the case does what it says (an OK reply, not an error and
+	 * not a look-up). */
+	if (harness_run(&h) != 0 || json_integer_value(json_object_get(h.reply, "s")) != 0) {
 		fprintf(stderr, "%s: hook failed: %s\n", c->name, harness_reply_text(&h));
 		exit(1);
 	}

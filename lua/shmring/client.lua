@@ -137,7 +137,8 @@ end
 --   rtype   REC.ACCESS / REC.REWRITE / REC.HEADER_FILTER
 --   encode  function(W, conf_id, arg) writing the snapshot map into W
 --   timeout milliseconds
--- Returns reply (struct shmring_client_reply *), payload (keep it alive
+-- Returns reply (struct shmring_client_reply *, status OK or NEED_ENTITIES:
+-- see shmring.entities), payload (keep it alive
 -- while using the reply), or nil, err, kind where kind is "unavailable"
 -- (503), "deadline" (504) or "error" (500).
 function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
@@ -180,7 +181,7 @@ function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
             stats.errors = stats.errors + 1
             return nil, "bad reply: " .. core.strerror(rc), "error"
         end
-        if r.status == REPLY.OK then
+        if r.status == REPLY.OK or r.status == REPLY.NEED_ENTITIES then
             return r, payload
         end
         if r.status == REPLY.UNKNOWN_CONF and attempt == 1 then
@@ -198,6 +199,14 @@ function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
     return nil, "unknown conf after re-registration", "error"
 end
 
+-- The channel, with init_worker done if the host forgot it: true or nil, why.
+local function writable()
+    if not initialized then
+        _M.init_worker()
+    end
+    return channel.ensure()
+end
+
 -- Fire and forget (LOG): no reply, no wait. Returns true or nil, err.
 -- The only replies LOG records get say "unknown conf" (see drain); with no
 -- request waiting the reaper sleeps, so look at the CQ here (an empty CQ
@@ -205,10 +214,7 @@ end
 -- resends instead of losing its entries, and the CQ never fills up. arg is
 -- kept (by reference) for that resend: the caller must not reuse it.
 function _M.send(rtype, plugin, conf, encode_payload, arg)
-    if not initialized then
-        _M.init_worker()
-    end
-    local ok, why = channel.ensure()
+    local ok, why = writable()
     if not ok then
         return nil, why
     end
@@ -220,6 +226,18 @@ function _M.send(rtype, plugin, conf, encode_payload, arg)
     end
     resend.keep(req_id, rtype, plugin, conf, encode_payload, arg)
     return true
+end
+
+-- A record that names no config and gets no reply (FORGET): written now if
+-- the channel is up. Returns true, or nil and why (the caller must make up
+-- for a lost one).
+function _M.send_plain(rtype, encode_payload, arg)
+    local ok, why = writable()
+    if not ok then
+        return nil, why
+    end
+    local req_id, err = submit(rtype, nil, nil, nil, encode_payload, arg)
+    return req_id and true, err
 end
 
 ---------------------------------------------------------------------------

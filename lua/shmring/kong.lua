@@ -7,8 +7,12 @@
 -- nothing else; the daemon location comes from SHMRING_DIR (kong.conf:
 -- `nginx_main_env = SHMRING_DIR`), default /dev/shm/shmring/default.
 -- What Kong adds and expects (injected config keys, PDK shapes, its timer
--- pool) is in docs/gateway.md, "Running under Kong".
+-- pool) is in docs/gateway.md, "Running under Kong". It also answers the C
+-- plugins' entity look-ups from Kong's own consumers and credentials, and
+-- tells the daemon what Kong's cache drops (docs/protocol.md, "Entities").
 local client = require("shmring.client")
+local core = require("shmring.core")
+local entities = require("shmring.entities")
 local phase = require("shmring.phase")
 local plugins = require("shmring.plugins")
 
@@ -53,6 +57,169 @@ local function sync_consumer(kong)
         id = consumer.id, username = consumer.username, custom_id = consumer.custom_id,
     } or nil
     ctx.shmring_credential = credential and credential.id or nil
+end
+
+---------------------------------------------------------------------------
+-- Entities from Kong (shmring.entities): a C plugin's look-up is answered
+-- as Kong's own plugin of that name loads the entity, through kong.cache
+-- with the DAO's cache_key (so Kong's TTLs, negative caching, DB-less and
+-- hybrid modes apply), and Kong's crud events and declarative reloads make
+-- the daemon forget what changed.
+
+local ENTITY = core.ENTITY
+
+-- Kong's entities handed out by the resolver, by id, so an AUTHENTICATE
+-- passes Kong's own tables to kong.client.authenticate. Bounded: past
+-- KNOWN_MAX it starts again (a miss falls back to the id-shaped tables).
+local KNOWN_MAX = 10000
+local known = { consumers = {}, credentials = {}, n = 0 }
+
+local function remember(kind, entity)
+    if known.n >= KNOWN_MAX then
+        known.consumers, known.credentials, known.n = {}, {}, 0
+    end
+    known.n = known.n + 1
+    known[kind][entity.id] = entity
+end
+
+local function consumer_answer(c)
+    return { id = c.id, username = c.username, custom_id = c.custom_id }
+end
+
+-- kong.client.load_consumer through the cache, as Kong's auth plugins call
+-- it (by id; by id or else username for `anonymous`).
+local function load_consumer(kong, id, by_username)
+    return kong.cache:get(kong.db.consumers:cache_key(id), nil, kong.client.load_consumer, id,
+        by_username)
+end
+
+-- A credential as Kong's plugin of that name loads it (kong.cache over the
+-- DAO's cache_key, then its consumer), as answer(cred, consumer): the
+-- answer, nil (none), or nil, err. refuse_stale: key-auth treats a stale
+-- value (hit level 4) as none; jwt takes it.
+local function load_credential(kong, dao, key, opts, loader, refuse_stale, answer)
+    local cred, err, hit_level = kong.cache:get(kong.db[dao]:cache_key(key), opts, loader, key)
+    if not cred or (refuse_stale and hit_level == 4) then
+        return nil, err
+    end
+    local c
+    c, err = load_consumer(kong, cred.consumer.id)
+    if not c then
+        return nil, err
+    end
+    remember("consumers", c)
+    remember("credentials", cred)
+    return answer(cred, consumer_answer(c))
+end
+
+-- kong/plugins/key-auth/handler.lua load_credential: an expired key (ttl 0)
+-- is no key.
+local function load_keyauth(key)
+    local cred, err = K().db.keyauth_credentials:select_by_key(key)
+    if not cred then
+        return nil, err
+    end
+    if cred.ttl == 0 then
+        return nil
+    end
+    return cred, nil, cred.ttl
+end
+
+-- kong/plugins/jwt/handler.lua load_credential.
+local function load_jwt_secret(key)
+    local row, err = K().db.jwt_secrets:select_by_key(key)
+    if err then
+        return nil, err
+    end
+    return row
+end
+
+local RESOLVE = {
+    [ENTITY.CONSUMER] = function(kong, key)
+        local c, err = load_consumer(kong, key, true)
+        if not c then
+            return nil, err
+        end
+        remember("consumers", c)
+        return consumer_answer(c)
+    end,
+    [ENTITY.KEYAUTH_CREDENTIAL] = function(kong, key)
+        return load_credential(kong, "keyauth_credentials", key, { resurrect_ttl = 0.001 },
+            load_keyauth, true, function(cred, consumer)
+                -- ttl: the daemon drops the answer when Kong's would expire
+                return { id = cred.id, consumer = consumer, ttl = cred.ttl }
+            end)
+    end,
+    [ENTITY.JWT_SECRET] = function(kong, key)
+        return load_credential(kong, "jwt_secrets", key, nil, load_jwt_secret, false,
+            function(secret, consumer)
+                return { id = secret.id, key = secret.key, algorithm = secret.algorithm,
+                         secret = secret.secret, rsa_public_key = secret.rsa_public_key,
+                         consumer = consumer }
+            end)
+    end,
+}
+
+local function resolve(kind, key)
+    local f = RESOLVE[kind]
+    if not f then
+        return nil, "unknown entity kind " .. tostring(kind)
+    end
+    return f(K(), key)
+end
+
+-- Which answers a kong.cache key stands for: the DAO's cache_key is
+-- "<dao>:<key>:::::<ws_id>" (kong/db/dao/init.lua DAO:cache_key with one
+-- key), for these DAOs by key, and for consumers by id or by username.
+local CACHE_KEY_KIND = {
+    keyauth_credentials = ENTITY.KEYAUTH_CREDENTIAL,
+    jwt_secrets = ENTITY.JWT_SECRET,
+    consumers = ENTITY.CONSUMER,
+}
+
+-- Kong dropped one entry of its entity cache, in this worker (every
+-- worker of every node gets the event): drop the same answer in the daemon.
+-- A consumer by id also drops the credentials answered with it.
+local function forget_cache_key(key)
+    if type(key) ~= "string" then
+        return
+    end
+    local dao, k = key:match("^([%w_]+):(.+):::::[^:]*$")
+    local kind = dao and CACHE_KEY_KIND[dao]
+    if not kind then
+        return
+    end
+    if kind == ENTITY.CONSUMER then
+        known.consumers[k] = nil
+    end
+    entities.forget({ { kind, k } })
+end
+
+-- Kong emptied its entity cache (a declarative reload, hybrid mode's new
+-- config): forget everything.
+local function forget_all()
+    known.consumers, known.credentials, known.n = {}, {}, 0
+    entities.forget(true)
+end
+
+-- Kong's own cache is what the answers came from, so its invalidations are
+-- what the daemon follows. A crud write reaches them through Kong's
+-- dao_crud_handler (kong/runloop/events.lua: kong.cache:invalidate of the
+-- entity's cache_key, and for consumers of the username), which mlcache
+-- broadcasts to every worker ("mlcache:invalidations:kong_db_cache"), and
+-- cluster_events to the other nodes, which invalidate the same way. The
+-- "crud" events themselves are posted with post_local in the one worker
+-- that made the write, so the other workers never see them. A declarative
+-- reload purges the cache in every worker ("mlcache:purge:kong_db_cache",
+-- after "declarative" / "reconfigure", which is followed too).
+local function subscribe(kong)
+    local we = kong.worker_events
+    if not we then
+        return
+    end
+    we.register(forget_cache_key, "mlcache", "mlcache:invalidations:kong_db_cache")
+    we.register(forget_all, "mlcache", "mlcache:purge:kong_db_cache")
+    we.register(forget_all, "declarative", "reconfigure")
 end
 
 local cjson -- cjson.safe, loaded on the first reply that needs it
@@ -107,9 +274,10 @@ local host = {
     add_resp_header = function(n, v) K().response.add_header(n, v) end,
     exit = function(status, body, headers) return K().response.exit(status, body, headers) end,
     authenticate = function(consumer, credential)
-        local entity = consumer_entity(consumer)
-        local cred = credential and credential ~= ""
-            and { id = credential, consumer = entity and { id = entity.id } } or nil
+        -- Kong's own entities when the resolver loaded them.
+        local entity = consumer and known.consumers[consumer.id] or consumer_entity(consumer)
+        local cred = credential and credential ~= "" and (known.credentials[credential]
+            or { id = credential, consumer = entity and { id = entity.id } }) or nil
         if entity or cred then
             local kong = K()
             kong.client.authenticate(entity, cred)
@@ -122,6 +290,7 @@ local host = {
     end,
     log = function(level, msg) K().log[LEVEL[level] or "notice"]("shmring plugin: ", msg) end,
     error_exit = function(status, message) return K().response.error(status, message) end,
+    resolve = resolve,
     log_entry = function() return K().log.serialize() end,
     set_serialize_value = function(key, value) K().log.set_serialize_value(key, value) end,
 }
@@ -277,6 +446,7 @@ function _M.handler(name, opts)
         if not started then
             started = true
             client.init_worker()
+            subscribe(K())
         end
     end
     if spec.phases.access then
@@ -285,6 +455,7 @@ function _M.handler(name, opts)
             if reads_login then
                 sync_consumer(K())
             end
+            entities.settle()
             local ret = phase.access(state_of(kconf), conf)
             if serialize then
                 local kv = ngx.ctx.shmring_kv

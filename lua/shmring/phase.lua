@@ -14,13 +14,14 @@ local ffi = require("ffi")
 local core = require("shmring.core")
 local client = require("shmring.client")
 local plugins = require("shmring.plugins")
+local entities = require("shmring.entities")
 local plugin_stats = require("shmring.plugin_stats")
 
 local ngx = ngx
 local ngx_log, ERR = ngx.log, ngx.ERR
 local ngx_now = ngx.now
 local ffi_string = ffi.string
-local type, pairs = type, pairs
+local type, pairs, setmetatable = type, pairs, setmetatable
 local REC, ACT = core.REC, core.ACT
 local count, observe = plugin_stats.count, plugin_stats.observe
 
@@ -93,10 +94,11 @@ local function put_kv(W, k, v)
     C.shmring_mpw_str(W, v, #v)
 end
 
--- encode(W, conf_id, st): st = { spec, host } for this plugin and host.
+-- encode(W, conf_id, st): st = { spec, host } for this plugin and host,
+-- and `answers` when the record is resent with entities (shmring.entities).
 -- Only the fields and parts the plugin declared (plugins.lua).
 local function encode_request(W, conf_id, st)
-    local spec, host = st.spec, st.host
+    local spec, host, answers = st.spec, st.host, st.answers
     local want = spec.want
     local kv, consumer, credential
     if want.ctx or want.consumer then
@@ -114,7 +116,7 @@ local function encode_request(W, conf_id, st)
         + (want.path and 1 or 0) + (want.client_ip and 1 or 0) + (want.route_id and 1 or 0)
         + (want.service_id and 1 or 0)
         + (has_h and 1 or 0) + (has_q and 1 or 0) + (kv and 1 or 0) + (consumer and 1 or 0)
-        + (credential and 1 or 0)
+        + (credential and 1 or 0) + (answers and 1 or 0)
     C.shmring_mpw_map(W, n)
     C.shmring_mpw_str(W, "conf", 4)
     C.shmring_mpw_uint(W, conf_id)
@@ -145,6 +147,9 @@ local function encode_request(W, conf_id, st)
     end
     if credential then
         put_kv(W, "credential", credential)
+    end
+    if answers then
+        entities.encode(W, answers)
     end
 end
 
@@ -330,8 +335,23 @@ function _M.access(st, conf, rtype)
         -- no library: the call below fails as "unavailable", untimed
         started = C and C.shmring_client_clock()
     end
-    local r, payload_or_err, kind = (st.transport or client).call(rtype or REC.ACCESS,
-        name, conf, encode_request, st, timeout)
+    local transport = st.transport or client
+    local r, payload_or_err, kind = transport.call(rtype or REC.ACCESS, name, conf,
+        encode_request, st, timeout)
+    if r and entities.needs(r) then
+        -- The daemon lacks entities: resolve them and resend once with the
+        -- answers (the deadline starts again: a look-up may wait on a DB).
+        local answers, err = entities.resolve(st.host, r)
+        if not answers then
+            return fail(st, conf, "plugin " .. name .. ": " .. err, "error")
+        end
+        r, payload_or_err, kind = transport.call(rtype or REC.ACCESS, name, conf,
+            encode_request, setmetatable({ answers = answers }, { __index = st }), timeout)
+        if r and entities.needs(r) then
+            r, payload_or_err, kind = nil, "plugin " .. name
+                .. ": asked again for entities it was given", "error"
+        end
+    end
     if not r then
         return fail(st, conf, payload_or_err, kind)
     end

@@ -195,7 +195,7 @@ function _M.call(rtype, plugin, conf, encode, arg, timeout)
         if not r then
             return nil, "bad reply: " .. core.strerror(rc), "error"
         end
-        if r.status == REPLY.OK then
+        if r.status == REPLY.OK or r.status == REPLY.NEED_ENTITIES then
             return r, payload
         end
         if r.status ~= REPLY.UNKNOWN_CONF or attempt == 2 then

@@ -26,15 +26,15 @@ int shmring_creds_add_config(struct shmring_creds *c, const msgpack_object *cfg,
 	return rc;
 }
 
-static int set_or_clear(struct shmring_reply *rep, struct shmring_str name, const char *v)
+static int set_or_clear(struct shmring_reply *rep, struct shmring_str name, struct shmring_str v)
 {
-	return v ? shmring_reply_set_req_header(rep, name, shmring_cstr(v))
-	         : shmring_reply_clear_req_header(rep, name);
+	return v.len ? shmring_reply_set_req_header(rep, name, v)
+	             : shmring_reply_clear_req_header(rep, name);
 }
 
-int shmring_creds_set_consumer_headers(struct shmring_reply *rep, const char *id,
-                                       const char *custom_id, const char *username,
-                                       const char *credential, bool anonymous)
+int shmring_creds_set_consumer_headers(struct shmring_reply *rep, struct shmring_str id,
+                                       struct shmring_str custom_id, struct shmring_str username,
+                                       struct shmring_str credential, bool anonymous)
 {
 	int rc = 0;
 	rc |= set_or_clear(rep, SHMRING_LIT("X-Consumer-ID"), id);
@@ -47,6 +47,18 @@ int shmring_creds_set_consumer_headers(struct shmring_reply *rep, const char *id
 	else
 		rc |= shmring_reply_clear_req_header(rep, SHMRING_LIT("X-Anonymous-Consumer"));
 	return rc ? -EMSGSIZE : 0;
+}
+
+int shmring_creds_anonymous_missing(struct shmring_reply *rep, const char *name)
+{
+	char body[400];
+	int n = snprintf(body, sizeof(body),
+	                 "{\"message\":\"anonymous consumer %.200s is configured but doesn't "
+	                 "exist\"}",
+	                 name);
+	struct shmring_header h = {SHMRING_LIT("Content-Type"),
+	                           SHMRING_LIT("application/json; charset=utf-8")};
+	return shmring_reply_exit(rep, 500, (struct shmring_str){body, (size_t)n}, &h, 1);
 }
 
 void shmring_creds_maybe_reload(struct shmring_file_watch *w, struct shmring_reply *rep,

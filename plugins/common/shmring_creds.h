@@ -159,11 +159,16 @@ void shmring_creds_maybe_reload(struct shmring_file_watch *w, struct shmring_rep
 
 /* The upstream headers of Kong's set_consumer(), in its order:
  * X-Consumer-ID, X-Consumer-Custom-ID, X-Consumer-Username and
- * X-Credential-Identifier set to the value or cleared when it is NULL (so a
- * client cannot forge them), then X-Anonymous-Consumer "true" or cleared.
+ * X-Credential-Identifier set to the value or cleared when it is empty (so
+ * a client cannot forge them), then X-Anonymous-Consumer "true" or cleared.
  * 0, or -EMSGSIZE if the reply could not take them. */
-int shmring_creds_set_consumer_headers(struct shmring_reply *rep, const char *id,
-                                       const char *custom_id, const char *username,
-                                       const char *credential, bool anonymous);
+struct shmring_str;
+/* Kong's answer when `anonymous` names a consumer the gateway does not
+ * have: 500 {"message":"anonymous consumer <name> is configured but doesn't
+ * exist"}. 0 or -EMSGSIZE. */
+int shmring_creds_anonymous_missing(struct shmring_reply *rep, const char *name);
+int shmring_creds_set_consumer_headers(struct shmring_reply *rep, struct shmring_str id,
+                                       struct shmring_str custom_id, struct shmring_str username,
+                                       struct shmring_str credential, bool anonymous);
 
 #endif

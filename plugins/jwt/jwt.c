@@ -16,6 +16,13 @@
  *
  * Everything expensive (PEM parsing, HMAC key setup, digest fetches, the
  * credential index, the 401 bodies) happens once, in conf_new.
+ *
+ * With no credentials, consumers or credentials_file of its own, the jwt
+ * secrets come from the gateway (under Kong: Kong's, as Kong's jwt loads
+ * them): asked for by key with shmring_entity_get, each prepared once when
+ * it arrives and kept per config (gw_keys) until the gateway says entities
+ * changed (shmring_entity_generation), which also empties the
+ * verified-token cache: a rotated secret stops verifying old tokens.
  */
 #include "jwt_internal.h"
 #include "shmring_creds.h"
@@ -98,7 +105,23 @@ struct jwt_conf {
 	struct jwt_cache cache;
 	struct jwt_header_cache hdr_cache; /* parsed JOSE headers, by their text */
 	EVP_MD_CTX *md_ctx;                /* reused by every asymmetric verify */
+
+	bool from_gateway;   /* no credentials of its own: shmring_entity_get */
+	uint64_t entity_gen; /* shmring_entity_generation that gw was built at */
+	struct gw_keys *gw;  /* from_gateway: prepared secrets, made on first use */
 };
+
+/* Secrets the gateway answered, one single-credential keyring each, by
+ * key (open addressing, FNV-1a: only keys the gateway knows get in). At
+ * GW_MAX it starts again empty. */
+#define GW_MAX 256
+struct gw_keys {
+	struct jwt_keyring *slot[2 * GW_MAX]; /* NULL: empty */
+	size_t n;
+};
+
+/* authenticate()'s result when the gateway has not answered yet. */
+#define PENDING 2
 
 /* ---- config ---------------------------------------------------------------- */
 
@@ -262,6 +285,10 @@ static void jwt_conf_free(void *conf)
 	shmring_creds_free(&c->inline_consumers);
 	free(c->watch.path);
 	jwt__keyring_free(c->kr);
+	if (c->gw)
+		for (size_t i = 0; i < 2 * GW_MAX; i++)
+			jwt__keyring_free(c->gw->slot[i]);
+	free(c->gw);
 	jwt__cache_destroy(&c->cache);
 	jwt__header_cache_clear(&c->hdr_cache);
 	EVP_MD_CTX_free(c->md_ctx);
@@ -471,7 +498,8 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 	if ((rc = shmring_creds_add_config(&c->inline_consumers, config, "jwt", err, errlen)) < 0)
 		goto fail;
 	c->watch.interval_ns = (uint64_t)reload_ms * 1000000u;
-	if (!(c->kr = keyring_load(c, err, errlen))) {
+	c->from_gateway = !creds && !c->inline_consumers.n && !c->watch.path;
+	if (!c->from_gateway && !(c->kr = keyring_load(c, err, errlen))) {
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -618,8 +646,8 @@ set_consumer(struct shmring_reply *rep, const struct jwt_consumer *cons,
              const struct jwt_cred *cred)
 {
 	int rc = shmring_creds_set_consumer_headers(
-	    rep, cons ? cons->id : NULL, cons ? cons->custom_id : NULL,
-	    cons ? cons->username : NULL, cred ? cred->key : NULL, !cred);
+	    rep, S(cons ? cons->id : NULL), S(cons ? cons->custom_id : NULL),
+	    S(cons ? cons->username : NULL), S(cred ? cred->key : NULL), !cred);
 	rc |= shmring_reply_authenticate(rep, S(cons && cons->id ? cons->id : ""),
 	                                 S(cons && cons->username ? cons->username : ""),
 	                                 S(cons && cons->custom_id ? cons->custom_id : ""),
@@ -652,9 +680,107 @@ static int num_claim(json_t *claims, const char *name, double *v)
 	return 1;
 }
 
-/* Verify the token; 1 = authenticated (*cred set), 0 = refused (f set). */
-static int verify(struct jwt_conf *c, struct shmring_str tok, int64_t now,
-                  const struct jwt_cred **out, struct failure *f)
+/* ---- secrets from the gateway ---------------------------------------------- */
+
+static size_t gw_hash(const char *key, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)key[i]) * 0x100000001b3ull;
+	return (size_t)(h & (2 * GW_MAX - 1));
+}
+
+/* Drop every prepared secret and, since its entries point at them, the
+ * verified-token cache. */
+static void gw_flush(struct jwt_conf *c)
+{
+	jwt__cache_flush(&c->cache);
+	if (!c->gw)
+		return;
+	for (size_t i = 0; i < 2 * GW_MAX; i++)
+		jwt__keyring_free(c->gw->slot[i]);
+	memset(c->gw, 0, sizeof(*c->gw));
+}
+
+static size_t gw_slot(const struct gw_keys *g, const char *key, size_t len)
+{
+	size_t i = gw_hash(key, len);
+	while (g->slot[i] && (g->slot[i]->creds[0].key_len != len ||
+	                      memcmp(g->slot[i]->creds[0].key, key, len) != 0))
+		i = (i + 1) & (2 * GW_MAX - 1);
+	return i;
+}
+
+/* The gateway's secret for key, prepared: 1 (*out set), 0 (none, or one
+ * that cannot be used: logged), PENDING, or < 0. */
+static int gw_cred(struct jwt_conf *c, const struct shmring_request *req, struct shmring_reply *rep,
+                   const char *key, size_t len, const struct jwt_cred **out)
+{
+	if (!c->gw && !(c->gw = calloc(1, sizeof(*c->gw))))
+		return -ENOMEM;
+	size_t i = gw_slot(c->gw, key, len);
+	if (c->gw->slot[i]) {
+		*out = &c->gw->slot[i]->creds[0];
+		return 1;
+	}
+	const msgpack_object *secret, *anon;
+	int rc = shmring_entity_get(req, SHMRING_ENTITY_JWT_SECRET, (struct shmring_str){key, len},
+	                            &secret);
+	if (rc == SHMRING_ENTITY_PENDING) {
+		if (c->anonymous) /* the same round trip */
+			shmring_entity_get(req, SHMRING_ENTITY_CONSUMER, S(c->anonymous), &anon);
+		return PENDING;
+	}
+	if (rc <= 0)
+		return rc;
+	/* The answer has the shape of one `credentials` entry. */
+	msgpack_object list = {.type = MSGPACK_OBJECT_ARRAY,
+	                       .via.array = {.size = 1, .ptr = (msgpack_object *)secret}};
+	char err[512];
+	struct jwt_keyring *kr =
+	    jwt__keyring_build(&list, NULL, NULL, 0, c->secret_is_base64, err, sizeof(err));
+	if (!kr || kr->creds[0].key_len != len || memcmp(kr->creds[0].key, key, len) != 0) {
+		if (kr)
+			snprintf(err, sizeof(err), "jwt: the gateway's secret has another key");
+		shmring_reply_log(rep, SHMRING_LOG_ERR, S(err));
+		jwt__keyring_free(kr);
+		return 0;
+	}
+	if (c->gw->n >= GW_MAX) {
+		gw_flush(c);
+		i = gw_slot(c->gw, key, len);
+	}
+	c->gw->slot[i] = kr;
+	c->gw->n++;
+	*out = &kr->creds[0];
+	return 1;
+}
+
+/* Kong's jwt with anonymous and no valid token: the gateway's consumer,
+ * or Kong's 500 when it has none. 0, or < 0 if the reply could not take it. */
+static int gw_anonymous(const struct jwt_conf *c, const struct shmring_request *req,
+                        struct shmring_reply *rep)
+{
+	const msgpack_object *k;
+	int rc = shmring_entity_get(req, SHMRING_ENTITY_CONSUMER, S(c->anonymous), &k);
+	if (rc < 0 || rc == SHMRING_ENTITY_PENDING)
+		return rc < 0 ? rc : 0;
+	struct shmring_str id = {0}, username = {0}, custom_id = {0};
+	if (rc == 0 || !shmring_map_str(k, SHMRING_LIT("id"), &id) || !id.len)
+		return shmring_creds_anonymous_missing(rep, c->anonymous);
+	shmring_map_str(k, SHMRING_LIT("username"), &username);
+	shmring_map_str(k, SHMRING_LIT("custom_id"), &custom_id);
+	int r = shmring_creds_set_consumer_headers(rep, id, custom_id, username,
+	                                           (struct shmring_str){0}, true);
+	r |= shmring_reply_authenticate(rep, id, username, custom_id, (struct shmring_str){0});
+	return r ? -EMSGSIZE : 0;
+}
+
+/* Verify the token; 1 = authenticated (*cred set), 0 = refused (f set),
+ * PENDING (the gateway is asked for the secret), < 0 error. */
+static int verify(struct jwt_conf *c, const struct shmring_request *req, struct shmring_reply *rep,
+                  struct shmring_str tok, int64_t now, const struct jwt_cred **out,
+                  struct failure *f)
 {
 	if (c->cache_on) {
 		const struct jwt_cred *hit = jwt__cache_get(&c->cache, tok.ptr, tok.len, now);
@@ -690,7 +816,15 @@ static int verify(struct jwt_conf *c, struct shmring_str tok, int64_t now,
 		fail_with(f, c, B_EMPTY_KEY_CLAIM);
 		goto out;
 	}
-	cred = jwt__keyring_find(c->kr, json_string_value(k), json_string_length(k));
+	if (c->from_gateway) {
+		int rc = gw_cred(c, req, rep, json_string_value(k), json_string_length(k), &cred);
+		if (rc < 0 || rc == PENDING) {
+			ok = rc;
+			goto out;
+		}
+	} else {
+		cred = jwt__keyring_find(c->kr, json_string_value(k), json_string_length(k));
+	}
 	if (!cred) {
 		fail_with(f, c, B_NO_CREDENTIAL);
 		goto out;
@@ -766,6 +900,13 @@ static int jwt_access(void *conf, const struct shmring_request *req, struct shmr
 		return 0;
 	int64_t now = jwt__now();
 	shmring_creds_maybe_reload(&c->watch, rep, reload_keyring, c);
+	if (c->from_gateway) {
+		uint64_t gen = shmring_entity_generation(req);
+		if (gen != c->entity_gen) {
+			gw_flush(c);
+			c->entity_gen = gen;
+		}
+	}
 
 	struct failure f = {0};
 	struct found tok;
@@ -786,11 +927,17 @@ static int jwt_access(void *conf, const struct shmring_request *req, struct shmr
 		if (tok.tok.len > JWT_MAX_TOKEN)
 			fail_with(&f, c, B_TOO_LARGE);
 		else
-			ok = verify(c, tok.tok, now, &cred, &f);
+			ok = verify(c, req, rep, tok.tok, now, &cred, &f);
 		break;
 	}
+	if (ok < 0)
+		return ok;
+	if (ok == PENDING)
+		return 0;
 	if (ok)
 		return set_consumer(rep, cred->consumer, cred);
+	if (c->anonymous && c->from_gateway)
+		return gw_anonymous(c, req, rep);
 	if (c->anonymous) {
 		const struct jwt_consumer *a = jwt__keyring_consumer(c->kr, c->anonymous);
 		struct jwt_consumer by_id = {.id = c->anonymous};

@@ -17,6 +17,13 @@
  * X-Credential-Identifier, X-Anonymous-Consumer, each set or cleared like
  * Kong's set_consumer (clearing stops a client from forging them).
  *
+ * Where the credentials come from: with neither consumers nor
+ * credentials_file, from the gateway (under Kong: Kong's own, through the
+ * Admin API, decK, DB-less or hybrid), asked for with shmring_entity_get as
+ * Kong's key-auth loads them (credential by key, with its consumer; the
+ * anonymous consumer by id or username) and kept by the daemon. Otherwise
+ * from the config and the file, as follows.
+ *
  * Key lookup: an open-addressing table built once per config (and per
  * credentials-file version), keyed by XXH3-64 of the key with a random
  * per-table seed; a slot matches only if the full 64-bit hash and the length
@@ -65,6 +72,7 @@ struct key_auth_conf {
 	char *www_auth;  /* "Key" or "Key realm=\"...\"" */
 	struct shmring_creds inline_creds;
 	struct shmring_file_watch watch; /* path NULL without credentials_file */
+	bool from_gateway;               /* no consumers, no file: shmring_entity_get */
 	struct key_table *table;
 	char *query_buf; /* scratch for hide_credentials (reused) */
 	size_t query_cap;
@@ -163,7 +171,7 @@ static struct key_table *table_build(const struct key_auth_conf *c, struct shmri
 	}
 	for (size_t i = 0; i < n; i++)
 		nkeys += all.v[i].n_keyauth;
-	if (c->anonymous) {
+	if (c->anonymous && !c->from_gateway) {
 		t->anonymous = shmring_creds_find(&all, c->anonymous);
 		if (!t->anonymous) {
 			snprintf(err, errlen,
@@ -338,12 +346,7 @@ static int conf_new(void *wstate, const msgpack_object *cfg, void **out, char *e
 	}
 	if ((rc = shmring_creds_add_config(&c->inline_creds, cfg, PLUGIN, err, errlen)) < 0)
 		goto fail;
-	rc = -EINVAL;
-	if (!c->watch.path && c->inline_creds.n == 0) {
-		snprintf(err, errlen,
-		         PLUGIN ": no consumers: set config.consumers or config.credentials_file");
-		goto fail;
-	}
+	c->from_gateway = !c->watch.path && c->inline_creds.n == 0;
 	c->watch.interval_ns = (uint64_t)reload_ms * 1000000u;
 	if (!(c->table = table_load(c, err, errlen)))
 		goto fail;
@@ -374,16 +377,67 @@ static int reload_table(void *arg, char *err, size_t errlen)
 
 /* ---- access ------------------------------------------------------------------ */
 
+/* A consumer and credential as Kong's set_consumer() takes them; empty
+ * strings are absent fields, an empty credential an anonymous login. */
+struct login {
+	struct shmring_str id, username, custom_id, credential;
+};
+
 /* Kong's set_consumer(): authenticate, then the upstream headers. */
-static int set_consumer(struct shmring_reply *rep, const struct shmring_creds_consumer *k,
-                        const struct shmring_creds_keyauth *cred)
+static int set_consumer(struct shmring_reply *rep, const struct login *l)
 {
-	int rc = shmring_reply_authenticate(rep, shmring_cstr(k->id), shmring_cstr(k->username),
-	                                    shmring_cstr(k->custom_id),
-	                                    shmring_cstr(cred ? cred->id : NULL));
-	rc |= shmring_creds_set_consumer_headers(rep, k->id, k->custom_id, k->username,
-	                                         cred ? cred->id : NULL, !cred);
+	int rc = shmring_reply_authenticate(rep, l->id, l->username, l->custom_id, l->credential);
+	rc |= shmring_creds_set_consumer_headers(rep, l->id, l->custom_id, l->username,
+	                                         l->credential, l->credential.len == 0);
 	return rc ? -EMSGSIZE : 0;
+}
+
+static struct login login_of(const struct shmring_creds_consumer *k,
+                             const struct shmring_creds_keyauth *cred)
+{
+	return (struct login){shmring_cstr(k->id), shmring_cstr(k->username),
+	                      shmring_cstr(k->custom_id), shmring_cstr(cred ? cred->id : NULL)};
+}
+
+/* A consumer entity from the gateway ({id, username, custom_id}) as a
+ * login; false if it has no id. */
+static bool consumer_login(const msgpack_object *k, struct login *l)
+{
+	*l = (struct login){0};
+	if (!k || k->type != MSGPACK_OBJECT_MAP || !shmring_map_str(k, SHMRING_LIT("id"), &l->id) ||
+	    !l->id.len)
+		return false;
+	shmring_map_str(k, SHMRING_LIT("username"), &l->username);
+	shmring_map_str(k, SHMRING_LIT("custom_id"), &l->custom_id);
+	return true;
+}
+
+/* authenticate()'s result when the gateway has not answered yet. */
+#define PENDING 2
+
+/* Kong's load_credential + load_consumer, through the gateway: the
+ * credential of key is {id, consumer = {id, username, custom_id}}. */
+static int gateway_find(const struct key_auth_conf *c, const struct shmring_request *req,
+                        struct shmring_str key, struct login *l)
+{
+	const msgpack_object *cred;
+	int rc = shmring_entity_get(req, SHMRING_ENTITY_KEYAUTH_CREDENTIAL, key, &cred);
+	if (rc == SHMRING_ENTITY_PENDING) {
+		/* Ask for the anonymous consumer in the same round trip. */
+		const msgpack_object *anon;
+		if (c->anonymous)
+			shmring_entity_get(req, SHMRING_ENTITY_CONSUMER, shmring_cstr(c->anonymous),
+			                   &anon);
+		return PENDING;
+	}
+	if (rc <= 0)
+		return rc;
+	struct shmring_str id = {0};
+	if (!shmring_map_str(cred, SHMRING_LIT("id"), &id) || !id.len ||
+	    !consumer_login(shmring_map_get(cred, SHMRING_LIT("consumer")), l))
+		return 0; /* defensive: the gateway sends both */
+	l->credential = id;
+	return 1;
 }
 
 static int unauthorized(const struct key_auth_conf *c, struct shmring_reply *rep,
@@ -482,11 +536,40 @@ static int authenticate(struct key_auth_conf *c, const struct shmring_request *r
 	}
 	if (key.len == 0)
 		return fail(c, rep, quiet, BODY_NO_KEY);
-	const struct key_slot *s = table_find(c->table, key);
-	if (!s)
-		return fail(c, rep, quiet, BODY_UNAUTHORIZED);
-	int rc = set_consumer(rep, s->consumer, s->cred);
+	struct login l;
+	if (c->from_gateway) {
+		int rc = gateway_find(c, req, key, &l);
+		if (rc < 0 || rc == PENDING)
+			return rc;
+		if (rc == 0)
+			return fail(c, rep, quiet, BODY_UNAUTHORIZED);
+	} else {
+		const struct key_slot *s = table_find(c->table, key);
+		if (!s)
+			return fail(c, rep, quiet, BODY_UNAUTHORIZED);
+		l = login_of(s->consumer, s->cred);
+	}
+	int rc = set_consumer(rep, &l);
 	return rc < 0 ? rc : 1;
+}
+
+/* Kong's set_anonymous_consumer(): a 500 when the gateway has no such
+ * consumer. 0, PENDING, or < 0 if the reply could not take it. */
+static int set_anonymous(const struct key_auth_conf *c, const struct shmring_request *req,
+                         struct shmring_reply *rep)
+{
+	struct login l;
+	if (!c->from_gateway) {
+		l = login_of(c->table->anonymous, NULL);
+		return set_consumer(rep, &l);
+	}
+	const msgpack_object *k;
+	int rc = shmring_entity_get(req, SHMRING_ENTITY_CONSUMER, shmring_cstr(c->anonymous), &k);
+	if (rc < 0 || rc == SHMRING_ENTITY_PENDING)
+		return rc < 0 ? rc : PENDING;
+	if (rc == 0 || !consumer_login(k, &l))
+		return shmring_creds_anonymous_missing(rep, c->anonymous);
+	return set_consumer(rep, &l);
 }
 
 static int key_auth_access(void *conf, const struct shmring_request *req, struct shmring_reply *rep)
@@ -502,7 +585,7 @@ static int key_auth_access(void *conf, const struct shmring_request *req, struct
 	int rc = authenticate(c, req, rep, true);
 	if (rc < 0)
 		return -1;
-	if (rc == 0 && set_consumer(rep, c->table->anonymous, NULL) < 0)
+	if (rc == 0 && set_anonymous(c, req, rep) < 0)
 		return -1;
 	return 0;
 }

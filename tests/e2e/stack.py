@@ -249,6 +249,18 @@ class Stack:
         finally:
             c.close()
 
+    def daemon_stats(self):
+        """The workers' counters from shmringctl stats --json, summed."""
+        ctl = os.path.join(self.build, "bin", "shmringctl")
+        out = subprocess.run([ctl, "--shm-dir", self.shm_dir, "stats", "--json"],
+                             capture_output=True, text=True, check=True).stdout
+        tot = {}
+        for w in json.loads(out).get("workers") or []:
+            for k, v in w.items():
+                if isinstance(v, int):
+                    tot[k] = tot.get(k, 0) + v
+        return tot
+
     def get_json(self, path, headers=None):
         status, hdrs, body = self.get(path, headers)
         return status, hdrs, json.loads(body) if body else None

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -36,15 +35,8 @@ def count_lines(path):
 
 def daemon_stats(st):
     """The workers' counters from shmringctl stats --json, summed."""
-    ctl = os.path.join(st.build, "bin", "shmringctl")
-    out = subprocess.run([ctl, "--shm-dir", st.shm_dir, "stats", "--json"],
-                         capture_output=True, text=True, check=True).stdout
-    check('"sink_dropped"' in out, "shmringctl stats --json shows sink_dropped")
-    tot = {}
-    for w in json.loads(out).get("workers") or []:
-        for k, v in w.items():
-            if isinstance(v, int):
-                tot[k] = tot.get(k, 0) + v
+    tot = st.daemon_stats()
+    check("sink_dropped" in tot, "shmringctl stats --json shows sink_dropped")
     return tot
 
 

@@ -162,21 +162,28 @@ def main(build):
         # The profile samples the worker that serves it while others keep it
         # busy: one connection's requests all go to one worker, so profile on
         # a kept-alive connection and load through more.
-        stop = threading.Event()
+        # The profiler samples CPU time: on a loaded machine the profiled worker
+        # may get too little of it in one window, so up to 3 windows.
+        def profile():
+            stop = threading.Event()
 
-        def load():
-            while not stop.is_set():
-                st.get("/hello")
-        threads = [threading.Thread(target=load) for _ in range(4)]
-        for t in threads:
-            t.start()
-        try:
-            status, _, body = st.get("/shmring/profile?seconds=2", timeout=10)
-        finally:
-            stop.set()
+            def load():
+                while not stop.is_set():
+                    st.get("/hello")
+            threads = [threading.Thread(target=load) for _ in range(4)]
             for t in threads:
-                t.join()
-        folded = body.decode().splitlines()
+                t.start()
+            try:
+                status, _, body = st.get("/shmring/profile?seconds=2", timeout=10)
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join()
+            return status, body.decode().splitlines()
+        for _ in range(3):
+            status, folded = profile()
+            if status != 200 or any("phase.lua" in l for l in folded):
+                break
         check(status == 200, "the profile location answers 200 (got %d)" % status)
         check(all(re.match(r"^\S.* \d+$", l) for l in folded),
               "the profile is folded stacks: %s" % folded[:3])

@@ -53,7 +53,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_str(&r->error, buf, size);
 	for (uint32_t i = 0; i < r->nactions; i++) {
 		const struct shmring_client_action *a = &r->actions[i];
-		if (a->op < SHMRING_ACT_SET_REQ_HEADER || a->op > SHMRING_ACT_LOG || a->nstr > 2)
+		/* LOOKUP, the last op, comes in NEED_ENTITIES replies. */
+		if (a->op < SHMRING_ACT_SET_REQ_HEADER || a->op > SHMRING_ACT_LOOKUP || a->nstr > 2)
+			abort();
+		if (a->op == SHMRING_ACT_LOOKUP && a->nstr < 1)
 			abort();
 		if (a->nstr > 0 && !a->a.ptr)
 			abort();

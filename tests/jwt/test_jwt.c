@@ -122,6 +122,10 @@ static int n_actions(void)
 	return (int)json_array_size(json_object_get(reply, "a"));
 }
 
+/* The entities "the gateway" answered, kept as one channel of shmringd
+ * keeps them (snapshot key "entities"; misses become NEED_ENTITIES). */
+static struct shmringd_entity_cache *entities;
+
 /* Run access with a JSON snapshot (without "conf"); returns the hook's rc. */
 static int call(void *conf, const char *snapshot)
 {
@@ -138,9 +142,14 @@ static int call(void *conf, const char *snapshot)
 	assert_int_equal(shmringd__request_decode(&req, &u.data), 0);
 	struct shmring_reply rep;
 	memset(&rep, 0, sizeof(rep));
+	if (!entities)
+		entities = shmringd__entity_cache_new(64);
+	assert_int_equal(shmringd__entity_begin(entities, &u.data), 0);
 	shmringd__reply_begin(&rep, 1u << 20);
 	int rc = shmring_plugin.access(conf, &req, &rep);
-	uint32_t len = shmringd__reply_finish(&rep, rc < 0 ? "plugin error" : NULL);
+	uint32_t len = shmringd__entity_end(&rep)
+	                   ? rep.len
+	                   : shmringd__reply_finish(&rep, rc < 0 ? "plugin error" : NULL);
 	msgpack_unpacked r;
 	msgpack_unpacked_init(&r);
 	size_t off = 0;
@@ -593,7 +602,6 @@ static void test_malformed(void **state)
 static void test_config_errors(void **state)
 {
 	char cfg[8192];
-	conf_refused("{}", "no credentials");
 	conf_refused("{\"credentials\":[]}", "no credentials");
 	conf_refused("{\"credentials\":{}}", "no credentials");
 	conf_refused("{\"credentials\":[{\"key\":\"k\",\"algorithm\":\"HS999\",\"secret\":\"s\","
@@ -856,6 +864,98 @@ static void test_anonymous_and_preflight(void **state)
 	shmring_plugin.conf_free(conf);
 }
 
+/* ---- secrets from the gateway (no credentials of its own) ------------------- */
+
+#define GW_SECRET(secret)                                                                          \
+	"[3,\"k-HS256\",{\"id\":\"cred-gw\",\"key\":\"k-HS256\",\"algorithm\":\"HS256\","          \
+	"\"secret\":\"" secret "\",\"consumer\":{\"id\":\"c-gw\",\"username\":\"gw\"}}]"
+
+/* The reply is NEED_ENTITIES with exactly one LOOKUP of kind for key. */
+static void expect_lookup(int kind, const char *key)
+{
+	if (json_integer_value(json_object_get(reply, "s")) != SHMRING_REPLY_NEED_ENTITIES)
+		fail_msg("expected NEED_ENTITIES, got %s", reply_text());
+	json_t *x = action(SHMRING_ACT_LOOKUP, 0);
+	assert_non_null(x);
+	assert_int_equal(json_integer_value(json_array_get(x, 1)), kind);
+	assert_string_equal(json_string_value(json_array_get(x, 2)), key);
+}
+
+/* FORGET as the daemon applies it. */
+static void forget(const char *text)
+{
+	msgpack_sbuffer sb;
+	msgpack_unpacked u;
+	json_to_mp(text, &sb, &u);
+	assert_int_equal(shmringd__entity_forget(entities, &u.data), 0);
+	msgpack_unpacked_destroy(&u);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_gateway_secrets(void **state)
+{
+	jwt__fake_now = FX_NOW;
+	void *conf = conf_ok("{}");
+	const char *tok = valid_hs256();
+	char snap[4096];
+	call_bearer(conf, tok);
+	expect_lookup(SHMRING_ENTITY_JWT_SECRET, "k-HS256");
+	snprintf(snap, sizeof(snap),
+	         "{\"headers\":{\"authorization\":\"Bearer %s\"},\"entities\":[" GW_SECRET(
+	             "secret-for-HS256-0123456789abcdef") "]}",
+	         tok);
+	call(conf, snap);
+	expect_authenticated("c-gw", "gw", "cred-gw");
+	assert_string_equal(set_header("X-Credential-Identifier"), "k-HS256");
+	/* Kept: no look-up, no answer needed (and the token is cached). */
+	call_bearer(conf, tok);
+	expect_authenticated("c-gw", "gw", "cred-gw");
+
+	/* Rotated in the gateway: the old token must not verify from the
+	 * verified-token cache once the secret is forgotten. */
+	forget("{\"entities\":[[3,\"k-HS256\"]]}");
+	call_bearer(conf, tok);
+	expect_lookup(SHMRING_ENTITY_JWT_SECRET, "k-HS256");
+	snprintf(snap, sizeof(snap),
+	         "{\"headers\":{\"authorization\":\"Bearer %s\"},\"entities\":[" GW_SECRET(
+	             "a-new-secret-0123456789abcdef012345") "]}",
+	         tok);
+	call(conf, snap);
+	expect_401("{\"message\":\"Invalid signature\"}", INVALID_TOKEN);
+	call_bearer(conf, tok);
+	expect_401("{\"message\":\"Invalid signature\"}", INVALID_TOKEN);
+
+	/* An unknown key: Kong's message, kept as unknown. */
+	forget("{\"all\":true}");
+	call_bearer(conf, tok);
+	expect_lookup(SHMRING_ENTITY_JWT_SECRET, "k-HS256");
+	snprintf(
+	    snap, sizeof(snap),
+	    "{\"headers\":{\"authorization\":\"Bearer %s\"},\"entities\":[[3,\"k-HS256\",null]]}",
+	    tok);
+	call(conf, snap);
+	expect_401("{\"message\":\"No credentials found for given 'iss'\"}", INVALID_TOKEN);
+	shmring_plugin.conf_free(conf);
+
+	/* anonymous: asked for in the same round trip as the secret. */
+	conf = conf_ok("{\"anonymous\":\"guest\"}");
+	forget("{\"all\":true}");
+	call_bearer(conf, tok);
+	json_t *second = action(SHMRING_ACT_LOOKUP, 1);
+	assert_non_null(second);
+	assert_int_equal(json_integer_value(json_array_get(second, 1)), SHMRING_ENTITY_CONSUMER);
+	assert_string_equal(json_string_value(json_array_get(second, 2)), "guest");
+	snprintf(
+	    snap, sizeof(snap),
+	    "{\"headers\":{\"authorization\":\"Bearer %s\"},\"entities\":[[3,\"k-HS256\",null],"
+	    "[1,\"guest\",{\"id\":\"guest-id\",\"username\":\"guest\"}]]}",
+	    tok);
+	call(conf, snap);
+	expect_authenticated("guest-id", "guest", NULL);
+	expect_no_credential();
+	shmring_plugin.conf_free(conf);
+}
+
 static void write_file(const char *path, const char *text)
 {
 	char tmp[512];
@@ -965,8 +1065,10 @@ int main(void)
 	    cmocka_unit_test(test_anonymous_and_preflight),
 	    cmocka_unit_test(test_credentials_file),
 	    cmocka_unit_test(test_hostile_requests),
+	    cmocka_unit_test(test_gateway_secrets),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	json_decref(reply);
+	shmringd__entity_cache_free(entities);
 	return rc;
 }

@@ -20,6 +20,9 @@
 --   with request_id and the body type from Accept (3.5+), authenticate()'s
 --   argument checks, log.serialize() with Kong's top-level fields and
 --   set_serialize_value().
+-- * kong.db, kong.cache, kong.worker_events and kong.client.load_consumer as
+--   the entity resolver uses them, with an Admin API stand-in to change
+--   entities at run time: kong_db_double.lua.
 -- * ngx.timer.at goes through a pool, as Kong's globalpatches route it
 --   through lua-resty-timer-ng, with the original kept as
 --   _G.native_timer_at; the pool counts its running jobs, so a test can see
@@ -34,6 +37,7 @@
 local ngx = ngx
 local req = ngx.req
 local schema_double = require("kong_schema_double")
+local db_double = require("kong_db_double")
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local fmt, floor = string.format, math.floor
@@ -519,10 +523,16 @@ function _M.install()
     _G.kong = kong
     schema_double.install()
     install_timers()
+    db_double.install(kong, WORKSPACE.id)
 end
+
+-- Load a declarative config (kong.yml's consumers with their
+-- keyauth_credentials and jwt_secrets) as the double's database.
+_M.declarative = function(config) return db_double.declarative(config) end
 
 -- init_worker of every plugin used by a route, once each.
 function _M.init_worker()
+    db_double.init_worker()
     local done = {}
     for _, r in pairs(routes) do
         for _, p in ipairs(r.plugins) do

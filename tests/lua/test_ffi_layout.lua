@@ -56,6 +56,7 @@ end
 same_set(core.REC, "SHMRING_REC_")
 same_set(core.REPLY, "SHMRING_REPLY_")
 same_set(core.ACT, "SHMRING_ACT_")
+same_set(core.ENTITY, "SHMRING_ENTITY_")
 
 if failed > 0 or checked < 60 then
     io.write(failed, " of ", checked, " checks failed\n")

@@ -88,11 +88,17 @@ static void run_request_hooks(struct harness *h, void *conf, const msgpack_objec
 		if (!(h->p->phases & phases[i]))
 			continue;
 		req.phase = phases[i];
+		/* As handle_phase: hostile "entities" answers too. */
+		if (shmringd__entity_begin(h->entities, snap) < 0) {
+			shmringd__entity_end(NULL);
+			return;
+		}
 		shmringd__reply_begin(h->rep, 1u << 20);
 		int rc = phases[i] == SHMRING_PHASE_ACCESS
 		             ? h->p->access(conf, &req, h->rep)
 		             : h->p->header_filter(conf, &req, h->rep);
-		shmringd__reply_finish(h->rep, rc < 0 ? "plugin error" : NULL);
+		if (!shmringd__entity_end(h->rep))
+			shmringd__reply_finish(h->rep, rc < 0 ? "plugin error" : NULL);
 	}
 }
 

@@ -25,6 +25,7 @@
 #define harness_set_header shmring_test_set_header
 #define harness_cleared shmring_test_cleared
 #define harness_reply_text shmring_test_reply_text
+#define HARNESS_ENTITY_CACHE SHMRING_TEST_ENTITY_CACHE
 
 /* Start the daemon's io_uring log sinks (default sizes) counting into ws,
  * for a test that runs the log plugin: 0, or 77 (the test's skip code)

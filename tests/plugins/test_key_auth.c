@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* key-auth: every response of Kong's key-auth, every config error, the
  * credentials file and its reload. */
+#include "daemon.h"
 #include "harness.h"
 
 #include <setjmp.h>
@@ -56,6 +57,27 @@ static void expect_401(const char *body, const char *www)
 	                    "application/json; charset=utf-8");
 	assert_int_equal(harness_count(&H, SHMRING_ACT_AUTHENTICATE), 0);
 	assert_null(harness_set_header(&H, "X-Consumer-ID"));
+}
+
+/* The reply must be NEED_ENTITIES asking for exactly `want` (a JSON array
+ * of [kind, key]), in order. */
+static void expect_lookups(const char *want)
+{
+	json_t *w = json_loads(want, 0, NULL);
+	assert_non_null(w);
+	if (json_integer_value(json_object_get(H.reply, "s")) != SHMRING_REPLY_NEED_ENTITIES)
+		fail_msg("not NEED_ENTITIES: %s", harness_reply_text(&H));
+	json_t *a = harness_actions(&H);
+	assert_int_equal(json_array_size(a), json_array_size(w));
+	for (size_t i = 0; i < json_array_size(w); i++) {
+		json_t *x = json_array_get(a, i), *y = json_array_get(w, i);
+		assert_int_equal(json_integer_value(json_array_get(x, 0)), SHMRING_ACT_LOOKUP);
+		assert_int_equal(json_integer_value(json_array_get(x, 1)),
+		                 json_integer_value(json_array_get(y, 0)));
+		assert_string_equal(json_string_value(json_array_get(x, 2)),
+		                    json_string_value(json_array_get(y, 1)));
+	}
+	json_decref(w);
 }
 
 static void expect_consumer(const char *id, const char *username, const char *custom_id,
@@ -280,7 +302,6 @@ static void config_errors(void **state)
 	             "config.hide_credentials must be a boolean");
 	conf_refused("{\"key_name\":[\"apikey\"]," CONSUMERS "}",
 	             "unknown config field 'key_name'");
-	conf_refused("{}", "no consumers");
 	conf_refused("{\"consumers\":{\"id\":\"x\"}}", "consumers must be an array");
 	conf_refused("{\"anonymous\":\"nobody\"," CONSUMERS "}",
 	             "config.anonymous names consumer 'nobody'");
@@ -437,6 +458,139 @@ static void hostile_snapshots(void **state)
 	free(big);
 }
 
+/* ---- credentials from the gateway (no consumers, no file) ---------------- */
+
+#define GW_CRED                                                                                    \
+	"[2,\"gw-key\",{\"id\":\"cred-gw\",\"consumer\":{\"id\":\"c-gw\","                         \
+	"\"username\":\"gw-user\",\"custom_id\":\"gw-cust\"}}]"
+
+static void gateway_miss_then_answer_then_hit(void **state)
+{
+	(void)state;
+	harness_conf_ok(&H, "{\"hide_credentials\":true}");
+	/* A miss: the hook's own actions (hide_credentials) give way to one
+	 * look-up. */
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"gw-key\"}}");
+	expect_lookups("[[2,\"gw-key\"]]");
+	/* The resent record carries the answer. */
+	harness_call(&H, SHMRING_PHASE_ACCESS,
+	             "{\"headers\":{\"apikey\":\"gw-key\"},\"entities\":[" GW_CRED "]}");
+	expect_consumer("c-gw", "gw-user", "gw-cust", "cred-gw");
+	assert_true(harness_cleared(&H, "apikey"));
+	/* A hit: no look-up, no answer needed. */
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"gw-key\"}}");
+	expect_consumer("c-gw", "gw-user", "gw-cust", "cred-gw");
+	/* Still Kong's answers without a key. */
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+}
+
+static void gateway_negative_answer_is_kept(void **state)
+{
+	(void)state;
+	harness_conf_ok(&H, "{}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"nope\"}}");
+	expect_lookups("[[2,\"nope\"]]");
+	harness_call(&H, SHMRING_PHASE_ACCESS,
+	             "{\"headers\":{\"apikey\":\"nope\"},\"entities\":[[2,\"nope\",null]]}");
+	expect_401("{\"message\":\"Unauthorized\"}", "Key");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"nope\"}}");
+	expect_401("{\"message\":\"Unauthorized\"}", "Key");
+	/* An answer marked "this request only" (false) is used, not kept. */
+	harness_call(&H, SHMRING_PHASE_ACCESS,
+	             "{\"headers\":{\"apikey\":\"once\"},\"entities\":[[2,\"once\",null,false]]}");
+	expect_401("{\"message\":\"Unauthorized\"}", "Key");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"once\"}}");
+	expect_lookups("[[2,\"once\"]]");
+}
+
+static void gateway_anonymous_in_the_same_round_trip(void **state)
+{
+	(void)state;
+	harness_conf_ok(&H, "{\"anonymous\":\"anon-user\"}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"bad\"}}");
+	expect_lookups("[[2,\"bad\"],[1,\"anon-user\"]]");
+	harness_call(&H, SHMRING_PHASE_ACCESS,
+	             "{\"headers\":{\"apikey\":\"bad\"},\"entities\":[[2,\"bad\",null],"
+	             "[1,\"anon-user\",{\"id\":\"c-anon\",\"username\":\"anon-user\"}]]}");
+	expect_consumer("c-anon", "anon-user", NULL, NULL);
+	/* An anonymous consumer the gateway does not have: Kong's 500. */
+	harness_conf_ok(&H, "{\"anonymous\":\"ghost\"}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"entities\":[[1,\"ghost\",null]]}");
+	json_t *x = harness_action(&H, SHMRING_ACT_EXIT, 0);
+	assert_non_null(x);
+	assert_int_equal(json_integer_value(json_array_get(x, 1)), 500);
+	assert_string_equal(json_string_value(json_array_get(x, 2)),
+	                    "{\"message\":\"anonymous consumer ghost is configured but doesn't "
+	                    "exist\"}");
+}
+
+static void gateway_cache_is_bounded(void **state)
+{
+	(void)state;
+	harness_conf_ok(&H, "{}");
+	char snap[256];
+	for (int i = 0; i < 10 * HARNESS_ENTITY_CACHE; i++) {
+		snprintf(snap, sizeof(snap),
+		         "{\"headers\":{\"apikey\":\"rnd-%d\"},\"entities\":[[2,\"rnd-%d\",null]]}",
+		         i, i);
+		harness_call(&H, SHMRING_PHASE_ACCESS, snap);
+		expect_401("{\"message\":\"Unauthorized\"}", "Key");
+		assert_true(shmringd__entity_cache_count(H.entities) <= HARNESS_ENTITY_CACHE);
+	}
+	assert_int_equal(shmringd__entity_cache_count(H.entities), HARNESS_ENTITY_CACHE);
+	/* The newest stay, the oldest went. */
+	snprintf(snap, sizeof(snap), "{\"headers\":{\"apikey\":\"rnd-%d\"}}",
+	         10 * HARNESS_ENTITY_CACHE - 1);
+	harness_call(&H, SHMRING_PHASE_ACCESS, snap);
+	expect_401("{\"message\":\"Unauthorized\"}", "Key");
+	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"rnd-0\"}}");
+	expect_lookups("[[2,\"rnd-0\"]]");
+}
+
+/* FORGET as the daemon applies it. */
+static void forget(const char *json)
+{
+	json_t *j = json_loads(json, 0, NULL);
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	harness_pack_json(&sb, j);
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(shmringd__entity_forget(H.entities, &u.data), 0);
+	msgpack_unpacked_destroy(&u);
+	msgpack_sbuffer_destroy(&sb);
+	json_decref(j);
+}
+
+static void gateway_forget(void **state)
+{
+	(void)state;
+	harness_conf_ok(&H, "{}");
+	const char *with_answer =
+	    "{\"headers\":{\"apikey\":\"gw-key\"},\"entities\":[" GW_CRED "]}";
+	const char *plain = "{\"headers\":{\"apikey\":\"gw-key\"}}";
+	harness_call(&H, SHMRING_PHASE_ACCESS, with_answer);
+	harness_call(&H, SHMRING_PHASE_ACCESS, plain);
+	expect_consumer("c-gw", "gw-user", "gw-cust", "cred-gw");
+	/* The credential itself. */
+	forget("{\"entities\":[[2,\"gw-key\"]]}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, plain);
+	expect_lookups("[[2,\"gw-key\"]]");
+	/* Its consumer: a credential answered with it goes too. */
+	harness_call(&H, SHMRING_PHASE_ACCESS, with_answer);
+	forget("{\"entities\":[[1,\"c-gw\"]]}");
+	harness_call(&H, SHMRING_PHASE_ACCESS, plain);
+	expect_lookups("[[2,\"gw-key\"]]");
+	/* Everything (a declarative reload). */
+	harness_call(&H, SHMRING_PHASE_ACCESS, with_answer);
+	forget("{\"all\":true}");
+	assert_int_equal(shmringd__entity_cache_count(H.entities), 0);
+	harness_call(&H, SHMRING_PHASE_ACCESS, plain);
+	expect_lookups("[[2,\"gw-key\"]]");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -457,6 +611,11 @@ int main(void)
 	    cmocka_unit_test(credentials_file_and_reload),
 	    cmocka_unit_test(bad_files_refused_at_conf),
 	    cmocka_unit_test(hostile_snapshots),
+	    cmocka_unit_test(gateway_miss_then_answer_then_hit),
+	    cmocka_unit_test(gateway_negative_answer_is_kept),
+	    cmocka_unit_test(gateway_anonymous_in_the_same_round_trip),
+	    cmocka_unit_test(gateway_cache_is_bounded),
+	    cmocka_unit_test(gateway_forget),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

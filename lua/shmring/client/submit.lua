@@ -17,10 +17,11 @@ local _M = {
 }
 
 -- encode(W, conf_id, arg) writes the payload. Returns the req_id, or nil,
--- err, kind ("unavailable" or "error", as shmring.client.call).
+-- err, kind ("unavailable" or "error", as shmring.client.call). conf_id nil:
+-- a record that names no config (FORGET).
 function _M.submit(rtype, plugin, conf, conf_id, encode_payload, arg)
     local C, chan, msg = channel.C, channel.chan, encode.msg
-    if not confs.is_registered(conf_id) then
+    if conf_id and not confs.is_registered(conf_id) then
         local rc = confs.write(plugin, conf, conf_id)
         if rc ~= 0 then
             if rc == core.FULL then

@@ -51,6 +51,10 @@ extern "C" {
 #endif
 
 struct shmring_reply;
+struct shmringd_entity_cache;
+
+/* Entries of a test's entity cache (shmring_entity_get). */
+#define SHMRING_TEST_ENTITY_CACHE 64
 
 /* Read the fields, do not write them. */
 struct shmring_test {
@@ -71,6 +75,9 @@ struct shmring_test {
 	 * [{"read": "header"|"query"|"ctx"|"resp_header", "name": ...,
 	 *   "found": 0|1|2, "declared": true|false}, ...] */
 	json_t *reads;
+	/* Entities "the gateway" answered (snapshot key "entities"), as a
+	 * channel of shmringd keeps them. */
+	struct shmringd_entity_cache *entities;
 };
 
 /* Append j as msgpack to sb (objects -> maps, ...; see above). */

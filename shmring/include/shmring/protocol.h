@@ -22,14 +22,16 @@ enum shmring_rec_type {
 	SHMRING_REC_REWRITE = 3,       /* nginx -> C: request snapshot */
 	SHMRING_REC_HEADER_FILTER = 4, /* nginx -> C: response snapshot */
 	SHMRING_REC_LOG = 5,           /* nginx -> C: log entry, no reply */
+	SHMRING_REC_FORGET = 6,        /* nginx -> C: drop cached entities, no reply */
 	SHMRING_REC_REPLY = 0x80,      /* C -> nginx: status and actions */
 };
 
 /* A REPLY's status ("s"). */
 enum shmring_reply_status {
 	SHMRING_REPLY_OK = 0,
-	SHMRING_REPLY_ERROR = 1,        /* with "e": bad config, bad record, plugin error */
-	SHMRING_REPLY_UNKNOWN_CONF = 2, /* re-register the conf id and retry once */
+	SHMRING_REPLY_ERROR = 1,         /* with "e": bad config, bad record, plugin error */
+	SHMRING_REPLY_UNKNOWN_CONF = 2,  /* re-register the conf id and retry once */
+	SHMRING_REPLY_NEED_ENTITIES = 3, /* "a" holds LOOKUPs: resend with "entities" */
 };
 
 /* A REPLY action's op code, the first element of each [op, args...] entry of
@@ -47,6 +49,15 @@ enum shmring_action_op {
 	SHMRING_ACT_SET_CTX = 10,         /* key, value */
 	SHMRING_ACT_AUTHENTICATE = 11,    /* consumer map, credential */
 	SHMRING_ACT_LOG = 12,             /* level, message */
+	SHMRING_ACT_LOOKUP = 13,          /* kind, key: only in NEED_ENTITIES */
+};
+
+/* What a LOOKUP asks the gateway for, and the kind of a FORGET entry. The
+ * key is Kong's look-up key for that entity (its cache_key field). */
+enum shmring_entity_kind {
+	SHMRING_ENTITY_CONSUMER = 1,           /* by id, or else by username */
+	SHMRING_ENTITY_KEYAUTH_CREDENTIAL = 2, /* by key */
+	SHMRING_ENTITY_JWT_SECRET = 3,         /* by key (the key claim's value) */
 };
 
 #endif

@@ -1,7 +1,8 @@
--- Schema of the shmring-jwt Kong plugin: Kong's jwt fields, plus where the
--- credentials come from (no Kong database here: `consumers` / `credentials`
--- inline or a `credentials_file`, docs/plugins.md) and the verified-token
--- cache. `fail_open` and `timeout` (ms) are the gateway side's policy.
+-- Schema of the shmring-jwt Kong plugin: Kong's jwt fields, plus optional
+-- credentials of its own (`consumers` / `credentials` inline or a
+-- `credentials_file`, docs/plugins.md; without them Kong's jwt secrets are
+-- used) and the verified-token cache. `fail_open` and `timeout` (ms) are the
+-- gateway side's policy.
 local typedefs = require("kong.db.schema.typedefs")
 
 local strings = { type = "string" }

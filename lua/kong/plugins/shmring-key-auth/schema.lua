@@ -1,7 +1,8 @@
 -- Schema of the shmring-key-auth Kong plugin: Kong's key-auth fields, plus
--- the consumers (inline, or `credentials_file`; format in docs/plugins.md,
--- "Credentials") that Kong would keep in its database. `fail_open` and
--- `timeout` (ms) are the gateway side's policy (auth fails closed).
+-- optional consumers of its own (inline, or `credentials_file`; format in
+-- docs/plugins.md, "Credentials"); without them Kong's consumers and
+-- key-auth credentials are used. `fail_open` and `timeout` (ms) are the
+-- gateway side's policy (auth fails closed).
 local typedefs = require("kong.db.schema.typedefs")
 
 local keyauth_credential = {
