@@ -179,6 +179,7 @@ struct shmring_log_record;
  *              .one_of = generators},
  *             {.name = "limit", .type = SHMRING_FIELD_INTEGER,
  *              .flags = SHMRING_FIELD_BETWEEN, .min = 1, .max = 100},
+ *             SHMRING_GATEWAY_FIELDS("false"),
  *             {.name = NULL}};
  */
 enum shmring_field_type {
@@ -195,6 +196,21 @@ enum shmring_field_type {
 /* The gateway's, not the plugin's (fail_open, timeout): in the Kong schema,
  * never passed to conf_new. */
 #define SHMRING_FIELD_GATEWAY (1u << 2)
+
+/* The gateway's two fields, which end every plugin's Kong schema: fail_open
+ * (its default, "true" or "false": skip the plugin when the daemon cannot
+ * answer) and timeout (ms the gateway waits, 1..60000, default 250). */
+#define SHMRING_GATEWAY_FIELDS(fail_open_default)                                                  \
+	{.name = "fail_open",                                                                      \
+	 .type = SHMRING_FIELD_BOOLEAN,                                                            \
+	 .flags = SHMRING_FIELD_GATEWAY,                                                           \
+	 .def = fail_open_default,                                                                 \
+	 .doc = "skip the plugin when the daemon cannot answer"},                                  \
+	{                                                                                          \
+		.name = "timeout", .type = SHMRING_FIELD_INTEGER,                                  \
+		.flags = SHMRING_FIELD_GATEWAY | SHMRING_FIELD_BETWEEN, .def = "250", .min = 1,    \
+		.max = 60000, .doc = "ms the gateway waits for the answer"                         \
+	}
 
 struct shmring_field {
 	const char *name; /* NULL ends a list */

@@ -60,6 +60,16 @@ static json_t *parse(const char *text)
 	return j;
 }
 
+/* text as msgpack into sb and u (both initialized here); aborts on bad JSON. */
+static void unpack_json(const char *text, msgpack_sbuffer *sb, msgpack_unpacked *u)
+{
+	char err[256];
+	msgpack_sbuffer_init(sb);
+	msgpack_unpacked_init(u);
+	if (shmring_test_json_msgpack(text, sb, u, err, sizeof(err)) < 0)
+		die(text, err);
+}
+
 void shmring_test_open(struct shmring_test *h, const char *so_path)
 {
 	memset(h, 0, sizeof(*h));
@@ -104,15 +114,9 @@ int shmring_test_conf(struct shmring_test *h, const char *json_config)
 	h->have_conf = 0;
 	h->conf = NULL;
 	h->err[0] = '\0';
-	json_t *j = parse(json_config);
 	msgpack_sbuffer sb;
-	msgpack_sbuffer_init(&sb);
-	shmring_test_pack_json(&sb, j);
-	json_decref(j);
 	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS)
-		die("conf", "unpack");
+	unpack_json(json_config, &sb, &u);
 	void *conf = NULL;
 	int rc = shmringd__conf_new(h->p, h->wstate, &u.data, &conf, h->err, sizeof(h->err));
 	/* The config views die with the record, as in the daemon: scribble
@@ -220,15 +224,9 @@ int shmring_test_log(struct shmring_test *h, const char *json_entry)
 {
 	if (!(h->p->phases & SHMRING_PHASE_LOG))
 		die(h->p->name, "the plugin has no log phase");
-	json_t *j = parse(json_entry);
 	msgpack_sbuffer sb;
-	msgpack_sbuffer_init(&sb);
-	shmring_test_pack_json(&sb, j);
-	json_decref(j);
 	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS)
-		die("log entry", "unpack");
+	unpack_json(json_entry, &sb, &u);
 	struct shmring_log_record rec = {.req_id = 1, .conf_id = h->conf_id, .entry = &u.data};
 	int rc = h->p->log(h->conf, &rec);
 	memset(sb.data, 0xa5, sb.size); /* the entry dies with the record */

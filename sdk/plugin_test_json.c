@@ -100,3 +100,21 @@ json_t *shmring_test_msgpack_json(const msgpack_object *o)
 		return NULL;
 	}
 }
+
+int shmring_test_json_msgpack(const char *text, msgpack_sbuffer *sb, msgpack_unpacked *u, char *err,
+                              size_t errlen)
+{
+	json_error_t je;
+	json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+	if (!j) {
+		snprintf(err, errlen, "%s", je.text);
+		return -1;
+	}
+	shmring_test_pack_json(sb, j);
+	json_decref(j);
+	if (msgpack_unpack_next(u, sb->data, sb->size, NULL) != MSGPACK_UNPACK_SUCCESS) {
+		snprintf(err, errlen, "msgpack of it does not decode");
+		return -1;
+	}
+	return 0;
+}

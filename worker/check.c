@@ -54,21 +54,19 @@ static void print_desc(const struct shmring_plugin *d)
 /* conf_new on config_json (JSON text); 0 or -1 after printing why. */
 static int check_config(const struct shmring_plugin *d, void *wstate, const char *config_json)
 {
-	json_error_t je;
-	json_t *j = json_loads(config_json, 0, &je);
-	if (!j || !json_is_object(j)) {
+	msgpack_sbuffer sb;
+	msgpack_unpacked u;
+	msgpack_sbuffer_init(&sb);
+	msgpack_unpacked_init(&u);
+	char why[256];
+	int bad = shmring_test_json_msgpack(config_json, &sb, &u, why, sizeof(why)) < 0;
+	if (bad || u.data.type != MSGPACK_OBJECT_MAP) {
 		fprintf(stderr, "shmringd: config %s: %s\n", config_json,
-		        j ? "not a JSON object" : je.text);
-		json_decref(j);
+		        bad ? why : "not a JSON object");
+		msgpack_unpacked_destroy(&u);
+		msgpack_sbuffer_destroy(&sb);
 		return -1;
 	}
-	msgpack_sbuffer sb;
-	msgpack_sbuffer_init(&sb);
-	shmring_test_pack_json(&sb, j);
-	json_decref(j);
-	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	msgpack_unpack_next(&u, sb.data, sb.size, NULL);
 	char err[512] = "";
 	void *conf = NULL;
 	int rc = shmringd__conf_new(d, wstate, &u.data, &conf, err, sizeof(err));

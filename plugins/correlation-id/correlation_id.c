@@ -144,18 +144,8 @@ static const struct shmring_field cid_config[] = {
      .flags = SHMRING_FIELD_REQUIRED,
      .def = "false",
      .doc = "send the id back in the response too"},
-    {.name = "fail_open",
-     .type = SHMRING_FIELD_BOOLEAN,
-     .flags = SHMRING_FIELD_GATEWAY,
-     .def = "true",
-     .doc = "skip the plugin when the daemon cannot answer: an id is not worth failing a request"},
-    {.name = "timeout",
-     .type = SHMRING_FIELD_INTEGER,
-     .flags = SHMRING_FIELD_GATEWAY | SHMRING_FIELD_BETWEEN,
-     .def = "250",
-     .min = 1,
-     .max = 60000,
-     .doc = "ms the gateway waits for the answer"},
+    /* fail_open: an id is not worth failing a request. */
+    SHMRING_GATEWAY_FIELDS("true"),
     {.name = NULL}};
 
 static void cid_conf_free(void *conf)

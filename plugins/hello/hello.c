@@ -34,19 +34,9 @@ static const struct shmring_field hello_config[] = {
      .len_min = 1,
      .len_max = 256,
      .doc = "its value"},
-    {.name = "fail_open",
-     .type = SHMRING_FIELD_BOOLEAN,
-     .flags = SHMRING_FIELD_GATEWAY,
-     .def = "false",
-     .doc = "skip the plugin when the daemon cannot answer"},
-    {.name = "timeout",
-     .type = SHMRING_FIELD_INTEGER,
-     .flags = SHMRING_FIELD_GATEWAY | SHMRING_FIELD_BETWEEN,
-     .def = "250",
-     .min = 1,
-     .max = 60000,
-     .doc = "ms the gateway waits for the answer"},
-    {.name = NULL}};
+    SHMRING_GATEWAY_FIELDS("false"),
+    {.name = NULL},
+};
 
 static int hello_conf_new(void *wstate, const msgpack_object *config, void **out, char *err,
                           size_t errlen)

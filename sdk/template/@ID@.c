@@ -48,18 +48,7 @@ static const struct shmring_field @ID@_config[] = {
      .len_min = 1,
      .len_max = MAX_VALUE,
      .doc = "a log sink for a line per request: file:PATH, tcp:HOST:PORT, udp:HOST:PORT"},
-    {.name = "fail_open",
-     .type = SHMRING_FIELD_BOOLEAN,
-     .flags = SHMRING_FIELD_GATEWAY,
-     .def = "false",
-     .doc = "skip the plugin when the daemon cannot answer"},
-    {.name = "timeout",
-     .type = SHMRING_FIELD_INTEGER,
-     .flags = SHMRING_FIELD_GATEWAY | SHMRING_FIELD_BETWEEN,
-     .def = "250",
-     .min = 1,
-     .max = 60000,
-     .doc = "ms the gateway waits for the answer"},
+    SHMRING_GATEWAY_FIELDS("false"),
     {.name = NULL}};
 
 /* A string field of the config into out (NUL-terminated), "" when absent;

@@ -82,6 +82,10 @@ struct shmring_test {
 
 /* Append j as msgpack to sb (objects -> maps, ...; see above). */
 void shmring_test_pack_json(msgpack_sbuffer *sb, const json_t *j);
+/* JSON text as msgpack: sb (initialized by the caller) gets the bytes, u
+ * (initialized) the object decoded from them. 0, or -1 with why in err. */
+int shmring_test_json_msgpack(const char *text, msgpack_sbuffer *sb, msgpack_unpacked *u, char *err,
+                              size_t errlen);
 /* A new JSON value for msgpack (ints, floats, strings, arrays, maps with
  * string keys, nil, bool; anything else aborts). The caller owns it. */
 json_t *shmring_test_msgpack_json(const msgpack_object *o);
