@@ -219,7 +219,10 @@ struct shmring_field {
 	/* The default as JSON text ("\"X-Hello\"", "250", "true", "[]"); NULL:
 	 * none. */
 	const char *def;
-	const char *const *one_of;            /* strings: NULL-terminated allowed values */
+	const char *const *one_of; /* strings: NULL-terminated allowed values */
+	/* strings: a Lua pattern Kong's schema checks (`match`); shmringd does
+	 * not evaluate it, so conf_new enforces the same rule itself. */
+	const char *match;
 	int64_t min, max;                     /* with SHMRING_FIELD_BETWEEN */
 	uint32_t len_min, len_max;            /* strings: bytes, arrays: elements; 0: no bound */
 	const struct shmring_field *elements; /* ARRAY: the elements' type (name unused) */

@@ -108,9 +108,12 @@ static void lua_attrs(FILE *f, const struct shmring_field *d, int indent)
 		fprintf(f, ", len_min = %u", d->len_min);
 	if (d->len_max)
 		fprintf(f, ", len_max = %u", d->len_max);
+	if (d->match) {
+		fputs(", match = ", f);
+		lua_string(f, d->match);
+	}
 	if (d->one_of) {
-		fputs(",\n", f);
-		fprintf(f, "%*sone_of = {", indent + 4, "");
+		fputs(", one_of = {", f);
 		for (const char *const *o = d->one_of; *o; o++) {
 			fputs(o == d->one_of ? " " : ", ", f);
 			lua_string(f, *o);
@@ -182,6 +185,8 @@ static void md_fields(FILE *f, const struct shmring_field *fields, const char *p
 				fprintf(f, "%s`%s`", o == d->one_of ? " one of " : ", ", *o);
 		if (d->flags & SHMRING_FIELD_BETWEEN)
 			fprintf(f, " %lld..%lld", (long long)d->min, (long long)d->max);
+		if (d->match)
+			fprintf(f, " matching `%s`", d->match);
 		if (d->len_min || d->len_max) {
 			fprintf(f, " length %u..", d->len_min);
 			if (d->len_max)

@@ -11,8 +11,7 @@ return {
             type = "record",
             fields = {
                 { header_name = { type = "string", default = "Kong-Request-ID", len_min = 1 } },
-                { generator = { type = "string", required = true, default = "uuid#counter",
-                    one_of = { "uuid", "uuid#counter", "tracker" } } },
+                { generator = { type = "string", required = true, default = "uuid#counter", one_of = { "uuid", "uuid#counter", "tracker" } } },
                 { echo_downstream = { type = "boolean", required = true, default = false } },
                 { fail_open = { type = "boolean", default = true } },
                 { timeout = { type = "integer", default = 250, between = { 1, 60000 } } },
