@@ -397,9 +397,9 @@ static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 		over_budget(&cs->confs, 0, old, err, sizeof(err)); /* full already */
 	void *conf = NULL;
 	size_t bytes = 0;
-	if (!err[0] && p->desc->conf_new) {
+	if (!err[0] && (p->desc->conf_new || shmringd__plugin_config_schema(p->desc))) {
 		size_t before = heap_in_use();
-		int rc = p->desc->conf_new(p->wstate, config, &conf, err, sizeof(err));
+		int rc = shmringd__conf_new(p->desc, p->wstate, config, &conf, err, sizeof(err));
 		size_t after = heap_in_use();
 		bytes = after > before ? after - before : 0;
 		if (rc < 0 && !err[0])
