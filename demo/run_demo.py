@@ -1,7 +1,8 @@
 """The shmring demo (scripts/demo.sh): start shmringd (2 workers) and nginx
 (2 workers) on loopback with a private prefix, send sample traffic through
 every route, print what each did and check it (status and headers; exit 1 on
-any miss), stop everything.
+any miss), stop everything. /http-log's entries go to a local HTTP collector
+(tests/e2e/collector.py) this script starts and checks.
 
     python3 demo/run_demo.py <build-dir>              # make demo
     python3 demo/run_demo.py <build-dir> --serve N    # make serve PORT=N
@@ -18,7 +19,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "tests", "e2e"))
 import stack  # noqa: E402
+from collector import Collector  # noqa: E402
 
+COLLECTOR = None  # the local HTTP collector /http-log posts to (main starts it)
 JWT_SECRET = b"demo-secret"  # demo/shmring_demo.lua, route jwt (key demo-issuer)
 
 
@@ -96,6 +99,26 @@ def rate_limit_burst(st, checks):
                   "X-RateLimit-Limit-Second: 5 on every answer")
 
 
+def http_log(st, checks):
+    """GET /http-log: shmringd posts the entry to the demo's collector."""
+    uri = "/http-log?run=%d" % int(time.time() * 1000)
+    show(st, checks, "GET /http-log", uri)
+    got = [e for e in COLLECTOR.wait_entries(1, timeout=5, match=lambda e:
+                                              e["request"]["uri"] == uri)]
+    with COLLECTOR.lock:
+        reqs = list(COLLECTOR.accepted)
+    last = reqs[-1] if reqs else None
+    if last:
+        print("  /http-log: collector on 127.0.0.1:%d got %d request(s); the last: %s %s, "
+              "Authorization %s, %d entr%s" % (COLLECTOR.port, len(reqs), last["method"],
+                                               last["path"], last["headers"].get("authorization"),
+                                               len(json.loads(last["body"])),
+                                               "y" if len(json.loads(last["body"])) == 1 else "ies"))
+    checks.expect("/http-log", len(got) == 1 and last and last["method"] == "POST"
+                  and last["headers"].get("authorization") == "Basic ZGVtbzpkZW1vLXNlY3JldA==",
+                  "the collector got the entry for GET %s (POST, basic auth)" % uri)
+
+
 def traffic(st):
     checks = Checks()
     _, _, info = st.get_json("/shmring/status")
@@ -143,6 +166,7 @@ def traffic(st):
         print("    " + (logged[-1][:300] if logged else "(none yet)"))
     checks.expect("/log", any(json.loads(l)["request"]["uri"] == log_uri for l in logged),
                   "a JSON line for GET %s in %s" % (log_uri, logfile))
+    http_log(st, checks)
     _, _, metrics = st.get("/shmring/metrics")
     lines = [l for l in metrics.decode().splitlines() if l and not l.startswith("#")]
     print("metrics (/shmring/metrics, %d samples), e.g.:" % len(lines))
@@ -162,6 +186,8 @@ def main():
     os.makedirs(prefix, exist_ok=True)
     st = stack.Stack(build, prefix=prefix, nginx_workers=2, daemon_workers=2, port=port,
                      log_level="error")
+    global COLLECTOR
+    COLLECTOR = Collector(port=st.collector_port).start()  # /http-log posts here
     # SIGTERM (and SIGINT) end the demo through the same cleanup as a normal exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     misses = []
@@ -182,7 +208,8 @@ def main():
         pass
     finally:
         st.stop()
-        print("stopped nginx and shmringd")
+        COLLECTOR.stop()
+        print("stopped nginx, shmringd and the collector")
     return 1 if misses else 0
 
 

@@ -83,14 +83,31 @@ M.lua_file_log_conf = { path = ngx.config.prefix() .. "lua-file-log.log", reopen
 
 -- The OpenResty helper's config for /ngx/hello (built once, reused).
 M.ngx_conf = { value = "OpenResty", timeout = 250, fail_open = false }
+-- ... for /ngx/key-auth (every header and arg written from nginx's own
+-- arrays; the C plugin fills the defaults) ...
+M.ngx_key_auth_conf = {
+    key_names = { "apikey" }, timeout = 250, fail_open = false,
+    consumers = M.routes["key-auth"].plugins[1].config.consumers,
+}
 -- ... and for /ngx/log: the log plugin without Kong (no schema: the C
 -- plugin applies the defaults).
 M.ngx_log_conf = { path = ngx.config.prefix() .. "requests-ngx.log" }
 
+-- /http-log: Kong's http-log to the local HTTP collector the demo starts
+-- (demo/run_demo.py) on collector_port: basic auth in the URL, batches of
+-- up to 10 entries (a JSON array) sent within 0.1 s.
+local function http_log_route(port)
+    return one("http-log", {
+        http_endpoint = ("http://demo:demo-secret@127.0.0.1:%d/logs"):format(port),
+        queue = { max_batch_size = 10, max_coalescing_delay = 0.1 },
+    })
+end
+
 -- Register every route with the double (init_by_lua), and the routes of
 -- the module named by SHMRING_KONG_ROUTES (the Kong tests' own, in
--- tests/e2e/) when set.
-function M.init()
+-- tests/e2e/) when set. opts.collector_port: the /http-log collector's.
+function M.init(opts)
+    M.routes["http-log"] = http_log_route(opts.collector_port)
     local extra = os.getenv("SHMRING_KONG_ROUTES")
     if extra and extra ~= "" then
         for name, def in pairs(require(extra)) do

@@ -29,12 +29,14 @@
  *             .access = hello_access,
  *     };
  *
- * Build: `cc -shared -fPIC -o hello.so hello.c $(pkg-config --cflags shmring)`
- * (or `-I<prefix>/include $(pkg-config --cflags msgpack)`; inside this repo:
- * one `shmring_add_plugin(name SOURCES ...)` call), and copy hello.so into
- * the daemon's plugin_dir (`pkg-config --variable=plugindir shmring`).
- * Leave the shmring_* functions below undefined: shmringd exports them.
- * Check that it loads with `shmringd --check --plugins hello`.
+ * Build: `cc -shared -fPIC -o hello.so hello.c $(pkg-config --cflags
+ * shmring-plugin)`, or with CMake `find_package(shmring)` and
+ * `shmring_add_plugin(hello SOURCES hello.c)` (inside this repo: the same
+ * call, cmake/ShmringHelpers.cmake); `shmring-plugin-new NAME` writes a
+ * whole project (docs/writing-plugins.md). Copy hello.so into the daemon's
+ * plugin_dir (`pkg-config --variable=plugindir shmring-plugin`). Leave the
+ * shmring_* functions below undefined: shmringd exports them. Check it, and
+ * a config for it, with `shmringd --check hello.so '{"value": "x"}'`.
  *
  * ---------------------------------------------------------------------------
  * Life cycle, per shmringd worker process (each worker loads every plugin on
@@ -156,6 +158,79 @@ struct shmring_request;
 struct shmring_reply;
 struct shmring_log_record;
 
+/* ---- the config schema ---------------------------------------------------- */
+
+/*
+ * A plugin declares its config once, here, as a list of fields (the
+ * descriptor's `config`). shmringd checks every config against it and fills
+ * in the defaults before conf_new, which so sees every declared field with a
+ * value of the declared type (or absent, for an optional field without a
+ * default) and nothing else; a refusal names the field ("hello: config.value
+ * must be a string"). `shmringctl schema NAME --kong` writes the Kong
+ * schema.lua from the same list, and `--markdown` the docs' field table.
+ * Checks the schema cannot say (a valid header name, a file that opens) stay
+ * in conf_new.
+ *
+ *     static const char *const generators[] = {"uuid", "tracker", NULL};
+ *     static const struct shmring_field config[] = {
+ *             {.name = "header_name", .type = SHMRING_FIELD_STRING,
+ *              .def = "\"X-Id\"", .len_min = 1},
+ *             {.name = "generator", .type = SHMRING_FIELD_STRING,
+ *              .flags = SHMRING_FIELD_REQUIRED, .def = "\"uuid\"",
+ *              .one_of = generators},
+ *             {.name = "limit", .type = SHMRING_FIELD_INTEGER,
+ *              .flags = SHMRING_FIELD_BETWEEN, .min = 1, .max = 100},
+ *             SHMRING_GATEWAY_FIELDS("false"),
+ *             {.name = NULL}};
+ */
+enum shmring_field_type {
+	SHMRING_FIELD_STRING = 1,
+	SHMRING_FIELD_INTEGER = 2,
+	SHMRING_FIELD_NUMBER = 3,
+	SHMRING_FIELD_BOOLEAN = 4,
+	SHMRING_FIELD_ARRAY = 5,  /* of `elements` */
+	SHMRING_FIELD_RECORD = 6, /* of `fields` (a nested map) */
+};
+/* shmring_field.flags */
+#define SHMRING_FIELD_REQUIRED (1u << 0) /* refused when absent (after the default) */
+#define SHMRING_FIELD_BETWEEN (1u << 1)  /* min <= value <= max (integers, numbers) */
+/* The gateway's, not the plugin's (fail_open, timeout): in the Kong schema,
+ * never passed to conf_new. */
+#define SHMRING_FIELD_GATEWAY (1u << 2)
+
+/* The gateway's two fields, which end every plugin's Kong schema: fail_open
+ * (its default, "true" or "false": skip the plugin when the daemon cannot
+ * answer) and timeout (ms the gateway waits, 1..60000, default 250). */
+#define SHMRING_GATEWAY_FIELDS(fail_open_default)                                                  \
+	{.name = "fail_open",                                                                      \
+	 .type = SHMRING_FIELD_BOOLEAN,                                                            \
+	 .flags = SHMRING_FIELD_GATEWAY,                                                           \
+	 .def = fail_open_default,                                                                 \
+	 .doc = "skip the plugin when the daemon cannot answer"},                                  \
+	{                                                                                          \
+		.name = "timeout", .type = SHMRING_FIELD_INTEGER,                                  \
+		.flags = SHMRING_FIELD_GATEWAY | SHMRING_FIELD_BETWEEN, .def = "250", .min = 1,    \
+		.max = 60000, .doc = "ms the gateway waits for the answer"                         \
+	}
+
+struct shmring_field {
+	const char *name; /* NULL ends a list */
+	uint32_t type;    /* enum shmring_field_type */
+	uint32_t flags;   /* SHMRING_FIELD_* */
+	/* The default as JSON text ("\"X-Hello\"", "250", "true", "[]"); NULL:
+	 * none. */
+	const char *def;
+	const char *const *one_of; /* strings: NULL-terminated allowed values */
+	/* strings: a Lua pattern Kong's schema checks (`match`); shmringd does
+	 * not evaluate it, so conf_new enforces the same rule itself. */
+	const char *match;
+	int64_t min, max;                     /* with SHMRING_FIELD_BETWEEN */
+	uint32_t len_min, len_max;            /* strings: bytes, arrays: elements; 0: no bound */
+	const struct shmring_field *elements; /* ARRAY: the elements' type (name unused) */
+	const struct shmring_field *fields;   /* RECORD: its fields, {.name = NULL}-ended */
+	const char *doc;                      /* one line for the docs' field table */
+};
+
 struct shmring_plugin {
 	/* SHMRING_PLUGIN_ABI_VERSION at the time the plugin was built. */
 	uint32_t abi_version;
@@ -208,6 +283,11 @@ struct shmring_plugin {
 	/* LOG records: fire and forget, there is no reply. Hand output to a
 	 * log sink (below). The return value is only counted (< 0 = error). */
 	int (*log)(void *conf, const struct shmring_log_record *rec);
+
+	/* Appended within ABI 1 (struct_size tells whether a plugin has it):
+	 * the config schema, ended by {.name = NULL}; NULL: none (conf_new gets the
+	 * config as it came). See "the config schema" above. */
+	const struct shmring_field *config;
 };
 
 /* ---- request views (ACCESS, REWRITE, HEADER_FILTER) --------------------- */

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build=(cmake make gcc clang pkg-config liburing-dev libmsgpack-dev libcmocka-dev
-       libluajit2-5.1-dev libinih-dev libjansson-dev libssl-dev libhiredis-dev libxxhash-dev
+       libluajit2-5.1-dev libinih-dev libjansson-dev libssl-dev libhiredis-dev libxxhash-dev libcurl4-openssl-dev
        systemtap-sdt-dev)
 runtime=(nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-2 lua-cjson luajit2 curl python3)
 lint=(clang-format)

@@ -415,6 +415,8 @@ void shmringd__usage(FILE *f)
 	           "  -c, --config FILE        read this config file (re-read on SIGHUP)\n"
 	           "  -f, --foreground         same as --foreground on\n"
 	           "      --check              load config and plugins, report, exit (0 = ok)\n"
+	           "      --check PLUGIN.so [CONFIG]  load that plugin file alone, report what\n"
+	           "                           it declares, try the JSON CONFIG (0 = ok)\n"
 	           "  -h, --help               this text\n"
 	           "  -V, --version            print the version\n"
 	           "\nKeys:\n");
@@ -431,6 +433,9 @@ void shmringd__usage(FILE *f)
 
 extern bool shmringd__check_only;
 bool shmringd__check_only;
+/* --check PLUGIN.so [CONFIG]: master.c checks that file instead. */
+extern const char *shmringd__check_plugin, *shmringd__check_config;
+const char *shmringd__check_plugin, *shmringd__check_config;
 
 int shmringd__config_load(struct shmringd_config *c, int argc, char **argv, bool *exit_now)
 {
@@ -475,6 +480,11 @@ int shmringd__config_load(struct shmringd_config *c, int argc, char **argv, bool
 		}
 		if (!strcmp(a, "--check")) {
 			shmringd__check_only = true;
+			if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+				shmringd__check_plugin = argv[++i];
+				if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
+					shmringd__check_config = argv[++i];
+			}
 			continue;
 		}
 		if (strncmp(a, "--", 2) != 0) {

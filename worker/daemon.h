@@ -104,6 +104,29 @@ struct shmringd_plugin *shmringd__plugin_find(struct shmringd_plugins *p, const 
                                               size_t len);
 /* A plugin or shared-region name: [a-z0-9_-]{1,63}. */
 bool shmringd__name_ok(const char *n);
+/* The request views a hook called (host_request.c): when set, each
+ * shmring_req_* call reports what it looked up and its result. The plugin
+ * test library records them; NULL in shmringd. */
+enum shmringd_read {
+	SHMRINGD_READ_HEADER,
+	SHMRINGD_READ_QUERY,
+	SHMRINGD_READ_CTX,
+	SHMRINGD_READ_RESP_HEADER,
+};
+extern void (*shmringd__read_trace)(enum shmringd_read what, struct shmring_str name, int rc);
+/* The plugin's config schema (NULL: none, or a descriptor from before it). */
+const struct shmring_field *shmringd__plugin_config_schema(const struct shmring_plugin *d);
+/* conf_new as the daemon runs it (host_schema.c): the config checked
+ * against the plugin's schema and rebuilt with its defaults, then the
+ * plugin's conf_new (if any) on that. Its result, or -EINVAL with err. */
+int shmringd__conf_new(const struct shmring_plugin *d, void *wstate, const msgpack_object *config,
+                       void **conf, char *err, size_t errlen);
+/* shmringd --check PLUGIN.so [CONFIG] (check.c): report on one plugin file
+ * and, given, a JSON config for it; 0 if both are fine, else -1. */
+int shmringd__check_plugin_file(const char *path, const char *config_json);
+/* Check a descriptor as loading does: NULL if fine, else why not (static or
+ * in buf). */
+const char *shmringd__plugin_problem(const struct shmring_plugin *d, char *buf, size_t len);
 
 /* ---- request views and reply builder (host_request.c, host_reply.c) ----- */
 

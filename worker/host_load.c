@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -32,8 +33,7 @@ bool shmringd__name_ok(const char *n)
 	return true;
 }
 
-/* Check a descriptor; NULL if fine, else why not (static or in buf). */
-static const char *desc_problem(const struct shmring_plugin *d, char *buf, size_t len)
+const char *shmringd__plugin_problem(const struct shmring_plugin *d, char *buf, size_t len)
 {
 	if (d->abi_version != SHMRING_PLUGIN_ABI_VERSION) {
 		snprintf(buf, len,
@@ -42,9 +42,11 @@ static const char *desc_problem(const struct shmring_plugin *d, char *buf, size_
 		         d->abi_version, SHMRING_PLUGIN_ABI_VERSION);
 		return buf;
 	}
-	if (d->struct_size < sizeof(struct shmring_plugin)) {
+	/* Fields appended within the ABI (config) are optional. */
+	if (d->struct_size < offsetof(struct shmring_plugin, config)) {
 		snprintf(buf, len, "descriptor is %u bytes, ABI %u needs %zu: rebuild the plugin",
-		         d->struct_size, SHMRING_PLUGIN_ABI_VERSION, sizeof(struct shmring_plugin));
+		         d->struct_size, SHMRING_PLUGIN_ABI_VERSION,
+		         offsetof(struct shmring_plugin, config));
 		return buf;
 	}
 	if (!d->name || !shmringd__name_ok(d->name))
@@ -76,7 +78,7 @@ static int load_one(struct shmringd_plugin *p, const char *path)
 		         path);
 		goto refuse;
 	}
-	const char *problem = desc_problem(d, why, sizeof(why));
+	const char *problem = shmringd__plugin_problem(d, why, sizeof(why));
 	if (problem) {
 		snprintf(p->error, sizeof(p->error), "refusing plugin %s: %s", path, problem);
 		goto refuse;

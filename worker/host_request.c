@@ -168,11 +168,20 @@ static int nth_str(const msgpack_object *v, size_t i, struct shmring_str *val)
 	return 1;
 }
 
+void (*shmringd__read_trace)(enum shmringd_read what, struct shmring_str name, int rc);
+
+static int traced(enum shmringd_read what, struct shmring_str name, int rc)
+{
+	if (shmringd__read_trace)
+		shmringd__read_trace(what, name, rc);
+	return rc;
+}
+
 SHMRING_HOST_API int shmring_req_header(const struct shmring_request *req, struct shmring_str name,
                                         struct shmring_str *val)
 {
 	*val = (struct shmring_str){NULL, 0};
-	return nth_str(map_get_ci(req->headers, name), 0, val);
+	return traced(SHMRINGD_READ_HEADER, name, nth_str(map_get_ci(req->headers, name), 0, val));
 }
 
 SHMRING_HOST_API int shmring_req_header_nth(const struct shmring_request *req,
@@ -180,13 +189,12 @@ SHMRING_HOST_API int shmring_req_header_nth(const struct shmring_request *req,
                                             struct shmring_str *val)
 {
 	*val = (struct shmring_str){NULL, 0};
-	return nth_str(map_get_ci(req->headers, name), i, val);
+	return traced(SHMRINGD_READ_HEADER, name, nth_str(map_get_ci(req->headers, name), i, val));
 }
 
-SHMRING_HOST_API int shmring_req_query(const struct shmring_request *req, struct shmring_str name,
-                                       struct shmring_str *val)
+static int query(const struct shmring_request *req, struct shmring_str name,
+                 struct shmring_str *val)
 {
-	*val = (struct shmring_str){NULL, 0};
 	const msgpack_object *v = shmring_map_get(req->query, name);
 	if (!v)
 		return 0;
@@ -198,18 +206,26 @@ SHMRING_HOST_API int shmring_req_query(const struct shmring_request *req, struct
 	return nth_str(v, 0, val);
 }
 
+SHMRING_HOST_API int shmring_req_query(const struct shmring_request *req, struct shmring_str name,
+                                       struct shmring_str *val)
+{
+	*val = (struct shmring_str){NULL, 0};
+	return traced(SHMRINGD_READ_QUERY, name, query(req, name, val));
+}
+
 SHMRING_HOST_API int shmring_req_ctx(const struct shmring_request *req, struct shmring_str key,
                                      struct shmring_str *val)
 {
 	*val = (struct shmring_str){NULL, 0};
-	return nth_str(shmring_map_get(req->ctx, key), 0, val);
+	return traced(SHMRINGD_READ_CTX, key, nth_str(shmring_map_get(req->ctx, key), 0, val));
 }
 
 SHMRING_HOST_API int shmring_req_resp_header(const struct shmring_request *req,
                                              struct shmring_str name, struct shmring_str *val)
 {
 	*val = (struct shmring_str){NULL, 0};
-	return nth_str(map_get_ci(req->resp_headers, name), 0, val);
+	return traced(SHMRINGD_READ_RESP_HEADER, name,
+	              nth_str(map_get_ci(req->resp_headers, name), 0, val));
 }
 
 SHMRING_HOST_API const msgpack_object *shmring_map_get(const msgpack_object *map,

@@ -35,6 +35,7 @@
 
 char shmringd__role[32] = "master";
 extern bool shmringd__check_only;
+extern const char *shmringd__check_plugin, *shmringd__check_config;
 
 /* Daemonized (no --foreground): messages go to syslog once start-up
  * succeeded, since stderr is then /dev/null. */
@@ -711,6 +712,11 @@ int main(int argc, char **argv)
 		return 2;
 	if (exit_now)
 		return 0;
+	if (shmringd__check_plugin)
+		return shmringd__check_plugin_file(shmringd__check_plugin, shmringd__check_config) <
+		               0
+		           ? 2
+		           : 0;
 	M.argc = argc;
 	M.argv = argv;
 	if (resolve_ids(&M.cfg, &M.uid, &M.gid) < 0)

@@ -25,6 +25,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: shmringctl [--shm-dir DIR] stats [--json]\n"
 	           "       shmringctl [--shm-dir DIR] top [--json] [--interval S] [--count N]\n"
+	           "       shmringctl schema NAME|FILE.so [--kong|--markdown] [--plugin-dir D]\n"
 	           "\n"
 	           "  --shm-dir DIR   instance directory (default /dev/shm/shmring/default)\n"
 	           "  stats           per-worker and per-channel counters and the dispatch\n"
@@ -34,7 +35,9 @@ static void usage(FILE *f)
 	           "  --json          stats: one JSON object instead of tables; top: one\n"
 	           "                  snapshot of the per-plugin totals as JSON\n"
 	           "  --interval S    top: seconds between refreshes (default 1)\n"
-	           "  --count N       top: stop after N refreshes (default: until killed)\n");
+	           "  --count N       top: stop after N refreshes (default: until killed)\n"
+	           "  schema          a plugin's declared config schema as the Kong schema.lua\n"
+	           "                  (--kong, the default) or the docs' field table\n");
 }
 
 static const struct shmringd_stats *map_stats(const char *dir)
@@ -284,8 +287,12 @@ static int usage_error(const char *fmt, const char *arg)
 	return 2;
 }
 
+int shmringctl__schema(int argc, char **argv); /* schema_gen.c */
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "schema"))
+		return shmringctl__schema(argc - 1, argv + 1);
 	const char *dir = "/dev/shm/shmring/default";
 	int json = 0, stats = 0, top = 0;
 	double interval = 1;

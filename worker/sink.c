@@ -14,22 +14,46 @@
  * write); UDP batches hold [u32 len][bytes] entries, sent as one SENDMSG
  * SQE per datagram.
  *
+ * TCP and UDP sinks take a host name as well as an IP literal: the name is
+ * looked up with getaddrinfo_a (glibc's resolver, on a thread of its own)
+ * before each connection, so the loop never waits for DNS and a changed
+ * address is followed at the next reconnect. Entries wait in fill
+ * meanwhile, within the same bounds.
+ *
+ * A tcp sink with tls=1 (Kong's tcp-log `tls`, `tls_sni`) speaks TLS once
+ * connected: handshake and writes through OpenSSL over the non-blocking
+ * socket (sink_tls.c), stepped from the loop instead of io_uring writes.
+ *
+ * HTTP sinks (Kong's http-log) keep entries as lines too, but a batch is at
+ * most batch_entries of them, taken from the front of fill (Kong's
+ * max_batch_size; 1 by default, one request per entry), sent as one request
+ * by sink_http.c: the entry itself when single, else a JSON array of them.
+ * A failed request (no answer, or a status >= 300) is retried after
+ * retry_initial_ms, doubling up to retry_max_ms, until the batch has been
+ * failing for retry_time_ms; then it is dropped and counted (Kong's queue:
+ * initial_retry_delay, max_retry_delay, max_retry_time). Meanwhile fill
+ * keeps taking entries up to its bounds (bytes, and max_entries).
+ *
  * A spec may end in "?key=value&..." (parse_params): per-sink batch size,
  * entry count, flush interval, memory bound and, for files, reopen (a fresh
- * open of the path before each batch, for log rotation). The parameters
+ * open of the path before each batch, for log rotation); for HTTP sinks the
+ * request's settings too (header values percent-encoded, so the spec's
+ * last '?' is always the one before the parameters). The parameters
  * are part of the spec, so sinks with different settings are different
  * sinks even when they name the same file (each write is whole lines with
  * O_APPEND, so sharing a file between them interleaves batches, not bytes).
  */
-#include "daemon.h"
+#include "sink_internal.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +65,10 @@
 #define UDP_CHUNK 64u /* datagrams in flight per UDP sink */
 #define RECONNECT_MIN_MS 50u
 #define RECONNECT_MAX_MS 2000u
+#define SINK_SPEC_MAX 4096
+#define WARN_EVERY_NS (10 * 1000000000ull)
 
-enum sink_kind { SINK_FILE, SINK_TCP, SINK_UDP };
+enum sink_kind { SINK_FILE, SINK_TCP, SINK_UDP, SINK_HTTP };
 enum op { OP_WRITE = 1, OP_CONNECT = 2, OP_UDP = 3 };
 
 struct batch {
@@ -54,7 +80,8 @@ struct batch {
 
 struct shmring_sink {
 	struct shmring_sink *next;
-	char spec[256];
+	char spec[SINK_SPEC_MAX];
+	char name[256]; /* the destination in messages: no parameters, no credentials */
 	char path[256]; /* file: the path without the parameters */
 	enum sink_kind kind;
 	bool reopen;            /* file: open path anew before each batch */
@@ -76,14 +103,32 @@ struct shmring_sink {
 	uint32_t backoff_ms;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	char host[256]; /* tcp, udp: a name to look up; "" = addr is an IP literal's */
+	char port[8];
+	struct gaicb *gai;      /* the lookup in flight (getaddrinfo_a), or NULL */
+	bool tls;               /* tcp: TLS once connected */
+	char sni[256];          /* tcp + tls: the server name to send, "" = none */
+	struct sink_tls *tls_s; /* the session while connected */
+	bool handshaking;       /* tls_s: the handshake is not done yet */
 	struct msghdr msg[UDP_CHUNK];
 	struct iovec iov[UDP_CHUNK];
 	struct shmring_sink_stats st;
+	/* HTTP sinks */
+	struct sink_http *http;
+	uint32_t max_entries;      /* fill holds at most this many (0 = no count bound) */
+	uint32_t retry_initial_ms; /* first wait after a failed request ... */
+	uint32_t retry_max_ms;     /* ... doubling up to this ... */
+	uint32_t retry_time_ms;    /* ... until the batch has failed this long */
+	uint64_t batch_first_ns;   /* when flight was first sent */
+	char *body;                /* the request body built from flight */
+	size_t body_cap;
+	uint64_t last_warn_ns; /* rate of the failure log line */
 };
 
 static struct {
 	struct io_uring ring;
 	bool ready;
+	uint32_t http_busy; /* HTTP requests in flight */
 	struct shmringd_sink_opts o;
 	struct shmringd_worker_stats *ws;
 	struct shmring_sink *list;
@@ -103,6 +148,10 @@ int shmringd__sinks_init(const struct shmringd_sink_opts *o, struct shmringd_wor
 	int rc = io_uring_queue_init(RING_ENTRIES, &S.ring, 0);
 	if (rc < 0)
 		return rc;
+	if ((rc = shmringd__http_init()) < 0) {
+		io_uring_queue_exit(&S.ring);
+		return rc;
+	}
 	S.ready = true;
 	return 0;
 }
@@ -127,6 +176,9 @@ static void count_drop(struct shmring_sink *s, uint64_t n)
 
 static void mark_down(struct shmring_sink *s)
 {
+	shmringd__tls_free(s->tls_s);
+	s->tls_s = NULL;
+	s->handshaking = false;
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
@@ -134,6 +186,115 @@ static void mark_down(struct shmring_sink *s)
 	if (s->backoff_ms > RECONNECT_MAX_MS)
 		s->backoff_ms = RECONNECT_MAX_MS;
 	s->retry_at = S.now + (uint64_t)s->backoff_ms * 1000000u;
+}
+
+/* ---- host names ---------------------------------------------------------- */
+
+static void lookup_free(struct shmring_sink *s)
+{
+	if (!s->gai)
+		return;
+	if (gai_cancel(s->gai) == EAI_NOTCANCELED) {
+		/* Running on the resolver's thread: it writes into s->gai, so
+		 * wait for it (only when a sink is freed mid-lookup). */
+		const struct gaicb *l[1] = {s->gai};
+		while (gai_error(s->gai) == EAI_INPROGRESS)
+			gai_suspend(l, 1, NULL);
+	}
+	if (s->gai->ar_result)
+		freeaddrinfo(s->gai->ar_result);
+	free(s->gai);
+	s->gai = NULL;
+}
+
+/* Ask for s->host's address without waiting. */
+static void lookup_start(struct shmring_sink *s)
+{
+	struct gaicb *g = calloc(1, sizeof(*g) + sizeof(struct addrinfo));
+	if (!g) {
+		mark_down(s);
+		return;
+	}
+	struct addrinfo *hints = (struct addrinfo *)(g + 1);
+	hints->ai_socktype = s->kind == SINK_TCP ? SOCK_STREAM : SOCK_DGRAM;
+	hints->ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+	g->ar_name = s->host;
+	g->ar_service = s->port;
+	g->ar_request = hints;
+	struct gaicb *list[1] = {g};
+	struct sigevent none = {.sigev_notify = SIGEV_NONE};
+	if (getaddrinfo_a(GAI_NOWAIT, list, 1, &none) != 0) {
+		free(g);
+		s->st.errors++;
+		S.ws->sink_errors++;
+		mark_down(s);
+		return;
+	}
+	s->gai = g;
+}
+
+/* The lookup's answer into s->addr: 1 done, 0 still running, -1 failed
+ * (counted, the sink down until its retry). */
+static int lookup_done(struct shmring_sink *s)
+{
+	int e = gai_error(s->gai);
+	if (e == EAI_INPROGRESS)
+		return 0;
+	struct addrinfo *ai = e == 0 ? s->gai->ar_result : NULL;
+	if (ai && ai->ai_addrlen <= sizeof(s->addr)) {
+		memcpy(&s->addr, ai->ai_addr, ai->ai_addrlen);
+		s->addrlen = ai->ai_addrlen;
+	} else {
+		e = e ? e : EAI_FAIL;
+	}
+	lookup_free(s);
+	if (e) {
+		s->st.errors++;
+		S.ws->sink_errors++;
+		if (S.now - s->last_warn_ns >= WARN_EVERY_NS || !s->last_warn_ns) {
+			shmringd__log("sink %s: cannot resolve %s: %s", s->name, s->host,
+			              gai_strerror(e));
+			s->last_warn_ns = S.now;
+		}
+		mark_down(s);
+		return -1;
+	}
+	return 1;
+}
+
+static void start_connect(struct shmring_sink *s);
+
+/* UDP: a connected datagram socket for s->addr (connect(2) on UDP only
+ * records the peer: it does not wait). */
+static void udp_open(struct shmring_sink *s)
+{
+	s->fd = socket(s->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&s->addr, s->addrlen) < 0) {
+		s->st.errors++;
+		S.ws->sink_errors++;
+		mark_down(s);
+	}
+}
+
+/* A tcp or udp sink without a connection: the next step towards one,
+ * once its retry time has come (look the name up, then connect). */
+static void connect_step(struct shmring_sink *s, uint64_t now)
+{
+	if (s->fd >= 0 || s->connecting || (s->kind != SINK_TCP && s->kind != SINK_UDP) ||
+	    now < s->retry_at)
+		return;
+	if (s->host[0]) {
+		if (!s->gai) {
+			lookup_start(s);
+			return;
+		}
+		if (lookup_done(s) <= 0)
+			return;
+	}
+	if (s->kind == SINK_TCP)
+		start_connect(s);
+	else
+		udp_open(s);
 }
 
 /* Start a TCP connect through the ring (non-blocking socket). */
@@ -179,9 +340,20 @@ static void submit_udp_chunk(struct shmring_sink *s)
 }
 
 /* Write what remains of flight. */
+static void tls_step(struct shmring_sink *s);
+
 static void submit_flight(struct shmring_sink *s)
 {
 	s->in_flight = true;
+	if (s->tls_s) {
+		if (s->flight_off == 0) {
+			s->st.flushes++;
+			S.ws->sink_flushes++;
+			DTRACE_PROBE3(shmring, flush, s->spec, s->flight.len, s->flight.entries);
+		}
+		tls_step(s);
+		return;
+	}
 	if (s->kind == SINK_UDP) {
 		submit_udp_chunk(s);
 		if (!s->udp_pending) { /* no SQE: due() retries the leftover batch */
@@ -228,10 +400,153 @@ static void reopen_file(struct shmring_sink *s)
 	s->fd = fd;
 }
 
+static void flight_done(struct shmring_sink *s)
+{
+	s->st.bytes += s->flight.len;
+	S.ws->sink_bytes += s->flight.len;
+	s->flight.len = 0;
+	s->flight.entries = 0;
+	s->flight_off = 0;
+	s->udp_next = 0;
+	s->in_flight = false;
+}
+
+/* ---- HTTP batches --------------------------------------------------------- */
+
+/* Move the first batch_entries entries (lines) of fill into flight. What
+ * stays in fill keeps the batch's age, so it is sent no later than its
+ * oldest entry asks. */
+static void take_http_batch(struct shmring_sink *s)
+{
+	uint32_t n = 0, off = 0, want = s->batch_entries ? s->batch_entries : UINT32_MAX;
+	while (off < s->fill.len && n < want) {
+		const char *nl = memchr(s->fill.data + off, '\n', s->fill.len - off);
+		off = nl ? (uint32_t)(nl - s->fill.data) + 1 : s->fill.len;
+		n++;
+	}
+	memcpy(s->flight.data, s->fill.data, off);
+	s->flight.len = off;
+	s->flight.entries = n;
+	s->flight.first_ns = s->fill.first_ns;
+	memmove(s->fill.data, s->fill.data + off, s->fill.len - off);
+	s->fill.len -= off;
+	s->fill.entries -= n;
+}
+
+/* flight as a request body in s->body: the entry itself when a batch is
+ * one entry by config (Kong's max_batch_size = 1), else a JSON array of
+ * the entries. Entries are lines, and JSON text never holds an unescaped
+ * newline: each '\n' becomes ',' and the last one ']'. The length, or
+ * -ENOMEM. */
+static ssize_t build_body(struct shmring_sink *s)
+{
+	size_t n = s->flight.len, need = n + 2;
+	if (need > s->body_cap) {
+		char *b = realloc(s->body, need);
+		if (!b)
+			return -ENOMEM;
+		s->body = b;
+		s->body_cap = need;
+	}
+	bool nl_last = n && s->flight.data[n - 1] == '\n';
+	if (s->batch_entries == 1) {
+		memcpy(s->body, s->flight.data, n);
+		return (ssize_t)(nl_last ? n - 1 : n);
+	}
+	s->body[0] = '[';
+	memcpy(s->body + 1, s->flight.data, n);
+	for (size_t i = 1; i <= n; i++)
+		if (s->body[i] == '\n')
+			s->body[i] = ',';
+	if (!nl_last)
+		n++;
+	s->body[n] = ']';
+	return (ssize_t)n + 1;
+}
+
+static void http_done(void *owner, long status, const char *why);
+
+static void http_submit(struct shmring_sink *s)
+{
+	ssize_t len = build_body(s);
+	if (len < 0 || shmringd__http_send(s->http, s->body, (size_t)len) < 0) {
+		http_done(s, 0, "out of memory");
+		return;
+	}
+	s->in_flight = true;
+	S.http_busy++;
+	if (!s->batch_first_ns) {
+		s->batch_first_ns = S.now ? S.now : 1;
+		s->st.flushes++;
+		S.ws->sink_flushes++;
+		DTRACE_PROBE3(shmring, flush, s->spec, s->flight.len, s->flight.entries);
+	}
+}
+
+/* A request ended: a status below 300 (Kong's test) completes the batch;
+ * anything else waits for a retry, or drops the batch once it has been
+ * failing for retry_time_ms. */
+static void http_done(void *owner, long status, const char *why)
+{
+	struct shmring_sink *s = owner;
+	if (s->in_flight)
+		S.http_busy--;
+	s->in_flight = false;
+	if (status > 0 && status < 300) {
+		s->batch_first_ns = 0;
+		s->backoff_ms = 0;
+		s->retry_at = 0;
+		flight_done(s);
+		return;
+	}
+	s->st.errors++;
+	S.ws->sink_errors++;
+	bool give_up = S.now - s->batch_first_ns >= (uint64_t)s->retry_time_ms * 1000000u;
+	/* A drop is always told; retries once per WARN_EVERY_NS. */
+	if (give_up || S.now - s->last_warn_ns >= WARN_EVERY_NS || !s->last_warn_ns) {
+		char what[64];
+		if (status)
+			snprintf(what, sizeof(what), "HTTP status %ld", status);
+		shmringd__log("sink %s: %s; %s", s->name, status ? what : why,
+		              give_up ? "batch dropped (max_retry_time)" : "retrying");
+		s->last_warn_ns = S.now;
+	}
+	if (give_up) {
+		count_drop(s, s->flight.entries);
+		s->flight.len = 0;
+		s->flight.entries = 0;
+		s->batch_first_ns = 0;
+		s->backoff_ms = 0;
+		s->retry_at = 0;
+		return;
+	}
+	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : s->retry_initial_ms;
+	if (s->backoff_ms > s->retry_max_ms)
+		s->backoff_ms = s->retry_max_ms;
+	s->retry_at = S.now + (uint64_t)s->backoff_ms * 1000000u;
+}
+
+/* The next HTTP batch, if the sink can send now. */
+static void flush_http(struct shmring_sink *s)
+{
+	if (s->in_flight || s->reserved || S.now < s->retry_at)
+		return;
+	if (s->flight.len == 0) {
+		if (s->fill.len == 0)
+			return;
+		take_http_batch(s);
+	}
+	http_submit(s);
+}
+
 /* Swap fill into flight and submit it, if the sink can take it now. */
 static void flush(struct shmring_sink *s)
 {
-	if (s->in_flight || s->fd < 0 || s->connecting || s->reserved)
+	if (s->kind == SINK_HTTP) {
+		flush_http(s);
+		return;
+	}
+	if (s->in_flight || s->fd < 0 || s->connecting || s->handshaking || s->reserved)
 		return;
 	if (s->flight.len == 0) {
 		if (s->fill.len == 0)
@@ -258,15 +573,37 @@ static bool due(const struct shmring_sink *s, uint64_t now)
 	       (s->flight.len && !s->in_flight); /* left over after a reconnect */
 }
 
-static void flight_done(struct shmring_sink *s)
+/* A TLS sink's pending work, as far as it goes without blocking: the
+ * handshake, then what remains of flight. A failure keeps the batch for
+ * the reconnect, as a failed TCP write does. */
+static void tls_step(struct shmring_sink *s)
 {
-	s->st.bytes += s->flight.len;
-	S.ws->sink_bytes += s->flight.len;
-	s->flight.len = 0;
-	s->flight.entries = 0;
-	s->flight_off = 0;
-	s->udp_next = 0;
+	if (s->handshaking) {
+		int r = shmringd__tls_handshake(s->tls_s);
+		if (r == 0)
+			return;
+		if (r < 0)
+			goto failed;
+		s->handshaking = false;
+	}
+	while (s->in_flight && s->flight_off < s->flight.len) {
+		ssize_t w = shmringd__tls_write(s->tls_s, s->flight.data + s->flight_off,
+		                                s->flight.len - s->flight_off);
+		if (w == 0)
+			return;
+		if (w < 0)
+			goto failed;
+		s->flight_off += (uint32_t)w;
+	}
+	if (s->in_flight)
+		flight_done(s);
+	return;
+failed:
+	s->st.errors++;
+	S.ws->sink_errors++;
 	s->in_flight = false;
+	s->flight_off = 0;
+	mark_down(s);
 }
 
 static void on_cqe(struct io_uring_cqe *cqe)
@@ -286,6 +623,17 @@ static void on_cqe(struct io_uring_cqe *cqe)
 			s->backoff_ms = 0;
 			s->st.reconnects++;
 			S.ws->sink_reconnects++;
+			if (s->tls) {
+				if (shmringd__tls_open(s->fd, s->sni[0] ? s->sni : NULL,
+				                       &s->tls_s) < 0) {
+					s->st.errors++;
+					S.ws->sink_errors++;
+					mark_down(s);
+					break;
+				}
+				s->handshaking = true;
+				tls_step(s);
+			}
 		}
 		break;
 	case OP_WRITE:
@@ -344,6 +692,12 @@ static void reap(void)
 
 static void sink_free(struct shmring_sink *s)
 {
+	lookup_free(s);
+	shmringd__tls_free(s->tls_s);
+	if (s->http && s->in_flight)
+		S.http_busy--;
+	shmringd__http_free(s->http);
+	free(s->body);
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->fill.data);
@@ -358,9 +712,12 @@ void shmringd__sinks_poll(uint64_t now)
 	S.now = now;
 	if (*S.ring.cq.khead != io_uring_smp_load_acquire(S.ring.cq.ktail))
 		reap();
+	if (S.http_busy)
+		shmringd__http_poll(http_done);
 	for (struct shmring_sink **pp = &S.list, *s; (s = *pp);) {
-		if (s->fd < 0 && s->kind == SINK_TCP && !s->connecting && now >= s->retry_at)
-			start_connect(s);
+		connect_step(s, now);
+		if (s->tls_s && (s->handshaking || s->in_flight))
+			tls_step(s);
 		if (due(s, now))
 			flush(s);
 		if (s->refs == 0 && !s->in_flight && !s->connecting && s->fill.len == 0 &&
@@ -378,9 +735,11 @@ int64_t shmringd__sinks_next_due(uint64_t now)
 	int64_t best = INT64_MAX;
 	for (struct shmring_sink *s = S.list; s; s = s->next) {
 		int64_t t = INT64_MAX;
-		if (s->in_flight || s->connecting)
+		if (s->in_flight || s->connecting || s->gai || s->handshaking)
 			t = 1000000; /* completions do not wake the futex: look again in 1 ms */
-		else if (s->fd < 0 && s->kind == SINK_TCP)
+		else if (s->fd < 0 && (s->kind == SINK_TCP || s->kind == SINK_UDP))
+			t = s->retry_at > now ? (int64_t)(s->retry_at - now) : 0;
+		else if (s->kind == SINK_HTTP && s->flight.len) /* a failed batch: its retry */
 			t = s->retry_at > now ? (int64_t)(s->retry_at - now) : 0;
 		else if (s->fill.len) {
 			uint64_t at = s->fill.first_ns + (uint64_t)s->flush_ms * 1000000u;
@@ -400,10 +759,12 @@ void shmringd__sinks_drain(uint64_t deadline_ns)
 		uint64_t now = shmring_now_ns();
 		S.now = now;
 		bool busy = false;
+		if (S.http_busy)
+			shmringd__http_poll(http_done);
 		for (struct shmring_sink *s = S.list; s; s = s->next) {
-			if (s->fd < 0 && s->kind == SINK_TCP && !s->connecting &&
-			    now >= s->retry_at)
-				start_connect(s);
+			connect_step(s, now);
+			if (s->tls_s && (s->handshaking || s->in_flight))
+				tls_step(s);
 			flush(s);
 			if (s->fill.len || s->flight.len || s->in_flight || s->connecting)
 				busy = true;
@@ -412,7 +773,11 @@ void shmringd__sinks_drain(uint64_t deadline_ns)
 			break;
 		struct __kernel_timespec ts = {0, 1000000};
 		struct io_uring_cqe *cqe;
-		if (io_uring_wait_cqe_timeout(&S.ring, &cqe, &ts) == 0)
+		if (S.http_busy)
+			shmringd__http_wait(1);
+		else if (io_uring_wait_cqe_timeout(&S.ring, &cqe, &ts) == 0)
+			reap();
+		if (*S.ring.cq.khead != io_uring_smp_load_acquire(S.ring.cq.ktail))
 			reap();
 	}
 	/* Whatever is still buffered could not be written in time. */
@@ -420,7 +785,7 @@ void shmringd__sinks_drain(uint64_t deadline_ns)
 		uint64_t lost = s->fill.entries + s->flight.entries;
 		if (lost) {
 			shmringd__log("sink %s: %llu entries not written before the drain deadline",
-			              s->spec, (unsigned long long)lost);
+			              s->name, (unsigned long long)lost);
 			count_drop(s, lost);
 		}
 	}
@@ -436,14 +801,18 @@ void shmringd__sinks_fini(void)
 		S.list = s->next;
 		sink_free(s);
 	}
+	shmringd__http_fini();
+	shmringd__tls_fini();
 	S.ready = false;
 }
 
 /* ---- the plugin API ------------------------------------------------------ */
 
-static int parse_addr(const char *hostport, int socktype, struct sockaddr_storage *ss,
-                      socklen_t *len)
+/* "HOST:PORT" or "[IPv6]:PORT" of a tcp or udp sink into s: an IP
+ * literal's address, or a name to look up (s->host). 0 or -EINVAL. */
+static int parse_addr(struct shmring_sink *s, const char *hostport)
 {
+	int socktype = s->kind == SINK_TCP ? SOCK_STREAM : SOCK_DGRAM;
 	char host[256];
 	const char *port;
 	if (hostport[0] == '[') {
@@ -459,45 +828,134 @@ static int parse_addr(const char *hostport, int socktype, struct sockaddr_storag
 		snprintf(host, sizeof(host), "%.*s", (int)(e - hostport), hostport);
 		port = e + 1;
 	}
+	char *end;
+	unsigned long p = strtoul(port, &end, 10);
+	if (!*port || *end || p < 1 || p > 65535)
+		return -EINVAL;
 	struct addrinfo hints = {.ai_socktype = socktype,
 	                         .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
 	struct addrinfo *ai = NULL;
-	if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
+	int e = getaddrinfo(host, port, &hints, &ai);
+	if (e == 0 && ai) {
+		memcpy(&s->addr, ai->ai_addr, ai->ai_addrlen);
+		s->addrlen = ai->ai_addrlen;
+		freeaddrinfo(ai);
+		return 0;
+	}
+	/* Not an IP literal: a host name (RFC 1123 letters, digits, '-', '.'). */
+	size_t n = strlen(host);
+	if (hostport[0] == '[' || n == 0 || n > 253 ||
+	    strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != n)
 		return -EINVAL;
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*len = ai->ai_addrlen;
-	freeaddrinfo(ai);
+	snprintf(s->host, sizeof(s->host), "%s", host);
+	snprintf(s->port, sizeof(s->port), "%lu", p);
 	return 0;
 }
 
-/* Parse "key=value&key=value" (the part after the spec's last '?') into s.
- * 0, or -EINVAL with a message naming the parameter. */
-static int parse_params(struct shmring_sink *s, const char *p, char *err, size_t errlen)
+/* Decode %XX escapes of p in place. 0, or -1 on a bad escape. */
+static int pct_decode(char *p)
+{
+	char *o = p;
+	for (; *p; p++) {
+		if (*p != '%') {
+			*o++ = *p;
+			continue;
+		}
+		unsigned v;
+		if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]) ||
+		    sscanf(p + 1, "%2x", &v) != 1 || v == 0)
+			return -1;
+		*o++ = (char)v;
+		p += 2;
+	}
+	*o = '\0';
+	return 0;
+}
+
+/* The HTTP request's text parameters (values point into the spec's copy).
+ * 1 taken, 0 not one of them, -EINVAL (err written). */
+static int http_param(struct shmring_sink *s, struct shmringd_http_opts *ho, const char *key,
+                      char *val, char *err, size_t errlen)
+{
+	if (!strcmp(key, "method")) {
+		if (strcmp(val, "POST") && strcmp(val, "PUT") && strcmp(val, "PATCH")) {
+			snprintf(err, errlen, "sink '%s': method must be POST, PUT or PATCH",
+			         s->name);
+			return -EINVAL;
+		}
+		ho->method = val;
+		return 1;
+	}
+	if (strcmp(key, "content_type") && strcmp(key, "header"))
+		return 0;
+	if (pct_decode(val) < 0 || strpbrk(val, "\r\n")) {
+		snprintf(err, errlen, "sink '%s': bad %s (percent-encoded, no CR or LF)", s->name,
+		         key);
+		return -EINVAL;
+	}
+	if (!strcmp(key, "content_type")) {
+		ho->content_type = val;
+		return 1;
+	}
+	const char *colon = strchr(val, ':');
+	if (!colon || colon == val || ho->nheaders >= SINK_HTTP_MAX_HEADERS) {
+		snprintf(err, errlen, "sink '%s': header wants 'Name: value' (at most %d)", s->name,
+		         SINK_HTTP_MAX_HEADERS);
+		return -EINVAL;
+	}
+	ho->headers[ho->nheaders++] = val;
+	return 1;
+}
+
+/* Parse "key=value&key=value" (the part after the spec's last '?', in a
+ * copy we may change) into s, and for an HTTP sink into ho. 0, or -EINVAL
+ * with a message naming the parameter. */
+static int parse_params(struct shmring_sink *s, char *p, struct shmringd_http_opts *ho, char *err,
+                        size_t errlen)
 {
 	while (*p) {
-		const char *amp = strchr(p, '&');
-		size_t n = amp ? (size_t)(amp - p) : strlen(p);
-		char kv[128];
-		if (n == 0 || n >= sizeof(kv)) {
-			snprintf(err, errlen, "sink '%s': bad parameter list", s->spec);
-			return -EINVAL;
-		}
-		memcpy(kv, p, n);
-		kv[n] = '\0';
-		p += n + (amp ? 1 : 0);
+		char *kv = p, *amp = strchr(p, '&');
+		p = amp ? amp + 1 : p + strlen(p);
+		if (amp)
+			*amp = '\0';
 		char *eq = strchr(kv, '=');
-		char *end = NULL;
-		unsigned long long v = 0;
-		if (eq) {
-			*eq = '\0';
-			errno = 0;
-			v = strtoull(eq + 1, &end, 10);
-		}
-		if (!eq || eq[1] == '\0' || *end || errno || eq[1] == '-') {
-			snprintf(err, errlen, "sink '%s': parameter '%s' wants =<unsigned integer>",
-			         s->spec, kv);
+		if (!*kv || eq == kv) {
+			snprintf(err, errlen, "sink '%s': bad parameter list (want key=value&...)",
+			         s->name);
 			return -EINVAL;
 		}
+		if (!eq || !eq[1]) {
+			snprintf(err, errlen, "sink '%s': parameter '%.64s' wants =<value>",
+			         s->name, kv);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		int rc = s->kind == SINK_HTTP ? http_param(s, ho, kv, eq + 1, err, errlen) : 0;
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			continue;
+		if (s->kind == SINK_TCP && !strcmp(kv, "sni")) {
+			size_t n = strlen(eq + 1);
+			if (n >= sizeof(s->sni) ||
+			    strspn(eq + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			                   "0123456789.-") != n) {
+				snprintf(err, errlen, "sink '%s': sni must be a host name",
+				         s->name);
+				return -EINVAL;
+			}
+			memcpy(s->sni, eq + 1, n + 1);
+			continue;
+		}
+		char *end = NULL;
+		errno = 0;
+		unsigned long long v = strtoull(eq + 1, &end, 10);
+		if (*end || errno || eq[1] == '-') {
+			snprintf(err, errlen, "sink '%s': parameter '%s' wants =<unsigned integer>",
+			         s->name, kv);
+			return -EINVAL;
+		}
+		bool http = s->kind == SINK_HTTP;
 		if (!strcmp(kv, "batch_bytes") && v >= 1 && v <= (1u << 30)) {
 			s->batch_bytes = (uint32_t)v;
 		} else if (!strcmp(kv, "batch_entries") && v <= (1u << 30)) {
@@ -506,26 +964,59 @@ static int parse_params(struct shmring_sink *s, const char *p, char *err, size_t
 			s->flush_ms = (uint32_t)v;
 		} else if (!strcmp(kv, "max_bytes") && v >= 1024 && v <= (1u << 31)) {
 			s->cap = (uint32_t)(v / 2);
+		} else if (!strcmp(kv, "max_entries") && v <= (1u << 30)) {
+			s->max_entries = (uint32_t)v;
 		} else if (!strcmp(kv, "reopen") && v <= 1) {
 			s->reopen = v == 1;
+		} else if (s->kind == SINK_TCP && !strcmp(kv, "tls") && v <= 1) {
+			s->tls = v == 1;
+		} else if (http && !strcmp(kv, "timeout_ms") && v >= 1 && v <= 3600000) {
+			ho->timeout_ms = (uint32_t)v;
+		} else if (http && !strcmp(kv, "keepalive_ms") && v <= 3600000) {
+			ho->keepalive_ms = (uint32_t)v;
+		} else if (http && !strcmp(kv, "retry_initial_ms") && v >= 1 && v <= 1000000000) {
+			s->retry_initial_ms = (uint32_t)v;
+		} else if (http && !strcmp(kv, "retry_max_ms") && v >= 1 && v <= 1000000000) {
+			s->retry_max_ms = (uint32_t)v;
+		} else if (http && !strcmp(kv, "retry_time_ms") && v <= 1000000000) {
+			s->retry_time_ms = (uint32_t)v;
 		} else {
 			snprintf(
 			    err, errlen,
 			    "sink '%s': unknown parameter or value out of range: %s=%llu "
 			    "(batch_bytes 1..2^30, batch_entries 0..2^30, flush_ms 1..3600000, "
-			    "max_bytes 1024..2^31, reopen 0|1)",
-			    s->spec, kv, v);
+			    "max_bytes 1024..2^31, max_entries 0..2^30, reopen 0|1; tcp: tls 0|1, "
+			    "sni; http: "
+			    "method, content_type, header, timeout_ms 1..3600000, keepalive_ms "
+			    "0..3600000, retry_initial_ms, retry_max_ms 1..10^9, retry_time_ms "
+			    "0..10^9)",
+			    s->name, kv, v);
 			return -EINVAL;
 		}
 	}
 	if (s->reopen && s->kind != SINK_FILE) {
-		snprintf(err, errlen, "sink '%s': reopen applies to file sinks only", s->spec);
+		snprintf(err, errlen, "sink '%s': reopen applies to file sinks only", s->name);
 		return -EINVAL;
 	}
 	return 0;
 }
 
 uint64_t shmringd__sinks_shared_bytes;
+
+/* The destination as messages show it: a URL without its user info,
+ * query and fragment (credentials stay out of logs), else the target. */
+static void set_name(struct shmring_sink *s, const char *target)
+{
+	const char *h = strstr(target, "://");
+	if (!h) {
+		snprintf(s->name, sizeof(s->name), "%s", target);
+		return;
+	}
+	const char *auth = h + 3, *at = memchr(auth, '@', strcspn(auth, "/?#"));
+	const char *host = at ? at + 1 : auth;
+	snprintf(s->name, sizeof(s->name), "%.*s%.*s", (int)(auth - target), target,
+	         (int)strcspn(host, "?#"), host);
+}
 
 SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **out, char *err,
                                        size_t errlen)
@@ -564,8 +1055,21 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 	char *params = strrchr(target, '?');
 	if (params)
 		*params++ = '\0';
+	set_name(s, target);
 	int rc = 0;
-	if (!strncmp(target, "file:", 5) && target[5]) {
+	/* HTTP: Kong's http-log defaults unless the parameters say otherwise */
+	struct shmringd_http_opts ho = {.url = target,
+	                                .method = "POST",
+	                                .content_type = "application/json",
+	                                .timeout_ms = 10000,
+	                                .keepalive_ms = 60000};
+	if (!strncmp(target, "http://", 7) || !strncmp(target, "https://", 8)) {
+		s->kind = SINK_HTTP;
+		s->batch_entries = 1;
+		s->retry_initial_ms = 10;
+		s->retry_max_ms = 60000;
+		s->retry_time_ms = 60000;
+	} else if (!strncmp(target, "file:", 5) && target[5]) {
 		s->kind = SINK_FILE;
 		snprintf(s->path, sizeof(s->path), "%s", target + 5);
 	} else if (!strncmp(target, "tcp:", 4)) {
@@ -574,13 +1078,13 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 		s->kind = SINK_UDP;
 	} else {
 		snprintf(err, errlen,
-		         "unknown sink '%s' (want file:PATH, tcp:IP:PORT or "
-		         "udp:IP:PORT, optionally followed by ?key=value&...)",
+		         "unknown sink '%s' (want file:PATH, tcp:HOST:PORT, udp:HOST:PORT "
+		         "or an http:// or https:// URL, followed by ?key=value&...)",
 		         spec);
 		rc = -EINVAL;
 	}
 	if (rc == 0 && params)
-		rc = parse_params(s, params, err, errlen);
+		rc = parse_params(s, params, &ho, err, errlen);
 	if (s->batch_bytes > s->cap)
 		s->batch_bytes = s->cap; /* else a batch is never due by size */
 	if (rc < 0) {
@@ -589,13 +1093,17 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 		rc = shmring_file_open(s->path, O_WRONLY | O_APPEND | O_CREAT, 0640, err, errlen);
 		s->fd = rc < 0 ? -1 : rc;
 		rc = rc < 0 ? rc : 0;
+	} else if (s->kind == SINK_HTTP) {
+		rc = shmringd__http_open(&ho, s, &s->http, err, errlen);
 	} else if (s->kind == SINK_TCP) {
-		if ((rc = parse_addr(target + 4, SOCK_STREAM, &s->addr, &s->addrlen)) < 0)
-			snprintf(err, errlen, "bad sink address '%s' (want tcp:IP:PORT)", spec);
+		if ((rc = parse_addr(s, target + 4)) < 0)
+			snprintf(err, errlen, "bad sink address '%s' (want tcp:HOST:PORT)",
+			         s->name);
 	} else {
-		if ((rc = parse_addr(target + 4, SOCK_DGRAM, &s->addr, &s->addrlen)) < 0) {
-			snprintf(err, errlen, "bad sink address '%s' (want udp:IP:PORT)", spec);
-		} else {
+		if ((rc = parse_addr(s, target + 4)) < 0) {
+			snprintf(err, errlen, "bad sink address '%s' (want udp:HOST:PORT)",
+			         s->name);
+		} else if (!s->host[0]) { /* an IP literal: now, so errors show in the config */
 			s->fd =
 			    socket(s->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 			if (s->fd < 0 ||
@@ -617,8 +1125,7 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 		sink_free(s);
 		return rc;
 	}
-	if (s->kind == SINK_TCP)
-		start_connect(s);
+	connect_step(s, S.now); /* tcp: connect; a name: start its lookup */
 	s->next = S.list;
 	S.list = s;
 	*out = s;
@@ -639,6 +1146,13 @@ SHMRING_HOST_API int shmring_sink_reserve(struct shmring_sink *s, size_t max, ch
 		/* Full: try to make room by flushing now, else drop. */
 		flush(s);
 		if (s->fill.len + need > s->cap) {
+			count_drop(s, 1);
+			return SHMRING_SINK_DROPPED;
+		}
+	}
+	if (s->max_entries && s->fill.entries >= s->max_entries) {
+		flush(s);
+		if (s->fill.entries >= s->max_entries) {
 			count_drop(s, 1);
 			return SHMRING_SINK_DROPPED;
 		}

@@ -381,10 +381,10 @@ static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 		over_budget(cs, 0, old, err, sizeof(err)); /* full already */
 	void *conf = NULL;
 	size_t bytes = 0;
-	if (!err[0] && p->desc->conf_new) {
+	if (!err[0] && (p->desc->conf_new || shmringd__plugin_config_schema(p->desc))) {
 		size_t before = shmringd__heap_in_use();
 		uint64_t shared = shmringd__sinks_shared_bytes;
-		int rc = p->desc->conf_new(p->wstate, config, &conf, err, sizeof(err));
+		int rc = shmringd__conf_new(p->desc, p->wstate, config, &conf, err, sizeof(err));
 		size_t after = shmringd__heap_in_use();
 		bytes = (after > before ? after - before : 0) +
 		        (size_t)(shmringd__sinks_shared_bytes - shared);

@@ -124,6 +124,28 @@ function M.init(opts)
     end
 end
 
+-- PROFILE=1: /_jit?start=FILE runs LuaJIT's profiler (functions and lines
+-- with the VM state: Interpreted, C, GC, JIT compiler) and the trace log
+-- (aborts, NYI) into FILE until /_jit?stop=1; /_jit?stats=1 prints the
+-- ring client's counters.
+function M.jit_ctl()
+    local args = ngx.req.get_uri_args()
+    local jp, jv = require("jit.p"), require("jit.v")
+    if args.stats then -- the ring client's counters (spin hits and misses...)
+        ngx.print(require("cjson").encode(require("shmring.client").stats), "\n")
+        return
+    end
+    if args.start then
+        M.jit_file = args.start
+        jv.on(args.start .. ".jitv")
+        jp.start("vFli1m1", args.start)
+    else
+        jp.stop()
+        jv.off()
+    end
+    ngx.print("ok\n")
+end
+
 function M.access(transport, name)
     local c = cells[name]
     if c.plugin == "log" then

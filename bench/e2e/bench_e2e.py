@@ -8,7 +8,7 @@ bench/results/e2e.json (bench/README.md, "e2e").
     python3 bench/e2e/bench_e2e.py [build-dir] [--rounds 3] [--duration 5]
         [--connections 50] [--nginx-workers 1] [--daemon-workers 1]
         [--plugins hello,key-auth,...] [--transports shmring,socket,lua]
-        [--profile] [--out bench/results/e2e.json]
+        [--client-opt NAME=VALUE] [--profile] [--out bench/results/e2e.json]
 
 Environment overrides: BENCH_ROUNDS, BENCH_DURATION, BENCH_CONNECTIONS,
 NGINX_WORKERS, SHMRINGD_WORKERS, BENCH_PLUGINS, PROFILE=1.
@@ -105,6 +105,7 @@ class BenchStack(stack.Stack):
         self.socket_path = os.path.join(self.prefix, "shmringd.sock")
         self.daemon_args += ["--socket", self.socket_path]
         self.cells_plugins, self.cells_transports = plugins, transports
+        self.client_opts = []
 
     def render(self):
         return self.write_conf(os.path.join(HERE, "nginx.conf.in"), {
@@ -114,6 +115,7 @@ class BenchStack(stack.Stack):
             "PORT": str(self.port),
             "USER_LINE": "user root root;" if os.getuid() == 0 else "",
             "LOCATIONS": locations(self.cells_plugins, self.cells_transports),
+            "CLIENT_OPTS": "".join(", %s = %s" % kv for kv in self.client_opts),
         })
 
     def worker_pids(self, comm_prefix):
@@ -139,11 +141,22 @@ def wrk(port, path, plugin, a, tokens, offset):
          "-s", os.path.join(HERE, "wrk.lua"), url], env=env)
 
 
-def perf_profile(st, a, tokens, outdir):
+def jit_ctl(port, query):
+    """Start or stop jit.p + jit.v in the (one) nginx worker, or read its
+    ring client's counters (stats=1)."""
+    import urllib.request
+    return urllib.request.urlopen("http://127.0.0.1:%d/_jit?%s" % (port, query), timeout=5).read()
+
+
+def perf_profile(st, a, tokens, outdir, plugin):
     """perf record -g of the nginx worker and the shmringd ring worker during
-    the shmring/jwt cell; folded stacks + the top of perf report."""
+    the plugin's shmring cell, with LuaJIT's own profiler (jit.p, "Fl":
+    functions and lines, the VM state) and trace-abort log (jit.v) in the
+    worker at the same time; folded stacks + the top of perf report."""
     os.makedirs(outdir, exist_ok=True)
     targets = {"nginx": st.nginx_worker_pids()[0], "shmringd": st.worker_pids("shmringd-w0")[0]}
+    tag = "%s/%s" % (outdir, "e2e-profile-%s-" + plugin)
+    jit_out = os.path.abspath(tag % "luajit") + ".txt"
     procs = {}
     for name, pid in targets.items():
         data = os.path.join(st.prefix, "perf-%s.data" % name)
@@ -151,8 +164,10 @@ def perf_profile(st, a, tokens, outdir):
             ["perf", "record", "-g", "-e", "cpu-clock", "-F", "2000", "-o", data, "-p", str(pid),
              "--", "sleep", str(a.duration)], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL))
+    jit_ctl(st.port, "start=" + jit_out)
     time.sleep(0.2)
-    res = wrk(st.port, "/shmring/jwt", "jwt", a, tokens, 3 * N_TOKENS // 4)
+    res = wrk(st.port, "/shmring/" + plugin, plugin, a, tokens, 3 * N_TOKENS // 4)
+    jit_ctl(st.port, "stop=1")
     for name, (data, p) in procs.items():
         p.wait()
         report = ""
@@ -166,15 +181,15 @@ def perf_profile(st, a, tokens, outdir):
             lines = [x for x in out.splitlines() if x.strip() and not x.startswith("#")]
             report += "\n## %s\n" % title + "\n".join(lines[:45]) + "\n"
 
-        with open(os.path.join(outdir, "e2e-profile-%s-jwt.txt" % name), "w") as f:
-            f.write("# perf record -g -e cpu-clock, %s worker, shmring/jwt cell, %.0f rps\n"
-                    % (name, res["rps"]))
+        with open((tag % name) + ".txt", "w") as f:
+            f.write("# perf record -g -e cpu-clock, %s worker, shmring/%s cell, %.0f rps\n"
+                    % (name, plugin, res["rps"]))
             f.write(report)
         script = subprocess.run(["perf", "script", "-i", data], capture_output=True,
                                 text=True).stdout
-        with open(os.path.join(outdir, "e2e-profile-%s-jwt.folded" % name), "w") as f:
+        with open((tag % name) + ".folded", "w") as f:
             f.write(fold(script))
-        print("profile: %s/e2e-profile-%s-jwt.{txt,folded}" % (outdir, name))
+    print("profile: %s.{txt,folded}, %s" % (tag % "{nginx,shmringd}", jit_out))
 
 
 def fold(script):
@@ -210,6 +225,8 @@ def main():
     ap.add_argument("--transports", default=",".join(TRANSPORTS))
     ap.add_argument("--daemon-arg", action="append", default=None,
                     help="extra shmringd option (repeatable); default --spin_us=0")
+    ap.add_argument("--client-opt", action="append", default=[],
+                    help="shmring.client option NAME=LUA_VALUE (repeatable), e.g. spin_max_us=0")
     ap.add_argument("--profile", action="store_true", default=env("PROFILE", "") not in ("", "0"))
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results", "e2e.json"))
     a = ap.parse_args()
@@ -233,6 +250,7 @@ def main():
     runs = {(p, t): [] for p, t, _ in cells}
     st = BenchStack(a.build, plugins, transports, nginx_workers=a.nginx_workers,
                     daemon_workers=a.daemon_workers, daemon_args=a.daemon_arg)
+    st.client_opts = [tuple(o.split("=", 1)) for o in a.client_opt]
     offset = 0
     load0 = os.getloadavg()
     with st:
@@ -262,8 +280,11 @@ def main():
                       % (r + 1, path, res["rps"], res["p50_us"], res["p99_us"],
                          res["cpu_us_per_req"], res["daemon_cpu_us_per_req"], res["non2xx"],
                          res["socket_errors"]), flush=True)
-        if a.profile and "jwt" in plugins and "shmring" in transports:
-            perf_profile(st, a, tokens, os.path.dirname(a.out))
+        client_stats = json.loads(jit_ctl(st.port, "stats=1"))
+        print("ring client counters (nginx worker): %s" % json.dumps(client_stats, sort_keys=True))
+        if a.profile and "shmring" in transports:
+            for p in plugins:
+                perf_profile(st, a, tokens, os.path.dirname(a.out), p)
     load1 = os.getloadavg()
 
     def med(p, t, k):
@@ -299,10 +320,11 @@ def main():
                             "--", ".", ":!bench/results"],
                            capture_output=True, text=True).stdout.strip() != ""
     meta = "commit %s%s, %s, %d CPUs, nginx workers %d, shmringd workers %d (+1 socket worker), " \
-           "wrk -t%d -c%d, %d rounds x %d s, load %.2f -> %.2f" % (
+           "wrk -t%d -c%d, %d rounds x %d s, daemon %s, client %s, load %.2f -> %.2f" % (
                commit, "+dirty" if dirty else "", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                os.cpu_count(), a.nginx_workers, a.daemon_workers, a.threads, a.connections,
-               a.rounds, a.duration, load0[0], load1[0])
+               a.rounds, a.duration, " ".join(a.daemon_arg), " ".join(a.client_opt) or "defaults",
+               load0[0], load1[0])
     print()
     print(meta)
     hdr = "| plugin | transport | req/s | p50 us | p99 us | nginx CPU us/req | daemon CPU us/req " \
@@ -325,6 +347,7 @@ def main():
         f.write("\n")
     with open(os.path.splitext(a.out)[0] + ".meta.json", "w") as f:
         json.dump({"meta": meta, "load_start": load0, "load_end": load1,
+                   "client_stats": client_stats,
                    "rounds": {"%s/%s" % k: v for k, v in runs.items()}}, f, indent=1)
         f.write("\n")
 

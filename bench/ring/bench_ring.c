@@ -14,6 +14,13 @@
  *   socket round trip    the same 64 B exchange over socketpair(AF_UNIX,
  *                        SOCK_STREAM): busy-polling (MSG_DONTWAIT loops) and
  *                        blocking
+ *   floor round trip     the same two processes bouncing one shared cache
+ *                        line (client writes 2i+1, server answers 2i+2):
+ *                        the cheapest cross-core request/reply this machine
+ *                        has, measured in the same run; the ring round trip
+ *                        is also reported as a multiple of it, since the
+ *                        host under a VM moves absolute nanoseconds from
+ *                        week to week
  *
  * The server reads every request byte (ring: in place; socket: after recv),
  * the client copies every reply byte out, so neither side skips work the
@@ -61,7 +68,8 @@ enum {
 	T_DATA = 0x42, /* throughput record; first 8 bytes: sequence */
 	T_SOCK = 0x43, /* payload: u64 n, u32 len, u32 blocking; then n socket RTTs */
 	T_EXIT = 0x44,
-	T_STAT = 0x45, /* server answers T_DONE with its involuntary context switches */
+	T_STAT = 0x45,  /* server answers T_DONE with its involuntary context switches */
+	T_FLOOR = 0x46, /* payload: u64 n; then n cache-line round trips on g_line */
 	T_PONG = 0x81,
 	T_DONE = 0x82, /* throughput: u64 CLOCK_MONOTONIC ns after the last record, u64
 	                  times the server was preempted meanwhile; T_STAT: u64 count */
@@ -70,6 +78,9 @@ enum {
 #define REPLY_LEN 64u
 static uint32_t g_ring_size = 1u << 20; /* --ring BYTES */
 #define BATCH 64u
+
+/* The floor's cache line, shared by the two processes (mapped before fork). */
+static _Atomic uint64_t *g_line;
 
 static void die(const char *what, int rc)
 {
@@ -227,6 +238,18 @@ static void serve_socket(int fd, uint64_t n, uint32_t len, int blocking)
 	}
 }
 
+/* Answer n cache-line pings: wait for the client's odd value, write the
+ * next even one. */
+static void serve_floor(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t want = 2 * i + 1;
+		while (atomic_load_explicit(g_line, memory_order_acquire) != want)
+			cpu_relax();
+		atomic_store_explicit(g_line, want + 1, memory_order_release);
+	}
+}
+
 static void serve(struct shmring_chan *c, int fd)
 {
 	uint8_t reply[REPLY_LEN];
@@ -255,6 +278,13 @@ static void serve(struct shmring_chan *c, int fd)
 			memcpy(&blocking, rec.payload + 12, 4);
 			shmring_release(c);
 			serve_socket(fd, n, len, (int)blocking);
+			break;
+		}
+		case T_FLOOR: {
+			uint64_t n;
+			memcpy(&n, rec.payload, 8);
+			shmring_release(c);
+			serve_floor(n);
 			break;
 		}
 		case T_STAT: {
@@ -322,6 +352,24 @@ static struct lat ring_rtt(struct shmring_chan *c, uint32_t len, size_t warm, si
 			s[i - warm] = t1 - t0;
 	}
 	g_sink += reply[0];
+	return summarize(s, n);
+}
+
+/* warm + n round trips on the shared cache line (serve_floor): the floor. */
+static struct lat floor_rtt(struct shmring_chan *c, size_t warm, size_t n, uint64_t *s)
+{
+	uint64_t total = warm + n;
+	atomic_store_explicit(g_line, 0, memory_order_relaxed);
+	ring_send(c, T_FLOOR, 0, &total, sizeof(total));
+	for (uint64_t i = 0; i < total; i++) {
+		uint64_t t0 = ticks();
+		atomic_store_explicit(g_line, 2 * i + 1, memory_order_release);
+		while (atomic_load_explicit(g_line, memory_order_acquire) != 2 * i + 2)
+			cpu_relax();
+		uint64_t t1 = ticks();
+		if (i >= warm)
+			s[i - warm] = t1 - t0;
+	}
 	return summarize(s, n);
 }
 
@@ -502,7 +550,8 @@ static void git_commit(char *out, size_t len)
 }
 
 struct results {
-	struct lat r64, r1k, sb64, sk64;
+	struct lat r64, r1k, sb64, sk64, floor;
+	double ring_over_floor; /* ring p50 64 B / floor p50, of this run (median: of the runs) */
 	struct thr thr64, thr1k;
 	double preempted; /* involuntary context switches, both processes */
 	double load1;     /* 1-minute load average when the run started */
@@ -540,6 +589,8 @@ static void median_of_runs(struct results *out, const struct results *runs, int 
 	MEDIAN_LAT(r1k);
 	MEDIAN_LAT(sb64);
 	MEDIAN_LAT(sk64);
+	MEDIAN_LAT(floor);
+	MEDIAN_OF(ring_over_floor);
 	MEDIAN_OF(thr64.rate);
 	MEDIAN_OF(thr1k.rate);
 	MEDIAN_OF(thr64.overall);
@@ -594,6 +645,10 @@ static int write_json(const char *path, const struct results *r)
 	json_lat(f, "rtt", "1k", &r->r1k, 0);
 	json_lat(f, "socket_busy_rtt", "64", &r->sb64, 0);
 	json_lat(f, "socket_block_rtt", "64", &r->sk64, 0);
+	fprintf(f,
+	        "  \"floor_rtt_ns\": %.1f,\n  \"floor_rtt_p99_ns\": %.1f,\n"
+	        "  \"ring_over_floor_p50_64\": %.2f,\n",
+	        r->floor.p50, r->floor.p99, r->ring_over_floor);
 	fprintf(f, "  \"throughput_64_per_s\": %.0f,\n  \"throughput_1k_per_s\": %.0f,\n",
 	        r->thr64.rate, r->thr1k.rate);
 	fprintf(
@@ -618,11 +673,13 @@ static int write_json(const char *path, const struct results *r)
 		    "\"throughput_64_per_s\": %.0f, \"throughput_1k_per_s\": %.0f, "
 		    "\"throughput_64_overall_per_s\": %.0f, \"throughput_1k_overall_per_s\": %.0f, "
 		    "\"clean_windows_64\": \"%.0f/%.0f\", \"clean_windows_1k\": \"%.0f/%.0f\", "
+		    "\"floor_rtt_ns\": %.1f, \"ring_over_floor_p50_64\": %.2f, "
 		    "\"preempted\": %.0f, \"load1\": %.2f}%s\n",
 		    x->r64.p50, x->r64.p99, x->r64.p999, x->r1k.p50, x->r1k.p99, x->sb64.p50,
 		    x->sk64.p50, x->thr64.rate, x->thr1k.rate, x->thr64.overall, x->thr1k.overall,
 		    x->thr64.clean, x->thr64.windows, x->thr1k.clean, x->thr1k.windows,
-		    x->preempted, x->load1, k + 1 < r->nruns ? "," : "");
+		    x->floor.p50, x->ring_over_floor, x->preempted, x->load1,
+		    k + 1 < r->nruns ? "," : "");
 	}
 	fprintf(f, "  ]\n");
 	fprintf(f, "}\n");
@@ -637,15 +694,15 @@ static const char *verdict(int ok)
 static void print_table(const struct results *r)
 {
 	printf("\n%d run(s):  ring p50/p99 64 B   ring p50 1 KiB   socket busy/block p50   M rec/s "
-	       "64 B/1 KiB   preempted  load\n",
+	       "64 B/1 KiB   floor p50  ring/floor  preempted  load\n",
 	       r->nruns);
 	for (int k = 0; k < r->nruns; k++) {
 		const struct results *x = &r->runs[k];
 		printf("  run %-2d   %6.0f / %-8.0f  %8.0f        %7.0f / %-9.0f   %6.2f / %-8.2f "
-		       "%9.0f "
-		       "%5.2f\n",
+		       "%9.0f %9.2fx %9.0f %5.2f\n",
 		       k + 1, x->r64.p50, x->r64.p99, x->r1k.p50, x->sb64.p50, x->sk64.p50,
-		       x->thr64.rate / 1e6, x->thr1k.rate / 1e6, x->preempted, x->load1);
+		       x->thr64.rate / 1e6, x->thr1k.rate / 1e6, x->floor.p50, x->ring_over_floor,
+		       x->preempted, x->load1);
 	}
 	printf("\nmedian of the runs\n%-28s %10s %10s %10s %10s\n", "round trip (ns)", "p50", "p99",
 	       "p99.9", "mean");
@@ -653,10 +710,9 @@ static void print_table(const struct results *r)
 		const char *name;
 		const struct lat *l;
 	} rows[] = {
-	    {"ring 64 B -> 64 B", &r->r64},
-	    {"ring 1 KiB -> 64 B", &r->r1k},
-	    {"socket busy-poll 64 B", &r->sb64},
-	    {"socket blocking 64 B", &r->sk64},
+	    {"ring 64 B -> 64 B", &r->r64},       {"ring 1 KiB -> 64 B", &r->r1k},
+	    {"socket busy-poll 64 B", &r->sb64},  {"socket blocking 64 B", &r->sk64},
+	    {"floor: one cache line", &r->floor},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		printf("%-28s %10.0f %10.0f %10.0f %10.0f\n", rows[i].name, rows[i].l->p50,
@@ -673,6 +729,8 @@ static void print_table(const struct results *r)
 	       verdict(r->r64.p50 <= 350));
 	printf("  ring p99 64 B <= 2000 ns         %8.0f ns   %s\n", r->r64.p99,
 	       verdict(r->r64.p99 <= 2000));
+	printf("  ring p50 64 B <= 1.6x the floor  %8.2f x    %s (floor p50 %.0f ns)\n",
+	       r->ring_over_floor, verdict(r->ring_over_floor <= 1.6), r->floor.p50);
 	printf("  >= 10x busy-poll socket (p50)    %8.1f x    %s\n", busy_x, verdict(busy_x >= 10));
 	printf("  >= 50x blocking socket (p50)     %8.1f x    %s\n", block_x,
 	       verdict(block_x >= 50));
@@ -740,6 +798,9 @@ int main(int argc, char **argv)
 	int rc = shmring_instance_create(&o, &srv);
 	if (rc < 0)
 		die("instance_create", rc);
+	g_line = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (g_line == MAP_FAILED)
+		die("mmap", 0);
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
 		die("socketpair", 0);
@@ -775,16 +836,18 @@ int main(int argc, char **argv)
 		struct results *x = &runs[rep];
 		*x = r;
 		struct lat zero = {1, 1, 1, 1};
-		x->r64 = x->r1k = x->sb64 = x->sk64 = zero;
+		x->r64 = x->r1k = x->sb64 = x->sk64 = x->floor = zero;
 		fprintf(stderr, "bench_ring: run %d of %d\n", rep + 1, repeat);
 		double load[1] = {0};
 		getloadavg(load, 1);
 		x->load1 = load[0];
 		uint64_t sw0 = invol_switches() + server_switches(c);
 		if (!only || !strcmp(only, "rtt")) {
+			x->floor = floor_rtt(c, warm, samples, s);
 			x->r64 = ring_rtt(c, 64, warm, samples, s);
 			x->r1k = ring_rtt(c, 1024, warm, samples, s);
 		}
+		x->ring_over_floor = x->r64.p50 / x->floor.p50;
 		if (!only || !strcmp(only, "thr")) {
 			ring_throughput(c, 64, thr64_n / 10, NULL); /* warm-up */
 			x->thr64 = ring_throughput_windows(c, 64, thr64_n);

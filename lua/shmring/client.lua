@@ -130,6 +130,62 @@ local function wait_reply(id, p, deadline)
     end
 end
 
+-- Answer without yielding: while the daemon worker serving our channel is
+-- awake (it has not announced a futex sleep), a reply comes in about one
+-- cross-core round trip plus the plugin's work, less than a semaphore's
+-- yield and resume. The request then publishes its record at once and
+-- busy-waits in C for the CQ, at most `bound` ns: 4x the moving average
+-- of the waits that got a reply, between 2 us and spin_max_us, never past
+-- the deadline; the C side gives up as soon as the worker goes to sleep.
+-- Eight misses in a row (a busy or stopped daemon) turn spinning off for
+-- 10 ms. With the worker asleep, nothing spins: the semaphore waits.
+local spin_avg_ns = 2000
+local spin_misses, spin_off_until = 0, 0
+
+local function spin_wanted()
+    if cfg.spin_max_us <= 0 or (spin_off_until > 0 and ngx_now() < spin_off_until) then
+        return false
+    end
+    return channel.C.shmring_client_server_awake(channel.chan) == 1
+end
+
+-- Spin, then drain, until p has its answer or the bound is spent. Returns
+-- true if p was answered (reply or error) without yielding.
+local function spin_for_reply(p, deadline)
+    local max = cfg.spin_max_us * 1000
+    local budget = spin_avg_ns * 4
+    budget = budget < 2000 and 2000 or budget > max and max or budget
+    local left = (deadline - ngx_now()) * 1e9
+    if budget > left then
+        budget = left
+    end
+    local waited = 0
+    while budget - waited >= 1 do
+        local ns = tonumber(channel.C.shmring_client_spin(channel.chan, budget - waited))
+        if ns <= 0 then
+            break
+        end
+        waited = waited + ns
+        drain() -- wakes any other waiter whose reply came first
+        if p.reply or p.err then
+            spin_avg_ns = spin_avg_ns + (waited - spin_avg_ns) / 8
+            spin_misses = 0
+            stats.spin_hits = stats.spin_hits + 1
+            return true
+        end
+        if channel.chan == nil then
+            break
+        end
+    end
+    stats.spin_misses = stats.spin_misses + 1
+    spin_misses = spin_misses + 1
+    if spin_misses >= 8 then
+        spin_misses = 0
+        spin_off_until = ngx_now() + 0.01
+    end
+    return false
+end
+
 ---------------------------------------------------------------------------
 -- Sending.
 
@@ -154,13 +210,18 @@ function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
     local deadline = ngx_now() + (timeout or 1000) / 1000
     local conf_id = confs.id_of(plugin, conf)
     for attempt = 1, 2 do
-        local req_id, err, kind = submit(rtype, plugin, conf, conf_id, encode_payload, arg)
+        local spin = spin_wanted()
+        local req_id, err, kind = submit(rtype, plugin, conf, conf_id, encode_payload, arg, spin)
         if not req_id then
             return nil, err, kind
         end
-        local p = { reply = false, err = false, sema = false }
+        local p = { reply = false, reply_len = 0, err = false, sema = false }
         pending.add(req_id, p)
-        ok, why = wait_reply(req_id, p, deadline)
+        if spin and spin_for_reply(p, deadline) then
+            ok, why = p.reply and true, p.err
+        else
+            ok, why = wait_reply(req_id, p, deadline)
+        end
         if not ok then
             if why == "deadline" then
                 -- A dead daemon explains a missed deadline: say unavailable.
@@ -175,8 +236,8 @@ function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
             stats.unavailable = stats.unavailable + 1
             return nil, why, "unavailable"
         end
-        local payload = p.reply
-        local r, rc = core.decode_reply(payload, #payload)
+        local payload = p.reply -- bytes (uint8_t[?]), see reaper.drain
+        local r, rc = core.decode_reply(payload, p.reply_len)
         if not r then
             stats.errors = stats.errors + 1
             return nil, "bad reply: " .. core.strerror(rc), "error"

@@ -145,6 +145,12 @@ double shmring_client_clock(void);
 double shmring_client_applied(double started);
 int shmring_client_health(const struct shmring_instance *inst, const struct shmring_chan *c,
                           int64_t max_age_ns);
+int shmring_client_server_awake(struct shmring_chan *c);
+int64_t shmring_client_spin(struct shmring_chan *c, uint64_t max_ns);
+struct shmring_client_ngx_str { int len; const char *data; };
+struct shmring_client_ngx_pair { struct shmring_client_ngx_str key; struct shmring_client_ngx_str value; };
+void shmring_client_put_pairs(struct shmring_mpw *w, const struct shmring_client_ngx_pair *p,
+                              uint32_t n);
 ]]
 
 -- The protocol's names as Lua tables (values from the cdef enums above,

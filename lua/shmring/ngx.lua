@@ -13,6 +13,7 @@
 -- conf is the plugin's config table plus `fail_open` and `timeout` (ms);
 -- build it once (init_by_lua, a module) rather than per request: it is
 -- registered with the daemon by identity (and by content as a fallback).
+local ffi = require("ffi")
 local client = require("shmring.client")
 local phase = require("shmring.phase")
 local plugins = require("shmring.plugins")
@@ -88,6 +89,69 @@ local function log_entry()
     }
 end
 
+-- Every request header / query arg as OpenResty's FFI hands them out (an
+-- array of name/value pairs pointing into nginx's request, nginx's own
+-- limit of 100 each): pointer and count, for shmring_client_put_pairs to
+-- write into the snapshot with no Lua table or string in between. Only
+-- inside nginx with resty.core (always there since lua-nginx-module
+-- 0.10.16); elsewhere the host has no header_pairs and phase reads the
+-- tables of req.get_headers() / get_uri_args().
+local header_pairs, query_pairs
+do
+    local ok, base = pcall(require, "resty.core.base")
+    if ok and ngx.config and ngx.config.subsystem == "http"
+        and pcall(require, "resty.core.request") then
+        local C = ffi.C
+        local get_request = base.get_request
+        local elts_t = ffi.typeof("ngx_http_lua_ffi_table_elt_t[?]")
+        local pair_p = ffi.typeof("const struct shmring_client_ngx_pair *")
+        assert(ffi.sizeof("ngx_http_lua_ffi_table_elt_t")
+            == ffi.sizeof("struct shmring_client_ngx_pair")
+            and ffi.offsetof("ngx_http_lua_ffi_table_elt_t", "value")
+            == ffi.offsetof("struct shmring_client_ngx_pair", "value"))
+        local truncated = ffi.new("int[1]")
+        -- Scratch arrays, grown to the largest request seen.
+        local hpairs, qpairs = { n = 0 }, { n = 0 }
+        local function room(a, n)
+            if n > a.n then
+                a.n, a.buf = n, elts_t(n)
+            end
+            return a.buf
+        end
+        local bcap = 256
+        local bbuf = ffi.new("unsigned char[?]", bcap)
+
+        header_pairs = function()
+            local r = get_request()
+            local n = C.ngx_http_lua_ffi_req_get_headers_count(r, -1, truncated)
+            if n <= 0 then
+                return nil, 0
+            end
+            local buf = room(hpairs, n)
+            if C.ngx_http_lua_ffi_req_get_headers(r, buf, n, 0) ~= 0 then
+                return nil, 0
+            end
+            return ffi.cast(pair_p, buf), n
+        end
+
+        query_pairs = function()
+            local r = get_request()
+            local n = C.ngx_http_lua_ffi_req_get_uri_args_count(r, -1, truncated)
+            if n <= 0 then
+                return nil, 0
+            end
+            local buf = room(qpairs, n)
+            -- the args are unescaped into bbuf: it must hold the query string
+            local len = tonumber(C.ngx_http_lua_ffi_req_get_querystring_len(r))
+            if len > bcap then
+                bcap, bbuf = len, ffi.new("unsigned char[?]", len)
+            end
+            n = C.ngx_http_lua_ffi_req_get_uri_args(r, bbuf, buf, n)
+            return ffi.cast(pair_p, buf), n > 0 and n or 0
+        end
+    end
+end
+
 -- The host interface of shmring.phase over ngx.*.
 local host = {
     name = "ngx",
@@ -104,6 +168,8 @@ local host = {
         return v and ngx.unescape_uri(v)
     end,
     query = function() return req.get_uri_args() end,
+    header_pairs = header_pairs, -- optional: every header, no Lua table
+    query_pairs = query_pairs,   -- optional: every query arg, no Lua table
 
     set_req_header = function(n, v) req.set_header(n, v) end,
     add_req_header = function(n, v)

@@ -77,14 +77,26 @@ local function collect(decl, one, all)
     return nvals
 end
 
-local function put_collected(W, key)
-    C.shmring_mpw_str(W, key, #key)
+local function put_collected(W)
     C.shmring_mpw_map(W, nvals)
     for i = 1, nvals do
         local k = names[i]
         C.shmring_mpw_str(W, k, #k)
         put_value(W, values[i])
         names[i], values[i] = nil, nil
+    end
+end
+
+-- The declared headers or query args under key: "*" straight from the
+-- host's pair array when it has one (no Lua table), else through
+-- collect (getter one per declared name, all() for "*").
+local function put_part(W, key, decl, pairs_of, one, all)
+    C.shmring_mpw_str(W, key, #key)
+    if decl == "*" and pairs_of then
+        C.shmring_client_put_pairs(W, pairs_of())
+    else
+        collect(decl, one, all)
+        put_collected(W)
     end
 end
 
@@ -130,12 +142,10 @@ local function encode_request(W, conf_id, st)
         put_kv(W, "service_id", host.service_id and host.service_id() or "")
     end
     if has_h then
-        collect(decl_h, host.header, host.headers)
-        put_collected(W, "headers")
+        put_part(W, "headers", decl_h, host.header_pairs, host.header, host.headers)
     end
     if has_q then
-        collect(decl_q, host.query_arg, host.query)
-        put_collected(W, "query")
+        put_part(W, "query", decl_q, host.query_pairs, host.query_arg, host.query)
     end
     if kv then
         C.shmring_mpw_str(W, "ctx", 3)

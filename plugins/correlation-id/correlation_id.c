@@ -123,7 +123,30 @@ static void cid_fini(void *wstate)
 	free(wstate);
 }
 
-static const char *const fields[] = {"header_name", "generator", "echo_downstream", NULL};
+/* The config, declared once: shmringd checks it and fills in the defaults
+ * before cid_conf_new, and the Kong schema is made from it (`shmringctl
+ * schema correlation-id --kong`). Kong's fields and defaults. */
+static const char *const generators[] = {"uuid", "uuid#counter", "tracker", NULL};
+static const struct shmring_field cid_config[] = {
+    {.name = "header_name",
+     .type = SHMRING_FIELD_STRING,
+     .def = "\"Kong-Request-ID\"",
+     .len_min = 1,
+     .doc = "the header that carries the id"},
+    {.name = "generator",
+     .type = SHMRING_FIELD_STRING,
+     .flags = SHMRING_FIELD_REQUIRED,
+     .def = "\"uuid#counter\"",
+     .one_of = generators,
+     .doc = "how a missing id is made"},
+    {.name = "echo_downstream",
+     .type = SHMRING_FIELD_BOOLEAN,
+     .flags = SHMRING_FIELD_REQUIRED,
+     .def = "false",
+     .doc = "send the id back in the response too"},
+    /* fail_open: an id is not worth failing a request. */
+    SHMRING_GATEWAY_FIELDS("true"),
+    {.name = NULL}};
 
 static void cid_conf_free(void *conf)
 {
@@ -149,8 +172,7 @@ static int cid_conf_new(void *wstate, const msgpack_object *cfg, void **out, cha
 		return -ENOMEM;
 	}
 	c->w = wstate;
-	if ((rc = shmring_pc_check_fields(cfg, PLUGIN, fields, err, errlen)) < 0 ||
-	    (rc = shmring_pc_strdup(cfg, PLUGIN, "header_name", "Kong-Request-ID", true,
+	if ((rc = shmring_pc_strdup(cfg, PLUGIN, "header_name", "Kong-Request-ID", true,
 	                            &c->header_mem, err, errlen)) < 0 ||
 	    (rc = shmring_pc_strdup(cfg, PLUGIN, "generator", "uuid#counter", true, &gen, err,
 	                            errlen)) < 0 ||
@@ -270,4 +292,5 @@ SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
     .conf_free = cid_conf_free,
     .access = cid_access,
     .header_filter = cid_header_filter,
+    .config = cid_config,
 };

@@ -3,7 +3,8 @@
  * `X-Hello: World` to the upstream request (ACCESS) and to the response
  * (ACCESS asks the Lua side to set it; HEADER_FILTER sets it directly).
  *
- * Config (all optional): { "name": "X-Hello", "value": "World" }. */
+ * Config (all optional): { "name": "X-Hello", "value": "World" }; the schema
+ * below. */
 #include "shmring_plugin.h"
 
 #include <errno.h>
@@ -17,32 +18,34 @@ struct hello_conf {
 	char storage[];
 };
 
-/* Copy an optional string field of the config, defaulting to def. */
-static int config_str(const msgpack_object *config, const char *key, const char *def,
-                      struct shmring_str *out, char *err, size_t errlen)
-{
-	const msgpack_object *o = shmring_map_get(config, shmring_cstr(key));
-	if (!o || o->type == MSGPACK_OBJECT_NIL) {
-		*out = shmring_cstr(def);
-		return 0;
-	}
-	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > 256) {
-		snprintf(err, errlen, "hello: config.%s must be a non-empty string", key);
-		return -EINVAL;
-	}
-	out->ptr = o->via.str.ptr;
-	out->len = o->via.str.size;
-	return 0;
-}
+/* The config, declared once: shmringd checks it and fills in the defaults
+ * before hello_conf_new, and the Kong schema is made from it
+ * (`shmringctl schema hello --kong`). */
+static const struct shmring_field hello_config[] = {
+    {.name = "name",
+     .type = SHMRING_FIELD_STRING,
+     .def = "\"X-Hello\"",
+     .len_min = 1,
+     .len_max = 256,
+     .doc = "the header to set"},
+    {.name = "value",
+     .type = SHMRING_FIELD_STRING,
+     .def = "\"World\"",
+     .len_min = 1,
+     .len_max = 256,
+     .doc = "its value"},
+    SHMRING_GATEWAY_FIELDS("false"),
+    {.name = NULL},
+};
 
 static int hello_conf_new(void *wstate, const msgpack_object *config, void **out, char *err,
                           size_t errlen)
 {
+	/* The schema guarantees both, as strings of 1..256 bytes. */
 	struct shmring_str name, value;
+	shmring_map_str(config, SHMRING_LIT("name"), &name);
+	shmring_map_str(config, SHMRING_LIT("value"), &value);
 	*out = NULL;
-	if (config_str(config, "name", "X-Hello", &name, err, errlen) < 0 ||
-	    config_str(config, "value", "World", &value, err, errlen) < 0)
-		return -EINVAL;
 	/* The config views die with the record: keep our own copy. */
 	struct hello_conf *c = malloc(sizeof(*c) + name.len + value.len);
 	if (!c) {
@@ -89,4 +92,5 @@ SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
     .access = hello_access,
     .rewrite = hello_access,
     .header_filter = hello_header_filter,
+    .config = hello_config,
 };

@@ -15,10 +15,15 @@
  * hook itself never does I/O.
  *
  * Config:
- *   sink               "file" (default), "tcp" or "udp"
+ *   sink               "file" (default), "tcp", "udp" or "http" (the
+ *                      default when http_endpoint is set: Kong's http-log,
+ *                      its fields read by log_http.c)
  *   path               file: absolute path of the log file (file-log's path)
- *   host, port         tcp/udp: collector address, an IP literal (tcp-log's
- *                      and udp-log's host and port)
+ *   host, port         tcp/udp: collector address, a host name (looked up
+ *                      by the daemon before each connection) or an IP
+ *                      literal (tcp-log's and udp-log's host and port)
+ *   tls, tls_sni       tcp: TLS to the collector, with this SNI (tcp-log's;
+ *                      the certificate is not verified, as Kong's is not)
  *   reopen             file: open the path again before each batch, so a
  *                      rotated file is let go (file-log's reopen; a daemon
  *                      SIGHUP reopens every file as well). Default false.
@@ -36,6 +41,7 @@
  * Strings that are not valid UTF-8 (a header with Latin-1 bytes) are
  * written with U+FFFD for each invalid byte: every line is valid JSON.
  */
+#include "log_http.h"
 #include "shmring_pc.h"
 #include "shmring_plugin.h"
 
@@ -48,6 +54,7 @@
 #define PLUGIN "log"
 #define MAX_DEPTH 32
 #define MAX_PATH_LEN 200 /* the spec (path + parameters) must fit 255 bytes */
+#define SPEC_MAX 4096    /* a sink spec's longest (worker/sink.c) */
 
 /* Per worker process: the line being formatted and the UTF-8 repair buffer,
  * grown as needed and reused (no allocation per entry once warm). */
@@ -330,10 +337,38 @@ static void put_value(struct out *o, const msgpack_object *v, int depth)
 
 /* ---- config ------------------------------------------------------------- */
 
-static const char *const fields[] = {
-    "sink",   "path",           "host",           "port",
-    "reopen", "max_batch_size", "flush_interval", "max_buffered_bytes",
-    NULL};
+/* The fields of the file, tcp and udp sinks; the http sink's are
+ * log_http_fields (Kong's http-log). */
+static const char *const fields[] = {"sink",
+                                     "path",
+                                     "host",
+                                     "port",
+                                     "reopen",
+                                     "max_batch_size",
+                                     "flush_interval",
+                                     "max_buffered_bytes",
+                                     "tls",
+                                     "tls_sni",
+                                     NULL};
+
+/* A field of cfg that is neither in own nor in the other sinks' list other:
+ * 0, or -EINVAL naming the first field of `other` that cfg sets (it does
+ * not apply to this sink). */
+static int refuse_fields(const msgpack_object *cfg, const char *const *own,
+                         const char *const *other, const char *sink, char *err, size_t errlen)
+{
+	for (int i = 0; other[i]; i++) {
+		bool mine = false;
+		for (int j = 0; own[j] && !mine; j++)
+			mine = !strcmp(own[j], other[i]);
+		if (!mine && shmring_pc_field(cfg, other[i])) {
+			snprintf(err, errlen, PLUGIN ": config.%s does not apply to the %s sink",
+			         other[i], sink);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
 
 /* flush_interval: a number of seconds (integer or float) in
  * [0.001, 3600], as milliseconds; absent gives 0 (the daemon's). */
@@ -354,6 +389,32 @@ static int flush_interval_ms(const msgpack_object *cfg, uint32_t *ms, char *err,
 	return 0;
 }
 
+/* Every field is one of some sink's. */
+static int check_fields(const msgpack_object *cfg, char *err, size_t errlen)
+{
+	static const char *all[64]; /* fields and log_http_fields, NULL-terminated */
+	if (!all[0]) {
+		size_t n = 0;
+		for (int i = 0; fields[i]; i++)
+			all[n++] = fields[i];
+		for (int i = 0; log_http_fields[i]; i++)
+			all[n++] = log_http_fields[i];
+		all[n] = NULL;
+	}
+	return shmring_pc_check_fields(cfg, PLUGIN, all, err, errlen);
+}
+
+/* The http sink: sink = "http", or no sink and an http_endpoint (the
+ * shmring-http-log stub sends Kong's http-log fields only). */
+static bool is_http(const msgpack_object *cfg)
+{
+	const msgpack_object *s = shmring_pc_field(cfg, "sink");
+	if (!s)
+		return shmring_pc_field(cfg, "http_endpoint") != NULL;
+	return s->type == MSGPACK_OBJECT_STR && s->via.str.size == 4 &&
+	       !memcmp(s->via.str.ptr, "http", 4);
+}
+
 static void log_conf_free(void *conf)
 {
 	struct log_conf *c = conf;
@@ -366,16 +427,18 @@ static void log_conf_free(void *conf)
 static int make_spec(const msgpack_object *cfg, char *spec, size_t len, int *udp, char *err,
                      size_t errlen)
 {
-	char *sink = NULL, *path = NULL, *host = NULL;
+	char *sink = NULL, *path = NULL, *host = NULL, *sni = NULL;
 	int64_t port, batch, bytes;
 	uint32_t flush_ms;
-	bool reopen;
+	bool reopen, tls;
 	int rc, n = 0;
 	if ((rc = shmring_pc_strdup(cfg, PLUGIN, "sink", "file", true, &sink, err, errlen)) < 0 ||
 	    (rc = shmring_pc_strdup(cfg, PLUGIN, "path", NULL, true, &path, err, errlen)) < 0 ||
 	    (rc = shmring_pc_strdup(cfg, PLUGIN, "host", NULL, true, &host, err, errlen)) < 0 ||
 	    (rc = shmring_pc_int(cfg, PLUGIN, "port", 0, 1, 65535, &port, err, errlen)) < 0 ||
 	    (rc = shmring_pc_bool(cfg, PLUGIN, "reopen", false, &reopen, err, errlen)) < 0 ||
+	    (rc = shmring_pc_bool(cfg, PLUGIN, "tls", false, &tls, err, errlen)) < 0 ||
+	    (rc = shmring_pc_strdup(cfg, PLUGIN, "tls_sni", NULL, true, &sni, err, errlen)) < 0 ||
 	    (rc = shmring_pc_int(cfg, PLUGIN, "max_batch_size", 0, 1, 1000000, &batch, err,
 	                         errlen)) < 0 ||
 	    (rc = shmring_pc_int(cfg, PLUGIN, "max_buffered_bytes", 0, 4096, INT64_C(1) << 31,
@@ -384,6 +447,19 @@ static int make_spec(const msgpack_object *cfg, char *spec, size_t len, int *udp
 		goto out;
 	rc = -EINVAL;
 	*udp = !strcmp(sink, "udp");
+	if ((tls || sni) && strcmp(sink, "tcp")) {
+		snprintf(err, errlen,
+		         PLUGIN ": config.tls and config.tls_sni apply to the tcp sink");
+		goto out;
+	}
+	if (sni &&
+	    (strlen(sni) > 253 ||
+	     strspn(sni, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+	         strlen(sni))) {
+		snprintf(err, errlen, PLUGIN ": config.tls_sni must be a host name (got \"%.64s\")",
+		         sni);
+		goto out;
+	}
 	if (!strcmp(sink, "file")) {
 		if (!path) {
 			snprintf(err, errlen, PLUGIN ": config.path is required for the file sink");
@@ -425,10 +501,13 @@ static int make_spec(const msgpack_object *cfg, char *spec, size_t len, int *udp
 			         sink);
 			goto out;
 		}
-		if (strlen(host) > 64 || strspn(host, "0123456789abcdefABCDEF.:") != strlen(host)) {
+		size_t hl = strlen(host);
+		if (hl > 253 || (strspn(host, "0123456789abcdefABCDEF.:") != hl &&
+		                 strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		                              "0123456789.-") != hl)) {
 			snprintf(err, errlen,
-			         PLUGIN ": config.host must be an IPv4 or IPv6 address (got "
-			                "\"%.64s\"; names are not resolved)",
+			         PLUGIN ": config.host must be a host name or an IPv4 or IPv6 "
+			                "address (got \"%.64s\")",
 			         host);
 			goto out;
 		}
@@ -436,8 +515,8 @@ static int make_spec(const msgpack_object *cfg, char *spec, size_t len, int *udp
 		             (int)port);
 	} else {
 		snprintf(err, errlen,
-		         PLUGIN ": config.sink must be one of \"file\", \"tcp\", \"udp\" (got "
-		                "\"%.64s\")",
+		         PLUGIN ": config.sink must be one of \"file\", \"tcp\", \"udp\", "
+		                "\"http\" (got \"%.64s\")",
 		         sink);
 		goto out;
 	}
@@ -457,8 +536,16 @@ static int make_spec(const msgpack_object *cfg, char *spec, size_t len, int *udp
 	}
 	if (reopen)
 		n += snprintf(spec + n, len - (size_t)n, "%creopen=1", sep);
+	if (tls) {
+		/* Kong's tcp-log sends tls_sni only with tls */
+		n += snprintf(spec + n, len - (size_t)n, "%ctls=1", sep);
+		sep = '&';
+		if (sni)
+			n += snprintf(spec + n, len - (size_t)n, "%csni=%s", sep, sni);
+	}
 	rc = 0;
 out:
+	free(sni);
 	free(sink);
 	free(path);
 	free(host);
@@ -473,11 +560,21 @@ static int log_conf_new(void *wstate, const msgpack_object *cfg, void **out, cha
 		snprintf(err, errlen, PLUGIN ": worker state missing (init did not run)");
 		return -EINVAL;
 	}
-	char spec[256], why[256];
+	char spec[SPEC_MAX];
+	char why[256];
 	int udp = 0, rc;
-	if ((rc = shmring_pc_check_fields(cfg, PLUGIN, fields, err, errlen)) < 0 ||
-	    (rc = make_spec(cfg, spec, sizeof(spec), &udp, err, errlen)) < 0)
+	static const char *const sink_only[] = {"sink", NULL};
+	if ((rc = check_fields(cfg, err, errlen)) < 0)
 		return rc;
+	if (is_http(cfg)) {
+		if ((rc = refuse_fields(cfg, sink_only, fields, "http", err, errlen)) < 0 ||
+		    (rc = log_http_spec(cfg, spec, sizeof(spec), err, errlen)) < 0)
+			return rc;
+	} else if ((rc = refuse_fields(cfg, fields, log_http_fields, "file, tcp or udp", err,
+	                               errlen)) < 0 ||
+	           (rc = make_spec(cfg, spec, sizeof(spec), &udp, err, errlen)) < 0) {
+		return rc;
+	}
 	struct log_conf *c = calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, errlen, PLUGIN ": out of memory");

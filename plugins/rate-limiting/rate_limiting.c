@@ -182,6 +182,7 @@ static void rl_conf_free(void *p)
 	free(c->redis.host);
 	free(c->redis.username);
 	free(c->redis.password);
+	free(c->redis.server_name);
 	free(c);
 }
 
@@ -217,7 +218,6 @@ static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, s
 			return rc;
 	}
 	int64_t port, db, timeout;
-	bool ssl = false;
 	int rc;
 	/* The same readers for both shapes: the flat names carry a prefix. */
 #define KEY(name) (snprintf(k, sizeof(k), "%s" name, flat ? "redis_" : ""), k)
@@ -232,7 +232,11 @@ static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, s
 	        0 ||
 	    (rc = shmring_pc_int(r, PLUGIN, KEY("timeout"), 2000, 1, 600000, &timeout, err,
 	                         errlen)) < 0 ||
-	    (rc = shmring_pc_bool(r, PLUGIN, KEY("ssl"), false, &ssl, err, errlen)) < 0) {
+	    (rc = shmring_pc_bool(r, PLUGIN, KEY("ssl"), false, &c->redis.ssl, err, errlen)) < 0 ||
+	    (rc = shmring_pc_bool(r, PLUGIN, KEY("ssl_verify"), false, &c->redis.ssl_verify, err,
+	                          errlen)) < 0 ||
+	    (rc = shmring_pc_strdup(r, PLUGIN, KEY("server_name"), NULL, true,
+	                            &c->redis.server_name, err, errlen)) < 0) {
 		/* The readers say "config.<field>": name the record. */
 		char *at = flat ? NULL : strstr(err, "config.");
 		if (at) {
@@ -243,10 +247,6 @@ static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, s
 		return rc;
 	}
 #undef KEY
-	if (ssl) {
-		snprintf(err, errlen, PLUGIN ": config.redis.ssl = true is not supported");
-		return -EINVAL;
-	}
 	if (c->redis.password && !c->redis.password[0]) {
 		free(c->redis.password);
 		c->redis.password = NULL;
@@ -395,11 +395,16 @@ static int rl_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 		         PLUGIN ": config.redis.host is required when policy is 'redis'");
 		goto fail;
 	}
-	if (c->redis_policy && c->token_bucket) {
-		snprintf(err, errlen,
-		         PLUGIN ": algorithm 'token-bucket' works with policy 'local' only; use "
-		                "'fixed-window' with redis");
-		goto fail;
+	/* token-bucket + redis exchanges takes per period window in 32-bit
+	 * counts; a window can see a full burst plus a period's refill. */
+	for (int i = 0; c->redis_policy && c->token_bucket && i < c->np; i++) {
+		if (c->p[i].limit > RL_MAX_LIMIT / 2) {
+			snprintf(err, errlen,
+			         PLUGIN ": with algorithm 'token-bucket' and policy 'redis' a "
+			                "limit is at most %llu",
+			         (unsigned long long)(RL_MAX_LIMIT / 2));
+			goto fail;
+		}
 	}
 	if (!(c->body = json_message(msg, &c->body_len)))
 		goto nomem;
@@ -480,7 +485,7 @@ void rl_limit_of(struct rl_conf *c, int i, uint64_t now_ns, struct rl_limit *l)
 		}
 		l->period_ns = len * RL_NS;
 		l->t_ns = (l->period_ns + rp->limit - 1) / rp->limit;
-		l->window_end = 0;
+		l->window_end = window_end(c, rp->period, now_ns / RL_NS);
 	} else {
 		l->period_ns = period_seconds[rp->period] * RL_NS;
 		l->t_ns = 0;
@@ -717,8 +722,12 @@ static int rl_access(void *conf, const struct shmring_request *req, struct shmri
 		                    "live)",
 		                    now_ns);
 	}
-	if (rc == -EHOSTUNREACH)
-		return cannot_count(c, rep, "redis unreachable", now_ns);
+	if (rc == -EHOSTUNREACH) {
+		char why[200], msg[240];
+		rl_redis_why(c, why, sizeof(why));
+		snprintf(msg, sizeof(msg), "redis unreachable (%s)", why);
+		return cannot_count(c, rep, msg, now_ns);
+	}
 	if (rc < 0)
 		return cannot_count(c, rep, "counters busy", now_ns);
 	struct hdrs hs;

@@ -54,6 +54,9 @@ struct rl_redis_conf {
 	char *password; /* NULL: none */
 	int database;
 	int timeout_ms;
+	bool ssl;
+	bool ssl_verify;
+	char *server_name; /* NULL: none (no SNI, no name check) */
 };
 
 struct rl_conf {
@@ -127,5 +130,7 @@ void rl_redis_worker_fini(struct rl_worker *w);
  * needed and down and the config is not fault-tolerant. */
 int rl_redis_count(struct rl_conf *c, const struct rl_key_set *ks, uint64_t now_ns,
                    struct rl_outcome *o);
+/* Why Redis was last unreachable for c ("" if it never was), into buf. */
+void rl_redis_why(const struct rl_conf *c, char *buf, size_t len);
 
 #endif

@@ -407,6 +407,49 @@ void rl_set_count(struct rl_slot *s, uint64_t key, uint64_t window_end, uint64_t
 	}
 }
 
+uint64_t rl_raise_count(struct rl_slot *s, uint64_t key, uint64_t window_end, uint64_t n)
+{
+	uint64_t st;
+	if (n > UINT32_MAX)
+		n = UINT32_MAX;
+	for (;;) {
+		if (!load_state(s, key, &st) || (st >> 32) > window_end)
+			return 0;
+		uint64_t was = (st >> 32) == window_end ? (uint32_t)st : 0;
+		if (was >= n)
+			return 0;
+		if (cas(&s->state, &st, window_end << 32 | n))
+			return n - was;
+	}
+}
+
+void rl_debit(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t n,
+              uint64_t now_ns)
+{
+	uint64_t now = rel_ns(now_ns), st;
+	/* At most one full bucket of debt: a wrong count read from outside
+	 * (Redis) cannot block a key for longer than a period. */
+	uint64_t most = now + l->period_ns + (l->limit - 1) * l->t_ns;
+	uint64_t add = n < l->limit * 2 ? n * l->t_ns : l->limit * 2 * l->t_ns;
+	for (;;) {
+		if (!load_state(s, key, &st))
+			return;
+		uint64_t tat = (st > now ? st : now) + add;
+		if (tat > most)
+			tat = most;
+		if (tat <= st || cas(&s->state, &st, tat))
+			return;
+	}
+}
+
+bool rl_overdrawn(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t now_ns)
+{
+	uint64_t now = rel_ns(now_ns), st;
+	if (!load_state(s, key, &st))
+		return false;
+	return st > now && st - now > l->limit * l->t_ns; /* tau + the request's own token */
+}
+
 uint64_t rl_host_id(struct rl_table *t)
 {
 	uint64_t id = load_acq(&t->hdr->host_id);

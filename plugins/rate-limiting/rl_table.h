@@ -100,7 +100,9 @@ struct rl_limit {
 	uint64_t limit;      /* requests per period, >= 1 */
 	uint64_t period_ns;  /* token bucket: period length */
 	uint64_t t_ns;       /* token bucket: ns per token = ceil(period_ns / limit) */
-	uint64_t window_end; /* fixed window: this request's window end, s since RL_EPOCH */
+	uint64_t window_end; /* this request's window end, s since RL_EPOCH (fixed window:
+	                        the window it counts in; token bucket with policy =
+	                        redis: the window its takes are exchanged in) */
 	uint64_t others;     /* fixed window: requests other hosts counted (policy = redis) */
 };
 
@@ -131,6 +133,18 @@ uint64_t rl_count_in(struct rl_slot *s, uint64_t key, uint64_t window_end);
 /* Store n as the count of window_end, unless the slot already holds a later
  * window (used for the other hosts' total, kept under a second key). */
 void rl_set_count(struct rl_slot *s, uint64_t key, uint64_t window_end, uint64_t n);
+/* Raise the count of window_end to n (a later window already there: no
+ * change; an earlier one: replaced). How much it rose: 0 when it held n or
+ * more. One CAS, so of several callers raising to the same n exactly one
+ * sees the rise (policy = redis: the others' takes, applied once). */
+uint64_t rl_raise_count(struct rl_slot *s, uint64_t key, uint64_t window_end, uint64_t n);
+/* Token bucket: take n tokens that were taken elsewhere (other hosts),
+ * into debt if need be, at most one full bucket's worth of debt. */
+void rl_debit(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t n,
+              uint64_t now_ns);
+/* Token bucket: did the last take find no token after all (the bucket
+ * holds more than a full burst of debt once other hosts' takes are in)? */
+bool rl_overdrawn(struct rl_slot *s, uint64_t key, const struct rl_limit *l, uint64_t now_ns);
 /* This host's id for Redis (random, made by the first worker that attached). */
 uint64_t rl_host_id(struct rl_table *t);
 

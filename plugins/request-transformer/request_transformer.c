@@ -379,10 +379,61 @@ static int parse_list(struct parse_ctx *p, const msgpack_object *section, const 
 	return rc;
 }
 
-static const char *const top_fields[] = {"http_method", "remove", "rename", "replace",
-                                         "add",         "append", NULL};
-static const char *const section_fields[] = {"headers",    "querystring", "body",
-                                             "json_types", "uri",         NULL};
+/* The config, declared once: shmringd checks it and fills in the defaults
+ * before rt_conf_new, and the Kong schema is made from it (`shmringctl
+ * schema request-transformer --kong`). Kong's fields; `body` and
+ * `json_types` exist for config compatibility but must stay empty (no body
+ * in the snapshot: rt_conf_new refuses body rules). */
+static const struct shmring_field rt_string = {.type = SHMRING_FIELD_STRING};
+static const struct shmring_field rt_colon_string = {.type = SHMRING_FIELD_STRING,
+                                                     .match = "^[^:]+:.*$"};
+static const char *const rt_json_type_names[] = {"boolean", "number", "string", NULL};
+static const struct shmring_field rt_json_type = {.type = SHMRING_FIELD_STRING,
+                                                  .one_of = rt_json_type_names};
+#define RT_LIST(field, elem)                                                                       \
+	{                                                                                          \
+		.name = field, .type = SHMRING_FIELD_ARRAY, .flags = SHMRING_FIELD_REQUIRED,       \
+		.def = "[]", .elements = &(elem)                                                   \
+	}
+static const struct shmring_field rt_remove[] = {
+    RT_LIST("body", rt_string),
+    RT_LIST("headers", rt_string),
+    RT_LIST("querystring", rt_string),
+    {.name = NULL},
+};
+static const struct shmring_field rt_rename[] = {
+    RT_LIST("body", rt_colon_string),
+    RT_LIST("headers", rt_colon_string),
+    RT_LIST("querystring", rt_colon_string),
+    {.name = NULL},
+};
+static const struct shmring_field rt_replace[] = {
+    RT_LIST("body", rt_colon_string),        RT_LIST("headers", rt_colon_string),
+    RT_LIST("querystring", rt_colon_string), {.name = "uri", .type = SHMRING_FIELD_STRING},
+    RT_LIST("json_types", rt_json_type),     {.name = NULL},
+};
+static const struct shmring_field rt_add[] = {
+    RT_LIST("body", rt_colon_string),
+    RT_LIST("headers", rt_colon_string),
+    RT_LIST("querystring", rt_colon_string),
+    RT_LIST("json_types", rt_json_type),
+    {.name = NULL},
+};
+#define RT_SECTION(field, list)                                                                    \
+	{                                                                                          \
+		.name = field, .type = SHMRING_FIELD_RECORD, .flags = SHMRING_FIELD_REQUIRED,      \
+		.fields = list                                                                     \
+	}
+static const struct shmring_field rt_config[] = {
+    {.name = "http_method", .type = SHMRING_FIELD_STRING, .match = "^%u+$"},
+    RT_SECTION("remove", rt_remove),
+    RT_SECTION("rename", rt_rename),
+    RT_SECTION("replace", rt_replace),
+    RT_SECTION("add", rt_add),
+    RT_SECTION("append", rt_add),
+    SHMRING_GATEWAY_FIELDS("false"),
+    {.name = NULL},
+};
 
 static void rt_conf_free(void *conf)
 {
@@ -406,10 +457,7 @@ static int rt_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 	}
 	struct parse_ctx p = {c, err, errlen, "config"};
 	char *method = NULL;
-	int rc = shmring_pc_check_fields(cfg, PLUGIN, top_fields, err, errlen);
-	if (rc == 0)
-		rc =
-		    shmring_pc_strdup(cfg, PLUGIN, "http_method", NULL, true, &method, err, errlen);
+	int rc = shmring_pc_strdup(cfg, PLUGIN, "http_method", NULL, true, &method, err, errlen);
 	if (rc == 0 && method) {
 		size_t n = strlen(method);
 		for (size_t i = 0; i < n && rc == 0; i++)
@@ -430,17 +478,8 @@ static int rt_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 		}
 	}
 	for (int k = 0; k < OP_KINDS && rc == 0; k++) {
+		/* The schema made each section a map of its declared lists. */
 		const msgpack_object *sec = shmring_pc_field(cfg, op_names[k]);
-		char label[64];
-		snprintf(label, sizeof(label), PLUGIN " (config.%s)", op_names[k]);
-		if (sec && !(sec->type == MSGPACK_OBJECT_MAP ||
-		             (sec->type == MSGPACK_OBJECT_ARRAY && sec->via.array.size == 0))) {
-			snprintf(err, errlen, PLUGIN ": config.%s must be a map", op_names[k]);
-			rc = -EINVAL;
-			break;
-		}
-		if ((rc = shmring_pc_check_fields(sec, label, section_fields, err, errlen)) < 0)
-			break;
 		/* Body rules would need the request body: refuse them. */
 		static const char *const body_fields[] = {"body", "json_types"};
 		for (int b = 0; b < 2 && rc == 0; b++) {
@@ -453,12 +492,6 @@ static int rt_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 				         op_names[k], body_fields[b]);
 				rc = -EINVAL;
 			}
-		}
-		if (rc == 0 && k != OP_REPLACE && shmring_pc_field(sec, "uri")) {
-			snprintf(err, errlen,
-			         PLUGIN ": config.%s.uri does not exist (only replace.uri)",
-			         op_names[k]);
-			rc = -EINVAL;
 		}
 		if (rc == 0)
 			rc = parse_list(&p, sec, op_names[k], k, "headers", 1, &c->headers[k]);
@@ -883,6 +916,7 @@ SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
     .needs_headers = needs_all,
     .needs_query = needs_all,
     .conf_new = rt_conf_new,
+    .config = rt_config,
     .conf_free = rt_conf_free,
     .access = rt_access,
     .rewrite = rt_access,

@@ -2,6 +2,8 @@
 /* Client-side helpers for the LuaJIT gateway code; see shmring/client.h. */
 #include "shmring/client.h"
 
+#include "internal.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +226,39 @@ int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m, uin
 	return len;
 }
 
+int shmring_client_server_awake(struct shmring_chan *c)
+{
+	uint32_t slot = atomic_load_explicit(&c->hdr->server_slot, memory_order_relaxed);
+	struct shmring_event *ev = shmring_instance_worker_event(c->inst, slot);
+	return ev && !__atomic_load_n(&ev->waiters, __ATOMIC_RELAXED);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+int64_t shmring_client_spin(struct shmring_chan *c, uint64_t max_ns)
+{
+	uint64_t start = shmring_now_ns(), now = start;
+	for (;;) {
+		int rc = shmring_ready(c);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			return now > start ? (int64_t)(now - start) : 1;
+		if (now - start >= max_ns || !shmring_client_server_awake(c))
+			return 0;
+		for (int i = 0; i < 16; i++)
+			cpu_relax();
+		now = shmring_now_ns();
+	}
+}
+
 double shmring_client_clock(void)
 {
 	return (double)shmring_now_ns() / 1e9;
@@ -249,4 +284,56 @@ int shmring_client_health(const struct shmring_instance *inst, const struct shmr
 	if (age < 0)
 		return (int)age;
 	return age > max_age_ns ? -ETIMEDOUT : 0;
+}
+
+static int same_name(const struct shmring_client_ngx_str *a, const struct shmring_client_ngx_str *b)
+{
+	return a->len == b->len && (a->len <= 0 || memcmp(a->data, b->data, (size_t)a->len) == 0);
+}
+
+/* Whether pair i is the first of its name. */
+static int first_of_name(const struct shmring_client_ngx_pair *p, uint32_t i)
+{
+	for (uint32_t j = 0; j < i; j++)
+		if (same_name(&p[j].key, &p[i].key))
+			return 0;
+	return 1;
+}
+
+static void put_ngx_str(struct shmring_mpw *w, const struct shmring_client_ngx_str *s)
+{
+	shmring_mpw_str(w, s->len > 0 ? s->data : "", s->len > 0 ? (uint32_t)s->len : 0);
+}
+
+void shmring_client_put_pairs(struct shmring_mpw *w, const struct shmring_client_ngx_pair *p,
+                              uint32_t n)
+{
+	uint32_t names = 0;
+	for (uint32_t i = 0; i < n; i++)
+		names += (uint32_t)first_of_name(p, i);
+	shmring_mpw_map(w, names);
+	for (uint32_t i = 0; i < n; i++) {
+		if (!first_of_name(p, i))
+			continue;
+		uint32_t count = 1;
+		for (uint32_t j = i + 1; j < n; j++)
+			count += (uint32_t)same_name(&p[j].key, &p[i].key);
+		put_ngx_str(w, &p[i].key);
+		if (count == 1) {
+			if (p[i].value.len < 0)
+				shmring_mpw_bool(w, 1);
+			else
+				put_ngx_str(w, &p[i].value);
+			continue;
+		}
+		shmring_mpw_array(w, count);
+		for (uint32_t j = i; j < n; j++) {
+			if (!same_name(&p[j].key, &p[i].key))
+				continue;
+			if (p[j].value.len < 0)
+				shmring_mpw_str(w, "true", 4);
+			else
+				put_ngx_str(w, &p[j].value);
+		}
+	}
 }

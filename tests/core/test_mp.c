@@ -4,6 +4,7 @@
  * -EBADMSG), strings that point into the buffer, typed lookups, and hostile
  * input (huge container counts, deep nesting). */
 #include "core/fixture.h"
+#include "shmring/client.h"
 #include "shmring/mp.h"
 
 static int write_sample(struct shmring_mpw *w)
@@ -243,6 +244,71 @@ static void test_in_the_ring(void **state)
 	shmring_release(f->sv);
 }
 
+static int is_str(const msgpack_object *o, const char *want)
+{
+	return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(want) &&
+	       memcmp(o->via.str.ptr, want, o->via.str.size) == 0;
+}
+
+/* A pair as OpenResty hands it out; v NULL: an arg without "=". */
+static struct shmring_client_ngx_pair pair(const char *k, const char *v)
+{
+	struct shmring_client_ngx_pair p = {{(int)strlen(k), k}, {-1, NULL}};
+	if (v) {
+		p.value.len = (int)strlen(v);
+		p.value.data = v;
+	}
+	return p;
+}
+
+/* The snapshot's "*" headers / query args from OpenResty's pair array
+ * (shmring_client_put_pairs): what the Lua table of get_headers() /
+ * get_uri_args() would encode to. A name seen once maps to its value, an
+ * arg without "=" to true; a repeated name (anywhere in the array) to the
+ * array of its values in order, a valueless arg there as "true"; an empty
+ * value stays an empty string. */
+static void test_ngx_pairs(void **state)
+{
+	(void)state;
+	const struct shmring_client_ngx_pair p[] = {
+	    pair("host", "example"), pair("apikey", "one"),   pair("flag", NULL),
+	    pair("apikey", "two"),   pair("empty", ""),       pair("multi", NULL),
+	    pair("multi", "x"),      pair("apikey", "three"),
+	};
+	uint8_t buf[512];
+	struct shmring_mpw w;
+	shmring_mpw_init(&w, buf, sizeof(buf));
+	shmring_client_put_pairs(&w, p, sizeof(p) / sizeof(p[0]));
+	int len = shmring_mpw_finish(&w);
+	assert_true(len > 0);
+	struct shmring_mpr r;
+	assert_int_equal(shmring_mpr_init(&r), 0);
+	assert_int_equal(shmring_mpr_parse(&r, buf, (uint32_t)len), 0);
+	assert_int_equal(r.root.type, MSGPACK_OBJECT_MAP);
+	assert_int_equal(r.root.via.map.size, 5); /* host apikey flag empty multi */
+	assert_true(is_str(shmring_mp_get(&r.root, "host"), "example"));
+	assert_true(is_str(shmring_mp_get(&r.root, "empty"), ""));
+	const msgpack_object *o = shmring_mp_get(&r.root, "flag");
+	assert_true(o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean);
+	o = shmring_mp_get(&r.root, "apikey");
+	assert_true(o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 3);
+	assert_true(is_str(&o->via.array.ptr[0], "one"));
+	assert_true(is_str(&o->via.array.ptr[1], "two"));
+	assert_true(is_str(&o->via.array.ptr[2], "three"));
+	o = shmring_mp_get(&r.root, "multi");
+	assert_true(o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 2);
+	assert_true(is_str(&o->via.array.ptr[0], "true"));
+	assert_true(is_str(&o->via.array.ptr[1], "x"));
+
+	/* none: an empty map */
+	shmring_mpw_init(&w, buf, sizeof(buf));
+	shmring_client_put_pairs(&w, NULL, 0);
+	len = shmring_mpw_finish(&w);
+	assert_int_equal(shmring_mpr_parse(&r, buf, (uint32_t)len), 0);
+	assert_true(r.root.type == MSGPACK_OBJECT_MAP && r.root.via.map.size == 0);
+	shmring_mpr_destroy(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +317,7 @@ int main(void)
 	    cmocka_unit_test(test_truncated_and_trailing),
 	    cmocka_unit_test(test_hostile_counts),
 	    cmocka_unit_test(test_deep_nesting),
+	    cmocka_unit_test(test_ngx_pairs),
 	    cmocka_unit_test_setup_teardown(test_in_the_ring, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Wakeups: the CQ doorbell ("ring only when armed", exactly once per arm)
  * and the worker event (a sleeper in another process is woken by a
- * publish; a publish with no sleeper makes no syscall and sends no wake). */
+ * publish; a publish with no sleeper makes no syscall and sends no wake),
+ * and the client's bounded spin for a reply, only while the worker is awake. */
 #include "core/fixture.h"
+#include "shmring/client.h"
 
 #include <sched.h>
 #include <sys/prctl.h>
@@ -159,10 +161,50 @@ static void test_sleeper_in_other_process_is_woken(void **state)
 	}
 }
 
+/* Announce (or take back) a sleep on every worker event, whichever slot
+ * serves the channel. */
+static void all_workers_sleep(struct fx *f, int asleep)
+{
+	for (uint32_t w = 0; w < SHMRING_MAX_WORKERS; w++) {
+		struct shmring_event *ev = shmring_instance_worker_event(f->t.inst, w);
+		if (asleep)
+			(void)shmring_event_prepare(ev);
+		else
+			shmring_event_cancel(ev);
+	}
+}
+
+/* shmring_client_spin: never spins on a worker that announced a sleep,
+ * never past max_ns, and sees a reply as soon as it is published. */
+static void test_client_spin(void **state)
+{
+	struct fx *f = *state;
+	all_workers_sleep(f, 1);
+	assert_int_equal(shmring_client_server_awake(f->cl), 0);
+	uint64_t t0 = shmring_now_ns();
+	assert_int_equal(shmring_client_spin(f->cl, 2000000000ull), 0); /* 2 s allowed */
+	assert_true(shmring_now_ns() - t0 < 100000000ull);              /* gone at once */
+
+	all_workers_sleep(f, 0);
+	assert_int_equal(shmring_client_server_awake(f->cl), 1);
+	t0 = shmring_now_ns();
+	assert_int_equal(shmring_client_spin(f->cl, 2000000), 0); /* 2 ms, nothing comes */
+	uint64_t took = shmring_now_ns() - t0;
+	assert_true(took >= 2000000 && took < 1000000000ull);
+
+	assert_int_equal(shmring_send(f->sv, SHMRING_REC_REPLY, 1, "a", 1), 0);
+	assert_int_equal(shmring_publish(f->sv), 0);
+	assert_true(shmring_client_spin(f->cl, 2000000000ull) > 0);
+	struct shmring_rec rec;
+	assert_int_equal(shmring_peek(f->cl, &rec), 0);
+	shmring_release(f->cl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_doorbell_once_per_arm, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_client_spin, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_event_notify_without_waiter, fx_setup,
 	                                    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_sleeper_in_other_process_is_woken, fx_setup,

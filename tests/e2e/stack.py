@@ -73,6 +73,8 @@ class Stack:
         self.log_level = log_level
         self.port = port or free_port()
         self.echo_port = free_port()
+        # where the demo's /http-log route posts (demo/run_demo.py listens there)
+        self.collector_port = free_port()
         self.shm_dir = "/dev/shm/shmring/e2e-%d-%d" % (os.getpid(), self.port)
         self.daemon = None
         self.nginx = None
@@ -136,6 +138,7 @@ class Stack:
             "LOG_LEVEL": self.log_level, "REPO": REPO, "SHM_DIR": self.shm_dir,
             "SHMRING_LIB": ffi_lib(self.build), "WAIT": self.wait,
             "PORT": str(self.port), "ECHO_PORT": str(self.echo_port),
+            "COLLECTOR_PORT": str(self.collector_port),
             # Workers must open the daemon's 0660 segments: same user as us.
             "USER_LINE": "user root root;" if os.getuid() == 0 else "",
         })

@@ -62,6 +62,40 @@ def key_auth(st):
         check(hdrs.get("www-authenticate") == "Key", "wrong key: WWW-Authenticate: Key")
 
 
+def raw_get(st, path, header_lines):
+    """GET with the given header lines as sent, repeats included."""
+    c = http.client.HTTPConnection("127.0.0.1", st.port, timeout=5)
+    try:
+        c.putrequest("GET", path)
+        for k, v in header_lines:
+            c.putheader(k, v)
+        c.endheaders()
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def ngx_key_auth(st):
+    """key-auth through the OpenResty helper (shmring.ngx), whose "*"
+    snapshot is written from nginx's own header and arg arrays: names in
+    lower case, args unescaped, a repeated header sent as all its values."""
+    for i in range(4):  # both nginx workers
+        status, _, echo = st.get_json("/ngx/key-auth?i=%d" % i, {"ApiKey": "demo-key"})
+        check(status == 200 and echo["headers"].get("x-consumer-username") == "demo",
+              "ngx key-auth: the key header (any case) authenticates (got %d)" % status)
+    status, _, echo = st.get_json("/ngx/key-auth?x=1&apikey=demo%2Dkey&flag")
+    check(status == 200 and echo["headers"].get("x-consumer-username") == "demo",
+          "ngx key-auth: an escaped key in the query, next to a valueless arg (got %d)" % status)
+    status, body = raw_get(st, "/ngx/key-auth", [("apikey", "demo-key"), ("X-Other", "1"),
+                                                  ("apikey", "demo-key")])
+    check(status == 401 and json.loads(body).get("message") == "Duplicate API key found",
+          "ngx key-auth: a repeated key header reaches the plugin as both values (got %d %r)"
+          % (status, body))
+    status, body = raw_get(st, "/ngx/key-auth", [("apikey", "wrong")])
+    check(status == 401, "ngx key-auth: a wrong key is refused (got %d)" % status)
+
+
 def request_transformer(st):
     for i in range(6):
         status, _, echo = st.get_json("/request-transformer?q=hello&keep=%d" % i, {
@@ -133,6 +167,7 @@ def main(build):
         key_auth(st)
         request_transformer(st)
         correlation_id(st)
+        ngx_key_auth(st)
         errors = [l for l in st.tail_log(300).splitlines() if "[error]" in l or "[alert]" in l]
         check(not errors, "no error in nginx's error.log: %s" % errors[:3])
     done()

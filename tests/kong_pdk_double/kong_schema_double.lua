@@ -67,6 +67,33 @@ local function validate_host(host)
     return nil, "invalid value: " .. host
 end
 
+-- Kong's validate_sni: a host name, never an IP literal, without a port.
+local function validate_sni(host)
+    if host:match("^%d+%.%d+%.%d+%.%d+$") or host:match("^%[?[%x:]*:[%x:]*%]?$") then
+        return nil, "must not be an IP"
+    end
+    if host:match(":%d+$") then
+        return nil, "must not have a port"
+    end
+    if host:match("^[%w%.%-_]+$") then
+        return true
+    end
+    return nil, "invalid value: " .. host
+end
+
+-- Kong's validate_url (socket.url): a scheme and a host.
+local function validate_url(url)
+    local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+    if not scheme then
+        return nil, "missing scheme in url"
+    end
+    local authority = rest:match("^[^/?#]*")
+    if authority:gsub("^.*@", ""):gsub(":%d*$", "") == "" then
+        return nil, "missing host in url"
+    end
+    return true
+end
+
 _M.typedefs = {
     header_name = define { type = "string", custom_validator = validate_header_name },
     path = define { type = "string", starts_with = "/",
@@ -74,6 +101,8 @@ _M.typedefs = {
                     custom_validator = validate_path },
     host = define { type = "string", custom_validator = validate_host },
     port = define { type = "integer", between = { 0, 65535 } },
+    sni = define { type = "string", custom_validator = validate_sni },
+    url = define { type = "string", custom_validator = validate_url },
     http_method = define { type = "string", match = "^%u+$" },
     protocols_http = define { type = "set", required = true, default = HTTP_PROTOCOLS,
                               elements = { type = "string", one_of = HTTP_PROTOCOLS } },
@@ -261,6 +290,20 @@ validate_field = function(field, value, path, errors)
     elseif t == "record" then
         if type(value) ~= "table" then return nil, "expected a record" end
         return true
+    elseif t == "map" then
+        -- Kong's maps: every key against `keys`, every value against `values`
+        if type(value) ~= "table" then return nil, "expected a map" end
+        for k, v in pairs(value) do
+            local ok, err = validate_field(field.keys, k, path, errors)
+            if not ok then
+                return nil, err
+            end
+            ok, err = validate_field(field.values, v, path .. "." .. tostring(k), errors)
+            if not ok then
+                errors[path .. "." .. tostring(k)] = err
+                return nil
+            end
+        end
     elseif t == "foreign" then
         return run_validators(field, value)
     else

@@ -67,6 +67,14 @@ int main(void)
 	FIELD(shmring_client_reply, error);
 	FIELD(shmring_client_reply, actions);
 
+	SIZE(shmring_client_ngx_str);
+	FIELD(shmring_client_ngx_str, len);
+	FIELD(shmring_client_ngx_str, data);
+
+	SIZE(shmring_client_ngx_pair);
+	FIELD(shmring_client_ngx_pair, key);
+	FIELD(shmring_client_ngx_pair, value);
+
 	SIZE(shmring_client_msg);
 	FIELD(shmring_client_msg, claim);
 	FIELD(shmring_client_msg, w);

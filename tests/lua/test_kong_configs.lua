@@ -81,10 +81,22 @@ local ACCEPTED = {
         { header_name = "Kong-Request-ID", generator = "uuid#counter", echo_downstream = true },
         { header_name = "X-Request-ID", generator = "tracker", echo_downstream = false },
     },
+    ["shmring-http-log"] = {
+        -- docs.konghq.com http-log "Enable the plugin": the deprecated
+        -- flush_timeout and retry_count as the example has them
+        { http_endpoint = "http://mockbin.org/bin/:id", method = "POST", timeout = 1000,
+          keepalive = 1000, flush_timeout = 2, retry_count = 15 },
+        { http_endpoint = "https://user:pass@logs.example.com:8443/kong", method = "PUT",
+          content_type = "application/json; charset=utf-8", headers = { ["X-Token"] = "t" },
+          queue = { max_batch_size = 100, max_coalescing_delay = 5, max_retry_time = 120 } },
+    },
     ["shmring-log"] = {
         { path = "/tmp/file.log", reopen = true },
         { sink = "file", path = "/var/log/kong/requests.log" },
         { sink = "tcp", host = "127.0.0.1", port = 9999 },
+        -- tcp-log's TLS fields, a host name
+        { sink = "tcp", host = "logs.example.com", port = 6514, tls = true,
+          tls_sni = "logs.example.com" },
         { sink = "udp", host = "logs.example.com", port = 514, max_batch_size = 100,
           flush_interval = 0.5 },
     },
@@ -118,10 +130,27 @@ local REFUSED = {
     { "shmring-rate-limiting", { minute = 5, limit_by = "tenant" }, "config.limit_by", "expected one of" },
     { "shmring-rate-limiting", { minute = 5, redis = { host = "h", port = 70000 } },
       "config.redis.port", "between 0 and 65535" },
+    { "shmring-rate-limiting", { minute = 5, redis = { host = "h", server_name = "10.0.0.1" } },
+      "config.redis.server_name", "must not be an IP" },
+    { "shmring-rate-limiting", { minute = 5, redis = { host = "h", ssl = "yes" } },
+      "config.redis.ssl", "expected a boolean" },
     { "shmring-request-transformer", { http_method = "post" }, "config.http_method", "invalid value" },
     { "shmring-request-transformer", { add = { headers = { "no-colon" } } }, "config.add.headers.1",
       "invalid value" },
     { "shmring-correlation-id", { generator = "random" }, "config.generator", "expected one of" },
+    { "shmring-http-log", {}, "config.http_endpoint", "required field missing" },
+    { "shmring-http-log", { http_endpoint = "mockbin.org/bin" }, "config.http_endpoint",
+      "missing scheme in url" },
+    { "shmring-http-log", { http_endpoint = "http://x/", method = "GET" }, "config.method",
+      "expected one of" },
+    { "shmring-http-log", { http_endpoint = "http://x/", headers = { Host = "a" } },
+      "config.headers", "cannot contain 'Host' header" },
+    { "shmring-http-log", { http_endpoint = "http://u:p@x/", headers = { Authorization = "a" } },
+      "config", "specifying both an 'Authorization' header and user info" },
+    { "shmring-http-log", { http_endpoint = "http://x/", queue = { max_batch_size = 0 } },
+      "config.queue.max_batch_size", "between 1 and 1000000" },
+    { "shmring-http-log", { http_endpoint = "http://x/", custom_fields_by_lua = { a = "return 1" } },
+      "config.custom_fields_by_lua", "unknown field" },
     { "shmring-correlation-id", { header_name = "" }, "config.header_name", "length must be at least 1" },
     { "shmring-log", {}, "config.path", "required field missing" },
     { "shmring-log", { sink = "tcp", port = 9 }, "config.host", "required field missing" },
@@ -166,7 +195,8 @@ check(rt and type(rt.add) == "table" and type(rt.add.headers) == "table" and #rt
       "request-transformer: required records get their defaults")
 local rl = schema_double.plugin_config(schema_of("shmring-rate-limiting"),
     { config = { minute = 1, redis = { host = "r" } } })
-check(rl and rl.redis.port == 6379 and rl.redis.database == 0 and rl.limit_by == "consumer",
+check(rl and rl.redis.port == 6379 and rl.redis.database == 0 and rl.limit_by == "consumer"
+      and rl.redis.ssl == false and rl.redis.ssl_verify == false,
       "rate-limiting: defaults of the redis record and of limit_by")
 check(rl and rl.header_name == nil, "a field without default and not set is absent, as Kong hands it")
 
@@ -257,6 +287,29 @@ log_handler:log(log_conf)
 local problems = {}
 same_fields(config_record("shmring-log"), log_conf, log_sent or {}, "config.", problems)
 check(log_sent ~= nil and #problems == 0, "shmring-log: exactly the schema's fields: "
+      .. table.concat(problems, "; "))
+
+-- http-log: Kong's `timeout` is sent as `http_timeout` (the client keeps
+-- `timeout` for itself on every stub), every other schema field as is.
+log_sent = nil
+local hl_handler = require("kong.plugins.shmring-http-log.handler")
+local hl_conf = schema_double.plugin_config(schema_of("shmring-http-log"),
+    { config = { http_endpoint = "http://x/", timeout = 1234, headers = { ["X-A"] = "b" } } })
+for k, v in pairs(INJECTED) do hl_conf[k] = v end
+hl_handler:log(hl_conf)
+local hl_expect = {}
+for k, v in pairs(hl_conf) do hl_expect[k] = v end
+hl_expect.http_timeout, hl_expect.timeout = hl_conf.timeout, nil
+local record = { fields = {} }
+for _, f in ipairs(config_record("shmring-http-log").fields) do
+    local k = next(f)
+    record.fields[#record.fields + 1] = k == "timeout" and { http_timeout = f[k] } or f
+end
+problems = {}
+same_fields(record, hl_expect, log_sent or {}, "config.", problems)
+check(log_sent ~= nil and #problems == 0 and log_sent.http_timeout == 1234
+      and log_sent.timeout == nil and log_sent.queue.max_batch_size == 1,
+      "shmring-http-log: the schema's fields, timeout as http_timeout: "
       .. table.concat(problems, "; "))
 
 print(string.format("%d passed, %d failed", passed, failures))

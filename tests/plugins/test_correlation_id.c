@@ -146,13 +146,12 @@ static void config_errors(void **state)
 	    "config.generator must be one of \"uuid\", \"uuid#counter\", \"tracker\" "
 	    "(got \"uuid4\")");
 	harness_conf_refused(&H, "{\"generator\":\"\"}",
-	                     "config.generator must be a non-empty string");
-	harness_conf_refused(&H, "{\"generator\":1}",
-	                     "config.generator must be a non-empty string");
+	                     "config.generator must be one of \"uuid\", \"uuid#counter\", "
+	                     "\"tracker\" (got \"\")");
+	harness_conf_refused(&H, "{\"generator\":1}", "config.generator must be a string");
 	harness_conf_refused(&H, "{\"header_name\":\"bad header\"}",
 	                     "config.header_name 'bad header' is not a valid header name");
-	harness_conf_refused(&H, "{\"header_name\":\"\"}",
-	                     "config.header_name must be a non-empty string");
+	harness_conf_refused(&H, "{\"header_name\":\"\"}", "config.header_name must not be empty");
 	harness_conf_refused(&H, "{\"echo_downstream\":\"yes\"}",
 	                     "config.echo_downstream must be a boolean");
 	harness_conf_refused(&H, "{\"echo\":true}", "unknown config field 'echo'");

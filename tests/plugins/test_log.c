@@ -110,7 +110,8 @@ static void config_errors(void **state)
 {
 	harness_conf_refused(&H, "{}", "log: config.path is required for the file sink");
 	harness_conf_refused(&H, "{\"sink\":\"ftp\",\"path\":\"/x\"}",
-	                     "config.sink must be one of \"file\", \"tcp\", \"udp\" (got \"ftp\")");
+	                     "config.sink must be one of \"file\", \"tcp\", \"udp\", \"http\" (got "
+	                     "\"ftp\")");
 	harness_conf_refused(&H, "{\"sink\":\"\"}", "config.sink");
 	harness_conf_refused(&H, "{\"sink\":7}", "config.sink");
 	harness_conf_refused(&H, "{\"path\":\"relative/x.log\"}",
@@ -125,8 +126,8 @@ static void config_errors(void **state)
 	                     "config.host and config.port are required for the tcp sink");
 	harness_conf_refused(&H, "{\"sink\":\"udp\",\"port\":9}",
 	                     "config.host and config.port are required for the udp sink");
-	harness_conf_refused(&H, "{\"sink\":\"tcp\",\"host\":\"localhost\",\"port\":9}",
-	                     "config.host must be an IPv4 or IPv6 address");
+	harness_conf_refused(&H, "{\"sink\":\"tcp\",\"host\":\"local_host\",\"port\":9}",
+	                     "config.host must be a host name or an IPv4 or IPv6 address");
 	harness_conf_refused(&H, "{\"sink\":\"tcp\",\"host\":\"1::2::3\",\"port\":9}",
 	                     "bad sink address");
 	harness_conf_refused(&H, "{\"sink\":\"udp\",\"host\":\"127.0.0.1\",\"port\":70000}",
@@ -156,6 +157,55 @@ static void config_errors(void **state)
 	                     "unknown config field 'pth'");
 	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"custom_fields_by_lua\":{}}",
 	                     "unknown config field 'custom_fields_by_lua'");
+	harness_conf_refused(&H,
+	                     "{\"sink\":\"udp\",\"host\":\"127.0.0.1\",\"port\":9,\"tls\":true}",
+	                     "config.tls and config.tls_sni apply to the tcp sink");
+	harness_conf_refused(
+	    &H,
+	    "{\"sink\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":9,\"tls\":true,\"tls_sni\":\"a b\"}",
+	    "config.tls_sni must be a host name");
+	harness_conf_refused(&H, "{\"sink\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":9,\"tls\":1}",
+	                     "config.tls must be a boolean");
+	/* Kong's http-log fields select the http sink */
+	harness_conf_refused(&H, "{\"sink\":\"http\"}", "config.http_endpoint is required");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"ftp://x/\"}",
+	                     "config.http_endpoint must be an http:// or https:// URL");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"http://x/\",\"method\":\"GET\"}",
+	                     "config.method must be one of \"POST\", \"PUT\", \"PATCH\"");
+	harness_conf_refused(&H,
+	                     "{\"http_endpoint\":\"http://x/\",\"content_type\":\"text/plain\"}",
+	                     "config.content_type must be one of");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"http://x/\",\"headers\":{\"host\":\"a\"}}",
+	                     "config.headers cannot contain 'Host' header");
+	harness_conf_refused(
+	    &H, "{\"http_endpoint\":\"http://x/\",\"headers\":{\"Content-Length\":\"1\"}}",
+	    "cannot contain 'Content-Length' header");
+	harness_conf_refused(&H,
+	                     "{\"http_endpoint\":\"http://x/\",\"headers\":{\"X-A\":\"a\\nb\"}}",
+	                     "config.headers.X-A must be a string without CR, LF or NUL");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"http://x/\",\"headers\":{\"X A\":\"a\"}}",
+	                     "bad header name");
+	harness_conf_refused(
+	    &H, "{\"http_endpoint\":\"http://u:p@x/\",\"headers\":{\"authorization\":\"a\"}}",
+	    "specifying both an 'Authorization' header and user info");
+	harness_conf_refused(&H,
+	                     "{\"http_endpoint\":\"http://x/\",\"queue\":{\"max_batch_size\":0}}",
+	                     "config.queue.max_batch_size must be a number between 1 and 1e+06");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"http://x/\",\"queue\":{\"max_entrie\":1}}",
+	                     "unknown config field 'max_entrie'");
+	harness_conf_refused(
+	    &H, "{\"http_endpoint\":\"http://x/\",\"queue\":{\"concurrency_limit\":0}}",
+	    "config.queue.concurrency_limit must be 1 or -1");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"http://x/\",\"http_timeout\":0}",
+	                     "config.http_timeout must be a number between 1 and");
+	harness_conf_refused(&H, "{\"http_endpoint\":\"http://x/\",\"path\":\"/tmp/x.log\"}",
+	                     "config.path does not apply to the http sink");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"queue\":{}}",
+	                     "config.queue does not apply to the file, tcp or udp sink");
+	harness_conf_ok(&H,
+	                "{\"http_endpoint\":\"http://u:p@127.0.0.1:9/x?a=b\",\"method\":\"PATCH\","
+	                "\"queue_size\":5,\"flush_timeout\":3,\"retry_count\":15,"
+	                "\"headers\":{\"X-A\":\"b?&c\"},\"queue\":{\"max_bytes\":100}}");
 	/* a refused config leaves nothing behind; a good one after it works */
 	fresh_path("ok.log");
 	char cfg[512];
@@ -486,13 +536,18 @@ static void sink_spec_params(void **state)
 	} bad[] = {
 	    {"file:/tmp/x.log?flush_ms=0", "flush_ms 1..3600000"},
 	    {"file:/tmp/x.log?bogus=1", "unknown parameter or value out of range: bogus=1"},
-	    {"file:/tmp/x.log?batch_entries",
-	     "parameter 'batch_entries' wants =<unsigned integer>"},
+	    {"file:/tmp/x.log?batch_entries", "parameter 'batch_entries' wants =<value>"},
 	    {"file:/tmp/x.log?max_bytes=-5", "wants =<unsigned integer>"},
 	    {"file:/tmp/x.log?max_bytes=100", "max_bytes 1024..2^31"},
 	    {"file:/tmp/x.log?reopen=1&&flush_ms=5", "bad parameter list"},
 	    {"tcp:127.0.0.1:9?reopen=1", "reopen applies to file sinks only"},
 	    {"ftp:/x?reopen=1", "unknown sink"},
+	    {"http://127.0.0.1:9/x?method=GET", "method must be POST, PUT or PATCH"},
+	    {"http://127.0.0.1:9/x?header=NoColon", "header wants 'Name: value'"},
+	    {"http://127.0.0.1:9/x?header=A%3A%0Db", "no CR or LF"},
+	    {"http://127.0.0.1:9/x?timeout_ms=0", "out of range: timeout_ms=0"},
+	    {"file:/tmp/x.log?timeout_ms=5", "unknown parameter"}, /* http only */
+	    {"http://bob:secret@127.0.0.1:9/x?bogus=1", "sink 'http://127.0.0.1:9/x'"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct shmring_sink *sk = (struct shmring_sink *)1;
@@ -548,6 +603,66 @@ static void udp_datagrams(void **state)
 	close(fd);
 }
 
+/* A listening TCP socket on 127.0.0.1; its port in *port. */
+static int tcp_listener(int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* Up to n bytes the sink sent to listener lfd (one connection), within 5 s. */
+static size_t tcp_read(int lfd, char *buf, size_t n)
+{
+	struct pollfd p = {.fd = lfd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	int c = accept(lfd, NULL, NULL);
+	assert_true(c >= 0);
+	size_t got = 0;
+	p.fd = c;
+	while (got < n && poll(&p, 1, 500) == 1) {
+		ssize_t k = recv(c, buf + got, n - got, 0);
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	close(c);
+	return got;
+}
+
+/* tcp-log's host may be a name: looked up off the loop, then connected. */
+static void tcp_host_name(void **state)
+{
+	int port, lfd = tcp_listener(&port);
+	char cfg[200];
+	snprintf(cfg, sizeof(cfg), "{\"sink\":\"tcp\",\"host\":\"localhost\",\"port\":%d}", port);
+	harness_conf_ok(&H, cfg);
+	assert_int_equal(log_json("{\"n\":1}"), 0);
+	assert_int_equal(log_json("{\"n\":2}"), 0);
+	drain();
+	char buf[256] = "";
+	size_t got = tcp_read(lfd, buf, sizeof(buf) - 1);
+	buf[got] = '\0';
+	if (strcmp(buf, "{\"n\":1}\n{\"n\":2}\n") != 0)
+		fail_msg("tcp by name: got \"%s\"", buf);
+	close(lfd);
+	/* a name that does not resolve: accepted (DNS may come back), counted */
+	uint64_t errors = WS.sink_errors;
+	harness_conf_ok(&H, "{\"sink\":\"tcp\",\"host\":\"no-such-host.invalid\",\"port\":9}");
+	assert_int_equal(log_json("{\"n\":3}"), 0);
+	for (int i = 0; i < 500 && WS.sink_errors == errors; i++) {
+		usleep(10000);
+		shmringd__sinks_poll(shmring_now_ns());
+	}
+	assert_true(WS.sink_errors > errors);
+}
+
 /* A sink that is down past its bound drops and counts, the hook still
  * returns 0 (nothing waits). */
 static void tcp_down_drops_counted(void **state)
@@ -592,6 +707,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(sink_spec_params, setup, teardown),
 	    cmocka_unit_test_setup_teardown(udp_datagrams, setup, teardown),
 	    cmocka_unit_test_setup_teardown(tcp_down_drops_counted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(tcp_host_name, setup, teardown),
 	};
 	rc = cmocka_run_group_tests_name("log", tests, NULL, NULL);
 	shmringd__sinks_fini();

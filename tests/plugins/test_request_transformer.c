@@ -221,13 +221,13 @@ static void config_errors(void **state)
 	                     "config.add.body is not supported");
 	harness_conf_refused(&H, "{\"append\":{\"json_types\":[\"string\"]}}",
 	                     "config.append.json_types is not supported");
-	harness_conf_refused(&H, "{\"add\":{\"uri\":\"/x\"}}", "config.add.uri does not exist");
+	harness_conf_refused(&H, "{\"add\":{\"uri\":\"/x\"}}", "unknown config field 'add.uri'");
 	harness_conf_refused(&H, "{\"add\":{\"header\":[\"a:b\"]}}",
-	                     "request-transformer (config.add): unknown config field 'header'");
+	                     "request-transformer: unknown config field 'add.header'");
 	harness_conf_refused(&H, "{\"adds\":{}}", "unknown config field 'adds'");
-	harness_conf_refused(&H, "{\"add\":[\"a:b\"]}", "config.add must be a map");
+	harness_conf_refused(&H, "{\"add\":[\"a:b\"]}", "config.add must be a record (a map)");
 	harness_conf_refused(&H, "{\"add\":{\"headers\":\"a:b\"}}",
-	                     "config.add.headers must be an array of strings");
+	                     "config.add.headers must be an array");
 	harness_conf_refused(&H, "{\"http_method\":\"PO ST\"}",
 	                     "config.http_method must be a method name");
 	harness_conf_refused(&H, "{\"http_method\":\"\"}",

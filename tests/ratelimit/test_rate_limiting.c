@@ -157,17 +157,21 @@ static void config_errors(void **state)
 	                     "config.redis_port must be an integer between 1 and 65535");
 	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\"},\"redis_port\":1}",
 	                     "either config.redis or the redis_* fields");
-	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"ssl\":true}}",
-	                     "redis.ssl = true is not supported");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"ssl\":1}}",
+	                     "config.redis.ssl must be");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"ssl_verify\":\"yes\"}}",
+	                     "config.redis.ssl_verify must be");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"server_name\":\"\"}}",
+	                     "config.redis.server_name");
 	harness_conf_refused(&H, "{\"second\":1,\"sync_rate\":-2}",
 	                     "config.sync_rate must be seconds");
 	harness_conf_refused(&H, "{\"second\":1,\"sync_rate\":\"1\"}",
 	                     "config.sync_rate must be seconds");
 	harness_conf_refused(&H, "{\"second\":1,\"sync_rate\":0.001}", "at least 0.01 s");
 	harness_conf_refused(&H,
-	                     "{\"second\":1,\"algorithm\":\"token-bucket\",\"policy\":\"redis\","
-	                     "\"redis\":{\"host\":\"127.0.0.1\"}}",
-	                     "works with policy 'local' only");
+	                     "{\"day\":3000000000,\"algorithm\":\"token-bucket\",\"policy\":"
+	                     "\"redis\",\"redis\":{\"host\":\"127.0.0.1\"}}",
+	                     "a limit is at most 2147483647");
 	harness_conf_refused(&H, "[1,2]", "config must be a map");
 	/* Accepted shapes: Kong's nulls for unset fields, floats that are
 	 * whole numbers, the defaults. */
@@ -175,6 +179,8 @@ static void config_errors(void **state)
 	                    "\"policy\":\"local\",\"fault_tolerant\":true,\"sync_rate\":-1}");
 	harness_conf_ok(&H, "{\"second\":5,\"minute\":5}");
 	harness_conf_ok(&H, "{\"year\":1,\"algorithm\":\"token-bucket\"}");
+	harness_conf_ok(&H, "{\"second\":1,\"algorithm\":\"token-bucket\",\"policy\":\"redis\","
+	                    "\"redis\":{\"host\":\"127.0.0.1\"}}");
 }
 
 /* Every field with every JSON type, alone and beside a valid limit: a clear
@@ -204,6 +210,8 @@ static void config_any_type(void **state)
 	                                     "redis_database",
 	                                     "redis_timeout",
 	                                     "redis_ssl",
+	                                     "redis_ssl_verify",
+	                                     "redis_server_name",
 	                                     "retry_after_jitter_max",
 	                                     NULL};
 	static const char *const values[] = {"0",

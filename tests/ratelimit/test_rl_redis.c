@@ -12,8 +12,16 @@
  *     pass times (the requests a host let through while the other had not
  *     synced yet).
  *  3. sync_rate = 0: synchronous, exact across hosts.
+ *  1-3 run for both algorithms: fixed-window (Redis database 0) and
+ *     token-bucket (database 1; a bucket of 200 per day refills one token
+ *     in 432 s, so none during the test: the same numbers hold).
  *  4. Redis killed: fault_tolerant = true keeps counting locally,
  *     fault_tolerant = false answers 500; Redis back: counts resync.
+ *  5. (run before 4) Kong's redis record in full, against a second redis-server that
+ *     speaks TLS (certificates made here with the openssl command, the
+ *     CA trusted through SSL_CERT_FILE) and has an ACL user: ssl,
+ *     ssl_verify, server_name, username/password and database, each
+ *     shown to matter by a config that gets it wrong.
  *
  * Exit 77 when redis-server is not installed. Waits are polls with
  * deadlines; the limits are per day, far from any window edge mid-test
@@ -29,8 +37,8 @@
 #define LIMIT 200
 #define SYNC_MS 100
 
-static pid_t redis_pid;
-static int redis_port;
+static pid_t redis_pid, tls_redis_pid;
+static int redis_port, tls_plain_port, tls_port;
 static char redis_log[400];
 
 struct host {
@@ -52,6 +60,11 @@ static void kill_all(void)
 		waitpid(redis_pid, NULL, 0);
 		redis_pid = 0;
 	}
+	if (tls_redis_pid > 0) {
+		kill(tls_redis_pid, SIGKILL);
+		waitpid(tls_redis_pid, NULL, 0);
+		tls_redis_pid = 0;
+	}
 	if (B.pid > 0) {
 		kill(B.pid, SIGKILL);
 		waitpid(B.pid, NULL, 0);
@@ -72,16 +85,21 @@ static int free_port(void)
 	return ntohs(sa.sin_port);
 }
 
-static redisContext *redis_connect(void)
+static redisContext *redis_connect_port(int port)
 {
 	struct timeval tv = {1, 0};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
 	if (!c || c->err) {
 		if (c)
 			redisFree(c);
 		return NULL;
 	}
 	return c;
+}
+
+static redisContext *redis_connect(void)
+{
+	return redis_connect_port(redis_port);
 }
 
 static void dump_redis_log(void)
@@ -95,27 +113,34 @@ static void dump_redis_log(void)
 		fclose(f);
 }
 
-/* Start redis-server on redis_port; false if it exited at once (the port
- * was taken meanwhile) and may_fail. */
-static bool redis_try_start(bool may_fail)
+/* Start redis-server on port (plain TCP; conf: a config file for more, or
+ * NULL) into *pid; false if it exited at once (the port was taken
+ * meanwhile) and may_fail. */
+static bool redis_spawn(pid_t *pid, int port, const char *conf, bool may_fail)
 {
-	char port[16];
-	snprintf(port, sizeof(port), "%d", redis_port);
-	redis_pid = fork();
-	CHECK(redis_pid >= 0, "fork");
-	if (redis_pid == 0) {
+	char port_s[16];
+	snprintf(port_s, sizeof(port_s), "%d", port);
+	*pid = fork();
+	CHECK(*pid >= 0, "fork");
+	if (*pid == 0) {
 		int fd = open(redis_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-		       "--save", "", "--appendonly", "no", "--daemonize", "no", (char *)NULL);
+		const char *argv[] = {
+		    "redis-server", "--port", port_s,        "--bind", "127.0.0.1", "--save", "",
+		    "--appendonly", "no",     "--daemonize", "no",     NULL,        NULL};
+		if (conf) { /* the file first: redis-server wants it as argv[1] */
+			memmove(&argv[2], &argv[1], sizeof(argv) - 3 * sizeof(argv[0]));
+			argv[1] = conf;
+		}
+		execvp("redis-server", (char *const *)argv);
 		_exit(127);
 	}
 	uint64_t deadline = tc_now() + 10 * SEC;
 	for (;;) {
-		redisContext *c = redis_connect();
+		redisContext *c = redis_connect_port(port);
 		if (c) {
 			redisReply *r = redisCommand(c, "PING");
 			bool ok = r && r->type == REDIS_REPLY_STATUS;
@@ -126,16 +151,21 @@ static bool redis_try_start(bool may_fail)
 				return true;
 		}
 		int st;
-		if (waitpid(redis_pid, &st, WNOHANG) != 0) {
-			redis_pid = 0;
+		if (waitpid(*pid, &st, WNOHANG) != 0) {
+			*pid = 0;
 			if (may_fail)
 				return false;
 			dump_redis_log();
-			CHECK(0, "redis-server exited at start (port %d)", redis_port);
+			CHECK(0, "redis-server exited at start (port %d)", port);
 		}
 		CHECK(tc_now() < deadline, "redis-server not answering in time");
 		usleep(5000);
 	}
+}
+
+static bool redis_try_start(bool may_fail)
+{
+	return redis_spawn(&redis_pid, redis_port, NULL, may_fail);
 }
 
 static void redis_start(void)
@@ -168,6 +198,13 @@ struct rl_cfg {
 	uint64_t day;
 	double sync_rate;
 	bool fault_tolerant;
+	/* the redis record beyond host, port and timeout; unset when 0/NULL */
+	const char *algorithm; /* NULL: the default (fixed-window) */
+	const char *host;      /* NULL: 127.0.0.1 */
+	int port;              /* 0: the plain redis-server */
+	bool ssl, ssl_verify;
+	const char *server_name, *username, *password;
+	int database;
 };
 
 static void fill_conf(struct shmring_mpw *w, void *arg)
@@ -179,7 +216,9 @@ static void fill_conf(struct shmring_mpw *w, void *arg)
 	shmring_mpw_cstr(w, "plugin");
 	shmring_mpw_cstr(w, "rate-limiting");
 	shmring_mpw_cstr(w, "config");
-	shmring_mpw_map(w, 6);
+	shmring_mpw_map(w, 7);
+	shmring_mpw_cstr(w, "algorithm");
+	shmring_mpw_cstr(w, c->algorithm ? c->algorithm : "fixed-window");
 	shmring_mpw_cstr(w, "day");
 	shmring_mpw_uint(w, c->day);
 	shmring_mpw_cstr(w, "limit_by");
@@ -191,13 +230,29 @@ static void fill_conf(struct shmring_mpw *w, void *arg)
 	shmring_mpw_cstr(w, "fault_tolerant");
 	shmring_mpw_bool(w, c->fault_tolerant);
 	shmring_mpw_cstr(w, "redis");
-	shmring_mpw_map(w, 3);
+	shmring_mpw_map(w, 5 + !!c->server_name + !!c->username + !!c->password + !!c->database);
 	shmring_mpw_cstr(w, "host");
-	shmring_mpw_cstr(w, "127.0.0.1");
+	shmring_mpw_cstr(w, c->host ? c->host : "127.0.0.1");
 	shmring_mpw_cstr(w, "port");
-	shmring_mpw_uint(w, (uint64_t)redis_port);
+	shmring_mpw_uint(w, (uint64_t)(c->port ? c->port : redis_port));
 	shmring_mpw_cstr(w, "timeout");
 	shmring_mpw_uint(w, 500);
+	shmring_mpw_cstr(w, "ssl");
+	shmring_mpw_bool(w, c->ssl);
+	shmring_mpw_cstr(w, "ssl_verify");
+	shmring_mpw_bool(w, c->ssl_verify);
+	const char *const names[] = {"server_name", "username", "password"};
+	const char *const values[] = {c->server_name, c->username, c->password};
+	for (int i = 0; i < 3; i++) {
+		if (values[i]) {
+			shmring_mpw_cstr(w, names[i]);
+			shmring_mpw_cstr(w, values[i]);
+		}
+	}
+	if (c->database) {
+		shmring_mpw_cstr(w, "database");
+		shmring_mpw_uint(w, (uint64_t)c->database);
+	}
 }
 
 static void host_conf(struct host *h, struct rl_cfg *c)
@@ -231,11 +286,15 @@ static void fill_access(struct shmring_mpw *w, void *arg)
 	shmring_mpw_cstr(w, "redis-route");
 }
 
+/* The message of the reply's LOG action, if any (the gateway's warning). */
+static char last_log[512];
+
 /* One request on host h (channel k): 0 if let through, else the exit
  * status. *remaining gets X-RateLimit-Remaining-Day (or -1). */
 static int host_access(struct host *h, int k, struct tc_reply *r, uint64_t conf, const char *ip,
                        long *remaining)
 {
+	last_log[0] = '\0';
 	struct access_arg a = {conf, ip};
 	uint64_t id = ++h->req_id;
 	char e[512];
@@ -252,6 +311,11 @@ static int host_access(struct host *h, int k, struct tc_reply *r, uint64_t conf,
 		uint64_t op = x->via.array.ptr[0].via.u64;
 		if (op == SHMRING_ACT_EXIT)
 			status = (int)x->via.array.ptr[1].via.u64;
+		if (op == SHMRING_ACT_LOG) {
+			const msgpack_object *m = &x->via.array.ptr[2];
+			snprintf(last_log, sizeof(last_log), "%.*s", (int)m->via.str.size,
+			         m->via.str.ptr);
+		}
 		if (op == SHMRING_ACT_SET_RESP_HEADER && remaining) {
 			const msgpack_object *n = &x->via.array.ptr[1], *v = &x->via.array.ptr[2];
 			if (n->via.str.size == strlen("X-RateLimit-Remaining-Day") &&
@@ -262,15 +326,18 @@ static int host_access(struct host *h, int k, struct tc_reply *r, uint64_t conf,
 	return status;
 }
 
-/* The count Redis holds for each host under the key of ip (found by its
- * value pattern: we sum every hash field named by a host). */
-static void redis_counts(uint64_t *total, int *nfields)
+/* The counts Redis (the server on port, database db) holds: the sum of
+ * every host's field of every shmring key, and how many fields. */
+static void redis_counts_in(int port, int db, uint64_t *total, int *nfields)
 {
 	*total = 0;
 	*nfields = 0;
-	redisContext *c = redis_connect();
+	redisContext *c = redis_connect_port(port);
 	if (!c)
 		return;
+	redisReply *sel = redisCommand(c, "SELECT %d", db);
+	CHECK(sel && sel->type == REDIS_REPLY_STATUS, "SELECT %d", db);
+	freeReplyObject(sel);
 	redisReply *keys = redisCommand(c, "KEYS shmring:rl:*");
 	for (size_t i = 0; keys && keys->type == REDIS_REPLY_ARRAY && i < keys->elements; i++) {
 		redisReply *h = redisCommand(c, "HGETALL %s", keys->element[i]->str);
@@ -287,20 +354,30 @@ static void redis_counts(uint64_t *total, int *nfields)
 	redisFree(c);
 }
 
+/* One algorithm's run of 1-3: its configs, client addresses and database. */
+struct scenario {
+	const char *algorithm;
+	uint64_t conf;      /* sync_rate = SYNC_MS, fault-tolerant, LIMIT per day */
+	uint64_t sync_conf; /* sync_rate = 0, 20 per day */
+	int db;
+	const char *ip_converged, *ip_concurrent, *ip_sync;
+};
+
 /* ---- 1. converged ------------------------------------------------------------------- */
 
-static void converged(struct tc_reply *r)
+static void converged(struct tc_reply *r, const struct scenario *sc)
 {
-	const char *ip = "10.0.0.1";
+	const char *ip = sc->ip_converged;
+	uint64_t conf = sc->conf;
 	int a_pass = 0, b_pass = 0;
 	long rem;
 	for (int i = 0; i < 150; i++)
-		a_pass += host_access(&A, i & 1, r, 1, ip, NULL) == 0;
+		a_pass += host_access(&A, i & 1, r, conf, ip, NULL) == 0;
 	CHECK(a_pass == 150, "host A alone lets 150 of 200 through (got %d)", a_pass);
 	/* B: one request per sync interval until it shows A's count. */
 	uint64_t deadline = tc_now() + 5 * SEC;
 	for (;;) {
-		int st = host_access(&B, b_pass & 1, r, 1, ip, &rem);
+		int st = host_access(&B, b_pass & 1, r, conf, ip, &rem);
 		CHECK(st == 0, "B refused before reaching the limit (status %d)", st);
 		b_pass++;
 		/* What B knows of A: nothing, part (A's 150 may span a sync under
@@ -315,7 +392,7 @@ static void converged(struct tc_reply *r)
 	}
 	/* B lets through exactly the rest. */
 	for (int i = 0; i < LIMIT; i++) {
-		int st = host_access(&B, i & 1, r, 1, ip, NULL);
+		int st = host_access(&B, i & 1, r, conf, ip, NULL);
 		if (st != 0) {
 			CHECK(st == 429, "B refuses with 429 (got %d)", st);
 			break;
@@ -329,7 +406,7 @@ static void converged(struct tc_reply *r)
 	for (;;) {
 		uint64_t total;
 		int n;
-		redis_counts(&total, &n);
+		redis_counts_in(redis_port, sc->db, &total, &n);
 		if (n == 2 && total == LIMIT)
 			break;
 		CHECK(tc_now() < deadline,
@@ -341,14 +418,15 @@ static void converged(struct tc_reply *r)
 	 * since A's last sync, never more (the bound), then refuses. */
 	int late = 0;
 	deadline = tc_now() + 5 * SEC;
-	while (host_access(&A, late & 1, r, 1, ip, NULL) == 0) {
+	while (host_access(&A, late & 1, r, conf, ip, NULL) == 0) {
 		late++;
 		CHECK(tc_now() < deadline, "A keeps letting requests through");
 		usleep(SYNC_MS * 1000);
 	}
 	/* one sync interval: 1 request at this spacing; 3 for a loaded machine */
 	CHECK(late <= 3, "A passed %d after B filled the limit: more than the bound", late);
-	printf("converged: A %d + B %d = %d, A late %d\n", a_pass, b_pass, a_pass + b_pass, late);
+	printf("converged (%s): A %d + B %d = %d, A late %d\n", sc->algorithm, a_pass, b_pass,
+	       a_pass + b_pass, late);
 }
 
 /* ---- 2. concurrent: the bound ------------------------------------------------------------- */
@@ -358,6 +436,7 @@ static void converged(struct tc_reply *r)
 struct hammer {
 	struct host *h;
 	const char *ip;
+	uint64_t conf;
 	uint64_t start, stop;
 	uint64_t pass_ns[HAMMER_MAX];
 	int npass, nsent;
@@ -370,7 +449,7 @@ static void *hammer_main(void *arg)
 	while (tc_now() < hm->start)
 		sched_yield();
 	while (tc_now() < hm->stop && hm->nsent < HAMMER_MAX) {
-		int st = host_access(hm->h, hm->nsent & 1, r, 1, hm->ip, NULL);
+		int st = host_access(hm->h, hm->nsent & 1, r, hm->conf, hm->ip, NULL);
 		hm->nsent++;
 		if (st == 0)
 			hm->pass_ns[hm->npass++] = tc_now();
@@ -395,11 +474,11 @@ static int max_in_window(const struct hammer *hm, uint64_t w)
 	return best;
 }
 
-static void concurrent(void)
+static void concurrent(const struct scenario *sc)
 {
 	static struct hammer ha, hb;
-	ha = (struct hammer){.h = &A, .ip = "10.0.0.2"};
-	hb = (struct hammer){.h = &B, .ip = "10.0.0.2"};
+	ha = (struct hammer){.h = &A, .ip = sc->ip_concurrent, .conf = sc->conf};
+	hb = (struct hammer){.h = &B, .ip = sc->ip_concurrent, .conf = sc->conf};
 	ha.start = hb.start = tc_now() + 50 * MS;
 	ha.stop = hb.stop = ha.start + 2 * SEC;
 	pthread_t ta, tb;
@@ -413,8 +492,8 @@ static void concurrent(void)
 	 * scheduling: SYNC_MS of slack on this shared machine). */
 	uint64_t w = 2 * SYNC_MS * MS;
 	int bound = max_in_window(&ha, w) + max_in_window(&hb, w);
-	printf("concurrent: sent A %d B %d, passed A %d + B %d = %d, limit %d, bound +%d\n",
-	       ha.nsent, hb.nsent, ha.npass, hb.npass, total, LIMIT, bound);
+	printf("concurrent (%s): sent A %d B %d, passed A %d + B %d = %d, limit %d, bound +%d\n",
+	       sc->algorithm, ha.nsent, hb.nsent, ha.npass, hb.npass, total, LIMIT, bound);
 	CHECK(ha.nsent + hb.nsent > LIMIT + bound, "enough requests to reach the limit");
 	CHECK(total >= LIMIT, "the limit is reached (%d)", total);
 	CHECK(total <= LIMIT + bound, "%d passed: more than limit %d + bound %d", total, LIMIT,
@@ -423,15 +502,22 @@ static void concurrent(void)
 
 /* ---- 3. synchronous -------------------------------------------------------------------------- */
 
-static void synchronous(struct tc_reply *r)
+static void synchronous(struct tc_reply *r, const struct scenario *sc)
 {
-	struct rl_cfg c = {.id = 3, .day = 20, .sync_rate = 0, .fault_tolerant = true};
+	struct rl_cfg c = {.id = sc->sync_conf,
+	                   .day = 20,
+	                   .sync_rate = 0,
+	                   .fault_tolerant = true,
+	                   .algorithm = sc->algorithm,
+	                   .database = sc->db};
 	host_conf(&A, &c);
 	host_conf(&B, &c);
 	int pass = 0;
 	for (int i = 0; i < 60; i++)
-		pass += host_access(i & 1 ? &B : &A, (i >> 1) & 1, r, 3, "10.0.0.3", NULL) == 0;
-	CHECK(pass == 20, "sync_rate = 0: exactly 20 of 60 across two hosts (got %d)", pass);
+		pass += host_access(i & 1 ? &B : &A, (i >> 1) & 1, r, sc->sync_conf, sc->ip_sync,
+		                    NULL) == 0;
+	CHECK(pass == 20, "sync_rate = 0 (%s): exactly 20 of 60 across two hosts (got %d)",
+	      sc->algorithm, pass);
 }
 
 /* ---- 4. Redis down --------------------------------------------------------------------------- */
@@ -485,6 +571,157 @@ static void redis_down(struct tc_reply *r)
 	}
 }
 
+/* ---- 5. TLS, ACL, database ------------------------------------------------------------ */
+
+/* A CA, a certificate for "redis.test" signed by it, and a redis-server
+ * with TLS on tls_port (plain on tls_plain_port, for the test's own
+ * reads) and the ACL user alice. The daemons trust the CA through
+ * SSL_CERT_FILE (OpenSSL's default trust store): hosts started after this
+ * call trust it (A), hosts started before do not (B). */
+static void tls_setup(void)
+{
+	char cmd[2048], conf[400];
+	const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+	snprintf(cmd, sizeof(cmd),
+	         "cd '%s' && openssl req -x509 %s -keyout ca.key -out ca.crt -days 2 "
+	         "-subj /CN=shmring-test-ca 2>/dev/null && "
+	         "openssl req %s -keyout redis.key -out redis.csr -subj /CN=redis.test "
+	         "2>/dev/null && printf 'subjectAltName=DNS:redis.test\\n' > san.ext && "
+	         "openssl x509 -req -in redis.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+	         "-out redis.crt -days 2 -extfile san.ext 2>/dev/null",
+	         tc_dir, ec, ec);
+	CHECK(system(cmd) == 0, "openssl made the test certificates");
+	char ca[400];
+	snprintf(ca, sizeof(ca), "%s/ca.crt", tc_dir);
+	setenv("SSL_CERT_FILE", ca, 1);
+	snprintf(conf, sizeof(conf), "%s/redis-tls.conf", tc_dir);
+	for (int tries = 0;; tries++) {
+		tls_plain_port = free_port();
+		tls_port = free_port();
+		FILE *f = fopen(conf, "w");
+		CHECK(f, "write %s", conf);
+		fprintf(f,
+		        "tls-port %d\ntls-cert-file %s/redis.crt\ntls-key-file %s/redis.key\n"
+		        "tls-ca-cert-file %s\ntls-auth-clients no\n"
+		        "user alice on >alice-secret ~* &* +@all\n",
+		        tls_port, tc_dir, tc_dir, ca);
+		fclose(f);
+		if (redis_spawn(&tls_redis_pid, tls_plain_port, conf, tries < 4))
+			break;
+	}
+}
+
+/* A request refused with 500 on h because Redis could not be used. */
+static void expect_500(struct host *h, struct tc_reply *r, uint64_t conf, const char *ip,
+                       const char *what)
+{
+	int st = host_access(h, 0, r, conf, ip, NULL);
+	CHECK(st == 500, "%s: 500 (fault_tolerant = false), got %d", what, st);
+}
+
+static void tls_acl_database(struct tc_reply *r)
+{
+	/* Kong's record in full: TLS checked against the CA and the name,
+	 * ACL user, database 3; synchronous, so each answer is Redis's. */
+	struct rl_cfg good = {.id = 10,
+	                      .day = 5,
+	                      .fault_tolerant = false,
+	                      .port = tls_port,
+	                      .ssl = true,
+	                      .ssl_verify = true,
+	                      .server_name = "redis.test",
+	                      .username = "alice",
+	                      .password = "alice-secret",
+	                      .database = 3};
+	host_conf(&A, &good);
+	int pass = 0;
+	for (int i = 0; i < 8; i++) {
+		int st = host_access(&A, 0, r, 10, "10.0.0.10", NULL);
+		CHECK(st == 0 || st == 429, "TLS + ACL + database: 0 or 429 (got %d, log: %s)", st,
+		      last_log);
+		pass += st == 0;
+	}
+	CHECK(pass == 5, "TLS + ACL + database 3: exactly 5 of 8 (got %d)", pass);
+	uint64_t total;
+	int n;
+	redis_counts_in(tls_plain_port, 3, &total, &n);
+	CHECK(n == 1 && total == 5, "database 3 holds A's count 5 (got %d fields, %llu)", n,
+	      (unsigned long long)total);
+	redis_counts_in(tls_plain_port, 0, &total, &n);
+	CHECK(n == 0, "database 0 holds nothing (got %d fields)", n);
+
+	/* Each setting matters: one wrong at a time. */
+	struct rl_cfg c = good;
+	c.id = 11;
+	c.server_name = "wrong.test";
+	host_conf(&A, &c);
+	expect_500(&A, r, 11, "10.0.0.11", "server_name not on the certificate");
+	CHECK(strstr(last_log, "certificate"), "the warning says why: %s", last_log);
+	c = good;
+	c.id = 12;
+	c.ssl = false;
+	host_conf(&A, &c);
+	expect_500(&A, r, 12, "10.0.0.12", "plain text to the TLS port");
+	c = good;
+	c.id = 13;
+	c.password = "wrong";
+	c.ssl_verify = false; /* B does not trust the CA (below) */
+	host_conf(&B, &c);    /* B: its first warning, so its text is in the reply */
+	expect_500(&B, r, 13, "10.0.0.13", "a wrong password");
+	CHECK(strstr(last_log, "WRONGPASS"), "the warning names the refusal: %s", last_log);
+	/* The chain is checked: A's good config, on B, whose trust store
+	 * lacks the test CA. */
+	host_conf(&B, &good);
+	expect_500(&B, r, 10, "10.0.0.18", "a certificate from a CA the host does not trust");
+	c = good;
+	c.id = 14;
+	c.username = NULL; /* the password is alice's, not the default user's */
+	host_conf(&A, &c);
+	expect_500(&A, r, 14, "10.0.0.14", "the password without the username");
+
+	/* ssl_verify = false takes any certificate and name; ssl_verify
+	 * without server_name checks the chain only (Kong's cosocket), and a
+	 * host name is resolved. */
+	struct {
+		struct rl_cfg c;
+		const char *ip, *what;
+	} ok[] = {
+	    {good, "10.0.0.15", "ssl_verify = false: any name passes"},
+	    {good, "10.0.0.16",
+	     "ssl_verify without server_name, host 'localhost': the chain is checked"},
+	};
+	ok[0].c.ssl_verify = false;
+	ok[0].c.server_name = "wrong.test";
+	ok[1].c.server_name = NULL;
+	ok[1].c.host = "localhost";
+	for (int i = 0; i < 2; i++) {
+		ok[i].c.id = 15 + (uint64_t)i;
+		host_conf(&A, &ok[i].c);
+		CHECK(host_access(&A, 0, r, ok[i].c.id, ok[i].ip, NULL) == 0, "%s (log: %s)",
+		      ok[i].what, last_log);
+	}
+
+	/* Asynchronous, over TLS: the sync thread writes the count too. */
+	c = good;
+	c.id = 17;
+	c.sync_rate = SYNC_MS / 1000.0;
+	host_conf(&A, &c);
+	for (int i = 0; i < 3; i++)
+		CHECK(host_access(&A, 0, r, 17, "10.0.0.17", NULL) == 0, "async over TLS");
+	uint64_t deadline = tc_now() + 5 * SEC;
+	for (;;) {
+		redis_counts_in(tls_plain_port, 3, &total, &n);
+		/* 5 (id 10) + 1 (15) + 1 (16) + 3 (17) */
+		if (n == 4 && total == 10)
+			break;
+		CHECK(tc_now() < deadline,
+		      "the sync thread did not write over TLS (%d fields, %llu in database 3)", n,
+		      (unsigned long long)total);
+		usleep(20000);
+	}
+	printf("tls: verified, ACL user, database 3: ok\n");
+}
+
 int main(void)
 {
 	if (system("command -v redis-server >/dev/null 2>&1") != 0) {
@@ -504,16 +741,29 @@ int main(void)
 		if (redis_try_start(tries < 4))
 			break;
 	}
-	host_start(&B);
+	host_start(&B); /* before tls_setup's SSL_CERT_FILE: B does not trust the test CA */
+	tls_setup();
 	host_start(&A); /* last: tc_pid / tc_errlog name A for client.h's dump */
-	struct rl_cfg tolerant = {
-	    .id = 1, .day = LIMIT, .sync_rate = SYNC_MS / 1000.0, .fault_tolerant = true};
-	host_conf(&A, &tolerant);
-	host_conf(&B, &tolerant);
+	static const struct scenario scenarios[] = {
+	    {"fixed-window", 1, 3, 0, "10.0.0.1", "10.0.0.2", "10.0.0.3"},
+	    {"token-bucket", 4, 5, 1, "10.0.1.1", "10.0.1.2", "10.0.1.3"},
+	};
 	struct tc_reply *r = calloc(1, sizeof(*r));
-	converged(r);
-	concurrent();
-	synchronous(r);
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		const struct scenario *sc = &scenarios[i];
+		struct rl_cfg tolerant = {.id = sc->conf,
+		                          .day = LIMIT,
+		                          .sync_rate = SYNC_MS / 1000.0,
+		                          .fault_tolerant = true,
+		                          .algorithm = sc->algorithm,
+		                          .database = sc->db};
+		host_conf(&A, &tolerant);
+		host_conf(&B, &tolerant);
+		converged(r, sc);
+		concurrent(sc);
+		synchronous(r, sc);
+	}
+	tls_acl_database(r); /* before redis_down: each host's first warning is read here */
 	redis_down(r);
 	shmring_mpr_destroy(&r->mpr);
 	free(r);

@@ -5,7 +5,7 @@
 local pairs = pairs
 
 local _M = {
-    by_id = {}, -- req_id -> { reply, err, sema } or, for a CONF, { conf_id, plugin, expires }
+    by_id = {}, -- req_id -> { reply, reply_len, err, sema } or, for a CONF, { conf_id, plugin, expires }
     n = 0,      -- entries in by_id
 }
 local by_id = _M.by_id

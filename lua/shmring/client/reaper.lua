@@ -22,7 +22,8 @@ local ngx_now = ngx.now
 local ngx_sleep = ngx.sleep
 local ngx_log, ERR = ngx.log, ngx.ERR
 local pairs, tonumber = pairs, tonumber
-local ffi_string = ffi.string
+local ffi_string, ffi_copy = ffi.string, ffi.copy
+local reply_t = ffi.typeof("uint8_t[?]")
 local cfg, stats = config.cfg, config.stats
 local REC, REPLY = core.REC, core.REPLY
 
@@ -62,11 +63,20 @@ local function drain()
             local id = tonumber(rec.req_id)
             local p = pending.take(id)
             if p then
-                local payload = ffi_string(rec.payload, rec.len)
                 if p.conf_id then
-                    confs.on_reply(p, payload)
+                    confs.on_reply(p, ffi_string(rec.payload, rec.len))
                 else
-                    p.reply = payload
+                    -- A copy the request owns (the CQ space goes back at
+                    -- release), as bytes, not a Lua string: interning hashes
+                    -- a string and compares it with every live string of the
+                    -- same hash, and LuaJIT's sparse hash of long strings
+                    -- chains replies that differ in a few digits
+                    -- (rate-limiting's counters): microseconds per reply,
+                    -- growing with the garbage not yet collected.
+                    local len = rec.len
+                    local buf = reply_t(len)
+                    ffi_copy(buf, rec.payload, len)
+                    p.reply, p.reply_len = buf, len
                     stats.replies = stats.replies + 1
                     if p.sema then
                         p.sema:post(1)

@@ -16,10 +16,12 @@ local _M = {
     last = 0, -- ngx.now() of the last record written
 }
 
--- encode(W, conf_id, arg) writes the payload. Returns the req_id, or nil,
--- err, kind ("unavailable" or "error", as shmring.client.call). conf_id nil:
--- a record that names no config (FORGET).
-function _M.submit(rtype, plugin, conf, conf_id, encode_payload, arg)
+-- encode(W, conf_id, arg) writes the payload; publish_now: publish at once
+-- (the request will spin for its reply) instead of leaving it to the
+-- flusher. Returns the req_id, or nil, err, kind ("unavailable" or
+-- "error", as shmring.client.call). conf_id nil: a record that names no
+-- config (FORGET).
+function _M.submit(rtype, plugin, conf, conf_id, encode_payload, arg, publish_now)
     local C, chan, msg = channel.C, channel.chan, encode.msg
     if conf_id and not confs.is_registered(conf_id) then
         local rc = confs.write(plugin, conf, conf_id)
@@ -44,10 +46,13 @@ function _M.submit(rtype, plugin, conf, conf_id, encode_payload, arg)
         end
         encode_payload(encode.W, conf_id, arg)
         local req_id = pending.next_id()
-        rc = C.shmring_client_end(chan, msg, rtype, req_id, flusher.idle and 0 or 1)
+        local later = flusher.idle and not publish_now
+        rc = C.shmring_client_end(chan, msg, rtype, req_id, later and 0 or 1)
         if rc >= 0 then
             _M.last = ngx_now()
-            flusher.schedule()
+            if later then
+                flusher.schedule()
+            end
             return req_id
         end
         if rc ~= core.EMSGSIZE or cap >= C.shmring_chan_max_payload(chan) then

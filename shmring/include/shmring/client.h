@@ -9,6 +9,8 @@
  *   - shmring_client_decode_reply: a REPLY payload (docs/protocol.md) as a
  *     flat array of actions whose strings point into the caller's buffer;
  *   - shmring_client_health: "is the daemon there" without waiting;
+ *   - shmring_client_put_pairs: every request header or query arg written
+ *     into the snapshot straight from OpenResty's own array, no Lua table;
  *   - shmring_client_clock/_applied: the gateway round trip of a request,
  *     as Lua numbers (no boxed 64-bit cdata on the hot path).
  *
@@ -111,12 +113,46 @@ SHMRING_API int shmring_client_begin(struct shmring_chan *c, uint32_t cap,
 SHMRING_API int shmring_client_end(struct shmring_chan *c, struct shmring_client_msg *m,
                                    uint16_t type, uint64_t req_id, int publish);
 
+/* 1 if the daemon worker serving c is awake (it has not announced a sleep
+ * on its futex), else 0. A record published now is read without a wake. */
+SHMRING_API int shmring_client_server_awake(struct shmring_chan *c);
+
+/* Busy-wait for a record in the CQ, at most max_ns, and only while the
+ * serving worker stays awake: a sleeping worker answers after a futex wake
+ * (tens of microseconds), which is the semaphore's job, not a spin's.
+ * Returns the nanoseconds waited (>= 1) once a record is ready, 0 if none
+ * came (time up or the worker went to sleep), or -EPROTO. */
+SHMRING_API int64_t shmring_client_spin(struct shmring_chan *c, uint64_t max_ns);
+
 /* Daemon health as the client sees it, without waiting: 0 if alive;
  * -ESTALE if the daemon closed the instance or re-created it (the client
  * must re-attach and re-claim); -ETIMEDOUT if the heartbeat is older than
  * max_age_ns (the daemon is gone or hung). c may be NULL. */
 SHMRING_API int shmring_client_health(const struct shmring_instance *inst,
                                       const struct shmring_chan *c, int64_t max_age_ns);
+
+/* One name/value pair as OpenResty's FFI hands out request headers and
+ * query args (lua-nginx-module's ngx_http_lua_ffi_table_elt_t, two
+ * ngx_http_lua_ffi_str_t: the length first). The data points into nginx's
+ * request; a value of length -1 is a query arg without "=". */
+struct shmring_client_ngx_str {
+	int len;
+	const char *data;
+};
+struct shmring_client_ngx_pair {
+	struct shmring_client_ngx_str key;
+	struct shmring_client_ngx_str value;
+};
+
+/* Write the n pairs as one msgpack map, as the Lua tables of
+ * ngx.req.get_headers() / get_uri_args() would be encoded: a name seen once
+ * maps to its value (true for an arg without "="), a repeated name to the
+ * array of its values in order (an arg without "=" as the string "true"
+ * there). Names compare byte for byte (nginx gives header names in lower
+ * case). n is bounded by nginx (100 by default), so the quadratic search
+ * for repeats is a few hundred compares at most. */
+SHMRING_API void shmring_client_put_pairs(struct shmring_mpw *w,
+                                          const struct shmring_client_ngx_pair *p, uint32_t n);
 
 /* CLOCK_MONOTONIC in seconds, as a double (ns precision for centuries). */
 SHMRING_API double shmring_client_clock(void);

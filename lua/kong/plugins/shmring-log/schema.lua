@@ -1,5 +1,6 @@
 -- Schema of the shmring-log Kong plugin: file-log's `path` and `reopen`,
--- tcp-log's / udp-log's `host` and `port`, chosen by `sink`, and the
+-- tcp-log's / udp-log's `host` (a name or an IP) and `port` and tcp-log's
+-- `tls` and `tls_sni`, chosen by `sink`, and the
 -- batching of the daemon's sink: `max_batch_size` (entries),
 -- `flush_interval` (seconds), `max_buffered_bytes` (memory bound per
 -- shmringd worker; past it entries are dropped and counted). The C plugin
@@ -21,6 +22,8 @@ return {
                 { reopen = { type = "boolean", required = true, default = false } },
                 { host = { type = "string", len_min = 1 } },
                 { port = { type = "integer", between = { 1, 65535 } } },
+                { tls = { type = "boolean", required = true, default = false } },
+                { tls_sni = { type = "string" } },
                 { max_batch_size = { type = "integer", between = { 1, 1000000 } } },
                 { flush_interval = { type = "number", between = { 0.001, 3600 } } },
                 { max_buffered_bytes = { type = "integer", between = { 4096, 2147483648 } } },

@@ -40,6 +40,9 @@ local redis = {
         { password = { type = "string" } },
         { database = { type = "integer", default = 0 } },
         { timeout = { type = "integer", default = 2000, between = { 1, 600000 } } },
+        { ssl = { type = "boolean", required = false, default = false } },
+        { ssl_verify = { type = "boolean", required = false, default = false } },
+        { server_name = typedefs.sni { required = false } },
     },
 }
 

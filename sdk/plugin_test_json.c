@@ -2,7 +2,7 @@
 /* The harness's JSON <-> msgpack conversions (harness.h). Apart from
  * harness.c so that tests which run a plugin linked in (tests/jwt) can use
  * them without the dlopen runner and its shmringd__log. */
-#include "harness.h"
+#include "shmring/plugin_test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 
 static void die(const char *why)
 {
-	fprintf(stderr, "harness: reply: %s\n", why);
+	fprintf(stderr, "shmring_test: msgpack -> JSON: %s\n", why);
 	abort();
 }
 
@@ -54,14 +54,14 @@ static void pack_json(msgpack_packer *pk, const json_t *j)
 	}
 }
 
-void harness_pack_json(msgpack_sbuffer *sb, const json_t *j)
+void shmring_test_pack_json(msgpack_sbuffer *sb, const json_t *j)
 {
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	pack_json(&pk, j);
 }
 
-json_t *harness_msgpack_json(const msgpack_object *o)
+json_t *shmring_test_msgpack_json(const msgpack_object *o)
 {
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL:
@@ -72,12 +72,15 @@ json_t *harness_msgpack_json(const msgpack_object *o)
 		return json_integer((json_int_t)o->via.u64);
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
 		return json_integer((json_int_t)o->via.i64);
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return json_real(o->via.f64);
 	case MSGPACK_OBJECT_STR:
 		return json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
 	case MSGPACK_OBJECT_ARRAY: {
 		json_t *a = json_array();
 		for (uint32_t i = 0; i < o->via.array.size; i++)
-			json_array_append_new(a, harness_msgpack_json(&o->via.array.ptr[i]));
+			json_array_append_new(a, shmring_test_msgpack_json(&o->via.array.ptr[i]));
 		return a;
 	}
 	case MSGPACK_OBJECT_MAP: {
@@ -86,8 +89,9 @@ json_t *harness_msgpack_json(const msgpack_object *o)
 			const msgpack_object *k = &o->via.map.ptr[i].key;
 			if (k->type != MSGPACK_OBJECT_STR)
 				die("non-string map key");
-			json_object_setn_new_nocheck(m, k->via.str.ptr, k->via.str.size,
-			                             harness_msgpack_json(&o->via.map.ptr[i].val));
+			json_object_setn_new_nocheck(
+			    m, k->via.str.ptr, k->via.str.size,
+			    shmring_test_msgpack_json(&o->via.map.ptr[i].val));
 		}
 		return m;
 	}
@@ -95,4 +99,22 @@ json_t *harness_msgpack_json(const msgpack_object *o)
 		die("unexpected msgpack type");
 		return NULL;
 	}
+}
+
+int shmring_test_json_msgpack(const char *text, msgpack_sbuffer *sb, msgpack_unpacked *u, char *err,
+                              size_t errlen)
+{
+	json_error_t je;
+	json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+	if (!j) {
+		snprintf(err, errlen, "%s", je.text);
+		return -1;
+	}
+	shmring_test_pack_json(sb, j);
+	json_decref(j);
+	if (msgpack_unpack_next(u, sb->data, sb->size, NULL) != MSGPACK_UNPACK_SUCCESS) {
+		snprintf(err, errlen, "msgpack of it does not decode");
+		return -1;
+	}
+	return 0;
 }

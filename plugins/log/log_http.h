@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/* log: Kong's http-log config, read into an HTTP sink spec (log_http.c). */
+#ifndef LOG_HTTP_H
+#define LOG_HTTP_H
+
+#include "shmring_plugin.h"
+
+#include <stddef.h>
+
+/* The config fields only the http sink takes (Kong's http-log). */
+extern const char *const log_http_fields[];
+
+/* Kong's http-log config cfg as the spec of an HTTP sink (worker/sink.c:
+ * "<url>?method=..&header=..") in spec[len]. 0, or -EINVAL / -E2BIG with
+ * the reason in err. */
+int log_http_spec(const msgpack_object *cfg, char *spec, size_t len, char *err, size_t errlen);
+
+#endif

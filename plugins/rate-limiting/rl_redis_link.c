@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: MIT */
+/* rl_redis_link.h: a Redis connection over TCP or TLS (see the header). */
+#include "rl_redis_link.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+struct rl_link {
+	int fd;
+	SSL_CTX *tls_ctx; /* NULL: plain TCP */
+	SSL *tls;
+	redisReader *reader;
+	char *out; /* commands queued by rl_link_append, not sent yet */
+	size_t out_len, out_cap;
+};
+
+/* A connected TCP socket to host:port within timeout_ms, left blocking
+ * with send and receive timeouts of timeout_ms. -1 on failure. */
+static int tcp_connect(const struct rl_link_opts *o, char *err, size_t errlen)
+{
+	char port[8];
+	snprintf(port, sizeof(port), "%d", o->port);
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	int rc = getaddrinfo(o->host, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "resolve %s: %s", o->host, gai_strerror(rc));
+		return -1;
+	}
+	int fd = -1;
+	for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		int e = connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 ? errno : 0;
+		if (e == EINPROGRESS) {
+			struct pollfd p = {.fd = fd, .events = POLLOUT};
+			socklen_t len = sizeof(e);
+			e = ETIMEDOUT;
+			if (poll(&p, 1, o->timeout_ms) == 1)
+				getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len);
+		}
+		if (e) {
+			snprintf(err, errlen, "connect %s:%d: %s", o->host, o->port, strerror(e));
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return -1;
+	/* Blocking from here on, each send and receive bounded by the timeout. */
+	int one = 1;
+	struct timeval tv = {o->timeout_ms / 1000, (o->timeout_ms % 1000) * 1000};
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* OpenSSL's first queued error as text (or "unknown"), the queue cleared:
+ * errors are per thread, and the sync thread and the hook both use TLS. */
+static void tls_error(const char *what, char *err, size_t errlen)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256] = "unknown";
+	if (e)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	snprintf(err, errlen, "%s: %s", what, buf);
+	ERR_clear_error();
+}
+
+/* The TLS handshake on l->fd, as Kong's cosocket does it: SNI and the name
+ * check with server_name when one is set, the chain checked when
+ * ssl_verify. 0 or -1. */
+static int tls_start(struct rl_link *l, const struct rl_link_opts *o, char *err, size_t errlen)
+{
+	l->tls_ctx = SSL_CTX_new(TLS_client_method());
+	if (!l->tls_ctx) {
+		tls_error("TLS context", err, errlen);
+		return -1;
+	}
+	SSL_CTX_set_min_proto_version(l->tls_ctx, TLS1_2_VERSION);
+	if (o->ssl_verify) {
+		SSL_CTX_set_verify(l->tls_ctx, SSL_VERIFY_PEER, NULL);
+		if (SSL_CTX_set_default_verify_paths(l->tls_ctx) != 1) {
+			tls_error("TLS trust store", err, errlen);
+			return -1;
+		}
+	}
+	l->tls = SSL_new(l->tls_ctx);
+	if (!l->tls || SSL_set_fd(l->tls, l->fd) != 1) {
+		tls_error("TLS session", err, errlen);
+		return -1;
+	}
+	if (o->server_name) {
+		if (SSL_set_tlsext_host_name(l->tls, o->server_name) != 1 ||
+		    (o->ssl_verify && SSL_set1_host(l->tls, o->server_name) != 1)) {
+			tls_error("TLS server name", err, errlen);
+			return -1;
+		}
+	}
+	if (SSL_connect(l->tls) != 1) {
+		long v = SSL_get_verify_result(l->tls);
+		if (v != X509_V_OK) {
+			snprintf(err, errlen, "TLS handshake with %s:%d: certificate: %s", o->host,
+			         o->port, X509_verify_cert_error_string(v));
+			ERR_clear_error();
+		} else {
+			char what[300];
+			snprintf(what, sizeof(what), "TLS handshake with %s:%d", o->host, o->port);
+			tls_error(what, err, errlen);
+		}
+		return -1;
+	}
+	return 0;
+}
+
+struct rl_link *rl_link_connect(const struct rl_link_opts *o, char *err, size_t errlen)
+{
+	struct rl_link *l = calloc(1, sizeof(*l));
+	if (!l) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->fd = tcp_connect(o, err, errlen);
+	if (l->fd < 0)
+		goto fail;
+	if (o->ssl && tls_start(l, o, err, errlen) < 0)
+		goto fail;
+	l->reader = redisReaderCreate();
+	if (!l->reader) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	return l;
+fail:
+	rl_link_free(l);
+	return NULL;
+}
+
+void rl_link_free(struct rl_link *l)
+{
+	if (!l)
+		return;
+	if (l->tls)
+		SSL_free(l->tls); /* no close_notify: the link may be broken */
+	if (l->tls_ctx)
+		SSL_CTX_free(l->tls_ctx);
+	if (l->fd >= 0)
+		close(l->fd);
+	if (l->reader)
+		redisReaderFree(l->reader);
+	free(l->out);
+	free(l);
+}
+
+static int link_vappend(struct rl_link *l, const char *fmt, va_list ap)
+{
+	char *cmd = NULL;
+	int n = redisvFormatCommand(&cmd, fmt, ap);
+	if (n < 0)
+		return -1;
+	if (l->out_len + (size_t)n > l->out_cap) {
+		size_t cap = l->out_cap ? l->out_cap : 4096;
+		while (cap < l->out_len + (size_t)n)
+			cap *= 2;
+		char *p = realloc(l->out, cap);
+		if (!p) {
+			redisFreeCommand(cmd);
+			return -1;
+		}
+		l->out = p;
+		l->out_cap = cap;
+	}
+	memcpy(l->out + l->out_len, cmd, (size_t)n);
+	l->out_len += (size_t)n;
+	redisFreeCommand(cmd);
+	return 0;
+}
+
+int rl_link_append(struct rl_link *l, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = link_vappend(l, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Send the queued commands whole. 0 or -1. */
+static int link_flush(struct rl_link *l)
+{
+	size_t off = 0;
+	while (off < l->out_len) {
+		size_t n = l->out_len - off;
+		ssize_t w;
+		if (l->tls) {
+			int k = SSL_write(l->tls, l->out + off, n > INT32_MAX ? INT32_MAX : (int)n);
+			w = k > 0 ? k : -1;
+			if (k <= 0)
+				ERR_clear_error();
+		} else {
+			w = send(l->fd, l->out + off, n, MSG_NOSIGNAL);
+			if (w < 0 && errno == EINTR)
+				continue;
+		}
+		if (w <= 0)
+			return -1;
+		off += (size_t)w;
+	}
+	l->out_len = 0;
+	return 0;
+}
+
+/* Receive what the server sent into the reader. 0 or -1 (closed, timeout). */
+static int link_fill(struct rl_link *l)
+{
+	char buf[16384];
+	ssize_t n;
+	do {
+		if (l->tls) {
+			int k = SSL_read(l->tls, buf, sizeof(buf));
+			n = k > 0 ? k : -1;
+			if (k <= 0)
+				ERR_clear_error();
+			break;
+		}
+		n = recv(l->fd, buf, sizeof(buf), 0);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	return redisReaderFeed(l->reader, buf, (size_t)n) == REDIS_OK ? 0 : -1;
+}
+
+int rl_link_reply(struct rl_link *l, redisReply **out)
+{
+	*out = NULL;
+	if (l->out_len && link_flush(l) < 0)
+		return -1;
+	void *r = NULL;
+	for (;;) {
+		if (redisReaderGetReply(l->reader, &r) != REDIS_OK)
+			return -1;
+		if (r) {
+			*out = r;
+			return 0;
+		}
+		if (link_fill(l) < 0)
+			return -1;
+	}
+}
+
+redisReply *rl_link_command(struct rl_link *l, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = link_vappend(l, fmt, ap);
+	va_end(ap);
+	redisReply *r = NULL;
+	if (rc == 0)
+		rl_link_reply(l, &r);
+	return r;
+}
