@@ -100,8 +100,10 @@ static const struct opt opts[] = {
     O_NUM("log_sink_max_bytes", log_sink_max_bytes,
           "memory per sink per worker; past it entries are dropped and counted", "4194304"),
     O_NUM("channel_memory_mb", channel_memory_mb,
-          "MiB the plugin configs of one channel may hold (each measured as the heap its "
-          "conf_new took); a CONF past it is refused with the numbers; 0 = no bound",
+          "MiB one channel may take: each config is charged the heap its conf_new took "
+          "(caches and sink buffers at their declared size), the entity cache its bound "
+          "(entity_cache_entries x 2 KiB); a CONF past it is refused with the numbers; "
+          "0 = no bound",
           "256"),
     O_NUM("restart_backoff_max_ms", restart_backoff_max_ms,
           "longest delay before restarting a worker that keeps dying", "5000"),
@@ -112,8 +114,8 @@ static const struct opt opts[] = {
           "exceed idle_timeout_ms + 100",
           "10000"),
     O_NUM("entity_cache_entries", entity_cache_entries,
-          "consumers and credentials learned from the gateway, kept per channel; the least "
-          "recently used go first (unknown keys count too)",
+          "consumers and credentials learned from the gateway, kept per channel in at most "
+          "2 KiB each on average; the least recently used go first (unknown keys count too)",
           "4096"),
     {"verbose", OPT_U32, offsetof(struct shmringd_config, verbose), 0,
      "1 = log every malformed record and each worker's start", "0"},
@@ -347,6 +349,14 @@ static int validate(const struct shmringd_config *c)
 	if (c->entity_cache_entries < 16 || c->entity_cache_entries > (1u << 24))
 		BAD("entity_cache_entries", "must be 16..%u, got %u", 1u << 24,
 		    c->entity_cache_entries);
+	uint64_t entities = shmringd__entity_cache_bytes(c->entity_cache_entries);
+	if (c->channel_memory_mb && entities >= (uint64_t)c->channel_memory_mb << 20)
+		BAD("channel_memory_mb",
+		    "must leave room for configs beside the entity cache's bound "
+		    "(entity_cache_entries "
+		    "%u x %u bytes = %llu bytes), got %u MiB",
+		    c->entity_cache_entries, SHMRINGD_ENTITY_ENTRY_BYTES,
+		    (unsigned long long)entities, c->channel_memory_mb);
 	if (c->shm_dir[0] != '/')
 		BAD("shm_dir", "must be an absolute path, got '%s'", c->shm_dir);
 	if (c->log_batch_bytes < 512)

@@ -162,8 +162,20 @@ uint32_t shmringd__reply_need_entities(struct shmring_reply *r, const uint32_t *
 
 /* ---- entities from the gateway (host_entity.c): shmring_entity_get() ---- */
 
-/* Per channel: what the gateway answered, at most max entries (LRU). */
+/* Per channel: what the gateway answered, at most max entries and
+ * shmringd__entity_cache_bytes(max) bytes of heap (LRU). */
 struct shmringd_entity_cache;
+/* The heap a cache of max entries may take: what a channel's memory budget
+ * charges for it before any config. An answer is a few hundred bytes; a
+ * cache of larger ones holds fewer. */
+#define SHMRINGD_ENTITY_ENTRY_BYTES 2048u
+static inline uint64_t shmringd__entity_cache_bytes(uint32_t max)
+{
+	return (uint64_t)max * SHMRINGD_ENTITY_ENTRY_BYTES;
+}
+/* Bytes the allocator in use has handed out (the worker is single-threaded:
+ * what an allocation took is the difference around it). */
+size_t shmringd__heap_in_use(void);
 struct shmringd_entity_cache *shmringd__entity_cache_new(uint32_t max);
 void shmringd__entity_cache_free(struct shmringd_entity_cache *c);
 void shmringd__entity_cache_clear(struct shmringd_entity_cache *c);
@@ -206,6 +218,10 @@ int64_t shmringd__sinks_next_due(uint64_t now);
 /* Flush everything and wait for it (bounded by deadline_ns). */
 void shmringd__sinks_drain(uint64_t deadline_ns);
 void shmringd__sinks_fini(void);
+/* Bytes of sink buffers the sinks opened so far share with another config
+ * (allocated once, by the first): a config that shares a sink is charged
+ * its buffers as if it had made them, since they live as long as it does. */
+extern uint64_t shmringd__sinks_shared_bytes;
 
 /* ---- worker (worker.c) ------------------------------------------------------ */
 
@@ -220,6 +236,15 @@ struct shmringd_worker_args {
 };
 /* The worker process body; never returns. */
 void shmringd__worker_main(const struct shmringd_worker_args *a) __attribute__((noreturn));
+/* The same worker without a process of its own (the dispatch fuzz target):
+ * open sets up what a worker of a->slot holds (crash accounting, parser,
+ * sinks, plugins, channels) without signals, a master or a loop; serve runs
+ * one pass over the channels (every waiting record dispatched and answered)
+ * and returns how many records it served; close releases what open made and
+ * what the records made (configs, entity caches), as a worker does at exit. */
+void shmringd__worker_open(const struct shmringd_worker_args *a);
+int shmringd__worker_serve(void);
+void shmringd__worker_close(void);
 
 /* ---- the socket transport (socket.c, --socket PATH) -------------------------- */
 

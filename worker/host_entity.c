@@ -18,6 +18,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -25,6 +26,17 @@
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SHMRING_ASAN 1
+#endif
+#elif defined(__SANITIZE_ADDRESS__)
+#define SHMRING_ASAN 1
+#endif
+#if SHMRING_ASAN
+#include <sanitizer/allocator_interface.h>
+#endif
 
 #define MAX_KEY 4096
 #define MAX_LOOKUPS 8 /* misses per hook */
@@ -39,6 +51,7 @@ struct ent {
 	struct shmring_mpr view;   /* val parsed once (a hit costs no parse); zone unused if NULL */
 	char *consumer_id;         /* owned: the answer's consumer.id (or id for a consumer) */
 	uint64_t expires_ns;       /* CLOCK_MONOTONIC; 0: kept until forgotten or evicted */
+	size_t bytes;              /* heap the entry took, all of it */
 	struct ent *chain;         /* next in the bucket */
 	struct ent *newer, *older; /* LRU list: head is the newest */
 };
@@ -46,8 +59,10 @@ struct ent {
 struct shmringd_entity_cache {
 	struct ent **buckets; /* mask + 1 chains */
 	uint32_t mask;
-	uint32_t n;   /* entries, <= max */
-	uint32_t max; /* bound on n */
+	uint32_t n;         /* entries, <= max */
+	uint32_t max;       /* bound on n */
+	uint64_t bytes;     /* heap the entries took */
+	uint64_t max_bytes; /* bound on bytes: shmringd__entity_cache_bytes(max) */
 	uint64_t seed;
 	uint64_t generation; /* FORGETs applied: shmring_entity_generation() */
 	struct ent *newest, *oldest;
@@ -78,6 +93,16 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+size_t shmringd__heap_in_use(void)
+{
+#if SHMRING_ASAN
+	return __sanitizer_get_current_allocated_bytes();
+#else
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
+#endif
+}
+
 struct shmringd_entity_cache *shmringd__entity_cache_new(uint32_t max)
 {
 	struct shmringd_entity_cache *c = calloc(1, sizeof(*c));
@@ -92,6 +117,7 @@ struct shmringd_entity_cache *shmringd__entity_cache_new(uint32_t max)
 	}
 	c->mask = nb - 1;
 	c->max = max ? max : 1;
+	c->max_bytes = shmringd__entity_cache_bytes(c->max);
 	if (getrandom(&c->seed, sizeof(c->seed), 0) != sizeof(c->seed))
 		c->seed = (uint64_t)(uintptr_t)c * 0x9e3779b97f4a7c15ull; /* defensive */
 	return c;
@@ -159,6 +185,7 @@ static void ent_drop(struct shmringd_entity_cache *c, struct ent *e)
 		p = &(*p)->chain;
 	*p = e->chain;
 	lru_unlink(c, e);
+	c->bytes -= e->bytes;
 	ent_free(e);
 	c->n--;
 	STAT(entity_entries)--;
@@ -223,6 +250,7 @@ static int cache_put(struct shmringd_entity_cache *c, uint32_t kind, struct shmr
 	struct ent *old = ent_find(c, kind, key.ptr, key.len);
 	if (old)
 		ent_drop(c, old);
+	size_t heap_before = shmringd__heap_in_use();
 	struct ent *e = calloc(1, sizeof(*e));
 	if (!e || !(e->key = malloc(key.len ? key.len : 1)))
 		goto nomem;
@@ -262,10 +290,19 @@ static int cache_put(struct shmringd_entity_cache *c, uint32_t kind, struct shmr
 		if (id && !(e->consumer_id = strndup(id->via.str.ptr, id->via.str.size)))
 			goto nomem;
 	}
-	while (c->n >= c->max && c->oldest) {
+	size_t heap_after = shmringd__heap_in_use();
+	e->bytes = heap_after > heap_before ? heap_after - heap_before : 0;
+	if (e->bytes > c->max_bytes) {
+		ent_free(e); /* larger than the whole cache may be: asked for again */
+		return 0;
+	}
+	/* Within both bounds, the newcomer included: what the memory budget
+	 * charged for this cache is all it may ever take. */
+	while ((c->n >= c->max || c->bytes + e->bytes > c->max_bytes) && c->oldest) {
 		ent_drop(c, c->oldest);
 		STAT(entity_evictions)++;
 	}
+	c->bytes += e->bytes;
 	struct ent **b = &c->buckets[e->hash & c->mask];
 	e->chain = *b;
 	*b = e;

@@ -1001,6 +1001,8 @@ static int parse_params(struct shmring_sink *s, char *p, struct shmringd_http_op
 	return 0;
 }
 
+uint64_t shmringd__sinks_shared_bytes;
+
 /* The destination as messages show it: a URL without its user info,
  * query and fragment (credentials stay out of logs), else the target. */
 static void set_name(struct shmring_sink *s, const char *target)
@@ -1027,6 +1029,7 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 	for (struct shmring_sink *s = S.list; s; s = s->next) {
 		if (!strcmp(s->spec, spec)) {
 			s->refs++;
+			shmringd__sinks_shared_bytes += 2 * (uint64_t)s->cap;
 			*out = s;
 			return 0;
 		}

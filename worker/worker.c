@@ -15,7 +15,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,17 +28,6 @@
 #define BATCH 64          /* records per channel per iteration */
 #define QUIET_NS 20000000 /* SIGTERM: rings idle this long = drained */
 #define MAX_CONFS 65536   /* per channel: bounds what one client can make us keep */
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SHMRING_ASAN 1
-#endif
-#elif defined(__SANITIZE_ADDRESS__)
-#define SHMRING_ASAN 1
-#endif
-#if SHMRING_ASAN
-#include <sanitizer/allocator_interface.h>
-#endif
 
 /* ---- per-channel conf table (open addressing, conf id -> conf) ----------- */
 
@@ -339,31 +327,27 @@ static int bad_record(struct chan_state *cs, const struct shmring_rec *rec, cons
 
 static const msgpack_object empty_map = {.type = MSGPACK_OBJECT_MAP};
 
-/* Bytes the allocator in use has handed out: what a conf_new took is the
- * difference around it (the worker is single-threaded there). */
-static size_t heap_in_use(void)
-{
-#if SHMRING_ASAN
-	return __sanitizer_get_current_allocated_bytes();
-#else
-	struct mallinfo2 mi = mallinfo2();
-	return mi.uordblks + mi.hblkhd;
-#endif
-}
-
 /* A config past the channel's memory budget (channel_memory_mb): why, in
- * err, or "" if it fits. old: bytes of the config it replaces. */
-static void over_budget(const struct conf_table *t, size_t bytes, size_t old, char *err,
+ * err, or "" if it fits. old: bytes of the config it replaces. The budget
+ * holds what the channel may grow into, not only what it holds now: the
+ * entity cache's bound (a ring channel has one from its first request) and
+ * each config's whole conf_new, whose caches and sink buffers are taken at
+ * their declared size there. */
+static void over_budget(const struct chan_state *cs, size_t bytes, size_t old, char *err,
                         size_t errlen)
 {
+	const struct conf_table *t = &cs->confs;
 	uint64_t budget = (uint64_t)W.cfg->channel_memory_mb << 20;
+	uint64_t entities =
+	    cs->sock ? 0 : shmringd__entity_cache_bytes(W.cfg->entity_cache_entries);
 	uint64_t used = t->bytes - old;
-	if (budget && used + bytes > budget)
+	if (budget && entities + used + bytes > budget)
 		snprintf(err, errlen,
 		         "channel memory budget exceeded: this config takes %zu bytes, the "
-		         "channel's %u config(s) hold %llu of %llu (channel_memory_mb = %u)",
-		         bytes, t->n, (unsigned long long)used, (unsigned long long)budget,
-		         W.cfg->channel_memory_mb);
+		         "channel's %u config(s) hold %llu and its entity cache may take %llu, "
+		         "of %llu (channel_memory_mb = %u)",
+		         bytes, t->n, (unsigned long long)used, (unsigned long long)entities,
+		         (unsigned long long)budget, W.cfg->channel_memory_mb);
 }
 
 static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
@@ -394,19 +378,21 @@ static int handle_conf(struct chan_state *cs, const struct shmring_rec *rec)
 	struct conf_ent *prev = conf_find(&cs->confs, id);
 	size_t old = prev ? prev->bytes : 0;
 	if (!err[0])
-		over_budget(&cs->confs, 0, old, err, sizeof(err)); /* full already */
+		over_budget(cs, 0, old, err, sizeof(err)); /* full already */
 	void *conf = NULL;
 	size_t bytes = 0;
 	if (!err[0] && (p->desc->conf_new || shmringd__plugin_config_schema(p->desc))) {
-		size_t before = heap_in_use();
+		size_t before = shmringd__heap_in_use();
+		uint64_t shared = shmringd__sinks_shared_bytes;
 		int rc = shmringd__conf_new(p->desc, p->wstate, config, &conf, err, sizeof(err));
-		size_t after = heap_in_use();
-		bytes = after > before ? after - before : 0;
+		size_t after = shmringd__heap_in_use();
+		bytes = (after > before ? after - before : 0) +
+		        (size_t)(shmringd__sinks_shared_bytes - shared);
 		if (rc < 0 && !err[0])
 			snprintf(err, sizeof(err), "%s: config refused", p->name);
 		if (rc >= 0) {
 			err[0] = '\0'; /* a message with success is not a refusal */
-			over_budget(&cs->confs, bytes, old, err, sizeof(err));
+			over_budget(cs, bytes, old, err, sizeof(err));
 			if (err[0] && p->desc->conf_free)
 				p->desc->conf_free(conf);
 		}
@@ -563,6 +549,10 @@ static int dispatch(struct chan_state *cs, const struct shmring_rec *rec)
 		snprintf(why, sizeof(why), "unknown record type %u", rec->type);
 		return bad_record(cs, rec, why);
 	}
+	/* A req_id of 0 means "no reply" (docs/protocol.md): a CONF or a phase
+	 * without one has no one to answer and is malformed, not served. */
+	if (!rec->req_id && rec->type != SHMRING_REC_LOG && rec->type != SHMRING_REC_FORGET)
+		return bad_record(cs, rec, "CONF and phase records need a non-zero req_id");
 	/* One copy out of the ring before any check: the client may rewrite the
 	 * ring while we read it, and then what was validated is not what is
 	 * parsed, nor what the plugin's views show. Socket frames are private. */
@@ -781,7 +771,7 @@ static void sleep_on_event(void)
 		W.ctr->wakeups++;
 }
 
-__attribute__((noreturn)) static void worker_exit(int code)
+void shmringd__worker_close(void)
 {
 	shmringd__sinks_drain(shmring_now_ns() + (uint64_t)W.cfg->drain_timeout_ms * 1000000);
 	for (uint32_t i = 0; i < W.nchans; i++) {
@@ -792,6 +782,7 @@ __attribute__((noreturn)) static void worker_exit(int code)
 		shmring_chan_close(W.chans[i].ch);
 		free(W.chans[i].pending);
 	}
+	conf_clear(&sock_cs.confs);
 	/* Sinks released by conf_free are written by the drain above only if
 	 * they were flushed already; drain again after the confs are gone. */
 	shmringd__sinks_drain(shmring_now_ns() + (uint64_t)W.cfg->drain_timeout_ms * 1000000);
@@ -802,6 +793,12 @@ __attribute__((noreturn)) static void worker_exit(int code)
 	free(W.reply.buf);
 	free(W.chans);
 	W.ctr->pid = 0;
+	W = (__typeof__(W)){0};
+}
+
+__attribute__((noreturn)) static void worker_exit(int code)
+{
+	shmringd__worker_close();
 	exit(code);
 }
 
@@ -877,9 +874,6 @@ static void worker_iteration(struct loop *l)
 
 static void process_init(const struct shmringd_worker_args *a)
 {
-	W.cfg = a->cfg;
-	W.inst = a->inst;
-	W.slot = a->slot;
 	W.master = getppid();
 	snprintf(shmringd__role, sizeof(shmringd__role), "worker %u", a->slot);
 	char pname[16];
@@ -1001,21 +995,35 @@ __attribute__((noreturn)) static void socket_worker_cycle(const struct shmringd_
 	prctl(PR_SET_NAME, "shmringd-sock");
 	W.reply.max = a->cfg->ring_size / 2;
 	shmringd__socket_serve(a->sock_fd, W.reply.max);
-	conf_clear(&sock_cs.confs);
 	worker_exit(0);
+}
+
+void shmringd__worker_open(const struct shmringd_worker_args *a)
+{
+	W.cfg = a->cfg;
+	W.inst = a->inst;
+	W.slot = a->slot;
+	crash_accounting(a);
+	plugins_init(a);
+	if (a->sock_fd < 0)
+		channels_open(a);
+	W.last_record_ns = shmring_now_ns();
+}
+
+int shmringd__worker_serve(void)
+{
+	turn_begin();
+	return serve_channels();
 }
 
 void shmringd__worker_main(const struct shmringd_worker_args *a)
 {
 	process_init(a);
-	crash_accounting(a);
-	plugins_init(a);
+	shmringd__worker_open(a);
 	if (a->sock_fd >= 0)
 		socket_worker_cycle(a);
-	channels_open(a);
 
 	struct loop l = {.spin_ns = (uint64_t)a->cfg->spin_us * 1000};
-	W.last_record_ns = shmring_now_ns();
 	for (;;)
 		worker_iteration(&l);
 }

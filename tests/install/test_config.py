@@ -98,6 +98,10 @@ def test_config_errors(shmringd, tmp):
           "4: ring_size: must be a power of two, 4096..1073741824, got 1000"]),
         ("unknown user names file, line and key", "# run as\nuser = no-such-user-here\n",
          ["2: user: unknown user 'no-such-user-here'"]),
+        ("a budget the entity cache's bound fills is refused",
+         "entity_cache_entries = 8192\nchannel_memory_mb = 16\n",
+         ["2: channel_memory_mb: must leave room for configs beside the entity cache's bound "
+          "(entity_cache_entries 8192 x 2048 bytes = 16777216 bytes), got 16 MiB"]),
         ("a syntax error names its line", "workers = 2\nthis is not a key value line\n",
          ["2: syntax error (want key = value)"]),
         ("a line too long for inih is refused, not cut",

@@ -548,6 +548,28 @@ static void gateway_cache_is_bounded(void **state)
 	expect_lookups("[[2,\"rnd-0\"]]");
 }
 
+/* The cache is bounded in bytes too (entity_cache_entries x 2 KiB, what a
+ * channel's memory budget charges for it): large answers leave room for
+ * fewer of them. */
+static void gateway_cache_bytes_are_bounded(void **state)
+{
+	(void)state;
+	harness_conf_ok(&H, "{}");
+	static char snap[8192], name[6001];
+	memset(name, 'n', sizeof(name) - 1);
+	for (int i = 0; i < HARNESS_ENTITY_CACHE; i++) {
+		snprintf(snap, sizeof(snap),
+		         "{\"headers\":{\"apikey\":\"big-%d\"},\"entities\":[[2,\"big-%d\","
+		         "{\"id\":\"cred-%d\",\"key\":\"big-%d\",\"consumer\":{\"id\":\"c-%d\","
+		         "\"username\":\"%s\"}}]]}",
+		         i, i, i, i, i, name);
+		harness_call(&H, SHMRING_PHASE_ACCESS, snap);
+	}
+	uint32_t n = shmringd__entity_cache_count(H.entities);
+	assert_true(n > 0);
+	assert_true((uint64_t)n * 6000 <= shmringd__entity_cache_bytes(HARNESS_ENTITY_CACHE));
+}
+
 /* FORGET as the daemon applies it. */
 static void forget(const char *json)
 {
@@ -595,6 +617,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(key_in_header_authenticates),
+	    cmocka_unit_test(gateway_cache_bytes_are_bounded),
 	    cmocka_unit_test(key_in_query_authenticates),
 	    cmocka_unit_test(header_wins_over_query),
 	    cmocka_unit_test(no_key_is_401),
