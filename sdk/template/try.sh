@@ -14,13 +14,19 @@ run=$(mktemp -d "${TMPDIR:-/tmp}/shmring-@NAME@.XXXXXX")
 chmod 755 "$run"
 mkdir -p "$run/tmp"
 # nginx's workers open the daemon's segments (mode 0660): run them as us.
+# As root, shmringd wants its user named (docs/daemon.md, Security model):
+# this throw-away try runs both as root, which a real install never does.
 user_line=""
-[ "$(id -u)" -ne 0 ] || user_line="user root root;"
+daemon_user=""
+if [ "$(id -u)" -eq 0 ]; then
+	user_line="user root root;"
+	daemon_user="--user root"
+fi
 sed -e "s|@RUN@|$run|g" -e "s|@PORT@|$port|g" -e "s|@USER_LINE@|$user_line|g" \
 	"$here/openresty.conf.in" >"$run/nginx.conf"
 
 "$prefix/bin/shmringd" --foreground --plugin-dir "$here/build" --shm-dir "$run/shm" \
-	--workers 1 --channels 2 --plugin-file-dirs "$run" >"$run/shmringd.log" 2>&1 &
+	--workers 1 --channels 2 --plugin-file-dirs "$run" $daemon_user >"$run/shmringd.log" 2>&1 &
 daemon=$!
 stop() {
 	[ ! -f "$run/nginx.pid" ] || kill "$(cat "$run/nginx.pid")" 2>/dev/null || true
