@@ -81,8 +81,8 @@ struct batch {
 struct shmring_sink {
 	struct shmring_sink *next;
 	char spec[SINK_SPEC_MAX];
-	char name[256]; /* the destination in messages: no parameters, no credentials */
-	char path[256]; /* file: the path without the parameters */
+	char name[256];           /* the destination in messages: no parameters, no credentials */
+	char path[SINK_SPEC_MAX]; /* file: the path without the parameters (never cut) */
 	enum sink_kind kind;
 	bool reopen;            /* file: open path anew before each batch */
 	uint32_t batch_bytes;   /* flush fill at this size ... */
@@ -1009,7 +1009,7 @@ static void set_name(struct shmring_sink *s, const char *target)
 {
 	const char *h = strstr(target, "://");
 	if (!h) {
-		snprintf(s->name, sizeof(s->name), "%s", target);
+		snprintf(s->name, sizeof(s->name), "%.*s", (int)sizeof(s->name) - 1, target);
 		return;
 	}
 	const char *auth = h + 3, *at = memchr(auth, '@', strcspn(auth, "/?#"));

@@ -122,8 +122,12 @@ int main(void)
 		CHECK(shmring_chan_open(inst, k, SHMRING_CLIENT, &ch[k]) == 0, "open channel %u",
 		      k);
 
-	char log_path[400], fspec[420], tspec[64], dspec[64];
-	snprintf(log_path, sizeof(log_path), "%s/sink.log", tc_dir);
+	/* A path longer than 255 bytes: the sink opens it whole, never a cut copy. */
+	char log_dir[300], log_path[480], fspec[500], tspec[64], dspec[64];
+	snprintf(log_dir, sizeof(log_dir), "%s/%0120d", tc_dir, 0);
+	CHECK(mkdir(log_dir, 0755) == 0, "mkdir %s: %s", log_dir, strerror(errno));
+	snprintf(log_path, sizeof(log_path), "%s/sink-%0150d.log", log_dir, 0);
+	CHECK(strlen(log_path) > 255, "the log path is longer than 255 bytes");
 	snprintf(fspec, sizeof(fspec), "file:%s", log_path);
 	uint16_t port = 0;
 	int lfd = listen_tcp(&port);

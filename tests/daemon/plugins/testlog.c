@@ -11,11 +11,11 @@
 static int tl_conf_new(void *ws, const msgpack_object *config, void **out, char *err, size_t errlen)
 {
 	struct shmring_str spec;
-	if (!shmring_map_str(config, SHMRING_LIT("sink"), &spec) || spec.len > 200) {
+	char buf[1024];
+	if (!shmring_map_str(config, SHMRING_LIT("sink"), &spec) || spec.len >= sizeof(buf)) {
 		snprintf(err, errlen, "testlog: config.sink is required");
 		return -EINVAL;
 	}
-	char buf[256];
 	snprintf(buf, sizeof(buf), "%.*s", (int)spec.len, spec.ptr);
 	struct shmring_sink *s;
 	int rc = shmring_sink_open(buf, &s, err, errlen);
