@@ -42,11 +42,13 @@ static int ring_corrupt(struct shmring_chan *c)
  * padding record past tail (positions are free-running and may wrap at
  * 2^64, so the distance is taken modulo), 8-byte aligned, no larger than a
  * record may be. */
+#ifndef NDEBUG /* used in asserts only */
 static bool claim_in_own_space(const struct shmring__ring *r)
 {
 	return r->claim_open && r->claim_pos - r->tail < r->size && (r->claim_pos & 7) == 0 &&
 	       r->claim_cap <= r->max_payload;
 }
+#endif
 
 int shmring_claim(struct shmring_chan *c, uint32_t len, struct shmring_claim *claim)
 {
