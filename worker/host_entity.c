@@ -39,7 +39,8 @@
 #endif
 
 #define MAX_KEY 4096
-#define MAX_LOOKUPS 8 /* misses per hook */
+#define MAX_LOOKUPS 8                   /* misses per hook */
+#define TTL_MAX_S (100.0 * 365 * 86400) /* longer kept answers expire at 100 years */
 
 struct ent {
 	uint64_t hash; /* XXH3 of kind and key, with the cache's seed */
@@ -284,6 +285,10 @@ static int cache_put(struct shmringd_entity_cache *c, uint32_t kind, struct shmr
 		              : ttl->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (double)ttl->via.u64
 		              : ttl->type == MSGPACK_OBJECT_FLOAT64          ? ttl->via.f64
 		                                                             : 0;
+		/* Kong's ttl is whole seconds; a hostile or absurd one (past
+		 * TTL_MAX_S, or infinite) is capped, never converted out of range. */
+		if (secs > TTL_MAX_S)
+			secs = TTL_MAX_S;
 		if (secs > 0)
 			e->expires_ns = now_ns() + (uint64_t)(secs * 1e9);
 		const msgpack_object *id = answer_consumer_id(kind, val);
