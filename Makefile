@@ -2,6 +2,7 @@
 #   make demo         build, start shmringd + nginx, send traffic through every plugin, stop
 #   make test         the format check, then every test: unit, daemon, Lua, end-to-end, fuzz
 #                     (ASan/UBSan build)
+#   make fuzz         only the fuzz targets, each FUZZ_SECONDS (default 600) from a random seed
 #   make lint         fail if a C file differs from what clang-format (.clang-format) makes of it
 #   make format       rewrite every C file as clang-format makes it
 #   make bench        every benchmark; figures printed and written under bench/results/
@@ -10,12 +11,14 @@ JOBS ?= $(shell nproc)
 BUILD ?= build/release
 TEST_BUILD ?= build/test
 FUZZ_SECONDS ?= 60
+# make test's fuzz runs start from a fixed seed, so CI repeats what a local run saw.
+FUZZ_SEED ?= 1
 # Every C file of the tree, but generated ones (their generator writes them; a hand format
 # would be undone by the next run) and the plugin template, whose @NAME@ places are not C
 # (it is kept as clang-format makes a generated project of it).
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' ':!:tests/jwt/fixtures.h' ':!:sdk/template/*')
 
-.PHONY: all build lint test deb demo serve bench bench-ring bench-daemon bench-plugins bench-hello bench-log bench-e2e clean format
+.PHONY: all build lint test fuzz deb demo serve bench bench-ring bench-daemon bench-plugins bench-hello bench-log bench-e2e clean format
 
 all: build
 
@@ -30,12 +33,24 @@ lint:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 # The test build uses clang for libFuzzer, with ASan/UBSan and warnings as errors.
+TEST_CMAKE = CC=clang cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSHMRING_SANITIZE=ON \
+  -DSHMRING_WERROR=ON -DSHMRING_FUZZ=ON -DSHMRING_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+  -DSHMRING_FUZZ_SEED=$(FUZZ_SEED)
+
 test: lint
 	@scripts/deps.sh test
-	CC=clang cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSHMRING_SANITIZE=ON \
-	  -DSHMRING_WERROR=ON -DSHMRING_FUZZ=ON -DSHMRING_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	$(TEST_CMAKE) >/dev/null
 	cmake --build $(TEST_BUILD) -j$(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# Fuzzing to find new inputs rather than to gate a change: random seeds, longer runs.
+fuzz: FUZZ_SEED = 0
+fuzz: FUZZ_SECONDS = 600
+fuzz:
+	@scripts/deps.sh test
+	$(TEST_CMAKE) >/dev/null
+	cmake --build $(TEST_BUILD) -j$(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -j$(JOBS) -L fuzz
 
 # The package is the install of a tree configured for /usr: its paths are compiled in.
 deb:

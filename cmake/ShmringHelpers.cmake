@@ -75,7 +75,8 @@ function(shmring_add_bench name)
 endfunction()
 
 # shmring_add_fuzzer(NAME SOURCES a.c [LIBS ...]): a libFuzzer target (clang, SHMRING_FUZZ=ON),
-# registered with CTest to run for SHMRING_FUZZ_SECONDS with label "fuzz".
+# registered with CTest to run for SHMRING_FUZZ_SECONDS from seed SHMRING_FUZZ_SEED with
+# label "fuzz".
 function(shmring_add_fuzzer name)
   if(NOT SHMRING_FUZZ)
     return()
@@ -88,8 +89,8 @@ function(shmring_add_fuzzer name)
   set(corpus ${PROJECT_BINARY_DIR}/fuzz-corpus/${name})
   file(MAKE_DIRECTORY ${corpus})
   add_test(NAME ${name}
-           COMMAND ${name} -max_total_time=${SHMRING_FUZZ_SECONDS} -timeout=10 -print_final_stats=1
-                   ${corpus})
+           COMMAND ${name} -max_total_time=${SHMRING_FUZZ_SECONDS} -seed=${SHMRING_FUZZ_SEED}
+                   -timeout=10 -print_final_stats=1 ${corpus})
   math(EXPR fuzz_timeout "${SHMRING_FUZZ_SECONDS} + 120")
   set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT ${fuzz_timeout})
 endfunction()
