@@ -218,7 +218,7 @@ struct result {
 
 static int run_raw(void *h)
 {
-	harness_run_raw(h);
+	shmring_test_run_raw(h);
 	return 0;
 }
 
@@ -230,24 +230,24 @@ static int run_case(const struct bench_case *c, int quick, struct result *r)
 		fprintf(stderr, "skip %s: %s not built\n", c->name, so);
 		return -ENOENT;
 	}
-	struct harness h;
-	harness_open(&h, so);
+	struct shmring_test h;
+	shmring_test_open(&h, so);
 	char *cfg = c->make_config ? c->make_config() : NULL;
 	char *snap = c->make_snapshot ? c->make_snapshot() : NULL;
-	if (harness_conf(&h, cfg ? cfg : c->config) != 0) {
+	if (shmring_test_conf(&h, cfg ? cfg : c->config) != 0) {
 		fprintf(stderr, "%s: conf refused: %s\n", c->name, h.err);
 		exit(1);
 	}
 	for (size_t i = 0; i < sizeof(warm_ups) / sizeof(warm_ups[0]); i++)
 		if (!strcmp(warm_ups[i].name, c->name)) {
-			harness_snapshot(&h, c->phase, warm_ups[i].snapshot);
-			harness_run(&h);
+			shmring_test_snapshot(&h, c->phase, warm_ups[i].snapshot);
+			shmring_test_run(&h);
 		}
-	harness_snapshot(&h, c->phase, snap ? snap : c->snapshot);
+	shmring_test_snapshot(&h, c->phase, snap ? snap : c->snapshot);
 	/* Sanity: the case does what it says (an OK reply, not an error and
 	 * not a look-up). */
-	if (harness_run(&h) != 0 || json_integer_value(json_object_get(h.reply, "s")) != 0) {
-		fprintf(stderr, "%s: hook failed: %s\n", c->name, harness_reply_text(&h));
+	if (shmring_test_run(&h) != 0 || json_integer_value(json_object_get(h.reply, "s")) != 0) {
+		fprintf(stderr, "%s: hook failed: %s\n", c->name, shmring_test_reply_text(&h));
 		exit(1);
 	}
 	/* Warm up and size a run to ~50 ms (5 ms with --quick). */
@@ -256,7 +256,7 @@ static int run_case(const struct bench_case *c, int quick, struct result *r)
 	for (;;) {
 		double t0 = bench_now_ns(CLOCK_MONOTONIC);
 		for (uint64_t i = 0; i < n; i++)
-			r->reply_bytes = harness_run_raw(&h);
+			r->reply_bytes = shmring_test_run_raw(&h);
 		double dt = bench_now_ns(CLOCK_MONOTONIC) - t0;
 		if (dt > target / 4 || n > (1u << 30))
 			break;
@@ -265,7 +265,7 @@ static int run_case(const struct bench_case *c, int quick, struct result *r)
 	n = (uint64_t)((double)n * target / 2 / (target / 4)); /* ~target per run */
 	r->t = bench_time_runs(CLOCK_MONOTONIC, n, run_raw, &h);
 	r->calls = n * BENCH_RUNS;
-	harness_close(&h);
+	shmring_test_close(&h);
 	free(cfg);
 	free(snap);
 	return 0;

@@ -41,7 +41,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	/* The fixture config (JSON) as msgpack, through jansson. */
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
-	harness_pack_json(&sb, j);
+	shmring_test_pack_json(&sb, j);
 	json_decref(j);
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);

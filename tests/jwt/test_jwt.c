@@ -51,7 +51,7 @@ static void json_to_mp(const char *text, msgpack_sbuffer *sb, msgpack_unpacked *
 	if (!j)
 		fail_msg("bad JSON in test: %s: %s", je.text, text);
 	msgpack_sbuffer_init(sb);
-	harness_pack_json(sb, j);
+	shmring_test_pack_json(sb, j);
 	json_decref(j);
 	msgpack_unpacked_init(u);
 	size_t off = 0;
@@ -156,7 +156,7 @@ static int call(void *conf, const char *snapshot)
 	assert_int_equal(msgpack_unpack_next(&r, (const char *)rep.buf, len, &off),
 	                 MSGPACK_UNPACK_SUCCESS);
 	json_decref(reply);
-	reply = harness_msgpack_json(&r.data);
+	reply = shmring_test_msgpack_json(&r.data);
 	msgpack_unpacked_destroy(&r);
 	free(rep.buf);
 	msgpack_unpacked_destroy(&u);

@@ -28,7 +28,7 @@
 
 enum { KEY_AUTH, REQUEST_TRANSFORMER, CORRELATION_ID, RATE_LIMITING, LOG, NPLUGINS };
 
-static struct harness H[NPLUGINS];
+static struct shmring_test H[NPLUGINS];
 static struct shmringd_worker_stats WS;
 static char g_dir[] = "/tmp/shmring-fuzz-XXXXXX";
 
@@ -51,17 +51,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	shmringd__shared_setup(g_dir, 0600);
 	atexit(remove_dir);
-	harness_open(&H[KEY_AUTH], KEY_AUTH_SO);
-	harness_open(&H[REQUEST_TRANSFORMER], REQUEST_TRANSFORMER_SO);
-	harness_open(&H[CORRELATION_ID], CORRELATION_ID_SO);
-	harness_open(&H[RATE_LIMITING], RATE_LIMITING_SO);
-	harness_open(&H[LOG], LOG_SO);
+	shmring_test_open(&H[KEY_AUTH], KEY_AUTH_SO);
+	shmring_test_open(&H[REQUEST_TRANSFORMER], REQUEST_TRANSFORMER_SO);
+	shmring_test_open(&H[CORRELATION_ID], CORRELATION_ID_SO);
+	shmring_test_open(&H[RATE_LIMITING], RATE_LIMITING_SO);
+	shmring_test_open(&H[LOG], LOG_SO);
 	return 0;
 }
 
 static int unpack_json(const json_t *j, msgpack_sbuffer *sb, msgpack_unpacked *u)
 {
-	harness_pack_json(sb, j);
+	shmring_test_pack_json(sb, j);
 	return msgpack_unpack_next(u, sb->data, sb->size, NULL) == MSGPACK_UNPACK_SUCCESS ? 0 : -1;
 }
 
@@ -77,7 +77,7 @@ static void confine_path(json_t *cfg)
 }
 
 /* The request hooks on a snapshot, as the daemon's dispatcher runs them. */
-static void run_request_hooks(struct harness *h, void *conf, const msgpack_object *snap)
+static void run_request_hooks(struct shmring_test *h, void *conf, const msgpack_object *snap)
 {
 	struct shmring_request req;
 	memset(&req, 0, sizeof(req));
@@ -107,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2 || size > 1 << 16)
 		return 0;
 	int which = (uint8_t)(data[0] - '0') % NPLUGINS;
-	struct harness *h = &H[which];
+	struct shmring_test *h = &H[which];
 	const char *text = (const char *)data + 1;
 	size_t len = size - 1;
 	const char *nl = memchr(text, '\n', len);

@@ -10,15 +10,15 @@
 #include <cmocka.h>
 #include <string.h>
 
-void harness_conf_ok(struct harness *h, const char *json)
+void harness_conf_ok(struct shmring_test *h, const char *json)
 {
-	if (harness_conf(h, json) != 0)
+	if (shmring_test_conf(h, json) != 0)
 		fail_msg("conf_new refused %s: %s", json, h->err);
 }
 
-void harness_conf_refused(struct harness *h, const char *json, const char *want)
+void harness_conf_refused(struct shmring_test *h, const char *json, const char *want)
 {
-	if (harness_conf(h, json) >= 0)
+	if (shmring_test_conf(h, json) >= 0)
 		fail_msg("conf_new accepted %s", json);
 	if (!strstr(h->err, want))
 		fail_msg("conf_new error for %s is \"%s\", expected \"%s\" in it", json, h->err,

@@ -11,17 +11,17 @@
 #include <stdio.h>
 #include <string.h>
 
-static struct harness H;
+static struct shmring_test H;
 
 static int setup(void **state)
 {
-	harness_open(&H, PLUGIN_SO);
+	shmring_test_open(&H, PLUGIN_SO);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	harness_close(&H);
+	shmring_test_close(&H);
 	return 0;
 }
 
@@ -38,10 +38,10 @@ static void assert_matches(const char *s, const char *re)
 /* The id the access reply set upstream (and checks ctx agrees). */
 static const char *generated(const char *header)
 {
-	const char *v = harness_set_header(&H, header);
+	const char *v = shmring_test_set_header(&H, header);
 	if (!v)
-		fail_msg("no %s set in %s", header, harness_reply_text(&H));
-	json_t *ctx = harness_action(&H, SHMRING_ACT_SET_CTX, 0);
+		fail_msg("no %s set in %s", header, shmring_test_reply_text(&H));
+	json_t *ctx = shmring_test_action_op(&H, SHMRING_ACT_SET_CTX, 0);
 	assert_non_null(ctx);
 	assert_string_equal(json_string_value(json_array_get(ctx, 1)), "correlation_id");
 	assert_string_equal(json_string_value(json_array_get(ctx, 2)), v);
@@ -54,14 +54,14 @@ static void uuid_generator(void **state)
 {
 	harness_conf_ok(&H, "{\"generator\":\"uuid\"}");
 	char first[64];
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{}");
 	snprintf(first, sizeof(first), "%s", generated("Kong-Request-ID"));
 	assert_matches(first, "^" UUID_RE "$");
 	/* No echo by default (Kong's default). */
-	assert_int_equal(harness_count(&H, SHMRING_ACT_SET_RESP_HEADER), 0);
+	assert_int_equal(shmring_test_count_op(&H, SHMRING_ACT_SET_RESP_HEADER), 0);
 	/* Many in a row are distinct (crosses a random-buffer refill). */
 	for (int i = 0; i < 600; i++) {
-		harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+		shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{}");
 		const char *v = generated("Kong-Request-ID");
 		assert_matches(v, "^" UUID_RE "$");
 		assert_string_not_equal(v, first);
@@ -72,9 +72,9 @@ static void uuid_counter_generator_is_default(void **state)
 {
 	harness_conf_ok(&H, "{}");
 	char a[80], b[80];
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{}");
 	snprintf(a, sizeof(a), "%s", generated("Kong-Request-ID"));
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{}");
 	snprintf(b, sizeof(b), "%s", generated("Kong-Request-ID"));
 	assert_matches(a, "^" UUID_RE "#[0-9]+$");
 	/* Same worker UUID, next counter. */
@@ -86,7 +86,7 @@ static void uuid_counter_generator_is_default(void **state)
 static void tracker_generator(void **state)
 {
 	harness_conf_ok(&H, "{\"generator\":\"tracker\"}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{}");
 	assert_matches(generated("Kong-Request-ID"),
 	               "^[0-9]+-[0-9]+-[0-9]+-[0-9]+-[0-9]+\\.[0-9]{3}$");
 }
@@ -95,48 +95,48 @@ static void incoming_id_kept(void **state)
 {
 	harness_conf_ok(&H, "{\"header_name\":\"X-Request-Id\",\"echo_downstream\":true}");
 	/* Headers arrive lower-case; the name compares case-insensitively. */
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-request-id\":\"abc-123\"}}");
-	assert_int_equal(harness_count(&H, SHMRING_ACT_SET_REQ_HEADER), 0);
-	json_t *ctx = harness_action(&H, SHMRING_ACT_SET_CTX, 0);
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-request-id\":\"abc-123\"}}");
+	assert_int_equal(shmring_test_count_op(&H, SHMRING_ACT_SET_REQ_HEADER), 0);
+	json_t *ctx = shmring_test_action_op(&H, SHMRING_ACT_SET_CTX, 0);
 	assert_string_equal(json_string_value(json_array_get(ctx, 2)), "abc-123");
-	json_t *echo = harness_action(&H, SHMRING_ACT_SET_RESP_HEADER, 0);
+	json_t *echo = shmring_test_action_op(&H, SHMRING_ACT_SET_RESP_HEADER, 0);
 	assert_non_null(echo);
 	assert_string_equal(json_string_value(json_array_get(echo, 1)), "X-Request-Id");
 	assert_string_equal(json_string_value(json_array_get(echo, 2)), "abc-123");
 	/* An empty one is replaced, like Kong. */
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-request-id\":\"\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-request-id\":\"\"}}");
 	assert_matches(generated("X-Request-Id"), "^" UUID_RE "#[0-9]+$");
 	/* Another header of the same name prefix does not count. */
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-request-id-2\":\"zzz\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-request-id-2\":\"zzz\"}}");
 	generated("X-Request-Id");
 }
 
 static void echo_downstream(void **state)
 {
 	harness_conf_ok(&H, "{\"echo_downstream\":true,\"generator\":\"uuid\"}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{}");
 	const char *id = generated("Kong-Request-ID");
-	json_t *echo = harness_action(&H, SHMRING_ACT_SET_RESP_HEADER, 0);
+	json_t *echo = shmring_test_action_op(&H, SHMRING_ACT_SET_RESP_HEADER, 0);
 	assert_non_null(echo);
 	assert_string_equal(json_string_value(json_array_get(echo, 1)), "Kong-Request-ID");
 	assert_string_equal(json_string_value(json_array_get(echo, 2)), id);
 
 	/* HEADER_FILTER echoes the id kept in ctx. */
 	assert_int_equal(
-	    harness_call(&H, SHMRING_PHASE_HEADER_FILTER,
-	                 "{\"status\":200,\"ctx\":{\"correlation_id\":\"from-access\"}}"),
+	    shmring_test_call(&H, SHMRING_PHASE_HEADER_FILTER,
+	                      "{\"status\":200,\"ctx\":{\"correlation_id\":\"from-access\"}}"),
 	    0);
-	echo = harness_action(&H, SHMRING_ACT_SET_RESP_HEADER, 0);
+	echo = shmring_test_action_op(&H, SHMRING_ACT_SET_RESP_HEADER, 0);
 	assert_non_null(echo);
 	assert_string_equal(json_string_value(json_array_get(echo, 2)), "from-access");
 	/* Without a kept id, nothing. */
-	harness_call(&H, SHMRING_PHASE_HEADER_FILTER, "{\"status\":200}");
-	assert_int_equal(json_array_size(harness_actions(&H)), 0);
+	shmring_test_call(&H, SHMRING_PHASE_HEADER_FILTER, "{\"status\":200}");
+	assert_int_equal(json_array_size(shmring_test_actions(&H)), 0);
 	/* Without echo_downstream, header_filter adds nothing. */
 	harness_conf_ok(&H, "{}");
-	harness_call(&H, SHMRING_PHASE_HEADER_FILTER,
-	             "{\"status\":200,\"ctx\":{\"correlation_id\":\"x\"}}");
-	assert_int_equal(json_array_size(harness_actions(&H)), 0);
+	shmring_test_call(&H, SHMRING_PHASE_HEADER_FILTER,
+	                  "{\"status\":200,\"ctx\":{\"correlation_id\":\"x\"}}");
+	assert_int_equal(json_array_size(shmring_test_actions(&H)), 0);
 }
 
 static void config_errors(void **state)

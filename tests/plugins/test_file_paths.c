@@ -35,7 +35,7 @@
 
 static char base[] = "/tmp/shmring-paths-XXXXXX";
 static char allowed[300];
-static struct harness H;
+static struct shmring_test H;
 static struct shmringd_worker_stats WS;
 
 static void put(const char *rel, const char *content)
@@ -84,7 +84,7 @@ static void accepted(const char *field, const char *rel)
 static void credentials_file(void **state)
 {
 	(void)state;
-	harness_open(&H, KEY_AUTH_SO);
+	shmring_test_open(&H, KEY_AUTH_SO);
 	accepted("credentials_file", "allowed/sub/creds.json");
 	refused("credentials_file", "outside/creds.json",
 	        "is not below a directory the daemon allows");
@@ -100,18 +100,18 @@ static void credentials_file(void **state)
 	refused("credentials_file", "allowed/top.json", "unknown top-level field");
 	refused("credentials_file", "allowed/noid.json", "keyauth_credentials[0].id is required");
 	refused("credentials_file", "allowed/dup.json", "duplicate consumer id");
-	harness_close(&H);
+	shmring_test_close(&H);
 	/* jwt reads the same files: its messages name positions too. */
-	harness_open(&H, JWT_SO);
+	shmring_test_open(&H, JWT_SO);
 	refused("credentials_file", "allowed/jwt.json",
 	        "consumers[0].jwt_secrets[0] (key not shown)");
-	harness_close(&H);
+	shmring_test_close(&H);
 }
 
 static void log_path(void **state)
 {
 	(void)state;
-	harness_open(&H, LOG_SO);
+	shmring_test_open(&H, LOG_SO);
 	accepted("path", "allowed/ok.log");
 	refused("path", "outside/x.log", "is not below a directory the daemon allows");
 	refused("path", "allowed/link.log", "symbolic links are not followed");
@@ -123,7 +123,7 @@ static void log_path(void **state)
 	assert_int_equal(stat(p, &st), -1); /* the link was not followed to create it */
 	snprintf(p, sizeof(p), "%s/outside/x.log", base);
 	assert_int_equal(stat(p, &st), -1);
-	harness_close(&H);
+	shmring_test_close(&H);
 	shmringd__sinks_drain(shmring_now_ns() + 2000000000ull);
 }
 
@@ -135,14 +135,14 @@ static void dirs_list(void **state)
 	char err[256];
 	assert_int_equal(shmringd__file_dirs_set("relative/dir", err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "not an absolute directory"));
-	harness_open(&H, KEY_AUTH_SO);
+	shmring_test_open(&H, KEY_AUTH_SO);
 	assert_int_equal(shmringd__file_dirs_set("", err, sizeof(err)), 0);
 	refused("credentials_file", "allowed/sub/creds.json", "is not below a directory");
 	char list[400];
 	snprintf(list, sizeof(list), "/nonexistent-shmring:%s/", allowed);
 	assert_int_equal(shmringd__file_dirs_set(list, err, sizeof(err)), 0);
 	accepted("credentials_file", "allowed/sub/creds.json");
-	harness_close(&H);
+	shmring_test_close(&H);
 }
 
 int main(void)

@@ -20,17 +20,17 @@
 	"[{\"id\":\"cred-2\",\"key\":\"other-key\"},{\"id\":\"cred-3\",\"key\":\"k3\"}]},"         \
 	"{\"id\":\"anon\",\"username\":\"anonymous\"}]"
 
-static struct harness H;
+static struct shmring_test H;
 
 static int setup(void **state)
 {
-	harness_open(&H, PLUGIN_SO);
+	shmring_test_open(&H, PLUGIN_SO);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	harness_close(&H);
+	shmring_test_close(&H);
 	return 0;
 }
 
@@ -46,17 +46,17 @@ static void conf_refused(const char *json, const char *want)
 /* The reply must be one EXIT with status, body and WWW-Authenticate. */
 static void expect_401(const char *body, const char *www)
 {
-	json_t *x = harness_action(&H, SHMRING_ACT_EXIT, 0);
+	json_t *x = shmring_test_action_op(&H, SHMRING_ACT_EXIT, 0);
 	if (!x)
-		fail_msg("no exit in %s", harness_reply_text(&H));
+		fail_msg("no exit in %s", shmring_test_reply_text(&H));
 	assert_int_equal(json_integer_value(json_array_get(x, 1)), 401);
 	assert_string_equal(json_string_value(json_array_get(x, 2)), body);
 	json_t *hdrs = json_array_get(x, 3);
 	assert_string_equal(json_string_value(json_object_get(hdrs, "WWW-Authenticate")), www);
 	assert_string_equal(json_string_value(json_object_get(hdrs, "Content-Type")),
 	                    "application/json; charset=utf-8");
-	assert_int_equal(harness_count(&H, SHMRING_ACT_AUTHENTICATE), 0);
-	assert_null(harness_set_header(&H, "X-Consumer-ID"));
+	assert_int_equal(shmring_test_count_op(&H, SHMRING_ACT_AUTHENTICATE), 0);
+	assert_null(shmring_test_set_header(&H, "X-Consumer-ID"));
 }
 
 /* The reply must be NEED_ENTITIES asking for exactly `want` (a JSON array
@@ -66,8 +66,8 @@ static void expect_lookups(const char *want)
 	json_t *w = json_loads(want, 0, NULL);
 	assert_non_null(w);
 	if (json_integer_value(json_object_get(H.reply, "s")) != SHMRING_REPLY_NEED_ENTITIES)
-		fail_msg("not NEED_ENTITIES: %s", harness_reply_text(&H));
-	json_t *a = harness_actions(&H);
+		fail_msg("not NEED_ENTITIES: %s", shmring_test_reply_text(&H));
+	json_t *a = shmring_test_actions(&H);
 	assert_int_equal(json_array_size(a), json_array_size(w));
 	for (size_t i = 0; i < json_array_size(w); i++) {
 		json_t *x = json_array_get(a, i), *y = json_array_get(w, i);
@@ -83,77 +83,79 @@ static void expect_lookups(const char *want)
 static void expect_consumer(const char *id, const char *username, const char *custom_id,
                             const char *cred)
 {
-	json_t *a = harness_action(&H, SHMRING_ACT_AUTHENTICATE, 0);
+	json_t *a = shmring_test_action_op(&H, SHMRING_ACT_AUTHENTICATE, 0);
 	if (!a)
-		fail_msg("no authenticate in %s", harness_reply_text(&H));
-	assert_int_equal(harness_count(&H, SHMRING_ACT_EXIT), 0);
+		fail_msg("no authenticate in %s", shmring_test_reply_text(&H));
+	assert_int_equal(shmring_test_count_op(&H, SHMRING_ACT_EXIT), 0);
 	json_t *consumer = json_array_get(a, 1);
 	assert_string_equal(json_string_value(json_object_get(consumer, "id")), id);
-	assert_string_equal(harness_set_header(&H, "X-Consumer-ID"), id);
+	assert_string_equal(shmring_test_set_header(&H, "X-Consumer-ID"), id);
 	if (username) {
 		assert_string_equal(json_string_value(json_object_get(consumer, "username")),
 		                    username);
-		assert_string_equal(harness_set_header(&H, "X-Consumer-Username"), username);
+		assert_string_equal(shmring_test_set_header(&H, "X-Consumer-Username"), username);
 	} else {
 		assert_null(json_object_get(consumer, "username"));
-		assert_true(harness_cleared(&H, "X-Consumer-Username"));
+		assert_true(shmring_test_cleared(&H, "X-Consumer-Username"));
 	}
 	if (custom_id) {
-		assert_string_equal(harness_set_header(&H, "X-Consumer-Custom-ID"), custom_id);
+		assert_string_equal(shmring_test_set_header(&H, "X-Consumer-Custom-ID"), custom_id);
 	} else {
-		assert_true(harness_cleared(&H, "X-Consumer-Custom-ID"));
+		assert_true(shmring_test_cleared(&H, "X-Consumer-Custom-ID"));
 	}
 	if (cred) {
 		assert_string_equal(json_string_value(json_array_get(a, 2)), cred);
-		assert_string_equal(harness_set_header(&H, "X-Credential-Identifier"), cred);
-		assert_true(harness_cleared(&H, "X-Anonymous-Consumer"));
-		assert_null(harness_set_header(&H, "X-Anonymous-Consumer"));
+		assert_string_equal(shmring_test_set_header(&H, "X-Credential-Identifier"), cred);
+		assert_true(shmring_test_cleared(&H, "X-Anonymous-Consumer"));
+		assert_null(shmring_test_set_header(&H, "X-Anonymous-Consumer"));
 	} else {
 		assert_true(json_is_null(json_array_get(a, 2)));
-		assert_true(harness_cleared(&H, "X-Credential-Identifier"));
-		assert_string_equal(harness_set_header(&H, "X-Anonymous-Consumer"), "true");
+		assert_true(shmring_test_cleared(&H, "X-Credential-Identifier"));
+		assert_string_equal(shmring_test_set_header(&H, "X-Anonymous-Consumer"), "true");
 	}
 }
 
 static void key_in_header_authenticates(void **state)
 {
 	harness_conf_ok(&H, "{" CONSUMERS "}");
-	assert_int_equal(harness_call(&H, SHMRING_PHASE_ACCESS,
-	                              "{\"method\":\"GET\",\"headers\":{\"apikey\":\"demo-key\"}}"),
-	                 0);
+	assert_int_equal(
+	    shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                      "{\"method\":\"GET\",\"headers\":{\"apikey\":\"demo-key\"}}"),
+	    0);
 	expect_consumer("c-1", "demo", NULL, "cred-1");
 	/* The key stays visible upstream without hide_credentials. */
-	assert_false(harness_cleared(&H, "apikey"));
-	assert_int_equal(harness_count(&H, SHMRING_ACT_SET_QUERY), 0);
+	assert_false(shmring_test_cleared(&H, "apikey"));
+	assert_int_equal(shmring_test_count_op(&H, SHMRING_ACT_SET_QUERY), 0);
 }
 
 static void key_in_query_authenticates(void **state)
 {
 	harness_conf_ok(&H, "{" CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":\"other-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":\"other-key\"}}");
 	expect_consumer("c-2", NULL, "cust-2", "cred-2");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":\"k3\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":\"k3\"}}");
 	expect_consumer("c-2", NULL, "cust-2", "cred-3");
 }
 
 static void header_wins_over_query(void **state)
 {
 	harness_conf_ok(&H, "{" CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS,
-	             "{\"headers\":{\"apikey\":\"demo-key\"},\"query\":{\"apikey\":\"nope\"}}");
+	shmring_test_call(
+	    &H, SHMRING_PHASE_ACCESS,
+	    "{\"headers\":{\"apikey\":\"demo-key\"},\"query\":{\"apikey\":\"nope\"}}");
 	expect_consumer("c-1", "demo", NULL, "cred-1");
 }
 
 static void no_key_is_401(void **state)
 {
 	harness_conf_ok(&H, "{" CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-other\":\"demo-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-other\":\"demo-key\"}}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
 	/* An empty key counts as none. */
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"\"}}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
 	/* A flag (?apikey) is not a key. */
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":true}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":true}}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
 }
 
@@ -166,7 +168,7 @@ static void wrong_key_is_401_unauthorized(void **state)
 	    "{\"query\":{\"apikey\":\"x\"}}",
 	};
 	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
-		harness_call(&H, SHMRING_PHASE_ACCESS, wrong[i]);
+		shmring_test_call(&H, SHMRING_PHASE_ACCESS, wrong[i]);
 		expect_401("{\"message\":\"Unauthorized\"}", "Key");
 	}
 }
@@ -174,19 +176,20 @@ static void wrong_key_is_401_unauthorized(void **state)
 static void realm_in_www_authenticate(void **state)
 {
 	harness_conf_ok(&H, "{\"realm\":\"shmring\"," CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key realm=\"shmring\"");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"bad\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"bad\"}}");
 	expect_401("{\"message\":\"Unauthorized\"}", "Key realm=\"shmring\"");
 }
 
 static void duplicate_key_in_request_is_401(void **state)
 {
 	harness_conf_ok(&H, "{" CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS,
-	             "{\"headers\":{\"apikey\":[\"demo-key\",\"demo-key\"]}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{\"headers\":{\"apikey\":[\"demo-key\",\"demo-key\"]}}");
 	expect_401("{\"message\":\"Duplicate API key found\"}", "Key");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":[\"a\",\"demo-key\"]}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{\"query\":{\"apikey\":[\"a\",\"demo-key\"]}}");
 	expect_401("{\"message\":\"Duplicate API key found\"}", "Key");
 }
 
@@ -194,12 +197,12 @@ static void key_names_in_order_and_case_insensitive_headers(void **state)
 {
 	harness_conf_ok(&H, "{\"key_names\":[\"X-API-Key\",\"token\"]," CONSUMERS "}");
 	/* Headers arrive lower-case in the snapshot. */
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-api-key\":\"demo-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"x-api-key\":\"demo-key\"}}");
 	expect_consumer("c-1", "demo", NULL, "cred-1");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"token\":\"other-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"token\":\"other-key\"}}");
 	expect_consumer("c-2", NULL, "cust-2", "cred-2");
 	/* apikey is no longer a key name. */
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
 }
 
@@ -208,49 +211,49 @@ static void underscore_key_name_finds_dashed_header(void **state)
 {
 	harness_conf_ok(&H,
 	                "{\"key_names\":[\"api_key\"],\"hide_credentials\":true," CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"api-key\":\"demo-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"api-key\":\"demo-key\"}}");
 	expect_consumer("c-1", "demo", NULL, "cred-1");
-	assert_true(harness_cleared(&H, "api-key"));
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"api_key\":\"other-key\"}}");
+	assert_true(shmring_test_cleared(&H, "api-key"));
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"api_key\":\"other-key\"}}");
 	expect_consumer("c-2", NULL, "cust-2", "cred-2");
 	/* The query name stays exact. */
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"api-key\":\"demo-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"api-key\":\"demo-key\"}}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
 }
 
 static void key_in_header_false_ignores_headers(void **state)
 {
 	harness_conf_ok(&H, "{\"key_in_header\":false," CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
 	harness_conf_ok(&H, "{\"key_in_query\":false," CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":\"demo-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":\"demo-key\"}}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
 }
 
 static void hide_credentials(void **state)
 {
 	harness_conf_ok(&H, "{\"hide_credentials\":true," CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
 	expect_consumer("c-1", "demo", NULL, "cred-1");
-	assert_true(harness_cleared(&H, "apikey"));
-	assert_int_equal(harness_count(&H, SHMRING_ACT_SET_QUERY), 0);
+	assert_true(shmring_test_cleared(&H, "apikey"));
+	assert_int_equal(shmring_test_count_op(&H, SHMRING_ACT_SET_QUERY), 0);
 
-	harness_call(&H, SHMRING_PHASE_ACCESS,
-	             "{\"query\":{\"apikey\":\"demo-key\",\"b\":\"x y\",\"a\":[\"1\",\"2\"],"
-	             "\"flag\":true}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{\"query\":{\"apikey\":\"demo-key\",\"b\":\"x y\",\"a\":[\"1\",\"2\"],"
+	                  "\"flag\":true}}");
 	expect_consumer("c-1", "demo", NULL, "cred-1");
-	json_t *q = harness_action(&H, SHMRING_ACT_SET_QUERY, 0);
+	json_t *q = shmring_test_action_op(&H, SHMRING_ACT_SET_QUERY, 0);
 	assert_non_null(q);
 	assert_string_equal(json_string_value(json_array_get(q, 1)), "a=1&a=2&b=x%20y&flag");
 
 	/* Key in the header, same name in the query: both go (Kong). */
-	harness_call(
+	shmring_test_call(
 	    &H, SHMRING_PHASE_ACCESS,
 	    "{\"headers\":{\"apikey\":\"demo-key\"},\"query\":{\"apikey\":\"x\",\"z\":\"1\"}}");
 	expect_consumer("c-1", "demo", NULL, "cred-1");
-	assert_true(harness_cleared(&H, "apikey"));
-	q = harness_action(&H, SHMRING_ACT_SET_QUERY, 0);
+	assert_true(shmring_test_cleared(&H, "apikey"));
+	q = shmring_test_action_op(&H, SHMRING_ACT_SET_QUERY, 0);
 	assert_non_null(q);
 	assert_string_equal(json_string_value(json_array_get(q, 1)), "z=1");
 }
@@ -258,32 +261,32 @@ static void hide_credentials(void **state)
 static void preflight(void **state)
 {
 	harness_conf_ok(&H, "{\"run_on_preflight\":false," CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"method\":\"OPTIONS\"}");
-	assert_int_equal(json_array_size(harness_actions(&H)), 0);
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"method\":\"GET\"}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"method\":\"OPTIONS\"}");
+	assert_int_equal(json_array_size(shmring_test_actions(&H)), 0);
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"method\":\"GET\"}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
 	/* Default: preflight requests are authenticated too. */
 	harness_conf_ok(&H, "{" CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"method\":\"OPTIONS\"}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"method\":\"OPTIONS\"}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
 }
 
 static void anonymous(void **state)
 {
 	harness_conf_ok(&H, "{\"anonymous\":\"anonymous\"," CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{}");
 	expect_consumer("anon", "anonymous", NULL, NULL);
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"wrong\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"wrong\"}}");
 	expect_consumer("anon", "anonymous", NULL, NULL);
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
 	expect_consumer("c-1", "demo", NULL, "cred-1");
 	/* Logical OR: an earlier auth plugin already set a credential. */
-	harness_call(&H, SHMRING_PHASE_ACCESS,
-	             "{\"credential\":\"jwt-cred\",\"consumer\":{\"id\":\"x\"}}");
-	assert_int_equal(json_array_size(harness_actions(&H)), 0);
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{\"credential\":\"jwt-cred\",\"consumer\":{\"id\":\"x\"}}");
+	assert_int_equal(json_array_size(shmring_test_actions(&H)), 0);
 	/* By id works too. */
 	harness_conf_ok(&H, "{\"anonymous\":\"anon\"," CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{}");
 	expect_consumer("anon", "anonymous", NULL, NULL);
 }
 
@@ -369,38 +372,38 @@ static void credentials_file_and_reload(void **state)
 	         "{\"credentials_file\":\"%s/creds.json\",\"reload_interval_ms\":0," CONSUMERS "}",
 	         dir);
 	harness_conf_ok(&H, conf);
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"file-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"file-key\"}}");
 	expect_consumer("f-1", "filed", NULL, "fc-1");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
 	expect_consumer("c-1", "demo", NULL, "cred-1"); /* inline ones still there */
 
 	/* A new version: the old key goes, a new one comes. */
 	write_file("creds.json",
 	           "{\"consumers\":[{\"id\":\"f-2\",\"username\":\"filed2\","
 	           "\"keyauth_credentials\":[{\"id\":\"fc-2\",\"key\":\"new-key\"}]}]}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
 	expect_consumer("f-2", "filed2", NULL, "fc-2");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"file-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"file-key\"}}");
 	expect_401("{\"message\":\"Unauthorized\"}", "Key");
 
 	/* A broken version is refused, logged once, and the last good one stays. */
 	write_file("creds.json", "{\"consumers\":[{\"id\":\"f-3\"");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
 	expect_consumer("f-2", "filed2", NULL, "fc-2");
-	json_t *log = harness_action(&H, SHMRING_ACT_LOG, 0);
+	json_t *log = shmring_test_action_op(&H, SHMRING_ACT_LOG, 0);
 	assert_non_null(log);
 	assert_non_null(
 	    strstr(json_string_value(json_array_get(log, 2)), "keeping the previous credentials"));
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
-	assert_int_equal(harness_count(&H, SHMRING_ACT_LOG), 0);
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
+	assert_int_equal(shmring_test_count_op(&H, SHMRING_ACT_LOG), 0);
 
 	/* A version that duplicates an inline key is refused too. */
 	write_file("creds.json",
 	           "{\"consumers\":[{\"id\":\"f-4\",\"username\":\"f4\","
 	           "\"keyauth_credentials\":[{\"id\":\"x\",\"key\":\"demo-key\"}]}]}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"new-key\"}}");
 	expect_consumer("f-2", "filed2", NULL, "fc-2");
-	log = harness_action(&H, SHMRING_ACT_LOG, 0);
+	log = shmring_test_action_op(&H, SHMRING_ACT_LOG, 0);
 	assert_non_null(log);
 	assert_non_null(
 	    strstr(json_string_value(json_array_get(log, 2)), "duplicate key-auth key"));
@@ -408,7 +411,7 @@ static void credentials_file_and_reload(void **state)
 	/* Without the inline consumers, that file alone is fine. */
 	snprintf(conf, sizeof(conf), "{\"credentials_file\":\"%s/creds.json\"}", dir);
 	harness_conf_ok(&H, conf);
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"demo-key\"}}");
 	expect_consumer("f-4", "f4", NULL, "x");
 }
 
@@ -437,12 +440,12 @@ static void bad_files_refused_at_conf(void **state)
 static void hostile_snapshots(void **state)
 {
 	harness_conf_ok(&H, "{\"hide_credentials\":true," CONSUMERS "}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":42}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":42}}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
-	harness_call(&H, SHMRING_PHASE_ACCESS,
-	             "{\"headers\":{\"apikey\":[7]},\"query\":{\"apikey\":{\"a\":1}}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{\"headers\":{\"apikey\":[7]},\"query\":{\"apikey\":{\"a\":1}}}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":[]}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"query\":{\"apikey\":[]}}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
 	/* 600 query args with hide_credentials: the rebuild refuses clearly. */
 	size_t cap = 600 * 32 + 64, o = 0;
@@ -451,7 +454,7 @@ static void hostile_snapshots(void **state)
 	for (int i = 0; i < 600; i++)
 		o += (size_t)snprintf(big + o, cap - o, ",\"q%d\":\"v\"", i);
 	snprintf(big + o, cap - o, "}}");
-	assert_true(harness_call(&H, SHMRING_PHASE_ACCESS, big) < 0);
+	assert_true(shmring_test_call(&H, SHMRING_PHASE_ACCESS, big) < 0);
 	assert_int_equal(json_integer_value(json_object_get(H.reply, "s")), 1);
 	assert_string_equal(json_string_value(json_object_get(H.reply, "e")),
 	                    "key-auth: more than 512 query args");
@@ -470,18 +473,18 @@ static void gateway_miss_then_answer_then_hit(void **state)
 	harness_conf_ok(&H, "{\"hide_credentials\":true}");
 	/* A miss: the hook's own actions (hide_credentials) give way to one
 	 * look-up. */
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"gw-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"gw-key\"}}");
 	expect_lookups("[[2,\"gw-key\"]]");
 	/* The resent record carries the answer. */
-	harness_call(&H, SHMRING_PHASE_ACCESS,
-	             "{\"headers\":{\"apikey\":\"gw-key\"},\"entities\":[" GW_CRED "]}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{\"headers\":{\"apikey\":\"gw-key\"},\"entities\":[" GW_CRED "]}");
 	expect_consumer("c-gw", "gw-user", "gw-cust", "cred-gw");
-	assert_true(harness_cleared(&H, "apikey"));
+	assert_true(shmring_test_cleared(&H, "apikey"));
 	/* A hit: no look-up, no answer needed. */
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"gw-key\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"gw-key\"}}");
 	expect_consumer("c-gw", "gw-user", "gw-cust", "cred-gw");
 	/* Still Kong's answers without a key. */
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{}");
 	expect_401("{\"message\":\"No API key found in request\"}", "Key");
 }
 
@@ -489,18 +492,19 @@ static void gateway_negative_answer_is_kept(void **state)
 {
 	(void)state;
 	harness_conf_ok(&H, "{}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"nope\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"nope\"}}");
 	expect_lookups("[[2,\"nope\"]]");
-	harness_call(&H, SHMRING_PHASE_ACCESS,
-	             "{\"headers\":{\"apikey\":\"nope\"},\"entities\":[[2,\"nope\",null]]}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{\"headers\":{\"apikey\":\"nope\"},\"entities\":[[2,\"nope\",null]]}");
 	expect_401("{\"message\":\"Unauthorized\"}", "Key");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"nope\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"nope\"}}");
 	expect_401("{\"message\":\"Unauthorized\"}", "Key");
 	/* An answer marked "this request only" (false) is used, not kept. */
-	harness_call(&H, SHMRING_PHASE_ACCESS,
-	             "{\"headers\":{\"apikey\":\"once\"},\"entities\":[[2,\"once\",null,false]]}");
+	shmring_test_call(
+	    &H, SHMRING_PHASE_ACCESS,
+	    "{\"headers\":{\"apikey\":\"once\"},\"entities\":[[2,\"once\",null,false]]}");
 	expect_401("{\"message\":\"Unauthorized\"}", "Key");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"once\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"once\"}}");
 	expect_lookups("[[2,\"once\"]]");
 }
 
@@ -508,16 +512,16 @@ static void gateway_anonymous_in_the_same_round_trip(void **state)
 {
 	(void)state;
 	harness_conf_ok(&H, "{\"anonymous\":\"anon-user\"}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"bad\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"bad\"}}");
 	expect_lookups("[[2,\"bad\"],[1,\"anon-user\"]]");
-	harness_call(&H, SHMRING_PHASE_ACCESS,
-	             "{\"headers\":{\"apikey\":\"bad\"},\"entities\":[[2,\"bad\",null],"
-	             "[1,\"anon-user\",{\"id\":\"c-anon\",\"username\":\"anon-user\"}]]}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{\"headers\":{\"apikey\":\"bad\"},\"entities\":[[2,\"bad\",null],"
+	                  "[1,\"anon-user\",{\"id\":\"c-anon\",\"username\":\"anon-user\"}]]}");
 	expect_consumer("c-anon", "anon-user", NULL, NULL);
 	/* An anonymous consumer the gateway does not have: Kong's 500. */
 	harness_conf_ok(&H, "{\"anonymous\":\"ghost\"}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"entities\":[[1,\"ghost\",null]]}");
-	json_t *x = harness_action(&H, SHMRING_ACT_EXIT, 0);
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"entities\":[[1,\"ghost\",null]]}");
+	json_t *x = shmring_test_action_op(&H, SHMRING_ACT_EXIT, 0);
 	assert_non_null(x);
 	assert_int_equal(json_integer_value(json_array_get(x, 1)), 500);
 	assert_string_equal(json_string_value(json_array_get(x, 2)),
@@ -530,21 +534,21 @@ static void gateway_cache_is_bounded(void **state)
 	(void)state;
 	harness_conf_ok(&H, "{}");
 	char snap[256];
-	for (int i = 0; i < 10 * HARNESS_ENTITY_CACHE; i++) {
+	for (int i = 0; i < 10 * SHMRING_TEST_ENTITY_CACHE; i++) {
 		snprintf(snap, sizeof(snap),
 		         "{\"headers\":{\"apikey\":\"rnd-%d\"},\"entities\":[[2,\"rnd-%d\",null]]}",
 		         i, i);
-		harness_call(&H, SHMRING_PHASE_ACCESS, snap);
+		shmring_test_call(&H, SHMRING_PHASE_ACCESS, snap);
 		expect_401("{\"message\":\"Unauthorized\"}", "Key");
-		assert_true(shmringd__entity_cache_count(H.entities) <= HARNESS_ENTITY_CACHE);
+		assert_true(shmringd__entity_cache_count(H.entities) <= SHMRING_TEST_ENTITY_CACHE);
 	}
-	assert_int_equal(shmringd__entity_cache_count(H.entities), HARNESS_ENTITY_CACHE);
+	assert_int_equal(shmringd__entity_cache_count(H.entities), SHMRING_TEST_ENTITY_CACHE);
 	/* The newest stay, the oldest went. */
 	snprintf(snap, sizeof(snap), "{\"headers\":{\"apikey\":\"rnd-%d\"}}",
-	         10 * HARNESS_ENTITY_CACHE - 1);
-	harness_call(&H, SHMRING_PHASE_ACCESS, snap);
+	         10 * SHMRING_TEST_ENTITY_CACHE - 1);
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, snap);
 	expect_401("{\"message\":\"Unauthorized\"}", "Key");
-	harness_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"rnd-0\"}}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{\"headers\":{\"apikey\":\"rnd-0\"}}");
 	expect_lookups("[[2,\"rnd-0\"]]");
 }
 
@@ -557,17 +561,17 @@ static void gateway_cache_bytes_are_bounded(void **state)
 	harness_conf_ok(&H, "{}");
 	static char snap[8192], name[6001];
 	memset(name, 'n', sizeof(name) - 1);
-	for (int i = 0; i < HARNESS_ENTITY_CACHE; i++) {
+	for (int i = 0; i < SHMRING_TEST_ENTITY_CACHE; i++) {
 		snprintf(snap, sizeof(snap),
 		         "{\"headers\":{\"apikey\":\"big-%d\"},\"entities\":[[2,\"big-%d\","
 		         "{\"id\":\"cred-%d\",\"key\":\"big-%d\",\"consumer\":{\"id\":\"c-%d\","
 		         "\"username\":\"%s\"}}]]}",
 		         i, i, i, i, i, name);
-		harness_call(&H, SHMRING_PHASE_ACCESS, snap);
+		shmring_test_call(&H, SHMRING_PHASE_ACCESS, snap);
 	}
 	uint32_t n = shmringd__entity_cache_count(H.entities);
 	assert_true(n > 0);
-	assert_true((uint64_t)n * 6000 <= shmringd__entity_cache_bytes(HARNESS_ENTITY_CACHE));
+	assert_true((uint64_t)n * 6000 <= shmringd__entity_cache_bytes(SHMRING_TEST_ENTITY_CACHE));
 }
 
 /* FORGET as the daemon applies it. */
@@ -576,7 +580,7 @@ static void forget(const char *json)
 	json_t *j = json_loads(json, 0, NULL);
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
-	harness_pack_json(&sb, j);
+	shmring_test_pack_json(&sb, j);
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
 	assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
@@ -593,23 +597,23 @@ static void gateway_forget(void **state)
 	const char *with_answer =
 	    "{\"headers\":{\"apikey\":\"gw-key\"},\"entities\":[" GW_CRED "]}";
 	const char *plain = "{\"headers\":{\"apikey\":\"gw-key\"}}";
-	harness_call(&H, SHMRING_PHASE_ACCESS, with_answer);
-	harness_call(&H, SHMRING_PHASE_ACCESS, plain);
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, with_answer);
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, plain);
 	expect_consumer("c-gw", "gw-user", "gw-cust", "cred-gw");
 	/* The credential itself. */
 	forget("{\"entities\":[[2,\"gw-key\"]]}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, plain);
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, plain);
 	expect_lookups("[[2,\"gw-key\"]]");
 	/* Its consumer: a credential answered with it goes too. */
-	harness_call(&H, SHMRING_PHASE_ACCESS, with_answer);
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, with_answer);
 	forget("{\"entities\":[[1,\"c-gw\"]]}");
-	harness_call(&H, SHMRING_PHASE_ACCESS, plain);
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, plain);
 	expect_lookups("[[2,\"gw-key\"]]");
 	/* Everything (a declarative reload). */
-	harness_call(&H, SHMRING_PHASE_ACCESS, with_answer);
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, with_answer);
 	forget("{\"all\":true}");
 	assert_int_equal(shmringd__entity_cache_count(H.entities), 0);
-	harness_call(&H, SHMRING_PHASE_ACCESS, plain);
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS, plain);
 	expect_lookups("[[2,\"gw-key\"]]");
 }
 

@@ -21,20 +21,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static struct harness H;
+static struct shmring_test H;
 static struct shmringd_worker_stats WS;
 static char dir[] = "/tmp/shmring-test-log-XXXXXX";
 static char path[256];
 
 static int setup(void **state)
 {
-	harness_open(&H, PLUGIN_SO);
+	shmring_test_open(&H, PLUGIN_SO);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	harness_close(&H);
+	shmring_test_close(&H);
 	/* Sinks released by conf_free are freed once written. */
 	shmringd__sinks_drain(shmring_now_ns() + 2000000000ull);
 	shmringd__sinks_poll(shmring_now_ns());
@@ -62,7 +62,7 @@ static int log_json(const char *entry)
 		fail_msg("bad test JSON %s: %s", entry, je.text);
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
-	harness_pack_json(&sb, j);
+	shmring_test_pack_json(&sb, j);
 	json_decref(j);
 	int rc = log_packed(&sb);
 	msgpack_sbuffer_destroy(&sb);

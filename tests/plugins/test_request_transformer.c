@@ -11,34 +11,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct harness H;
+static struct shmring_test H;
 
 static int setup(void **state)
 {
-	harness_open(&H, PLUGIN_SO);
+	shmring_test_open(&H, PLUGIN_SO);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	harness_close(&H);
+	shmring_test_close(&H);
 	return 0;
 }
 
 /* The reply's actions must be exactly `want` (compact JSON). */
 static void expect_actions(const char *want)
 {
-	char *got = json_dumps(harness_actions(&H), JSON_COMPACT);
+	char *got = json_dumps(shmring_test_actions(&H), JSON_COMPACT);
 	if (!got || strcmp(got, want))
 		fail_msg("actions\n  got  %s\n  want %s\n  (reply %s)", got ? got : "(none)", want,
-		         harness_reply_text(&H));
+		         shmring_test_reply_text(&H));
 	free(got);
 }
 
 static void run(const char *snapshot)
 {
-	if (harness_call(&H, SHMRING_PHASE_ACCESS, snapshot) != 0)
-		fail_msg("access failed: %s", harness_reply_text(&H));
+	if (shmring_test_call(&H, SHMRING_PHASE_ACCESS, snapshot) != 0)
+		fail_msg("access failed: %s", shmring_test_reply_text(&H));
 }
 
 static void empty_config_does_nothing(void **state)
@@ -171,7 +171,7 @@ static void uri_and_method(void **state)
 static void rewrite_phase_too(void **state)
 {
 	harness_conf_ok(&H, "{\"add\":{\"headers\":[\"x:y\"]}}");
-	assert_int_equal(harness_call(&H, SHMRING_PHASE_REWRITE, "{}"), 0);
+	assert_int_equal(shmring_test_call(&H, SHMRING_PHASE_REWRITE, "{}"), 0);
 	expect_actions("[[1,\"x\",\"y\"]]");
 }
 
@@ -246,7 +246,7 @@ static void hostile_snapshots(void **state)
 	                    "\"append\":{\"querystring\":[\"a:1\"]}}");
 	run("{\"headers\":{\"a\":42,\"b\":[1,null,\"s\"],\"c\":{\"x\":1}},"
 	    "\"query\":{\"a\":false,\"b\":[true,\"v\"],\"c\":null}}");
-	json_t *a = harness_actions(&H);
+	json_t *a = shmring_test_actions(&H);
 	assert_non_null(a);
 	/* 600 headers: more than the plugin handles; a clear error reply. */
 	size_t cap = 600 * 32 + 64, o = 0;
@@ -255,7 +255,7 @@ static void hostile_snapshots(void **state)
 	for (int i = 0; i < 600; i++)
 		o += (size_t)snprintf(big + o, cap - o, "%s\"h%d\":\"v\"", i ? "," : "", i);
 	snprintf(big + o, cap - o, "}}");
-	assert_true(harness_call(&H, SHMRING_PHASE_ACCESS, big) < 0);
+	assert_true(shmring_test_call(&H, SHMRING_PHASE_ACCESS, big) < 0);
 	assert_int_equal(json_integer_value(json_object_get(H.reply, "s")), 1);
 	assert_string_equal(json_string_value(json_object_get(H.reply, "e")),
 	                    "request-transformer: more than 512 headers or query args");

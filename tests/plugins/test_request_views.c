@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The request views of shmring_plugin.h that no built-in plugin reads,
- * on snapshots decoded by the daemon's own code (harness_snapshot):
+ * on snapshots decoded by the daemon's own code (shmring_test_snapshot):
  * shmring_req_resp_header, the HEADER_FILTER response headers. */
 #include "harness.h"
 
@@ -10,19 +10,19 @@
 #include <cmocka.h>
 #include <string.h>
 
-static struct harness H;
+static struct shmring_test H;
 
 static int setup(void **state)
 {
 	(void)state;
-	harness_open(&H, PLUGIN_SO);
+	shmring_test_open(&H, PLUGIN_SO);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	harness_close(&H);
+	shmring_test_close(&H);
 	return 0;
 }
 
@@ -35,9 +35,10 @@ static void assert_str(struct shmring_str s, const char *want)
 static void test_resp_header(void **state)
 {
 	(void)state;
-	harness_snapshot(&H, SHMRING_PHASE_HEADER_FILTER,
-	                 "{\"status\": 200, \"resp_headers\": {\"content-type\": \"text/plain\","
-	                 " \"set-cookie\": [\"a=1\", \"b=2\"]}}");
+	shmring_test_snapshot(
+	    &H, SHMRING_PHASE_HEADER_FILTER,
+	    "{\"status\": 200, \"resp_headers\": {\"content-type\": \"text/plain\","
+	    " \"set-cookie\": [\"a=1\", \"b=2\"]}}");
 	struct shmring_str v;
 	assert_int_equal(shmring_req_resp_header(&H.req, SHMRING_LIT("content-type"), &v), 1);
 	assert_str(v, "text/plain");
@@ -57,7 +58,7 @@ static void test_resp_header(void **state)
 static void test_resp_header_without_resp_headers(void **state)
 {
 	(void)state;
-	harness_snapshot(&H, SHMRING_PHASE_HEADER_FILTER, "{\"status\": 204}");
+	shmring_test_snapshot(&H, SHMRING_PHASE_HEADER_FILTER, "{\"status\": 204}");
 	struct shmring_str v = SHMRING_LIT("stale");
 	assert_int_equal(shmring_req_resp_header(&H.req, SHMRING_LIT("content-type"), &v), 0);
 	assert_null(v.ptr);

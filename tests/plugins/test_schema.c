@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-static struct harness H;
+static struct shmring_test H;
 
 /* What conf_new got for json, as compact JSON with keys in the given order. */
 static char *given(const char *json)
@@ -22,7 +22,7 @@ static char *given(const char *json)
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
 	assert_int_equal(msgpack_unpack_next(&u, sb->data, sb->size, NULL), MSGPACK_UNPACK_SUCCESS);
-	json_t *j = harness_msgpack_json(&u.data);
+	json_t *j = shmring_test_msgpack_json(&u.data);
 	msgpack_unpacked_destroy(&u);
 	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
@@ -93,8 +93,8 @@ static void reads(void **state)
 {
 	harness_conf_ok(&H, "{\"name\":\"x\"}");
 	assert_int_equal(
-	    harness_call(&H, SHMRING_PHASE_ACCESS,
-	                 "{\"headers\":{\"x-declared\":\"1\"},\"query\":{\"q\":\"2\"}}"),
+	    shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                      "{\"headers\":{\"x-declared\":\"1\"},\"query\":{\"q\":\"2\"}}"),
 	    0);
 	char *got = json_dumps(shmring_test_reads(&H), JSON_COMPACT | JSON_PRESERVE_ORDER);
 	const char *want =
@@ -109,7 +109,7 @@ static void reads(void **state)
 
 int main(void)
 {
-	harness_open(&H, PLUGIN_SO);
+	shmring_test_open(&H, PLUGIN_SO);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(defaults),
 	    cmocka_unit_test(values),
@@ -117,6 +117,6 @@ int main(void)
 	    cmocka_unit_test(reads),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
-	harness_close(&H);
+	shmring_test_close(&H);
 	return rc;
 }

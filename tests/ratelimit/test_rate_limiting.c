@@ -27,7 +27,7 @@
 
 #define NS 1000000000ull
 
-static struct harness H;
+static struct shmring_test H;
 static char tmpdir[64];
 static void (*set_clock)(uint64_t);
 
@@ -44,7 +44,7 @@ static uint64_t utc(int y, int mon, int d, int h, int mi, int s)
 
 static int setup(void **state)
 {
-	harness_open(&H, PLUGIN_SO);
+	shmring_test_open(&H, PLUGIN_SO);
 	set_clock = (void (*)(uint64_t))dlsym(H.dl, "shmring_rl_test_set_clock");
 	assert_non_null(set_clock);
 	return 0;
@@ -53,14 +53,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	set_clock(0);
-	harness_close(&H);
+	shmring_test_close(&H);
 	return 0;
 }
 
 /* The exit action, or NULL. */
 static json_t *exit_action(void)
 {
-	return harness_action(&H, SHMRING_ACT_EXIT, 0);
+	return shmring_test_action_op(&H, SHMRING_ACT_EXIT, 0);
 }
 
 /* A response header the reply sets (SET_RESP_HEADER, or the exit's map). */
@@ -78,7 +78,7 @@ static const char *resp_header(const char *name)
 		return NULL;
 	}
 	const char *v = NULL;
-	for (int i = 0; (x = harness_action(&H, SHMRING_ACT_SET_RESP_HEADER, i)); i++)
+	for (int i = 0; (x = shmring_test_action_op(&H, SHMRING_ACT_SET_RESP_HEADER, i)); i++)
 		if (!strcasecmp(json_string_value(json_array_get(x, 1)), name))
 			v = json_string_value(json_array_get(x, 2));
 	return v;
@@ -88,18 +88,18 @@ static void expect_header(const char *name, const char *want)
 {
 	const char *v = resp_header(name);
 	if (!want && v)
-		fail_msg("%s is set (%s) in %s", name, v, harness_reply_text(&H));
+		fail_msg("%s is set (%s) in %s", name, v, shmring_test_reply_text(&H));
 	if (want && (!v || strcmp(v, want)))
 		fail_msg("%s is %s, expected %s, in %s", name, v ? v : "(unset)", want,
-		         harness_reply_text(&H));
+		         shmring_test_reply_text(&H));
 }
 
 /* One ACCESS call; returns the exit status, or 0 if let through. */
 static int call(const char *snapshot)
 {
-	int rc = harness_call(&H, SHMRING_PHASE_ACCESS, snapshot);
+	int rc = shmring_test_call(&H, SHMRING_PHASE_ACCESS, snapshot);
 	if (rc != 0)
-		fail_msg("access failed (%d): %s", rc, harness_reply_text(&H));
+		fail_msg("access failed (%d): %s", rc, shmring_test_reply_text(&H));
 	json_t *x = exit_action();
 	return x ? (int)json_integer_value(json_array_get(x, 1)) : 0;
 }
@@ -246,7 +246,7 @@ static void config_any_type(void **state)
 				             ? "\"minute\":10,"
 				             : "",
 				         fields[f], values[v]);
-				int rc = harness_conf(&H, cfg);
+				int rc = shmring_test_conf(&H, cfg);
 				if (rc < 0 && !strstr(H.err, "rate-limiting: "))
 					fail_msg("%s refused without a message: '%s'", cfg, H.err);
 				if (rc == 0)
@@ -317,7 +317,7 @@ static void hide_headers_and_custom_error(void **state)
 	harness_conf_ok(&H, "{\"minute\":1,\"limit_by\":\"ip\",\"hide_client_headers\":true,"
 	                    "\"error_code\":503,\"error_message\":\"slow \\\"down\\\"\\n\"}");
 	assert_int_equal(call(IP("10.1.0.1")), 0);
-	assert_int_equal(harness_count(&H, SHMRING_ACT_SET_RESP_HEADER), 0);
+	assert_int_equal(shmring_test_count_op(&H, SHMRING_ACT_SET_RESP_HEADER), 0);
 	assert_int_equal(call(IP("10.1.0.1")), 503);
 	assert_string_equal(json_string_value(json_array_get(exit_action(), 2)),
 	                    "{\"message\":\"slow \\\"down\\\"\\u000a\"}");
@@ -487,26 +487,26 @@ struct hammer {
 static void *hammer_thread(void *arg)
 {
 	struct hammer *hm = arg;
-	struct harness h;
-	harness_open(&h, PLUGIN_SO);
-	if (harness_conf(&h, hm->config) != 0)
+	struct shmring_test h;
+	shmring_test_open(&h, PLUGIN_SO);
+	if (shmring_test_conf(&h, hm->config) != 0)
 		__atomic_fetch_add(&hm->sc->errors, 1, __ATOMIC_RELAXED);
 	for (int ph = 0; ph < hm->phases; ph++) {
 		pthread_barrier_wait(&hm->sc->barrier);
 		for (int i = 0; i < hm->per_phase; i++) {
-			if (harness_call(&h, SHMRING_PHASE_ACCESS,
-			                 "{\"client_ip\":\"9.9.9.9\",\"route_id\":\"hammer\"}") !=
-			    0) {
+			if (shmring_test_call(
+			        &h, SHMRING_PHASE_ACCESS,
+			        "{\"client_ip\":\"9.9.9.9\",\"route_id\":\"hammer\"}") != 0) {
 				__atomic_fetch_add(&hm->sc->errors, 1, __ATOMIC_RELAXED);
 				continue;
 			}
-			json_t *x = harness_action(&h, SHMRING_ACT_EXIT, 0);
+			json_t *x = shmring_test_action_op(&h, SHMRING_ACT_EXIT, 0);
 			__atomic_fetch_add(x ? &hm->sc->refused[ph] : &hm->sc->passed[ph], 1,
 			                   __ATOMIC_RELAXED);
 		}
 		pthread_barrier_wait(&hm->sc->barrier);
 	}
-	harness_close(&h);
+	shmring_test_close(&h);
 	return NULL;
 }
 
@@ -614,7 +614,7 @@ static void full_table_is_counted(void **state)
 	harness_conf_ok(&H, "{\"second\":5,\"limit_by\":\"ip\"}");
 	assert_int_equal(call(IP("192.0.2.7")), 0); /* fault_tolerant: let through */
 	assert_int_equal(H.rep->exhausted, 1);
-	json_t *log = harness_action(&H, SHMRING_ACT_LOG, 0);
+	json_t *log = shmring_test_action_op(&H, SHMRING_ACT_LOG, 0);
 	assert_non_null(log);
 	assert_non_null(strstr(json_string_value(json_array_get(log, 2)), "counter table full"));
 	expect_header("X-RateLimit-Remaining-Second", NULL);
