@@ -27,7 +27,8 @@
  * null -> nil). A snapshot's keys are those of docs/protocol.md: method,
  * scheme, host, path, client_ip, route_id, service_id, consumer (a map: id,
  * username, custom_id), credential, headers, query, ctx, status,
- * resp_headers. A reply is decoded back into JSON: {"s":0,"a":[[op, ...],
+ * resp_headers, connection (a map: server_addr, server_port, worker_pid,
+ * serial, requests, time_ms). A reply is decoded back into JSON: {"s":0,"a":[[op, ...],
  * ...]} or {"s":1,"e":"message"}; actions are found by name: the names of
  * enum shmring_action_op in lower case without the prefix ("set_req_header",
  * "exit", "set_ctx", "log", ...).
