@@ -87,8 +87,9 @@ void shmring_test_pack_json(msgpack_sbuffer *sb, const json_t *j);
  * (initialized) the object decoded from them. 0, or -1 with why in err. */
 int shmring_test_json_msgpack(const char *text, msgpack_sbuffer *sb, msgpack_unpacked *u, char *err,
                               size_t errlen);
-/* A new JSON value for msgpack (ints, floats, strings, arrays, maps with
- * string keys, nil, bool; anything else aborts). The caller owns it. */
+/* A new JSON value for msgpack (ints up to INT64_MAX, floats, strings,
+ * arrays, maps with string keys, nil, bool, nested at most 32 deep;
+ * anything else aborts). The caller owns it. */
 json_t *shmring_test_msgpack_json(const msgpack_object *o);
 
 /* Load the plugin at so_path, check its descriptor as the daemon does and
