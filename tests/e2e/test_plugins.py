@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from common import check, done, skip, skip_unless_ready  # noqa: E402
+from common import check, check_error_log, done, skip, skip_unless_ready  # noqa: E402
 
 PLUGINS = ("key-auth", "request-transformer", "correlation-id")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -214,8 +214,7 @@ def main(build):
         tracker(st, "/correlation-id-tracker")
         tracker(st, "/ngx/correlation-id-tracker")
         ngx_key_auth(st)
-        errors = [l for l in st.tail_log(300).splitlines() if "[error]" in l or "[alert]" in l]
-        check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+        check_error_log(st)
     done()
 
 
