@@ -4,8 +4,10 @@
 --   return require("shmring.kong").handler("hello", { PRIORITY = 1000, VERSION = "0.1.0" })
 --
 -- It reads the request and applies the reply through Kong's PDK (kong.*),
--- nothing else; the daemon location comes from SHMRING_DIR (kong.conf:
--- `nginx_main_env = SHMRING_DIR`), default /dev/shm/shmring/default.
+-- nothing else but nginx's connection variables, which no PDK call returns
+-- (Kong's correlation-id reads them so too); the daemon location comes from
+-- SHMRING_DIR (kong.conf: `nginx_main_env = SHMRING_DIR`), default
+-- /dev/shm/shmring/default.
 -- What Kong adds and expects (injected config keys, PDK shapes, its timer
 -- pool) is in docs/gateway.md, "Running under Kong". It also answers the C
 -- plugins' entity look-ups from Kong's own consumers and credentials, and
