@@ -67,6 +67,7 @@
 #define RECONNECT_MAX_MS 2000u
 #define SINK_SPEC_MAX 4096
 #define WARN_EVERY_NS (10 * 1000000000ull)
+#define HTTP_DNS_TTL_NS (60 * 1000000000ull) /* an http sink's address is looked up again */
 
 enum sink_kind { SINK_FILE, SINK_TCP, SINK_UDP, SINK_HTTP };
 enum op { OP_WRITE = 1, OP_CONNECT = 2, OP_UDP = 3 };
@@ -103,9 +104,10 @@ struct shmring_sink {
 	uint32_t backoff_ms;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	char host[256]; /* tcp, udp: a name to look up; "" = addr is an IP literal's */
+	char host[256]; /* a name to look up; "" = addr is an IP literal's (tcp, udp) or curl's */
 	char port[8];
-	struct gaicb *gai;      /* the lookup in flight (getaddrinfo_a), or NULL */
+	struct lookup *gai;     /* the lookup in flight (getaddrinfo_a), or NULL */
+	uint64_t resolved_ns;   /* http: when addr was looked up (0 = never) */
 	bool tls;               /* tcp: TLS once connected */
 	char sni[256];          /* tcp + tls: the server name to send, "" = none */
 	struct sink_tls *tls_s; /* the session while connected */
@@ -119,7 +121,7 @@ struct shmring_sink {
 	uint32_t retry_initial_ms; /* first wait after a failed request ... */
 	uint32_t retry_max_ms;     /* ... doubling up to this ... */
 	uint32_t retry_time_ms;    /* ... until the batch has failed this long */
-	uint64_t batch_first_ns;   /* when flight was first sent */
+	uint64_t batch_first_ns;   /* when flight was taken from fill */
 	char *body;                /* the request body built from flight */
 	size_t body_cap;
 	uint64_t last_warn_ns; /* rate of the failure log line */
@@ -132,7 +134,8 @@ static struct {
 	struct shmringd_sink_opts o;
 	struct shmringd_worker_stats *ws;
 	struct shmring_sink *list;
-	uint64_t now; /* last time seen by sinks_poll */
+	struct lookup *orphans; /* lookups of freed sinks, still running */
+	uint64_t now;           /* last time seen by sinks_poll */
 } S;
 
 static uint64_t tag(struct shmring_sink *s, enum op op)
@@ -190,57 +193,91 @@ static void mark_down(struct shmring_sink *s)
 
 /* ---- host names ---------------------------------------------------------- */
 
+/* One getaddrinfo_a request and everything its resolver thread reads or
+ * writes, so it can outlive the sink that asked. */
+struct lookup {
+	struct gaicb cb;
+	struct addrinfo hints;
+	struct lookup *next; /* on S.orphans */
+	char host[256];
+	char port[8];
+};
+
+static void lookup_release(struct lookup *l)
+{
+	if (l->cb.ar_result)
+		freeaddrinfo(l->cb.ar_result);
+	free(l);
+}
+
+/* A sink's lookup, given up. One still running on the resolver's thread
+ * (it writes into l) joins S.orphans, freed by reap_orphans once it ends:
+ * waiting for it here would stall the worker for as long as DNS takes. */
 static void lookup_free(struct shmring_sink *s)
 {
-	if (!s->gai)
-		return;
-	if (gai_cancel(s->gai) == EAI_NOTCANCELED) {
-		/* Running on the resolver's thread: it writes into s->gai, so
-		 * wait for it (only when a sink is freed mid-lookup). */
-		const struct gaicb *l[1] = {s->gai};
-		while (gai_error(s->gai) == EAI_INPROGRESS)
-			gai_suspend(l, 1, NULL);
-	}
-	if (s->gai->ar_result)
-		freeaddrinfo(s->gai->ar_result);
-	free(s->gai);
+	struct lookup *l = s->gai;
 	s->gai = NULL;
+	if (!l)
+		return;
+	if (gai_cancel(&l->cb) == EAI_NOTCANCELED) {
+		l->next = S.orphans;
+		S.orphans = l;
+		return;
+	}
+	lookup_release(l);
 }
 
-/* Ask for s->host's address without waiting. */
-static void lookup_start(struct shmring_sink *s)
+/* Free the orphaned lookups that have ended; with wait, all of them (only
+ * when the worker stops). */
+static void reap_orphans(bool wait)
 {
-	struct gaicb *g = calloc(1, sizeof(*g) + sizeof(struct addrinfo));
-	if (!g) {
-		mark_down(s);
-		return;
+	for (struct lookup **pp = &S.orphans, *l; (l = *pp);) {
+		if (gai_error(&l->cb) == EAI_INPROGRESS) {
+			if (!wait) {
+				pp = &l->next;
+				continue;
+			}
+			const struct gaicb *one[1] = {&l->cb};
+			while (gai_error(&l->cb) == EAI_INPROGRESS)
+				gai_suspend(one, 1, NULL);
+		}
+		*pp = l->next;
+		lookup_release(l);
 	}
-	struct addrinfo *hints = (struct addrinfo *)(g + 1);
-	hints->ai_socktype = s->kind == SINK_TCP ? SOCK_STREAM : SOCK_DGRAM;
-	hints->ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-	g->ar_name = s->host;
-	g->ar_service = s->port;
-	g->ar_request = hints;
-	struct gaicb *list[1] = {g};
-	struct sigevent none = {.sigev_notify = SIGEV_NONE};
-	if (getaddrinfo_a(GAI_NOWAIT, list, 1, &none) != 0) {
-		free(g);
-		s->st.errors++;
-		S.ws->sink_errors++;
-		mark_down(s);
-		return;
-	}
-	s->gai = g;
 }
 
-/* The lookup's answer into s->addr: 1 done, 0 still running, -1 failed
- * (counted, the sink down until its retry). */
+/* Ask for s->host's address without waiting. 0, or -1 (counted). */
+static int lookup_start(struct shmring_sink *s)
+{
+	struct lookup *l = calloc(1, sizeof(*l));
+	if (l) {
+		snprintf(l->host, sizeof(l->host), "%s", s->host);
+		snprintf(l->port, sizeof(l->port), "%s", s->port);
+		l->hints.ai_socktype = s->kind == SINK_UDP ? SOCK_DGRAM : SOCK_STREAM;
+		l->hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+		l->cb = (struct gaicb){
+		    .ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
+		struct gaicb *list[1] = {&l->cb};
+		struct sigevent none = {.sigev_notify = SIGEV_NONE};
+		if (getaddrinfo_a(GAI_NOWAIT, list, 1, &none) == 0) {
+			s->gai = l;
+			return 0;
+		}
+		free(l);
+	}
+	s->st.errors++;
+	S.ws->sink_errors++;
+	return -1;
+}
+
+/* The lookup's answer into s->addr: 1 done, 0 still running, else the
+ * failure (an EAI_ code, < 0; counted). */
 static int lookup_done(struct shmring_sink *s)
 {
-	int e = gai_error(s->gai);
+	int e = gai_error(&s->gai->cb);
 	if (e == EAI_INPROGRESS)
 		return 0;
-	struct addrinfo *ai = e == 0 ? s->gai->ar_result : NULL;
+	struct addrinfo *ai = e == 0 ? s->gai->cb.ar_result : NULL;
 	if (ai && ai->ai_addrlen <= sizeof(s->addr)) {
 		memcpy(&s->addr, ai->ai_addr, ai->ai_addrlen);
 		s->addrlen = ai->ai_addrlen;
@@ -251,15 +288,20 @@ static int lookup_done(struct shmring_sink *s)
 	if (e) {
 		s->st.errors++;
 		S.ws->sink_errors++;
-		if (S.now - s->last_warn_ns >= WARN_EVERY_NS || !s->last_warn_ns) {
-			shmringd__log("sink %s: cannot resolve %s: %s", s->name, s->host,
-			              gai_strerror(e));
-			s->last_warn_ns = S.now;
-		}
-		mark_down(s);
-		return -1;
+		return e;
 	}
 	return 1;
+}
+
+/* A tcp or udp sink's failed lookup: told (at most every WARN_EVERY_NS),
+ * the sink down until its retry. */
+static void lookup_failed(struct shmring_sink *s, int e)
+{
+	if (e && (S.now - s->last_warn_ns >= WARN_EVERY_NS || !s->last_warn_ns)) {
+		shmringd__log("sink %s: cannot resolve %s: %s", s->name, s->host, gai_strerror(e));
+		s->last_warn_ns = S.now;
+	}
+	mark_down(s);
 }
 
 static void start_connect(struct shmring_sink *s);
@@ -285,10 +327,14 @@ static void connect_step(struct shmring_sink *s, uint64_t now)
 		return;
 	if (s->host[0]) {
 		if (!s->gai) {
-			lookup_start(s);
+			if (lookup_start(s) < 0)
+				lookup_failed(s, 0);
 			return;
 		}
-		if (lookup_done(s) <= 0)
+		int r = lookup_done(s);
+		if (r < 0)
+			lookup_failed(s, r);
+		if (r <= 0)
 			return;
 	}
 	if (s->kind == SINK_TCP)
@@ -475,12 +521,6 @@ static void http_submit(struct shmring_sink *s)
 	}
 	s->in_flight = true;
 	S.http_busy++;
-	if (!s->batch_first_ns) {
-		s->batch_first_ns = S.now ? S.now : 1;
-		s->st.flushes++;
-		S.ws->sink_flushes++;
-		DTRACE_PROBE3(shmring, flush, s->spec, s->flight.len, s->flight.entries);
-	}
 }
 
 /* A request ended: a status below 300 (Kong's test) completes the batch;
@@ -501,6 +541,8 @@ static void http_done(void *owner, long status, const char *why)
 	}
 	s->st.errors++;
 	S.ws->sink_errors++;
+	if (!status)
+		s->resolved_ns = 0; /* no answer: the address may have changed */
 	bool give_up = S.now - s->batch_first_ns >= (uint64_t)s->retry_time_ms * 1000000u;
 	/* A drop is always told; retries once per WARN_EVERY_NS. */
 	if (give_up || S.now - s->last_warn_ns >= WARN_EVERY_NS || !s->last_warn_ns) {
@@ -526,6 +568,27 @@ static void http_done(void *owner, long status, const char *why)
 	s->retry_at = S.now + (uint64_t)s->backoff_ms * 1000000u;
 }
 
+/* An HTTP sink's host name: its address, looked up without waiting and
+ * handed to curl. 1 known, 0 not yet (the lookup runs), -1 failed (the
+ * batch waits for its retry). Looked up again after a request without an
+ * answer, and once the address is HTTP_DNS_TTL_NS old. */
+static int http_resolve(struct shmring_sink *s)
+{
+	if (!s->host[0] || (s->resolved_ns && S.now - s->resolved_ns < HTTP_DNS_TTL_NS))
+		return 1;
+	int r = s->gai ? lookup_done(s) : lookup_start(s);
+	if (r == 0 ||
+	    (r == 1 && shmringd__http_set_address(s->http, (struct sockaddr *)&s->addr) == 0)) {
+		s->resolved_ns = r ? S.now : 0;
+		return r;
+	}
+	char why[320];
+	snprintf(why, sizeof(why), "cannot resolve %s: %s", s->host,
+	         r < 0 ? gai_strerror(r) : "out of memory");
+	http_done(s, 0, why);
+	return -1;
+}
+
 /* The next HTTP batch, if the sink can send now. */
 static void flush_http(struct shmring_sink *s)
 {
@@ -535,8 +598,13 @@ static void flush_http(struct shmring_sink *s)
 		if (s->fill.len == 0)
 			return;
 		take_http_batch(s);
+		s->batch_first_ns = S.now ? S.now : 1;
+		s->st.flushes++;
+		S.ws->sink_flushes++;
+		DTRACE_PROBE3(shmring, flush, s->spec, s->flight.len, s->flight.entries);
 	}
-	http_submit(s);
+	if (http_resolve(s) == 1)
+		http_submit(s);
 }
 
 /* Swap fill into flight and submit it, if the sink can take it now. */
@@ -712,6 +780,8 @@ void shmringd__sinks_poll(uint64_t now)
 	S.now = now;
 	if (*S.ring.cq.khead != io_uring_smp_load_acquire(S.ring.cq.ktail))
 		reap();
+	if (S.orphans)
+		reap_orphans(false);
 	if (S.http_busy)
 		shmringd__http_poll(http_done);
 	for (struct shmring_sink **pp = &S.list, *s; (s = *pp);) {
@@ -801,6 +871,7 @@ void shmringd__sinks_fini(void)
 		S.list = s->next;
 		sink_free(s);
 	}
+	reap_orphans(true);
 	shmringd__http_fini();
 	shmringd__tls_fini();
 	S.ready = false;
@@ -1095,6 +1166,11 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 		rc = rc < 0 ? rc : 0;
 	} else if (s->kind == SINK_HTTP) {
 		rc = shmringd__http_open(&ho, s, &s->http, err, errlen);
+		const char *host, *port;
+		if (rc == 0 && (host = shmringd__http_host(s->http, &port))) {
+			snprintf(s->host, sizeof(s->host), "%s", host);
+			snprintf(s->port, sizeof(s->port), "%s", port);
+		}
 	} else if (s->kind == SINK_TCP) {
 		if ((rc = parse_addr(s, target + 4)) < 0)
 			snprintf(err, errlen, "bad sink address '%s' (want tcp:HOST:PORT)",

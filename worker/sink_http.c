@@ -23,6 +23,7 @@
  */
 #include "sink_internal.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -33,6 +34,9 @@
 struct sink_http {
 	CURL *easy;
 	struct curl_slist *headers;
+	struct curl_slist *resolve; /* "host:port:address", from sink.c's lookup */
+	char host[256];             /* the URL's host name; "" = an IP literal */
+	char port[8];
 	void *owner; /* the sink, handed back by shmringd__http_poll */
 	bool active; /* added to the multi handle */
 	char why[CURL_ERROR_SIZE];
@@ -91,6 +95,51 @@ static int basic_auth(CURLU *u, struct curl_slist **hdrs)
 	return rc;
 }
 
+/* libcurl is about to resolve a name itself: refused, except for an IP
+ * literal (no lookup). Its threaded resolver is joined when a request ends
+ * or is removed mid-lookup, so a slow DNS answer would stall the worker;
+ * sink.c looks names up with getaddrinfo_a instead and hands the address
+ * over (CURLOPT_RESOLVE), which curl finds in its cache before it gets
+ * here. */
+static int resolver_start(void *resolver_state, void *reserved, void *arg)
+{
+	(void)resolver_state;
+	(void)reserved;
+	const struct sink_http *h = arg;
+	return h->host[0] ? 1 : 0;
+}
+
+/* The URL's host and port into h: a name to look up, or "" for an IP
+ * literal. 0, or -EINVAL for a name that is not plain ASCII letters,
+ * digits, '-', '_' and '.' (an IDN would be looked up by curl under its
+ * punycode form, which sink.c's lookup would not match). */
+static int url_target(CURLU *u, struct sink_http *h)
+{
+	char *host = NULL, *port = NULL;
+	int rc = -EINVAL;
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+		goto out;
+	size_t n = strlen(host);
+	struct in_addr a4;
+	if (host[0] == '[' || inet_pton(AF_INET, host, &a4) == 1) {
+		h->host[0] = '\0';
+	} else if (n && n < sizeof(h->host) &&
+	           strspn(host,
+	                  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") ==
+	               n) {
+		memcpy(h->host, host, n + 1);
+	} else {
+		goto out;
+	}
+	snprintf(h->port, sizeof(h->port), "%s", port);
+	rc = 0;
+out:
+	curl_free(host);
+	curl_free(port);
+	return rc;
+}
+
 /* libcurl's response body (Kong reads and drops it too). */
 static size_t discard(char *p, size_t size, size_t n, void *arg)
 {
@@ -119,6 +168,12 @@ int shmringd__http_open(const struct shmringd_http_opts *o, void *owner, struct 
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    (strcmp(scheme, "http") && strcmp(scheme, "https"))) {
 		snprintf(err, errlen, "http sink: not an http:// or https:// URL");
+		goto fail;
+	}
+	if (url_target(u, h) < 0) {
+		snprintf(err, errlen,
+		         "http sink: the host must be an IP address or a name of ASCII letters, "
+		         "digits, '-', '_' and '.'");
 		goto fail;
 	}
 	char ct[64];
@@ -155,6 +210,11 @@ int shmringd__http_open(const struct shmringd_http_opts *o, void *owner, struct 
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, h);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_RESOLVER_START_FUNCTION, resolver_start);
+	curl_easy_setopt(e, CURLOPT_RESOLVER_START_DATA, h);
+	/* No proxy from the environment: Kong's http-log uses none, and a
+	 * proxy's name would be looked up by curl's resolver. */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	rc = 0;
 	*out = h;
 fail:
@@ -178,7 +238,34 @@ void shmringd__http_free(struct sink_http *h)
 	if (h->easy)
 		curl_easy_cleanup(h->easy);
 	curl_slist_free_all(h->headers);
+	curl_slist_free_all(h->resolve);
 	free(h);
+}
+
+const char *shmringd__http_host(const struct sink_http *h, const char **port)
+{
+	*port = h->port;
+	return h->host[0] ? h->host : NULL;
+}
+
+int shmringd__http_set_address(struct sink_http *h, const struct sockaddr *sa)
+{
+	char ip[INET6_ADDRSTRLEN], entry[sizeof(h->host) + sizeof(h->port) + sizeof(ip) + 4];
+	const void *a = sa->sa_family == AF_INET6
+	                    ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+	                    : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+	if (!inet_ntop(sa->sa_family, a, ip, sizeof(ip)))
+		return -EINVAL;
+	snprintf(entry, sizeof(entry), sa->sa_family == AF_INET6 ? "%s:%s:[%s]" : "%s:%s:%s",
+	         h->host, h->port, ip);
+	struct curl_slist *l = curl_slist_append(NULL, entry);
+	if (!l)
+		return -ENOMEM;
+	curl_slist_free_all(h->resolve);
+	h->resolve = l;
+	/* read at the next curl_multi_add_handle: replaces the cached entry */
+	curl_easy_setopt(h->easy, CURLOPT_RESOLVE, h->resolve);
+	return 0;
 }
 
 int shmringd__http_send(struct sink_http *h, const char *body, size_t len)

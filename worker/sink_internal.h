@@ -7,6 +7,7 @@
 #include "daemon.h"
 
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +34,13 @@ void shmringd__http_fini(void);
 int shmringd__http_open(const struct shmringd_http_opts *o, void *owner, struct sink_http **out,
                         char *err, size_t errlen);
 void shmringd__http_free(struct sink_http *h);
+/* The URL's host name (port: its port), or NULL for an IP literal. A
+ * name must be looked up by the caller (without blocking) and given with
+ * shmringd__http_set_address before a request: libcurl is not let to
+ * resolve it (its resolver thread is joined when a request ends). */
+const char *shmringd__http_host(const struct sink_http *h, const char **port);
+/* The address of the host name for the next requests. 0 or < 0. */
+int shmringd__http_set_address(struct sink_http *h, const struct sockaddr *sa);
 /* Send body[0..len) as one request; body must stay unchanged until the
  * request ends. 0 or -ENOMEM. */
 int shmringd__http_send(struct sink_http *h, const char *body, size_t len);

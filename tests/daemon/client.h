@@ -46,6 +46,7 @@ static char tc_shm[300];      /* the daemon's --shm-dir */
 static char tc_errlog[300];   /* the daemon's stderr */
 static pid_t tc_pid;          /* the daemon */
 static int64_t tc_owner = -1; /* the daemon's uid, checked at attach; -1 = ours */
+static void (*tc_spawn_setup)(void); /* run in the daemon's child before exec, if set */
 
 static inline void tc_dump_log(void)
 {
@@ -131,6 +132,8 @@ static inline pid_t tc_spawn(const char *const *extra)
 			dup2(fd, 2);
 			dup2(fd, 1);
 		}
+		if (tc_spawn_setup)
+			tc_spawn_setup();
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
