@@ -74,7 +74,12 @@ enum op { OP_WRITE = 1, OP_CONNECT = 2, OP_UDP = 3 };
 
 struct batch {
 	char *data;
-	uint32_t len;
+	/* An http sink's fill is a ring of whole entries: they start at head
+	 * and run to wrap (when not 0; the rest from data[0]) or for len bytes.
+	 * Every other batch has head = wrap = 0. */
+	uint32_t head;
+	uint32_t wrap;
+	uint32_t len; /* bytes queued */
 	uint32_t entries;
 	uint64_t first_ns; /* when the first entry of this batch was appended */
 };
@@ -151,7 +156,7 @@ int shmringd__sinks_init(const struct shmringd_sink_opts *o, struct shmringd_wor
 	int rc = io_uring_queue_init(RING_ENTRIES, &S.ring, 0);
 	if (rc < 0)
 		return rc;
-	if ((rc = shmringd__http_init()) < 0) {
+	if ((rc = shmringd__http_init(o->wake)) < 0) {
 		io_uring_queue_exit(&S.ring);
 		return rc;
 	}
@@ -459,24 +464,73 @@ static void flight_done(struct shmring_sink *s)
 
 /* ---- HTTP batches --------------------------------------------------------- */
 
+/* Where the next entry of fill goes. */
+static uint32_t fill_tail(const struct shmring_sink *s)
+{
+	return s->fill.wrap ? s->fill.len - (s->fill.wrap - s->fill.head)
+	                    : s->fill.head + s->fill.len;
+}
+
+/* The oldest entry (line) of an http sink's fill, taken off its front:
+ * its bytes and length. */
+static const char *pop_front(struct shmring_sink *s, uint32_t *n)
+{
+	const char *front = s->fill.data + s->fill.head;
+	uint32_t seg = s->fill.wrap ? s->fill.wrap - s->fill.head : s->fill.len;
+	const char *nl = memchr(front, '\n', seg);
+	*n = nl ? (uint32_t)(nl - front) + 1 : seg;
+	s->fill.len -= *n;
+	s->fill.head += *n;
+	if (s->fill.entries)
+		s->fill.entries--;
+	if (s->fill.wrap && s->fill.head == s->fill.wrap)
+		s->fill.head = s->fill.wrap = 0;
+	if (s->fill.len == 0)
+		s->fill.head = s->fill.wrap = s->fill.entries = 0;
+	return front;
+}
+
 /* Move the first batch_entries entries (lines) of fill into flight. What
  * stays in fill keeps the batch's age, so it is sent no later than its
  * oldest entry asks. */
 static void take_http_batch(struct shmring_sink *s)
 {
-	uint32_t n = 0, off = 0, want = s->batch_entries ? s->batch_entries : UINT32_MAX;
-	while (off < s->fill.len && n < want) {
-		const char *nl = memchr(s->fill.data + off, '\n', s->fill.len - off);
-		off = nl ? (uint32_t)(nl - s->fill.data) + 1 : s->fill.len;
-		n++;
-	}
-	memcpy(s->flight.data, s->fill.data, off);
-	s->flight.len = off;
-	s->flight.entries = n;
+	uint32_t want = s->batch_entries ? s->batch_entries : UINT32_MAX, n;
+	s->flight.len = 0;
+	s->flight.entries = 0;
 	s->flight.first_ns = s->fill.first_ns;
-	memmove(s->fill.data, s->fill.data + off, s->fill.len - off);
-	s->fill.len -= off;
-	s->fill.entries -= n;
+	while (s->fill.len && s->flight.entries < want) {
+		const char *p = pop_front(s, &n);
+		memcpy(s->flight.data + s->flight.len, p, n);
+		s->flight.len += n;
+		s->flight.entries++;
+	}
+}
+
+/* Room for need contiguous bytes at an http sink's tail, within its
+ * bounds (cap bytes, max_entries): the oldest entries are dropped, as
+ * Kong's queue does; each drop moves the front past one entry, no copy.
+ * 0, or -1 when need is more than the whole queue. */
+static int http_room(struct shmring_sink *s, uint32_t need)
+{
+	if (need > s->cap)
+		return -1;
+	for (;;) {
+		if (s->fill.len == 0)
+			s->fill.head = s->fill.wrap = 0;
+		uint32_t tail = fill_tail(s);
+		bool fits = s->fill.wrap ? s->fill.head - tail >= need
+		                         : s->cap - tail >= need || s->fill.head >= need;
+		if (fits && s->fill.len + need <= s->cap &&
+		    !(s->max_entries && s->fill.entries >= s->max_entries)) {
+			if (!s->fill.wrap && s->cap - tail < need)
+				s->fill.wrap = tail; /* the next entry starts at data[0] */
+			return 0;
+		}
+		uint32_t n;
+		pop_front(s, &n);
+		count_drop(s, 1);
+	}
 }
 
 /* flight as a request body in s->body: the entry itself when a batch is
@@ -805,7 +859,9 @@ int64_t shmringd__sinks_next_due(uint64_t now)
 	int64_t best = INT64_MAX;
 	for (struct shmring_sink *s = S.list; s; s = s->next) {
 		int64_t t = INT64_MAX;
-		if (s->in_flight || s->connecting || s->gai || s->handshaking)
+		if (s->kind == SINK_HTTP && s->in_flight)
+			t = INT64_MAX; /* shmringd__http_next_due below */
+		else if (s->in_flight || s->connecting || s->gai || s->handshaking)
 			t = 1000000; /* completions do not wake the futex: look again in 1 ms */
 		else if (s->fd < 0 && (s->kind == SINK_TCP || s->kind == SINK_UDP))
 			t = s->retry_at > now ? (int64_t)(s->retry_at - now) : 0;
@@ -818,7 +874,17 @@ int64_t shmringd__sinks_next_due(uint64_t now)
 		if (t < best)
 			best = t;
 	}
+	if (S.http_busy) {
+		int64_t t = shmringd__http_next_due(now);
+		if (t < best)
+			best = t;
+	}
 	return best;
+}
+
+bool shmringd__sinks_woken(void)
+{
+	return S.http_busy && shmringd__http_ready();
 }
 
 void shmringd__sinks_drain(uint64_t deadline_ns)
@@ -843,9 +909,7 @@ void shmringd__sinks_drain(uint64_t deadline_ns)
 			break;
 		struct __kernel_timespec ts = {0, 1000000};
 		struct io_uring_cqe *cqe;
-		if (S.http_busy)
-			shmringd__http_wait(1);
-		else if (io_uring_wait_cqe_timeout(&S.ring, &cqe, &ts) == 0)
+		if (io_uring_wait_cqe_timeout(&S.ring, &cqe, &ts) == 0)
 			reap();
 		if (*S.ring.cq.khead != io_uring_smp_load_acquire(S.ring.cq.ktail))
 			reap();
@@ -1218,7 +1282,13 @@ SHMRING_HOST_API int shmring_sink_reserve(struct shmring_sink *s, size_t max, ch
 {
 	*buf = NULL;
 	size_t need = max + (s->kind == SINK_UDP ? 4 : 0);
-	if (s->fill.len + need > s->cap) {
+	if (s->kind == SINK_HTTP) {
+		/* Kong's queue: past a bound the oldest entries go, not this one */
+		if (need > s->cap || http_room(s, (uint32_t)need) < 0) {
+			count_drop(s, 1);
+			return SHMRING_SINK_DROPPED;
+		}
+	} else if (s->fill.len + need > s->cap) {
 		/* Full: try to make room by flushing now, else drop. */
 		flush(s);
 		if (s->fill.len + need > s->cap) {
@@ -1234,7 +1304,7 @@ SHMRING_HOST_API int shmring_sink_reserve(struct shmring_sink *s, size_t max, ch
 		}
 	}
 	s->reserved = true;
-	*buf = s->fill.data + s->fill.len + (s->kind == SINK_UDP ? 4 : 0);
+	*buf = s->fill.data + fill_tail(s) + (s->kind == SINK_UDP ? 4 : 0);
 	return 0;
 }
 
@@ -1245,7 +1315,7 @@ SHMRING_HOST_API void shmring_sink_commit(struct shmring_sink *s, size_t used)
 	s->reserved = false;
 	if (s->kind == SINK_UDP) {
 		uint32_t l = (uint32_t)used;
-		memcpy(s->fill.data + s->fill.len, &l, 4);
+		memcpy(s->fill.data + fill_tail(s), &l, 4);
 		used += 4;
 	}
 	if (s->fill.len == 0)
