@@ -12,6 +12,7 @@
 --            the doorbell while requests wait;
 --   flusher  one SQ publish per event-loop turn (batch_publish);
 --   resend   LOG records answered "unknown conf", sent once more;
+--   backlog  LOG records waiting in the worker while the SQ has no room;
 --   pending  request ids and the requests waiting for a reply;
 --   thread   starting the light threads (reaper, flusher);
 --   config   tunables and counters.
@@ -32,6 +33,7 @@ local pending = require("shmring.client.pending")
 local reaper = require("shmring.client.reaper")
 local flusher = require("shmring.client.flusher")
 local resend = require("shmring.client.resend")
+local backlog = require("shmring.client.backlog")
 local submit_mod = require("shmring.client.submit")
 local thread = require("shmring.client.thread")
 
@@ -273,16 +275,23 @@ end
 -- request waiting the reaper sleeps, so look at the CQ here (an empty CQ
 -- costs one peek): after a daemon reload a log-only worker re-registers and
 -- resends instead of losing its entries, and the CQ never fills up. arg is
--- kept (by reference) for that resend: the caller must not reuse it.
+-- kept (by reference) for that resend, or while it waits in the backlog
+-- (the SQ has no room for it now): the caller must not reuse it.
 function _M.send(rtype, plugin, conf, encode_payload, arg)
     local ok, why = writable()
     if not ok then
         return nil, why
     end
     drain()
+    if (backlog.n > 0 and not backlog.flush()) or not backlog.room() then
+        return backlog.add(rtype, plugin, conf, encode_payload, arg)
+    end
     local conf_id = confs.id_of(plugin, conf)
     local req_id, err = submit(rtype, plugin, conf, conf_id, encode_payload, arg)
     if not req_id then
+        if err == submit_mod.FULL then
+            return backlog.add(rtype, plugin, conf, encode_payload, arg)
+        end
         return nil, err
     end
     resend.keep(req_id, rtype, plugin, conf, encode_payload, arg)
@@ -318,7 +327,11 @@ local function on_exit(premature)
         return
     end
     local give_up = ngx_now() + 30
-    while (pending.n > 0 or ngx_now() - submit_mod.last < 1) and ngx_now() < give_up do
+    while (pending.n > 0 or backlog.n > 0 or ngx_now() - submit_mod.last < 1)
+        and ngx_now() < give_up do
+        if backlog.n > 0 and channel.ensure() then
+            backlog.flush()
+        end
         ngx_sleep(0.1)
     end
     channel.exiting = true
