@@ -85,6 +85,27 @@ local function sema_get()
     return semaphore.new(0)
 end
 
+-- A request's waiting state (what the reaper fills in), reused: no table
+-- per request. Back in the pool once the request has its answer or gave up:
+-- the pending table holds it only until then.
+local waiter_pool, waiter_pool_n = {}, 0
+
+local function waiter_get()
+    if waiter_pool_n > 0 then
+        local p = waiter_pool[waiter_pool_n]
+        waiter_pool[waiter_pool_n] = nil
+        waiter_pool_n = waiter_pool_n - 1
+        return p
+    end
+    return { reply = false, reply_len = 0, err = false, sema = false }
+end
+
+local function waiter_put(p)
+    p.reply, p.reply_len, p.err, p.sema = false, 0, false, false
+    waiter_pool_n = waiter_pool_n + 1
+    waiter_pool[waiter_pool_n] = p
+end
+
 -- Wait for p's reply until deadline (ngx.now() seconds). Returns true, or
 -- nil and "deadline" / why the channel failed.
 local function wait_reply(id, p, deadline)
@@ -151,6 +172,34 @@ local function spin_wanted()
     return channel.C.shmring_client_server_awake(channel.chan) == 1
 end
 
+-- One busy-wait in C for the CQ, at most left ns, then a drain if it saw
+-- a record. Returns the ns waited, <= 0 if it gave up (the worker went to
+-- sleep, or the bound passed with nothing).
+local function spin_step(left)
+    local ns = tonumber(channel.C.shmring_client_spin(channel.chan, left))
+    if ns > 0 then
+        drain() -- wakes any other waiter whose reply came first
+    end
+    return ns
+end
+
+-- Further waits when another request's reply came first: a loop of its own,
+-- off the common path (one wait, one drain), for the same reason as
+-- reaper.drain's.
+local function spin_more(p, budget, waited)
+    while channel.chan ~= nil and budget - waited >= 1 do
+        local ns = spin_step(budget - waited)
+        if ns <= 0 then
+            break
+        end
+        waited = waited + ns
+        if p.reply or p.err then
+            break
+        end
+    end
+    return waited
+end
+
 -- Spin, then drain, until p has its answer or the bound is spent. Returns
 -- true if p was answered (reply or error) without yielding.
 local function spin_for_reply(p, deadline)
@@ -161,23 +210,15 @@ local function spin_for_reply(p, deadline)
     if budget > left then
         budget = left
     end
-    local waited = 0
-    while budget - waited >= 1 do
-        local ns = tonumber(channel.C.shmring_client_spin(channel.chan, budget - waited))
-        if ns <= 0 then
-            break
-        end
-        waited = waited + ns
-        drain() -- wakes any other waiter whose reply came first
-        if p.reply or p.err then
-            spin_avg_ns = spin_avg_ns + (waited - spin_avg_ns) / 8
-            spin_misses = 0
-            stats.spin_hits = stats.spin_hits + 1
-            return true
-        end
-        if channel.chan == nil then
-            break
-        end
+    local waited = budget >= 1 and spin_step(budget) or 0
+    if waited > 0 and not (p.reply or p.err) then
+        waited = spin_more(p, budget, waited)
+    end
+    if p.reply or p.err then
+        spin_avg_ns = spin_avg_ns + (waited - spin_avg_ns) / 8
+        spin_misses = 0
+        stats.spin_hits = stats.spin_hits + 1
+        return true
     end
     stats.spin_misses = stats.spin_misses + 1
     spin_misses = spin_misses + 1
@@ -217,13 +258,15 @@ function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
         if not req_id then
             return nil, err, kind
         end
-        local p = { reply = false, reply_len = 0, err = false, sema = false }
+        local p = waiter_get()
         pending.add(req_id, p)
         if spin and spin_for_reply(p, deadline) then
             ok, why = p.reply and true, p.err
         else
             ok, why = wait_reply(req_id, p, deadline)
         end
+        local payload, reply_len = p.reply, p.reply_len -- bytes (uint8_t[?]), see reaper.drain
+        waiter_put(p)
         if not ok then
             if why == "deadline" then
                 -- A dead daemon explains a missed deadline: say unavailable.
@@ -238,8 +281,7 @@ function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
             stats.unavailable = stats.unavailable + 1
             return nil, why, "unavailable"
         end
-        local payload = p.reply -- bytes (uint8_t[?]), see reaper.drain
-        local r, rc = core.decode_reply(payload, p.reply_len)
+        local r, rc = core.decode_reply(payload, reply_len)
         if not r then
             stats.errors = stats.errors + 1
             return nil, "bad reply: " .. core.strerror(rc), "error"
