@@ -61,8 +61,8 @@ def annotate(dump):
     forked from the master, so its first frames (main ... ngx_spawn_process)
     carry every instruction as "self": those 100% lines are left out. JIT
     code has no object: it counts as "[???]"."""
-    out = subprocess.run(["callgrind_annotate", "--threshold=100", dump], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(["callgrind_annotate", "--threshold=100", "--auto=no", dump],
+                         capture_output=True, text=True).stdout
     by_obj, by_fn = {}, []
     for line in out.splitlines():
         m = re.match(r"\s*([\d,]+) \(\s*([\d.]+)%\)\s+(\S.*)$", line)
