@@ -5,7 +5,7 @@ not the kernel, not shmringd), to weigh one change against another.
 
     python3 bench/e2e/callgrind_e2e.py [build-dir] [--plugins hello,key-auth]
         [--transports shmring,lua] [--duration 8] [--connections 8]
-        [--out bench/results/callgrind-e2e.json] [--top 25]
+        [--client-opt NAME=VALUE] [--out bench/results/callgrind-e2e.json] [--top 25]
 
 The stack is bench_e2e's (same nginx.conf, routes and plugin configs) with
 nginx started under callgrind. Per cell: a warm-up (confs, JIT traces),
@@ -84,12 +84,14 @@ def main():
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--client-opt", action="append", default=[],
+                    help="shmring.client option NAME=LUA_VALUE (repeatable), as bench_e2e.py")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results", "callgrind-e2e.json"))
     a = ap.parse_args()
     plugins, transports = a.plugins.split(","), a.transports.split(",")
     st = GrindStack(a.build, plugins, transports, nginx_workers=1, daemon_workers=1,
                     daemon_args=["--spin_us=0"])
-    st.client_opts = []
+    st.client_opts = [tuple(o.split("=", 1)) for o in a.client_opt]
     res = {}
     load0 = os.getloadavg()
     wa = argparse.Namespace(threads=1, connections=a.connections, duration=a.duration)
@@ -126,10 +128,11 @@ def main():
                     f.write("\n## by function (self), top %d\n" % a.top)
                     f.writelines("%9d  %s\n" % (v / n, k) for k, v in top[:a.top])
         print("dumps in " + st.prefix)
-    meta = {"meta": "commit %s, %s UTC, load %.2f -> %.2f, wrk -c%d -d%ds per cell" % (
+    meta = {"meta": "commit %s, %s UTC, load %.2f -> %.2f, wrk -c%d -d%ds per cell%s" % (
         subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
                        text=True).stdout.strip(), time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        load0[0], os.getloadavg()[0], a.connections, a.duration), "cells": res}
+        load0[0], os.getloadavg()[0], a.connections, a.duration,
+        "".join(", " + o for o in a.client_opt)), "cells": res}
     for p in plugins:
         s, l = res.get(p + "/shmring"), res.get(p + "/lua")
         if s and l:

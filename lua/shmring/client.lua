@@ -254,7 +254,13 @@ function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
     local conf_id = confs.id_of(plugin, conf)
     for attempt = 1, 2 do
         local spin = spin_wanted()
-        local req_id, err, kind = submit(rtype, plugin, conf, conf_id, encode_payload, arg, spin)
+        -- Publish now rather than through the flusher when spinning, or when
+        -- the reaper sleeps: no request waits yet, so this turn has woken no
+        -- light thread; the flusher would be one more resume for this record
+        -- alone (a later record of the turn publishes at once too: the
+        -- daemon's wake-up, if any, was this one's).
+        local now = spin or reaper.idle
+        local req_id, err, kind = submit(rtype, plugin, conf, conf_id, encode_payload, arg, now)
         if not req_id then
             return nil, err, kind
         end
