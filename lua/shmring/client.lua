@@ -71,39 +71,42 @@ end
 ---------------------------------------------------------------------------
 -- Waiting.
 
+-- A free list: get() takes a kept item or makes one with new(), put(x)
+-- keeps x for a later get().
+local function free_list(new)
+    local items, n = {}, 0
+    local function get()
+        if n > 0 then
+            local x = items[n]
+            items[n] = nil
+            n = n - 1
+            return x
+        end
+        return new()
+    end
+    local function put(x)
+        n = n + 1
+        items[n] = x
+    end
+    return get, put
+end
+
 -- Semaphores that ended a wait by a post are reused; one that timed out
 -- is dropped (a post may still land on it).
-local sema_pool, sema_pool_n = {}, 0
-
-local function sema_get()
-    if sema_pool_n > 0 then
-        local s = sema_pool[sema_pool_n]
-        sema_pool[sema_pool_n] = nil
-        sema_pool_n = sema_pool_n - 1
-        return s
-    end
+local sema_get, sema_put = free_list(function()
     return semaphore.new(0)
-end
+end)
 
 -- A request's waiting state (what the reaper fills in), reused: no table
--- per request. Back in the pool once the request has its answer or gave up:
--- the pending table holds it only until then.
-local waiter_pool, waiter_pool_n = {}, 0
-
-local function waiter_get()
-    if waiter_pool_n > 0 then
-        local p = waiter_pool[waiter_pool_n]
-        waiter_pool[waiter_pool_n] = nil
-        waiter_pool_n = waiter_pool_n - 1
-        return p
-    end
+-- per request. Back in the list once the request has its answer or gave
+-- up: the pending table holds it only until then.
+local waiter_get, waiter_keep = free_list(function()
     return { reply = false, reply_len = 0, err = false, sema = false }
-end
+end)
 
 local function waiter_put(p)
     p.reply, p.reply_len, p.err, p.sema = false, 0, false, false
-    waiter_pool_n = waiter_pool_n + 1
-    waiter_pool[waiter_pool_n] = p
+    waiter_keep(p)
 end
 
 -- Wait for p's reply until deadline (ngx.now() seconds). Returns true, or
@@ -118,8 +121,7 @@ local function wait_reply(id, p, deadline)
         local remaining = deadline - ngx_now()
         local ok = remaining > 0 and s:wait(remaining)
         if ok then
-            sema_pool_n = sema_pool_n + 1
-            sema_pool[sema_pool_n] = s
+            sema_put(s)
         end
         if p.reply then
             return true
@@ -254,13 +256,7 @@ function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
     local conf_id = confs.id_of(plugin, conf)
     for attempt = 1, 2 do
         local spin = spin_wanted()
-        -- Publish now rather than through the flusher when spinning, or when
-        -- the reaper sleeps: no request waits yet, so this turn has woken no
-        -- light thread; the flusher would be one more resume for this record
-        -- alone (a later record of the turn publishes at once too: the
-        -- daemon's wake-up, if any, was this one's).
-        local now = spin or reaper.idle
-        local req_id, err, kind = submit(rtype, plugin, conf, conf_id, encode_payload, arg, now)
+        local req_id, err, kind = submit(rtype, plugin, conf, conf_id, encode_payload, arg, spin)
         if not req_id then
             return nil, err, kind
         end
