@@ -263,6 +263,15 @@ local host = {
     headers = function() return K().request.get_headers() end,
     query_arg = function(name) return K().request.get_query_arg(name) end,
     query = function() return K().request.get_query() end,
+    -- Kong's get_raw_body reads a body nginx buffered to a file when it is
+    -- at most max_allowed_file_size bytes; the in-memory one is checked here.
+    body = function(max)
+        local b, err = K().request.get_raw_body(max)
+        if b and #b > max then
+            return nil, "request body larger than body_max (" .. max .. " bytes)"
+        end
+        return b, err
+    end,
 
     set_req_header = function(n, v) K().service.request.set_header(n, v) end,
     add_req_header = function(n, v) K().service.request.add_header(n, v) end,
@@ -270,6 +279,7 @@ local host = {
     set_path = function(p) K().service.request.set_path(p) end,
     set_query = function(q) K().service.request.set_raw_query(q) end,
     set_method = function(m) K().service.request.set_method(m:upper()) end,
+    set_body = function(b) K().service.request.set_raw_body(b) end,
     set_resp_header = function(n, v) K().response.set_header(n, v) end,
     add_resp_header = function(n, v) K().response.add_header(n, v) end,
     exit = function(status, body, headers) return K().response.exit(status, body, headers) end,

@@ -107,10 +107,12 @@ local function put_kv(W, k, v)
 end
 
 -- encode(W, conf_id, st): st = { spec, host } for this plugin and host,
--- and `answers` when the record is resent with entities (shmring.entities).
+-- `answers` when the record is resent with entities (shmring.entities),
+-- and `body` or `body_error` when this config needs the request body.
 -- Only the fields and parts the plugin declared (plugins.lua).
 local function encode_request(W, conf_id, st)
     local spec, host, answers = st.spec, st.host, st.answers
+    local body, body_error = st.body, st.body_error
     local want = spec.want
     local kv, consumer, credential
     if want.ctx or want.consumer then
@@ -128,7 +130,8 @@ local function encode_request(W, conf_id, st)
         + (want.path and 1 or 0) + (want.client_ip and 1 or 0) + (want.route_id and 1 or 0)
         + (want.service_id and 1 or 0)
         + (has_h and 1 or 0) + (has_q and 1 or 0) + (kv and 1 or 0) + (consumer and 1 or 0)
-        + (credential and 1 or 0) + (answers and 1 or 0)
+        + (credential and 1 or 0) + (answers and 1 or 0) + (body and 1 or 0)
+        + (body_error and 1 or 0)
     C.shmring_mpw_map(W, n)
     C.shmring_mpw_str(W, "conf", 4)
     C.shmring_mpw_uint(W, conf_id)
@@ -161,6 +164,26 @@ local function encode_request(W, conf_id, st)
     if answers then
         entities.encode(W, answers)
     end
+    if body then
+        put_kv(W, "body", body)
+    elseif body_error then
+        put_kv(W, "body_error", body_error)
+    end
+end
+
+-- The request body for a config that needs it (spec.body(conf, host),
+-- plugins.lua): st wrapped with `body`, or `body_error` when the host
+-- could not give it within client.config.body_max bytes (the plugin
+-- decides what that means: shmring_req_body() answers -EFBIG). Configs
+-- that need no body never read it.
+local function with_body(st, conf)
+    local needs = st.spec.body
+    if not needs or not needs(conf, st.host) then
+        return st
+    end
+    local body, err = st.host.body(client.config.body_max)
+    return setmetatable({ body = body, body_error = not body and (err or "no body") or nil },
+        { __index = st })
 end
 
 -- arg is the entry itself (not st): the client keeps it to resend the
@@ -268,6 +291,7 @@ local APPLY = {
         host.authenticate(consumer, credential)
     end,
     [ACT.LOG] = function(a, host) host.log(a.num, a.nstr > 0 and str(a.a) or "") end,
+    [ACT.SET_BODY] = function(a, host) host.set_body(str(a.a)) end,
 }
 
 -- Apply every action of reply r in order. An op this side does not know is
@@ -346,6 +370,7 @@ function _M.access(st, conf, rtype)
         started = C and C.shmring_client_clock()
     end
     local transport = st.transport or client
+    st = with_body(st, conf)
     local r, payload_or_err, kind = transport.call(rtype or REC.ACCESS, name, conf,
         encode_request, st, timeout)
     if r and entities.needs(r) then

@@ -7,8 +7,54 @@
 -- scheme, host, path, client_ip, route_id, ctx, consumer; service_id only
 -- when named); nil = all.
 --
+-- `body(conf, host)`, when present, says whether this request, under this
+-- config, needs the request body in its snapshot (shmring_req_body()); a
+-- plugin without it never costs a body read.
+--
 -- A third-party plugin registers itself with shmring.plugins.define().
 local _M = {}
+
+local find, lower, type = string.find, string.lower, type
+local EMPTY = {}
+
+-- The body types the built-in plugins parse (Kong's request-transformer
+-- and kong.request.get_body): a Content-Type naming one of them.
+local BODY_TYPES = { "application/json", "application/x-www-form-urlencoded",
+                     "multipart/form-data" }
+local function parsed_body_type(host)
+    local ct = host.header("content-type")
+    if type(ct) == "table" then
+        ct = ct[1]
+    end
+    if type(ct) ~= "string" then
+        return false
+    end
+    ct = lower(ct)
+    for i = 1, #BODY_TYPES do
+        if find(ct, BODY_TYPES[i], 1, true) then
+            return true
+        end
+    end
+    return false
+end
+_M.parsed_body_type = parsed_body_type
+
+local RT_SECTIONS = { "remove", "rename", "replace", "add", "append" }
+local BODY_METHODS = { GET = true, HEAD = true, TRACE = true }
+-- request-transformer reads the body for a body rule, and for http_method
+-- GET/HEAD/TRACE (a form body then moves into the query), as Kong does,
+-- and only for the three body types it transforms.
+local function rt_needs_body(conf, host)
+    local any = BODY_METHODS[conf.http_method]
+    for i = 1, #RT_SECTIONS do
+        if any then
+            break
+        end
+        local b = (conf[RT_SECTIONS[i]] or EMPTY).body
+        any = type(b) == "table" and #b > 0
+    end
+    return any and parsed_body_type(host)
+end
 
 _M.ALL_FIELDS = { "method", "scheme", "host", "path", "client_ip", "route_id", "ctx", "consumer" }
 
@@ -24,6 +70,7 @@ local catalog = {
         headers = "*", query = "*", fields = { "method", "consumer" },
         phases = { access = true },
         fail_open = false, timeout = 250,
+        body = function(conf, host) return conf.key_in_body == true and parsed_body_type(host) end,
     },
     -- The defaults of header_names / cookie_names / uri_param_names (as
     -- plugins/jwt declares); the Kong stub shmring-jwt sends each config's
@@ -47,6 +94,7 @@ local catalog = {
         headers = "*", query = "*", fields = {},
         phases = { access = true },
         fail_open = false, timeout = 250,
+        body = rt_needs_body,
     },
     -- header_name is configurable: plugins/correlation-id declares every
     -- header. Its HEADER_FILTER hook is not called: the echo is set from
