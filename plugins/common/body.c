@@ -37,6 +37,27 @@ enum shmring_pc_body_type shmring_pc_body_type_of(struct shmring_str ct)
 	return SHMRING_PC_BODY_NONE;
 }
 
+/* 1 if lit occurs in s, ignoring ASCII case. */
+static int contains_ci(struct shmring_str s, const char *lit)
+{
+	size_t n = strlen(lit);
+	for (size_t i = 0; i + n <= s.len; i++)
+		if (strncasecmp(s.ptr + i, lit, n) == 0)
+			return 1;
+	return 0;
+}
+
+enum shmring_pc_body_type shmring_pc_body_type_named(struct shmring_str ct)
+{
+	if (contains_ci(ct, "application/json"))
+		return SHMRING_PC_BODY_JSON;
+	if (contains_ci(ct, "multipart/form-data"))
+		return SHMRING_PC_BODY_MULTIPART;
+	if (contains_ci(ct, "application/x-www-form-urlencoded"))
+		return SHMRING_PC_BODY_FORM;
+	return SHMRING_PC_BODY_NONE;
+}
+
 static int hexval(char c)
 {
 	if (c >= '0' && c <= '9')

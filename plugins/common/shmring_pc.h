@@ -121,6 +121,11 @@ enum shmring_pc_body_type {
  * before ';', case-insensitively, starting with one of the three. */
 enum shmring_pc_body_type shmring_pc_body_type_of(struct shmring_str content_type);
 
+/* A Content-Type value as Kong's request-transformer reads it: the first
+ * of application/json, multipart/form-data, x-www-form-urlencoded named
+ * anywhere in it, case-insensitively. */
+enum shmring_pc_body_type shmring_pc_body_type_named(struct shmring_str content_type);
+
 /* Most fields of a form or multipart body the built-in plugins take. */
 #define SHMRING_PC_BODY_MAX_FIELDS 1000
 

@@ -217,10 +217,10 @@ static void config_errors(void **state)
 	                     "a rename must be 'old:new'");
 	harness_conf_refused(&H, "{\"rename\":{\"headers\":[\"x-a:$(headers.b)\"]}}",
 	                     "a rename target is a name, not a template");
-	harness_conf_refused(&H, "{\"add\":{\"body\":[\"a:b\"]}}",
-	                     "config.add.body is not supported");
-	harness_conf_refused(&H, "{\"append\":{\"json_types\":[\"string\"]}}",
-	                     "config.append.json_types is not supported");
+	harness_conf_refused(&H, "{\"add\":{\"body\":[\"novalue\"]}}",
+	                     "config.add.body[0]: must be 'name:value'");
+	harness_conf_refused(&H, "{\"append\":{\"json_types\":[\"date\"]}}",
+	                     "config.append.json_types");
 	harness_conf_refused(&H, "{\"add\":{\"uri\":\"/x\"}}", "unknown config field 'add.uri'");
 	harness_conf_refused(&H, "{\"add\":{\"header\":[\"a:b\"]}}",
 	                     "request-transformer: unknown config field 'add.header'");
