@@ -17,15 +17,28 @@
  * by `or "default"`, and `$("literal")`. They read the original request and
  * are parsed once, in conf_new; anything else (uri_captures, shared, Lua
  * expressions) is refused there. A missing value renders as "" (use
- * `or "..."`). Body transformations (the `body` and `json_types` fields)
- * are not supported: non-empty ones are refused at CONF time rather than
- * silently ignored.
+ * `or "..."`).
+ *
+ * Bodies (the gateway sends one only for a config with body rules, or
+ * http_method GET/HEAD/TRACE, and a Content-Type naming JSON, form or
+ * multipart: lua/shmring/plugins.lua): JSON through jansson, forms and
+ * multipart through plugins/common/body.c, with Kong's rules (remove,
+ * rename and replace only for a non-empty body; in JSON false counts as
+ * unset). json_types (Kong Enterprise's request-transformer-advanced)
+ * types the JSON values of replace/add/append by index. A body that
+ * changed is sent whole (SET_BODY) with its Content-Length. A body that is
+ * not JSON, or not a JSON object, goes on untouched as in Kong; a
+ * multipart body that is not one (truncated, a part without a name) or a
+ * form or multipart body of more than SHMRING_PC_BODY_MAX_FIELDS fields
+ * is answered 400, and one the gateway could not send (past its body_max)
+ * 413: docs/plugins.md lists what Kong does instead.
  *
  * Reply: CLEAR_REQ_HEADER for every header Kong would clear, then
  * SET_REQ_HEADER (+ ADD_REQ_HEADER for further values) for every header
  * whose value changed, SET_QUERY with the whole rebuilt query (names
  * sorted, like Kong's encode_args) when any querystring rule exists,
- * SET_PATH for replace.uri, SET_METHOD for http_method.
+ * SET_PATH for replace.uri, SET_METHOD for http_method, SET_BODY and
+ * Content-Length for a changed body.
  */
 #define _GNU_SOURCE /* memmem */
 #include "shmring_pc.h"
@@ -394,9 +407,8 @@ static int parse_list(struct parse_ctx *p, const msgpack_object *section, const 
 
 /* The config, declared once: shmringd checks it and fills in the defaults
  * before rt_conf_new, and the Kong schema is made from it (`shmringctl
- * schema request-transformer --kong`). Kong's fields; `body` and
- * `json_types` exist for config compatibility but must stay empty (no body
- * in the snapshot: rt_conf_new refuses body rules). */
+ * schema request-transformer --kong`). Kong's fields, plus `json_types`
+ * (Kong Enterprise's). */
 static const struct shmring_field rt_string = {.type = SHMRING_FIELD_STRING};
 static const struct shmring_field rt_colon_string = {.type = SHMRING_FIELD_STRING,
                                                      .match = "^[^:]+:.*$"};
