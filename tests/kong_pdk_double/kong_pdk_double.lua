@@ -203,6 +203,37 @@ local kong = {
             return v
         end,
         get_query = function(max) return req.get_uri_args(max) end,
+        -- kong/pdk/request.lua: "" without a body; a body nginx buffered to
+        -- a file only with max_allowed_file_size (0: any size), else nil
+        -- and Kong's message.
+        get_raw_body = function(max_allowed_file_size)
+            req.read_body()
+            local body = req.get_body_data()
+            if body then
+                return body
+            end
+            local path = req.get_body_file()
+            if not path then
+                return ""
+            end
+            if not max_allowed_file_size or max_allowed_file_size < 0 then
+                return nil, "request body did not fit into client body buffer, consider raising "
+                    .. "'client_body_buffer_size'"
+            end
+            local f, err = io.open(path, "r")
+            if not f then
+                return nil, "failed to open cached request body '" .. path .. "': " .. err
+            end
+            local size = f:seek("end") or 0
+            if max_allowed_file_size > 0 and size > max_allowed_file_size then
+                f:close()
+                return nil, fmt("request body file too big: %d > %d", size, max_allowed_file_size)
+            end
+            f:seek("set")
+            body = f:read("*a")
+            f:close()
+            return body
+        end,
     },
     client = {
         get_ip = function() return ngx.var.realip_remote_addr or ngx.var.remote_addr end,
@@ -245,6 +276,15 @@ local kong = {
                     error("path must start with /", 2)
                 end
                 req.set_uri(p)
+            end,
+            -- kong/pdk/service/request.lua: a string; nginx sets
+            -- Content-Length.
+            set_raw_body = function(b)
+                if type(b) ~= "string" then
+                    error("body must be a string", 2)
+                end
+                req.read_body()
+                req.set_body_data(b)
             end,
             set_raw_query = function(q)
                 if type(q) ~= "string" then
