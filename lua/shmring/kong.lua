@@ -19,6 +19,7 @@ local plugins = require("shmring.plugins")
 local ngx = ngx
 local setmetatable, next, type, pairs, ipairs = setmetatable, next, type, pairs, ipairs
 local error = error
+local EMPTY = {}
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -280,6 +281,9 @@ local host = {
     set_query = function(q) K().service.request.set_raw_query(q) end,
     set_method = function(m) K().service.request.set_method(m:upper()) end,
     set_body = function(b) K().service.request.set_raw_body(b) end,
+    -- request-transformer's template environment, as Kong builds it
+    uri_captures = function() return (ngx.ctx.router_matches or EMPTY).uri_captures end,
+    shared = function() return K().ctx.shared end,
     set_resp_header = function(n, v) K().response.set_header(n, v) end,
     add_resp_header = function(n, v) K().response.add_header(n, v) end,
     exit = function(status, body, headers) return K().response.exit(status, body, headers) end,
@@ -413,6 +417,7 @@ function _M.handler(name, opts)
             fields = opts.fields or spec.fields, phases = opts.phases or spec.phases,
             fail_open = fail_open,
             timeout = opts.timeout or spec.timeout,
+            body = spec.body, template_env = spec.template_env,
         })
     end
     local plugin_conf = schema_filter(opts.stub or ("shmring-" .. name), opts.schema)

@@ -100,6 +100,22 @@ local function put_part(W, key, decl, pairs_of, one, all)
     end
 end
 
+-- A Lua table as a map of strings, the way a template reads it: string,
+-- number and true values under their keys as strings (uri_captures[1] is
+-- "1"); tables and false (an unmatched capture) are left out.
+local function put_flat(W, key, t)
+    C.shmring_mpw_str(W, key, #key)
+    nvals = 0
+    for k, v in pairs(t) do
+        local tv = type(v)
+        if tv == "string" or tv == "number" or v == true then
+            nvals = nvals + 1
+            names[nvals], values[nvals] = tostring(k), tostring(v)
+        end
+    end
+    put_collected(W)
+end
+
 local function put_kv(W, k, v)
     C.shmring_mpw_str(W, k, #k)
     v = v or ""
@@ -108,11 +124,13 @@ end
 
 -- encode(W, conf_id, st): st = { spec, host } for this plugin and host,
 -- `answers` when the record is resent with entities (shmring.entities),
--- and `body` or `body_error` when this config needs the request body.
+-- `body` or `body_error` when this config needs the request body, and
+-- `uri_captures` / `shared` when its templates read them.
 -- Only the fields and parts the plugin declared (plugins.lua).
 local function encode_request(W, conf_id, st)
     local spec, host, answers = st.spec, st.host, st.answers
     local body, body_error = st.body, st.body_error
+    local captures, shared = st.uri_captures, st.shared
     local want = spec.want
     local kv, consumer, credential
     if want.ctx or want.consumer then
@@ -131,7 +149,7 @@ local function encode_request(W, conf_id, st)
         + (want.service_id and 1 or 0)
         + (has_h and 1 or 0) + (has_q and 1 or 0) + (kv and 1 or 0) + (consumer and 1 or 0)
         + (credential and 1 or 0) + (answers and 1 or 0) + (body and 1 or 0)
-        + (body_error and 1 or 0)
+        + (body_error and 1 or 0) + (captures and 1 or 0) + (shared and 1 or 0)
     C.shmring_mpw_map(W, n)
     C.shmring_mpw_str(W, "conf", 4)
     C.shmring_mpw_uint(W, conf_id)
@@ -169,21 +187,39 @@ local function encode_request(W, conf_id, st)
     elseif body_error then
         put_kv(W, "body_error", body_error)
     end
+    if captures then
+        put_flat(W, "uri_captures", captures)
+    end
+    if shared then
+        put_flat(W, "shared", shared)
+    end
 end
 
--- The request body for a config that needs it (spec.body(conf, host),
--- plugins.lua): st wrapped with `body`, or `body_error` when the host
--- could not give it within client.config.body_max bytes (the plugin
--- decides what that means: shmring_req_body() answers -EFBIG). Configs
--- that need no body never read it.
-local function with_body(st, conf)
-    local needs = st.spec.body
-    if not needs or not needs(conf, st.host) then
+-- What this request adds to the snapshot under this config (plugins.lua):
+-- st wrapped with `body`, or `body_error` when the host could not give it
+-- within client.config.body_max bytes (the plugin decides what that
+-- means: shmring_req_body() answers -EFBIG), and the template
+-- environment's `uri_captures` and `shared`. A config that needs none of
+-- them gets st itself: nothing is read.
+local function per_request(st, conf)
+    local spec, host = st.spec, st.host
+    local needs_body, env = spec.body, spec.template_env
+    local want_body = needs_body and needs_body(conf, host)
+    local want_caps, want_shared
+    if env then
+        want_caps, want_shared = env(conf)
+    end
+    if not (want_body or want_caps or want_shared) then
         return st
     end
-    local body, err = st.host.body(client.config.body_max)
-    return setmetatable({ body = body, body_error = not body and (err or "no body") or nil },
-        { __index = st })
+    local x = {}
+    if want_body then
+        local body, err = host.body(client.config.body_max)
+        x.body, x.body_error = body, not body and (err or "no body") or nil
+    end
+    x.uri_captures = want_caps and host.uri_captures and host.uri_captures() or nil
+    x.shared = want_shared and host.shared and host.shared() or nil
+    return setmetatable(x, { __index = st })
 end
 
 -- arg is the entry itself (not st): the client keeps it to resend the
@@ -370,7 +406,7 @@ function _M.access(st, conf, rtype)
         started = C and C.shmring_client_clock()
     end
     local transport = st.transport or client
-    st = with_body(st, conf)
+    st = per_request(st, conf)
     local r, payload_or_err, kind = transport.call(rtype or REC.ACCESS, name, conf,
         encode_request, st, timeout)
     if r and entities.needs(r) then

@@ -9,7 +9,10 @@
 --
 -- `body(conf, host)`, when present, says whether this request, under this
 -- config, needs the request body in its snapshot (shmring_req_body()); a
--- plugin without it never costs a body read.
+-- plugin without it never costs a body read. `template_env(conf)`, when
+-- present, answers two booleans: whether the config's templates read
+-- Kong's uri_captures and kong.ctx.shared (sent as `uri_captures` and
+-- `shared`).
 --
 -- A third-party plugin registers itself with shmring.plugins.define().
 local _M = {}
@@ -56,6 +59,35 @@ local function rt_needs_body(conf, host)
     return any and parsed_body_type(host)
 end
 
+-- Whether request-transformer's templates name uri_captures / shared:
+-- found once per config table.
+local SECTION_LISTS = { "headers", "querystring", "body" }
+local rt_env = setmetatable({}, { __mode = "k" })
+local function rt_template_env(conf)
+    local e = rt_env[conf]
+    if not e then
+        e = { false, false }
+        local function look(s)
+            if type(s) == "string" and find(s, "$(", 1, true) then
+                e[1] = e[1] or find(s, "uri_captures", 1, true) ~= nil
+                e[2] = e[2] or find(s, "shared", 1, true) ~= nil
+            end
+        end
+        for i = 1, #RT_SECTIONS do
+            local sec = conf[RT_SECTIONS[i]] or EMPTY
+            for j = 1, #SECTION_LISTS do
+                local list = sec[SECTION_LISTS[j]]
+                for k = 1, type(list) == "table" and #list or 0 do
+                    look(list[k])
+                end
+            end
+            look(sec.uri)
+        end
+        rt_env[conf] = e
+    end
+    return e[1], e[2]
+end
+
 _M.ALL_FIELDS = { "method", "scheme", "host", "path", "client_ip", "route_id", "ctx", "consumer" }
 
 local catalog = {
@@ -95,6 +127,7 @@ local catalog = {
         phases = { access = true },
         fail_open = false, timeout = 250,
         body = rt_needs_body,
+        template_env = rt_template_env,
     },
     -- header_name is configurable: plugins/correlation-id declares every
     -- header. Its HEADER_FILTER hook is not called: the echo is set from

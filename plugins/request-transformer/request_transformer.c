@@ -13,9 +13,10 @@
  * Kong's `qs[new] = qs[old]; qs[old] = nil` does).
  *
  * Values are templates: `$(headers.x_foo)`, `$(headers["x-foo"])`,
- * `$(query_params.bar)`, `$(query_params["bar"])`, each optionally followed
- * by `or "default"`, and `$("literal")`. They read the original request and
- * are parsed once, in conf_new; anything else (uri_captures, shared, Lua
+ * `$(query_params.bar)`, `$(query_params["bar"])`, `$(uri_captures.name)`,
+ * `$(uri_captures[1])`, `$(shared.key)` (and the ["..."] forms), each
+ * optionally followed by `or "default"`, and `$("literal")`. They read the
+ * original request and are parsed once, in conf_new; anything else (Lua
  * expressions) is refused there. A missing value renders as "" (use
  * `or "..."`).
  *
@@ -91,7 +92,10 @@ static void arena_free(struct arena_block *b)
 
 /* ---- templates ----------------------------------------------------------------- */
 
-enum part_kind { PART_LITERAL, PART_HEADER, PART_QUERY };
+/* What a $(...) reads: Kong's template environment, each from the
+ * snapshot (uri_captures and shared are sent only for configs whose
+ * templates name them: lua/shmring/plugins.lua). */
+enum part_kind { PART_LITERAL, PART_HEADER, PART_QUERY, PART_URI_CAPTURE, PART_SHARED };
 
 struct part {
 	enum part_kind kind;
@@ -204,8 +208,9 @@ static int parse_expr(struct parse_ctx *p, const char *s, const char *e, struct 
 {
 	static const char usage[] =
 	    "unsupported template expression '$(%s)': use $(headers.NAME), "
-	    "$(headers[\"NAME\"]), $(query_params.NAME) or $(query_params[\"NAME\"]), "
-	    "optionally followed by or \"default\", or $(\"literal\")";
+	    "$(headers[\"NAME\"]), $(query_params.NAME), $(query_params[\"NAME\"]), "
+	    "$(uri_captures.NAME), $(uri_captures[N]), $(shared.NAME) (and the [\"NAME\"] "
+	    "forms), optionally followed by or \"default\", or $(\"literal\")";
 	char shown[200];
 	snprintf(shown, sizeof(shown), "%.*s", (int)(e - s > 150 ? 150 : e - s), s);
 	s = skip_ws(s, e);
@@ -225,6 +230,12 @@ static int parse_expr(struct parse_ctx *p, const char *s, const char *e, struct 
 	} else if ((size_t)(e - s) > 12 && !memcmp(s, "query_params", 12) && !ident_char(s[12])) {
 		kind = PART_QUERY;
 		s += 12;
+	} else if ((size_t)(e - s) > 12 && !memcmp(s, "uri_captures", 12) && !ident_char(s[12])) {
+		kind = PART_URI_CAPTURE;
+		s += 12;
+	} else if ((size_t)(e - s) > 6 && !memcmp(s, "shared", 6) && !ident_char(s[6])) {
+		kind = PART_SHARED;
+		s += 6;
 	} else {
 		return perr(p, usage, shown);
 	}
@@ -238,7 +249,13 @@ static int parse_expr(struct parse_ctx *p, const char *s, const char *e, struct 
 		name = (struct shmring_str){n, (size_t)(s - n)};
 	} else if (*s == '[') {
 		s = skip_ws(s + 1, e);
-		if (quoted(&s, e, &name) < 0 || name.len == 0)
+		const char *digits = s;
+		while (kind == PART_URI_CAPTURE && s < e && *s >= '0' && *s <= '9')
+			s++;
+		/* uri_captures[1]: a numbered group (the snapshot's key "1") */
+		if (s > digits && s - digits <= 3)
+			name = (struct shmring_str){digits, (size_t)(s - digits)};
+		else if ((s = digits, quoted(&s, e, &name) < 0) || name.len == 0)
 			return perr(p, usage, shown);
 		s = skip_ws(s, e);
 		if (s >= e || *s != ']')
@@ -622,7 +639,13 @@ static int render_reserve(struct rt_conf *c, size_t need)
 static struct shmring_str lookup(const struct shmring_request *req, const struct part *pt)
 {
 	struct shmring_str v = {NULL, 0};
-	if (pt->kind == PART_HEADER) {
+	if (pt->kind == PART_URI_CAPTURE || pt->kind == PART_SHARED) {
+		const msgpack_object *env = shmring_map_get(
+		    req->root,
+		    pt->kind == PART_SHARED ? SHMRING_LIT("shared") : SHMRING_LIT("uri_captures"));
+		if (shmring_map_str(env, pt->text, &v))
+			return v;
+	} else if (pt->kind == PART_HEADER) {
 		if (shmring_req_header(req, pt->text, &v))
 			return v;
 	} else {

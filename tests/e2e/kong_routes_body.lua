@@ -19,6 +19,15 @@ return {
     ["rt-get"] = rt({ http_method = "GET" }),
     -- header rules only: the gateway never reads the body
     ["rt-headers"] = rt({ add = { headers = { "x-added:1" } } }),
+    -- Kong's template environment: uri_captures of a regex path (named and
+    -- numbered) and kong.ctx.shared set by an earlier plugin.
+    ["rt-env"] = { paths = { "~/kong/rt-env/(?<user>[^/]+)/(\\d+)$" }, plugins = {
+        { name = "native-shared", config = { values = { tenant = "acme" } } },
+        { name = "shmring-request-transformer", config = {
+            add = { headers = { "x-user:$(uri_captures.user)", "x-num:$(uri_captures[2])",
+                                "x-tenant:$(shared.tenant)", "x-none:$(shared.nope or \"-\")" },
+                    body = { "user:$(uri_captures[\"user\"])" } },
+            replace = { uri = "/users/$(uri_captures.user)" } } } } },
     ["ka-body"] = { plugins = { { name = "shmring-key-auth", config = {
         key_in_body = true, hide_credentials = true, consumers = { DEMO } } } } },
     ["ka-header"] = { plugins = { { name = "shmring-key-auth", config = { consumers = { DEMO } } } } },

@@ -15,6 +15,8 @@ tests/e2e/kong_routes_body.lua) and in plain OpenResty (/ngx/...).
   body far past body_max (the gateway never reads it).
 - key-auth key_in_body under Kong and in plain OpenResty: JSON, form and
   multipart keys, hide_credentials removing the key from the body, 401s.
+- Templates reading Kong's uri_captures (a regex route path) and
+  kong.ctx.shared (set by a native plugin before).
 """
 import json
 import os
@@ -188,6 +190,15 @@ def key_in_body(st, base, label):
     check(status == 401, "%s: malformed JSON holds no key: 401 (%d)" % (label, status))
 
 
+def template_env(st):
+    status, e = post(st, "/kong/rt-env/alice/7", JSON, "{}")
+    h = e.get("headers", {}) if isinstance(e, dict) else {}
+    check(status == 200 and h.get("x-user") == "alice" and h.get("x-num") == "7"
+          and h.get("x-tenant") == "acme" and h.get("x-none") == "-"
+          and e["path"] == "/users/alice" and json.loads(e["body"]) == {"user": "alice"},
+          "templates read uri_captures (named, numbered) and kong.ctx.shared (%d %r)" % (status, e))
+
+
 def openresty(st):
     b = upstream_body(st, "/ngx/request-transformer-body", JSON,
                       '{"user": "alice", "password": "x", "role": "admin"}')
@@ -206,6 +217,7 @@ def main(build):
         sizes(st)
         key_in_body(st, "/kong/ka-body", "Kong")
         key_in_body(st, "/ngx/key-auth-body", "OpenResty")
+        template_env(st)
         openresty(st)
         errors = [line for line in st.tail_log(300).splitlines()
                   if "[error]" in line or "[alert]" in line]

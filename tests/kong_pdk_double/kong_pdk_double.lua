@@ -522,7 +522,7 @@ end
 function _M.route(name, def)
     local service_name = def.service or name
     local route = { id = uuid_of("route:" .. name), name = name, protocols = { "http", "https" },
-                    paths = { "/" .. name }, ws_id = WORKSPACE.id }
+                    paths = def.paths or { "/" .. name }, ws_id = WORKSPACE.id }
     local service = { id = uuid_of("service:" .. service_name), name = service_name,
                       protocol = "http", host = "127.0.0.1", port = 80, ws_id = WORKSPACE.id }
     route.service = { id = service.id }
@@ -594,6 +594,14 @@ function _M.run(phase, name)
     end
     local ctx = ngx.ctx
     ctx.route, ctx.service = r.route, r.service
+    -- Kong's traditional router: a regex path ("~...") that matched with a
+    -- capture leaves ngx.re.match's table (whole match at [0], numbered and
+    -- named groups) in router_matches.uri_captures.
+    local path = r.route.paths[1]
+    if phase == "access" and not ctx.router_matches and path:sub(1, 1) == "~" then
+        local m = ngx.re.match(ngx.var.uri, path:sub(2), "jo")
+        ctx.router_matches = { uri_captures = m and m[1] ~= nil and m or nil }
+    end
     for _, p in ipairs(r.plugins) do
         local f = p.handler[phase]
         if f then
