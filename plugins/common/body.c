@@ -260,21 +260,6 @@ int shmring_pc_multipart_parse(struct shmring_str body, struct shmring_str b,
 	}
 }
 
-static int grow(char **buf, size_t *cap, size_t need)
-{
-	if (need <= *cap)
-		return 0;
-	size_t c = *cap ? *cap : 1024;
-	while (c < need)
-		c *= 2;
-	char *nb = realloc(*buf, c);
-	if (!nb)
-		return -ENOMEM;
-	*buf = nb;
-	*cap = c;
-	return 0;
-}
-
 #define PUT(s, l)                                                                                  \
 	do {                                                                                       \
 		memcpy(*buf + o, (s), (l));                                                        \
@@ -291,7 +276,7 @@ int shmring_pc_multipart_encode(const struct shmring_pc_part *parts, size_t n, s
 		        (parts[i].simple ? sizeof(simple) + parts[i].name.len + 1
 		                         : parts[i].headers.len + 2);
 	*len = 0;
-	if (grow(buf, cap, need) < 0)
+	if (shmring_pc_reserve(buf, cap, need) < 0)
 		return -ENOMEM;
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -336,7 +321,7 @@ int shmring_pc_json_encode(const json_t *j, char **buf, size_t *cap, size_t *len
 	size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(14);
 	size_t need = json_dumpb(j, NULL, 0, flags);
 	*len = 0;
-	if (need == 0 || grow(buf, cap, need) < 0)
+	if (need == 0 || shmring_pc_reserve(buf, cap, need) < 0)
 		return -ENOMEM;
 	*len = json_dumpb(j, *buf, need, flags);
 	return *len == need ? 0 : -ENOMEM;

@@ -175,6 +175,10 @@ json_t *shmring_pc_json_decode(struct shmring_str body);
  * -ENOMEM. */
 int shmring_pc_json_encode(const json_t *j, char **buf, size_t *cap, size_t *len);
 
+/* Grow *buf (realloc, doubling from 256 bytes) to hold at least need
+ * bytes; *cap is its size. 0 or -ENOMEM (then *buf is unchanged). */
+int shmring_pc_reserve(char **buf, size_t *cap, size_t need);
+
 /* A malloc'd NUL-terminated copy of n bytes at p (p may be NULL when n is
  * 0; it may hold a NUL byte, copied as is); NULL when out of memory. */
 char *shmring_pc_strndup(const char *p, size_t n);

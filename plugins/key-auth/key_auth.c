@@ -506,18 +506,6 @@ struct body {
 static struct shmring_pc_arg form_args[SHMRING_PC_BODY_MAX_FIELDS];
 static struct shmring_pc_part parts[SHMRING_PC_BODY_MAX_FIELDS];
 
-static int grow_buf(char **buf, size_t *cap, size_t need)
-{
-	if (need <= *cap)
-		return 0;
-	char *b = realloc(*buf, need);
-	if (!b)
-		return -ENOMEM;
-	*buf = b;
-	*cap = need;
-	return 0;
-}
-
 static int body_parse(struct key_auth_conf *c, const struct shmring_request *req, struct body *b)
 {
 	b->parsed = true;
@@ -532,7 +520,7 @@ static int body_parse(struct key_auth_conf *c, const struct shmring_request *req
 			b->type = SHMRING_PC_BODY_JSON;
 		break;
 	case SHMRING_PC_BODY_FORM:
-		if (grow_buf(&c->body_buf, &c->body_cap, raw.len + 1) < 0)
+		if (shmring_pc_reserve(&c->body_buf, &c->body_cap, raw.len + 1) < 0)
 			return -ENOMEM;
 		if (shmring_pc_form_decode(raw, c->body_buf, form_args, SHMRING_PC_BODY_MAX_FIELDS,
 		                           &b->n) == 0)

@@ -1112,14 +1112,8 @@ static int form_put(size_t *n, struct shmring_str name, struct shmring_str value
 /* Decode a form body into fields[]; *n fields. */
 static int form_load(struct rt_conf *c, struct shmring_str raw, size_t *n)
 {
-	size_t cap = raw.len + 1;
-	if (cap > c->form_cap) {
-		char *b = realloc(c->form_buf, cap);
-		if (!b)
-			return -ENOMEM;
-		c->form_buf = b;
-		c->form_cap = cap;
-	}
+	if (shmring_pc_reserve(&c->form_buf, &c->form_cap, raw.len + 1) < 0)
+		return -ENOMEM;
 	return shmring_pc_form_decode(raw, c->form_buf, fields, SHMRING_PC_BODY_MAX_FIELDS, n);
 }
 
