@@ -43,49 +43,49 @@ end
 _M.parsed_body_type = parsed_body_type
 
 local RT_SECTIONS = { "remove", "rename", "replace", "add", "append" }
+local SECTION_LISTS = { "headers", "querystring", "body" }
 local BODY_METHODS = { GET = true, HEAD = true, TRACE = true }
--- request-transformer reads the body for a body rule, and for http_method
--- GET/HEAD/TRACE (a form body then moves into the query), as Kong does,
--- and only for the three body types it transforms.
-local function rt_needs_body(conf, host)
-    local any = BODY_METHODS[conf.http_method]
-    for i = 1, #RT_SECTIONS do
-        if any then
-            break
-        end
-        local b = (conf[RT_SECTIONS[i]] or EMPTY).body
-        any = type(b) == "table" and #b > 0
+
+-- What a request-transformer config reads beyond headers and query, found
+-- once per config table: { body, uri_captures, shared }. The body for a
+-- body rule, and for http_method GET/HEAD/TRACE (a form body then moves
+-- into the query), as Kong reads it.
+local rt_reads = setmetatable({}, { __mode = "k" })
+local function rt_reads_of(conf)
+    local r = rt_reads[conf]
+    if r then
+        return r
     end
-    return any and parsed_body_type(host)
+    r = { BODY_METHODS[conf.http_method] or false, false, false }
+    local function look(s)
+        if type(s) == "string" and find(s, "$(", 1, true) then
+            r[2] = r[2] or find(s, "uri_captures", 1, true) ~= nil
+            r[3] = r[3] or find(s, "shared", 1, true) ~= nil
+        end
+    end
+    for i = 1, #RT_SECTIONS do
+        local sec = conf[RT_SECTIONS[i]] or EMPTY
+        r[1] = r[1] or type(sec.body) == "table" and #sec.body > 0
+        for j = 1, #SECTION_LISTS do
+            local list = sec[SECTION_LISTS[j]]
+            for k = 1, type(list) == "table" and #list or 0 do
+                look(list[k])
+            end
+        end
+        look(sec.uri)
+    end
+    rt_reads[conf] = r
+    return r
 end
 
--- Whether request-transformer's templates name uri_captures / shared:
--- found once per config table.
-local SECTION_LISTS = { "headers", "querystring", "body" }
-local rt_env = setmetatable({}, { __mode = "k" })
+-- ... and only for the three body types it transforms.
+local function rt_needs_body(conf, host)
+    return rt_reads_of(conf)[1] and parsed_body_type(host)
+end
+
 local function rt_template_env(conf)
-    local e = rt_env[conf]
-    if not e then
-        e = { false, false }
-        local function look(s)
-            if type(s) == "string" and find(s, "$(", 1, true) then
-                e[1] = e[1] or find(s, "uri_captures", 1, true) ~= nil
-                e[2] = e[2] or find(s, "shared", 1, true) ~= nil
-            end
-        end
-        for i = 1, #RT_SECTIONS do
-            local sec = conf[RT_SECTIONS[i]] or EMPTY
-            for j = 1, #SECTION_LISTS do
-                local list = sec[SECTION_LISTS[j]]
-                for k = 1, type(list) == "table" and #list or 0 do
-                    look(list[k])
-                end
-            end
-            look(sec.uri)
-        end
-        rt_env[conf] = e
-    end
-    return e[1], e[2]
+    local r = rt_reads_of(conf)
+    return r[2], r[3]
 end
 
 _M.ALL_FIELDS = { "method", "scheme", "host", "path", "client_ip", "route_id", "ctx", "consumer" }
