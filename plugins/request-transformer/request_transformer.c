@@ -988,13 +988,14 @@ static json_t *typed(const struct rt_conf *c, int k, size_t i, struct shmring_st
 			return NULL;
 		memcpy(tmp, v.ptr, v.len);
 		tmp[v.len] = '\0';
+		/* An integer stays one (cjson would print 42, not 42.0). */
+		errno = 0;
+		long long n = strtoll(tmp, &end, 10);
+		if (!*end && !errno)
+			return json_integer((json_int_t)n);
 		double d = strtod(tmp, &end);
-		if (*end)
-			return NULL;
-		if (d == (double)(json_int_t)d && !memchr(tmp, '.', v.len) &&
-		    !memchr(tmp, 'e', v.len))
-			return json_integer((json_int_t)d);
-		return json_real(d);
+		/* json_real refuses inf and nan: NULL, as tonumber's nil. */
+		return *end ? NULL : json_real(d);
 	}
 	return json_stringn(v.ptr, v.len);
 }

@@ -93,12 +93,15 @@ static void json_rules_in_kong_order(void **state)
 
 static void json_types(void **state)
 {
-	harness_conf_ok(&H, "{\"add\":{\"body\":[\"b:true\",\"n:1.5\",\"i:42\",\"s:7\",\"bad:x\"],"
+	harness_conf_ok(&H, "{\"add\":{\"body\":[\"b:true\",\"n:1.5\",\"i:42\",\"s:7\",\"bad:x\","
+	                    "\"big:1e300\",\"huge:99999999999999999999\",\"inf:1e999\"],"
 	                    "\"json_types\":[\"boolean\",\"number\",\"number\",\"string\","
-	                    "\"number\"]}}");
+	                    "\"number\",\"number\",\"number\",\"number\"]}}");
 	run_body(JSON_CT, "{}");
-	/* a number that does not parse is nil in Kong: nothing is added */
-	assert_string_equal(new_body(), "{\"b\":true,\"n\":1.5,\"i\":42,\"s\":\"7\"}");
+	/* a number that does not parse, or an infinite one, is nil in Kong:
+	 * nothing is added */
+	assert_string_equal(new_body(), "{\"b\":true,\"n\":1.5,\"i\":42,\"s\":\"7\",\"big\":1e300,"
+	                                "\"huge\":1e20}");
 }
 
 static void json_left_alone(void **state)
