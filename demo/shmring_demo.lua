@@ -74,6 +74,11 @@ M.routes = {
     ["correlation-id"] = one("correlation-id", {
         header_name = "Kong-Request-ID", generator = "uuid", echo_downstream = true,
     }),
+    -- Kong's tracker generator: "<server_addr>-<server_port>-<nginx worker
+    -- pid>-<connection>-<connection_requests>-<time>".
+    ["correlation-id-tracker"] = one("correlation-id", {
+        header_name = "Kong-Request-ID", generator = "tracker", echo_downstream = true,
+    }),
     -- One JSON line per request in the demo's run directory (the nginx
     -- prefix: DEMO_DIR, else build/demo), written by shmringd.
     log = one("log", { path = ngx.config.prefix() .. "requests.log" }),
@@ -109,6 +114,9 @@ M.ngx_rt_body_conf = {
     replace = { body = { "role:guest" } }, add = { body = { "source:shmring" } },
     append = { body = { "tags:demo" } }, timeout = 250, fail_open = false,
 }
+-- ... for /ngx/correlation-id-tracker ...
+M.ngx_tracker_conf = { generator = "tracker", echo_downstream = true, timeout = 250,
+                       fail_open = false }
 -- ... and for /ngx/log: the log plugin without Kong (no schema: the C
 -- plugin applies the defaults).
 M.ngx_log_conf = { path = ngx.config.prefix() .. "requests-ngx.log" }

@@ -26,7 +26,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from common import check, done, skip, skip_unless_ready  # noqa: E402
+from common import check, check_error_log, done, skip, skip_unless_ready  # noqa: E402
 
 JSON, FORM = "application/json", "application/x-www-form-urlencoded"
 MP = "multipart/form-data; boundary=XyZ"
@@ -219,9 +219,7 @@ def main(build):
         key_in_body(st, "/ngx/key-auth-body", "OpenResty")
         template_env(st)
         openresty(st)
-        errors = [line for line in st.tail_log(300).splitlines()
-                  if "[error]" in line or "[alert]" in line]
-        check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+        check_error_log(st)
     done()
 
 
