@@ -42,6 +42,37 @@ local function parsed_body_type(host)
 end
 _M.parsed_body_type = parsed_body_type
 
+-- key-auth reads the body where Kong's do_authentication does: at the
+-- first key name that no header or query arg holds (a query flag, Lua's
+-- true, sends it on to the next name), and always with hide_credentials
+-- (the key leaves the body wherever it was found).
+local DEFAULT_KEY_NAMES = { "apikey" }
+local function key_auth_needs_body(conf, host)
+    if conf.key_in_body ~= true or not parsed_body_type(host) then
+        return false
+    end
+    if conf.hide_credentials then
+        return true
+    end
+    local names = conf.key_names or DEFAULT_KEY_NAMES
+    for i = 1, #names do
+        local v
+        if conf.key_in_header ~= false then
+            v = host.header(names[i])
+        end
+        if v == nil and conf.key_in_query ~= false then
+            v = host.query_arg(names[i])
+        end
+        if v == nil then
+            return true
+        end
+        if v ~= true then
+            return false -- a key (or a duplicate): the body is never looked at
+        end
+    end
+    return false
+end
+
 local RT_SECTIONS = { "remove", "rename", "replace", "add", "append" }
 local SECTION_LISTS = { "headers", "querystring", "body" }
 local BODY_METHODS = { GET = true, HEAD = true, TRACE = true }
@@ -102,7 +133,7 @@ local catalog = {
         headers = "*", query = "*", fields = { "method", "consumer" },
         phases = { access = true },
         fail_open = false, timeout = 250,
-        body = function(conf, host) return conf.key_in_body == true and parsed_body_type(host) end,
+        body = key_auth_needs_body,
     },
     -- The defaults of header_names / cookie_names / uri_param_names (as
     -- plugins/jwt declares); the Kong stub shmring-jwt sends each config's

@@ -30,5 +30,7 @@ return {
             replace = { uri = "/users/$(uri_captures.user)" } } } } },
     ["ka-body"] = { plugins = { { name = "shmring-key-auth", config = {
         key_in_body = true, hide_credentials = true, consumers = { DEMO } } } } },
+    ["ka-body-keep"] = { plugins = { { name = "shmring-key-auth", config = {
+        key_in_body = true, consumers = { DEMO } } } } },
     ["ka-header"] = { plugins = { { name = "shmring-key-auth", config = { consumers = { DEMO } } } } },
 }

@@ -147,10 +147,16 @@ def sizes(st):
     # Configs that need no body: the snapshot does not grow with the body
     # (what the gateway wrote into the rings, shmringctl's client_bytes)...
     body = json.dumps({"toremoveform": 1, "pad": "x" * 60000})
-    for path, ct, carried in ((k + "rt-headers", JSON, False), (k + "rt-remove", "text/plain", False),
-                              (k + "rt-remove", JSON, True)):
+    # key_in_body without hide_credentials: the body only when no header
+    # has the key, as Kong looks.
+    for path, ct, carried, hdrs in ((k + "rt-headers", JSON, False, {}),
+                                    (k + "rt-remove", "text/plain", False, {}),
+                                    (k + "rt-remove", JSON, True, {}),
+                                    (k + "ka-body-keep", JSON, False, {"apikey": "demo-key"}),
+                                    (k + "ka-body-keep?apikey=demo-key", JSON, False, {}),
+                                    (k + "ka-body", JSON, True, {"apikey": "demo-key"})):
         before = sq_bytes(st)
-        status, _ = post(st, path, ct, body)
+        status, _ = post(st, path, ct, body, hdrs)
         grew = sq_bytes(st) - before
         check(status == 200 and (grew > 60000) == carried,
               "%s (%s): the snapshot %s the body (%d bytes written)"
