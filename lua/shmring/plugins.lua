@@ -78,16 +78,17 @@ local SECTION_LISTS = { "headers", "querystring", "body" }
 local BODY_METHODS = { GET = true, HEAD = true, TRACE = true }
 
 -- What a request-transformer config reads beyond headers and query, found
--- once per config table: { body, uri_captures, shared }. The body for a
--- body rule, and for http_method GET/HEAD/TRACE (a form body then moves
--- into the query), as Kong reads it.
+-- once per config table: { body, uri_captures, shared, sets_type }. The
+-- body for a body rule, and for http_method GET/HEAD/TRACE (a form body
+-- then moves into the query), as Kong reads it; sets_type: a header rule
+-- may set Content-Type, which Kong's transform_body reads back.
 local rt_reads = setmetatable({}, { __mode = "k" })
 local function rt_reads_of(conf)
     local r = rt_reads[conf]
     if r then
         return r
     end
-    r = { BODY_METHODS[conf.http_method] or false, false, false }
+    r = { BODY_METHODS[conf.http_method] or false, false, false, false }
     local function look(s)
         if type(s) == "string" and find(s, "$(", 1, true) then
             r[2] = r[2] or find(s, "uri_captures", 1, true) ~= nil
@@ -97,6 +98,12 @@ local function rt_reads_of(conf)
     for i = 1, #RT_SECTIONS do
         local sec = conf[RT_SECTIONS[i]] or EMPTY
         r[1] = r[1] or type(sec.body) == "table" and #sec.body > 0
+        local hs = i > 1 and type(sec.headers) == "table" and sec.headers or EMPTY
+        for k = 1, #hs do
+            local name, value = tostring(hs[k]):match("^([^:]+):*(.-)$")
+            local set = i == 2 and value or name -- rename: the new name
+            r[4] = r[4] or (set or ""):lower() == "content-type"
+        end
         for j = 1, #SECTION_LISTS do
             local list = sec[SECTION_LISTS[j]]
             for k = 1, type(list) == "table" and #list or 0 do
@@ -109,9 +116,11 @@ local function rt_reads_of(conf)
     return r
 end
 
--- ... and only for the three body types it transforms.
+-- ... and only for the three body types it transforms (or one a header
+-- rule may set).
 local function rt_needs_body(conf, host)
-    return rt_reads_of(conf)[1] and parsed_body_type(host)
+    local r = rt_reads_of(conf)
+    return r[1] and (r[4] or parsed_body_type(host))
 end
 
 local function rt_template_env(conf)

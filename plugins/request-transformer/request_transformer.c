@@ -899,7 +899,12 @@ static int rt_access(void *conf, const struct shmring_request *req, struct shmri
 	if (rc == 0)
 		rc = emit_headers(&w, rep);
 	if (rc == 0 && c->any_body) {
-		rc = rt_transform_body(c, req, rep);
+		/* Kong's transform_body reads the Content-Type back after
+		 * the header rules set the headers (a rule may add it). */
+		const struct item *it = find(&w, SHMRING_LIT("content-type"), 1);
+		struct shmring_str ct =
+		    it && it->nvals ? it->vals[0] : (struct shmring_str){NULL, 0};
+		rc = rt_transform_body(c, req, ct, rep);
 		if (rc == -EFBIG || rc == -EBADMSG || rc == -E2BIG)
 			return rt_body_refused(rep, rc);
 	}

@@ -286,11 +286,11 @@ static int body_multipart(struct rt_conf *c, const struct shmring_request *req,
 
 /* Kong's transform_body: the new body and its Content-Length, or an exit
  * for a body this plugin cannot transform. */
-int rt_transform_body(struct rt_conf *c, const struct shmring_request *req,
+int rt_transform_body(struct rt_conf *c, const struct shmring_request *req, struct shmring_str ct,
                       struct shmring_reply *rep)
 {
-	struct shmring_str ct, raw;
-	if (!shmring_req_header(req, SHMRING_LIT("content-type"), &ct))
+	struct shmring_str raw;
+	if (!ct.ptr)
 		return 0;
 	enum shmring_pc_body_type type = shmring_pc_body_type_named(ct);
 	if (type == SHMRING_PC_BODY_NONE)

@@ -103,11 +103,13 @@ struct item *rt_slot(struct work *w, struct shmring_str name, int ci);
 /* One more value for it (the first one sets it). 0 or -E2BIG. */
 int rt_append_one(struct work *w, struct item *it, struct shmring_str v);
 
-/* Kong's transform_body: SET_BODY with the new body and its Content-Length,
- * or nothing for a body left alone. 0, -EFBIG (the gateway could not send
- * it), -EBADMSG (a multipart body that is not one), -E2BIG (too many
- * fields), -ENOMEM, or the reply builder's error. */
-int rt_transform_body(struct rt_conf *c, const struct shmring_request *req,
+/* Kong's transform_body for a body of Content-Type ct (ptr NULL: none):
+ * the type after the header rules, as Kong reads it back with
+ * kong.request.get_header. SET_BODY with the new body and its
+ * Content-Length, or nothing for a body left alone. 0, -EFBIG (the gateway
+ * could not send it), -EBADMSG (a multipart body that is not one), -E2BIG
+ * (too many fields), -ENOMEM, or the reply builder's error. */
+int rt_transform_body(struct rt_conf *c, const struct shmring_request *req, struct shmring_str ct,
                       struct shmring_reply *rep);
 /* The answer for rt_transform_body's -EFBIG (413), -EBADMSG and -E2BIG
  * (400). */

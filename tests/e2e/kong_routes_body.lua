@@ -17,6 +17,9 @@ return {
     ["rt-append"] = rt({ append = { body = { "p1:v1", "p1:v2", "p2:value:1" } } }),
     ["rt-typed"] = rt({ add = { body = { "n:42", "ok:true" }, json_types = { "number", "boolean" } } }),
     ["rt-get"] = rt({ http_method = "GET" }),
+    -- Kong's spec "changes the HTTP method from GET to POST and adds JSON body"
+    ["rt-post-json"] = rt({ http_method = "POST", add = {
+        headers = { "Content-Type:application/json" }, body = { "body:somecontent" } } }),
     -- header rules only: the gateway never reads the body
     ["rt-headers"] = rt({ add = { headers = { "x-added:1" } } }),
     -- Kong's template environment: uri_captures of a regex path (named and

@@ -125,6 +125,14 @@ def kong_rules(st):
           "malformed JSON passes untouched")
     check(upstream_body(st, k + "rt-add", "text/plain", "p=1") == "p=1",
           "another content type passes untouched")
+    # Kong's spec: GET without a body becomes a POST with a JSON body (the
+    # Content-Type a header rule adds is the body's)
+    status, _, out = st.get(k + "rt-post-json")
+    e = json.loads(out)
+    check(status == 200 and e["method"] == "POST"
+          and e["headers"].get("content-type") == "application/json"
+          and json.loads(e.get("body") or "null") == {"body": "somecontent"},
+          "GET -> POST with a JSON body from the rules (%d %r)" % (status, e))
     # http_method GET: the form body joins the query
     status, e = post(st, k + "rt-get?q=1", FORM, "b=2")
     check(status == 200 and e["method"] == "GET" and e["query"] == {"q": "1", "b": "2"},

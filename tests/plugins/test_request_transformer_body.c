@@ -28,6 +28,12 @@ static int teardown(void **state)
 	return 0;
 }
 
+static void run(const char *snapshot)
+{
+	if (shmring_test_call(&H, SHMRING_PHASE_ACCESS, snapshot) != 0)
+		fail_msg("access failed: %s", shmring_test_reply_text(&H));
+}
+
 /* Run access on a request with Content-Type ct and body (NULL: the
  * gateway sent body_error instead). */
 static void run_body(const char *ct, const char *body)
@@ -121,6 +127,21 @@ static void json_left_alone(void **state)
 	harness_conf_ok(&H, "{\"add\":{\"body\":[\"who:$(headers[\\\"content-type\\\"])\"]}}");
 	run_body(JSON_CT, "{}");
 	assert_string_equal(new_body(), "{\"who\":\"application/json\"}");
+}
+
+/* Kong's spec "changes the HTTP method from GET to POST and adds JSON
+ * body": the Content-Type a header rule adds is the body's. */
+static void content_type_from_header_rules(void **state)
+{
+	harness_conf_ok(&H, "{\"http_method\":\"POST\",\"add\":{\"headers\":[\"Content-Type:"
+	                    "application/json\"],\"body\":[\"body:somecontent\"]}}");
+	run("{\"method\":\"GET\",\"body\":\"\"}");
+	assert_string_equal(new_body(), "{\"body\":\"somecontent\"}");
+	/* ... and one a rule removes is not. */
+	harness_conf_ok(&H, "{\"remove\":{\"headers\":[\"content-type\"]},"
+	                    "\"add\":{\"body\":[\"a:1\"]}}");
+	run_body(JSON_CT, "{}");
+	assert_null(new_body());
 }
 
 static void form_rules(void **state)
@@ -236,6 +257,7 @@ int main(void)
 	    cmocka_unit_test(json_rules_in_kong_order),
 	    cmocka_unit_test(json_types),
 	    cmocka_unit_test(json_left_alone),
+	    cmocka_unit_test(content_type_from_header_rules),
 	    cmocka_unit_test(form_rules),
 	    cmocka_unit_test(multipart_rules),
 	    cmocka_unit_test(hostile_bodies),
