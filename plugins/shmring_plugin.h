@@ -334,6 +334,14 @@ SHMRING_HOST_API int shmring_req_ctx(const struct shmring_request *req, struct s
 /* HEADER_FILTER: a response header by lower-case name; 1 or 0. */
 SHMRING_HOST_API int shmring_req_resp_header(const struct shmring_request *req,
                                              struct shmring_str name, struct shmring_str *val);
+/* The request body, raw as the client sent it (no decoding of any kind).
+ * The gateway reads and sends it only for a config that needs it (the
+ * plugin's entry in lua/shmring/plugins.lua says which: `body(conf,
+ * host)`), so most snapshots have none. Returns 1 with the body in *body
+ * (possibly empty), 0 when the snapshot carries none, -EFBIG when the
+ * gateway could not send it: larger than its `body_max` (docs/gateway.md,
+ * "Request bodies"), or unreadable. */
+SHMRING_HOST_API int shmring_req_body(const struct shmring_request *req, struct shmring_str *body);
 /* The connection a request came on, as the gateway's nginx worker sees it
  * (nginx's variables of the same names): what Kong's correlation-id
  * `tracker` joins. */
@@ -383,6 +391,12 @@ SHMRING_HOST_API int shmring_reply_set_path(struct shmring_reply *rep, struct sh
 /* Raw query string, without the '?'. */
 SHMRING_HOST_API int shmring_reply_set_query(struct shmring_reply *rep, struct shmring_str query);
 SHMRING_HOST_API int shmring_reply_set_method(struct shmring_reply *rep, struct shmring_str method);
+
+/* Replace the upstream request body (raw bytes); the gateway sets
+ * Content-Length to its length (kong.service.request.set_raw_body /
+ * ngx.req.set_body_data). Only on a request whose snapshot carried the
+ * body (shmring_req_body() == 1). */
+SHMRING_HOST_API int shmring_reply_set_body(struct shmring_reply *rep, struct shmring_str body);
 
 /* Downstream response (what the client receives). From ACCESS these are
  * saved by the Lua side and applied in its header_filter. */

@@ -134,6 +134,17 @@ static void templates(void **state)
 	        "user)\"]}}");
 	run("{\"headers\":{\"x-user\":\"bob\"}}");
 	expect_actions("[[3,\"x-user\"],[1,\"x-who\",\"bob\"]]");
+	/* Kong's uri_captures (named, numbered) and kong.ctx.shared, from the
+	 * snapshot's uri_captures and shared maps. */
+	harness_conf_ok(&H, "{\"add\":{\"headers\":[\"x-1:$(uri_captures.user)\","
+	                    "\"x-2:$(uri_captures[2])\",\"x-3:$(uri_captures[\\\"user\\\"])\","
+	                    "\"x-4:$(shared.tenant)\",\"x-5:$(shared[\\\"nope\\\"] or \\\"d\\\")\","
+	                    "\"x-6:$(uri_captures[9] or \\\"none\\\")\"]}}");
+	run("{\"uri_captures\":{\"0\":\"/u/alice/"
+	    "7\",\"1\":\"alice\",\"user\":\"alice\",\"2\":\"7\"},"
+	    "\"shared\":{\"tenant\":\"acme\"}}");
+	expect_actions("[[1,\"x-1\",\"alice\"],[1,\"x-2\",\"7\"],[1,\"x-3\",\"alice\"],"
+	               "[1,\"x-4\",\"acme\"],[1,\"x-5\",\"d\"],[1,\"x-6\",\"none\"]]");
 }
 
 static void querystring_rules(void **state)
@@ -197,8 +208,10 @@ static void config_errors(void **state)
 {
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(headers.x\"]}}",
 	                     "config.add.headers[0]: unterminated template");
-	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(uri_captures.id)\"]}}",
-	                     "unsupported template expression '$(uri_captures.id)'");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(router_matches.id)\"]}}",
+	                     "unsupported template expression '$(router_matches.id)'");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(uri_captures[1234])\"]}}",
+	                     "unsupported template");
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(headers)\"]}}",
 	                     "unsupported template");
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(headers.a or b)\"]}}",
@@ -217,10 +230,10 @@ static void config_errors(void **state)
 	                     "a rename must be 'old:new'");
 	harness_conf_refused(&H, "{\"rename\":{\"headers\":[\"x-a:$(headers.b)\"]}}",
 	                     "a rename target is a name, not a template");
-	harness_conf_refused(&H, "{\"add\":{\"body\":[\"a:b\"]}}",
-	                     "config.add.body is not supported");
-	harness_conf_refused(&H, "{\"append\":{\"json_types\":[\"string\"]}}",
-	                     "config.append.json_types is not supported");
+	harness_conf_refused(&H, "{\"add\":{\"body\":[\"novalue\"]}}",
+	                     "config.add.body[0]: must be 'name:value'");
+	harness_conf_refused(&H, "{\"append\":{\"json_types\":[\"date\"]}}",
+	                     "config.append.json_types");
 	harness_conf_refused(&H, "{\"add\":{\"uri\":\"/x\"}}", "unknown config field 'add.uri'");
 	harness_conf_refused(&H, "{\"add\":{\"header\":[\"a:b\"]}}",
 	                     "request-transformer: unknown config field 'add.header'");
