@@ -4,12 +4,13 @@
  * the Kong stub's schema.lua, or as the docs' field table. The plugin is
  * dlopen'ed lazily (its shmring_* calls stay unresolved, nothing of it
  * runs), so this works without a daemon. */
-#include "shmring_plugin.h"
+#include "schema_layout.h"
 
 #include <dlfcn.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int shmringctl__schema(int argc, char **argv);
@@ -18,7 +19,24 @@ static const char *const type_names[] = {
     [SHMRING_FIELD_STRING] = "string", [SHMRING_FIELD_INTEGER] = "integer",
     [SHMRING_FIELD_NUMBER] = "number", [SHMRING_FIELD_BOOLEAN] = "boolean",
     [SHMRING_FIELD_ARRAY] = "array",   [SHMRING_FIELD_RECORD] = "record",
+    [SHMRING_FIELD_SET] = "set",
 };
+
+static const char *const typedef_names[] = {
+    [SHMRING_TYPEDEF_HEADER_NAME] = "header_name",
+    [SHMRING_TYPEDEF_PATH] = "path",
+    [SHMRING_TYPEDEF_HOST] = "host",
+    [SHMRING_TYPEDEF_PORT] = "port",
+    [SHMRING_TYPEDEF_SNI] = "sni",
+    [SHMRING_TYPEDEF_URL] = "url",
+};
+
+/* Kong's typedef of d, or NULL. */
+static const char *typedef_name(const struct shmring_field *d)
+{
+	uint32_t t = d->kong_typedef;
+	return t < sizeof(typedef_names) / sizeof(typedef_names[0]) ? typedef_names[t] : NULL;
+}
 
 static const char *type_name(uint32_t t)
 {
@@ -86,18 +104,29 @@ static void lua_value(FILE *f, const json_t *j)
 }
 
 static void lua_fields(FILE *f, const struct shmring_field *fields, int indent);
+static void lua_def(FILE *f, const struct shmring_field *d, int indent);
+
+/* ", " before every item but the first. */
+static const char *sep(int *first)
+{
+	const char *s = *first ? "" : ", ";
+	*first = 0;
+	return s;
+}
 
 /* One field's attributes: `type = ..., required = ..., ...` (records span
- * lines, at indent). */
-static void lua_attrs(FILE *f, const struct shmring_field *d, int indent)
+ * lines, at indent); without `type` for a typedef's overrides. */
+static void lua_attrs(FILE *f, const struct shmring_field *d, int indent, int with_type)
 {
-	fprintf(f, "type = \"%s\"", type_name(d->type));
+	int first = 1;
+	if (with_type)
+		fprintf(f, "%stype = \"%s\"", sep(&first), type_name(d->type));
 	if (d->flags & SHMRING_FIELD_REQUIRED)
-		fputs(", required = true", f);
+		fprintf(f, "%srequired = true", sep(&first));
 	if (d->def) {
 		json_error_t je;
 		json_t *j = json_loads(d->def, JSON_DECODE_ANY, &je);
-		fputs(", default = ", f);
+		fprintf(f, "%sdefault = ", sep(&first));
 		if (j)
 			lua_value(f, j);
 		else
@@ -105,15 +134,15 @@ static void lua_attrs(FILE *f, const struct shmring_field *d, int indent)
 		json_decref(j);
 	}
 	if (d->len_min)
-		fprintf(f, ", len_min = %u", d->len_min);
+		fprintf(f, "%slen_min = %u", sep(&first), d->len_min);
 	if (d->len_max)
-		fprintf(f, ", len_max = %u", d->len_max);
+		fprintf(f, "%slen_max = %u", sep(&first), d->len_max);
 	if (d->match) {
-		fputs(", match = ", f);
+		fprintf(f, "%smatch = ", sep(&first));
 		lua_string(f, d->match);
 	}
 	if (d->one_of) {
-		fputs(", one_of = {", f);
+		fprintf(f, "%sone_of = {", sep(&first));
 		for (const char *const *o = d->one_of; *o; o++) {
 			fputs(o == d->one_of ? " " : ", ", f);
 			lua_string(f, *o);
@@ -121,29 +150,112 @@ static void lua_attrs(FILE *f, const struct shmring_field *d, int indent)
 		fputs(" }", f);
 	}
 	if (d->flags & SHMRING_FIELD_BETWEEN)
-		fprintf(f, ", between = { %lld, %lld }", (long long)d->min, (long long)d->max);
-	if (d->type == SHMRING_FIELD_ARRAY && d->elements) {
-		fputs(", elements = { ", f);
-		lua_attrs(f, d->elements, indent);
-		fputs(" }", f);
+		fprintf(f, "%sbetween = { %lld, %lld }", sep(&first), (long long)d->min,
+		        (long long)d->max);
+	if (d->flags & SHMRING_FIELD_GT)
+		fprintf(f, "%sgt = %.17g", sep(&first), d->gt);
+	if ((d->type == SHMRING_FIELD_ARRAY || d->type == SHMRING_FIELD_SET) && d->elements) {
+		fprintf(f, "%selements = ", sep(&first));
+		lua_def(f, d->elements, indent);
 	}
 	if (d->type == SHMRING_FIELD_RECORD) {
-		fputs(", fields = {\n", f);
+		fprintf(f, "%sfields = {\n", sep(&first));
 		lua_fields(f, d->fields, indent + 4);
 		fprintf(f, "%*s}", indent, "");
 	}
 }
 
+/* A field's definition: `{ type = ... }`, or Kong's typedef with the
+ * field's own attributes as overrides: `typedefs.port { default = 6379 }`. */
+static void lua_def(FILE *f, const struct shmring_field *d, int indent)
+{
+	const char *td = typedef_name(d);
+	if (!td) {
+		fputs("{ ", f);
+		lua_attrs(f, d, indent, 1);
+		fputs(" }", f);
+		return;
+	}
+	fprintf(f, "typedefs.%s", td);
+	char *over = NULL;
+	size_t n = 0;
+	FILE *m = open_memstream(&over, &n);
+	if (m) {
+		lua_attrs(m, d, indent, 0);
+		fclose(m);
+	}
+	if (over && n)
+		fprintf(f, " { %s }", over);
+	free(over);
+}
+
 static void lua_fields(FILE *f, const struct shmring_field *fields, int indent)
 {
 	for (const struct shmring_field *d = fields; d && d->name; d++) {
-		fprintf(f, "%*s{ %s = { ", indent, "", d->name);
-		lua_attrs(f, d, indent);
-		fputs(" } },\n", f);
+		if (d->flags & SHMRING_FIELD_SHORTHAND)
+			continue; /* shmringd's, not Kong's */
+		fprintf(f, "%*s{ %s = ", indent, "", d->name);
+		lua_def(f, d, indent);
+		fputs(" },\n", f);
 	}
 }
 
-static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct shmring_field *schema)
+static void lua_match(FILE *f, const char *name, const struct shmring_match *m)
+{
+	int first = 1;
+	fprintf(f, "%s = {", name);
+	if (m->eq) {
+		fprintf(f, "%s eq = ", sep(&first));
+		lua_string(f, m->eq);
+	}
+	if (m->one_of) {
+		fprintf(f, "%s one_of = {", sep(&first));
+		for (const char *const *o = m->one_of; *o; o++) {
+			fputs(o == m->one_of ? " " : ", ", f);
+			lua_string(f, *o);
+		}
+		fputs(" }", f);
+	}
+	if (m->flags & SHMRING_MATCH_GT)
+		fprintf(f, "%s gt = %.17g", sep(&first), m->gt);
+	if (m->contains) {
+		fprintf(f, "%s contains = ", sep(&first));
+		lua_string(f, m->contains);
+	}
+	if (m->flags & SHMRING_MATCH_REQUIRED)
+		fprintf(f, "%s required = true", sep(&first));
+	fputs(" }", f);
+}
+
+/* The config's entity checks, on the plugin schema: "config." before every
+ * field name, as Kong's own plugins write them. */
+static void lua_checks(FILE *f, const struct shmring_check *checks)
+{
+	if (!checks || !checks->kind)
+		return;
+	fputs("    entity_checks = {\n", f);
+	for (const struct shmring_check *c = checks; c->kind; c++) {
+		if (c->kind == SHMRING_CHECK_CONDITIONAL) {
+			fputs("        { conditional = {\n            if_field = \"config.", f);
+			fprintf(f, "%s\", ", c->if_field);
+			lua_match(f, "if_match", &c->if_match);
+			fprintf(f, ",\n            then_field = \"config.%s\", ", c->then_field);
+			lua_match(f, "then_match", &c->then_match);
+			fputs(",\n        } },\n", f);
+			continue;
+		}
+		fprintf(f, "        { %s = {",
+		        c->kind == SHMRING_CHECK_AT_LEAST_ONE_OF ? "at_least_one_of"
+		                                                 : "mutually_exclusive");
+		for (const char *const *n = c->fields; n && *n; n++)
+			fprintf(f, "%s\"config.%s\"", n == c->fields ? " " : ", ", *n);
+		fputs(" } },\n", f);
+	}
+	fputs("    },\n", f);
+}
+
+static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct shmring_field *schema,
+                        const struct shmring_check *checks, const char *validator, uint32_t flags)
 {
 	fprintf(f,
 	        "-- Schema of the shmring-%s Kong plugin, generated from the config schema\n"
@@ -153,18 +265,24 @@ static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct sh
 	        "\n"
 	        "return {\n"
 	        "    name = \"shmring-%s\",\n"
-	        "    fields = {\n"
-	        "        { protocols = typedefs.protocols_http },\n"
-	        "        { config = {\n"
-	        "            type = \"record\",\n"
-	        "            fields = {\n",
+	        "    fields = {\n",
 	        p->name, p->name, p->name);
-	lua_fields(f, schema, 16);
-	fputs("            },\n"
-	      "        } },\n"
-	      "    },\n"
-	      "}\n",
+	if (flags & SHMRING_CONFIG_NO_CONSUMER)
+		fputs("        { consumer = typedefs.no_consumer },\n", f);
+	fputs("        { protocols = typedefs.protocols_http },\n"
+	      "        { config = {\n"
+	      "            type = \"record\",\n"
+	      "            fields = {\n",
 	      f);
+	lua_fields(f, schema, 16);
+	fputs("            },\n", f);
+	if (validator)
+		fprintf(f, "            custom_validator = %s,\n", validator);
+	fputs("        } },\n"
+	      "    },\n",
+	      f);
+	lua_checks(f, checks);
+	fputs("}\n", f);
 }
 
 static void md_fields(FILE *f, const struct shmring_field *fields, const char *prefix)
@@ -252,21 +370,23 @@ int shmringctl__schema(int argc, char **argv)
 		return 1;
 	}
 	const struct shmring_plugin *p = dlsym(dl, SHMRING_PLUGIN_SYMBOL);
+	const struct shmring_field *fields;
 	int rc = 1;
 	if (!p || p->abi_version != SHMRING_PLUGIN_ABI_VERSION)
 		fprintf(stderr, "shmringctl schema: %s: no descriptor of plugin ABI %u\n", path,
 		        SHMRING_PLUGIN_ABI_VERSION);
-	else if (p->struct_size < offsetof(struct shmring_plugin, config) + sizeof(p->config) ||
-	         !p->config)
+	else if (!(fields = shmringd__plugin_config_schema(p)))
 		fprintf(stderr, "shmringctl schema: plugin %s declares no config schema\n",
 		        p->name);
 	else {
 		if (markdown) {
 			printf(
 			    "| field | type | default | allowed | what |\n|---|---|---|---|---|\n");
-			md_fields(stdout, p->config, "");
+			md_fields(stdout, fields, "");
 		} else {
-			kong_schema(stdout, p, p->config);
+			kong_schema(stdout, p, fields, shmringd__plugin_config_checks(p),
+			            shmringd__plugin_kong_validator(p),
+			            shmringd__plugin_config_flags(p));
 		}
 		rc = 0;
 	}
