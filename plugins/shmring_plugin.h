@@ -213,10 +213,6 @@ enum shmring_kong_typedef {
  * never passed to conf_new. */
 #define SHMRING_FIELD_GATEWAY (1u << 2)
 #define SHMRING_FIELD_GT (1u << 3) /* value > gt (integers, numbers) */
-/* Taken by shmringd (the OpenResty helper sends it) but not written in the
- * Kong schema: an older spelling of a field that Kong itself only knows as a
- * shorthand. */
-#define SHMRING_FIELD_SHORTHAND (1u << 4)
 
 /* The gateway's two fields, which end every plugin's Kong schema: fail_open
  * (its default, "true" or "false": skip the plugin when the daemon cannot
@@ -254,6 +250,10 @@ struct shmring_field {
 	uint32_t kong_typedef; /* enum shmring_kong_typedef */
 	uint32_t reserved_;    /* 0 */
 	double gt;             /* with SHMRING_FIELD_GT */
+	/* An older spelling of the field at this dotted path ("redis.host"),
+	 * Kong's shorthand: shmringd moves a value given here to there before
+	 * anything else (refusing both at once); not in the Kong schema. */
+	const char *shorthand_for;
 };
 
 /* An entity check on the config (Kong's entity_checks, written on the plugin

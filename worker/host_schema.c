@@ -95,6 +95,8 @@ static bool ipv4_like(const char *s, size_t n)
 static const char *typedef_problem(uint32_t td, const char *s, size_t n, char *buf, size_t len)
 {
 	int w = n > 64 ? 64 : (int)n;
+	if (td != SHMRING_TYPEDEF_NONE && n == 0)
+		return "length must be at least 1"; /* Kong's strings are never empty */
 	switch (td) {
 	case SHMRING_TYPEDEF_HEADER_NAME:
 		if (all_of(s, n, "_-"))
@@ -380,7 +382,7 @@ static int fill_record(struct fill *f, const struct shmring_field *fields, const
 	}
 	uint32_t n = 0;
 	for (const struct shmring_field *d = fields; d && d->name; d++) {
-		if (d->flags & SHMRING_FIELD_GATEWAY)
+		if ((d->flags & SHMRING_FIELD_GATEWAY) || d->shorthand_for)
 			continue;
 		snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "", d->name);
 		if (lookup(in, d->name) || d->def || record_filled(d))
@@ -390,7 +392,7 @@ static int fill_record(struct fill *f, const struct shmring_field *fields, const
 	}
 	msgpack_pack_map(&f->pk, n);
 	for (const struct shmring_field *d = fields; d && d->name; d++) {
-		if (d->flags & SHMRING_FIELD_GATEWAY)
+		if ((d->flags & SHMRING_FIELD_GATEWAY) || d->shorthand_for)
 			continue;
 		snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "", d->name);
 		const msgpack_object *v = lookup(in, d->name);
@@ -407,6 +409,129 @@ static int fill_record(struct fill *f, const struct shmring_field *fields, const
 		if (rc < 0)
 			return rc;
 	}
+	return 0;
+}
+
+/* ---- shorthands: older spellings moved to their place first ---- */
+
+struct moved {
+	const char *rec; /* the record it moves into, NULL: the config itself */
+	size_t rec_len;
+	const char *key; /* its name there */
+	const msgpack_object *v;
+};
+
+static bool key_is(const msgpack_object *k, const char *s, size_t n)
+{
+	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+	       !memcmp(k->via.str.ptr, s, n);
+}
+
+static bool is_shorthand(const struct shmring_field *fields, const msgpack_object *k)
+{
+	for (const struct shmring_field *d = fields; d && d->name; d++)
+		if (d->shorthand_for && str_is(k, d->name))
+			return true;
+	return false;
+}
+
+/* The moved values that go into record rec (the map val, or a new one). */
+static void pack_merged(msgpack_packer *pk, const msgpack_object *val, const struct moved *mv,
+                        int n, const char *rec, size_t rec_len)
+{
+	uint32_t size = val && val->type == MSGPACK_OBJECT_MAP ? val->via.map.size : 0;
+	for (int i = 0; i < n; i++)
+		size += mv[i].rec && mv[i].rec_len == rec_len && !memcmp(mv[i].rec, rec, rec_len);
+	msgpack_pack_map(pk, size);
+	for (uint32_t i = 0; val && val->type == MSGPACK_OBJECT_MAP && i < val->via.map.size; i++) {
+		msgpack_pack_object(pk, val->via.map.ptr[i].key);
+		msgpack_pack_object(pk, val->via.map.ptr[i].val);
+	}
+	for (int i = 0; i < n; i++) {
+		if (!mv[i].rec || mv[i].rec_len != rec_len || memcmp(mv[i].rec, rec, rec_len))
+			continue;
+		msgpack_pack_str_with_body(pk, mv[i].key, strlen(mv[i].key));
+		msgpack_pack_object(pk, *mv[i].v);
+	}
+}
+
+static const msgpack_object *at_path(const msgpack_object *cfg, const char *dotted);
+
+/* The config with every shorthand given moved to its place, packed into sb;
+ * 0 (nothing packed when none is given) or -EINVAL when a value is given
+ * under both names. */
+static int move_shorthands(struct fill *f, const struct shmring_field *fields,
+                           const msgpack_object *in, msgpack_sbuffer *sb, bool *packed)
+{
+	struct moved mv[32];
+	int n = 0;
+	*packed = false;
+	for (const struct shmring_field *d = fields; d && d->name && n < 32; d++) {
+		const msgpack_object *v = d->shorthand_for ? lookup(in, d->name) : NULL;
+		if (!v)
+			continue;
+		if (at_path(in, d->shorthand_for)) {
+			snprintf(f->err, f->errlen,
+			         "%s: config.%s is an older name of config.%s: set one of them",
+			         f->plugin, d->name, d->shorthand_for);
+			return -EINVAL;
+		}
+		const char *dot = strrchr(d->shorthand_for, '.');
+		mv[n++] = (struct moved){.rec = dot ? d->shorthand_for : NULL,
+		                         .rec_len = dot ? (size_t)(dot - d->shorthand_for) : 0,
+		                         .key = dot ? dot + 1 : d->shorthand_for,
+		                         .v = v};
+	}
+	if (!n)
+		return 0;
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	/* Records a value moves into that the config does not have yet. */
+	const struct moved *fresh[32];
+	int nfresh = 0, top = 0;
+	for (int i = 0; i < n; i++) {
+		bool have = false;
+		for (int j = 0; j < nfresh && mv[i].rec; j++)
+			have |= fresh[j]->rec_len == mv[i].rec_len &&
+			        !memcmp(fresh[j]->rec, mv[i].rec, mv[i].rec_len);
+		for (uint32_t k = 0; mv[i].rec && k < in->via.map.size; k++)
+			have |= key_is(&in->via.map.ptr[k].key, mv[i].rec, mv[i].rec_len);
+		if (!mv[i].rec)
+			top++;
+		else if (!have)
+			fresh[nfresh++] = &mv[i];
+	}
+	uint32_t size = (uint32_t)(top + nfresh);
+	for (uint32_t k = 0; k < in->via.map.size; k++)
+		size += !is_shorthand(fields, &in->via.map.ptr[k].key);
+	msgpack_pack_map(&pk, size);
+	for (uint32_t k = 0; k < in->via.map.size; k++) {
+		const msgpack_object *key = &in->via.map.ptr[k].key, *val = &in->via.map.ptr[k].val;
+		if (is_shorthand(fields, key))
+			continue;
+		msgpack_pack_object(&pk, *key);
+		bool into = false;
+		for (int i = 0; i < n && key->type == MSGPACK_OBJECT_STR; i++)
+			into |= mv[i].rec && key_is(key, mv[i].rec, mv[i].rec_len);
+		/* A map, Lua's empty table or nil takes the moved values; anything
+		 * else stays as it was, for the type check to refuse. */
+		if (into && (val->type == MSGPACK_OBJECT_MAP || val->type == MSGPACK_OBJECT_NIL ||
+		             empty_table(val)))
+			pack_merged(&pk, val, mv, n, key->via.str.ptr, key->via.str.size);
+		else
+			msgpack_pack_object(&pk, *val);
+	}
+	for (int i = 0; i < nfresh; i++) {
+		msgpack_pack_str_with_body(&pk, fresh[i]->rec, fresh[i]->rec_len);
+		pack_merged(&pk, NULL, mv, n, fresh[i]->rec, fresh[i]->rec_len);
+	}
+	for (int i = 0; i < n; i++) {
+		if (mv[i].rec)
+			continue;
+		msgpack_pack_str_with_body(&pk, mv[i].key, strlen(mv[i].key));
+		msgpack_pack_object(&pk, *mv[i].v);
+	}
+	*packed = true;
 	return 0;
 }
 
@@ -543,7 +668,32 @@ int shmringd__conf_new(const struct shmring_plugin *d, void *wstate, const msgpa
 	msgpack_sbuffer_init(&sb);
 	struct fill f = {.plugin = d->name, .sb = &sb, .err = err, .errlen = errlen};
 	msgpack_packer_init(&f.pk, &sb, msgpack_sbuffer_write);
-	int rc = fill_record(&f, schema, config->type == MSGPACK_OBJECT_MAP ? config : NULL, "");
+	if (config->type != MSGPACK_OBJECT_MAP && config->type != MSGPACK_OBJECT_NIL &&
+	    !empty_table(config)) {
+		snprintf(err, errlen, "%s: config must be a record (a map)", d->name);
+		msgpack_sbuffer_destroy(&sb);
+		return -EINVAL;
+	}
+	const msgpack_object *in = config->type == MSGPACK_OBJECT_MAP ? config : NULL;
+	msgpack_sbuffer moved_sb;
+	msgpack_sbuffer_init(&moved_sb);
+	msgpack_unpacked moved;
+	msgpack_unpacked_init(&moved);
+	bool packed = false;
+	int rc = in ? move_shorthands(&f, schema, in, &moved_sb, &packed) : 0;
+	if (rc == 0 && packed) {
+		if (msgpack_unpack_next(&moved, moved_sb.data, moved_sb.size, NULL) ==
+		    MSGPACK_UNPACK_SUCCESS)
+			in = &moved.data;
+		else
+			rc = -ENOMEM;
+	}
+	if (rc == 0)
+		rc = fill_record(&f, schema, in, "");
+	else if (rc == -ENOMEM)
+		snprintf(err, errlen, "%s: config could not be rebuilt", d->name);
+	msgpack_unpacked_destroy(&moved);
+	msgpack_sbuffer_destroy(&moved_sb);
 	if (rc == 0) {
 		msgpack_unpacked u;
 		msgpack_unpacked_init(&u);

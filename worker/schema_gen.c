@@ -192,7 +192,7 @@ static void lua_def(FILE *f, const struct shmring_field *d, int indent)
 static void lua_fields(FILE *f, const struct shmring_field *fields, int indent)
 {
 	for (const struct shmring_field *d = fields; d && d->name; d++) {
-		if (d->flags & SHMRING_FIELD_SHORTHAND)
+		if (d->shorthand_for)
 			continue; /* shmringd's, not Kong's */
 		fprintf(f, "%*s{ %s = ", indent, "", d->name);
 		lua_def(f, d, indent);

@@ -117,7 +117,7 @@ local REFUSED = {
     { "shmring-jwt", { claims_to_verify = { "iat" } }, "config.claims_to_verify.1", "expected one of" },
     { "shmring-jwt", { credentials = { { consumer = { id = "c" } } } }, "config.credentials.1.key",
       "required field missing" },
-    { "shmring-rate-limiting", {}, "config", "at least one of these fields must be non-empty" },
+    { "shmring-rate-limiting", {}, "@entity", "at least one of these fields must be non-empty" },
     { "shmring-rate-limiting", { second = "5" }, "config.second", "expected a number" },
     { "shmring-rate-limiting", { second = 0 }, "config.second", "greater than 0" },
     { "shmring-rate-limiting", { second = 10, minute = 5 }, "config", "cannot be lower" },
