@@ -18,7 +18,7 @@ description = {
 The shmring.* modules hand each request phase to shmringd through shared-memory
 rings (LuaJIT FFI over libshmring.so.1), and the kong.plugins.shmring-* stubs
 expose the C plugins (hello, key-auth, jwt, rate-limiting, request-transformer,
-correlation-id, log) as Kong plugins.
+correlation-id, log, http-log) as Kong plugins.
 ]],
    homepage = "https://github.com/shmring/shmring",
    license = "MIT",
