@@ -273,6 +273,20 @@ static int pack_value(struct fill *f, const struct shmring_field *d, const msgpa
 				return refuse(f, path, what);
 			}
 		}
+		if (d->match && !v->via.str.size) /* Kong's strings: len_min 1 before match */
+			return refuse_kong(f, path, "length must be at least 1");
+		if (d->match) {
+			int m = shmringd__lua_match(d->match, v->via.str.ptr, v->via.str.size);
+			char what[128];
+			if (m < 0)
+				return refuse(f, path,
+				              "has a match pattern shmringd cannot run (a "
+				              "plugin bug)");
+			snprintf(what, sizeof(what), "invalid value: %.*s",
+			         v->via.str.size > 64 ? 64 : (int)v->via.str.size, v->via.str.ptr);
+			if (!m)
+				return refuse_kong(f, path, what);
+		}
 		char buf[256];
 		const char *why = typedef_problem(d->kong_typedef, v->via.str.ptr, v->via.str.size,
 		                                  buf, sizeof(buf));
@@ -657,23 +671,17 @@ static int run_checks(const char *plugin, const struct shmring_check *checks,
 	return 0;
 }
 
-int shmringd__conf_new(const struct shmring_plugin *d, void *wstate, const msgpack_object *config,
-                       void **conf, char *err, size_t errlen)
+int shmringd__config_fill(const struct shmring_plugin *d, const msgpack_object *config,
+                          msgpack_sbuffer *sb, msgpack_unpacked *out, char *err, size_t errlen)
 {
 	const struct shmring_field *schema = shmringd__plugin_config_schema(d);
-	*conf = NULL;
-	if (!schema)
-		return d->conf_new ? d->conf_new(wstate, config, conf, err, errlen) : 0;
-	msgpack_sbuffer sb;
-	msgpack_sbuffer_init(&sb);
-	struct fill f = {.plugin = d->name, .sb = &sb, .err = err, .errlen = errlen};
-	msgpack_packer_init(&f.pk, &sb, msgpack_sbuffer_write);
 	if (config->type != MSGPACK_OBJECT_MAP && config->type != MSGPACK_OBJECT_NIL &&
 	    !empty_table(config)) {
 		snprintf(err, errlen, "%s: config must be a record (a map)", d->name);
-		msgpack_sbuffer_destroy(&sb);
 		return -EINVAL;
 	}
+	struct fill f = {.plugin = d->name, .sb = sb, .err = err, .errlen = errlen};
+	msgpack_packer_init(&f.pk, sb, msgpack_sbuffer_write);
 	const msgpack_object *in = config->type == MSGPACK_OBJECT_MAP ? config : NULL;
 	msgpack_sbuffer moved_sb;
 	msgpack_sbuffer_init(&moved_sb);
@@ -690,23 +698,32 @@ int shmringd__conf_new(const struct shmring_plugin *d, void *wstate, const msgpa
 	}
 	if (rc == 0)
 		rc = fill_record(&f, schema, in, "");
-	else if (rc == -ENOMEM)
-		snprintf(err, errlen, "%s: config could not be rebuilt", d->name);
 	msgpack_unpacked_destroy(&moved);
 	msgpack_sbuffer_destroy(&moved_sb);
-	if (rc == 0) {
-		msgpack_unpacked u;
-		msgpack_unpacked_init(&u);
-		if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS) {
-			snprintf(err, errlen, "%s: config could not be rebuilt", d->name);
-			rc = -EINVAL;
-		} else if ((rc = run_checks(d->name, shmringd__plugin_config_checks(d), &u.data,
-		                            err, errlen)) == 0 &&
-		           d->conf_new) {
-			rc = d->conf_new(wstate, &u.data, conf, err, errlen);
-		}
-		msgpack_unpacked_destroy(&u);
-	}
+	if (rc == 0 && msgpack_unpack_next(out, sb->data, sb->size, NULL) != MSGPACK_UNPACK_SUCCESS)
+		rc = -ENOMEM;
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "%s: config could not be rebuilt", d->name);
+	if (rc == 0)
+		rc =
+		    run_checks(d->name, shmringd__plugin_config_checks(d), &out->data, err, errlen);
+	return rc;
+}
+
+int shmringd__conf_new(const struct shmring_plugin *d, void *wstate, const msgpack_object *config,
+                       void **conf, char *err, size_t errlen)
+{
+	*conf = NULL;
+	if (!shmringd__plugin_config_schema(d))
+		return d->conf_new ? d->conf_new(wstate, config, conf, err, errlen) : 0;
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	int rc = shmringd__config_fill(d, config, &sb, &u, err, errlen);
+	if (rc == 0 && d->conf_new)
+		rc = d->conf_new(wstate, &u.data, conf, err, errlen);
+	msgpack_unpacked_destroy(&u);
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
 }

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* shmringctl schema NAME|FILE.so [--kong | --markdown] [--plugin-dir DIRS]:
- * a plugin's declared config schema (struct shmring_field) written out as
- * the Kong stub's schema.lua, or as the docs' field table. The plugin is
+/* shmringctl schema NAME|FILE.so [--kong | --markdown | --config JSON]
+ * [--plugin-dir DIRS]: a plugin's declared config schema (struct
+ * shmring_field) written out as the Kong stub's schema.lua, or as the docs'
+ * field table; or a config through it as shmringd takes it (what conf_new
+ * would get, as JSON, or the refusal). The plugin is
  * dlopen'ed lazily (its shmring_* calls stay unresolved, nothing of it
  * runs), so this works without a daemon. */
 #include "schema_layout.h"
+#include "shmring/plugin_test.h" /* JSON <-> msgpack */
 
 #include <dlfcn.h>
 #include <jansson.h>
@@ -320,23 +323,54 @@ static void md_fields(FILE *f, const struct shmring_field *fields, const char *p
 	}
 }
 
+/* config_json through p's schema: 0 and the config conf_new would get on
+ * stdout, or 1 and the refusal on stderr. */
+static int config_through(const struct shmring_plugin *p, const char *config_json)
+{
+	msgpack_sbuffer in_sb, out_sb;
+	msgpack_unpacked in, out;
+	msgpack_sbuffer_init(&in_sb);
+	msgpack_sbuffer_init(&out_sb);
+	msgpack_unpacked_init(&in);
+	msgpack_unpacked_init(&out);
+	char err[512];
+	int rc = shmring_test_json_msgpack(config_json, &in_sb, &in, err, sizeof(err)) < 0 ||
+	         shmringd__config_fill(p, &in.data, &out_sb, &out, err, sizeof(err)) < 0;
+	if (rc) {
+		fprintf(stderr, "%s\n", err);
+	} else {
+		json_t *j = shmring_test_msgpack_json(&out.data);
+		char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		printf("%s\n", text ? text : "");
+		free(text);
+		json_decref(j);
+	}
+	msgpack_unpacked_destroy(&out);
+	msgpack_unpacked_destroy(&in);
+	msgpack_sbuffer_destroy(&out_sb);
+	msgpack_sbuffer_destroy(&in_sb);
+	return rc;
+}
+
 int shmringctl__schema(int argc, char **argv)
 {
-	const char *what = NULL, *dirs = SHMRING_PLUGIN_DIR;
+	const char *what = NULL, *dirs = SHMRING_PLUGIN_DIR, *config_json = NULL;
 	int markdown = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--kong"))
 			markdown = 0;
 		else if (!strcmp(argv[i], "--markdown"))
 			markdown = 1;
+		else if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			config_json = argv[++i];
 		else if (!strcmp(argv[i], "--plugin-dir") && i + 1 < argc)
 			dirs = argv[++i];
 		else if (argv[i][0] != '-' && !what)
 			what = argv[i];
 		else {
 			fprintf(stderr,
-			        "usage: shmringctl schema NAME|FILE.so [--kong | --markdown] "
-			        "[--plugin-dir DIRS]\n");
+			        "usage: shmringctl schema NAME|FILE.so [--kong | --markdown | "
+			        "--config JSON] [--plugin-dir DIRS]\n");
 			return 2;
 		}
 	}
@@ -378,6 +412,8 @@ int shmringctl__schema(int argc, char **argv)
 	else if (!(fields = shmringd__plugin_config_schema(p)))
 		fprintf(stderr, "shmringctl schema: plugin %s declares no config schema\n",
 		        p->name);
+	else if (config_json)
+		rc = config_through(p, config_json);
 	else {
 		if (markdown) {
 			printf(

@@ -8,6 +8,7 @@
  * built with the first, shorter field layout still gets its schema. Also
  * the test library's trace of a hook's request reads, declared or not. */
 #include "harness.h"
+#include "schema_layout.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -182,6 +183,38 @@ static void older_layout(void **state)
 	                     "config.tags[1] must not be empty");
 }
 
+/* shmringd's Lua patterns (a declared `match`) against what LuaJIT's
+ * string.match says (the table was made with it): one 0/1 per string. */
+static void lua_patterns(void **state)
+{
+	static const char *const pattern_strings[] = {"GET", "get", "a:b", "ab",  "/x?y", "/x/y",
+	                                              "",    "aaa", "xby", "a.b", "]a]",  "abbc",
+	                                              "ac",  "  ",  "fF",  "a-b", "b",    "aXXb"};
+	static const struct {
+		const char *pattern, *want;
+	} cases[] = {
+	    {"^%u+$", "100000000000000000"},     {"^[^:]+:.*$", "001000000000000000"},
+	    {"^/[^?]*$", "000001000000000000"},  {"a.-b", "001100000101000101"},
+	    {"^a*$", "000000110000000000"},      {"^[%w_-]+$", "110100011001101111"},
+	    {"x?y", "000011001000000000"},       {"^[]a]+$", "000000010010000000"},
+	    {"^[^%d]+$", "111111011111111111"},  {"%.", "000000000100000000"},
+	    {"^ab+c?$", "000100000001000000"},   {"[a-c]", "001100011111100111"},
+	    {"^%s*$", "000000100000010000"},     {"^%x%x$", "000100000000101000"},
+	    {"^[%a%-]+$", "110100011001101111"}, {"^a-$", "000000110000000000"},
+	    {"b$", "001100000100000111"},        {"^$", "000000100000000000"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		for (size_t j = 0; j < sizeof(pattern_strings) / sizeof(pattern_strings[0]); j++) {
+			const char *str = pattern_strings[j];
+			int got = shmringd__lua_match(cases[i].pattern, str, strlen(str));
+			if (got != cases[i].want[j] - '0')
+				fail_msg("string.match(\"%s\", \"%s\"): got %d", str,
+				         cases[i].pattern, got);
+		}
+	assert_int_equal(shmringd__lua_match("(a)", "a", 1), -1); /* captures: not run */
+	assert_int_equal(shmringd__lua_match("%b()", "()", 2), -1);
+}
+
 static void reads(void **state)
 {
 	harness_conf_ok(&H, "{\"name\":\"x\"}");
@@ -209,7 +242,7 @@ int main(void)
 	    cmocka_unit_test(defaults),      cmocka_unit_test(values),
 	    cmocka_unit_test(refusals),      cmocka_unit_test(kong_refusals),
 	    cmocka_unit_test(kong_accepted), cmocka_unit_test(older_layout),
-	    cmocka_unit_test(reads),
+	    cmocka_unit_test(lua_patterns),  cmocka_unit_test(reads),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	shmring_test_close(&V);
