@@ -58,6 +58,17 @@ static void lua_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* A NULL-terminated list of strings as a Lua table: { "a", "b" }. */
+static void lua_strings(FILE *f, const char *const *list)
+{
+	fputs("{", f);
+	for (const char *const *o = list; *o; o++) {
+		fputs(o == list ? " " : ", ", f);
+		lua_string(f, *o);
+	}
+	fputs(" }", f);
+}
+
 /* A JSON value as a Lua literal. */
 static void lua_value(FILE *f, const json_t *j)
 {
@@ -145,12 +156,8 @@ static void lua_attrs(FILE *f, const struct shmring_field *d, int indent, int wi
 		lua_string(f, d->match);
 	}
 	if (d->one_of) {
-		fprintf(f, "%sone_of = {", sep(&first));
-		for (const char *const *o = d->one_of; *o; o++) {
-			fputs(o == d->one_of ? " " : ", ", f);
-			lua_string(f, *o);
-		}
-		fputs(" }", f);
+		fprintf(f, "%sone_of = ", sep(&first));
+		lua_strings(f, d->one_of);
 	}
 	if (d->flags & SHMRING_FIELD_BETWEEN)
 		fprintf(f, "%sbetween = { %lld, %lld }", sep(&first), (long long)d->min,
@@ -212,12 +219,8 @@ static void lua_match(FILE *f, const char *name, const struct shmring_match *m)
 		lua_string(f, m->eq);
 	}
 	if (m->one_of) {
-		fprintf(f, "%s one_of = {", sep(&first));
-		for (const char *const *o = m->one_of; *o; o++) {
-			fputs(o == m->one_of ? " " : ", ", f);
-			lua_string(f, *o);
-		}
-		fputs(" }", f);
+		fprintf(f, "%s one_of = ", sep(&first));
+		lua_strings(f, m->one_of);
 	}
 	if (m->flags & SHMRING_MATCH_GT)
 		fprintf(f, "%s gt = %.17g", sep(&first), m->gt);

@@ -255,13 +255,7 @@ static const struct shmring_field key_auth_config[] = {
     KEY_AUTH_FLAG("run_on_preflight", true),
     {.name = "realm", .type = SHMRING_FIELD_STRING},
     {.name = "consumers", .type = SHMRING_FIELD_ARRAY, .elements = &shmring_creds_consumer},
-    {.name = "credentials_file", .type = SHMRING_FIELD_STRING, .len_min = 1},
-    {.name = "reload_interval_ms",
-     .type = SHMRING_FIELD_INTEGER,
-     .flags = SHMRING_FIELD_BETWEEN,
-     .def = "1000",
-     .min = 0,
-     .max = 3600000},
+    SHMRING_CREDS_FILE_FIELDS,
     SHMRING_GATEWAY_FIELDS("false"),
     {.name = NULL}};
 
