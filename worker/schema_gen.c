@@ -316,8 +316,11 @@ static void md_fields(FILE *f, const struct shmring_field *fields, const char *p
 			if (d->len_max)
 				fprintf(f, "%u", d->len_max);
 		}
-		fprintf(f, " | %s%s |\n", d->doc ? d->doc : "",
+		fprintf(f, " | %s%s", d->doc ? d->doc : "",
 		        d->flags & SHMRING_FIELD_GATEWAY ? " (the gateway's)" : "");
+		if (d->shorthand_for)
+			fprintf(f, " (an older name of `%s`)", d->shorthand_for);
+		fputs(" |\n", f);
 		if (d->type == SHMRING_FIELD_RECORD) {
 			char sub[260];
 			snprintf(sub, sizeof(sub), "%s.", name);
