@@ -192,6 +192,7 @@ enum shmring_field_type {
 	SHMRING_FIELD_ARRAY = 5,  /* of `elements` */
 	SHMRING_FIELD_RECORD = 6, /* of `fields` (a nested map) */
 	SHMRING_FIELD_SET = 7,    /* an array of `elements`, repeated values dropped (Kong's set) */
+	SHMRING_FIELD_MAP = 8,    /* string `keys` to `elements` values (Kong's map) */
 };
 /* shmring_field.kong_typedef: one of Kong's typedefs (kong.db.schema.typedefs),
  * written as `typedefs.NAME` in the Kong schema (with the field's own
@@ -213,6 +214,12 @@ enum shmring_kong_typedef {
  * never passed to conf_new. */
 #define SHMRING_FIELD_GATEWAY (1u << 2)
 #define SHMRING_FIELD_GT (1u << 3) /* value > gt (integers, numbers) */
+/* real_min <= value <= real_max: `between` with fractions (numbers) */
+#define SHMRING_FIELD_BETWEEN_REAL (1u << 4)
+/* Taken by shmringd but not written in the Kong schema: a field the Kong
+ * stub sends under another name than its schema's (http-log's timeout is
+ * sent as http_timeout, the stub keeping `timeout` for itself). */
+#define SHMRING_FIELD_NOT_IN_KONG (1u << 5)
 
 /* The gateway's two fields, which end every plugin's Kong schema: fail_open
  * (its default, "true" or "false": skip the plugin when the daemon cannot
@@ -228,6 +235,12 @@ enum shmring_kong_typedef {
 		.flags = SHMRING_FIELD_GATEWAY | SHMRING_FIELD_BETWEEN, .def = "250", .min = 1,    \
 		.max = 60000, .doc = "ms the gateway waits for the answer"                         \
 	}
+
+/* A Lua pattern a string must not hold, and the message (match_none). */
+struct shmring_match_none {
+	const char *pattern; /* NULL ends a list */
+	const char *err;
+};
 
 struct shmring_field {
 	const char *name; /* NULL ends a list */
@@ -254,6 +267,12 @@ struct shmring_field {
 	 * Kong's shorthand: shmringd moves a value given here to there before
 	 * anything else (refusing both at once); not in the Kong schema. */
 	const char *shorthand_for;
+	double real_min, real_max; /* with SHMRING_FIELD_BETWEEN_REAL */
+	/* MAP: the keys' type (a string field); `elements` is the values'. */
+	const struct shmring_field *keys;
+	/* strings: refused when one of these Lua patterns is found in the
+	 * value, with its message (Kong's match_none); {NULL}-ended. */
+	const struct shmring_match_none *match_none;
 };
 
 /* An entity check on the config (Kong's entity_checks, written on the plugin
@@ -353,6 +372,24 @@ struct shmring_plugin {
 	const char *config_kong_validator;
 	uint32_t config_flags; /* SHMRING_CONFIG_* */
 	uint32_t reserved1_;   /* 0 */
+	/* Appended within ABI 1 after config_flags: the configs of other Kong
+	 * stubs this plugin serves (the log plugin serves shmring-http-log),
+	 * {.stub = NULL}-ended; NULL: none. shmringd takes a config through
+	 * the first variant whose `when_field` it sets, else through `config`. */
+	const struct shmring_config_variant *config_variants;
+};
+
+/* Another config schema of a plugin, for the Kong stub `shmring-<stub>`:
+ * its fields, checks, Kong validator and flags as the descriptor's config_*
+ * are for the plugin's own stub. `shmringctl schema NAME --variant STUB`. */
+struct shmring_config_variant {
+	const char *stub;       /* NULL ends a list */
+	const char *when_field; /* a config that sets this field is this variant's */
+	const struct shmring_field *fields;
+	const struct shmring_check *checks;
+	const char *kong_validator;
+	uint32_t flags;     /* SHMRING_CONFIG_* */
+	uint32_t reserved_; /* 0 */
 };
 
 /* ---- request views (ACCESS, REWRITE, HEADER_FILTER) --------------------- */

@@ -226,6 +226,10 @@ static int check_between(struct fill *f, const struct shmring_field *d, double v
 		snprintf(what, sizeof(what), "value must be greater than %.17g", d->gt);
 		return refuse_kong(f, path, what);
 	}
+	if ((d->flags & SHMRING_FIELD_BETWEEN_REAL) && !(v >= d->real_min && v <= d->real_max)) {
+		snprintf(what, sizeof(what), "must be between %g and %g", d->real_min, d->real_max);
+		return refuse(f, path, what);
+	}
 	if (d->kong_typedef == SHMRING_TYPEDEF_PORT && !(v >= 0 && v <= 65535))
 		return refuse_kong(f, path, "value should be between 0 and 65535");
 	if (!(d->flags & SHMRING_FIELD_BETWEEN) || (v >= (double)d->min && v <= (double)d->max))
@@ -233,6 +237,40 @@ static int check_between(struct fill *f, const struct shmring_field *d, double v
 	snprintf(what, sizeof(what), "must be between %lld and %lld", (long long)d->min,
 	         (long long)d->max);
 	return refuse(f, path, what);
+}
+
+/* v (a string) among d's one_of. */
+static int check_one_of(struct fill *f, const struct shmring_field *d, const msgpack_object *v,
+                        const char *path)
+{
+	for (const char *const *o = d->one_of; *o; o++)
+		if (str_is(v, *o))
+			return 0;
+	char what[512];
+	size_t n = (size_t)snprintf(what, sizeof(what), "must be one of");
+	for (const char *const *o = d->one_of; *o && n < sizeof(what); o++)
+		n += (size_t)snprintf(what + n, sizeof(what) - n, "%s \"%s\"",
+		                      o == d->one_of ? "" : ",", *o);
+	if (n < sizeof(what))
+		snprintf(what + n, sizeof(what) - n, " (got \"%.*s\")",
+		         v->via.str.size > 64 ? 64 : (int)v->via.str.size, v->via.str.ptr);
+	return refuse(f, path, what);
+}
+
+/* None of d's match_none patterns in v (a string): Kong's message. */
+static int check_match_none(struct fill *f, const struct shmring_field *d, const msgpack_object *v,
+                            const char *path)
+{
+	for (const struct shmring_match_none *m = d->match_none; m && m->pattern; m++) {
+		int found = shmringd__lua_match(m->pattern, v->via.str.ptr, v->via.str.size);
+		if (found < 0)
+			return refuse(f, path,
+			              "has a match_none pattern shmringd cannot run (a "
+			              "plugin bug)");
+		if (found)
+			return refuse_kong(f, path, m->err);
+	}
+	return 0;
 }
 
 /* A set keeps the first of equal values (Kong's sets). */
@@ -255,24 +293,10 @@ static int pack_value(struct fill *f, const struct shmring_field *d, const msgpa
 		int rc = check_len(f, d, v->via.str.size, path, "characters");
 		if (rc < 0)
 			return rc;
-		if (d->one_of) {
-			bool ok = false;
-			for (const char *const *o = d->one_of; *o && !ok; o++)
-				ok = str_is(v, *o);
-			if (!ok) {
-				char what[512];
-				size_t n = (size_t)snprintf(what, sizeof(what), "must be one of");
-				for (const char *const *o = d->one_of; *o && n < sizeof(what); o++)
-					n += (size_t)snprintf(what + n, sizeof(what) - n,
-					                      "%s \"%s\"",
-					                      o == d->one_of ? "" : ",", *o);
-				if (n < sizeof(what))
-					snprintf(what + n, sizeof(what) - n, " (got \"%.*s\")",
-					         v->via.str.size > 64 ? 64 : (int)v->via.str.size,
-					         v->via.str.ptr);
-				return refuse(f, path, what);
-			}
-		}
+		if (d->one_of && (rc = check_one_of(f, d, v, path)) < 0)
+			return rc;
+		if ((rc = check_match_none(f, d, v, path)) < 0)
+			return rc;
 		if (d->match && !v->via.str.size) /* Kong's strings: len_min 1 before match */
 			return refuse_kong(f, path, "length must be at least 1");
 		if (d->match) {
@@ -296,6 +320,7 @@ static int pack_value(struct fill *f, const struct shmring_field *d, const msgpa
 	}
 	case SHMRING_FIELD_INTEGER: {
 		int64_t i;
+		char num[32];
 		if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX)
 			i = (int64_t)v->via.u64;
 		else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
@@ -306,6 +331,11 @@ static int pack_value(struct fill *f, const struct shmring_field *d, const msgpa
 		else
 			return refuse(f, path, "must be an integer");
 		int rc = check_between(f, d, (double)i, path);
+		snprintf(num, sizeof(num), "%lld", (long long)i);
+		msgpack_object as_text = {.type = MSGPACK_OBJECT_STR,
+		                          .via.str = {.size = (uint32_t)strlen(num), .ptr = num}};
+		if (rc == 0 && d->one_of) /* an integer's one_of: its values in decimal */
+			rc = check_one_of(f, d, &as_text, path);
 		return rc < 0 ? rc : msgpack_pack_int64(&f->pk, i);
 	}
 	case SHMRING_FIELD_NUMBER: {
@@ -347,6 +377,29 @@ static int pack_value(struct fill *f, const struct shmring_field *d, const msgpa
 			if (d->type == SHMRING_FIELD_SET && seen_before(e, i))
 				continue;
 			if ((rc = pack_value(f, d->elements, &e[i], sub)) < 0)
+				return rc;
+		}
+		return 0;
+	}
+	case SHMRING_FIELD_MAP: {
+		if (empty_table(v))
+			return msgpack_pack_map(&f->pk, 0);
+		if (v->type != MSGPACK_OBJECT_MAP)
+			return refuse(f, path, "must be a map");
+		msgpack_pack_map(&f->pk, v->via.map.size);
+		for (uint32_t i = 0; i < v->via.map.size; i++) {
+			const msgpack_object *k = &v->via.map.ptr[i].key;
+			char sub[256];
+			int rc = d->keys ? pack_value(f, d->keys, k, path)
+			                 : msgpack_pack_object(&f->pk, *k);
+			if (rc < 0)
+				return rc;
+			snprintf(sub, sizeof(sub), "%s.%.*s", path,
+			         k->type == MSGPACK_OBJECT_STR ? (int)k->via.str.size : 1,
+			         k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : "?");
+			if ((rc = d->elements
+			              ? pack_value(f, d->elements, &v->via.map.ptr[i].val, sub)
+			              : msgpack_pack_object(&f->pk, v->via.map.ptr[i].val)) < 0)
 				return rc;
 		}
 		return 0;
@@ -671,10 +724,11 @@ static int run_checks(const char *plugin, const struct shmring_check *checks,
 	return 0;
 }
 
-int shmringd__config_fill(const struct shmring_plugin *d, const msgpack_object *config,
-                          msgpack_sbuffer *sb, msgpack_unpacked *out, char *err, size_t errlen)
+int shmringd__config_fill(const struct shmring_plugin *d, const struct shmringd_schema *chosen,
+                          const msgpack_object *config, msgpack_sbuffer *sb, msgpack_unpacked *out,
+                          char *err, size_t errlen)
 {
-	const struct shmring_field *schema = shmringd__plugin_config_schema(d);
+	const struct shmring_field *schema = chosen->fields;
 	if (config->type != MSGPACK_OBJECT_MAP && config->type != MSGPACK_OBJECT_NIL &&
 	    !empty_table(config)) {
 		snprintf(err, errlen, "%s: config must be a record (a map)", d->name);
@@ -705,8 +759,7 @@ int shmringd__config_fill(const struct shmring_plugin *d, const msgpack_object *
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "%s: config could not be rebuilt", d->name);
 	if (rc == 0)
-		rc =
-		    run_checks(d->name, shmringd__plugin_config_checks(d), &out->data, err, errlen);
+		rc = run_checks(d->name, chosen->checks, &out->data, err, errlen);
 	return rc;
 }
 
@@ -714,13 +767,14 @@ int shmringd__conf_new(const struct shmring_plugin *d, void *wstate, const msgpa
                        void **conf, char *err, size_t errlen)
 {
 	*conf = NULL;
-	if (!shmringd__plugin_config_schema(d))
+	struct shmringd_schema schema;
+	if (shmringd__plugin_schema(d, NULL, config, &schema) < 0)
 		return d->conf_new ? d->conf_new(wstate, config, conf, err, errlen) : 0;
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
-	int rc = shmringd__config_fill(d, config, &sb, &u, err, errlen);
+	int rc = shmringd__config_fill(d, &schema, config, &sb, &u, err, errlen);
 	if (rc == 0 && d->conf_new)
 		rc = d->conf_new(wstate, &u.data, conf, err, errlen);
 	msgpack_unpacked_destroy(&u);

@@ -22,7 +22,7 @@ static const char *const type_names[] = {
     [SHMRING_FIELD_STRING] = "string", [SHMRING_FIELD_INTEGER] = "integer",
     [SHMRING_FIELD_NUMBER] = "number", [SHMRING_FIELD_BOOLEAN] = "boolean",
     [SHMRING_FIELD_ARRAY] = "array",   [SHMRING_FIELD_RECORD] = "record",
-    [SHMRING_FIELD_SET] = "set",
+    [SHMRING_FIELD_SET] = "set",       [SHMRING_FIELD_MAP] = "map",
 };
 
 static const char *const typedef_names[] = {
@@ -120,6 +120,9 @@ static void lua_value(FILE *f, const json_t *j)
 static void lua_fields(FILE *f, const struct shmring_field *fields, int indent);
 static void lua_def(FILE *f, const struct shmring_field *d, int indent);
 
+/* A map's keys or values left undeclared: strings, as Kong's maps mostly are. */
+static const struct shmring_field any_string = {.type = SHMRING_FIELD_STRING};
+
 /* ", " before every item but the first. */
 static const char *sep(int *first)
 {
@@ -155,18 +158,42 @@ static void lua_attrs(FILE *f, const struct shmring_field *d, int indent, int wi
 		fprintf(f, "%smatch = ", sep(&first));
 		lua_string(f, d->match);
 	}
-	if (d->one_of) {
+	if (d->one_of && d->type == SHMRING_FIELD_INTEGER) { /* decimal values */
+		fprintf(f, "%sone_of = {", sep(&first));
+		for (const char *const *o = d->one_of; *o; o++)
+			fprintf(f, "%s%s", o == d->one_of ? " " : ", ", *o);
+		fputs(" }", f);
+	} else if (d->one_of) {
 		fprintf(f, "%sone_of = ", sep(&first));
 		lua_strings(f, d->one_of);
+	}
+	if (d->match_none) {
+		fprintf(f, "%smatch_none = {", sep(&first));
+		for (const struct shmring_match_none *m = d->match_none; m->pattern; m++) {
+			fputs(m == d->match_none ? " { pattern = " : ", { pattern = ", f);
+			lua_string(f, m->pattern);
+			fputs(", err = ", f);
+			lua_string(f, m->err);
+			fputs(" }", f);
+		}
+		fputs(" }", f);
 	}
 	if (d->flags & SHMRING_FIELD_BETWEEN)
 		fprintf(f, "%sbetween = { %lld, %lld }", sep(&first), (long long)d->min,
 		        (long long)d->max);
+	if (d->flags & SHMRING_FIELD_BETWEEN_REAL)
+		fprintf(f, "%sbetween = { %.17g, %.17g }", sep(&first), d->real_min, d->real_max);
 	if (d->flags & SHMRING_FIELD_GT)
 		fprintf(f, "%sgt = %.17g", sep(&first), d->gt);
 	if ((d->type == SHMRING_FIELD_ARRAY || d->type == SHMRING_FIELD_SET) && d->elements) {
 		fprintf(f, "%selements = ", sep(&first));
 		lua_def(f, d->elements, indent);
+	}
+	if (d->type == SHMRING_FIELD_MAP) {
+		fprintf(f, "%skeys = ", sep(&first));
+		lua_def(f, d->keys ? d->keys : &any_string, indent);
+		fprintf(f, ", values = ");
+		lua_def(f, d->elements ? d->elements : &any_string, indent);
 	}
 	if (d->type == SHMRING_FIELD_RECORD) {
 		fprintf(f, "%sfields = {\n", sep(&first));
@@ -202,7 +229,7 @@ static void lua_def(FILE *f, const struct shmring_field *d, int indent)
 static void lua_fields(FILE *f, const struct shmring_field *fields, int indent)
 {
 	for (const struct shmring_field *d = fields; d && d->name; d++) {
-		if (d->shorthand_for)
+		if (d->shorthand_for || (d->flags & SHMRING_FIELD_NOT_IN_KONG))
 			continue; /* shmringd's, not Kong's */
 		fprintf(f, "%*s{ %s = ", indent, "", d->name);
 		lua_def(f, d, indent);
@@ -260,34 +287,34 @@ static void lua_checks(FILE *f, const struct shmring_check *checks)
 	fputs("    },\n", f);
 }
 
-static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct shmring_field *schema,
-                        const struct shmring_check *checks, const char *validator, uint32_t flags)
+static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct shmringd_schema *s)
 {
+	const char *stub = s->stub ? s->stub : p->name;
 	fprintf(f,
 	        "-- Schema of the shmring-%s Kong plugin, generated from the config schema\n"
-	        "-- its C plugin declares (`shmringctl schema %s --kong > schema.lua`):\n"
+	        "-- its C plugin declares (`shmringctl schema %s%s%s --kong > schema.lua`):\n"
 	        "-- change the C declaration, then regenerate this file.\n"
 	        "local typedefs = require(\"kong.db.schema.typedefs\")\n"
 	        "\n"
 	        "return {\n"
 	        "    name = \"shmring-%s\",\n"
 	        "    fields = {\n",
-	        p->name, p->name, p->name);
-	if (flags & SHMRING_CONFIG_NO_CONSUMER)
+	        stub, p->name, s->stub ? " --variant " : "", s->stub ? s->stub : "", stub);
+	if (s->flags & SHMRING_CONFIG_NO_CONSUMER)
 		fputs("        { consumer = typedefs.no_consumer },\n", f);
 	fputs("        { protocols = typedefs.protocols_http },\n"
 	      "        { config = {\n"
 	      "            type = \"record\",\n"
 	      "            fields = {\n",
 	      f);
-	lua_fields(f, schema, 16);
+	lua_fields(f, s->fields, 16);
 	fputs("            },\n", f);
-	if (validator)
-		fprintf(f, "            custom_validator = %s,\n", validator);
+	if (s->kong_validator)
+		fprintf(f, "            custom_validator = %s,\n", s->kong_validator);
 	fputs("        } },\n"
 	      "    },\n",
 	      f);
-	lua_checks(f, checks);
+	lua_checks(f, s->checks);
 	fputs("}\n", f);
 }
 
@@ -320,6 +347,8 @@ static void md_fields(FILE *f, const struct shmring_field *fields, const char *p
 		        d->flags & SHMRING_FIELD_GATEWAY ? " (the gateway's)" : "");
 		if (d->shorthand_for)
 			fprintf(f, " (an older name of `%s`)", d->shorthand_for);
+		if (d->flags & SHMRING_FIELD_NOT_IN_KONG)
+			fputs(" (not in the Kong schema)", f);
 		fputs(" |\n", f);
 		if (d->type == SHMRING_FIELD_RECORD) {
 			char sub[260];
@@ -329,9 +358,11 @@ static void md_fields(FILE *f, const struct shmring_field *fields, const char *p
 	}
 }
 
-/* config_json through p's schema: 0 and the config conf_new would get on
- * stdout, or 1 and the refusal on stderr. */
-static int config_through(const struct shmring_plugin *p, const char *config_json)
+/* config_json through p's schema s (the variant's if one is named, else
+ * the one shmringd would choose for it): 0 and the config conf_new would
+ * get on stdout, or 1 and the refusal on stderr. */
+static int config_through(const struct shmring_plugin *p, const struct shmringd_schema *s,
+                          const char *variant, const char *config_json)
 {
 	msgpack_sbuffer in_sb, out_sb;
 	msgpack_unpacked in, out;
@@ -340,8 +371,11 @@ static int config_through(const struct shmring_plugin *p, const char *config_jso
 	msgpack_unpacked_init(&in);
 	msgpack_unpacked_init(&out);
 	char err[512];
-	int rc = shmring_test_json_msgpack(config_json, &in_sb, &in, err, sizeof(err)) < 0 ||
-	         shmringd__config_fill(p, &in.data, &out_sb, &out, err, sizeof(err)) < 0;
+	struct shmringd_schema chosen = *s;
+	int rc = shmring_test_json_msgpack(config_json, &in_sb, &in, err, sizeof(err)) < 0;
+	if (!rc && !variant) /* as shmringd chooses: by the config */
+		shmringd__plugin_schema(p, NULL, &in.data, &chosen);
+	rc = rc || shmringd__config_fill(p, &chosen, &in.data, &out_sb, &out, err, sizeof(err)) < 0;
 	if (rc) {
 		fprintf(stderr, "%s\n", err);
 	} else {
@@ -360,13 +394,15 @@ static int config_through(const struct shmring_plugin *p, const char *config_jso
 
 int shmringctl__schema(int argc, char **argv)
 {
-	const char *what = NULL, *dirs = SHMRING_PLUGIN_DIR, *config_json = NULL;
+	const char *what = NULL, *dirs = SHMRING_PLUGIN_DIR, *config_json = NULL, *variant = NULL;
 	int markdown = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--kong"))
 			markdown = 0;
 		else if (!strcmp(argv[i], "--markdown"))
 			markdown = 1;
+		else if (!strcmp(argv[i], "--variant") && i + 1 < argc)
+			variant = argv[++i];
 		else if (!strcmp(argv[i], "--config") && i + 1 < argc)
 			config_json = argv[++i];
 		else if (!strcmp(argv[i], "--plugin-dir") && i + 1 < argc)
@@ -375,8 +411,8 @@ int shmringctl__schema(int argc, char **argv)
 			what = argv[i];
 		else {
 			fprintf(stderr,
-			        "usage: shmringctl schema NAME|FILE.so [--kong | --markdown | "
-			        "--config JSON] [--plugin-dir DIRS]\n");
+			        "usage: shmringctl schema NAME|FILE.so [--variant STUB] [--kong | "
+			        "--markdown | --config JSON] [--plugin-dir DIRS]\n");
 			return 2;
 		}
 	}
@@ -410,25 +446,23 @@ int shmringctl__schema(int argc, char **argv)
 		return 1;
 	}
 	const struct shmring_plugin *p = dlsym(dl, SHMRING_PLUGIN_SYMBOL);
-	const struct shmring_field *fields;
+	struct shmringd_schema s;
 	int rc = 1;
 	if (!p || p->abi_version != SHMRING_PLUGIN_ABI_VERSION)
 		fprintf(stderr, "shmringctl schema: %s: no descriptor of plugin ABI %u\n", path,
 		        SHMRING_PLUGIN_ABI_VERSION);
-	else if (!(fields = shmringd__plugin_config_schema(p)))
-		fprintf(stderr, "shmringctl schema: plugin %s declares no config schema\n",
-		        p->name);
+	else if (shmringd__plugin_schema(p, variant ? variant : p->name, NULL, &s) < 0)
+		fprintf(stderr, "shmringctl schema: plugin %s declares no config schema%s%s\n",
+		        p->name, variant ? " for the stub " : "", variant ? variant : "");
 	else if (config_json)
-		rc = config_through(p, config_json);
+		rc = config_through(p, &s, variant, config_json);
 	else {
 		if (markdown) {
 			printf(
 			    "| field | type | default | allowed | what |\n|---|---|---|---|---|\n");
-			md_fields(stdout, fields, "");
+			md_fields(stdout, s.fields, "");
 		} else {
-			kong_schema(stdout, p, fields, shmringd__plugin_config_checks(p),
-			            shmringd__plugin_kong_validator(p),
-			            shmringd__plugin_config_flags(p));
+			kong_schema(stdout, p, &s);
 		}
 		rc = 0;
 	}

@@ -5,6 +5,7 @@
  * config_checks has the first, shorter struct shmring_field. */
 #include "schema_layout.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -79,17 +80,46 @@ const struct shmring_field *shmringd__plugin_config_schema(const struct shmring_
 	return to;
 }
 
-const struct shmring_check *shmringd__plugin_config_checks(const struct shmring_plugin *d)
+static bool has_variants_member(const struct shmring_plugin *d)
 {
-	return has_checks_member(d) ? d->config_checks : NULL;
+	return d->struct_size >=
+	       offsetof(struct shmring_plugin, config_variants) + sizeof(d->config_variants);
 }
 
-const char *shmringd__plugin_kong_validator(const struct shmring_plugin *d)
+static bool sets(const msgpack_object *config, const char *field)
 {
-	return has_checks_member(d) ? d->config_kong_validator : NULL;
+	for (uint32_t i = 0;
+	     config && config->type == MSGPACK_OBJECT_MAP && i < config->via.map.size; i++) {
+		const msgpack_object *k = &config->via.map.ptr[i].key;
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(field) &&
+		    !memcmp(k->via.str.ptr, field, k->via.str.size))
+			return config->via.map.ptr[i].val.type != MSGPACK_OBJECT_NIL;
+	}
+	return false;
 }
 
-uint32_t shmringd__plugin_config_flags(const struct shmring_plugin *d)
+int shmringd__plugin_schema(const struct shmring_plugin *d, const char *stub,
+                            const msgpack_object *config, struct shmringd_schema *out)
 {
-	return has_checks_member(d) ? d->config_flags : 0;
+	*out = (struct shmringd_schema){0};
+	const struct shmring_config_variant *v = has_variants_member(d) ? d->config_variants : NULL;
+	for (; v && v->stub; v++) {
+		if (stub ? !strcmp(stub, v->stub) : sets(config, v->when_field)) {
+			*out = (struct shmringd_schema){.stub = v->stub,
+			                                .fields = v->fields,
+			                                .checks = v->checks,
+			                                .kong_validator = v->kong_validator,
+			                                .flags = v->flags};
+			return v->fields ? 0 : -ENOENT;
+		}
+	}
+	if (stub && strcmp(stub, d->name))
+		return -ENOENT;
+	out->fields = shmringd__plugin_config_schema(d);
+	if (has_checks_member(d)) {
+		out->checks = d->config_checks;
+		out->kong_validator = d->config_kong_validator;
+		out->flags = d->config_flags;
+	}
+	return out->fields ? 0 : -ENOENT;
 }

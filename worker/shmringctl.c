@@ -25,8 +25,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: shmringctl [--shm-dir DIR] stats [--json]\n"
 	           "       shmringctl [--shm-dir DIR] top [--json] [--interval S] [--count N]\n"
-	           "       shmringctl schema NAME|FILE.so [--kong|--markdown|--config JSON]\n"
-	           "                  [--plugin-dir D]\n"
+	           "       shmringctl schema NAME|FILE.so [--variant STUB]\n"
+	           "                  [--kong|--markdown|--config JSON] [--plugin-dir D]\n"
 	           "\n"
 	           "  --shm-dir DIR   instance directory (default /dev/shm/shmring/default)\n"
 	           "  stats           per-worker and per-channel counters and the dispatch\n"

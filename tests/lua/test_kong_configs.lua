@@ -324,9 +324,14 @@ if build then
     local function sh_quote(s)
         return "'" .. s:gsub("'", "'\\''") .. "'"
     end
+    -- NAME.so, and for a stub served by a plugin of another name the
+    -- config variant it uses.
     local function plugin_so(stub)
         local name = stub:sub(#"shmring-" + 1)
-        return build .. "/plugins/" .. (name == "http-log" and "log" or name) .. ".so"
+        if name == "http-log" then
+            return build .. "/plugins/log.so --variant http-log"
+        end
+        return build .. "/plugins/" .. name .. ".so"
     end
     local function run(cmd)
         local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")

@@ -16,6 +16,12 @@
 #define PROBE_NAME "schema-probe-kong"
 static const struct shmring_field string = {.type = SHMRING_FIELD_STRING};
 static const char *const modes[] = {"a", "b", "c", NULL};
+static const char *const conc[] = {"-1", "1", NULL};
+static const struct shmring_match_none no_host[] = {
+    {"^[Hh][Oo][Ss][Tt]$", "cannot contain 'Host' header"}, {NULL, NULL}};
+static const struct shmring_field hdr_key = {.type = SHMRING_FIELD_STRING,
+                                             .kong_typedef = SHMRING_TYPEDEF_HEADER_NAME,
+                                             .match_none = no_host};
 static const struct shmring_field redis[] = {
     {.name = "host", .type = SHMRING_FIELD_STRING},
     {.name = "port", .type = SHMRING_FIELD_INTEGER, .def = "6379"},
@@ -34,7 +40,22 @@ static const struct shmring_field config[] = {
     {.name = "redis", .type = SHMRING_FIELD_RECORD, .fields = redis},
     {.name = "redis_host", .type = SHMRING_FIELD_STRING, .shorthand_for = "redis.host"},
     {.name = "old_path", .type = SHMRING_FIELD_STRING, .shorthand_for = "path"},
+    {.name = "hdrs", .type = SHMRING_FIELD_MAP, .keys = &hdr_key, .elements = &string},
+    {.name = "ratio",
+     .type = SHMRING_FIELD_NUMBER,
+     .flags = SHMRING_FIELD_BETWEEN_REAL,
+     .real_min = 0.25,
+     .real_max = 0.75},
+    {.name = "conc", .type = SHMRING_FIELD_INTEGER, .one_of = conc},
+    {.name = "wire_name", .type = SHMRING_FIELD_STRING, .flags = SHMRING_FIELD_NOT_IN_KONG},
     {.name = NULL}};
+/* Another stub's config, for a config that sets `other`. */
+static const struct shmring_field other[] = {
+    {.name = "other", .type = SHMRING_FIELD_STRING, .flags = SHMRING_FIELD_REQUIRED},
+    {.name = "n", .type = SHMRING_FIELD_INTEGER, .def = "5"},
+    {.name = NULL}};
+static const struct shmring_config_variant variants[] = {
+    {.stub = "schema-probe-other", .when_field = "other", .fields = other}, {.stub = NULL}};
 static const char *const one_needed[] = {"hdr", "path", "url", "redis.host", NULL};
 static const char *const exclusive[] = {"host", "url", NULL};
 static const char *const b_or_c[] = {"b", "c", NULL};
@@ -181,5 +202,6 @@ SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
     .config = PROBE_CONFIG,
 #if defined(PROBE_KONG)
     .config_checks = checks,
+    .config_variants = variants,
 #endif
 };

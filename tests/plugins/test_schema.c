@@ -144,6 +144,16 @@ static void kong_refusals(void **state)
 	     "config.old_path is an older name of config.path: set one of them"},
 	    {"{\"redis_host\":5}", "config.redis.host must be a string"},
 	    {"[1]", "schema-probe-kong: config must be a record (a map)"},
+	    {"{\"hdr\":\"h\",\"hdrs\":{\"Host\":\"a\"}}",
+	     "config.hdrs: cannot contain 'Host' header"},
+	    {"{\"hdr\":\"h\",\"hdrs\":{\"a b\":\"x\"}}", "config.hdrs: bad header name 'a b'"},
+	    {"{\"hdr\":\"h\",\"hdrs\":{\"X\":1}}", "config.hdrs.X must be a string"},
+	    {"{\"hdr\":\"h\",\"hdrs\":[1]}", "config.hdrs must be a map"},
+	    {"{\"hdr\":\"h\",\"ratio\":0.8}", "config.ratio must be between 0.25 and 0.75"},
+	    {"{\"hdr\":\"h\",\"conc\":0}", "config.conc must be one of \"-1\", \"1\" (got \"0\")"},
+	    /* a config that sets `other` goes through that variant */
+	    {"{\"other\":5}", "schema-probe-kong: config.other must be a string"},
+	    {"{\"other\":\"x\",\"hdr\":\"h\"}", "schema-probe-kong: unknown config field 'hdr'"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		harness_conf_refused(&K, cases[i].json, cases[i].want);
@@ -171,6 +181,14 @@ static void kong_accepted(void **state)
 	/* Kong's conditional: a then_field left unset is only refused when
 	 * then_match says required. */
 	expect_of(&K, "{\"hdr\":\"h\",\"mode\":\"b\"}", "{\"hdr\":\"h\",\"mode\":\"b\"}");
+	/* map, fractional bounds, an integer's one_of, a field Kong does not see */
+	expect_of(&K,
+	          "{\"wire_name\":\"w\",\"conc\":-1,\"ratio\":0.5,\"hdrs\":{\"X-A\":\"1\"},"
+	          "\"hdr\":\"h\"}",
+	          "{\"hdr\":\"h\",\"hdrs\":{\"X-A\":\"1\"},\"ratio\":0.5,\"conc\":-1,"
+	          "\"wire_name\":\"w\"}");
+	expect_of(&K, "{\"hdr\":\"h\",\"hdrs\":[]}", "{\"hdr\":\"h\",\"hdrs\":{}}");
+	expect_of(&K, "{\"other\":\"x\"}", "{\"other\":\"x\",\"n\":5}");
 }
 
 static void older_layout(void **state)
