@@ -150,6 +150,9 @@ def traffic(st):
          gone=("x-remove-me", "x-old-name"))
     show(st, checks, "GET /correlation-id", "/correlation-id", resp={"kong-request-id": True},
          upstream={"kong-request-id": True})
+    show(st, checks, "GET /correlation-id-tracker (Kong's tracker format)",
+         "/correlation-id-tracker", resp={"kong-request-id": True},
+         upstream={"kong-request-id": True})
     # this run's line, not one left in the file by an earlier demo
     log_uri = "/log?run=%d" % int(time.time() * 1000)
     show(st, checks, "GET /log", log_uri)

@@ -65,6 +65,11 @@ M.routes = {
     ["correlation-id"] = one("correlation-id", {
         header_name = "Kong-Request-ID", generator = "uuid", echo_downstream = true,
     }),
+    -- Kong's tracker generator: "<server_addr>-<server_port>-<nginx worker
+    -- pid>-<connection>-<connection_requests>-<time>".
+    ["correlation-id-tracker"] = one("correlation-id", {
+        header_name = "Kong-Request-ID", generator = "tracker", echo_downstream = true,
+    }),
     -- One JSON line per request in the demo's run directory (the nginx
     -- prefix: DEMO_DIR, else build/demo), written by shmringd.
     log = one("log", { path = ngx.config.prefix() .. "requests.log" }),
@@ -89,6 +94,9 @@ M.ngx_key_auth_conf = {
     key_names = { "apikey" }, timeout = 250, fail_open = false,
     consumers = M.routes["key-auth"].plugins[1].config.consumers,
 }
+-- ... for /ngx/correlation-id-tracker ...
+M.ngx_tracker_conf = { generator = "tracker", echo_downstream = true, timeout = 250,
+                       fail_open = false }
 -- ... and for /ngx/log: the log plugin without Kong (no schema: the C
 -- plugin applies the defaults).
 M.ngx_log_conf = { path = ngx.config.prefix() .. "requests-ngx.log" }

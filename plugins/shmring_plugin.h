@@ -436,6 +436,25 @@ SHMRING_HOST_API int shmring_req_ctx(const struct shmring_request *req, struct s
 /* HEADER_FILTER: a response header by lower-case name; 1 or 0. */
 SHMRING_HOST_API int shmring_req_resp_header(const struct shmring_request *req,
                                              struct shmring_str name, struct shmring_str *val);
+/* The connection a request came on, as the gateway's nginx worker sees it
+ * (nginx's variables of the same names): what Kong's correlation-id
+ * `tracker` joins. */
+struct shmring_connection {
+	struct shmring_str server_addr; /* $server_addr: the address that accepted it */
+	uint32_t server_port;           /* $server_port */
+	uint32_t worker_pid;            /* the nginx worker's pid (ngx.worker.pid()) */
+	uint64_t serial;                /* $connection: nginx's serial number of it */
+	uint64_t requests;              /* $connection_requests: this one included */
+	/* ngx.now() when the gateway took the snapshot, in ms since the epoch
+	 * (nginx's cached time: ms resolution). */
+	uint64_t time_ms;
+};
+/* The snapshot's connection fields: 1 and *conn filled, or 0 (conn zeroed)
+ * when the snapshot has none. They are sent only to a plugin whose catalog
+ * entry names the `connection` field (lua/shmring/plugins.lua, or its Kong
+ * stub's `fields`): every other snapshot stays as small as before. */
+SHMRING_HOST_API int shmring_req_connection(const struct shmring_request *req,
+                                            struct shmring_connection *conn);
 /* Generic: a string (or first string of an array) in a msgpack map by key;
  * 1 or 0. Works on any map view above and on configs in conf_new. */
 SHMRING_HOST_API int shmring_map_str(const msgpack_object *map, struct shmring_str key,

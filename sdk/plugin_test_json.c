@@ -4,6 +4,8 @@
  * them without the dlopen runner and its shmringd__log. */
 #include "shmring/plugin_test.h"
 
+#include "common/msgpack_json.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,42 +65,11 @@ void shmring_test_pack_json(msgpack_sbuffer *sb, const json_t *j)
 
 json_t *shmring_test_msgpack_json(const msgpack_object *o)
 {
-	switch (o->type) {
-	case MSGPACK_OBJECT_NIL:
-		return json_null();
-	case MSGPACK_OBJECT_BOOLEAN:
-		return json_boolean(o->via.boolean);
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		return json_integer((json_int_t)o->via.u64);
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		return json_integer((json_int_t)o->via.i64);
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64:
-		return json_real(o->via.f64);
-	case MSGPACK_OBJECT_STR:
-		return json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
-	case MSGPACK_OBJECT_ARRAY: {
-		json_t *a = json_array();
-		for (uint32_t i = 0; i < o->via.array.size; i++)
-			json_array_append_new(a, shmring_test_msgpack_json(&o->via.array.ptr[i]));
-		return a;
-	}
-	case MSGPACK_OBJECT_MAP: {
-		json_t *m = json_object();
-		for (uint32_t i = 0; i < o->via.map.size; i++) {
-			const msgpack_object *k = &o->via.map.ptr[i].key;
-			if (k->type != MSGPACK_OBJECT_STR)
-				die("non-string map key");
-			json_object_setn_new_nocheck(
-			    m, k->via.str.ptr, k->via.str.size,
-			    shmring_test_msgpack_json(&o->via.map.ptr[i].val));
-		}
-		return m;
-	}
-	default:
-		die("unexpected msgpack type");
-		return NULL;
-	}
+	json_t *j = shmring__msgpack_json(o, 0);
+	if (!j)
+		die("not JSON-like (binary, extension, non-string map key, integer past "
+		    "INT64_MAX or nesting deeper than 32)");
+	return j;
 }
 
 int shmring_test_json_msgpack(const char *text, msgpack_sbuffer *sb, msgpack_unpacked *u, char *err,

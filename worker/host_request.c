@@ -50,6 +50,46 @@ static int take_map(const msgpack_object *v, const msgpack_object **out)
 	return 0;
 }
 
+static int take_uint(const msgpack_object *v, uint64_t max, uint64_t *out)
+{
+	if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > max)
+		return -EBADMSG;
+	*out = v->via.u64;
+	return 0;
+}
+
+/* The snapshot's "connection" map (docs/protocol.md) into *conn; a missing
+ * key leaves its field 0 / empty, a key of the wrong type is -EBADMSG. */
+static int connection_parse(const msgpack_object *v, struct shmring_connection *conn)
+{
+	*conn = (struct shmring_connection){0};
+	if (v->type != MSGPACK_OBJECT_MAP)
+		return -EBADMSG;
+	int rc = 0;
+	uint64_t port = 0, pid = 0;
+	for (uint32_t i = 0; i < v->via.map.size && rc == 0; i++) {
+		const msgpack_object *k = &v->via.map.ptr[i].key;
+		const msgpack_object *x = &v->via.map.ptr[i].val;
+		if (k->type != MSGPACK_OBJECT_STR)
+			continue;
+		if (KEY_IS(k, "server_addr"))
+			rc = take_str(x, &conn->server_addr);
+		else if (KEY_IS(k, "server_port"))
+			rc = take_uint(x, UINT16_MAX, &port);
+		else if (KEY_IS(k, "worker_pid"))
+			rc = take_uint(x, INT32_MAX, &pid);
+		else if (KEY_IS(k, "serial"))
+			rc = take_uint(x, UINT64_MAX, &conn->serial);
+		else if (KEY_IS(k, "requests"))
+			rc = take_uint(x, UINT64_MAX, &conn->requests);
+		else if (KEY_IS(k, "time_ms"))
+			rc = take_uint(x, UINT64_MAX, &conn->time_ms);
+	}
+	conn->server_port = (uint32_t)port;
+	conn->worker_pid = (uint32_t)pid;
+	return rc;
+}
+
 int shmringd__request_decode(struct shmring_request *req, const msgpack_object *root)
 {
 	if (root->type != MSGPACK_OBJECT_MAP)
@@ -75,6 +115,10 @@ int shmringd__request_decode(struct shmring_request *req, const msgpack_object *
 				rc = take_str(v, &req->credential);
 			} else if (KEY_IS(k, "ctx")) {
 				rc = take_map(v, &req->ctx);
+			} else if (KEY_IS(k, "connection")) {
+				/* Checked here, read by shmring_req_connection. */
+				struct shmring_connection conn;
+				rc = connection_parse(v, &conn);
 			} else if (KEY_IS(k, "consumer")) {
 				const msgpack_object *m = NULL;
 				if ((rc = take_map(v, &m)) == 0 && m) {
@@ -226,6 +270,17 @@ SHMRING_HOST_API int shmring_req_resp_header(const struct shmring_request *req,
 	*val = (struct shmring_str){NULL, 0};
 	return traced(SHMRINGD_READ_RESP_HEADER, name,
 	              nth_str(map_get_ci(req->resp_headers, name), 0, val));
+}
+
+SHMRING_HOST_API int shmring_req_connection(const struct shmring_request *req,
+                                            struct shmring_connection *conn)
+{
+	const msgpack_object *v = shmring_map_get(req->root, SHMRING_LIT("connection"));
+	if (!v || connection_parse(v, conn) < 0) {
+		*conn = (struct shmring_connection){0};
+		return 0;
+	}
+	return 1;
 }
 
 SHMRING_HOST_API const msgpack_object *shmring_map_get(const msgpack_object *map,

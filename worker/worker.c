@@ -12,6 +12,7 @@
  *                      event, never past the next due log flush
  */
 #include "daemon.h"
+#include "shmring/spin.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -846,9 +847,7 @@ static void idle(struct loop *l)
 	if (!l->idle_since)
 		l->idle_since = W.now;
 	if (W.now - l->idle_since < l->spin_ns) {
-#if defined(__x86_64__) || defined(__i386__)
-		__builtin_ia32_pause();
-#endif
+		shmring_cpu_relax();
 		return;
 	}
 	sleep_on_event();

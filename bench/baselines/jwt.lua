@@ -46,7 +46,7 @@ local crypto = ffi.load("libcrypto.so.3")
 local ngx = ngx
 local decode_base64 = ngx.decode_base64
 local find, sub, gsub, rep = string.find, string.sub, string.gsub, string.rep
-local set_header, clear_header = ngx.req.set_header, ngx.req.clear_header
+local set_consumer = require("set_consumer")
 
 local _M = {}
 
@@ -155,23 +155,7 @@ function _M.access(st)
     if type(exp) ~= "number" or exp <= ngx.time() then
         return unauthorized("token expired")
     end
-    local consumer = hit.consumer
-    local ctx = ngx.ctx
-    ctx.authenticated_consumer = consumer
-    ctx.authenticated_credential = secret
-    set_header("X-Consumer-ID", consumer.id)
-    if consumer.custom_id then
-        set_header("X-Consumer-Custom-ID", consumer.custom_id)
-    else
-        clear_header("X-Consumer-Custom-ID")
-    end
-    if consumer.username then
-        set_header("X-Consumer-Username", consumer.username)
-    else
-        clear_header("X-Consumer-Username")
-    end
-    set_header("X-Credential-Identifier", secret.key)
-    clear_header("X-Anonymous-Consumer")
+    set_consumer(hit.consumer, secret, secret.key)
 end
 
 return _M

@@ -10,7 +10,7 @@ local _M = {}
 local ngx = ngx
 local req = ngx.req
 local get_headers, get_uri_args = req.get_headers, req.get_uri_args
-local set_header, clear_header = req.set_header, req.clear_header
+local set_consumer = require("set_consumer")
 local type = type
 
 -- The credentials table Kong's cache would hold: key -> {consumer, credential}.
@@ -62,24 +62,8 @@ function _M.access(st)
     if not hit then
         return unauthorized("Unauthorized")
     end
-    local consumer, credential = hit.consumer, hit.credential
     -- kong.client.authenticate + set_consumer
-    local ctx = ngx.ctx
-    ctx.authenticated_consumer = consumer
-    ctx.authenticated_credential = credential
-    set_header("X-Consumer-ID", consumer.id)
-    if consumer.custom_id then
-        set_header("X-Consumer-Custom-ID", consumer.custom_id)
-    else
-        clear_header("X-Consumer-Custom-ID")
-    end
-    if consumer.username then
-        set_header("X-Consumer-Username", consumer.username)
-    else
-        clear_header("X-Consumer-Username")
-    end
-    set_header("X-Credential-Identifier", credential.id)
-    clear_header("X-Anonymous-Consumer")
+    set_consumer(hit.consumer, hit.credential, hit.credential.id)
 end
 
 return _M

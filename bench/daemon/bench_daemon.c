@@ -152,24 +152,6 @@ static void rtt_cold(uint32_t n, uint64_t *p50, uint64_t *p99)
 
 /* ---- log throughput ------------------------------------------------------------ */
 
-struct log_arg {
-	uint64_t conf;
-	const char *line;
-	uint32_t len;
-};
-
-static void fill_log(struct shmring_mpw *w, void *arg)
-{
-	struct log_arg *a = arg;
-	shmring_mpw_map(w, 2);
-	shmring_mpw_cstr(w, "conf");
-	shmring_mpw_uint(w, a->conf);
-	shmring_mpw_cstr(w, "entry");
-	shmring_mpw_map(w, 1);
-	shmring_mpw_cstr(w, "line");
-	shmring_mpw_str(w, a->line, a->len);
-}
-
 static double log_rate(uint32_t n, uint64_t *dropped)
 {
 	fresh_instance("log");
@@ -195,15 +177,16 @@ static double log_rate(uint32_t n, uint64_t *dropped)
 	tc_register(c, &r, 1, &lc);
 
 	char line[200];
-	memset(line, 'a', sizeof(line));
-	struct log_arg a = {1, line, 199}; /* + '\n' = 200 bytes per entry */
+	memset(line, 'a', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\0';
+	struct tc_log_line a = {1, line}; /* 199 + '\n' = 200 bytes per entry */
 	uint64_t want = (uint64_t)n * 200;
 	/* The client's encoder is not what is measured: encode the record
 	 * once, then copy it into each claim. */
 	uint8_t rec[320];
 	struct shmring_mpw w;
 	shmring_mpw_init(&w, rec, sizeof(rec));
-	fill_log(&w, &a);
+	tc_fill_log_line(&w, &a);
 	int len = shmring_mpw_finish(&w);
 	CHECK(len > 0, "encode");
 	uint64_t t0 = shmring_now_ns();

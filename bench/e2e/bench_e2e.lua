@@ -85,7 +85,8 @@ function M.init(opts)
             }, base = "request_transformer" },
         ["correlation-id"] = { plugin = "correlation-id", conf = {
                 header_name = "Kong-Request-ID", generator = "uuid", echo_downstream = true },
-                headers = { "kong-request-id" }, query = {}, base = "correlation_id" },
+                -- as the Kong stub: connection fields only for the tracker generator
+                headers = { "kong-request-id" }, query = {}, fields = {}, base = "correlation_id" },
         log = { plugin = "log", conf = { path = opts.prefix .. "/shmring-requests.log" },
                 lua_conf = { path = opts.prefix .. "/lua-requests.log" }, base = "file_log" },
     }
@@ -95,7 +96,8 @@ function M.init(opts)
         local base_spec = plugins.get(c.plugin)
         local spec = base_spec
         if c.headers then
-            spec = setmetatable({ headers = c.headers, query = c.query or base_spec.query },
+            spec = setmetatable({ headers = c.headers, query = c.query or base_spec.query,
+                                  want = c.fields and plugins.want(c.fields) },
                 { __index = base_spec })
         end
         local host = ngx_host

@@ -1,4 +1,5 @@
--- wrk script of bench/e2e: fixed request headers (BENCH_HEADERS, "name: value"
+-- wrk script of bench/e2e (and of bench-hello, with no BENCH_* variable
+-- set: wrk's plain GET): fixed request headers (BENCH_HEADERS, "name: value"
 -- pairs separated by "|"), optionally a JWT per request from BENCH_TOKENS
 -- (one token a line), the token changing every BENCH_TOKEN_EVERY requests
 -- (default 10), starting at line BENCH_TOKEN_OFFSET; then one JSON line

@@ -23,9 +23,12 @@ import stack  # noqa: E402
 
 
 def wrk(port, path, duration, connections, threads):
+    # bench-e2e's script: without BENCH_HEADERS and BENCH_TOKENS, wrk's plain GET
+    env = {k: v for k, v in os.environ.items() if k not in ("BENCH_HEADERS", "BENCH_TOKENS")}
     return stack.wrk_json(
         ["-t%d" % threads, "-c%d" % connections, "-d%ds" % duration, "--latency",
-         "-s", os.path.join(HERE, "report.lua"), "http://127.0.0.1:%d%s" % (port, path)])
+         "-s", os.path.join(REPO, "bench", "e2e", "wrk.lua"),
+         "http://127.0.0.1:%d%s" % (port, path)], env)
 
 
 def main():

@@ -42,6 +42,7 @@
  */
 #define _GNU_SOURCE
 #include "shmring/shmring.h"
+#include "shmring/spin.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -98,11 +99,6 @@ static void pin_to(int cpu)
 		        cpu, strerror(errno));
 }
 
-static inline void cpu_relax(void)
-{
-	_mm_pause();
-}
-
 static inline uint64_t ticks(void)
 {
 	return __rdtsc();
@@ -116,7 +112,7 @@ static inline void ring_send(struct shmring_chan *c, uint16_t type, uint64_t id,
 	struct shmring_claim cl;
 	int rc;
 	while ((rc = shmring_claim(c, len, &cl)) == SHMRING_FULL)
-		cpu_relax();
+		shmring_cpu_relax();
 	if (rc)
 		die("claim", rc);
 	if (len)
@@ -129,7 +125,7 @@ static inline void ring_recv(struct shmring_chan *c, struct shmring_rec *rec)
 {
 	int rc;
 	while ((rc = shmring_peek(c, rec)) == SHMRING_EMPTY)
-		cpu_relax();
+		shmring_cpu_relax();
 	if (rc)
 		die("peek", rc);
 }
@@ -202,7 +198,7 @@ static void serve_throughput(struct shmring_chan *c, uint64_t n)
 		if (rc == SHMRING_EMPTY) {
 			shmring_release(c);
 			unreleased = 0;
-			cpu_relax();
+			shmring_cpu_relax();
 			continue;
 		}
 		if (rc)
@@ -245,7 +241,7 @@ static void serve_floor(uint64_t n)
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t want = 2 * i + 1;
 		while (atomic_load_explicit(g_line, memory_order_acquire) != want)
-			cpu_relax();
+			shmring_cpu_relax();
 		atomic_store_explicit(g_line, want + 1, memory_order_release);
 	}
 }
@@ -365,7 +361,7 @@ static struct lat floor_rtt(struct shmring_chan *c, size_t warm, size_t n, uint6
 		uint64_t t0 = ticks();
 		atomic_store_explicit(g_line, 2 * i + 1, memory_order_release);
 		while (atomic_load_explicit(g_line, memory_order_acquire) != 2 * i + 2)
-			cpu_relax();
+			shmring_cpu_relax();
 		uint64_t t1 = ticks();
 		if (i >= warm)
 			s[i - warm] = t1 - t0;
@@ -392,7 +388,7 @@ static double ring_throughput(struct shmring_chan *c, uint32_t len, uint64_t n, 
 			if (rc == SHMRING_FULL) {
 				shmring_publish(c);
 				while ((rc = shmring_claim(c, len, &cl)) == SHMRING_FULL)
-					cpu_relax();
+					shmring_cpu_relax();
 			}
 			if (rc)
 				die("claim", rc);

@@ -4,8 +4,10 @@
 --   return require("shmring.kong").handler("hello", { PRIORITY = 1000, VERSION = "0.1.0" })
 --
 -- It reads the request and applies the reply through Kong's PDK (kong.*),
--- nothing else; the daemon location comes from SHMRING_DIR (kong.conf:
--- `nginx_main_env = SHMRING_DIR`), default /dev/shm/shmring/default.
+-- nothing else but nginx's connection variables, which no PDK call returns
+-- (Kong's correlation-id reads them so too); the daemon location comes from
+-- SHMRING_DIR (kong.conf: `nginx_main_env = SHMRING_DIR`), default
+-- /dev/shm/shmring/default.
 -- What Kong adds and expects (injected config keys, PDK shapes, its timer
 -- pool) is in docs/gateway.md, "Running under Kong". It also answers the C
 -- plugins' entity look-ups from Kong's own consumers and credentials, and
@@ -259,6 +261,9 @@ local host = {
         local s = K().router.get_service()
         return s and s.id or ""
     end,
+    -- No PDK call has these: nginx's variables, as Kong's correlation-id
+    -- reads them.
+    connection = phase.nginx_connection,
     header = function(name) return K().request.get_header(name) end,
     headers = function() return K().request.get_headers() end,
     query_arg = function(name) return K().request.get_query_arg(name) end,
@@ -372,9 +377,10 @@ local started = false
 -- optionally what the plugin needs (headers, query, fields, phases,
 -- fail_open, timeout), which then override shmring.plugins' entry.
 --
--- opts.snapshot(conf) -> { headers = {...}, query = {...} }: for a plugin
--- whose descriptor declares more than one config reads (configurable
--- header or arg names), the parts this config reads. Each config table then
+-- opts.snapshot(conf) -> { headers = {...}, query = {...}, fields = {...} }:
+-- for a plugin whose descriptor declares more than one config reads
+-- (configurable header or arg names), the parts this config reads (fields:
+-- nil keeps the plugin's). Each config table then
 -- gets its own phase state, so its snapshots carry only those parts. conf
 -- is Kong's table, with the keys Kong injects; `route_id` / `service_id`
 -- in the answer replace the request's in the snapshot (rate-limiting keys
@@ -424,7 +430,8 @@ function _M.handler(name, opts)
                     }, { __index = stub_host })
                 end
                 st = phase.state(conf_host, name, setmetatable(
-                    { headers = parts.headers, query = parts.query }, { __index = spec }))
+                    { headers = parts.headers, query = parts.query,
+                      want = parts.fields and plugins.want(parts.fields) }, { __index = spec }))
                 states[kconf] = st
             end
             return st

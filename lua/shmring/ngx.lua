@@ -161,6 +161,7 @@ local host = {
     host = function() return ngx_var.host end,
     path = function() return ngx_var.uri end,
     client_ip = function() return ngx_var.remote_addr end,
+    connection = phase.nginx_connection,
     header = function(name) return ngx_var[hvar[name]] end,
     headers = function() return req.get_headers() end,
     query_arg = function(name)

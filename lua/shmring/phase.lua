@@ -106,6 +106,34 @@ local function put_kv(W, k, v)
     C.shmring_mpw_str(W, v, #v)
 end
 
+local function put_uint(W, k, v)
+    C.shmring_mpw_str(W, k, #k)
+    C.shmring_mpw_uint(W, v or 0)
+end
+
+-- The connection the request came on, as nginx's own variables say (both
+-- hosts run in an nginx worker; Kong's correlation-id reads the same).
+local floor = math.floor
+function _M.nginx_connection()
+    local var = ngx.var
+    return var.server_addr, tonumber(var.server_port), ngx.worker.pid(),
+        tonumber(var.connection), tonumber(var.connection_requests),
+        floor(ngx_now() * 1000 + 0.5)
+end
+
+-- docs/protocol.md, "connection": only for a plugin that names it.
+local function put_connection(W, host)
+    local addr, port, pid, serial, requests, time_ms = host.connection()
+    C.shmring_mpw_str(W, "connection", 10)
+    C.shmring_mpw_map(W, 6)
+    put_kv(W, "server_addr", addr)
+    put_uint(W, "server_port", port)
+    put_uint(W, "worker_pid", pid)
+    put_uint(W, "serial", serial)
+    put_uint(W, "requests", requests)
+    put_uint(W, "time_ms", time_ms)
+end
+
 -- encode(W, conf_id, st): st = { spec, host } for this plugin and host,
 -- and `answers` when the record is resent with entities (shmring.entities).
 -- Only the fields and parts the plugin declared (plugins.lua).
@@ -126,7 +154,7 @@ local function encode_request(W, conf_id, st)
     local has_q = decl_q == "*" or #decl_q > 0
     local n = 1 + (want.method and 1 or 0) + (want.scheme and 1 or 0) + (want.host and 1 or 0)
         + (want.path and 1 or 0) + (want.client_ip and 1 or 0) + (want.route_id and 1 or 0)
-        + (want.service_id and 1 or 0)
+        + (want.service_id and 1 or 0) + (want.connection and 1 or 0)
         + (has_h and 1 or 0) + (has_q and 1 or 0) + (kv and 1 or 0) + (consumer and 1 or 0)
         + (credential and 1 or 0) + (answers and 1 or 0)
     C.shmring_mpw_map(W, n)
@@ -141,6 +169,7 @@ local function encode_request(W, conf_id, st)
     if want.service_id then
         put_kv(W, "service_id", host.service_id and host.service_id() or "")
     end
+    if want.connection then put_connection(W, host) end
     if has_h then
         put_part(W, "headers", decl_h, host.header_pairs, host.header, host.headers)
     end

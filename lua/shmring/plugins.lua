@@ -4,8 +4,8 @@
 -- defaults (auth plugins fail closed, logging fails open; docs/gateway.md).
 -- Only these parts go into the snapshot. "*" means every one. `fields`
 -- lists the fixed snapshot fields it reads (docs/protocol.md: method,
--- scheme, host, path, client_ip, route_id, ctx, consumer; service_id only
--- when named); nil = all.
+-- scheme, host, path, client_ip, route_id, ctx, consumer; service_id and
+-- connection only when named); nil = all.
 --
 -- A third-party plugin registers itself with shmring.plugins.define().
 local _M = {}
@@ -51,8 +51,10 @@ local catalog = {
     -- header_name is configurable: plugins/correlation-id declares every
     -- header. Its HEADER_FILTER hook is not called: the echo is set from
     -- the access reply (header_filter never waits for the daemon).
+    -- connection: what the `tracker` generator joins (the Kong stub sends
+    -- it only to configs with that generator).
     ["correlation-id"] = {
-        headers = "*", query = {}, fields = {},
+        headers = "*", query = {}, fields = { "connection" },
         phases = { access = true },
         fail_open = true, timeout = 250,
     },
@@ -86,14 +88,17 @@ function _M.get(name)
         catalog[name] = s
     end
     s.name = name
-    if not s.want then
-        local want = {}
-        for _, f in ipairs(s.fields or _M.ALL_FIELDS) do
-            want[f] = true
-        end
-        s.want = want
-    end
+    s.want = s.want or _M.want(s.fields)
     return s
+end
+
+-- The set of fixed fields a `fields` list names (nil: ALL_FIELDS).
+function _M.want(fields)
+    local want = {}
+    for _, f in ipairs(fields or _M.ALL_FIELDS) do
+        want[f] = true
+    end
+    return want
 end
 
 -- Declare (or override) a plugin: define("my-auth", { headers = {"x-token"},

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Config readers over the CONF map, and msgpack -> jansson conversion. */
+/* Config readers over the CONF map, and msgpack -> jansson for JSON-like
+ * values (msgpack_json.h). */
 #include "shmring_pc.h"
+
+#include "msgpack_json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -224,64 +227,10 @@ void shmring_pc_strv_free(struct shmring_pc_strv *sv)
 	sv->n = 0;
 }
 
-static json_t *to_json(const msgpack_object *o, int depth)
-{
-	if (depth > 32)
-		return NULL;
-	switch (o->type) {
-	case MSGPACK_OBJECT_NIL:
-		return json_null();
-	case MSGPACK_OBJECT_BOOLEAN:
-		return json_boolean(o->via.boolean);
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		if (o->via.u64 > INT64_MAX)
-			return NULL;
-		return json_integer((json_int_t)o->via.u64);
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		return json_integer((json_int_t)o->via.i64);
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64:
-		return json_real(o->via.f64);
-	case MSGPACK_OBJECT_STR:
-		return json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
-	case MSGPACK_OBJECT_ARRAY: {
-		json_t *a = json_array();
-		for (uint32_t i = 0; a && i < o->via.array.size; i++) {
-			json_t *x = to_json(&o->via.array.ptr[i], depth + 1);
-			if (!x || json_array_append_new(a, x) < 0) {
-				json_decref(a);
-				return NULL;
-			}
-		}
-		return a;
-	}
-	case MSGPACK_OBJECT_MAP: {
-		json_t *m = json_object();
-		for (uint32_t i = 0; m && i < o->via.map.size; i++) {
-			const msgpack_object *k = &o->via.map.ptr[i].key;
-			json_t *x;
-			if (k->type != MSGPACK_OBJECT_STR ||
-			    !(x = to_json(&o->via.map.ptr[i].val, depth + 1))) {
-				json_decref(m);
-				return NULL;
-			}
-			if (json_object_setn_new_nocheck(m, k->via.str.ptr, k->via.str.size, x) <
-			    0) {
-				json_decref(m);
-				return NULL;
-			}
-		}
-		return m;
-	}
-	default:
-		return NULL;
-	}
-}
-
 json_t *shmring_pc_to_json(const msgpack_object *o, const char *plugin, const char *what, char *err,
                            size_t errlen)
 {
-	json_t *j = to_json(o, 0);
+	json_t *j = shmring__msgpack_json(o, 0);
 	if (!j)
 		snprintf(
 		    err, errlen,

@@ -15,11 +15,10 @@
  *   uuid          a random (v4) UUID
  *   uuid#counter  "<worker uuid>#<counter>": one random UUID per worker
  *                 process, then a counter (cheapest, unique per worker)
- *   tracker       "<pid>-<channel>-<request id>-<counter>-<unix time.ms>":
- *                 Kong's tracker joins server_addr, server_port, pid,
- *                 connection, connection_requests and time, which the
- *                 snapshot does not carry; this keeps the shape (dash
- *                 separated, ends with the time) with what the daemon knows.
+ *   tracker       Kong's: "<server_addr>-<server_port>-<nginx worker pid>-
+ *                 <connection serial>-<requests on it>-<unix time>.<ms>",
+ *                 from the snapshot's connection fields (the gateway sends
+ *                 them to this plugin only; the time is the gateway's).
  * Random bytes come from getrandom(), 4 KiB at a time (one syscall per 256
  * UUIDs).
  */
@@ -32,8 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 #define PLUGIN "correlation-id"
 #define CTX_KEY SHMRING_LIT("correlation_id")
@@ -43,9 +40,8 @@ enum generator { GEN_UUID, GEN_UUID_COUNTER, GEN_TRACKER };
 /* Per worker process (init/fini). */
 struct cid_worker {
 	char uuid[37];    /* this worker's UUID for uuid#counter */
-	uint64_t counter; /* ids made by uuid#counter and tracker */
-	long pid;
-	size_t rnd_pos; /* next unused byte of rnd */
+	uint64_t counter; /* ids made by uuid#counter */
+	size_t rnd_pos;   /* next unused byte of rnd */
 	uint8_t rnd[4096];
 };
 
@@ -107,7 +103,6 @@ static int cid_init(void **wstate, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	w->rnd_pos = sizeof(w->rnd); /* empty: first use fills it */
-	w->pid = (long)getpid();
 	int rc = uuid4(w, w->uuid);
 	if (rc < 0) {
 		snprintf(err, errlen, PLUGIN ": getrandom: %s", strerror(-rc));
@@ -209,7 +204,8 @@ fail:
 	return rc;
 }
 
-/* Make an id into buf (>= 128 bytes); its length, or < 0. */
+/* Make an id into buf (len >= 128); its length, or < 0 (-ENODATA: a tracker
+ * without the snapshot's connection fields). */
 static int generate(struct cid_conf *c, const struct shmring_request *req, char *buf, size_t len)
 {
 	struct cid_worker *w = c->w;
@@ -234,11 +230,18 @@ static int generate(struct cid_conf *c, const struct shmring_request *req, char 
 		return (int)(37 + nd);
 	}
 	case GEN_TRACKER: {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		return snprintf(buf, len, "%ld-%u-%" PRIu64 "-%" PRIu64 "-%lld.%03ld", w->pid,
-		                req->channel, req->req_id, ++w->counter, (long long)ts.tv_sec,
-		                ts.tv_nsec / 1000000);
+		/* Kong formats "%s-%s-%d-%s-%s-%0.3f" of the same nginx values;
+		 * ngx.now() has ms resolution, so "%0.3f" is seconds.ms exactly. */
+		struct shmring_connection conn;
+		if (!shmring_req_connection(req, &conn))
+			return -ENODATA;
+		int n = snprintf(buf, len,
+		                 "%.*s-%" PRIu32 "-%" PRIu32 "-%" PRIu64 "-%" PRIu64 "-%" PRIu64
+		                 ".%03" PRIu64,
+		                 (int)conn.server_addr.len, conn.server_addr.ptr, conn.server_port,
+		                 conn.worker_pid, conn.serial, conn.requests, conn.time_ms / 1000,
+		                 conn.time_ms % 1000);
+		return n >= 0 && (size_t)n < len ? n : -EMSGSIZE;
 	}
 	}
 	return -EINVAL;
@@ -247,11 +250,17 @@ static int generate(struct cid_conf *c, const struct shmring_request *req, char 
 static int cid_access(void *conf, const struct shmring_request *req, struct shmring_reply *rep)
 {
 	struct cid_conf *c = conf;
-	char buf[160];
+	char buf[256]; /* a tracker with a unix socket path as server_addr fits */
 	struct shmring_str id;
 	int rc = 0;
 	if (!shmring_req_header(req, c->header, &id) || id.len == 0) {
 		int n = generate(c, req, buf, sizeof(buf));
+		if (n == -ENODATA) {
+			shmring_reply_error(rep,
+			                    SHMRING_LIT(PLUGIN ": the tracker generator needs the "
+			                                       "snapshot's connection fields"));
+			return n;
+		}
 		if (n < 0) {
 			shmring_reply_error(rep, SHMRING_LIT(PLUGIN ": cannot generate an id"));
 			return n;

@@ -26,9 +26,11 @@ static const uint8_t url_tab[256] = {
 #undef X
 
 /* Decode len characters with tab (all already checked to be < 64 by the
- * caller's loop); len % 4 != 1. Returns the byte count, -1 if the unused
- * low bits of a final partial group are not zero. */
-static ssize_t decode_groups(const char *in, size_t len, uint8_t *out, const uint8_t *tab)
+ * caller's loop); len % 4 != 1. Returns the byte count; with strict_tail,
+ * -1 if the unused low bits of a final partial group are not zero (one
+ * token, one text), else they are ignored (as ngx.decode_base64 does). */
+static ssize_t decode_groups(const char *in, size_t len, uint8_t *out, const uint8_t *tab,
+                             bool strict_tail)
 {
 	size_t o = 0, i = 0;
 	for (; i + 4 <= len; i += 4) {
@@ -42,13 +44,13 @@ static ssize_t decode_groups(const char *in, size_t len, uint8_t *out, const uin
 	size_t rest = len - i;
 	if (rest == 2) {
 		uint32_t a = tab[(uint8_t)in[i]], b = tab[(uint8_t)in[i + 1]];
-		if (b & 0x0f)
+		if (strict_tail && (b & 0x0f))
 			return -1;
 		out[o++] = (uint8_t)(a << 2 | b >> 4);
 	} else if (rest == 3) {
 		uint32_t a = tab[(uint8_t)in[i]], b = tab[(uint8_t)in[i + 1]],
 		         c = tab[(uint8_t)in[i + 2]];
-		if (c & 0x03)
+		if (strict_tail && (c & 0x03))
 			return -1;
 		out[o++] = (uint8_t)(a << 2 | b >> 4);
 		out[o++] = (uint8_t)(b << 4 | c >> 2);
@@ -65,7 +67,7 @@ ssize_t jwt__b64url_decode(const char *in, size_t len, uint8_t *out)
 		bad |= url_tab[(uint8_t)in[i]];
 	if (bad & 0x40)
 		return -1;
-	return decode_groups(in, len, out, url_tab);
+	return decode_groups(in, len, out, url_tab, true);
 }
 
 ssize_t jwt__b64_decode_lenient(const char *in, size_t len, uint8_t *out)
@@ -83,20 +85,5 @@ ssize_t jwt__b64_decode_lenient(const char *in, size_t len, uint8_t *out)
 	for (size_t i = 0; i < len; i++)
 		if (tab[(uint8_t)in[i]] & 0x40)
 			return -1;
-	/* ngx.decode_base64 ignores non-zero trailing bits; so do we here. */
-	size_t o = 0, i = 0;
-	for (; i + 4 <= len; i += 4) {
-		uint32_t v = (uint32_t)tab[(uint8_t)in[i]] << 18 |
-		             (uint32_t)tab[(uint8_t)in[i + 1]] << 12 |
-		             (uint32_t)tab[(uint8_t)in[i + 2]] << 6 | tab[(uint8_t)in[i + 3]];
-		out[o++] = (uint8_t)(v >> 16);
-		out[o++] = (uint8_t)(v >> 8);
-		out[o++] = (uint8_t)v;
-	}
-	size_t rest = len - i;
-	if (rest >= 2)
-		out[o++] = (uint8_t)(tab[(uint8_t)in[i]] << 2 | tab[(uint8_t)in[i + 1]] >> 4);
-	if (rest == 3)
-		out[o++] = (uint8_t)(tab[(uint8_t)in[i + 1]] << 4 | tab[(uint8_t)in[i + 2]] >> 2);
-	return (ssize_t)o;
+	return decode_groups(in, len, out, tab, false);
 }

@@ -2,6 +2,8 @@
 /* rate-limiting's shared counter table: layout and protocol in rl_table.h. */
 #include "rl_table.h"
 
+#include "shmring/spin.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <sched.h>
@@ -32,15 +34,6 @@ static inline bool cas(uint64_t *p, uint64_t *expected, uint64_t desired)
 static inline void count_event(uint64_t *c)
 {
 	__atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
 }
 
 int rl_table_attach(struct rl_table *t, void *mem, size_t bytes)
@@ -80,7 +73,7 @@ static bool bucket_lock(struct rl_bucket *b)
 		if (cas(&b->lock, &holder, me))
 			return true;
 		if (spins < 64) {
-			cpu_relax();
+			shmring_cpu_relax();
 			continue;
 		}
 		/* Held across a few dozen instructions only: a holder still there

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Client-side helpers for the LuaJIT gateway code; see shmring/client.h. */
 #include "shmring/client.h"
+#include "shmring/spin.h"
 
 #include "internal.h"
 
@@ -233,15 +234,6 @@ int shmring_client_server_awake(struct shmring_chan *c)
 	return ev && !__atomic_load_n(&ev->waiters, __ATOMIC_RELAXED);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
-}
-
 int64_t shmring_client_spin(struct shmring_chan *c, uint64_t max_ns)
 {
 	uint64_t start = shmring_now_ns(), now = start;
@@ -254,7 +246,7 @@ int64_t shmring_client_spin(struct shmring_chan *c, uint64_t max_ns)
 		if (now - start >= max_ns || !shmring_client_server_awake(c))
 			return 0;
 		for (int i = 0; i < 16; i++)
-			cpu_relax();
+			shmring_cpu_relax();
 		now = shmring_now_ns();
 	}
 }

@@ -334,6 +334,26 @@ static inline void tc_fill_conf(struct shmring_mpw *w, void *arg)
 }
 
 /* A 64-byte-ish ACCESS snapshot for conf id *arg. */
+/* A LOG record of one line: `entry = {line = ...}`, what the test log
+ * plugin (tests/daemon/plugins) writes out. tc_send's fill for a struct
+ * tc_log_line. */
+struct tc_log_line {
+	uint64_t conf;
+	const char *line; /* NUL-terminated */
+};
+
+static inline void tc_fill_log_line(struct shmring_mpw *w, void *arg)
+{
+	const struct tc_log_line *a = arg;
+	shmring_mpw_map(w, 2);
+	shmring_mpw_cstr(w, "conf");
+	shmring_mpw_uint(w, a->conf);
+	shmring_mpw_cstr(w, "entry");
+	shmring_mpw_map(w, 1);
+	shmring_mpw_cstr(w, "line");
+	shmring_mpw_cstr(w, a->line);
+}
+
 static inline void tc_fill_access(struct shmring_mpw *w, void *arg)
 {
 	shmring_mpw_map(w, 4);

@@ -63,10 +63,5 @@ int main(void)
 	CHECK(r.s == SHMRING_REPLY_OK && a && a->type == MSGPACK_OBJECT_ARRAY &&
 	          a->via.array.size == 1,
 	      "minimal plugin reply");
-	shmring_chan_release(c);
-	shmring_instance_close(inst, 0);
-	kill(tc_pid, SIGTERM);
-	CHECK(tc_wait_exit(tc_pid, 10 * SEC) == 0, "stop");
-	printf("ok\n");
-	return 0;
+	return tc_stop(inst, c);
 }

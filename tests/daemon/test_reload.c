@@ -77,10 +77,5 @@ int main(void)
 	CHECK(tc_log_contains("reload: done"), "reload not logged");
 	printf("%llu replies, %d reloads, %llu re-registrations, none lost\n",
 	       (unsigned long long)answered, reloads, (unsigned long long)reregistered);
-	shmring_chan_release(c);
-	shmring_instance_close(inst, 0);
-	kill(tc_pid, SIGTERM);
-	CHECK(tc_wait_exit(tc_pid, 10 * SEC) == 0, "stop");
-	printf("ok\n");
-	return 0;
+	return tc_stop(inst, c);
 }

@@ -8,25 +8,6 @@
 
 #define N 4000
 
-struct log_arg {
-	uint64_t conf;
-	int seq;
-};
-
-static void fill_log(struct shmring_mpw *w, void *arg)
-{
-	struct log_arg *a = arg;
-	char line[64];
-	snprintf(line, sizeof(line), "entry-%06d", a->seq);
-	shmring_mpw_map(w, 2);
-	shmring_mpw_cstr(w, "conf");
-	shmring_mpw_uint(w, a->conf);
-	shmring_mpw_cstr(w, "entry");
-	shmring_mpw_map(w, 1);
-	shmring_mpw_cstr(w, "line");
-	shmring_mpw_cstr(w, line);
-}
-
 int main(void)
 {
 	tc_init("sigterm");
@@ -50,8 +31,10 @@ int main(void)
 	uint64_t first = req, id = hello.id;
 	for (int i = 0; i < N; i++) {
 		tc_send(c, SHMRING_REC_ACCESS, req++, tc_fill_access, &id);
-		struct log_arg la = {logc.id, i};
-		tc_send(c, SHMRING_REC_LOG, 0, fill_log, &la);
+		char line[64];
+		snprintf(line, sizeof(line), "entry-%06d", i);
+		struct tc_log_line la = {logc.id, line};
+		tc_send(c, SHMRING_REC_LOG, 0, tc_fill_log_line, &la);
 	}
 	CHECK(kill(tc_pid, SIGTERM) == 0, "SIGTERM master");
 	/* The master sets the closed flag at once: new records are refused. */

@@ -11,23 +11,6 @@
 
 #define N 5000
 
-struct log_arg {
-	uint64_t conf;
-	const char *line;
-};
-
-static void fill_log(struct shmring_mpw *w, void *arg)
-{
-	struct log_arg *a = arg;
-	shmring_mpw_map(w, 2);
-	shmring_mpw_cstr(w, "conf");
-	shmring_mpw_uint(w, a->conf);
-	shmring_mpw_cstr(w, "entry");
-	shmring_mpw_map(w, 1);
-	shmring_mpw_cstr(w, "line");
-	shmring_mpw_cstr(w, a->line);
-}
-
 /* Per channel: the next sequence number expected in a stream of lines. */
 struct seqcheck {
 	int next[2];
@@ -154,9 +137,9 @@ int main(void)
 		for (uint32_t k = 0; k < 2; k++) {
 			char line[64];
 			snprintf(line, sizeof(line), "c%u-%d", k, i);
-			struct log_arg f = {fc.id, line}, t = {tcpc.id, line};
-			tc_send(ch[k], SHMRING_REC_LOG, 0, fill_log, &f);
-			tc_send(ch[k], SHMRING_REC_LOG, 0, fill_log, &t);
+			struct tc_log_line f = {fc.id, line}, t = {tcpc.id, line};
+			tc_send(ch[k], SHMRING_REC_LOG, 0, tc_fill_log_line, &f);
+			tc_send(ch[k], SHMRING_REC_LOG, 0, tc_fill_log_line, &t);
 		}
 	}
 	int conns[8], nconn = 0;
@@ -194,8 +177,8 @@ int main(void)
 	for (int i = 0; i < 200; i++) {
 		char line[64];
 		snprintf(line, sizeof(line), "u-%d", i);
-		struct log_arg u = {udpc.id, line};
-		tc_send(ch[1], SHMRING_REC_LOG, 0, fill_log, &u);
+		struct tc_log_line u = {udpc.id, line};
+		tc_send(ch[1], SHMRING_REC_LOG, 0, tc_fill_log_line, &u);
 	}
 	for (int i = 0; i < 200; i++) {
 		struct pollfd p = {.fd = ufd, .events = POLLIN};
@@ -221,8 +204,8 @@ int main(void)
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	for (int i = 0; i < 10000; i++) {
-		struct log_arg d = {down.id, big};
-		tc_send(ch[0], SHMRING_REC_LOG, 0, fill_log, &d);
+		struct tc_log_line d = {down.id, big};
+		tc_send(ch[0], SHMRING_REC_LOG, 0, tc_fill_log_line, &d);
 		if (i % 50 == 0) {
 			uint64_t t0 = tc_now(), id = hello.id, me = req++;
 			tc_send(ch[0], SHMRING_REC_ACCESS, me, tc_fill_access, &id);
@@ -250,10 +233,10 @@ int main(void)
 	for (int i = 0; back.total == 0; i++) {
 		char line[64];
 		snprintf(line, sizeof(line), "c0-%d", back.next[0]);
-		struct log_arg d = {down.id, line};
+		struct tc_log_line d = {down.id, line};
 		/* Lines of the first burst may still be buffered: read until
 		 * one of ours arrives. */
-		tc_send(ch[0], SHMRING_REC_LOG, 0, fill_log, &d);
+		tc_send(ch[0], SHMRING_REC_LOG, 0, tc_fill_log_line, &d);
 		CHECK(tc_now() < deadline, "the down sink never reconnected");
 		struct pollfd p = {.fd = dl, .events = POLLIN};
 		if (poll(&p, 1, 50) == 1 && ndconn < 8) {

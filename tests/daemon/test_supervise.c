@@ -127,10 +127,5 @@ int main(void)
 	printf("hung worker killed by the watchdog, record answered after %.0f ms\n",
 	       (double)(tc_now() - t0) / 1e6);
 	printf("poison record skipped after two crashes\n");
-	shmring_chan_release(c);
-	shmring_instance_close(inst, 0);
-	kill(tc_pid, SIGTERM);
-	CHECK(tc_wait_exit(tc_pid, 10 * SEC) == 0, "stop");
-	printf("ok\n");
-	return 0;
+	return tc_stop(inst, c);
 }

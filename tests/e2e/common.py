@@ -20,6 +20,12 @@ def check(cond, what):
     _passed += 1
 
 
+def check_error_log(st, lines=300):
+    """No [error] or [alert] line in the last lines of nginx's error.log."""
+    errors = [l for l in st.tail_log(lines).splitlines() if "[error]" in l or "[alert]" in l]
+    check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+
+
 def done():
     print("%d passed, 0 failed" % _passed, flush=True)
     sys.exit(0)

@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from common import check, done, skip_unless_ready  # noqa: E402
+from common import check, check_error_log, done, skip_unless_ready  # noqa: E402
 
 N = 1000
 
@@ -68,8 +68,7 @@ def main(build):
         check(len(res) == N, "%d responses" % N)
         check(not bad, "every response correct; wrong: %d, e.g. %s" % (len(bad), bad[:3]))
         print("%d concurrent requests answered in %.2f s" % (N, secs))
-        errors = [l for l in st.tail_log(200).splitlines() if "[error]" in l or "[alert]" in l]
-        check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+        check_error_log(st, 200)
     done()
 
 

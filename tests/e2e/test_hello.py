@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from common import check, done, skip_unless_ready  # noqa: E402
+from common import check, check_error_log, done, skip_unless_ready  # noqa: E402
 
 
 def main(build):
@@ -37,8 +37,7 @@ def main(build):
         check('shmring_channel_records_total{channel="0",side="client"}' in text,
               "metrics have per-channel counters")
         check('shmring_worker_records_total{worker="1"}' in text, "metrics have per-worker counters")
-        errors = [l for l in st.tail_log(200).splitlines() if "[error]" in l or "[alert]" in l]
-        check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+        check_error_log(st, 200)
     done()
 
 

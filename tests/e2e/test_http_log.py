@@ -35,7 +35,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
 from collector import Collector  # noqa: E402
-from common import check, done, skip, skip_unless_ready  # noqa: E402
+from common import check, check_error_log, done, skip, skip_unless_ready  # noqa: E402
 
 
 def self_signed(d):
@@ -220,9 +220,7 @@ def main(build):
             tls(st, tls_c)
             give_up(st, never)
             tcp_tls(st, tls_lines)
-            errors = [line for line in st.tail_log(300).splitlines()
-                      if "[error]" in line or "[alert]" in line]
-            check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+            check_error_log(st)
     finally:
         for c in (doc, flaky_c, late_c, tls_c, never, tls_lines):
             c.stop()

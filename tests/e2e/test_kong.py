@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from common import check, done, skip, skip_unless_ready  # noqa: E402
+from common import check, check_error_log, done, skip, skip_unless_ready  # noqa: E402
 
 PLUGINS = ("hello", "key-auth", "jwt", "rate-limiting", "request-transformer", "correlation-id",
            "log")
@@ -238,8 +238,7 @@ def main(build):
         forwarded_ip(st)
         by_scope(st)
         timers(st)
-        errors = [l for l in st.tail_log(300).splitlines() if "[error]" in l or "[alert]" in l]
-        check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+        check_error_log(st)
     done()
 
 

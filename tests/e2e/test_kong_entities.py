@@ -33,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from common import check, done, skip, skip_unless_ready  # noqa: E402
+from common import check, check_error_log, done, skip, skip_unless_ready  # noqa: E402
 
 CAROL = "c0ffee00-0000-4000-8000-000000000001"
 CAROL_CRED = "c0ffee00-0000-4000-8000-0000000000c1"
@@ -267,8 +267,7 @@ def main(build):
         declarative_reload(st)
         concurrent_first(st)
         bounded(st)
-        errors = [l for l in st.tail_log(300).splitlines() if "[error]" in l or "[alert]" in l]
-        check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+        check_error_log(st)
     done()
 
 

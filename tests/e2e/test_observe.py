@@ -15,7 +15,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from common import check, done, skip_unless_ready  # noqa: E402
+from common import check, check_error_log, done, skip_unless_ready  # noqa: E402
 
 # route -> (plugin, requests, extra headers); key-auth without a key is
 # answered by the plugin's EXIT (401), which must be timed too.
@@ -192,8 +192,7 @@ def main(build):
         status, _, _ = st.get("/shmring/profile?seconds=0")
         check(status == 400, "a bad duration is refused")
 
-        errors = [l for l in st.tail_log(200).splitlines() if "[error]" in l or "[alert]" in l]
-        check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+        check_error_log(st, 200)
     done()
 
 

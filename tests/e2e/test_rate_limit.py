@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from common import check, done, skip, skip_unless_ready  # noqa: E402
+from common import check, check_error_log, done, skip, skip_unless_ready  # noqa: E402
 
 ROUNDS = 4
 
@@ -168,8 +168,7 @@ def main(build):
               "/rate-limit runs rate-limiting (%s)" % r)
         not_judged = [why for why in (sequential(st), concurrent(st)) if why]
         full_table(st)
-        errors = [l for l in st.tail_log(300).splitlines() if "[error]" in l or "[alert]" in l]
-        check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+        check_error_log(st)
     if not_judged:
         skip("; ".join(not_judged) + " (every other check passed)")
     done()

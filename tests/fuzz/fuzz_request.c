@@ -110,6 +110,9 @@ static void read_views(const struct shmring_request *req, uint32_t len)
 		if (shmring_req_resp_header(req, name, &v) == 1)
 			inside_copy(v, len);
 	}
+	struct shmring_connection conn;
+	if (shmring_req_connection(req, &conn) == 1)
+		inside_copy(conn.server_addr, len);
 	check_map_strings(req->root, len, 0);
 }
 

@@ -306,6 +306,14 @@ static void test_b64_lenient(void **state)
 	assert_memory_equal(out, "\xfb\xff\xbf", 3);
 	assert_int_equal(jwt__b64_decode_lenient("Zm9v!", 5, out), -1);
 	assert_int_equal(jwt__b64_decode_lenient("Z", 1, out), -1);
+	/* Non-zero unused bits of the last group are ignored here (as
+	 * ngx.decode_base64 does), where the strict decoder refuses them. */
+	assert_int_equal(jwt__b64_decode_lenient("Zm9vYh", 6, out), 4);
+	assert_memory_equal(out, "foob", 4);
+	assert_int_equal(jwt__b64url_decode("Zm9vYh", 6, out), -1);
+	assert_int_equal(jwt__b64_decode_lenient("Zm9vYmF", 7, out), 5);
+	assert_memory_equal(out, "fooba", 5);
+	assert_int_equal(jwt__b64url_decode("Zm9vYmF", 7, out), -1);
 }
 
 static void test_ecdsa_der(void **state)

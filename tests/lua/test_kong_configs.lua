@@ -7,7 +7,8 @@
 -- 2. What the stub sends the C plugin is exactly its schema's config fields:
 --    with every key Kong 3.4-3.10 injects present (route_id, __plugin_id,
 --    __ws_id, ...), none of them reaches the plugin, at any depth, and every
---    schema field present does.
+--    schema field present does. The snapshot carries the connection fields
+--    only for correlation-id's tracker generator.
 -- 3. With a build dir: shmringd agrees. Each of those configs, for a stub
 --    whose C plugin declares its schema, goes through the daemon's schema
 --    pass (`shmringctl schema NAME.so --config JSON`): the accepted ones
@@ -279,6 +280,13 @@ for _, b in ipairs(built) do
               .. "): " .. table.concat(problems, "; "))
         handler:access(conf)
         check(rec.accesses[n + 2].conf == sent, b.stub .. ": filtered once per config table")
+        -- The connection fields go only where they are read: correlation-id
+        -- with the tracker generator; every other snapshot stays as it was.
+        local st = rec.accesses[n + 1].st
+        local tracker = b.stub == "shmring-correlation-id" and conf.generator == "tracker"
+        check(st ~= nil and (st.spec.want.connection == true) == tracker,
+              b.stub .. " (generator " .. tostring(conf.generator) .. "): connection fields "
+              .. (tracker and "sent" or "not sent"))
     end
 end
 

@@ -83,12 +83,38 @@ static void uuid_counter_generator_is_default(void **state)
 	assert_int_equal(nb, na + 1);
 }
 
+/* Kong's "%s-%s-%d-%s-%s-%0.3f" of server_addr, server_port, the nginx
+ * worker's pid, connection, connection_requests and ngx.now(). */
 static void tracker_generator(void **state)
 {
 	harness_conf_ok(&H, "{\"generator\":\"tracker\"}");
-	shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{}");
-	assert_matches(generated("Kong-Request-ID"),
-	               "^[0-9]+-[0-9]+-[0-9]+-[0-9]+-[0-9]+\\.[0-9]{3}$");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{\"connection\":{\"server_addr\":\"10.0.0.7\",\"server_port\":8000,"
+	                  "\"worker_pid\":4242,\"serial\":17,\"requests\":2,"
+	                  "\"time_ms\":1733425000007}}");
+	assert_string_equal(generated("Kong-Request-ID"), "10.0.0.7-8000-4242-17-2-1733425000.007");
+	/* A whole second: ".000", as "%0.3f" prints it. */
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{\"connection\":{\"server_addr\":\"::1\",\"server_port\":443,"
+	                  "\"worker_pid\":1,\"serial\":1,\"requests\":1,"
+	                  "\"time_ms\":1733425001000}}");
+	assert_string_equal(generated("Kong-Request-ID"), "::1-443-1-1-1-1733425001.000");
+}
+
+/* Without the connection fields (a gateway that does not send them) the
+ * tracker cannot be Kong's: an error reply that says why, which the
+ * plugin's fail_open (true by default) turns into a request without id. */
+static void tracker_without_connection(void **state)
+{
+	harness_conf_ok(&H, "{\"generator\":\"tracker\"}");
+	assert_true(shmring_test_call(&H, SHMRING_PHASE_ACCESS, "{}") < 0);
+	assert_string_equal(shmring_test_reply_error(&H),
+	                    "correlation-id: the tracker generator needs the snapshot's "
+	                    "connection fields");
+	/* An incoming id needs no generator. */
+	assert_int_equal(shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                                   "{\"headers\":{\"kong-request-id\":\"abc\"}}"),
+	                 0);
 }
 
 static void incoming_id_kept(void **state)
@@ -163,6 +189,7 @@ int main(void)
 	    cmocka_unit_test(uuid_generator),
 	    cmocka_unit_test(uuid_counter_generator_is_default),
 	    cmocka_unit_test(tracker_generator),
+	    cmocka_unit_test(tracker_without_connection),
 	    cmocka_unit_test(incoming_id_kept),
 	    cmocka_unit_test(echo_downstream),
 	    cmocka_unit_test(config_errors),

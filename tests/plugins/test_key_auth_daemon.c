@@ -189,10 +189,5 @@ int main(void)
 	CHECK(r.s == 1 && strstr(tc_err(&r, e, sizeof(e)), "symbolic links are not followed"),
 	      "a link: s=%llu e=%s", (unsigned long long)r.s, e);
 
-	shmring_chan_release(c);
-	shmring_instance_close(inst, 0);
-	kill(tc_pid, SIGTERM);
-	CHECK(tc_wait_exit(tc_pid, 10 * SEC) == 0, "stop");
-	printf("ok\n");
-	return 0;
+	return tc_stop(inst, c);
 }

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* The request views of shmring_plugin.h that no built-in plugin reads,
- * on snapshots decoded by the daemon's own code (shmring_test_snapshot):
- * shmring_req_resp_header, the HEADER_FILTER response headers. */
+/* Request views of shmring_plugin.h on snapshots decoded by the daemon's
+ * own code (shmring_test_snapshot): shmring_req_resp_header, the
+ * HEADER_FILTER response headers (no built-in plugin reads them), and
+ * shmring_req_connection with the checks of its fields. */
+#include "daemon.h"
 #include "harness.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -64,11 +67,69 @@ static void test_resp_header_without_resp_headers(void **state)
 	assert_null(v.ptr);
 }
 
+static void test_connection(void **state)
+{
+	(void)state;
+	shmring_test_snapshot(&H, SHMRING_PHASE_ACCESS,
+	                      "{\"connection\": {\"server_addr\": \"::1\", \"server_port\": 8000,"
+	                      " \"worker_pid\": 4242, \"serial\": 9007199254740993,"
+	                      " \"requests\": 3, \"time_ms\": 1733425000123}}");
+	struct shmring_connection c;
+	assert_int_equal(shmring_req_connection(&H.req, &c), 1);
+	assert_str(c.server_addr, "::1");
+	assert_int_equal(c.server_port, 8000);
+	assert_int_equal(c.worker_pid, 4242);
+	assert_true(c.serial == 9007199254740993ull); /* past a double's exact integers */
+	assert_int_equal(c.requests, 3);
+	assert_true(c.time_ms == 1733425000123ull);
+}
+
+static void test_connection_absent(void **state)
+{
+	(void)state;
+	shmring_test_snapshot(&H, SHMRING_PHASE_ACCESS, "{\"method\": \"GET\"}");
+	struct shmring_connection c = {.server_port = 1, .serial = 2};
+	assert_int_equal(shmring_req_connection(&H.req, &c), 0);
+	assert_null(c.server_addr.ptr);
+	assert_int_equal(c.server_port, 0);
+	assert_int_equal(c.serial, 0);
+}
+
+/* A connection field of the wrong type or out of range makes the record
+ * malformed, as a wrong type of any other snapshot field does. */
+static void test_connection_malformed(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+	    "{\"conf\": 1, \"connection\": \"127.0.0.1-80\"}",
+	    "{\"conf\": 1, \"connection\": {\"server_port\": \"80\"}}",
+	    "{\"conf\": 1, \"connection\": {\"server_port\": 65536}}",
+	    "{\"conf\": 1, \"connection\": {\"worker_pid\": -1}}",
+	    "{\"conf\": 1, \"connection\": {\"server_addr\": 1}}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		msgpack_sbuffer sb;
+		msgpack_unpacked u;
+		char err[256];
+		msgpack_sbuffer_init(&sb);
+		msgpack_unpacked_init(&u);
+		assert_int_equal(shmring_test_json_msgpack(bad[i], &sb, &u, err, sizeof(err)), 0);
+		struct shmring_request req = {0};
+		if (shmringd__request_decode(&req, &u.data) != -EBADMSG)
+			fail_msg("accepted: %s", bad[i]);
+		msgpack_unpacked_destroy(&u);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_resp_header),
 	    cmocka_unit_test(test_resp_header_without_resp_headers),
+	    cmocka_unit_test(test_connection),
+	    cmocka_unit_test(test_connection_absent),
+	    cmocka_unit_test(test_connection_malformed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

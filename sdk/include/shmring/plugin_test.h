@@ -27,7 +27,8 @@
  * null -> nil). A snapshot's keys are those of docs/protocol.md: method,
  * scheme, host, path, client_ip, route_id, service_id, consumer (a map: id,
  * username, custom_id), credential, headers, query, ctx, status,
- * resp_headers. A reply is decoded back into JSON: {"s":0,"a":[[op, ...],
+ * resp_headers, connection (a map: server_addr, server_port, worker_pid,
+ * serial, requests, time_ms). A reply is decoded back into JSON: {"s":0,"a":[[op, ...],
  * ...]} or {"s":1,"e":"message"}; actions are found by name: the names of
  * enum shmring_action_op in lower case without the prefix ("set_req_header",
  * "exit", "set_ctx", "log", ...).
@@ -86,8 +87,9 @@ void shmring_test_pack_json(msgpack_sbuffer *sb, const json_t *j);
  * (initialized) the object decoded from them. 0, or -1 with why in err. */
 int shmring_test_json_msgpack(const char *text, msgpack_sbuffer *sb, msgpack_unpacked *u, char *err,
                               size_t errlen);
-/* A new JSON value for msgpack (ints, floats, strings, arrays, maps with
- * string keys, nil, bool; anything else aborts). The caller owns it. */
+/* A new JSON value for msgpack (ints up to INT64_MAX, floats, strings,
+ * arrays, maps with string keys, nil, bool, nested at most 32 deep;
+ * anything else aborts). The caller owns it. */
 json_t *shmring_test_msgpack_json(const msgpack_object *o);
 
 /* Load the plugin at so_path, check its descriptor as the daemon does and
