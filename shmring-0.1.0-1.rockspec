@@ -46,6 +46,7 @@ build = {
       ["kong.plugins.shmring-request-transformer.handler"] = "lua/kong/plugins/shmring-request-transformer/handler.lua",
       ["kong.plugins.shmring-request-transformer.schema"] = "lua/kong/plugins/shmring-request-transformer/schema.lua",
       ["shmring.client"] = "lua/shmring/client.lua",
+      ["shmring.client.backlog"] = "lua/shmring/client/backlog.lua",
       ["shmring.client.channel"] = "lua/shmring/client/channel.lua",
       ["shmring.client.config"] = "lua/shmring/client/config.lua",
       ["shmring.client.confs"] = "lua/shmring/client/confs.lua",

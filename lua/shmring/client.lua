@@ -12,6 +12,7 @@
 --            the doorbell while requests wait;
 --   flusher  one SQ publish per event-loop turn (batch_publish);
 --   resend   LOG records answered "unknown conf", sent once more;
+--   backlog  LOG records waiting in the worker while the SQ has no room;
 --   pending  request ids and the requests waiting for a reply;
 --   thread   starting the light threads (reaper, flusher);
 --   config   tunables and counters.
@@ -32,6 +33,7 @@ local pending = require("shmring.client.pending")
 local reaper = require("shmring.client.reaper")
 local flusher = require("shmring.client.flusher")
 local resend = require("shmring.client.resend")
+local backlog = require("shmring.client.backlog")
 local submit_mod = require("shmring.client.submit")
 local thread = require("shmring.client.thread")
 
@@ -69,18 +71,42 @@ end
 ---------------------------------------------------------------------------
 -- Waiting.
 
+-- A free list: get() takes a kept item or makes one with new(), put(x)
+-- keeps x for a later get().
+local function free_list(new)
+    local items, n = {}, 0
+    local function get()
+        if n > 0 then
+            local x = items[n]
+            items[n] = nil
+            n = n - 1
+            return x
+        end
+        return new()
+    end
+    local function put(x)
+        n = n + 1
+        items[n] = x
+    end
+    return get, put
+end
+
 -- Semaphores that ended a wait by a post are reused; one that timed out
 -- is dropped (a post may still land on it).
-local sema_pool, sema_pool_n = {}, 0
-
-local function sema_get()
-    if sema_pool_n > 0 then
-        local s = sema_pool[sema_pool_n]
-        sema_pool[sema_pool_n] = nil
-        sema_pool_n = sema_pool_n - 1
-        return s
-    end
+local sema_get, sema_put = free_list(function()
     return semaphore.new(0)
+end)
+
+-- A request's waiting state (what the reaper fills in), reused: no table
+-- per request. Back in the list once the request has its answer or gave
+-- up: the pending table holds it only until then.
+local waiter_get, waiter_keep = free_list(function()
+    return { reply = false, reply_len = 0, err = false, sema = false }
+end)
+
+local function waiter_put(p)
+    p.reply, p.reply_len, p.err, p.sema = false, 0, false, false
+    waiter_keep(p)
 end
 
 -- Wait for p's reply until deadline (ngx.now() seconds). Returns true, or
@@ -95,8 +121,7 @@ local function wait_reply(id, p, deadline)
         local remaining = deadline - ngx_now()
         local ok = remaining > 0 and s:wait(remaining)
         if ok then
-            sema_pool_n = sema_pool_n + 1
-            sema_pool[sema_pool_n] = s
+            sema_put(s)
         end
         if p.reply then
             return true
@@ -149,6 +174,34 @@ local function spin_wanted()
     return channel.C.shmring_client_server_awake(channel.chan) == 1
 end
 
+-- One busy-wait in C for the CQ, at most left ns, then a drain if it saw
+-- a record. Returns the ns waited, <= 0 if it gave up (the worker went to
+-- sleep, or the bound passed with nothing).
+local function spin_step(left)
+    local ns = tonumber(channel.C.shmring_client_spin(channel.chan, left))
+    if ns > 0 then
+        drain() -- wakes any other waiter whose reply came first
+    end
+    return ns
+end
+
+-- Further waits when another request's reply came first: a loop of its own,
+-- off the common path (one wait, one drain), for the same reason as
+-- reaper.drain's.
+local function spin_more(p, budget, waited)
+    while channel.chan ~= nil and budget - waited >= 1 do
+        local ns = spin_step(budget - waited)
+        if ns <= 0 then
+            break
+        end
+        waited = waited + ns
+        if p.reply or p.err then
+            break
+        end
+    end
+    return waited
+end
+
 -- Spin, then drain, until p has its answer or the bound is spent. Returns
 -- true if p was answered (reply or error) without yielding.
 local function spin_for_reply(p, deadline)
@@ -159,23 +212,15 @@ local function spin_for_reply(p, deadline)
     if budget > left then
         budget = left
     end
-    local waited = 0
-    while budget - waited >= 1 do
-        local ns = tonumber(channel.C.shmring_client_spin(channel.chan, budget - waited))
-        if ns <= 0 then
-            break
-        end
-        waited = waited + ns
-        drain() -- wakes any other waiter whose reply came first
-        if p.reply or p.err then
-            spin_avg_ns = spin_avg_ns + (waited - spin_avg_ns) / 8
-            spin_misses = 0
-            stats.spin_hits = stats.spin_hits + 1
-            return true
-        end
-        if channel.chan == nil then
-            break
-        end
+    local waited = budget >= 1 and spin_step(budget) or 0
+    if waited > 0 and not (p.reply or p.err) then
+        waited = spin_more(p, budget, waited)
+    end
+    if p.reply or p.err then
+        spin_avg_ns = spin_avg_ns + (waited - spin_avg_ns) / 8
+        spin_misses = 0
+        stats.spin_hits = stats.spin_hits + 1
+        return true
     end
     stats.spin_misses = stats.spin_misses + 1
     spin_misses = spin_misses + 1
@@ -215,13 +260,15 @@ function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
         if not req_id then
             return nil, err, kind
         end
-        local p = { reply = false, reply_len = 0, err = false, sema = false }
+        local p = waiter_get()
         pending.add(req_id, p)
         if spin and spin_for_reply(p, deadline) then
             ok, why = p.reply and true, p.err
         else
             ok, why = wait_reply(req_id, p, deadline)
         end
+        local payload, reply_len = p.reply, p.reply_len -- bytes (uint8_t[?]), see reaper.drain
+        waiter_put(p)
         if not ok then
             if why == "deadline" then
                 -- A dead daemon explains a missed deadline: say unavailable.
@@ -236,8 +283,7 @@ function _M.call(rtype, plugin, conf, encode_payload, arg, timeout)
             stats.unavailable = stats.unavailable + 1
             return nil, why, "unavailable"
         end
-        local payload = p.reply -- bytes (uint8_t[?]), see reaper.drain
-        local r, rc = core.decode_reply(payload, p.reply_len)
+        local r, rc = core.decode_reply(payload, reply_len)
         if not r then
             stats.errors = stats.errors + 1
             return nil, "bad reply: " .. core.strerror(rc), "error"
@@ -273,16 +319,23 @@ end
 -- request waiting the reaper sleeps, so look at the CQ here (an empty CQ
 -- costs one peek): after a daemon reload a log-only worker re-registers and
 -- resends instead of losing its entries, and the CQ never fills up. arg is
--- kept (by reference) for that resend: the caller must not reuse it.
+-- kept (by reference) for that resend, or while it waits in the backlog
+-- (the SQ has no room for it now): the caller must not reuse it.
 function _M.send(rtype, plugin, conf, encode_payload, arg)
     local ok, why = writable()
     if not ok then
         return nil, why
     end
     drain()
+    if (backlog.n > 0 and not backlog.flush()) or not backlog.room() then
+        return backlog.add(rtype, plugin, conf, encode_payload, arg)
+    end
     local conf_id = confs.id_of(plugin, conf)
     local req_id, err = submit(rtype, plugin, conf, conf_id, encode_payload, arg)
     if not req_id then
+        if err == submit_mod.FULL then
+            return backlog.add(rtype, plugin, conf, encode_payload, arg)
+        end
         return nil, err
     end
     resend.keep(req_id, rtype, plugin, conf, encode_payload, arg)
@@ -318,7 +371,11 @@ local function on_exit(premature)
         return
     end
     local give_up = ngx_now() + 30
-    while (pending.n > 0 or ngx_now() - submit_mod.last < 1) and ngx_now() < give_up do
+    while (pending.n > 0 or backlog.n > 0 or ngx_now() - submit_mod.last < 1)
+        and ngx_now() < give_up do
+        if backlog.n > 0 and channel.ensure() then
+            backlog.flush()
+        end
         ngx_sleep(0.1)
     end
     channel.exiting = true

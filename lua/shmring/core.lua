@@ -93,6 +93,7 @@ uint64_t shmring_chan_owner(const struct shmring_chan *c);
 const struct shmring_chan_counters *shmring_chan_counters(const struct shmring_chan *c, int side);
 struct shmring_chan_counters *shmring_chan_my_counters(struct shmring_chan *c);
 uint32_t shmring_chan_max_payload(const struct shmring_chan *c);
+uint32_t shmring_space(struct shmring_chan *c);
 
 int shmring_publish(struct shmring_chan *c);
 int shmring_peek(struct shmring_chan *c, struct shmring_rec *rec);

@@ -235,15 +235,53 @@ local function ctx_table(key)
     return t
 end
 
+-- The requests whose access kept response headers, by nginx request
+-- (resty.core's request pointer), so that header_filter touches ngx.ctx
+-- only when there is something in it: a request's first ngx.ctx makes its
+-- table (resty.core's ref_in_table, which LuaJIT cannot compile: the trace
+-- around it ends there). A mark left behind (a request that ends without
+-- header_filter, the client gone) only costs a later request at the same
+-- address one ngx.ctx look-up. Without resty.core: ngx.ctx always.
+local get_request
+do
+    local ok, base = pcall(require, "resty.core.base")
+    get_request = ok and base.get_request or nil
+end
+local kept_resp = {}
+
+-- The request's address as a number (get_request may answer a new cdata
+-- each call), or nil outside a request or without resty.core.
+local function request_key()
+    local r = get_request and get_request()
+    return r and tonumber(ffi.cast("uintptr_t", r))
+end
+
 -- In access, response headers are kept in ctx and set by header_filter
--- (after the upstream answered): op, name, value triples.
+-- (after the upstream answered): op, name, value triples. While a reply's
+-- actions are applied they gather here (reused), and go into ngx.ctx at
+-- once after the last one or before EXIT (keep_resp): one ngx.ctx look-up
+-- per request, not one per header.
+local resp_ops, resp_n = {}, 0
+
+local function keep_resp()
+    local r = request_key()
+    if r then
+        kept_resp[r] = true
+    end
+    local saved = ctx_table("shmring_resp")
+    local n = #saved
+    for i = 1, resp_n do
+        saved[n + i] = resp_ops[i]
+        resp_ops[i] = nil
+    end
+    resp_n = 0
+end
+
 local function resp_header(op, a, host, phase)
     local name, value = str(a.a), arg_b(a)
     if phase ~= "header_filter" then
-        local saved = ctx_table("shmring_resp")
-        saved[#saved + 1] = op
-        saved[#saved + 1] = name
-        saved[#saved + 1] = value
+        resp_ops[resp_n + 1], resp_ops[resp_n + 2], resp_ops[resp_n + 3] = op, name, value
+        resp_n = resp_n + 3
     elseif op == ACT.SET_RESP_HEADER then
         host.set_resp_header(name, value)
     else
@@ -282,6 +320,9 @@ local APPLY = {
     end,
     [ACT.EXIT] = function(a, host)
         local body = a.nstr > 0 and str(a.a) or nil
+        if resp_n > 0 then
+            keep_resp() -- the exit's response gets them too
+        end
         applied() -- the host's exit may not return
         return true, host.exit(a.num, body, map_table(a.map))
     end,
@@ -299,23 +340,53 @@ local APPLY = {
     [ACT.LOG] = function(a, host) host.log(a.num, a.nstr > 0 and str(a.a) or "") end,
 }
 
--- Apply every action of reply r in order. An op this side does not know is
--- an error, found before any action is applied: the reply is refused
--- whole. Returns true and, after EXIT, what the host's exit returned; or
--- nil and why.
-local function apply(r, host, phase)
-    for i = 0, r.nactions - 1 do
+-- More than one action: check every op, then apply them in order. Returns
+-- nil and why (an unknown op), true and what the host's exit returned
+-- (EXIT), or false.
+local function apply_all(r, host, phase, n)
+    for i = 0, n - 1 do
         local op = r.actions[i].op
         if not APPLY[op] then
             return nil, "unknown action op " .. tostring(op)
         end
     end
-    for i = 0, r.nactions - 1 do
+    for i = 0, n - 1 do
         local a = r.actions[i]
         local exited, ret = APPLY[a.op](a, host, phase)
         if exited then
             return true, ret
         end
+    end
+    return false
+end
+
+-- Apply every action of reply r in order. An op this side does not know is
+-- an error, found before any action is applied: the reply is refused
+-- whole. Returns true and, after EXIT, what the host's exit returned; or
+-- nil and why. A reply of one action (most) takes no loop: LuaJIT cannot
+-- start a trace at a loop left in its first pass, and blacklists one that
+-- keeps being left so.
+local function apply(r, host, phase)
+    resp_n = 0 -- nothing left over from a reply whose host call failed
+    local n = r.nactions
+    if n == 1 then
+        local a = r.actions[0]
+        local f = APPLY[a.op]
+        if not f then
+            return nil, "unknown action op " .. tostring(a.op)
+        end
+        local exited, ret = f(a, host, phase)
+        if exited then
+            return true, ret
+        end
+    elseif n > 1 then
+        local exited, ret = apply_all(r, host, phase, n)
+        if exited ~= false then
+            return exited, ret
+        end
+    end
+    if resp_n > 0 then
+        keep_resp()
     end
     return true
 end
@@ -409,6 +480,13 @@ end
 -- header_filter cannot yield in nginx, so it never waits for the daemon:
 -- it sets the response headers the access reply asked for.
 function _M.header_filter(st, conf)
+    local r = request_key()
+    if r then
+        if not kept_resp[r] then
+            return
+        end
+        kept_resp[r] = nil
+    end
     local ctx = ngx.ctx
     local saved = ctx.shmring_resp
     if not saved then

@@ -7,7 +7,8 @@
 --   mode: "ok" (default), "slow" (answer after 50 ms), "mute" (never answer),
 --         "stuck" (never even read the SQ, so it fills up),
 --         "unknown" (answer s=2 to every first ACCESS of a conf id),
---         "badop" (hello's response header, then an action op no gateway knows)
+--         "badop" (hello's response header, then an action op no gateway knows),
+--         "exit" (hello's response header, then EXIT 403 with a body)
 local ffi = require("ffi")
 package.path = arg[0]:gsub("tests/lua/fake_server.lua$", "lua/?.lua;") .. package.path
 local core = require("shmring.core")
@@ -111,6 +112,13 @@ while os.time() < deadline do
                         C.shmring_mpw_array(w, 2)
                         C.shmring_mpw_array(w, 3); C.shmring_mpw_uint(w, ACT.SET_RESP_HEADER); s("X-Hello"); s("World")
                         C.shmring_mpw_array(w, 1); C.shmring_mpw_uint(w, 99) -- no such op
+                    end)
+                elseif mode == "exit" then
+                    reply(c, id, function()
+                        C.shmring_mpw_map(w, 2); s("s"); C.shmring_mpw_uint(w, REPLY.OK); s("a")
+                        C.shmring_mpw_array(w, 2)
+                        C.shmring_mpw_array(w, 3); C.shmring_mpw_uint(w, ACT.SET_RESP_HEADER); s("X-Hello"); s("World")
+                        C.shmring_mpw_array(w, 3); C.shmring_mpw_uint(w, ACT.EXIT); C.shmring_mpw_uint(w, 403); s("go away")
                     end)
                 else
                     reply(c, id, function()

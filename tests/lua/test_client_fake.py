@@ -87,6 +87,13 @@ def main(build):
         check(s == 500 and "x-hello" not in h,
               "unknown action op: 500, no action applied (%d %s %s)" % (s, h.get("x-hello"), b[:80]))
 
+        # A response header, then EXIT: the exit's response carries it.
+        start_fake("exit")
+        time.sleep(0.2)
+        s, h, b, _ = timed(st, "/hello")
+        check(s == 403 and h.get("x-hello") == "World" and b"go away" in b,
+              "response header then EXIT: 403 with X-Hello (%d %s %s)" % (s, h.get("x-hello"), b[:80]))
+
         # Replies 50 ms late; /hello-20ms has a 20 ms deadline.
         start_fake("slow")
         time.sleep(0.2)

@@ -19,6 +19,8 @@ _M.cfg = {
     heartbeat_timeout_ms = 500, -- daemon considered down past this heartbeat age
     attach_retry_ms = 100,      -- at most one attach attempt per this interval
     claim_bytes = 16384,        -- first claim size for a snapshot (grown on overflow)
+    log_backlog = 10000,        -- LOG records that may wait in the worker while the SQ has
+                                -- no room for them (shmring.client.backlog)
     spin_max_us = 10,           -- longest busy-wait for a reply while the daemon worker is
                                 -- awake, before the semaphore; 0 = never (docs/gateway.md)
 }
@@ -28,7 +30,7 @@ _M.stats = {
     requests = 0, replies = 0, late_replies = 0, deadline = 0, unavailable = 0,
     ring_full = 0, conf_registrations = 0, unknown_conf = 0, resent = 0, reattach = 0,
     doorbell_waits = 0, doorbell_timeouts = 0, poll_yields = 0, errors = 0,
-    spin_hits = 0, spin_misses = 0,
+    spin_hits = 0, spin_misses = 0, log_backlogged = 0, log_dropped = 0,
 }
 
 return _M

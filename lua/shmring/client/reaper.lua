@@ -35,8 +35,69 @@ local _M = {
 
 local rec = ffi.new("struct shmring_rec")
 
+-- Hand one CQ record (rec) to its waiting request.
+local function take(rec)
+    if rec.type ~= REC.REPLY then
+        return
+    end
+    local id = tonumber(rec.req_id)
+    local p = pending.take(id)
+    if p then
+        if p.conf_id then
+            confs.on_reply(p, ffi_string(rec.payload, rec.len))
+        else
+            -- A copy the request owns (the CQ space goes back at release),
+            -- as bytes, not a Lua string: interning hashes a string and
+            -- compares it with every live string of the same hash, and
+            -- LuaJIT's sparse hash of long strings chains replies that
+            -- differ in a few digits (rate-limiting's counters):
+            -- microseconds per reply, growing with the garbage not yet
+            -- collected.
+            local len = rec.len
+            local buf = reply_t(len)
+            ffi_copy(buf, rec.payload, len)
+            p.reply, p.reply_len = buf, len
+            stats.replies = stats.replies + 1
+            if p.sema then
+                p.sema:post(1)
+            end
+        end
+    else
+        stats.late_replies = stats.late_replies + 1
+        -- A fire-and-forget record (LOG) whose conf the daemon does not
+        -- know: its worker restarted or reloaded with empty conf tables
+        -- (docs/daemon.md), so none of ours is registered there any more:
+        -- register again before the next record.
+        local r = core.decode_reply(rec.payload, rec.len)
+        if r and r.status == REPLY.UNKNOWN_CONF then
+            stats.unknown_conf = stats.unknown_conf + 1
+            confs.forget_all()
+            resend.mark(id)
+        end
+    end
+end
+
+-- The records after a batch's second: a loop of their own, entered only
+-- when a batch has more than two (the reaper's), so that it is compiled as
+-- a loop trace. Returns the count so far and the last peek's result.
+local function take_rest(chan, C, n)
+    local rc
+    repeat
+        take(rec)
+        n = n + 1
+        rc = C.shmring_peek(chan, rec)
+    until rc ~= 0
+    return n, rc
+end
+
 -- Read every reply in the CQ and hand each to its waiting request.
 -- Returns how many records were read.
+--
+-- No loop on the common paths (no record, one record: a request's own
+-- drain after its spin, the log phase's): LuaJIT's root traces cannot
+-- start at a loop that is left in its first pass, and a loop that keeps
+-- being left that way is blacklisted, and with it every trace that would
+-- pass through this function (the spin, the reaper, the log phase).
 local function drain()
     local chan = channel.chan
     if chan == nil then
@@ -44,58 +105,23 @@ local function drain()
     end
     local C = channel.C
     local n = 0
-    while true do
-        local rc = C.shmring_peek(chan, rec)
-        if rc ~= 0 then
-            if rc < 0 then
-                stats.errors = stats.errors + 1
-                ngx_log(ERR, "shmring: completion ring: ", core.strerror(rc))
-                if n > 0 then
-                    C.shmring_release(chan)
-                end
-                channel.detach("corrupt channel")
-                return n
-            end
-            break
+    local rc = C.shmring_peek(chan, rec)
+    if rc == 0 then
+        take(rec)
+        n = 1
+        rc = C.shmring_peek(chan, rec)
+        if rc == 0 then
+            n, rc = take_rest(chan, C, n)
         end
-        n = n + 1
-        if rec.type == REC.REPLY then
-            local id = tonumber(rec.req_id)
-            local p = pending.take(id)
-            if p then
-                if p.conf_id then
-                    confs.on_reply(p, ffi_string(rec.payload, rec.len))
-                else
-                    -- A copy the request owns (the CQ space goes back at
-                    -- release), as bytes, not a Lua string: interning hashes
-                    -- a string and compares it with every live string of the
-                    -- same hash, and LuaJIT's sparse hash of long strings
-                    -- chains replies that differ in a few digits
-                    -- (rate-limiting's counters): microseconds per reply,
-                    -- growing with the garbage not yet collected.
-                    local len = rec.len
-                    local buf = reply_t(len)
-                    ffi_copy(buf, rec.payload, len)
-                    p.reply, p.reply_len = buf, len
-                    stats.replies = stats.replies + 1
-                    if p.sema then
-                        p.sema:post(1)
-                    end
-                end
-            else
-                stats.late_replies = stats.late_replies + 1
-                -- A fire-and-forget record (LOG) whose conf the daemon does
-                -- not know: its worker restarted or reloaded with empty conf
-                -- tables (docs/daemon.md), so none of ours is registered
-                -- there any more: register again before the next record.
-                local r = core.decode_reply(rec.payload, rec.len)
-                if r and r.status == REPLY.UNKNOWN_CONF then
-                    stats.unknown_conf = stats.unknown_conf + 1
-                    confs.forget_all()
-                    resend.mark(id)
-                end
-            end
+    end
+    if rc < 0 then
+        stats.errors = stats.errors + 1
+        ngx_log(ERR, "shmring: completion ring: ", core.strerror(rc))
+        if n > 0 then
+            C.shmring_release(chan)
         end
+        channel.detach("corrupt channel")
+        return n
     end
     if n > 0 then
         C.shmring_release(chan)

@@ -14,6 +14,7 @@ local stats = config.stats
 
 local _M = {
     last = 0, -- ngx.now() of the last record written
+    FULL = "ring full", -- the error of a record the SQ had no room for
 }
 
 -- encode(W, conf_id, arg) writes the payload; publish_now: publish at once
@@ -28,7 +29,7 @@ function _M.submit(rtype, plugin, conf, conf_id, encode_payload, arg, publish_no
         if rc ~= 0 then
             if rc == core.FULL then
                 stats.ring_full = stats.ring_full + 1
-                return nil, "ring full", "unavailable"
+                return nil, _M.FULL, "unavailable"
             end
             return nil, "conf: " .. core.strerror(rc), "unavailable"
         end
@@ -40,7 +41,7 @@ function _M.submit(rtype, plugin, conf, conf_id, encode_payload, arg, publish_no
             if rc == core.FULL then
                 stats.ring_full = stats.ring_full + 1
                 C.shmring_publish(chan) -- a CONF may be waiting behind us
-                return nil, "ring full", "unavailable"
+                return nil, _M.FULL, "unavailable"
             end
             return nil, core.strerror(rc), "unavailable"
         end
