@@ -241,10 +241,33 @@ static struct key_table *table_load(struct key_auth_conf *c, char *err, size_t e
 
 /* ---- config ------------------------------------------------------------------ */
 
-static const char *const fields[] = {
-    "key_names",        "key_in_header",    "key_in_query",       "key_in_body",
-    "hide_credentials", "anonymous",        "run_on_preflight",   "realm",
-    "consumers",        "credentials_file", "reload_interval_ms", NULL};
+/* The config: Kong's key-auth fields, plus consumers of its own (inline or
+ * a credentials_file). conf_new keeps what the schema cannot say: at least
+ * one key name and one place to look, a realm that fits a quoted header. */
+static const struct shmring_field key_name = {.type = SHMRING_FIELD_STRING,
+                                              .kong_typedef = SHMRING_TYPEDEF_HEADER_NAME};
+#define KEY_AUTH_FLAG(field, on)                                                                   \
+	{                                                                                          \
+		.name = field, .type = SHMRING_FIELD_BOOLEAN, .flags = SHMRING_FIELD_REQUIRED,     \
+		.def = (on) ? "true" : "false"                                                     \
+	}
+static const struct shmring_field key_auth_config[] = {
+    {.name = "key_names",
+     .type = SHMRING_FIELD_ARRAY,
+     .flags = SHMRING_FIELD_REQUIRED,
+     .def = "[\"apikey\"]",
+     .elements = &key_name},
+    KEY_AUTH_FLAG("hide_credentials", false),
+    {.name = "anonymous", .type = SHMRING_FIELD_STRING},
+    KEY_AUTH_FLAG("key_in_header", true),
+    KEY_AUTH_FLAG("key_in_query", true),
+    KEY_AUTH_FLAG("key_in_body", false),
+    KEY_AUTH_FLAG("run_on_preflight", true),
+    {.name = "realm", .type = SHMRING_FIELD_STRING},
+    {.name = "consumers", .type = SHMRING_FIELD_ARRAY, .elements = &shmring_creds_consumer},
+    SHMRING_CREDS_FILE_FIELDS,
+    SHMRING_GATEWAY_FIELDS("false"),
+    {.name = NULL}};
 
 static const char *const default_key_names[] = {"apikey", NULL};
 
@@ -276,8 +299,7 @@ static int conf_new(void *wstate, const msgpack_object *cfg, void **out, char *e
 		snprintf(err, errlen, PLUGIN ": out of memory");
 		return -ENOMEM;
 	}
-	if ((rc = shmring_pc_check_fields(cfg, PLUGIN, fields, err, errlen)) < 0 ||
-	    (rc = shmring_pc_strv(shmring_pc_field(cfg, "key_names"), PLUGIN, "config.key_names",
+	if ((rc = shmring_pc_strv(shmring_pc_field(cfg, "key_names"), PLUGIN, "config.key_names",
 	                          default_key_names, &c->key_names, err, errlen)) < 0 ||
 	    (rc = shmring_pc_bool(cfg, PLUGIN, "key_in_header", true, &c->key_in_header, err,
 	                          errlen)) < 0 ||
@@ -769,4 +791,6 @@ SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
     .conf_new = conf_new,
     .conf_free = conf_free,
     .access = key_auth_access,
+    .config = key_auth_config,
+    .config_flags = SHMRING_CONFIG_NO_CONSUMER,
 };

@@ -407,35 +407,36 @@ static void config_errors(void **state)
 	conf_refused("{\"key_names\":[]," CONSUMERS "}", "key_names must name at least one key");
 	conf_refused("{\"key_names\":{}," CONSUMERS "}", "key_names must name at least one key");
 	conf_refused("{\"key_names\":\"apikey\"," CONSUMERS "}",
-	             "config.key_names must be an array of strings");
+	             "config.key_names must be an array");
 	conf_refused("{\"key_names\":[\"bad name\"]," CONSUMERS "}",
-	             "key_names[0] 'bad name' is not a valid header name");
+	             "config.key_names[1]: bad header name 'bad name', allowed characters are "
+	             "A-Z, a-z, 0-9, '_', and '-'");
 	conf_refused("{\"key_in_header\":false,\"key_in_query\":false," CONSUMERS "}",
 	             "are all false");
 	conf_refused("{\"hide_credentials\":\"yes\"," CONSUMERS "}",
 	             "config.hide_credentials must be a boolean");
 	conf_refused("{\"key_name\":[\"apikey\"]," CONSUMERS "}",
 	             "unknown config field 'key_name'");
-	conf_refused("{\"consumers\":{\"id\":\"x\"}}", "consumers must be an array");
+	conf_refused("{\"consumers\":{\"id\":\"x\"}}", "config.consumers must be an array");
 	conf_refused("{\"anonymous\":\"nobody\"," CONSUMERS "}",
 	             "config.anonymous names consumer 'nobody'");
 	conf_refused("{\"realm\":\"a\\\"b\"," CONSUMERS "}", "config.realm must not contain");
 	conf_refused("{\"consumers\":[{\"id\":\"x\"}]}", "consumers[0] needs a username or a "
 	                                                 "custom_id");
-	conf_refused("{\"consumers\":[{\"username\":\"x\"}]}", "consumers[0].id must be a "
-	                                                       "non-empty string");
+	conf_refused("{\"consumers\":[{\"username\":\"x\"}]}",
+	             "config.consumers[1].id is required");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
 	             "[{\"id\":\"c\",\"key\":\"\"}]}]}",
-	             "consumers[0].keyauth_credentials[0].key must be a non-empty string");
+	             "config.consumers[1].keyauth_credentials[1].key must not be empty");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
 	             "[{\"id\":\"c\",\"kye\":\"k\"}]}]}",
-	             "unknown field 'kye'");
+	             "unknown config field 'consumers[1].keyauth_credentials[1].kye'");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
 	             "[{\"key\":\"k\"}]}]}",
-	             "keyauth_credentials[0].id is required");
+	             "config.consumers[1].keyauth_credentials[1].id is required");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
 	             "[{\"id\":\"c\",\"key\":42}]}]}",
-	             "key must be a non-empty string");
+	             "config.consumers[1].keyauth_credentials[1].key must be a string");
 	/* Duplicate keys: within a consumer and across consumers. */
 	conf_refused("{\"consumers\":[{\"id\":\"a\",\"username\":\"a\",\"keyauth_credentials\":"
 	             "[{\"id\":\"1\",\"key\":\"demo-key\"},{\"id\":\"2\",\"key\":\"demo-key\"}]}]}",
@@ -452,7 +453,7 @@ static void config_errors(void **state)
 	             "duplicate consumer username 'u'");
 	conf_refused("{\"credentials_file\":\"/tmp/nonexistent-shmring/creds.json\"}",
 	             "cannot open /tmp/nonexistent-shmring/creds.json: No such file");
-	conf_refused("[1,2]", "config must be a map");
+	conf_refused("[1,2]", "config must be a record (a map)");
 }
 
 /* ---- credentials file -------------------------------------------------------- */

@@ -171,12 +171,15 @@ static void uri_and_method(void **state)
 {
 	harness_conf_ok(
 	    &H,
-	    "{\"replace\":{\"uri\":\"/v2/$(query_params.user)/items\"},\"http_method\":\"post\"}");
+	    "{\"replace\":{\"uri\":\"/v2/$(query_params.user)/items\"},\"http_method\":\"POST\"}");
 	run("{\"method\":\"GET\",\"path\":\"/v1\",\"query\":{\"user\":\"u1\"}}");
 	expect_actions("[[4,\"/v2/u1/items\"],[6,\"POST\"]]");
 	harness_conf_ok(&H, "{\"replace\":{\"uri\":\"/fixed\"}}");
 	run("{}");
 	expect_actions("[[4,\"/fixed\"]]");
+	/* Kong's typedefs.http_method: upper case only. */
+	harness_conf_refused(&H, "{\"http_method\":\"post\"}",
+	                     "request-transformer: config.http_method: invalid value: post");
 }
 
 static void rewrite_phase_too(void **state)
@@ -221,13 +224,13 @@ static void config_errors(void **state)
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(os.execute('x'))\"]}}",
 	                     "unsupported template");
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"novalue\"]}}",
-	                     "config.add.headers[0]: must be 'name:value'");
+	                     "config.add.headers[1]: invalid value: novalue");
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\":v\"]}}",
-	                     "the name before ':' is empty");
+	                     "config.add.headers[1]: invalid value: :v");
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"bad name:v\"]}}",
 	                     "'bad name' is not a valid header");
 	harness_conf_refused(&H, "{\"rename\":{\"headers\":[\"x-a\"]}}",
-	                     "a rename must be 'old:new'");
+	                     "config.rename.headers[1]: invalid value: x-a");
 	harness_conf_refused(&H, "{\"rename\":{\"headers\":[\"x-a:$(headers.b)\"]}}",
 	                     "a rename target is a name, not a template");
 	harness_conf_refused(&H, "{\"add\":{\"body\":[\"novalue\"]}}",
@@ -242,9 +245,9 @@ static void config_errors(void **state)
 	harness_conf_refused(&H, "{\"add\":{\"headers\":\"a:b\"}}",
 	                     "config.add.headers must be an array");
 	harness_conf_refused(&H, "{\"http_method\":\"PO ST\"}",
-	                     "config.http_method must be a method name");
+	                     "config.http_method: invalid value: PO ST");
 	harness_conf_refused(&H, "{\"http_method\":\"\"}",
-	                     "config.http_method must be a non-empty string");
+	                     "config.http_method: length must be at least 1");
 	harness_conf_refused(&H, "{\"replace\":{\"uri\":\"no-slash\"}}",
 	                     "config.replace.uri must start with '/'");
 	harness_conf_refused(&H, "{\"replace\":{\"uri\":\"/$(nope)\"}}",
