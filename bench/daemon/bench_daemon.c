@@ -249,7 +249,6 @@ static void *collector(void *arg)
 {
 	(void)arg;
 	static char buf[1 << 16];
-	const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
 	while (!col.stop) {
 		struct pollfd p = {.fd = col.lfd, .events = POLLIN};
 		if (poll(&p, 1, 100) != 1)
@@ -257,22 +256,16 @@ static void *collector(void *arg)
 		int fd = accept(col.lfd, NULL, NULL);
 		size_t have = 0;
 		while (fd >= 0 && !col.stop) {
-			char *end = memmem(buf, have, "\r\n\r\n", 4);
-			if (end) {
-				const char *cl =
-				    memmem(buf, (size_t)(end - buf), "Content-Length: ", 16);
-				size_t body = cl ? strtoul(cl + 16, NULL, 10) : 0;
-				size_t whole = (size_t)(end + 4 - buf) + body;
-				if (have >= whole) {
-					CHECK(send(fd, ok, strlen(ok), MSG_NOSIGNAL) > 0,
-					      "collector send");
-					__atomic_store_n(&col.last_ns, shmring_now_ns(),
-					                 __ATOMIC_RELAXED);
-					__atomic_add_fetch(&col.requests, 1, __ATOMIC_RELEASE);
-					memmove(buf, buf + whole, have - whole);
-					have -= whole;
-					continue;
-				}
+			const char *body;
+			size_t blen, whole = tc_http_request(buf, have, &body, &blen);
+			if (whole) {
+				CHECK(send(fd, TC_HTTP_OK, strlen(TC_HTTP_OK), MSG_NOSIGNAL) > 0,
+				      "collector send");
+				__atomic_store_n(&col.last_ns, shmring_now_ns(), __ATOMIC_RELAXED);
+				__atomic_add_fetch(&col.requests, 1, __ATOMIC_RELEASE);
+				memmove(buf, buf + whole, have - whole);
+				have -= whole;
+				continue;
 			}
 			struct pollfd q = {.fd = fd, .events = POLLIN};
 			if (poll(&q, 1, 100) != 1)

@@ -165,16 +165,11 @@ int main(void)
 	char host[64];
 	snprintf(host, sizeof(host), "Host: localhost:%u\r\n", cport);
 	CHECK(strstr(buf, host), "request without '%s': %s", host, buf);
-	const char *resp = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-	CHECK(send(c, resp, strlen(resp), 0) > 0, "collector send");
+	CHECK(send(c, TC_HTTP_OK, strlen(TC_HTTP_OK), 0) > 0, "collector send");
 	printf("http sink to localhost: delivered\n");
 	close(c);
 	close(lfd);
 
 	shmring_chan_close(ch);
-	shmring_instance_close(inst, 0);
-	kill(tc_pid, SIGTERM);
-	CHECK(tc_wait_exit(tc_pid, 20 * SEC) == 0, "stop");
-	printf("ok\n");
-	return 0;
+	return tc_stop(inst, NULL);
 }

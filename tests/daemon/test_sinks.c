@@ -92,19 +92,15 @@ static int collect_http(int lfd, char bodies[][64], int want, uint64_t deadline)
 	size_t have = 0;
 	while (got < want) {
 		CHECK(tc_now() < deadline, "HTTP collector got %d of %d requests", got, want);
-		char *end = fd >= 0 ? memmem(buf, have, "\r\n\r\n", 4) : NULL;
-		if (end) {
-			const char *cl = memmem(buf, (size_t)(end - buf), "Content-Length: ", 16);
-			size_t body = cl ? strtoul(cl + 16, NULL, 10) : 0,
-			       hdr = (size_t)(end + 4 - buf);
-			if (have >= hdr + body) {
-				snprintf(bodies[got++], 64, "%.*s", (int)body, end + 4);
-				const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-				CHECK(send(fd, ok, strlen(ok), MSG_NOSIGNAL) > 0, "collector send");
-				memmove(buf, buf + hdr + body, have - hdr - body);
-				have -= hdr + body;
-				continue;
-			}
+		const char *body;
+		size_t blen, whole = fd >= 0 ? tc_http_request(buf, have, &body, &blen) : 0;
+		if (whole) {
+			snprintf(bodies[got++], 64, "%.*s", (int)blen, body);
+			CHECK(send(fd, TC_HTTP_OK, strlen(TC_HTTP_OK), MSG_NOSIGNAL) > 0,
+			      "collector send");
+			memmove(buf, buf + whole, have - whole);
+			have -= whole;
+			continue;
 		}
 		struct pollfd p = {.fd = fd >= 0 ? fd : lfd, .events = POLLIN};
 		if (poll(&p, 1, 50) != 1)
