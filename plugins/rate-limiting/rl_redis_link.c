@@ -3,8 +3,8 @@
 #include "rl_redis_link.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -37,20 +37,114 @@ struct rl_link {
 	size_t out_len, out_cap;
 };
 
-/* A connected TCP socket to host:port within timeout_ms, left
- * non-blocking: every wait on it is a poll bounded by a deadline. -1 on
- * failure. */
-static int tcp_connect(const struct rl_link_opts *o, char *err, size_t errlen)
+static uint64_t now_ms(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* One getaddrinfo_a request and all its resolver thread touches, so it can
+ * outlive a look-up that gave up waiting for it. */
+struct lookup {
+	struct gaicb cb;
+	struct addrinfo hints;
+	struct lookup *next; /* on orphans */
+	char host[256];
 	char port[8];
-	snprintf(port, sizeof(port), "%d", o->port);
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-	struct addrinfo *res = NULL;
-	int rc = getaddrinfo(o->host, port, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "resolve %s: %s", o->host, gai_strerror(rc));
+};
+
+/* Look-ups that timed out while glibc's resolver thread still ran: freed
+ * once it is done (by a later resolve, any thread). */
+static pthread_mutex_t orphans_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct lookup *orphans;
+
+static void lookup_release(struct lookup *l)
+{
+	if (l->cb.ar_result)
+		freeaddrinfo(l->cb.ar_result);
+	free(l);
+}
+
+static void reap_orphans(void)
+{
+	pthread_mutex_lock(&orphans_mu);
+	for (struct lookup **pp = &orphans, *l; (l = *pp);) {
+		if (gai_error(&l->cb) == EAI_INPROGRESS) {
+			pp = &l->next;
+			continue;
+		}
+		*pp = l->next;
+		lookup_release(l);
+	}
+	pthread_mutex_unlock(&orphans_mu);
+}
+
+/* host:port's addresses within timeout_ms (getaddrinfo would wait as long
+ * as DNS takes: in synchronous mode, the worker with it). 0 and *res (the
+ * caller frees it), or -1 with why in err. */
+static int resolve(const struct rl_link_opts *o, struct addrinfo **res, char *err, size_t errlen)
+{
+	reap_orphans();
+	struct lookup *l = calloc(1, sizeof(*l));
+	if (!l || strlen(o->host) >= sizeof(l->host)) {
+		snprintf(err, errlen, "resolve %s: %s", o->host,
+		         l ? "name too long" : "out of memory");
+		free(l);
 		return -1;
 	}
+	memcpy(l->host, o->host, strlen(o->host) + 1);
+	snprintf(l->port, sizeof(l->port), "%d", o->port);
+	l->hints = (struct addrinfo){.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	l->cb = (struct gaicb){.ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
+	struct gaicb *list[1] = {&l->cb};
+	struct sigevent none = {.sigev_notify = SIGEV_NONE};
+	int e = getaddrinfo_a(GAI_NOWAIT, list, 1, &none);
+	if (e != 0) {
+		snprintf(err, errlen, "resolve %s: %s", o->host, gai_strerror(e));
+		free(l);
+		return -1;
+	}
+	uint64_t deadline = now_ms() + (uint64_t)o->timeout_ms;
+	while ((e = gai_error(&l->cb)) == EAI_INPROGRESS) {
+		uint64_t now = now_ms();
+		if (now >= deadline)
+			break;
+		struct timespec ts = {(time_t)((deadline - now) / 1000),
+		                      (long)((deadline - now) % 1000) * 1000000};
+		const struct gaicb *wait[1] = {&l->cb};
+		gai_suspend(wait, 1, &ts);
+	}
+	if (e == EAI_INPROGRESS) {
+		snprintf(err, errlen, "resolve %s: no answer within %d ms", o->host, o->timeout_ms);
+		if (gai_cancel(&l->cb) == EAI_NOTCANCELED) {
+			pthread_mutex_lock(&orphans_mu);
+			l->next = orphans;
+			orphans = l;
+			pthread_mutex_unlock(&orphans_mu);
+		} else {
+			lookup_release(l);
+		}
+		return -1;
+	}
+	if (e != 0) {
+		snprintf(err, errlen, "resolve %s: %s", o->host, gai_strerror(e));
+		lookup_release(l);
+		return -1;
+	}
+	*res = l->cb.ar_result;
+	free(l);
+	return 0;
+}
+
+/* A connected TCP socket to host:port, the name resolved and the connect
+ * each within timeout_ms, left non-blocking: every wait on it is a poll
+ * bounded by a deadline. -1 on failure. */
+static int tcp_connect(const struct rl_link_opts *o, char *err, size_t errlen)
+{
+	struct addrinfo *res = NULL;
+	if (resolve(o, &res, err, errlen) < 0)
+		return -1;
 	int fd = -1;
 	for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -76,13 +170,6 @@ static int tcp_connect(const struct rl_link_opts *o, char *err, size_t errlen)
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Wait until fd is ready for events or the deadline (ms, now_ms()'s

@@ -8,7 +8,11 @@
  *     the whole reply is bounded by the timeout;
  *   - an array header announcing 100 000 elements, then elements streamed:
  *     refused at the header;
- *   - a 64 MiB bulk string streamed: refused past 1 MiB. */
+ *   - a 64 MiB bulk string streamed: refused past 1 MiB;
+ *   - a host name whose DNS server never answers (a UDP socket of this
+ *     test named by a resolv.conf bind-mounted in a mount namespace of the
+ *     test's own; needs root, else skipped): the connect fails at the
+ *     timeout instead of waiting for the resolver. */
 #include "rl_redis_link.h"
 
 #include <arpa/inet.h>
@@ -19,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -111,8 +117,59 @@ static void attack(enum attack what, int timeout_ms, uint64_t ms_max, const char
 	close(sv.lfd);
 }
 
+#define DNS_ADDR "127.83.83.84"
+
+/* Before any thread and any look-up: this process's /etc/resolv.conf names
+ * a UDP socket that reads queries and never answers. The socket, or -1
+ * (not root, or the address is taken: the case is skipped). */
+static int hanging_dns(void)
+{
+	static char conf[] = "/tmp/shmring-rl-link-resolv-XXXXXX";
+	int dns = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in da = {.sin_family = AF_INET, .sin_port = htons(53)};
+	inet_pton(AF_INET, DNS_ADDR, &da.sin_addr);
+	int fd = geteuid() == 0 ? mkstemp(conf) : -1;
+	if (fd < 0 || bind(dns, (struct sockaddr *)&da, sizeof(da)) < 0) {
+		close(dns);
+		return -1;
+	}
+	dprintf(fd, "nameserver %s\noptions timeout:5 attempts:1\n", DNS_ADDR);
+	close(fd);
+	int ok = unshare(CLONE_NEWNS) == 0 &&
+	         mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+	         mount(conf, "/etc/resolv.conf", NULL, MS_BIND, NULL) == 0;
+	unlink(conf); /* the mount keeps it */
+	if (!ok) {
+		close(dns);
+		return -1;
+	}
+	return dns;
+}
+
 int main(void)
 {
+	int dns = hanging_dns();
+	if (dns >= 0) {
+		struct rl_link_opts o = {
+		    .host = "hangs.shmring.test", .port = 6379, .timeout_ms = 300};
+		char err[256] = "";
+		uint64_t t0 = now_ms();
+		struct rl_link *l = rl_link_connect(&o, err, sizeof(err));
+		uint64_t took = now_ms() - t0;
+		char q[512];
+		CHECK(recv(dns, q, sizeof(q), MSG_DONTWAIT) > 0,
+		      "the link never asked the DNS server");
+		CHECK(!l && strstr(err, "no answer"), "a hanging resolver: %s",
+		      l ? "connected" : err);
+		CHECK(took <= 600, "a hanging resolver held the connect %llu ms (timeout 300)",
+		      (unsigned long long)took);
+		printf(
+		    "DNS server that never answers, timeout 300 ms: refused after %llu ms (%s)\n",
+		    (unsigned long long)took, err);
+		close(dns);
+	} else {
+		printf("skipped the DNS case: needs root and %s:53\n", DNS_ADDR);
+	}
 	attack(TRICKLE, 300, 600, "reply trickled a byte per 60 ms, timeout 300 ms");
 	attack(HUGE_ARRAY, 5000, 2000, "array of 100000 elements");
 	attack(HUGE_BULK, 5000, 2000, "64 MiB bulk string");
