@@ -625,20 +625,25 @@ static void http_done(void *owner, long status, const char *why)
 /* An HTTP sink's host name: its address, looked up without waiting and
  * handed to curl. 1 known, 0 not yet (the lookup runs), -1 failed (the
  * batch waits for its retry). Looked up again after a request without an
- * answer, and once the address is HTTP_DNS_TTL_NS old. */
+ * answer (the requests wait for the new address), and once the address is
+ * HTTP_DNS_TTL_NS old (the old one is used until the new one is known; if
+ * the look-up fails, for another HTTP_DNS_TTL_NS). */
 static int http_resolve(struct shmring_sink *s)
 {
-	if (!s->host[0] || (s->resolved_ns && S.now - s->resolved_ns < HTTP_DNS_TTL_NS))
+	bool have = s->resolved_ns != 0;
+	if (!s->host[0] || (have && S.now - s->resolved_ns < HTTP_DNS_TTL_NS))
 		return 1;
-	int r = s->gai ? lookup_done(s) : lookup_start(s);
-	if (r == 0 ||
-	    (r == 1 && shmringd__http_set_address(s->http, (struct sockaddr *)&s->addr) == 0)) {
-		s->resolved_ns = r ? S.now : 0;
-		return r;
-	}
+	int r = s->gai ? lookup_done(s) : lookup_start(s) == 0 ? 0 : EAI_MEMORY;
+	if (r == 1 && shmringd__http_set_address(s->http, (struct sockaddr *)&s->addr) < 0)
+		r = EAI_MEMORY;
+	if (r == 1 || (r < 0 && have))
+		s->resolved_ns = S.now ? S.now : 1;
+	if (r == 1 || have)
+		return 1;
+	if (r == 0)
+		return 0;
 	char why[320];
-	snprintf(why, sizeof(why), "cannot resolve %s: %s", s->host,
-	         r < 0 ? gai_strerror(r) : "out of memory");
+	snprintf(why, sizeof(why), "cannot resolve %s: %s", s->host, gai_strerror(r));
 	http_done(s, 0, why);
 	return -1;
 }
