@@ -355,9 +355,6 @@ static int put_queue(const msgpack_object *cfg, struct out *o, char *err, size_t
 
 int log_http_spec(const msgpack_object *cfg, char *spec, size_t len, char *err, size_t errlen)
 {
-	static const char *const methods[] = {"POST", "PUT", "PATCH", NULL};
-	static const char *const types[] = {"application/json", "application/json; charset=utf-8",
-	                                    NULL};
 	char *url = NULL;
 	const char *method, *type;
 	uint64_t timeout, keepalive;
@@ -365,7 +362,7 @@ int log_http_spec(const msgpack_object *cfg, char *spec, size_t len, char *err, 
 	if ((rc = shmring_pc_strdup(cfg, PLUGIN, "http_endpoint", NULL, true, &url, err, errlen)) <
 	        0 ||
 	    (rc = one_of(cfg, "method", methods, &method, err, errlen)) < 0 ||
-	    (rc = one_of(cfg, "content_type", types, &type, err, errlen)) < 0 ||
+	    (rc = one_of(cfg, "content_type", content_types, &type, err, errlen)) < 0 ||
 	    (rc = number(cfg, "http_timeout", "config.", 10000, 1, 3600000, 1, &timeout, err,
 	                 errlen)) < 0 ||
 	    (rc = number(cfg, "keepalive", "config.", 60000, 0, 3600000, 1, &keepalive, err,
