@@ -206,6 +206,9 @@ enum shmring_kong_typedef {
 	SHMRING_TYPEDEF_PORT = 4,        /* integer 0..65535 */
 	SHMRING_TYPEDEF_SNI = 5,         /* a host name, not an IP, no port */
 	SHMRING_TYPEDEF_URL = 6,         /* scheme://host... */
+	/* a MAP of names to Lua code (non-empty strings): the gateway's schema
+	 * compiles the code (Kong's sandbox), shmringd only checks the strings */
+	SHMRING_TYPEDEF_LUA_CODE = 7,
 };
 /* shmring_field.flags */
 #define SHMRING_FIELD_REQUIRED (1u << 0) /* refused when absent (after the default) */

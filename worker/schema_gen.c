@@ -33,6 +33,7 @@ static const char *const typedef_names[] = {
     [SHMRING_TYPEDEF_PORT] = "port",
     [SHMRING_TYPEDEF_SNI] = "sni",
     [SHMRING_TYPEDEF_URL] = "url",
+    [SHMRING_TYPEDEF_LUA_CODE] = "lua_code",
 };
 
 /* Kong's typedef of d, or NULL. */
@@ -243,7 +244,7 @@ static void lua_attrs(FILE *f, const struct shmring_field *d, int indent, int wi
 		fprintf(f, "%selements = ", sep(&first));
 		lua_def(f, d->elements, indent);
 	}
-	if (d->type == SHMRING_FIELD_MAP) {
+	if (d->type == SHMRING_FIELD_MAP && with_type) { /* a typedef has its own */
 		fprintf(f, "%skeys = ", sep(&first));
 		lua_def(f, d->keys ? d->keys : &any_string, indent);
 		fprintf(f, ", values = ");

@@ -312,6 +312,9 @@ local host = {
     resolve = resolve,
     log_entry = function() return K().log.serialize() end,
     set_serialize_value = function(key, value) K().log.set_serialize_value(key, value) end,
+    -- custom_fields_by_lua's code, compiled as Kong's loggers compile it
+    -- (the operator's untrusted_lua settings apply).
+    sandbox = function(code, name) return require("kong.tools.sandbox").sandbox(code, name) end,
 }
 _M.host = host
 

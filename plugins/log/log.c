@@ -376,6 +376,7 @@ static const struct shmring_field log_config[] = {
      .flags = SHMRING_FIELD_BETWEEN,
      .min = 4096,
      .max = INT64_C(2147483648)},
+    LOG_CUSTOM_FIELDS,
     SHMRING_GATEWAY_FIELDS("true"),
     {.name = NULL}};
 static const char *const remote_sinks[] = {"tcp", "udp", NULL};

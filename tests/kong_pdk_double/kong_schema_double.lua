@@ -107,6 +107,11 @@ _M.typedefs = {
     protocols_http = define { type = "set", required = true, default = HTTP_PROTOCOLS,
                               elements = { type = "string", one_of = HTTP_PROTOCOLS } },
     no_consumer = define { type = "foreign", reference = "consumers", eq = NULL },
+    -- Kong's: the code must compile in the sandbox (not run: validate_safe)
+    lua_code = define { type = "map", keys = { type = "string", len_min = 1 },
+                        values = { type = "string", len_min = 1, custom_validator = function(code)
+                            return require("kong.tools.sandbox").validate_safe(code)
+                        end } },
 }
 
 function _M.install()

@@ -153,8 +153,14 @@ static void config_errors(void **state)
 	                     "config.max_buffered_bytes must be between 4096 and 2147483648");
 	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"pth\":\"/y\"}",
 	                     "unknown config field 'pth'");
-	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"custom_fields_by_lua\":{}}",
-	                     "unknown config field 'custom_fields_by_lua'");
+	/* custom_fields_by_lua: the gateway runs the code; the daemon takes the
+	 * declaration (Kong's typedefs.lua_code: non-empty names and code) */
+	harness_conf_ok(&H, "{\"path\":\"/tmp/x.log\",\"custom_fields_by_lua\":{\"a.b\":"
+	                    "\"return 1\"}}");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"custom_fields_by_lua\":{\"a\":\"\"}}",
+	                     "config.custom_fields_by_lua.a");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"custom_fields_by_lua\":{\"a\":1}}",
+	                     "config.custom_fields_by_lua.a");
 	harness_conf_refused(&H,
 	                     "{\"sink\":\"udp\",\"host\":\"127.0.0.1\",\"port\":9,\"tls\":true}",
 	                     "config.tls and config.tls_sni apply to the tcp sink");

@@ -20,6 +20,7 @@ return {
                 { max_batch_size = { type = "integer", between = { 1, 1000000 } } },
                 { flush_interval = { type = "number", between = { 0.001, 3600 } } },
                 { max_buffered_bytes = { type = "integer", between = { 4096, 2147483648 } } },
+                { custom_fields_by_lua = typedefs.lua_code },
                 { fail_open = { type = "boolean", default = true } },
                 { timeout = { type = "integer", default = 250, between = { 1, 60000 } } },
             },
