@@ -268,7 +268,8 @@ struct shmring_field {
 	double gt;             /* with SHMRING_FIELD_GT */
 	/* An older spelling of the field at this dotted path ("redis.host"),
 	 * Kong's shorthand: shmringd moves a value given here to there before
-	 * anything else (refusing both at once); not in the Kong schema. */
+	 * anything else (refusing both set to different values); the Kong
+	 * schema has it among its deprecated shorthand_fields. */
 	const char *shorthand_for;
 	double real_min, real_max; /* with SHMRING_FIELD_BETWEEN_REAL */
 	/* MAP: the keys' type (a string field); `elements` is the values'. */

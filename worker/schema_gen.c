@@ -285,7 +285,7 @@ static void lua_fields(FILE *f, const struct shmring_field *fields, int indent)
 {
 	for (const struct shmring_field *d = fields; d && d->name; d++) {
 		if (d->shorthand_for || (d->flags & SHMRING_FIELD_NOT_IN_KONG))
-			continue; /* shmringd's, not Kong's */
+			continue; /* shmringd's, or a shorthand (lua_shorthands) */
 		fprintf(f, "%*s{ %s = ", indent, "", d->name);
 		lua_def(f, d, indent);
 		fputs(" },\n", f);
@@ -365,6 +365,13 @@ static const char *fields_problem(const struct shmring_field *fields, const char
 					return buf;
 				}
 			}
+		if (d->shorthand_for && !lua_path_ok(d->shorthand_for)) {
+			snprintf(
+			    buf, len,
+			    "field '%s%.64s': shorthand_for '%.64s' is not a path of Lua names",
+			    prefix, d->name, d->shorthand_for);
+			return buf;
+		}
 		char inner[256];
 		snprintf(inner, sizeof(inner), "%s%.64s.", prefix, d->name);
 		const char *why = fields_problem(d->fields, inner, buf, len);
@@ -406,6 +413,54 @@ static const char *declaration_problem(const struct shmringd_schema *s, char *bu
 	return why;
 }
 
+/* The fields declared as older names (shorthand_for) as Kong's
+ * shorthand_fields of the config record, in the deprecated form Kong 3.6+
+ * gives rate-limiting's flat redis_* fields: the value is checked against
+ * the shorthand's own type, moved to its place by `func` (the new field
+ * wins when both are set), refused when both are set and differ. */
+static void lua_shorthands(FILE *f, const char *stub, const struct shmring_field *fields)
+{
+	int any = 0;
+	for (const struct shmring_field *d = fields; d && d->name; d++) {
+		if (!d->shorthand_for)
+			continue;
+		if (!any++)
+			fputs("            shorthand_fields = {\n", f);
+		fprintf(f, "                { %s = {\n                    ", d->name);
+		lua_attrs(f, d, 20, 1);
+		fputs(",\n                    deprecation = {\n"
+		      "                        replaced_with = { { path = {",
+		      f);
+		const char *part = d->shorthand_for;
+		for (int first = 1; *part; first = 0) {
+			size_t n = strcspn(part, ".");
+			fprintf(f, "%s\"%.*s\"", first ? " " : ", ", (int)n, part);
+			part += n + (part[n] == '.');
+		}
+		fprintf(f,
+		        " } } },\n"
+		        "                        message = \"shmring-%s: config.%s is deprecated, "
+		        "please use config.%s instead\",\n"
+		        "                        removal_in_version = \"4.0\",\n"
+		        "                    },\n"
+		        "                    func = function(value)\n"
+		        "                        return ",
+		        stub, d->name, d->shorthand_for);
+		int depth = 0;
+		for (part = d->shorthand_for; *part; depth++) {
+			size_t n = strcspn(part, ".");
+			fprintf(f, "{ %.*s = ", (int)n, part);
+			part += n + (part[n] == '.');
+		}
+		fputs("value", f);
+		while (depth--)
+			fputs(" }", f);
+		fputs("\n                    end,\n                } },\n", f);
+	}
+	if (any)
+		fputs("            },\n", f);
+}
+
 static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct shmringd_schema *s)
 {
 	const char *stub = s->stub ? s->stub : p->name;
@@ -428,6 +483,7 @@ static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct sh
 	      f);
 	lua_fields(f, s->fields, 16);
 	fputs("            },\n", f);
+	lua_shorthands(f, stub, s->fields);
 	if (s->kong_validator)
 		fprintf(f, "            custom_validator = %s,\n", s->kong_validator);
 	fputs("        } },\n"

@@ -73,6 +73,13 @@ local ACCEPTED = {
           error_message = "API rate limit exceeded" },
         { minute = 5, policy = "redis", redis = { host = "127.0.0.1", port = 6379, timeout = 2000 } },
         { second = 10, algorithm = "token-bucket" },
+        -- Kong's pre-3.6 documented form: the flat redis_* fields
+        -- (shorthands, moved into the redis record), and one given under
+        -- both names with the same value
+        { minute = 5, policy = "redis", redis_host = "127.0.0.1", redis_port = 6380,
+          redis_password = "secret", redis_timeout = 1000, redis_database = 2, redis_ssl = true,
+          redis_server_name = "redis.example.com" },
+        { minute = 5, policy = "redis", redis_host = "h", redis = { host = "h" } },
     },
     ["shmring-request-transformer"] = {
         {},
@@ -151,6 +158,13 @@ local REFUSED = {
     { "shmring-request-transformer", { add = { headers = { "no-colon" } } }, "config.add.headers.1",
       "invalid value" },
     { "shmring-correlation-id", { generator = "random" }, "config.generator", "expected one of" },
+    -- Kong 3.6+'s shorthands: refused when the new field says otherwise
+    { "shmring-rate-limiting", { minute = 5, policy = "redis", redis_host = "a", redis = { host = "b" } },
+      "config.redis_host", "both deprecated and new field are used but their values mismatch: "
+      .. "redis_host = a vs redis.host = b" },
+    { "shmring-rate-limiting", { minute = 5, policy = "redis", redis_host = "r", redis_port = 6380,
+      redis = { port = 6379 } },
+      "config.redis_port", "redis_port = 6380 vs redis.port = 6379" },
     { "shmring-http-log", {}, "config.http_endpoint", "required field missing" },
     { "shmring-http-log", { http_endpoint = "mockbin.org/bin" }, "config.http_endpoint",
       "missing scheme in url" },
@@ -216,6 +230,19 @@ check(rl and rl.redis.port == 6379 and rl.redis.database == 0 and rl.limit_by ==
       and rl.redis.ssl == false and rl.redis.ssl_verify == false,
       "rate-limiting: defaults of the redis record and of limit_by")
 check(rl and rl.header_name == nil, "a field without default and not set is absent, as Kong hands it")
+
+-- Kong's shorthand_fields: the flat redis_* fields land in the record,
+-- defaults fill the rest, and Kong logs a deprecation for each
+local n_dep = #schema_double.deprecations
+local flat = schema_double.plugin_config(schema_of("shmring-rate-limiting"),
+    { config = { minute = 1, policy = "redis", redis_host = "r1", redis_database = 3 } })
+check(flat and flat.redis.host == "r1" and flat.redis.database == 3 and flat.redis.port == 6379,
+      "rate-limiting: redis_host / redis_database moved into the redis record")
+check(flat and flat.redis_host == "r1" and flat.redis_port == 6379,
+      "rate-limiting: the shorthands read back from the record, as Kong's DAO hands them")
+check(#schema_double.deprecations == n_dep + 2 and schema_double.deprecations[n_dep + 1]:find(
+      "config.redis_host is deprecated, please use config.redis.host instead", 1, true),
+      "rate-limiting: a deprecation per shorthand used")
 
 -- no_consumer: key-auth and jwt cannot be scoped to a consumer (Kong's too).
 for _, stub in ipairs({ "shmring-key-auth", "shmring-jwt" }) do

@@ -138,10 +138,13 @@ static void kong_refusals(void **state)
 	    {"{\"hdr\":\"h\",\"mode\":\"c\",\"level\":6}", "config.hdr: expected one of: X-A, X-B"},
 	    {"{\"hdr\":\"X-A\",\"mode\":\"c\",\"level\":10,\"above\":1}",
 	     "config.above: value must be greater than 2"},
+	    /* both names, different values: Kong's refusal */
 	    {"{\"redis_host\":\"r\",\"redis\":{\"host\":\"s\"}}",
-	     "config.redis_host is an older name of config.redis.host: set one of them"},
+	     "config.redis_host: both deprecated and new field are used but their values mismatch: "
+	     "redis_host = r vs redis.host = s"},
 	    {"{\"old_path\":\"/a\",\"path\":\"/b\"}",
-	     "config.old_path is an older name of config.path: set one of them"},
+	     "config.old_path: both deprecated and new field are used but their values mismatch: "
+	     "old_path = /a vs path = /b"},
 	    {"{\"redis_host\":5}", "config.redis.host must be a string"},
 	    {"[1]", "schema-probe-kong: config must be a record (a map)"},
 	    {"{\"hdr\":\"h\",\"hdrs\":{\"Host\":\"a\"}}",
@@ -168,6 +171,9 @@ static void kong_accepted(void **state)
 	expect_of(&K, "{\"redis\":[],\"redis_host\":\"r\"}",
 	          "{\"redis\":{\"host\":\"r\",\"port\":6379}}");
 	expect_of(&K, "{\"old_path\":\"/a\"}", "{\"path\":\"/a\"}");
+	/* both names with the same value: taken, as Kong takes it */
+	expect_of(&K, "{\"redis_host\":\"r\",\"redis\":{\"host\":\"r\"}}",
+	          "{\"redis\":{\"host\":\"r\",\"port\":6379}}");
 	/* A set keeps the first of equal values; typedefs' good values. */
 	expect_of(&K,
 	          "{\"uniq\":[\"x\",\"y\",\"x\"],\"url\":\"http://u:p@h:8080/x?y#z\",\"port\":0,"
