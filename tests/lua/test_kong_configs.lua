@@ -110,6 +110,8 @@ local ACCEPTED = {
         { path = "/tmp/file.log", reopen = true },
         { sink = "file", path = "/var/log/kong/requests.log" },
         { sink = "tcp", host = "127.0.0.1", port = 9999 },
+        -- tcp-log's socket timeout and keepalive (Kong's defaults)
+        { sink = "tcp", host = "127.0.0.1", port = 9999, timeout = 10000, keepalive = 60000 },
         -- tcp-log's TLS fields, a host name
         { sink = "tcp", host = "logs.example.com", port = 6514, tls = true,
           tls_sni = "logs.example.com" },
@@ -327,41 +329,42 @@ for _, b in ipairs(built) do
     end
 end
 
--- the log stub (log phase): through the same filter
+-- The log stubs (log phase): through the same filter, with the loggers'
+-- `timeout` (Kong's socket / request timeout) sent under the C plugin's
+-- name for it (the client keeps `timeout` for itself on every stub).
 local log_sent
 package.loaded["shmring.phase"].log = function(_, conf) log_sent = conf end
-package.loaded["kong.plugins.shmring-log.handler"] = nil
-local log_handler = require("kong.plugins.shmring-log.handler")
-local log_conf = schema_double.plugin_config(schema_of("shmring-log"), { config = { path = "/tmp/x.log" } })
-for k, v in pairs(INJECTED) do log_conf[k] = v end
-log_handler:log(log_conf)
-local problems = {}
-same_fields(config_record("shmring-log"), log_conf, log_sent or {}, "config.", problems)
-check(log_sent ~= nil and #problems == 0, "shmring-log: exactly the schema's fields: "
-      .. table.concat(problems, "; "))
-
--- http-log: Kong's `timeout` is sent as `http_timeout` (the client keeps
--- `timeout` for itself on every stub), every other schema field as is.
-log_sent = nil
-local hl_handler = require("kong.plugins.shmring-http-log.handler")
-local hl_conf = schema_double.plugin_config(schema_of("shmring-http-log"),
-    { config = { http_endpoint = "http://x/", timeout = 1234, headers = { ["X-A"] = "b" } } })
-for k, v in pairs(INJECTED) do hl_conf[k] = v end
-hl_handler:log(hl_conf)
-local hl_expect = {}
-for k, v in pairs(hl_conf) do hl_expect[k] = v end
-hl_expect.http_timeout, hl_expect.timeout = hl_conf.timeout, nil
-local record = { fields = {} }
-for _, f in ipairs(config_record("shmring-http-log").fields) do
-    local k = next(f)
-    record.fields[#record.fields + 1] = k == "timeout" and { http_timeout = f[k] } or f
+for _, t in ipairs({
+    { stub = "shmring-log", as = "tcp_timeout",
+      config = { sink = "tcp", host = "h", port = 9, timeout = 1234, keepalive = 0,
+                 custom_fields_by_lua = { a = "return 1" } } },
+    { stub = "shmring-http-log", as = "http_timeout",
+      config = { http_endpoint = "http://x/", timeout = 1234, headers = { ["X-A"] = "b" } } },
+}) do
+    log_sent = nil
+    package.loaded["kong.plugins." .. t.stub .. ".handler"] = nil
+    local handler = require("kong.plugins." .. t.stub .. ".handler")
+    local conf = schema_double.plugin_config(schema_of(t.stub), { config = t.config })
+    for k, v in pairs(INJECTED) do conf[k] = v end
+    handler:log(conf)
+    local expect = {}
+    for k, v in pairs(conf) do expect[k] = v end
+    expect[t.as], expect.timeout = conf.timeout, nil
+    local record = { fields = {} }
+    for _, f in ipairs(config_record(t.stub).fields) do
+        local k = next(f)
+        record.fields[#record.fields + 1] = k == "timeout" and { [t.as] = f[k] } or f
+    end
+    local problems = {}
+    same_fields(record, expect, log_sent or {}, "config.", problems)
+    check(log_sent ~= nil and #problems == 0 and log_sent[t.as] == 1234 and log_sent.timeout == nil,
+          t.stub .. ": the schema's fields, timeout as " .. t.as .. ": "
+          .. table.concat(problems, "; "))
+    handler:log(conf)
+    local first = log_sent
+    handler:log(conf)
+    check(log_sent == first, t.stub .. ": filtered once per config table")
 end
-problems = {}
-same_fields(record, hl_expect, log_sent or {}, "config.", problems)
-check(log_sent ~= nil and #problems == 0 and log_sent.http_timeout == 1234
-      and log_sent.timeout == nil and log_sent.queue.max_batch_size == 1,
-      "shmring-http-log: the schema's fields, timeout as http_timeout: "
-      .. table.concat(problems, "; "))
 
 -- 3. The daemon's schema pass agrees.
 if build then

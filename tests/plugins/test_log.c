@@ -151,6 +151,12 @@ static void config_errors(void **state)
 	                     "config.flush_interval");
 	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"max_buffered_bytes\":100}",
 	                     "config.max_buffered_bytes must be between 4096 and 2147483648");
+	harness_conf_refused(
+	    &H, "{\"sink\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":9,\"keepalive\":-1}",
+	    "config.keepalive must be a number between 0 and 3600000");
+	harness_conf_refused(
+	    &H, "{\"sink\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":9,\"tcp_timeout\":0}",
+	    "config.tcp_timeout must be a number between 1 and 3600000");
 	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"pth\":\"/y\"}",
 	                     "unknown config field 'pth'");
 	/* custom_fields_by_lua: the gateway runs the code; the daemon takes the
