@@ -223,6 +223,9 @@ enum shmring_kong_typedef {
  * stub sends under another name than its schema's (http-log's timeout is
  * sent as http_timeout, the stub keeping `timeout` for itself). */
 #define SHMRING_FIELD_NOT_IN_KONG (1u << 5)
+/* strings: "" is a value (Kong's len_min = 0); every other string field
+ * refuses it, as Kong's do by default */
+#define SHMRING_FIELD_EMPTY_OK (1u << 6)
 
 /* The gateway's two fields, which end every plugin's Kong schema: fail_open
  * (its default, "true" or "false": skip the plugin when the daemon cannot

@@ -95,8 +95,6 @@ static bool ipv4_like(const char *s, size_t n)
 static const char *typedef_problem(uint32_t td, const char *s, size_t n, char *buf, size_t len)
 {
 	int w = n > 64 ? 64 : (int)n;
-	if (td != SHMRING_TYPEDEF_NONE && n == 0)
-		return "length must be at least 1"; /* Kong's strings are never empty */
 	switch (td) {
 	case SHMRING_TYPEDEF_HEADER_NAME:
 		if (all_of(s, n, "_-"))
@@ -290,15 +288,17 @@ static int pack_value(struct fill *f, const struct shmring_field *d, const msgpa
 	case SHMRING_FIELD_STRING: {
 		if (v->type != MSGPACK_OBJECT_STR)
 			return refuse(f, path, "must be a string");
-		int rc = check_len(f, d, v->via.str.size, path, "characters");
-		if (rc < 0)
-			return rc;
+		/* Kong's order: one_of, then the length (a string is never empty
+		 * unless the field says len_min = 0), then the patterns */
+		int rc = 0;
 		if (d->one_of && (rc = check_one_of(f, d, v, path)) < 0)
+			return rc;
+		if (!v->via.str.size && !(d->flags & SHMRING_FIELD_EMPTY_OK))
+			return refuse_kong(f, path, "length must be at least 1");
+		if ((rc = check_len(f, d, v->via.str.size, path, "characters")) < 0)
 			return rc;
 		if ((rc = check_match_none(f, d, v, path)) < 0)
 			return rc;
-		if (d->match && !v->via.str.size) /* Kong's strings: len_min 1 before match */
-			return refuse_kong(f, path, "length must be at least 1");
 		if (d->match) {
 			int m = shmringd__lua_match(d->match, v->via.str.ptr, v->via.str.size);
 			char what[128];

@@ -207,6 +207,8 @@ static void lua_attrs(FILE *f, const struct shmring_field *d, int indent, int wi
 	}
 	if (d->len_min)
 		fprintf(f, "%slen_min = %u", sep(&first), d->len_min);
+	else if (d->flags & SHMRING_FIELD_EMPTY_OK)
+		fprintf(f, "%slen_min = 0", sep(&first));
 	if (d->len_max)
 		fprintf(f, "%slen_max = %u", sep(&first), d->len_max);
 	if (d->match) {

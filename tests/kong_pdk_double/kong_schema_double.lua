@@ -166,6 +166,15 @@ local function run_validators(field, value)
             return nil, fmt("value must be %s", tostring(field.eq))
         end
     end
+    if field.one_of then
+        local ok = false
+        for _, v in ipairs(field.one_of) do
+            if v == value then ok = true break end
+        end
+        if not ok then
+            return nil, fmt("expected one of: %s", quoted_list(field.one_of))
+        end
+    end
     if field.gt ~= nil and not (value > field.gt) then
         return nil, fmt("value must be greater than %s", tostring(field.gt))
     end
@@ -180,9 +189,6 @@ local function run_validators(field, value)
     elseif field.len_min and #value < field.len_min then
         return nil, fmt("length must be at least %d", field.len_min)
     end
-    if field.match and not value:match(field.match) then
-        return nil, fmt("invalid value: %s", value)
-    end
     if field.starts_with and value:sub(1, #field.starts_with) ~= field.starts_with then
         return nil, fmt("should start with: %s", field.starts_with)
     end
@@ -191,14 +197,8 @@ local function run_validators(field, value)
             return nil, m.err or fmt("invalid value: %s", value)
         end
     end
-    if field.one_of then
-        local ok = false
-        for _, v in ipairs(field.one_of) do
-            if v == value then ok = true break end
-        end
-        if not ok then
-            return nil, fmt("expected one of: %s", quoted_list(field.one_of))
-        end
+    if field.match and not value:match(field.match) then
+        return nil, fmt("invalid value: %s", value)
     end
     if field.contains ~= nil then
         local ok = false

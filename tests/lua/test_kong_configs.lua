@@ -80,6 +80,9 @@ local ACCEPTED = {
           redis_password = "secret", redis_timeout = 1000, redis_database = 2, redis_ssl = true,
           redis_server_name = "redis.example.com" },
         { minute = 5, policy = "redis", redis_host = "h", redis = { host = "h" } },
+        -- Kong's redis.password (and redis_password) take "" (len_min = 0)
+        { minute = 5, policy = "redis", redis = { host = "h", password = "" } },
+        { minute = 5, policy = "redis", redis_host = "h", redis_password = "" },
     },
     ["shmring-request-transformer"] = {
         {},
@@ -185,6 +188,15 @@ local REFUSED = {
     { "shmring-log", { path = "/tmp/x.log", custom_fields_by_lua = { a = "" } },
       "config.custom_fields_by_lua.a", "length must be at least 1" },
     { "shmring-correlation-id", { header_name = "" }, "config.header_name", "length must be at least 1" },
+    -- Kong refuses "" for every string field unless it says len_min = 0
+    { "shmring-rate-limiting", { minute = 5, error_message = "" }, "config.error_message",
+      "length must be at least 1" },
+    { "shmring-key-auth", { anonymous = "" }, "config.anonymous", "length must be at least 1" },
+    { "shmring-log", { sink = "tcp", host = "h", port = 9, tls = true, tls_sni = "" },
+      "config.tls_sni", "length must be at least 1" },
+    { "shmring-http-log", { http_endpoint = "http://x/", headers = { Token = "" } },
+      "config.headers.Token", "length must be at least 1" },
+    { "shmring-rate-limiting", { minute = 5, policy = "" }, "config.policy", "expected one of" },
     { "shmring-log", {}, "config.path", "required field missing" },
     { "shmring-log", { sink = "tcp", port = 9 }, "config.host", "required field missing" },
     { "shmring-log", { path = "relative.log" }, "config.path", "invalid value" },

@@ -86,7 +86,7 @@ static void refusals(void **state)
 	    {"{\"name\":\"x\",\"on\":\"yes\"}", "config.on must be a boolean"},
 	    {"{\"name\":\"x\",\"tags\":[\"a\",\"b\",\"c\"]}",
 	     "config.tags must have at most 2 elements"},
-	    {"{\"name\":\"x\",\"tags\":[\"a\",\"\"]}", "config.tags[2] must not be empty"},
+	    {"{\"name\":\"x\",\"tags\":[\"a\",\"\"]}", "config.tags[2]: length must be at least 1"},
 	    {"{\"name\":\"x\",\"tags\":\"a\"}", "config.tags must be an array"},
 	    {"{\"name\":\"x\",\"limits\":5}", "config.limits must be a record (a map)"},
 	    {"{\"name\":\"x\",\"limits\":{\"second\":0}}",
@@ -204,7 +204,7 @@ static void older_layout(void **state)
 	harness_conf_refused(&V, "{\"name\":\"x\",\"limits\":{\"second\":10}}",
 	                     "config.limits.second must be between 0 and 9");
 	harness_conf_refused(&V, "{\"name\":\"x\",\"tags\":[\"\"]}",
-	                     "config.tags[1] must not be empty");
+	                     "config.tags[1]: length must be at least 1");
 }
 
 /* shmringd's Lua patterns (a declared `match`) against what LuaJIT's

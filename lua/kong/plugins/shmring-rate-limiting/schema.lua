@@ -26,7 +26,7 @@ return {
                     { host = typedefs.host },
                     { port = typedefs.port { default = 6379 } },
                     { username = { type = "string" } },
-                    { password = { type = "string" } },
+                    { password = { type = "string", len_min = 0 } },
                     { database = { type = "integer", default = 0 } },
                     { timeout = { type = "integer", default = 2000, between = { 1, 600000 } } },
                     { ssl = { type = "boolean", default = false } },
@@ -76,7 +76,7 @@ return {
                     end,
                 } },
                 { redis_password = {
-                    type = "string",
+                    type = "string", len_min = 0,
                     deprecation = {
                         replaced_with = { { path = { "redis", "password" } } },
                         message = "shmring-rate-limiting: config.redis_password is deprecated, please use config.redis.password instead",
