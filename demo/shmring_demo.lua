@@ -62,6 +62,15 @@ M.routes = {
         remove = { headers = { "x-remove-me" }, querystring = { "secret" } },
         rename = { headers = { "x-old-name:x-new-name" }, querystring = { "q:search" } },
     }),
+    -- Body rules for JSON, form and multipart bodies (Kong's order:
+    -- remove, rename, replace, add, append), with a template.
+    ["request-transformer-body"] = one("request-transformer", {
+        remove = { body = { "password" } },
+        rename = { body = { "user:username" } },
+        replace = { body = { "role:guest" } },
+        add = { body = { "source:shmring", "client:$(headers.user_agent or \"unknown\")" } },
+        append = { body = { "tags:demo" } },
+    }),
     ["correlation-id"] = one("correlation-id", {
         header_name = "Kong-Request-ID", generator = "uuid", echo_downstream = true,
     }),
@@ -93,6 +102,17 @@ M.ngx_conf = { value = "OpenResty", timeout = 250, fail_open = false }
 M.ngx_key_auth_conf = {
     key_names = { "apikey" }, timeout = 250, fail_open = false,
     consumers = M.routes["key-auth"].plugins[1].config.consumers,
+}
+-- ... for /ngx/key-auth-body (the key in the body, hidden upstream) ...
+M.ngx_key_auth_body_conf = {
+    key_names = { "apikey" }, key_in_body = true, hide_credentials = true, timeout = 250,
+    fail_open = false, consumers = M.ngx_key_auth_conf.consumers,
+}
+-- ... for /ngx/request-transformer-body (the same rules as the route) ...
+M.ngx_rt_body_conf = {
+    remove = { body = { "password" } }, rename = { body = { "user:username" } },
+    replace = { body = { "role:guest" } }, add = { body = { "source:shmring" } },
+    append = { body = { "tags:demo" } }, timeout = 250, fail_open = false,
 }
 -- ... for /ngx/correlation-id-tracker ...
 M.ngx_tracker_conf = { generator = "tracker", echo_downstream = true, timeout = 250,
@@ -150,11 +170,19 @@ local json = require("cjson.safe")
 function M.echo()
     ngx.req.read_body()
     ngx.header["Content-Type"] = "application/json"
+    local body = ngx.req.get_body_data()
+    local file = not body and ngx.req.get_body_file()
+    if file then
+        local f = io.open(file, "rb")
+        body = f and f:read("*a")
+        if f then f:close() end
+    end
     ngx.say(json.encode({
         method = ngx.req.get_method(),
         path = ngx.var.uri,
         query = ngx.req.get_uri_args(),
         headers = ngx.req.get_headers(),
+        body = body, -- the request body, when there was one
     }))
 end
 

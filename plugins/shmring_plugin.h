@@ -168,8 +168,9 @@ struct shmring_log_record;
  * default) and nothing else; a refusal names the field ("hello: config.value
  * must be a string"). `shmringctl schema NAME --kong` writes the Kong
  * schema.lua from the same list, and `--markdown` the docs' field table.
- * Checks the schema cannot say (a valid header name, a file that opens) stay
- * in conf_new.
+ * Checks the schema cannot say (a file that opens, an order between fields)
+ * stay in conf_new; for Kong, a plugin writes such a check once more in Lua
+ * (`config_kong_validator`) so its Kong schema refuses the same configs.
  *
  *     static const char *const generators[] = {"uuid", "tracker", NULL};
  *     static const struct shmring_field config[] = {
@@ -190,6 +191,21 @@ enum shmring_field_type {
 	SHMRING_FIELD_BOOLEAN = 4,
 	SHMRING_FIELD_ARRAY = 5,  /* of `elements` */
 	SHMRING_FIELD_RECORD = 6, /* of `fields` (a nested map) */
+	SHMRING_FIELD_SET = 7,    /* an array of `elements`, repeated values dropped (Kong's set) */
+	SHMRING_FIELD_MAP = 8,    /* string `keys` to `elements` values (Kong's map) */
+};
+/* shmring_field.kong_typedef: one of Kong's typedefs (kong.db.schema.typedefs),
+ * written as `typedefs.NAME` in the Kong schema (with the field's own
+ * attributes as overrides) and checked by shmringd with Kong's rule and
+ * message. The field's `type` is still set: string, or integer for PORT. */
+enum shmring_kong_typedef {
+	SHMRING_TYPEDEF_NONE = 0,
+	SHMRING_TYPEDEF_HEADER_NAME = 1, /* A-Z a-z 0-9 _ - */
+	SHMRING_TYPEDEF_PATH = 2,        /* starts with '/', RFC 3986 characters, no "//" */
+	SHMRING_TYPEDEF_HOST = 3,        /* a name or an IP, no port */
+	SHMRING_TYPEDEF_PORT = 4,        /* integer 0..65535 */
+	SHMRING_TYPEDEF_SNI = 5,         /* a host name, not an IP, no port */
+	SHMRING_TYPEDEF_URL = 6,         /* scheme://host... */
 };
 /* shmring_field.flags */
 #define SHMRING_FIELD_REQUIRED (1u << 0) /* refused when absent (after the default) */
@@ -197,6 +213,13 @@ enum shmring_field_type {
 /* The gateway's, not the plugin's (fail_open, timeout): in the Kong schema,
  * never passed to conf_new. */
 #define SHMRING_FIELD_GATEWAY (1u << 2)
+#define SHMRING_FIELD_GT (1u << 3) /* value > gt (integers, numbers) */
+/* real_min <= value <= real_max: `between` with fractions (numbers) */
+#define SHMRING_FIELD_BETWEEN_REAL (1u << 4)
+/* Taken by shmringd but not written in the Kong schema: a field the Kong
+ * stub sends under another name than its schema's (http-log's timeout is
+ * sent as http_timeout, the stub keeping `timeout` for itself). */
+#define SHMRING_FIELD_NOT_IN_KONG (1u << 5)
 
 /* The gateway's two fields, which end every plugin's Kong schema: fail_open
  * (its default, "true" or "false": skip the plugin when the daemon cannot
@@ -212,6 +235,12 @@ enum shmring_field_type {
 		.flags = SHMRING_FIELD_GATEWAY | SHMRING_FIELD_BETWEEN, .def = "250", .min = 1,    \
 		.max = 60000, .doc = "ms the gateway waits for the answer"                         \
 	}
+
+/* A Lua pattern a string must not hold, and the message (match_none). */
+struct shmring_match_none {
+	const char *pattern; /* NULL ends a list */
+	const char *err;
+};
 
 struct shmring_field {
 	const char *name; /* NULL ends a list */
@@ -229,7 +258,52 @@ struct shmring_field {
 	const struct shmring_field *elements; /* ARRAY: the elements' type (name unused) */
 	const struct shmring_field *fields;   /* RECORD: its fields, {.name = NULL}-ended */
 	const char *doc;                      /* one line for the docs' field table */
+	/* Appended with config_checks: a plugin whose descriptor ends before
+	 * config_checks was built without these (shmringd reads its fields so). */
+	uint32_t kong_typedef; /* enum shmring_kong_typedef */
+	uint32_t reserved_;    /* 0 */
+	double gt;             /* with SHMRING_FIELD_GT */
+	/* An older spelling of the field at this dotted path ("redis.host"),
+	 * Kong's shorthand: shmringd moves a value given here to there before
+	 * anything else (refusing both at once); not in the Kong schema. */
+	const char *shorthand_for;
+	double real_min, real_max; /* with SHMRING_FIELD_BETWEEN_REAL */
+	/* MAP: the keys' type (a string field); `elements` is the values'. */
+	const struct shmring_field *keys;
+	/* strings: refused when one of these Lua patterns is found in the
+	 * value, with its message (Kong's match_none); {NULL}-ended. */
+	const struct shmring_match_none *match_none;
 };
+
+/* An entity check on the config (Kong's entity_checks, written on the plugin
+ * schema with "config." before every field name). Field names are dotted
+ * from the config: "redis.host". shmringd runs them on the config with its
+ * defaults filled in, after the fields' own checks, with Kong's messages. */
+enum shmring_check_kind {
+	SHMRING_CHECK_AT_LEAST_ONE_OF = 1,    /* one of `fields` is set */
+	SHMRING_CHECK_MUTUALLY_EXCLUSIVE = 2, /* at most one of `fields` is set */
+	SHMRING_CHECK_CONDITIONAL = 3,        /* if if_field matches, then_field must match */
+};
+/* One side of a conditional check: each attribute that is set must hold. */
+struct shmring_match {
+	const char *eq;            /* a string equal to this */
+	const char *const *one_of; /* a string, one of these (NULL-terminated) */
+	const char *contains;      /* an array or set holding this string */
+	uint32_t flags;            /* SHMRING_MATCH_* */
+	uint32_t reserved_;        /* 0 */
+	double gt;                 /* with SHMRING_MATCH_GT: a number above it */
+};
+#define SHMRING_MATCH_REQUIRED (1u << 0) /* then_match: then_field must be set */
+#define SHMRING_MATCH_GT (1u << 1)
+struct shmring_check {
+	uint32_t kind;             /* enum shmring_check_kind; 0 ends a list */
+	uint32_t reserved_;        /* 0 */
+	const char *const *fields; /* AT_LEAST_ONE_OF, MUTUALLY_EXCLUSIVE: NULL-terminated */
+	const char *if_field, *then_field; /* CONDITIONAL */
+	struct shmring_match if_match, then_match;
+};
+/* shmring_plugin.config_flags */
+#define SHMRING_CONFIG_NO_CONSUMER (1u << 0) /* Kong: not for a consumer (typedefs.no_consumer) */
 
 struct shmring_plugin {
 	/* SHMRING_PLUGIN_ABI_VERSION at the time the plugin was built. */
@@ -288,6 +362,34 @@ struct shmring_plugin {
 	 * the config schema, ended by {.name = NULL}; NULL: none (conf_new gets the
 	 * config as it came). See "the config schema" above. */
 	const struct shmring_field *config;
+	/* Appended within ABI 1 with the fields' kong_typedef and gt (see
+	 * there): the config's entity checks, {.kind = 0}-ended, NULL for none. */
+	const struct shmring_check *config_checks;
+	/* A check conf_new makes that the schema cannot say, as the Lua source
+	 * of Kong's custom_validator for the config record (`function(config)
+	 * ... return true end`, or a name the schema.lua defines); NULL: none.
+	 * shmringd never runs it: conf_new refuses the same configs in C. */
+	const char *config_kong_validator;
+	uint32_t config_flags; /* SHMRING_CONFIG_* */
+	uint32_t reserved1_;   /* 0 */
+	/* Appended within ABI 1 after config_flags: the configs of other Kong
+	 * stubs this plugin serves (the log plugin serves shmring-http-log),
+	 * {.stub = NULL}-ended; NULL: none. shmringd takes a config through
+	 * the first variant whose `when_field` it sets, else through `config`. */
+	const struct shmring_config_variant *config_variants;
+};
+
+/* Another config schema of a plugin, for the Kong stub `shmring-<stub>`:
+ * its fields, checks, Kong validator and flags as the descriptor's config_*
+ * are for the plugin's own stub. `shmringctl schema NAME --variant STUB`. */
+struct shmring_config_variant {
+	const char *stub;       /* NULL ends a list */
+	const char *when_field; /* a config that sets this field is this variant's */
+	const struct shmring_field *fields;
+	const struct shmring_check *checks;
+	const char *kong_validator;
+	uint32_t flags;     /* SHMRING_CONFIG_* */
+	uint32_t reserved_; /* 0 */
 };
 
 /* ---- request views (ACCESS, REWRITE, HEADER_FILTER) --------------------- */
@@ -334,6 +436,14 @@ SHMRING_HOST_API int shmring_req_ctx(const struct shmring_request *req, struct s
 /* HEADER_FILTER: a response header by lower-case name; 1 or 0. */
 SHMRING_HOST_API int shmring_req_resp_header(const struct shmring_request *req,
                                              struct shmring_str name, struct shmring_str *val);
+/* The request body, raw as the client sent it (no decoding of any kind).
+ * The gateway reads and sends it only for a config that needs it (the
+ * plugin's entry in lua/shmring/plugins.lua says which: `body(conf,
+ * host)`), so most snapshots have none. Returns 1 with the body in *body
+ * (possibly empty), 0 when the snapshot carries none, -EFBIG when the
+ * gateway could not send it: larger than its `body_max` (docs/gateway.md,
+ * "Request bodies"), or unreadable. */
+SHMRING_HOST_API int shmring_req_body(const struct shmring_request *req, struct shmring_str *body);
 /* The connection a request came on, as the gateway's nginx worker sees it
  * (nginx's variables of the same names): what Kong's correlation-id
  * `tracker` joins. */
@@ -383,6 +493,12 @@ SHMRING_HOST_API int shmring_reply_set_path(struct shmring_reply *rep, struct sh
 /* Raw query string, without the '?'. */
 SHMRING_HOST_API int shmring_reply_set_query(struct shmring_reply *rep, struct shmring_str query);
 SHMRING_HOST_API int shmring_reply_set_method(struct shmring_reply *rep, struct shmring_str method);
+
+/* Replace the upstream request body (raw bytes); the gateway sets
+ * Content-Length to its length (kong.service.request.set_raw_body /
+ * ngx.req.set_body_data). Only on a request whose snapshot carried the
+ * body (shmring_req_body() == 1). */
+SHMRING_HOST_API int shmring_reply_set_body(struct shmring_reply *rep, struct shmring_str body);
 
 /* Downstream response (what the client receives). From ACCESS these are
  * saved by the Lua side and applied in its header_filter. */

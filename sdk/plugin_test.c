@@ -329,6 +329,7 @@ static const char *const op_names[] = {
     [SHMRING_ACT_SET_CTX] = "set_ctx",
     [SHMRING_ACT_AUTHENTICATE] = "authenticate",
     [SHMRING_ACT_LOG] = "log",
+    [SHMRING_ACT_SET_BODY] = "set_body",
 };
 
 int shmring_test_op(const char *name)

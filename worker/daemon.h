@@ -6,6 +6,7 @@
 
 #include "shmring/mp.h"
 #include "shmring/shmring.h"
+#include "schema_layout.h"
 #include "shmring_plugin.h"
 #include "stats.h"
 
@@ -114,8 +115,6 @@ enum shmringd_read {
 	SHMRINGD_READ_RESP_HEADER,
 };
 extern void (*shmringd__read_trace)(enum shmringd_read what, struct shmring_str name, int rc);
-/* The plugin's config schema (NULL: none, or a descriptor from before it). */
-const struct shmring_field *shmringd__plugin_config_schema(const struct shmring_plugin *d);
 /* conf_new as the daemon runs it (host_schema.c): the config checked
  * against the plugin's schema and rebuilt with its defaults, then the
  * plugin's conf_new (if any) on that. Its result, or -EINVAL with err. */

@@ -309,6 +309,11 @@ SHMRING_HOST_API int shmring_reply_set_method(struct shmring_reply *r, struct sh
 	return act1(r, SHMRING_ACT_SET_METHOD, method);
 }
 
+SHMRING_HOST_API int shmring_reply_set_body(struct shmring_reply *r, struct shmring_str body)
+{
+	return act1(r, SHMRING_ACT_SET_BODY, body);
+}
+
 SHMRING_HOST_API int shmring_reply_set_resp_header(struct shmring_reply *r, struct shmring_str name,
                                                    struct shmring_str value)
 {

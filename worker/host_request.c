@@ -272,6 +272,21 @@ SHMRING_HOST_API int shmring_req_resp_header(const struct shmring_request *req,
 	              nth_str(map_get_ci(req->resp_headers, name), 0, val));
 }
 
+SHMRING_HOST_API int shmring_req_body(const struct shmring_request *req, struct shmring_str *body)
+{
+	*body = (struct shmring_str){NULL, 0};
+	const msgpack_object *v = shmring_map_get(req->root, SHMRING_LIT("body"));
+	if (v && v->type == MSGPACK_OBJECT_STR) {
+		*body = (struct shmring_str){v->via.str.ptr, v->via.str.size};
+		return 1;
+	}
+	if (v && v->type == MSGPACK_OBJECT_BIN) {
+		*body = (struct shmring_str){v->via.bin.ptr, v->via.bin.size};
+		return 1;
+	}
+	return shmring_map_get(req->root, SHMRING_LIT("body_error")) ? -EFBIG : 0;
+}
+
 SHMRING_HOST_API int shmring_req_connection(const struct shmring_request *req,
                                             struct shmring_connection *conn)
 {

@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* shmringctl schema NAME|FILE.so [--kong | --markdown] [--plugin-dir DIRS]:
- * a plugin's declared config schema (struct shmring_field) written out as
- * the Kong stub's schema.lua, or as the docs' field table. The plugin is
+/* shmringctl schema NAME|FILE.so [--kong | --markdown | --config JSON]
+ * [--plugin-dir DIRS]: a plugin's declared config schema (struct
+ * shmring_field) written out as the Kong stub's schema.lua, or as the docs'
+ * field table; or a config through it as shmringd takes it (what conf_new
+ * would get, as JSON, or the refusal). The plugin is
  * dlopen'ed lazily (its shmring_* calls stay unresolved, nothing of it
  * runs), so this works without a daemon. */
-#include "shmring_plugin.h"
+#include "schema_layout.h"
+#include "shmring/plugin_test.h" /* JSON <-> msgpack */
 
 #include <dlfcn.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int shmringctl__schema(int argc, char **argv);
@@ -18,7 +22,24 @@ static const char *const type_names[] = {
     [SHMRING_FIELD_STRING] = "string", [SHMRING_FIELD_INTEGER] = "integer",
     [SHMRING_FIELD_NUMBER] = "number", [SHMRING_FIELD_BOOLEAN] = "boolean",
     [SHMRING_FIELD_ARRAY] = "array",   [SHMRING_FIELD_RECORD] = "record",
+    [SHMRING_FIELD_SET] = "set",       [SHMRING_FIELD_MAP] = "map",
 };
+
+static const char *const typedef_names[] = {
+    [SHMRING_TYPEDEF_HEADER_NAME] = "header_name",
+    [SHMRING_TYPEDEF_PATH] = "path",
+    [SHMRING_TYPEDEF_HOST] = "host",
+    [SHMRING_TYPEDEF_PORT] = "port",
+    [SHMRING_TYPEDEF_SNI] = "sni",
+    [SHMRING_TYPEDEF_URL] = "url",
+};
+
+/* Kong's typedef of d, or NULL. */
+static const char *typedef_name(const struct shmring_field *d)
+{
+	uint32_t t = d->kong_typedef;
+	return t < sizeof(typedef_names) / sizeof(typedef_names[0]) ? typedef_names[t] : NULL;
+}
 
 static const char *type_name(uint32_t t)
 {
@@ -35,6 +56,17 @@ static void lua_string(FILE *f, const char *s)
 		fputc(*s, f);
 	}
 	fputc('"', f);
+}
+
+/* A NULL-terminated list of strings as a Lua table: { "a", "b" }. */
+static void lua_strings(FILE *f, const char *const *list)
+{
+	fputs("{", f);
+	for (const char *const *o = list; *o; o++) {
+		fputs(o == list ? " " : ", ", f);
+		lua_string(f, *o);
+	}
+	fputs(" }", f);
 }
 
 /* A JSON value as a Lua literal. */
@@ -86,18 +118,32 @@ static void lua_value(FILE *f, const json_t *j)
 }
 
 static void lua_fields(FILE *f, const struct shmring_field *fields, int indent);
+static void lua_def(FILE *f, const struct shmring_field *d, int indent);
+
+/* A map's keys or values left undeclared: strings, as Kong's maps mostly are. */
+static const struct shmring_field any_string = {.type = SHMRING_FIELD_STRING};
+
+/* ", " before every item but the first. */
+static const char *sep(int *first)
+{
+	const char *s = *first ? "" : ", ";
+	*first = 0;
+	return s;
+}
 
 /* One field's attributes: `type = ..., required = ..., ...` (records span
- * lines, at indent). */
-static void lua_attrs(FILE *f, const struct shmring_field *d, int indent)
+ * lines, at indent); without `type` for a typedef's overrides. */
+static void lua_attrs(FILE *f, const struct shmring_field *d, int indent, int with_type)
 {
-	fprintf(f, "type = \"%s\"", type_name(d->type));
+	int first = 1;
+	if (with_type)
+		fprintf(f, "%stype = \"%s\"", sep(&first), type_name(d->type));
 	if (d->flags & SHMRING_FIELD_REQUIRED)
-		fputs(", required = true", f);
+		fprintf(f, "%srequired = true", sep(&first));
 	if (d->def) {
 		json_error_t je;
 		json_t *j = json_loads(d->def, JSON_DECODE_ANY, &je);
-		fputs(", default = ", f);
+		fprintf(f, "%sdefault = ", sep(&first));
 		if (j)
 			lua_value(f, j);
 		else
@@ -105,66 +151,171 @@ static void lua_attrs(FILE *f, const struct shmring_field *d, int indent)
 		json_decref(j);
 	}
 	if (d->len_min)
-		fprintf(f, ", len_min = %u", d->len_min);
+		fprintf(f, "%slen_min = %u", sep(&first), d->len_min);
 	if (d->len_max)
-		fprintf(f, ", len_max = %u", d->len_max);
+		fprintf(f, "%slen_max = %u", sep(&first), d->len_max);
 	if (d->match) {
-		fputs(", match = ", f);
+		fprintf(f, "%smatch = ", sep(&first));
 		lua_string(f, d->match);
 	}
-	if (d->one_of) {
-		fputs(", one_of = {", f);
-		for (const char *const *o = d->one_of; *o; o++) {
-			fputs(o == d->one_of ? " " : ", ", f);
-			lua_string(f, *o);
+	if (d->one_of && d->type == SHMRING_FIELD_INTEGER) { /* decimal values */
+		fprintf(f, "%sone_of = {", sep(&first));
+		for (const char *const *o = d->one_of; *o; o++)
+			fprintf(f, "%s%s", o == d->one_of ? " " : ", ", *o);
+		fputs(" }", f);
+	} else if (d->one_of) {
+		fprintf(f, "%sone_of = ", sep(&first));
+		lua_strings(f, d->one_of);
+	}
+	if (d->match_none) {
+		fprintf(f, "%smatch_none = {", sep(&first));
+		for (const struct shmring_match_none *m = d->match_none; m->pattern; m++) {
+			fputs(m == d->match_none ? " { pattern = " : ", { pattern = ", f);
+			lua_string(f, m->pattern);
+			fputs(", err = ", f);
+			lua_string(f, m->err);
+			fputs(" }", f);
 		}
 		fputs(" }", f);
 	}
 	if (d->flags & SHMRING_FIELD_BETWEEN)
-		fprintf(f, ", between = { %lld, %lld }", (long long)d->min, (long long)d->max);
-	if (d->type == SHMRING_FIELD_ARRAY && d->elements) {
-		fputs(", elements = { ", f);
-		lua_attrs(f, d->elements, indent);
-		fputs(" }", f);
+		fprintf(f, "%sbetween = { %lld, %lld }", sep(&first), (long long)d->min,
+		        (long long)d->max);
+	if (d->flags & SHMRING_FIELD_BETWEEN_REAL)
+		fprintf(f, "%sbetween = { %.17g, %.17g }", sep(&first), d->real_min, d->real_max);
+	if (d->flags & SHMRING_FIELD_GT)
+		fprintf(f, "%sgt = %.17g", sep(&first), d->gt);
+	if ((d->type == SHMRING_FIELD_ARRAY || d->type == SHMRING_FIELD_SET) && d->elements) {
+		fprintf(f, "%selements = ", sep(&first));
+		lua_def(f, d->elements, indent);
+	}
+	if (d->type == SHMRING_FIELD_MAP) {
+		fprintf(f, "%skeys = ", sep(&first));
+		lua_def(f, d->keys ? d->keys : &any_string, indent);
+		fprintf(f, ", values = ");
+		lua_def(f, d->elements ? d->elements : &any_string, indent);
 	}
 	if (d->type == SHMRING_FIELD_RECORD) {
-		fputs(", fields = {\n", f);
+		fprintf(f, "%sfields = {\n", sep(&first));
 		lua_fields(f, d->fields, indent + 4);
 		fprintf(f, "%*s}", indent, "");
 	}
 }
 
+/* A field's definition: `{ type = ... }`, or Kong's typedef with the
+ * field's own attributes as overrides: `typedefs.port { default = 6379 }`. */
+static void lua_def(FILE *f, const struct shmring_field *d, int indent)
+{
+	const char *td = typedef_name(d);
+	if (!td) {
+		fputs("{ ", f);
+		lua_attrs(f, d, indent, 1);
+		fputs(" }", f);
+		return;
+	}
+	fprintf(f, "typedefs.%s", td);
+	char *over = NULL;
+	size_t n = 0;
+	FILE *m = open_memstream(&over, &n);
+	if (m) {
+		lua_attrs(m, d, indent, 0);
+		fclose(m);
+	}
+	if (over && n)
+		fprintf(f, " { %s }", over);
+	free(over);
+}
+
 static void lua_fields(FILE *f, const struct shmring_field *fields, int indent)
 {
 	for (const struct shmring_field *d = fields; d && d->name; d++) {
-		fprintf(f, "%*s{ %s = { ", indent, "", d->name);
-		lua_attrs(f, d, indent);
-		fputs(" } },\n", f);
+		if (d->shorthand_for || (d->flags & SHMRING_FIELD_NOT_IN_KONG))
+			continue; /* shmringd's, not Kong's */
+		fprintf(f, "%*s{ %s = ", indent, "", d->name);
+		lua_def(f, d, indent);
+		fputs(" },\n", f);
 	}
 }
 
-static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct shmring_field *schema)
+static void lua_match(FILE *f, const char *name, const struct shmring_match *m)
 {
+	int first = 1;
+	fprintf(f, "%s = {", name);
+	if (m->eq) {
+		fprintf(f, "%s eq = ", sep(&first));
+		lua_string(f, m->eq);
+	}
+	if (m->one_of) {
+		fprintf(f, "%s one_of = ", sep(&first));
+		lua_strings(f, m->one_of);
+	}
+	if (m->flags & SHMRING_MATCH_GT)
+		fprintf(f, "%s gt = %.17g", sep(&first), m->gt);
+	if (m->contains) {
+		fprintf(f, "%s contains = ", sep(&first));
+		lua_string(f, m->contains);
+	}
+	if (m->flags & SHMRING_MATCH_REQUIRED)
+		fprintf(f, "%s required = true", sep(&first));
+	fputs(" }", f);
+}
+
+/* The config's entity checks, on the plugin schema: "config." before every
+ * field name, as Kong's own plugins write them. */
+static void lua_checks(FILE *f, const struct shmring_check *checks)
+{
+	if (!checks || !checks->kind)
+		return;
+	fputs("    entity_checks = {\n", f);
+	for (const struct shmring_check *c = checks; c->kind; c++) {
+		if (c->kind == SHMRING_CHECK_CONDITIONAL) {
+			fputs("        { conditional = {\n            if_field = \"config.", f);
+			fprintf(f, "%s\", ", c->if_field);
+			lua_match(f, "if_match", &c->if_match);
+			fprintf(f, ",\n            then_field = \"config.%s\", ", c->then_field);
+			lua_match(f, "then_match", &c->then_match);
+			fputs(",\n        } },\n", f);
+			continue;
+		}
+		fprintf(f, "        { %s = {",
+		        c->kind == SHMRING_CHECK_AT_LEAST_ONE_OF ? "at_least_one_of"
+		                                                 : "mutually_exclusive");
+		for (const char *const *n = c->fields; n && *n; n++)
+			fprintf(f, "%s\"config.%s\"", n == c->fields ? " " : ", ", *n);
+		fputs(" } },\n", f);
+	}
+	fputs("    },\n", f);
+}
+
+static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct shmringd_schema *s)
+{
+	const char *stub = s->stub ? s->stub : p->name;
 	fprintf(f,
 	        "-- Schema of the shmring-%s Kong plugin, generated from the config schema\n"
-	        "-- its C plugin declares (`shmringctl schema %s --kong > schema.lua`):\n"
+	        "-- its C plugin declares (`shmringctl schema %s%s%s --kong > schema.lua`):\n"
 	        "-- change the C declaration, then regenerate this file.\n"
 	        "local typedefs = require(\"kong.db.schema.typedefs\")\n"
 	        "\n"
 	        "return {\n"
 	        "    name = \"shmring-%s\",\n"
-	        "    fields = {\n"
-	        "        { protocols = typedefs.protocols_http },\n"
-	        "        { config = {\n"
-	        "            type = \"record\",\n"
-	        "            fields = {\n",
-	        p->name, p->name, p->name);
-	lua_fields(f, schema, 16);
-	fputs("            },\n"
-	      "        } },\n"
-	      "    },\n"
-	      "}\n",
+	        "    fields = {\n",
+	        stub, p->name, s->stub ? " --variant " : "", s->stub ? s->stub : "", stub);
+	if (s->flags & SHMRING_CONFIG_NO_CONSUMER)
+		fputs("        { consumer = typedefs.no_consumer },\n", f);
+	fputs("        { protocols = typedefs.protocols_http },\n"
+	      "        { config = {\n"
+	      "            type = \"record\",\n"
+	      "            fields = {\n",
 	      f);
+	lua_fields(f, s->fields, 16);
+	fputs("            },\n", f);
+	if (s->kong_validator)
+		fprintf(f, "            custom_validator = %s,\n", s->kong_validator);
+	fputs("        } },\n"
+	      "    },\n",
+	      f);
+	lua_checks(f, s->checks);
+	fputs("}\n", f);
 }
 
 static void md_fields(FILE *f, const struct shmring_field *fields, const char *prefix)
@@ -192,8 +343,13 @@ static void md_fields(FILE *f, const struct shmring_field *fields, const char *p
 			if (d->len_max)
 				fprintf(f, "%u", d->len_max);
 		}
-		fprintf(f, " | %s%s |\n", d->doc ? d->doc : "",
+		fprintf(f, " | %s%s", d->doc ? d->doc : "",
 		        d->flags & SHMRING_FIELD_GATEWAY ? " (the gateway's)" : "");
+		if (d->shorthand_for)
+			fprintf(f, " (an older name of `%s`)", d->shorthand_for);
+		if (d->flags & SHMRING_FIELD_NOT_IN_KONG)
+			fputs(" (not in the Kong schema)", f);
+		fputs(" |\n", f);
 		if (d->type == SHMRING_FIELD_RECORD) {
 			char sub[260];
 			snprintf(sub, sizeof(sub), "%s.", name);
@@ -202,23 +358,61 @@ static void md_fields(FILE *f, const struct shmring_field *fields, const char *p
 	}
 }
 
+/* config_json through p's schema s (the variant's if one is named, else
+ * the one shmringd would choose for it): 0 and the config conf_new would
+ * get on stdout, or 1 and the refusal on stderr. */
+static int config_through(const struct shmring_plugin *p, const struct shmringd_schema *s,
+                          const char *variant, const char *config_json)
+{
+	msgpack_sbuffer in_sb, out_sb;
+	msgpack_unpacked in, out;
+	msgpack_sbuffer_init(&in_sb);
+	msgpack_sbuffer_init(&out_sb);
+	msgpack_unpacked_init(&in);
+	msgpack_unpacked_init(&out);
+	char err[512];
+	struct shmringd_schema chosen = *s;
+	int rc = shmring_test_json_msgpack(config_json, &in_sb, &in, err, sizeof(err)) < 0;
+	if (!rc && !variant) /* as shmringd chooses: by the config */
+		shmringd__plugin_schema(p, NULL, &in.data, &chosen);
+	rc = rc || shmringd__config_fill(p, &chosen, &in.data, &out_sb, &out, err, sizeof(err)) < 0;
+	if (rc) {
+		fprintf(stderr, "%s\n", err);
+	} else {
+		json_t *j = shmring_test_msgpack_json(&out.data);
+		char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		printf("%s\n", text ? text : "");
+		free(text);
+		json_decref(j);
+	}
+	msgpack_unpacked_destroy(&out);
+	msgpack_unpacked_destroy(&in);
+	msgpack_sbuffer_destroy(&out_sb);
+	msgpack_sbuffer_destroy(&in_sb);
+	return rc;
+}
+
 int shmringctl__schema(int argc, char **argv)
 {
-	const char *what = NULL, *dirs = SHMRING_PLUGIN_DIR;
+	const char *what = NULL, *dirs = SHMRING_PLUGIN_DIR, *config_json = NULL, *variant = NULL;
 	int markdown = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--kong"))
 			markdown = 0;
 		else if (!strcmp(argv[i], "--markdown"))
 			markdown = 1;
+		else if (!strcmp(argv[i], "--variant") && i + 1 < argc)
+			variant = argv[++i];
+		else if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			config_json = argv[++i];
 		else if (!strcmp(argv[i], "--plugin-dir") && i + 1 < argc)
 			dirs = argv[++i];
 		else if (argv[i][0] != '-' && !what)
 			what = argv[i];
 		else {
 			fprintf(stderr,
-			        "usage: shmringctl schema NAME|FILE.so [--kong | --markdown] "
-			        "[--plugin-dir DIRS]\n");
+			        "usage: shmringctl schema NAME|FILE.so [--variant STUB] [--kong | "
+			        "--markdown | --config JSON] [--plugin-dir DIRS]\n");
 			return 2;
 		}
 	}
@@ -252,21 +446,23 @@ int shmringctl__schema(int argc, char **argv)
 		return 1;
 	}
 	const struct shmring_plugin *p = dlsym(dl, SHMRING_PLUGIN_SYMBOL);
+	struct shmringd_schema s;
 	int rc = 1;
 	if (!p || p->abi_version != SHMRING_PLUGIN_ABI_VERSION)
 		fprintf(stderr, "shmringctl schema: %s: no descriptor of plugin ABI %u\n", path,
 		        SHMRING_PLUGIN_ABI_VERSION);
-	else if (p->struct_size < offsetof(struct shmring_plugin, config) + sizeof(p->config) ||
-	         !p->config)
-		fprintf(stderr, "shmringctl schema: plugin %s declares no config schema\n",
-		        p->name);
+	else if (shmringd__plugin_schema(p, variant ? variant : p->name, NULL, &s) < 0)
+		fprintf(stderr, "shmringctl schema: plugin %s declares no config schema%s%s\n",
+		        p->name, variant ? " for the stub " : "", variant ? variant : "");
+	else if (config_json)
+		rc = config_through(p, &s, variant, config_json);
 	else {
 		if (markdown) {
 			printf(
 			    "| field | type | default | allowed | what |\n|---|---|---|---|---|\n");
-			md_fields(stdout, p->config, "");
+			md_fields(stdout, s.fields, "");
 		} else {
-			kong_schema(stdout, p, p->config);
+			kong_schema(stdout, p, &s);
 		}
 		rc = 0;
 	}

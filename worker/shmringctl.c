@@ -25,7 +25,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: shmringctl [--shm-dir DIR] stats [--json]\n"
 	           "       shmringctl [--shm-dir DIR] top [--json] [--interval S] [--count N]\n"
-	           "       shmringctl schema NAME|FILE.so [--kong|--markdown] [--plugin-dir D]\n"
+	           "       shmringctl schema NAME|FILE.so [--variant STUB]\n"
+	           "                  [--kong|--markdown|--config JSON] [--plugin-dir D]\n"
 	           "\n"
 	           "  --shm-dir DIR   instance directory (default /dev/shm/shmring/default)\n"
 	           "  stats           per-worker and per-channel counters and the dispatch\n"
@@ -37,7 +38,9 @@ static void usage(FILE *f)
 	           "  --interval S    top: seconds between refreshes (default 1)\n"
 	           "  --count N       top: stop after N refreshes (default: until killed)\n"
 	           "  schema          a plugin's declared config schema as the Kong schema.lua\n"
-	           "                  (--kong, the default) or the docs' field table\n");
+	           "                  (--kong, the default) or the docs' field table; --config:\n"
+	           "                  a JSON config through it as shmringd takes it (what\n"
+	           "                  conf_new gets, or the refusal and exit status 1)\n");
 }
 
 static const struct shmringd_stats *map_stats(const char *dir)

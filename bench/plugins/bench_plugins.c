@@ -170,6 +170,22 @@ static const struct bench_case cases[] = {
     {"request-transformer headers only", "request-transformer", SHMRING_PHASE_ACCESS,
      "{\"add\":{\"headers\":[\"x-added-by:shmring\"]},\"remove\":{\"headers\":[\"x-remove-me\"]}}",
      "{\"method\":\"GET\",\"headers\":{" TYPICAL_HEADERS ",\"x-remove-me\":\"1\"}}", NULL, NULL},
+    /* The demo's body rules on a small JSON and form body (the gateway
+     * sends the body only for such configs). */
+    {"request-transformer JSON body", "request-transformer", SHMRING_PHASE_ACCESS,
+     "{\"remove\":{\"body\":[\"password\"]},\"rename\":{\"body\":[\"user:username\"]},"
+     "\"add\":{\"body\":[\"source:shmring\"]},\"append\":{\"body\":[\"tags:demo\"]}}",
+     "{\"method\":\"POST\",\"headers\":{" TYPICAL_HEADERS ",\"content-type\":\"application/json\"},"
+     "\"body\":\"{\\\"user\\\":\\\"alice\\\",\\\"password\\\":\\\"s3cret\\\","
+     "\\\"role\\\":\\\"admin\\\",\\\"tags\\\":\\\"x\\\"}\"}",
+     NULL, NULL},
+    {"request-transformer form body", "request-transformer", SHMRING_PHASE_ACCESS,
+     "{\"remove\":{\"body\":[\"password\"]},\"rename\":{\"body\":[\"user:username\"]},"
+     "\"add\":{\"body\":[\"source:shmring\"]},\"append\":{\"body\":[\"tags:demo\"]}}",
+     "{\"method\":\"POST\",\"headers\":{" TYPICAL_HEADERS
+     ",\"content-type\":\"application/x-www-form-urlencoded\"},"
+     "\"body\":\"user=alice&password=s3cret&role=admin&tags=x\"}",
+     NULL, NULL},
     {"correlation-id uuid#counter", "correlation-id", SHMRING_PHASE_ACCESS, "{}",
      "{\"headers\":{" TYPICAL_HEADERS "}}", NULL, NULL},
     {"correlation-id uuid + echo", "correlation-id", SHMRING_PHASE_ACCESS,

@@ -21,6 +21,7 @@ local plugins = require("shmring.plugins")
 local ngx = ngx
 local setmetatable, next, type, pairs, ipairs = setmetatable, next, type, pairs, ipairs
 local error = error
+local EMPTY = {}
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -268,6 +269,15 @@ local host = {
     headers = function() return K().request.get_headers() end,
     query_arg = function(name) return K().request.get_query_arg(name) end,
     query = function() return K().request.get_query() end,
+    -- Kong's get_raw_body reads a body nginx buffered to a file when it is
+    -- at most max_allowed_file_size bytes; the in-memory one is checked here.
+    body = function(max)
+        local b, err = K().request.get_raw_body(max)
+        if b and #b > max then
+            return nil, "request body larger than body_max (" .. max .. " bytes)"
+        end
+        return b, err
+    end,
 
     set_req_header = function(n, v) K().service.request.set_header(n, v) end,
     add_req_header = function(n, v) K().service.request.add_header(n, v) end,
@@ -275,6 +285,10 @@ local host = {
     set_path = function(p) K().service.request.set_path(p) end,
     set_query = function(q) K().service.request.set_raw_query(q) end,
     set_method = function(m) K().service.request.set_method(m:upper()) end,
+    set_body = function(b) K().service.request.set_raw_body(b) end,
+    -- request-transformer's template environment, as Kong builds it
+    uri_captures = function() return (ngx.ctx.router_matches or EMPTY).uri_captures end,
+    shared = function() return K().ctx.shared end,
     set_resp_header = function(n, v) K().response.set_header(n, v) end,
     add_resp_header = function(n, v) K().response.add_header(n, v) end,
     exit = function(status, body, headers) return K().response.exit(status, body, headers) end,
@@ -409,6 +423,7 @@ function _M.handler(name, opts)
             fields = opts.fields or spec.fields, phases = opts.phases or spec.phases,
             fail_open = fail_open,
             timeout = opts.timeout or spec.timeout,
+            body = spec.body, template_env = spec.template_env,
         })
     end
     local plugin_conf = schema_filter(opts.stub or ("shmring-" .. name), opts.schema)

@@ -27,6 +27,38 @@ local _M = { _VERSION = "0.1.0" }
 
 local EMPTY = {}
 
+-- The request body, at most max bytes: from nginx's buffer, or from the
+-- temporary file nginx wrote it to when it outgrew client_body_buffer_size
+-- (as Kong's get_raw_body reads it with a max_allowed_file_size). nil and
+-- why past max.
+local function read_body(max)
+    req.read_body()
+    local data = req.get_body_data()
+    if data then
+        if #data > max then
+            return nil, "request body larger than body_max (" .. max .. " bytes)"
+        end
+        return data
+    end
+    local path = req.get_body_file()
+    if not path then
+        return ""
+    end
+    local f, err = io.open(path, "rb")
+    if not f then
+        return nil, "failed to open cached request body: " .. tostring(err)
+    end
+    local size = f:seek("end") or 0
+    if size > max then
+        f:close()
+        return nil, "request body larger than body_max (" .. max .. " bytes)"
+    end
+    f:seek("set")
+    data = f:read("*a")
+    f:close()
+    return data
+end
+
 -- Header names as nginx variables ("x-api-key" -> "http_x_api_key").
 local hvar = setmetatable({}, { __index = function(t, name)
     local v = "http_" .. name:lower():gsub("-", "_")
@@ -169,6 +201,7 @@ local host = {
         return v and ngx.unescape_uri(v)
     end,
     query = function() return req.get_uri_args() end,
+    body = read_body,
     header_pairs = header_pairs, -- optional: every header, no Lua table
     query_pairs = query_pairs,   -- optional: every query arg, no Lua table
 
@@ -191,6 +224,8 @@ local host = {
         local id = ngx["HTTP_" .. m:upper()]
         if id then req.set_method(id) end
     end,
+    -- nginx sets Content-Length to the new length
+    set_body = function(b) req.set_body_data(b) end,
     set_resp_header = function(n, v) ngx.header[n] = v end,
     add_resp_header = function(n, v)
         local cur = ngx.header[n]

@@ -100,6 +100,22 @@ local function put_part(W, key, decl, pairs_of, one, all)
     end
 end
 
+-- A Lua table as a map of strings, the way a template reads it: string,
+-- number and true values under their keys as strings (uri_captures[1] is
+-- "1"); tables and false (an unmatched capture) are left out.
+local function put_flat(W, key, t)
+    C.shmring_mpw_str(W, key, #key)
+    nvals = 0
+    for k, v in pairs(t) do
+        local tv = type(v)
+        if tv == "string" or tv == "number" or v == true then
+            nvals = nvals + 1
+            names[nvals], values[nvals] = tostring(k), tostring(v)
+        end
+    end
+    put_collected(W)
+end
+
 local function put_kv(W, k, v)
     C.shmring_mpw_str(W, k, #k)
     v = v or ""
@@ -135,10 +151,14 @@ local function put_connection(W, host)
 end
 
 -- encode(W, conf_id, st): st = { spec, host } for this plugin and host,
--- and `answers` when the record is resent with entities (shmring.entities).
+-- `answers` when the record is resent with entities (shmring.entities),
+-- `body` or `body_error` when this config needs the request body, and
+-- `uri_captures` / `shared` when its templates read them.
 -- Only the fields and parts the plugin declared (plugins.lua).
 local function encode_request(W, conf_id, st)
     local spec, host, answers = st.spec, st.host, st.answers
+    local body, body_error = st.body, st.body_error
+    local captures, shared = st.uri_captures, st.shared
     local want = spec.want
     local kv, consumer, credential
     if want.ctx or want.consumer then
@@ -156,7 +176,8 @@ local function encode_request(W, conf_id, st)
         + (want.path and 1 or 0) + (want.client_ip and 1 or 0) + (want.route_id and 1 or 0)
         + (want.service_id and 1 or 0) + (want.connection and 1 or 0)
         + (has_h and 1 or 0) + (has_q and 1 or 0) + (kv and 1 or 0) + (consumer and 1 or 0)
-        + (credential and 1 or 0) + (answers and 1 or 0)
+        + (credential and 1 or 0) + (answers and 1 or 0) + (body and 1 or 0)
+        + (body_error and 1 or 0) + (captures and 1 or 0) + (shared and 1 or 0)
     C.shmring_mpw_map(W, n)
     C.shmring_mpw_str(W, "conf", 4)
     C.shmring_mpw_uint(W, conf_id)
@@ -190,6 +211,44 @@ local function encode_request(W, conf_id, st)
     if answers then
         entities.encode(W, answers)
     end
+    if body then
+        put_kv(W, "body", body)
+    elseif body_error then
+        put_kv(W, "body_error", body_error)
+    end
+    if captures then
+        put_flat(W, "uri_captures", captures)
+    end
+    if shared then
+        put_flat(W, "shared", shared)
+    end
+end
+
+-- What this request adds to the snapshot under this config (plugins.lua):
+-- st wrapped with `body`, or `body_error` when the host could not give it
+-- within client.config.body_max bytes (the plugin decides what that
+-- means: shmring_req_body() answers -EFBIG), and the template
+-- environment's `uri_captures` and `shared`. A config that needs none of
+-- them gets st itself: nothing is read.
+local function per_request(st, conf)
+    local spec, host = st.spec, st.host
+    local needs_body, env = spec.body, spec.template_env
+    local want_body = needs_body and needs_body(conf, host)
+    local want_caps, want_shared
+    if env then
+        want_caps, want_shared = env(conf)
+    end
+    if not (want_body or want_caps or want_shared) then
+        return st
+    end
+    local x = {}
+    if want_body then
+        local body, err = host.body(client.config.body_max)
+        x.body, x.body_error = body, not body and (err or "no body") or nil
+    end
+    x.uri_captures = want_caps and host.uri_captures and host.uri_captures() or nil
+    x.shared = want_shared and host.shared and host.shared() or nil
+    return setmetatable(x, { __index = st })
 end
 
 -- arg is the entry itself (not st): the client keeps it to resend the
@@ -338,6 +397,7 @@ local APPLY = {
         host.authenticate(consumer, credential)
     end,
     [ACT.LOG] = function(a, host) host.log(a.num, a.nstr > 0 and str(a.a) or "") end,
+    [ACT.SET_BODY] = function(a, host) host.set_body(str(a.a)) end,
 }
 
 -- More than one action: check every op, then apply them in order. Returns
@@ -446,6 +506,7 @@ function _M.access(st, conf, rtype)
         started = C and C.shmring_client_clock()
     end
     local transport = st.transport or client
+    st = per_request(st, conf)
     local r, payload_or_err, kind = transport.call(rtype or REC.ACCESS, name, conf,
         encode_request, st, timeout)
     if r and entities.needs(r) then

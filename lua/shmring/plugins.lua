@@ -7,8 +7,126 @@
 -- scheme, host, path, client_ip, route_id, ctx, consumer; service_id and
 -- connection only when named); nil = all.
 --
+-- `body(conf, host)`, when present, says whether this request, under this
+-- config, needs the request body in its snapshot (shmring_req_body()); a
+-- plugin without it never costs a body read. `template_env(conf)`, when
+-- present, answers two booleans: whether the config's templates read
+-- Kong's uri_captures and kong.ctx.shared (sent as `uri_captures` and
+-- `shared`).
+--
 -- A third-party plugin registers itself with shmring.plugins.define().
 local _M = {}
+
+local find, lower, type = string.find, string.lower, type
+local EMPTY = {}
+
+-- The body types the built-in plugins parse (Kong's request-transformer
+-- and kong.request.get_body): a Content-Type naming one of them.
+local BODY_TYPES = { "application/json", "application/x-www-form-urlencoded",
+                     "multipart/form-data" }
+local function parsed_body_type(host)
+    local ct = host.header("content-type")
+    if type(ct) == "table" then
+        ct = ct[1]
+    end
+    if type(ct) ~= "string" then
+        return false
+    end
+    ct = lower(ct)
+    for i = 1, #BODY_TYPES do
+        if find(ct, BODY_TYPES[i], 1, true) then
+            return true
+        end
+    end
+    return false
+end
+_M.parsed_body_type = parsed_body_type
+
+-- key-auth reads the body where Kong's do_authentication does: at the
+-- first key name that no header or query arg holds (a query flag, Lua's
+-- true, sends it on to the next name), and always with hide_credentials
+-- (the key leaves the body wherever it was found).
+local DEFAULT_KEY_NAMES = { "apikey" }
+local function key_auth_needs_body(conf, host)
+    if conf.key_in_body ~= true or not parsed_body_type(host) then
+        return false
+    end
+    if conf.hide_credentials then
+        return true
+    end
+    local names = conf.key_names or DEFAULT_KEY_NAMES
+    for i = 1, #names do
+        local v
+        if conf.key_in_header ~= false then
+            v = host.header(names[i])
+        end
+        if v == nil and conf.key_in_query ~= false then
+            v = host.query_arg(names[i])
+        end
+        if v == nil then
+            return true
+        end
+        if v ~= true then
+            return false -- a key (or a duplicate): the body is never looked at
+        end
+    end
+    return false
+end
+
+local RT_SECTIONS = { "remove", "rename", "replace", "add", "append" }
+local SECTION_LISTS = { "headers", "querystring", "body" }
+local BODY_METHODS = { GET = true, HEAD = true, TRACE = true }
+
+-- What a request-transformer config reads beyond headers and query, found
+-- once per config table: { body, uri_captures, shared, sets_type }. The
+-- body for a body rule, and for http_method GET/HEAD/TRACE (a form body
+-- then moves into the query), as Kong reads it; sets_type: a header rule
+-- may set Content-Type, which Kong's transform_body reads back.
+local rt_reads = setmetatable({}, { __mode = "k" })
+local function rt_reads_of(conf)
+    local r = rt_reads[conf]
+    if r then
+        return r
+    end
+    r = { BODY_METHODS[conf.http_method] or false, false, false, false }
+    local function look(s)
+        if type(s) == "string" and find(s, "$(", 1, true) then
+            r[2] = r[2] or find(s, "uri_captures", 1, true) ~= nil
+            r[3] = r[3] or find(s, "shared", 1, true) ~= nil
+        end
+    end
+    for i = 1, #RT_SECTIONS do
+        local sec = conf[RT_SECTIONS[i]] or EMPTY
+        r[1] = r[1] or type(sec.body) == "table" and #sec.body > 0
+        local hs = i > 1 and type(sec.headers) == "table" and sec.headers or EMPTY
+        for k = 1, #hs do
+            local name, value = tostring(hs[k]):match("^([^:]+):*(.-)$")
+            local set = i == 2 and value or name -- rename: the new name
+            r[4] = r[4] or (set or ""):lower() == "content-type"
+        end
+        for j = 1, #SECTION_LISTS do
+            local list = sec[SECTION_LISTS[j]]
+            for k = 1, type(list) == "table" and #list or 0 do
+                look(list[k])
+            end
+        end
+        look(sec.uri)
+    end
+    rt_reads[conf] = r
+    return r
+end
+
+-- ... and only for the three body types it transforms (or one a header
+-- rule may set).
+local function rt_needs_body(conf, host)
+    local r = rt_reads_of(conf)
+    return r[1] and (r[4] or parsed_body_type(host))
+end
+
+local function rt_template_env(conf)
+    local r = rt_reads_of(conf)
+    return r[2], r[3]
+end
 
 _M.ALL_FIELDS = { "method", "scheme", "host", "path", "client_ip", "route_id", "ctx", "consumer" }
 
@@ -24,6 +142,7 @@ local catalog = {
         headers = "*", query = "*", fields = { "method", "consumer" },
         phases = { access = true },
         fail_open = false, timeout = 250,
+        body = key_auth_needs_body,
     },
     -- The defaults of header_names / cookie_names / uri_param_names (as
     -- plugins/jwt declares); the Kong stub shmring-jwt sends each config's
@@ -47,6 +166,8 @@ local catalog = {
         headers = "*", query = "*", fields = {},
         phases = { access = true },
         fail_open = false, timeout = 250,
+        body = rt_needs_body,
+        template_env = rt_template_env,
     },
     -- header_name is configurable: plugins/correlation-id declares every
     -- header. Its HEADER_FILTER hook is not called: the echo is set from

@@ -61,7 +61,7 @@ static int name_cmp(struct shmring_str a, struct shmring_str b)
 	return a.len < b.len ? -1 : a.len > b.len;
 }
 
-static int reserve(char **buf, size_t *cap, size_t need)
+int shmring_pc_reserve(char **buf, size_t *cap, size_t need)
 {
 	if (need <= *cap)
 		return 0;
@@ -111,7 +111,7 @@ int shmring_pc_args_encode(struct shmring_pc_arg *args, size_t n, char **buf, si
 	size_t need = 1;
 	for (size_t i = 0; i < n; i++)
 		need += 3 * (args[i].name.len + args[i].value.len) + 2;
-	if (reserve(buf, cap, need) < 0)
+	if (shmring_pc_reserve(buf, cap, need) < 0)
 		return -ENOMEM;
 	char *p = *buf;
 	size_t o = 0;

@@ -10,6 +10,58 @@
 #include <errno.h>
 #include <stdio.h>
 
+/* ---- the credentials format, as a config schema ---- */
+
+#define CREDS_STRING(field_name, field_flags)                                                      \
+	{                                                                                          \
+		.name = field_name, .type = SHMRING_FIELD_STRING, .flags = field_flags,            \
+		.len_min = 1                                                                       \
+	}
+static const char *const jwt_algorithms[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                             "RS512", "ES256", "ES384", "ES512", "PS256",
+                                             "PS384", "PS512", "EdDSA", NULL};
+static const struct shmring_field keyauth_credential_fields[] = {
+    CREDS_STRING("id", SHMRING_FIELD_REQUIRED),
+    CREDS_STRING("key", SHMRING_FIELD_REQUIRED),
+    {.name = NULL}};
+static const struct shmring_field keyauth_credential = {.type = SHMRING_FIELD_RECORD,
+                                                        .fields = keyauth_credential_fields};
+/* A jwt secret's fields after its consumer's (jwt's own inline credential
+ * puts a consumer record before them). */
+#define JWT_SECRET_FIELDS                                                                          \
+	CREDS_STRING("id", 0), CREDS_STRING("key", SHMRING_FIELD_REQUIRED),                        \
+	    {.name = "algorithm",                                                                  \
+	     .type = SHMRING_FIELD_STRING,                                                         \
+	     .def = "\"HS256\"",                                                                   \
+	     .one_of = jwt_algorithms},                                                            \
+	    CREDS_STRING("secret", 0), CREDS_STRING("rsa_public_key", 0),                          \
+	{                                                                                          \
+		.name = NULL                                                                       \
+	}
+static const struct shmring_field jwt_secret_fields[] = {JWT_SECRET_FIELDS};
+static const struct shmring_field jwt_secret = {.type = SHMRING_FIELD_RECORD,
+                                                .fields = jwt_secret_fields};
+static const struct shmring_field consumer_fields[] = {
+    CREDS_STRING("id", SHMRING_FIELD_REQUIRED),
+    CREDS_STRING("username", 0),
+    CREDS_STRING("custom_id", 0),
+    {.name = "keyauth_credentials", .type = SHMRING_FIELD_ARRAY, .elements = &keyauth_credential},
+    {.name = "jwt_secrets", .type = SHMRING_FIELD_ARRAY, .elements = &jwt_secret},
+    {.name = NULL}};
+const struct shmring_field shmring_creds_consumer = {.type = SHMRING_FIELD_RECORD,
+                                                     .fields = consumer_fields};
+static const struct shmring_field credential_consumer_fields[] = {CREDS_STRING("id", 0),
+                                                                  CREDS_STRING("username", 0),
+                                                                  CREDS_STRING("custom_id", 0),
+                                                                  {.name = NULL}};
+static const struct shmring_field jwt_credential_fields[] = {{.name = "consumer",
+                                                              .type = SHMRING_FIELD_RECORD,
+                                                              .flags = SHMRING_FIELD_REQUIRED,
+                                                              .fields = credential_consumer_fields},
+                                                             JWT_SECRET_FIELDS};
+const struct shmring_field shmring_creds_jwt_credential = {.type = SHMRING_FIELD_RECORD,
+                                                           .fields = jwt_credential_fields};
+
 int shmring_creds_add_config(struct shmring_creds *c, const msgpack_object *cfg, const char *plugin,
                              char *err, size_t errlen)
 {

@@ -142,6 +142,22 @@ int shmring_file_watch_due(struct shmring_file_watch *w, uint64_t now_ns);
 struct msgpack_object;
 struct shmring_reply;
 
+/* The credentials format as config schema elements (auth.c): a consumer
+ * of `consumers` (docs/plugins.md, "Credentials"), jwt's own inline
+ * credential (a secret with its consumer). */
+struct shmring_field;
+extern const struct shmring_field shmring_creds_consumer;
+extern const struct shmring_field shmring_creds_jwt_credential;
+/* The config fields of a credentials file (in a schema: shmring_plugin.h
+ * before this header): its path and how often it is looked at. */
+#define SHMRING_CREDS_FILE_FIELDS                                                                  \
+	{.name = "credentials_file", .type = SHMRING_FIELD_STRING, .len_min = 1},                  \
+	{                                                                                          \
+		.name = "reload_interval_ms", .type = SHMRING_FIELD_INTEGER,                       \
+		.flags = SHMRING_FIELD_BETWEEN, .def = "1000", .min = 0, .max = 3600000,           \
+		.doc = "ms between two looks at credentials_file"                                  \
+	}
+
 /* Append the consumers of config field `consumers` (absent, nil or an empty
  * Lua table: none), checked as shmring_creds_add_json with messages naming
  * "<plugin>: config". 0, -EINVAL or -ENOMEM, with err set on failure. */

@@ -108,6 +108,77 @@ int shmring_pc_args_from_map(const msgpack_object *query, struct shmring_pc_arg 
 int shmring_pc_args_encode(struct shmring_pc_arg *args, size_t n, char **buf, size_t *cap,
                            size_t *len);
 
+/* ---- request bodies (body.c) -------------------------------------------------- */
+
+enum shmring_pc_body_type {
+	SHMRING_PC_BODY_NONE = 0, /* none of the three below */
+	SHMRING_PC_BODY_JSON,
+	SHMRING_PC_BODY_FORM, /* application/x-www-form-urlencoded */
+	SHMRING_PC_BODY_MULTIPART,
+};
+
+/* A Content-Type value as kong.request.get_body reads it: the mime type
+ * before ';', case-insensitively, starting with one of the three. */
+enum shmring_pc_body_type shmring_pc_body_type_of(struct shmring_str content_type);
+
+/* A Content-Type value as Kong's request-transformer reads it: the first
+ * of application/json, multipart/form-data, x-www-form-urlencoded named
+ * anywhere in it, case-insensitively. */
+enum shmring_pc_body_type shmring_pc_body_type_named(struct shmring_str content_type);
+
+/* Most fields of a form or multipart body the built-in plugins take. */
+#define SHMRING_PC_BODY_MAX_FIELDS 1000
+
+/* Split a form body like ngx.decode_args: '&'-separated, '+' and %XX
+ * unescaped (a bad escape is kept as is), a name without '=' is a flag,
+ * an empty name is skipped. Names and values are written into scratch,
+ * which must hold body.len bytes; out[] are views into it. 0, or -E2BIG
+ * when there are more than cap fields. */
+int shmring_pc_form_decode(struct shmring_str body, char *scratch, struct shmring_pc_arg *out,
+                           size_t cap, size_t *n);
+
+/* One part of a multipart/form-data body. Views into the body, except for
+ * a part made by the plugin (simple = 1: written back with only
+ * `Content-Disposition: form-data; name="NAME"`, as lua-multipart's
+ * set_simple does). */
+struct shmring_pc_part {
+	struct shmring_str name;    /* the Content-Disposition name */
+	struct shmring_str headers; /* the part's header lines, CRLF-separated */
+	struct shmring_str value;
+	int simple;
+};
+
+/* The boundary parameter of a multipart Content-Type (quotes removed);
+ * 0, or -EBADMSG when there is none or it is longer than 70 bytes. */
+int shmring_pc_multipart_boundary(struct shmring_str content_type, struct shmring_str *boundary);
+
+/* Parse a multipart/form-data body (RFC 7578) into parts[0..*n). -EBADMSG
+ * for a body that is not one: no delimiter, a part without headers or
+ * without a name, no closing delimiter (a truncated body); -E2BIG past cap
+ * parts. Nothing recurses; every scan is bounded by the body. */
+int shmring_pc_multipart_parse(struct shmring_str body, struct shmring_str boundary,
+                               struct shmring_pc_part *parts, size_t cap, size_t *n);
+
+/* Write parts back as lua-multipart's tostring does: "--B\r\n", the
+ * headers, a blank line, the value, "\r\n" per part, then "--B--\r\n";
+ * nothing at all for no parts. Into *buf (grown with realloc, owned by the
+ * caller). 0 or -ENOMEM. */
+int shmring_pc_multipart_encode(const struct shmring_pc_part *parts, size_t n,
+                                struct shmring_str boundary, char **buf, size_t *cap, size_t *len);
+
+/* A JSON body parsed with jansson (any top-level value, NUL allowed in
+ * strings), or NULL when it is not JSON. The caller owns the reference. */
+json_t *shmring_pc_json_decode(struct shmring_str body);
+
+/* j as compact JSON (keys in order, reals with 14 significant digits like
+ * Kong's cjson) into *buf (grown with realloc, owned by the caller). 0 or
+ * -ENOMEM. */
+int shmring_pc_json_encode(const json_t *j, char **buf, size_t *cap, size_t *len);
+
+/* Grow *buf (realloc, doubling from 256 bytes) to hold at least need
+ * bytes; *cap is its size. 0 or -ENOMEM (then *buf is unchanged). */
+int shmring_pc_reserve(char **buf, size_t *cap, size_t need);
+
 /* A malloc'd NUL-terminated copy of n bytes at p (p may be NULL when n is
  * 0; it may hold a NUL byte, copied as is); NULL when out of memory. */
 char *shmring_pc_strndup(const char *p, size_t n);

@@ -353,24 +353,59 @@ out:
 	return kr;
 }
 
-static const char *const known_fields[] = {"header_names",
-                                           "uri_param_names",
-                                           "cookie_names",
-                                           "key_claim_name",
-                                           "secret_is_base64",
-                                           "claims_to_verify",
-                                           "maximum_expiration",
-                                           "anonymous",
-                                           "run_on_preflight",
-                                           "realm",
-                                           "credentials",
-                                           "consumers",
-                                           "credentials_file",
-                                           "reload_interval_ms",
-                                           "cache",
-                                           "cache_size",
-                                           "cache_ttl",
-                                           NULL};
+/* The config: Kong's jwt fields, plus credentials of its own and the
+ * verified-token cache. conf_new keeps what the schema cannot say: name
+ * counts and lengths, a realm that fits in a quoted header value, the
+ * credentials' keys and secrets. */
+static const struct shmring_field jwt_string = {.type = SHMRING_FIELD_STRING};
+static const char *const jwt_claims[] = {"exp", "nbf", NULL};
+static const struct shmring_field jwt_claim = {.type = SHMRING_FIELD_STRING, .one_of = jwt_claims};
+static const struct shmring_field jwt_config[] = {
+    {.name = "uri_param_names",
+     .type = SHMRING_FIELD_SET,
+     .def = "[\"jwt\"]",
+     .elements = &jwt_string},
+    {.name = "cookie_names", .type = SHMRING_FIELD_SET, .def = "[]", .elements = &jwt_string},
+    {.name = "header_names",
+     .type = SHMRING_FIELD_SET,
+     .def = "[\"authorization\"]",
+     .elements = &jwt_string},
+    {.name = "key_claim_name", .type = SHMRING_FIELD_STRING, .def = "\"iss\""},
+    {.name = "secret_is_base64", .type = SHMRING_FIELD_BOOLEAN, .def = "false"},
+    {.name = "claims_to_verify", .type = SHMRING_FIELD_SET, .elements = &jwt_claim},
+    {.name = "anonymous", .type = SHMRING_FIELD_STRING},
+    {.name = "run_on_preflight", .type = SHMRING_FIELD_BOOLEAN, .def = "true"},
+    {.name = "maximum_expiration",
+     .type = SHMRING_FIELD_NUMBER,
+     .flags = SHMRING_FIELD_BETWEEN,
+     .def = "0",
+     .min = 0,
+     .max = 31536000},
+    {.name = "realm", .type = SHMRING_FIELD_STRING},
+    {.name = "consumers", .type = SHMRING_FIELD_ARRAY, .elements = &shmring_creds_consumer},
+    {.name = "credentials", .type = SHMRING_FIELD_ARRAY, .elements = &shmring_creds_jwt_credential},
+    SHMRING_CREDS_FILE_FIELDS,
+    {.name = "cache", .type = SHMRING_FIELD_BOOLEAN, .def = "true"},
+    {.name = "cache_size",
+     .type = SHMRING_FIELD_INTEGER,
+     .flags = SHMRING_FIELD_BETWEEN,
+     .def = "4096",
+     .min = 1,
+     .max = MAX_CACHE_SIZE},
+    {.name = "cache_ttl",
+     .type = SHMRING_FIELD_INTEGER,
+     .flags = SHMRING_FIELD_BETWEEN,
+     .def = "300",
+     .min = 1,
+     .max = 86400},
+    SHMRING_GATEWAY_FIELDS("false"),
+    {.name = NULL}};
+static const struct shmring_check jwt_checks[] = {{.kind = SHMRING_CHECK_CONDITIONAL,
+                                                   .if_field = "maximum_expiration",
+                                                   .if_match = {.flags = SHMRING_MATCH_GT, .gt = 0},
+                                                   .then_field = "claims_to_verify",
+                                                   .then_match = {.contains = "exp"}},
+                                                  {.kind = 0}};
 
 static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, char *err,
                         size_t errlen)
@@ -389,8 +424,7 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 	int rc;
 	int64_t max_exp = 0, cache_size = 0, cache_ttl = 0, reload_ms = 0;
 	char *realm = NULL;
-	if ((rc = shmring_pc_check_fields(config, "jwt", known_fields, err, errlen)) < 0 ||
-	    (rc = cfg_names(config, "header_names", "authorization", true, &c->header_names, err,
+	if ((rc = cfg_names(config, "header_names", "authorization", true, &c->header_names, err,
 	                    errlen)) < 0 ||
 	    (rc = cfg_names(config, "uri_param_names", "jwt", false, &c->uri_param_names, err,
 	                    errlen)) < 0 ||
@@ -422,40 +456,15 @@ static int jwt_conf_new(void *wstate, const msgpack_object *config, void **out, 
 		goto fail;
 	}
 
-	/* claims_to_verify: a set of "exp" / "nbf". */
+	/* claims_to_verify: the schema let only "exp" and "nbf" in. */
 	const msgpack_object *cv = shmring_pc_field(config, "claims_to_verify");
-	if (cv && !(cv->type == MSGPACK_OBJECT_MAP && cv->via.map.size == 0)) {
-		if (cv->type != MSGPACK_OBJECT_ARRAY) {
-			snprintf(
-			    err, errlen,
-			    "jwt: config.claims_to_verify must be a list of \"exp\" / \"nbf\"");
-			rc = -EINVAL;
-			goto fail;
-		}
-		for (uint32_t i = 0; i < cv->via.array.size; i++) {
-			const msgpack_object *x = &cv->via.array.ptr[i];
-			if (x->type == MSGPACK_OBJECT_STR && x->via.str.size == 3 &&
-			    memcmp(x->via.str.ptr, "exp", 3) == 0) {
-				c->verify_exp = true;
-			} else if (x->type == MSGPACK_OBJECT_STR && x->via.str.size == 3 &&
-			           memcmp(x->via.str.ptr, "nbf", 3) == 0) {
-				c->verify_nbf = true;
-			} else {
-				snprintf(err, errlen,
-				         "jwt: config.claims_to_verify[%u]: expected one of "
-				         "\"exp\", \"nbf\"",
-				         i + 1);
-				rc = -EINVAL;
-				goto fail;
-			}
-		}
-	}
-	if (c->maximum_expiration > 0 && !c->verify_exp) {
-		/* Kong's entity check. */
-		snprintf(err, errlen,
-		         "jwt: config.maximum_expiration needs \"exp\" in config.claims_to_verify");
-		rc = -EINVAL;
-		goto fail;
+	for (uint32_t i = 0; cv && cv->type == MSGPACK_OBJECT_ARRAY && i < cv->via.array.size;
+	     i++) {
+		const msgpack_object *x = &cv->via.array.ptr[i];
+		bool nbf = x->type == MSGPACK_OBJECT_STR && x->via.str.size == 3 &&
+		           memcmp(x->via.str.ptr, "nbf", 3) == 0;
+		c->verify_nbf |= nbf;
+		c->verify_exp |= !nbf;
 	}
 
 	/* WWW-Authenticate values (realm cannot hold a quote: it is quoted). */
@@ -970,4 +979,7 @@ SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
     .conf_new = jwt_conf_new,
     .conf_free = jwt_conf_free,
     .access = jwt_access,
+    .config = jwt_config,
+    .config_checks = jwt_checks,
+    .config_flags = SHMRING_CONFIG_NO_CONSUMER,
 };

@@ -378,11 +378,7 @@ static int from_msgpack(struct builder *b, const msgpack_object *arr)
 		}
 		const msgpack_object *cons = mp_get(o, "consumer");
 		int rc;
-		if (cons && cons->type == MSGPACK_OBJECT_STR) {
-			/* Shorthand: consumer = "name" (id and username). */
-			struct sv s = {cons->via.str.ptr, cons->via.str.size, true, false};
-			rc = add_consumer(b, s, s, (struct sv){0});
-		} else if (cons && cons->type == MSGPACK_OBJECT_MAP) {
+		if (cons && cons->type == MSGPACK_OBJECT_MAP) {
 			rc = add_consumer(b, mp_str(cons, "id"), mp_str(cons, "username"),
 			                  mp_str(cons, "custom_id"));
 		} else {

@@ -3,8 +3,8 @@
  * key-auth: Kong's key-auth plugin (3.x behaviour) as a shmring C plugin.
  *
  * Config (Kong's field names): key_names (["apikey"]), key_in_header (true),
- * key_in_query (true), key_in_body (false; true is refused: bodies are not
- * in the snapshot), hide_credentials (false), anonymous (consumer id or
+ * key_in_query (true), key_in_body (false), hide_credentials (false),
+ * anonymous (consumer id or
  * username), run_on_preflight (true), realm (unset), plus shmring's
  * consumers (inline, credentials format) and credentials_file.
  *
@@ -23,6 +23,14 @@
  * Kong's key-auth loads them (credential by key, with its consumer; the
  * anonymous consumer by id or username) and kept by the daemon. Otherwise
  * from the config and the file, as follows.
+ *
+ * key_in_body: the body as kong.request.get_body reads it (JSON object,
+ * form, multipart/form-data by Content-Type); a body that is absent,
+ * unparsable, of another type or that the gateway could not send (larger
+ * than its body_max) holds no key, as Kong's key-auth treats get_body's
+ * errors. With hide_credentials the key's field is removed and the body
+ * re-encoded (kong.service.request.set_body): JSON compact, a form sorted
+ * by name, multipart with its boundary and the other parts as they were.
  *
  * Key lookup: an open-addressing table built once per config (and per
  * credentials-file version), keyed by XXH3-64 of the key with a random
@@ -67,7 +75,7 @@ struct key_auth_conf {
 	/* key_names[i] with '_' as '-' (len 0 if it has no '_'): Kong finds
 	 * headers through ngx.req.get_headers(), which also tries that form. */
 	struct shmring_str *dashed;
-	bool key_in_header, key_in_query, hide_credentials, run_on_preflight;
+	bool key_in_header, key_in_query, key_in_body, hide_credentials, run_on_preflight;
 	char *anonymous; /* consumer id or username; NULL if unset */
 	char *www_auth;  /* "Key" or "Key realm=\"...\"" */
 	struct shmring_creds inline_creds;
@@ -76,6 +84,8 @@ struct key_auth_conf {
 	struct key_table *table;
 	char *query_buf; /* scratch for hide_credentials (reused) */
 	size_t query_cap;
+	char *body_buf; /* scratch: decoded form fields, then a re-encoded body */
+	size_t body_cap;
 };
 
 static void table_free(struct key_table *t)
@@ -231,10 +241,33 @@ static struct key_table *table_load(struct key_auth_conf *c, char *err, size_t e
 
 /* ---- config ------------------------------------------------------------------ */
 
-static const char *const fields[] = {
-    "key_names",        "key_in_header",    "key_in_query",       "key_in_body",
-    "hide_credentials", "anonymous",        "run_on_preflight",   "realm",
-    "consumers",        "credentials_file", "reload_interval_ms", NULL};
+/* The config: Kong's key-auth fields, plus consumers of its own (inline or
+ * a credentials_file). conf_new keeps what the schema cannot say: at least
+ * one key name and one place to look, a realm that fits a quoted header. */
+static const struct shmring_field key_name = {.type = SHMRING_FIELD_STRING,
+                                              .kong_typedef = SHMRING_TYPEDEF_HEADER_NAME};
+#define KEY_AUTH_FLAG(field, on)                                                                   \
+	{                                                                                          \
+		.name = field, .type = SHMRING_FIELD_BOOLEAN, .flags = SHMRING_FIELD_REQUIRED,     \
+		.def = (on) ? "true" : "false"                                                     \
+	}
+static const struct shmring_field key_auth_config[] = {
+    {.name = "key_names",
+     .type = SHMRING_FIELD_ARRAY,
+     .flags = SHMRING_FIELD_REQUIRED,
+     .def = "[\"apikey\"]",
+     .elements = &key_name},
+    KEY_AUTH_FLAG("hide_credentials", false),
+    {.name = "anonymous", .type = SHMRING_FIELD_STRING},
+    KEY_AUTH_FLAG("key_in_header", true),
+    KEY_AUTH_FLAG("key_in_query", true),
+    KEY_AUTH_FLAG("key_in_body", false),
+    KEY_AUTH_FLAG("run_on_preflight", true),
+    {.name = "realm", .type = SHMRING_FIELD_STRING},
+    {.name = "consumers", .type = SHMRING_FIELD_ARRAY, .elements = &shmring_creds_consumer},
+    SHMRING_CREDS_FILE_FIELDS,
+    SHMRING_GATEWAY_FIELDS("false"),
+    {.name = NULL}};
 
 static const char *const default_key_names[] = {"apikey", NULL};
 
@@ -251,6 +284,7 @@ static void conf_free(void *p)
 	free(c->watch.path);
 	table_free(c->table);
 	free(c->query_buf);
+	free(c->body_buf);
 	free(c);
 }
 
@@ -259,22 +293,20 @@ static int conf_new(void *wstate, const msgpack_object *cfg, void **out, char *e
 	*out = NULL;
 	struct key_auth_conf *c = calloc(1, sizeof(*c));
 	char *realm = NULL;
-	bool key_in_body = false;
 	int64_t reload_ms = 1000;
 	int rc;
 	if (!c) {
 		snprintf(err, errlen, PLUGIN ": out of memory");
 		return -ENOMEM;
 	}
-	if ((rc = shmring_pc_check_fields(cfg, PLUGIN, fields, err, errlen)) < 0 ||
-	    (rc = shmring_pc_strv(shmring_pc_field(cfg, "key_names"), PLUGIN, "config.key_names",
+	if ((rc = shmring_pc_strv(shmring_pc_field(cfg, "key_names"), PLUGIN, "config.key_names",
 	                          default_key_names, &c->key_names, err, errlen)) < 0 ||
 	    (rc = shmring_pc_bool(cfg, PLUGIN, "key_in_header", true, &c->key_in_header, err,
 	                          errlen)) < 0 ||
 	    (rc = shmring_pc_bool(cfg, PLUGIN, "key_in_query", true, &c->key_in_query, err,
 	                          errlen)) < 0 ||
-	    (rc = shmring_pc_bool(cfg, PLUGIN, "key_in_body", false, &key_in_body, err, errlen)) <
-	        0 ||
+	    (rc = shmring_pc_bool(cfg, PLUGIN, "key_in_body", false, &c->key_in_body, err,
+	                          errlen)) < 0 ||
 	    (rc = shmring_pc_bool(cfg, PLUGIN, "hide_credentials", false, &c->hide_credentials, err,
 	                          errlen)) < 0 ||
 	    (rc = shmring_pc_bool(cfg, PLUGIN, "run_on_preflight", true, &c->run_on_preflight, err,
@@ -318,16 +350,11 @@ static int conf_new(void *wstate, const msgpack_object *cfg, void **out, char *e
 		d[n.len] = '\0';
 		d += n.len + 1;
 	}
-	if (key_in_body) {
+	if (!c->key_in_header && !c->key_in_query && !c->key_in_body) {
 		snprintf(err, errlen,
-		         PLUGIN ": config.key_in_body is not supported (the request body is not "
-		                "sent to shmringd); use a header or the query string");
-		goto fail;
-	}
-	if (!c->key_in_header && !c->key_in_query) {
-		snprintf(err, errlen,
-		         PLUGIN ": config.key_in_header and config.key_in_query are both false: no "
-		                "key could ever be found");
+		         PLUGIN
+		         ": config.key_in_header, config.key_in_query and config.key_in_body "
+		         "are all false: no key could ever be found");
 		goto fail;
 	}
 	if (realm && (strchr(realm, '"') || strchr(realm, '\\') || strchr(realm, '\r') ||
@@ -484,6 +511,158 @@ static int clear_query_arg(struct key_auth_conf *c, const struct shmring_request
 	return shmring_reply_set_query(rep, (struct shmring_str){c->query_buf, len});
 }
 
+/* ---- key_in_body ---------------------------------------------------------------- */
+
+/* The body as kong.request.get_body gives it, parsed on first use in a
+ * request. type NONE stands for Kong's EMPTY (no usable body). */
+struct body {
+	bool parsed;
+	enum shmring_pc_body_type type;
+	struct shmring_str ct; /* the Content-Type */
+	json_t *json;          /* JSON: an object or an array */
+	size_t n;              /* form args / multipart parts */
+	struct shmring_str boundary;
+};
+
+/* Fields of a form or multipart body (a worker runs one hook at a time). */
+static struct shmring_pc_arg form_args[SHMRING_PC_BODY_MAX_FIELDS];
+static struct shmring_pc_part parts[SHMRING_PC_BODY_MAX_FIELDS];
+
+static int body_parse(struct key_auth_conf *c, const struct shmring_request *req, struct body *b)
+{
+	b->parsed = true;
+	struct shmring_str raw;
+	if (shmring_req_body(req, &raw) != 1 ||
+	    !shmring_req_header(req, SHMRING_LIT("content-type"), &b->ct))
+		return 0;
+	switch (shmring_pc_body_type_of(b->ct)) {
+	case SHMRING_PC_BODY_JSON:
+		b->json = shmring_pc_json_decode(raw);
+		if (b->json && (json_is_object(b->json) || json_is_array(b->json)))
+			b->type = SHMRING_PC_BODY_JSON;
+		break;
+	case SHMRING_PC_BODY_FORM:
+		if (shmring_pc_reserve(&c->body_buf, &c->body_cap, raw.len + 1) < 0)
+			return -ENOMEM;
+		if (shmring_pc_form_decode(raw, c->body_buf, form_args, SHMRING_PC_BODY_MAX_FIELDS,
+		                           &b->n) == 0)
+			b->type = SHMRING_PC_BODY_FORM;
+		break;
+	case SHMRING_PC_BODY_MULTIPART:
+		if (shmring_pc_multipart_boundary(b->ct, &b->boundary) == 0 &&
+		    shmring_pc_multipart_parse(raw, b->boundary, parts, SHMRING_PC_BODY_MAX_FIELDS,
+		                               &b->n) == 0)
+			b->type = SHMRING_PC_BODY_MULTIPART;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* body[name] as Kong's key-auth sees it: 1 a string (in *v), 2 a table (a
+ * duplicate key), 0 anything else. */
+static int body_key(const struct body *b, struct shmring_str name, struct shmring_str *v)
+{
+	int found = 0;
+	switch (b->type) {
+	case SHMRING_PC_BODY_JSON: {
+		json_t *x =
+		    json_is_object(b->json) ? json_object_getn(b->json, name.ptr, name.len) : NULL;
+		if (json_is_string(x)) {
+			*v = (struct shmring_str){json_string_value(x), json_string_length(x)};
+			return 1;
+		}
+		return json_is_object(x) || json_is_array(x) ? 2 : 0;
+	}
+	case SHMRING_PC_BODY_FORM:
+		/* get_post_args: a repeated name is a table, a flag is true */
+		for (size_t i = 0; i < b->n; i++) {
+			if (!shmring_str_eq(form_args[i].name, name))
+				continue;
+			if (found++)
+				return 2;
+			*v = form_args[i].value;
+		}
+		for (size_t i = 0; i < b->n && found == 1; i++)
+			if (shmring_str_eq(form_args[i].name, name) && form_args[i].flag)
+				return 0;
+		return found;
+	case SHMRING_PC_BODY_MULTIPART:
+		/* get_all_with_arrays: a repeated name is an array */
+		for (size_t i = 0; i < b->n; i++) {
+			if (!shmring_str_eq(parts[i].name, name))
+				continue;
+			if (found++)
+				return 2;
+			*v = parts[i].value;
+		}
+		return found;
+	default:
+		return 0;
+	}
+}
+
+/* hide_credentials: body[name] = nil, then kong.service.request.set_body. */
+static int body_hide(struct key_auth_conf *c, struct body *b, struct shmring_reply *rep,
+                     struct shmring_str name)
+{
+	size_t len = 0, m = 0;
+	int rc = 0;
+	switch (b->type) {
+	case SHMRING_PC_BODY_JSON:
+		if (json_is_object(b->json)) {
+			char key[SHMRING_PC_MAX_STR + 1];
+			snprintf(key, sizeof(key), "%.*s", (int)name.len, name.ptr);
+			json_object_del(b->json, key);
+		}
+		rc = shmring_pc_json_encode(b->json, &c->query_buf, &c->query_cap, &len);
+		break;
+	case SHMRING_PC_BODY_FORM:
+		for (size_t i = 0; i < b->n; i++)
+			if (!shmring_str_eq(form_args[i].name, name))
+				form_args[m++] = form_args[i];
+		b->n = m;
+		rc = shmring_pc_args_encode(form_args, m, &c->query_buf, &c->query_cap, &len);
+		break;
+	case SHMRING_PC_BODY_MULTIPART:
+		for (size_t i = 0; i < b->n; i++)
+			if (!shmring_str_eq(parts[i].name, name))
+				parts[m++] = parts[i];
+		b->n = m;
+		rc = shmring_pc_multipart_encode(parts, m, b->boundary, &c->query_buf,
+		                                 &c->query_cap, &len);
+		break;
+	default:
+		return 0; /* Kong: EMPTY is left alone */
+	}
+	if (rc < 0)
+		return rc;
+	return shmring_reply_set_body(rep, (struct shmring_str){c->query_buf, len});
+}
+
+/* The credential of key and its consumer, then Kong's set_consumer():
+ * 1 authenticated, 0 failed (as fail()), PENDING, or < 0. */
+static int identify(struct key_auth_conf *c, const struct shmring_request *req,
+                    struct shmring_reply *rep, bool quiet, struct shmring_str key)
+{
+	struct login l;
+	if (c->from_gateway) {
+		int rc = gateway_find(c, req, key, &l);
+		if (rc < 0 || rc == PENDING)
+			return rc;
+		if (rc == 0)
+			return fail(c, rep, quiet, BODY_UNAUTHORIZED);
+	} else {
+		const struct key_slot *s = table_find(c->table, key);
+		if (!s)
+			return fail(c, rep, quiet, BODY_UNAUTHORIZED);
+		l = login_of(s->consumer, s->cred);
+	}
+	int rc = set_consumer(rep, &l);
+	return rc < 0 ? rc : 1;
+}
+
 /* Kong's do_authentication(): 1 authenticated, 0 failed (exit added to the
  * reply unless `quiet`, for the anonymous fallback), < 0 error. */
 static int authenticate(struct key_auth_conf *c, const struct shmring_request *req,
@@ -491,7 +670,10 @@ static int authenticate(struct key_auth_conf *c, const struct shmring_request *r
 {
 	struct shmring_str key = {NULL, 0};
 	bool found = false;
-	for (size_t i = 0; i < c->key_names.n && !found; i++) {
+	struct body body = {0};
+	struct shmring_str hidden = {NULL, 0}; /* the key's name, with hide_credentials */
+	int rc = 0;
+	for (size_t i = 0; i < c->key_names.n && !found && rc == 0; i++) {
 		struct shmring_str name = c->key_names.v[i], hname = name, v;
 		bool have = false, dup = false;
 		if (c->key_in_header) {
@@ -516,41 +698,45 @@ static int authenticate(struct key_auth_conf *c, const struct shmring_request *r
 			}
 			/* `?apikey` (a flag) is not a string: Kong goes on. */
 		}
-		if (dup)
+		if (!have && !dup && c->key_in_body) {
+			if (!body.parsed && (rc = body_parse(c, req, &body)) < 0)
+				break;
+			int r = body_key(&body, name, &v);
+			have = r == 1;
+			dup = r == 2;
+		}
+		if (dup) {
+			json_decref(body.json);
 			return fail(c, rep, quiet, BODY_DUPLICATE);
+		}
 		if (have) {
 			key = v;
 			found = true;
 			if (c->hide_credentials) {
-				int rc = 0;
 				/* Kong clears the arg whether or not the key came
 				 * from the query; only rebuild if it is there. */
 				if (shmring_map_get(req->query, name))
 					rc = clear_query_arg(c, req, rep, name);
 				if (rc == 0)
 					rc = shmring_reply_clear_req_header(rep, hname);
-				if (rc < 0)
-					return rc;
+				if (rc == 0 && c->key_in_body && !body.parsed)
+					rc = body_parse(c, req, &body);
+				hidden = name;
 			}
 		}
 	}
-	if (key.len == 0)
-		return fail(c, rep, quiet, BODY_NO_KEY);
-	struct login l;
-	if (c->from_gateway) {
-		int rc = gateway_find(c, req, key, &l);
-		if (rc < 0 || rc == PENDING)
-			return rc;
-		if (rc == 0)
-			return fail(c, rep, quiet, BODY_UNAUTHORIZED);
-	} else {
-		const struct key_slot *s = table_find(c->table, key);
-		if (!s)
-			return fail(c, rep, quiet, BODY_UNAUTHORIZED);
-		l = login_of(s->consumer, s->cred);
+	if (rc == 0)
+		rc = key.len ? identify(c, req, rep, quiet, key) : fail(c, rep, quiet, BODY_NO_KEY);
+	/* The key may point into the JSON body: the body changes after the
+	 * look-up. Kong hides it before the look-up, which matters only for a
+	 * failed one: that ends the request, or goes on as the anonymous
+	 * consumer with the body hidden all the same. */
+	if ((rc == 0 || rc == 1) && hidden.ptr && c->key_in_body) {
+		int hrc = body_hide(c, &body, rep, hidden);
+		rc = hrc < 0 ? hrc : rc;
 	}
-	int rc = set_consumer(rep, &l);
-	return rc < 0 ? rc : 1;
+	json_decref(body.json);
+	return rc;
 }
 
 /* Kong's set_anonymous_consumer(): a 500 when the gateway has no such
@@ -605,4 +791,6 @@ SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
     .conf_new = conf_new,
     .conf_free = conf_free,
     .access = key_auth_access,
+    .config = key_auth_config,
+    .config_flags = SHMRING_CONFIG_NO_CONSUMER,
 };

@@ -15,9 +15,9 @@
  * hook itself never does I/O.
  *
  * Config:
- *   sink               "file" (default), "tcp", "udp" or "http" (the
- *                      default when http_endpoint is set: Kong's http-log,
- *                      its fields read by log_http.c)
+ *   sink               "file" (default), "tcp" or "udp"; a config that
+ *                      sets http_endpoint is Kong's http-log's instead (the
+ *                      schema's variant for shmring-http-log, log_http.c)
  *   path               file: absolute path of the log file (file-log's path)
  *   host, port         tcp/udp: collector address, a host name (looked up
  *                      by the daemon before each connection) or an IP
@@ -337,38 +337,64 @@ static void put_value(struct out *o, const msgpack_object *v, int depth)
 
 /* ---- config ------------------------------------------------------------- */
 
-/* The fields of the file, tcp and udp sinks; the http sink's are
- * log_http_fields (Kong's http-log). */
-static const char *const fields[] = {"sink",
-                                     "path",
-                                     "host",
-                                     "port",
-                                     "reopen",
-                                     "max_batch_size",
-                                     "flush_interval",
-                                     "max_buffered_bytes",
-                                     "tls",
-                                     "tls_sni",
-                                     NULL};
-
-/* A field of cfg that is neither in own nor in the other sinks' list other:
- * 0, or -EINVAL naming the first field of `other` that cfg sets (it does
- * not apply to this sink). */
-static int refuse_fields(const msgpack_object *cfg, const char *const *own,
-                         const char *const *other, const char *sink, char *err, size_t errlen)
-{
-	for (int i = 0; other[i]; i++) {
-		bool mine = false;
-		for (int j = 0; own[j] && !mine; j++)
-			mine = !strcmp(own[j], other[i]);
-		if (!mine && shmring_pc_field(cfg, other[i])) {
-			snprintf(err, errlen, PLUGIN ": config.%s does not apply to the %s sink",
-			         other[i], sink);
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
+/* The config of the file, tcp and udp sinks (file-log's, tcp-log's and
+ * udp-log's fields); the http sink's is log_http_variants. conf_new keeps
+ * what the schema cannot say: which fields go with which sink, the path's
+ * length, a host name's characters. */
+static const char *const sinks[] = {"file", "tcp", "udp", NULL};
+static const struct shmring_field log_config[] = {
+    {.name = "sink",
+     .type = SHMRING_FIELD_STRING,
+     .flags = SHMRING_FIELD_REQUIRED,
+     .def = "\"file\"",
+     .one_of = sinks},
+    {.name = "path", .type = SHMRING_FIELD_STRING, .len_min = 1, .match = "^/[^?]*$"},
+    {.name = "reopen",
+     .type = SHMRING_FIELD_BOOLEAN,
+     .flags = SHMRING_FIELD_REQUIRED,
+     .def = "false"},
+    {.name = "host", .type = SHMRING_FIELD_STRING, .len_min = 1},
+    {.name = "port",
+     .type = SHMRING_FIELD_INTEGER,
+     .flags = SHMRING_FIELD_BETWEEN,
+     .min = 1,
+     .max = 65535},
+    {.name = "tls", .type = SHMRING_FIELD_BOOLEAN, .flags = SHMRING_FIELD_REQUIRED, .def = "false"},
+    {.name = "tls_sni", .type = SHMRING_FIELD_STRING},
+    {.name = "max_batch_size",
+     .type = SHMRING_FIELD_INTEGER,
+     .flags = SHMRING_FIELD_BETWEEN,
+     .min = 1,
+     .max = 1000000},
+    {.name = "flush_interval",
+     .type = SHMRING_FIELD_NUMBER,
+     .flags = SHMRING_FIELD_BETWEEN_REAL,
+     .real_min = 0.001,
+     .real_max = 3600},
+    {.name = "max_buffered_bytes",
+     .type = SHMRING_FIELD_INTEGER,
+     .flags = SHMRING_FIELD_BETWEEN,
+     .min = 4096,
+     .max = INT64_C(2147483648)},
+    SHMRING_GATEWAY_FIELDS("true"),
+    {.name = NULL}};
+static const char *const remote_sinks[] = {"tcp", "udp", NULL};
+static const struct shmring_check log_checks[] = {{.kind = SHMRING_CHECK_CONDITIONAL,
+                                                   .if_field = "sink",
+                                                   .if_match = {.eq = "file"},
+                                                   .then_field = "path",
+                                                   .then_match = {.flags = SHMRING_MATCH_REQUIRED}},
+                                                  {.kind = SHMRING_CHECK_CONDITIONAL,
+                                                   .if_field = "sink",
+                                                   .if_match = {.one_of = remote_sinks},
+                                                   .then_field = "host",
+                                                   .then_match = {.flags = SHMRING_MATCH_REQUIRED}},
+                                                  {.kind = SHMRING_CHECK_CONDITIONAL,
+                                                   .if_field = "sink",
+                                                   .if_match = {.one_of = remote_sinks},
+                                                   .then_field = "port",
+                                                   .then_match = {.flags = SHMRING_MATCH_REQUIRED}},
+                                                  {.kind = 0}};
 
 /* flush_interval: a number of seconds (integer or float) in
  * [0.001, 3600], as milliseconds; absent gives 0 (the daemon's). */
@@ -389,30 +415,11 @@ static int flush_interval_ms(const msgpack_object *cfg, uint32_t *ms, char *err,
 	return 0;
 }
 
-/* Every field is one of some sink's. */
-static int check_fields(const msgpack_object *cfg, char *err, size_t errlen)
-{
-	static const char *all[64]; /* fields and log_http_fields, NULL-terminated */
-	if (!all[0]) {
-		size_t n = 0;
-		for (int i = 0; fields[i]; i++)
-			all[n++] = fields[i];
-		for (int i = 0; log_http_fields[i]; i++)
-			all[n++] = log_http_fields[i];
-		all[n] = NULL;
-	}
-	return shmring_pc_check_fields(cfg, PLUGIN, all, err, errlen);
-}
-
-/* The http sink: sink = "http", or no sink and an http_endpoint (the
- * shmring-http-log stub sends Kong's http-log fields only). */
+/* The http sink: a config that sets http_endpoint, which the schema took
+ * through log_http_variants (the shmring-http-log stub's). */
 static bool is_http(const msgpack_object *cfg)
 {
-	const msgpack_object *s = shmring_pc_field(cfg, "sink");
-	if (!s)
-		return shmring_pc_field(cfg, "http_endpoint") != NULL;
-	return s->type == MSGPACK_OBJECT_STR && s->via.str.size == 4 &&
-	       !memcmp(s->via.str.ptr, "http", 4);
+	return shmring_pc_field(cfg, "http_endpoint") != NULL;
 }
 
 static void log_conf_free(void *conf)
@@ -563,16 +570,10 @@ static int log_conf_new(void *wstate, const msgpack_object *cfg, void **out, cha
 	char spec[SPEC_MAX];
 	char why[256];
 	int udp = 0, rc;
-	static const char *const sink_only[] = {"sink", NULL};
-	if ((rc = check_fields(cfg, err, errlen)) < 0)
-		return rc;
 	if (is_http(cfg)) {
-		if ((rc = refuse_fields(cfg, sink_only, fields, "http", err, errlen)) < 0 ||
-		    (rc = log_http_spec(cfg, spec, sizeof(spec), err, errlen)) < 0)
+		if ((rc = log_http_spec(cfg, spec, sizeof(spec), err, errlen)) < 0)
 			return rc;
-	} else if ((rc = refuse_fields(cfg, fields, log_http_fields, "file, tcp or udp", err,
-	                               errlen)) < 0 ||
-	           (rc = make_spec(cfg, spec, sizeof(spec), &udp, err, errlen)) < 0) {
+	} else if ((rc = make_spec(cfg, spec, sizeof(spec), &udp, err, errlen)) < 0) {
 		return rc;
 	}
 	struct log_conf *c = calloc(1, sizeof(*c));
@@ -681,4 +682,7 @@ SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
     .conf_new = log_conf_new,
     .conf_free = log_conf_free,
     .log = log_log,
+    .config = log_config,
+    .config_checks = log_checks,
+    .config_variants = log_http_variants,
 };

@@ -37,14 +37,108 @@
 #define PLUGIN "log"
 #define MAX_URL 2048
 
-const char *const log_http_fields[] = {
-    "http_endpoint", "method",     "content_type",  "http_timeout", "keepalive", "headers",
-    "queue",         "queue_size", "flush_timeout", "retry_count",  NULL};
-
-static const char *const queue_fields[] = {
-    "max_batch_size",  "max_coalescing_delay", "max_entries",
-    "max_bytes",       "max_retry_time",       "initial_retry_delay",
-    "max_retry_delay", "concurrency_limit",    NULL};
+/* Kong's http-log 3.x fields, defaults and checks. conf_new keeps what the
+ * schema cannot say: the URL's scheme and length, header values without
+ * CR/LF, the Authorization header beside user info (also in Lua for the
+ * Kong schema: http_kong_validator), the timeouts' bounds. */
+static const char *const methods[] = {"POST", "PUT", "PATCH", NULL};
+static const char *const content_types[] = {"application/json", "application/json; charset=utf-8",
+                                            NULL};
+static const char *const concurrency_limits[] = {"-1", "1", NULL};
+static const struct shmring_match_none header_refused[] = {
+    {"^[Hh][Oo][Ss][Tt]$", "cannot contain 'Host' header"},
+    {"^[Cc][Oo][Nn][Tt][Ee][Nn][Tt]%-[Ll][Ee][Nn][Gg][Tt][Hh]$",
+     "cannot contain 'Content-Length' header"},
+    {"^[Cc][Oo][Nn][Tt][Ee][Nn][Tt]%-[Tt][Yy][Pp][Ee]$", "cannot contain 'Content-Type' header"},
+    {NULL, NULL}};
+static const struct shmring_field header_name = {.type = SHMRING_FIELD_STRING,
+                                                 .kong_typedef = SHMRING_TYPEDEF_HEADER_NAME,
+                                                 .match_none = header_refused};
+static const struct shmring_field header_value = {.type = SHMRING_FIELD_STRING};
+static const struct shmring_field queue_fields[] = {
+    {.name = "max_batch_size",
+     .type = SHMRING_FIELD_INTEGER,
+     .flags = SHMRING_FIELD_BETWEEN,
+     .def = "1",
+     .min = 1,
+     .max = 1000000},
+    {.name = "max_coalescing_delay",
+     .type = SHMRING_FIELD_NUMBER,
+     .flags = SHMRING_FIELD_BETWEEN,
+     .def = "1",
+     .min = 0,
+     .max = 3600},
+    {.name = "max_entries",
+     .type = SHMRING_FIELD_INTEGER,
+     .flags = SHMRING_FIELD_BETWEEN,
+     .def = "10000",
+     .min = 1,
+     .max = 1000000},
+    {.name = "max_bytes", .type = SHMRING_FIELD_INTEGER},
+    {.name = "max_retry_time", .type = SHMRING_FIELD_NUMBER, .def = "60"},
+    {.name = "initial_retry_delay",
+     .type = SHMRING_FIELD_NUMBER,
+     .flags = SHMRING_FIELD_BETWEEN_REAL,
+     .def = "0.01",
+     .real_min = 0.001,
+     .real_max = 1000000},
+    {.name = "max_retry_delay",
+     .type = SHMRING_FIELD_NUMBER,
+     .flags = SHMRING_FIELD_BETWEEN_REAL,
+     .def = "60",
+     .real_min = 0.001,
+     .real_max = 1000000},
+    {.name = "concurrency_limit",
+     .type = SHMRING_FIELD_INTEGER,
+     .def = "1",
+     .one_of = concurrency_limits},
+    {.name = NULL}};
+static const struct shmring_field http_config[] = {
+    {.name = "http_endpoint",
+     .type = SHMRING_FIELD_STRING,
+     .flags = SHMRING_FIELD_REQUIRED,
+     .kong_typedef = SHMRING_TYPEDEF_URL},
+    {.name = "method", .type = SHMRING_FIELD_STRING, .def = "\"POST\"", .one_of = methods},
+    {.name = "content_type",
+     .type = SHMRING_FIELD_STRING,
+     .def = "\"application/json\"",
+     .one_of = content_types},
+    /* Kong's request timeout (ms): the stub keeps `timeout` for its own
+     * wait and sends this one as http_timeout. */
+    {.name = "timeout",
+     .type = SHMRING_FIELD_NUMBER,
+     .flags = SHMRING_FIELD_GATEWAY,
+     .def = "10000"},
+    {.name = "http_timeout", .type = SHMRING_FIELD_NUMBER, .flags = SHMRING_FIELD_NOT_IN_KONG},
+    {.name = "keepalive", .type = SHMRING_FIELD_NUMBER, .def = "60000"},
+    {.name = "retry_count", .type = SHMRING_FIELD_INTEGER},
+    {.name = "queue_size", .type = SHMRING_FIELD_INTEGER},
+    {.name = "flush_timeout", .type = SHMRING_FIELD_NUMBER},
+    {.name = "headers", .type = SHMRING_FIELD_MAP, .keys = &header_name, .elements = &header_value},
+    {.name = "queue",
+     .type = SHMRING_FIELD_RECORD,
+     .flags = SHMRING_FIELD_REQUIRED,
+     .fields = queue_fields},
+    {.name = NULL}};
+static const char http_kong_validator[] =
+    "function(config)\n"
+    "                local authority = config.http_endpoint:match(\"^%a[%w+.-]*://([^/?#]*)\")\n"
+    "                if authority and authority:find(\"@\", 1, true) and type(config.headers) == "
+    "\"table\" then\n"
+    "                    for name in pairs(config.headers) do\n"
+    "                        if name:lower() == \"authorization\" then\n"
+    "                            return nil, \"specifying both an 'Authorization' header and "
+    "user info in 'http_endpoint' is not allowed\"\n"
+    "                        end\n"
+    "                    end\n"
+    "                end\n"
+    "                return true\n"
+    "            end";
+const struct shmring_config_variant log_http_variants[] = {{.stub = "http-log",
+                                                            .when_field = "http_endpoint",
+                                                            .fields = http_config,
+                                                            .kong_validator = http_kong_validator},
+                                                           {.stub = NULL}};
 
 /* The spec being written: spec[len], n used; overflow is remembered. */
 struct out {
@@ -207,14 +301,7 @@ static int put_queue(const msgpack_object *cfg, struct out *o, char *err, size_t
 	const msgpack_object *q = shmring_pc_field(cfg, "queue");
 	if (q && q->type == MSGPACK_OBJECT_ARRAY && q->via.array.size == 0)
 		q = NULL; /* an empty Lua table */
-	if (q && q->type != MSGPACK_OBJECT_MAP) {
-		snprintf(err, errlen, PLUGIN ": config.queue must be a map");
-		return -EINVAL;
-	}
 	int rc;
-	if (q && (rc = shmring_pc_check_fields(q, PLUGIN ": config.queue", queue_fields, err,
-	                                       errlen)) < 0)
-		return rc;
 	const char *w = "config.queue.";
 	uint64_t batch, delay_ms, entries, bytes = 0, retry_time, initial, max_delay, conc;
 	if ((rc = number(q, "max_batch_size", w, 1, 1, 1000000, 1, &batch, err, errlen)) < 0 ||

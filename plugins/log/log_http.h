@@ -7,8 +7,9 @@
 
 #include <stddef.h>
 
-/* The config fields only the http sink takes (Kong's http-log). */
-extern const char *const log_http_fields[];
+/* The log plugin's config variants: the shmring-http-log stub's (Kong's
+ * http-log), taken when a config sets http_endpoint; {.stub = NULL}-ended. */
+extern const struct shmring_config_variant log_http_variants[];
 
 /* Kong's http-log config cfg as the spec of an HTTP sink (worker/sink.c:
  * "<url>?method=..&header=..") in spec[len]. 0, or -EINVAL / -E2BIG with

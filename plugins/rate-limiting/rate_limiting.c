@@ -38,9 +38,6 @@ static const char *const period_titles[RL_NPERIODS] = {"Second", "Minute", "Hour
                                                        "Day",    "Month",  "Year"};
 static const uint64_t period_seconds[RL_NPERIODS] = {1, 60, 3600, 86400, 2592000, 31536000};
 
-static const char *const limit_by_names[] = {"consumer", "credential", "ip", "service",
-                                             "header",   "path",       NULL};
-
 /* ---- test clock -------------------------------------------------------------------- */
 
 uint64_t rl_fake_now_ns;
@@ -90,21 +87,148 @@ static void rl_fini(void *wstate)
 
 /* ---- config ---------------------------------------------------------------------- */
 
-static const char *const fields[] = {
-    "second", "minute", "hour", "day", "month", "year", "limit_by", "header_name", "path", "policy",
-    "fault_tolerant", "hide_client_headers", "error_code", "error_message", "redis", "sync_rate",
-    "algorithm",
-    /* Kong's pre-3.6 flat redis fields, still accepted by Kong */
-    "redis_host", "redis_port", "redis_username", "redis_password", "redis_database",
-    "redis_timeout", "redis_ssl", "redis_ssl_verify", "redis_server_name", "retry_after_jitter_max",
-    NULL};
+/* The config (Kong 3.x rate-limiting's fields, defaults and checks, plus
+ * shmring's algorithm). What the schema cannot say stays in rl_conf_new: a
+ * limit is a whole number of requests; the limits grow with the period
+ * (also in Lua, rl_kong_validator, for the Kong schema); error_code is an
+ * HTTP status; sync_rate's bounds. */
+#define RL_LIMIT(period)                                                                           \
+	{                                                                                          \
+		.name = period, .type = SHMRING_FIELD_NUMBER, .flags = SHMRING_FIELD_GT, .gt = 0,  \
+		.doc = "requests per " period                                                      \
+	}
+static const char *const limit_by_names[] = {"consumer", "credential", "ip", "service",
+                                             "header",   "path",       NULL};
+static const char *const policy_names[] = {"local", "redis", NULL};
+static const char *const algorithm_names[] = {"fixed-window", "token-bucket", NULL};
+static const struct shmring_field rl_redis_fields[] = {
+    {.name = "host", .type = SHMRING_FIELD_STRING, .kong_typedef = SHMRING_TYPEDEF_HOST},
+    {.name = "port",
+     .type = SHMRING_FIELD_INTEGER,
+     .kong_typedef = SHMRING_TYPEDEF_PORT,
+     .def = "6379"},
+    {.name = "username", .type = SHMRING_FIELD_STRING},
+    {.name = "password", .type = SHMRING_FIELD_STRING},
+    {.name = "database", .type = SHMRING_FIELD_INTEGER, .def = "0"},
+    {.name = "timeout",
+     .type = SHMRING_FIELD_INTEGER,
+     .flags = SHMRING_FIELD_BETWEEN,
+     .def = "2000",
+     .min = 1,
+     .max = 600000,
+     .doc = "ms"},
+    {.name = "ssl", .type = SHMRING_FIELD_BOOLEAN, .def = "false"},
+    {.name = "ssl_verify", .type = SHMRING_FIELD_BOOLEAN, .def = "false"},
+    {.name = "server_name", .type = SHMRING_FIELD_STRING, .kong_typedef = SHMRING_TYPEDEF_SNI},
+    {.name = NULL}};
+/* Kong's pre-3.6 flat redis_* fields: Kong 3.x takes them as shorthands. */
+#define RL_REDIS_SHORTHAND(field, field_type)                                                      \
+	{                                                                                          \
+		.name = "redis_" field, .type = field_type, .shorthand_for = "redis." field        \
+	}
+static const struct shmring_field rl_config[] = {
+    RL_LIMIT("second"),
+    RL_LIMIT("minute"),
+    RL_LIMIT("hour"),
+    RL_LIMIT("day"),
+    RL_LIMIT("month"),
+    RL_LIMIT("year"),
+    {.name = "limit_by",
+     .type = SHMRING_FIELD_STRING,
+     .def = "\"consumer\"",
+     .one_of = limit_by_names,
+     .doc = "what a counter counts (falls back to the client IP)"},
+    {.name = "header_name",
+     .type = SHMRING_FIELD_STRING,
+     .kong_typedef = SHMRING_TYPEDEF_HEADER_NAME,
+     .doc = "limit_by = header"},
+    {.name = "path",
+     .type = SHMRING_FIELD_STRING,
+     .kong_typedef = SHMRING_TYPEDEF_PATH,
+     .doc = "limit_by = path"},
+    {.name = "policy", .type = SHMRING_FIELD_STRING, .def = "\"local\"", .one_of = policy_names},
+    {.name = "algorithm",
+     .type = SHMRING_FIELD_STRING,
+     .def = "\"fixed-window\"",
+     .one_of = algorithm_names},
+    {.name = "fault_tolerant",
+     .type = SHMRING_FIELD_BOOLEAN,
+     .flags = SHMRING_FIELD_REQUIRED,
+     .def = "true"},
+    {.name = "redis", .type = SHMRING_FIELD_RECORD, .fields = rl_redis_fields},
+    {.name = "hide_client_headers",
+     .type = SHMRING_FIELD_BOOLEAN,
+     .flags = SHMRING_FIELD_REQUIRED,
+     .def = "false"},
+    {.name = "error_code",
+     .type = SHMRING_FIELD_NUMBER,
+     .flags = SHMRING_FIELD_GT,
+     .def = "429",
+     .gt = 0},
+    {.name = "error_message", .type = SHMRING_FIELD_STRING, .def = "\"API rate limit exceeded\""},
+    {.name = "retry_after_jitter_max",
+     .type = SHMRING_FIELD_NUMBER,
+     .flags = SHMRING_FIELD_REQUIRED | SHMRING_FIELD_BETWEEN,
+     .def = "0",
+     .min = 0,
+     .max = 86400,
+     .doc = "seconds"},
+    {.name = "sync_rate",
+     .type = SHMRING_FIELD_NUMBER,
+     .def = "1",
+     .doc = "seconds between Redis exchanges (0 or -1: synchronous)"},
+    RL_REDIS_SHORTHAND("host", SHMRING_FIELD_STRING),
+    RL_REDIS_SHORTHAND("port", SHMRING_FIELD_INTEGER),
+    RL_REDIS_SHORTHAND("username", SHMRING_FIELD_STRING),
+    RL_REDIS_SHORTHAND("password", SHMRING_FIELD_STRING),
+    RL_REDIS_SHORTHAND("database", SHMRING_FIELD_INTEGER),
+    RL_REDIS_SHORTHAND("timeout", SHMRING_FIELD_INTEGER),
+    RL_REDIS_SHORTHAND("ssl", SHMRING_FIELD_BOOLEAN),
+    RL_REDIS_SHORTHAND("ssl_verify", SHMRING_FIELD_BOOLEAN),
+    RL_REDIS_SHORTHAND("server_name", SHMRING_FIELD_STRING),
+    SHMRING_GATEWAY_FIELDS("true"),
+    {.name = NULL}};
+static const char *const rl_periods[] = {"second", "minute", "hour", "day", "month", "year", NULL};
+static const struct shmring_check rl_checks[] = {
+    {.kind = SHMRING_CHECK_AT_LEAST_ONE_OF, .fields = rl_periods},
+    {.kind = SHMRING_CHECK_CONDITIONAL,
+     .if_field = "limit_by",
+     .if_match = {.eq = "header"},
+     .then_field = "header_name",
+     .then_match = {.flags = SHMRING_MATCH_REQUIRED}},
+    {.kind = SHMRING_CHECK_CONDITIONAL,
+     .if_field = "limit_by",
+     .if_match = {.eq = "path"},
+     .then_field = "path",
+     .then_match = {.flags = SHMRING_MATCH_REQUIRED}},
+    {.kind = SHMRING_CHECK_CONDITIONAL,
+     .if_field = "policy",
+     .if_match = {.eq = "redis"},
+     .then_field = "redis.host",
+     .then_match = {.flags = SHMRING_MATCH_REQUIRED}},
+    {.kind = 0}};
+/* Kong's validate_periods_order; rl_conf_new refuses the same in C. */
+static const char rl_kong_validator[] =
+    "function(config)\n"
+    "                local periods = { \"second\", \"minute\", \"hour\", \"day\", \"month\", "
+    "\"year\" }\n"
+    "                for i, lower in ipairs(periods) do\n"
+    "                    local v1 = config[lower]\n"
+    "                    for j = i + 1, #periods do\n"
+    "                        local v2 = config[periods[j]]\n"
+    "                        if type(v1) == \"number\" and type(v2) == \"number\" and v2 < v1 "
+    "then\n"
+    "                            return nil, string.format(\"The limit for %s(%.1f) cannot be "
+    "lower than the limit for %s(%.1f)\",\n"
+    "                                periods[j], v2, lower, v1)\n"
+    "                        end\n"
+    "                    end\n"
+    "                end\n"
+    "                return true\n"
+    "            end";
 
-static const char *const redis_fields[] = {"host",        "port",    "username", "password",
-                                           "database",    "timeout", "ssl",      "ssl_verify",
-                                           "server_name", NULL};
-
-/* A limit: a positive number, integral (Kong's schema says number; a
- * fraction of a request is meaningless). 0 absent, 1 set, < 0 bad. */
+/* A limit, given: the schema passed a number above 0; it must also be a
+ * whole number of requests (a fraction of a request is meaningless). */
 static int read_limit(const msgpack_object *cfg, int p, uint64_t *out, char *err, size_t errlen)
 {
 	const msgpack_object *v = shmring_pc_field(cfg, period_names[p]);
@@ -122,28 +246,15 @@ static int read_limit(const msgpack_object *cfg, int p, uint64_t *out, char *err
 	return 1;
 }
 
-static int read_enum(const msgpack_object *cfg, const char *key, const char *const *names, int def,
-                     int *out, char *err, size_t errlen)
+/* The index in names of the string the schema checked against them. */
+static int enum_index(const msgpack_object *cfg, const char *key, const char *const *names)
 {
-	char *s = NULL;
-	int rc = shmring_pc_strdup(cfg, PLUGIN, key, NULL, true, &s, err, errlen);
-	*out = def;
-	if (rc < 0 || !s)
-		return rc;
-	for (int i = 0; names[i]; i++) {
-		if (!strcmp(s, names[i])) {
-			*out = i;
-			free(s);
-			return 0;
-		}
-	}
-	char list[256] = "";
-	for (int i = 0; names[i]; i++)
-		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
-		         names[i]);
-	snprintf(err, errlen, PLUGIN ": config.%s must be one of %s (got '%.64s')", key, list, s);
-	free(s);
-	return -EINVAL;
+	const msgpack_object *v = shmring_pc_field(cfg, key);
+	for (int i = 0; v && v->type == MSGPACK_OBJECT_STR && names[i]; i++)
+		if (v->via.str.size == strlen(names[i]) &&
+		    !memcmp(v->via.str.ptr, names[i], v->via.str.size))
+			return i;
+	return 0;
 }
 
 /* Kong's kong.response.error body: {"message":"<json-escaped message>"}. */
@@ -186,59 +297,30 @@ static void rl_conf_free(void *p)
 	free(c);
 }
 
-/* The redis settings: the `redis` record (Kong >= 3.6) or the flat
- * redis_* fields (older Kong); not both. */
+/* The redis record (the schema moved Kong's older flat redis_* fields into
+ * it and filled its defaults). */
 static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, size_t errlen)
 {
 	const msgpack_object *r = shmring_pc_field(cfg, "redis");
-	char k[64];
-	bool flat = false;
-	static const char *const flat_names[] = {"redis_host",        "redis_port",
-	                                         "redis_username",    "redis_password",
-	                                         "redis_database",    "redis_timeout",
-	                                         "redis_ssl",         "redis_ssl_verify",
-	                                         "redis_server_name", NULL};
-	for (int i = 0; flat_names[i]; i++)
-		flat |= shmring_pc_field(cfg, flat_names[i]) != NULL;
-	if (r && !(r->type == MSGPACK_OBJECT_MAP && r->via.map.size == 0) && flat) {
-		snprintf(err, errlen,
-		         PLUGIN ": set either config.redis or the redis_* fields, not both");
-		return -EINVAL;
-	}
-	if (flat) {
-		r = cfg;
-	} else if (r) {
-		if (r->type != MSGPACK_OBJECT_MAP) {
-			snprintf(err, errlen, PLUGIN ": config.redis must be a map");
-			return -EINVAL;
-		}
-		int rc =
-		    shmring_pc_check_fields(r, PLUGIN ": config.redis", redis_fields, err, errlen);
-		if (rc < 0)
-			return rc;
-	}
 	int64_t port, db, timeout;
 	int rc;
-	/* The same readers for both shapes: the flat names carry a prefix. */
-#define KEY(name) (snprintf(k, sizeof(k), "%s" name, flat ? "redis_" : ""), k)
-	if ((rc = shmring_pc_strdup(r, PLUGIN, KEY("host"), NULL, true, &c->redis.host, err,
-	                            errlen)) < 0 ||
-	    (rc = shmring_pc_int(r, PLUGIN, KEY("port"), 6379, 1, 65535, &port, err, errlen)) < 0 ||
-	    (rc = shmring_pc_strdup(r, PLUGIN, KEY("username"), NULL, true, &c->redis.username, err,
-	                            errlen)) < 0 ||
-	    (rc = shmring_pc_strdup(r, PLUGIN, KEY("password"), NULL, false, &c->redis.password,
-	                            err, errlen)) < 0 ||
-	    (rc = shmring_pc_int(r, PLUGIN, KEY("database"), 0, 0, 1000000, &db, err, errlen)) <
+	if ((rc = shmring_pc_strdup(r, PLUGIN, "host", NULL, true, &c->redis.host, err, errlen)) <
 	        0 ||
-	    (rc = shmring_pc_int(r, PLUGIN, KEY("timeout"), 2000, 1, 600000, &timeout, err,
-	                         errlen)) < 0 ||
-	    (rc = shmring_pc_bool(r, PLUGIN, KEY("ssl"), false, &c->redis.ssl, err, errlen)) < 0 ||
-	    (rc = shmring_pc_bool(r, PLUGIN, KEY("ssl_verify"), false, &c->redis.ssl_verify, err,
+	    (rc = shmring_pc_int(r, PLUGIN, "port", 6379, 1, 65535, &port, err, errlen)) < 0 ||
+	    (rc = shmring_pc_strdup(r, PLUGIN, "username", NULL, true, &c->redis.username, err,
+	                            errlen)) < 0 ||
+	    (rc = shmring_pc_strdup(r, PLUGIN, "password", NULL, false, &c->redis.password, err,
+	                            errlen)) < 0 ||
+	    (rc = shmring_pc_int(r, PLUGIN, "database", 0, 0, 1000000, &db, err, errlen)) < 0 ||
+	    (rc = shmring_pc_int(r, PLUGIN, "timeout", 2000, 1, 600000, &timeout, err, errlen)) <
+	        0 ||
+	    (rc = shmring_pc_bool(r, PLUGIN, "ssl", false, &c->redis.ssl, err, errlen)) < 0 ||
+	    (rc = shmring_pc_bool(r, PLUGIN, "ssl_verify", false, &c->redis.ssl_verify, err,
 	                          errlen)) < 0 ||
-	    (rc = shmring_pc_strdup(r, PLUGIN, KEY("server_name"), NULL, true,
-	                            &c->redis.server_name, err, errlen)) < 0) {
+	    (rc = shmring_pc_strdup(r, PLUGIN, "server_name", NULL, true, &c->redis.server_name,
+	                            err, errlen)) < 0) {
 		/* The readers say "config.<field>": name the record. */
-		char *at = flat ? NULL : strstr(err, "config.");
+		char *at = strstr(err, "config.");
 		if (at) {
 			char tmp[512];
 			snprintf(tmp, sizeof(tmp), "%s", at + strlen("config."));
@@ -246,7 +328,6 @@ static int read_redis(const msgpack_object *cfg, struct rl_conf *c, char *err, s
 		}
 		return rc;
 	}
-#undef KEY
 	if (c->redis.password && !c->redis.password[0]) {
 		free(c->redis.password);
 		c->redis.password = NULL;
@@ -266,56 +347,45 @@ static int rl_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 	int rc, limit_by, policy, algorithm;
 	int64_t code, sync_ms, jitter;
 	double sync_rate = 1;
-	static const char *const policies[] = {"local", "redis", "cluster", NULL};
-	static const char *const algorithms[] = {"fixed-window", "token-bucket", NULL};
 	if (!c) {
 		snprintf(err, errlen, PLUGIN ": out of memory");
 		return -ENOMEM;
 	}
 	c->w = wstate;
-	if ((rc = shmring_pc_check_fields(cfg, PLUGIN, fields, err, errlen)) < 0)
-		goto fail;
-	for (int p = 0; p < RL_NPERIODS; p++) {
-		uint64_t lim;
-		if ((rc = read_limit(cfg, p, &lim, err, errlen)) < 0)
+	uint64_t lim[RL_NPERIODS];
+	for (int p = 0; p < RL_NPERIODS; p++)
+		if ((rc = read_limit(cfg, p, &lim[p], err, errlen)) < 0)
 			goto fail;
-		if (rc == 0)
-			continue;
-		/* Kong: "The limit for minute(10) cannot be lower than the limit
-		 * for second(20)". */
-		for (int i = 0; i < c->np; i++) {
-			if (c->p[i].limit > lim) {
+	/* Kong's validate_periods_order (rl_kong_validator), in its order. */
+	for (int lo = 0; lo < RL_NPERIODS; lo++) {
+		for (int hi = lo + 1; lim[lo] && hi < RL_NPERIODS; hi++) {
+			if (lim[hi] && lim[hi] < lim[lo]) {
 				snprintf(err, errlen,
-				         PLUGIN ": the limit for %s(%llu) cannot be lower than the "
-				                "limit for %s(%llu)",
-				         period_names[p], (unsigned long long)lim,
-				         period_names[c->p[i].period],
-				         (unsigned long long)c->p[i].limit);
+				         PLUGIN ": The limit for %s(%.1f) cannot be lower than the "
+				                "limit for %s(%.1f)",
+				         period_names[hi], (double)lim[hi], period_names[lo],
+				         (double)lim[lo]);
 				rc = -EINVAL;
 				goto fail;
 			}
 		}
+	}
+	for (int p = 0; p < RL_NPERIODS; p++) {
+		if (!lim[p])
+			continue; /* the schema saw that one is set */
 		struct rl_period *rp = &c->p[c->np++];
 		rp->period = p;
-		rp->limit = lim;
+		rp->limit = lim[p];
 		rp->h_limit_len = (size_t)snprintf(rp->h_limit, sizeof(rp->h_limit),
 		                                   "X-RateLimit-Limit-%s", period_titles[p]);
 		rp->h_remaining_len =
 		    (size_t)snprintf(rp->h_remaining, sizeof(rp->h_remaining),
 		                     "X-RateLimit-Remaining-%s", period_titles[p]);
 	}
-	if (c->np == 0) {
-		snprintf(err, errlen,
-		         PLUGIN ": set at least one of config.second, minute, hour, day, month, "
-		                "year");
-		rc = -EINVAL;
-		goto fail;
-	}
-	if ((rc = read_enum(cfg, "limit_by", limit_by_names, RL_BY_CONSUMER, &limit_by, err,
-	                    errlen)) < 0 ||
-	    (rc = read_enum(cfg, "policy", policies, 0, &policy, err, errlen)) < 0 ||
-	    (rc = read_enum(cfg, "algorithm", algorithms, 0, &algorithm, err, errlen)) < 0 ||
-	    (rc = shmring_pc_strdup(cfg, PLUGIN, "header_name", NULL, true, &c->header_name, err,
+	limit_by = enum_index(cfg, "limit_by", limit_by_names);
+	policy = enum_index(cfg, "policy", policy_names);
+	algorithm = enum_index(cfg, "algorithm", algorithm_names);
+	if ((rc = shmring_pc_strdup(cfg, PLUGIN, "header_name", NULL, true, &c->header_name, err,
 	                            errlen)) < 0 ||
 	    (rc = shmring_pc_strdup(cfg, PLUGIN, "path", NULL, true, &c->path, err, errlen)) < 0 ||
 	    (rc = shmring_pc_bool(cfg, PLUGIN, "fault_tolerant", true, &c->fault_tolerant, err,
@@ -335,12 +405,6 @@ static int rl_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 	c->token_bucket = algorithm == 1;
 	c->error_code = (uint32_t)code;
 	c->jitter_max = (uint32_t)jitter;
-	if (policy == 2) {
-		snprintf(err, errlen,
-		         PLUGIN ": config.policy 'cluster' needs Kong's database; use 'local' "
-		                "(exact on this host) or 'redis' (several hosts)");
-		goto fail;
-	}
 	c->redis_policy = policy == 1;
 	const msgpack_object *sr = shmring_pc_field(cfg, "sync_rate");
 	if (sr) {
@@ -365,36 +429,6 @@ static int rl_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 		goto fail;
 	}
 	c->sync_ms = (uint32_t)sync_ms;
-	if (c->limit_by == RL_BY_HEADER) {
-		if (!c->header_name) {
-			snprintf(err, errlen,
-			         PLUGIN
-			         ": config.header_name is required when limit_by is 'header'");
-			goto fail;
-		}
-		if (!shmring_pc_header_name_ok(shmring_cstr(c->header_name))) {
-			snprintf(err, errlen,
-			         PLUGIN ": config.header_name '%.64s' is not a valid header name",
-			         c->header_name);
-			goto fail;
-		}
-	}
-	if (c->limit_by == RL_BY_PATH) {
-		if (!c->path) {
-			snprintf(err, errlen,
-			         PLUGIN ": config.path is required when limit_by is 'path'");
-			goto fail;
-		}
-		if (c->path[0] != '/') {
-			snprintf(err, errlen, PLUGIN ": config.path must start with '/'");
-			goto fail;
-		}
-	}
-	if (c->redis_policy && !c->redis.host) {
-		snprintf(err, errlen,
-		         PLUGIN ": config.redis.host is required when policy is 'redis'");
-		goto fail;
-	}
 	/* token-bucket + redis exchanges takes per period window in 32-bit
 	 * counts; a window can see a full burst plus a period's refill. */
 	for (int i = 0; c->redis_policy && c->token_bucket && i < c->np; i++) {
@@ -763,4 +797,7 @@ SHMRING_PLUGIN_EXPORT const struct shmring_plugin shmring_plugin = {
     .conf_new = rl_conf_new,
     .conf_free = rl_conf_free,
     .access = rl_access,
+    .config = rl_config,
+    .config_checks = rl_checks,
+    .config_kong_validator = rl_kong_validator,
 };

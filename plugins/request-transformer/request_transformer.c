@@ -1,41 +1,53 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * request-transformer: Kong's request-transformer (3.x) for headers, the
- * query string, replace.uri and http_method, as a shmring C plugin.
+ * query string, the body, replace.uri and http_method, as a shmring C
+ * plugin.
  *
  * Kong's order: uri, method, headers (remove, rename, replace, add,
- * append), querystring (same order). Kong's rules: replace only if present,
+ * append), body (same order; multipart: rename, remove, replace, add),
+ * querystring (same order). Kong's rules: replace only if present,
  * add only if absent, append always; header names compare
  * case-insensitively, query names exactly; the Host header can be replaced
  * but not added; a query rename of an absent arg removes the target (as
  * Kong's `qs[new] = qs[old]; qs[old] = nil` does).
  *
  * Values are templates: `$(headers.x_foo)`, `$(headers["x-foo"])`,
- * `$(query_params.bar)`, `$(query_params["bar"])`, each optionally followed
- * by `or "default"`, and `$("literal")`. They read the original request and
- * are parsed once, in conf_new; anything else (uri_captures, shared, Lua
+ * `$(query_params.bar)`, `$(query_params["bar"])`, `$(uri_captures.name)`,
+ * `$(uri_captures[1])`, `$(shared.key)` (and the ["..."] forms), each
+ * optionally followed by `or "default"`, and `$("literal")`. They read the
+ * original request and are parsed once, in conf_new; anything else (Lua
  * expressions) is refused there. A missing value renders as "" (use
- * `or "..."`). Body transformations (the `body` and `json_types` fields)
- * are not supported: non-empty ones are refused at CONF time rather than
- * silently ignored.
+ * `or "..."`).
+ *
+ * Bodies (the gateway sends one only for a config with body rules, or
+ * http_method GET/HEAD/TRACE, and a Content-Type naming JSON, form or
+ * multipart: lua/shmring/plugins.lua): JSON through jansson, forms and
+ * multipart through plugins/common/body.c, with Kong's rules (remove,
+ * rename and replace only for a non-empty body; in JSON false counts as
+ * unset). json_types (Kong Enterprise's request-transformer-advanced)
+ * types the JSON values of replace/add/append by index. A body that
+ * changed is sent whole (SET_BODY) with its Content-Length. A body that is
+ * not JSON, or not a JSON object, goes on untouched as in Kong; a
+ * multipart body that is not one (truncated, a part without a name) or a
+ * form or multipart body of more than SHMRING_PC_BODY_MAX_FIELDS fields
+ * is answered 400, and one the gateway could not send (past its body_max)
+ * 413: docs/plugins.md lists what Kong does instead.
  *
  * Reply: CLEAR_REQ_HEADER for every header Kong would clear, then
  * SET_REQ_HEADER (+ ADD_REQ_HEADER for further values) for every header
  * whose value changed, SET_QUERY with the whole rebuilt query (names
  * sorted, like Kong's encode_args) when any querystring rule exists,
- * SET_PATH for replace.uri, SET_METHOD for http_method.
+ * SET_PATH for replace.uri, SET_METHOD for http_method, SET_BODY and
+ * Content-Length for a changed body.
  */
 #define _GNU_SOURCE /* memmem */
-#include "shmring_pc.h"
-#include "shmring_plugin.h"
+#include "rt_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define PLUGIN "request-transformer"
-#define MAX_ITEMS 512 /* headers or query args per request */
 
 /* ---- conf-lifetime strings ------------------------------------------------ */
 
@@ -74,51 +86,7 @@ static void arena_free(struct arena_block *b)
 	}
 }
 
-/* ---- templates ----------------------------------------------------------------- */
-
-enum part_kind { PART_LITERAL, PART_HEADER, PART_QUERY };
-
-struct part {
-	enum part_kind kind;
-	struct shmring_str
-	    text; /* literal text, or the name to look up (headers: lower-case, '-') */
-	struct shmring_str dflt; /* used when the value is missing */
-};
-
-struct tpl {
-	struct part *parts;
-	size_t n;
-};
-
-struct op {
-	struct shmring_str name;     /* as configured (emitted with this case) */
-	struct shmring_str new_name; /* rename only */
-	struct tpl value;            /* add/append/replace; n == 0: no value (Kong: no-op) */
-	int has_value;
-};
-
-struct op_list {
-	struct op *v;
-	size_t n;
-};
-
-enum { OP_REMOVE, OP_RENAME, OP_REPLACE, OP_ADD, OP_APPEND, OP_KINDS };
 static const char *const op_names[OP_KINDS] = {"remove", "rename", "replace", "add", "append"};
-
-struct rt_conf {
-	struct op_list headers[OP_KINDS];
-	struct op_list query[OP_KINDS];
-	int any_query;
-	struct tpl uri;
-	int has_uri;
-	struct shmring_str method; /* upper-case; len 0 if unset */
-	struct arena_block *arena;
-	/* Per-request scratch (single-threaded worker; reused, never shrunk). */
-	char *render; /* rendered values */
-	size_t render_cap, render_len;
-	char *query_buf;
-	size_t query_cap;
-};
 
 struct parse_ctx {
 	struct rt_conf *c;
@@ -178,8 +146,9 @@ static int parse_expr(struct parse_ctx *p, const char *s, const char *e, struct 
 {
 	static const char usage[] =
 	    "unsupported template expression '$(%s)': use $(headers.NAME), "
-	    "$(headers[\"NAME\"]), $(query_params.NAME) or $(query_params[\"NAME\"]), "
-	    "optionally followed by or \"default\", or $(\"literal\")";
+	    "$(headers[\"NAME\"]), $(query_params.NAME), $(query_params[\"NAME\"]), "
+	    "$(uri_captures.NAME), $(uri_captures[N]), $(shared.NAME) (and the [\"NAME\"] "
+	    "forms), optionally followed by or \"default\", or $(\"literal\")";
 	char shown[200];
 	snprintf(shown, sizeof(shown), "%.*s", (int)(e - s > 150 ? 150 : e - s), s);
 	s = skip_ws(s, e);
@@ -199,6 +168,12 @@ static int parse_expr(struct parse_ctx *p, const char *s, const char *e, struct 
 	} else if ((size_t)(e - s) > 12 && !memcmp(s, "query_params", 12) && !ident_char(s[12])) {
 		kind = PART_QUERY;
 		s += 12;
+	} else if ((size_t)(e - s) > 12 && !memcmp(s, "uri_captures", 12) && !ident_char(s[12])) {
+		kind = PART_URI_CAPTURE;
+		s += 12;
+	} else if ((size_t)(e - s) > 6 && !memcmp(s, "shared", 6) && !ident_char(s[6])) {
+		kind = PART_SHARED;
+		s += 6;
 	} else {
 		return perr(p, usage, shown);
 	}
@@ -212,7 +187,13 @@ static int parse_expr(struct parse_ctx *p, const char *s, const char *e, struct 
 		name = (struct shmring_str){n, (size_t)(s - n)};
 	} else if (*s == '[') {
 		s = skip_ws(s + 1, e);
-		if (quoted(&s, e, &name) < 0 || name.len == 0)
+		const char *digits = s;
+		while (kind == PART_URI_CAPTURE && s < e && *s >= '0' && *s <= '9')
+			s++;
+		/* uri_captures[1]: a numbered group (the snapshot's key "1") */
+		if (s > digits && s - digits <= 3)
+			name = (struct shmring_str){digits, (size_t)(s - digits)};
+		else if ((s = digits, quoted(&s, e, &name) < 0) || name.len == 0)
 			return perr(p, usage, shown);
 		s = skip_ws(s, e);
 		if (s >= e || *s != ']')
@@ -381,9 +362,8 @@ static int parse_list(struct parse_ctx *p, const msgpack_object *section, const 
 
 /* The config, declared once: shmringd checks it and fills in the defaults
  * before rt_conf_new, and the Kong schema is made from it (`shmringctl
- * schema request-transformer --kong`). Kong's fields; `body` and
- * `json_types` exist for config compatibility but must stay empty (no body
- * in the snapshot: rt_conf_new refuses body rules). */
+ * schema request-transformer --kong`). Kong's fields, plus `json_types`
+ * (Kong Enterprise's). */
 static const struct shmring_field rt_string = {.type = SHMRING_FIELD_STRING};
 static const struct shmring_field rt_colon_string = {.type = SHMRING_FIELD_STRING,
                                                      .match = "^[^:]+:.*$"};
@@ -443,7 +423,41 @@ static void rt_conf_free(void *conf)
 	arena_free(c->arena);
 	free(c->render);
 	free(c->query_buf);
+	free(c->body_buf);
+	free(c->form_buf);
 	free(c);
+}
+
+/* config.<section>.json_types: one type name per body rule (by index). */
+static int parse_json_types(struct parse_ctx *p, const msgpack_object *sec, int k)
+{
+	char where[64];
+	snprintf(where, sizeof(where), "config.%s.json_types", op_names[k]);
+	struct shmring_pc_strv sv;
+	int rc = shmring_pc_strv(shmring_pc_field(sec, "json_types"), PLUGIN, where, NULL, &sv,
+	                         p->err, p->errlen);
+	if (rc < 0 || sv.n == 0) {
+		if (rc == 0)
+			shmring_pc_strv_free(&sv);
+		return rc;
+	}
+	uint8_t *t = (uint8_t *)arena_alloc(&p->c->arena, sv.n);
+	for (size_t i = 0; t && i < sv.n && rc == 0; i++) {
+		if (shmring_str_eq(sv.v[i], SHMRING_LIT("string")))
+			t[i] = JT_STRING;
+		else if (shmring_str_eq(sv.v[i], SHMRING_LIT("boolean")))
+			t[i] = JT_BOOLEAN;
+		else if (shmring_str_eq(sv.v[i], SHMRING_LIT("number")))
+			t[i] = JT_NUMBER;
+		else {
+			p->where = where;
+			rc = perr(p, "'%s' is not one of boolean, number, string", sv.v[i].ptr);
+		}
+	}
+	p->c->json_types[k] = t;
+	p->c->njson_types[k] = sv.n;
+	shmring_pc_strv_free(&sv);
+	return t ? rc : -ENOMEM;
 }
 
 static int rt_conf_new(void *wstate, const msgpack_object *cfg, void **out, char *err,
@@ -480,21 +494,14 @@ static int rt_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 	for (int k = 0; k < OP_KINDS && rc == 0; k++) {
 		/* The schema made each section a map of its declared lists. */
 		const msgpack_object *sec = shmring_pc_field(cfg, op_names[k]);
-		/* Body rules would need the request body: refuse them. */
-		static const char *const body_fields[] = {"body", "json_types"};
-		for (int b = 0; b < 2 && rc == 0; b++) {
-			const msgpack_object *bv = shmring_pc_field(sec, body_fields[b]);
-			if (bv && !((bv->type == MSGPACK_OBJECT_ARRAY && bv->via.array.size == 0) ||
-			            (bv->type == MSGPACK_OBJECT_MAP && bv->via.map.size == 0))) {
-				snprintf(err, errlen,
-				         PLUGIN ": config.%s.%s is not supported (shmring does not "
-				                "send the request body to plugins); remove it",
-				         op_names[k], body_fields[b]);
-				rc = -EINVAL;
-			}
-		}
 		if (rc == 0)
 			rc = parse_list(&p, sec, op_names[k], k, "headers", 1, &c->headers[k]);
+		if (rc == 0)
+			rc = parse_list(&p, sec, op_names[k], k, "body", 0, &c->body[k]);
+		if (rc == 0 && c->body[k].n)
+			c->any_body = 1;
+		if (rc == 0 && k >= OP_REPLACE)
+			rc = parse_json_types(&p, sec, k);
 		if (rc == 0)
 			rc = parse_list(&p, sec, op_names[k], k, "querystring", 0, &c->query[k]);
 		if (rc == 0 && c->query[k].n)
@@ -529,25 +536,6 @@ static int rt_conf_new(void *wstate, const msgpack_object *cfg, void **out, char
 }
 
 /* ---- per request ---------------------------------------------------------------- */
-
-/* A header or query arg being transformed. vals point into the snapshot,
- * the config, or c->render. */
-struct item {
-	struct shmring_str name;
-	struct shmring_str *vals; /* in the vals pool */
-	uint32_t nvals;
-	uint8_t present, changed, cleared, flag;
-};
-
-struct work {
-	struct rt_conf *c;
-	const struct shmring_request *req;
-	struct item items[MAX_ITEMS];
-	size_t n;
-	struct shmring_str pool[MAX_ITEMS * 2];
-	size_t npool;
-};
-
 /* Values rendered into c->render are stored as offsets first (the buffer
  * may move while rendering), then fixed up. Simpler: render into a buffer
  * sized once per request to the worst case (see render_reserve). */
@@ -570,7 +558,13 @@ static int render_reserve(struct rt_conf *c, size_t need)
 static struct shmring_str lookup(const struct shmring_request *req, const struct part *pt)
 {
 	struct shmring_str v = {NULL, 0};
-	if (pt->kind == PART_HEADER) {
+	if (pt->kind == PART_URI_CAPTURE || pt->kind == PART_SHARED) {
+		const msgpack_object *env = shmring_map_get(
+		    req->root,
+		    pt->kind == PART_SHARED ? SHMRING_LIT("shared") : SHMRING_LIT("uri_captures"));
+		if (shmring_map_str(env, pt->text, &v))
+			return v;
+	} else if (pt->kind == PART_HEADER) {
 		if (shmring_req_header(req, pt->text, &v))
 			return v;
 	} else {
@@ -593,8 +587,8 @@ static size_t tpl_max_len(const struct shmring_request *req, const struct tpl *t
 }
 
 /* Render t at c->render + c->render_len (room reserved beforehand). */
-static struct shmring_str render(struct rt_conf *c, const struct shmring_request *req,
-                                 const struct tpl *t)
+struct shmring_str rt_render(struct rt_conf *c, const struct shmring_request *req,
+                             const struct tpl *t)
 {
 	if (t->n == 1 && t->parts[0].kind == PART_LITERAL)
 		return t->parts[0].text; /* no copy for plain values */
@@ -619,6 +613,8 @@ static int reserve_all(struct rt_conf *c, const struct shmring_request *req)
 			need += tpl_max_len(req, &c->headers[k].v[i].value);
 		for (size_t i = 0; i < c->query[k].n; i++)
 			need += tpl_max_len(req, &c->query[k].v[i].value);
+		for (size_t i = 0; i < c->body[k].n; i++)
+			need += tpl_max_len(req, &c->body[k].v[i].value);
 	}
 	if (c->has_uri)
 		need += tpl_max_len(req, &c->uri);
@@ -636,7 +632,7 @@ static struct item *find(struct work *w, struct shmring_str name, int ci)
 }
 
 /* The item for name (present or not), added if new; NULL if full. */
-static struct item *slot(struct work *w, struct shmring_str name, int ci)
+struct item *rt_slot(struct work *w, struct shmring_str name, int ci)
 {
 	for (size_t i = 0; i < w->n; i++)
 		if (ci ? shmring_pc_str_eq_ci(w->items[i].name, name)
@@ -663,7 +659,7 @@ static int set_one(struct work *w, struct item *it, struct shmring_str v)
 	return 0;
 }
 
-static int append_one(struct work *w, struct item *it, struct shmring_str v)
+int rt_append_one(struct work *w, struct item *it, struct shmring_str v)
 {
 	if (!it->present || it->nvals == 0)
 		return set_one(w, it, v);
@@ -748,7 +744,7 @@ static int transform_headers(struct work *w)
 			it->present = 0;
 			it->cleared = 1;
 		}
-		struct item *dst = slot(w, op->new_name, 1);
+		struct item *dst = rt_slot(w, op->new_name, 1);
 		if (!dst)
 			return -E2BIG;
 		dst->name = op->new_name;
@@ -763,29 +759,29 @@ static int transform_headers(struct work *w)
 			continue;
 		it = find(w, op->name, 1);
 		if (!it && shmring_pc_str_eq_ci(op->name, SHMRING_LIT("host")))
-			it = slot(w, op->name, 1);
+			it = rt_slot(w, op->name, 1);
 		if (it)
-			rc = set_one(w, it, render(c, req, &op->value));
+			rc = set_one(w, it, rt_render(c, req, &op->value));
 	}
 	for (size_t i = 0; i < c->headers[OP_ADD].n && rc == 0; i++) {
 		const struct op *op = &c->headers[OP_ADD].v[i];
 		if (!op->has_value || find(w, op->name, 1) ||
 		    shmring_pc_str_eq_ci(op->name, SHMRING_LIT("host")))
 			continue;
-		if (!(it = slot(w, op->name, 1)))
+		if (!(it = rt_slot(w, op->name, 1)))
 			return -E2BIG;
 		it->name = op->name;
-		rc = set_one(w, it, render(c, req, &op->value));
+		rc = set_one(w, it, rt_render(c, req, &op->value));
 	}
 	for (size_t i = 0; i < c->headers[OP_APPEND].n && rc == 0; i++) {
 		const struct op *op = &c->headers[OP_APPEND].v[i];
 		if (!op->has_value)
 			continue;
-		if (!(it = slot(w, op->name, 1)))
+		if (!(it = rt_slot(w, op->name, 1)))
 			return -E2BIG;
 		if (!it->present)
 			it->name = op->name;
-		rc = append_one(w, it, render(c, req, &op->value));
+		rc = rt_append_one(w, it, rt_render(c, req, &op->value));
 	}
 	return rc;
 }
@@ -807,11 +803,18 @@ static int emit_headers(struct work *w, struct shmring_reply *rep)
 	return rc;
 }
 
+/* The query rules, after the form body's fields when http_method moves
+ * them there; SET_QUERY only if either applied. */
 static int transform_query(struct work *w, struct shmring_reply *rep)
 {
 	struct rt_conf *c = w->c;
 	const struct shmring_request *req = w->req;
 	int rc = load(w, req->query, 0);
+	int merged = rc == 0 ? rt_method_body_to_query(w) : 0;
+	if (merged < 0)
+		return merged;
+	if (!c->any_query && !merged)
+		return 0;
 	struct item *it;
 	for (size_t i = 0; i < c->query[OP_REMOVE].n && rc == 0; i++)
 		if ((it = find(w, c->query[OP_REMOVE].v[i].name, 0)))
@@ -819,7 +822,7 @@ static int transform_query(struct work *w, struct shmring_reply *rep)
 	for (size_t i = 0; i < c->query[OP_RENAME].n && rc == 0; i++) {
 		const struct op *op = &c->query[OP_RENAME].v[i];
 		struct item *src = find(w, op->name, 0);
-		struct item *dst = slot(w, op->new_name, 0);
+		struct item *dst = rt_slot(w, op->new_name, 0);
 		if (!dst)
 			return -E2BIG;
 		if (dst == src)
@@ -838,23 +841,23 @@ static int transform_query(struct work *w, struct shmring_reply *rep)
 	for (size_t i = 0; i < c->query[OP_REPLACE].n && rc == 0; i++) {
 		const struct op *op = &c->query[OP_REPLACE].v[i];
 		if (op->has_value && (it = find(w, op->name, 0)))
-			rc = set_one(w, it, render(c, req, &op->value));
+			rc = set_one(w, it, rt_render(c, req, &op->value));
 	}
 	for (size_t i = 0; i < c->query[OP_ADD].n && rc == 0; i++) {
 		const struct op *op = &c->query[OP_ADD].v[i];
 		if (!op->has_value || find(w, op->name, 0))
 			continue;
-		if (!(it = slot(w, op->name, 0)))
+		if (!(it = rt_slot(w, op->name, 0)))
 			return -E2BIG;
-		rc = set_one(w, it, render(c, req, &op->value));
+		rc = set_one(w, it, rt_render(c, req, &op->value));
 	}
 	for (size_t i = 0; i < c->query[OP_APPEND].n && rc == 0; i++) {
 		const struct op *op = &c->query[OP_APPEND].v[i];
 		if (!op->has_value)
 			continue;
-		if (!(it = slot(w, op->name, 0)))
+		if (!(it = rt_slot(w, op->name, 0)))
 			return -E2BIG;
-		rc = append_one(w, it, render(c, req, &op->value));
+		rc = rt_append_one(w, it, rt_render(c, req, &op->value));
 	}
 	if (rc < 0)
 		return rc;
@@ -882,7 +885,7 @@ static int rt_access(void *conf, const struct shmring_request *req, struct shmri
 	if (rc < 0)
 		return rc;
 	if (c->has_uri)
-		rc = shmring_reply_set_path(rep, render(c, req, &c->uri));
+		rc = shmring_reply_set_path(rep, rt_render(c, req, &c->uri));
 	if (rc == 0 && c->method.len)
 		rc = shmring_reply_set_method(rep, c->method);
 	/* Both transforms share the work area: headers are emitted before
@@ -895,7 +898,17 @@ static int rt_access(void *conf, const struct shmring_request *req, struct shmri
 		rc = transform_headers(&w);
 	if (rc == 0)
 		rc = emit_headers(&w, rep);
-	if (rc == 0 && c->any_query)
+	if (rc == 0 && c->any_body) {
+		/* Kong's transform_body reads the Content-Type back after
+		 * the header rules set the headers (a rule may add it). */
+		const struct item *it = find(&w, SHMRING_LIT("content-type"), 1);
+		struct shmring_str ct =
+		    it && it->nvals ? it->vals[0] : (struct shmring_str){NULL, 0};
+		rc = rt_transform_body(c, req, ct, rep);
+		if (rc == -EFBIG || rc == -EBADMSG || rc == -E2BIG)
+			return rt_body_refused(rep, rc);
+	}
+	if (rc == 0)
 		rc = transform_query(&w, rep);
 	if (rc == -E2BIG)
 		shmring_reply_error(rep,

@@ -79,6 +79,7 @@ static const struct {
     [SHMRING_ACT_AUTHENTICATE] = {0, 0, 1},
     [SHMRING_ACT_LOG] = {1, 1, 0},
     [SHMRING_ACT_LOOKUP] = {1, 1, 0}, /* kind, key: in NEED_ENTITIES replies */
+    [SHMRING_ACT_SET_BODY] = {1, 0, 0},
 };
 
 /* Read one action at the cursor into the flat struct (see client.h), its

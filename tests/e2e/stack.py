@@ -255,6 +255,17 @@ class Stack:
         finally:
             c.close()
 
+    def post(self, path, body, headers=None, timeout=5):
+        """POST body (bytes or str) with headers; status, headers, body."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            c.request("POST", path, body=body, headers=headers or {})
+            r = c.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            c.close()
+
     def daemon_stats(self):
         """The workers' counters from shmringctl stats --json, summed."""
         ctl = os.path.join(self.build, "bin", "shmringctl")

@@ -291,10 +291,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_str(&r->error, buf, size);
 	for (uint32_t i = 0; i < r->nactions; i++) {
 		const struct shmring_client_action *a = &r->actions[i];
-		/* LOOKUP, the last op, comes in NEED_ENTITIES replies. */
-		if (a->op < SHMRING_ACT_SET_REQ_HEADER || a->op > SHMRING_ACT_LOOKUP || a->nstr > 2)
+		/* SET_BODY is the last op; LOOKUP comes in NEED_ENTITIES replies. */
+		if (a->op < SHMRING_ACT_SET_REQ_HEADER || a->op > SHMRING_ACT_SET_BODY ||
+		    a->nstr > 2)
 			abort();
-		if (a->op == SHMRING_ACT_LOOKUP && a->nstr < 1)
+		if ((a->op == SHMRING_ACT_LOOKUP || a->op == SHMRING_ACT_SET_BODY) && a->nstr < 1)
 			abort();
 		if (a->nstr > 0 && !a->a.ptr)
 			abort();

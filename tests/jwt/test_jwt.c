@@ -62,7 +62,8 @@ static void json_to_mp(const char *text, msgpack_sbuffer *sb, msgpack_unpacked *
 
 static char conf_err[1024];
 
-/* conf_new on a JSON config: the conf, or NULL with conf_err set. */
+/* A JSON config as the daemon takes it (schema, then conf_new): the conf,
+ * or NULL with conf_err set. */
 static void *conf_json(const char *text)
 {
 	msgpack_sbuffer sb;
@@ -70,7 +71,8 @@ static void *conf_json(const char *text)
 	json_to_mp(text, &sb, &u);
 	void *conf = NULL;
 	conf_err[0] = '\0';
-	int rc = shmring_plugin.conf_new(NULL, &u.data, &conf, conf_err, sizeof(conf_err));
+	int rc =
+	    shmringd__conf_new(&shmring_plugin, NULL, &u.data, &conf, conf_err, sizeof(conf_err));
 	msgpack_unpacked_destroy(&u);
 	msgpack_sbuffer_destroy(&sb);
 	if (rc < 0) {
@@ -430,7 +432,7 @@ static void test_rfc7515_a1(void **state)
 	snprintf(cfg, sizeof(cfg),
 	         "{\"secret_is_base64\":true,\"claims_to_verify\":[\"exp\"],\"cache_ttl\":3600,"
 	         "\"credentials\":[{\"key\":\"joe\",\"algorithm\":\"HS256\",\"secret\":\"%s\","
-	         "\"consumer\":\"joe\"}]}",
+	         "\"consumer\":{\"id\":\"joe\",\"username\":\"joe\"}}]}",
 	         FX_RFC7515_A1_K);
 	void *conf = conf_ok(cfg);
 	jwt__fake_now = 1300819000;
@@ -456,7 +458,8 @@ static void test_rfc7515_a1(void **state)
 
 	/* Without secret_is_base64 the key is the text itself: no match. */
 	snprintf(cfg, sizeof(cfg),
-	         "{\"credentials\":[{\"key\":\"joe\",\"secret\":\"%s\",\"consumer\":\"joe\"}]}",
+	         "{\"credentials\":[{\"key\":\"joe\",\"secret\":\"%s\",\"consumer\":{\"id\":"
+	         "\"joe\",\"username\":\"joe\"}}]}",
 	         FX_RFC7515_A1_K);
 	conf = conf_ok(cfg);
 	call_bearer(conf, FX_RFC7515_A1_TOKEN);
@@ -613,26 +616,32 @@ static void test_config_errors(void **state)
 	conf_refused("{\"credentials\":[]}", "no credentials");
 	conf_refused("{\"credentials\":{}}", "no credentials");
 	conf_refused("{\"credentials\":[{\"key\":\"k\",\"algorithm\":\"HS999\",\"secret\":\"s\","
-	             "\"consumer\":\"c\"}]}",
-	             "unknown algorithm 'HS999'");
+	             "\"consumer\":{\"id\":\"c\",\"username\":\"c\"}}]}",
+	             "config.credentials[1].algorithm must be one of \"HS256\"");
 	conf_refused("{\"credentials\":[{\"key\":\"k\",\"algorithm\":\"none\",\"secret\":\"s\","
-	             "\"consumer\":\"c\"}]}",
-	             "unknown algorithm 'none'");
-	conf_refused("{\"credentials\":[{\"key\":\"k\",\"consumer\":\"c\"}]}",
-	             "needs a non-empty secret");
-	conf_refused("{\"credentials\":[{\"key\":\"\",\"secret\":\"s\",\"consumer\":\"c\"}]}",
-	             "key must be a non-empty string");
+	             "\"consumer\":{\"id\":\"c\",\"username\":\"c\"}}]}",
+	             "(got \"none\")");
+	conf_refused(
+	    "{\"credentials\":[{\"key\":\"k\",\"consumer\":{\"id\":\"c\",\"username\":\"c\"}}]}",
+	    "needs a non-empty secret");
+	conf_refused("{\"credentials\":[{\"key\":\"\",\"secret\":\"s\",\"consumer\":{\"id\":\"c\","
+	             "\"username\":\"c\"}}]}",
+	             "config.credentials[1].key must not be empty");
+	/* The consumer record is required: filled in empty, then refused. */
 	conf_refused("{\"credentials\":[{\"key\":\"k\",\"secret\":\"s\"}]}",
-	             "consumer must be a map");
+	             "needs an id or a username");
 	conf_refused("{\"credentials\":[{\"key\":\"k\",\"secret\":\"s\",\"consumer\":{}}]}",
 	             "needs an id or a username");
-	conf_refused("{\"credentials\":[{\"key\":\"k\",\"secret\":\"s\",\"consumer\":\"a\"},"
-	             "{\"key\":\"k\",\"secret\":\"t\",\"consumer\":\"b\"}]}",
-	             "duplicate credential key 'k'");
 	conf_refused(
-	    "{\"credentials\":[{\"key\":\"k\",\"algorithm\":\"RS256\",\"consumer\":\"c\"}]}",
-	    "needs rsa_public_key");
-	conf_refused("{\"credentials\":[{\"key\":\"k\",\"algorithm\":\"RS256\",\"consumer\":\"c\","
+	    "{\"credentials\":[{\"key\":\"k\",\"secret\":\"s\",\"consumer\":{\"id\":\"a\","
+	    "\"username\":\"a\"}},"
+	    "{\"key\":\"k\",\"secret\":\"t\",\"consumer\":{\"id\":\"b\",\"username\":\"b\"}}]}",
+	    "duplicate credential key 'k'");
+	conf_refused("{\"credentials\":[{\"key\":\"k\",\"algorithm\":\"RS256\",\"consumer\":{"
+	             "\"id\":\"c\",\"username\":\"c\"}}]}",
+	             "needs rsa_public_key");
+	conf_refused("{\"credentials\":[{\"key\":\"k\",\"algorithm\":\"RS256\",\"consumer\":{"
+	             "\"id\":\"c\",\"username\":\"c\"},"
 	             "\"rsa_public_key\":\"-----BEGIN PUBLIC KEY-----\\ngarbage\\n-----END PUBLIC "
 	             "KEY-----\\n\"}]}",
 	             "not a PEM public key");
@@ -643,8 +652,8 @@ static void test_config_errors(void **state)
 	size_t pl = fread(pem, 1, sizeof(pem) - 1, f);
 	fclose(f);
 	pem[pl] = '\0';
-	json_t *j = json_pack("{s:[{s:s,s:s,s:s,s:s}]}", "credentials", "key", "k", "algorithm",
-	                      "RS256", "consumer", "c", "rsa_public_key", pem);
+	json_t *j = json_pack("{s:[{s:s,s:s,s:{s:s},s:s}]}", "credentials", "key", "k", "algorithm",
+	                      "RS256", "consumer", "id", "c", "rsa_public_key", pem);
 	char *t = json_dumps(j, JSON_COMPACT);
 	conf_refused(t, "it is a private key");
 	free(t);
@@ -660,27 +669,31 @@ static void test_config_errors(void **state)
 	    {"EdDSA", FX_RSA_PUB, "needs an Ed25519 or Ed448 key"},
 	};
 	for (size_t i = 0; i < sizeof(mism) / sizeof(mism[0]); i++) {
-		j = json_pack("{s:[{s:s,s:s,s:s,s:s}]}", "credentials", "key", "k", "algorithm",
-		              mism[i].alg, "consumer", "c", "rsa_public_key", mism[i].pem);
+		j = json_pack("{s:[{s:s,s:s,s:{s:s},s:s}]}", "credentials", "key", "k", "algorithm",
+		              mism[i].alg, "consumer", "id", "c", "rsa_public_key", mism[i].pem);
 		t = json_dumps(j, JSON_COMPACT);
 		conf_refused(t, mism[i].expect);
 		free(t);
 		json_decref(j);
 	}
-	const char *cred = "\"credentials\":[{\"key\":\"k\",\"secret\":\"s\",\"consumer\":\"c\"}]";
+	const char *cred = "\"credentials\":[{\"key\":\"k\",\"secret\":\"s\",\"consumer\":{\"id\":"
+	                   "\"c\",\"username\":\"c\"}}]";
 	struct {
 		const char *field, *expect;
 	} bad[] = {
-	    {"\"maximum_expiration\":60", "needs \"exp\" in config.claims_to_verify"},
-	    {"\"maximum_expiration\":-1", "config.maximum_expiration must be a number"},
-	    {"\"claims_to_verify\":[\"iat\"]", "expected one of \"exp\", \"nbf\""},
-	    {"\"claims_to_verify\":\"exp\"", "claims_to_verify must be a list"},
-	    {"\"header_names\":\"authorization\"", "config.header_names must be a list"},
+	    {"\"maximum_expiration\":60,\"claims_to_verify\":[\"nbf\"]",
+	     "jwt: config.claims_to_verify: expected to contain: exp"},
+	    {"\"maximum_expiration\":-1",
+	     "config.maximum_expiration must be between 0 and 31536000"},
+	    {"\"claims_to_verify\":[\"iat\"]",
+	     "config.claims_to_verify[1] must be one of \"exp\", \"nbf\""},
+	    {"\"claims_to_verify\":\"exp\"", "config.claims_to_verify must be an array"},
+	    {"\"header_names\":\"authorization\"", "config.header_names must be an array"},
 	    {"\"uri_param_names\":[\"\"]", "config.uri_param_names[1] must be a non-empty"},
 	    {"\"key_claim_name\":\"\"", "config.key_claim_name must be a non-empty string"},
 	    {"\"secret_is_base64\":\"yes\"", "config.secret_is_base64 must be a boolean"},
 	    {"\"secret_is_base64\":true,\"x\":1", "unknown config field 'x'"},
-	    {"\"cache_size\":0", "config.cache_size must be a number between 1"},
+	    {"\"cache_size\":0", "config.cache_size must be between 1 and 4194304"},
 	    {"\"anonymous\":\"ghost\"", "config.anonymous names consumer 'ghost'"},
 	    {"\"credentials_file\":\"/nonexistent/creds.json\"", "/nonexistent/creds.json"},
 	    {"\"realm\":\"a\\\"b\"", "config.realm must not contain"},
@@ -691,7 +704,7 @@ static void test_config_errors(void **state)
 		conf_refused(cfg, bad[i].expect);
 	}
 	conf_refused("{\"secret_is_base64\":true,\"credentials\":[{\"key\":\"k\",\"secret\":\"!!\","
-	             "\"consumer\":\"c\"}]}",
+	             "\"consumer\":{\"id\":\"c\",\"username\":\"c\"}}]}",
 	             "secret is not valid base64");
 	/* The config's own type. */
 	msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};

@@ -203,6 +203,37 @@ local kong = {
             return v
         end,
         get_query = function(max) return req.get_uri_args(max) end,
+        -- kong/pdk/request.lua: "" without a body; a body nginx buffered to
+        -- a file only with max_allowed_file_size (0: any size), else nil
+        -- and Kong's message.
+        get_raw_body = function(max_allowed_file_size)
+            req.read_body()
+            local body = req.get_body_data()
+            if body then
+                return body
+            end
+            local path = req.get_body_file()
+            if not path then
+                return ""
+            end
+            if not max_allowed_file_size or max_allowed_file_size < 0 then
+                return nil, "request body did not fit into client body buffer, consider raising "
+                    .. "'client_body_buffer_size'"
+            end
+            local f, err = io.open(path, "r")
+            if not f then
+                return nil, "failed to open cached request body '" .. path .. "': " .. err
+            end
+            local size = f:seek("end") or 0
+            if max_allowed_file_size > 0 and size > max_allowed_file_size then
+                f:close()
+                return nil, fmt("request body file too big: %d > %d", size, max_allowed_file_size)
+            end
+            f:seek("set")
+            body = f:read("*a")
+            f:close()
+            return body
+        end,
     },
     client = {
         get_ip = function() return ngx.var.realip_remote_addr or ngx.var.remote_addr end,
@@ -245,6 +276,15 @@ local kong = {
                     error("path must start with /", 2)
                 end
                 req.set_uri(p)
+            end,
+            -- kong/pdk/service/request.lua: a string; nginx sets
+            -- Content-Length.
+            set_raw_body = function(b)
+                if type(b) ~= "string" then
+                    error("body must be a string", 2)
+                end
+                req.read_body()
+                req.set_body_data(b)
             end,
             set_raw_query = function(q)
                 if type(q) ~= "string" then
@@ -482,7 +522,7 @@ end
 function _M.route(name, def)
     local service_name = def.service or name
     local route = { id = uuid_of("route:" .. name), name = name, protocols = { "http", "https" },
-                    paths = { "/" .. name }, ws_id = WORKSPACE.id }
+                    paths = def.paths or { "/" .. name }, ws_id = WORKSPACE.id }
     local service = { id = uuid_of("service:" .. service_name), name = service_name,
                       protocol = "http", host = "127.0.0.1", port = 80, ws_id = WORKSPACE.id }
     route.service = { id = service.id }
@@ -554,6 +594,14 @@ function _M.run(phase, name)
     end
     local ctx = ngx.ctx
     ctx.route, ctx.service = r.route, r.service
+    -- Kong's traditional router: a regex path ("~...") that matched with a
+    -- capture leaves ngx.re.match's table (whole match at [0], numbered and
+    -- named groups) in router_matches.uri_captures.
+    local path = r.route.paths[1]
+    if phase == "access" and not ctx.router_matches and path:sub(1, 1) == "~" then
+        local m = ngx.re.match(ngx.var.uri, path:sub(2), "jo")
+        ctx.router_matches = { uri_captures = m and m[1] ~= nil and m or nil }
+    end
     for _, p in ipairs(r.plugins) do
         local f = p.handler[phase]
         if f then

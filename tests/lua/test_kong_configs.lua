@@ -1,4 +1,5 @@
--- The Kong stubs' configs, without nginx:   luajit tests/lua/test_kong_configs.lua <repo>
+-- The Kong stubs' configs, without nginx:
+--     luajit tests/lua/test_kong_configs.lua <repo> [<build dir>]
 --
 -- 1. Configs from Kong's documentation and the README validate through each
 --    stub's schema with Kong's rules (tests/kong_pdk_double/kong_schema_double.lua),
@@ -8,7 +9,12 @@
 --    __ws_id, ...), none of them reaches the plugin, at any depth, and every
 --    schema field present does. The snapshot carries the connection fields
 --    only for correlation-id's tracker generator.
-local repo = arg[1] or "."
+-- 3. With a build dir: shmringd agrees. Each of those configs, for a stub
+--    whose C plugin declares its schema, goes through the daemon's schema
+--    pass (`shmringctl schema NAME.so --config JSON`): the accepted ones
+--    pass, the refused ones are refused naming the same field (Kong's
+--    "@entity" and record errors: with Kong's message).
+local repo, build = arg[1] or ".", arg[2]
 package.path = table.concat({ repo .. "/lua/?.lua", repo .. "/tests/lua/?.lua",
                               repo .. "/tests/kong_pdk_double/?.lua", package.path }, ";")
 
@@ -118,7 +124,7 @@ local REFUSED = {
     { "shmring-jwt", { claims_to_verify = { "iat" } }, "config.claims_to_verify.1", "expected one of" },
     { "shmring-jwt", { credentials = { { consumer = { id = "c" } } } }, "config.credentials.1.key",
       "required field missing" },
-    { "shmring-rate-limiting", {}, "config", "at least one of these fields must be non-empty" },
+    { "shmring-rate-limiting", {}, "@entity", "at least one of these fields must be non-empty" },
     { "shmring-rate-limiting", { second = "5" }, "config.second", "expected a number" },
     { "shmring-rate-limiting", { second = 0 }, "config.second", "greater than 0" },
     { "shmring-rate-limiting", { second = 10, minute = 5 }, "config", "cannot be lower" },
@@ -319,6 +325,64 @@ check(log_sent ~= nil and #problems == 0 and log_sent.http_timeout == 1234
       and log_sent.timeout == nil and log_sent.queue.max_batch_size == 1,
       "shmring-http-log: the schema's fields, timeout as http_timeout: "
       .. table.concat(problems, "; "))
+
+-- 3. The daemon's schema pass agrees.
+if build then
+    local cjson = require("cjson")
+    local function sh_quote(s)
+        return "'" .. s:gsub("'", "'\\''") .. "'"
+    end
+    -- NAME.so, and for a stub served by a plugin of another name the
+    -- config variant it uses.
+    local function plugin_so(stub)
+        local name = stub:sub(#"shmring-" + 1)
+        if name == "http-log" then
+            return build .. "/plugins/log.so --variant http-log"
+        end
+        return build .. "/plugins/" .. name .. ".so"
+    end
+    local function run(cmd)
+        local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+        local out = p:read("*a")
+        p:close()
+        local text, rc = out:match("^(.-)\n?rc=(%d+)%s*$")
+        return tonumber(rc), text
+    end
+    local ctl = build .. "/bin/shmringctl schema "
+    local declared = {}
+    local function declares(stub)
+        if declared[stub] == nil then
+            declared[stub] = run(ctl .. plugin_so(stub)) == 0
+        end
+        return declared[stub]
+    end
+    -- Not the schema pass's: the gateway's own fields (the stub keeps them),
+    -- and a config record's custom_validator (Lua; conf_new refuses the
+    -- same in C, which the plugin's unit test checks).
+    local NOT_SCHEMA = { ["config.fail_open"] = true, ["config.timeout"] = true, config = true }
+    local compared = 0
+    for _, stub in ipairs(stubs) do
+        for i, input in ipairs(declares(stub) and ACCEPTED[stub] or {}) do
+            local rc, out = run(ctl .. plugin_so(stub) .. " --config " .. sh_quote(cjson.encode(input)))
+            check(rc == 0, stub .. " example " .. i .. " passes shmringd's schema: " .. out)
+            compared = compared + 1
+        end
+    end
+    for _, r in ipairs(REFUSED) do
+        local stub, input, field, msg = r[1], r[2], r[3], r[4]
+        if declares(stub) and not NOT_SCHEMA[field] then
+            local rc, out = run(ctl .. plugin_so(stub) .. " --config " .. sh_quote(cjson.encode(input)))
+            -- shmringd's names: config.a[1].b, unknown config field 'a.b'
+            local named = out:gsub("%[(%d+)%]", ".%1"):gsub("unknown config field '", "config.")
+            local names = field == "@entity" and out:find(msg, 1, true)
+                or named:find(field .. "[ :']") or named:find(field .. "$")
+            check(rc == 1 and names, stub .. " " .. cjson.encode(input) .. ": shmringd refuses "
+                .. field .. " too; got " .. (rc == 0 and "accepted" or out))
+            compared = compared + 1
+        end
+    end
+    check(compared > 0, "configs compared with shmringd")
+end
 
 print(string.format("%d passed, %d failed", passed, failures))
 os.exit(failures > 0 and 1 or 0)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for the plugins' configs and inputs: arbitrary configs
- * through conf_new (templates, rule lists, consumers, limits, sinks) and,
+ * through the daemon's schema pass and conf_new (templates, rule lists,
+ * consumers, limits, sinks; shorthands, entity checks, patterns) and,
  * when one is accepted, an arbitrary snapshot through the request hooks or,
  * for log, an arbitrary entry through the log hook and the daemon's real
  * io_uring sink. Input:
@@ -134,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	void *conf = NULL;
 	char err[512];
 	if (unpack_json(cfg, &sb1, &u1) == 0 &&
-	    h->p->conf_new(h->wstate, &u1.data, &conf, err, sizeof(err)) == 0) {
+	    shmringd__conf_new(h->p, h->wstate, &u1.data, &conf, err, sizeof(err)) == 0) {
 		/* The config views die with the record, as in the daemon. */
 		memset(sb1.data, 0x5a, sb1.size);
 		if (unpack_json(body, &sb2, &u2) == 0) {

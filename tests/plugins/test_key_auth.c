@@ -290,41 +290,153 @@ static void anonymous(void **state)
 	expect_consumer("anon", "anonymous", NULL, NULL);
 }
 
+/* The body set by the last reply (set_body), or NULL. */
+static const char *set_body(void)
+{
+	json_t *x = shmring_test_action_op(&H, SHMRING_ACT_SET_BODY, 0);
+	return x ? json_string_value(json_array_get(x, 1)) : NULL;
+}
+
+#define CT(t) "\"headers\":{\"content-type\":\"" t "\"}"
+
+/* key_in_body, as kong.request.get_body reads the three body types. */
+static void key_in_body(void **state)
+{
+	harness_conf_ok(&H, "{\"key_in_body\":true," CONSUMERS "}");
+	/* JSON, form, multipart: the key authenticates */
+	shmring_test_call(
+	    &H, SHMRING_PHASE_ACCESS,
+	    "{" CT("application/json") ",\"body\":\"{\\\"apikey\\\":\\\"demo-key\\\"}\"}");
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+	assert_null(set_body()); /* no hide_credentials: the body is left alone */
+	shmring_test_call(
+	    &H, SHMRING_PHASE_ACCESS,
+	    "{" CT("application/x-www-form-urlencoded; charset=utf-8") ",\"body\":\"a=1&apikey="
+	                                                               "demo%2Dkey\"}");
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+	shmring_test_call(
+	    &H, SHMRING_PHASE_ACCESS,
+	    "{" CT("multipart/form-data; boundary=XyZ") ",\"body\":\"--XyZ\\r\\nContent-"
+	                                                "Disposition: form-data; "
+	                                                "name=\\\"apikey\\\"\\r\\n\\r\\ndemo-"
+	                                                "key\\r\\n--XyZ--\\r\\n\"}");
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+	/* A header key comes first; the body is not even parsed. */
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{\"headers\":{\"apikey\":\"other-key\",\"content-type\":"
+	                  "\"application/json\"},\"body\":\"{bad\"}");
+	expect_consumer("c-2", NULL, "cust-2", "cred-2");
+	/* Kong's EMPTY: bad JSON, a JSON string, another type, no
+	 * Content-Type, a body the gateway could not send, a truncated
+	 * multipart body: no key. */
+	static const char *const empty[] = {
+	    "{" CT("application/json") ",\"body\":\"{\\\"apikey\\\":\"}",
+	    "{" CT("application/json") ",\"body\":\"\\\"demo-key\\\"\"}",
+	    "{" CT("text/plain") ",\"body\":\"apikey=demo-key\"}",
+	    "{\"body\":\"apikey=demo-key\"}",
+	    "{" CT("application/x-www-form-urlencoded") ",\"body_error\":\"too large\"}",
+	    "{" CT(
+	        "multipart/form-data; boundary=XyZ") ",\"body\":\"--XyZ\\r\\nContent-Disposition: "
+	                                             "form-data; "
+	                                             "name=\\\"apikey\\\"\\r\\n\\r\\ndemo-key\"}",
+	};
+	for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+		shmring_test_call(&H, SHMRING_PHASE_ACCESS, empty[i]);
+		expect_401("{\"message\":\"No API key found in request\"}", "Key");
+	}
+	/* A table is a duplicate key (Kong: type(v) == "table"); a number or
+	 * a flag is no key. */
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{" CT("application/json") ",\"body\":\"{\\\"apikey\\\":[\\\"a\\\"]}\"}");
+	expect_401("{\"message\":\"Duplicate API key found\"}", "Key");
+	shmring_test_call(
+	    &H, SHMRING_PHASE_ACCESS,
+	    "{" CT("application/x-www-form-urlencoded") ",\"body\":\"apikey=a&apikey=b\"}");
+	expect_401("{\"message\":\"Duplicate API key found\"}", "Key");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{" CT("application/x-www-form-urlencoded") ",\"body\":\"apikey\"}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{" CT("application/json") ",\"body\":\"{\\\"apikey\\\":5}\"}");
+	expect_401("{\"message\":\"No API key found in request\"}", "Key");
+
+	/* hide_credentials: the field leaves the body, the rest is kept. */
+	harness_conf_ok(&H, "{\"key_in_body\":true,\"hide_credentials\":true," CONSUMERS "}");
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{" CT("application/json") ",\"body\":\"{\\\"a\\\": 1, "
+	                                             "\\\"apikey\\\":\\\"demo-key\\\"}\"}");
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+	assert_string_equal(set_body(), "{\"a\":1}");
+	shmring_test_call(
+	    &H, SHMRING_PHASE_ACCESS,
+	    "{" CT("application/x-www-form-urlencoded") ",\"body\":\"z=2&apikey=demo-key&b=a+b\"}");
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+	assert_string_equal(set_body(), "b=a%20b&z=2");
+	shmring_test_call(
+	    &H, SHMRING_PHASE_ACCESS,
+	    "{" CT(
+	        "multipart/form-data; boundary=XyZ") ",\"body\":\"--XyZ\\r\\nContent-Disposition: "
+	                                             "form-data; "
+	                                             "name=\\\"apikey\\\"\\r\\n\\r\\ndemo-"
+	                                             "key\\r\\n--XyZ\\r\\n"
+	                                             "Content-Disposition: form-data; "
+	                                             "name=\\\"f\\\"; filename=\\\"a.txt\\\"\\r\\n"
+	                                             "Content-Type: "
+	                                             "text/"
+	                                             "plain\\r\\n\\r\\nhello\\r\\n--XyZ--"
+	                                             "\\r\\n\"}");
+	expect_consumer("c-1", "demo", NULL, "cred-1");
+	assert_string_equal(set_body(), "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; "
+	                                "filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\n"
+	                                "hello\r\n--XyZ--\r\n");
+	/* The key came from a header: the body is re-encoded all the same. */
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{\"headers\":{\"apikey\":\"demo-key\",\"content-type\":"
+	                  "\"application/json\"},\"body\":\"{ \\\"a\\\" : [1, 2.5] }\"}");
+	assert_string_equal(set_body(), "{\"a\":[1,2.5]}");
+	assert_int_equal(shmring_test_cleared(&H, "apikey"), 1);
+	/* An unparsable body is left alone. */
+	shmring_test_call(&H, SHMRING_PHASE_ACCESS,
+	                  "{\"headers\":{\"apikey\":\"demo-key\",\"content-type\":"
+	                  "\"application/json\"},\"body\":\"{\"}");
+	assert_null(set_body());
+}
+
 static void config_errors(void **state)
 {
 	conf_refused("{\"key_names\":[]," CONSUMERS "}", "key_names must name at least one key");
 	conf_refused("{\"key_names\":{}," CONSUMERS "}", "key_names must name at least one key");
 	conf_refused("{\"key_names\":\"apikey\"," CONSUMERS "}",
-	             "config.key_names must be an array of strings");
+	             "config.key_names must be an array");
 	conf_refused("{\"key_names\":[\"bad name\"]," CONSUMERS "}",
-	             "key_names[0] 'bad name' is not a valid header name");
-	conf_refused("{\"key_in_body\":true," CONSUMERS "}", "key_in_body is not supported");
+	             "config.key_names[1]: bad header name 'bad name', allowed characters are "
+	             "A-Z, a-z, 0-9, '_', and '-'");
 	conf_refused("{\"key_in_header\":false,\"key_in_query\":false," CONSUMERS "}",
-	             "both false");
+	             "are all false");
 	conf_refused("{\"hide_credentials\":\"yes\"," CONSUMERS "}",
 	             "config.hide_credentials must be a boolean");
 	conf_refused("{\"key_name\":[\"apikey\"]," CONSUMERS "}",
 	             "unknown config field 'key_name'");
-	conf_refused("{\"consumers\":{\"id\":\"x\"}}", "consumers must be an array");
+	conf_refused("{\"consumers\":{\"id\":\"x\"}}", "config.consumers must be an array");
 	conf_refused("{\"anonymous\":\"nobody\"," CONSUMERS "}",
 	             "config.anonymous names consumer 'nobody'");
 	conf_refused("{\"realm\":\"a\\\"b\"," CONSUMERS "}", "config.realm must not contain");
 	conf_refused("{\"consumers\":[{\"id\":\"x\"}]}", "consumers[0] needs a username or a "
 	                                                 "custom_id");
-	conf_refused("{\"consumers\":[{\"username\":\"x\"}]}", "consumers[0].id must be a "
-	                                                       "non-empty string");
+	conf_refused("{\"consumers\":[{\"username\":\"x\"}]}",
+	             "config.consumers[1].id is required");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
 	             "[{\"id\":\"c\",\"key\":\"\"}]}]}",
-	             "consumers[0].keyauth_credentials[0].key must be a non-empty string");
+	             "config.consumers[1].keyauth_credentials[1].key must not be empty");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
 	             "[{\"id\":\"c\",\"kye\":\"k\"}]}]}",
-	             "unknown field 'kye'");
+	             "unknown config field 'consumers[1].keyauth_credentials[1].kye'");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
 	             "[{\"key\":\"k\"}]}]}",
-	             "keyauth_credentials[0].id is required");
+	             "config.consumers[1].keyauth_credentials[1].id is required");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
 	             "[{\"id\":\"c\",\"key\":42}]}]}",
-	             "key must be a non-empty string");
+	             "config.consumers[1].keyauth_credentials[1].key must be a string");
 	/* Duplicate keys: within a consumer and across consumers. */
 	conf_refused("{\"consumers\":[{\"id\":\"a\",\"username\":\"a\",\"keyauth_credentials\":"
 	             "[{\"id\":\"1\",\"key\":\"demo-key\"},{\"id\":\"2\",\"key\":\"demo-key\"}]}]}",
@@ -341,7 +453,7 @@ static void config_errors(void **state)
 	             "duplicate consumer username 'u'");
 	conf_refused("{\"credentials_file\":\"/tmp/nonexistent-shmring/creds.json\"}",
 	             "cannot open /tmp/nonexistent-shmring/creds.json: No such file");
-	conf_refused("[1,2]", "config must be a map");
+	conf_refused("[1,2]", "config must be a record (a map)");
 }
 
 /* ---- credentials file -------------------------------------------------------- */
@@ -632,6 +744,7 @@ int main(void)
 	    cmocka_unit_test(underscore_key_name_finds_dashed_header),
 	    cmocka_unit_test(key_in_header_false_ignores_headers),
 	    cmocka_unit_test(hide_credentials),
+	    cmocka_unit_test(key_in_body),
 	    cmocka_unit_test(preflight),
 	    cmocka_unit_test(anonymous),
 	    cmocka_unit_test(config_errors),

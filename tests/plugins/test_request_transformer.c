@@ -134,6 +134,17 @@ static void templates(void **state)
 	        "user)\"]}}");
 	run("{\"headers\":{\"x-user\":\"bob\"}}");
 	expect_actions("[[3,\"x-user\"],[1,\"x-who\",\"bob\"]]");
+	/* Kong's uri_captures (named, numbered) and kong.ctx.shared, from the
+	 * snapshot's uri_captures and shared maps. */
+	harness_conf_ok(&H, "{\"add\":{\"headers\":[\"x-1:$(uri_captures.user)\","
+	                    "\"x-2:$(uri_captures[2])\",\"x-3:$(uri_captures[\\\"user\\\"])\","
+	                    "\"x-4:$(shared.tenant)\",\"x-5:$(shared[\\\"nope\\\"] or \\\"d\\\")\","
+	                    "\"x-6:$(uri_captures[9] or \\\"none\\\")\"]}}");
+	run("{\"uri_captures\":{\"0\":\"/u/alice/"
+	    "7\",\"1\":\"alice\",\"user\":\"alice\",\"2\":\"7\"},"
+	    "\"shared\":{\"tenant\":\"acme\"}}");
+	expect_actions("[[1,\"x-1\",\"alice\"],[1,\"x-2\",\"7\"],[1,\"x-3\",\"alice\"],"
+	               "[1,\"x-4\",\"acme\"],[1,\"x-5\",\"d\"],[1,\"x-6\",\"none\"]]");
 }
 
 static void querystring_rules(void **state)
@@ -160,12 +171,15 @@ static void uri_and_method(void **state)
 {
 	harness_conf_ok(
 	    &H,
-	    "{\"replace\":{\"uri\":\"/v2/$(query_params.user)/items\"},\"http_method\":\"post\"}");
+	    "{\"replace\":{\"uri\":\"/v2/$(query_params.user)/items\"},\"http_method\":\"POST\"}");
 	run("{\"method\":\"GET\",\"path\":\"/v1\",\"query\":{\"user\":\"u1\"}}");
 	expect_actions("[[4,\"/v2/u1/items\"],[6,\"POST\"]]");
 	harness_conf_ok(&H, "{\"replace\":{\"uri\":\"/fixed\"}}");
 	run("{}");
 	expect_actions("[[4,\"/fixed\"]]");
+	/* Kong's typedefs.http_method: upper case only. */
+	harness_conf_refused(&H, "{\"http_method\":\"post\"}",
+	                     "request-transformer: config.http_method: invalid value: post");
 }
 
 static void rewrite_phase_too(void **state)
@@ -197,8 +211,10 @@ static void config_errors(void **state)
 {
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(headers.x\"]}}",
 	                     "config.add.headers[0]: unterminated template");
-	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(uri_captures.id)\"]}}",
-	                     "unsupported template expression '$(uri_captures.id)'");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(router_matches.id)\"]}}",
+	                     "unsupported template expression '$(router_matches.id)'");
+	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(uri_captures[1234])\"]}}",
+	                     "unsupported template");
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(headers)\"]}}",
 	                     "unsupported template");
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(headers.a or b)\"]}}",
@@ -208,19 +224,19 @@ static void config_errors(void **state)
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"x:$(os.execute('x'))\"]}}",
 	                     "unsupported template");
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"novalue\"]}}",
-	                     "config.add.headers[0]: must be 'name:value'");
+	                     "config.add.headers[1]: invalid value: novalue");
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\":v\"]}}",
-	                     "the name before ':' is empty");
+	                     "config.add.headers[1]: invalid value: :v");
 	harness_conf_refused(&H, "{\"add\":{\"headers\":[\"bad name:v\"]}}",
 	                     "'bad name' is not a valid header");
 	harness_conf_refused(&H, "{\"rename\":{\"headers\":[\"x-a\"]}}",
-	                     "a rename must be 'old:new'");
+	                     "config.rename.headers[1]: invalid value: x-a");
 	harness_conf_refused(&H, "{\"rename\":{\"headers\":[\"x-a:$(headers.b)\"]}}",
 	                     "a rename target is a name, not a template");
-	harness_conf_refused(&H, "{\"add\":{\"body\":[\"a:b\"]}}",
-	                     "config.add.body is not supported");
-	harness_conf_refused(&H, "{\"append\":{\"json_types\":[\"string\"]}}",
-	                     "config.append.json_types is not supported");
+	harness_conf_refused(&H, "{\"add\":{\"body\":[\"novalue\"]}}",
+	                     "config.add.body[0]: must be 'name:value'");
+	harness_conf_refused(&H, "{\"append\":{\"json_types\":[\"date\"]}}",
+	                     "config.append.json_types");
 	harness_conf_refused(&H, "{\"add\":{\"uri\":\"/x\"}}", "unknown config field 'add.uri'");
 	harness_conf_refused(&H, "{\"add\":{\"header\":[\"a:b\"]}}",
 	                     "request-transformer: unknown config field 'add.header'");
@@ -229,9 +245,9 @@ static void config_errors(void **state)
 	harness_conf_refused(&H, "{\"add\":{\"headers\":\"a:b\"}}",
 	                     "config.add.headers must be an array");
 	harness_conf_refused(&H, "{\"http_method\":\"PO ST\"}",
-	                     "config.http_method must be a method name");
+	                     "config.http_method: invalid value: PO ST");
 	harness_conf_refused(&H, "{\"http_method\":\"\"}",
-	                     "config.http_method must be a non-empty string");
+	                     "config.http_method: length must be at least 1");
 	harness_conf_refused(&H, "{\"replace\":{\"uri\":\"no-slash\"}}",
 	                     "config.replace.uri must start with '/'");
 	harness_conf_refused(&H, "{\"replace\":{\"uri\":\"/$(nope)\"}}",

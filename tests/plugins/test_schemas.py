@@ -3,17 +3,58 @@ schema.lua) is exactly what `shmringctl schema NAME --kong` makes of the
 config schema its C plugin declares, so a field cannot be in one and not in
 the other. Plugins still without a declared schema are listed in
 NOT_YET_DECLARED; one that declares its schema must leave that list, and any
-new plugin must declare one.
+new plugin must declare one. The field table of a declared plugin's section
+in docs/plugins.md names the same fields as `shmringctl schema NAME
+--markdown` (the prose stays hand-written).
 Usage: test_schemas.py SOURCE_DIR BUILD_DIR"""
 import difflib
 import os
+import re
 import subprocess
 import sys
 
 # Their conf_new still reads the fields alone; the Kong schema is hand-written.
-NOT_YET_DECLARED = {"key-auth", "jwt", "log", "rate-limiting"}
-# Stubs served by a C plugin of another name (its handler.lua says which).
+NOT_YET_DECLARED = set()
+# Stubs served by a C plugin of another name (its handler.lua says which),
+# through one of its config variants (`shmringctl schema NAME --variant STUB`).
 SERVED_BY = {"http-log": "log"}
+
+
+def doc_tables(src):
+    """{section name: [field names of its first field table]} of docs/plugins.md."""
+    tables, section, in_table = {}, None, False
+    for line in open(os.path.join(src, "docs", "plugins.md")):
+        m = re.match(r"^##+ (\S+)\s*$", line)
+        if m:
+            section, in_table = m.group(1), False
+            continue
+        if line.startswith("| field |") and section and section not in tables:
+            tables[section], in_table = [], True
+            continue
+        if in_table and line.startswith("|"):
+            first = line.split("|")[1]
+            tables[section] += [n for n in re.findall(r"`([^`]+)`", first) if "*" not in n]
+        elif in_table and not line.strip().startswith("|---"):
+            in_table = False
+    return tables
+
+
+def doc_problems(name, markdown, documented):
+    """How the docs' field names and the schema's (--markdown rows) differ."""
+    declared, top = set(), []
+    for row in markdown.splitlines()[2:]:
+        cells = row.split("|")
+        field = cells[1].strip().strip("`")
+        if "an older name of" in cells[5] or "not in the Kong schema" in cells[5]:
+            continue
+        declared.add(field)
+        if "." not in field and "the gateway's" not in cells[5]:
+            top.append(field)
+    problems = ["docs/plugins.md, %s: `%s` is not a field of the schema" % (name, d)
+                for d in documented if d not in declared]
+    problems += ["docs/plugins.md, %s: field `%s` is missing from the table" % (name, t)
+                 for t in top if not any(d == t or d.startswith(t + ".") for d in documented)]
+    return problems
 
 
 def main():
@@ -21,7 +62,8 @@ def main():
     ctl = os.path.join(build, "bin", "shmringctl")
     plugins = os.path.join(build, "plugins")
     stubs = os.path.join(src, "lua", "kong", "plugins")
-    failures, checked = [], 0
+    failures, checked, docs_checked = [], 0, []
+    tables = doc_tables(src)
     for stub in sorted(os.listdir(stubs)):
         name = SERVED_BY.get(stub[len("shmring-"):], stub[len("shmring-"):])
         shipped = os.path.join(stubs, stub, "schema.lua")
@@ -29,7 +71,8 @@ def main():
         if not os.path.exists(so):
             failures.append("%s: no %s built" % (stub, so))
             continue
-        p = subprocess.run([ctl, "schema", so, "--kong"], capture_output=True, text=True)
+        variant = ["--variant", stub[len("shmring-"):]] if name != stub[len("shmring-"):] else []
+        p = subprocess.run([ctl, "schema", so, "--kong"] + variant, capture_output=True, text=True)
         if name in NOT_YET_DECLARED:
             if p.returncode == 0:
                 failures.append("%s declares its schema now: take it out of NOT_YET_DECLARED "
@@ -38,6 +81,12 @@ def main():
         if p.returncode != 0:
             failures.append("%s: shmringctl schema failed: %s" % (name, p.stderr.strip()))
             continue
+        md = subprocess.run([ctl, "schema", so, "--markdown"] + variant, capture_output=True,
+                            text=True)
+        documented = tables.get(stub[len("shmring-"):])
+        if documented is not None:
+            failures += doc_problems(stub, md.stdout, documented)
+            docs_checked.append(stub[len("shmring-"):])
         want = open(shipped).read()
         if p.stdout != want:
             diff = "".join(difflib.unified_diff(want.splitlines(True), p.stdout.splitlines(True),
@@ -51,8 +100,9 @@ def main():
     if not checked:
         print("FAIL: no schema checked")
         sys.exit(1)
-    print("%d schema(s) match their C declaration; not yet declared in C: %s"
-          % (checked, ", ".join(sorted(NOT_YET_DECLARED))))
+    print("%d schema(s) match their C declaration; docs' field tables checked: %s; "
+          "not yet declared in C: %s"
+          % (checked, ", ".join(docs_checked), ", ".join(sorted(NOT_YET_DECLARED)) or "none"))
 
 
 main()

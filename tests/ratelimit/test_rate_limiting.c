@@ -110,36 +110,41 @@ static int call(const char *snapshot)
 
 static void config_errors(void **state)
 {
-	harness_conf_refused(&H, "{}", "at least one of config.second");
+	harness_conf_refused(&H, "{}",
+	                     "at least one of these fields must be non-empty: 'config.second', "
+	                     "'config.minute', 'config.hour', 'config.day', 'config.month', "
+	                     "'config.year'");
 	harness_conf_refused(&H, "{\"limit_by\":\"ip\"}", "at least one of");
 	harness_conf_refused(
 	    &H, "{\"second\":10,\"minute\":5}",
-	    "the limit for minute(5) cannot be lower than the limit for second(10)");
-	harness_conf_refused(&H, "{\"hour\":10,\"year\":9}", "limit for year(9)");
-	harness_conf_refused(&H, "{\"second\":0}", "config.second must be a whole number");
-	harness_conf_refused(&H, "{\"minute\":-3}", "config.minute must be a whole number");
+	    "The limit for minute(5.0) cannot be lower than the limit for second(10.0)");
+	harness_conf_refused(&H, "{\"hour\":10,\"year\":9}", "limit for year(9.0)");
+	harness_conf_refused(&H, "{\"second\":0}", "config.second: value must be greater than 0");
+	harness_conf_refused(&H, "{\"minute\":-3}", "config.minute: value must be greater than 0");
 	harness_conf_refused(&H, "{\"hour\":1.5}", "config.hour must be a whole number");
-	harness_conf_refused(&H, "{\"day\":\"10\"}", "config.day must be a whole number");
+	harness_conf_refused(&H, "{\"day\":\"10\"}", "config.day must be a number");
 	harness_conf_refused(&H, "{\"month\":4294967295}", "between 1 and 4294967294");
 	harness_conf_refused(&H, "{\"second\":1,\"secnd\":2}", "unknown config field 'secnd'");
 	harness_conf_refused(&H, "{\"second\":1,\"limit_by\":\"user\"}",
-	                     "config.limit_by must be one of consumer, credential, ip, service, "
-	                     "header, path");
+	                     "config.limit_by must be one of \"consumer\", \"credential\", "
+	                     "\"ip\", \"service\", \"header\", \"path\" (got \"user\")");
 	harness_conf_refused(&H, "{\"second\":1,\"limit_by\":\"header\"}",
-	                     "config.header_name is required");
+	                     "config.header_name: required field missing");
 	harness_conf_refused(&H, "{\"second\":1,\"limit_by\":\"header\",\"header_name\":\"a b\"}",
-	                     "not a valid header name");
-	harness_conf_refused(&H, "{\"second\":1,\"limit_by\":\"path\"}", "config.path is required");
+	                     "config.header_name: bad header name 'a b', allowed characters are "
+	                     "A-Z, a-z, 0-9, '_', and '-'");
+	harness_conf_refused(&H, "{\"second\":1,\"limit_by\":\"path\"}",
+	                     "config.path: required field missing");
 	harness_conf_refused(&H, "{\"second\":1,\"limit_by\":\"path\",\"path\":\"x\"}",
-	                     "config.path must start with '/'");
+	                     "config.path: should start with: /");
 	harness_conf_refused(&H, "{\"second\":1,\"policy\":\"cluster\"}",
-	                     "'cluster' needs Kong's database");
+	                     "config.policy must be one of \"local\", \"redis\"");
 	harness_conf_refused(&H, "{\"second\":1,\"policy\":\"memcached\"}",
 	                     "config.policy must be one of");
 	harness_conf_refused(&H, "{\"second\":1,\"algorithm\":\"leaky\"}",
 	                     "config.algorithm must be one of");
 	harness_conf_refused(&H, "{\"second\":1,\"error_code\":700}",
-	                     "config.error_code must be an integer");
+	                     "config.error_code must be an integer between 100 and 599");
 	harness_conf_refused(&H, "{\"second\":1,\"error_message\":5}",
 	                     "config.error_message must be");
 	harness_conf_refused(&H, "{\"second\":1,\"fault_tolerant\":\"yes\"}",
@@ -147,32 +152,36 @@ static void config_errors(void **state)
 	harness_conf_refused(&H, "{\"second\":1,\"hide_client_headers\":1}",
 	                     "config.hide_client_headers must be a boolean");
 	harness_conf_refused(&H, "{\"second\":1,\"policy\":\"redis\"}",
-	                     "config.redis.host is required");
-	harness_conf_refused(&H, "{\"second\":1,\"redis\":5}", "config.redis must be a map");
+	                     "config.redis.host: required field missing");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":5}",
+	                     "config.redis must be a record (a map)");
 	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"hots\":\"x\"}}",
-	                     "unknown config field 'hots'");
+	                     "unknown config field 'redis.hots'");
 	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"port\":70000}}",
-	                     "config.redis.port must be an integer between 1 and 65535");
+	                     "config.redis.port: value should be between 0 and 65535");
+	/* Kong's older flat fields are moved into the record first. */
 	harness_conf_refused(&H, "{\"second\":1,\"redis_port\":0}",
-	                     "config.redis_port must be an integer between 1 and 65535");
-	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\"},\"redis_port\":1}",
-	                     "either config.redis or the redis_* fields");
+	                     "config.redis.port must be an integer between 1 and 65535");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"port\":1},\"redis_port\":1}",
+	                     "config.redis_port is an older name of config.redis.port: set one");
+	harness_conf_refused(&H, "{\"second\":1,\"policy\":\"redis\",\"redis_port\":1}",
+	                     "config.redis.host: required field missing");
 	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"ssl\":1}}",
 	                     "config.redis.ssl must be");
 	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"ssl_verify\":\"yes\"}}",
 	                     "config.redis.ssl_verify must be");
 	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"server_name\":\"\"}}",
-	                     "config.redis.server_name");
+	                     "config.redis.server_name: length must be at least 1");
 	harness_conf_refused(&H, "{\"second\":1,\"sync_rate\":-2}",
 	                     "config.sync_rate must be seconds");
 	harness_conf_refused(&H, "{\"second\":1,\"sync_rate\":\"1\"}",
-	                     "config.sync_rate must be seconds");
+	                     "config.sync_rate must be a number");
 	harness_conf_refused(&H, "{\"second\":1,\"sync_rate\":0.001}", "at least 0.01 s");
 	harness_conf_refused(&H,
 	                     "{\"day\":3000000000,\"algorithm\":\"token-bucket\",\"policy\":"
 	                     "\"redis\",\"redis\":{\"host\":\"127.0.0.1\"}}",
 	                     "a limit is at most 2147483647");
-	harness_conf_refused(&H, "[1,2]", "config must be a map");
+	harness_conf_refused(&H, "[1,2]", "config must be a record (a map)");
 	/* Accepted shapes: Kong's nulls for unset fields, floats that are
 	 * whole numbers, the defaults. */
 	harness_conf_ok(&H, "{\"second\":5,\"minute\":null,\"hour\":100.0,\"limit_by\":\"ip\","
@@ -339,7 +348,7 @@ static void hide_headers_and_custom_error(void **state)
 		if (!seen[i])
 			fail_msg("jitter never gave %d", i);
 	harness_conf_refused(&H, "{\"minute\":1,\"retry_after_jitter_max\":-1}",
-	                     "config.retry_after_jitter_max must be an integer");
+	                     "config.retry_after_jitter_max must be between 0 and 86400");
 }
 
 /* Windows are UTC calendar periods: a minute ends at :00, a month at the

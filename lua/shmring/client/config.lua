@@ -19,6 +19,8 @@ _M.cfg = {
     heartbeat_timeout_ms = 500, -- daemon considered down past this heartbeat age
     attach_retry_ms = 100,      -- at most one attach attempt per this interval
     claim_bytes = 16384,        -- first claim size for a snapshot (grown on overflow)
+    body_max = 65536,           -- largest request body a snapshot carries, for configs that
+                                -- need one (keep it under the daemon's ring_size / 2)
     log_backlog = 10000,        -- LOG records that may wait in the worker while the SQ has
                                 -- no room for them (shmring.client.backlog)
     spin_max_us = 10,           -- longest busy-wait for a reply while the daemon worker is

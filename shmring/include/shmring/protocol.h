@@ -50,6 +50,7 @@ enum shmring_action_op {
 	SHMRING_ACT_AUTHENTICATE = 11,    /* consumer map, credential */
 	SHMRING_ACT_LOG = 12,             /* level, message */
 	SHMRING_ACT_LOOKUP = 13,          /* kind, key: only in NEED_ENTITIES */
+	SHMRING_ACT_SET_BODY = 14,        /* raw body (the gateway sets Content-Length) */
 };
 
 /* What a LOOKUP asks the gateway for, and the kind of a FORGET entry. The

@@ -1,12 +1,6 @@
--- Schema of the shmring-log Kong plugin: file-log's `path` and `reopen`,
--- tcp-log's / udp-log's `host` (a name or an IP) and `port` and tcp-log's
--- `tls` and `tls_sni`, chosen by `sink`, and the
--- batching of the daemon's sink: `max_batch_size` (entries),
--- `flush_interval` (seconds), `max_buffered_bytes` (memory bound per
--- shmringd worker; past it entries are dropped and counted). The C plugin
--- checks the same rules and answers a refused config with the reason.
--- `fail_open` (default true: logging never fails a request) and `timeout`
--- are the gateway side's policy.
+-- Schema of the shmring-log Kong plugin, generated from the config schema
+-- its C plugin declares (`shmringctl schema log --kong > schema.lua`):
+-- change the C declaration, then regenerate this file.
 local typedefs = require("kong.db.schema.typedefs")
 
 return {
@@ -16,8 +10,7 @@ return {
         { config = {
             type = "record",
             fields = {
-                { sink = { type = "string", default = "file", required = true,
-                           one_of = { "file", "tcp", "udp" } } },
+                { sink = { type = "string", required = true, default = "file", one_of = { "file", "tcp", "udp" } } },
                 { path = { type = "string", len_min = 1, match = "^/[^?]*$" } },
                 { reopen = { type = "boolean", required = true, default = false } },
                 { host = { type = "string", len_min = 1 } },
@@ -30,14 +23,20 @@ return {
                 { fail_open = { type = "boolean", default = true } },
                 { timeout = { type = "integer", default = 250, between = { 1, 60000 } } },
             },
-            entity_checks = {
-                { conditional = { if_field = "sink", if_match = { eq = "file" },
-                                  then_field = "path", then_match = { required = true } } },
-                { conditional = { if_field = "sink", if_match = { one_of = { "tcp", "udp" } },
-                                  then_field = "host", then_match = { required = true } } },
-                { conditional = { if_field = "sink", if_match = { one_of = { "tcp", "udp" } },
-                                  then_field = "port", then_match = { required = true } } },
-            },
+        } },
+    },
+    entity_checks = {
+        { conditional = {
+            if_field = "config.sink", if_match = { eq = "file" },
+            then_field = "config.path", then_match = { required = true },
+        } },
+        { conditional = {
+            if_field = "config.sink", if_match = { one_of = { "tcp", "udp" } },
+            then_field = "config.host", then_match = { required = true },
+        } },
+        { conditional = {
+            if_field = "config.sink", if_match = { one_of = { "tcp", "udp" } },
+            then_field = "config.port", then_match = { required = true },
         } },
     },
 }
