@@ -4,6 +4,7 @@
 #include "shmring/spin.h"
 
 #include "internal.h"
+#include "mp_read.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "shmring/mp.h"
+#include "mp_read.h"
 
 #include <msgpack/unpack_define.h> /* MSGPACK_EMBED_STACK_SIZE, the unpacker's depth */
 
@@ -111,119 +112,8 @@ void shmring_mpr_destroy(struct shmring_mpr *r)
 	msgpack_zone_destroy(&r->zone);
 }
 
-/* Big-endian length field of n bytes at the cursor, if the buffer has it. */
-static bool mpc_be(struct shmring_mpc *c, unsigned n, uint64_t *v)
-{
-	if (c->len - c->off < n)
-		return false;
-	uint64_t x = 0;
-	for (unsigned i = 0; i < n; i++)
-		x = x << 8 | c->p[c->off + i];
-	c->off += n;
-	*v = x;
-	return true;
-}
-
-int shmring_mpc_head(struct shmring_mpc *c, struct shmring_mpv *v)
-{
-	if (c->off >= c->len)
-		return -EBADMSG;
-	uint8_t b = c->p[c->off++];
-	uint64_t n = 0, skip = 0;
-	v->ptr = NULL;
-	v->n = 0;
-	v->u = 0;
-	if (b <= 0x7f) {
-		v->kind = SHMRING_MPV_UINT, v->u = b;
-		return 0;
-	}
-	if (b >= 0xe0) {
-		v->kind = SHMRING_MPV_INT, v->i = (int8_t)b;
-		return 0;
-	}
-	if (b <= 0x8f) {
-		v->kind = SHMRING_MPV_MAP, n = b & 0x0f;
-	} else if (b <= 0x9f) {
-		v->kind = SHMRING_MPV_ARRAY, n = b & 0x0f;
-	} else if (b <= 0xbf) {
-		v->kind = SHMRING_MPV_STR, skip = b & 0x1f;
-	} else {
-		switch (b) {
-		case 0xc0:
-			v->kind = SHMRING_MPV_NIL;
-			return 0;
-		case 0xc2 ... 0xc3:
-			v->kind = SHMRING_MPV_BOOL, v->u = b == 0xc3;
-			return 0;
-		case 0xc4 ... 0xc6: /* bin 8/16/32 */
-			v->kind = SHMRING_MPV_BIN;
-			if (!mpc_be(c, 1u << (b - 0xc4), &skip))
-				return -EBADMSG;
-			break;
-		case 0xc7 ... 0xc9: /* ext 8/16/32: length, type, data */
-			v->kind = SHMRING_MPV_EXT;
-			if (!mpc_be(c, 1u << (b - 0xc7), &skip))
-				return -EBADMSG;
-			skip += 1;
-			break;
-		case 0xca ... 0xcb: /* float 32/64 (the value is not read) */
-			v->kind = SHMRING_MPV_FLOAT, skip = b == 0xca ? 4 : 8;
-			break;
-		case 0xcc ... 0xcf: /* uint 8..64 */
-			v->kind = SHMRING_MPV_UINT;
-			if (!mpc_be(c, 1u << (b - 0xcc), &v->u))
-				return -EBADMSG;
-			return 0;
-		case 0xd0 ... 0xd3: { /* int 8..64: sign-extended; >= 0 is a uint, as in msgpack-c
-			               */
-			unsigned bytes = 1u << (b - 0xd0);
-			uint64_t x;
-			if (!mpc_be(c, bytes, &x))
-				return -EBADMSG;
-			if (bytes < 8 && x >> (bytes * 8 - 1))
-				x |= ~(uint64_t)0 << (bytes * 8);
-			v->u = x;
-			v->kind = v->i < 0 ? SHMRING_MPV_INT : SHMRING_MPV_UINT;
-			return 0;
-		}
-		case 0xd4 ... 0xd8: /* fixext 1..16: type, data */
-			v->kind = SHMRING_MPV_EXT, skip = 1 + (1u << (b - 0xd4));
-			break;
-		case 0xd9 ... 0xdb: /* str 8/16/32 */
-			v->kind = SHMRING_MPV_STR;
-			if (!mpc_be(c, 1u << (b - 0xd9), &skip))
-				return -EBADMSG;
-			break;
-		case 0xdc ... 0xdd: /* array 16/32 */
-			v->kind = SHMRING_MPV_ARRAY;
-			if (!mpc_be(c, b == 0xdc ? 2 : 4, &n))
-				return -EBADMSG;
-			break;
-		case 0xde ... 0xdf: /* map 16/32 */
-			v->kind = SHMRING_MPV_MAP;
-			if (!mpc_be(c, b == 0xde ? 2 : 4, &n))
-				return -EBADMSG;
-			break;
-		default: /* 0xc1, never used */
-			return -EBADMSG;
-		}
-	}
-	if (v->kind == SHMRING_MPV_ARRAY || v->kind == SHMRING_MPV_MAP) {
-		/* Every value inside needs a byte at least. */
-		if ((v->kind == SHMRING_MPV_MAP ? n * 2 : n) > c->len - c->off)
-			return -EBADMSG;
-		v->n = (uint32_t)n;
-		return 0;
-	}
-	if (skip > c->len - c->off)
-		return -EBADMSG;
-	v->ptr = c->p + c->off;
-	v->n = (uint32_t)(v->kind == SHMRING_MPV_EXT ? skip - 1 : skip);
-	c->off += (uint32_t)skip;
-	return 0;
-}
-
-int shmring_mpc_skip(struct shmring_mpc *c, const struct shmring_mpv *head, unsigned depth)
+int shmring__mpc_skip_container(struct shmring_mpc *c, const struct shmring_mpv *head,
+                                unsigned depth)
 {
 	uint64_t left[SHMRING_MP_MAX_DEPTH]; /* values still due in each open container */
 	unsigned open = 0;

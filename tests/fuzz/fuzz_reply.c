@@ -179,8 +179,10 @@ static bool ref_same_str(const msgpack_object *o, const struct shmring_client_st
 	return s->ptr && s->len == o->via.str.size && (s->len == 0 || s->ptr == o->via.str.ptr);
 }
 
-static const uint8_t ref_nstr[] = {0, 2, 2, 1, 1, 1, 1, 2, 2, 0, 2, 0, 1, 1};
-static const uint8_t ref_num[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 1};
+/* By op, 1 to SET_BODY (docs/protocol.md, "REPLY"): strings and integers it needs. */
+static const uint8_t ref_nstr[] = {0, 2, 2, 1, 1, 1, 1, 2, 2, 0, 2, 0, 1, 1, 1};
+static const uint8_t ref_num[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 1, 0};
+_Static_assert(sizeof(ref_nstr) == SHMRING_ACT_SET_BODY + 1, "an op the reference does not know");
 
 static bool ref_action(const msgpack_object *arr, struct ref_action *a)
 {
@@ -189,7 +191,7 @@ static bool ref_action(const msgpack_object *arr, struct ref_action *a)
 		return false;
 	const msgpack_object *v = arr->via.array.ptr;
 	if (v[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[0].via.u64 == 0 ||
-	    v[0].via.u64 > SHMRING_ACT_LOOKUP)
+	    v[0].via.u64 > SHMRING_ACT_SET_BODY)
 		return false;
 	a->op = v[0].via.u64;
 	bool have_num = false;

@@ -67,54 +67,6 @@ SHMRING_API int shmring_mpr_parse(struct shmring_mpr *r, const void *buf, uint32
 SHMRING_API int shmring_mpr_parse_copy(struct shmring_mpr *r, void *copy, const void *shared,
                                        uint32_t len);
 
-/* Reading in place: a cursor over one payload, value heads read one at a
- * time, no object tree, no allocation. Every step is bounds checked; a head
- * is refused (-EBADMSG) if it is truncated, is the unused byte 0xc1, is a
- * string/binary/ext longer than the bytes left, or a container whose count
- * the bytes left could not hold (a value takes a byte at least). */
-struct shmring_mpc {
-	const uint8_t *p;
-	uint32_t len;
-	uint32_t off; /* next byte to read */
-};
-
-enum shmring_mpv_kind {
-	SHMRING_MPV_NIL,
-	SHMRING_MPV_BOOL,  /* u: 0 or 1 */
-	SHMRING_MPV_UINT,  /* u: any integer >= 0, whatever its encoding (as msgpack-c) */
-	SHMRING_MPV_INT,   /* i: an integer < 0 */
-	SHMRING_MPV_FLOAT, /* the value is not read */
-	SHMRING_MPV_STR,   /* ptr, n bytes */
-	SHMRING_MPV_BIN,   /* ptr, n bytes */
-	SHMRING_MPV_EXT,   /* ptr: type byte, then n bytes of data */
-	SHMRING_MPV_ARRAY, /* n values follow */
-	SHMRING_MPV_MAP,   /* n key/value pairs follow */
-};
-
-struct shmring_mpv {
-	enum shmring_mpv_kind kind;
-	uint32_t n;
-	const uint8_t *ptr;
-	union {
-		uint64_t u;
-		int64_t i;
-	};
-};
-
-/* Nesting a payload may have: msgpack-c's unpacker stack. A container is
- * refused where this many non-empty containers are already open. */
-#define SHMRING_MP_MAX_DEPTH 32
-
-/* Read the head of the next value and step past it: past a scalar's bytes
- * whole, past only a container's header (its values follow). 0 or -EBADMSG. */
-SHMRING_API int shmring_mpc_head(struct shmring_mpc *c, struct shmring_mpv *v);
-/* Step past the rest of the value whose head was just read: nothing for a
- * scalar, every value inside for a container. depth is the number of
- * non-empty containers open around the value (0 for the payload's root), for
- * the nesting bound. 0 or -EBADMSG. */
-SHMRING_API int shmring_mpc_skip(struct shmring_mpc *c, const struct shmring_mpv *head,
-                                 unsigned depth);
-
 /* Lookups in a parsed map by string key; NULL if absent or not a map. */
 SHMRING_API const msgpack_object *shmring_mp_get(const msgpack_object *map, const char *key);
 /* The same, typed: 0 on success, -ENOENT if absent, -EBADMSG if another type;
