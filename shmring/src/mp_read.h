@@ -76,7 +76,8 @@ static inline bool mpc_be(struct shmring_mpc *c, unsigned n, uint64_t *v)
 
 /* Read the head of the next value and step past it: past a scalar's bytes
  * whole, past only a container's header (its values follow). 0 or -EBADMSG. */
-static inline int shmring_mpc_head(struct shmring_mpc *c, struct shmring_mpv *v)
+__attribute__((always_inline)) static inline int shmring_mpc_head(struct shmring_mpc *c,
+                                                                  struct shmring_mpv *v)
 {
 	if (c->off >= c->len)
 		return -EBADMSG;
