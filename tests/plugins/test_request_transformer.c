@@ -234,7 +234,7 @@ static void config_errors(void **state)
 	harness_conf_refused(&H, "{\"rename\":{\"headers\":[\"x-a:$(headers.b)\"]}}",
 	                     "a rename target is a name, not a template");
 	harness_conf_refused(&H, "{\"add\":{\"body\":[\"novalue\"]}}",
-	                     "config.add.body[0]: must be 'name:value'");
+	                     "config.add.body[1]: invalid value: novalue");
 	harness_conf_refused(&H, "{\"append\":{\"json_types\":[\"date\"]}}",
 	                     "config.append.json_types");
 	harness_conf_refused(&H, "{\"add\":{\"uri\":\"/x\"}}", "unknown config field 'add.uri'");
