@@ -57,9 +57,11 @@ def main(build):
 
     try:
         st.start_nginx()
-        # No daemon: fail closed at once, fail open passes.
+        # No daemon: fail closed at once, fail open passes. "At once" is well
+        # inside the route's 250 ms deadline: this first request of a fresh
+        # nginx also loads the client, which a loaded machine slows.
         s, h, b, secs = timed(st, "/hello")
-        check(s == 503 and b"unavailable" in b and secs < 0.1,
+        check(s == 503 and b"unavailable" in b and secs < 0.2,
               "no daemon: /hello 503 at once (%d in %.3f s)" % (s, secs))
         s, h, b, _ = timed(st, "/hello-open")
         check(s == 200 and "x-hello" not in h, "no daemon: /hello-open 200 without the plugin")
