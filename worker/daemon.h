@@ -207,6 +207,7 @@ struct shmringd_sink_opts {
 	uint32_t batch_bytes;
 	uint32_t flush_ms;
 	uint32_t max_bytes;
+	struct shmring_event *wake; /* the worker's event: http sinks notify it */
 };
 /* Per worker: set up the io_uring. 0 or -errno. */
 int shmringd__sinks_init(const struct shmringd_sink_opts *o, struct shmringd_worker_stats *st);
@@ -214,6 +215,9 @@ int shmringd__sinks_init(const struct shmringd_sink_opts *o, struct shmringd_wor
 void shmringd__sinks_poll(uint64_t now);
 /* ns until the next due flush or retry (INT64_MAX if none). */
 int64_t shmringd__sinks_next_due(uint64_t now);
+/* A sink has work since next_due was asked (an http socket is ready):
+ * checked again after the worker announced its sleep. */
+bool shmringd__sinks_woken(void);
 /* Flush everything and wait for it (bounded by deadline_ns). */
 void shmringd__sinks_drain(uint64_t deadline_ns);
 void shmringd__sinks_fini(void);

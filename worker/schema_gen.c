@@ -11,6 +11,7 @@
 
 #include <dlfcn.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,15 +48,66 @@ static const char *type_name(uint32_t t)
 	                                                                       : "?";
 }
 
+/* A Lua string literal: quotes and backslashes escaped, control bytes as
+ * \ddd, so no declared string can end the literal or the line. */
 static void lua_string(FILE *f, const char *s)
 {
 	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fputc('\\', f);
-		fputc(*s, f);
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		if (*c < 0x20 || *c == 0x7f)
+			fprintf(f, "\\%03u", *c);
+		else if (*c == '"' || *c == '\\')
+			fprintf(f, "\\%c", *c);
+		else
+			fputc(*c, f);
 	}
 	fputc('"', f);
+}
+
+/* A name written bare into the schema.lua (a field, a table key) must be a
+ * Lua name and not a keyword: anything else would be Lua source of the
+ * plugin's choosing in a file Kong loads, or a file that does not load. */
+static bool lua_name_ok(const char *s, size_t n)
+{
+	static const char *const keywords[] = {
+	    "and",      "break",  "do",   "else", "elseif", "end",   "false", "for",
+	    "function", "goto",   "if",   "in",   "local",  "nil",   "not",   "or",
+	    "repeat",   "return", "then", "true", "until",  "while", NULL};
+	if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(s[i] == '_' || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9')))
+			return false;
+	for (const char *const *k = keywords; *k; k++)
+		if (strlen(*k) == n && !memcmp(*k, s, n))
+			return false;
+	return true;
+}
+
+/* A dotted field path of an entity check ("redis.host"): Lua names. */
+static bool lua_path_ok(const char *s)
+{
+	for (;;) {
+		size_t n = strcspn(s, ".");
+		if (!lua_name_ok(s, n))
+			return false;
+		if (!s[n])
+			return true;
+		s += n + 1;
+	}
+}
+
+/* A table key from a JSON default: bare when it is a Lua name, else ["..."]. */
+static void lua_key(FILE *f, const char *k)
+{
+	if (lua_name_ok(k, strlen(k))) {
+		fputs(k, f);
+	} else {
+		fputc('[', f);
+		lua_string(f, k);
+		fputc(']', f);
+	}
 }
 
 /* A NULL-terminated list of strings as a Lua table: { "a", "b" }. */
@@ -104,7 +156,9 @@ static void lua_value(FILE *f, const json_t *j)
 		fputs("{", f);
 		json_object_foreach((json_t *)j, k, v)
 		{
-			fprintf(f, "%s%s = ", first ? " " : ", ", k);
+			fputs(first ? " " : ", ", f);
+			lua_key(f, k);
+			fputs(" = ", f);
 			lua_value(f, v);
 			first = 0;
 		}
@@ -287,6 +341,70 @@ static void lua_checks(FILE *f, const struct shmring_check *checks)
 	fputs("    },\n", f);
 }
 
+/* What in a declaration cannot be written into a schema.lua as a Lua name
+ * or a number (see lua_name_ok): NULL, or a message naming it. */
+static const char *fields_problem(const struct shmring_field *fields, const char *prefix, char *buf,
+                                  size_t len)
+{
+	for (const struct shmring_field *d = fields; d && d->name; d++) {
+		if (!lua_name_ok(d->name, strlen(d->name))) {
+			snprintf(buf, len, "field name '%s%.64s' is not a Lua name", prefix,
+			         d->name);
+			return buf;
+		}
+		if (d->one_of && d->type == SHMRING_FIELD_INTEGER)
+			for (const char *const *o = d->one_of; *o; o++) {
+				const char *c = *o + (**o == '-');
+				if (!*c || strspn(c, "0123456789") != strlen(c)) {
+					snprintf(
+					    buf, len,
+					    "field '%s%.64s': integer one_of entry '%.32s' is not "
+					    "a decimal number",
+					    prefix, d->name, *o);
+					return buf;
+				}
+			}
+		char inner[256];
+		snprintf(inner, sizeof(inner), "%s%.64s.", prefix, d->name);
+		const char *why = fields_problem(d->fields, inner, buf, len);
+		if (!why && d->elements)
+			why = fields_problem(d->elements->fields, inner, buf, len);
+		if (why)
+			return why;
+	}
+	return NULL;
+}
+
+static const char *declaration_problem(const struct shmringd_schema *s, char *buf, size_t len)
+{
+	if (s->stub &&
+	    (!*s->stub || strlen(s->stub) > 63 ||
+	     strspn(s->stub, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(s->stub))) {
+		snprintf(buf, len, "variant stub name '%.64s' must match [a-z0-9_-]{1,63}",
+		         s->stub);
+		return buf;
+	}
+	const char *why = fields_problem(s->fields, "", buf, len);
+	for (const struct shmring_check *c = s->checks; !why && c && c->kind; c++) {
+		const char *bad = NULL;
+		if (c->kind == SHMRING_CHECK_CONDITIONAL) {
+			if (!c->if_field || !lua_path_ok(c->if_field))
+				bad = c->if_field ? c->if_field : "(none)";
+			else if (!c->then_field || !lua_path_ok(c->then_field))
+				bad = c->then_field ? c->then_field : "(none)";
+		}
+		for (const char *const *n = c->fields; !bad && n && *n; n++)
+			if (!lua_path_ok(*n))
+				bad = *n;
+		if (bad) {
+			snprintf(buf, len, "entity check field '%.64s' is not a path of Lua names",
+			         bad);
+			why = buf;
+		}
+	}
+	return why;
+}
+
 static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct shmringd_schema *s)
 {
 	const char *stub = s->stub ? s->stub : p->name;
@@ -447,6 +565,8 @@ int shmringctl__schema(int argc, char **argv)
 	}
 	const struct shmring_plugin *p = dlsym(dl, SHMRING_PLUGIN_SYMBOL);
 	struct shmringd_schema s;
+	char whybuf[256];
+	const char *why;
 	int rc = 1;
 	if (!p || p->abi_version != SHMRING_PLUGIN_ABI_VERSION)
 		fprintf(stderr, "shmringctl schema: %s: no descriptor of plugin ABI %u\n", path,
@@ -456,6 +576,8 @@ int shmringctl__schema(int argc, char **argv)
 		        p->name, variant ? " for the stub " : "", variant ? variant : "");
 	else if (config_json)
 		rc = config_through(p, &s, variant, config_json);
+	else if ((why = declaration_problem(&s, whybuf, sizeof(whybuf))))
+		fprintf(stderr, "shmringctl schema: plugin %s: %s\n", p->name, why);
 	else {
 		if (markdown) {
 			printf(

@@ -67,13 +67,19 @@
 #define RECONNECT_MAX_MS 2000u
 #define SINK_SPEC_MAX 4096
 #define WARN_EVERY_NS (10 * 1000000000ull)
+#define HTTP_DNS_TTL_NS (60 * 1000000000ull) /* an http sink's address is looked up again */
 
 enum sink_kind { SINK_FILE, SINK_TCP, SINK_UDP, SINK_HTTP };
 enum op { OP_WRITE = 1, OP_CONNECT = 2, OP_UDP = 3 };
 
 struct batch {
 	char *data;
-	uint32_t len;
+	/* An http sink's fill is a ring of whole entries: they start at head
+	 * and run to wrap (when not 0; the rest from data[0]) or for len bytes.
+	 * Every other batch has head = wrap = 0. */
+	uint32_t head;
+	uint32_t wrap;
+	uint32_t len; /* bytes queued */
 	uint32_t entries;
 	uint64_t first_ns; /* when the first entry of this batch was appended */
 };
@@ -103,9 +109,10 @@ struct shmring_sink {
 	uint32_t backoff_ms;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	char host[256]; /* tcp, udp: a name to look up; "" = addr is an IP literal's */
+	char host[256]; /* a name to look up; "" = addr is an IP literal's (tcp, udp) or curl's */
 	char port[8];
-	struct gaicb *gai;      /* the lookup in flight (getaddrinfo_a), or NULL */
+	struct lookup *gai;     /* the lookup in flight (getaddrinfo_a), or NULL */
+	uint64_t resolved_ns;   /* http: when addr was looked up (0 = never) */
 	bool tls;               /* tcp: TLS once connected */
 	char sni[256];          /* tcp + tls: the server name to send, "" = none */
 	struct sink_tls *tls_s; /* the session while connected */
@@ -119,7 +126,7 @@ struct shmring_sink {
 	uint32_t retry_initial_ms; /* first wait after a failed request ... */
 	uint32_t retry_max_ms;     /* ... doubling up to this ... */
 	uint32_t retry_time_ms;    /* ... until the batch has failed this long */
-	uint64_t batch_first_ns;   /* when flight was first sent */
+	uint64_t batch_first_ns;   /* when flight was taken from fill */
 	char *body;                /* the request body built from flight */
 	size_t body_cap;
 	uint64_t last_warn_ns; /* rate of the failure log line */
@@ -132,7 +139,8 @@ static struct {
 	struct shmringd_sink_opts o;
 	struct shmringd_worker_stats *ws;
 	struct shmring_sink *list;
-	uint64_t now; /* last time seen by sinks_poll */
+	struct lookup *orphans; /* lookups of freed sinks, still running */
+	uint64_t now;           /* last time seen by sinks_poll */
 } S;
 
 static uint64_t tag(struct shmring_sink *s, enum op op)
@@ -148,7 +156,7 @@ int shmringd__sinks_init(const struct shmringd_sink_opts *o, struct shmringd_wor
 	int rc = io_uring_queue_init(RING_ENTRIES, &S.ring, 0);
 	if (rc < 0)
 		return rc;
-	if ((rc = shmringd__http_init()) < 0) {
+	if ((rc = shmringd__http_init(o->wake)) < 0) {
 		io_uring_queue_exit(&S.ring);
 		return rc;
 	}
@@ -190,57 +198,91 @@ static void mark_down(struct shmring_sink *s)
 
 /* ---- host names ---------------------------------------------------------- */
 
+/* One getaddrinfo_a request and everything its resolver thread reads or
+ * writes, so it can outlive the sink that asked. */
+struct lookup {
+	struct gaicb cb;
+	struct addrinfo hints;
+	struct lookup *next; /* on S.orphans */
+	char host[256];
+	char port[8];
+};
+
+static void lookup_release(struct lookup *l)
+{
+	if (l->cb.ar_result)
+		freeaddrinfo(l->cb.ar_result);
+	free(l);
+}
+
+/* A sink's lookup, given up. One still running on the resolver's thread
+ * (it writes into l) joins S.orphans, freed by reap_orphans once it ends:
+ * waiting for it here would stall the worker for as long as DNS takes. */
 static void lookup_free(struct shmring_sink *s)
 {
-	if (!s->gai)
-		return;
-	if (gai_cancel(s->gai) == EAI_NOTCANCELED) {
-		/* Running on the resolver's thread: it writes into s->gai, so
-		 * wait for it (only when a sink is freed mid-lookup). */
-		const struct gaicb *l[1] = {s->gai};
-		while (gai_error(s->gai) == EAI_INPROGRESS)
-			gai_suspend(l, 1, NULL);
-	}
-	if (s->gai->ar_result)
-		freeaddrinfo(s->gai->ar_result);
-	free(s->gai);
+	struct lookup *l = s->gai;
 	s->gai = NULL;
+	if (!l)
+		return;
+	if (gai_cancel(&l->cb) == EAI_NOTCANCELED) {
+		l->next = S.orphans;
+		S.orphans = l;
+		return;
+	}
+	lookup_release(l);
 }
 
-/* Ask for s->host's address without waiting. */
-static void lookup_start(struct shmring_sink *s)
+/* Free the orphaned lookups that have ended; with wait, all of them (only
+ * when the worker stops). */
+static void reap_orphans(bool wait)
 {
-	struct gaicb *g = calloc(1, sizeof(*g) + sizeof(struct addrinfo));
-	if (!g) {
-		mark_down(s);
-		return;
+	for (struct lookup **pp = &S.orphans, *l; (l = *pp);) {
+		if (gai_error(&l->cb) == EAI_INPROGRESS) {
+			if (!wait) {
+				pp = &l->next;
+				continue;
+			}
+			const struct gaicb *one[1] = {&l->cb};
+			while (gai_error(&l->cb) == EAI_INPROGRESS)
+				gai_suspend(one, 1, NULL);
+		}
+		*pp = l->next;
+		lookup_release(l);
 	}
-	struct addrinfo *hints = (struct addrinfo *)(g + 1);
-	hints->ai_socktype = s->kind == SINK_TCP ? SOCK_STREAM : SOCK_DGRAM;
-	hints->ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-	g->ar_name = s->host;
-	g->ar_service = s->port;
-	g->ar_request = hints;
-	struct gaicb *list[1] = {g};
-	struct sigevent none = {.sigev_notify = SIGEV_NONE};
-	if (getaddrinfo_a(GAI_NOWAIT, list, 1, &none) != 0) {
-		free(g);
-		s->st.errors++;
-		S.ws->sink_errors++;
-		mark_down(s);
-		return;
-	}
-	s->gai = g;
 }
 
-/* The lookup's answer into s->addr: 1 done, 0 still running, -1 failed
- * (counted, the sink down until its retry). */
+/* Ask for s->host's address without waiting. 0, or -1 (counted). */
+static int lookup_start(struct shmring_sink *s)
+{
+	struct lookup *l = calloc(1, sizeof(*l));
+	if (l) {
+		snprintf(l->host, sizeof(l->host), "%s", s->host);
+		snprintf(l->port, sizeof(l->port), "%s", s->port);
+		l->hints.ai_socktype = s->kind == SINK_UDP ? SOCK_DGRAM : SOCK_STREAM;
+		l->hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+		l->cb = (struct gaicb){
+		    .ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
+		struct gaicb *list[1] = {&l->cb};
+		struct sigevent none = {.sigev_notify = SIGEV_NONE};
+		if (getaddrinfo_a(GAI_NOWAIT, list, 1, &none) == 0) {
+			s->gai = l;
+			return 0;
+		}
+		free(l);
+	}
+	s->st.errors++;
+	S.ws->sink_errors++;
+	return -1;
+}
+
+/* The lookup's answer into s->addr: 1 done, 0 still running, else the
+ * failure (an EAI_ code, < 0; counted). */
 static int lookup_done(struct shmring_sink *s)
 {
-	int e = gai_error(s->gai);
+	int e = gai_error(&s->gai->cb);
 	if (e == EAI_INPROGRESS)
 		return 0;
-	struct addrinfo *ai = e == 0 ? s->gai->ar_result : NULL;
+	struct addrinfo *ai = e == 0 ? s->gai->cb.ar_result : NULL;
 	if (ai && ai->ai_addrlen <= sizeof(s->addr)) {
 		memcpy(&s->addr, ai->ai_addr, ai->ai_addrlen);
 		s->addrlen = ai->ai_addrlen;
@@ -251,15 +293,20 @@ static int lookup_done(struct shmring_sink *s)
 	if (e) {
 		s->st.errors++;
 		S.ws->sink_errors++;
-		if (S.now - s->last_warn_ns >= WARN_EVERY_NS || !s->last_warn_ns) {
-			shmringd__log("sink %s: cannot resolve %s: %s", s->name, s->host,
-			              gai_strerror(e));
-			s->last_warn_ns = S.now;
-		}
-		mark_down(s);
-		return -1;
+		return e;
 	}
 	return 1;
+}
+
+/* A tcp or udp sink's failed lookup: told (at most every WARN_EVERY_NS),
+ * the sink down until its retry. */
+static void lookup_failed(struct shmring_sink *s, int e)
+{
+	if (e && (S.now - s->last_warn_ns >= WARN_EVERY_NS || !s->last_warn_ns)) {
+		shmringd__log("sink %s: cannot resolve %s: %s", s->name, s->host, gai_strerror(e));
+		s->last_warn_ns = S.now;
+	}
+	mark_down(s);
 }
 
 static void start_connect(struct shmring_sink *s);
@@ -285,10 +332,14 @@ static void connect_step(struct shmring_sink *s, uint64_t now)
 		return;
 	if (s->host[0]) {
 		if (!s->gai) {
-			lookup_start(s);
+			if (lookup_start(s) < 0)
+				lookup_failed(s, 0);
 			return;
 		}
-		if (lookup_done(s) <= 0)
+		int r = lookup_done(s);
+		if (r < 0)
+			lookup_failed(s, r);
+		if (r <= 0)
 			return;
 	}
 	if (s->kind == SINK_TCP)
@@ -413,24 +464,73 @@ static void flight_done(struct shmring_sink *s)
 
 /* ---- HTTP batches --------------------------------------------------------- */
 
+/* Where the next entry of fill goes. */
+static uint32_t fill_tail(const struct shmring_sink *s)
+{
+	return s->fill.wrap ? s->fill.len - (s->fill.wrap - s->fill.head)
+	                    : s->fill.head + s->fill.len;
+}
+
+/* The oldest entry (line) of an http sink's fill, taken off its front:
+ * its bytes and length. */
+static const char *pop_front(struct shmring_sink *s, uint32_t *n)
+{
+	const char *front = s->fill.data + s->fill.head;
+	uint32_t seg = s->fill.wrap ? s->fill.wrap - s->fill.head : s->fill.len;
+	const char *nl = memchr(front, '\n', seg);
+	*n = nl ? (uint32_t)(nl - front) + 1 : seg;
+	s->fill.len -= *n;
+	s->fill.head += *n;
+	if (s->fill.entries)
+		s->fill.entries--;
+	if (s->fill.wrap && s->fill.head == s->fill.wrap)
+		s->fill.head = s->fill.wrap = 0;
+	if (s->fill.len == 0)
+		s->fill.head = s->fill.wrap = s->fill.entries = 0;
+	return front;
+}
+
 /* Move the first batch_entries entries (lines) of fill into flight. What
  * stays in fill keeps the batch's age, so it is sent no later than its
  * oldest entry asks. */
 static void take_http_batch(struct shmring_sink *s)
 {
-	uint32_t n = 0, off = 0, want = s->batch_entries ? s->batch_entries : UINT32_MAX;
-	while (off < s->fill.len && n < want) {
-		const char *nl = memchr(s->fill.data + off, '\n', s->fill.len - off);
-		off = nl ? (uint32_t)(nl - s->fill.data) + 1 : s->fill.len;
-		n++;
-	}
-	memcpy(s->flight.data, s->fill.data, off);
-	s->flight.len = off;
-	s->flight.entries = n;
+	uint32_t want = s->batch_entries ? s->batch_entries : UINT32_MAX, n;
+	s->flight.len = 0;
+	s->flight.entries = 0;
 	s->flight.first_ns = s->fill.first_ns;
-	memmove(s->fill.data, s->fill.data + off, s->fill.len - off);
-	s->fill.len -= off;
-	s->fill.entries -= n;
+	while (s->fill.len && s->flight.entries < want) {
+		const char *p = pop_front(s, &n);
+		memcpy(s->flight.data + s->flight.len, p, n);
+		s->flight.len += n;
+		s->flight.entries++;
+	}
+}
+
+/* Room for need contiguous bytes at an http sink's tail, within its
+ * bounds (cap bytes, max_entries): the oldest entries are dropped, as
+ * Kong's queue does; each drop moves the front past one entry, no copy.
+ * 0, or -1 when need is more than the whole queue. */
+static int http_room(struct shmring_sink *s, uint32_t need)
+{
+	if (need > s->cap)
+		return -1;
+	for (;;) {
+		if (s->fill.len == 0)
+			s->fill.head = s->fill.wrap = 0;
+		uint32_t tail = fill_tail(s);
+		bool fits = s->fill.wrap ? s->fill.head - tail >= need
+		                         : s->cap - tail >= need || s->fill.head >= need;
+		if (fits && s->fill.len + need <= s->cap &&
+		    !(s->max_entries && s->fill.entries >= s->max_entries)) {
+			if (!s->fill.wrap && s->cap - tail < need)
+				s->fill.wrap = tail; /* the next entry starts at data[0] */
+			return 0;
+		}
+		uint32_t n;
+		pop_front(s, &n);
+		count_drop(s, 1);
+	}
 }
 
 /* flight as a request body in s->body: the entry itself when a batch is
@@ -475,12 +575,6 @@ static void http_submit(struct shmring_sink *s)
 	}
 	s->in_flight = true;
 	S.http_busy++;
-	if (!s->batch_first_ns) {
-		s->batch_first_ns = S.now ? S.now : 1;
-		s->st.flushes++;
-		S.ws->sink_flushes++;
-		DTRACE_PROBE3(shmring, flush, s->spec, s->flight.len, s->flight.entries);
-	}
 }
 
 /* A request ended: a status below 300 (Kong's test) completes the batch;
@@ -501,6 +595,8 @@ static void http_done(void *owner, long status, const char *why)
 	}
 	s->st.errors++;
 	S.ws->sink_errors++;
+	if (!status)
+		s->resolved_ns = 0; /* no answer: the address may have changed */
 	bool give_up = S.now - s->batch_first_ns >= (uint64_t)s->retry_time_ms * 1000000u;
 	/* A drop is always told; retries once per WARN_EVERY_NS. */
 	if (give_up || S.now - s->last_warn_ns >= WARN_EVERY_NS || !s->last_warn_ns) {
@@ -526,6 +622,32 @@ static void http_done(void *owner, long status, const char *why)
 	s->retry_at = S.now + (uint64_t)s->backoff_ms * 1000000u;
 }
 
+/* An HTTP sink's host name: its address, looked up without waiting and
+ * handed to curl. 1 known, 0 not yet (the lookup runs), -1 failed (the
+ * batch waits for its retry). Looked up again after a request without an
+ * answer (the requests wait for the new address), and once the address is
+ * HTTP_DNS_TTL_NS old (the old one is used until the new one is known; if
+ * the look-up fails, for another HTTP_DNS_TTL_NS). */
+static int http_resolve(struct shmring_sink *s)
+{
+	bool have = s->resolved_ns != 0;
+	if (!s->host[0] || (have && S.now - s->resolved_ns < HTTP_DNS_TTL_NS))
+		return 1;
+	int r = s->gai ? lookup_done(s) : lookup_start(s) == 0 ? 0 : EAI_MEMORY;
+	if (r == 1 && shmringd__http_set_address(s->http, (struct sockaddr *)&s->addr) < 0)
+		r = EAI_MEMORY;
+	if (r == 1 || (r < 0 && have))
+		s->resolved_ns = S.now ? S.now : 1;
+	if (r == 1 || have)
+		return 1;
+	if (r == 0)
+		return 0;
+	char why[320];
+	snprintf(why, sizeof(why), "cannot resolve %s: %s", s->host, gai_strerror(r));
+	http_done(s, 0, why);
+	return -1;
+}
+
 /* The next HTTP batch, if the sink can send now. */
 static void flush_http(struct shmring_sink *s)
 {
@@ -535,8 +657,13 @@ static void flush_http(struct shmring_sink *s)
 		if (s->fill.len == 0)
 			return;
 		take_http_batch(s);
+		s->batch_first_ns = S.now ? S.now : 1;
+		s->st.flushes++;
+		S.ws->sink_flushes++;
+		DTRACE_PROBE3(shmring, flush, s->spec, s->flight.len, s->flight.entries);
 	}
-	http_submit(s);
+	if (http_resolve(s) == 1)
+		http_submit(s);
 }
 
 /* Swap fill into flight and submit it, if the sink can take it now. */
@@ -712,6 +839,8 @@ void shmringd__sinks_poll(uint64_t now)
 	S.now = now;
 	if (*S.ring.cq.khead != io_uring_smp_load_acquire(S.ring.cq.ktail))
 		reap();
+	if (S.orphans)
+		reap_orphans(false);
 	if (S.http_busy)
 		shmringd__http_poll(http_done);
 	for (struct shmring_sink **pp = &S.list, *s; (s = *pp);) {
@@ -735,7 +864,9 @@ int64_t shmringd__sinks_next_due(uint64_t now)
 	int64_t best = INT64_MAX;
 	for (struct shmring_sink *s = S.list; s; s = s->next) {
 		int64_t t = INT64_MAX;
-		if (s->in_flight || s->connecting || s->gai || s->handshaking)
+		if (s->kind == SINK_HTTP && s->in_flight)
+			t = INT64_MAX; /* shmringd__http_next_due below */
+		else if (s->in_flight || s->connecting || s->gai || s->handshaking)
 			t = 1000000; /* completions do not wake the futex: look again in 1 ms */
 		else if (s->fd < 0 && (s->kind == SINK_TCP || s->kind == SINK_UDP))
 			t = s->retry_at > now ? (int64_t)(s->retry_at - now) : 0;
@@ -748,7 +879,17 @@ int64_t shmringd__sinks_next_due(uint64_t now)
 		if (t < best)
 			best = t;
 	}
+	if (S.http_busy) {
+		int64_t t = shmringd__http_next_due(now);
+		if (t < best)
+			best = t;
+	}
 	return best;
+}
+
+bool shmringd__sinks_woken(void)
+{
+	return S.http_busy && shmringd__http_ready();
 }
 
 void shmringd__sinks_drain(uint64_t deadline_ns)
@@ -773,9 +914,7 @@ void shmringd__sinks_drain(uint64_t deadline_ns)
 			break;
 		struct __kernel_timespec ts = {0, 1000000};
 		struct io_uring_cqe *cqe;
-		if (S.http_busy)
-			shmringd__http_wait(1);
-		else if (io_uring_wait_cqe_timeout(&S.ring, &cqe, &ts) == 0)
+		if (io_uring_wait_cqe_timeout(&S.ring, &cqe, &ts) == 0)
 			reap();
 		if (*S.ring.cq.khead != io_uring_smp_load_acquire(S.ring.cq.ktail))
 			reap();
@@ -801,6 +940,7 @@ void shmringd__sinks_fini(void)
 		S.list = s->next;
 		sink_free(s);
 	}
+	reap_orphans(true);
 	shmringd__http_fini();
 	shmringd__tls_fini();
 	S.ready = false;
@@ -1095,6 +1235,11 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 		rc = rc < 0 ? rc : 0;
 	} else if (s->kind == SINK_HTTP) {
 		rc = shmringd__http_open(&ho, s, &s->http, err, errlen);
+		const char *host, *port;
+		if (rc == 0 && (host = shmringd__http_host(s->http, &port))) {
+			snprintf(s->host, sizeof(s->host), "%s", host);
+			snprintf(s->port, sizeof(s->port), "%s", port);
+		}
 	} else if (s->kind == SINK_TCP) {
 		if ((rc = parse_addr(s, target + 4)) < 0)
 			snprintf(err, errlen, "bad sink address '%s' (want tcp:HOST:PORT)",
@@ -1142,7 +1287,13 @@ SHMRING_HOST_API int shmring_sink_reserve(struct shmring_sink *s, size_t max, ch
 {
 	*buf = NULL;
 	size_t need = max + (s->kind == SINK_UDP ? 4 : 0);
-	if (s->fill.len + need > s->cap) {
+	if (s->kind == SINK_HTTP) {
+		/* Kong's queue: past a bound the oldest entries go, not this one */
+		if (need > s->cap || http_room(s, (uint32_t)need) < 0) {
+			count_drop(s, 1);
+			return SHMRING_SINK_DROPPED;
+		}
+	} else if (s->fill.len + need > s->cap) {
 		/* Full: try to make room by flushing now, else drop. */
 		flush(s);
 		if (s->fill.len + need > s->cap) {
@@ -1158,7 +1309,7 @@ SHMRING_HOST_API int shmring_sink_reserve(struct shmring_sink *s, size_t max, ch
 		}
 	}
 	s->reserved = true;
-	*buf = s->fill.data + s->fill.len + (s->kind == SINK_UDP ? 4 : 0);
+	*buf = s->fill.data + fill_tail(s) + (s->kind == SINK_UDP ? 4 : 0);
 	return 0;
 }
 
@@ -1169,7 +1320,7 @@ SHMRING_HOST_API void shmring_sink_commit(struct shmring_sink *s, size_t used)
 	s->reserved = false;
 	if (s->kind == SINK_UDP) {
 		uint32_t l = (uint32_t)used;
-		memcpy(s->fill.data + s->fill.len, &l, 4);
+		memcpy(s->fill.data + fill_tail(s), &l, 4);
 		used += 4;
 	}
 	if (s->fill.len == 0)

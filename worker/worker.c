@@ -761,7 +761,7 @@ static void sleep_on_event(void)
 	uint32_t key = shmring_event_prepare(g_event);
 	/* Re-check after announcing the sleep: a producer that published
 	 * before it saw our waiters flag is caught here. */
-	if (!all_idle() || g_stop == HANDOFF) {
+	if (!all_idle() || g_stop == HANDOFF || shmringd__sinks_woken()) {
 		shmring_event_cancel(g_event);
 		return;
 	}
@@ -930,7 +930,8 @@ static void plugins_init(const struct shmringd_worker_args *a)
 		exit(3);
 	}
 	struct shmringd_sink_opts so = {a->cfg->log_batch_bytes, a->cfg->log_flush_ms,
-	                                a->cfg->log_sink_max_bytes};
+	                                a->cfg->log_sink_max_bytes,
+	                                a->sock_fd < 0 ? g_event : NULL};
 	int rc = shmringd__sinks_init(&so, W.st);
 	if (rc < 0)
 		shmringd__log("io_uring unavailable (%s): log sinks disabled", strerror(-rc));

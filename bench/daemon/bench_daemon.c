@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench_daemon [--json PATH] [--rtt-n N] [--log-n N] [--cold-n N] [--idle-s S]
+ *              [--http-n N] [--http-only]
  *
  *   rtt_p50_ns / rtt_p99_ns  C client -> shmringd (1 worker) -> hello ->
  *                            REPLY, one ~64-byte ACCESS at a time; client
@@ -11,6 +12,12 @@
  *   rtt_cold_p50/p99_ns      the idle path: requests 2 ms apart, the worker
  *                            asleep on its futex, the client blocked on the
  *                            doorbell socket (futex wake + doorbell byte)
+ *   http_log_entries_per_s   1 worker, an http sink with Kong's http-log
+ *                            defaults (max_batch_size = 1: one POST per
+ *                            entry, one in flight) to a local keep-alive
+ *                            collector (a thread here, answering 200 at
+ *                            once): from the first LOG record sent to the
+ *                            last request answered
  *   idle_cpu_percent         master + 2 workers with no traffic, CPU time
  *                            from /proc/<pid>/stat over idle_s seconds, as %
  *                            of one CPU
@@ -19,7 +26,10 @@
  */
 #include "client.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 
 static int cmp_u64(const void *a, const void *b)
@@ -224,6 +234,105 @@ static double log_rate(uint32_t n, uint64_t *dropped)
 	return (double)(n - *dropped) / ((double)(t1 - t0) / 1e9);
 }
 
+/* ---- http sink throughput -------------------------------------------------------- */
+
+/* The collector: one connection at a time, keep-alive, every request read
+ * whole (headers, Content-Length body) and answered 200 in one write. */
+static struct {
+	int lfd;
+	uint64_t requests; /* answered */
+	uint64_t last_ns;  /* when the last one was answered */
+	volatile bool stop;
+} col;
+
+static void *collector(void *arg)
+{
+	(void)arg;
+	static char buf[1 << 16];
+	while (!col.stop) {
+		struct pollfd p = {.fd = col.lfd, .events = POLLIN};
+		if (poll(&p, 1, 100) != 1)
+			continue;
+		int fd = accept(col.lfd, NULL, NULL);
+		size_t have = 0;
+		while (fd >= 0 && !col.stop) {
+			const char *body;
+			size_t blen, whole = tc_http_request(buf, have, &body, &blen);
+			if (whole) {
+				CHECK(send(fd, TC_HTTP_OK, strlen(TC_HTTP_OK), MSG_NOSIGNAL) > 0,
+				      "collector send");
+				__atomic_store_n(&col.last_ns, shmring_now_ns(), __ATOMIC_RELAXED);
+				__atomic_add_fetch(&col.requests, 1, __ATOMIC_RELEASE);
+				memmove(buf, buf + whole, have - whole);
+				have -= whole;
+				continue;
+			}
+			struct pollfd q = {.fd = fd, .events = POLLIN};
+			if (poll(&q, 1, 100) != 1)
+				continue;
+			ssize_t k = recv(fd, buf + have, sizeof(buf) - have, 0);
+			if (k <= 0) {
+				close(fd);
+				fd = -1;
+			} else {
+				have += (size_t)k;
+			}
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	return NULL;
+}
+
+static double http_log_rate(uint32_t n)
+{
+	fresh_instance("http");
+	const char *args[] = {"--workers", "1", "--channels", "1", NULL};
+	tc_pid = tc_spawn(args);
+	struct shmring_instance *inst = tc_wait_ready(1, 10 * SEC);
+	struct shmringd_stats *st = tc_stats();
+	struct shmring_chan *c;
+	CHECK(shmring_chan_claim(inst, &c) == 0, "claim");
+	static struct tc_reply r;
+	col.lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	CHECK(bind(col.lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(col.lfd, 8) == 0 &&
+	          getsockname(col.lfd, (struct sockaddr *)&sa, &sl) == 0,
+	      "collector listen");
+	col.requests = 0;
+	col.stop = false;
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, collector, NULL) == 0, "collector thread");
+	/* Kong's defaults (one entry per request), a queue that holds the run */
+	char spec[128];
+	snprintf(spec, sizeof(spec), "http://127.0.0.1:%u/log?max_bytes=67108864",
+	         ntohs(sa.sin_port));
+	struct tc_conf lc = {.id = 1, .plugin = "testlog", .k1 = "sink", .v1 = spec};
+	tc_register(c, &r, 1, &lc);
+	char line[200];
+	memset(line, 'a', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\0';
+	struct tc_log_line a = {1, line};
+	uint64_t t0 = shmring_now_ns();
+	for (uint32_t i = 0; i < n; i++)
+		tc_send(c, SHMRING_REC_LOG, 0, tc_fill_log_line, &a);
+	uint64_t deadline = shmring_now_ns() + 120 * SEC;
+	while (__atomic_load_n(&col.requests, __ATOMIC_ACQUIRE) < n) {
+		CHECK(shmring_now_ns() < deadline, "collector got %llu of %u entries",
+		      (unsigned long long)col.requests, n);
+		CHECK(st->w[0].sink_dropped == 0, "the http sink dropped entries");
+		usleep(1000);
+	}
+	double rate = (double)n / ((double)(col.last_ns - t0) / 1e9);
+	col.stop = true;
+	pthread_join(th, NULL);
+	close(col.lfd);
+	shmring_chan_release(c);
+	stop_daemon(inst);
+	return rate;
+}
+
 /* ---- idle CPU -------------------------------------------------------------------- */
 
 /* utime + stime of pid in clock ticks. */
@@ -271,12 +380,17 @@ static double idle_cpu(uint32_t seconds)
 int main(int argc, char **argv)
 {
 	const char *json = NULL;
-	uint32_t rtt_n = 200000, log_n = 1000000, idle_s = 10, cold_n = 1000;
+	uint32_t rtt_n = 200000, log_n = 1000000, idle_s = 10, cold_n = 1000, http_n = 20000;
+	bool http_only = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json") && i + 1 < argc)
 			json = argv[++i];
 		else if (!strcmp(argv[i], "--rtt-n") && i + 1 < argc)
 			rtt_n = (uint32_t)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--http-n") && i + 1 < argc)
+			http_n = (uint32_t)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--http-only"))
+			http_only = true;
 		else if (!strcmp(argv[i], "--log-n") && i + 1 < argc)
 			log_n = (uint32_t)atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--cold-n") && i + 1 < argc)
@@ -284,12 +398,20 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--idle-s") && i + 1 < argc)
 			idle_s = (uint32_t)atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: bench_daemon [--json PATH] [--rtt-n N] "
-			                "[--log-n N] [--cold-n N] [--idle-s S]\n");
+			fprintf(
+			    stderr,
+			    "usage: bench_daemon [--json PATH] [--rtt-n N] "
+			    "[--log-n N] [--cold-n N] [--idle-s S] [--http-n N] [--http-only]\n");
 			return 2;
 		}
 	}
 	tc_init("bench");
+	double http_rate = http_log_rate(http_n);
+	printf("http sink (1 worker, Kong's defaults: one entry per POST, %u entries): %.0f "
+	       "entries/s\n",
+	       http_n, http_rate);
+	if (http_only)
+		return 0;
 	uint64_t p50, p99, p999, dropped;
 	rtt(rtt_n, &p50, &p99, &p999);
 	printf("rtt (1 worker, hello, %u round trips): p50 %llu ns  p99 %llu ns  p99.9 %llu ns\n",
@@ -336,10 +458,11 @@ int main(int argc, char **argv)
 		        "%llu,\n  \"rtt_samples\": %u,\n  \"log_entries_per_s\": %.0f,\n"
 		        "  \"log_entries_per_run\": %u,\n  \"log_dropped\": %llu,\n"
 		        "  \"idle_cpu_percent\": %.3f,\n  \"idle_seconds\": %u,\n"
-		        "  \"rtt_cold_p50_ns\": %llu,\n  \"rtt_cold_p99_ns\": %llu\n}\n",
+		        "  \"rtt_cold_p50_ns\": %llu,\n  \"rtt_cold_p99_ns\": %llu,\n"
+		        "  \"http_log_entries_per_s\": %.0f,\n  \"http_log_entries\": %u\n}\n",
 		        (unsigned long long)p50, (unsigned long long)p99, (unsigned long long)p999,
 		        rtt_n, rate, log_n, (unsigned long long)dropped, idle, idle_s,
-		        (unsigned long long)cold50, (unsigned long long)cold99);
+		        (unsigned long long)cold50, (unsigned long long)cold99, http_rate, http_n);
 		fclose(f);
 	}
 	return 0;

@@ -210,16 +210,14 @@ static int one_of(const msgpack_object *cfg, const char *key, const char *const 
 	return -EINVAL;
 }
 
-/* user info in the URL: "scheme://user:pass@host..." */
-static int has_userinfo(const char *url)
+/* user info in the URL ("scheme://user:pass@host..."): its '@', or NULL */
+static const char *userinfo_at(const char *url)
 {
 	const char *h = strstr(url, "://");
 	if (!h)
-		return 0;
+		return NULL;
 	h += 3;
-	size_t auth = strcspn(h, "/?#");
-	const char *at = memchr(h, '@', auth);
-	return at != NULL;
+	return memchr(h, '@', strcspn(h, "/?#"));
 }
 
 static int header_name_ok(const char *p, size_t n)
@@ -357,9 +355,6 @@ static int put_queue(const msgpack_object *cfg, struct out *o, char *err, size_t
 
 int log_http_spec(const msgpack_object *cfg, char *spec, size_t len, char *err, size_t errlen)
 {
-	static const char *const methods[] = {"POST", "PUT", "PATCH", NULL};
-	static const char *const types[] = {"application/json", "application/json; charset=utf-8",
-	                                    NULL};
 	char *url = NULL;
 	const char *method, *type;
 	uint64_t timeout, keepalive;
@@ -367,7 +362,7 @@ int log_http_spec(const msgpack_object *cfg, char *spec, size_t len, char *err, 
 	if ((rc = shmring_pc_strdup(cfg, PLUGIN, "http_endpoint", NULL, true, &url, err, errlen)) <
 	        0 ||
 	    (rc = one_of(cfg, "method", methods, &method, err, errlen)) < 0 ||
-	    (rc = one_of(cfg, "content_type", types, &type, err, errlen)) < 0 ||
+	    (rc = one_of(cfg, "content_type", content_types, &type, err, errlen)) < 0 ||
 	    (rc = number(cfg, "http_timeout", "config.", 10000, 1, 3600000, 1, &timeout, err,
 	                 errlen)) < 0 ||
 	    (rc = number(cfg, "keepalive", "config.", 60000, 0, 3600000, 1, &keepalive, err,
@@ -381,11 +376,14 @@ int log_http_spec(const msgpack_object *cfg, char *spec, size_t len, char *err, 
 	}
 	if ((strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) || strlen(url) > MAX_URL ||
 	    strpbrk(url, " \t\r\n")) {
+		/* shown without its user info: a password stays out of messages */
+		const char *at = userinfo_at(url);
+		int scheme = at ? (int)(strstr(url, "://") + 3 - url) : 0;
 		snprintf(err, errlen,
 		         PLUGIN
 		         ": config.http_endpoint must be an http:// or https:// URL of at most "
-		         "%d bytes without spaces (got \"%.64s\")",
-		         MAX_URL, url);
+		         "%d bytes without spaces (got \"%.*s%.64s\")",
+		         MAX_URL, scheme, url, at ? at + 1 : url);
 		goto out;
 	}
 	struct out o = {spec, len, 0, 0};
@@ -393,7 +391,7 @@ int log_http_spec(const msgpack_object *cfg, char *spec, size_t len, char *err, 
 	put_encoded(&o, "content_type", type, strlen(type));
 	put(&o, "&timeout_ms=%llu&keepalive_ms=%llu", (unsigned long long)timeout,
 	    (unsigned long long)keepalive);
-	if ((rc = put_headers(cfg, has_userinfo(url), &o, err, errlen)) < 0 ||
+	if ((rc = put_headers(cfg, userinfo_at(url) != NULL, &o, err, errlen)) < 0 ||
 	    (rc = put_queue(cfg, &o, err, errlen)) < 0)
 		goto out;
 	if (o.full) {

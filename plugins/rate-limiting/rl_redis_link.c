@@ -3,24 +3,33 @@
 #include "rl_redis_link.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
+
+/* A reply larger than this, or an array of more elements, is refused:
+ * the exchanges here read short replies (HGETALL: two per host), and a
+ * hostile or broken server must not make the daemon allocate without
+ * bound. */
+#define MAX_REPLY_BYTES (1u << 20)
+#define MAX_REPLY_ELEMENTS 65536
 
 struct rl_link {
 	int fd;
+	int timeout_ms;
 	SSL_CTX *tls_ctx; /* NULL: plain TCP */
 	SSL *tls;
 	redisReader *reader;
@@ -28,19 +37,114 @@ struct rl_link {
 	size_t out_len, out_cap;
 };
 
-/* A connected TCP socket to host:port within timeout_ms, left blocking
- * with send and receive timeouts of timeout_ms. -1 on failure. */
-static int tcp_connect(const struct rl_link_opts *o, char *err, size_t errlen)
+static uint64_t now_ms(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* One getaddrinfo_a request and all its resolver thread touches, so it can
+ * outlive a look-up that gave up waiting for it. */
+struct lookup {
+	struct gaicb cb;
+	struct addrinfo hints;
+	struct lookup *next; /* on orphans */
+	char host[256];
 	char port[8];
-	snprintf(port, sizeof(port), "%d", o->port);
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-	struct addrinfo *res = NULL;
-	int rc = getaddrinfo(o->host, port, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "resolve %s: %s", o->host, gai_strerror(rc));
+};
+
+/* Look-ups that timed out while glibc's resolver thread still ran: freed
+ * once it is done (by a later resolve, any thread). */
+static pthread_mutex_t orphans_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct lookup *orphans;
+
+static void lookup_release(struct lookup *l)
+{
+	if (l->cb.ar_result)
+		freeaddrinfo(l->cb.ar_result);
+	free(l);
+}
+
+static void reap_orphans(void)
+{
+	pthread_mutex_lock(&orphans_mu);
+	for (struct lookup **pp = &orphans, *l; (l = *pp);) {
+		if (gai_error(&l->cb) == EAI_INPROGRESS) {
+			pp = &l->next;
+			continue;
+		}
+		*pp = l->next;
+		lookup_release(l);
+	}
+	pthread_mutex_unlock(&orphans_mu);
+}
+
+/* host:port's addresses within timeout_ms (getaddrinfo would wait as long
+ * as DNS takes: in synchronous mode, the worker with it). 0 and *res (the
+ * caller frees it), or -1 with why in err. */
+static int resolve(const struct rl_link_opts *o, struct addrinfo **res, char *err, size_t errlen)
+{
+	reap_orphans();
+	struct lookup *l = calloc(1, sizeof(*l));
+	if (!l || strlen(o->host) >= sizeof(l->host)) {
+		snprintf(err, errlen, "resolve %s: %s", o->host,
+		         l ? "name too long" : "out of memory");
+		free(l);
 		return -1;
 	}
+	memcpy(l->host, o->host, strlen(o->host) + 1);
+	snprintf(l->port, sizeof(l->port), "%d", o->port);
+	l->hints = (struct addrinfo){.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	l->cb = (struct gaicb){.ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
+	struct gaicb *list[1] = {&l->cb};
+	struct sigevent none = {.sigev_notify = SIGEV_NONE};
+	int e = getaddrinfo_a(GAI_NOWAIT, list, 1, &none);
+	if (e != 0) {
+		snprintf(err, errlen, "resolve %s: %s", o->host, gai_strerror(e));
+		free(l);
+		return -1;
+	}
+	uint64_t deadline = now_ms() + (uint64_t)o->timeout_ms;
+	while ((e = gai_error(&l->cb)) == EAI_INPROGRESS) {
+		uint64_t now = now_ms();
+		if (now >= deadline)
+			break;
+		struct timespec ts = {(time_t)((deadline - now) / 1000),
+		                      (long)((deadline - now) % 1000) * 1000000};
+		const struct gaicb *wait[1] = {&l->cb};
+		gai_suspend(wait, 1, &ts);
+	}
+	if (e == EAI_INPROGRESS) {
+		snprintf(err, errlen, "resolve %s: no answer within %d ms", o->host, o->timeout_ms);
+		if (gai_cancel(&l->cb) == EAI_NOTCANCELED) {
+			pthread_mutex_lock(&orphans_mu);
+			l->next = orphans;
+			orphans = l;
+			pthread_mutex_unlock(&orphans_mu);
+		} else {
+			lookup_release(l);
+		}
+		return -1;
+	}
+	if (e != 0) {
+		snprintf(err, errlen, "resolve %s: %s", o->host, gai_strerror(e));
+		lookup_release(l);
+		return -1;
+	}
+	*res = l->cb.ar_result;
+	free(l);
+	return 0;
+}
+
+/* A connected TCP socket to host:port, the name resolved and the connect
+ * each within timeout_ms, left non-blocking: every wait on it is a poll
+ * bounded by a deadline. -1 on failure. */
+static int tcp_connect(const struct rl_link_opts *o, char *err, size_t errlen)
+{
+	struct addrinfo *res = NULL;
+	if (resolve(o, &res, err, errlen) < 0)
+		return -1;
 	int fd = -1;
 	for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -63,14 +167,38 @@ static int tcp_connect(const struct rl_link_opts *o, char *err, size_t errlen)
 	freeaddrinfo(res);
 	if (fd < 0)
 		return -1;
-	/* Blocking from here on, each send and receive bounded by the timeout. */
 	int one = 1;
-	struct timeval tv = {o->timeout_ms / 1000, (o->timeout_ms % 1000) * 1000};
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	return fd;
+}
+
+/* Wait until fd is ready for events or the deadline (ms, now_ms()'s
+ * clock). 0 ready, -1 timed out or failed. */
+static int wait_fd(int fd, short events, uint64_t deadline)
+{
+	for (;;) {
+		uint64_t now = now_ms();
+		if (now >= deadline)
+			return -1;
+		struct pollfd p = {.fd = fd, .events = events};
+		int n = poll(&p, 1, (int)(deadline - now));
+		if (n > 0)
+			return 0;
+		if (n == 0 || errno != EINTR)
+			return -1;
+	}
+}
+
+/* After an OpenSSL call on the non-blocking socket returned k <= 0: wait
+ * for what it wants. 0 (call again) or -1 (failed, or the deadline). */
+static int tls_wait(struct rl_link *l, int k, uint64_t deadline)
+{
+	int e = SSL_get_error(l->tls, k);
+	if (e == SSL_ERROR_WANT_READ)
+		return wait_fd(l->fd, POLLIN, deadline);
+	if (e == SSL_ERROR_WANT_WRITE)
+		return wait_fd(l->fd, POLLOUT, deadline);
+	return -1;
 }
 
 /* OpenSSL's first queued error as text (or "unknown"), the queue cleared:
@@ -115,7 +243,11 @@ static int tls_start(struct rl_link *l, const struct rl_link_opts *o, char *err,
 			return -1;
 		}
 	}
-	if (SSL_connect(l->tls) != 1) {
+	uint64_t deadline = now_ms() + (uint64_t)o->timeout_ms;
+	int k;
+	while ((k = SSL_connect(l->tls)) != 1 && tls_wait(l, k, deadline) == 0)
+		;
+	if (k != 1) {
 		long v = SSL_get_verify_result(l->tls);
 		if (v != X509_V_OK) {
 			snprintf(err, errlen, "TLS handshake with %s:%d: certificate: %s", o->host,
@@ -131,6 +263,35 @@ static int tls_start(struct rl_link *l, const struct rl_link_opts *o, char *err,
 	return 0;
 }
 
+static redisReplyObjectFunctions bounded_fns;
+static void *(*default_array)(const redisReadTask *, int);
+
+static void *bounded_array(const redisReadTask *task, int elements)
+{
+	return elements > MAX_REPLY_ELEMENTS ? NULL : default_array(task, elements);
+}
+
+static void bounded_fns_init(void)
+{
+	redisReader *r = redisReaderCreate();
+	if (!r)
+		return;
+	bounded_fns = *r->fn;
+	default_array = bounded_fns.createArray;
+	bounded_fns.createArray = bounded_array;
+	redisReaderFree(r);
+}
+
+/* hiredis' reader with its own objects, but arrays of at most
+ * MAX_REPLY_ELEMENTS (a NULL object is hiredis' "out of memory": the
+ * reply fails). */
+static redisReader *bounded_reader(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, bounded_fns_init);
+	return default_array ? redisReaderCreateWithFunctions(&bounded_fns) : NULL;
+}
+
 struct rl_link *rl_link_connect(const struct rl_link_opts *o, char *err, size_t errlen)
 {
 	struct rl_link *l = calloc(1, sizeof(*l));
@@ -138,12 +299,13 @@ struct rl_link *rl_link_connect(const struct rl_link_opts *o, char *err, size_t 
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	l->timeout_ms = o->timeout_ms;
 	l->fd = tcp_connect(o, err, errlen);
 	if (l->fd < 0)
 		goto fail;
 	if (o->ssl && tls_start(l, o, err, errlen) < 0)
 		goto fail;
-	l->reader = redisReaderCreate();
+	l->reader = bounded_reader();
 	if (!l->reader) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -203,57 +365,73 @@ int rl_link_append(struct rl_link *l, const char *fmt, ...)
 	return rc;
 }
 
-/* Send the queued commands whole. 0 or -1. */
-static int link_flush(struct rl_link *l)
+/* Send the queued commands whole by the deadline. 0 or -1. */
+static int link_flush(struct rl_link *l, uint64_t deadline)
 {
 	size_t off = 0;
 	while (off < l->out_len) {
 		size_t n = l->out_len - off;
-		ssize_t w;
 		if (l->tls) {
 			int k = SSL_write(l->tls, l->out + off, n > INT32_MAX ? INT32_MAX : (int)n);
-			w = k > 0 ? k : -1;
-			if (k <= 0)
-				ERR_clear_error();
-		} else {
-			w = send(l->fd, l->out + off, n, MSG_NOSIGNAL);
-			if (w < 0 && errno == EINTR)
-				continue;
+			if (k > 0)
+				off += (size_t)k;
+			else if (tls_wait(l, k, deadline) < 0)
+				return -1;
+			continue;
 		}
-		if (w <= 0)
+		ssize_t w = send(l->fd, l->out + off, n, MSG_NOSIGNAL);
+		if (w > 0)
+			off += (size_t)w;
+		else if (w == 0 || (errno != EINTR && errno != EAGAIN) ||
+		         (errno == EAGAIN && wait_fd(l->fd, POLLOUT, deadline) < 0))
 			return -1;
-		off += (size_t)w;
 	}
 	l->out_len = 0;
 	return 0;
 }
 
-/* Receive what the server sent into the reader. 0 or -1 (closed, timeout). */
-static int link_fill(struct rl_link *l)
+/* Receive what the server sent into the reader, by the deadline. The
+ * bytes of one reply are counted in *fed. 0 or -1 (closed, timeout, too
+ * long). */
+static int link_fill(struct rl_link *l, uint64_t deadline, size_t *fed)
 {
 	char buf[16384];
-	ssize_t n;
-	do {
+	for (;;) {
+		ssize_t n;
 		if (l->tls) {
 			int k = SSL_read(l->tls, buf, sizeof(buf));
-			n = k > 0 ? k : -1;
-			if (k <= 0)
-				ERR_clear_error();
-			break;
+			if (k <= 0) {
+				if (tls_wait(l, k, deadline) < 0)
+					return -1;
+				continue;
+			}
+			n = k;
+		} else {
+			n = recv(l->fd, buf, sizeof(buf), 0);
+			if (n < 0 && (errno == EINTR ||
+			              (errno == EAGAIN && wait_fd(l->fd, POLLIN, deadline) == 0)))
+				continue;
+			if (n <= 0)
+				return -1;
 		}
-		n = recv(l->fd, buf, sizeof(buf), 0);
-	} while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return -1;
-	return redisReaderFeed(l->reader, buf, (size_t)n) == REDIS_OK ? 0 : -1;
+		*fed += (size_t)n;
+		if (*fed > MAX_REPLY_BYTES)
+			return -1;
+		return redisReaderFeed(l->reader, buf, (size_t)n) == REDIS_OK ? 0 : -1;
+	}
 }
 
+/* Every wait of one reply (sending what is queued, then reading) is
+ * bounded by one deadline, timeout_ms from the call: a server that
+ * trickles bytes cannot hold the caller longer. */
 int rl_link_reply(struct rl_link *l, redisReply **out)
 {
 	*out = NULL;
-	if (l->out_len && link_flush(l) < 0)
+	uint64_t deadline = now_ms() + (uint64_t)l->timeout_ms;
+	if (l->out_len && link_flush(l, deadline) < 0)
 		return -1;
 	void *r = NULL;
+	size_t fed = 0;
 	for (;;) {
 		if (redisReaderGetReply(l->reader, &r) != REDIS_OK)
 			return -1;
@@ -261,7 +439,7 @@ int rl_link_reply(struct rl_link *l, redisReply **out)
 			*out = r;
 			return 0;
 		}
-		if (link_fill(l) < 0)
+		if (link_fill(l, deadline, &fed) < 0)
 			return -1;
 	}
 }

@@ -7,9 +7,13 @@
  * Why not hiredis' own connection: the hiredis of Debian 12 (0.14) has no
  * TLS; 1.x's hiredis_ssl would replace the transport half of this file.
  *
- * Every call is bounded by the endpoint's timeout (connect, each send and
- * each receive). A link that failed once is not used again: the caller
- * frees it and connects anew.
+ * Every wait is bounded by the endpoint's timeout: the name's look-up
+ * (getaddrinfo_a; one that times out is left to finish on its own), the
+ * connect, the TLS
+ * handshake, and each reply (sending the queued commands and reading the
+ * reply, together); a reply is at most 1 MiB and arrays of at most 65536
+ * elements. A link that failed once is not used again: the caller frees it
+ * and connects anew.
  */
 #ifndef RL_REDIS_LINK_H
 #define RL_REDIS_LINK_H

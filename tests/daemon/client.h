@@ -41,11 +41,12 @@
 #define SEC 1000000000ull
 #define MS 1000000ull
 
-static char tc_dir[256];      /* temp dir of this test */
-static char tc_shm[300];      /* the daemon's --shm-dir */
-static char tc_errlog[300];   /* the daemon's stderr */
-static pid_t tc_pid;          /* the daemon */
-static int64_t tc_owner = -1; /* the daemon's uid, checked at attach; -1 = ours */
+static char tc_dir[256];             /* temp dir of this test */
+static char tc_shm[300];             /* the daemon's --shm-dir */
+static char tc_errlog[300];          /* the daemon's stderr */
+static pid_t tc_pid;                 /* the daemon */
+static int64_t tc_owner = -1;        /* the daemon's uid, checked at attach; -1 = ours */
+static void (*tc_spawn_setup)(void); /* run in the daemon's child before exec, if set */
 
 static inline void tc_dump_log(void)
 {
@@ -131,6 +132,8 @@ static inline pid_t tc_spawn(const char *const *extra)
 			dup2(fd, 2);
 			dup2(fd, 1);
 		}
+		if (tc_spawn_setup)
+			tc_spawn_setup();
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
@@ -368,6 +371,27 @@ static inline void tc_fill_access(struct shmring_mpw *w, void *arg)
 	shmring_mpw_cstr(w, "host");
 	shmring_mpw_cstr(w, "example.com");
 }
+
+/* A whole HTTP request at the start of buf[0..have) (an HTTP sink's, to a
+ * collector of a test): its length, headers and Content-Length body, with
+ * the body in *body, *body_len; 0 while it is not whole. */
+static inline size_t tc_http_request(const char *buf, size_t have, const char **body,
+                                     size_t *body_len)
+{
+	const char *end = memmem(buf, have, "\r\n\r\n", 4);
+	if (!end)
+		return 0;
+	const char *cl = memmem(buf, (size_t)(end - buf), "Content-Length: ", 16);
+	size_t n = cl ? strtoul(cl + 16, NULL, 10) : 0, hdr = (size_t)(end + 4 - buf);
+	if (have < hdr + n)
+		return 0;
+	*body = end + 4;
+	*body_len = n;
+	return hdr + n;
+}
+
+/* The answer of such a collector: 200, keep-alive, one write. */
+#define TC_HTTP_OK "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
 /* Register conf id for plugin and expect SHMRING_REPLY_OK. */
 static inline void tc_register(struct shmring_chan *c, struct tc_reply *r, uint64_t req_id,

@@ -83,6 +83,89 @@ static void collect_tcp(int lfd, int *conns, int *nconn, struct seqcheck *s, int
 	}
 }
 
+/* An HTTP collector on lfd: answers every request 200 (keep-alive) and
+ * keeps its bodies, until want bodies arrived (or the deadline). */
+static int collect_http(int lfd, char bodies[][64], int want, uint64_t deadline)
+{
+	int got = 0, fd = -1;
+	static char buf[1 << 16];
+	size_t have = 0;
+	while (got < want) {
+		CHECK(tc_now() < deadline, "HTTP collector got %d of %d requests", got, want);
+		const char *body;
+		size_t blen, whole = fd >= 0 ? tc_http_request(buf, have, &body, &blen) : 0;
+		if (whole) {
+			snprintf(bodies[got++], 64, "%.*s", (int)blen, body);
+			CHECK(send(fd, TC_HTTP_OK, strlen(TC_HTTP_OK), MSG_NOSIGNAL) > 0,
+			      "collector send");
+			memmove(buf, buf + whole, have - whole);
+			have -= whole;
+			continue;
+		}
+		struct pollfd p = {.fd = fd >= 0 ? fd : lfd, .events = POLLIN};
+		if (poll(&p, 1, 50) != 1)
+			continue;
+		if (fd < 0) {
+			fd = accept(lfd, NULL, NULL);
+			have = 0;
+			continue;
+		}
+		ssize_t k = recv(fd, buf + have, sizeof(buf) - have, 0);
+		if (k <= 0) {
+			close(fd);
+			fd = -1;
+		} else {
+			have += (size_t)k;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	return got;
+}
+
+/* An http sink whose collector is down past its queue's bound keeps the
+ * NEWEST entries, as Kong's queue does: the collector, once up, gets the
+ * batch that was in flight (entry 0) and then the last entries, in
+ * order. n entries of varying sizes under spec's bounds. */
+static void http_drop_oldest(struct shmring_chan *ch, struct tc_reply *r, uint64_t *req,
+                             uint64_t id, const char *params, int n)
+{
+	uint16_t port = 0;
+	close(listen_tcp(&port)); /* down until the queue is past its bound */
+	char spec[160];
+	snprintf(spec, sizeof(spec), "http://127.0.0.1:%u/?retry_initial_ms=20&retry_max_ms=50&%s",
+	         port, params);
+	struct tc_conf hc = {.id = id, .plugin = "testlog", .k1 = "sink", .v1 = spec};
+	tc_register(ch, r, (*req)++, &hc);
+	struct shmringd_stats *st = tc_stats();
+	uint64_t dropped0 = st->w[0].sink_dropped + st->w[1].sink_dropped;
+	for (int i = 0; i < n; i++) {
+		char line[64];
+		snprintf(line, sizeof(line), "h%d-%.*s", i, (i % 7) * 5,
+		         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		struct tc_log_line l = {id, line};
+		tc_send(ch, SHMRING_REC_LOG, 0, tc_fill_log_line, &l);
+	}
+	/* A round trip behind them: the worker has dispatched every entry. */
+	uint64_t hello = 1, me = (*req)++;
+	tc_send(ch, SHMRING_REC_ACCESS, me, tc_fill_access, &hello);
+	tc_expect(ch, r, me, 5 * SEC);
+	int dropped = (int)(st->w[0].sink_dropped + st->w[1].sink_dropped - dropped0);
+	CHECK(dropped > 0, "%s: nothing dropped", params);
+	int lfd = listen_tcp(&port);
+	static char bodies[256][64];
+	int got = collect_http(lfd, bodies, n - dropped, tc_now() + 10 * SEC);
+	close(lfd);
+	for (int k = 0; k < got; k++) {
+		int want = k == 0 ? 0 : dropped + k, seq = -1;
+		sscanf(bodies[k], "h%d-", &seq);
+		CHECK(seq == want, "%s: request %d carries entry %d, want %d (the oldest go)",
+		      params, k, seq, want);
+	}
+	printf("http sink past its bound (%s): %d dropped, the oldest; %d delivered in order\n",
+	       params, dropped, got);
+}
+
 int main(void)
 {
 	tc_init("sinks");
@@ -255,6 +338,10 @@ int main(void)
 		}
 	}
 	printf("down sink reconnected\n");
+
+	/* 4. HTTP sinks drop the oldest entries past their bounds. */
+	http_drop_oldest(ch[0], &r, &req, 6, "max_entries=3", 7);
+	http_drop_oldest(ch[0], &r, &req, 7, "max_bytes=1024", 120);
 	for (uint32_t k = 0; k < 2; k++)
 		shmring_chan_close(ch[k]);
 	shmring_instance_close(inst, 0);

@@ -123,6 +123,11 @@ def main():
     rc, out = run([os.path.join(prefix, "bin", "shmring-plugin-new"), "Bad.Name"], ok=None,
                   cwd=projects)
     check(rc == 2 and "not a plugin name" in out, "a bad name is refused: " + out)
+    # each line a good name: refused as a whole, nothing written
+    rc, out = run([os.path.join(prefix, "bin", "shmring-plugin-new"), "ok\nrm"], ok=None,
+                  cwd=projects)
+    check(rc == 2 and "not a plugin name" in out and not os.listdir(projects),
+          "a name with a newline is refused: " + out)
 
     # Built from the prefix alone: nothing of the source tree on any path.
     gbuild = os.path.join(greet, "build")

@@ -3,9 +3,10 @@
  * keeps the config it was given, as msgpack, so test_schema.c can see what
  * shmringd's schema pass made of a config. Its access hook reads a declared
  * and an undeclared header and a query arg (the test library's read trace).
- * Built three times: as is; with PROBE_KONG, a schema of Kong's typedefs,
- * gt, sets, shorthands and entity checks; with PROBE_V1, the first schema
- * as a plugin built before those existed lays it out. */
+ * Built as is; with PROBE_KONG, a schema of Kong's typedefs, gt, sets,
+ * shorthands and entity checks; with PROBE_V1, the first schema as a plugin
+ * built before those existed lays it out; with PROBE_HOSTILE (and
+ * PROBE_BAD_NAME), declarations shmringctl schema must escape or refuse. */
 #include "shmring_plugin.h"
 
 #include <stddef.h>
@@ -89,6 +90,27 @@ static const struct shmring_check checks[] = {
      .then_field = "above",
      .then_match = {.flags = SHMRING_MATCH_GT, .gt = 2}},
     {.kind = 0}};
+#elif defined(PROBE_HOSTILE)
+/* Declared strings that would end a Lua literal or a line if written raw,
+ * and (PROBE_BAD_NAME) a field name that is Lua source: shmringctl schema
+ * must write the first faithfully and refuse the second. */
+#if defined(PROBE_BAD_NAME)
+#define PROBE_NAME "schema-probe-bad-name"
+#define HOSTILE_FIELD "x = os.exit(3), y"
+#else
+#define PROBE_NAME "schema-probe-hostile"
+#define HOSTILE_FIELD "mode"
+#endif
+static const char *const modes[] = {"a\"]] os.exit(3) --", "line\nbreak", "bell\a\\", NULL};
+static const struct shmring_field config[] = {
+    {.name = HOSTILE_FIELD, .type = SHMRING_FIELD_STRING, .one_of = modes},
+    {.name = "pat", .type = SHMRING_FIELD_STRING, .match = "^[%w\n\"]+$"},
+    {.name = "tbl",
+     .type = SHMRING_FIELD_MAP,
+     .def = "{\"a key\": \"v\\u0001\", \"end\": 1, \"ok\": true}",
+     .keys = &(const struct shmring_field){.type = SHMRING_FIELD_STRING},
+     .elements = &(const struct shmring_field){.type = SHMRING_FIELD_STRING}},
+    {.name = NULL}};
 #elif !defined(PROBE_V1)
 
 static const char *const modes[] = {"a", "b", NULL};

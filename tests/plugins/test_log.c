@@ -170,6 +170,11 @@ static void config_errors(void **state)
 	    "config.sink must be one of \"file\", \"tcp\", \"udp\" (got \"http\")");
 	harness_conf_refused(&H, "{\"http_endpoint\":\"ftp://x/\"}",
 	                     "config.http_endpoint must be an http:// or https:// URL");
+	/* a refused URL is not echoed with its credentials */
+	harness_conf_refused(&H, "{\"http_endpoint\":\"http://bob:s3cret@x/ a\"}",
+	                     "config.http_endpoint must be an http:// or https:// URL");
+	if (strstr(H.err, "s3cret"))
+		fail_msg("the refusal shows the URL's password: %s", H.err);
 	harness_conf_refused(&H, "{\"http_endpoint\":\"http://x/\",\"method\":\"GET\"}",
 	                     "config.method must be one of \"POST\", \"PUT\", \"PATCH\"");
 	harness_conf_refused(&H,

@@ -5,7 +5,9 @@ the other. Plugins still without a declared schema are listed in
 NOT_YET_DECLARED; one that declares its schema must leave that list, and any
 new plugin must declare one. The field table of a declared plugin's section
 in docs/plugins.md names the same fields as `shmringctl schema NAME
---markdown` (the prose stays hand-written).
+--markdown` (the prose stays hand-written). Declared strings are written as
+Lua literals that read back the same, and a declared name that is not a Lua
+name is refused (test plugins schema_probe_hostile / _bad_name).
 Usage: test_schemas.py SOURCE_DIR BUILD_DIR"""
 import difflib
 import os
@@ -57,6 +59,64 @@ def doc_problems(name, markdown, documented):
     return problems
 
 
+# What a Lua reader of the hostile probe's generated schema.lua must find: the
+# declared strings exactly, though they hold quotes, "]]", newlines and
+# control bytes, and the default's keys that are not Lua names or are keywords.
+HOSTILE_CHECK = r"""
+package.preload["kong.db.schema.typedefs"] = function()
+    return setmetatable({}, { __index = function() return {} end })
+end
+local schema = assert(loadstring(io.read("*a")))()
+local conf
+for _, f in ipairs(schema.fields) do
+    if f.config then conf = f.config end
+end
+local by = {}
+for _, f in ipairs(conf.fields) do
+    local k, v = next(f)
+    by[k] = v
+end
+local function eq(what, got, want)
+    if got ~= want then
+        io.stderr:write(("%s: got %q, want %q\n"):format(what, tostring(got), tostring(want)))
+        os.exit(1)
+    end
+end
+eq("one_of[1]", by.mode.one_of[1], 'a"]] os.exit(3) --')
+eq("one_of[2]", by.mode.one_of[2], "line\nbreak")
+eq("one_of[3]", by.mode.one_of[3], "bell\a\\")
+eq("match", by.pat.match, '^[%w\n"]+$')
+eq("default['a key']", by.tbl.default["a key"], "v\1")
+eq("default['end']", by.tbl.default["end"], 1)
+eq("default.ok", by.tbl.default.ok, true)
+print("ok")
+"""
+
+
+def hostile_declarations(ctl, build):
+    """Declared strings are written as Lua literals that read back the same;
+    a declared name that is not a Lua name is refused, not written."""
+    probes = os.path.join(build, "tests", "plugins")
+    problems = []
+    p = subprocess.run([ctl, "schema", os.path.join(probes, "schema_probe_hostile.so"), "--kong"],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        return ["hostile probe: shmringctl schema failed: " + p.stderr.strip()]
+    lua = subprocess.run(["luajit", "-e", HOSTILE_CHECK], input=p.stdout, capture_output=True,
+                         text=True)
+    if lua.returncode != 0 or lua.stdout.strip() != "ok":
+        problems.append("hostile probe: the generated schema.lua does not read back as "
+                        "declared (exit %d): %s%s" % (lua.returncode, lua.stderr.strip(),
+                                                      "\n" + p.stdout))
+    for fmt in ("--kong", "--markdown"):
+        p = subprocess.run([ctl, "schema", os.path.join(probes, "schema_probe_bad_name.so"), fmt],
+                           capture_output=True, text=True)
+        if p.returncode == 0 or "is not a Lua name" not in p.stderr or p.stdout:
+            problems.append("bad-name probe %s: want a refusal naming the field, got exit %d, "
+                            "stderr %r, stdout %r" % (fmt, p.returncode, p.stderr, p.stdout[:200]))
+    return problems
+
+
 def main():
     src, build = sys.argv[1], sys.argv[2]
     ctl = os.path.join(build, "bin", "shmringctl")
@@ -93,6 +153,7 @@ def main():
                                                 shipped, "shmringctl schema " + name))
             failures.append("%s differs from its C schema (regenerate it):\n%s" % (shipped, diff))
         checked += 1
+    failures += hostile_declarations(ctl, build)
     for f in failures:
         print("FAIL: " + f)
     if failures:
