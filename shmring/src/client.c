@@ -4,56 +4,62 @@
 #include "shmring/spin.h"
 
 #include "internal.h"
+#include "mp_read.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sdt.h>
 
+/* An action's map, read in place: its entries are the size bytes at p.
+ * map_str() keeps where the last entry it read ended, so that reading the
+ * entries in order walks the bytes once. */
+struct shmring_client_map {
+	const uint8_t *p;
+	uint32_t size;
+	uint32_t n;      /* entries */
+	uint32_t next_i; /* entry that starts at next_off */
+	uint32_t next_off;
+};
+
 struct shmring_client_decoder {
-	struct shmring_mpr reader;          /* zone reused reply after reply */
 	struct shmring_client_reply reply;  /* what decode_reply() hands out */
 	struct shmring_client_action *acts; /* reply.actions, grown, never shrunk */
-	uint32_t cap;                       /* entries allocated in acts */
+	struct shmring_client_map *maps;    /* maps[i]: acts[i].map's, if it has one */
+	uint32_t cap;                       /* entries allocated in acts and maps */
 };
+
+/* Nesting in a reply: the root map, "a", an action, an argument (a map),
+ * the map's entries. For the bound that msgpack-c's parse applies. */
+enum { DEPTH_ROOT_VAL = 1, DEPTH_ACTION = 2, DEPTH_ARG = 3, DEPTH_MAP_ENTRY = 4 };
 
 int shmring_client_decoder_new(struct shmring_client_decoder **out)
 {
-	*out = NULL;
-	struct shmring_client_decoder *d = calloc(1, sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	int rc = shmring_mpr_init(&d->reader);
-	if (rc < 0) {
-		free(d);
-		return rc;
-	}
-	*out = d;
-	return 0;
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
 }
 
 void shmring_client_decoder_free(struct shmring_client_decoder *d)
 {
 	if (!d)
 		return;
-	shmring_mpr_destroy(&d->reader);
 	free(d->acts);
+	free(d->maps);
 	free(d);
 }
 
-static int str_of(const msgpack_object *o, struct shmring_client_str *s)
+static int str_of(const struct shmring_mpv *v, struct shmring_client_str *s)
 {
-	if (o->type == MSGPACK_OBJECT_STR) {
-		s->ptr = o->via.str.ptr;
-		s->len = o->via.str.size;
-		return 1;
-	}
-	if (o->type == MSGPACK_OBJECT_BIN) {
-		s->ptr = o->via.bin.ptr;
-		s->len = o->via.bin.size;
-		return 1;
-	}
-	return 0;
+	if (v->kind != SHMRING_MPV_STR && v->kind != SHMRING_MPV_BIN)
+		return 0;
+	s->ptr = (const char *)v->ptr;
+	s->len = v->n;
+	return 1;
+}
+
+static int is_key(const struct shmring_mpv *k, char name)
+{
+	return k->kind == SHMRING_MPV_STR && k->n == 1 && k->ptr[0] == (uint8_t)name;
 }
 
 /* What each op must carry (docs/protocol.md, "REPLY"): strings, an integer,
@@ -77,41 +83,42 @@ static const struct {
     [SHMRING_ACT_SET_BODY] = {1, 0, 0},
 };
 
-static int is_int(const msgpack_object *o)
-{
-	return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-	       o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
-}
-
-/* Sort one action's arguments into the flat struct (see client.h): 0, or
- * -EBADMSG if it is not an action this library can apply as sent. */
-static int action_of(const msgpack_object *arr, struct shmring_client_action *a)
+/* Read one action at the cursor into the flat struct (see client.h), its
+ * map (if any) into m: 0, or -EBADMSG if it is not an action this library
+ * can apply as sent. */
+static int action_at(struct shmring_mpc *c, struct shmring_client_action *a,
+                     struct shmring_client_map *m)
 {
 	memset(a, 0, sizeof(*a));
-	if (arr->type != MSGPACK_OBJECT_ARRAY || arr->via.array.size == 0)
+	struct shmring_mpv v;
+	if (shmring_mpc_head(c, &v) < 0 || v.kind != SHMRING_MPV_ARRAY || v.n == 0)
 		return -EBADMSG;
-	const msgpack_object *v = arr->via.array.ptr;
-	uint32_t n = arr->via.array.size;
-	if (v[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[0].via.u64 == 0 ||
-	    v[0].via.u64 >= sizeof(op_needs) / sizeof(op_needs[0]))
+	uint32_t n = v.n;
+	if (shmring_mpc_head(c, &v) < 0 || v.kind != SHMRING_MPV_UINT || v.u == 0 ||
+	    v.u >= sizeof(op_needs) / sizeof(op_needs[0]))
 		return -EBADMSG;
-	a->op = (uint32_t)v[0].via.u64;
+	a->op = (uint32_t)v.u;
 	int have_num = 0;
 	for (uint32_t i = 1; i < n; i++) {
-		const msgpack_object *o = &v[i];
-		if (!have_num && is_int(o)) {
-			int64_t x = o->via.i64;
-			if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 > INT32_MAX)
+		if (shmring_mpc_head(c, &v) < 0)
+			return -EBADMSG;
+		if (!have_num && (v.kind == SHMRING_MPV_UINT || v.kind == SHMRING_MPV_INT)) {
+			int64_t x = v.i;
+			if (v.kind == SHMRING_MPV_UINT && v.u > INT32_MAX)
 				x = INT32_MAX;
 			if (x < INT32_MIN)
 				x = INT32_MIN;
 			a->num = (int32_t)x;
 			have_num = 1;
-		} else if (a->nstr < 2 && str_of(o, a->nstr == 0 ? &a->a : &a->b)) {
+		} else if (a->nstr < 2 && str_of(&v, a->nstr == 0 ? &a->a : &a->b)) {
 			a->nstr++;
-		} else if (!a->map && o->type == MSGPACK_OBJECT_MAP) {
-			a->map = o;
-		} else if (o->type != MSGPACK_OBJECT_NIL) {
+		} else if (!a->map && v.kind == SHMRING_MPV_MAP) {
+			uint32_t start = c->off;
+			if (shmring_mpc_skip(c, &v, DEPTH_ARG) < 0)
+				return -EBADMSG;
+			*m = (struct shmring_client_map){c->p + start, c->off - start, v.n, 0, 0};
+			a->map = m;
+		} else if (v.kind != SHMRING_MPV_NIL) {
 			return -EBADMSG; /* an argument no op of the protocol takes */
 		}
 	}
@@ -131,57 +138,72 @@ static int reserve(struct shmring_client_decoder *d, uint32_t n)
 	if (!p)
 		return -ENOMEM;
 	d->acts = p;
+	struct shmring_client_map *m = realloc(d->maps, (size_t)n * sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	d->maps = m;
 	d->cap = n;
 	return 0;
 }
 
+/* The reply read in one walk over its bytes: the root map's first "s", "e"
+ * and "a" (as a lookup by key would find them), every other key and value
+ * stepped over but checked all the same, so that what is refused is what a
+ * full parse refuses: anything but exactly one well-formed value. */
 int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *buf, uint32_t len,
                                 struct shmring_client_reply **out)
 {
 	*out = NULL;
 	struct shmring_client_reply *r = &d->reply;
-	int rc = shmring_mpr_parse(&d->reader, buf, len);
-	if (rc < 0)
-		return rc;
-	const msgpack_object *root = &d->reader.root;
-	if (root->type != MSGPACK_OBJECT_MAP)
+	struct shmring_mpc c = {buf, len, 0};
+	struct shmring_mpv root, k, v;
+	if (shmring_mpc_head(&c, &root) < 0 || root.kind != SHMRING_MPV_MAP)
 		return -EBADMSG;
 	r->status = -1;
 	r->nactions = 0;
 	r->actions = d->acts;
 	r->error.ptr = NULL;
 	r->error.len = 0;
-	uint64_t s;
-	if (shmring_mp_get_uint(root, "s", &s) == 0)
-		r->status = s > INT32_MAX ? INT32_MAX : (int32_t)s;
-	const msgpack_object *e = shmring_mp_get(root, "e");
-	if (e)
-		str_of(e, &r->error);
-	const msgpack_object *acts = shmring_mp_get(root, "a");
-	if (!acts) {
-		DTRACE_PROBE3(shmring, reply_seen, r->status, 0, len);
-		*out = r;
-		return 0;
+	int seen_s = 0, seen_e = 0, seen_a = 0, rc;
+	for (uint32_t i = 0; i < root.n; i++) {
+		if (shmring_mpc_head(&c, &k) < 0 || shmring_mpc_skip(&c, &k, DEPTH_ROOT_VAL) < 0 ||
+		    shmring_mpc_head(&c, &v) < 0)
+			return -EBADMSG;
+		if (!seen_a && is_key(&k, 'a')) {
+			seen_a = 1;
+			if (v.kind != SHMRING_MPV_ARRAY)
+				return -EBADMSG;
+			if ((rc = reserve(d, v.n)) < 0)
+				return rc;
+			r->actions = d->acts;
+			for (uint32_t j = 0; j < v.n; j++)
+				if ((rc = action_at(&c, &r->actions[j], &d->maps[j])) < 0)
+					return rc;
+			r->nactions = v.n;
+			continue;
+		}
+		if (!seen_s && is_key(&k, 's')) {
+			seen_s = 1;
+			if (v.kind == SHMRING_MPV_UINT)
+				r->status = v.u > INT32_MAX ? INT32_MAX : (int32_t)v.u;
+		} else if (!seen_e && is_key(&k, 'e')) {
+			seen_e = 1;
+			str_of(&v, &r->error);
+		}
+		if (shmring_mpc_skip(&c, &v, DEPTH_ROOT_VAL) < 0)
+			return -EBADMSG;
 	}
-	if (acts->type != MSGPACK_OBJECT_ARRAY)
-		return -EBADMSG;
-	uint32_t n = acts->via.array.size;
-	if ((rc = reserve(d, n)) < 0)
-		return rc;
-	r->actions = d->acts;
-	for (uint32_t i = 0; i < n; i++)
-		if ((rc = action_of(&acts->via.array.ptr[i], &r->actions[i])) < 0)
-			return rc;
-	r->nactions = n;
-	DTRACE_PROBE3(shmring, reply_seen, r->status, n, len);
+	if (c.off != len)
+		return -EBADMSG; /* bytes after the reply */
+	DTRACE_PROBE3(shmring, reply_seen, r->status, r->nactions, len);
 	*out = r;
 	return 0;
 }
 
 uint32_t shmring_client_map_len(const void *map)
 {
-	const msgpack_object *m = map;
-	return m && m->type == MSGPACK_OBJECT_MAP ? m->via.map.size : 0;
+	const struct shmring_client_map *m = map;
+	return m ? m->n : 0;
 }
 
 int shmring_client_map_str(const void *map, uint32_t i, struct shmring_client_str *key,
@@ -189,10 +211,24 @@ int shmring_client_map_str(const void *map, uint32_t i, struct shmring_client_st
 {
 	memset(key, 0, sizeof(*key));
 	memset(val, 0, sizeof(*val));
-	if (i >= shmring_client_map_len(map))
+	struct shmring_client_map *m = (struct shmring_client_map *)map; /* the decoder's */
+	if (i >= shmring_client_map_len(m))
 		return -ENOENT;
-	const msgpack_object_kv *kv = &((const msgpack_object *)map)->via.map.ptr[i];
-	if (!str_of(&kv->key, key) || !str_of(&kv->val, val)) {
+	struct shmring_mpc c = {m->p, m->size, 0};
+	uint32_t at = 0;
+	if (i >= m->next_i)
+		c.off = m->next_off, at = m->next_i;
+	struct shmring_mpv k, v;
+	for (;; at++) {
+		if (shmring_mpc_head(&c, &k) < 0 || shmring_mpc_skip(&c, &k, DEPTH_MAP_ENTRY) < 0 ||
+		    shmring_mpc_head(&c, &v) < 0 || shmring_mpc_skip(&c, &v, DEPTH_MAP_ENTRY) < 0)
+			return -EBADMSG; /* checked whole when decoded: not reached */
+		if (at == i)
+			break;
+	}
+	m->next_i = i + 1;
+	m->next_off = c.off;
+	if (!str_of(&k, key) || !str_of(&v, val)) {
 		memset(key, 0, sizeof(*key));
 		memset(val, 0, sizeof(*val));
 		return -EBADMSG;

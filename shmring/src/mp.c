@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 #include "shmring/mp.h"
+#include "mp_read.h"
 
 #include <msgpack/unpack_define.h> /* MSGPACK_EMBED_STACK_SIZE, the unpacker's depth */
 
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
+
+_Static_assert(SHMRING_MP_MAX_DEPTH == MSGPACK_EMBED_STACK_SIZE,
+               "the in-place reader bounds nesting as msgpack-c does");
 
 /* msgpack_packer callback: copy into the fixed buffer, or mark overflow. */
 static int mpw_write(void *data, const char *buf, size_t len)
@@ -108,107 +112,48 @@ void shmring_mpr_destroy(struct shmring_mpr *r)
 	msgpack_zone_destroy(&r->zone);
 }
 
-/* Big-endian length field of n bytes at p[*off], if the buffer has it. */
-static bool mp_len(const uint8_t *p, size_t len, size_t *off, unsigned n, uint64_t *v)
+int shmring__mpc_skip_container(struct shmring_mpc *c, const struct shmring_mpv *head,
+                                unsigned depth)
 {
-	if (len - *off < n)
-		return false;
-	uint64_t x = 0;
-	for (unsigned i = 0; i < n; i++)
-		x = x << 8 | p[*off + i];
-	*off += n;
-	*v = x;
-	return true;
-}
-
-/* Walk buf[0..len) as exactly one msgpack value without allocating. Defensive
- * check before msgpack_unpack(), which trusts container counts: five hostile
- * bytes (0xdd ff ff ff ff) would make it malloc ~100 GB for an array. Here
- * every element must still have a byte to stand on (so the zone never holds
- * more objects than there are input bytes), strings/binaries/ext must fit,
- * and nesting stays within msgpack-c's stack (it counts open non-empty
- * containers and refuses to open one more at MSGPACK_EMBED_STACK_SIZE).
- * Returns 0 or -EBADMSG; O(len). */
-static int mp_check(const uint8_t *p, size_t len)
-{
-	uint64_t left[MSGPACK_EMBED_STACK_SIZE]; /* values still due in each open container */
-	unsigned depth = 0;
-	size_t off = 0;
+	uint64_t left[SHMRING_MP_MAX_DEPTH]; /* values still due in each open container */
+	unsigned open = 0;
+	struct shmring_mpv v = *head;
 	for (;;) {
-		if (off >= len)
-			return -EBADMSG;
-		uint8_t b = p[off++];
-		uint64_t skip = 0, items = 0, n = 0;
-		bool container = false;
-		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-			/* fixint, nil, bool */
-		} else if (b <= 0x8f) {
-			container = true, items = (uint64_t)(b & 0x0f) * 2;
-		} else if (b <= 0x9f) {
-			container = true, items = b & 0x0f;
-		} else if (b <= 0xbf) {
-			skip = b & 0x1f;
-		} else {
-			switch (b) {
-			case 0xc4 ... 0xc6: /* bin 8/16/32 */
-				if (!mp_len(p, len, &off, 1u << (b - 0xc4), &skip))
-					return -EBADMSG;
-				break;
-			case 0xc7 ... 0xc9: /* ext 8/16/32: length, type, data */
-				if (!mp_len(p, len, &off, 1u << (b - 0xc7), &skip))
-					return -EBADMSG;
-				skip += 1;
-				break;
-			case 0xca: /* float 32 */
-				skip = 4;
-				break;
-			case 0xcb: /* float 64 */
-				skip = 8;
-				break;
-			case 0xcc ... 0xcf: /* uint 8..64 */
-				skip = 1u << (b - 0xcc);
-				break;
-			case 0xd0 ... 0xd3: /* int 8..64 */
-				skip = 1u << (b - 0xd0);
-				break;
-			case 0xd4 ... 0xd8: /* fixext 1..16: type, data */
-				skip = 1 + (1u << (b - 0xd4));
-				break;
-			case 0xd9 ... 0xdb: /* str 8/16/32 */
-				if (!mp_len(p, len, &off, 1u << (b - 0xd9), &skip))
-					return -EBADMSG;
-				break;
-			case 0xdc ... 0xdd: /* array 16/32 */
-				if (!mp_len(p, len, &off, b == 0xdc ? 2 : 4, &n))
-					return -EBADMSG;
-				container = true, items = n;
-				break;
-			case 0xde ... 0xdf: /* map 16/32 */
-				if (!mp_len(p, len, &off, b == 0xde ? 2 : 4, &n))
-					return -EBADMSG;
-				container = true, items = n * 2;
-				break;
-			default: /* 0xc1, never used */
+		if (v.kind == SHMRING_MPV_ARRAY || v.kind == SHMRING_MPV_MAP) {
+			if (depth + open >= SHMRING_MP_MAX_DEPTH)
 				return -EBADMSG;
-			}
-		}
-		if (skip > len - off)
-			return -EBADMSG;
-		off += skip;
-		if (container) {
-			if (depth >= MSGPACK_EMBED_STACK_SIZE || items > len - off)
-				return -EBADMSG;
-			if (items) {
-				left[depth++] = items;
+			if (v.n) {
+				left[open++] = v.kind == SHMRING_MPV_MAP ? (uint64_t)v.n * 2 : v.n;
+				if (shmring_mpc_head(c, &v) < 0)
+					return -EBADMSG;
 				continue;
 			}
 		}
 		/* One value done; it may complete its containers in turn. */
-		while (depth > 0 && --left[depth - 1] == 0)
-			depth--;
-		if (depth == 0)
-			return off == len ? 0 : -EBADMSG;
+		while (open > 0 && --left[open - 1] == 0)
+			open--;
+		if (open == 0)
+			return 0;
+		if (shmring_mpc_head(c, &v) < 0)
+			return -EBADMSG;
 	}
+}
+
+/* buf[0..len) is exactly one msgpack value that msgpack_unpack() can take
+ * without trusting its counts: five hostile bytes (0xdd ff ff ff ff) would
+ * make it malloc ~100 GB for an array. Every element must have a byte to
+ * stand on (so the zone never holds more objects than there are input
+ * bytes), strings/binaries/ext must fit, and nesting stays within
+ * msgpack-c's stack. Returns 0 or -EBADMSG; O(len), no allocation. */
+static int mp_check(const uint8_t *p, size_t len)
+{
+	if (len > UINT32_MAX)
+		return -EBADMSG;
+	struct shmring_mpc c = {p, (uint32_t)len, 0};
+	struct shmring_mpv v;
+	if (shmring_mpc_head(&c, &v) < 0 || shmring_mpc_skip(&c, &v, 0) < 0)
+		return -EBADMSG;
+	return c.off == c.len ? 0 : -EBADMSG;
 }
 
 int shmring_mpr_parse(struct shmring_mpr *r, const void *buf, uint32_t len)

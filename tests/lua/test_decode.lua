@@ -123,6 +123,37 @@ n = C.shmring_mpw_finish(w)
 check(C.shmring_client_decode_reply(dec, buf, n, rbox) == 0 and rbox[0].nactions == 1
     and str(rbox[0].actions[0].a) == "/p", "a short reply after a long one")
 
+-- Read in one walk, answered as a lookup by key would: the first "s", "e"
+-- and "a" count, whatever their order, and every other key and value is
+-- stepped over (a nested one too). A map's entries read in any order.
+C.shmring_mpw_init(w, buf, 4096)
+C.shmring_mpw_map(w, 6)
+s("x"); C.shmring_mpw_array(w, 2); C.shmring_mpw_map(w, 1); s("k"); u(1); C.shmring_mpw_nil(w)
+s("a"); C.shmring_mpw_array(w, 1)
+C.shmring_mpw_array(w, 3); u(9); u(429); C.shmring_mpw_map(w, 3)
+s("A"); s("1"); s("B"); u(2); s("C"); s("3")
+s("s"); u(0); s("a"); u(7); s("s"); u(5); s("e"); s("first")
+n = C.shmring_mpw_finish(w)
+check(C.shmring_client_decode_reply(dec, buf, n, rbox) == 0 and rbox[0].status == 0
+    and rbox[0].nactions == 1 and str(rbox[0].error) == "first", "first \"s\", \"a\", \"e\" in any order")
+a = rbox[0].actions[0]
+check(a.op == 9 and a.num == 429 and C.shmring_client_map_len(a.map) == 3, "EXIT with three headers")
+check(C.shmring_client_map_str(a.map, 2, k, v) == 0 and str(k[0]) == "C" and str(v[0]) == "3", "entry 2 first")
+check(C.shmring_client_map_str(a.map, 0, k, v) == 0 and str(k[0]) == "A" and str(v[0]) == "1", "then entry 0")
+check(C.shmring_client_map_str(a.map, 1, k, v) == EBADMSG and k[0].ptr == nil, "entry 1: not a string")
+check(C.shmring_client_map_str(a.map, 2, k, v) == 0 and str(v[0]) == "3", "entry 2 again")
+check(C.shmring_client_decode_reply(dec, buf, n + 1, rbox) == EBADMSG, "a byte after the reply: refused")
+-- Nesting: 31 arrays inside the root map's value are taken, 32 are not
+-- (msgpack-c's unpacker refuses to open a container past 32).
+for depth, want in pairs({[31] = 0, [32] = EBADMSG}) do
+    C.shmring_mpw_init(w, buf, 4096)
+    C.shmring_mpw_map(w, 2); s("s"); u(0); s("x")
+    for _ = 1, depth - 1 do C.shmring_mpw_array(w, 1) end
+    C.shmring_mpw_array(w, 0)
+    n = C.shmring_mpw_finish(w)
+    check(C.shmring_client_decode_reply(dec, buf, n, rbox) == want, depth .. " arrays deep")
+end
+
 -- Hostile input: truncated, not a map, garbage.
 check(C.shmring_client_decode_reply(dec, buf, n - 1, rbox) < 0 and rbox[0] == nil, "truncated: refused")
 check(C.shmring_client_decode_reply(dec, "\x93\x01\x02\x03", 4, rbox) < 0, "array root: refused")

@@ -7,7 +7,9 @@
  *   - shmring_client_begin/_end: claim a record in the SQ with a msgpack
  *     writer over it, then finish + commit + publish in one call;
  *   - shmring_client_decode_reply: a REPLY payload (docs/protocol.md) as a
- *     flat array of actions whose strings point into the caller's buffer;
+ *     flat array of actions whose strings point into the caller's buffer,
+ *     read in one walk over its bytes (no object tree, no allocation once
+ *     the action array has grown to the largest reply seen);
  *   - shmring_client_health: "is the daemon there" without waiting;
  *   - shmring_client_put_pairs: every request header or query arg written
  *     into the snapshot straight from OpenResty's own array, no Lua table;
@@ -61,7 +63,8 @@ struct shmring_client_action {
 	uint32_t pad_;
 	struct shmring_client_str a;
 	struct shmring_client_str b;
-	const void *map; /* opaque msgpack map, read with shmring_client_map_*; NULL if none */
+	const void *map; /* opaque (the map's bytes, in place), read with shmring_client_map_*;
+	                    NULL if none */
 };
 
 /* A decoded reply. Every action of the payload is here: there is no fixed
@@ -73,7 +76,7 @@ struct shmring_client_reply {
 	struct shmring_client_action *actions; /* nactions entries, owned by the decoder */
 };
 
-/* A reusable decoder (parser zone + one reply). Caller owns *out; free with
+/* A reusable decoder (one reply and its action array). Caller owns *out; free with
  * shmring_client_decoder_free(). */
 struct shmring_client_decoder;
 SHMRING_API int shmring_client_decoder_new(struct shmring_client_decoder **out);
@@ -88,11 +91,13 @@ SHMRING_API void shmring_client_decoder_free(struct shmring_client_decoder *d);
 SHMRING_API int shmring_client_decode_reply(struct shmring_client_decoder *d, const void *buf,
                                             uint32_t len, struct shmring_client_reply **out);
 
-/* Entries of an action's map (0 if map is NULL or not a map). */
+/* Entries of an action's map (0 if map is NULL). The map is the decoder's:
+ * valid until its next decode, read in place in the reply's buffer. */
 SHMRING_API uint32_t shmring_client_map_len(const void *map);
 /* Entry i of a map: key and value as strings (numbers and booleans are not
  * converted). 0, or -ENOENT past the end, -EBADMSG if the key or value is
- * not a string (both outputs are then zeroed). */
+ * not a string (both outputs are then zeroed). Entries read in order (0, 1,
+ * 2...) cost one walk over the map's bytes in all. */
 SHMRING_API int shmring_client_map_str(const void *map, uint32_t i, struct shmring_client_str *key,
                                        struct shmring_client_str *val);
 
