@@ -69,19 +69,20 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
-/* Control records (SQ) and replies (CQ) of the benchmark protocol. */
+/* Control records (SQ) and replies (CQ) of the benchmark protocol. A
+ * command's payload is a struct cmd: u64 n, then u32 arguments. */
 enum {
 	T_PING = 0x40, /* request; server answers T_PONG with 64 B */
-	T_THRU = 0x41, /* payload: u64 n, u32 len; n T_DATA records follow */
+	T_THRU = 0x41, /* n, len; n T_DATA records follow */
 	T_DATA = 0x42, /* throughput record; first 8 bytes: sequence */
-	T_SOCK = 0x43, /* payload: u64 n, u32 len, u32 blocking; then n socket RTTs */
+	T_SOCK = 0x43, /* n, len, blocking; then n socket RTTs */
 	T_EXIT = 0x44,
 	T_STAT = 0x45,  /* server answers T_DONE with its involuntary context switches */
-	T_FLOOR = 0x46, /* payload: u64 n; then n cache-line round trips on g_line */
-	T_WALK = 0x48,  /* payload: u64 n, u32 lines, u32 bytes, u32 split; n round
-	                   trips of the floor's kind on g_walk (see walk_rtt) */
-	T_LINE = 0x47,  /* payload: u64 n, u32 len, u32 wake, u32 reply_len; then n round
-	                   trips on the line-ring prototype (g_lr_sq, g_lr_cq) */
+	T_FLOOR = 0x46, /* n; then n cache-line round trips on g_line */
+	T_LINE = 0x47,  /* n, len, wake, reply_len; then n round trips on the line-ring
+	                   prototype (g_lr_sq, g_lr_cq) */
+	T_WALK = 0x48,  /* n, lines, bytes, split; then n round trips of the floor's
+	                   kind on g_walk (see walk_rtt) */
 	T_PONG = 0x81,
 	T_DONE = 0x82, /* throughput: u64 CLOCK_MONOTONIC ns after the last record, u64
 	                  times the server was preempted meanwhile; T_STAT: u64 count */
@@ -145,6 +146,27 @@ static inline void ring_recv(struct shmring_chan *c, struct shmring_rec *rec)
 		shmring_cpu_relax();
 	if (rc)
 		die("peek", rc);
+}
+
+/* A control record: a count and up to three numbers, what each command
+ * needs (see the T_ list). */
+struct cmd {
+	uint64_t n;
+	uint32_t arg[3];
+};
+
+static void send_cmd(struct shmring_chan *c, uint16_t type, uint64_t n, uint32_t a0, uint32_t a1,
+                     uint32_t a2)
+{
+	struct cmd k = {.n = n, .arg = {a0, a1, a2}};
+	ring_send(c, type, 0, &k, sizeof(k));
+}
+
+static struct cmd read_cmd(const struct shmring_rec *rec)
+{
+	struct cmd k = {0};
+	memcpy(&k, rec->payload, rec->len < sizeof(k) ? rec->len : sizeof(k));
+	return k;
 }
 
 /* Read every byte of a request (what a plugin parsing it would do). */
@@ -317,59 +339,35 @@ static void serve(struct shmring_chan *c, int fd)
 	struct shmring_rec rec;
 	for (;;) {
 		ring_recv(c, &rec);
+		struct cmd k = read_cmd(&rec);
 		switch (rec.type) {
 		case T_PING:
 			g_sink += touch(rec.payload, rec.len);
 			ring_send(c, T_PONG, rec.req_id, reply, sizeof(reply));
 			shmring_release(c);
 			break;
-		case T_THRU: {
-			uint64_t n;
-			memcpy(&n, rec.payload, 8);
+		case T_THRU:
 			shmring_release(c);
-			serve_throughput(c, n);
+			serve_throughput(c, k.n);
 			break;
-		}
-		case T_SOCK: {
-			uint64_t n;
-			uint32_t len, blocking;
-			memcpy(&n, rec.payload, 8);
-			memcpy(&len, rec.payload + 8, 4);
-			memcpy(&blocking, rec.payload + 12, 4);
+		case T_SOCK:
 			shmring_release(c);
-			serve_socket(fd, n, len, (int)blocking);
+			serve_socket(fd, k.n, k.arg[0], (int)k.arg[1]);
 			break;
-		}
-		case T_FLOOR: {
-			uint64_t n;
-			memcpy(&n, rec.payload, 8);
+		case T_FLOOR:
 			shmring_release(c);
-			serve_floor(n);
+			serve_floor(k.n);
 			break;
-		}
-		case T_WALK: {
-			uint64_t n;
-			uint32_t lines, bytes, split;
-			memcpy(&n, rec.payload, 8);
-			memcpy(&lines, rec.payload + 8, 4);
-			memcpy(&bytes, rec.payload + 12, 4);
-			memcpy(&split, rec.payload + 16, 4);
+		case T_WALK:
 			shmring_release(c);
-			serve_walk(n, lines, bytes, split);
+			serve_walk(k.n, k.arg[0], k.arg[1], k.arg[2]);
 			break;
-		}
-		case T_LINE: {
-			uint64_t n;
-			uint32_t wake, reply_len;
-			memcpy(&n, rec.payload, 8);
-			memcpy(&wake, rec.payload + 12, 4);
-			memcpy(&reply_len, rec.payload + 16, 4);
+		case T_LINE:
 			shmring_release(c);
-			if (reply_len > REPLY_LEN)
+			if (k.arg[2] > REPLY_LEN)
 				die("line-ring reply length", 0);
-			serve_line(n, (int)wake, reply_len);
+			serve_line(k.n, (int)k.arg[1], k.arg[2]);
 			break;
-		}
 		case T_STAT: {
 			shmring_release(c);
 			uint64_t v = invol_switches();
@@ -443,7 +441,7 @@ static struct lat floor_rtt(struct shmring_chan *c, size_t warm, size_t n, uint6
 {
 	uint64_t total = warm + n;
 	atomic_store_explicit(g_line, 0, memory_order_relaxed);
-	ring_send(c, T_FLOOR, 0, &total, sizeof(total));
+	send_cmd(c, T_FLOOR, total, 0, 0, 0);
 	for (uint64_t i = 0; i < total; i++) {
 		uint64_t t0 = ticks();
 		atomic_store_explicit(g_line, 2 * i + 1, memory_order_release);
@@ -464,12 +462,7 @@ static struct lat line_rtt(struct shmring_chan *c, uint32_t len, uint32_t reply_
 	uint8_t req[2048], reply[REPLY_LEN] = {0};
 	memset(req, 'q', sizeof(req));
 	uint64_t total = warm + n;
-	uint8_t ctl[20];
-	memcpy(ctl, &total, 8);
-	memcpy(ctl + 8, &len, 4);
-	memcpy(ctl + 12, &wake, 4);
-	memcpy(ctl + 16, &reply_len, 4);
-	ring_send(c, T_LINE, 0, ctl, sizeof(ctl));
+	send_cmd(c, T_LINE, total, len, (uint32_t)wake, reply_len);
 	const uint8_t *p;
 	uint32_t rlen;
 	uint16_t type;
@@ -510,12 +503,7 @@ static struct lat walk_rtt(struct shmring_chan *c, uint32_t lines, uint32_t byte
 	memset(buf, 'q', sizeof(buf));
 	memset(g_walk, 0, WALK_BYTES);
 	uint64_t total = warm + n;
-	uint8_t ctl[20];
-	memcpy(ctl, &total, 8);
-	memcpy(ctl + 8, &lines, 4);
-	memcpy(ctl + 12, &bytes, 4);
-	memcpy(ctl + 16, &split, 4);
-	ring_send(c, T_WALK, 0, ctl, sizeof(ctl));
+	send_cmd(c, T_WALK, total, lines, bytes, split);
 	for (uint64_t i = 0; i < total; i++) {
 		uint8_t *q = walk_line(i, lines, 0, split), *a = walk_line(i, lines, 1, split);
 		uint64_t t0 = ticks();
@@ -537,10 +525,7 @@ static struct lat walk_rtt(struct shmring_chan *c, uint32_t lines, uint32_t byte
 static double ring_throughput(struct shmring_chan *c, uint32_t len, uint64_t n, int *clean)
 {
 	uint64_t sw0 = invol_switches();
-	uint8_t ctl[12];
-	memcpy(ctl, &n, 8);
-	memcpy(ctl + 8, &len, 4);
-	ring_send(c, T_THRU, 0, ctl, sizeof(ctl));
+	send_cmd(c, T_THRU, n, len, 0, 0);
 	uint8_t payload[2048];
 	memset(payload, 'd', sizeof(payload));
 	uint64_t t0 = shmring_now_ns();
@@ -627,13 +612,8 @@ static struct thr ring_throughput_windows(struct shmring_chan *c, uint32_t len, 
 static struct lat socket_rtt(struct shmring_chan *c, int fd, uint32_t len, int blocking,
                              size_t warm, size_t n, uint64_t *s)
 {
-	uint8_t ctl[16];
 	uint64_t total = warm + n;
-	uint32_t b = (uint32_t)blocking;
-	memcpy(ctl, &total, 8);
-	memcpy(ctl + 8, &len, 4);
-	memcpy(ctl + 12, &b, 4);
-	ring_send(c, T_SOCK, 0, ctl, sizeof(ctl));
+	send_cmd(c, T_SOCK, total, len, (uint32_t)blocking, 0);
 	uint8_t req[2048], reply[REPLY_LEN] = {0};
 	memset(req, 'q', sizeof(req));
 	int flags = blocking ? 0 : MSG_DONTWAIT;
