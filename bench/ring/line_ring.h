@@ -25,8 +25,10 @@
  *     header (no sleep) or the producer's exchange sees LR_ARMED (wake): one
  *     word, one atomic, no separate flag line and no fence.
  *
- * Not handled here (the library would keep them): padding at the ring's end
- * is a record with type 0 like today; corrupt-ring checks; counters.
+ * Padding at the ring's end is a record of type 0, as today. Not here (the
+ * library would keep them): corrupt-ring checks, counters, and the futex
+ * wait itself (the benchmark's consumers never sleep; lr_arm shows the
+ * announce).
  */
 #ifndef BENCH_LINE_RING_H
 #define BENCH_LINE_RING_H
@@ -52,6 +54,7 @@ struct lr {
 	struct lr_shared *sh;
 	uint32_t size, mask;
 	uint64_t tail, head_cache; /* producer */
+	int pad_woke;              /* producer: a padding record found the consumer armed */
 	uint64_t head;             /* consumer */
 };
 
@@ -80,8 +83,11 @@ static inline uint8_t *lr_claim(struct lr *r, uint32_t len)
 			return NULL;
 	}
 	if (pad) {
+		/* Padding is published like a record: with the exchange, since the
+		 * consumer may have armed the word it lands on. */
 		atomic_store_explicit(lr_word0(r, r->tail + pad), 0, memory_order_relaxed);
-		atomic_store_explicit(lr_word0(r, r->tail), (uint64_t)pad, memory_order_release);
+		r->pad_woke |= atomic_exchange_explicit(lr_word0(r, r->tail), (uint64_t)pad,
+		                                        memory_order_acq_rel) == LR_ARMED;
 		r->tail += pad;
 	}
 	return r->sh->data + ((uint32_t)r->tail & r->mask) + LR_HDR;
@@ -102,8 +108,10 @@ static inline int lr_commit(struct lr *r, uint32_t len, uint16_t type, uint64_t 
 		atomic_store_explicit((_Atomic uint64_t *)h, w0, memory_order_release);
 		return 0;
 	}
-	return atomic_exchange_explicit((_Atomic uint64_t *)h, w0, memory_order_acq_rel) ==
-	       LR_ARMED;
+	int woke = r->pad_woke;
+	r->pad_woke = 0;
+	return woke | (atomic_exchange_explicit((_Atomic uint64_t *)h, w0, memory_order_acq_rel) ==
+	               LR_ARMED);
 }
 
 /* Consumer: the record at head, or 0 when there is none yet. */
