@@ -21,6 +21,12 @@
  *                        is also reported as a multiple of it, since the
  *                        host under a VM moves absolute nanoseconds from
  *                        week to week
+ *   line-ring prototype  the 64 B / 1 KiB round trip again, over a prototype
+ *                        of a record format in which the consumer polls a
+ *                        word inside a line-aligned record (line_ring.h),
+ *                        published with a release store and with the
+ *                        exchange a sleep-capable consumer needs; measured
+ *                        beside the floor and the library's ring
  *
  * The server reads every request byte (ring: in place; socket: after recv),
  * the client copies every reply byte out, so neither side skips work the
@@ -29,7 +35,7 @@
  * sequence number in the first 8).
  *
  *   bench_ring [--json PATH] [--samples N] [--quick] [--repeat N]
- *              [--only rtt|thr|sock] [--ring BYTES]
+ *              [--only rtt|line|paired|thr|sock] [--ring BYTES]
  *
  * Everything runs --repeat times (default 3) on the same pair of processes;
  * each figure reported is the median over the repetitions, and the JSON also
@@ -41,6 +47,7 @@
  * whole run's average; the undisturbed-window median is printed beside it.
  */
 #define _GNU_SOURCE
+#include "line_ring.h"
 #include "shmring/shmring.h"
 #include "shmring/spin.h"
 
@@ -62,15 +69,20 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
-/* Control records (SQ) and replies (CQ) of the benchmark protocol. */
+/* Control records (SQ) and replies (CQ) of the benchmark protocol. A
+ * command's payload is a struct cmd: u64 n, then u32 arguments. */
 enum {
 	T_PING = 0x40, /* request; server answers T_PONG with 64 B */
-	T_THRU = 0x41, /* payload: u64 n, u32 len; n T_DATA records follow */
+	T_THRU = 0x41, /* n, len; n T_DATA records follow */
 	T_DATA = 0x42, /* throughput record; first 8 bytes: sequence */
-	T_SOCK = 0x43, /* payload: u64 n, u32 len, u32 blocking; then n socket RTTs */
+	T_SOCK = 0x43, /* n, len, blocking; then n socket RTTs */
 	T_EXIT = 0x44,
 	T_STAT = 0x45,  /* server answers T_DONE with its involuntary context switches */
-	T_FLOOR = 0x46, /* payload: u64 n; then n cache-line round trips on g_line */
+	T_FLOOR = 0x46, /* n; then n cache-line round trips on g_line */
+	T_LINE = 0x47,  /* n, len, wake, reply_len; then n round trips on the line-ring
+	                   prototype (g_lr_sq, g_lr_cq) */
+	T_WALK = 0x48,  /* n, lines, bytes, split; then n round trips of the floor's
+	                   kind on g_walk (see walk_rtt) */
 	T_PONG = 0x81,
 	T_DONE = 0x82, /* throughput: u64 CLOCK_MONOTONIC ns after the last record, u64
 	                  times the server was preempted meanwhile; T_STAT: u64 count */
@@ -82,6 +94,12 @@ static uint32_t g_ring_size = 1u << 20; /* --ring BYTES */
 
 /* The floor's cache line, shared by the two processes (mapped before fork). */
 static _Atomic uint64_t *g_line;
+/* The line-ring prototype's two directions (shared parts mapped before fork,
+ * each process then keeps its own private positions). */
+static struct lr g_lr_sq, g_lr_cq;
+/* The floor's variants (walk_rtt): 1 MiB of lines, shared like g_line. */
+#define WALK_BYTES (1u << 20)
+static uint8_t *g_walk;
 
 static void die(const char *what, int rc)
 {
@@ -128,6 +146,27 @@ static inline void ring_recv(struct shmring_chan *c, struct shmring_rec *rec)
 		shmring_cpu_relax();
 	if (rc)
 		die("peek", rc);
+}
+
+/* A control record: a count and up to three numbers, what each command
+ * needs (see the T_ list). */
+struct cmd {
+	uint64_t n;
+	uint32_t arg[3];
+};
+
+static void send_cmd(struct shmring_chan *c, uint16_t type, uint64_t n, uint32_t a0, uint32_t a1,
+                     uint32_t a2)
+{
+	struct cmd k = {.n = n, .arg = {a0, a1, a2}};
+	ring_send(c, type, 0, &k, sizeof(k));
+}
+
+static struct cmd read_cmd(const struct shmring_rec *rec)
+{
+	struct cmd k = {0};
+	memcpy(&k, rec->payload, rec->len < sizeof(k) ? rec->len : sizeof(k));
+	return k;
 }
 
 /* Read every byte of a request (what a plugin parsing it would do). */
@@ -246,6 +285,53 @@ static void serve_floor(uint64_t n)
 	}
 }
 
+/* Answer n requests on the line-ring prototype with reply_len-byte replies;
+ * `wake` publishes with the exchange a sleeping consumer needs. */
+static void serve_line(uint64_t n, int wake, uint32_t reply_len)
+{
+	uint8_t reply[REPLY_LEN];
+	memset(reply, 'r', sizeof(reply));
+	const uint8_t *p;
+	uint32_t len;
+	uint16_t type;
+	uint64_t id;
+	for (uint64_t i = 0; i < n; i++) {
+		while (!lr_peek(&g_lr_sq, &p, &len, &type, &id))
+			shmring_cpu_relax();
+		g_sink += touch(p, len);
+		uint8_t *out;
+		while (!(out = lr_claim(&g_lr_cq, reply_len)))
+			shmring_cpu_relax();
+		memcpy(out, reply, reply_len);
+		lr_commit(&g_lr_cq, reply_len, T_PONG, id, wake);
+		lr_release(&g_lr_sq);
+	}
+}
+
+/* Round trip i of walk_rtt: the request's line, and the reply's (the same
+ * line, or with `split` its twin in the second half of g_walk). */
+static uint8_t *walk_line(uint64_t i, uint32_t lines, int reply, uint32_t split)
+{
+	return g_walk + (i % lines) * 64 + (reply && split ? WALK_BYTES / 2 : 0);
+}
+
+/* Answer n pings of walk_rtt: the floor's exchange on the lines of
+ * walk_line, with `bytes` of payload read and written beside the word. */
+static void serve_walk(uint64_t n, uint32_t lines, uint32_t bytes, uint32_t split)
+{
+	uint8_t buf[56];
+	memset(buf, 'r', sizeof(buf));
+	for (uint64_t i = 0; i < n; i++) {
+		uint8_t *q = walk_line(i, lines, 0, split), *a = walk_line(i, lines, 1, split);
+		uint64_t want = 2 * i + 1;
+		while (atomic_load_explicit((_Atomic uint64_t *)q, memory_order_acquire) != want)
+			shmring_cpu_relax();
+		g_sink += touch(q + 8, bytes);
+		memcpy(a + 8, buf, bytes);
+		atomic_store_explicit((_Atomic uint64_t *)a, want + 1, memory_order_release);
+	}
+}
+
 static void serve(struct shmring_chan *c, int fd)
 {
 	uint8_t reply[REPLY_LEN];
@@ -253,36 +339,35 @@ static void serve(struct shmring_chan *c, int fd)
 	struct shmring_rec rec;
 	for (;;) {
 		ring_recv(c, &rec);
+		struct cmd k = read_cmd(&rec);
 		switch (rec.type) {
 		case T_PING:
 			g_sink += touch(rec.payload, rec.len);
 			ring_send(c, T_PONG, rec.req_id, reply, sizeof(reply));
 			shmring_release(c);
 			break;
-		case T_THRU: {
-			uint64_t n;
-			memcpy(&n, rec.payload, 8);
+		case T_THRU:
 			shmring_release(c);
-			serve_throughput(c, n);
+			serve_throughput(c, k.n);
 			break;
-		}
-		case T_SOCK: {
-			uint64_t n;
-			uint32_t len, blocking;
-			memcpy(&n, rec.payload, 8);
-			memcpy(&len, rec.payload + 8, 4);
-			memcpy(&blocking, rec.payload + 12, 4);
+		case T_SOCK:
 			shmring_release(c);
-			serve_socket(fd, n, len, (int)blocking);
+			serve_socket(fd, k.n, k.arg[0], (int)k.arg[1]);
 			break;
-		}
-		case T_FLOOR: {
-			uint64_t n;
-			memcpy(&n, rec.payload, 8);
+		case T_FLOOR:
 			shmring_release(c);
-			serve_floor(n);
+			serve_floor(k.n);
 			break;
-		}
+		case T_WALK:
+			shmring_release(c);
+			serve_walk(k.n, k.arg[0], k.arg[1], k.arg[2]);
+			break;
+		case T_LINE:
+			shmring_release(c);
+			if (k.arg[2] > REPLY_LEN)
+				die("line-ring reply length", 0);
+			serve_line(k.n, (int)k.arg[1], k.arg[2]);
+			break;
 		case T_STAT: {
 			shmring_release(c);
 			uint64_t v = invol_switches();
@@ -356,7 +441,7 @@ static struct lat floor_rtt(struct shmring_chan *c, size_t warm, size_t n, uint6
 {
 	uint64_t total = warm + n;
 	atomic_store_explicit(g_line, 0, memory_order_relaxed);
-	ring_send(c, T_FLOOR, 0, &total, sizeof(total));
+	send_cmd(c, T_FLOOR, total, 0, 0, 0);
 	for (uint64_t i = 0; i < total; i++) {
 		uint64_t t0 = ticks();
 		atomic_store_explicit(g_line, 2 * i + 1, memory_order_release);
@@ -369,15 +454,78 @@ static struct lat floor_rtt(struct shmring_chan *c, size_t warm, size_t n, uint6
 	return summarize(s, n);
 }
 
+/* warm + n round trips of len-byte requests and reply_len-byte replies on
+ * the line-ring prototype (serve_line). */
+static struct lat line_rtt(struct shmring_chan *c, uint32_t len, uint32_t reply_len, int wake,
+                           size_t warm, size_t n, uint64_t *s)
+{
+	uint8_t req[2048], reply[REPLY_LEN] = {0};
+	memset(req, 'q', sizeof(req));
+	uint64_t total = warm + n;
+	send_cmd(c, T_LINE, total, len, (uint32_t)wake, reply_len);
+	const uint8_t *p;
+	uint32_t rlen;
+	uint16_t type;
+	uint64_t id;
+	for (uint64_t i = 0; i < total; i++) {
+		uint64_t t0 = ticks();
+		uint8_t *out;
+		while (!(out = lr_claim(&g_lr_sq, len)))
+			shmring_cpu_relax();
+		memcpy(out, req, len);
+		lr_commit(&g_lr_sq, len, T_PING, i, wake);
+		while (!lr_peek(&g_lr_cq, &p, &rlen, &type, &id))
+			shmring_cpu_relax();
+		if (type != T_PONG || id != i || rlen != reply_len) {
+			fprintf(stderr, "bench_ring: bad line-ring reply\n");
+			exit(1);
+		}
+		memcpy(reply, p, reply_len);
+		lr_release(&g_lr_cq);
+		uint64_t t1 = ticks();
+		if (i >= warm)
+			s[i - warm] = t1 - t0;
+	}
+	g_sink += reply[0];
+	return summarize(s, n);
+}
+
+/* The floor's exchange taken apart: warm + n round trips, round trip i on
+ * line i % lines of g_walk (1: the floor's one line; more: a fresh line
+ * each time, as a ring does; at most WALK_BYTES / 128), with `bytes` (<= 56)
+ * of payload written before the word and read after it on both sides; with
+ * `split` the reply goes on a second line, as a ring's reply goes on the
+ * other ring. */
+static struct lat walk_rtt(struct shmring_chan *c, uint32_t lines, uint32_t bytes, uint32_t split,
+                           size_t warm, size_t n, uint64_t *s)
+{
+	uint8_t buf[56];
+	memset(buf, 'q', sizeof(buf));
+	memset(g_walk, 0, WALK_BYTES);
+	uint64_t total = warm + n;
+	send_cmd(c, T_WALK, total, lines, bytes, split);
+	for (uint64_t i = 0; i < total; i++) {
+		uint8_t *q = walk_line(i, lines, 0, split), *a = walk_line(i, lines, 1, split);
+		uint64_t t0 = ticks();
+		memcpy(q + 8, buf, bytes);
+		atomic_store_explicit((_Atomic uint64_t *)q, 2 * i + 1, memory_order_release);
+		while (atomic_load_explicit((_Atomic uint64_t *)a, memory_order_acquire) !=
+		       2 * i + 2)
+			shmring_cpu_relax();
+		g_sink += touch(a + 8, bytes);
+		uint64_t t1 = ticks();
+		if (i >= warm)
+			s[i - warm] = t1 - t0;
+	}
+	return summarize(s, n);
+}
+
 /* n records; the rate, and in *clean whether neither process was preempted
  * while they flowed (NULL: not asked). */
 static double ring_throughput(struct shmring_chan *c, uint32_t len, uint64_t n, int *clean)
 {
 	uint64_t sw0 = invol_switches();
-	uint8_t ctl[12];
-	memcpy(ctl, &n, 8);
-	memcpy(ctl + 8, &len, 4);
-	ring_send(c, T_THRU, 0, ctl, sizeof(ctl));
+	send_cmd(c, T_THRU, n, len, 0, 0);
 	uint8_t payload[2048];
 	memset(payload, 'd', sizeof(payload));
 	uint64_t t0 = shmring_now_ns();
@@ -464,13 +612,8 @@ static struct thr ring_throughput_windows(struct shmring_chan *c, uint32_t len, 
 static struct lat socket_rtt(struct shmring_chan *c, int fd, uint32_t len, int blocking,
                              size_t warm, size_t n, uint64_t *s)
 {
-	uint8_t ctl[16];
 	uint64_t total = warm + n;
-	uint32_t b = (uint32_t)blocking;
-	memcpy(ctl, &total, 8);
-	memcpy(ctl + 8, &len, 4);
-	memcpy(ctl + 12, &b, 4);
-	ring_send(c, T_SOCK, 0, ctl, sizeof(ctl));
+	send_cmd(c, T_SOCK, total, len, (uint32_t)blocking, 0);
 	uint8_t req[2048], reply[REPLY_LEN] = {0};
 	memset(req, 'q', sizeof(req));
 	int flags = blocking ? 0 : MSG_DONTWAIT;
@@ -548,6 +691,12 @@ static void git_commit(char *out, size_t len)
 struct results {
 	struct lat r64, r1k, sb64, sk64, floor;
 	double ring_over_floor; /* ring p50 64 B / floor p50, of this run (median: of the runs) */
+	double ring_over_floor_paired; /* the same, block by block (paired_ring_over_floor) */
+	/* the line-ring prototype: release-store publication (64 B, 1 KiB
+	 * requests, 64 B replies) and exchange publication (64 B requests and
+	 * replies, two lines each; 32 B requests and replies, one line each) */
+	struct lat l64, l1k, lw64, lw32;
+	double line_over_floor, line_wake_over_floor; /* 64 B p50 / floor p50 */
 	struct thr thr64, thr1k;
 	double preempted; /* involuntary context switches, both processes */
 	double load1;     /* 1-minute load average when the run started */
@@ -562,6 +711,22 @@ static double median(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The ring's 64 B p50 over the floor's, judged block by block: RATIO_BLOCKS
+ * blocks of n floor round trips then n ring round trips, each block's ratio
+ * on its own floor; the median. The host can move the vCPUs (and the floor
+ * 4x) between the floor's and the ring's figures of a repetition; a block
+ * lasts a few milliseconds. */
+#define RATIO_BLOCKS 11
+static double paired_ring_over_floor(struct shmring_chan *c, size_t n, uint64_t *s)
+{
+	double ratio[RATIO_BLOCKS];
+	for (int b = 0; b < RATIO_BLOCKS; b++) {
+		double fl = floor_rtt(c, n / 10, n, s).p50;
+		ratio[b] = ring_rtt(c, 64, n / 10, n, s).p50 / fl;
+	}
+	return median(ratio, RATIO_BLOCKS);
 }
 
 /* Every figure of *out is the median of that figure over the runs. */
@@ -587,6 +752,13 @@ static void median_of_runs(struct results *out, const struct results *runs, int 
 	MEDIAN_LAT(sk64);
 	MEDIAN_LAT(floor);
 	MEDIAN_OF(ring_over_floor);
+	MEDIAN_OF(ring_over_floor_paired);
+	MEDIAN_LAT(l64);
+	MEDIAN_LAT(l1k);
+	MEDIAN_LAT(lw64);
+	MEDIAN_LAT(lw32);
+	MEDIAN_OF(line_over_floor);
+	MEDIAN_OF(line_wake_over_floor);
 	MEDIAN_OF(thr64.rate);
 	MEDIAN_OF(thr1k.rate);
 	MEDIAN_OF(thr64.overall);
@@ -643,8 +815,15 @@ static int write_json(const char *path, const struct results *r)
 	json_lat(f, "socket_block_rtt", "64", &r->sk64, 0);
 	fprintf(f,
 	        "  \"floor_rtt_ns\": %.1f,\n  \"floor_rtt_p99_ns\": %.1f,\n"
-	        "  \"ring_over_floor_p50_64\": %.2f,\n",
-	        r->floor.p50, r->floor.p99, r->ring_over_floor);
+	        "  \"ring_over_floor_p50_64\": %.2f,\n  \"ring_over_floor_paired_p50_64\": %.2f,\n",
+	        r->floor.p50, r->floor.p99, r->ring_over_floor, r->ring_over_floor_paired);
+	json_lat(f, "line_rtt", "64", &r->l64, 0);
+	json_lat(f, "line_rtt", "1k", &r->l1k, 0);
+	json_lat(f, "line_wake_rtt", "64", &r->lw64, 0);
+	json_lat(f, "line_wake_rtt", "32_32", &r->lw32, 0);
+	fprintf(f,
+	        "  \"line_over_floor_p50_64\": %.2f,\n  \"line_wake_over_floor_p50_64\": %.2f,\n",
+	        r->line_over_floor, r->line_wake_over_floor);
 	fprintf(f, "  \"throughput_64_per_s\": %.0f,\n  \"throughput_1k_per_s\": %.0f,\n",
 	        r->thr64.rate, r->thr1k.rate);
 	fprintf(
@@ -670,12 +849,17 @@ static int write_json(const char *path, const struct results *r)
 		    "\"throughput_64_overall_per_s\": %.0f, \"throughput_1k_overall_per_s\": %.0f, "
 		    "\"clean_windows_64\": \"%.0f/%.0f\", \"clean_windows_1k\": \"%.0f/%.0f\", "
 		    "\"floor_rtt_ns\": %.1f, \"ring_over_floor_p50_64\": %.2f, "
+		    "\"ring_over_floor_paired_p50_64\": %.2f, "
+		    "\"line_rtt_p50_ns_64\": %.1f, \"line_rtt_p99_ns_64\": %.1f, "
+		    "\"line_wake_rtt_p50_ns_64\": %.1f, \"line_wake_rtt_p99_ns_64\": %.1f, "
+		    "\"line_over_floor_p50_64\": %.2f, \"line_wake_over_floor_p50_64\": %.2f, "
 		    "\"preempted\": %.0f, \"load1\": %.2f}%s\n",
 		    x->r64.p50, x->r64.p99, x->r64.p999, x->r1k.p50, x->r1k.p99, x->sb64.p50,
 		    x->sk64.p50, x->thr64.rate, x->thr1k.rate, x->thr64.overall, x->thr1k.overall,
 		    x->thr64.clean, x->thr64.windows, x->thr1k.clean, x->thr1k.windows,
-		    x->floor.p50, x->ring_over_floor, x->preempted, x->load1,
-		    k + 1 < r->nruns ? "," : "");
+		    x->floor.p50, x->ring_over_floor, x->ring_over_floor_paired, x->l64.p50,
+		    x->l64.p99, x->lw64.p50, x->lw64.p99, x->line_over_floor,
+		    x->line_wake_over_floor, x->preempted, x->load1, k + 1 < r->nruns ? "," : "");
 	}
 	fprintf(f, "  ]\n");
 	fprintf(f, "}\n");
@@ -706,9 +890,15 @@ static void print_table(const struct results *r)
 		const char *name;
 		const struct lat *l;
 	} rows[] = {
-	    {"ring 64 B -> 64 B", &r->r64},       {"ring 1 KiB -> 64 B", &r->r1k},
-	    {"socket busy-poll 64 B", &r->sb64},  {"socket blocking 64 B", &r->sk64},
+	    {"ring 64 B -> 64 B", &r->r64},
+	    {"ring 1 KiB -> 64 B", &r->r1k},
+	    {"socket busy-poll 64 B", &r->sb64},
+	    {"socket blocking 64 B", &r->sk64},
 	    {"floor: one cache line", &r->floor},
+	    {"line ring 64 B -> 64 B", &r->l64},
+	    {"line ring 1 KiB -> 64 B", &r->l1k},
+	    {"line ring xchg 64 B", &r->lw64},
+	    {"line ring xchg 32 B -> 32 B", &r->lw32},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		printf("%-28s %10.0f %10.0f %10.0f %10.0f\n", rows[i].name, rows[i].l->p50,
@@ -727,6 +917,11 @@ static void print_table(const struct results *r)
 	       verdict(r->r64.p99 <= 2000));
 	printf("  ring p50 64 B <= 1.6x the floor  %8.2f x    %s (floor p50 %.0f ns)\n",
 	       r->ring_over_floor, verdict(r->ring_over_floor <= 1.6), r->floor.p50);
+	printf("  ... judged block by block        %8.2f x    %s\n", r->ring_over_floor_paired,
+	       verdict(r->ring_over_floor_paired <= 1.6));
+	printf("  (prototype) line ring / floor    %8.2f x    release store; %.2f x with the "
+	       "exchange\n",
+	       r->line_over_floor, r->line_wake_over_floor);
 	printf("  >= 10x busy-poll socket (p50)    %8.1f x    %s\n", busy_x, verdict(busy_x >= 10));
 	printf("  >= 50x blocking socket (p50)     %8.1f x    %s\n", block_x,
 	       verdict(block_x >= 50));
@@ -737,6 +932,59 @@ static void print_table(const struct results *r)
 	       r->thr64.overall / 1e6, verdict(r->thr64.overall >= 15e6), r->thr64.rate / 1e6);
 	printf("  >= 4 M records/s at 1 KiB        %8.2f M    %s (undisturbed windows %.2f M)\n",
 	       r->thr1k.overall / 1e6, verdict(r->thr1k.overall >= 4e6), r->thr1k.rate / 1e6);
+}
+
+/* The host may move the two vCPUs between cores (and so the floor between
+ * ~60 and ~200 ns) in the middle of a run, which makes a ratio of figures
+ * taken seconds apart meaningless. --only paired takes short blocks of the
+ * floor, the library's ring and the prototype one after the other, and
+ * judges each block's ratios on its own floor. */
+#define PAIRED_BLOCKS 25
+enum {
+	P_WALK1_32,
+	P_WALK_0,
+	P_WALK_32,
+	P_SPLIT1_32,
+	P_SPLIT_32,
+	P_RING64,
+	P_LINE64,
+	P_LINEW64,
+	P_LINEW32,
+	P_KINDS
+};
+static const char *const paired_names[P_KINDS] = {
+    "floor + 32 B payload",   "fresh line each trip", "fresh line + 32 B",
+    "2 lines + 32 B",         "2 fresh lines + 32 B", "ring 64 B -> 64 B",
+    "line ring 64 B -> 64 B", "line ring xchg 64 B",  "line ring xchg 32 -> 32"};
+
+static void paired_ratios(struct shmring_chan *c, size_t n, uint64_t *s)
+{
+	double floor[PAIRED_BLOCKS], p50[P_KINDS][PAIRED_BLOCKS], ratio[P_KINDS][PAIRED_BLOCKS];
+	size_t warm = n / 10;
+	for (int b = 0; b < PAIRED_BLOCKS; b++) {
+		floor[b] = floor_rtt(c, warm, n, s).p50;
+		p50[P_WALK1_32][b] = walk_rtt(c, 1, 32, 0, warm, n, s).p50;
+		p50[P_WALK_0][b] = walk_rtt(c, WALK_BYTES / 128, 0, 0, warm, n, s).p50;
+		p50[P_WALK_32][b] = walk_rtt(c, WALK_BYTES / 128, 32, 0, warm, n, s).p50;
+		p50[P_SPLIT1_32][b] = walk_rtt(c, 1, 32, 1, warm, n, s).p50;
+		p50[P_SPLIT_32][b] = walk_rtt(c, WALK_BYTES / 128, 32, 1, warm, n, s).p50;
+		p50[P_RING64][b] = ring_rtt(c, 64, warm, n, s).p50;
+		p50[P_LINE64][b] = line_rtt(c, 64, REPLY_LEN, 0, warm, n, s).p50;
+		p50[P_LINEW64][b] = line_rtt(c, 64, REPLY_LEN, 1, warm, n, s).p50;
+		p50[P_LINEW32][b] = line_rtt(c, 32, 32, 1, warm, n, s).p50;
+		for (int k = 0; k < P_KINDS; k++)
+			ratio[k][b] = p50[k][b] / floor[b];
+	}
+	printf("\n%d blocks of %zu round trips each: p50 (ns) and p50 / the block's floor p50\n",
+	       PAIRED_BLOCKS, n);
+	printf("%-26s %10s %12s %12s %12s\n", "", "median p50", "median ratio", "min ratio",
+	       "max ratio");
+	printf("%-26s %10.0f\n", "floor: one cache line", median(floor, PAIRED_BLOCKS));
+	for (int k = 0; k < P_KINDS; k++) {
+		double m = median(p50[k], PAIRED_BLOCKS), r = median(ratio[k], PAIRED_BLOCKS);
+		printf("%-26s %10.0f %11.2fx %11.2fx %11.2fx\n", paired_names[k], m, r, ratio[k][0],
+		       ratio[k][PAIRED_BLOCKS - 1]);
+	}
 }
 
 int main(int argc, char **argv)
@@ -761,7 +1009,7 @@ int main(int argc, char **argv)
 		else {
 			fprintf(stderr,
 			        "usage: %s [--json PATH] [--samples N] [--quick] [--repeat N] "
-			        "[--only rtt|thr|sock] [--ring BYTES]\n",
+			        "[--only rtt|line|paired|thr|sock] [--ring BYTES]\n",
 			        argv[0]);
 			return 2;
 		}
@@ -797,6 +1045,17 @@ int main(int argc, char **argv)
 	g_line = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (g_line == MAP_FAILED)
 		die("mmap", 0);
+	g_walk = mmap(NULL, WALK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (g_walk == MAP_FAILED)
+		die("mmap", 0);
+	struct lr *dirs[] = {&g_lr_sq, &g_lr_cq};
+	for (int d = 0; d < 2; d++) {
+		void *m = mmap(NULL, sizeof(struct lr_shared) + g_ring_size, PROT_READ | PROT_WRITE,
+		               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			die("mmap", 0);
+		*dirs[d] = (struct lr){.sh = m, .size = g_ring_size, .mask = g_ring_size - 1};
+	}
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
 		die("socketpair", 0);
@@ -827,12 +1086,18 @@ int main(int argc, char **argv)
 		die("malloc", 0);
 	size_t warm = samples / 10;
 
+	int paired = only && !strcmp(only, "paired");
+	if (paired) {
+		paired_ratios(c, samples / 10, s);
+		repeat = 0;
+	}
 	struct results runs[MAX_REPEAT];
 	for (int rep = 0; rep < repeat; rep++) {
 		struct results *x = &runs[rep];
 		*x = r;
 		struct lat zero = {1, 1, 1, 1};
 		x->r64 = x->r1k = x->sb64 = x->sk64 = x->floor = zero;
+		x->l64 = x->l1k = x->lw64 = x->lw32 = zero;
 		fprintf(stderr, "bench_ring: run %d of %d\n", rep + 1, repeat);
 		double load[1] = {0};
 		getloadavg(load, 1);
@@ -844,6 +1109,19 @@ int main(int argc, char **argv)
 			x->r1k = ring_rtt(c, 1024, warm, samples, s);
 		}
 		x->ring_over_floor = x->r64.p50 / x->floor.p50;
+		x->ring_over_floor_paired = 1;
+		if (!only || !strcmp(only, "rtt"))
+			x->ring_over_floor_paired = paired_ring_over_floor(c, samples / 20, s);
+		if (!only || !strcmp(only, "rtt") || !strcmp(only, "line")) {
+			if (only && !strcmp(only, "line"))
+				x->floor = floor_rtt(c, warm, samples, s);
+			x->l64 = line_rtt(c, 64, REPLY_LEN, 0, warm, samples, s);
+			x->l1k = line_rtt(c, 1024, REPLY_LEN, 0, warm, samples, s);
+			x->lw64 = line_rtt(c, 64, REPLY_LEN, 1, warm, samples, s);
+			x->lw32 = line_rtt(c, 32, 32, 1, warm, samples, s);
+		}
+		x->line_over_floor = x->l64.p50 / x->floor.p50;
+		x->line_wake_over_floor = x->lw64.p50 / x->floor.p50;
 		if (!only || !strcmp(only, "thr")) {
 			ring_throughput(c, 64, thr64_n / 10, NULL); /* warm-up */
 			x->thr64 = ring_throughput_windows(c, 64, thr64_n);
@@ -857,7 +1135,8 @@ int main(int argc, char **argv)
 		}
 		x->preempted = (double)(invol_switches() + server_switches(c) - sw0);
 	}
-	median_of_runs(&r, runs, repeat);
+	if (!paired)
+		median_of_runs(&r, runs, repeat);
 	ring_send(c, T_EXIT, 0, NULL, 0);
 
 	int st;
@@ -867,6 +1146,8 @@ int main(int argc, char **argv)
 	shmring_instance_close(srv, 1);
 	rmdir(dir);
 	free(s);
+	if (paired)
+		return 0;
 
 	print_table(&r);
 	if (json) {
