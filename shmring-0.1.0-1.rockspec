@@ -57,6 +57,7 @@ build = {
       ["shmring.client.resend"] = "lua/shmring/client/resend.lua",
       ["shmring.client.submit"] = "lua/shmring/client/submit.lua",
       ["shmring.client.thread"] = "lua/shmring/client/thread.lua",
+      ["shmring.custom_fields"] = "lua/shmring/custom_fields.lua",
       ["shmring.core"] = "lua/shmring/core.lua",
       ["shmring.entities"] = "lua/shmring/entities.lua",
       ["shmring.kong"] = "lua/shmring/kong.lua",

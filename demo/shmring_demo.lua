@@ -118,8 +118,12 @@ M.ngx_rt_body_conf = {
 M.ngx_tracker_conf = { generator = "tracker", echo_downstream = true, timeout = 250,
                        fail_open = false }
 -- ... and for /ngx/log: the log plugin without Kong (no schema: the C
--- plugin applies the defaults).
-M.ngx_log_conf = { path = ngx.config.prefix() .. "requests-ngx.log" }
+-- plugin applies the defaults), with Kong's custom_fields_by_lua (run by
+-- the gateway: a dotted key nests, nil removes a field).
+M.ngx_log_conf = { path = ngx.config.prefix() .. "requests-ngx.log", custom_fields_by_lua = {
+    ["request.k_twice"] = "return (tonumber(ngx.var.arg_k) or 0) * 2",
+    ["client_ip"] = "return nil",
+} }
 
 -- /http-log: Kong's http-log to the local HTTP collector the demo starts
 -- (demo/run_demo.py) on collector_port: basic auth in the URL, batches of

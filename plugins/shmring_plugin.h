@@ -206,6 +206,9 @@ enum shmring_kong_typedef {
 	SHMRING_TYPEDEF_PORT = 4,        /* integer 0..65535 */
 	SHMRING_TYPEDEF_SNI = 5,         /* a host name, not an IP, no port */
 	SHMRING_TYPEDEF_URL = 6,         /* scheme://host... */
+	/* a MAP of names to Lua code (non-empty strings): the gateway's schema
+	 * compiles the code (Kong's sandbox), shmringd only checks the strings */
+	SHMRING_TYPEDEF_LUA_CODE = 7,
 };
 /* shmring_field.flags */
 #define SHMRING_FIELD_REQUIRED (1u << 0) /* refused when absent (after the default) */
@@ -220,6 +223,9 @@ enum shmring_kong_typedef {
  * stub sends under another name than its schema's (http-log's timeout is
  * sent as http_timeout, the stub keeping `timeout` for itself). */
 #define SHMRING_FIELD_NOT_IN_KONG (1u << 5)
+/* strings: "" is a value (Kong's len_min = 0); every other string field
+ * refuses it, as Kong's do by default */
+#define SHMRING_FIELD_EMPTY_OK (1u << 6)
 
 /* The gateway's two fields, which end every plugin's Kong schema: fail_open
  * (its default, "true" or "false": skip the plugin when the daemon cannot
@@ -265,7 +271,8 @@ struct shmring_field {
 	double gt;             /* with SHMRING_FIELD_GT */
 	/* An older spelling of the field at this dotted path ("redis.host"),
 	 * Kong's shorthand: shmringd moves a value given here to there before
-	 * anything else (refusing both at once); not in the Kong schema. */
+	 * anything else (refusing both set to different values); the Kong
+	 * schema has it among its deprecated shorthand_fields. */
 	const char *shorthand_for;
 	double real_min, real_max; /* with SHMRING_FIELD_BETWEEN_REAL */
 	/* MAP: the keys' type (a string field); `elements` is the values'. */

@@ -95,8 +95,6 @@ static bool ipv4_like(const char *s, size_t n)
 static const char *typedef_problem(uint32_t td, const char *s, size_t n, char *buf, size_t len)
 {
 	int w = n > 64 ? 64 : (int)n;
-	if (td != SHMRING_TYPEDEF_NONE && n == 0)
-		return "length must be at least 1"; /* Kong's strings are never empty */
 	switch (td) {
 	case SHMRING_TYPEDEF_HEADER_NAME:
 		if (all_of(s, n, "_-"))
@@ -290,15 +288,17 @@ static int pack_value(struct fill *f, const struct shmring_field *d, const msgpa
 	case SHMRING_FIELD_STRING: {
 		if (v->type != MSGPACK_OBJECT_STR)
 			return refuse(f, path, "must be a string");
-		int rc = check_len(f, d, v->via.str.size, path, "characters");
-		if (rc < 0)
-			return rc;
+		/* Kong's order: one_of, then the length (a string is never empty
+		 * unless the field says len_min = 0), then the patterns */
+		int rc = 0;
 		if (d->one_of && (rc = check_one_of(f, d, v, path)) < 0)
+			return rc;
+		if (!v->via.str.size && !(d->flags & SHMRING_FIELD_EMPTY_OK))
+			return refuse_kong(f, path, "length must be at least 1");
+		if ((rc = check_len(f, d, v->via.str.size, path, "characters")) < 0)
 			return rc;
 		if ((rc = check_match_none(f, d, v, path)) < 0)
 			return rc;
-		if (d->match && !v->via.str.size) /* Kong's strings: len_min 1 before match */
-			return refuse_kong(f, path, "length must be at least 1");
 		if (d->match) {
 			int m = shmringd__lua_match(d->match, v->via.str.ptr, v->via.str.size);
 			char what[128];
@@ -524,9 +524,37 @@ static void pack_merged(msgpack_packer *pk, const msgpack_object *val, const str
 
 static const msgpack_object *at_path(const msgpack_object *cfg, const char *dotted);
 
+/* A scalar as Lua's tostring writes it, in buf. */
+static const char *lua_tostring(const msgpack_object *v, char *buf, size_t len)
+{
+	switch (v->type) {
+	case MSGPACK_OBJECT_STR:
+		snprintf(buf, len, "%.*s", v->via.str.size > 64 ? 64 : (int)v->via.str.size,
+		         v->via.str.ptr);
+		break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		snprintf(buf, len, "%llu", (unsigned long long)v->via.u64);
+		break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		snprintf(buf, len, "%lld", (long long)v->via.i64);
+		break;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		snprintf(buf, len, "%.14g", v->via.f64);
+		break;
+	case MSGPACK_OBJECT_BOOLEAN:
+		snprintf(buf, len, "%s", v->via.boolean ? "true" : "false");
+		break;
+	default:
+		snprintf(buf, len, "table");
+	}
+	return buf;
+}
+
 /* The config with every shorthand given moved to its place, packed into sb;
  * 0 (nothing packed when none is given) or -EINVAL when a value is given
- * under both names. */
+ * under both names and they differ (Kong's rule; when they agree, the
+ * shorthand is left for fill_record to drop). */
 static int move_shorthands(struct fill *f, const struct shmring_field *fields,
                            const msgpack_object *in, msgpack_sbuffer *sb, bool *packed)
 {
@@ -537,11 +565,20 @@ static int move_shorthands(struct fill *f, const struct shmring_field *fields,
 		const msgpack_object *v = d->shorthand_for ? lookup(in, d->name) : NULL;
 		if (!v)
 			continue;
-		if (at_path(in, d->shorthand_for)) {
-			snprintf(f->err, f->errlen,
-			         "%s: config.%s is an older name of config.%s: set one of them",
-			         f->plugin, d->name, d->shorthand_for);
-			return -EINVAL;
+		const msgpack_object *now = at_path(in, d->shorthand_for);
+		if (now && now->type != MSGPACK_OBJECT_NIL) {
+			/* Kong: both set is fine when they agree (the new field is
+			 * kept), refused when they differ */
+			if (msgpack_object_equal(*now, *v))
+				continue;
+			char a[80], b[80], what[256];
+			snprintf(
+			    what, sizeof(what),
+			    "both deprecated and new field are used but their values mismatch: "
+			    "%s = %s vs %s = %s",
+			    d->name, lua_tostring(v, a, sizeof(a)), d->shorthand_for,
+			    lua_tostring(now, b, sizeof(b)));
+			return refuse_kong(f, d->name, what);
 		}
 		const char *dot = strrchr(d->shorthand_for, '.');
 		mv[n++] = (struct moved){.rec = dot ? d->shorthand_for : NULL,

@@ -33,6 +33,7 @@ static const char *const typedef_names[] = {
     [SHMRING_TYPEDEF_PORT] = "port",
     [SHMRING_TYPEDEF_SNI] = "sni",
     [SHMRING_TYPEDEF_URL] = "url",
+    [SHMRING_TYPEDEF_LUA_CODE] = "lua_code",
 };
 
 /* Kong's typedef of d, or NULL. */
@@ -206,6 +207,8 @@ static void lua_attrs(FILE *f, const struct shmring_field *d, int indent, int wi
 	}
 	if (d->len_min)
 		fprintf(f, "%slen_min = %u", sep(&first), d->len_min);
+	else if (d->flags & SHMRING_FIELD_EMPTY_OK)
+		fprintf(f, "%slen_min = 0", sep(&first));
 	if (d->len_max)
 		fprintf(f, "%slen_max = %u", sep(&first), d->len_max);
 	if (d->match) {
@@ -243,7 +246,7 @@ static void lua_attrs(FILE *f, const struct shmring_field *d, int indent, int wi
 		fprintf(f, "%selements = ", sep(&first));
 		lua_def(f, d->elements, indent);
 	}
-	if (d->type == SHMRING_FIELD_MAP) {
+	if (d->type == SHMRING_FIELD_MAP && with_type) { /* a typedef has its own */
 		fprintf(f, "%skeys = ", sep(&first));
 		lua_def(f, d->keys ? d->keys : &any_string, indent);
 		fprintf(f, ", values = ");
@@ -284,7 +287,7 @@ static void lua_fields(FILE *f, const struct shmring_field *fields, int indent)
 {
 	for (const struct shmring_field *d = fields; d && d->name; d++) {
 		if (d->shorthand_for || (d->flags & SHMRING_FIELD_NOT_IN_KONG))
-			continue; /* shmringd's, not Kong's */
+			continue; /* shmringd's, or a shorthand (lua_shorthands) */
 		fprintf(f, "%*s{ %s = ", indent, "", d->name);
 		lua_def(f, d, indent);
 		fputs(" },\n", f);
@@ -364,6 +367,13 @@ static const char *fields_problem(const struct shmring_field *fields, const char
 					return buf;
 				}
 			}
+		if (d->shorthand_for && !lua_path_ok(d->shorthand_for)) {
+			snprintf(
+			    buf, len,
+			    "field '%s%.64s': shorthand_for '%.64s' is not a path of Lua names",
+			    prefix, d->name, d->shorthand_for);
+			return buf;
+		}
 		char inner[256];
 		snprintf(inner, sizeof(inner), "%s%.64s.", prefix, d->name);
 		const char *why = fields_problem(d->fields, inner, buf, len);
@@ -405,6 +415,54 @@ static const char *declaration_problem(const struct shmringd_schema *s, char *bu
 	return why;
 }
 
+/* The fields declared as older names (shorthand_for) as Kong's
+ * shorthand_fields of the config record, in the deprecated form Kong 3.6+
+ * gives rate-limiting's flat redis_* fields: the value is checked against
+ * the shorthand's own type, moved to its place by `func` (the new field
+ * wins when both are set), refused when both are set and differ. */
+static void lua_shorthands(FILE *f, const char *stub, const struct shmring_field *fields)
+{
+	int any = 0;
+	for (const struct shmring_field *d = fields; d && d->name; d++) {
+		if (!d->shorthand_for)
+			continue;
+		if (!any++)
+			fputs("            shorthand_fields = {\n", f);
+		fprintf(f, "                { %s = {\n                    ", d->name);
+		lua_attrs(f, d, 20, 1);
+		fputs(",\n                    deprecation = {\n"
+		      "                        replaced_with = { { path = {",
+		      f);
+		const char *part = d->shorthand_for;
+		for (int first = 1; *part; first = 0) {
+			size_t n = strcspn(part, ".");
+			fprintf(f, "%s\"%.*s\"", first ? " " : ", ", (int)n, part);
+			part += n + (part[n] == '.');
+		}
+		fprintf(f,
+		        " } } },\n"
+		        "                        message = \"shmring-%s: config.%s is deprecated, "
+		        "please use config.%s instead\",\n"
+		        "                        removal_in_version = \"4.0\",\n"
+		        "                    },\n"
+		        "                    func = function(value)\n"
+		        "                        return ",
+		        stub, d->name, d->shorthand_for);
+		int depth = 0;
+		for (part = d->shorthand_for; *part; depth++) {
+			size_t n = strcspn(part, ".");
+			fprintf(f, "{ %.*s = ", (int)n, part);
+			part += n + (part[n] == '.');
+		}
+		fputs("value", f);
+		while (depth--)
+			fputs(" }", f);
+		fputs("\n                    end,\n                } },\n", f);
+	}
+	if (any)
+		fputs("            },\n", f);
+}
+
 static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct shmringd_schema *s)
 {
 	const char *stub = s->stub ? s->stub : p->name;
@@ -427,6 +485,7 @@ static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct sh
 	      f);
 	lua_fields(f, s->fields, 16);
 	fputs("            },\n", f);
+	lua_shorthands(f, stub, s->fields);
 	if (s->kong_validator)
 		fprintf(f, "            custom_validator = %s,\n", s->kong_validator);
 	fputs("        } },\n"

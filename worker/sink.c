@@ -70,7 +70,7 @@
 #define HTTP_DNS_TTL_NS (60 * 1000000000ull) /* an http sink's address is looked up again */
 
 enum sink_kind { SINK_FILE, SINK_TCP, SINK_UDP, SINK_HTTP };
-enum op { OP_WRITE = 1, OP_CONNECT = 2, OP_UDP = 3 };
+enum op { OP_WRITE = 1, OP_CONNECT = 2, OP_UDP = 3, OP_CANCEL = 4 };
 
 struct batch {
 	char *data;
@@ -117,6 +117,16 @@ struct shmring_sink {
 	char sni[256];          /* tcp + tls: the server name to send, "" = none */
 	struct sink_tls *tls_s; /* the session while connected */
 	bool handshaking;       /* tls_s: the handshake is not done yet */
+	/* tcp: Kong's tcp-log timeout and keepalive. A connect, TLS handshake or
+	 * write that has not finished by io_deadline fails the connection (the
+	 * batch is kept for the next one); a connection unused for keepalive_ms
+	 * (0: for ever) is closed, and opened again when entries come. */
+	uint32_t timeout_ms;
+	uint32_t keepalive_ms;
+	uint64_t io_deadline;
+	uint64_t used_ns; /* the connection's last completed write (or its start) */
+	bool cancelling;  /* the outstanding connect or write is being cancelled */
+	bool idle;        /* closed by keepalive: connect only for entries */
 	struct msghdr msg[UDP_CHUNK];
 	struct iovec iov[UDP_CHUNK];
 	struct shmring_sink_stats st;
@@ -328,7 +338,7 @@ static void udp_open(struct shmring_sink *s)
 static void connect_step(struct shmring_sink *s, uint64_t now)
 {
 	if (s->fd >= 0 || s->connecting || (s->kind != SINK_TCP && s->kind != SINK_UDP) ||
-	    now < s->retry_at)
+	    now < s->retry_at || (s->idle && !s->fill.len && !s->flight.len))
 		return;
 	if (s->host[0]) {
 		if (!s->gai) {
@@ -367,6 +377,8 @@ static void start_connect(struct shmring_sink *s)
 	io_uring_prep_connect(sqe, s->fd, (struct sockaddr *)&s->addr, s->addrlen);
 	io_uring_sqe_set_data64(sqe, tag(s, OP_CONNECT));
 	s->connecting = true;
+	s->idle = false;
+	s->io_deadline = S.now + (uint64_t)s->timeout_ms * 1000000u;
 	io_uring_submit(&S.ring);
 }
 
@@ -396,6 +408,7 @@ static void tls_step(struct shmring_sink *s);
 static void submit_flight(struct shmring_sink *s)
 {
 	s->in_flight = true;
+	s->io_deadline = S.now + (uint64_t)s->timeout_ms * 1000000u;
 	if (s->tls_s) {
 		if (s->flight_off == 0) {
 			s->st.flushes++;
@@ -453,6 +466,7 @@ static void reopen_file(struct shmring_sink *s)
 
 static void flight_done(struct shmring_sink *s)
 {
+	s->used_ns = S.now;
 	s->st.bytes += s->flight.len;
 	S.ws->sink_bytes += s->flight.len;
 	s->flight.len = 0;
@@ -721,6 +735,7 @@ static void tls_step(struct shmring_sink *s)
 		if (w < 0)
 			goto failed;
 		s->flight_off += (uint32_t)w;
+		s->io_deadline = S.now + (uint64_t)s->timeout_ms * 1000000u;
 	}
 	if (s->in_flight)
 		flight_done(s);
@@ -740,8 +755,11 @@ static void on_cqe(struct io_uring_cqe *cqe)
 	enum op op = (enum op)(d & 7);
 	int res = cqe->res;
 	switch (op) {
+	case OP_CANCEL:
+		break; /* its sink may be gone: the cancelled op reports */
 	case OP_CONNECT:
 		s->connecting = false;
+		s->cancelling = false;
 		if (res < 0) {
 			s->st.errors++;
 			S.ws->sink_errors++;
@@ -750,6 +768,7 @@ static void on_cqe(struct io_uring_cqe *cqe)
 			s->backoff_ms = 0;
 			s->st.reconnects++;
 			S.ws->sink_reconnects++;
+			s->used_ns = S.now;
 			if (s->tls) {
 				if (shmringd__tls_open(s->fd, s->sni[0] ? s->sni : NULL,
 				                       &s->tls_s) < 0) {
@@ -759,11 +778,13 @@ static void on_cqe(struct io_uring_cqe *cqe)
 					break;
 				}
 				s->handshaking = true;
+				s->io_deadline = S.now + (uint64_t)s->timeout_ms * 1000000u;
 				tls_step(s);
 			}
 		}
 		break;
 	case OP_WRITE:
+		s->cancelling = false;
 		if (res < 0 && res != -EAGAIN && res != -EINTR) {
 			s->st.errors++;
 			S.ws->sink_errors++;
@@ -832,6 +853,44 @@ static void sink_free(struct shmring_sink *s)
 	free(s);
 }
 
+/* A tcp sink's timeout and keepalive (see struct shmring_sink). */
+static void tcp_timers(struct shmring_sink *s, uint64_t now)
+{
+	bool waiting =
+	    s->connecting || s->handshaking || (s->in_flight && s->flight_off < s->flight.len);
+	if (waiting && now >= s->io_deadline) {
+		if (s->tls_s && !s->connecting) {
+			/* stepped from here, nothing outstanding in the ring */
+			s->st.errors++;
+			S.ws->sink_errors++;
+			s->in_flight = false;
+			s->flight_off = 0;
+			mark_down(s);
+		} else if (!s->cancelling) {
+			/* the connect or send fails with -ECANCELED, handled as any
+			 * failure of it */
+			struct io_uring_sqe *sqe = get_sqe();
+			if (sqe) {
+				io_uring_prep_cancel64(
+				    sqe, tag(s, s->connecting ? OP_CONNECT : OP_WRITE), 0);
+				io_uring_sqe_set_data64(sqe, (uint64_t)OP_CANCEL);
+				io_uring_submit(&S.ring);
+				s->cancelling = true;
+			}
+		}
+		return;
+	}
+	if (s->fd >= 0 && s->keepalive_ms && !waiting && !s->in_flight && !s->reserved &&
+	    !s->flight.len && !s->fill.len &&
+	    now - s->used_ns >= (uint64_t)s->keepalive_ms * 1000000u) {
+		shmringd__tls_free(s->tls_s);
+		s->tls_s = NULL;
+		close(s->fd);
+		s->fd = -1;
+		s->idle = true;
+	}
+}
+
 void shmringd__sinks_poll(uint64_t now)
 {
 	if (!S.ready)
@@ -844,6 +903,8 @@ void shmringd__sinks_poll(uint64_t now)
 	if (S.http_busy)
 		shmringd__http_poll(http_done);
 	for (struct shmring_sink **pp = &S.list, *s; (s = *pp);) {
+		if (s->kind == SINK_TCP)
+			tcp_timers(s, now);
 		connect_step(s, now);
 		if (s->tls_s && (s->handshaking || s->in_flight))
 			tls_step(s);
@@ -868,9 +929,14 @@ int64_t shmringd__sinks_next_due(uint64_t now)
 			t = INT64_MAX; /* shmringd__http_next_due below */
 		else if (s->in_flight || s->connecting || s->gai || s->handshaking)
 			t = 1000000; /* completions do not wake the futex: look again in 1 ms */
+		else if (s->fd < 0 && s->idle && !s->fill.len && !s->flight.len)
+			t = INT64_MAX; /* closed by keepalive: until an entry comes */
 		else if (s->fd < 0 && (s->kind == SINK_TCP || s->kind == SINK_UDP))
 			t = s->retry_at > now ? (int64_t)(s->retry_at - now) : 0;
-		else if (s->kind == SINK_HTTP && s->flight.len) /* a failed batch: its retry */
+		else if (s->kind == SINK_TCP && s->keepalive_ms && !s->fill.len && !s->flight.len) {
+			uint64_t at = s->used_ns + (uint64_t)s->keepalive_ms * 1000000u;
+			t = at > now ? (int64_t)(at - now) : 0;
+		} else if (s->kind == SINK_HTTP && s->flight.len) /* a failed batch: its retry */
 			t = s->retry_at > now ? (int64_t)(s->retry_at - now) : 0;
 		else if (s->fill.len) {
 			uint64_t at = s->fill.first_ns + (uint64_t)s->flush_ms * 1000000u;
@@ -1095,7 +1161,7 @@ static int parse_params(struct shmring_sink *s, char *p, struct shmringd_http_op
 			         s->name, kv);
 			return -EINVAL;
 		}
-		bool http = s->kind == SINK_HTTP;
+		bool http = s->kind == SINK_HTTP, tcp = s->kind == SINK_TCP;
 		if (!strcmp(kv, "batch_bytes") && v >= 1 && v <= (1u << 30)) {
 			s->batch_bytes = (uint32_t)v;
 		} else if (!strcmp(kv, "batch_entries") && v <= (1u << 30)) {
@@ -1110,10 +1176,10 @@ static int parse_params(struct shmring_sink *s, char *p, struct shmringd_http_op
 			s->reopen = v == 1;
 		} else if (s->kind == SINK_TCP && !strcmp(kv, "tls") && v <= 1) {
 			s->tls = v == 1;
-		} else if (http && !strcmp(kv, "timeout_ms") && v >= 1 && v <= 3600000) {
-			ho->timeout_ms = (uint32_t)v;
-		} else if (http && !strcmp(kv, "keepalive_ms") && v <= 3600000) {
-			ho->keepalive_ms = (uint32_t)v;
+		} else if ((http || tcp) && !strcmp(kv, "timeout_ms") && v >= 1 && v <= 3600000) {
+			*(http ? &ho->timeout_ms : &s->timeout_ms) = (uint32_t)v;
+		} else if ((http || tcp) && !strcmp(kv, "keepalive_ms") && v <= 3600000) {
+			*(http ? &ho->keepalive_ms : &s->keepalive_ms) = (uint32_t)v;
 		} else if (http && !strcmp(kv, "retry_initial_ms") && v >= 1 && v <= 1000000000) {
 			s->retry_initial_ms = (uint32_t)v;
 		} else if (http && !strcmp(kv, "retry_max_ms") && v >= 1 && v <= 1000000000) {
@@ -1125,11 +1191,10 @@ static int parse_params(struct shmring_sink *s, char *p, struct shmringd_http_op
 			    err, errlen,
 			    "sink '%s': unknown parameter or value out of range: %s=%llu "
 			    "(batch_bytes 1..2^30, batch_entries 0..2^30, flush_ms 1..3600000, "
-			    "max_bytes 1024..2^31, max_entries 0..2^30, reopen 0|1; tcp: tls 0|1, "
-			    "sni; http: "
-			    "method, content_type, header, timeout_ms 1..3600000, keepalive_ms "
-			    "0..3600000, retry_initial_ms, retry_max_ms 1..10^9, retry_time_ms "
-			    "0..10^9)",
+			    "max_bytes 1024..2^31, max_entries 0..2^30, reopen 0|1; tcp and http: "
+			    "timeout_ms 1..3600000, keepalive_ms 0..3600000; tcp: tls 0|1, sni; "
+			    "http: method, content_type, header, retry_initial_ms, retry_max_ms "
+			    "1..10^9, retry_time_ms 0..10^9)",
 			    s->name, kv, v);
 			return -EINVAL;
 		}
@@ -1214,6 +1279,7 @@ SHMRING_HOST_API int shmring_sink_open(const char *spec, struct shmring_sink **o
 		snprintf(s->path, sizeof(s->path), "%s", target + 5);
 	} else if (!strncmp(target, "tcp:", 4)) {
 		s->kind = SINK_TCP;
+		s->timeout_ms = 10000; /* Kong's tcp-log's; keepalive 0: for ever */
 	} else if (!strncmp(target, "udp:", 4)) {
 		s->kind = SINK_UDP;
 	} else {

@@ -312,6 +312,9 @@ local host = {
     resolve = resolve,
     log_entry = function() return K().log.serialize() end,
     set_serialize_value = function(key, value) K().log.set_serialize_value(key, value) end,
+    -- custom_fields_by_lua's code, compiled as Kong's loggers compile it
+    -- (the operator's untrusted_lua settings apply).
+    sandbox = function(code, name) return require("kong.tools.sandbox").sandbox(code, name) end,
 }
 _M.host = host
 
@@ -368,8 +371,12 @@ local function config_record(schema, stub)
 end
 
 -- conf -> its schema's fields, once per config table (Kong hands the same
--- table to every request until the config changes).
-local function schema_filter(stub, schema)
+-- table to every request until the config changes). sent_as: { field =
+-- name the C plugin knows it by }, for a Kong field whose name the gateway
+-- keeps for itself (a logger's `timeout`: Kong's socket or request
+-- timeout, while every stub's `timeout` is the gateway's own wait, never
+-- sent); the field is sent under that name instead.
+local function schema_filter(stub, schema, sent_as)
     local record
     local picked = setmetatable({}, { __mode = "k" })
     return function(conf)
@@ -378,6 +385,9 @@ local function schema_filter(stub, schema)
             record = record or config_record(schema or require("kong.plugins." .. stub .. ".schema"),
                 stub)
             p = pick(record, conf)
+            for field, name in pairs(sent_as or EMPTY) do
+                p[name], p[field] = p[field], nil
+            end
             picked[conf] = p
         end
         return p
@@ -410,6 +420,9 @@ local started = false
 -- opts.schema: the stub's schema table (default: require of
 -- kong.plugins.<opts.stub or "shmring-" .. name>.schema); only its config
 -- fields are sent to the C plugin.
+--
+-- opts.sent_as = { timeout = "http_timeout" }: config fields sent under
+-- the C plugin's name for them (schema_filter).
 function _M.handler(name, opts)
     opts = opts or {}
     local spec = plugins.get(name)
@@ -426,7 +439,7 @@ function _M.handler(name, opts)
             body = spec.body, template_env = spec.template_env,
         })
     end
-    local plugin_conf = schema_filter(opts.stub or ("shmring-" .. name), opts.schema)
+    local plugin_conf = schema_filter(opts.stub or ("shmring-" .. name), opts.schema, opts.sent_as)
     local stub_host = opts.error_exits and error_host or host
     local state_of
     if opts.snapshot then

@@ -265,6 +265,11 @@ local host = {
     -- ngx.*: same field names and units (latencies in ms; proxy -1 when
     -- nothing was proxied; authorization headers REDACTED like Kong).
     log_entry = log_entry,
+    -- custom_fields_by_lua's code: the config is the operator's own Lua, so
+    -- no sandbox; globals are read through _G, never written to it.
+    sandbox = function(code, name)
+        return assert(load(code, name, "t", setmetatable({}, { __index = _G })))
+    end,
 }
 _M.host = host
 

@@ -16,6 +16,7 @@ local client = require("shmring.client")
 local plugins = require("shmring.plugins")
 local entities = require("shmring.entities")
 local plugin_stats = require("shmring.plugin_stats")
+local custom_fields = require("shmring.custom_fields")
 
 local ngx = ngx
 local ngx_log, ERR = ngx.log, ngx.ERR
@@ -567,10 +568,20 @@ end
 -- log: fire and forget; a failure is only logged (once per interval).
 -- The entry is the host's log serializer output (Kong's field names) plus,
 -- under `ctx`, what earlier shmring plugins kept with SET_CTX (the log
--- plugin writes ctx.correlation_id as `correlation_id`; docs/protocol.md).
+-- plugin writes ctx.correlation_id as `correlation_id`; docs/protocol.md),
+-- and the config's custom_fields_by_lua evaluated here (shmring.custom_fields).
+local function log_warn(msg)
+    ngx_log(ngx.WARN, msg)
+end
+
 function _M.log(st, conf)
     C = C or core.C or core.load(client.config.lib)
-    local entry = st.host.log_entry()
+    local host = st.host
+    local entry = host.log_entry()
+    local custom = conf.custom_fields_by_lua
+    if type(custom) == "table" then
+        custom_fields.apply(entry, custom, host.sandbox, log_warn)
+    end
     local kv = ngx.ctx.shmring_kv
     if kv and entry.ctx == nil then
         entry.ctx = kv

@@ -376,7 +376,24 @@ static const struct shmring_field log_config[] = {
      .flags = SHMRING_FIELD_BETWEEN,
      .min = 4096,
      .max = INT64_C(2147483648)},
-    SHMRING_GATEWAY_FIELDS("true"),
+    LOG_CUSTOM_FIELDS,
+    /* tcp-log's and udp-log's socket timeout (ms; connect, TLS handshake and
+     * each write of a tcp sink; a datagram never waits). The stub sends it
+     * as tcp_timeout: every stub keeps `timeout` as its own field, and a
+     * LOG record is never waited for. */
+    {.name = "fail_open",
+     .type = SHMRING_FIELD_BOOLEAN,
+     .flags = SHMRING_FIELD_GATEWAY,
+     .def = "true",
+     .doc = "skip the plugin when the daemon cannot answer"},
+    {.name = "timeout",
+     .type = SHMRING_FIELD_NUMBER,
+     .flags = SHMRING_FIELD_GATEWAY,
+     .def = "10000",
+     .doc = "ms: tcp-log's socket timeout (sent as tcp_timeout)"},
+    {.name = "tcp_timeout", .type = SHMRING_FIELD_NUMBER, .flags = SHMRING_FIELD_NOT_IN_KONG},
+    /* tcp-log's keepalive (ms an idle connection is kept; 0: for ever) */
+    {.name = "keepalive", .type = SHMRING_FIELD_NUMBER, .def = "60000"},
     {.name = NULL}};
 static const char *const remote_sinks[] = {"tcp", "udp", NULL};
 static const struct shmring_check log_checks[] = {{.kind = SHMRING_CHECK_CONDITIONAL,
@@ -417,6 +434,22 @@ static int flush_interval_ms(const msgpack_object *cfg, uint32_t *ms, char *err,
 
 /* The http sink: a config that sets http_endpoint, which the schema took
  * through log_http_variants (the shmring-http-log stub's). */
+/* A number of milliseconds (fractions rounded) in [min, 3600000]; absent
+ * gives def. */
+static int log_ms(const msgpack_object *cfg, const char *key, double def, double min, uint32_t *ms,
+                  char *err, size_t errlen)
+{
+	const msgpack_object *v = shmring_pc_field(cfg, key);
+	double d = v ? shmring_pc_number(v) : def;
+	if (!(d >= min && d <= 3600000)) {
+		snprintf(err, errlen, PLUGIN ": config.%s must be a number between %g and 3600000",
+		         key, min);
+		return -EINVAL;
+	}
+	*ms = (uint32_t)llround(d);
+	return 0;
+}
+
 static bool is_http(const msgpack_object *cfg)
 {
 	return shmring_pc_field(cfg, "http_endpoint") != NULL;
@@ -436,7 +469,7 @@ static int make_spec(const msgpack_object *cfg, char *spec, size_t len, int *udp
 {
 	char *sink = NULL, *path = NULL, *host = NULL, *sni = NULL;
 	int64_t port, batch, bytes;
-	uint32_t flush_ms;
+	uint32_t flush_ms, timeout_ms, keepalive_ms;
 	bool reopen, tls;
 	int rc, n = 0;
 	if ((rc = shmring_pc_strdup(cfg, PLUGIN, "sink", "file", true, &sink, err, errlen)) < 0 ||
@@ -450,7 +483,9 @@ static int make_spec(const msgpack_object *cfg, char *spec, size_t len, int *udp
 	                         errlen)) < 0 ||
 	    (rc = shmring_pc_int(cfg, PLUGIN, "max_buffered_bytes", 0, 4096, INT64_C(1) << 31,
 	                         &bytes, err, errlen)) < 0 ||
-	    (rc = flush_interval_ms(cfg, &flush_ms, err, errlen)) < 0)
+	    (rc = flush_interval_ms(cfg, &flush_ms, err, errlen)) < 0 ||
+	    (rc = log_ms(cfg, "tcp_timeout", 10000, 1, &timeout_ms, err, errlen)) < 0 ||
+	    (rc = log_ms(cfg, "keepalive", 60000, 0, &keepalive_ms, err, errlen)) < 0)
 		goto out;
 	rc = -EINVAL;
 	*udp = !strcmp(sink, "udp");
@@ -543,6 +578,11 @@ static int make_spec(const msgpack_object *cfg, char *spec, size_t len, int *udp
 	}
 	if (reopen)
 		n += snprintf(spec + n, len - (size_t)n, "%creopen=1", sep);
+	if (!strcmp(sink, "tcp")) {
+		n += snprintf(spec + n, len - (size_t)n, "%ctimeout_ms=%u&keepalive_ms=%u", sep,
+		              timeout_ms, keepalive_ms);
+		sep = '&';
+	}
 	if (tls) {
 		/* Kong's tcp-log sends tls_sni only with tls */
 		n += snprintf(spec + n, len - (size_t)n, "%ctls=1", sep);

@@ -55,6 +55,7 @@ static const struct shmring_field header_name = {.type = SHMRING_FIELD_STRING,
                                                  .kong_typedef = SHMRING_TYPEDEF_HEADER_NAME,
                                                  .match_none = header_refused};
 static const struct shmring_field header_value = {.type = SHMRING_FIELD_STRING};
+const struct shmring_field log_lua_code = {.type = SHMRING_FIELD_STRING, .len_min = 1};
 static const struct shmring_field queue_fields[] = {
     {.name = "max_batch_size",
      .type = SHMRING_FIELD_INTEGER,
@@ -115,6 +116,7 @@ static const struct shmring_field http_config[] = {
     {.name = "queue_size", .type = SHMRING_FIELD_INTEGER},
     {.name = "flush_timeout", .type = SHMRING_FIELD_NUMBER},
     {.name = "headers", .type = SHMRING_FIELD_MAP, .keys = &header_name, .elements = &header_value},
+    LOG_CUSTOM_FIELDS,
     {.name = "queue",
      .type = SHMRING_FIELD_RECORD,
      .flags = SHMRING_FIELD_REQUIRED,

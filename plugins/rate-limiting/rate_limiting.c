@@ -108,7 +108,7 @@ static const struct shmring_field rl_redis_fields[] = {
      .kong_typedef = SHMRING_TYPEDEF_PORT,
      .def = "6379"},
     {.name = "username", .type = SHMRING_FIELD_STRING},
-    {.name = "password", .type = SHMRING_FIELD_STRING},
+    {.name = "password", .type = SHMRING_FIELD_STRING, .flags = SHMRING_FIELD_EMPTY_OK},
     {.name = "database", .type = SHMRING_FIELD_INTEGER, .def = "0"},
     {.name = "timeout",
      .type = SHMRING_FIELD_INTEGER,
@@ -122,9 +122,10 @@ static const struct shmring_field rl_redis_fields[] = {
     {.name = "server_name", .type = SHMRING_FIELD_STRING, .kong_typedef = SHMRING_TYPEDEF_SNI},
     {.name = NULL}};
 /* Kong's pre-3.6 flat redis_* fields: Kong 3.x takes them as shorthands. */
-#define RL_REDIS_SHORTHAND(field, field_type)                                                      \
+#define RL_REDIS_SHORTHAND(field, field_type, field_flags)                                         \
 	{                                                                                          \
-		.name = "redis_" field, .type = field_type, .shorthand_for = "redis." field        \
+		.name = "redis_" field, .type = field_type, .flags = field_flags,                  \
+		.shorthand_for = "redis." field                                                    \
 	}
 static const struct shmring_field rl_config[] = {
     RL_LIMIT("second"),
@@ -177,15 +178,15 @@ static const struct shmring_field rl_config[] = {
      .type = SHMRING_FIELD_NUMBER,
      .def = "1",
      .doc = "seconds between Redis exchanges (0 or -1: synchronous)"},
-    RL_REDIS_SHORTHAND("host", SHMRING_FIELD_STRING),
-    RL_REDIS_SHORTHAND("port", SHMRING_FIELD_INTEGER),
-    RL_REDIS_SHORTHAND("username", SHMRING_FIELD_STRING),
-    RL_REDIS_SHORTHAND("password", SHMRING_FIELD_STRING),
-    RL_REDIS_SHORTHAND("database", SHMRING_FIELD_INTEGER),
-    RL_REDIS_SHORTHAND("timeout", SHMRING_FIELD_INTEGER),
-    RL_REDIS_SHORTHAND("ssl", SHMRING_FIELD_BOOLEAN),
-    RL_REDIS_SHORTHAND("ssl_verify", SHMRING_FIELD_BOOLEAN),
-    RL_REDIS_SHORTHAND("server_name", SHMRING_FIELD_STRING),
+    RL_REDIS_SHORTHAND("host", SHMRING_FIELD_STRING, 0),
+    RL_REDIS_SHORTHAND("port", SHMRING_FIELD_INTEGER, 0),
+    RL_REDIS_SHORTHAND("username", SHMRING_FIELD_STRING, 0),
+    RL_REDIS_SHORTHAND("password", SHMRING_FIELD_STRING, SHMRING_FIELD_EMPTY_OK),
+    RL_REDIS_SHORTHAND("database", SHMRING_FIELD_INTEGER, 0),
+    RL_REDIS_SHORTHAND("timeout", SHMRING_FIELD_INTEGER, 0),
+    RL_REDIS_SHORTHAND("ssl", SHMRING_FIELD_BOOLEAN, 0),
+    RL_REDIS_SHORTHAND("ssl_verify", SHMRING_FIELD_BOOLEAN, 0),
+    RL_REDIS_SHORTHAND("server_name", SHMRING_FIELD_STRING, 0),
     SHMRING_GATEWAY_FIELDS("true"),
     {.name = NULL}};
 static const char *const rl_periods[] = {"second", "minute", "hour", "day", "month", "year", NULL};

@@ -53,7 +53,7 @@ static void test_config(struct shmring_test *t)
 	          strstr(t->err, "config.value must be a string"),
 	      "value 7: \"%s\"", t->err);
 	CHECK(shmring_test_conf(t, "{\"header\": \"\"}") < 0 &&
-	          strstr(t->err, "config.header must not be empty"),
+	          strstr(t->err, "config.header: length must be at least 1"),
 	      "empty header: \"%s\"", t->err);
 	CHECK(shmring_test_conf(t, "{\"colour\": \"x\"}") < 0 &&
 	          strstr(t->err, "unknown config field 'colour'"),

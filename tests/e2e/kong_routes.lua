@@ -41,6 +41,17 @@ local routes = {
     ["doc-correlation-id"] = route(plugin("shmring-correlation-id", {
         header_name = "Kong-Request-ID", generator = "uuid#counter", echo_downstream = true })),
     ["doc-log"] = route(plugin("shmring-log", { path = prefix .. "kong-doc-log.log", reopen = true })),
+    -- Kong's custom_fields_by_lua, run by the stub in the log phase
+    ["custom-fields-log"] = route(plugin("shmring-log", { path = prefix .. "kong-custom-log.log",
+        custom_fields_by_lua = {
+            ["request.custom"] = "return kong.request.get_header('x-custom')",
+            ["route"] = "return nil",
+            ["a\\.b"] = "return { 1, 2 }",
+            ["answer"] = "return 42",
+            ["boom"] = "error('boom')",
+            ["no_os"] = "return os.getenv('HOME')",
+            ["response.status.x"] = "return 1",
+        } })),
 
     -- a native auth, then shmring's rate-limiting by consumer / credential
     ["native-auth-rl"] = route(native_auth,

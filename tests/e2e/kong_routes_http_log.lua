@@ -41,6 +41,15 @@ return {
     ["tcp-log-tls"] = { plugins = { { name = "shmring-log", config = {
         sink = "tcp", host = "localhost", port = port.tcp_tls, tls = true,
         tls_sni = "collector.test", flush_interval = 0.05 } } } },
+    -- tcp-log's timeout: the server never speaks TLS on its first two
+    -- connections
+    ["tcp-log-stall"] = { plugins = { { name = "shmring-log", config = {
+        sink = "tcp", host = "127.0.0.1", port = port.tcp_stall, tls = true, timeout = 300,
+        flush_interval = 0.05 } } } },
+    -- tcp-log's keepalive
+    ["tcp-log-keepalive"] = { plugins = { { name = "shmring-log", config = {
+        sink = "tcp", host = "127.0.0.1", port = port.tcp_plain, keepalive = 300,
+        flush_interval = 0.05 } } } },
     -- a collector that never answers 2xx: the batch is dropped after
     -- max_retry_time, and the next one still goes out
     ["http-log-give-up"] = http_log({

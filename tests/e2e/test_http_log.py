@@ -21,6 +21,10 @@ tests/e2e/kong_routes_http_log.lua).
 - tcp-log (shmring-log, sink = tcp) with tls, tls_sni and a host name, to
   a TLS line server that is down when the gateway starts: every line
   arrives, and the server saw the SNI.
+- tcp-log's timeout: a server that accepts TCP and never speaks TLS holds
+  the sink for ~timeout only; its lines arrive once it answers.
+- tcp-log's keepalive: an idle connection is closed after keepalive ms,
+  the next line opens a new one.
 """
 import socket
 import ssl
@@ -138,19 +142,26 @@ def give_up(st, coll):
 
 
 class TlsLines:
-    """A TLS server on port that collects newline-separated lines and the
-    SNI each connection sent; start() may come later than the gateway."""
+    """A line server on port (TLS when tls is a (cert, key)) that collects
+    newline-separated lines, the SNI each connection sent, and when each
+    connection was accepted and seen closed by the sink; its first `stall`
+    connections are accepted and then never spoken to (no TLS handshake,
+    nothing read). start() may come later than the gateway."""
 
-    def __init__(self, tls):
+    def __init__(self, tls, stall=0):
         self.port = stack.free_port()
         self.tls = tls
+        self.stall = stall
         self.lines, self.snis = [], []
+        self.conns = []  # [accepted, closed or None] per connection
         self.sock = None
 
     def start(self):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(*self.tls)
-        ctx.sni_callback = lambda s, name, c: self.snis.append(name) and None
+        ctx = None
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            ctx.sni_callback = lambda s, name, c: self.snis.append(name) and None
         self.sock = socket.create_server(("127.0.0.1", self.port))
         threading.Thread(target=self.serve, args=(ctx,), daemon=True).start()
         return self
@@ -161,15 +172,31 @@ class TlsLines:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self.read, args=(ctx, c), daemon=True).start()
+            conn = [time.time(), None]
+            self.conns.append(conn)
+            stalled = len(self.conns) <= self.stall
+            threading.Thread(target=self.hold if stalled else self.read, args=(ctx, c, conn),
+                             daemon=True).start()
 
-    def read(self, ctx, c):
+    def hold(self, ctx, c, conn):
+        """Never answer (the ClientHello is read and ignored); note when
+        the sink gives up (EOF or reset)."""
         try:
-            with ctx.wrap_socket(c, server_side=True) as t:
+            while c.recv(65536):
+                pass
+        except OSError:
+            pass
+        conn[1] = time.time()
+        c.close()
+
+    def read(self, ctx, c, conn):
+        try:
+            with (ctx.wrap_socket(c, server_side=True) if ctx else c) as t:
                 buf = b""
                 while True:
                     data = t.recv(65536)
                     if not data:
+                        conn[1] = time.time()
                         return
                     buf += data
                     *done_lines, buf = buf.split(b"\n")
@@ -196,6 +223,45 @@ def tcp_tls(st, srv):
           "tls_sni sent (%s)" % srv.snis)
 
 
+def wait_lines(srv, tag, n, secs):
+    end = time.time() + secs
+    while time.time() < end and len(indexes(srv.lines, tag)) < n:
+        time.sleep(0.05)
+    return indexes(srv.lines, tag)
+
+
+def tcp_stall(st, srv):
+    """tcp-log's timeout bounds the TLS handshake: a collector that accepts
+    TCP and never speaks TLS (its first two connections) is let go after
+    timeout = 300 ms, and the entries reach it once it answers."""
+    send(st, "tcp-log-stall", 5, "s")
+    got = wait_lines(srv, "s", 5, 10)
+    check(got == list(range(5)), "tcp-log: a handshake that never ends is given up, every "
+          "line arrives on a later connection (got %s, connections %s)" % (got, srv.conns))
+    held = srv.conns[:2]
+    check(len(srv.conns) >= 3 and all(c[1] and 0.2 <= c[1] - c[0] < 3 for c in held),
+          "tcp-log: each stalled connection closed by the sink ~timeout after it opened (%s)"
+          % [(round(c[1] - c[0], 2) if c[1] else None) for c in held])
+
+
+def tcp_keepalive(st, srv):
+    """tcp-log's keepalive: a connection unused for keepalive = 300 ms is
+    closed, and the next entry opens a new one."""
+    send(st, "tcp-log-keepalive", 1, "a")
+    check(wait_lines(srv, "a", 1, 10) == [0], "tcp-log keepalive: the first line arrives")
+    sent = time.time()
+    end = sent + 5
+    while time.time() < end and not (srv.conns and srv.conns[0][1]):
+        time.sleep(0.02)
+    first = srv.conns[0] if srv.conns else [0, None]
+    check(first[1] and 0.2 <= first[1] - sent < 2,
+          "tcp-log keepalive: the idle connection closed ~300 ms after its line (%s)"
+          % (round(first[1] - sent, 2) if first[1] else None))
+    send(st, "tcp-log-keepalive", 1, "b")
+    check(wait_lines(srv, "b", 1, 10) == [0] and len(srv.conns) == 2,
+          "tcp-log keepalive: the next line opens a new connection (%d)" % len(srv.conns))
+
+
 def main(build):
     skip_unless_ready(build)
     if "log" not in stack.built_plugins(build):
@@ -207,9 +273,12 @@ def main(build):
     tls_c = Collector(tls=self_signed(st.prefix)).start()
     never = Collector(fail_for=1e9).start()
     tls_lines = TlsLines(tls_c.tls)
+    stall = TlsLines(tls_c.tls, stall=2).start()
+    plain = TlsLines(None).start()
     with open(os.path.join(st.prefix, "collectors.json"), "w") as f:
         json.dump({"doc": doc.port, "flaky": flaky_c.port, "late": late_c.port,
-                   "tls": tls_c.port, "never": never.port, "tcp_tls": tls_lines.port}, f)
+                   "tls": tls_c.port, "never": never.port, "tcp_tls": tls_lines.port,
+                   "tcp_stall": stall.port, "tcp_plain": plain.port}, f)
     try:
         with st:
             doc_example(st, doc)
@@ -220,9 +289,11 @@ def main(build):
             tls(st, tls_c)
             give_up(st, never)
             tcp_tls(st, tls_lines)
+            tcp_stall(st, stall)
+            tcp_keepalive(st, plain)
             check_error_log(st)
     finally:
-        for c in (doc, flaky_c, late_c, tls_c, never, tls_lines):
+        for c in (doc, flaky_c, late_c, tls_c, never, tls_lines, stall, plain):
             c.stop()
     done()
 

@@ -156,6 +156,10 @@ def main():
                       "/ngx/log line has the request (%s)" % e["request"])
                 check(e["request"]["headers"].get("authorization") == "REDACTED",
                       "authorization is REDACTED, as Kong's serializer does")
+                check(e["request"].get("k_twice") == 2 * int(e["request"]["querystring"]["k"])
+                      and "client_ip" not in e,
+                      "custom_fields_by_lua: request.k_twice nested, client_ip removed (%s)"
+                      % {k: e.get(k) for k in ("request", "client_ip")})
         check(ks == {str(i) for i in range(K)}, "/ngx/log: one line per request")
 
         # Log rotation: move the file away, then SIGHUP: new workers (empty

@@ -626,7 +626,7 @@ static void test_config_errors(void **state)
 	    "needs a non-empty secret");
 	conf_refused("{\"credentials\":[{\"key\":\"\",\"secret\":\"s\",\"consumer\":{\"id\":\"c\","
 	             "\"username\":\"c\"}}]}",
-	             "config.credentials[1].key must not be empty");
+	             "config.credentials[1].key: length must be at least 1");
 	/* The consumer record is required: filled in empty, then refused. */
 	conf_refused("{\"credentials\":[{\"key\":\"k\",\"secret\":\"s\"}]}",
 	             "needs an id or a username");
@@ -689,8 +689,8 @@ static void test_config_errors(void **state)
 	     "config.claims_to_verify[1] must be one of \"exp\", \"nbf\""},
 	    {"\"claims_to_verify\":\"exp\"", "config.claims_to_verify must be an array"},
 	    {"\"header_names\":\"authorization\"", "config.header_names must be an array"},
-	    {"\"uri_param_names\":[\"\"]", "config.uri_param_names[1] must be a non-empty"},
-	    {"\"key_claim_name\":\"\"", "config.key_claim_name must be a non-empty string"},
+	    {"\"uri_param_names\":[\"\"]", "config.uri_param_names[1]: length must be at least 1"},
+	    {"\"key_claim_name\":\"\"", "config.key_claim_name: length must be at least 1"},
 	    {"\"secret_is_base64\":\"yes\"", "config.secret_is_base64 must be a boolean"},
 	    {"\"secret_is_base64\":true,\"x\":1", "unknown config field 'x'"},
 	    {"\"cache_size\":0", "config.cache_size must be between 1 and 4194304"},

@@ -107,6 +107,11 @@ _M.typedefs = {
     protocols_http = define { type = "set", required = true, default = HTTP_PROTOCOLS,
                               elements = { type = "string", one_of = HTTP_PROTOCOLS } },
     no_consumer = define { type = "foreign", reference = "consumers", eq = NULL },
+    -- Kong's: the code must compile in the sandbox (not run: validate_safe)
+    lua_code = define { type = "map", keys = { type = "string", len_min = 1 },
+                        values = { type = "string", len_min = 1, custom_validator = function(code)
+                            return require("kong.tools.sandbox").validate_safe(code)
+                        end } },
 }
 
 function _M.install()
@@ -161,6 +166,15 @@ local function run_validators(field, value)
             return nil, fmt("value must be %s", tostring(field.eq))
         end
     end
+    if field.one_of then
+        local ok = false
+        for _, v in ipairs(field.one_of) do
+            if v == value then ok = true break end
+        end
+        if not ok then
+            return nil, fmt("expected one of: %s", quoted_list(field.one_of))
+        end
+    end
     if field.gt ~= nil and not (value > field.gt) then
         return nil, fmt("value must be greater than %s", tostring(field.gt))
     end
@@ -175,9 +189,6 @@ local function run_validators(field, value)
     elseif field.len_min and #value < field.len_min then
         return nil, fmt("length must be at least %d", field.len_min)
     end
-    if field.match and not value:match(field.match) then
-        return nil, fmt("invalid value: %s", value)
-    end
     if field.starts_with and value:sub(1, #field.starts_with) ~= field.starts_with then
         return nil, fmt("should start with: %s", field.starts_with)
     end
@@ -186,14 +197,8 @@ local function run_validators(field, value)
             return nil, m.err or fmt("invalid value: %s", value)
         end
     end
-    if field.one_of then
-        local ok = false
-        for _, v in ipairs(field.one_of) do
-            if v == value then ok = true break end
-        end
-        if not ok then
-            return nil, fmt("expected one of: %s", quoted_list(field.one_of))
-        end
+    if field.match and not value:match(field.match) then
+        return nil, fmt("invalid value: %s", value)
     end
     if field.contains ~= nil then
         local ok = false
@@ -402,11 +407,85 @@ local function run_entity_checks(rec, entity, prefix, errors)
     end
 end
 
+local function path_value(t, path)
+    for _, k in ipairs(path) do
+        if type(t) ~= "table" or t == NULL then return nil end
+        t = t[k]
+    end
+    return t
+end
+
+local function same(a, b)
+    if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+    for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+    for k in pairs(b) do if a[k] == nil then return false end end
+    return true
+end
+
+-- Deprecation messages of the shorthands used (Kong logs them through
+-- kong.deprecation), for tests to read.
+_M.deprecations = {}
+
+-- Kong's shorthand_fields (Schema:process_auto_fields): each given one is
+-- checked against its own definition, refused when its deprecation's new
+-- field is set to another value, then replaced by what its func returns,
+-- merged so that the new field's own value wins (deprecated shorthands).
+local function move_shorthands(rec, input, prefix, errors)
+    local data = {}
+    for k, v in pairs(input) do data[k] = v end
+    for _, s in ipairs(rec.shorthand_fields) do
+        local name, def = next(s)
+        local value = data[name]
+        if value ~= nil then
+            local ok, err = validate_field(def, value, prefix .. name, errors)
+            local dep = def.deprecation
+            for _, r in ipairs(ok and dep and dep.replaced_with or {}) do
+                local now = path_value(data, r.path)
+                if now ~= nil and now ~= NULL and not same(now, value) then
+                    ok, err = false, fmt("both deprecated and new field are used but their values "
+                        .. "mismatch: %s = %s vs %s = %s", name, tostring(value),
+                        concat(r.path, "."), tostring(now))
+                end
+            end
+            if not ok then
+                errors[prefix .. name] = err
+                data[name] = nil -- Kong returns these errors alone
+            else
+                if dep then
+                    _M.deprecations[#_M.deprecations + 1] = dep.message
+                end
+                data[name] = nil
+                for k, v in pairs(def.func(value) or {}) do
+                    if type(v) == "table" then
+                        local source = (data[k] ~= nil and data[k] ~= NULL) and data[k] or {}
+                        local merged = {}
+                        local first, second = v, source
+                        if not dep then first, second = source, v end
+                        for sk, sv in pairs(first) do merged[sk] = sv end
+                        for sk, sv in pairs(second) do
+                            if not dep or merged[sk] == nil or sv ~= NULL then merged[sk] = sv end
+                        end
+                        data[k] = merged
+                    elseif not dep or data[k] == nil or data[k] == NULL then
+                        data[k] = v
+                    end
+                end
+            end
+        end
+    end
+    return data
+end
+
 -- A record's input -> its processed table (unknown fields are errors, as
--- in Kong), then its custom_validator and entity checks.
+-- in Kong), then its custom_validator and entity checks. Its shorthands
+-- are moved first and, as Kong reads an entity back (select without
+-- hide_shorthands), set again from their new fields in the result.
 process_record = function(rec, input, path, errors)
     local out, known = {}, {}
     local prefix = path == "" and "" or path .. "."
+    if rec.shorthand_fields then
+        input = move_shorthands(rec, input, prefix, errors)
+    end
     for name, def in fields_of(rec) do
         known[name] = true
         out[name] = process_field(def, input[name], prefix .. name, errors)
@@ -423,6 +502,13 @@ process_record = function(rec, input, path, errors)
             if not ok then
                 errors[path == "" and "@entity" or path] = err or "failed validating"
             end
+        end
+    end
+    for _, s in ipairs(rec.shorthand_fields or {}) do
+        local name, def = next(s)
+        local r = def.deprecation and def.deprecation.replaced_with
+        if r then
+            out[name] = path_value(out, r[1].path)
         end
     end
     return out

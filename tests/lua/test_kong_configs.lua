@@ -73,6 +73,16 @@ local ACCEPTED = {
           error_message = "API rate limit exceeded" },
         { minute = 5, policy = "redis", redis = { host = "127.0.0.1", port = 6379, timeout = 2000 } },
         { second = 10, algorithm = "token-bucket" },
+        -- Kong's pre-3.6 documented form: the flat redis_* fields
+        -- (shorthands, moved into the redis record), and one given under
+        -- both names with the same value
+        { minute = 5, policy = "redis", redis_host = "127.0.0.1", redis_port = 6380,
+          redis_password = "secret", redis_timeout = 1000, redis_database = 2, redis_ssl = true,
+          redis_server_name = "redis.example.com" },
+        { minute = 5, policy = "redis", redis_host = "h", redis = { host = "h" } },
+        -- Kong's redis.password (and redis_password) take "" (len_min = 0)
+        { minute = 5, policy = "redis", redis = { host = "h", password = "" } },
+        { minute = 5, policy = "redis", redis_host = "h", redis_password = "" },
     },
     ["shmring-request-transformer"] = {
         {},
@@ -96,16 +106,24 @@ local ACCEPTED = {
         { http_endpoint = "https://user:pass@logs.example.com:8443/kong", method = "PUT",
           content_type = "application/json; charset=utf-8", headers = { ["X-Token"] = "t" },
           queue = { max_batch_size = 100, max_coalescing_delay = 5, max_retry_time = 120 } },
+        { http_endpoint = "http://collector:8080/", custom_fields_by_lua = {
+            service = "return nil", ["latencies.kong"] = "return 0" } },
     },
     ["shmring-log"] = {
         { path = "/tmp/file.log", reopen = true },
         { sink = "file", path = "/var/log/kong/requests.log" },
         { sink = "tcp", host = "127.0.0.1", port = 9999 },
+        -- tcp-log's socket timeout and keepalive (Kong's defaults)
+        { sink = "tcp", host = "127.0.0.1", port = 9999, timeout = 10000, keepalive = 60000 },
         -- tcp-log's TLS fields, a host name
         { sink = "tcp", host = "logs.example.com", port = 6514, tls = true,
           tls_sni = "logs.example.com" },
         { sink = "udp", host = "logs.example.com", port = 514, max_batch_size = 100,
           flush_interval = 0.5 },
+        -- docs.konghq.com file-log "custom_fields_by_lua" (dotted keys nest)
+        { path = "/tmp/file.log", custom_fields_by_lua = {
+            ["my_field"] = "return kong.request.get_header('x-my-header')",
+            ["request.headers.host"] = "return nil" } },
     },
 }
 
@@ -145,6 +163,13 @@ local REFUSED = {
     { "shmring-request-transformer", { add = { headers = { "no-colon" } } }, "config.add.headers.1",
       "invalid value" },
     { "shmring-correlation-id", { generator = "random" }, "config.generator", "expected one of" },
+    -- Kong 3.6+'s shorthands: refused when the new field says otherwise
+    { "shmring-rate-limiting", { minute = 5, policy = "redis", redis_host = "a", redis = { host = "b" } },
+      "config.redis_host", "both deprecated and new field are used but their values mismatch: "
+      .. "redis_host = a vs redis.host = b" },
+    { "shmring-rate-limiting", { minute = 5, policy = "redis", redis_host = "r", redis_port = 6380,
+      redis = { port = 6379 } },
+      "config.redis_port", "redis_port = 6380 vs redis.port = 6379" },
     { "shmring-http-log", {}, "config.http_endpoint", "required field missing" },
     { "shmring-http-log", { http_endpoint = "mockbin.org/bin" }, "config.http_endpoint",
       "missing scheme in url" },
@@ -156,9 +181,22 @@ local REFUSED = {
       "config", "specifying both an 'Authorization' header and user info" },
     { "shmring-http-log", { http_endpoint = "http://x/", queue = { max_batch_size = 0 } },
       "config.queue.max_batch_size", "between 1 and 1000000" },
-    { "shmring-http-log", { http_endpoint = "http://x/", custom_fields_by_lua = { a = "return 1" } },
-      "config.custom_fields_by_lua", "unknown field" },
+    -- typedefs.lua_code: the gateway's schema compiles the code (shmringd
+    -- cannot: gateway_only), and neither takes empty code
+    { "shmring-http-log", { http_endpoint = "http://x/", custom_fields_by_lua = { a = "return (" } },
+      "config.custom_fields_by_lua.a", "Error parsing function", gateway_only = true },
+    { "shmring-log", { path = "/tmp/x.log", custom_fields_by_lua = { a = "" } },
+      "config.custom_fields_by_lua.a", "length must be at least 1" },
     { "shmring-correlation-id", { header_name = "" }, "config.header_name", "length must be at least 1" },
+    -- Kong refuses "" for every string field unless it says len_min = 0
+    { "shmring-rate-limiting", { minute = 5, error_message = "" }, "config.error_message",
+      "length must be at least 1" },
+    { "shmring-key-auth", { anonymous = "" }, "config.anonymous", "length must be at least 1" },
+    { "shmring-log", { sink = "tcp", host = "h", port = 9, tls = true, tls_sni = "" },
+      "config.tls_sni", "length must be at least 1" },
+    { "shmring-http-log", { http_endpoint = "http://x/", headers = { Token = "" } },
+      "config.headers.Token", "length must be at least 1" },
+    { "shmring-rate-limiting", { minute = 5, policy = "" }, "config.policy", "expected one of" },
     { "shmring-log", {}, "config.path", "required field missing" },
     { "shmring-log", { sink = "tcp", port = 9 }, "config.host", "required field missing" },
     { "shmring-log", { path = "relative.log" }, "config.path", "invalid value" },
@@ -206,6 +244,19 @@ check(rl and rl.redis.port == 6379 and rl.redis.database == 0 and rl.limit_by ==
       and rl.redis.ssl == false and rl.redis.ssl_verify == false,
       "rate-limiting: defaults of the redis record and of limit_by")
 check(rl and rl.header_name == nil, "a field without default and not set is absent, as Kong hands it")
+
+-- Kong's shorthand_fields: the flat redis_* fields land in the record,
+-- defaults fill the rest, and Kong logs a deprecation for each
+local n_dep = #schema_double.deprecations
+local flat = schema_double.plugin_config(schema_of("shmring-rate-limiting"),
+    { config = { minute = 1, policy = "redis", redis_host = "r1", redis_database = 3 } })
+check(flat and flat.redis.host == "r1" and flat.redis.database == 3 and flat.redis.port == 6379,
+      "rate-limiting: redis_host / redis_database moved into the redis record")
+check(flat and flat.redis_host == "r1" and flat.redis_port == 6379,
+      "rate-limiting: the shorthands read back from the record, as Kong's DAO hands them")
+check(#schema_double.deprecations == n_dep + 2 and schema_double.deprecations[n_dep + 1]:find(
+      "config.redis_host is deprecated, please use config.redis.host instead", 1, true),
+      "rate-limiting: a deprecation per shorthand used")
 
 -- no_consumer: key-auth and jwt cannot be scoped to a consumer (Kong's too).
 for _, stub in ipairs({ "shmring-key-auth", "shmring-jwt" }) do
@@ -290,41 +341,42 @@ for _, b in ipairs(built) do
     end
 end
 
--- the log stub (log phase): through the same filter
+-- The log stubs (log phase): through the same filter, with the loggers'
+-- `timeout` (Kong's socket / request timeout) sent under the C plugin's
+-- name for it (the client keeps `timeout` for itself on every stub).
 local log_sent
 package.loaded["shmring.phase"].log = function(_, conf) log_sent = conf end
-package.loaded["kong.plugins.shmring-log.handler"] = nil
-local log_handler = require("kong.plugins.shmring-log.handler")
-local log_conf = schema_double.plugin_config(schema_of("shmring-log"), { config = { path = "/tmp/x.log" } })
-for k, v in pairs(INJECTED) do log_conf[k] = v end
-log_handler:log(log_conf)
-local problems = {}
-same_fields(config_record("shmring-log"), log_conf, log_sent or {}, "config.", problems)
-check(log_sent ~= nil and #problems == 0, "shmring-log: exactly the schema's fields: "
-      .. table.concat(problems, "; "))
-
--- http-log: Kong's `timeout` is sent as `http_timeout` (the client keeps
--- `timeout` for itself on every stub), every other schema field as is.
-log_sent = nil
-local hl_handler = require("kong.plugins.shmring-http-log.handler")
-local hl_conf = schema_double.plugin_config(schema_of("shmring-http-log"),
-    { config = { http_endpoint = "http://x/", timeout = 1234, headers = { ["X-A"] = "b" } } })
-for k, v in pairs(INJECTED) do hl_conf[k] = v end
-hl_handler:log(hl_conf)
-local hl_expect = {}
-for k, v in pairs(hl_conf) do hl_expect[k] = v end
-hl_expect.http_timeout, hl_expect.timeout = hl_conf.timeout, nil
-local record = { fields = {} }
-for _, f in ipairs(config_record("shmring-http-log").fields) do
-    local k = next(f)
-    record.fields[#record.fields + 1] = k == "timeout" and { http_timeout = f[k] } or f
+for _, t in ipairs({
+    { stub = "shmring-log", as = "tcp_timeout",
+      config = { sink = "tcp", host = "h", port = 9, timeout = 1234, keepalive = 0,
+                 custom_fields_by_lua = { a = "return 1" } } },
+    { stub = "shmring-http-log", as = "http_timeout",
+      config = { http_endpoint = "http://x/", timeout = 1234, headers = { ["X-A"] = "b" } } },
+}) do
+    log_sent = nil
+    package.loaded["kong.plugins." .. t.stub .. ".handler"] = nil
+    local handler = require("kong.plugins." .. t.stub .. ".handler")
+    local conf = schema_double.plugin_config(schema_of(t.stub), { config = t.config })
+    for k, v in pairs(INJECTED) do conf[k] = v end
+    handler:log(conf)
+    local expect = {}
+    for k, v in pairs(conf) do expect[k] = v end
+    expect[t.as], expect.timeout = conf.timeout, nil
+    local record = { fields = {} }
+    for _, f in ipairs(config_record(t.stub).fields) do
+        local k = next(f)
+        record.fields[#record.fields + 1] = k == "timeout" and { [t.as] = f[k] } or f
+    end
+    local problems = {}
+    same_fields(record, expect, log_sent or {}, "config.", problems)
+    check(log_sent ~= nil and #problems == 0 and log_sent[t.as] == 1234 and log_sent.timeout == nil,
+          t.stub .. ": the schema's fields, timeout as " .. t.as .. ": "
+          .. table.concat(problems, "; "))
+    handler:log(conf)
+    local first = log_sent
+    handler:log(conf)
+    check(log_sent == first, t.stub .. ": filtered once per config table")
 end
-problems = {}
-same_fields(record, hl_expect, log_sent or {}, "config.", problems)
-check(log_sent ~= nil and #problems == 0 and log_sent.http_timeout == 1234
-      and log_sent.timeout == nil and log_sent.queue.max_batch_size == 1,
-      "shmring-http-log: the schema's fields, timeout as http_timeout: "
-      .. table.concat(problems, "; "))
 
 -- 3. The daemon's schema pass agrees.
 if build then
@@ -370,7 +422,7 @@ if build then
     end
     for _, r in ipairs(REFUSED) do
         local stub, input, field, msg = r[1], r[2], r[3], r[4]
-        if declares(stub) and not NOT_SCHEMA[field] then
+        if declares(stub) and not NOT_SCHEMA[field] and not r.gateway_only then
             local rc, out = run(ctl .. plugin_so(stub) .. " --config " .. sh_quote(cjson.encode(input)))
             -- shmringd's names: config.a[1].b, unknown config field 'a.b'
             local named = out:gsub("%[(%d+)%]", ".%1"):gsub("unknown config field '", "config.")

@@ -177,7 +177,8 @@ static void config_errors(void **state)
 	harness_conf_refused(&H, "{\"generator\":1}", "config.generator must be a string");
 	harness_conf_refused(&H, "{\"header_name\":\"bad header\"}",
 	                     "config.header_name 'bad header' is not a valid header name");
-	harness_conf_refused(&H, "{\"header_name\":\"\"}", "config.header_name must not be empty");
+	harness_conf_refused(&H, "{\"header_name\":\"\"}",
+	                     "config.header_name: length must be at least 1");
 	harness_conf_refused(&H, "{\"echo_downstream\":\"yes\"}",
 	                     "config.echo_downstream must be a boolean");
 	harness_conf_refused(&H, "{\"echo\":true}", "unknown config field 'echo'");

@@ -427,7 +427,7 @@ static void config_errors(void **state)
 	             "config.consumers[1].id is required");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
 	             "[{\"id\":\"c\",\"key\":\"\"}]}]}",
-	             "config.consumers[1].keyauth_credentials[1].key must not be empty");
+	             "config.consumers[1].keyauth_credentials[1].key: length must be at least 1");
 	conf_refused("{\"consumers\":[{\"id\":\"x\",\"username\":\"u\",\"keyauth_credentials\":"
 	             "[{\"id\":\"c\",\"kye\":\"k\"}]}]}",
 	             "unknown config field 'consumers[1].keyauth_credentials[1].kye'");

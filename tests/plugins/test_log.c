@@ -151,10 +151,22 @@ static void config_errors(void **state)
 	                     "config.flush_interval");
 	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"max_buffered_bytes\":100}",
 	                     "config.max_buffered_bytes must be between 4096 and 2147483648");
+	harness_conf_refused(
+	    &H, "{\"sink\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":9,\"keepalive\":-1}",
+	    "config.keepalive must be a number between 0 and 3600000");
+	harness_conf_refused(
+	    &H, "{\"sink\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":9,\"tcp_timeout\":0}",
+	    "config.tcp_timeout must be a number between 1 and 3600000");
 	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"pth\":\"/y\"}",
 	                     "unknown config field 'pth'");
-	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"custom_fields_by_lua\":{}}",
-	                     "unknown config field 'custom_fields_by_lua'");
+	/* custom_fields_by_lua: the gateway runs the code; the daemon takes the
+	 * declaration (Kong's typedefs.lua_code: non-empty names and code) */
+	harness_conf_ok(&H, "{\"path\":\"/tmp/x.log\",\"custom_fields_by_lua\":{\"a.b\":"
+	                    "\"return 1\"}}");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"custom_fields_by_lua\":{\"a\":\"\"}}",
+	                     "config.custom_fields_by_lua.a");
+	harness_conf_refused(&H, "{\"path\":\"/tmp/x.log\",\"custom_fields_by_lua\":{\"a\":1}}",
+	                     "config.custom_fields_by_lua.a");
 	harness_conf_refused(&H,
 	                     "{\"sink\":\"udp\",\"host\":\"127.0.0.1\",\"port\":9,\"tls\":true}",
 	                     "config.tls and config.tls_sni apply to the tcp sink");

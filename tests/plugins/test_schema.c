@@ -86,7 +86,7 @@ static void refusals(void **state)
 	    {"{\"name\":\"x\",\"on\":\"yes\"}", "config.on must be a boolean"},
 	    {"{\"name\":\"x\",\"tags\":[\"a\",\"b\",\"c\"]}",
 	     "config.tags must have at most 2 elements"},
-	    {"{\"name\":\"x\",\"tags\":[\"a\",\"\"]}", "config.tags[2] must not be empty"},
+	    {"{\"name\":\"x\",\"tags\":[\"a\",\"\"]}", "config.tags[2]: length must be at least 1"},
 	    {"{\"name\":\"x\",\"tags\":\"a\"}", "config.tags must be an array"},
 	    {"{\"name\":\"x\",\"limits\":5}", "config.limits must be a record (a map)"},
 	    {"{\"name\":\"x\",\"limits\":{\"second\":0}}",
@@ -138,10 +138,13 @@ static void kong_refusals(void **state)
 	    {"{\"hdr\":\"h\",\"mode\":\"c\",\"level\":6}", "config.hdr: expected one of: X-A, X-B"},
 	    {"{\"hdr\":\"X-A\",\"mode\":\"c\",\"level\":10,\"above\":1}",
 	     "config.above: value must be greater than 2"},
+	    /* both names, different values: Kong's refusal */
 	    {"{\"redis_host\":\"r\",\"redis\":{\"host\":\"s\"}}",
-	     "config.redis_host is an older name of config.redis.host: set one of them"},
+	     "config.redis_host: both deprecated and new field are used but their values mismatch: "
+	     "redis_host = r vs redis.host = s"},
 	    {"{\"old_path\":\"/a\",\"path\":\"/b\"}",
-	     "config.old_path is an older name of config.path: set one of them"},
+	     "config.old_path: both deprecated and new field are used but their values mismatch: "
+	     "old_path = /a vs path = /b"},
 	    {"{\"redis_host\":5}", "config.redis.host must be a string"},
 	    {"[1]", "schema-probe-kong: config must be a record (a map)"},
 	    {"{\"hdr\":\"h\",\"hdrs\":{\"Host\":\"a\"}}",
@@ -168,6 +171,9 @@ static void kong_accepted(void **state)
 	expect_of(&K, "{\"redis\":[],\"redis_host\":\"r\"}",
 	          "{\"redis\":{\"host\":\"r\",\"port\":6379}}");
 	expect_of(&K, "{\"old_path\":\"/a\"}", "{\"path\":\"/a\"}");
+	/* both names with the same value: taken, as Kong takes it */
+	expect_of(&K, "{\"redis_host\":\"r\",\"redis\":{\"host\":\"r\"}}",
+	          "{\"redis\":{\"host\":\"r\",\"port\":6379}}");
 	/* A set keeps the first of equal values; typedefs' good values. */
 	expect_of(&K,
 	          "{\"uniq\":[\"x\",\"y\",\"x\"],\"url\":\"http://u:p@h:8080/x?y#z\",\"port\":0,"
@@ -198,7 +204,7 @@ static void older_layout(void **state)
 	harness_conf_refused(&V, "{\"name\":\"x\",\"limits\":{\"second\":10}}",
 	                     "config.limits.second must be between 0 and 9");
 	harness_conf_refused(&V, "{\"name\":\"x\",\"tags\":[\"\"]}",
-	                     "config.tags[1] must not be empty");
+	                     "config.tags[1]: length must be at least 1");
 }
 
 /* shmringd's Lua patterns (a declared `match`) against what LuaJIT's

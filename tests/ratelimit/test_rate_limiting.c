@@ -162,8 +162,9 @@ static void config_errors(void **state)
 	/* Kong's older flat fields are moved into the record first. */
 	harness_conf_refused(&H, "{\"second\":1,\"redis_port\":0}",
 	                     "config.redis.port must be an integer between 1 and 65535");
-	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"port\":1},\"redis_port\":1}",
-	                     "config.redis_port is an older name of config.redis.port: set one");
+	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"port\":1},\"redis_port\":2}",
+	                     "config.redis_port: both deprecated and new field are used but their "
+	                     "values mismatch: redis_port = 2 vs redis.port = 1");
 	harness_conf_refused(&H, "{\"second\":1,\"policy\":\"redis\",\"redis_port\":1}",
 	                     "config.redis.host: required field missing");
 	harness_conf_refused(&H, "{\"second\":1,\"redis\":{\"host\":\"h\",\"ssl\":1}}",

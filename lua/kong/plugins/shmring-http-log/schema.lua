@@ -19,6 +19,7 @@ return {
                 { queue_size = { type = "integer" } },
                 { flush_timeout = { type = "number" } },
                 { headers = { type = "map", keys = typedefs.header_name { match_none = { { pattern = "^[Hh][Oo][Ss][Tt]$", err = "cannot contain 'Host' header" }, { pattern = "^[Cc][Oo][Nn][Tt][Ee][Nn][Tt]%-[Ll][Ee][Nn][Gg][Tt][Hh]$", err = "cannot contain 'Content-Length' header" }, { pattern = "^[Cc][Oo][Nn][Tt][Ee][Nn][Tt]%-[Tt][Yy][Pp][Ee]$", err = "cannot contain 'Content-Type' header" } } }, values = { type = "string" } } },
+                { custom_fields_by_lua = typedefs.lua_code },
                 { queue = { type = "record", required = true, fields = {
                     { max_batch_size = { type = "integer", default = 1, between = { 1, 1000000 } } },
                     { max_coalescing_delay = { type = "number", default = 1, between = { 0, 3600 } } },

@@ -5,4 +5,8 @@
 -- reply, no wait, no disk. shmringd formats one JSON line per entry and
 -- writes the batches with io_uring. See shmring/kong.lua and
 -- docs/plugins.md ("log"). PRIORITY is Kong's file-log's.
-return require("shmring.kong").handler("log", { PRIORITY = 9, VERSION = "0.1.0" })
+--
+-- `timeout` is tcp-log's socket timeout here, not the gateway's wait (a
+-- LOG record is never waited for): it is sent as `tcp_timeout`.
+return require("shmring.kong").handler("log", { PRIORITY = 9, VERSION = "0.1.0",
+    sent_as = { timeout = "tcp_timeout" } })

@@ -26,7 +26,7 @@ return {
                     { host = typedefs.host },
                     { port = typedefs.port { default = 6379 } },
                     { username = { type = "string" } },
-                    { password = { type = "string" } },
+                    { password = { type = "string", len_min = 0 } },
                     { database = { type = "integer", default = 0 } },
                     { timeout = { type = "integer", default = 2000, between = { 1, 600000 } } },
                     { ssl = { type = "boolean", default = false } },
@@ -40,6 +40,107 @@ return {
                 { sync_rate = { type = "number", default = 1 } },
                 { fail_open = { type = "boolean", default = true } },
                 { timeout = { type = "integer", default = 250, between = { 1, 60000 } } },
+            },
+            shorthand_fields = {
+                { redis_host = {
+                    type = "string",
+                    deprecation = {
+                        replaced_with = { { path = { "redis", "host" } } },
+                        message = "shmring-rate-limiting: config.redis_host is deprecated, please use config.redis.host instead",
+                        removal_in_version = "4.0",
+                    },
+                    func = function(value)
+                        return { redis = { host = value } }
+                    end,
+                } },
+                { redis_port = {
+                    type = "integer",
+                    deprecation = {
+                        replaced_with = { { path = { "redis", "port" } } },
+                        message = "shmring-rate-limiting: config.redis_port is deprecated, please use config.redis.port instead",
+                        removal_in_version = "4.0",
+                    },
+                    func = function(value)
+                        return { redis = { port = value } }
+                    end,
+                } },
+                { redis_username = {
+                    type = "string",
+                    deprecation = {
+                        replaced_with = { { path = { "redis", "username" } } },
+                        message = "shmring-rate-limiting: config.redis_username is deprecated, please use config.redis.username instead",
+                        removal_in_version = "4.0",
+                    },
+                    func = function(value)
+                        return { redis = { username = value } }
+                    end,
+                } },
+                { redis_password = {
+                    type = "string", len_min = 0,
+                    deprecation = {
+                        replaced_with = { { path = { "redis", "password" } } },
+                        message = "shmring-rate-limiting: config.redis_password is deprecated, please use config.redis.password instead",
+                        removal_in_version = "4.0",
+                    },
+                    func = function(value)
+                        return { redis = { password = value } }
+                    end,
+                } },
+                { redis_database = {
+                    type = "integer",
+                    deprecation = {
+                        replaced_with = { { path = { "redis", "database" } } },
+                        message = "shmring-rate-limiting: config.redis_database is deprecated, please use config.redis.database instead",
+                        removal_in_version = "4.0",
+                    },
+                    func = function(value)
+                        return { redis = { database = value } }
+                    end,
+                } },
+                { redis_timeout = {
+                    type = "integer",
+                    deprecation = {
+                        replaced_with = { { path = { "redis", "timeout" } } },
+                        message = "shmring-rate-limiting: config.redis_timeout is deprecated, please use config.redis.timeout instead",
+                        removal_in_version = "4.0",
+                    },
+                    func = function(value)
+                        return { redis = { timeout = value } }
+                    end,
+                } },
+                { redis_ssl = {
+                    type = "boolean",
+                    deprecation = {
+                        replaced_with = { { path = { "redis", "ssl" } } },
+                        message = "shmring-rate-limiting: config.redis_ssl is deprecated, please use config.redis.ssl instead",
+                        removal_in_version = "4.0",
+                    },
+                    func = function(value)
+                        return { redis = { ssl = value } }
+                    end,
+                } },
+                { redis_ssl_verify = {
+                    type = "boolean",
+                    deprecation = {
+                        replaced_with = { { path = { "redis", "ssl_verify" } } },
+                        message = "shmring-rate-limiting: config.redis_ssl_verify is deprecated, please use config.redis.ssl_verify instead",
+                        removal_in_version = "4.0",
+                    },
+                    func = function(value)
+                        return { redis = { ssl_verify = value } }
+                    end,
+                } },
+                { redis_server_name = {
+                    type = "string",
+                    deprecation = {
+                        replaced_with = { { path = { "redis", "server_name" } } },
+                        message = "shmring-rate-limiting: config.redis_server_name is deprecated, please use config.redis.server_name instead",
+                        removal_in_version = "4.0",
+                    },
+                    func = function(value)
+                        return { redis = { server_name = value } }
+                    end,
+                } },
             },
             custom_validator = function(config)
                 local periods = { "second", "minute", "hour", "day", "month", "year" }
