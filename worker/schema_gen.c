@@ -495,6 +495,31 @@ static void kong_schema(FILE *f, const struct shmring_plugin *p, const struct sh
 	fputs("}\n", f);
 }
 
+/* Text in a markdown table cell: '|' escaped and control bytes written as
+ * \n, \xHH, so a declared string never ends its cell or its row. */
+static void md_text(FILE *f, const char *s)
+{
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		if (*c == '\n')
+			fputs("\\n", f);
+		else if (*c < 0x20 || *c == 0x7f)
+			fprintf(f, "\\x%02x", *c);
+		else if (*c == '|')
+			fputs("\\|", f);
+		else
+			fputc(*c, f);
+	}
+}
+
+/* A declared string as a code span in a cell (``s`` when it holds a backtick). */
+static void md_code(FILE *f, const char *s)
+{
+	const char *fence = strchr(s, '`') ? "`` " : "`";
+	fputs(fence, f);
+	md_text(f, s);
+	fputs(strchr(s, '`') ? " ``" : "`", f);
+}
+
 static void md_fields(FILE *f, const struct shmring_field *fields, const char *prefix)
 {
 	for (const struct shmring_field *d = fields; d && d->name; d++) {
@@ -504,24 +529,32 @@ static void md_fields(FILE *f, const struct shmring_field *fields, const char *p
 		        d->type == SHMRING_FIELD_ARRAY && d->elements ? " of " : "",
 		        d->type == SHMRING_FIELD_ARRAY && d->elements ? type_name(d->elements->type)
 		                                                      : "");
-		fprintf(f, " %s%s%s |", d->def ? "`" : "", d->def ? d->def : "",
-		        d->def                                ? "`"
-		        : (d->flags & SHMRING_FIELD_REQUIRED) ? "required"
-		                                              : "");
+		fputc(' ', f);
+		if (d->def)
+			md_code(f, d->def);
+		else if (d->flags & SHMRING_FIELD_REQUIRED)
+			fputs("required", f);
+		fputs(" |", f);
 		if (d->one_of)
-			for (const char *const *o = d->one_of; *o; o++)
-				fprintf(f, "%s`%s`", o == d->one_of ? " one of " : ", ", *o);
+			for (const char *const *o = d->one_of; *o; o++) {
+				fputs(o == d->one_of ? " one of " : ", ", f);
+				md_code(f, *o);
+			}
 		if (d->flags & SHMRING_FIELD_BETWEEN)
 			fprintf(f, " %lld..%lld", (long long)d->min, (long long)d->max);
-		if (d->match)
-			fprintf(f, " matching `%s`", d->match);
+		if (d->match) {
+			fputs(" matching ", f);
+			md_code(f, d->match);
+		}
 		if (d->len_min || d->len_max) {
 			fprintf(f, " length %u..", d->len_min);
 			if (d->len_max)
 				fprintf(f, "%u", d->len_max);
 		}
-		fprintf(f, " | %s%s", d->doc ? d->doc : "",
-		        d->flags & SHMRING_FIELD_GATEWAY ? " (the gateway's)" : "");
+		fputs(" | ", f);
+		md_text(f, d->doc ? d->doc : "");
+		if (d->flags & SHMRING_FIELD_GATEWAY)
+			fputs(" (the gateway's)", f);
 		if (d->shorthand_for)
 			fprintf(f, " (an older name of `%s`)", d->shorthand_for);
 		if (d->flags & SHMRING_FIELD_NOT_IN_KONG)

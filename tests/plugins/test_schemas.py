@@ -108,6 +108,13 @@ def hostile_declarations(ctl, build):
         problems.append("hostile probe: the generated schema.lua does not read back as "
                         "declared (exit %d): %s%s" % (lua.returncode, lua.stderr.strip(),
                                                       "\n" + p.stdout))
+    md = subprocess.run([ctl, "schema", os.path.join(probes, "schema_probe_hostile.so"),
+                         "--markdown"], capture_output=True, text=True)
+    rows = md.stdout.splitlines()
+    cells = [len(re.findall(r"(?<!\\)\|", r)) for r in rows]
+    if md.returncode != 0 or len(rows) != 5 or cells != [6] * 5:
+        problems.append("hostile probe --markdown: want a header and 3 rows of 5 cells each, got "
+                        "exit %d:\n%s" % (md.returncode, md.stdout))
     for fmt in ("--kong", "--markdown"):
         p = subprocess.run([ctl, "schema", os.path.join(probes, "schema_probe_bad_name.so"), fmt],
                            capture_output=True, text=True)
