@@ -27,9 +27,11 @@ N = 60  # LOG records of ~1 KiB: several times what an 8 KiB SQ holds
 
 
 def lines(path):
+    """The complete lines written so far: the daemon may be mid-write, and
+    a line without its newline yet is not an entry to parse."""
     try:
         with open(path, "rb") as f:
-            return [json.loads(l) for l in f.read().splitlines()]
+            return [json.loads(l) for l in f.read().split(b"\n")[:-1]]
     except FileNotFoundError:
         return []
 
