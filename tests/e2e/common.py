@@ -1,5 +1,7 @@
 """Small helpers shared by the e2e test programs: checks that count, skips
-(exit 77) when the stack cannot run here, one closing line, a load thread."""
+(exit 77) when the stack cannot run here, one closing line, a load thread,
+a log file's JSON lines."""
+import json
 import os
 import shutil
 import sys
@@ -24,6 +26,17 @@ def check_error_log(st, lines=300):
     """No [error] or [alert] line in the last lines of nginx's error.log."""
     errors = [l for l in st.tail_log(lines).splitlines() if "[error]" in l or "[alert]" in l]
     check(not errors, "no error in nginx's error.log: %s" % errors[:3])
+
+
+def json_lines(path):
+    """The complete JSON lines of a log file written so far ([] before it
+    exists): the daemon may be mid-write, and a line without its newline yet
+    is not an entry to parse."""
+    try:
+        with open(path, "rb") as f:
+            return [json.loads(l) for l in f.read().split(b"\n")[:-1] if l.strip()]
+    except FileNotFoundError:
+        return []
 
 
 def done():

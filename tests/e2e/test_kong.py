@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from common import check, check_error_log, done, skip, skip_unless_ready  # noqa: E402
+from common import check, check_error_log, done, json_lines, skip, skip_unless_ready  # noqa: E402
 
 PLUGINS = ("hello", "key-auth", "jwt", "rate-limiting", "request-transformer", "correlation-id",
            "log")
@@ -60,11 +60,9 @@ def read_lines(path, want, timeout=5):
     end = time.time() + timeout
     lines = []
     while time.time() < end:
-        if os.path.exists(path):
-            with open(path) as f:
-                lines = [json.loads(x) for x in f if x.strip()]
-            if len(lines) >= want:
-                break
+        lines = json_lines(path)
+        if len(lines) >= want:
+            break
         time.sleep(0.05)
     return lines
 

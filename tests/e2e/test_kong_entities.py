@@ -33,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from common import check, check_error_log, done, skip, skip_unless_ready  # noqa: E402
+from common import check, check_error_log, done, json_lines, skip, skip_unless_ready  # noqa: E402
 
 CAROL = "c0ffee00-0000-4000-8000-000000000001"
 CAROL_CRED = "c0ffee00-0000-4000-8000-0000000000c1"
@@ -138,12 +138,10 @@ def kong_shaped(st):
     line = {}
     path = os.path.join(st.prefix, "kong-entities-file-log.log")
     for _ in range(100):
-        if os.path.exists(path):
-            with open(path) as f:
-                lines = [json.loads(x) for x in f if x.strip()]
-            if lines:
-                line = lines[-1]
-                break
+        lines = json_lines(path)
+        if lines:
+            line = lines[-1]
+            break
         time.sleep(0.05)
     c = line.get("consumer") or {}
     check(status == 200 and c.get("id") == CAROL and c.get("custom_id") == "cust-carol"

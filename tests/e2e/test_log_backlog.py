@@ -21,19 +21,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from common import check, done, skip, skip_unless_ready  # noqa: E402
+from common import check, done, json_lines, skip, skip_unless_ready  # noqa: E402
 
 N = 60  # LOG records of ~1 KiB: several times what an 8 KiB SQ holds
-
-
-def lines(path):
-    """The complete lines written so far: the daemon may be mid-write, and
-    a line without its newline yet is not an entry to parse."""
-    try:
-        with open(path, "rb") as f:
-            return [json.loads(l) for l in f.read().split(b"\n")[:-1]]
-    except FileNotFoundError:
-        return []
 
 
 def ring_workers(st):
@@ -54,9 +44,9 @@ def main():
         status, hdrs, _ = st.get("/hello")
         check(status == 200 and hdrs.get("x-hello"), "/hello answers")
         end = time.time() + 10
-        while len(lines(logfile)) < 1 and time.time() < end:
+        while len(json_lines(logfile)) < 1 and time.time() < end:
             time.sleep(0.05)
-        check(len(lines(logfile)) == 1, "the warm-up entry is written")
+        check(len(json_lines(logfile)) == 1, "the warm-up entry is written")
 
         workers = ring_workers(st)
         check(len(workers) == 1, "one ring worker (%s)" % workers)
@@ -90,9 +80,9 @@ def main():
               "/hello made while LOG records waited is answered 200 (%s %s)" % (status, body[:80]))
 
         end = time.time() + 15
-        while len(lines(logfile)) < N + 1 and time.time() < end:
+        while len(json_lines(logfile)) < N + 1 and time.time() < end:
             time.sleep(0.05)
-        got_lines = lines(logfile)
+        got_lines = json_lines(logfile)
         items = [int(e["request"]["uri"].split("?i=")[1]) for e in got_lines[1:]]
         check(len(got_lines) == N + 1, "every entry written (%d of %d)" % (len(got_lines), N + 1))
         check(items == list(range(N)), "each once, in request order (%s)" % items)
