@@ -236,8 +236,7 @@ static double log_rate(uint32_t n, uint64_t *dropped)
 
 /* ---- http sink throughput -------------------------------------------------------- */
 
-/* The collector: one connection at a time, keep-alive, every request read
- * whole (headers, Content-Length body) and answered 200 in one write. */
+/* The collector thread (tc_http_next): counts the requests it answered. */
 static struct {
 	int lfd;
 	uint64_t requests; /* answered */
@@ -248,39 +247,17 @@ static struct {
 static void *collector(void *arg)
 {
 	(void)arg;
-	static char buf[1 << 16];
+	static struct tc_http_collector c;
+	c.lfd = col.lfd, c.fd = -1, c.have = c.used = 0;
 	while (!col.stop) {
-		struct pollfd p = {.fd = col.lfd, .events = POLLIN};
-		if (poll(&p, 1, 100) != 1)
-			continue;
-		int fd = accept(col.lfd, NULL, NULL);
-		size_t have = 0;
-		while (fd >= 0 && !col.stop) {
-			const char *body;
-			size_t blen, whole = tc_http_request(buf, have, &body, &blen);
-			if (whole) {
-				CHECK(send(fd, TC_HTTP_OK, strlen(TC_HTTP_OK), MSG_NOSIGNAL) > 0,
-				      "collector send");
-				__atomic_store_n(&col.last_ns, shmring_now_ns(), __ATOMIC_RELAXED);
-				__atomic_add_fetch(&col.requests, 1, __ATOMIC_RELEASE);
-				memmove(buf, buf + whole, have - whole);
-				have -= whole;
-				continue;
-			}
-			struct pollfd q = {.fd = fd, .events = POLLIN};
-			if (poll(&q, 1, 100) != 1)
-				continue;
-			ssize_t k = recv(fd, buf + have, sizeof(buf) - have, 0);
-			if (k <= 0) {
-				close(fd);
-				fd = -1;
-			} else {
-				have += (size_t)k;
-			}
+		size_t blen;
+		if (tc_http_next(&c, 100, &blen)) {
+			__atomic_store_n(&col.last_ns, shmring_now_ns(), __ATOMIC_RELAXED);
+			__atomic_add_fetch(&col.requests, 1, __ATOMIC_RELEASE);
 		}
-		if (fd >= 0)
-			close(fd);
 	}
+	if (c.fd >= 0)
+		close(c.fd);
 	return NULL;
 }
 

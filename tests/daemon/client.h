@@ -393,6 +393,46 @@ static inline size_t tc_http_request(const char *buf, size_t have, const char **
 /* The answer of such a collector: 200, keep-alive, one write. */
 #define TC_HTTP_OK "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
+/* A collector of a test or benchmark on a listening socket: one connection
+ * at a time (a closed one is replaced by the next accepted), keep-alive,
+ * every whole request answered TC_HTTP_OK. */
+struct tc_http_collector {
+	int lfd, fd;       /* fd: the connection, -1 before one is accepted */
+	size_t have, used; /* bytes in buf; the last request returned */
+	char buf[1 << 16];
+};
+
+/* The body of the next request, answered; NULL when nothing more came
+ * within poll_ms. The body stays valid until the next call. */
+static inline const char *tc_http_next(struct tc_http_collector *c, int poll_ms, size_t *body_len)
+{
+	memmove(c->buf, c->buf + c->used, c->have - c->used);
+	c->have -= c->used;
+	c->used = 0;
+	const char *body;
+	if (c->fd >= 0 && (c->used = tc_http_request(c->buf, c->have, &body, body_len))) {
+		CHECK(send(c->fd, TC_HTTP_OK, strlen(TC_HTTP_OK), MSG_NOSIGNAL) > 0,
+		      "collector send");
+		return body;
+	}
+	struct pollfd p = {.fd = c->fd >= 0 ? c->fd : c->lfd, .events = POLLIN};
+	if (poll(&p, 1, poll_ms) != 1)
+		return NULL;
+	if (c->fd < 0) {
+		c->fd = accept(c->lfd, NULL, NULL);
+		c->have = 0;
+		return NULL;
+	}
+	ssize_t k = recv(c->fd, c->buf + c->have, sizeof(c->buf) - c->have, 0);
+	if (k <= 0) {
+		close(c->fd);
+		c->fd = -1;
+	} else {
+		c->have += (size_t)k;
+	}
+	return NULL;
+}
+
 /* Register conf id for plugin and expect SHMRING_REPLY_OK. */
 static inline void tc_register(struct shmring_chan *c, struct tc_reply *r, uint64_t req_id,
                                struct tc_conf *conf)

@@ -87,39 +87,18 @@ static void collect_tcp(int lfd, int *conns, int *nconn, struct seqcheck *s, int
  * keeps its bodies, until want bodies arrived (or the deadline). */
 static int collect_http(int lfd, char bodies[][64], int want, uint64_t deadline)
 {
-	int got = 0, fd = -1;
-	static char buf[1 << 16];
-	size_t have = 0;
+	static struct tc_http_collector c;
+	c.lfd = lfd, c.fd = -1, c.have = c.used = 0;
+	int got = 0;
 	while (got < want) {
 		CHECK(tc_now() < deadline, "HTTP collector got %d of %d requests", got, want);
-		const char *body;
-		size_t blen, whole = fd >= 0 ? tc_http_request(buf, have, &body, &blen) : 0;
-		if (whole) {
+		size_t blen;
+		const char *body = tc_http_next(&c, 50, &blen);
+		if (body)
 			snprintf(bodies[got++], 64, "%.*s", (int)blen, body);
-			CHECK(send(fd, TC_HTTP_OK, strlen(TC_HTTP_OK), MSG_NOSIGNAL) > 0,
-			      "collector send");
-			memmove(buf, buf + whole, have - whole);
-			have -= whole;
-			continue;
-		}
-		struct pollfd p = {.fd = fd >= 0 ? fd : lfd, .events = POLLIN};
-		if (poll(&p, 1, 50) != 1)
-			continue;
-		if (fd < 0) {
-			fd = accept(lfd, NULL, NULL);
-			have = 0;
-			continue;
-		}
-		ssize_t k = recv(fd, buf + have, sizeof(buf) - have, 0);
-		if (k <= 0) {
-			close(fd);
-			fd = -1;
-		} else {
-			have += (size_t)k;
-		}
 	}
-	if (fd >= 0)
-		close(fd);
+	if (c.fd >= 0)
+		close(c.fd);
 	return got;
 }
 
